@@ -1,0 +1,29 @@
+"""CPU inference for ShuffleNet-style networks.
+
+    import engine
+    model = engine.load('shufflenet_v2_x1_0.engine')
+    logits = model(x)            # x: float32 NCHW numpy array
+
+Runtime needs only NumPy; converting from PyTorch (engine.from_torch,
+tools/convert_pytorch.py) needs torch.
+"""
+from engine.errors import ModelFileError, UnsupportedModelError
+from engine.fileformat import load_graph as _load_graph
+from engine.kernels.program import build_info
+from engine.model import Model, default_threads
+
+__version__ = '0.1.0'
+__all__ = ['load', 'from_torch', 'Model', 'ModelFileError', 'UnsupportedModelError',
+           'build_info', 'default_threads']
+
+
+def load(path, *, threads=None):
+    """Open a model file written by Model.save or tools/convert_pytorch.py."""
+    return Model(_load_graph(path), threads=threads)
+
+
+def from_torch(module, example_input, *, threads=None):
+    """Convert a torch.nn.Module (in eval mode) for inputs shaped like
+    example_input (a torch tensor or a numpy array)."""
+    from engine.convert import convert
+    return Model(convert(module, example_input), threads=threads)

@@ -1,0 +1,86 @@
+# Declarations shared by every kernel module: the SIMD layer, the compiled
+# operator record the executor walks, and the signature of a unit of work.
+from libc.stdint cimport int64_t
+
+cdef extern from "simd.h" nogil:
+    const char* ENGINE_SIMD_ISA
+    const int VLEN
+    const int GEMM_MR
+    const int GEMM_NR
+    const int ENGINE_PLANE_ALIGN
+
+
+# Operator kinds.  Values are stored in compiled programs only (never in model
+# files), so they may change between versions.
+cdef enum:
+    OP_GEMM = 1          # 1x1 stride-1 convolution, any groups
+    OP_CONV_IM2COL = 2   # any other dense or grouped convolution
+    OP_WINDOW = 3        # depthwise convolution, max and average pooling
+    OP_GLOBAL_AVGPOOL = 4
+    OP_LINEAR = 5        # fully connected (or 1x1 convolution on 1x1 planes)
+    OP_ELTWISE = 6       # add, per-channel affine, activation
+    OP_KIND_END = 7
+
+# OP_WINDOW modes
+cdef enum:
+    WINDOW_CONV = 0
+    WINDOW_MAX = 1
+    WINDOW_AVG = 2
+
+# OP_ELTWISE modes
+cdef enum:
+    ELTWISE_ADD = 0
+    ELTWISE_AFFINE = 1
+    ELTWISE_CLAMP = 2
+
+
+# One compiled operator.  Offsets are in floats from the start of one image's
+# slice of the arena; every channel of every tensor is one plane there.
+cdef struct Op:
+    int kind
+    int mode
+    float lo                 # output clamp: the fused activation
+    float hi
+    float fill               # padding value of window ops
+    int64_t groups
+    int64_t cin_g            # input channels per group
+    int64_t cout_g           # output channels per group
+    int64_t n_out            # output channels in all
+    int64_t in_h
+    int64_t in_w
+    int64_t out_h
+    int64_t out_w
+    int64_t kh
+    int64_t kw
+    int64_t sh
+    int64_t sw
+    int64_t ph
+    int64_t pw
+    int64_t dh
+    int64_t dw
+    int64_t K                # GEMM reduction length per group
+    int64_t m_tiles          # GEMM row tiles per group
+    int64_t m_per_job        # row tiles one job computes
+    int64_t n_tiles          # GEMM pixel tiles per plane
+    int64_t plane            # padded plane stride of the output
+    int64_t jobs_per_image
+    const int64_t* in_off    # plane offset of each input channel
+    const int64_t* in2_off   # second operand (add), or the im2col panel rows
+    const int64_t* out_off   # plane offset of each output channel
+    const float* w           # prepacked weights
+    const float* b           # bias, padded to the tile
+    const float* aux         # per-pixel reciprocal counts of average pooling
+
+
+# What one run of a program works on.
+cdef struct Ctx:
+    float* arena
+    int64_t image_stride     # floats per image
+    float* scratch
+    int64_t scratch_stride   # floats per thread
+    int nthreads
+
+
+# A unit of work: job index within the op's (images x jobs_per_image) jobs,
+# tid the worker's index, for its slice of scratch.
+ctypedef void (*job_fn)(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil

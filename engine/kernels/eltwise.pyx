@@ -1,0 +1,46 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Element-wise ops over whole planes: add (residuals), per-channel affine
+(a BatchNorm with no convolution to fold into) and a standalone activation
+clamp.  Plane strides are multiples of ENGINE_PLANE_ALIGN, so every plane is
+whole vectors; the padding lanes compute garbage that nothing reads."""
+from libc.stdint cimport int64_t
+from engine.kernels.common cimport Op, Ctx, VLEN, ELTWISE_ADD, ELTWISE_AFFINE
+
+cdef extern from "simd.h" nogil:
+    ctypedef float vf
+    vf vf_set1(float x)
+    vf vf_loadu(const float* p)
+    void vf_storeu(float* p, vf v)
+    vf vf_fma(vf a, vf b, vf c)
+    vf vf_add(vf a, vf b)
+    vf vf_max(vf a, vf b)
+    vf vf_min(vf a, vf b)
+
+
+cdef void eltwise_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
+    """job = (image, channel)."""
+    cdef int64_t image = job // op.jobs_per_image
+    cdef int64_t c = job % op.jobs_per_image
+    cdef float* base = ctx.arena + image * ctx.image_stride
+    cdef const float* a = base + op.in_off[c]
+    cdef const float* b
+    cdef float* out = base + op.out_off[c]
+    cdef vf vlo = vf_set1(op.lo), vhi = vf_set1(op.hi), scale, shift, y
+    cdef int64_t i, v, nvec = op.plane // VLEN
+    if op.mode == ELTWISE_ADD:
+        b = base + op.in2_off[c]
+        for v in range(nvec):
+            i = v * VLEN
+            y = vf_add(vf_loadu(a + i), vf_loadu(b + i))
+            vf_storeu(out + i, vf_min(vhi, vf_max(vlo, y)))
+    elif op.mode == ELTWISE_AFFINE:
+        scale = vf_set1(op.w[c])
+        shift = vf_set1(op.b[c])
+        for v in range(nvec):
+            i = v * VLEN
+            y = vf_fma(vf_loadu(a + i), scale, shift)
+            vf_storeu(out + i, vf_min(vhi, vf_max(vlo, y)))
+    else:
+        for v in range(nvec):
+            i = v * VLEN
+            vf_storeu(out + i, vf_min(vhi, vf_max(vlo, vf_loadu(a + i))))

@@ -1,0 +1,127 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Convolutions that reduce to GEMM: 1x1 (pointwise), im2col for any other
+dense or grouped convolution, and fully connected layers.
+
+Each runs the register-blocked tile of ukernels.h over channel planes read and
+written through offset tables (so a shuffled, split or concatenated tensor is
+read in place)."""
+from libc.stdint cimport int64_t
+from engine.kernels.common cimport Op, Ctx, GEMM_MR, GEMM_NR
+
+cdef extern from "ukernels.h" nogil:
+    void f32_gemm_tile_mr_x2v(int64_t K, const float* a, const float* bias,
+                              const float* src, const int64_t* b_off, int64_t n0,
+                              float* dst, const int64_t* c_off, int mr, float lo, float hi)
+    void f32_gemm_tile_mr_x1v(int64_t K, const float* a, const float* bias,
+                              const float* src, const int64_t* b_off, int64_t n0,
+                              float* dst, const int64_t* c_off, int mr, float lo, float hi)
+    void f32_linear_tile(int64_t K, const float* w, const float* bias, const float* src,
+                         const int64_t* x_off, float* y, float lo, float hi)
+    const int LINEAR_NO
+
+
+TILE_ROWS = GEMM_MR          # output channels per packed weight tile
+TILE_PIXELS = GEMM_NR        # pixels per GEMM tile
+LINEAR_OUTPUTS = LINEAR_NO   # outputs per packed fully-connected tile
+
+
+cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt1,
+                                const float* src, const int64_t* b_off, int64_t n0,
+                                bint full_width, float* dst) noexcept nogil:
+    """Row tiles [mt0, mt1) of group g for the pixel tile at n0."""
+    cdef int64_t mt, m0
+    cdef int mr
+    cdef const float* a
+    cdef const float* bias
+    cdef const int64_t* c_off
+    for mt in range(mt0, mt1):
+        m0 = mt * GEMM_MR
+        mr = <int>min(<int64_t>GEMM_MR, op.cout_g - m0)
+        a = op.w + (g * op.m_tiles + mt) * op.K * GEMM_MR
+        bias = op.b + (g * op.m_tiles + mt) * GEMM_MR
+        c_off = op.out_off + g * op.cout_g + m0
+        if full_width:
+            f32_gemm_tile_mr_x2v(op.K, a, bias, src, b_off, n0, dst, c_off, mr, op.lo, op.hi)
+        else:
+            f32_gemm_tile_mr_x1v(op.K, a, bias, src, b_off, n0, dst, c_off, mr, op.lo, op.hi)
+
+
+cdef void gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
+    """1x1 convolution: job = (image, group, pixel tile, chunk of row tiles)."""
+    cdef int64_t image = job // op.jobs_per_image
+    cdef int64_t r = job % op.jobs_per_image
+    cdef int64_t m_chunks = (op.m_tiles + op.m_per_job - 1) // op.m_per_job
+    cdef int64_t per_group = op.n_tiles * m_chunks
+    cdef int64_t g = r // per_group
+    r = r % per_group
+    cdef int64_t nt = r // m_chunks
+    cdef int64_t mt0 = (r % m_chunks) * op.m_per_job
+    cdef int64_t mt1 = min(mt0 + op.m_per_job, op.m_tiles)
+    cdef float* base = ctx.arena + image * ctx.image_stride
+    cdef int64_t n0 = nt * GEMM_NR
+    gemm_row_tiles(op, g, mt0, mt1, base, op.in_off + g * op.cin_g, n0,
+                   n0 + GEMM_NR <= op.plane, base)
+
+
+cdef void im2col_panel(const Op* op, const float* base, int64_t g, int64_t n0,
+                       float* panel) noexcept nogil:
+    """panel[k][0:GEMM_NR] = input pixel under tap k = (ci, ki, kj) for output
+    pixels n0 .. n0+GEMM_NR-1 of group g, zero outside the input."""
+    cdef int64_t npix = op.out_h * op.out_w
+    cdef int64_t k = 0, ci, ki, kj, n, oh, ow, seg, t, ih, iw
+    cdef const float* plane
+    cdef float* row
+    for ci in range(op.cin_g):
+        plane = base + op.in_off[g * op.cin_g + ci]
+        for ki in range(op.kh):
+            for kj in range(op.kw):
+                row = panel + k * GEMM_NR
+                n = n0
+                oh = n0 // op.out_w
+                ow = n0 % op.out_w
+                while n < n0 + GEMM_NR:
+                    seg = min(n0 + GEMM_NR - n, op.out_w - ow)
+                    if n >= npix:
+                        seg = n0 + GEMM_NR - n
+                        for t in range(seg):
+                            row[n - n0 + t] = 0
+                    else:
+                        ih = oh * op.sh - op.ph + ki * op.dh
+                        for t in range(seg):
+                            iw = (ow + t) * op.sw - op.pw + kj * op.dw
+                            if 0 <= ih < op.in_h and 0 <= iw < op.in_w:
+                                row[n - n0 + t] = plane[ih * op.in_w + iw]
+                            else:
+                                row[n - n0 + t] = 0
+                    n += seg
+                    ow = 0
+                    oh += 1
+                k += 1
+
+
+cdef void conv_im2col_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
+    """General convolution: job = (image, group, pixel tile); the tile's
+    im2col panel is built in this worker's scratch, then multiplied."""
+    cdef int64_t image = job // op.jobs_per_image
+    cdef int64_t r = job % op.jobs_per_image
+    cdef int64_t g = r // op.n_tiles
+    cdef int64_t n0 = (r % op.n_tiles) * GEMM_NR
+    cdef float* base = ctx.arena + image * ctx.image_stride
+    cdef float* panel = ctx.scratch + tid * ctx.scratch_stride
+    im2col_panel(op, base, g, n0, panel)
+    # op.in2_off holds k * GEMM_NR: the panel's rows, read at pixel 0
+    gemm_row_tiles(op, g, 0, op.m_tiles, <const float*>panel, op.in2_off, 0,
+                   n0 + GEMM_NR <= op.plane, base + n0)
+
+
+cdef void linear_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
+    """Fully connected: job = (image, tile of LINEAR_NO outputs)."""
+    cdef int64_t image = job // op.jobs_per_image
+    cdef int64_t t = job % op.jobs_per_image
+    cdef float* base = ctx.arena + image * ctx.image_stride
+    cdef float* y = ctx.scratch + tid * ctx.scratch_stride
+    cdef int64_t o0 = t * LINEAR_NO, o
+    f32_linear_tile(op.K, op.w + t * op.K * LINEAR_NO, op.b + o0, base, op.in_off,
+                    y, op.lo, op.hi)
+    for o in range(o0, min(o0 + LINEAR_NO, op.n_out)):
+        base[op.out_off[o]] = y[o - o0]

@@ -1,0 +1,196 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The executor: a compiled program is a C array of Op records, run in one
+nogil loop; each op's jobs are spread over OpenMP threads (or run inline when
+threads == 1).  Also the copies in and out of the arena, and build facts."""
+from libc.stdint cimport int64_t, uintptr_t
+from libc.stdlib cimport calloc, free
+from cython.parallel cimport prange, threadid
+import numpy as np
+
+from engine.kernels.common cimport (Op, Ctx, job_fn, ENGINE_SIMD_ISA, VLEN,
+                                    GEMM_MR, GEMM_NR, ENGINE_PLANE_ALIGN,
+                                    OP_GEMM, OP_CONV_IM2COL, OP_WINDOW,
+                                    OP_GLOBAL_AVGPOOL, OP_LINEAR, OP_ELTWISE,
+                                    OP_KIND_END)
+from engine.kernels.gemm cimport gemm_job, conv_im2col_job, linear_job
+from engine.kernels.window cimport window_job, global_avgpool_job
+from engine.kernels.eltwise cimport eltwise_job
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int engine_openmp_version(void) { return _OPENMP; }
+    #else
+    static int engine_openmp_version(void) { return 0; }
+    #endif
+    #ifndef ENGINE_CFLAGS
+    #define ENGINE_CFLAGS ""
+    #endif
+    #ifndef ENGINE_BUILD_ISA
+    #define ENGINE_BUILD_ISA "unknown"
+    #endif
+    """
+    int engine_openmp_version()
+    const char* ENGINE_CFLAGS
+    const char* ENGINE_BUILD_ISA
+
+OP_KINDS = {
+    'gemm': OP_GEMM, 'conv_im2col': OP_CONV_IM2COL, 'window': OP_WINDOW,
+    'global_avgpool': OP_GLOBAL_AVGPOOL, 'linear': OP_LINEAR, 'eltwise': OP_ELTWISE,
+}
+PLANE_ALIGN = ENGINE_PLANE_ALIGN
+
+cdef job_fn JOBS[OP_KIND_END]
+JOBS[OP_GEMM] = gemm_job
+JOBS[OP_CONV_IM2COL] = conv_im2col_job
+JOBS[OP_WINDOW] = window_job
+JOBS[OP_GLOBAL_AVGPOOL] = global_avgpool_job
+JOBS[OP_LINEAR] = linear_job
+JOBS[OP_ELTWISE] = eltwise_job
+
+
+def build_info():
+    """What this build compiled in: SIMD path, vector and tile sizes, flags."""
+    return {
+        'isa': ENGINE_SIMD_ISA.decode(),
+        'requested_isa': ENGINE_BUILD_ISA.decode(),
+        'vector_floats': VLEN,
+        'gemm_tile': (GEMM_MR, GEMM_NR),
+        'openmp': engine_openmp_version(),
+        'cflags': ENGINE_CFLAGS.decode(),
+    }
+
+
+cdef void parallel_for(job_fn fn, const Op* op, const Ctx* ctx, int64_t njobs) noexcept nogil:
+    cdef int64_t j
+    if ctx.nthreads <= 1 or njobs <= 1:
+        for j in range(njobs):
+            fn(op, ctx, j, 0)
+    else:
+        for j in prange(njobs, num_threads=ctx.nthreads, schedule='static'):
+            fn(op, ctx, j, threadid())
+
+
+_INT_FIELDS = ('mode', 'groups', 'cin_g', 'cout_g', 'n_out', 'in_h', 'in_w',
+               'out_h', 'out_w', 'kh', 'kw', 'sh', 'sw', 'ph', 'pw', 'dh', 'dw',
+               'K', 'm_tiles', 'm_per_job', 'n_tiles', 'plane', 'jobs_per_image')
+
+
+cdef class Program:
+    """A compiled model: ops with their offset tables and packed weights.
+    Immutable once built, so one Program may run in many threads at once,
+    each with its own arena and scratch."""
+    cdef Op* ops
+    cdef readonly int64_t n_ops
+    cdef readonly int64_t image_stride
+    cdef readonly int64_t scratch_stride
+    cdef list _keep
+
+    def __cinit__(self, list specs, int64_t image_stride, int64_t scratch_stride):
+        self.n_ops = len(specs)
+        self.image_stride = image_stride
+        self.scratch_stride = scratch_stride
+        self._keep = []
+        self.ops = <Op*>calloc(max(1, self.n_ops), sizeof(Op))
+        if self.ops == NULL:
+            raise MemoryError()
+        for i, spec in enumerate(specs):
+            self._fill(&self.ops[i], spec)
+
+    def __dealloc__(self):
+        free(self.ops)
+
+    cdef const int64_t* _offsets(self, spec, name) except? NULL:
+        if spec.get(name) is None:
+            return NULL
+        cdef int64_t[::1] view = np.ascontiguousarray(spec[name], dtype=np.int64)
+        self._keep.append(view)
+        return &view[0] if view.shape[0] else NULL
+
+    cdef const float* _floats(self, spec, name) except? NULL:
+        if spec.get(name) is None:
+            return NULL
+        cdef float[::1] view = np.ascontiguousarray(spec[name], dtype=np.float32)
+        self._keep.append(view)
+        return &view[0] if view.shape[0] else NULL
+
+    cdef int _fill(self, Op* op, dict spec) except -1:
+        op.kind = OP_KINDS[spec['kind']]
+        op.lo = spec.get('lo', -np.inf)
+        op.hi = spec.get('hi', np.inf)
+        op.fill = spec.get('fill', 0.0)
+        values = [int(spec.get(f, 0)) for f in _INT_FIELDS]
+        (op.mode, op.groups, op.cin_g, op.cout_g, op.n_out, op.in_h, op.in_w,
+         op.out_h, op.out_w, op.kh, op.kw, op.sh, op.sw, op.ph, op.pw, op.dh, op.dw,
+         op.K, op.m_tiles, op.m_per_job, op.n_tiles, op.plane,
+         op.jobs_per_image) = values
+        op.in_off = self._offsets(spec, 'in_off')
+        op.in2_off = self._offsets(spec, 'in2_off')
+        op.out_off = self._offsets(spec, 'out_off')
+        op.w = self._floats(spec, 'w')
+        op.b = self._floats(spec, 'b')
+        op.aux = self._floats(spec, 'aux')
+        return 0
+
+    def run(self, float[::1] arena, int64_t n_images, float[::1] scratch,
+            int nthreads, int64_t start=0, int64_t stop=-1):
+        """Run ops [start, stop) on n_images images laid out in arena."""
+        if stop < 0:
+            stop = self.n_ops
+        if not (0 <= start <= stop <= self.n_ops):
+            raise IndexError(f'op range [{start}, {stop}) outside 0..{self.n_ops}')
+        if n_images < 1 or arena.shape[0] < n_images * self.image_stride:
+            raise ValueError(f'arena of {arena.shape[0]} floats is too small for '
+                             f'{n_images} images of {self.image_stride}')
+        if (<uintptr_t>&arena[0]) % 64:
+            raise ValueError('arena is not 64-byte aligned')
+        if scratch.shape[0] < max(1, nthreads) * self.scratch_stride or scratch.shape[0] == 0:
+            raise ValueError('scratch is too small for the thread count')
+        cdef Ctx ctx
+        ctx.arena = &arena[0]
+        ctx.image_stride = self.image_stride
+        ctx.scratch = &scratch[0]
+        ctx.scratch_stride = self.scratch_stride
+        ctx.nthreads = max(1, nthreads)
+        cdef int64_t i
+        with nogil:
+            for i in range(start, stop):
+                parallel_for(JOBS[self.ops[i].kind], &self.ops[i], &ctx,
+                             self.ops[i].jobs_per_image * n_images)
+
+
+def scatter_planes(const float[:, :, :, :] x, float[::1] arena, int64_t image_stride,
+                   const int64_t[::1] offsets):
+    """Copy NCHW x (any strides) into the arena planes at offsets."""
+    cdef Py_ssize_t n, c, h, w
+    cdef float* plane
+    if x.shape[1] != offsets.shape[0]:
+        raise ValueError('channel count does not match the offsets')
+    if arena.shape[0] < x.shape[0] * image_stride:
+        raise ValueError('arena too small for the batch')
+    with nogil:
+        for n in range(x.shape[0]):
+            for c in range(x.shape[1]):
+                plane = &arena[0] + n * image_stride + offsets[c]
+                for h in range(x.shape[2]):
+                    for w in range(x.shape[3]):
+                        plane[h * x.shape[3] + w] = x[n, c, h, w]
+
+
+def gather_planes(const float[::1] arena, int64_t image_stride, int64_t n_images,
+                  const int64_t[::1] offsets, int64_t pixels):
+    """The planes at offsets as a new (n_images, channels, pixels) array."""
+    out = np.empty((n_images, offsets.shape[0], pixels), dtype=np.float32)
+    cdef float[:, :, ::1] o = out
+    cdef Py_ssize_t n, c, p
+    cdef const float* plane
+    if arena.shape[0] < n_images * image_stride:
+        raise ValueError('arena too small for the batch')
+    with nogil:
+        for n in range(n_images):
+            for c in range(offsets.shape[0]):
+                plane = &arena[0] + n * image_stride + offsets[c]
+                for p in range(pixels):
+                    o[n, c, p] = plane[p]
+    return out

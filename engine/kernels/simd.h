@@ -1,0 +1,151 @@
+/* One float vector type `vf` of VLEN lanes and the handful of operations the
+ * kernels need, for each instruction set the engine is built for.  The ISA is
+ * chosen at compile time (setup.py: ENGINE_ISA=native|avx2|scalar ...), so a
+ * kernel is written once against this header and every build exercises the
+ * same source.  ENGINE_FORCE_SCALAR selects the plain C path on any machine. */
+#ifndef ENGINE_SIMD_H
+#define ENGINE_SIMD_H
+
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+
+#if defined(__AVX512F__) && !defined(ENGINE_FORCE_SCALAR)
+#include <immintrin.h>
+#define ENGINE_SIMD_ISA "avx512"
+#define VLEN 16
+typedef __m512 vf;
+static inline vf vf_zero(void) { return _mm512_setzero_ps(); }
+static inline vf vf_set1(float x) { return _mm512_set1_ps(x); }
+static inline vf vf_loadu(const float* p) { return _mm512_loadu_ps(p); }
+static inline void vf_storeu(float* p, vf v) { _mm512_storeu_ps(p, v); }
+static inline vf vf_fma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+static inline vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
+static inline vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+static inline vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
+static inline vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }
+static inline float vf_hsum(vf v) { return _mm512_reduce_add_ps(v); }
+static inline void vf_store_partial(float* p, vf v, int n) {
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1u), v);
+}
+/* lanes p[0], p[2], ..., p[2*VLEN-2] (reads p[0 .. 2*VLEN-1]) */
+static inline vf vf_load_s2(const float* p) {
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16,
+                                          14, 12, 10, 8, 6, 4, 2, 0);
+    return _mm512_permutex2var_ps(_mm512_loadu_ps(p), even, _mm512_loadu_ps(p + 16));
+}
+
+#elif defined(__AVX2__) && defined(__FMA__) && !defined(ENGINE_FORCE_SCALAR)
+#include <immintrin.h>
+#define ENGINE_SIMD_ISA "avx2"
+#define VLEN 8
+typedef __m256 vf;
+static inline vf vf_zero(void) { return _mm256_setzero_ps(); }
+static inline vf vf_set1(float x) { return _mm256_set1_ps(x); }
+static inline vf vf_loadu(const float* p) { return _mm256_loadu_ps(p); }
+static inline void vf_storeu(float* p, vf v) { _mm256_storeu_ps(p, v); }
+static inline vf vf_fma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+static inline vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
+static inline vf vf_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+static inline vf vf_max(vf a, vf b) { return _mm256_max_ps(a, b); }
+static inline vf vf_min(vf a, vf b) { return _mm256_min_ps(a, b); }
+static inline float vf_hsum(vf v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+static inline void vf_store_partial(float* p, vf v, int n) {
+    static const int32_t ones_then_zeros[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                                0, 0, 0, 0, 0, 0, 0, 0};
+    __m256i mask = _mm256_loadu_si256((const __m256i*)(ones_then_zeros + 8 - n));
+    _mm256_maskstore_ps(p, mask, v);
+}
+static inline vf vf_load_s2(const float* p) {
+    __m256 t = _mm256_shuffle_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8),
+                                 _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t),
+                                                  _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+#elif (defined(__ARM_NEON) || defined(__ARM_NEON__)) && !defined(ENGINE_FORCE_SCALAR)
+#include <arm_neon.h>
+#define ENGINE_SIMD_ISA "neon"
+#define VLEN 4
+typedef float32x4_t vf;
+static inline vf vf_zero(void) { return vdupq_n_f32(0.0f); }
+static inline vf vf_set1(float x) { return vdupq_n_f32(x); }
+static inline vf vf_loadu(const float* p) { return vld1q_f32(p); }
+static inline void vf_storeu(float* p, vf v) { vst1q_f32(p, v); }
+#if defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+static inline vf vf_fma(vf a, vf b, vf c) { return vfmaq_f32(c, a, b); }
+#else
+static inline vf vf_fma(vf a, vf b, vf c) { return vmlaq_f32(c, a, b); }
+#endif
+static inline vf vf_add(vf a, vf b) { return vaddq_f32(a, b); }
+static inline vf vf_mul(vf a, vf b) { return vmulq_f32(a, b); }
+static inline vf vf_max(vf a, vf b) { return vmaxq_f32(a, b); }
+static inline vf vf_min(vf a, vf b) { return vminq_f32(a, b); }
+static inline float vf_hsum(vf v) {
+#if defined(__aarch64__)
+    return vaddvq_f32(v);
+#else
+    float32x2_t s = vadd_f32(vget_low_f32(v), vget_high_f32(v));
+    return vget_lane_f32(vpadd_f32(s, s), 0);
+#endif
+}
+static inline void vf_store_partial(float* p, vf v, int n) {
+    float tmp[4];
+    vst1q_f32(tmp, v);
+    memcpy(p, tmp, (size_t)n * sizeof(float));
+}
+static inline vf vf_load_s2(const float* p) { return vld2q_f32(p).val[0]; }
+
+#else
+#define ENGINE_SIMD_ISA "scalar"
+#define VLEN 1
+typedef float vf;
+static inline vf vf_zero(void) { return 0.0f; }
+static inline vf vf_set1(float x) { return x; }
+static inline vf vf_loadu(const float* p) { return *p; }
+static inline void vf_storeu(float* p, vf v) { *p = v; }
+static inline vf vf_fma(vf a, vf b, vf c) { return a * b + c; }
+static inline vf vf_add(vf a, vf b) { return a + b; }
+static inline vf vf_mul(vf a, vf b) { return a * b; }
+/* as x86's maxps/minps: b when either is NaN, so clamp(bound, x) keeps x's NaN */
+static inline vf vf_max(vf a, vf b) { return a > b ? a : b; }
+static inline vf vf_min(vf a, vf b) { return a < b ? a : b; }
+static inline float vf_hsum(vf v) { return v; }
+static inline void vf_store_partial(float* p, vf v, int n) { if (n > 0) *p = v; }
+static inline vf vf_load_s2(const float* p) { return *p; }
+#endif
+
+/* lanes p[0], p[s], ..., p[(VLEN-1)*s]: the window kernels' input row */
+static inline vf vf_load_strided(const float* p, int64_t s) {
+    if (s == 1) return vf_loadu(p);
+    if (s == 2) return vf_load_s2(p);
+    float lanes[VLEN];
+    for (int i = 0; i < VLEN; i++) lanes[i] = p[i * s];
+    return vf_loadu(lanes);
+}
+
+/* Plane strides are padded to this many floats (64 bytes) for every ISA, so a
+ * model planned on one machine lays out memory the same way on any other, and
+ * element-wise kernels can run whole vectors to the end of each plane. */
+#define ENGINE_PLANE_ALIGN 16
+
+/* Rows of the GEMM register tile (output channels), and vectors of pixels per
+ * tile: sized so that MR x NV accumulators plus NV loads fit the register file. */
+#if VLEN == 16
+#define GEMM_MR 12
+#elif VLEN == 8
+#define GEMM_MR 6
+#elif VLEN == 4
+#define GEMM_MR 8
+#else
+#define GEMM_MR 4
+#endif
+#define GEMM_NV 2
+#define GEMM_NR (GEMM_NV * VLEN)
+
+#endif

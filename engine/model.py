@@ -1,0 +1,146 @@
+"""Running a model: input checks, a compiled plan per input size, working
+memory per call, outputs out of the arena."""
+import os
+import threading
+import time
+
+import numpy as np
+
+from engine import fileformat
+from engine.graph import validate
+from engine.kernels.program import gather_planes, scatter_planes
+from engine.plan import compile_graph
+
+
+def default_threads():
+    """Cores this process may use, capped by OMP_NUM_THREADS when it is set."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    env = os.environ.get('OMP_NUM_THREADS', '').split(',')[0].strip()
+    if env.isdigit() and int(env) > 0:
+        cores = min(cores, int(env))
+    return max(1, cores)
+
+
+def _aligned_floats(n):
+    """n float32 zeros starting on a 64-byte boundary."""
+    raw = np.zeros(n + 16, np.float32)
+    start = (-raw.ctypes.data % 64) // 4
+    return raw[start:start + n]
+
+
+class Model:
+    """A compiled model.  Call it on float32 NCHW arrays (batch >= 1).
+
+    Safe to call from several Python threads at once: each call takes its own
+    working memory from a pool.  The kernels release the GIL."""
+
+    def __init__(self, graph, *, threads=None):
+        validate(graph)
+        self.graph = graph
+        self.threads = default_threads() if threads is None else int(threads)
+        if self.threads < 1:
+            raise ValueError(f'threads must be >= 1, got {threads}')
+        self._plans = {}
+        self._pool = {}     # (H, W, N, threads) -> list of free (arena, scratch)
+        self._lock = threading.Lock()
+
+    # -- metadata
+    @property
+    def input_shape(self):
+        """The (N, C, H, W) the model was converted with; any batch and any
+        spatial size its layers accept also run."""
+        return tuple(self.graph.input_shape)
+
+    @property
+    def output_shapes(self):
+        """Output shapes for input_shape."""
+        n, _, h, w = self.input_shape
+        return [(n,) + shape for _, shape in self._plan(h, w).outputs]
+
+    def __repr__(self):
+        return (f'<engine.Model {len(self.graph.nodes)} nodes, input {self.input_shape}, '
+                f'threads={self.threads}>')
+
+    def save(self, path):
+        fileformat.save(self.graph, path)
+
+    # -- running
+    def __call__(self, x):
+        return self.run(x)
+
+    def run(self, x):
+        """Outputs for x: one array, or a list when the model has several."""
+        x = self._check_input(x)
+        n, _, h, w = x.shape
+        plan = self._plan(h, w)
+        arena, scratch = self._take(plan, n, h, w)
+        try:
+            scatter_planes(x, arena, plan.image_stride, plan.input_offsets)
+            plan.program.run(arena, n, scratch, self.threads)
+            outs = [gather_planes(arena, plan.image_stride, n, off, int(np.prod(shape[1:])))
+                    .reshape((n,) + shape) for off, shape in plan.outputs]
+        finally:
+            self._give(n, h, w, arena, scratch)
+        return outs[0] if len(outs) == 1 else outs
+
+    def profile(self, x, runs=10):
+        """Per-layer median time over `runs` runs, one row per executed op:
+        dicts with name, kind, ms and shape (the output shape)."""
+        x = self._check_input(x)
+        n, _, h, w = x.shape
+        plan = self._plan(h, w)
+        arena, scratch = self._take(plan, n, h, w)
+        times = np.zeros((runs, len(plan.layers)))
+        try:
+            for r in range(runs):
+                scatter_planes(x, arena, plan.image_stride, plan.input_offsets)
+                for i in range(len(plan.layers)):
+                    t0 = time.perf_counter()
+                    plan.program.run(arena, n, scratch, self.threads, i, i + 1)
+                    times[r, i] = time.perf_counter() - t0
+        finally:
+            self._give(n, h, w, arena, scratch)
+        med = np.median(times, axis=0) * 1e3
+        return [dict(name=l.name, kind=l.kind, ms=float(t), shape=(n,) + l.shape)
+                for l, t in zip(plan.layers, med)]
+
+    def _check_input(self, x):
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f'input must be a numpy.ndarray, got {type(x).__name__}')
+        if x.dtype != np.float32:
+            raise TypeError(f'input dtype must be float32, got {x.dtype} '
+                            '(convert with x.astype(numpy.float32))')
+        c = self.graph.input_channels
+        if x.ndim != 4:
+            raise ValueError(f'input must be 4-D (N, C, H, W) with C={c}, got shape {x.shape}')
+        if x.shape[1] != c:
+            raise ValueError(f'input has {x.shape[1]} channels, the model takes {c} '
+                             f'(shape {x.shape}; expected (N, {c}, H, W))')
+        if min(x.shape) < 1:
+            raise ValueError(f'input shape {x.shape} has an empty dimension')
+        return x
+
+    def _plan(self, h, w):
+        plan = self._plans.get((h, w))
+        if plan is None:
+            with self._lock:
+                plan = self._plans.get((h, w))
+                if plan is None:
+                    plan = self._plans[(h, w)] = compile_graph(self.graph, h, w)
+        return plan
+
+    def _take(self, plan, n, h, w):
+        with self._lock:
+            free = self._pool.get((h, w, n, self.threads))
+            if free:
+                return free.pop()
+        return (_aligned_floats(n * plan.image_stride),
+                _aligned_floats(self.threads * plan.scratch_stride))
+
+    def _give(self, n, h, w, arena, scratch):
+        threads = scratch.shape[0] // max(1, self._plan(h, w).scratch_stride)
+        with self._lock:
+            self._pool.setdefault((h, w, n, threads), []).append((arena, scratch))

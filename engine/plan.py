@@ -1,0 +1,281 @@
+"""Planning: a graph and an input size in, a compiled Program out.
+
+1. Shapes are inferred for the input size.
+2. View ops (gather, concat, flatten) are resolved into channel references:
+   every value becomes a list of (region, channel) pairs, so a channel
+   shuffle, split or concat is a reordering of that list and no kernel ever
+   runs for it.
+3. Each compute op writes a new region (one padded plane per channel).  A
+   region lives until the last op that reads any of its planes; regions are
+   placed in one arena per image by first-fit over those lifetimes.
+4. Each compute op gets its kernel, prepacked weights and offset tables.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.graph import (VIEW_OPS, avgpool_divisors, clamp_bounds, infer_shapes,
+                          validate)
+from engine.kernels import gemm as _gemm
+from engine.kernels import window as _window
+from engine.kernels.program import PLANE_ALIGN, Program
+
+MR, NR, LINEAR_NO = _gemm.TILE_ROWS, _gemm.TILE_PIXELS, _gemm.LINEAR_OUTPUTS
+MIN_JOBS = 8       # split a GEMM's row tiles until an image gives this many jobs
+
+
+def padded_plane(pixels):
+    return -(-pixels // PLANE_ALIGN) * PLANE_ALIGN
+
+
+@dataclass
+class Layer:
+    name: str       # the node (module path) it runs
+    kind: str       # what runs, e.g. 'conv1x1', 'dwconv3x3s2', 'maxpool3x3s2'
+    shape: tuple    # output shape of one image
+
+
+@dataclass
+class CompiledPlan:
+    program: Program
+    image_stride: int               # arena floats per image
+    scratch_stride: int             # scratch floats per thread
+    input_offsets: np.ndarray
+    outputs: list                   # (offsets, per-image output shape)
+    layers: list                    # Layer per op of the program
+
+
+class _Arena:
+    """First-fit placement of regions in one image's arena."""
+
+    def __init__(self):
+        self.free = []      # sorted (offset, size)
+        self.top = 0
+
+    def alloc(self, size):
+        for i, (off, sz) in enumerate(self.free):
+            if sz >= size:
+                self.free[i:i + 1] = [(off + size, sz - size)] if sz > size else []
+                return off
+        off, self.top = self.top, self.top + size
+        return off
+
+    def release(self, off, size):
+        self.free.append((off, size))
+        self.free.sort()
+        merged = []
+        for o, s in self.free:
+            if merged and merged[-1][0] + merged[-1][1] == o:
+                merged[-1] = (merged[-1][0], merged[-1][1] + s)
+            else:
+                merged.append((o, s))
+        if merged and merged[-1][0] + merged[-1][1] == self.top:
+            self.top = merged.pop()[0]
+        self.free = merged
+
+
+def compile_graph(graph, height, width):
+    info = validate(graph)
+    shapes = infer_shapes(graph, height, width)
+
+    # -- 2. channel references; regions with their lifetimes in compute steps
+    region_shape = []       # (channels, plane stride)
+    first, last = [], []
+    refs = {}
+
+    def new_region(value, step):
+        c, h, w = shapes[value]
+        region_shape.append((c, padded_plane(h * w)))
+        first.append(step)
+        last.append(step)
+        r = len(region_shape) - 1
+        refs[value] = (np.full(c, r), np.arange(c))
+
+    new_region(graph.input_name, -1)
+    computes = []
+    for node in graph.nodes:
+        if node.op in VIEW_OPS:
+            parts = [refs[i] for i in node.inputs]
+            r = np.concatenate([p[0] for p in parts])
+            ch = np.concatenate([p[1] for p in parts])
+            if node.op == 'gather':
+                idx = np.asarray(node.attrs['indices'])
+                r, ch = r[idx], ch[idx]
+            refs[node.name] = (r, ch)
+            continue
+        step = len(computes)
+        for i in node.inputs:
+            for r in np.unique(refs[i][0]):
+                last[r] = step
+        new_region(node.name, step)
+        computes.append(node)
+    for o in graph.outputs:
+        for r in np.unique(refs[o][0]):
+            last[r] = len(computes)
+
+    # -- 3. placement
+    arena = _Arena()
+    offset = [0] * len(region_shape)
+    by_first = sorted(range(len(region_shape)), key=lambda r: first[r])
+    by_last = sorted(range(len(region_shape)), key=lambda r: last[r])
+    freed = 0
+    for r in by_first:
+        while freed < len(by_last) and last[by_last[freed]] < first[r]:
+            q = by_last[freed]
+            arena.release(offset[q], region_shape[q][0] * region_shape[q][1])
+            freed += 1
+        offset[r] = arena.alloc(region_shape[r][0] * region_shape[r][1])
+    image_stride = padded_plane(max(arena.top, 1))
+
+    def offsets(value):
+        r, ch = refs[value]
+        return np.array([offset[a] + b * region_shape[a][1] for a, b in zip(r, ch)], np.int64)
+
+    # -- 4. kernels
+    specs, layers, scratch = [], [], [1]
+    for node in computes:
+        spec, kind, need = _compile_node(node, shapes, offsets)
+        specs.append(spec)
+        layers.append(Layer(node.name, kind, _per_image_shape(shapes[node.name], info[node.name][1])))
+        scratch.append(need)
+    scratch_stride = padded_plane(max(scratch))
+    program = Program(specs, image_stride, scratch_stride)
+    outputs = [(offsets(o), _per_image_shape(shapes[o], info[o][1])) for o in graph.outputs]
+    return CompiledPlan(program, image_stride, scratch_stride, offsets(graph.input_name),
+                        outputs, layers)
+
+
+def _per_image_shape(chw, rank):
+    return tuple(chw) if rank == 4 else (chw[0],)
+
+
+def _geometry(node, shapes):
+    c, h, w = shapes[node.inputs[0]]
+    oc, oh, ow = shapes[node.name]
+    return dict(in_h=h, in_w=w, out_h=oh, out_w=ow, n_out=oc, plane=padded_plane(oh * ow))
+
+
+def _compile_node(node, shapes, offsets):
+    """(op spec for Program, layer kind, scratch floats per thread)"""
+    a, p = node.attrs, node.params
+    geo = _geometry(node, shapes)
+    lo, hi = clamp_bounds(a.get('clamp'))
+    spec = dict(geo, lo=lo, hi=hi, in_off=offsets(node.inputs[0]), out_off=offsets(node.name))
+    if node.op == 'conv':
+        return _compile_conv(node, spec)
+    if node.op == 'linear':
+        return _compile_linear(p['weight'], p.get('bias'), spec), 'linear', LINEAR_NO
+    if node.op in ('maxpool', 'avgpool'):
+        return _compile_pool(node, spec)
+    if node.op == 'global_avgpool':
+        spec.update(kind='global_avgpool', jobs_per_image=geo['n_out'])
+        return spec, 'global_avgpool', 0
+    spec.update(kind='eltwise', jobs_per_image=geo['n_out'])
+    if node.op == 'add':
+        spec.update(mode=0, in2_off=offsets(node.inputs[1]))
+    elif node.op in ('affine', 'batchnorm'):
+        scale, shift = _affine_params(node)
+        spec.update(mode=1, w=scale, b=shift)
+    elif node.op == 'act':
+        spec.update(mode=2)
+    else:
+        raise ValueError(f'layer {node.name!r}: no kernel for op {node.op!r}')
+    return spec, node.op, 0
+
+
+def _affine_params(node):
+    p = node.params
+    if node.op == 'affine':
+        return p['scale'], p['shift']
+    scale = p['weight'] / np.sqrt(p['running_var'].astype(np.float64) + node.attrs['eps'])
+    return scale.astype(np.float32), (p['bias'] - p['running_mean'] * scale).astype(np.float32)
+
+
+def _window_spec(spec, attrs, kernel, mode):
+    (kh, kw), (sh, sw), (ph, pw) = kernel, attrs['stride'], attrs['padding']
+    dh, dw = attrs.get('dilation', (1, 1))
+    spec.update(kind='window', mode=mode, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw,
+                jobs_per_image=spec['n_out'])
+    return _window.scratch_floats(spec['in_h'], spec['in_w'], spec['out_h'], spec['out_w'],
+                                  kh, kw, sh, sw, dh, dw)
+
+
+def _name_kernel(prefix, kernel, stride):
+    return f'{prefix}{kernel[0]}x{kernel[1]}' + ('' if tuple(stride) == (1, 1) else f's{stride[0]}')
+
+
+def _compile_pool(node, spec):
+    a = node.attrs
+    if node.op == 'maxpool':
+        need = _window_spec(spec, a, a['kernel'], 1)
+        spec['fill'] = -np.inf
+    else:
+        need = _window_spec(spec, a, a['kernel'], 2)
+        div = avgpool_divisors(spec['in_h'], spec['in_w'], spec['out_h'], spec['out_w'],
+                               a['kernel'], a['stride'], a['padding'], a['count_include_pad'])
+        spec['aux'] = np.concatenate([div.ravel(), np.zeros(PLANE_ALIGN, np.float32)])
+    return spec, _name_kernel(node.op, a['kernel'], a['stride']), need
+
+
+def _compile_conv(node, spec):
+    a, p = node.attrs, node.params
+    groups, cin, cout = a['groups'], a['in_channels'], a['out_channels']
+    cin_g, cout_g = cin // groups, cout // groups
+    weight = np.asarray(p['weight'], np.float32)
+    bias = p.get('bias')
+    bias = np.zeros(cout, np.float32) if bias is None else np.asarray(bias, np.float32)
+    kernel, stride, padding = tuple(a['kernel']), tuple(a['stride']), tuple(a['padding'])
+    spec.update(groups=groups, cin_g=cin_g, cout_g=cout_g)
+
+    if cin_g == 1:      # depthwise, possibly with a channel multiplier
+        need = _window_spec(spec, a, kernel, 0)
+        spec.update(in_off=spec['in_off'][np.arange(cout) // cout_g],
+                    w=weight.reshape(cout, -1), b=bias)
+        return spec, _name_kernel('dwconv', kernel, stride), need
+
+    pixels = spec['out_h'] * spec['out_w']
+    pointwise = kernel == (1, 1) and stride == (1, 1) and padding == (0, 0)
+    if pointwise and groups == 1 and pixels == 1:
+        return _compile_linear(weight.reshape(cout, cin), bias, spec), 'conv1x1', LINEAR_NO
+
+    K = cin_g * kernel[0] * kernel[1]
+    w_packed, b_packed, m_tiles = _pack_gemm(weight.reshape(groups, cout_g, K),
+                                             bias.reshape(groups, cout_g))
+    n_tiles = -(-spec['plane'] // NR)
+    spec.update(K=K, m_tiles=m_tiles, n_tiles=n_tiles, w=w_packed, b=b_packed)
+    if pointwise:
+        m_chunks = min(m_tiles, max(1, -(-MIN_JOBS // (groups * n_tiles))))
+        m_per_job = -(-m_tiles // m_chunks)
+        m_chunks = -(-m_tiles // m_per_job)
+        spec.update(kind='gemm', m_per_job=m_per_job, jobs_per_image=groups * n_tiles * m_chunks)
+        return spec, 'conv1x1' + ('' if groups == 1 else f'g{groups}'), 0
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, a['dilation']
+    spec.update(kind='conv_im2col', kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw,
+                in2_off=np.arange(K, dtype=np.int64) * NR, jobs_per_image=groups * n_tiles)
+    return spec, _name_kernel('conv', kernel, stride) + ('' if groups == 1 else f'g{groups}'), K * NR
+
+
+def _pack_gemm(w, b):
+    """w (G, M, K) -> [G][M/MR][K][MR] row tiles zero-padded; b -> [G][M/MR][MR]."""
+    g, m, k = w.shape
+    m_tiles = -(-m // MR)
+    wp = np.zeros((g, m_tiles * MR, k), np.float32)
+    wp[:, :m] = w
+    bp = np.zeros((g, m_tiles * MR), np.float32)
+    bp[:, :m] = b
+    wp = wp.reshape(g, m_tiles, MR, k).transpose(0, 1, 3, 2)
+    return np.ascontiguousarray(wp).ravel(), bp.ravel(), m_tiles
+
+
+def _compile_linear(weight, bias, spec):
+    """weight (O, K) -> [O/NO][K][NO] tiles zero-padded."""
+    o, k = weight.shape
+    tiles = -(-o // LINEAR_NO)
+    wp = np.zeros((tiles * LINEAR_NO, k), np.float32)
+    wp[:o] = weight
+    bp = np.zeros(tiles * LINEAR_NO, np.float32)
+    if bias is not None:
+        bp[:o] = bias
+    wp = np.ascontiguousarray(wp.reshape(tiles, LINEAR_NO, k).transpose(0, 2, 1)).ravel()
+    spec.update(kind='linear', K=k, w=wp, b=bp, jobs_per_image=tiles)
+    return spec

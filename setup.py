@@ -1,0 +1,45 @@
+"""Build of the Cython kernels.
+
+ENGINE_ISA picks the SIMD path compiled in (default: native):
+  native    -march=native (x86) / -mcpu=native (ARM): the machine you build on
+  avx512    -mavx512f -mfma ...   (x86)
+  avx2      -mavx2 -mfma, AVX-512 off (x86)
+  portable  the architecture's baseline: scalar on x86-64, NEON on aarch64
+  scalar    plain C kernels on any machine (ENGINE_FORCE_SCALAR)
+ENGINE_CFLAGS adds compiler flags (e.g. a cross-compiler's -mcpu).
+ENGINE_OPENMP=0 builds without OpenMP (threads then run one at a time).
+"""
+import os
+import platform
+import shlex
+
+from setuptools import Extension, setup
+from Cython.Build import cythonize
+
+ISA_FLAGS = {
+    'native': ['-mcpu=native'] if platform.machine().lower().startswith(('arm', 'aarch64')) else ['-march=native'],
+    'avx512': ['-mavx512f', '-mavx512vl', '-mavx512bw', '-mavx512dq', '-mavx2', '-mfma'],
+    'avx2': ['-mavx2', '-mfma', '-mno-avx512f'],
+    'portable': [],
+    'scalar': ['-DENGINE_FORCE_SCALAR'],
+}
+
+isa = os.environ.get('ENGINE_ISA', 'native')
+if isa not in ISA_FLAGS:
+    raise SystemExit(f'ENGINE_ISA={isa!r}: choose one of {", ".join(ISA_FLAGS)}')
+openmp = os.environ.get('ENGINE_OPENMP', '1') != '0'
+cflags = ['-O3', '-std=c11'] + ISA_FLAGS[isa] + shlex.split(os.environ.get('ENGINE_CFLAGS', ''))
+cflags += ['-fopenmp'] if openmp else []
+macros = [('ENGINE_CFLAGS', '"%s"' % ' '.join(cflags)), ('ENGINE_BUILD_ISA', '"%s"' % isa),
+          ('NPY_NO_DEPRECATED_API', 'NPY_1_7_API_VERSION')]
+
+kernels = ['program', 'gemm', 'window', 'eltwise']
+extensions = [
+    Extension(f'engine.kernels.{name}', [f'engine/kernels/{name}.pyx'],
+              include_dirs=['engine/kernels'], define_macros=macros,
+              extra_compile_args=cflags, extra_link_args=['-fopenmp'] if openmp else [])
+    for name in kernels
+]
+
+setup(ext_modules=cythonize(extensions, language_level=3,
+                            compiler_directives={'boundscheck': False, 'wraparound': False}))
