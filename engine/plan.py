@@ -50,7 +50,8 @@ class _Arena:
 
     def __init__(self):
         self.free = []      # sorted (offset, size)
-        self.top = 0
+        self.top = 0        # end of the highest placed region
+        self.peak = 0
 
     def alloc(self, size):
         for i, (off, sz) in enumerate(self.free):
@@ -58,6 +59,7 @@ class _Arena:
                 self.free[i:i + 1] = [(off + size, sz - size)] if sz > size else []
                 return off
         off, self.top = self.top, self.top + size
+        self.peak = max(self.peak, self.top)
         return off
 
     def release(self, off, size):
@@ -125,7 +127,7 @@ def compile_graph(graph, height, width):
             arena.release(offset[q], region_shape[q][0] * region_shape[q][1])
             freed += 1
         offset[r] = arena.alloc(region_shape[r][0] * region_shape[r][1])
-    image_stride = padded_plane(max(arena.top, 1))
+    image_stride = padded_plane(max(arena.peak, 1))
 
     def offsets(value):
         r, ch = refs[value]

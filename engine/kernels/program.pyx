@@ -104,14 +104,14 @@ cdef class Program:
     cdef const int64_t* _offsets(self, spec, name) except? NULL:
         if spec.get(name) is None:
             return NULL
-        cdef int64_t[::1] view = np.ascontiguousarray(spec[name], dtype=np.int64)
+        cdef int64_t[::1] view = np.ascontiguousarray(spec[name], dtype=np.int64).ravel()
         self._keep.append(view)
         return &view[0] if view.shape[0] else NULL
 
     cdef const float* _floats(self, spec, name) except? NULL:
         if spec.get(name) is None:
             return NULL
-        cdef float[::1] view = np.ascontiguousarray(spec[name], dtype=np.float32)
+        cdef float[::1] view = np.ascontiguousarray(spec[name], dtype=np.float32).ravel()
         self._keep.append(view)
         return &view[0] if view.shape[0] else NULL
 

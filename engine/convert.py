@@ -1,0 +1,459 @@
+"""PyTorch -> graph IR, through torch.export (an ATen graph; unlike
+torch.fx.symbolic_trace it copes with code that asserts on or branches on
+tensor sizes).  torch is imported here only, never by the runtime.
+
+Shape ops (view, reshape, permute, transpose, flatten, chunk, split, select,
+getitem, ...) are not mapped one by one: they are evaluated on an array of
+element indices, and wherever their result feeds a real op it must turn out
+to be a pure reordering or selection of channels, which becomes a `gather`
+view.  So every spelling of a channel shuffle (torchvision's, its inverse,
+shuffle-and-split in one go) converts the same way, and a chain that mixes
+channels with pixels or images is refused, never converted wrongly.
+"""
+import numpy as np
+
+from engine.errors import UnsupportedModelError
+from engine.graph import ACTIVATIONS, Graph, Node, validate
+from engine.optimize import optimize
+
+
+class _Tensor:
+    """A value of the graph being built: NCHW (rank 4) or NC (rank 2)."""
+
+    def __init__(self, name, shape):
+        self.name, self.shape = name, tuple(shape)
+
+
+class _Index:
+    """The result of shape ops on `src`: each element holds the flat index of
+    the src element it is."""
+
+    def __init__(self, src, idx):
+        self.src, self.idx = src, idx
+
+
+class _Unsupported:
+    """Stands in for the output of an op that could not be converted, so the
+    rest of the model is still checked."""
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise ImportError('converting PyTorch models needs torch (pip install torch==2.13.0); '
+                          'running converted model files does not') from None
+    return torch
+
+
+def convert(module, example_input, *, optimize_graph=True):
+    """Graph of `module` (an nn.Module) for inputs shaped like example_input."""
+    torch = _torch()
+    x = torch.as_tensor(np.asarray(example_input, np.float32) if isinstance(example_input, np.ndarray)
+                        else example_input).float()
+    if x.dim() != 4:
+        raise ValueError(f'example input must be 4-D NCHW, got shape {tuple(x.shape)}')
+    user_shape = tuple(int(d) for d in x.shape)
+    # export with a batch of 2 so that a view chain mixing images with
+    # channels cannot pass for a channel reorder
+    x2 = x[:1].expand(2, -1, -1, -1).contiguous()
+    module = module.eval()
+    with torch.no_grad():
+        ep = torch.export.export(module, (x2,))
+    graph = _Converter(ep, user_shape).run()
+    validate(graph)
+    return optimize(graph) if optimize_graph else graph
+
+
+def _module_path(fx_node):
+    stack = fx_node.meta.get('nn_module_stack') or {}
+    if not stack:
+        return 'model'
+    return list(stack.values())[-1][0] or 'model'
+
+
+class _Converter:
+    def __init__(self, ep, user_shape):
+        self.torch = _torch()
+        self.ep = ep
+        self.user_shape = user_shape
+        sig = ep.graph_signature
+        state = dict(ep.state_dict)
+        state.update(getattr(ep, 'constants', {}) or {})
+        self.params = {}
+        for ph, key in list(sig.inputs_to_parameters.items()) + list(sig.inputs_to_buffers.items()) + \
+                list(getattr(sig, 'inputs_to_lifted_tensor_constants', {}).items()):
+            if key in state:
+                self.params[ph] = state[key]
+        self.user_inputs = list(sig.user_inputs)
+        self.nodes = []
+        self.names = set()
+        self.unsupported = []
+
+    # -- helpers
+    def _name(self, path, fx_node):
+        name = path if path not in self.names else f'{path}.{fx_node.name}'
+        self.names.add(name)
+        return name
+
+    def _add(self, fx_node, op, inputs, attrs=None, params=None):
+        name = self._name(_module_path(fx_node), fx_node)
+        self.nodes.append(Node(name, op, [t.name for t in inputs], attrs or {}, params or {}))
+        val = fx_node.meta['val']
+        val = val[0] if isinstance(val, (list, tuple)) else val
+        return _Tensor(name, tuple(int(d) for d in val.shape))
+
+    def _fail(self, fx_node, why):
+        self.unsupported.append(f'{why} (module {_module_path(fx_node)!r}, node {fx_node.name})')
+        return _Unsupported()
+
+    def _param(self, v):
+        return np.ascontiguousarray(v.detach().cpu().numpy(), np.float32) if v is not None else None
+
+    def _index(self, v):
+        if isinstance(v, _Index):
+            return v
+        return _Index(v, np.arange(int(np.prod(v.shape))).reshape(v.shape))
+
+    def _tensor(self, v, fx_node):
+        """A real tensor for an op input: materialise an index chain as a
+        channel gather, or refuse it."""
+        if isinstance(v, _Tensor) or isinstance(v, _Unsupported):
+            return v
+        if not isinstance(v, _Index):
+            raise TypeError('not a tensor')
+        src, idx = v.src, v.idx
+        n, c = src.shape[:2]
+        hw = src.shape[2:]
+        pixels = int(np.prod(hw)) if hw else 1
+        shape = idx.shape
+        if len(shape) not in (2, 4) or shape[0] != n or (len(shape) == 4 and shape[2:] != hw) \
+                or (len(shape) == 2 and pixels != 1):
+            return self._fail(fx_node, f'shape ops turning {src.shape} into {shape} are not a channel '
+                                       'reordering, so they cannot run without moving data')
+        per_image = idx.reshape(n, shape[1], pixels)
+        chan = per_image[0, :, 0] // pixels
+        expect = (np.arange(n)[:, None, None] * c * pixels + chan[None, :, None] * pixels
+                  + np.arange(pixels)[None, None, :])
+        if not np.array_equal(per_image, expect):
+            return self._fail(fx_node, f'shape ops on {src.shape} mix channels with pixels or images; '
+                                       'only pure channel reorders (shuffle, split, select) are supported')
+        t = src
+        if not np.array_equal(chan, np.arange(c)):
+            t = _Tensor(self._name(f'{src.name}.gather', fx_node), (n, len(chan)) + src.shape[2:])
+            self.nodes.append(Node(t.name, 'gather', [src.name], {'indices': [int(i) for i in chan]}))
+        if len(shape) == 2 and len(t.shape) == 4:
+            flat = _Tensor(self._name(f'{t.name}.flatten', fx_node), (n, len(chan)))
+            self.nodes.append(Node(flat.name, 'flatten', [t.name]))
+            t = flat
+        return t
+
+    # -- walk
+    def run(self):
+        env = {}
+        out = None
+        for fx_node in self.ep.graph.nodes:
+            if fx_node.op == 'placeholder':
+                if fx_node.name in self.params:
+                    env[fx_node] = self.params[fx_node.name]
+                elif fx_node.name in self.user_inputs:
+                    env[fx_node] = _Tensor('input', fx_node.meta['val'].shape)
+                else:
+                    env[fx_node] = None
+            elif fx_node.op == 'call_function':
+                env[fx_node] = self._call(fx_node, env)
+            elif fx_node.op == 'output':
+                out = fx_node.args[0]
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        results = []
+        for o in outs:
+            v = self._tensor(env[o], o)
+            if not isinstance(v, (_Tensor, _Unsupported)):
+                self.unsupported.append(f'output {o} is not a tensor')
+            results.append(v)
+        if self.unsupported:
+            lines = '\n  '.join(self.unsupported)
+            raise UnsupportedModelError(f'{len(self.unsupported)} unsupported operation(s):\n  {lines}')
+        names = [r.name for r in results]
+        if 'input' in names:
+            raise UnsupportedModelError('the model returns its input unchanged')
+        return Graph('input', self.user_shape, self.nodes, names)
+
+    def _call(self, fx_node, env):
+        target = fx_node.target
+        name = getattr(target, '__name__', str(target))
+        if name == 'getitem':
+            seq, i = fx_node.args
+            v = env[seq]
+            return v[i] if isinstance(v, (list, tuple)) else v if isinstance(v, _Unsupported) else \
+                self._fail(fx_node, 'getitem on a non-sequence')
+
+        def arg(a):
+            if isinstance(a, (list, tuple)):
+                return type(a)(arg(e) for e in a)
+            return env[a] if hasattr(a, 'op') and hasattr(a, 'meta') else a
+        args = [arg(a) for a in fx_node.args]
+        kwargs = {k: arg(v) for k, v in fx_node.kwargs.items()}
+        if any(isinstance(a, _Unsupported) for a in list(args) + list(kwargs.values())):
+            return _Unsupported()
+        op = getattr(target, '_opname', None) or name
+        overload = getattr(target, '_overloadname', '')
+        key = op.rstrip('_') if op.endswith('_') and not op.startswith('_') else op
+        handler = _SHAPE_OPS.get(key)
+        if handler is not None:
+            if not (args and isinstance(args[0], (_Tensor, _Index))):
+                return self._fail(fx_node, f'aten.{op} on a non-activation tensor')
+            return handler(self, fx_node, self._index(args[0]), args[1:], kwargs)
+        handler = _COMPUTE_OPS.get(key)
+        if handler is None:
+            return self._fail(fx_node, f'unsupported op aten.{op}.{overload or "default"}')
+        return handler(self, fx_node, args, kwargs)
+
+
+# ---------------------------------------------------------------------------
+# shape ops on index arrays: (converter, fx node, _Index, other args, kwargs) -> value
+
+def _dims(d, rank):
+    return d % rank
+
+
+def _view(cv, fx, v, args, kw):
+    shape = tuple(int(s) for s in fx.meta['val'].shape)
+    return _Index(v.src, v.idx.reshape(shape))
+
+
+def _transpose(cv, fx, v, args, kw):
+    return _Index(v.src, np.swapaxes(v.idx, _dims(args[0], v.idx.ndim), _dims(args[1], v.idx.ndim)))
+
+
+def _permute(cv, fx, v, args, kw):
+    return _Index(v.src, np.transpose(v.idx, [_dims(d, v.idx.ndim) for d in args[0]]))
+
+
+def _same(cv, fx, v, args, kw):
+    return v
+
+
+def _chunk(cv, fx, v, args, kw):
+    chunks, dim = args[0], _dims(args[1] if len(args) > 1 else kw.get('dim', 0), v.idx.ndim)
+    size = -(-v.idx.shape[dim] // chunks)
+    return [_Index(v.src, p) for p in np.split(v.idx, range(size, v.idx.shape[dim], size), axis=dim)]
+
+
+def _split(cv, fx, v, args, kw):
+    sizes, dim = args[0], _dims(args[1] if len(args) > 1 else kw.get('dim', 0), v.idx.ndim)
+    n = v.idx.shape[dim]
+    if isinstance(sizes, int):
+        sizes = [sizes] * (-(-n // sizes))
+    bounds = np.cumsum(sizes)[:-1]
+    return [_Index(v.src, p) for p in np.split(v.idx, bounds, axis=dim)]
+
+
+def _unbind(cv, fx, v, args, kw):
+    dim = _dims(args[0] if args else kw.get('dim', 0), v.idx.ndim)
+    return [_Index(v.src, np.take(v.idx, i, axis=dim)) for i in range(v.idx.shape[dim])]
+
+
+def _select(cv, fx, v, args, kw):
+    return _Index(v.src, np.take(v.idx, args[1], axis=_dims(args[0], v.idx.ndim)))
+
+
+def _slice(cv, fx, v, args, kw):
+    dim = _dims(args[0] if args else 0, v.idx.ndim)
+    start = args[1] if len(args) > 1 else None
+    end = args[2] if len(args) > 2 else None
+    step = args[3] if len(args) > 3 else 1
+    sl = [slice(None)] * v.idx.ndim
+    sl[dim] = slice(start, end, step)
+    return _Index(v.src, v.idx[tuple(sl)])
+
+
+def _dropout(cv, fx, v, args, kw):
+    train = args[1] if len(args) > 1 else kw.get('train', False)
+    if train:
+        return cv._fail(fx, 'dropout in training mode')
+    return v
+
+
+_SHAPE_OPS = {
+    'view': _view, 'reshape': _view, '_unsafe_view': _view, 'flatten': _view,
+    'unflatten': _view, 'squeeze': _view, 'unsqueeze': _view,
+    'transpose': _transpose, 'swapaxes': _transpose, 'permute': _permute,
+    'contiguous': _same, 'clone': _same, 'alias': _same, 'detach': _same,
+    'dropout': _dropout, 'feature_dropout': _dropout, 'alpha_dropout': _dropout,
+    'chunk': _chunk, 'split': _split, 'split_with_sizes': _split, 'unbind': _unbind,
+    'select': _select, 'slice': _slice,
+}
+
+
+# ---------------------------------------------------------------------------
+# compute ops: (converter, fx node, args, kwargs) -> value
+
+def _get(args, kw, i, name, default):
+    if len(args) > i:
+        return args[i]
+    return kw.get(name, default)
+
+
+def _pair(v):
+    if isinstance(v, int):
+        return [v, v]
+    v = list(v)
+    return v * 2 if len(v) == 1 else v
+
+
+def _conv(cv, fx, args, kw, convolution=False):
+    x = cv._tensor(args[0], fx)
+    weight, bias = cv._param(args[1]), cv._param(_get(args, kw, 2, 'bias', None))
+    if convolution:     # aten.convolution(x, w, b, stride, padding, dilation, transposed, output_padding, groups)
+        stride, padding, dilation = args[3], args[4], args[5]
+        if args[6]:
+            return cv._fail(fx, 'transposed convolution')
+        groups = args[8]
+    else:
+        stride = _get(args, kw, 3, 'stride', [1, 1])
+        padding = _get(args, kw, 4, 'padding', [0, 0])
+        dilation = _get(args, kw, 5, 'dilation', [1, 1])
+        groups = _get(args, kw, 6, 'groups', 1)
+    kernel = list(weight.shape[2:])
+    if isinstance(padding, str):
+        if padding == 'valid':
+            padding = [0, 0]
+        else:
+            total = [d * (k - 1) for d, k in zip(_pair(dilation), kernel)]
+            if any(t % 2 for t in total) or _pair(stride) != [1, 1]:
+                return cv._fail(fx, "padding='same' that needs uneven padding")
+            padding = [t // 2 for t in total]
+    if weight.ndim != 4:
+        return cv._fail(fx, f'convolution with {weight.ndim - 2}-D kernel (only 2-D is supported)')
+    attrs = dict(in_channels=int(x.shape[1]), out_channels=int(weight.shape[0]), kernel=kernel,
+                 stride=_pair(stride), padding=_pair(padding), dilation=_pair(dilation),
+                 groups=int(groups), clamp=None)
+    params = {'weight': weight}
+    if bias is not None:
+        params['bias'] = bias
+    return cv._add(fx, 'conv', [x], attrs, params)
+
+
+def _batchnorm(cv, fx, args, kw, legit=False):
+    x = cv._tensor(args[0], fx)
+    w, b, mean, var = (cv._param(a) for a in args[1:5])
+    c = x.shape[1]
+    w = np.ones(c, np.float32) if w is None else w
+    b = np.zeros(c, np.float32) if b is None else b
+    if legit:       # _native_batch_norm_legit_no_training(x, w, b, mean, var, momentum, eps)
+        eps = args[6]
+    else:           # batch_norm(x, w, b, mean, var, training, momentum, eps, cudnn)
+        if args[5]:
+            return cv._fail(fx, 'batch_norm in training mode')
+        eps = args[7]
+    t = cv._add(fx, 'batchnorm', [x], dict(eps=float(eps)),
+                dict(weight=w, bias=b, running_mean=mean, running_var=var))
+    return (t, None, None) if legit else t
+
+
+def _act(clamp):
+    def handler(cv, fx, args, kw):
+        return cv._add(fx, 'act', [cv._tensor(args[0], fx)], dict(clamp=list(clamp)))
+    return handler
+
+
+def _hardtanh(cv, fx, args, kw):
+    lo, hi = _get(args, kw, 1, 'min_val', -1.0), _get(args, kw, 2, 'max_val', 1.0)
+    return cv._add(fx, 'act', [cv._tensor(args[0], fx)], dict(clamp=[float(lo), float(hi)]))
+
+
+def _clamp(cv, fx, args, kw):
+    lo, hi = _get(args, kw, 1, 'min', None), _get(args, kw, 2, 'max', None)
+    if not all(v is None or isinstance(v, (int, float)) for v in (lo, hi)):
+        return cv._fail(fx, 'clamp with tensor bounds')
+    return cv._add(fx, 'act', [cv._tensor(args[0], fx)],
+                   dict(clamp=[None if lo is None else float(lo), None if hi is None else float(hi)]))
+
+
+def _clamp_min(cv, fx, args, kw):
+    return cv._add(fx, 'act', [cv._tensor(args[0], fx)], dict(clamp=[float(args[1]), None]))
+
+
+def _maxpool(cv, fx, args, kw):
+    x = cv._tensor(args[0], fx)
+    kernel = _pair(args[1])
+    stride = _pair(_get(args, kw, 2, 'stride', []) or kernel)
+    attrs = dict(kernel=kernel, stride=stride, padding=_pair(_get(args, kw, 3, 'padding', 0)),
+                 dilation=_pair(_get(args, kw, 4, 'dilation', 1)),
+                 ceil_mode=bool(_get(args, kw, 5, 'ceil_mode', False)))
+    t = cv._add(fx, 'maxpool', [x], attrs)
+    return (t, None) if 'indices' in getattr(fx.target, '_opname', '') else t
+
+
+def _avgpool(cv, fx, args, kw):
+    x = cv._tensor(args[0], fx)
+    kernel = _pair(args[1])
+    stride = _pair(_get(args, kw, 2, 'stride', []) or kernel)
+    if _get(args, kw, 6, 'divisor_override', None) is not None:
+        return cv._fail(fx, 'avg_pool2d with divisor_override')
+    attrs = dict(kernel=kernel, stride=stride, padding=_pair(_get(args, kw, 3, 'padding', 0)),
+                 ceil_mode=bool(_get(args, kw, 4, 'ceil_mode', False)),
+                 count_include_pad=bool(_get(args, kw, 5, 'count_include_pad', True)))
+    return cv._add(fx, 'avgpool', [x], attrs)
+
+
+def _adaptive_avgpool(cv, fx, args, kw):
+    x = cv._tensor(args[0], fx)
+    size = _pair(args[1])
+    if size != [1, 1]:
+        return cv._fail(fx, f'adaptive_avg_pool2d to {size} (only to 1x1)')
+    return cv._add(fx, 'global_avgpool', [x], dict(keepdims=True))
+
+
+def _mean(cv, fx, args, kw):
+    x = cv._tensor(args[0], fx)
+    dims = _get(args, kw, 1, 'dim', None)
+    keep = bool(_get(args, kw, 2, 'keepdim', False))
+    if x.shape.__len__() != 4 or dims is None or sorted(d % 4 for d in dims) != [2, 3]:
+        return cv._fail(fx, f'mean over dims {dims} (only over H and W of NCHW)')
+    return cv._add(fx, 'global_avgpool', [x], dict(keepdims=keep))
+
+
+def _linear(cv, fx, args, kw):
+    x = cv._tensor(args[0], fx)
+    if isinstance(x, _Tensor) and len(x.shape) != 2:
+        return cv._fail(fx, f'linear on a rank-{len(x.shape)} input (only N x features)')
+    weight, bias = cv._param(args[1]), cv._param(_get(args, kw, 2, 'bias', None))
+    params = {'weight': weight}
+    if bias is not None:
+        params['bias'] = bias
+    return cv._add(fx, 'linear', [x], dict(in_features=int(weight.shape[1]),
+                                            out_features=int(weight.shape[0]), clamp=None), params)
+
+
+def _add(cv, fx, args, kw):
+    if len(args) < 2 or not all(isinstance(a, (_Tensor, _Index)) for a in args[:2]):
+        return cv._fail(fx, 'add of a tensor and a constant')
+    if _get(args, kw, 2, 'alpha', 1) != 1:
+        return cv._fail(fx, 'add with alpha != 1')
+    a, b = cv._tensor(args[0], fx), cv._tensor(args[1], fx)
+    if a.shape != b.shape:
+        return cv._fail(fx, f'add with broadcasting {a.shape} + {b.shape}')
+    return cv._add(fx, 'add', [a, b], dict(clamp=None))
+
+
+def _cat(cv, fx, args, kw):
+    parts = [cv._tensor(p, fx) for p in args[0]]
+    dim = _get(args, kw, 1, 'dim', 0)
+    rank = len(parts[0].shape)
+    if dim % rank != 1:
+        return cv._fail(fx, f'cat along dim {dim} (only along channels)')
+    return cv._add(fx, 'concat', parts)
+
+
+_COMPUTE_OPS = {
+    'conv2d': _conv, 'convolution': lambda cv, fx, a, k: _conv(cv, fx, a, k, convolution=True),
+    'batch_norm': _batchnorm,
+    '_native_batch_norm_legit_no_training': lambda cv, fx, a, k: _batchnorm(cv, fx, a, k, legit=True),
+    'relu': _act(ACTIVATIONS['relu']), 'relu6': _act(ACTIVATIONS['relu6']),
+    'hardtanh': _hardtanh, 'clamp': _clamp, 'clamp_min': _clamp_min,
+    'max_pool2d': _maxpool, 'max_pool2d_with_indices': _maxpool, 'avg_pool2d': _avgpool,
+    'adaptive_avg_pool2d': _adaptive_avgpool, 'mean': _mean,
+    'linear': _linear, 'add': _add, 'cat': _cat,
+}

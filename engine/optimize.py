@@ -1,0 +1,96 @@
+"""Graph rewrites between conversion and the file: fold BatchNorm into the
+convolution or linear layer before it, fuse activations into their producer,
+simplify channel views, drop what does not reach an output."""
+import numpy as np
+
+from engine.graph import Graph, Node
+
+FUSABLE = ('conv', 'linear', 'add', 'affine')
+
+
+def optimize(graph):
+    nodes = [Node(n.name, n.op, list(n.inputs), dict(n.attrs), dict(n.params)) for n in graph.nodes]
+    g = Graph(graph.input_name, graph.input_shape, nodes, list(graph.outputs), dict(graph.meta))
+    _fold_batchnorm(g)
+    _fuse_activations(g)
+    _simplify_views(g)
+    _drop_dead(g)
+    return g
+
+
+def _only_consumer(g, value, node):
+    """True when node is the one reader of value and value is no output."""
+    users = [n for n in g.nodes if value in n.inputs]
+    return users == [node] and node.inputs.count(value) == 1 and value not in g.outputs
+
+
+def _merge_into(g, kept, removed):
+    """Drop node `removed` (which read kept); its readers now read `kept`."""
+    g.nodes.remove(removed)
+    for n in g.nodes:
+        n.inputs = [kept.name if i == removed.name else i for i in n.inputs]
+    g.outputs = [kept.name if o == removed.name else o for o in g.outputs]
+
+
+def _bn_scale_shift(bn):
+    p = bn.params
+    scale = p['weight'].astype(np.float64) / np.sqrt(p['running_var'].astype(np.float64) + bn.attrs['eps'])
+    return scale, p['bias'] - p['running_mean'] * scale
+
+
+def _fold_batchnorm(g):
+    by_name = {n.name: n for n in g.nodes}
+    for bn in [n for n in g.nodes if n.op == 'batchnorm']:
+        prev = by_name.get(bn.inputs[0])
+        scale, shift = _bn_scale_shift(bn)
+        if (prev is not None and prev.op in ('conv', 'linear') and prev.attrs.get('clamp') is None
+                and _only_consumer(g, prev.name, bn)):
+            w = prev.params['weight'].astype(np.float64)
+            prev.params['weight'] = (w * scale.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32)
+            b = prev.params.get('bias', np.zeros(len(scale), np.float32)).astype(np.float64)
+            prev.params['bias'] = (b * scale + shift).astype(np.float32)
+            _merge_into(g, prev, bn)
+        else:   # nothing to fold into: a per-channel affine op
+            bn.op, bn.attrs = 'affine', {'clamp': None}
+            bn.params = {'scale': scale.astype(np.float32), 'shift': shift.astype(np.float32)}
+
+
+def _fuse_activations(g):
+    by_name = {n.name: n for n in g.nodes}
+    for act in [n for n in g.nodes if n.op == 'act']:
+        prev = by_name.get(act.inputs[0])
+        if (prev is not None and prev.op in FUSABLE and prev.attrs.get('clamp') is None
+                and _only_consumer(g, prev.name, act)):
+            prev.attrs['clamp'] = list(act.attrs['clamp'])
+            _merge_into(g, prev, act)
+
+
+def _simplify_views(g):
+    """gather of gather -> one gather; identity gathers disappear."""
+    by_name = {n.name: n for n in g.nodes}
+    channels = _channels(g)
+    for node in list(g.nodes):
+        if node.op != 'gather':
+            continue
+        src = by_name.get(node.inputs[0])
+        if src is not None and src.op == 'gather':
+            node.attrs['indices'] = [src.attrs['indices'][i] for i in node.attrs['indices']]
+            node.inputs = list(src.inputs)
+        if node.attrs['indices'] == list(range(channels[node.inputs[0]])):
+            kept = by_name.get(node.inputs[0])
+            if kept is None:        # the graph input itself
+                continue
+            _merge_into(g, kept, node)
+
+
+def _channels(g):
+    from engine.graph import validate
+    return {k: c for k, (c, _) in validate(g).items()}
+
+
+def _drop_dead(g):
+    live = set(g.outputs)
+    for n in reversed(g.nodes):
+        if n.name in live:
+            live.update(n.inputs)
+    g.nodes = [n for n in g.nodes if n.name in live]
