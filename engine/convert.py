@@ -65,6 +65,10 @@ def convert(module, example_input, *, optimize_graph=True):
     return optimize(graph) if optimize_graph else graph
 
 
+def _flat(values):
+    return [e for v in values for e in (_flat(v) if isinstance(v, (list, tuple)) else [v])]
+
+
 def _module_path(fx_node):
     stack = fx_node.meta.get('nn_module_stack') or {}
     if not stack:
@@ -92,7 +96,10 @@ class _Converter:
 
     # -- helpers
     def _name(self, path, fx_node):
-        name = path if path not in self.names else f'{path}.{fx_node.name}'
+        name, k = path, 1
+        while name in self.names:
+            name = f'{path}.{fx_node.name}' + (f'.{k}' if k > 1 else '')
+            k += 1
         self.names.add(name)
         return name
 
@@ -185,8 +192,9 @@ class _Converter:
         if name == 'getitem':
             seq, i = fx_node.args
             v = env[seq]
-            return v[i] if isinstance(v, (list, tuple)) else v if isinstance(v, _Unsupported) else \
-                self._fail(fx_node, 'getitem on a non-sequence')
+            if isinstance(v, (list, tuple)):
+                return v[i]
+            return v if isinstance(v, _Unsupported) else self._fail(fx_node, 'getitem on a non-sequence')
 
         def arg(a):
             if isinstance(a, (list, tuple)):
@@ -194,19 +202,30 @@ class _Converter:
             return env[a] if hasattr(a, 'op') and hasattr(a, 'meta') else a
         args = [arg(a) for a in fx_node.args]
         kwargs = {k: arg(v) for k, v in fx_node.kwargs.items()}
-        if any(isinstance(a, _Unsupported) for a in list(args) + list(kwargs.values())):
-            return _Unsupported()
         op = getattr(target, '_opname', None) or name
         overload = getattr(target, '_overloadname', '')
         key = op.rstrip('_') if op.endswith('_') and not op.startswith('_') else op
+        if key not in _SHAPE_OPS and key not in _COMPUTE_OPS:     # reported even after another failure
+            return self._fail(fx_node, f'unsupported op aten.{op}.{overload or "default"}')
+        if any(isinstance(a, _Unsupported) for a in _flat(args) + _flat(kwargs.values())):
+            return _Unsupported()
         handler = _SHAPE_OPS.get(key)
         if handler is not None:
             if not (args and isinstance(args[0], (_Tensor, _Index))):
                 return self._fail(fx_node, f'aten.{op} on a non-activation tensor')
             return handler(self, fx_node, self._index(args[0]), args[1:], kwargs)
-        handler = _COMPUTE_OPS.get(key)
-        if handler is None:
-            return self._fail(fx_node, f'unsupported op aten.{op}.{overload or "default"}')
+        handler = _COMPUTE_OPS[key]
+
+        def materialise(a):     # index chains feeding a real op become gathers
+            if isinstance(a, _Index):
+                return self._tensor(a, fx_node)
+            if isinstance(a, (list, tuple)):
+                return type(a)(materialise(e) for e in a)
+            return a
+        args = [materialise(a) for a in args]
+        kwargs = {k: materialise(v) for k, v in kwargs.items()}
+        if any(isinstance(a, _Unsupported) for a in _flat(args) + _flat(kwargs.values())):
+            return _Unsupported()
         return handler(self, fx_node, args, kwargs)
 
 
@@ -303,7 +322,7 @@ def _pair(v):
 
 
 def _conv(cv, fx, args, kw, convolution=False):
-    x = cv._tensor(args[0], fx)
+    x = args[0]
     weight, bias = cv._param(args[1]), cv._param(_get(args, kw, 2, 'bias', None))
     if convolution:     # aten.convolution(x, w, b, stride, padding, dilation, transposed, output_padding, groups)
         stride, padding, dilation = args[3], args[4], args[5]
@@ -336,7 +355,7 @@ def _conv(cv, fx, args, kw, convolution=False):
 
 
 def _batchnorm(cv, fx, args, kw, legit=False):
-    x = cv._tensor(args[0], fx)
+    x = args[0]
     w, b, mean, var = (cv._param(a) for a in args[1:5])
     c = x.shape[1]
     w = np.ones(c, np.float32) if w is None else w
@@ -354,29 +373,29 @@ def _batchnorm(cv, fx, args, kw, legit=False):
 
 def _act(clamp):
     def handler(cv, fx, args, kw):
-        return cv._add(fx, 'act', [cv._tensor(args[0], fx)], dict(clamp=list(clamp)))
+        return cv._add(fx, 'act', [args[0]], dict(clamp=list(clamp)))
     return handler
 
 
 def _hardtanh(cv, fx, args, kw):
     lo, hi = _get(args, kw, 1, 'min_val', -1.0), _get(args, kw, 2, 'max_val', 1.0)
-    return cv._add(fx, 'act', [cv._tensor(args[0], fx)], dict(clamp=[float(lo), float(hi)]))
+    return cv._add(fx, 'act', [args[0]], dict(clamp=[float(lo), float(hi)]))
 
 
 def _clamp(cv, fx, args, kw):
     lo, hi = _get(args, kw, 1, 'min', None), _get(args, kw, 2, 'max', None)
     if not all(v is None or isinstance(v, (int, float)) for v in (lo, hi)):
         return cv._fail(fx, 'clamp with tensor bounds')
-    return cv._add(fx, 'act', [cv._tensor(args[0], fx)],
+    return cv._add(fx, 'act', [args[0]],
                    dict(clamp=[None if lo is None else float(lo), None if hi is None else float(hi)]))
 
 
 def _clamp_min(cv, fx, args, kw):
-    return cv._add(fx, 'act', [cv._tensor(args[0], fx)], dict(clamp=[float(args[1]), None]))
+    return cv._add(fx, 'act', [args[0]], dict(clamp=[float(args[1]), None]))
 
 
 def _maxpool(cv, fx, args, kw):
-    x = cv._tensor(args[0], fx)
+    x = args[0]
     kernel = _pair(args[1])
     stride = _pair(_get(args, kw, 2, 'stride', []) or kernel)
     attrs = dict(kernel=kernel, stride=stride, padding=_pair(_get(args, kw, 3, 'padding', 0)),
@@ -387,7 +406,7 @@ def _maxpool(cv, fx, args, kw):
 
 
 def _avgpool(cv, fx, args, kw):
-    x = cv._tensor(args[0], fx)
+    x = args[0]
     kernel = _pair(args[1])
     stride = _pair(_get(args, kw, 2, 'stride', []) or kernel)
     if _get(args, kw, 6, 'divisor_override', None) is not None:
@@ -399,7 +418,7 @@ def _avgpool(cv, fx, args, kw):
 
 
 def _adaptive_avgpool(cv, fx, args, kw):
-    x = cv._tensor(args[0], fx)
+    x = args[0]
     size = _pair(args[1])
     if size != [1, 1]:
         return cv._fail(fx, f'adaptive_avg_pool2d to {size} (only to 1x1)')
@@ -407,7 +426,7 @@ def _adaptive_avgpool(cv, fx, args, kw):
 
 
 def _mean(cv, fx, args, kw):
-    x = cv._tensor(args[0], fx)
+    x = args[0]
     dims = _get(args, kw, 1, 'dim', None)
     keep = bool(_get(args, kw, 2, 'keepdim', False))
     if x.shape.__len__() != 4 or dims is None or sorted(d % 4 for d in dims) != [2, 3]:
@@ -416,7 +435,7 @@ def _mean(cv, fx, args, kw):
 
 
 def _linear(cv, fx, args, kw):
-    x = cv._tensor(args[0], fx)
+    x = args[0]
     if isinstance(x, _Tensor) and len(x.shape) != 2:
         return cv._fail(fx, f'linear on a rank-{len(x.shape)} input (only N x features)')
     weight, bias = cv._param(args[1]), cv._param(_get(args, kw, 2, 'bias', None))
@@ -428,18 +447,18 @@ def _linear(cv, fx, args, kw):
 
 
 def _add(cv, fx, args, kw):
-    if len(args) < 2 or not all(isinstance(a, (_Tensor, _Index)) for a in args[:2]):
+    if len(args) < 2 or not all(isinstance(a, _Tensor) for a in args[:2]):
         return cv._fail(fx, 'add of a tensor and a constant')
     if _get(args, kw, 2, 'alpha', 1) != 1:
         return cv._fail(fx, 'add with alpha != 1')
-    a, b = cv._tensor(args[0], fx), cv._tensor(args[1], fx)
+    a, b = args[0], args[1]
     if a.shape != b.shape:
         return cv._fail(fx, f'add with broadcasting {a.shape} + {b.shape}')
     return cv._add(fx, 'add', [a, b], dict(clamp=None))
 
 
 def _cat(cv, fx, args, kw):
-    parts = [cv._tensor(p, fx) for p in args[0]]
+    parts = list(args[0])
     dim = _get(args, kw, 1, 'dim', 0)
     rank = len(parts[0].shape)
     if dim % rank != 1:

@@ -66,10 +66,13 @@ def _fuse_activations(g):
 
 
 def _simplify_views(g):
-    """gather of gather -> one gather; identity gathers disappear."""
+    """gather of gather -> one gather; a concat of gathers of one value -> one
+    gather; identity gathers disappear."""
     by_name = {n.name: n for n in g.nodes}
     channels = _channels(g)
     for node in list(g.nodes):
+        if node.op == 'concat':
+            _concat_to_gather(node, by_name, channels)
         if node.op != 'gather':
             continue
         src = by_name.get(node.inputs[0])
@@ -81,6 +84,20 @@ def _simplify_views(g):
             if kept is None:        # the graph input itself
                 continue
             _merge_into(g, kept, node)
+
+
+def _concat_to_gather(node, by_name, channels):
+    sources, indices = set(), []
+    for i in node.inputs:
+        src = by_name.get(i)
+        if src is not None and src.op == 'gather':
+            sources.add(src.inputs[0])
+            indices += src.attrs['indices']
+        else:
+            sources.add(i)
+            indices += list(range(channels[i]))
+    if len(sources) == 1:
+        node.op, node.inputs, node.attrs = 'gather', [sources.pop()], {'indices': indices}
 
 
 def _channels(g):

@@ -1,0 +1,93 @@
+"""`python -m engine bench`: on-device latency of a model file or of a
+built-in architecture with seeded random weights."""
+import json
+import platform
+import time
+
+import numpy as np
+
+import engine
+from engine import zoo
+
+
+def measure(fn, warmup, runs):
+    """Latencies in ms of `runs` calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = np.empty(runs)
+    for i in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times[i] = (time.perf_counter() - t0) * 1e3
+    return times
+
+
+def summary(times):
+    return dict(min=float(np.min(times)), median=float(np.median(times)), max=float(np.max(times)))
+
+
+def profile_table(rows):
+    total = sum(r['ms'] for r in rows) or 1.0
+    lines = [f'{"layer":34s} {"kind":16s} {"output shape":20s} {"ms":>8s} {"%":>6s}']
+    for r in sorted(rows, key=lambda r: -r['ms']):
+        lines.append(f'{r["name"][:34]:34s} {r["kind"]:16s} {str(r["shape"]):20s} '
+                     f'{r["ms"]:8.3f} {100 * r["ms"] / total:6.1f}')
+    lines.append(f'{"total":34s} {"":16s} {"":20s} {total:8.3f} {100.0:6.1f}')
+    return '\n'.join(lines)
+
+
+def run(args):
+    if args.model:
+        model = engine.load(args.model, threads=args.threads)
+        label = args.model
+        note = None
+    else:
+        if args.arch not in zoo.MODELS:
+            raise SystemExit(f'unknown --arch {args.arch!r}; choose from {", ".join(zoo.MODELS)}')
+        model = engine.Model(zoo.MODELS[args.arch](), threads=args.threads)
+        label = f'{args.arch} (built in)'
+        note = 'random weights (seed 0): speed does not depend on weight values'
+    n, c, h, w = model.input_shape
+    if args.size:
+        h = w = args.size
+    shape = (args.batch, c, h, w)
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    times = measure(lambda: model(x), args.warmup, args.runs)
+    result = dict(model=label, input_shape=list(shape), threads=model.threads,
+                  warmup=args.warmup, runs=args.runs, ms=summary(times),
+                  build=engine.build_info(), machine=platform.machine(), engine=engine.__version__)
+    if note:
+        result['note'] = note
+    rows = model.profile(x, runs=max(3, min(args.runs, 50))) if args.profile else None
+    if rows is not None:
+        result['profile'] = rows
+    if args.json:
+        print(json.dumps(result, indent=2, default=list))
+        return
+    b = result['build']
+    print(f'engine {engine.__version__}  isa {b["isa"]}  threads {model.threads}  '
+          f'openmp {"yes" if b["openmp"] else "no"}  {platform.machine()}')
+    print(f'model  {label}')
+    if note:
+        print(f'       {note}')
+    print(f'input  {"x".join(map(str, shape))}   warm-up {args.warmup}, timed runs {args.runs}')
+    print(f'{"":24s}{"min":>9s}{"median":>9s}{"max":>9s}   (ms)')
+    s = result['ms']
+    print(f'{"latency":24s}{s["min"]:9.3f}{s["median"]:9.3f}{s["max"]:9.3f}')
+    if rows is not None:
+        print()
+        print(profile_table(rows))
+
+
+def add_parser(sub):
+    p = sub.add_parser('bench', help='measure inference latency on this device')
+    p.add_argument('--model', help='model file (default: a built-in architecture, random weights)')
+    p.add_argument('--arch', default='shufflenet_v2_x1_0', help='built-in architecture (default %(default)s)')
+    p.add_argument('--threads', type=int, default=None, help='threads (default: usable cores)')
+    p.add_argument('--runs', type=int, default=200, help='timed runs (default %(default)s)')
+    p.add_argument('--warmup', type=int, default=20, help='untimed runs first (default %(default)s)')
+    p.add_argument('--batch', type=int, default=1)
+    p.add_argument('--size', type=int, default=None, help='input height and width (default: the model\'s)')
+    p.add_argument('--profile', action='store_true', help='also print per-layer times')
+    p.add_argument('--json', action='store_true', help='print JSON instead of a table')
+    p.set_defaults(func=run)

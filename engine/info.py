@@ -1,0 +1,43 @@
+"""`python -m engine info MODEL`: what a model file holds."""
+import json
+import os
+
+import numpy as np
+
+import engine
+from engine.graph import infer_shapes
+
+
+def describe(model, path=None):
+    g = model.graph
+    n, c, h, w = model.input_shape
+    shapes = infer_shapes(g, h, w)
+    params = sum(int(p.size) for node in g.nodes for p in node.params.values())
+    macs = 0
+    for node in g.nodes:
+        oc, oh, ow = shapes[node.name]
+        if node.op in ('conv', 'linear'):
+            macs += int(node.params['weight'][0].size) * oc * oh * ow
+    d = dict(input_shape=list(model.input_shape), output_shapes=[list(s) for s in model.output_shapes],
+             nodes=len(g.nodes), compute_layers=sum(node.op not in ('gather', 'concat', 'flatten') for node in g.nodes),
+             parameters=params, macs=macs, meta=g.meta, build=engine.build_info())
+    if path:
+        d['file'] = path
+        d['file_bytes'] = os.path.getsize(path)
+    return d
+
+
+def run(args):
+    d = describe(engine.load(args.model), args.model)
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return
+    for k, v in d.items():
+        print(f'{k:16s} {v}')
+
+
+def add_parser(sub):
+    p = sub.add_parser('info', help='describe a model file')
+    p.add_argument('model')
+    p.add_argument('--json', action='store_true')
+    p.set_defaults(func=run)

@@ -1,0 +1,31 @@
+"""Small graphs of one op, run by the engine and by the NumPy reference."""
+import numpy as np
+
+import engine
+from engine import reference
+from engine.graph import Graph, Node
+
+
+def one_op_graph(op, in_shape, attrs=None, params=None, extra_inputs=0):
+    """Graph: input -> op -> output; extra_inputs more (identity) uses of the input."""
+    inputs = ['input'] * (1 + extra_inputs)
+    node = Node('op', op, inputs, attrs or {}, params or {})
+    return Graph('input', tuple(in_shape), [node], ['op'])
+
+
+def check_graph(graph, x, threads=(1, 2), rtol=2e-5):
+    """Run graph on x with each thread count; compare with the reference."""
+    ref = reference.run_graph(graph, x)[0]
+    model = engine.Model(graph, threads=threads[0])
+    for t in threads:
+        model.threads = t
+        out = model(x)
+        assert out.shape == ref.shape, (out.shape, ref.shape)
+        scale = max(1.0, float(np.abs(ref).max()))
+        err = float(np.abs(out - ref).max())
+        assert err <= rtol * scale, f'threads={t}: max error {err:.3g} > {rtol * scale:.3g}'
+    return ref
+
+
+def rand(rng, shape, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)

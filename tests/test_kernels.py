@@ -1,0 +1,198 @@
+"""Every kernel against its NumPy reference over grids of awkward shapes:
+odd sizes, H != W, 1x1 and 2x2 planes, channel counts that are not multiples
+of the vector width or the GEMM tile, every stride/padding/dilation/group the
+ops allow, batch 1 and 3, one and two threads.  No torch needed."""
+import itertools
+
+import numpy as np
+import pytest
+
+import engine
+from engine.plan import compile_graph
+from helpers import check_graph, one_op_graph, rand
+
+BATCHES = (1, 3)
+
+
+def conv_case(cin, cout, k, stride, pad, dil, groups, h, w, bias=True, clamp=None):
+    kh, kw = (k, k) if isinstance(k, int) else k
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    ph, pw = (pad, pad) if isinstance(pad, int) else pad
+    return dict(cin=cin, cout=cout, kernel=(kh, kw), stride=(sh, sw), padding=(ph, pw),
+                dilation=(dil, dil), groups=groups, hw=(h, w), bias=bias, clamp=clamp)
+
+
+CONV_CASES = [
+    # pointwise (GEMM path): channels around the 12-row tile and 16/32-pixel tiles
+    *[conv_case(cin, cout, 1, 1, 0, 1, 1, h, w, bias=b)
+      for (cin, cout), (h, w), b in zip(
+          [(3, 1), (5, 12), (13, 13), (24, 25), (58, 58), (70, 37), (16, 48), (1, 7)],
+          itertools.cycle([(7, 7), (5, 9), (1, 1), (2, 2), (14, 13), (1, 17), (28, 28), (3, 1)]),
+          itertools.cycle([True, False]))],
+    conv_case(24, 36, 1, 1, 0, 1, 3, 9, 7),        # grouped pointwise
+    conv_case(12, 8, 1, 1, 0, 1, 4, 6, 5, clamp=[0.0, None]),
+    conv_case(40, 20, 1, 1, 0, 1, 2, 1, 1),
+    # dense 3x3 and larger (im2col path)
+    conv_case(3, 24, 3, 2, 1, 1, 1, 17, 15, clamp=[0.0, None]),
+    conv_case(3, 5, 3, 1, 1, 1, 1, 2, 2),
+    conv_case(4, 13, 3, 1, 0, 1, 1, 3, 3),
+    conv_case(6, 7, 5, 1, 2, 1, 1, 9, 11),
+    conv_case(5, 6, 7, 2, 3, 1, 1, 15, 13, clamp=[0.0, 6.0]),
+    conv_case(4, 4, 3, 3, 1, 1, 1, 10, 8),
+    conv_case(6, 6, 3, 1, 2, 2, 1, 9, 9),
+    conv_case(5, 3, 3, 2, 3, 3, 1, 13, 12),
+    conv_case(8, 8, 3, (1, 2), (0, 1), 1, 1, 7, 9),
+    conv_case(4, 6, (1, 3), 1, (0, 1), 1, 1, 5, 6),
+    conv_case(8, 12, 3, 1, 1, 1, 4, 6, 7),           # grouped 3x3
+    conv_case(9, 6, 3, 2, 1, 1, 3, 8, 8, bias=False),
+    conv_case(3, 2, 1, 2, 0, 1, 1, 7, 5),            # strided 1x1
+    conv_case(2, 3, 1, 1, 1, 1, 1, 4, 4),            # padded 1x1
+    conv_case(3, 4, 2, 1, 0, 1, 1, 2, 2),
+    # depthwise (window path), with channel multipliers
+    *[conv_case(c, c * m, k, s, p, d, c, h, w, bias=b)
+      for c, m, k, s, p, d, (h, w), b in [
+          (1, 1, 3, 1, 1, 1, (1, 1), True), (17, 1, 3, 1, 1, 1, (28, 28), True),
+          (24, 1, 3, 2, 1, 1, (56, 56), False), (58, 1, 3, 2, 1, 1, (14, 13), True),
+          (5, 1, 3, 1, 1, 1, (2, 2), True), (7, 1, 3, 2, 1, 1, (7, 7), True),
+          (9, 1, 5, 1, 2, 1, (11, 9), True), (6, 1, 7, 2, 3, 1, (15, 16), True),
+          (4, 1, 3, 3, 1, 1, (10, 11), True), (4, 1, 3, 1, 2, 2, (9, 8), True),
+          (3, 1, 3, 2, 3, 3, (12, 13), False), (3, 2, 3, 1, 1, 1, (6, 5), True),
+          (4, 3, 5, 2, 2, 1, (9, 9), True), (33, 1, 3, 1, 0, 1, (40, 37), True),
+          (2, 1, 3, 1, 1, 1, (1, 40), True), (2, 1, 3, 2, 1, 1, (33, 1), True),
+      ]],
+    conv_case(8, 8, 3, 1, 1, 1, 8, 6, 6, clamp=[0.0, None]),
+]
+
+
+def conv_id(c):
+    return (f'{c["cin"]}to{c["cout"]}_k{c["kernel"][0]}x{c["kernel"][1]}_s{c["stride"][0]}{c["stride"][1]}'
+            f'_p{c["padding"][0]}{c["padding"][1]}_d{c["dilation"][0]}_g{c["groups"]}_{c["hw"][0]}x{c["hw"][1]}')
+
+
+@pytest.mark.parametrize('case', CONV_CASES, ids=conv_id)
+def test_conv(case):
+    rng = np.random.default_rng(len(conv_id(case)))
+    cin, cout, g = case['cin'], case['cout'], case['groups']
+    kh, kw = case['kernel']
+    params = {'weight': rand(rng, (cout, cin // g, kh, kw), (cin // g * kh * kw) ** -0.5)}
+    if case['bias']:
+        params['bias'] = rand(rng, cout)
+    attrs = dict(in_channels=cin, out_channels=cout, kernel=list(case['kernel']),
+                 stride=list(case['stride']), padding=list(case['padding']),
+                 dilation=list(case['dilation']), groups=g, clamp=case['clamp'])
+    for n in BATCHES:
+        x = rand(rng, (n, cin) + case['hw'])
+        check_graph(one_op_graph('conv', x.shape, attrs, params), x)
+
+
+POOL_CASES = [
+    # op, kernel, stride, padding, ceil_mode, count_include_pad, (h, w)
+    ('maxpool', 3, 2, 1, False, None, (112, 112)),
+    ('maxpool', 3, 2, 1, False, None, (7, 9)),
+    ('maxpool', 3, 2, 0, True, None, (8, 8)),
+    ('maxpool', 2, 2, 0, False, None, (5, 7)),
+    ('maxpool', 3, 1, 1, False, None, (1, 1)),
+    ('maxpool', 2, 2, 1, True, None, (2, 3)),
+    ('maxpool', 5, 3, 2, True, None, (13, 11)),
+    ('avgpool', 3, 2, 1, False, True, (14, 14)),
+    ('avgpool', 3, 2, 1, False, False, (14, 15)),
+    ('avgpool', 3, 2, 1, True, True, (8, 8)),
+    ('avgpool', 3, 2, 1, True, False, (8, 9)),
+    ('avgpool', 2, 2, 0, True, True, (5, 5)),
+    ('avgpool', 7, 7, 0, False, True, (7, 7)),
+    ('avgpool', 3, 1, 1, False, False, (2, 2)),
+    ('avgpool', 5, 3, 2, True, False, (10, 13)),
+]
+
+
+@pytest.mark.parametrize('op,k,s,p,ceil,cip,hw', POOL_CASES)
+def test_pool(op, k, s, p, ceil, cip, hw):
+    rng = np.random.default_rng(k * 100 + s * 10 + p)
+    attrs = dict(kernel=[k, k], stride=[s, s], padding=[p, p], ceil_mode=ceil)
+    if op == 'maxpool':
+        attrs['dilation'] = [1, 1]
+    else:
+        attrs['count_include_pad'] = cip
+    for n in BATCHES:
+        x = rand(rng, (n, 19) + hw)
+        check_graph(one_op_graph(op, x.shape, attrs), x)
+
+
+def test_maxpool_dilation():
+    rng = np.random.default_rng(1)
+    attrs = dict(kernel=[3, 3], stride=[1, 1], padding=[1, 1], dilation=[2, 2], ceil_mode=False)
+    x = rand(rng, (2, 5, 9, 10))
+    check_graph(one_op_graph('maxpool', x.shape, attrs), x)
+
+
+@pytest.mark.parametrize('cin,cout', [(1, 1), (7, 3), (64, 64), (65, 100), (300, 129), (1024, 1000)])
+def test_linear(cin, cout):
+    rng = np.random.default_rng(cin + cout)
+    params = {'weight': rand(rng, (cout, cin), cin ** -0.5), 'bias': rand(rng, cout)}
+    attrs = dict(in_features=cin, out_features=cout, clamp=[0.0, None] if cin % 2 else None)
+    # a rank-2 input comes from global pooling in real models
+    from engine.graph import Graph, Node
+    for n in BATCHES:
+        x = rand(rng, (n, cin, 3, 2))
+        g = Graph('input', x.shape, [Node('pool', 'global_avgpool', ['input'], {'keepdims': False}),
+                                     Node('fc', 'linear', ['pool'], attrs, params)], ['fc'])
+        check_graph(g, x)
+
+
+@pytest.mark.parametrize('hw', [(1, 1), (2, 2), (3, 5), (7, 7), (4, 4), (17, 3), (14, 14)])
+@pytest.mark.parametrize('keepdims', [True, False])
+def test_global_avgpool(hw, keepdims):
+    rng = np.random.default_rng(hw[0] * 31 + hw[1])
+    for n in BATCHES:
+        x = rand(rng, (n, 21) + hw)
+        check_graph(one_op_graph('global_avgpool', x.shape, {'keepdims': keepdims}), x)
+
+
+@pytest.mark.parametrize('hw', [(1, 1), (3, 7), (16, 16), (5, 4)])
+def test_eltwise(hw):
+    from engine.graph import Graph, Node
+    rng = np.random.default_rng(hw[0])
+    c = 11
+    for n in BATCHES:
+        x = rand(rng, (n, c) + hw)
+        nodes = [
+            Node('a', 'affine', ['input'], {'clamp': None},
+                 {'scale': rand(rng, c), 'shift': rand(rng, c)}),
+            Node('r', 'act', ['a'], {'clamp': [0.0, 6.0]}),
+            Node('sum', 'add', ['r', 'input'], {'clamp': [-0.5, None]}),
+            Node('bn', 'batchnorm', ['sum'], {'eps': 1e-3},
+                 {'weight': rand(rng, c), 'bias': rand(rng, c), 'running_mean': rand(rng, c),
+                  'running_var': np.abs(rand(rng, c)) + 0.5}),
+        ]
+        check_graph(Graph('input', x.shape, nodes, ['bn']), x)
+
+
+def test_views_move_no_data():
+    """gather / concat / flatten compile to offset tables, not kernels, and
+    read the right channels."""
+    from engine.graph import Graph, Node
+    rng = np.random.default_rng(5)
+    w = rand(rng, (6, 6, 1, 1))
+    nodes = [
+        Node('c', 'conv', ['input'], dict(in_channels=6, out_channels=6, kernel=[1, 1], stride=[1, 1],
+                                           padding=[0, 0], dilation=[1, 1], groups=1, clamp=None), {'weight': w}),
+        Node('cat', 'concat', ['c', 'input']),
+        Node('shuf', 'gather', ['cat'], {'indices': [11, 0, 5, 6, 3, 3, 8]}),
+        Node('pool', 'global_avgpool', ['shuf'], {'keepdims': True}),
+        Node('flat', 'flatten', ['pool']),
+    ]
+    g = Graph('input', (2, 6, 5, 3), nodes, ['flat'])
+    x = rand(rng, (2, 6, 5, 3))
+    check_graph(g, x)
+    kinds = [layer.kind for layer in compile_graph(g, 5, 3).layers]
+    assert kinds == ['conv1x1', 'global_avgpool']
+
+
+def test_build_info_reports_the_compiled_path():
+    info = engine.build_info()
+    assert info['isa'] in ('avx512', 'avx2', 'neon', 'scalar')
+    assert info['vector_floats'] == {'avx512': 16, 'avx2': 8, 'neon': 4, 'scalar': 1}[info['isa']]
+    import os
+    expected = os.environ.get('ENGINE_EXPECT_ISA')
+    if expected:    # CI's per-ISA builds say which path they compiled
+        assert info['isa'] == expected
