@@ -70,10 +70,9 @@ def _flat(values):
 
 
 def _module_path(fx_node):
+    """Path of the module the node came from; '' for the model's own forward."""
     stack = fx_node.meta.get('nn_module_stack') or {}
-    if not stack:
-        return 'model'
-    return list(stack.values())[-1][0] or 'model'
+    return list(stack.values())[-1][0] if stack else ''
 
 
 class _Converter:
@@ -104,14 +103,15 @@ class _Converter:
         return name
 
     def _add(self, fx_node, op, inputs, attrs=None, params=None):
-        name = self._name(_module_path(fx_node), fx_node)
+        name = self._name(_module_path(fx_node) or fx_node.name, fx_node)
         self.nodes.append(Node(name, op, [t.name for t in inputs], attrs or {}, params or {}))
         val = fx_node.meta['val']
         val = val[0] if isinstance(val, (list, tuple)) else val
         return _Tensor(name, tuple(int(d) for d in val.shape))
 
     def _fail(self, fx_node, why):
-        self.unsupported.append(f'{why} (module {_module_path(fx_node)!r}, node {fx_node.name})')
+        where = repr(_module_path(fx_node)) if _module_path(fx_node) else "the model's forward"
+        self.unsupported.append(f'{why} (module {where}, node {fx_node.name})')
         return _Unsupported()
 
     def _param(self, v):

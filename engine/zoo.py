@@ -84,7 +84,7 @@ def shufflenet_v2(width='1.0', num_classes=1000, seed=0, input_size=224):
             x = b.add(f'{unit}.shuffle', 'gather', [cat], dict(indices=shuffle_indices(cout, 2)))
         cin = cout
     x = b.conv_bn('conv5.0', x, cin, ch[4])
-    x = b.add('globalpool', 'global_avgpool', [x], dict(keepdims=False))
+    x = b.add('mean', 'global_avgpool', [x], dict(keepdims=False))
     w = b.rng.standard_normal((num_classes, ch[4])) * np.sqrt(1.0 / ch[4])
     x = b.add('fc', 'linear', [x], dict(in_features=ch[4], out_features=num_classes, clamp=None),
               dict(weight=w.astype(np.float32),

@@ -62,3 +62,13 @@ def test_no_data_movement_layer_runs(converted):
     kinds = {layer.kind for layer in compile_graph(model.graph, 224, 224).layers}
     assert not kinds & DATA_MOVEMENT, kinds
     assert {'conv1x1', 'dwconv3x3', 'dwconv3x3s2', 'conv3x3s2', 'maxpool3x3s2', 'linear'} <= kinds
+
+
+def test_builtin_benchmark_model_is_what_the_converter_makes(converted):
+    """engine.zoo (used by `python -m engine bench`, no torch) builds the
+    same compiled layers as converting torchvision's model."""
+    from engine import zoo
+    width, _, model = converted
+    ours = compile_graph(zoo.shufflenet_v2(width), 224, 224).layers
+    theirs = compile_graph(model.graph, 224, 224).layers
+    assert [(l.name, l.kind, l.shape) for l in ours] == [(l.name, l.kind, l.shape) for l in theirs]

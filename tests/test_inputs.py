@@ -1,0 +1,103 @@
+"""Bad inputs get clear exceptions; unusual but valid arrays the right answer."""
+import threading
+
+import numpy as np
+import pytest
+
+import engine
+from engine import reference, zoo
+
+SIZE = 48
+
+
+@pytest.fixture(scope='module')
+def model():
+    return engine.Model(zoo.shufflenet_v2('0.5', num_classes=10, input_size=SIZE), threads=2)
+
+
+@pytest.fixture(scope='module')
+def x():
+    return np.random.default_rng(0).standard_normal((2, 3, SIZE, SIZE)).astype(np.float32)
+
+
+@pytest.mark.parametrize('bad,exc,match', [
+    (lambda x: x.astype(np.float64), TypeError, 'float32'),
+    (lambda x: x.astype(np.int32), TypeError, 'float32'),
+    (lambda x: x.tolist(), TypeError, 'numpy'),
+    (lambda x: x[0], ValueError, '4-D'),
+    (lambda x: x[None], ValueError, '4-D'),
+    (lambda x: np.concatenate([x, x[:, :1]], 1), ValueError, 'channels'),
+    (lambda x: x[:, :1], ValueError, 'channels'),
+    (lambda x: x[:0], ValueError, 'empty'),
+])
+def test_bad_inputs_raise(model, x, bad, exc, match):
+    with pytest.raises(exc, match=match):
+        model(bad(x))
+
+
+def test_input_too_small_for_a_layer_names_it():
+    from helpers import one_op_graph
+    w = np.ones((2, 3, 5, 5), np.float32)
+    g = one_op_graph('conv', (1, 3, 8, 8), dict(in_channels=3, out_channels=2, kernel=[5, 5], stride=[1, 1],
+                                                padding=[0, 0], dilation=[1, 1], groups=1), {'weight': w})
+    m = engine.Model(g, threads=1)
+    assert m(np.ones((1, 3, 5, 6), np.float32)).shape == (1, 2, 1, 2)
+    with pytest.raises(ValueError, match="too small for layer 'op'"):
+        m(np.ones((1, 3, 4, 9), np.float32))
+
+
+def test_any_spatial_size_the_layers_take(model):
+    for hw in [(1, 1), (7, 3), (33, 64)]:
+        y = np.random.default_rng(1).standard_normal((1, 3) + hw).astype(np.float32)
+        ref = reference.run_graph(model.graph, y)[0]
+        assert np.abs(model(y) - ref).max() <= 1e-4 * max(1, np.abs(ref).max())
+
+
+@pytest.mark.parametrize('layout', ['transposed', 'strided', 'fortran', 'readonly'])
+def test_unusual_layouts_give_the_same_answer(model, x, layout):
+    expected = model(x)
+    if layout == 'transposed':
+        y = np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
+    elif layout == 'strided':
+        big = np.zeros((2, 6, SIZE, SIZE * 2), np.float32)
+        big[:, ::2, :, ::2] = x
+        y = big[:, ::2, :, ::2]
+    elif layout == 'fortran':
+        y = np.asfortranarray(x)
+    else:
+        y = x.copy()
+        y.flags.writeable = False
+    np.testing.assert_array_equal(model(y), expected)
+
+
+def test_matches_the_reference_interpreter(model, x):
+    ref = reference.run_graph(model.graph, x)[0]
+    assert np.abs(model(x) - ref).max() <= 1e-4 * max(1, np.abs(ref).max())
+
+
+def test_threads_argument(x):
+    g = zoo.shufflenet_v2('0.5', num_classes=10, input_size=SIZE)
+    with pytest.raises(ValueError, match='threads'):
+        engine.Model(g, threads=0)
+    assert engine.Model(g).threads == engine.default_threads() >= 1
+
+
+def test_default_threads_honours_omp_num_threads(monkeypatch):
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    assert engine.default_threads() == 1
+
+
+def test_one_model_from_many_python_threads(model, x):
+    expected = [model(x[i:i + 1]) for i in range(2)]
+    errors = []
+
+    def work(i):
+        for _ in range(20):
+            if not np.array_equal(model(x[i % 2:i % 2 + 1]), expected[i % 2]):
+                errors.append(i)
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors

@@ -1,0 +1,124 @@
+"""The command line: tools/convert_pytorch.py, python -m engine bench / info,
+and running a converted file where torch cannot be imported."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+BLOCK_TORCH = ("import sys\n"
+               "class Blocker:\n"
+               "    def find_spec(self, name, path=None, target=None):\n"
+               "        if name == 'torch' or name.startswith('torch.'):\n"
+               "            raise ImportError('torch is blocked in this process')\n"
+               "sys.meta_path.insert(0, Blocker())\n")
+
+
+def run(args, **kw):
+    return subprocess.run([sys.executable] + args, cwd=ROOT, env=ENV, capture_output=True,
+                          text=True, timeout=600, **kw)
+
+
+def test_converted_file_runs_without_torch(tmp_path):
+    """convert_pytorch.py with a checkpoint; the file then runs in a process
+    that cannot import torch and gives PyTorch's answer."""
+    from conftest import require_torch
+    torch = require_torch()
+    import torch_models
+    net = torch_models.randomize(torch_models.shufflenet_v2_x0_5(), seed=7)
+    torch.save(net.state_dict(), tmp_path / 'w.pth')
+    out = tmp_path / 'x05.engine'
+    r = run(['tools/convert_pytorch.py', 'tests.torch_models:shufflenet_v2_x0_5', '-o', str(out),
+             '--checkpoint', str(tmp_path / 'w.pth'), '--input-shape', '1,3,96,96', '--check'])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert 'check: max |engine - torch|' in r.stdout and 'OK' in r.stdout
+    assert 'M MACs' in r.stdout
+
+    x = torch.randn(3, 3, 80, 80, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        ref = net(x).numpy()
+    np.save(tmp_path / 'x.npy', x.numpy())
+    code = BLOCK_TORCH + (
+        "import numpy as np, engine\n"
+        f"y = engine.load({str(out)!r})(np.load({str(tmp_path / 'x.npy')!r}))\n"
+        "assert not any(k == 'torch' or k.startswith('torch.') for k in sys.modules)\n"
+        "try:\n    import torch\nexcept ImportError:\n    pass\nelse:\n    raise SystemExit('torch imported')\n"
+        f"np.save({str(tmp_path / 'y.npy')!r}, y)\n")
+    r = run(['-c', code])
+    assert r.returncode == 0, r.stdout + r.stderr
+    y = np.load(tmp_path / 'y.npy')
+    assert y.shape == ref.shape
+    assert np.abs(y - ref).max() <= 1e-4 * max(1, np.abs(ref).max())
+
+
+def test_convert_rejects_a_checkpoint_that_does_not_fit(tmp_path):
+    from conftest import require_torch
+    torch = require_torch()
+    import torch_models
+    state = torch_models.shufflenet_v2_x0_5().state_dict()
+    state.pop('fc.bias')
+    state['extra.weight'] = torch.zeros(1)
+    state['conv5.0.weight'] = torch.zeros(3, 3)
+    torch.save(state, tmp_path / 'bad.pth')
+    r = run(['tools/convert_pytorch.py', 'tests.torch_models:shufflenet_v2_x0_5', '-o',
+             str(tmp_path / 'x.engine'), '--checkpoint', str(tmp_path / 'bad.pth')])
+    assert r.returncode != 0
+    assert 'missing (1): fc.bias' in r.stderr
+    assert 'unexpected (1): extra.weight' in r.stderr
+    assert 'mis-shaped (1): conv5.0.weight' in r.stderr
+
+
+def test_import_engine_does_not_import_torch():
+    r = run(['-c', BLOCK_TORCH + "import engine, engine.model, engine.plan, engine.bench, engine.zoo\n"
+                                 "m = engine.Model(engine.zoo.shufflenet_v2('0.5', input_size=32))\n"
+                                 "import numpy as np; print(m(np.zeros((1, 3, 32, 32), np.float32)).shape)"])
+    assert r.returncode == 0, r.stderr
+    assert '(1, 1000)' in r.stdout
+
+
+def test_bench_prints_its_latency_table():
+    r = run(['-m', 'engine', 'bench', '--runs', '5', '--warmup', '1', '--threads', '1'])
+    assert r.returncode == 0, r.stderr
+    assert 'shufflenet_v2_x1_0' in r.stdout and 'random weights' in r.stdout
+    line = next(l for l in r.stdout.splitlines() if l.startswith('latency'))
+    lo, med, hi = (float(v) for v in line.split()[1:4])
+    assert 0 < lo <= med <= hi
+
+
+def test_bench_json_and_profile(tmp_path):
+    r = run(['-m', 'engine', 'bench', '--arch', 'shufflenet_v2_x0_5', '--size', '64', '--runs', '4',
+             '--warmup', '1', '--json', '--profile'])
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d['input_shape'] == [1, 3, 64, 64] and d['runs'] == 4
+    assert d['ms']['min'] <= d['ms']['median'] <= d['ms']['max']
+    kinds = {row['kind'] for row in d['profile']}
+    assert 'conv1x1' in kinds and not kinds & {'gather', 'concat', 'shuffle'}
+
+
+def test_bench_and_info_on_a_model_file(tmp_path):
+    import engine
+    from engine import zoo
+    path = tmp_path / 'z.engine'
+    engine.Model(zoo.shufflenet_v2('0.5', input_size=64)).save(path)
+    r = run(['-m', 'engine', 'bench', '--model', str(path), '--runs', '3', '--warmup', '1', '--profile'])
+    assert r.returncode == 0, r.stderr
+    assert 'conv1x1' in r.stdout and 'total' in r.stdout
+    r = run(['-m', 'engine', 'info', str(path), '--json'])
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d['input_shape'] == [1, 3, 64, 64] and d['output_shapes'] == [[1, 1000]]
+    assert d['macs'] > 0 and d['parameters'] > 0
+
+
+def test_cli_errors_are_messages_not_tracebacks(tmp_path):
+    bad = tmp_path / 'bad.engine'
+    bad.write_bytes(b'\x10\x00\x00\x00\x00\x00\x00\x00{"a": 1}')
+    r = run(['-m', 'engine', 'bench', '--model', str(bad)])
+    assert r.returncode == 2 and 'error:' in r.stderr and 'Traceback' not in r.stderr
+    r = run(['-m', 'engine', 'bench', '--threads', '0'])
+    assert r.returncode == 2 and '--threads' in r.stderr
