@@ -13,3 +13,13 @@ def require_torch():
         import torch
         return torch
     return pytest.importorskip('torch', reason='needs torch: pip install torch==2.13.0')
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI (ENGINE_REQUIRE_TORCH=1) nothing may be skipped: a skip fails."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get('ENGINE_REQUIRE_TORCH'):
+        report.outcome = 'failed'
+        report.longrepr = f'skipped in CI, where every test must run: {report.longrepr}'
