@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""Latency of the engine next to other engines on the same models, same
+threads, in one run.
+
+  python tools/bench_peers.py                          # ShuffleNetV2 x1.0, 1 and 2 threads
+  python tools/bench_peers.py --models shufflenet_v2_x0_5 shufflenet_v2_x1_0 --threads 1 --json
+
+Each engine runs in a worker process of its own (thread pools of different
+runtimes must not compete for the cores); the driver interleaves them: every
+round, each worker times a block of runs in turn, so drift in the machine's
+speed hits all engines alike.  Reported: medians over all timed runs, and each
+peer's median divided by the engine's (> 1: the engine is faster).
+
+Peers are the ones installed of: onnxruntime (ORT_ENABLE_ALL, intra-op
+threads = T, inter-op 1), torch (eager, torch.set_num_threads(T)).  Needs
+torch to build the models; all engines get the same weights and their outputs
+are checked against PyTorch's before timing.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEERS = ['engine', 'onnxruntime', 'torch']
+
+
+# ---------------------------------------------------------------------------
+# worker: one engine, one model, one thread count; commands on stdin
+
+def _load_runner(peer, files, threads):
+    """A function x -> output for this peer."""
+    if peer == 'engine':
+        sys.path.insert(0, ROOT)
+        import engine
+        model = engine.load(files['engine'], threads=threads)
+        return model.run
+    if peer == 'onnxruntime':
+        import onnxruntime as ort
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        sess = ort.InferenceSession(files['onnx'], opts, providers=['CPUExecutionProvider'])
+        name = sess.get_inputs()[0].name
+        return lambda x: sess.run(None, {name: x})[0]
+    if peer == 'torch':
+        import torch
+        torch.set_num_threads(threads)
+        net = torch.jit.load(files['torchscript']).eval()
+        def run(x):
+            with torch.inference_mode():
+                return net(torch.from_numpy(x)).numpy()
+        return run
+    raise ValueError(peer)
+
+
+def worker(args):
+    import time
+    files = json.loads(args.files)
+    run = _load_runner(args.worker, files, args.threads[0])
+    x = np.load(files['input'])
+    print(json.dumps({'ready': True, 'output': run(x).ravel()[:1000].tolist()}), flush=True)
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd.get('quit'):
+            break
+        for _ in range(cmd.get('warmup', 0)):
+            run(x)
+        times = []
+        for _ in range(cmd['runs']):
+            t0 = time.perf_counter()
+            run(x)
+            times.append((time.perf_counter() - t0) * 1e3)
+        print(json.dumps({'times': times}), flush=True)
+
+
+# ---------------------------------------------------------------------------
+# driver
+
+def available(peer):
+    if peer == 'engine':
+        return True
+    try:
+        __import__(peer)
+        return True
+    except ImportError:
+        return False
+
+
+def prepare(model_name, size, workdir):
+    """Model files for every peer from one torch model, and the reference."""
+    import torch
+    sys.path.insert(0, os.path.join(ROOT, 'tests'))
+    sys.path.insert(0, ROOT)
+    import torch_models
+    import engine
+    net = torch_models.randomize(getattr(torch_models, model_name)(), seed=0)
+    x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    files = {'input': os.path.join(workdir, f'{model_name}.npy')}
+    np.save(files['input'], x.numpy())
+    files['engine'] = os.path.join(workdir, f'{model_name}.engine')
+    engine.from_torch(net, x).save(files['engine'])
+    files['onnx'] = os.path.join(workdir, f'{model_name}.onnx')
+    torch.onnx.export(net, (x,), files['onnx'], opset_version=17, dynamo=False,
+                      input_names=['input'], output_names=['output'])
+    files['torchscript'] = os.path.join(workdir, f'{model_name}.pt')
+    with torch.no_grad():
+        torch.jit.trace(net, x).save(files['torchscript'])
+        ref = net(x).numpy().ravel()[:1000]
+    return files, ref
+
+
+class Worker:
+    def __init__(self, peer, files, threads):
+        self.peer = peer
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), '--worker', peer, '--threads', str(threads),
+             '--files', json.dumps(files)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env=env)
+        self.output = np.array(self._read()['output'])
+
+    def _read(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f'{self.peer} worker died')
+        return json.loads(line)
+
+    def time(self, runs, warmup=0):
+        self.proc.stdin.write(json.dumps({'runs': runs, 'warmup': warmup}) + '\n')
+        self.proc.stdin.flush()
+        return self._read()['times']
+
+    def close(self):
+        self.proc.stdin.write('{"quit": true}\n')
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def compare(model_name, threads, args, files, ref):
+    peers = [p for p in args.peers if available(p)]
+    workers = [Worker(p, files, threads) for p in peers]
+    try:
+        for w in workers:
+            err = float(np.abs(w.output - ref).max())
+            if err > 1e-3 * max(1, np.abs(ref).max()):
+                raise SystemExit(f'{w.peer} disagrees with PyTorch on {model_name}: max error {err:.3g}')
+        times = {w.peer: [] for w in workers}
+        for w in workers:
+            w.time(0, warmup=args.warmup)
+        for r in range(args.rounds):
+            order = workers if r % 2 == 0 else workers[::-1]
+            for w in order:
+                times[w.peer] += w.time(args.runs)
+    finally:
+        for w in workers:
+            w.close()
+    med = {p: float(np.median(t)) for p, t in times.items()}
+    return {p: dict(median_ms=med[p], min_ms=float(np.min(times[p])), runs=len(times[p]),
+                    ratio_to_engine=med[p] / med['engine']) for p in times}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--models', nargs='+', default=['shufflenet_v2_x1_0'])
+    p.add_argument('--threads', type=int, nargs='+', default=[1, 2])
+    p.add_argument('--peers', nargs='+', default=PEERS, choices=PEERS)
+    p.add_argument('--size', type=int, default=224)
+    p.add_argument('--rounds', type=int, default=10, help='interleaved rounds (default %(default)s)')
+    p.add_argument('--runs', type=int, default=30, help='timed runs per round (default %(default)s)')
+    p.add_argument('--warmup', type=int, default=20)
+    p.add_argument('--json', action='store_true')
+    p.add_argument('--worker', help=argparse.SUPPRESS)
+    p.add_argument('--files', help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        return worker(args)
+    if 'engine' not in args.peers:
+        args.peers = ['engine'] + args.peers
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for model_name in args.models:
+            files, ref = prepare(model_name, args.size, tmp)
+            for t in args.threads:
+                r = compare(model_name, t, args, files, ref)
+                results.append(dict(model=model_name, threads=t, size=args.size, results=r))
+                if not args.json:
+                    print(f'{model_name} {args.size}x{args.size}, {t} thread(s): ' + ', '.join(
+                        f'{peer} {v["median_ms"]:.3f} ms' + ('' if peer == 'engine' else
+                                                             f' (x{v["ratio_to_engine"]:.2f})')
+                        for peer, v in r.items()), flush=True)
+    if args.json:
+        import platform
+        print(json.dumps(dict(machine=platform.machine(), processor=_cpu_name(), results=results), indent=2))
+
+
+def _cpu_name():
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return ''
+
+
+if __name__ == '__main__':
+    sys.exit(main())
