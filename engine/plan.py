@@ -127,7 +127,8 @@ def compile_graph(graph, height, width):
             arena.release(offset[q], region_shape[q][0] * region_shape[q][1])
             freed += 1
         offset[r] = arena.alloc(region_shape[r][0] * region_shape[r][1])
-    image_stride = padded_plane(max(arena.peak, 1))
+    # slack after the last plane: the window kernels read a little past rows
+    image_stride = padded_plane(arena.peak + _window.ROW_OVERREAD)
 
     def offsets(value):
         r, ch = refs[value]
@@ -198,8 +199,7 @@ def _window_spec(spec, attrs, kernel, mode):
     dh, dw = attrs.get('dilation', (1, 1))
     spec.update(kind='window', mode=mode, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw,
                 jobs_per_image=spec['n_out'])
-    return _window.scratch_floats(spec['in_h'], spec['in_w'], spec['out_h'], spec['out_w'],
-                                  kh, kw, sh, sw, dh, dw)
+    return _window.scratch_floats(spec['in_w'], kh)
 
 
 def _name_kernel(prefix, kernel, stride):

@@ -18,6 +18,7 @@ cdef extern from "ukernels.h" nogil:
     void f32_linear_tile(int64_t K, const float* w, const float* bias, const float* src,
                          const int64_t* x_off, float* y, float lo, float hi)
     const int LINEAR_NO
+    void f32_copy_strided(float* dst, const float* src, int64_t n, int64_t s)
 
 
 TILE_ROWS = GEMM_MR          # output channels per packed weight tile
@@ -63,12 +64,19 @@ cdef void gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept 
                    n0 + GEMM_NR <= op.plane, base)
 
 
+cdef inline void zero(float* p, int64_t n) noexcept nogil:
+    cdef int64_t i
+    for i in range(n):
+        p[i] = 0
+
+
 cdef void im2col_panel(const Op* op, const float* base, int64_t g, int64_t n0,
                        float* panel) noexcept nogil:
     """panel[k][0:GEMM_NR] = input pixel under tap k = (ci, ki, kj) for output
-    pixels n0 .. n0+GEMM_NR-1 of group g, zero outside the input."""
+    pixels n0 .. n0+GEMM_NR-1 of group g, zero outside the input.  Each output
+    row's stretch of the tile is one strided copy between zeroed borders."""
     cdef int64_t npix = op.out_h * op.out_w
-    cdef int64_t k = 0, ci, ki, kj, n, oh, ow, seg, t, ih, iw
+    cdef int64_t k = 0, ci, ki, kj, n, oh, ow, seg, ih, x0, lo, hi
     cdef const float* plane
     cdef float* row
     for ci in range(op.cin_g):
@@ -76,27 +84,30 @@ cdef void im2col_panel(const Op* op, const float* base, int64_t g, int64_t n0,
         for ki in range(op.kh):
             for kj in range(op.kw):
                 row = panel + k * GEMM_NR
+                k += 1
                 n = n0
                 oh = n0 // op.out_w
                 ow = n0 % op.out_w
                 while n < n0 + GEMM_NR:
+                    if n >= npix:               # the tile's padding columns
+                        zero(row + n - n0, n0 + GEMM_NR - n)
+                        break
                     seg = min(n0 + GEMM_NR - n, op.out_w - ow)
-                    if n >= npix:
-                        seg = n0 + GEMM_NR - n
-                        for t in range(seg):
-                            row[n - n0 + t] = 0
+                    ih = oh * op.sh - op.ph + ki * op.dh
+                    # outputs [ow + lo, ow + hi) of the stretch read inside the row
+                    x0 = ow * op.sw + kj * op.dw - op.pw
+                    lo = 0 if x0 >= 0 else (op.sw - 1 - x0) // op.sw
+                    hi = 0 if x0 > op.in_w - 1 else min(seg, (op.in_w - 1 - x0) // op.sw + 1)
+                    if not 0 <= ih < op.in_h or lo >= hi:
+                        zero(row + n - n0, seg)
                     else:
-                        ih = oh * op.sh - op.ph + ki * op.dh
-                        for t in range(seg):
-                            iw = (ow + t) * op.sw - op.pw + kj * op.dw
-                            if 0 <= ih < op.in_h and 0 <= iw < op.in_w:
-                                row[n - n0 + t] = plane[ih * op.in_w + iw]
-                            else:
-                                row[n - n0 + t] = 0
+                        zero(row + n - n0, lo)
+                        f32_copy_strided(row + n - n0 + lo,
+                                         plane + ih * op.in_w + x0 + lo * op.sw, hi - lo, op.sw)
+                        zero(row + n - n0 + hi, seg - hi)
                     n += seg
                     ow = 0
                     oh += 1
-                k += 1
 
 
 cdef void conv_im2col_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:

@@ -76,4 +76,130 @@ static void f32_linear_tile(int64_t K, const float* restrict w, const float* res
         vf_storeu(y + v * VLEN, vf_min(vhi, vf_max(vlo, acc[v])));
 }
 
+/* One output row of a sliding window, read straight from the input planes:
+ *   out[ow] = clamp(reduce over taps (ki, kj) of rows[ki][ow*S - PW + kj*DW])
+ * rows[ki] is the input row under tap row ki, or a row of `fill` where that
+ * is padding.  Outputs whose window is inside the row run as vectors; the
+ * few at the borders (padding, ceil_mode) run one by one.
+ * MODE 0: init (bias) + sum of w[tap] * x;  1: max from init;  2: sum * aux[ow].
+ * Constant sizes and MODE unroll the taps (f32_window_row_KxKsS_* below). */
+enum { WINDOW_MODE_CONV = 0, WINDOW_MODE_MAX = 1, WINDOW_MODE_AVG = 2 };
+
+ENGINE_ALWAYS_INLINE float f32_window_reduce(float acc, float x, float w, const int MODE) {
+    if (MODE == WINDOW_MODE_CONV) return acc + w * x;
+    if (MODE == WINDOW_MODE_MAX) return x > acc ? x : acc;
+    return acc + x;
+}
+
+ENGINE_ALWAYS_INLINE void f32_window_row(
+        const float* const* rows, int64_t in_w, int64_t pw, int64_t out_w,
+        const float* w, float init, float fill, const float* aux, float* out, float lo, float hi,
+        const int64_t KH, const int64_t KW, const int64_t S, const int64_t DW, const int MODE) {
+    /* the vector body: every tap inside the row */
+    int64_t body_lo = (pw + S - 1) / S;
+    int64_t last = in_w - 1 - (KW - 1) * DW + pw;
+    int64_t body_hi = last < 0 ? 0 : last / S + 1;
+    if (body_hi > out_w) body_hi = out_w;
+    if (body_lo > body_hi) body_lo = body_hi;
+    /* strides 1 and 2 run the body's last vector part-full (reading at most
+     * 2*VLEN floats past the row, inside the arena's slack); larger strides
+     * would read far past it, so their last part-vector runs one by one */
+    const int64_t vec_hi = S <= 2 ? body_hi : body_lo + (body_hi - body_lo) / VLEN * VLEN;
+    for (int64_t ow = 0; ow < out_w; ow++) {
+        if (ow == body_lo) ow = vec_hi;
+        if (ow >= out_w) break;
+        float acc = init;
+        for (int64_t ki = 0; ki < KH; ki++)
+            for (int64_t kj = 0; kj < KW; kj++) {
+                int64_t iw = ow * S - pw + kj * DW;
+                float x = (iw >= 0 && iw < in_w) ? rows[ki][iw] : fill;
+                acc = f32_window_reduce(acc, x, MODE == WINDOW_MODE_CONV ? w[ki * KW + kj] : 0.0f, MODE);
+            }
+        if (MODE == WINDOW_MODE_AVG) acc *= aux[ow];
+        acc = acc > lo ? acc : lo;
+        out[ow] = acc < hi ? acc : hi;
+    }
+    const vf vlo = vf_set1(lo), vhi = vf_set1(hi), vinit = vf_set1(init);
+    for (int64_t ow = body_lo; ow < vec_hi; ow += VLEN) {
+        vf acc = vinit;
+        for (int64_t ki = 0; ki < KH; ki++) {
+            const float* r = rows[ki] + ow * S - pw;
+            for (int64_t kj = 0; kj < KW; kj++) {
+                vf x = vf_load_strided(r + kj * DW, S);
+                if (MODE == WINDOW_MODE_CONV) acc = vf_fma(vf_set1(w[ki * KW + kj]), x, acc);
+                else if (MODE == WINDOW_MODE_MAX) acc = vf_max(x, acc);
+                else acc = vf_add(acc, x);
+            }
+        }
+        if (MODE == WINDOW_MODE_AVG) acc = vf_mul(acc, vf_loadu(aux + ow));
+        acc = vf_min(vhi, vf_max(vlo, acc));
+        if (vec_hi - ow >= VLEN) vf_storeu(out + ow, acc);
+        else vf_store_partial(out + ow, acc, (int)(vec_hi - ow));
+    }
+}
+
+typedef void (*f32_window_row_fn)(const float* const*, int64_t, int64_t, int64_t, const float*,
+                                  float, float, const float*, float*, float, float);
+
+#define ENGINE_WINDOW_ROW(NAME, K, S, MODE) \
+    static void NAME(const float* const* rows, int64_t in_w, int64_t pw, int64_t out_w, \
+                     const float* w, float init, float fill, const float* aux, float* out, \
+                     float lo, float hi) { \
+        f32_window_row(rows, in_w, pw, out_w, w, init, fill, aux, out, lo, hi, K, K, S, 1, MODE); \
+    }
+ENGINE_WINDOW_ROW(f32_dwconv_row_3x3s1, 3, 1, WINDOW_MODE_CONV)
+ENGINE_WINDOW_ROW(f32_dwconv_row_3x3s2, 3, 2, WINDOW_MODE_CONV)
+ENGINE_WINDOW_ROW(f32_dwconv_row_5x5s1, 5, 1, WINDOW_MODE_CONV)
+ENGINE_WINDOW_ROW(f32_dwconv_row_5x5s2, 5, 2, WINDOW_MODE_CONV)
+ENGINE_WINDOW_ROW(f32_dwconv_row_7x7s1, 7, 1, WINDOW_MODE_CONV)
+ENGINE_WINDOW_ROW(f32_dwconv_row_7x7s2, 7, 2, WINDOW_MODE_CONV)
+ENGINE_WINDOW_ROW(f32_maxpool_row_3x3s1, 3, 1, WINDOW_MODE_MAX)
+ENGINE_WINDOW_ROW(f32_maxpool_row_3x3s2, 3, 2, WINDOW_MODE_MAX)
+ENGINE_WINDOW_ROW(f32_maxpool_row_2x2s2, 2, 2, WINDOW_MODE_MAX)
+ENGINE_WINDOW_ROW(f32_avgpool_row_3x3s1, 3, 1, WINDOW_MODE_AVG)
+ENGINE_WINDOW_ROW(f32_avgpool_row_3x3s2, 3, 2, WINDOW_MODE_AVG)
+ENGINE_WINDOW_ROW(f32_avgpool_row_2x2s2, 2, 2, WINDOW_MODE_AVG)
+
+/* dst[i] = src[i * s] for i < n: a row of an im2col panel.  Like the window
+ * rows, strides 1 and 2 finish with a part-full vector (reading a little past
+ * the row, inside the arena's slack). */
+static inline void f32_copy_strided(float* dst, const float* src, int64_t n, int64_t s) {
+    int64_t i = 0;
+    for (; i + VLEN <= n; i += VLEN) vf_storeu(dst + i, vf_load_strided(src + i * s, s));
+    if (i < n && s <= 2) vf_store_partial(dst + i, vf_load_strided(src + i * s, s), (int)(n - i));
+    else for (; i < n; i++) dst[i] = src[i * s];
+}
+
+/* floats the window kernels may read past the end of a row */
+#define ENGINE_ROW_OVERREAD (2 * VLEN + 16)
+
+/* the specialised row for a square window without dilation, or NULL */
+static inline f32_window_row_fn f32_window_row_special(int mode, int64_t kh, int64_t kw,
+                                                       int64_t sh, int64_t sw, int64_t dh, int64_t dw) {
+    if (kh != kw || sh != sw || dh != 1 || dw != 1) return 0;
+    static const f32_window_row_fn conv[8][3] = {
+        [3] = {0, f32_dwconv_row_3x3s1, f32_dwconv_row_3x3s2},
+        [5] = {0, f32_dwconv_row_5x5s1, f32_dwconv_row_5x5s2},
+        [7] = {0, f32_dwconv_row_7x7s1, f32_dwconv_row_7x7s2}};
+    static const f32_window_row_fn pool[2][4][3] = {
+        {[2] = {0, 0, f32_maxpool_row_2x2s2}, [3] = {0, f32_maxpool_row_3x3s1, f32_maxpool_row_3x3s2}},
+        {[2] = {0, 0, f32_avgpool_row_2x2s2}, [3] = {0, f32_avgpool_row_3x3s1, f32_avgpool_row_3x3s2}}};
+    if (sh < 1 || sh > 2) return 0;
+    if (mode == WINDOW_MODE_CONV) return kh < 8 ? conv[kh][sh] : 0;
+    return kh < 4 ? pool[mode - 1][kh][sh] : 0;
+}
+
+/* the same for any window, stride and dilation */
+static void f32_window_row_any(const float* const* rows, int64_t in_w, int64_t pw, int64_t out_w,
+                               const float* w, float init, float fill, const float* aux, float* out,
+                               float lo, float hi, int64_t kh, int64_t kw, int64_t s, int64_t dw,
+                               int mode) {
+    if (mode == WINDOW_MODE_CONV)
+        f32_window_row(rows, in_w, pw, out_w, w, init, fill, aux, out, lo, hi, kh, kw, s, dw, WINDOW_MODE_CONV);
+    else if (mode == WINDOW_MODE_MAX)
+        f32_window_row(rows, in_w, pw, out_w, w, init, fill, aux, out, lo, hi, kh, kw, s, dw, WINDOW_MODE_MAX);
+    else
+        f32_window_row(rows, in_w, pw, out_w, w, init, fill, aux, out, lo, hi, kh, kw, s, dw, WINDOW_MODE_AVG);
+}
+
 #endif
