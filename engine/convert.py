@@ -446,15 +446,49 @@ def _linear(cv, fx, args, kw):
                                             out_features=int(weight.shape[0]), clamp=None), params)
 
 
-def _add(cv, fx, args, kw):
-    if len(args) < 2 or not all(isinstance(a, _Tensor) for a in args[:2]):
-        return cv._fail(fx, 'add of a tensor and a constant')
-    if _get(args, kw, 2, 'alpha', 1) != 1:
-        return cv._fail(fx, 'add with alpha != 1')
-    a, b = args[0], args[1]
-    if a.shape != b.shape:
-        return cv._fail(fx, f'add with broadcasting {a.shape} + {b.shape}')
-    return cv._add(fx, 'add', [a, b], dict(clamp=None))
+def _nonlinear(name):
+    def handler(cv, fx, args, kw):
+        return cv._add(fx, 'act', [args[0]], dict(clamp=None, act=name))
+    return handler
+
+
+def _scalar_affine(cv, fx, x, scale, shift):
+    """x * scale + shift for Python numbers: a per-channel affine node (which
+    the optimiser folds into a convolution before it where it can)."""
+    c = x.shape[1]
+    return cv._add(fx, 'affine', [x], dict(clamp=None), dict(
+        scale=np.full(c, scale, np.float32), shift=np.full(c, shift, np.float32)))
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _arith(kind):
+    """add / sub / mul / div of a tensor and a number, or of two tensors."""
+    def handler(cv, fx, args, kw):
+        a, b = args[0], args[1] if len(args) > 1 else kw.get('other')
+        alpha = _get(args, kw, 2, 'alpha', 1)
+        if kind in ('add', 'sub') and alpha != 1:
+            return cv._fail(fx, f'{kind} with alpha != 1')
+        if isinstance(a, _Tensor) and _is_number(b):
+            scale, shift = {'add': (1.0, b), 'sub': (1.0, -b), 'mul': (b, 0.0),
+                            'div': (1.0 / b if b else np.inf, 0.0)}[kind]
+            return _scalar_affine(cv, fx, a, scale, shift)
+        if _is_number(a) and isinstance(b, _Tensor) and kind in ('add', 'mul'):
+            return _scalar_affine(cv, fx, b, *((1.0, a) if kind == 'add' else (a, 0.0)))
+        if not (isinstance(a, _Tensor) and isinstance(b, _Tensor)):
+            return cv._fail(fx, f'{kind} of {type(a).__name__} and {type(b).__name__}')
+        if kind == 'add' and a.shape == b.shape:
+            return cv._add(fx, 'add', [a, b], dict(clamp=None))
+        if kind == 'mul' and len(a.shape) == 4 and len(b.shape) == 4:
+            if a.shape[2:] == (1, 1) and b.shape[2:] != (1, 1):
+                a, b = b, a         # the per-channel gate goes second
+            if a.shape == b.shape or (b.shape[:2] == a.shape[:2] and b.shape[2:] == (1, 1)):
+                return cv._add(fx, 'mul', [a, b], dict(clamp=None))
+        return cv._fail(fx, f'{kind} of shapes {a.shape} and {b.shape} (only equal shapes, '
+                            'or multiplying by one value per channel)')
+    return handler
 
 
 def _cat(cv, fx, args, kw):
@@ -474,5 +508,8 @@ _COMPUTE_OPS = {
     'hardtanh': _hardtanh, 'clamp': _clamp, 'clamp_min': _clamp_min,
     'max_pool2d': _maxpool, 'max_pool2d_with_indices': _maxpool, 'avg_pool2d': _avgpool,
     'adaptive_avg_pool2d': _adaptive_avgpool, 'mean': _mean,
-    'linear': _linear, 'add': _add, 'cat': _cat,
+    'linear': _linear, 'cat': _cat,
+    'add': _arith('add'), 'sub': _arith('sub'), 'mul': _arith('mul'), 'div': _arith('div'),
+    'hardswish': _nonlinear('hardswish'), 'hardsigmoid': _nonlinear('hardsigmoid'),
+    'sigmoid': _nonlinear('sigmoid'), 'silu': _nonlinear('silu'),
 }

@@ -12,8 +12,12 @@ offset tables and which therefore move no data: gather (pick channels in any
 order: shuffle, split, select), concat (along channels), flatten (N,C,1,1 ->
 N,C).
 
-Activations are fused as a clamp: [lo, hi] with None for an open end
-(ReLU = [0, None], ReLU6 = [0, 6]).
+Activations are fused into the op that produces their input: a `clamp`
+attribute [lo, hi] with None for an open end (ReLU = [0, None], ReLU6 =
+[0, 6]), then an `act` attribute naming a nonlinearity (hardswish,
+hardsigmoid, sigmoid, silu).  `mul` multiplies two tensors of one shape, or
+a tensor by one value per channel (an N,C,1,1 gate, as squeeze-excitation
+does).
 """
 from dataclasses import dataclass, field
 
@@ -62,6 +66,7 @@ class Graph:
 
 
 ACTIVATIONS = {'relu': [0.0, None], 'relu6': [0.0, 6.0]}
+NONLINEAR = {'hardswish': 1, 'hardsigmoid': 2, 'sigmoid': 3, 'silu': 4}   # codes of ukernels.h
 
 
 def clamp_bounds(clamp):
@@ -94,6 +99,9 @@ def _int(attrs, key, node, minimum=1):
 
 
 def _clamp(attrs, node):
+    act = attrs.get('act')
+    if act is not None and act not in NONLINEAR:
+        raise ModelFileError(f'node {node!r}: unknown activation {act!r}')
     c = attrs.get('clamp')
     if c is None:
         return
@@ -216,6 +224,7 @@ def _check_pool(node, ins):
         raise ModelFileError(f'node {node.name!r}: padding must be at most half the kernel')
     if not isinstance(a.get('ceil_mode'), bool):
         raise ModelFileError(f'node {node.name!r}: ceil_mode must be true or false')
+    _clamp(a, node.name)
     return c, 4
 
 
@@ -236,9 +245,16 @@ def _check_add(node, ins):
 def _check_act(node, ins):
     c, rank = _one_input(node, ins)
     _clamp(node.attrs, node.name)
-    if node.attrs.get('clamp') is None:
-        raise ModelFileError(f'node {node.name!r}: act needs a clamp')
+    if node.attrs.get('clamp') is None and node.attrs.get('act') is None:
+        raise ModelFileError(f'node {node.name!r}: act needs a clamp or an act')
     return c, rank
+
+
+def _check_mul(node, ins):
+    if len(ins) != 2 or ins[0][0] != ins[1][0] or ins[0][1] != 4 or ins[1][1] != 4:
+        raise ModelFileError(f'node {node.name!r}: mul takes two NCHW inputs of equal channels, got {ins}')
+    _clamp(node.attrs, node.name)
+    return ins[0]
 
 
 def _check_gather(node, ins):
@@ -266,6 +282,7 @@ _CHECKS = {
     'conv': _check_conv, 'linear': _check_linear, 'batchnorm': _check_batchnorm,
     'affine': _check_affine, 'maxpool': _check_pool, 'avgpool': _check_pool,
     'global_avgpool': _check_global_avgpool, 'add': _check_add, 'act': _check_act,
+    'mul': _check_mul,
     'gather': _check_gather, 'concat': _check_concat, 'flatten': _check_flatten,
 }
 VIEW_OPS = ('gather', 'concat', 'flatten')
@@ -336,6 +353,11 @@ def infer_shapes(graph, height, width):
         elif node.op == 'add':
             if ins[0] != ins[1]:
                 raise ValueError(f'layer {node.name!r}: add of shapes {ins[0]} and {ins[1]}')
+            out = ins[0]
+        elif node.op == 'mul':
+            if ins[1] != ins[0] and ins[1][1:] != (1, 1):
+                raise ValueError(f'layer {node.name!r}: mul of shapes {ins[0]} and {ins[1]} '
+                                 '(the second must match or be one value per channel)')
             out = ins[0]
         else:   # per-channel ops keep the shape
             out = ins[0]

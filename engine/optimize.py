@@ -1,11 +1,12 @@
-"""Graph rewrites between conversion and the file: fold BatchNorm into the
-convolution or linear layer before it, fuse activations into their producer,
-simplify channel views, drop what does not reach an output."""
+"""Graph rewrites between conversion and the file: fold BatchNorm (and
+scalar arithmetic) into the convolution or linear layer before it, fuse
+activations into their producer (through concats), simplify channel views,
+drop what does not reach an output."""
 import numpy as np
 
 from engine.graph import Graph, Node
 
-FUSABLE = ('conv', 'linear', 'add', 'affine')
+FUSABLE = ('conv', 'linear', 'add', 'mul', 'affine', 'maxpool', 'avgpool', 'act')
 
 
 def optimize(graph):
@@ -38,12 +39,23 @@ def _bn_scale_shift(bn):
     return scale, p['bias'] - p['running_mean'] * scale
 
 
+def _no_activation(node):
+    return node.attrs.get('clamp') is None and node.attrs.get('act') is None
+
+
 def _fold_batchnorm(g):
+    """BatchNorm and affine nodes after a convolution or linear layer become
+    its weights and bias; other BatchNorms become affine nodes."""
     by_name = {n.name: n for n in g.nodes}
-    for bn in [n for n in g.nodes if n.op == 'batchnorm']:
+    for bn in [n for n in g.nodes if n.op in ('batchnorm', 'affine')]:
         prev = by_name.get(bn.inputs[0])
-        scale, shift = _bn_scale_shift(bn)
-        if (prev is not None and prev.op in ('conv', 'linear') and prev.attrs.get('clamp') is None
+        if bn.op == 'affine':
+            if not _no_activation(bn):
+                continue
+            scale, shift = bn.params['scale'].astype(np.float64), bn.params['shift'].astype(np.float64)
+        else:
+            scale, shift = _bn_scale_shift(bn)
+        if (prev is not None and prev.op in ('conv', 'linear') and _no_activation(prev)
                 and _only_consumer(g, prev.name, bn)):
             w = prev.params['weight'].astype(np.float64)
             prev.params['weight'] = (w * scale.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32)
@@ -56,13 +68,40 @@ def _fold_batchnorm(g):
 
 
 def _fuse_activations(g):
+    """An act node joins its producer (clamp and act both travel); over a
+    concat whose inputs all can take it, it joins each of them."""
     by_name = {n.name: n for n in g.nodes}
     for act in [n for n in g.nodes if n.op == 'act']:
         prev = by_name.get(act.inputs[0])
-        if (prev is not None and prev.op in FUSABLE and prev.attrs.get('clamp') is None
-                and _only_consumer(g, prev.name, act)):
-            prev.attrs['clamp'] = list(act.attrs['clamp'])
+        if prev is None or not _only_consumer(g, prev.name, act):
+            continue
+        if prev.op in FUSABLE and _can_take(prev, act):
+            _take(prev, act)
             _merge_into(g, prev, act)
+        elif prev.op == 'concat':
+            parts = [by_name.get(i) for i in prev.inputs]
+            if all(p is not None and p.op in FUSABLE and _can_take(p, act) and
+                   _only_consumer(g, p.name, prev) for p in parts):
+                for p in parts:
+                    _take(p, act)
+                _merge_into(g, prev, act)
+
+
+def _can_take(node, act):
+    """node computes act(clamp(x)): a later clamp intersects its clamp, a later
+    nonlinearity fits if it has none yet."""
+    return node.attrs.get('act') is None
+
+
+def _take(node, act):
+    lo, hi = act.attrs.get('clamp') or (None, None)
+    if node.attrs.get('clamp') is not None:        # clamp of a clamp: intersect
+        lo0, hi0 = node.attrs['clamp']
+        lo = lo0 if lo is None else lo if lo0 is None else max(lo, lo0)
+        hi = hi0 if hi is None else hi if hi0 is None else min(hi, hi0)
+    node.attrs['clamp'] = None if (lo, hi) == (None, None) else [lo, hi]
+    if act.attrs.get('act') is not None:
+        node.attrs['act'] = act.attrs['act']
 
 
 def _simplify_views(g):

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.graph import (VIEW_OPS, avgpool_divisors, clamp_bounds, infer_shapes,
-                          validate)
+from engine.graph import (NONLINEAR, VIEW_OPS, avgpool_divisors, clamp_bounds,
+                          infer_shapes, validate)
 from engine.kernels import gemm as _gemm
 from engine.kernels import window as _window
 from engine.kernels.program import PLANE_ALIGN, Program
@@ -163,7 +163,8 @@ def _compile_node(node, shapes, offsets):
     a, p = node.attrs, node.params
     geo = _geometry(node, shapes)
     lo, hi = clamp_bounds(a.get('clamp'))
-    spec = dict(geo, lo=lo, hi=hi, in_off=offsets(node.inputs[0]), out_off=offsets(node.name))
+    spec = dict(geo, lo=lo, hi=hi, act=NONLINEAR.get(a.get('act'), 0),
+                in_off=offsets(node.inputs[0]), out_off=offsets(node.name))
     if node.op == 'conv':
         return _compile_conv(node, spec)
     if node.op == 'linear':
@@ -176,6 +177,9 @@ def _compile_node(node, shapes, offsets):
     spec.update(kind='eltwise', jobs_per_image=geo['n_out'])
     if node.op == 'add':
         spec.update(mode=0, in2_off=offsets(node.inputs[1]))
+    elif node.op == 'mul':
+        per_channel = shapes[node.inputs[1]] != shapes[node.inputs[0]]
+        spec.update(mode=4 if per_channel else 3, in2_off=offsets(node.inputs[1]))
     elif node.op in ('affine', 'batchnorm'):
         scale, shift = _affine_params(node)
         spec.update(mode=1, w=scale, b=shift)

@@ -11,6 +11,16 @@ def clamp(x, bounds):
     return np.minimum(np.maximum(x, lo), hi) if bounds is not None else x
 
 
+def activation(x, name):
+    if name is None:
+        return x
+    if name in ('hardswish', 'hardsigmoid'):
+        r = np.clip(x + 3, 0, 6) / 6
+        return x * r if name == 'hardswish' else r
+    s = 1 / (1 + np.exp(-x))
+    return x * s if name == 'silu' else s
+
+
 def _windows(xp, kernel, stride, dilation, out_hw):
     """Yield (i, j, view) of the padded input under each kernel tap."""
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
@@ -88,19 +98,27 @@ def channel_shuffle(x, groups):
 
 
 def run_node(node, ins):
+    """clamp, then activation, of the op's result"""
+    out = _run_op(node, ins)
+    if node.op in ('batchnorm', 'gather', 'concat', 'flatten', 'global_avgpool'):
+        return out
+    return activation(clamp(out, node.attrs.get('clamp')), node.attrs.get('act'))
+
+
+def _run_op(node, ins):
     a, p = node.attrs, node.params
     x = ins[0]
     if node.op == 'conv':
         return conv2d(x, p['weight'], p.get('bias'), a['stride'], a['padding'], a['dilation'],
-                      a['groups'], a.get('clamp'))
+                      a['groups'])
     if node.op == 'linear':
-        return linear(x, p['weight'], p.get('bias'), a.get('clamp'))
+        return linear(x, p['weight'], p.get('bias'))
     if node.op == 'batchnorm':
         scale = p['weight'] / np.sqrt(p['running_var'].astype(np.float64) + a['eps'])
         shift = p['bias'] - p['running_mean'] * scale
         return _per_channel(x, scale, shift)
     if node.op == 'affine':
-        return clamp(_per_channel(x, p['scale'], p['shift']), a.get('clamp'))
+        return _per_channel(x, p['scale'], p['shift'])
     if node.op == 'maxpool':
         return max_pool2d(x, a['kernel'], a['stride'], a['padding'], a['dilation'], a['ceil_mode'])
     if node.op == 'avgpool':
@@ -109,9 +127,11 @@ def run_node(node, ins):
     if node.op == 'global_avgpool':
         return x.mean(axis=(2, 3), keepdims=a['keepdims'])
     if node.op == 'add':
-        return clamp(ins[0] + ins[1], a.get('clamp'))
+        return ins[0] + ins[1]
+    if node.op == 'mul':
+        return ins[0] * ins[1]
     if node.op == 'act':
-        return clamp(x, a['clamp'])
+        return x
     if node.op == 'gather':
         return x[:, a['indices']]
     if node.op == 'concat':

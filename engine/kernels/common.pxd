@@ -32,6 +32,11 @@ cdef enum:
     ELTWISE_ADD = 0
     ELTWISE_AFFINE = 1
     ELTWISE_CLAMP = 2
+    ELTWISE_MUL = 3            # a * b, same shapes
+    ELTWISE_MUL_CHANNEL = 4    # a * b[c], b one value per channel (squeeze-excitation)
+
+cdef extern from "ukernels.h" nogil:
+    void f32_activation(float* p, int64_t n, int act)
 
 
 # One compiled operator.  Offsets are in floats from the start of one image's
@@ -41,6 +46,7 @@ cdef struct Op:
     int mode
     float lo                 # output clamp: the fused activation
     float hi
+    int act                  # then this activation (ACT_* of ukernels.h), 0 for none
     float fill               # padding value of window ops
     int64_t groups
     int64_t cin_g            # input channels per group

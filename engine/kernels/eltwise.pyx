@@ -1,10 +1,12 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Element-wise ops over whole planes: add (residuals), per-channel affine
-(a BatchNorm with no convolution to fold into) and a standalone activation
-clamp.  Plane strides are multiples of ENGINE_PLANE_ALIGN, so every plane is
+"""Element-wise ops over whole planes: add (residuals), multiply (gating,
+also by one value per channel as squeeze-excitation does), per-channel affine
+(a BatchNorm or scalar arithmetic with no convolution to fold into) and a
+standalone activation.  Plane strides are multiples of ENGINE_PLANE_ALIGN, so every plane is
 whole vectors; the padding lanes compute garbage that nothing reads."""
 from libc.stdint cimport int64_t
-from engine.kernels.common cimport Op, Ctx, VLEN, ELTWISE_ADD, ELTWISE_AFFINE
+from engine.kernels.common cimport (Op, Ctx, VLEN, ELTWISE_ADD, ELTWISE_AFFINE, ELTWISE_MUL,
+                                    ELTWISE_MUL_CHANNEL, f32_activation)
 
 cdef extern from "simd.h" nogil:
     ctypedef float vf
@@ -13,6 +15,7 @@ cdef extern from "simd.h" nogil:
     void vf_storeu(float* p, vf v)
     vf vf_fma(vf a, vf b, vf c)
     vf vf_add(vf a, vf b)
+    vf vf_mul(vf a, vf b)
     vf vf_max(vf a, vf b)
     vf vf_min(vf a, vf b)
 
@@ -33,6 +36,13 @@ cdef void eltwise_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
             i = v * VLEN
             y = vf_add(vf_loadu(a + i), vf_loadu(b + i))
             vf_storeu(out + i, vf_min(vhi, vf_max(vlo, y)))
+    elif op.mode == ELTWISE_MUL or op.mode == ELTWISE_MUL_CHANNEL:
+        b = base + op.in2_off[c]
+        scale = vf_set1(b[0])
+        for v in range(nvec):
+            i = v * VLEN
+            y = vf_mul(vf_loadu(a + i), scale if op.mode == ELTWISE_MUL_CHANNEL else vf_loadu(b + i))
+            vf_storeu(out + i, vf_min(vhi, vf_max(vlo, y)))
     elif op.mode == ELTWISE_AFFINE:
         scale = vf_set1(op.w[c])
         shift = vf_set1(op.b[c])
@@ -44,3 +54,5 @@ cdef void eltwise_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
         for v in range(nvec):
             i = v * VLEN
             vf_storeu(out + i, vf_min(vhi, vf_max(vlo, vf_loadu(a + i))))
+    if op.act:
+        f32_activation(out, op.plane, op.act)

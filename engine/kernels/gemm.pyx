@@ -6,7 +6,7 @@ Each runs the register-blocked tile of ukernels.h over channel planes read and
 written through offset tables (so a shuffled, split or concatenated tensor is
 read in place)."""
 from libc.stdint cimport int64_t
-from engine.kernels.common cimport Op, Ctx, GEMM_MR, GEMM_NR
+from engine.kernels.common cimport Op, Ctx, GEMM_MR, GEMM_NR, VLEN, f32_activation
 
 cdef extern from "ukernels.h" nogil:
     void f32_gemm_tile_mr_x2v(int64_t K, const float* a, const float* bias,
@@ -30,7 +30,7 @@ cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt
                                 const float* src, const int64_t* b_off, int64_t n0,
                                 bint full_width, float* dst) noexcept nogil:
     """Row tiles [mt0, mt1) of group g for the pixel tile at n0."""
-    cdef int64_t mt, m0
+    cdef int64_t mt, m0, r
     cdef int mr
     cdef const float* a
     cdef const float* bias
@@ -45,6 +45,9 @@ cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt
             f32_gemm_tile_mr_x2v(op.K, a, bias, src, b_off, n0, dst, c_off, mr, op.lo, op.hi)
         else:
             f32_gemm_tile_mr_x1v(op.K, a, bias, src, b_off, n0, dst, c_off, mr, op.lo, op.hi)
+        if op.act:
+            for r in range(mr):
+                f32_activation(dst + c_off[r] + n0, GEMM_NR if full_width else VLEN, op.act)
 
 
 cdef void gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
@@ -134,5 +137,7 @@ cdef void linear_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
     cdef int64_t o0 = t * LINEAR_NO, o
     f32_linear_tile(op.K, op.w + t * op.K * LINEAR_NO, op.b + o0, base, op.in_off,
                     y, op.lo, op.hi)
+    if op.act:
+        f32_activation(y, LINEAR_NO, op.act)
     for o in range(o0, min(o0 + LINEAR_NO, op.n_out)):
         base[op.out_off[o]] = y[o - o0]

@@ -72,7 +72,7 @@ cdef void parallel_for(job_fn fn, const Op* op, const Ctx* ctx, int64_t njobs) n
             fn(op, ctx, j, threadid())
 
 
-_INT_FIELDS = ('mode', 'groups', 'cin_g', 'cout_g', 'n_out', 'in_h', 'in_w',
+_INT_FIELDS = ('mode', 'act', 'groups', 'cin_g', 'cout_g', 'n_out', 'in_h', 'in_w',
                'out_h', 'out_w', 'kh', 'kw', 'sh', 'sw', 'ph', 'pw', 'dh', 'dw',
                'K', 'm_tiles', 'm_per_job', 'n_tiles', 'plane', 'jobs_per_image')
 
@@ -121,7 +121,7 @@ cdef class Program:
         op.hi = spec.get('hi', np.inf)
         op.fill = spec.get('fill', 0.0)
         values = [int(spec.get(f, 0)) for f in _INT_FIELDS]
-        (op.mode, op.groups, op.cin_g, op.cout_g, op.n_out, op.in_h, op.in_w,
+        (op.mode, op.act, op.groups, op.cin_g, op.cout_g, op.n_out, op.in_h, op.in_w,
          op.out_h, op.out_w, op.kh, op.kw, op.sh, op.sw, op.ph, op.pw, op.dh, op.dw,
          op.K, op.m_tiles, op.m_per_job, op.n_tiles, op.plane,
          op.jobs_per_image) = values

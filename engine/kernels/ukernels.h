@@ -12,6 +12,32 @@
 
 #define ENGINE_ALWAYS_INLINE static inline __attribute__((always_inline))
 
+/* Activations beyond a clamp, applied after it (fused into the op that
+ * produces the values, on its output while still in cache). */
+enum { ACT_NONE = 0, ACT_HARDSWISH = 1, ACT_HARDSIGMOID = 2, ACT_SIGMOID = 3, ACT_SILU = 4 };
+
+static inline void f32_activation(float* p, int64_t n, int act) {
+    int64_t i = 0;
+    if (act == ACT_HARDSWISH || act == ACT_HARDSIGMOID) {
+        /* PyTorch: hardswish(x) = x * relu6(x + 3) / 6, hardsigmoid(x) = relu6(x + 3) / 6 */
+        const vf three = vf_set1(3.0f), zero = vf_zero(), six = vf_set1(6.0f);
+        const vf sixth = vf_set1(1.0f / 6.0f);
+        for (; i + VLEN <= n; i += VLEN) {
+            vf x = vf_loadu(p + i);
+            vf r = vf_mul(vf_min(six, vf_max(zero, vf_add(x, three))), sixth);
+            vf_storeu(p + i, act == ACT_HARDSWISH ? vf_mul(x, r) : r);
+        }
+        for (; i < n; i++) {
+            float r = fminf(fmaxf(p[i] + 3.0f, 0.0f), 6.0f) / 6.0f;
+            p[i] = act == ACT_HARDSWISH ? p[i] * r : r;
+        }
+    } else if (act == ACT_SIGMOID) {
+        for (; i < n; i++) p[i] = 1.0f / (1.0f + expf(-p[i]));
+    } else if (act == ACT_SILU) {
+        for (; i < n; i++) p[i] = p[i] / (1.0f + expf(-p[i]));
+    }
+}
+
 /* GEMM tile over channel planes, NV vectors of pixels wide:
  *   for r < mr:  C_r[n0 : n0 + NV*VLEN] = clamp(bias[r] + sum_k a[k][r] * B_k[n0 : ...])
  * where B_k = src + b_off[k] and C_r = dst + c_off[r].  `a` is packed

@@ -9,7 +9,7 @@ convolution and average, -inf for max), and the row kernels run vectors
 wherever the window lies inside the input row."""
 from libc.stdint cimport int64_t
 from engine.kernels.common cimport (Op, Ctx, VLEN, WINDOW_CONV, WINDOW_MAX,
-                                    WINDOW_AVG)
+                                    WINDOW_AVG, f32_activation)
 
 cdef extern from "simd.h" nogil:
     ctypedef float vf    # opaque to Cython: only passed between these calls
@@ -71,6 +71,8 @@ cdef void window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
             f32_window_row_any(rows, op.in_w, op.pw, op.out_w, w, init, op.fill, aux,
                                out + oh * op.out_w, op.lo, op.hi, op.kh, op.kw, op.sw, op.dw,
                                op.mode)
+        if op.act:
+            f32_activation(out + oh * op.out_w, op.out_w, op.act)
 
 
 cdef void global_avgpool_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
