@@ -481,10 +481,12 @@ def _arith(kind):
             return cv._fail(fx, f'{kind} of {type(a).__name__} and {type(b).__name__}')
         if kind == 'add' and a.shape == b.shape:
             return cv._add(fx, 'add', [a, b], dict(clamp=None))
+        if kind == 'mul' and a.shape == b.shape:
+            return cv._add(fx, 'mul', [a, b], dict(clamp=None))
         if kind == 'mul' and len(a.shape) == 4 and len(b.shape) == 4:
-            if a.shape[2:] == (1, 1) and b.shape[2:] != (1, 1):
+            if a.shape[2:] == (1, 1):
                 a, b = b, a         # the per-channel gate goes second
-            if a.shape == b.shape or (b.shape[:2] == a.shape[:2] and b.shape[2:] == (1, 1)):
+            if b.shape[:2] == a.shape[:2] and b.shape[2:] == (1, 1):
                 return cv._add(fx, 'mul', [a, b], dict(clamp=None))
         return cv._fail(fx, f'{kind} of shapes {a.shape} and {b.shape} (only equal shapes, '
                             'or multiplying by one value per channel)')

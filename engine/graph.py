@@ -251,8 +251,8 @@ def _check_act(node, ins):
 
 
 def _check_mul(node, ins):
-    if len(ins) != 2 or ins[0][0] != ins[1][0] or ins[0][1] != 4 or ins[1][1] != 4:
-        raise ModelFileError(f'node {node.name!r}: mul takes two NCHW inputs of equal channels, got {ins}')
+    if len(ins) != 2 or ins[0] != ins[1]:
+        raise ModelFileError(f'node {node.name!r}: mul takes two inputs of equal channels and rank, got {ins}')
     _clamp(node.attrs, node.name)
     return ins[0]
 

@@ -115,15 +115,21 @@ SHUFFLENET_V2_WIDTHS = {
 }
 
 
-def randomize(model, seed=0):
+def randomize(model, seed=0, calibrate=True):
     """Random weights and non-trivial BatchNorm statistics, as a trained
-    model has (fresh BatchNorms are the identity and would hide bugs)."""
+    model has (fresh BatchNorms are the identity and would hide bugs).
+
+    The statistics are measured on random images (then perturbed), so the
+    activations stay of order one through deep networks as in a trained
+    model; pure random statistics make deep nets blow up to the point where
+    float32 itself cannot agree with float64."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5)
+                gain = 2.0 if isinstance(m, nn.Conv2d) else 1.0     # He for conv+ReLU, LeCun for heads
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (gain / fan_in) ** 0.5)
                 if m.bias is not None:
                     m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
             elif isinstance(m, nn.BatchNorm2d):
@@ -132,6 +138,19 @@ def randomize(model, seed=0):
                 m.bias.copy_(0.2 * torch.randn(c, generator=g))
                 m.running_mean.copy_(0.2 * torch.randn(c, generator=g))
                 m.running_var.copy_(0.5 + torch.rand(c, generator=g))
+        if calibrate:
+            bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+            momenta = [m.momentum for m in bns]
+            for m in bns:
+                m.reset_running_stats()
+                m.momentum = None           # a plain average over the batches
+            model.train()
+            for _ in range(2):
+                model(torch.rand(2, 3, 224, 224, generator=g) * 2 - 1)
+            for m, momentum in zip(bns, momenta):
+                m.momentum = momentum
+                m.running_mean.add_(0.1 * torch.randn(m.num_features, generator=g))
+                m.running_var.mul_(0.8 + 0.4 * torch.rand(m.num_features, generator=g))
     return model.eval()
 
 

@@ -1,0 +1,68 @@
+"""The ShuffleNet family and its cousins, converted from PyTorch, match
+PyTorch at batch 1 and batch > 1; ShuffleNet V1 runs no data-movement layer."""
+import numpy as np
+import pytest
+
+from conftest import require_torch
+
+torch = require_torch()
+
+import engine                                   # noqa: E402
+import family_models as F                       # noqa: E402
+from torch_models import randomize              # noqa: E402
+
+DATA_MOVEMENT = {'gather', 'concat', 'flatten', 'shuffle', 'split', 'copy', 'transpose', 'permute'}
+
+V1 = [(g, '1.0x', pool) for g, pool in zip((1, 2, 3, 4, 8), ('avgpool7', 'adaptive', 'mean', 'avgpool7', 'adaptive'))]
+V1 += [(3, '0.5x', 'mean'), (3, '1.5x', 'adaptive'), (3, '2.0x', 'avgpool7'), (8, '0.5x', 'avgpool7')]
+
+OTHERS = {
+    'shufflenet_v2_plus': F.ShuffleNetV2Plus,
+    'mobilenet_v2': F.MobileNetV2,
+    'mobilenet_v3_small': F.mobilenet_v3_small,
+    'mobilenet_v3_large': F.mobilenet_v3_large,
+    'mnasnet1_0': F.MNASNet,
+    'resnet18': F.ResNet18,
+    'squeezenet1_1': F.SqueezeNet11,
+}
+
+
+def check(net, sizes=(224,), batches=(1, 3), seed=0):
+    net = randomize(net, seed=seed)
+    model = engine.from_torch(net, torch.randn(1, 3, 224, 224), threads=2)
+    gen = torch.Generator().manual_seed(seed)
+    for size in sizes:
+        for batch in batches:
+            x = torch.randn(batch, 3, size, size, generator=gen)
+            with torch.no_grad():
+                ref = net(x).numpy()
+            out = model(x.numpy())
+            assert out.shape == ref.shape
+            err = float(np.abs(out - ref).max())
+            assert err <= 1e-4 * max(1.0, float(np.abs(ref).max())), f'{size}px batch {batch}: error {err:.3g}'
+    return model
+
+
+@pytest.mark.parametrize('groups,size,pool', V1, ids=[f'g{g}_{s}_{p}' for g, s, p in V1])
+def test_shufflenet_v1(groups, size, pool):
+    net = F.ShuffleNetV1(group=groups, model_size=size, pool=pool)
+    # AvgPool2d(7) fixes the input at 224; the others also run at 160
+    model = check(net, sizes=(224,) if pool == 'avgpool7' else (224, 160), seed=groups)
+    kinds = {row['kind'] for row in model.profile(np.zeros((1, 3, 224, 224), np.float32), runs=1)}
+    assert not kinds & DATA_MOVEMENT, kinds
+    if groups > 1:
+        assert f'conv1x1g{groups}' in kinds
+
+
+@pytest.mark.parametrize('name', list(OTHERS))
+def test_cousins(name):
+    check(OTHERS[name](), sizes=(224, 160), batches=(1, 2))
+
+
+def test_dropout_and_identity_disappear():
+    from engine.convert import convert
+    graph = convert(randomize(F.MobileNetV2()), torch.randn(1, 3, 64, 64))
+    ops = {n.op for n in graph.nodes}
+    assert ops <= {'conv', 'add', 'global_avgpool', 'flatten', 'linear'}, ops
+    # every BatchNorm folded, every ReLU6 fused
+    assert all(n.attrs.get('clamp') in (None, [0.0, 6.0]) for n in graph.nodes)
