@@ -196,3 +196,74 @@ def test_build_info_reports_the_compiled_path():
     expected = os.environ.get('ENGINE_EXPECT_ISA')
     if expected:    # CI's per-ISA builds say which path they compiled
         assert info['isa'] == expected
+
+
+def _grid():
+    """Generated convolution cases: kernel 1-7 (square and not), stride 1-3,
+    dilation 1-3, any padding, groups from 1 to the channel count, channels
+    per group off the vector width, tiny and H != W planes."""
+    rng = np.random.default_rng(2024)
+    cases = []
+    for i in range(90):
+        kh, kw = int(rng.integers(1, 8)), int(rng.integers(1, 8)) if i % 3 == 0 else None
+        kw = kh if kw is None else kw
+        dil = int(rng.integers(1, 4)) if i % 2 else 1
+        stride = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        pad = (int(rng.integers(0, kh)), int(rng.integers(0, kw)))
+        groups = int(rng.choice([1, 2, 3, 5]))
+        cin_g = int(rng.choice([1, 2, 3, 7, 17]))
+        cout_g = int(rng.choice([1, 2, 5, 13, 19]))
+        h = max(1, (kh - 1) * dil + 1 - 2 * pad[0] + int(rng.integers(0, 12)))
+        w = max(1, (kw - 1) * dil + 1 - 2 * pad[1] + int(rng.integers(0, 12)))
+        cases.append(conv_case(cin_g * groups, cout_g * groups, (kh, kw), stride, pad, dil, groups,
+                               h, w, bias=bool(i % 4), clamp=[0.0, None] if i % 5 == 0 else None))
+    return cases
+
+
+@pytest.mark.parametrize('case', _grid(), ids=conv_id)
+def test_conv_grid(case):
+    test_conv(case)
+
+
+@pytest.mark.parametrize('act', ['hardswish', 'hardsigmoid', 'sigmoid', 'silu'])
+@pytest.mark.parametrize('where', ['gemm', 'im2col', 'dwconv', 'linear', 'eltwise'])
+def test_fused_nonlinear_activations(act, where):
+    from engine.graph import Graph, Node
+    rng = np.random.default_rng(3)
+    c = 10
+    conv = dict(in_channels=c, out_channels=c, stride=[1, 1], dilation=[1, 1], clamp=None, act=act)
+    if where == 'gemm':
+        node = Node('n', 'conv', ['input'], dict(conv, kernel=[1, 1], padding=[0, 0], groups=1),
+                    {'weight': rand(rng, (c, c, 1, 1), 0.5)})
+    elif where == 'im2col':
+        node = Node('n', 'conv', ['input'], dict(conv, kernel=[3, 3], padding=[1, 1], groups=2),
+                    {'weight': rand(rng, (c, c // 2, 3, 3), 0.3)})
+    elif where == 'dwconv':
+        node = Node('n', 'conv', ['input'], dict(conv, kernel=[3, 3], padding=[1, 1], groups=c),
+                    {'weight': rand(rng, (c, 1, 3, 3), 0.5), 'bias': rand(rng, c)})
+    elif where == 'eltwise':
+        node = Node('n', 'act', ['input'], {'act': act})
+    if where == 'linear':
+        nodes = [Node('p', 'global_avgpool', ['input'], {'keepdims': False}),
+                 Node('n', 'linear', ['p'], dict(in_features=c, out_features=37, clamp=None, act=act),
+                      {'weight': rand(rng, (37, c)) * 2})]
+    else:
+        nodes = [node]
+    for n in BATCHES:
+        x = rand(rng, (n, c, 7, 9), 3.0)
+        check_graph(Graph('input', x.shape, nodes, [nodes[-1].name]), x)
+
+
+@pytest.mark.parametrize('gate_hw', [(1, 1), (6, 5)])
+def test_mul(gate_hw):
+    """x * gate, the gate one value per channel (squeeze-excitation) or full."""
+    from engine.graph import Graph, Node
+    rng = np.random.default_rng(4)
+    c = 19
+    for n in BATCHES:
+        x = rand(rng, (n, c, 6, 5))
+        nodes = [Node('g', 'avgpool' if gate_hw == (1, 1) else 'act', ['input'],
+                      dict(kernel=[6, 5], stride=[6, 5], padding=[0, 0], ceil_mode=False,
+                           count_include_pad=True, act='sigmoid') if gate_hw == (1, 1) else {'act': 'sigmoid'}),
+                 Node('m', 'mul', ['input', 'g'], {'clamp': [None, 0.5]})]
+        check_graph(Graph('input', x.shape, nodes, ['m']), x)

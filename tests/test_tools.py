@@ -122,3 +122,30 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path):
     assert r.returncode == 2 and 'error:' in r.stderr and 'Traceback' not in r.stderr
     r = run(['-m', 'engine', 'bench', '--threads', '0'])
     assert r.returncode == 2 and '--threads' in r.stderr
+
+
+FAMILY = ['torch_models:shufflenet_v2_x1_0', 'family_models:shufflenet_v1_g3',
+          'family_models:shufflenet_v1_g8', 'family_models:shufflenet_v2_plus',
+          'family_models:mobilenet_v2', 'family_models:mobilenet_v3_large',
+          'family_models:mobilenet_v3_small', 'family_models:mnasnet1_0',
+          'family_models:resnet18', 'family_models:squeezenet1_1']
+
+
+@pytest.mark.parametrize('source', FAMILY)
+def test_convert_tool_on_the_family(source, tmp_path, monkeypatch, capsys):
+    """module:callable plus a checkpoint of non-default weights, --check."""
+    from conftest import require_torch
+    torch = require_torch()
+    import importlib
+    import torch_models
+    sys.path.insert(0, os.path.join(ROOT, 'tools'))
+    import convert_pytorch
+    module, fn = source.split(':')
+    net = torch_models.randomize(getattr(importlib.import_module(module), fn)(), seed=11)
+    torch.save(net.state_dict(), tmp_path / 'w.pth')
+    monkeypatch.chdir(ROOT)
+    rc = convert_pytorch.main([f'tests.{source}', '-o', str(tmp_path / 'm.engine'),
+                               '--checkpoint', str(tmp_path / 'w.pth'), '--check'])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert 'OK' in out and 'layers' in out and 'M parameters' in out and 'M MACs' in out and 'MB' in out
