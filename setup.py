@@ -33,7 +33,7 @@ cflags += ['-fopenmp'] if openmp else []
 macros = [('ENGINE_CFLAGS', '"%s"' % ' '.join(cflags)), ('ENGINE_BUILD_ISA', '"%s"' % isa),
           ('NPY_NO_DEPRECATED_API', 'NPY_1_7_API_VERSION')]
 
-kernels = ['program', 'gemm', 'window', 'eltwise']
+kernels = ['program', 'gemm', 'window', 'eltwise', 'shuffle']
 extensions = [
     Extension(f'engine.kernels.{name}', [f'engine/kernels/{name}.pyx'],
               include_dirs=['engine/kernels'], define_macros=macros,

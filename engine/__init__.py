@@ -11,10 +11,11 @@ from engine.errors import ModelFileError, UnsupportedModelError
 from engine.fileformat import load_graph as _load_graph
 from engine.kernels.program import build_info
 from engine.model import Model, default_threads
+from engine.ops import channel_shuffle
 
 __version__ = '0.1.0'
 __all__ = ['load', 'from_torch', 'Model', 'ModelFileError', 'UnsupportedModelError',
-           'build_info', 'default_threads']
+           'build_info', 'default_threads', 'channel_shuffle']
 
 
 def load(path, *, threads=None):

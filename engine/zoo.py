@@ -7,6 +7,7 @@ torchvision's model of the same name."""
 import numpy as np
 
 from engine.graph import Graph, Node
+from engine.ops import shuffle_permutation
 from engine.optimize import optimize
 
 SHUFFLENET_V2_CHANNELS = {
@@ -48,12 +49,6 @@ class _Builder:
         return self.add(f'{prefix}.{idx + 2}', 'act', [bn], dict(clamp=[0.0, None]))
 
 
-def shuffle_indices(channels, groups):
-    """Channel order after torchvision's channel_shuffle: output channel i is
-    input channel indices[i]."""
-    return np.arange(channels).reshape(groups, channels // groups).T.ravel().tolist()
-
-
 def shufflenet_v2(width='1.0', num_classes=1000, seed=0, input_size=224):
     """torchvision's shufflenet_v2_x{width} as an engine graph."""
     if width not in SHUFFLENET_V2_CHANNELS:
@@ -81,7 +76,7 @@ def shufflenet_v2(width='1.0', num_classes=1000, seed=0, input_size=224):
             r = b.conv_bn(f'{unit}.branch2.3', r, half, half, k=3, stride=s, groups=half, relu=False)
             r = b.conv_bn(f'{unit}.branch2.5', r, half, half)
             cat = b.add(f'{unit}.cat', 'concat', [left, r])
-            x = b.add(f'{unit}.shuffle', 'gather', [cat], dict(indices=shuffle_indices(cout, 2)))
+            x = b.add(f'{unit}.shuffle', 'gather', [cat], dict(indices=shuffle_permutation(cout, 2).tolist()))
         cin = cout
     x = b.conv_bn('conv5.0', x, cin, ch[4])
     x = b.add('mean', 'global_avgpool', [x], dict(keepdims=False))
