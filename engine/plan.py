@@ -201,9 +201,11 @@ def _affine_params(node):
 def _window_spec(spec, attrs, kernel, mode):
     (kh, kw), (sh, sw), (ph, pw) = kernel, attrs['stride'], attrs['padding']
     dh, dw = attrs.get('dilation', (1, 1))
+    framed = spec['in_w'] < _window.FRAME_BELOW_WIDTH
     spec.update(kind='window', mode=mode, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw,
-                jobs_per_image=spec['n_out'])
-    return _window.scratch_floats(spec['in_w'], kh)
+                framed=framed, jobs_per_image=spec['n_out'])
+    return _window.scratch_floats(spec['in_w'], spec['out_h'], spec['out_w'], kh, kw, sh, sw, dh, dw,
+                                  framed)
 
 
 def _name_kernel(prefix, kernel, stride):

@@ -14,6 +14,15 @@ from helpers import check_graph, one_op_graph, rand
 BATCHES = (1, 3)
 
 
+@pytest.fixture(params=['framed', 'direct'])
+def window_path(request, monkeypatch):
+    """Window ops frame narrow planes in scratch and read wide ones in place:
+    run every window case both ways."""
+    from engine.kernels import window
+    monkeypatch.setattr(window, 'FRAME_BELOW_WIDTH', 1 << 30 if request.param == 'framed' else 0)
+    return request.param
+
+
 def conv_case(cin, cout, k, stride, pad, dil, groups, h, w, bias=True, clamp=None):
     kh, kw = (k, k) if isinstance(k, int) else k
     sh, sw = (stride, stride) if isinstance(stride, int) else stride
@@ -70,7 +79,7 @@ def conv_id(c):
 
 
 @pytest.mark.parametrize('case', CONV_CASES, ids=conv_id)
-def test_conv(case):
+def test_conv(case, window_path):
     rng = np.random.default_rng(len(conv_id(case)))
     cin, cout, g = case['cin'], case['cout'], case['groups']
     kh, kw = case['kernel']
@@ -106,7 +115,7 @@ POOL_CASES = [
 
 
 @pytest.mark.parametrize('op,k,s,p,ceil,cip,hw', POOL_CASES)
-def test_pool(op, k, s, p, ceil, cip, hw):
+def test_pool(op, k, s, p, ceil, cip, hw, window_path):
     rng = np.random.default_rng(k * 100 + s * 10 + p)
     attrs = dict(kernel=[k, k], stride=[s, s], padding=[p, p], ceil_mode=ceil)
     if op == 'maxpool':
@@ -118,7 +127,7 @@ def test_pool(op, k, s, p, ceil, cip, hw):
         check_graph(one_op_graph(op, x.shape, attrs), x)
 
 
-def test_maxpool_dilation():
+def test_maxpool_dilation(window_path):
     rng = np.random.default_rng(1)
     attrs = dict(kernel=[3, 3], stride=[1, 1], padding=[1, 1], dilation=[2, 2], ceil_mode=False)
     x = rand(rng, (2, 5, 9, 10))
@@ -221,8 +230,8 @@ def _grid():
 
 
 @pytest.mark.parametrize('case', _grid(), ids=conv_id)
-def test_conv_grid(case):
-    test_conv(case)
+def test_conv_grid(case, window_path):
+    test_conv(case, window_path)
 
 
 @pytest.mark.parametrize('act', ['hardswish', 'hardsigmoid', 'sigmoid', 'silu'])

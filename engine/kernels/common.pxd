@@ -64,6 +64,7 @@ cdef struct Op:
     int64_t pw
     int64_t dh
     int64_t dw
+    int64_t framed           # window ops: copy each input plane into a padded frame first
     int64_t K                # GEMM reduction length per group
     int64_t m_tiles          # GEMM row tiles per group
     int64_t m_per_job        # row tiles one job computes

@@ -4,6 +4,7 @@ nogil loop; each op's jobs are spread over OpenMP threads (or run inline when
 threads == 1).  Also the copies in and out of the arena, and build facts."""
 from libc.stdint cimport int64_t, uintptr_t
 from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
 from cython.parallel cimport prange, threadid
 import numpy as np
 
@@ -73,7 +74,7 @@ cdef void parallel_for(job_fn fn, const Op* op, const Ctx* ctx, int64_t njobs) n
 
 
 _INT_FIELDS = ('mode', 'act', 'groups', 'cin_g', 'cout_g', 'n_out', 'in_h', 'in_w',
-               'out_h', 'out_w', 'kh', 'kw', 'sh', 'sw', 'ph', 'pw', 'dh', 'dw',
+               'out_h', 'out_w', 'kh', 'kw', 'sh', 'sw', 'ph', 'pw', 'dh', 'dw', 'framed',
                'K', 'm_tiles', 'm_per_job', 'n_tiles', 'plane', 'jobs_per_image')
 
 
@@ -122,7 +123,7 @@ cdef class Program:
         op.fill = spec.get('fill', 0.0)
         values = [int(spec.get(f, 0)) for f in _INT_FIELDS]
         (op.mode, op.act, op.groups, op.cin_g, op.cout_g, op.n_out, op.in_h, op.in_w,
-         op.out_h, op.out_w, op.kh, op.kw, op.sh, op.sw, op.ph, op.pw, op.dh, op.dw,
+         op.out_h, op.out_w, op.kh, op.kw, op.sh, op.sw, op.ph, op.pw, op.dh, op.dw, op.framed,
          op.K, op.m_tiles, op.m_per_job, op.n_tiles, op.plane,
          op.jobs_per_image) = values
         op.in_off = self._offsets(spec, 'in_off')
@@ -163,8 +164,9 @@ cdef class Program:
 def scatter_planes(const float[:, :, :, :] x, float[::1] arena, int64_t image_stride,
                    const int64_t[::1] offsets):
     """Copy NCHW x (any strides) into the arena planes at offsets."""
-    cdef Py_ssize_t n, c, h, w
+    cdef Py_ssize_t n, c, h, w, W = x.shape[3]
     cdef float* plane
+    cdef bint rows_contiguous = x.strides[3] == sizeof(float) and x.strides[2] == W * sizeof(float)
     if x.shape[1] != offsets.shape[0]:
         raise ValueError('channel count does not match the offsets')
     if arena.shape[0] < x.shape[0] * image_stride:
@@ -173,9 +175,12 @@ def scatter_planes(const float[:, :, :, :] x, float[::1] arena, int64_t image_st
         for n in range(x.shape[0]):
             for c in range(x.shape[1]):
                 plane = &arena[0] + n * image_stride + offsets[c]
+                if rows_contiguous:
+                    memcpy(plane, &x[n, c, 0, 0], x.shape[2] * W * sizeof(float))
+                    continue
                 for h in range(x.shape[2]):
-                    for w in range(x.shape[3]):
-                        plane[h * x.shape[3] + w] = x[n, c, h, w]
+                    for w in range(W):
+                        plane[h * W + w] = x[n, c, h, w]
 
 
 def gather_planes(const float[::1] arena, int64_t image_stride, int64_t n_images,

@@ -145,18 +145,25 @@ ENGINE_ALWAYS_INLINE void f32_window_row(
         acc = acc > lo ? acc : lo;
         out[ow] = acc < hi ? acc : hi;
     }
+    /* one accumulator per kernel row: independent chains instead of one
+     * KH*KW-long dependency (a narrow row has a single vector to hide it) */
     const vf vlo = vf_set1(lo), vhi = vf_set1(hi), vinit = vf_set1(init);
     for (int64_t ow = body_lo; ow < vec_hi; ow += VLEN) {
-        vf acc = vinit;
+        vf part[KH];
         for (int64_t ki = 0; ki < KH; ki++) {
             const float* r = rows[ki] + ow * S - pw;
+            vf acc = ki == 0 ? vinit : (MODE == WINDOW_MODE_MAX ? vf_set1(init) : vf_zero());
             for (int64_t kj = 0; kj < KW; kj++) {
                 vf x = vf_load_strided(r + kj * DW, S);
                 if (MODE == WINDOW_MODE_CONV) acc = vf_fma(vf_set1(w[ki * KW + kj]), x, acc);
                 else if (MODE == WINDOW_MODE_MAX) acc = vf_max(x, acc);
                 else acc = vf_add(acc, x);
             }
+            part[ki] = acc;
         }
+        vf acc = part[0];
+        for (int64_t ki = 1; ki < KH; ki++)
+            acc = MODE == WINDOW_MODE_MAX ? vf_max(part[ki], acc) : vf_add(acc, part[ki]);
         if (MODE == WINDOW_MODE_AVG) acc = vf_mul(acc, vf_loadu(aux + ow));
         acc = vf_min(vhi, vf_max(vlo, acc));
         if (vec_hi - ow >= VLEN) vf_storeu(out + ow, acc);
@@ -164,27 +171,73 @@ ENGINE_ALWAYS_INLINE void f32_window_row(
     }
 }
 
-typedef void (*f32_window_row_fn)(const float* const*, int64_t, int64_t, int64_t, const float*,
-                                  float, float, const float*, float*, float, float);
+/* One plane of a window op: its input rows (the padding row where a window
+ * row is outside) through f32_window_row, output row by output row. */
+typedef struct {
+    const float* src;           /* input plane, rows of in_w; or its frame (ph = pw = 0) */
+    int64_t in_h, in_w, ph, pw;
+    int64_t out_h, out_w;
+    const float* w;             /* kernel weights (convolution) */
+    float init, fill, lo, hi;
+    const float* aux;           /* reciprocal counts per output pixel (average) */
+    float* out;
+    const float* fill_row;      /* in_w + ENGINE_ROW_OVERREAD floats of fill */
+} f32_window_args;
 
-#define ENGINE_WINDOW_ROW(NAME, K, S, MODE) \
-    static void NAME(const float* const* rows, int64_t in_w, int64_t pw, int64_t out_w, \
-                     const float* w, float init, float fill, const float* aux, float* out, \
-                     float lo, float hi) { \
-        f32_window_row(rows, in_w, pw, out_w, w, init, fill, aux, out, lo, hi, K, K, S, 1, MODE); \
+ENGINE_ALWAYS_INLINE void f32_window_plane(const f32_window_args* a,
+        const int64_t KH, const int64_t KW, const int64_t SH, const int64_t SW,
+        const int64_t DH, const int64_t DW, const int MODE) {
+    const float* rows[KH];
+    for (int64_t oh = 0; oh < a->out_h; oh++) {
+        for (int64_t ki = 0; ki < KH; ki++) {
+            int64_t ih = oh * SH - a->ph + ki * DH;
+            rows[ki] = (ih >= 0 && ih < a->in_h) ? a->src + ih * a->in_w : a->fill_row;
+        }
+        f32_window_row(rows, a->in_w, a->pw, a->out_w, a->w, a->init, a->fill,
+                       MODE == WINDOW_MODE_AVG ? a->aux + oh * a->out_w : 0, a->out + oh * a->out_w,
+                       a->lo, a->hi, KH, KW, SW, DW, MODE);
     }
-ENGINE_WINDOW_ROW(f32_dwconv_row_3x3s1, 3, 1, WINDOW_MODE_CONV)
-ENGINE_WINDOW_ROW(f32_dwconv_row_3x3s2, 3, 2, WINDOW_MODE_CONV)
-ENGINE_WINDOW_ROW(f32_dwconv_row_5x5s1, 5, 1, WINDOW_MODE_CONV)
-ENGINE_WINDOW_ROW(f32_dwconv_row_5x5s2, 5, 2, WINDOW_MODE_CONV)
-ENGINE_WINDOW_ROW(f32_dwconv_row_7x7s1, 7, 1, WINDOW_MODE_CONV)
-ENGINE_WINDOW_ROW(f32_dwconv_row_7x7s2, 7, 2, WINDOW_MODE_CONV)
-ENGINE_WINDOW_ROW(f32_maxpool_row_3x3s1, 3, 1, WINDOW_MODE_MAX)
-ENGINE_WINDOW_ROW(f32_maxpool_row_3x3s2, 3, 2, WINDOW_MODE_MAX)
-ENGINE_WINDOW_ROW(f32_maxpool_row_2x2s2, 2, 2, WINDOW_MODE_MAX)
-ENGINE_WINDOW_ROW(f32_avgpool_row_3x3s1, 3, 1, WINDOW_MODE_AVG)
-ENGINE_WINDOW_ROW(f32_avgpool_row_3x3s2, 3, 2, WINDOW_MODE_AVG)
-ENGINE_WINDOW_ROW(f32_avgpool_row_2x2s2, 2, 2, WINDOW_MODE_AVG)
+}
+
+typedef void (*f32_window_plane_fn)(const f32_window_args*);
+
+#define ENGINE_WINDOW_PLANE(NAME, K, S, MODE) \
+    static void NAME(const f32_window_args* a) { f32_window_plane(a, K, K, S, S, 1, 1, MODE); }
+ENGINE_WINDOW_PLANE(f32_dwconv_3x3s1, 3, 1, WINDOW_MODE_CONV)
+ENGINE_WINDOW_PLANE(f32_dwconv_3x3s2, 3, 2, WINDOW_MODE_CONV)
+ENGINE_WINDOW_PLANE(f32_dwconv_5x5s1, 5, 1, WINDOW_MODE_CONV)
+ENGINE_WINDOW_PLANE(f32_dwconv_5x5s2, 5, 2, WINDOW_MODE_CONV)
+ENGINE_WINDOW_PLANE(f32_dwconv_7x7s1, 7, 1, WINDOW_MODE_CONV)
+ENGINE_WINDOW_PLANE(f32_dwconv_7x7s2, 7, 2, WINDOW_MODE_CONV)
+ENGINE_WINDOW_PLANE(f32_maxpool_3x3s1, 3, 1, WINDOW_MODE_MAX)
+ENGINE_WINDOW_PLANE(f32_maxpool_3x3s2, 3, 2, WINDOW_MODE_MAX)
+ENGINE_WINDOW_PLANE(f32_maxpool_2x2s2, 2, 2, WINDOW_MODE_MAX)
+ENGINE_WINDOW_PLANE(f32_avgpool_3x3s1, 3, 1, WINDOW_MODE_AVG)
+ENGINE_WINDOW_PLANE(f32_avgpool_3x3s2, 3, 2, WINDOW_MODE_AVG)
+ENGINE_WINDOW_PLANE(f32_avgpool_2x2s2, 2, 2, WINDOW_MODE_AVG)
+
+/* the specialised plane kernel for a square window without dilation, or NULL */
+static inline f32_window_plane_fn f32_window_plane_special(int mode, int64_t kh, int64_t kw,
+        int64_t sh, int64_t sw, int64_t dh, int64_t dw) {
+    if (kh != kw || sh != sw || dh != 1 || dw != 1 || sh < 1 || sh > 2) return 0;
+    static const f32_window_plane_fn conv[8][3] = {
+        [3] = {0, f32_dwconv_3x3s1, f32_dwconv_3x3s2},
+        [5] = {0, f32_dwconv_5x5s1, f32_dwconv_5x5s2},
+        [7] = {0, f32_dwconv_7x7s1, f32_dwconv_7x7s2}};
+    static const f32_window_plane_fn pool[2][4][3] = {
+        {[2] = {0, 0, f32_maxpool_2x2s2}, [3] = {0, f32_maxpool_3x3s1, f32_maxpool_3x3s2}},
+        {[2] = {0, 0, f32_avgpool_2x2s2}, [3] = {0, f32_avgpool_3x3s1, f32_avgpool_3x3s2}}};
+    if (mode == WINDOW_MODE_CONV) return kh < 8 ? conv[kh][sh] : 0;
+    return kh < 4 ? pool[mode - 1][kh][sh] : 0;
+}
+
+/* the same for any window, stride and dilation */
+static void f32_window_plane_any(const f32_window_args* a, int mode, int64_t kh, int64_t kw,
+        int64_t sh, int64_t sw, int64_t dh, int64_t dw) {
+    if (mode == WINDOW_MODE_CONV) f32_window_plane(a, kh, kw, sh, sw, dh, dw, WINDOW_MODE_CONV);
+    else if (mode == WINDOW_MODE_MAX) f32_window_plane(a, kh, kw, sh, sw, dh, dw, WINDOW_MODE_MAX);
+    else f32_window_plane(a, kh, kw, sh, sw, dh, dw, WINDOW_MODE_AVG);
+}
 
 /* dst[i] = src[i * s] for i < n: a row of an im2col panel.  Like the window
  * rows, strides 1 and 2 finish with a part-full vector (reading a little past
@@ -199,33 +252,24 @@ static inline void f32_copy_strided(float* dst, const float* src, int64_t n, int
 /* floats the window kernels may read past the end of a row */
 #define ENGINE_ROW_OVERREAD (2 * VLEN + 16)
 
-/* the specialised row for a square window without dilation, or NULL */
-static inline f32_window_row_fn f32_window_row_special(int mode, int64_t kh, int64_t kw,
-                                                       int64_t sh, int64_t sw, int64_t dh, int64_t dw) {
-    if (kh != kw || sh != sw || dh != 1 || dw != 1) return 0;
-    static const f32_window_row_fn conv[8][3] = {
-        [3] = {0, f32_dwconv_row_3x3s1, f32_dwconv_row_3x3s2},
-        [5] = {0, f32_dwconv_row_5x5s1, f32_dwconv_row_5x5s2},
-        [7] = {0, f32_dwconv_row_7x7s1, f32_dwconv_row_7x7s2}};
-    static const f32_window_row_fn pool[2][4][3] = {
-        {[2] = {0, 0, f32_maxpool_row_2x2s2}, [3] = {0, f32_maxpool_row_3x3s1, f32_maxpool_row_3x3s2}},
-        {[2] = {0, 0, f32_avgpool_row_2x2s2}, [3] = {0, f32_avgpool_row_3x3s1, f32_avgpool_row_3x3s2}}};
-    if (sh < 1 || sh > 2) return 0;
-    if (mode == WINDOW_MODE_CONV) return kh < 8 ? conv[kh][sh] : 0;
-    return kh < 4 ? pool[mode - 1][kh][sh] : 0;
-}
-
-/* the same for any window, stride and dilation */
-static void f32_window_row_any(const float* const* rows, int64_t in_w, int64_t pw, int64_t out_w,
-                               const float* w, float init, float fill, const float* aux, float* out,
-                               float lo, float hi, int64_t kh, int64_t kw, int64_t s, int64_t dw,
-                               int mode) {
-    if (mode == WINDOW_MODE_CONV)
-        f32_window_row(rows, in_w, pw, out_w, w, init, fill, aux, out, lo, hi, kh, kw, s, dw, WINDOW_MODE_CONV);
-    else if (mode == WINDOW_MODE_MAX)
-        f32_window_row(rows, in_w, pw, out_w, w, init, fill, aux, out, lo, hi, kh, kw, s, dw, WINDOW_MODE_MAX);
-    else
-        f32_window_row(rows, in_w, pw, out_w, w, init, fill, aux, out, lo, hi, kh, kw, s, dw, WINDOW_MODE_AVG);
+/* dst (rows x cols) = the plane src (in_h x in_w) framed by `fill`: pt rows
+ * above, pl columns left, and as many after as rows x cols leaves. */
+static void f32_frame_plane(const float* src, int64_t in_h, int64_t in_w, int64_t pt, int64_t pl,
+                            float fill, float* dst, int64_t rows, int64_t cols) {
+    int64_t left = pl < cols ? pl : cols;
+    int64_t ncopy = in_w < cols - pl ? in_w : cols - pl;
+    if (ncopy < 0) ncopy = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        float* d = dst + r * cols;
+        int64_t ih = r - pt;
+        if (ih < 0 || ih >= in_h) {
+            for (int64_t c = 0; c < cols; c++) d[c] = fill;
+            continue;
+        }
+        for (int64_t c = 0; c < left; c++) d[c] = fill;
+        f32_copy_strided(d + left, src + ih * in_w, ncopy, 1);
+        for (int64_t c = left + ncopy; c < cols; c++) d[c] = fill;
+    }
 }
 
 #endif

@@ -3,10 +3,12 @@
 padding, dilation, channel multiplier), max and average pooling (padding,
 ceil_mode, count_include_pad both ways), and global average pooling.
 
-A job computes one output plane row by row, reading the input planes in
-place: rows under the padding read a row of the padding value (0 for
-convolution and average, -inf for max), and the row kernels run vectors
-wherever the window lies inside the input row."""
+A job computes one output plane row by row with a row kernel that runs
+vectors wherever the window lies inside the input row and handles the
+borders one output at a time.  Wide planes are read in place (rows under the
+padding read a row of the padding value: 0 for convolution and average, -inf
+for max); narrow planes, where the borders would be much of the work, are
+first copied into a frame of padding in scratch so every output is inside."""
 from libc.stdint cimport int64_t
 from engine.kernels.common cimport (Op, Ctx, VLEN, WINDOW_CONV, WINDOW_MAX,
                                     WINDOW_AVG, f32_activation)
@@ -19,60 +21,74 @@ cdef extern from "simd.h" nogil:
     float vf_hsum(vf v)
 
 cdef extern from "ukernels.h" nogil:
-    ctypedef void (*f32_window_row_fn)(const float* const* rows, int64_t in_w, int64_t pw,
-                                       int64_t out_w, const float* w, float init, float fill,
-                                       const float* aux, float* out, float lo, float hi)
-    f32_window_row_fn f32_window_row_special(int mode, int64_t kh, int64_t kw, int64_t sh,
-                                             int64_t sw, int64_t dh, int64_t dw)
-    void f32_window_row_any(const float* const* rows, int64_t in_w, int64_t pw, int64_t out_w,
-                            const float* w, float init, float fill, const float* aux, float* out,
-                            float lo, float hi, int64_t kh, int64_t kw, int64_t s, int64_t dw,
-                            int mode)
+    ctypedef struct f32_window_args:
+        const float* src
+        int64_t in_h, in_w, ph, pw, out_h, out_w
+        const float* w
+        float init, fill, lo, hi
+        const float* aux
+        float* out
+        const float* fill_row
+    ctypedef void (*f32_window_plane_fn)(const f32_window_args* a)
+    f32_window_plane_fn f32_window_plane_special(int mode, int64_t kh, int64_t kw, int64_t sh,
+                                                 int64_t sw, int64_t dh, int64_t dw)
+    void f32_window_plane_any(const f32_window_args* a, int mode, int64_t kh, int64_t kw,
+                              int64_t sh, int64_t sw, int64_t dh, int64_t dw)
+    void f32_frame_plane(const float* src, int64_t in_h, int64_t in_w, int64_t pt, int64_t pl,
+                         float fill, float* dst, int64_t rows, int64_t cols)
     const int ENGINE_ROW_OVERREAD
 
 
 ROW_OVERREAD = ENGINE_ROW_OVERREAD     # slack the arena keeps after its last plane
+FRAME_BELOW_WIDTH = 64                 # frame input planes narrower than this
 
 
-def scratch_floats(int64_t in_w, int64_t kh):
-    """Scratch one worker needs: a row of the padding value, as wide as an
-    input row and what the kernels read past it, and kh row pointers."""
-    return in_w + ENGINE_ROW_OVERREAD + 16 + 2 * kh
+cdef inline int64_t frame_width(const Op* op) noexcept nogil:
+    return (op.out_w - 1) * op.sw + (op.kw - 1) * op.dw + 1
+
+
+cdef inline int64_t frame_height(const Op* op) noexcept nogil:
+    return (op.out_h - 1) * op.sh + (op.kh - 1) * op.dh + 1
+
+
+def scratch_floats(int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
+                   int64_t sh, int64_t sw, int64_t dh, int64_t dw, bint framed):
+    """Scratch one worker needs: the padding row or the framed plane, and
+    what the kernels read past its end."""
+    cdef int64_t data = in_w
+    if framed:
+        data = ((out_w - 1) * sw + (kw - 1) * dw + 1) * ((out_h - 1) * sh + (kh - 1) * dh + 1)
+    return data + ENGINE_ROW_OVERREAD + 16
 
 
 cdef void window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
-    """job = (image, output channel): one row kernel per output row, given
-    the input rows under the window (or the padding row)."""
+    """job = (image, output channel)."""
     cdef int64_t image = job // op.jobs_per_image
     cdef int64_t c = job % op.jobs_per_image
     cdef float* base = ctx.arena + image * ctx.image_stride
-    cdef float* fill_row = ctx.scratch + tid * ctx.scratch_stride
-    cdef int64_t fill_len = op.in_w + ENGINE_ROW_OVERREAD + 16
-    cdef const float** rows = <const float**>(fill_row + fill_len)
-    cdef const float* src = base + op.in_off[c]
-    cdef float* out = base + op.out_off[c]
-    cdef const float* w = op.w + c * op.kh * op.kw if op.mode == WINDOW_CONV else NULL
-    cdef float init = op.b[c] if op.mode == WINDOW_CONV else op.fill if op.mode == WINDOW_MAX else 0
-    cdef const float* aux
-    cdef int64_t oh, ki, ih, i
-    cdef f32_window_row_fn row_fn = f32_window_row_special(op.mode, op.kh, op.kw, op.sh, op.sw,
-                                                          op.dh, op.dw)
-    for i in range(fill_len):
-        fill_row[i] = op.fill
-    for oh in range(op.out_h):
-        for ki in range(op.kh):
-            ih = oh * op.sh - op.ph + ki * op.dh
-            rows[ki] = src + ih * op.in_w if 0 <= ih < op.in_h else fill_row
-        aux = op.aux + oh * op.out_w if op.mode == WINDOW_AVG else NULL
-        if row_fn != NULL:
-            row_fn(rows, op.in_w, op.pw, op.out_w, w, init, op.fill, aux, out + oh * op.out_w,
-                   op.lo, op.hi)
-        else:
-            f32_window_row_any(rows, op.in_w, op.pw, op.out_w, w, init, op.fill, aux,
-                               out + oh * op.out_w, op.lo, op.hi, op.kh, op.kw, op.sw, op.dw,
-                               op.mode)
-        if op.act:
-            f32_activation(out + oh * op.out_w, op.out_w, op.act)
+    cdef float* buf = ctx.scratch + tid * ctx.scratch_stride
+    cdef f32_window_args a
+    cdef int64_t i
+    a.src, a.in_h, a.in_w, a.ph, a.pw = base + op.in_off[c], op.in_h, op.in_w, op.ph, op.pw
+    a.out_h, a.out_w, a.out = op.out_h, op.out_w, base + op.out_off[c]
+    a.w = op.w + c * op.kh * op.kw if op.mode == WINDOW_CONV else NULL
+    a.init = op.b[c] if op.mode == WINDOW_CONV else op.fill if op.mode == WINDOW_MAX else 0
+    a.fill, a.lo, a.hi, a.aux, a.fill_row = op.fill, op.lo, op.hi, op.aux, buf
+    if op.framed:       # the padding is in the frame now
+        f32_frame_plane(a.src, op.in_h, op.in_w, op.ph, op.pw, op.fill, buf,
+                        frame_height(op), frame_width(op))
+        a.src, a.in_h, a.in_w, a.ph, a.pw = buf, frame_height(op), frame_width(op), 0, 0
+    else:
+        for i in range(op.in_w + ENGINE_ROW_OVERREAD):
+            buf[i] = op.fill
+    cdef f32_window_plane_fn plane_fn = f32_window_plane_special(op.mode, op.kh, op.kw, op.sh,
+                                                                op.sw, op.dh, op.dw)
+    if plane_fn != NULL:
+        plane_fn(&a)
+    else:
+        f32_window_plane_any(&a, op.mode, op.kh, op.kw, op.sh, op.sw, op.dh, op.dw)
+    if op.act:
+        f32_activation(a.out, op.out_h * op.out_w, op.act)
 
 
 cdef void global_avgpool_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
