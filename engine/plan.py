@@ -260,7 +260,8 @@ def _compile_conv(node, spec):
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, a['dilation']
     spec.update(kind='conv_im2col', kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw,
                 in2_off=np.arange(K, dtype=np.int64) * NR, jobs_per_image=groups * n_tiles)
-    return spec, _name_kernel('conv', kernel, stride) + ('' if groups == 1 else f'g{groups}'), K * NR
+    # scratch: the panel, then two int64 column bounds per kernel column
+    return spec, _name_kernel('conv', kernel, stride) + ('' if groups == 1 else f'g{groups}'), K * NR + 4 * kw
 
 
 def _pack_gemm(w, b):

@@ -74,39 +74,42 @@ cdef inline void zero(float* p, int64_t n) noexcept nogil:
 
 
 cdef void im2col_panel(const Op* op, const float* base, int64_t g, int64_t n0,
-                       float* panel) noexcept nogil:
+                       float* panel, int64_t* col_lo, int64_t* col_hi) noexcept nogil:
     """panel[k][0:GEMM_NR] = input pixel under tap k = (ci, ki, kj) for output
     pixels n0 .. n0+GEMM_NR-1 of group g, zero outside the input.  Each output
     row's stretch of the tile is one strided copy between zeroed borders."""
     cdef int64_t npix = op.out_h * op.out_w
     cdef int64_t k = 0, ci, ki, kj, n, oh, ow, seg, ih, x0, lo, hi
+    cdef int64_t oh0 = n0 // op.out_w, ow0 = n0 % op.out_w
     cdef const float* plane
     cdef float* row
+    # output columns [col_lo[kj], col_hi[kj]) read inside the input row under tap column kj
+    for kj in range(op.kw):
+        x0 = kj * op.dw - op.pw
+        col_lo[kj] = 0 if x0 >= 0 else (op.sw - 1 - x0) // op.sw
+        col_hi[kj] = 0 if x0 > op.in_w - 1 else (op.in_w - 1 - x0) // op.sw + 1
     for ci in range(op.cin_g):
         plane = base + op.in_off[g * op.cin_g + ci]
         for ki in range(op.kh):
             for kj in range(op.kw):
                 row = panel + k * GEMM_NR
                 k += 1
-                n = n0
-                oh = n0 // op.out_w
-                ow = n0 % op.out_w
+                n, oh, ow = n0, oh0, ow0
                 while n < n0 + GEMM_NR:
                     if n >= npix:               # the tile's padding columns
                         zero(row + n - n0, n0 + GEMM_NR - n)
                         break
                     seg = min(n0 + GEMM_NR - n, op.out_w - ow)
                     ih = oh * op.sh - op.ph + ki * op.dh
-                    # outputs [ow + lo, ow + hi) of the stretch read inside the row
-                    x0 = ow * op.sw + kj * op.dw - op.pw
-                    lo = 0 if x0 >= 0 else (op.sw - 1 - x0) // op.sw
-                    hi = 0 if x0 > op.in_w - 1 else min(seg, (op.in_w - 1 - x0) // op.sw + 1)
+                    lo = max(<int64_t>0, col_lo[kj] - ow)
+                    hi = min(seg, col_hi[kj] - ow)
                     if not 0 <= ih < op.in_h or lo >= hi:
                         zero(row + n - n0, seg)
                     else:
                         zero(row + n - n0, lo)
                         f32_copy_strided(row + n - n0 + lo,
-                                         plane + ih * op.in_w + x0 + lo * op.sw, hi - lo, op.sw)
+                                         plane + ih * op.in_w + (ow + lo) * op.sw + kj * op.dw - op.pw,
+                                         hi - lo, op.sw)
                         zero(row + n - n0 + hi, seg - hi)
                     n += seg
                     ow = 0
@@ -122,7 +125,8 @@ cdef void conv_im2col_job(const Op* op, const Ctx* ctx, int64_t job, int tid) no
     cdef int64_t n0 = (r % op.n_tiles) * GEMM_NR
     cdef float* base = ctx.arena + image * ctx.image_stride
     cdef float* panel = ctx.scratch + tid * ctx.scratch_stride
-    im2col_panel(op, base, g, n0, panel)
+    cdef int64_t* col_lo = <int64_t*>(panel + op.K * GEMM_NR)
+    im2col_panel(op, base, g, n0, panel, col_lo, col_lo + op.kw)
     # op.in2_off holds k * GEMM_NR: the panel's rows, read at pixel 0
     gemm_row_tiles(op, g, 0, op.m_tiles, <const float*>panel, op.in2_off, 0,
                    n0 + GEMM_NR <= op.plane, base + n0)
