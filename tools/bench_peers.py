@@ -2,7 +2,7 @@
 """Latency of the engine next to other engines on the same models, same
 threads, in one run.
 
-  python tools/bench_peers.py                          # ShuffleNetV2 x1.0, 1 and 2 threads
+  python tools/bench_peers.py                          # the four models of the README, 1 and 2 threads
   python tools/bench_peers.py --models shufflenet_v2_x0_5 shufflenet_v2_x1_0 --threads 1 --json
 
 Each engine runs in a worker process of its own (thread pools of different
@@ -98,9 +98,14 @@ def prepare(model_name, size, workdir):
     import torch
     sys.path.insert(0, os.path.join(ROOT, 'tests'))
     sys.path.insert(0, ROOT)
+    import family_models
     import torch_models
     import engine
-    net = torch_models.randomize(getattr(torch_models, model_name)(), seed=0)
+    build = getattr(torch_models, model_name, None) or getattr(family_models, model_name, None)
+    if build is None:
+        raise SystemExit(f'unknown model {model_name!r}: a builder of tests/torch_models.py or '
+                         'tests/family_models.py')
+    net = torch_models.randomize(build(), seed=0)
     x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
     files = {'input': os.path.join(workdir, f'{model_name}.npy')}
     np.save(files['input'], x.numpy())
@@ -168,7 +173,8 @@ def compare(model_name, threads, args, files, ref):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--models', nargs='+', default=['shufflenet_v2_x1_0'])
+    p.add_argument('--models', nargs='+', default=['shufflenet_v2_x1_0', 'shufflenet_v2_x0_5',
+                                                   'shufflenet_v1_g3', 'mobilenet_v2'])
     p.add_argument('--threads', type=int, nargs='+', default=[1, 2])
     p.add_argument('--peers', nargs='+', default=PEERS, choices=PEERS)
     p.add_argument('--size', type=int, default=224)
