@@ -235,9 +235,12 @@ def _check_global_avgpool(node, ins):
     return c, 4 if node.attrs['keepdims'] else 2
 
 
-def _check_add(node, ins):
+def _check_binary(node, ins):
+    """add, mul: two inputs of equal channels and rank (mul's second may be
+    one value per channel; the planner checks the spatial sizes)"""
     if len(ins) != 2 or ins[0] != ins[1]:
-        raise ModelFileError(f'node {node.name!r}: add takes two inputs of equal channels and rank, got {ins}')
+        raise ModelFileError(f'node {node.name!r}: {node.op} takes two inputs of equal channels and rank, '
+                             f'got {ins}')
     _clamp(node.attrs, node.name)
     return ins[0]
 
@@ -248,13 +251,6 @@ def _check_act(node, ins):
     if node.attrs.get('clamp') is None and node.attrs.get('act') is None:
         raise ModelFileError(f'node {node.name!r}: act needs a clamp or an act')
     return c, rank
-
-
-def _check_mul(node, ins):
-    if len(ins) != 2 or ins[0] != ins[1]:
-        raise ModelFileError(f'node {node.name!r}: mul takes two inputs of equal channels and rank, got {ins}')
-    _clamp(node.attrs, node.name)
-    return ins[0]
 
 
 def _check_gather(node, ins):
@@ -281,8 +277,8 @@ def _check_flatten(node, ins):
 _CHECKS = {
     'conv': _check_conv, 'linear': _check_linear, 'batchnorm': _check_batchnorm,
     'affine': _check_affine, 'maxpool': _check_pool, 'avgpool': _check_pool,
-    'global_avgpool': _check_global_avgpool, 'add': _check_add, 'act': _check_act,
-    'mul': _check_mul,
+    'global_avgpool': _check_global_avgpool, 'add': _check_binary, 'act': _check_act,
+    'mul': _check_binary,
     'gather': _check_gather, 'concat': _check_concat, 'flatten': _check_flatten,
 }
 VIEW_OPS = ('gather', 'concat', 'flatten')
