@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 import engine
-from engine import zoo
+from engine import device, zoo
 
 
 def measure(fn, warmup, runs):
@@ -53,9 +53,11 @@ def run(args):
     shape = (args.batch, c, h, w)
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
     times = measure(lambda: model(x), args.warmup, args.runs)
+    facts, warnings = device.report()
     result = dict(model=label, input_shape=list(shape), threads=model.threads,
                   warmup=args.warmup, runs=args.runs, ms=summary(times),
-                  build=engine.build_info(), machine=platform.machine(), engine=engine.__version__)
+                  build=engine.build_info(), machine=platform.machine(), engine=engine.__version__,
+                  device=facts, warnings=warnings)
     if note:
         result['note'] = note
     rows = model.profile(x, runs=max(3, min(args.runs, 50))) if args.profile else None
@@ -67,6 +69,9 @@ def run(args):
     b = result['build']
     print(f'engine {engine.__version__}  isa {b["isa"]}  threads {model.threads}  '
           f'openmp {"yes" if b["openmp"] else "no"}  {platform.machine()}')
+    print(f'cpu    {facts["cpu"]}  ({facts["cores"]} cores, governor {facts["governor"] or "unknown"})')
+    for w in warnings:
+        print(f'WARNING: {w}')
     print(f'model  {label}')
     if note:
         print(f'       {note}')

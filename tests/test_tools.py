@@ -149,3 +149,24 @@ def test_convert_tool_on_the_family(source, tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert rc == 0, out
     assert 'OK' in out and 'layers' in out and 'M parameters' in out and 'M MACs' in out and 'MB' in out
+
+
+def test_bench_warns_about_governor_and_throttling(monkeypatch):
+    from engine import device
+    monkeypatch.setattr(device, 'governor', lambda: 'ondemand')
+    monkeypatch.setattr(device, 'throttled', lambda: 0x50005)
+    facts, warnings = device.report()
+    assert facts['governor'] == 'ondemand' and facts['cpu']
+    assert any("'ondemand', not 'performance'" in w for w in warnings)
+    assert any('0x50005' in w for w in warnings)
+    monkeypatch.setattr(device, 'governor', lambda: 'performance')
+    monkeypatch.setattr(device, 'throttled', lambda: 0)
+    assert device.report()[1] == []
+
+
+def test_cpu_model_on_a_pi(monkeypatch):
+    from engine import device
+    files = {'/proc/device-tree/model': 'Raspberry Pi 4 Model B Rev 1.4\x00',
+             '/proc/cpuinfo': 'processor\t: 0\nBogoMIPS\t: 108.00\nCPU part\t: 0xd08\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n'}
+    monkeypatch.setattr(device, '_read', lambda p: files.get(p, '').strip().strip('\x00') or None)
+    assert device.cpu_model() == 'Raspberry Pi 4 Model B Rev 1.4'

@@ -42,7 +42,11 @@ for p in $pkgs; do
 done
 if [ -n "$missing" ]; then
     step "apt-get install$missing"
-    apt-get update >"$LOGS/apt.log" 2>&1 || { tail "$LOGS/apt.log"; die "apt-get update failed"; }
+    for try in 1 2 3; do      # a mirror caught mid-sync fails now and then
+        apt-get update >"$LOGS/apt.log" 2>&1 && break
+        [ "$try" = 3 ] && { tail "$LOGS/apt.log"; die "apt-get update failed"; }
+        sleep 5
+    done
     # shellcheck disable=SC2086
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing >>"$LOGS/apt.log" 2>&1 \
         || { tail -20 "$LOGS/apt.log"; die "apt-get install failed"; }
