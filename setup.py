@@ -1,7 +1,8 @@
 """Build of the Cython kernels.
 
 ENGINE_ISA picks the SIMD path compiled in (default: native):
-  native    -march=native (x86) / -mcpu=native (ARM): the machine you build on
+  native    -march=native (x86) / -mcpu=native (ARM; plus -mfpu=neon-vfpv4 on armv7):
+            the machine you build on
   avx512    -mavx512f -mfma ...   (x86)
   avx2      -mavx2 -mfma, AVX-512 off (x86)
   portable  the architecture's baseline: scalar on x86-64, NEON on aarch64
@@ -16,8 +17,16 @@ import shlex
 from setuptools import Extension, setup
 from Cython.Build import cythonize
 
+MACHINE = platform.machine().lower()
+if MACHINE.startswith('armv7'):       # 32-bit Pi OS: its gcc leaves NEON off unless asked
+    NATIVE = ['-mcpu=native', '-mfpu=neon-vfpv4']
+elif MACHINE.startswith(('arm', 'aarch64')):
+    NATIVE = ['-mcpu=native']
+else:
+    NATIVE = ['-march=native']
+
 ISA_FLAGS = {
-    'native': ['-mcpu=native'] if platform.machine().lower().startswith(('arm', 'aarch64')) else ['-march=native'],
+    'native': NATIVE,
     'avx512': ['-mavx512f', '-mavx512vl', '-mavx512bw', '-mavx512dq', '-mavx2', '-mfma'],
     'avx2': ['-mavx2', '-mfma', '-mno-avx512f'],
     'portable': [],
