@@ -101,3 +101,42 @@ def test_one_model_from_many_python_threads(model, x):
     for t in threads:
         t.join()
     assert not errors
+
+
+@pytest.mark.parametrize('op', ['maxpool', 'avgpool', 'dwconv', 'conv', 'conv1x1', 'relu'])
+def test_nan_and_inf_propagate_as_in_pytorch(op, monkeypatch):
+    """NaN and inf reach the outputs PyTorch's would (the reference ops follow
+    NumPy, which propagates NaN through max and min as PyTorch does)."""
+    from engine.graph import Graph, Node
+    from engine.kernels import window
+    rng = np.random.default_rng(9)
+    c = 4
+    x = rng.standard_normal((2, c, 9, 70)).astype(np.float32)
+    x[0, 1, 3, 4] = np.nan
+    x[1, 2, 0, 0] = np.inf
+    x[1, 0, 8, 69] = -np.inf
+    x[0, 3, 5, 33] = np.nan
+    conv = dict(in_channels=c, out_channels=c, stride=[1, 1], dilation=[1, 1], clamp=[0.0, 6.0])
+    node = {
+        'maxpool': Node('n', 'maxpool', ['input'], dict(kernel=[3, 3], stride=[2, 2], padding=[1, 1],
+                                                         dilation=[1, 1], ceil_mode=True)),
+        'avgpool': Node('n', 'avgpool', ['input'], dict(kernel=[3, 3], stride=[1, 1], padding=[1, 1],
+                                                         ceil_mode=False, count_include_pad=False)),
+        'dwconv': Node('n', 'conv', ['input'], dict(conv, kernel=[3, 3], padding=[1, 1], groups=c),
+                       {'weight': rng.standard_normal((c, 1, 3, 3)).astype(np.float32)}),
+        'conv': Node('n', 'conv', ['input'], dict(conv, kernel=[3, 3], padding=[1, 1], groups=1),
+                     {'weight': rng.standard_normal((c, c, 3, 3)).astype(np.float32)}),
+        'conv1x1': Node('n', 'conv', ['input'], dict(conv, kernel=[1, 1], padding=[0, 0], groups=1),
+                        {'weight': rng.standard_normal((c, c, 1, 1)).astype(np.float32)}),
+        'relu': Node('n', 'act', ['input'], {'clamp': [0.0, None]}),
+    }[op]
+    g = Graph('input', x.shape, [node], ['n'])
+    with np.errstate(invalid='ignore'):
+        ref = reference.run_graph(g, x)[0]
+    for framed in (True, False):
+        monkeypatch.setattr(window, 'FRAME_BELOW_WIDTH', 1 << 30 if framed else 0)
+        out = engine.Model(g, threads=2)(x)
+        np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))
+        np.testing.assert_array_equal(np.isinf(out), np.isinf(ref))
+        finite = np.isfinite(ref)
+        assert np.abs(out[finite] - ref[finite]).max() <= 1e-4 * max(1, np.abs(ref[finite]).max())

@@ -24,6 +24,10 @@ static inline vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
 static inline vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
 static inline vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
 static inline vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }
+/* max that keeps a NaN of either operand, as PyTorch's max pooling does */
+static inline vf vf_max_nan(vf acc, vf x) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), _mm512_max_ps(x, acc), x);
+}
 static inline float vf_hsum(vf v) { return _mm512_reduce_add_ps(v); }
 static inline void vf_store_partial(float* p, vf v, int n) {
     _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1u), v);
@@ -49,6 +53,9 @@ static inline vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
 static inline vf vf_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
 static inline vf vf_max(vf a, vf b) { return _mm256_max_ps(a, b); }
 static inline vf vf_min(vf a, vf b) { return _mm256_min_ps(a, b); }
+static inline vf vf_max_nan(vf acc, vf x) {
+    return _mm256_blendv_ps(_mm256_max_ps(x, acc), x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
 static inline float vf_hsum(vf v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -86,6 +93,7 @@ static inline vf vf_add(vf a, vf b) { return vaddq_f32(a, b); }
 static inline vf vf_mul(vf a, vf b) { return vmulq_f32(a, b); }
 static inline vf vf_max(vf a, vf b) { return vmaxq_f32(a, b); }
 static inline vf vf_min(vf a, vf b) { return vminq_f32(a, b); }
+static inline vf vf_max_nan(vf acc, vf x) { return vmaxq_f32(acc, x); }   /* NEON max keeps NaN */
 static inline float vf_hsum(vf v) {
 #if defined(__aarch64__)
     return vaddvq_f32(v);
@@ -115,6 +123,7 @@ static inline vf vf_mul(vf a, vf b) { return a * b; }
 /* as x86's maxps/minps: b when either is NaN, so clamp(bound, x) keeps x's NaN */
 static inline vf vf_max(vf a, vf b) { return a > b ? a : b; }
 static inline vf vf_min(vf a, vf b) { return a < b ? a : b; }
+static inline vf vf_max_nan(vf acc, vf x) { return (x != x || x > acc) ? x : acc; }
 static inline float vf_hsum(vf v) { return v; }
 static inline void vf_store_partial(float* p, vf v, int n) { if (n > 0) *p = v; }
 static inline vf vf_load_s2(const float* p) { return *p; }

@@ -113,7 +113,7 @@ enum { WINDOW_MODE_CONV = 0, WINDOW_MODE_MAX = 1, WINDOW_MODE_AVG = 2 };
 
 ENGINE_ALWAYS_INLINE float f32_window_reduce(float acc, float x, float w, const int MODE) {
     if (MODE == WINDOW_MODE_CONV) return acc + w * x;
-    if (MODE == WINDOW_MODE_MAX) return x > acc ? x : acc;
+    if (MODE == WINDOW_MODE_MAX) return (x != x || x > acc) ? x : acc;   /* NaN wins, as in PyTorch */
     return acc + x;
 }
 
@@ -142,8 +142,8 @@ ENGINE_ALWAYS_INLINE void f32_window_row(
                 acc = f32_window_reduce(acc, x, MODE == WINDOW_MODE_CONV ? w[ki * KW + kj] : 0.0f, MODE);
             }
         if (MODE == WINDOW_MODE_AVG) acc *= aux[ow];
-        acc = acc > lo ? acc : lo;
-        out[ow] = acc < hi ? acc : hi;
+        acc = acc < lo ? lo : acc;          /* written so that NaN passes, as in the vector path */
+        out[ow] = acc > hi ? hi : acc;
     }
     /* one accumulator per kernel row: independent chains instead of one
      * KH*KW-long dependency (a narrow row has a single vector to hide it) */
@@ -156,14 +156,14 @@ ENGINE_ALWAYS_INLINE void f32_window_row(
             for (int64_t kj = 0; kj < KW; kj++) {
                 vf x = vf_load_strided(r + kj * DW, S);
                 if (MODE == WINDOW_MODE_CONV) acc = vf_fma(vf_set1(w[ki * KW + kj]), x, acc);
-                else if (MODE == WINDOW_MODE_MAX) acc = vf_max(x, acc);
+                else if (MODE == WINDOW_MODE_MAX) acc = vf_max_nan(acc, x);
                 else acc = vf_add(acc, x);
             }
             part[ki] = acc;
         }
         vf acc = part[0];
         for (int64_t ki = 1; ki < KH; ki++)
-            acc = MODE == WINDOW_MODE_MAX ? vf_max(part[ki], acc) : vf_add(acc, part[ki]);
+            acc = MODE == WINDOW_MODE_MAX ? vf_max_nan(acc, part[ki]) : vf_add(acc, part[ki]);
         if (MODE == WINDOW_MODE_AVG) acc = vf_mul(acc, vf_loadu(aux + ow));
         acc = vf_min(vhi, vf_max(vlo, acc));
         if (vec_hi - ow >= VLEN) vf_storeu(out + ow, acc);
