@@ -18,9 +18,10 @@ __all__ = ['load', 'from_torch', 'Model', 'ModelFileError', 'UnsupportedModelErr
            'build_info', 'default_threads', 'channel_shuffle']
 
 
-def load(path, *, threads=None):
-    """Open a model file written by Model.save or tools/convert_pytorch.py."""
-    return Model(_load_graph(path), threads=threads)
+def load(path, *, threads=None, verify=True):
+    """Open a model file written by Model.save or tools/convert_pytorch.py.
+    verify=False skips the CRC-32 of the weights (a few ms per 10 MB)."""
+    return Model(_load_graph(path, verify=verify), threads=threads)
 
 
 def from_torch(module, example_input, *, threads=None):

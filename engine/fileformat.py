@@ -3,9 +3,11 @@ length, a JSON header, raw little-endian float32 tensors), with the graph as
 JSON in the header's __metadata__, so standard tools can list the tensors.
 
 Opening a file never runs code (no pickle) and every number in it is checked
-before it is used; any problem raises ModelFileError naming it."""
+before it is used; any problem raises ModelFileError naming it.  A CRC-32 of
+the tensor data in the metadata catches bit rot (SD cards) on load."""
 import json
 import os
+import zlib
 
 import numpy as np
 
@@ -18,7 +20,9 @@ MAX_HEADER = 64 << 20          # bytes of JSON a sane model file needs, with roo
 
 def save(graph, path):
     d, tensors = to_dict(graph)
-    header = {'__metadata__': {'format': MAGIC_FORMAT, 'graph': json.dumps(d, allow_nan=False)}}
+    body = b''.join(arr.astype('<f4', copy=False).tobytes() for arr in tensors.values())
+    header = {'__metadata__': {'format': MAGIC_FORMAT, 'graph': json.dumps(d, allow_nan=False),
+                               'data_crc32': f'{zlib.crc32(body):08x}'}}
     pos = 0
     for key, arr in tensors.items():
         header[key] = {'dtype': 'F32', 'shape': list(arr.shape), 'data_offsets': [pos, pos + arr.nbytes]}
@@ -29,25 +33,24 @@ def save(graph, path):
     with open(tmp, 'wb') as f:
         f.write(len(blob).to_bytes(8, 'little'))
         f.write(blob)
-        for arr in tensors.values():
-            f.write(arr.astype('<f4', copy=False).tobytes())
+        f.write(body)
     os.replace(tmp, path)
 
 
-def load_graph(path):
+def load_graph(path, verify=True):
     try:
         with open(path, 'rb') as f:
             data = f.read()
     except OSError as e:
         raise ModelFileError(f'cannot read model file {path!r}: {e.strerror}') from None
     try:
-        return parse(data)
+        return parse(data, verify=verify)
     except ModelFileError as e:
         raise ModelFileError(f'{path}: {e}') from None
 
 
-def parse(data):
-    """Graph from the bytes of a model file."""
+def parse(data, verify=True):
+    """Graph from the bytes of a model file; verify=False skips the checksum."""
     if len(data) < 8:
         raise ModelFileError(f'file is {len(data)} bytes: too short to be a model file (truncated?)')
     n = int.from_bytes(data[:8], 'little')
@@ -66,7 +69,15 @@ def parse(data):
     if not isinstance(meta, dict) or meta.get('format') != MAGIC_FORMAT:
         raise ModelFileError(f'not a {MAGIC_FORMAT} model file (a safetensors file without the '
                              'engine graph in its metadata?)')
-    tensors = _tensors(header, memoryview(data)[8 + n:])
+    body = memoryview(data)[8 + n:]
+    tensors = _tensors(header, body)       # sizes and offsets first: they name truncation
+    if verify:
+        stored = meta.get('data_crc32')
+        if not isinstance(stored, str):
+            raise ModelFileError('no data_crc32 checksum in the metadata (load with verify=False to skip)')
+        if f'{zlib.crc32(body):08x}' != stored.lower():
+            raise ModelFileError(f'tensor data checksum mismatch (stored {stored}, computed '
+                                 f'{zlib.crc32(body):08x}): the file is corrupted')
     try:
         graph_dict = json.loads(meta.get('graph'))
     except (TypeError, ValueError) as e:

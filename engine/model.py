@@ -9,7 +9,7 @@ import numpy as np
 from engine import fileformat
 from engine.graph import validate
 from engine.kernels.program import gather_planes, scatter_planes
-from engine.plan import compile_graph
+from engine.plan import check_memory, compile_graph
 
 
 def default_threads():
@@ -137,6 +137,8 @@ class Model:
             free = self._pool.get((h, w, n, self.threads))
             if free:
                 return free.pop()
+        check_memory(4 * (n * plan.image_stride + self.threads * plan.scratch_stride),
+                     f'a batch of {n} images of {h}x{w}')
         return (_aligned_floats(n * plan.image_stride),
                 _aligned_floats(self.threads * plan.scratch_stride))
 

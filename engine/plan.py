@@ -10,6 +10,7 @@
    placed in one arena per image by first-fit over those lifetimes.
 4. Each compute op gets its kernel, prepacked weights and offset tables.
 """
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,20 @@ from engine.kernels.program import PLANE_ALIGN, Program
 
 MR, NR, LINEAR_NO = _gemm.TILE_ROWS, _gemm.TILE_PIXELS, _gemm.LINEAR_OUTPUTS
 MIN_JOBS = 8       # split a GEMM's row tiles until an image gives this many jobs
+
+
+def physical_memory():
+    try:
+        return os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+    except (AttributeError, ValueError, OSError):
+        return 1 << 40
+
+
+def check_memory(nbytes, what):
+    """ValueError instead of a MemoryError (or the OOM killer) for absurd sizes."""
+    if nbytes > physical_memory():
+        raise ValueError(f'{what} needs {nbytes / 2**30:.1f} GiB of working memory, more than this '
+                         f'machine has ({physical_memory() / 2**30:.1f} GiB)')
 
 
 def padded_plane(pixels):
@@ -129,6 +144,7 @@ def compile_graph(graph, height, width):
         offset[r] = arena.alloc(region_shape[r][0] * region_shape[r][1])
     # slack after the last plane: the window kernels read a little past rows
     image_stride = padded_plane(arena.peak + _window.ROW_OVERREAD)
+    check_memory(4 * image_stride, f'an image of {height}x{width}')
 
     def offsets(value):
         r, ch = refs[value]

@@ -142,3 +142,24 @@ def test_errors_name_the_file_and_problem(tmp_path, blob):
     with pytest.raises(engine.ModelFileError, match='cannot read'):
         engine.load(tmp_path / 'missing.engine')
     assert issubclass(engine.ModelFileError, ValueError)
+
+
+def test_checksum_catches_a_flipped_bit_in_the_weights(blob, tmp_path):
+    data = bytearray(blob)
+    data[-5] ^= 0x10                       # inside the last tensor
+    with pytest.raises(engine.ModelFileError, match='checksum mismatch'):
+        parse(bytes(data))
+    graph = parse(bytes(data), verify=False)  # the caller may skip it
+    assert graph.nodes
+    path = tmp_path / 'flip.engine'
+    path.write_bytes(bytes(data))
+    with pytest.raises(engine.ModelFileError, match='checksum'):
+        engine.load(path)
+    assert engine.load(path, verify=False).graph.nodes
+
+
+def test_missing_checksum_is_refused_unless_skipped(blob):
+    data = tamper(blob, lambda h: h['__metadata__'].pop('data_crc32'))
+    with pytest.raises(engine.ModelFileError, match='checksum'):
+        parse(data)
+    assert parse(data, verify=False).nodes

@@ -140,3 +140,59 @@ def test_nan_and_inf_propagate_as_in_pytorch(op, monkeypatch):
         np.testing.assert_array_equal(np.isinf(out), np.isinf(ref))
         finite = np.isfinite(ref)
         assert np.abs(out[finite] - ref[finite]).max() <= 1e-4 * max(1, np.abs(ref[finite]).max())
+
+
+def test_absurd_sizes_are_refused_without_allocating(model):
+    from helpers import one_op_graph
+    w = np.ones((2, 3, 1, 1), np.float32)
+    g = one_op_graph('conv', (1, 3, 8, 8), dict(in_channels=3, out_channels=2, kernel=[1, 1], stride=[1, 1],
+                                                padding=[60000, 60000], dilation=[1, 1], groups=1), {'weight': w})
+    with pytest.raises(ValueError, match='GiB of working memory'):
+        engine.Model(g)(np.ones((1, 3, 8, 8), np.float32))
+    with pytest.raises(ValueError, match='GiB of working memory'):
+        model(np.broadcast_to(np.float32(0), (10 ** 6, 3, SIZE, SIZE)))
+
+
+def test_no_memory_growth_over_10000_inferences():
+    import resource
+    m = engine.Model(zoo.shufflenet_v2('0.5', num_classes=10, input_size=16), threads=1)
+    x = np.random.default_rng(0).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    for _ in range(500):
+        m(x)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss = lambda: int(open('/proc/self/statm').read().split()[1]) * 4096   # noqa: E731
+    start = rss()
+    for _ in range(10_000):
+        m(x)
+    growth = rss() - start
+    assert growth < 4 << 20, f'resident memory grew by {growth} bytes over 10,000 runs'
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 8 << 10   # KiB
+
+
+def test_kernels_release_the_gil():
+    """While one thread is inside a long inference, another keeps running
+    Python code.  Were the GIL held, the watcher below would stall for the
+    whole kernel call; released, it stalls at most for the bits of Python
+    around it (switch intervals of 5 ms)."""
+    import time
+    m = engine.Model(zoo.shufflenet_v2('1.0', num_classes=10, input_size=512), threads=1)
+    x = np.zeros((4, 3, 512, 512), np.float32)
+    m(x)                                    # plan and allocate outside the measured call
+    done = threading.Event()
+    spans = []
+
+    def infer():
+        t0 = time.perf_counter()
+        m(x)
+        spans.append(time.perf_counter() - t0)
+        done.set()
+
+    t = threading.Thread(target=infer)
+    last, longest_stall = time.perf_counter(), 0.0
+    t.start()
+    while not done.is_set():
+        now = time.perf_counter()
+        longest_stall = max(longest_stall, now - last)
+        last = now
+    t.join()
+    assert longest_stall < 0.4 * spans[0], (longest_stall, spans[0])
