@@ -67,6 +67,7 @@ class Graph:
 
 ACTIVATIONS = {'relu': [0.0, None], 'relu6': [0.0, 6.0]}
 NONLINEAR = {'hardswish': 1, 'hardsigmoid': 2, 'sigmoid': 3, 'silu': 4}   # codes of ukernels.h
+MAX_WINDOW = 4096       # kernel sizes, strides, paddings and dilations above this are refused
 
 
 def clamp_bounds(clamp):
@@ -86,7 +87,7 @@ def _pair(attrs, key, node, minimum):
     if (not isinstance(v, (list, tuple)) or len(v) != 2
             or not all(isinstance(e, int) and not isinstance(e, bool) for e in v)):
         raise ModelFileError(f'node {node!r}: attribute {key!r} must be two integers, got {v!r}')
-    if min(v) < minimum or max(v) > 1 << 16:
+    if min(v) < minimum or max(v) > MAX_WINDOW:
         raise ModelFileError(f'node {node!r}: attribute {key!r} = {list(v)} out of range')
     return tuple(v)
 

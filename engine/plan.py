@@ -217,7 +217,9 @@ def _affine_params(node):
 def _window_spec(spec, attrs, kernel, mode):
     (kh, kw), (sh, sw), (ph, pw) = kernel, attrs['stride'], attrs['padding']
     dh, dw = attrs.get('dilation', (1, 1))
-    framed = spec['in_w'] < _window.FRAME_BELOW_WIDTH
+    # narrow stride-1 planes: framing beats handling the row edges one by one
+    # (strided windows skip most of a frame; they read in place)
+    framed = spec['in_w'] < _window.FRAME_BELOW_WIDTH and sw == 1
     spec.update(kind='window', mode=mode, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw,
                 framed=framed, jobs_per_image=spec['n_out'])
     return _window.scratch_floats(spec['in_w'], spec['out_h'], spec['out_w'], kh, kw, sh, sw, dh, dw,

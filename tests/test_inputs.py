@@ -144,9 +144,9 @@ def test_nan_and_inf_propagate_as_in_pytorch(op, monkeypatch):
 
 def test_absurd_sizes_are_refused_without_allocating(model):
     from helpers import one_op_graph
-    w = np.ones((2, 3, 1, 1), np.float32)
-    g = one_op_graph('conv', (1, 3, 8, 8), dict(in_channels=3, out_channels=2, kernel=[1, 1], stride=[1, 1],
-                                                padding=[60000, 60000], dilation=[1, 1], groups=1), {'weight': w})
+    w = np.ones((400, 3, 1, 1), np.float32)      # 400 planes of 8200 x 8200: 100 GiB
+    g = one_op_graph('conv', (1, 3, 8, 8), dict(in_channels=3, out_channels=400, kernel=[1, 1], stride=[1, 1],
+                                                padding=[4096, 4096], dilation=[1, 1], groups=1), {'weight': w})
     with pytest.raises(ValueError, match='GiB of working memory'):
         engine.Model(g)(np.ones((1, 3, 8, 8), np.float32))
     with pytest.raises(ValueError, match='GiB of working memory'):

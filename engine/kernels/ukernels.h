@@ -145,25 +145,26 @@ ENGINE_ALWAYS_INLINE void f32_window_row(
         acc = acc < lo ? lo : acc;          /* written so that NaN passes, as in the vector path */
         out[ow] = acc > hi ? hi : acc;
     }
-    /* one accumulator per kernel row: independent chains instead of one
-     * KH*KW-long dependency (a narrow row has a single vector to hide it) */
+    /* four accumulators taking the kernel rows in turn: independent chains
+     * instead of one KH*KW-long dependency (a narrow row has a single vector) */
     const vf vlo = vf_set1(lo), vhi = vf_set1(hi), vinit = vf_set1(init);
+    const vf vnone = MODE == WINDOW_MODE_MAX ? vinit : vf_zero();
     for (int64_t ow = body_lo; ow < vec_hi; ow += VLEN) {
-        vf part[KH];
+        vf part[4] = {vinit, vnone, vnone, vnone};
         for (int64_t ki = 0; ki < KH; ki++) {
             const float* r = rows[ki] + ow * S - pw;
-            vf acc = ki == 0 ? vinit : (MODE == WINDOW_MODE_MAX ? vf_set1(init) : vf_zero());
+            vf acc = part[ki & 3];
             for (int64_t kj = 0; kj < KW; kj++) {
                 vf x = vf_load_strided(r + kj * DW, S);
                 if (MODE == WINDOW_MODE_CONV) acc = vf_fma(vf_set1(w[ki * KW + kj]), x, acc);
                 else if (MODE == WINDOW_MODE_MAX) acc = vf_max_nan(acc, x);
                 else acc = vf_add(acc, x);
             }
-            part[ki] = acc;
+            part[ki & 3] = acc;
         }
         vf acc = part[0];
-        for (int64_t ki = 1; ki < KH; ki++)
-            acc = MODE == WINDOW_MODE_MAX ? vf_max_nan(acc, part[ki]) : vf_add(acc, part[ki]);
+        for (int k = 1; k < 4; k++)
+            acc = MODE == WINDOW_MODE_MAX ? vf_max_nan(acc, part[k]) : vf_add(acc, part[k]);
         if (MODE == WINDOW_MODE_AVG) acc = vf_mul(acc, vf_loadu(aux + ow));
         acc = vf_min(vhi, vf_max(vlo, acc));
         if (vec_hi - ow >= VLEN) vf_storeu(out + ow, acc);
@@ -182,12 +183,13 @@ typedef struct {
     const float* aux;           /* reciprocal counts per output pixel (average) */
     float* out;
     const float* fill_row;      /* in_w + ENGINE_ROW_OVERREAD floats of fill */
+    const float** rows;         /* room for kh row pointers */
 } f32_window_args;
 
 ENGINE_ALWAYS_INLINE void f32_window_plane(const f32_window_args* a,
         const int64_t KH, const int64_t KW, const int64_t SH, const int64_t SW,
         const int64_t DH, const int64_t DW, const int MODE) {
-    const float* rows[KH];
+    const float** rows = a->rows;
     for (int64_t oh = 0; oh < a->out_h; oh++) {
         for (int64_t ki = 0; ki < KH; ki++) {
             int64_t ih = oh * SH - a->ph + ki * DH;

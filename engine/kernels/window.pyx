@@ -29,6 +29,7 @@ cdef extern from "ukernels.h" nogil:
         const float* aux
         float* out
         const float* fill_row
+        const float** rows
     ctypedef void (*f32_window_plane_fn)(const f32_window_args* a)
     f32_window_plane_fn f32_window_plane_special(int mode, int64_t kh, int64_t kw, int64_t sh,
                                                  int64_t sw, int64_t dh, int64_t dw)
@@ -40,7 +41,7 @@ cdef extern from "ukernels.h" nogil:
 
 
 ROW_OVERREAD = ENGINE_ROW_OVERREAD     # slack the arena keeps after its last plane
-FRAME_BELOW_WIDTH = 64                 # frame input planes narrower than this
+FRAME_BELOW_WIDTH = 64                 # frame stride-1 input planes narrower than this
 
 
 cdef inline int64_t frame_width(const Op* op) noexcept nogil:
@@ -53,12 +54,12 @@ cdef inline int64_t frame_height(const Op* op) noexcept nogil:
 
 def scratch_floats(int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
                    int64_t sh, int64_t sw, int64_t dh, int64_t dw, bint framed):
-    """Scratch one worker needs: the padding row or the framed plane, and
-    what the kernels read past its end."""
+    """Scratch one worker needs: the padding row or the framed plane, what
+    the kernels read past its end, and kh row pointers."""
     cdef int64_t data = in_w
     if framed:
         data = ((out_w - 1) * sw + (kw - 1) * dw + 1) * ((out_h - 1) * sh + (kh - 1) * dh + 1)
-    return data + ENGINE_ROW_OVERREAD + 16
+    return data + ENGINE_ROW_OVERREAD + 16 + 2 * kh
 
 
 cdef void window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
@@ -74,13 +75,16 @@ cdef void window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
     a.w = op.w + c * op.kh * op.kw if op.mode == WINDOW_CONV else NULL
     a.init = op.b[c] if op.mode == WINDOW_CONV else op.fill if op.mode == WINDOW_MAX else 0
     a.fill, a.lo, a.hi, a.aux, a.fill_row = op.fill, op.lo, op.hi, op.aux, buf
+    cdef int64_t data = op.in_w
     if op.framed:       # the padding is in the frame now
         f32_frame_plane(a.src, op.in_h, op.in_w, op.ph, op.pw, op.fill, buf,
                         frame_height(op), frame_width(op))
         a.src, a.in_h, a.in_w, a.ph, a.pw = buf, frame_height(op), frame_width(op), 0, 0
+        data = a.in_h * a.in_w
     else:
         for i in range(op.in_w + ENGINE_ROW_OVERREAD):
             buf[i] = op.fill
+    a.rows = <const float**>(buf + (data + ENGINE_ROW_OVERREAD + 16) // 2 * 2)
     cdef f32_window_plane_fn plane_fn = f32_window_plane_special(op.mode, op.kh, op.kw, op.sh,
                                                                 op.sw, op.dh, op.dw)
     if plane_fn != NULL:
