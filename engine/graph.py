@@ -128,6 +128,8 @@ def validate(graph):
     if not isinstance(graph.input_shape, tuple) or len(graph.input_shape) != 4 or not all(
             isinstance(d, int) and 1 <= d <= 1 << 20 for d in graph.input_shape):
         raise ModelFileError(f'input shape must be 4 positive integers (N, C, H, W), got {graph.input_shape!r}')
+    if not isinstance(graph.input_name, str):
+        raise ModelFileError(f'input name must be a string, got {graph.input_name!r}')
     info = {graph.input_name: (graph.input_channels, 4)}
     for node in graph.nodes:
         name = node.name
@@ -135,8 +137,10 @@ def validate(graph):
             raise ModelFileError(f'node name must be a non-empty string, got {name!r}')
         if name in info:
             raise ModelFileError(f'node name {name!r} is used twice')
-        if not isinstance(node.inputs, list) or not node.inputs:
-            raise ModelFileError(f'node {name!r} has no inputs')
+        if not isinstance(node.inputs, list) or not node.inputs or not all(isinstance(i, str) for i in node.inputs):
+            raise ModelFileError(f'node {name!r}: inputs must be a non-empty list of value names')
+        if not isinstance(node.op, str):
+            raise ModelFileError(f'node {name!r}: op must be a string, got {node.op!r}')
         for i in node.inputs:
             if i not in info:
                 raise ModelFileError(f'node {name!r} reads {i!r}, which is not defined before it')
@@ -145,8 +149,8 @@ def validate(graph):
             raise ModelFileError(f'node {name!r}: unknown op {node.op!r}')
         ins = [info[i] for i in node.inputs]
         info[name] = check(node, ins)
-    if not graph.outputs or not isinstance(graph.outputs, list):
-        raise ModelFileError('the graph has no outputs')
+    if not graph.outputs or not isinstance(graph.outputs, list) or not all(isinstance(o, str) for o in graph.outputs):
+        raise ModelFileError('the graph has no outputs (a list of value names)')
     for o in graph.outputs:
         if o not in info:
             raise ModelFileError(f'output {o!r} is not a value of the graph')
