@@ -7,7 +7,8 @@ ENGINE_ISA picks the SIMD path compiled in (default: native):
   avx2      -mavx2 -mfma, AVX-512 off (x86)
   portable  the architecture's baseline: scalar on x86-64, NEON on aarch64
   scalar    plain C kernels on any machine (ENGINE_FORCE_SCALAR)
-ENGINE_CFLAGS adds compiler flags (e.g. a cross-compiler's -mcpu).
+ENGINE_CFLAGS adds compiler flags (e.g. a cross-compiler's -mcpu), ENGINE_LDFLAGS
+linker flags (tools/sanitize.sh passes -fsanitize=... in both).
 ENGINE_OPENMP=0 builds without OpenMP (threads then run one at a time).
 """
 import os
@@ -43,10 +44,11 @@ macros = [('ENGINE_CFLAGS', '"%s"' % ' '.join(cflags)), ('ENGINE_BUILD_ISA', '"%
           ('NPY_NO_DEPRECATED_API', 'NPY_1_7_API_VERSION')]
 
 kernels = ['program', 'gemm', 'window', 'eltwise', 'shuffle']
+ldflags = (['-fopenmp'] if openmp else []) + shlex.split(os.environ.get('ENGINE_LDFLAGS', ''))
 extensions = [
     Extension(f'engine.kernels.{name}', [f'engine/kernels/{name}.pyx'],
               include_dirs=['engine/kernels'], define_macros=macros,
-              extra_compile_args=cflags, extra_link_args=['-fopenmp'] if openmp else [])
+              extra_compile_args=cflags, extra_link_args=ldflags)
     for name in kernels
 ]
 

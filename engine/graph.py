@@ -101,13 +101,13 @@ def _int(attrs, key, node, minimum=1):
 
 def _clamp(attrs, node):
     act = attrs.get('act')
-    if act is not None and act not in NONLINEAR:
+    if act is not None and (not isinstance(act, str) or act not in NONLINEAR):
         raise ModelFileError(f'node {node!r}: unknown activation {act!r}')
     c = attrs.get('clamp')
     if c is None:
         return
     ok = isinstance(c, (list, tuple)) and len(c) == 2 and all(
-        e is None or (isinstance(e, (int, float)) and not isinstance(e, bool) and np.isfinite(e)) for e in c)
+        e is None or (isinstance(e, (int, float)) and not isinstance(e, bool) and -3e38 < e < 3e38) for e in c)
     if not ok:
         raise ModelFileError(f'node {node!r}: clamp must be [lo, hi] numbers or null, got {c!r}')
 
