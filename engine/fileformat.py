@@ -37,6 +37,18 @@ def save(graph, path):
     os.replace(tmp, path)
 
 
+def stored_checksum(path):
+    """The data_crc32 in a model file's metadata (the file is not otherwise read)."""
+    with open(path, 'rb') as f:
+        n = int.from_bytes(f.read(8), 'little')
+        if n > MAX_HEADER:
+            raise ModelFileError(f'{path}: header length {n} is too large')
+        try:
+            return json.loads(f.read(n)).get('__metadata__', {}).get('data_crc32')
+        except (ValueError, AttributeError) as e:
+            raise ModelFileError(f'{path}: header is not valid JSON ({e})') from None
+
+
 def load_graph(path, verify=True):
     try:
         with open(path, 'rb') as f:

@@ -5,6 +5,7 @@ import os
 import numpy as np
 
 import engine
+from engine import fileformat
 from engine.graph import infer_shapes
 
 
@@ -18,12 +19,17 @@ def describe(model, path=None):
         oc, oh, ow = shapes[node.name]
         if node.op in ('conv', 'linear'):
             macs += int(node.params['weight'][0].size) * oc * oh * ow
+    meta = {k: v for k, v in g.meta.items() if k not in ('labels', 'preprocess')}
+    labels = model.labels
     d = dict(input_shape=list(model.input_shape), output_shapes=[list(s) for s in model.output_shapes],
              nodes=len(g.nodes), compute_layers=sum(node.op not in ('gather', 'concat', 'flatten') for node in g.nodes),
-             parameters=params, macs=macs, meta=g.meta, build=engine.build_info())
+             parameters=params, macs=macs, labels=len(labels) if labels else None,
+             labels_first=labels[:5] if labels else None, preprocess=model.preprocessing,
+             meta=meta, build=engine.build_info())
     if path:
         d['file'] = path
         d['file_bytes'] = os.path.getsize(path)
+        d['data_crc32'] = fileformat.stored_checksum(path)
     return d
 
 

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from engine import fileformat
+from engine import fileformat, preprocess
 from engine.graph import validate
 from engine.kernels.program import gather_planes, scatter_planes
 from engine.plan import check_memory, compile_graph
@@ -66,6 +66,51 @@ class Model:
 
     def save(self, path):
         fileformat.save(self.graph, path)
+
+    # -- classification
+    @property
+    def labels(self):
+        """Class names stored in the model file, or None."""
+        labels = self.graph.meta.get('labels')
+        if labels is None:
+            return None
+        if not isinstance(labels, list) or not all(isinstance(s, str) for s in labels):
+            raise ValueError('the labels in this model file are not a list of strings')
+        return labels
+
+    @property
+    def preprocessing(self):
+        """How images become inputs: resize, crop, mean, std (from the file,
+        or ImageNet's scaled to the input size)."""
+        spec = self.graph.meta.get('preprocess') or preprocess.default_spec(self.input_shape)
+        return preprocess.check_spec(spec, self.graph.input_channels)
+
+    def classify(self, images, top_k=5, batch_size=16, preprocessing=None, progress=None):
+        """Top-k (label, probability) pairs for each image: paths, PIL images
+        or HxW(xC) uint8 arrays.  The model's outputs are taken as logits.
+        preprocessing overrides fields of the stored settings; progress(n) is
+        called after each batch with the number of images done."""
+        spec = dict(self.preprocessing)
+        spec.update(preprocessing or {})
+        spec = preprocess.check_spec(spec, self.graph.input_channels)
+        images = list(images)
+        labels = self.labels
+        results = []
+        for start in range(0, len(images), batch_size):
+            batch = np.stack([preprocess.to_array(item, spec, self.graph.input_channels)
+                              for item in images[start:start + batch_size]])
+            logits = self.run(batch)
+            if not isinstance(logits, np.ndarray) or logits.ndim != 2:
+                raise ValueError('classify needs a model with one (N, classes) output')
+            probs = preprocess.softmax(logits.astype(np.float64))
+            k = min(top_k, probs.shape[1])
+            for row in probs:
+                best = np.argsort(-row, kind='stable')[:k]
+                results.append([(labels[i] if labels and i < len(labels) else str(i), float(row[i]))
+                                for i in best])
+            if progress:
+                progress(min(start + batch_size, len(images)))
+        return results
 
     # -- running
     def __call__(self, x):

@@ -170,3 +170,23 @@ def test_cpu_model_on_a_pi(monkeypatch):
              '/proc/cpuinfo': 'processor\t: 0\nBogoMIPS\t: 108.00\nCPU part\t: 0xd08\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n'}
     monkeypatch.setattr(device, '_read', lambda p: files.get(p, '').strip().strip('\x00') or None)
     assert device.cpu_model() == 'Raspberry Pi 4 Model B Rev 1.4'
+
+
+def test_convert_stores_labels_and_preprocessing(tmp_path):
+    from conftest import require_torch
+    require_torch()
+    labels = tmp_path / 'labels.txt'
+    labels.write_text('\n'.join(f'class {i}' for i in range(1000)) + '\n')
+    out = tmp_path / 'l.engine'
+    r = run(['tools/convert_pytorch.py', 'tests.torch_models:shufflenet_v2_x0_5', '-o', str(out),
+             '--input-shape', '1,3,96,96', '--labels', str(labels), '--mean', '0.5', '0.5', '0.5',
+             '--std', '0.25', '0.25', '0.25'])
+    assert r.returncode == 0, r.stderr
+    assert '1000 labels' in r.stdout
+    import engine
+    m = engine.load(out)
+    assert m.labels[:2] == ['class 0', 'class 1'] and len(m.labels) == 1000
+    assert m.preprocessing == {'resize': 110, 'crop': 96, 'mean': [0.5] * 3, 'std': [0.25] * 3}
+    r = run(['tools/convert_pytorch.py', 'tests.torch_models:shufflenet_v2_x0_5', '-o', str(out),
+             '--mean', '0.5'])
+    assert r.returncode != 0 and 'mean' in r.stderr

@@ -18,6 +18,7 @@ import numpy as np
 
 
 def build_module(source, pretrained):
+    """(nn.Module, labels or None)"""
     mod_name, sep, attr = source.partition(':')
     if not sep or not mod_name or not attr:
         raise SystemExit(f'SOURCE must be package.module:callable or torchvision:NAME, got {source!r}')
@@ -26,7 +27,9 @@ def build_module(source, pretrained):
             import torchvision.models as tvm
         except Exception as e:      # torchvision may be missing or fail to import beside torch
             raise SystemExit(f'torchvision:{attr} needs an importable torchvision ({e})')
-        return tvm.get_model(attr, weights='DEFAULT' if pretrained else None)
+        weights = tvm.get_model_weights(attr).DEFAULT
+        labels = list(weights.meta.get('categories') or []) or None     # ImageNet-1k names
+        return tvm.get_model(attr, weights=weights if pretrained else None), labels
     if pretrained:
         raise SystemExit('--pretrained is for torchvision:NAME sources; use --checkpoint for others')
     sys.path.insert(0, os.getcwd())
@@ -37,7 +40,7 @@ def build_module(source, pretrained):
     fn = getattr(module, attr, None)
     if fn is None or not callable(fn):
         raise SystemExit(f'{mod_name!r} has no callable {attr!r}')
-    return fn()
+    return fn(), None
 
 
 def load_checkpoint(model, path):
@@ -73,6 +76,11 @@ def main(argv=None):
     p.add_argument('--pretrained', action='store_true', help="torchvision's weights (needs internet)")
     p.add_argument('--input-shape', default='1,3,224,224', help='N,C,H,W (default %(default)s)')
     p.add_argument('--check', action='store_true', help='run both and print the max error')
+    p.add_argument('--labels', help='text file, one class name per line, stored in the model file')
+    p.add_argument('--resize', type=int, help='classify: shorter side before cropping (default crop / 0.875)')
+    p.add_argument('--crop', type=int, help='classify: centre crop (default: the input size)')
+    p.add_argument('--mean', type=float, nargs='+', help="classify: per-channel mean (default ImageNet's)")
+    p.add_argument('--std', type=float, nargs='+', help="classify: per-channel std (default ImageNet's)")
     args = p.parse_args(argv)
 
     try:
@@ -86,7 +94,10 @@ def main(argv=None):
     import engine
     from engine.info import describe
 
-    module = build_module(args.source, args.pretrained)
+    module, labels = build_module(args.source, args.pretrained)
+    if args.labels:
+        with open(args.labels, encoding='utf-8') as f:
+            labels = [line.strip() for line in f if line.strip()]
     if args.checkpoint:
         load_checkpoint(module, args.checkpoint)
     module.eval()
@@ -96,11 +107,24 @@ def main(argv=None):
     except engine.UnsupportedModelError as e:
         raise SystemExit(f'cannot convert {args.source}: {e}')
     model.graph.meta.update(source=args.source, checkpoint=os.path.basename(args.checkpoint or '') or None)
+    from engine.preprocess import check_spec, default_spec
+    spec = default_spec(shape)
+    spec.update({k: v for k, v in dict(resize=args.resize, crop=args.crop, mean=args.mean,
+                                       std=args.std).items() if v is not None})
+    if args.crop and not args.resize:
+        spec['resize'] = int(round(args.crop / 0.875))
+    try:
+        model.graph.meta['preprocess'] = check_spec(spec, shape[1])
+    except ValueError as e:
+        raise SystemExit(f'preprocessing: {e}')
+    if labels:
+        model.graph.meta['labels'] = labels
     model.save(args.output)
 
     d = describe(engine.load(args.output), args.output)
     print(f'wrote {args.output}: {d["file_bytes"] / 1e6:.2f} MB, {d["compute_layers"]} layers, '
-          f'{d["parameters"] / 1e6:.3f} M parameters, {d["macs"] / 1e6:.1f} M MACs at {shape}')
+          f'{d["parameters"] / 1e6:.3f} M parameters, {d["macs"] / 1e6:.1f} M MACs at {shape}'
+          + (f', {len(labels)} labels' if labels else ''))
     if args.check:
         with torch.no_grad():
             ref = module(example).numpy()

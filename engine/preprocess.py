@@ -1,0 +1,117 @@
+"""Images to model inputs, as torchvision's classification transforms do:
+resize the shorter side, crop the centre, scale to [0, 1], normalise.
+
+The settings travel in the model file (graph.meta['preprocess'], written at
+conversion), with ImageNet's as the default.  Decoding files and resizing
+need Pillow; arrays already at the crop size need nothing but NumPy."""
+import numpy as np
+
+IMAGENET = {'resize': 256, 'crop': 224, 'mean': [0.485, 0.456, 0.406], 'std': [0.229, 0.224, 0.225]}
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+
+
+def default_spec(input_shape):
+    """ImageNet's transform scaled to the model's input (resize = crop / 0.875)."""
+    _, c, h, w = input_shape
+    crop = min(h, w)
+    mean, std = IMAGENET['mean'], IMAGENET['std']
+    if c != 3:
+        mean, std = [0.5] * c, [0.5] * c
+    return {'resize': int(round(crop / 0.875)), 'crop': crop, 'mean': mean, 'std': std}
+
+
+def check_spec(spec, channels):
+    """The preprocessing settings, validated (they come from a file)."""
+    if not isinstance(spec, dict):
+        raise ValueError(f'preprocessing settings must be a mapping, got {spec!r}')
+    out = {}
+    for key in ('resize', 'crop'):
+        v = spec.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 16384:
+            raise ValueError(f'preprocessing {key!r} must be an integer from 1 to 16384, got {v!r}')
+        out[key] = v
+    if out['crop'] > out['resize']:
+        raise ValueError(f'preprocessing crop {out["crop"]} is larger than resize {out["resize"]}')
+    for key in ('mean', 'std'):
+        v = spec.get(key)
+        if (not isinstance(v, list) or len(v) != channels or
+                not all(isinstance(e, (int, float)) and not isinstance(e, bool) and abs(e) < 1e6 for e in v)):
+            raise ValueError(f'preprocessing {key!r} must be {channels} numbers, got {v!r}')
+        out[key] = [float(e) for e in v]
+    if min(out['std']) <= 0:
+        raise ValueError(f'preprocessing std must be positive, got {out["std"]}')
+    return out
+
+
+def _pil():
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ImportError('decoding or resizing images needs Pillow: pip install Pillow '
+                          '(or pass arrays already cropped to the model\'s input size)') from None
+    return Image
+
+
+def to_array(item, spec, channels):
+    """One image (path, PIL image, or HxW / HxWxC uint8 array) -> CxHxW float32."""
+    crop, resize = spec['crop'], spec['resize']
+    if isinstance(item, np.ndarray):
+        if item.dtype != np.uint8 or item.ndim not in (2, 3):
+            raise ValueError(f'image arrays must be HxW or HxWxC uint8, got {item.dtype} {item.shape}')
+        arr = item if item.ndim == 3 else item[:, :, None]
+        if arr.shape[2] not in (1, 3, 4):
+            raise ValueError(f'image arrays need 1, 3 or 4 channels, got {arr.shape[2]}')
+        if min(arr.shape[:2]) == resize:        # resizing would change nothing: crop in NumPy
+            top, left = _crop_origin(arr.shape[0], arr.shape[1], crop)
+            return _normalise(_channels(arr[top:top + crop, left:left + crop], channels), spec)
+        image = _pil().fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+    elif isinstance(item, (str, bytes)) or hasattr(item, '__fspath__'):
+        Image = _pil()
+        try:
+            image = Image.open(item)
+            image.load()
+        except (OSError, ValueError) as e:
+            raise ValueError(f'cannot read image {item!s}: {e}') from None
+    elif hasattr(item, 'convert') and hasattr(item, 'resize'):
+        image = item
+    else:
+        raise TypeError(f'an image must be a path, a PIL image or a uint8 array, got {type(item).__name__}')
+    Image = _pil()
+    image = image.convert('L' if channels == 1 else 'RGB')
+    w, h = image.size
+    # torchvision's Resize(int): the shorter side to `resize`, the longer in proportion
+    size = (resize, int(resize * h / w)) if w <= h else (int(resize * w / h), resize)
+    if size != (w, h):
+        image = image.resize(size, Image.BILINEAR)
+    top, left = _crop_origin(size[1], size[0], crop)
+    image = image.crop((left, top, left + crop, top + crop))
+    arr = np.asarray(image, dtype=np.uint8)
+    return _normalise(arr[:, :, None] if arr.ndim == 2 else arr, spec)
+
+
+def _crop_origin(h, w, crop):
+    """torchvision's CenterCrop: top-left corner of the centred crop."""
+    return int(round((h - crop) / 2.0)), int(round((w - crop) / 2.0))
+
+
+def _channels(arr, channels):
+    if arr.shape[2] == 4:
+        arr = arr[:, :, :3]
+    if channels == 1 and arr.shape[2] == 3:     # ITU-R 601 luma, as Pillow's convert('L')
+        arr = (arr @ np.array([0.299, 0.587, 0.114]))[:, :, None]
+    elif channels == 3 and arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    return arr
+
+
+def _normalise(arr, spec):
+    x = arr.astype(np.float32).transpose(2, 0, 1) / 255.0
+    mean = np.asarray(spec['mean'], np.float32)[:, None, None]
+    std = np.asarray(spec['std'], np.float32)[:, None, None]
+    return ((x - mean) / std).astype(np.float32)
+
+
+def softmax(logits):
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

@@ -1,0 +1,121 @@
+"""The main job: classify images with the trained digits model in weights/,
+from Python and from the command line."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import engine
+from engine.preprocess import to_array
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WEIGHTS = os.path.join(ROOT, 'weights')
+MODEL = os.path.join(WEIGHTS, 'digits_shufflenet.engine')
+SAMPLES = os.path.join(WEIGHTS, 'samples')
+ENV = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+
+
+@pytest.fixture(scope='module')
+def model():
+    return engine.load(MODEL, threads=2)
+
+
+@pytest.fixture(scope='module')
+def held_out():
+    return np.load(os.path.join(WEIGHTS, 'digits_test.npz'))
+
+
+def test_predictions_equal_pytorchs_on_the_whole_held_out_set(model, held_out):
+    spec = model.preprocessing
+    x = np.stack([to_array(im, spec, 1) for im in held_out['images']])
+    logits = model(x)
+    ref = held_out['torch_logits']
+    assert logits.shape == ref.shape == (360, 10)
+    assert np.abs(logits - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())
+    np.testing.assert_array_equal(logits.argmax(1), ref.argmax(1))
+    accuracy = float((logits.argmax(1) == held_out['labels']).mean())
+    assert round(accuracy, 4) == model.graph.meta['accuracy']
+    with open(os.path.join(ROOT, 'README.md')) as f:
+        assert f'{100 * accuracy:.2f} %' in f.read()          # the documented figure
+
+
+def test_classify_paths_pil_images_and_arrays(model, held_out):
+    from PIL import Image
+    paths = [os.path.join(SAMPLES, f'digit_{d}.png') for d in range(10)]
+    by_path = model.classify(paths, top_k=3)
+    assert [r[0][0] for r in by_path] == [str(d) for d in range(10)]
+    assert all(len(r) == 3 and 1 >= r[0][1] >= r[1][1] >= r[2][1] >= 0 for r in by_path)
+    pil = [Image.open(p) for p in paths]
+    arrays = [np.asarray(im) for im in pil]
+    rgb = [np.repeat(a[:, :, None], 3, axis=2) for a in arrays]       # HxWx3 uint8 -> luma
+    for other in (model.classify(pil, top_k=3), model.classify(arrays, top_k=3),
+                  model.classify(rgb, top_k=3)):
+        assert [r[0][0] for r in other] == [r[0][0] for r in by_path]
+        assert np.allclose([p for r in other for _, p in r], [p for r in by_path for _, p in r], atol=1e-5)
+
+
+def test_resizing_and_cropping_follow_torchvision(model):
+    """A 64x48 image: shorter side to 32 (bilinear), then the centre 32x32."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 255, (48, 64), dtype=np.uint8))
+    spec = model.preprocessing
+    x = to_array(img, spec, 1)
+    resized = np.asarray(img.resize((42, 32), Image.BILINEAR), np.float32)   # int(32 * 64 / 48) = 42
+    expected = (resized[:, 5:37] / 255 - spec['mean'][0]) / spec['std'][0]
+    np.testing.assert_allclose(x[0], expected, atol=1e-6)
+
+
+def test_bad_images_are_named(model, tmp_path):
+    bad = tmp_path / 'not_an_image.png'
+    bad.write_bytes(b'hello')
+    with pytest.raises(ValueError, match='not_an_image.png'):
+        model.classify([str(bad)])
+    with pytest.raises(ValueError, match='uint8'):
+        model.classify([np.zeros((32, 32), np.float32)])
+    with pytest.raises(TypeError, match='path, a PIL image or a uint8 array'):
+        model.classify([42])
+
+
+def run(args):
+    return subprocess.run([sys.executable, '-m', 'engine'] + args, cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_classifies_a_folder():
+    r = run(['classify', MODEL, SAMPLES, '--json', '--top-k', '2'])
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert len(out) == 10
+    for item in out:
+        digit = os.path.basename(item['image'])[len('digit_'):-len('.png')]
+        assert item['top'][0]['label'] == digit and len(item['top']) == 2
+    assert '10/10' in r.stderr or '10/10' in r.stderr.replace(' ', '')     # progress shown for a folder
+    r = run(['classify', MODEL, os.path.join(SAMPLES, 'digit_7.png')])
+    assert r.returncode == 0 and r.stdout.splitlines()[1].split()[-1] == '7'
+
+
+def test_cli_without_pillow_says_what_to_install(tmp_path):
+    block = tmp_path / 'sitecustomize.py'
+    block.write_text("import sys\n"
+                     "class B:\n"
+                     "    def find_spec(self, name, path=None, target=None):\n"
+                     "        if name == 'PIL' or name.startswith('PIL.') or name == 'tqdm':\n"
+                     "            raise ImportError('blocked')\n"
+                     "sys.meta_path.insert(0, B())\n")
+    env = dict(ENV, PYTHONPATH=str(tmp_path) + os.pathsep + ENV['PYTHONPATH'])
+    r = subprocess.run([sys.executable, '-m', 'engine', 'classify', MODEL, SAMPLES], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    assert 'pip install Pillow' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_info_shows_labels_and_checksum():
+    r = run(['info', MODEL, '--json'])
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d['labels'] == 10 and d['preprocess']['crop'] == 32 and len(d['data_crc32']) == 8
+    assert d['build']['isa']
