@@ -119,3 +119,18 @@ def test_info_shows_labels_and_checksum():
     d = json.loads(r.stdout)
     assert d['labels'] == 10 and d['preprocess']['crop'] == 32 and len(d['data_crc32']) == 8
     assert d['build']['isa']
+
+
+def test_cli_progress_without_tqdm(tmp_path):
+    block = tmp_path / 'sitecustomize.py'
+    block.write_text("import sys\n"
+                     "class B:\n"
+                     "    def find_spec(self, name, path=None, target=None):\n"
+                     "        if name == 'tqdm' or name.startswith('tqdm.'):\n"
+                     "            raise ImportError('blocked')\n"
+                     "sys.meta_path.insert(0, B())\n")
+    env = dict(ENV, PYTHONPATH=str(tmp_path) + os.pathsep + ENV['PYTHONPATH'])
+    r = subprocess.run([sys.executable, '-m', 'engine', 'classify', MODEL, SAMPLES, '--batch-size', '4'],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert '4/10 images' in r.stderr and '10/10 images' in r.stderr

@@ -160,3 +160,30 @@ class Residual(nn.Module):
 
 def test_residual_add_and_standalone_batchnorm():
     assert_matches(Residual(), shape=(3, 6, 5, 8))
+
+
+class NanNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.pool = nn.MaxPool2d(3, 2, 1)
+        self.dw = nn.Conv2d(4, 4, 3, padding=1, groups=4)
+
+    def forward(self, x):
+        return self.dw(self.pool(F.relu(self.conv(x)))).clamp(-1, 1) + 0.5
+
+
+def test_nan_and_inf_give_the_same_outputs_as_pytorch():
+    net = NanNet().eval()
+    x = torch.randn(2, 3, 20, 19)
+    x[0, 1, 4, 5] = float('nan')
+    x[1, 0, 10, 10] = float('inf')
+    x[1, 2, 0, 18] = float('-inf')
+    with torch.no_grad():
+        ref = net(x).numpy()
+    out = engine.from_torch(net, x[:1].nan_to_num(), threads=2)(x.numpy())
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))
+    np.testing.assert_array_equal(np.isinf(out), np.isinf(ref))
+    ok = np.isfinite(ref)
+    assert np.abs(out[ok] - ref[ok]).max() <= 1e-5
+    assert np.isnan(ref).any()
