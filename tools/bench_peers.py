@@ -11,10 +11,14 @@ round, each worker times a block of runs in turn, so drift in the machine's
 speed hits all engines alike.  Reported: medians over all timed runs, and each
 peer's median divided by the engine's (> 1: the engine is faster).
 
-Peers are the ones installed of: onnxruntime (ORT_ENABLE_ALL, intra-op
-threads = T, inter-op 1), torch (eager, torch.set_num_threads(T)).  Needs
-torch to build the models; all engines get the same weights and their outputs
-are checked against PyTorch's before timing.
+Peers are the ones installed of: onnxruntime (opset 17 export, ORT_ENABLE_ALL,
+intra-op threads = T, inter-op 1, sequential), openvino (from the same ONNX
+file, INFERENCE_PRECISION_HINT=f32 since its default on AVX-512-BF16 CPUs is
+bf16, INFERENCE_NUM_THREADS=T, PERFORMANCE_HINT=LATENCY), ncnn (through pnnx
+with fp16=False, and fp16/bf16 storage and arithmetic off), torch (eager,
+torch.set_num_threads(T)).  Needs torch to build the models; all engines get
+the same weights and their outputs are checked against PyTorch's before
+timing.  --plot FILE.png draws the medians (needs matplotlib).
 """
 import argparse
 import json
@@ -26,7 +30,7 @@ import tempfile
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PEERS = ['engine', 'onnxruntime', 'torch']
+PEERS = ['engine', 'onnxruntime', 'openvino', 'ncnn', 'torch']
 
 
 # ---------------------------------------------------------------------------
@@ -49,6 +53,33 @@ def _load_runner(peer, files, threads):
         sess = ort.InferenceSession(files['onnx'], opts, providers=['CPUExecutionProvider'])
         name = sess.get_inputs()[0].name
         return lambda x: sess.run(None, {name: x})[0]
+    if peer == 'openvino':
+        import openvino as ov
+        core = ov.Core()
+        compiled = core.compile_model(core.read_model(files['onnx']), 'CPU', {
+            'INFERENCE_PRECISION_HINT': 'f32', 'INFERENCE_NUM_THREADS': threads,
+            'PERFORMANCE_HINT': 'LATENCY'})
+        request = compiled.create_infer_request()
+
+        def run_ov(x):
+            request.infer({0: x})
+            return request.get_output_tensor(0).data.copy()
+        return run_ov
+    if peer == 'ncnn':
+        import ncnn
+        net = ncnn.Net()
+        for opt in ('use_fp16_packed', 'use_fp16_storage', 'use_fp16_arithmetic', 'use_bf16_storage'):
+            setattr(net.opt, opt, False)
+        net.opt.num_threads = threads
+        net.load_param(files['ncnn_param'])
+        net.load_model(files['ncnn_bin'])
+
+        def run_ncnn(x):
+            ex = net.create_extractor()
+            ex.input('in0', ncnn.Mat(np.ascontiguousarray(x[0])))
+            _, out = ex.extract('out0')
+            return np.array(out)[None]
+        return run_ncnn
     if peer == 'torch':
         import torch
         torch.set_num_threads(threads)
@@ -118,6 +149,14 @@ def prepare(model_name, size, workdir):
     with torch.no_grad():
         torch.jit.trace(net, x).save(files['torchscript'])
         ref = net(x).numpy().ravel()[:1000]
+    if available('ncnn') and available('pnnx'):
+        import pnnx
+        sub = os.path.join(workdir, f'{model_name}-pnnx')
+        os.makedirs(sub, exist_ok=True)
+        files['ncnn_param'] = os.path.join(sub, 'model.ncnn.param')
+        files['ncnn_bin'] = os.path.join(sub, 'model.ncnn.bin')
+        pnnx.export(net, os.path.join(sub, 'model.pt'), (x,), ncnnparam=files['ncnn_param'],
+                    ncnnbin=files['ncnn_bin'], fp16=False)
     return files, ref
 
 
@@ -149,7 +188,7 @@ class Worker:
 
 
 def compare(model_name, threads, args, files, ref):
-    peers = [p for p in args.peers if available(p)]
+    peers = [p for p in args.peers if available(p) and (p != 'ncnn' or 'ncnn_param' in files)]
     workers = [Worker(p, files, threads) for p in peers]
     try:
         for w in workers:
@@ -182,6 +221,7 @@ def main(argv=None):
     p.add_argument('--runs', type=int, default=30, help='timed runs per round (default %(default)s)')
     p.add_argument('--warmup', type=int, default=20)
     p.add_argument('--json', action='store_true')
+    p.add_argument('--plot', help='write a bar chart of the medians to this PNG (needs matplotlib)')
     p.add_argument('--worker', help=argparse.SUPPRESS)
     p.add_argument('--files', help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -203,7 +243,43 @@ def main(argv=None):
                         for peer, v in r.items()), flush=True)
     if args.json:
         import platform
-        print(json.dumps(dict(machine=platform.machine(), processor=_cpu_name(), results=results), indent=2))
+        print(json.dumps(dict(machine=platform.machine(), processor=_cpu_name(), versions=versions(),
+                              results=results), indent=2))
+    if args.plot:
+        plot(results, args.plot)
+
+
+def versions():
+    out = {}
+    for peer in PEERS[1:]:
+        if available(peer):
+            mod = __import__(peer)
+            out[peer] = getattr(mod, '__version__', '?')
+    return out
+
+
+def plot(results, path):
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit('--plot needs matplotlib (pip install matplotlib)')
+    groups = [f"{r['model']}\n{r['threads']} thread{'s' if r['threads'] > 1 else ''}" for r in results]
+    peers = [p for p in PEERS if any(p in r['results'] for r in results)]
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups)), 4.5))
+    width = 0.8 / len(peers)
+    for i, peer in enumerate(peers):
+        xs = [g + (i - (len(peers) - 1) / 2) * width for g in range(len(groups))]
+        ys = [r['results'].get(peer, {}).get('median_ms', 0) for r in results]
+        ax.bar(xs, ys, width, label=peer)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(groups, fontsize=8)
+    ax.set_ylabel('median latency, ms (lower is better)')
+    ax.set_title(f'batch 1, fp32, {_cpu_name()}')
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def _cpu_name():
