@@ -11,6 +11,7 @@
 4. Each compute op gets its kernel, prepacked weights and offset tables.
 """
 import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,10 +27,13 @@ MIN_JOBS = 8       # split a GEMM's row tiles until an image gives this many job
 
 
 def physical_memory():
+    """Bytes one process can hope to allocate: the RAM, and on 32-bit builds
+    half the address space."""
     try:
-        return os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+        ram = os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
     except (AttributeError, ValueError, OSError):
-        return 1 << 40
+        ram = 1 << 40
+    return min(ram, sys.maxsize // 2 + 1)
 
 
 def check_memory(nbytes, what):
