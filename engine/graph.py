@@ -166,7 +166,9 @@ def _one_input(node, ins, rank=None):
 
 
 def _check_conv(node, ins):
-    c, _ = _one_input(node, ins, 4)
+    """A second input, when present, is a residual added before the activation
+    (a fused add; not on depthwise convolutions)."""
+    c, _ = _one_input(node, ins[:1], 4)
     a = node.attrs
     cin, cout, groups = _int(a, 'in_channels', node.name), _int(a, 'out_channels', node.name), _int(a, 'groups', node.name)
     kh, kw = _pair(a, 'kernel', node.name, 1)
@@ -181,6 +183,9 @@ def _check_conv(node, ins):
     _param(node, 'weight', (cout, cin // groups, kh, kw))
     if 'bias' in node.params:
         _param(node, 'bias', (cout,))
+    if len(ins) > 2 or (len(ins) == 2 and (ins[1] != (cout, 4) or cin // groups == 1)):
+        raise ModelFileError(f'node {node.name!r}: a convolution takes its input and at most one residual '
+                             f'of {cout} channels (not on depthwise convolutions), got {ins}')
     return cout, 4
 
 
@@ -331,6 +336,8 @@ def infer_shapes(graph, height, width):
         if node.op == 'conv':
             (kh, kw), (sh, sw), (ph, pw), (dh, dw) = a['kernel'], a['stride'], a['padding'], a['dilation']
             out = (a['out_channels'], conv_out_size(h, kh, sh, ph, dh), conv_out_size(w, kw, sw, pw, dw))
+            if len(ins) == 2 and ins[1] != out:
+                raise ValueError(f'layer {node.name!r}: residual of shape {ins[1]} for an output of {out}')
         elif node.op in ('maxpool', 'avgpool'):
             (kh, kw), (sh, sw), (ph, pw) = a['kernel'], a['stride'], a['padding']
             dh, dw = a.get('dilation', (1, 1))

@@ -13,6 +13,7 @@ def optimize(graph):
     nodes = [Node(n.name, n.op, list(n.inputs), dict(n.attrs), dict(n.params)) for n in graph.nodes]
     g = Graph(graph.input_name, graph.input_shape, nodes, list(graph.outputs), dict(graph.meta))
     _fold_batchnorm(g)
+    _fuse_residual_adds(g)
     _fuse_activations(g)
     _simplify_views(g)
     _drop_dead(g)
@@ -65,6 +66,28 @@ def _fold_batchnorm(g):
         else:   # nothing to fold into: a per-channel affine op
             bn.op, bn.attrs = 'affine', {'clamp': None}
             bn.params = {'scale': scale.astype(np.float32), 'shift': shift.astype(np.float32)}
+
+
+def _fuse_residual_adds(g):
+    """add(conv(x), r) -> conv(x) with residual r, added in the convolution's
+    output tile before its activation: one pass over memory fewer.  The
+    convolution moves to where the add was, after r is computed."""
+    by_name = {n.name: n for n in g.nodes}
+    for add in [n for n in g.nodes if n.op == 'add' and n.attrs.get('act') is None]:
+        for mine, other in ((0, 1), (1, 0)):
+            conv = by_name.get(add.inputs[mine])
+            if (conv is None or conv.op != 'conv' or len(conv.inputs) != 1 or not _no_activation(conv)
+                    or conv.attrs['in_channels'] // conv.attrs['groups'] == 1
+                    or add.inputs[other] == conv.name or not _only_consumer(g, conv.name, add)):
+                continue
+            conv.inputs.append(add.inputs[other])
+            conv.attrs['clamp'] = add.attrs.get('clamp')
+            g.nodes.remove(conv)
+            g.nodes[g.nodes.index(add)] = conv
+            for n in g.nodes:
+                n.inputs = [conv.name if i == add.name else i for i in n.inputs]
+            g.outputs = [conv.name if o == add.name else o for o in g.outputs]
+            break
 
 
 def _fuse_activations(g):

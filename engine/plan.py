@@ -185,6 +185,8 @@ def _compile_node(node, shapes, offsets):
     lo, hi = clamp_bounds(a.get('clamp'))
     spec = dict(geo, lo=lo, hi=hi, act=NONLINEAR.get(a.get('act'), 0),
                 in_off=offsets(node.inputs[0]), out_off=offsets(node.name))
+    if node.op == 'conv' and len(node.inputs) == 2:
+        spec['res_off'] = offsets(node.inputs[1])      # a fused residual add
     if node.op == 'conv':
         return _compile_conv(node, spec)
     if node.op == 'linear':

@@ -109,8 +109,9 @@ def _run_op(node, ins):
     a, p = node.attrs, node.params
     x = ins[0]
     if node.op == 'conv':
-        return conv2d(x, p['weight'], p.get('bias'), a['stride'], a['padding'], a['dilation'],
-                      a['groups'])
+        out = conv2d(x, p['weight'], p.get('bias'), a['stride'], a['padding'], a['dilation'],
+                     a['groups'])
+        return out + ins[1] if len(ins) == 2 else out
     if node.op == 'linear':
         return linear(x, p['weight'], p.get('bias'))
     if node.op == 'batchnorm':

@@ -67,3 +67,11 @@ def test_dropout_and_identity_disappear():
     assert ops <= {'conv', 'add', 'global_avgpool', 'flatten', 'linear'}, ops
     # every BatchNorm folded, every ReLU6 fused
     assert all(n.attrs.get('clamp') in (None, [0.0, 6.0]) for n in graph.nodes)
+
+
+def test_residual_adds_are_fused_into_convolutions():
+    from engine.convert import convert
+    for net in (F.ShuffleNetV1(group=3, pool='mean'), F.ResNet18(), F.MobileNetV2()):
+        graph = convert(randomize(net), torch.randn(1, 3, 64, 64))
+        assert not [n for n in graph.nodes if n.op == 'add'], type(net).__name__
+        assert [n for n in graph.nodes if n.op == 'conv' and len(n.inputs) == 2]

@@ -276,3 +276,30 @@ def test_mul(gate_hw):
                            count_include_pad=True, act='sigmoid') if gate_hw == (1, 1) else {'act': 'sigmoid'}),
                  Node('m', 'mul', ['input', 'g'], {'clamp': [None, 0.5]})]
         check_graph(Graph('input', x.shape, nodes, ['m']), x)
+
+
+@pytest.mark.parametrize('path', ['gemm', 'grouped', 'im2col', 'linear'])
+def test_fused_residual_add(path):
+    """conv(x) + r, then the activation, inside the convolution's tile."""
+    from engine.graph import Graph, Node
+    rng = np.random.default_rng(6)
+    c, hw = 14, ((1, 1) if path == 'linear' else (7, 9))
+    k, groups = {'gemm': (1, 1), 'grouped': (1, 2), 'im2col': (3, 1), 'linear': (1, 1)}[path]
+    attrs = dict(in_channels=c, out_channels=c, kernel=[k, k], stride=[1, 1], padding=[k // 2] * 2,
+                 dilation=[1, 1], groups=groups, clamp=[0.0, None], act='hardswish' if path == 'im2col' else None)
+    nodes = [Node('r', 'affine', ['input'], {'clamp': None}, {'scale': rand(rng, c), 'shift': rand(rng, c)}),
+             Node('conv', 'conv', ['input', 'r'], attrs,
+                  {'weight': rand(rng, (c, c // groups, k, k), 0.3), 'bias': rand(rng, c)})]
+    for n in BATCHES:
+        x = rand(rng, (n, c) + hw)
+        check_graph(Graph('input', x.shape, nodes, ['conv']), x)
+
+
+def test_residual_is_refused_on_depthwise_convolutions():
+    from engine.graph import Graph, Node, validate
+    attrs = dict(in_channels=4, out_channels=4, kernel=[3, 3], stride=[1, 1], padding=[1, 1],
+                 dilation=[1, 1], groups=4, clamp=None)
+    g = Graph('input', (1, 4, 5, 5), [Node('c', 'conv', ['input', 'input'], attrs,
+                                           {'weight': np.ones((4, 1, 3, 3), np.float32)})], ['c'])
+    with pytest.raises(engine.ModelFileError, match='residual'):
+        validate(g)

@@ -74,6 +74,7 @@ cdef struct Op:
     const int64_t* in_off    # plane offset of each input channel
     const int64_t* in2_off   # second operand (add), or the im2col panel rows
     const int64_t* out_off   # plane offset of each output channel
+    const int64_t* res_off   # convolutions: a residual added to each output channel, or NULL
     const float* w           # prepacked weights
     const float* b           # bias, padded to the tile
     const float* aux         # per-pixel reciprocal counts of average pooling

@@ -6,15 +6,18 @@ Each runs the register-blocked tile of ukernels.h over channel planes read and
 written through offset tables (so a shuffled, split or concatenated tensor is
 read in place)."""
 from libc.stdint cimport int64_t
+from libc.math cimport INFINITY
 from engine.kernels.common cimport Op, Ctx, GEMM_MR, GEMM_NR, VLEN, f32_activation
 
 cdef extern from "ukernels.h" nogil:
     void f32_gemm_tile_mr_x2v(int64_t K, const float* a, const float* bias,
                               const float* src, const int64_t* b_off, int64_t n0,
-                              float* dst, const int64_t* c_off, int mr, float lo, float hi)
+                              float* dst, const int64_t* c_off, const int64_t* r_off, int mr,
+                              float lo, float hi)
     void f32_gemm_tile_mr_x1v(int64_t K, const float* a, const float* bias,
                               const float* src, const int64_t* b_off, int64_t n0,
-                              float* dst, const int64_t* c_off, int mr, float lo, float hi)
+                              float* dst, const int64_t* c_off, const int64_t* r_off, int mr,
+                              float lo, float hi)
     void f32_linear_tile(int64_t K, const float* w, const float* bias, const float* src,
                          const int64_t* x_off, float* y, float lo, float hi)
     const int LINEAR_NO
@@ -35,16 +38,19 @@ cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt
     cdef const float* a
     cdef const float* bias
     cdef const int64_t* c_off
+    cdef const int64_t* r_off = NULL
     for mt in range(mt0, mt1):
         m0 = mt * GEMM_MR
         mr = <int>min(<int64_t>GEMM_MR, op.cout_g - m0)
         a = op.w + (g * op.m_tiles + mt) * op.K * GEMM_MR
         bias = op.b + (g * op.m_tiles + mt) * GEMM_MR
         c_off = op.out_off + g * op.cout_g + m0
+        if op.res_off != NULL:
+            r_off = op.res_off + g * op.cout_g + m0
         if full_width:
-            f32_gemm_tile_mr_x2v(op.K, a, bias, src, b_off, n0, dst, c_off, mr, op.lo, op.hi)
+            f32_gemm_tile_mr_x2v(op.K, a, bias, src, b_off, n0, dst, c_off, r_off, mr, op.lo, op.hi)
         else:
-            f32_gemm_tile_mr_x1v(op.K, a, bias, src, b_off, n0, dst, c_off, mr, op.lo, op.hi)
+            f32_gemm_tile_mr_x1v(op.K, a, bias, src, b_off, n0, dst, c_off, r_off, mr, op.lo, op.hi)
         if op.act:
             for r in range(mr):
                 f32_activation(dst + c_off[r] + n0, GEMM_NR if full_width else VLEN, op.act)
@@ -139,9 +145,18 @@ cdef void linear_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
     cdef float* base = ctx.arena + image * ctx.image_stride
     cdef float* y = ctx.scratch + tid * ctx.scratch_stride
     cdef int64_t o0 = t * LINEAR_NO, o
-    f32_linear_tile(op.K, op.w + t * op.K * LINEAR_NO, op.b + o0, base, op.in_off,
-                    y, op.lo, op.hi)
+    cdef int64_t n = min(o0 + LINEAR_NO, op.n_out) - o0
+    cdef float v
+    if op.res_off == NULL:
+        f32_linear_tile(op.K, op.w + t * op.K * LINEAR_NO, op.b + o0, base, op.in_off,
+                        y, op.lo, op.hi)
+    else:       # the residual goes in before the clamp
+        f32_linear_tile(op.K, op.w + t * op.K * LINEAR_NO, op.b + o0, base, op.in_off,
+                        y, -INFINITY, INFINITY)
+        for o in range(n):
+            v = y[o] + base[op.res_off[o0 + o]]
+            y[o] = op.hi if v > op.hi else op.lo if v < op.lo else v
     if op.act:
         f32_activation(y, LINEAR_NO, op.act)
-    for o in range(o0, min(o0 + LINEAR_NO, op.n_out)):
-        base[op.out_off[o]] = y[o - o0]
+    for o in range(n):
+        base[op.out_off[o0 + o]] = y[o]

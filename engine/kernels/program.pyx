@@ -129,6 +129,7 @@ cdef class Program:
         op.in_off = self._offsets(spec, 'in_off')
         op.in2_off = self._offsets(spec, 'in2_off')
         op.out_off = self._offsets(spec, 'out_off')
+        op.res_off = self._offsets(spec, 'res_off')
         op.w = self._floats(spec, 'w')
         op.b = self._floats(spec, 'b')
         op.aux = self._floats(spec, 'aux')

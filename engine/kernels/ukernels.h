@@ -39,13 +39,15 @@ static inline void f32_activation(float* p, int64_t n, int act) {
 }
 
 /* GEMM tile over channel planes, NV vectors of pixels wide:
- *   for r < mr:  C_r[n0 : n0 + NV*VLEN] = clamp(bias[r] + sum_k a[k][r] * B_k[n0 : ...])
- * where B_k = src + b_off[k] and C_r = dst + c_off[r].  `a` is packed
- * [K][GEMM_MR] (rows past the matrix are zero), `bias` has GEMM_MR entries. */
+ *   for r < mr:  C_r[n0 : n0 + NV*VLEN] = clamp(bias[r] + sum_k a[k][r] * B_k[n0 : ...] + R_r[...])
+ * where B_k = src + b_off[k], C_r = dst + c_off[r] and, when r_off is not
+ * NULL, R_r = dst + r_off[r] is a residual added before the clamp (a fused
+ * add).  `a` is packed [K][GEMM_MR] (rows past the matrix are zero), `bias`
+ * has GEMM_MR entries. */
 ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         int64_t K, const float* restrict a, const float* restrict bias,
         const float* src, const int64_t* restrict b_off, int64_t n0,
-        float* dst, const int64_t* restrict c_off, int mr,
+        float* dst, const int64_t* restrict c_off, const int64_t* restrict r_off, int mr,
         float lo, float hi, const int NV) {
     vf acc[GEMM_MR][GEMM_NV];
     for (int r = 0; r < GEMM_MR; r++)
@@ -63,21 +65,24 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
     const vf vlo = vf_set1(lo), vhi = vf_set1(hi);
     for (int r = 0; r < mr; r++) {
         float* c = dst + c_off[r] + n0;
-        for (int v = 0; v < NV; v++)
-            vf_storeu(c + v * VLEN, vf_min(vhi, vf_max(vlo, acc[r][v])));
+        for (int v = 0; v < NV; v++) {
+            vf y = acc[r][v];
+            if (r_off) y = vf_add(y, vf_loadu(dst + r_off[r] + n0 + v * VLEN));
+            vf_storeu(c + v * VLEN, vf_min(vhi, vf_max(vlo, y)));
+        }
     }
 }
 
 /* the full-width tile and the one-vector tile for a plane's last pixels */
 static void f32_gemm_tile_mr_x2v(int64_t K, const float* a, const float* bias,
         const float* src, const int64_t* b_off, int64_t n0,
-        float* dst, const int64_t* c_off, int mr, float lo, float hi) {
-    f32_gemm_tile(K, a, bias, src, b_off, n0, dst, c_off, mr, lo, hi, GEMM_NV);
+        float* dst, const int64_t* c_off, const int64_t* r_off, int mr, float lo, float hi) {
+    f32_gemm_tile(K, a, bias, src, b_off, n0, dst, c_off, r_off, mr, lo, hi, GEMM_NV);
 }
 static void f32_gemm_tile_mr_x1v(int64_t K, const float* a, const float* bias,
         const float* src, const int64_t* b_off, int64_t n0,
-        float* dst, const int64_t* c_off, int mr, float lo, float hi) {
-    f32_gemm_tile(K, a, bias, src, b_off, n0, dst, c_off, mr, lo, hi, 1);
+        float* dst, const int64_t* c_off, const int64_t* r_off, int mr, float lo, float hi) {
+    f32_gemm_tile(K, a, bias, src, b_off, n0, dst, c_off, r_off, mr, lo, hi, 1);
 }
 
 /* Fully connected tile, vectorised over outputs (a GEMV: one pixel per image):
