@@ -121,14 +121,14 @@ class Model:
         x = self._check_input(x)
         n, _, h, w = x.shape
         plan = self._plan(h, w)
-        arena, scratch = self._take(plan, n, h, w)
+        key, arena, scratch = self._take(plan, n, h, w)
         try:
             scatter_planes(x, arena, plan.image_stride, plan.input_offsets)
-            plan.program.run(arena, n, scratch, self.threads)
+            plan.program.run(arena, n, scratch, key[3])
             outs = [gather_planes(arena, plan.image_stride, n, off, int(np.prod(shape[1:])))
                     .reshape((n,) + shape) for off, shape in plan.outputs]
         finally:
-            self._give(n, h, w, arena, scratch)
+            self._give(key, arena, scratch)
         return outs[0] if len(outs) == 1 else outs
 
     def profile(self, x, runs=10):
@@ -137,17 +137,17 @@ class Model:
         x = self._check_input(x)
         n, _, h, w = x.shape
         plan = self._plan(h, w)
-        arena, scratch = self._take(plan, n, h, w)
+        key, arena, scratch = self._take(plan, n, h, w)
         times = np.zeros((runs, len(plan.layers)))
         try:
             for r in range(runs):
                 scatter_planes(x, arena, plan.image_stride, plan.input_offsets)
                 for i in range(len(plan.layers)):
                     t0 = time.perf_counter()
-                    plan.program.run(arena, n, scratch, self.threads, i, i + 1)
+                    plan.program.run(arena, n, scratch, key[3], i, i + 1)
                     times[r, i] = time.perf_counter() - t0
         finally:
-            self._give(n, h, w, arena, scratch)
+            self._give(key, arena, scratch)
         med = np.median(times, axis=0) * 1e3
         return [dict(name=l.name, kind=l.kind, ms=float(t), shape=(n,) + l.shape)
                 for l, t in zip(plan.layers, med)]
@@ -178,16 +178,19 @@ class Model:
         return plan
 
     def _take(self, plan, n, h, w):
+        """Working memory for one call: (pool key, arena, scratch).  The key
+        keeps the thread count the scratch was sized for, should
+        self.threads change while the call runs."""
+        key = (h, w, n, self.threads)
         with self._lock:
-            free = self._pool.get((h, w, n, self.threads))
+            free = self._pool.get(key)
             if free:
-                return free.pop()
-        check_memory(4 * (n * plan.image_stride + self.threads * plan.scratch_stride),
+                return (key,) + free.pop()
+        check_memory(4 * (n * plan.image_stride + key[3] * plan.scratch_stride),
                      f'a batch of {n} images of {h}x{w}')
-        return (_aligned_floats(n * plan.image_stride),
-                _aligned_floats(self.threads * plan.scratch_stride))
+        return (key, _aligned_floats(n * plan.image_stride),
+                _aligned_floats(key[3] * plan.scratch_stride))
 
-    def _give(self, n, h, w, arena, scratch):
-        threads = scratch.shape[0] // max(1, self._plan(h, w).scratch_stride)
+    def _give(self, key, arena, scratch):
         with self._lock:
-            self._pool.setdefault((h, w, n, threads), []).append((arena, scratch))
+            self._pool.setdefault(key, []).append((arena, scratch))
