@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import engine
+from engine import reference
 from engine.plan import compile_graph
 from helpers import check_graph, one_op_graph, rand
 
@@ -303,3 +304,20 @@ def test_residual_is_refused_on_depthwise_convolutions():
                                            {'weight': np.ones((4, 1, 3, 3), np.float32)})], ['c'])
     with pytest.raises(engine.ModelFileError, match='residual'):
         validate(g)
+
+
+@pytest.mark.parametrize('act', ['hardswish', 'hardsigmoid', 'sigmoid', 'silu'])
+def test_activations_keep_nan(act):
+    """Every lane, vector body and scalar tail alike, keeps NaN (as PyTorch)."""
+    from engine.graph import Graph, Node
+    x = np.linspace(-5, 5, 2 * 3 * 5 * 7, dtype=np.float32).reshape(2, 3, 5, 7)
+    x[0, 0, 0, :] = np.nan
+    x[1, 2, 4, 6] = np.nan
+    dw = dict(in_channels=3, out_channels=3, kernel=[1, 1], stride=[1, 1], padding=[0, 0], dilation=[1, 1],
+              groups=3, clamp=None, act=act)       # rows of 7: the activation's scalar tail
+    for node in (Node('a', 'act', ['input'], {'act': act}),
+                 Node('a', 'conv', ['input'], dw, {'weight': np.ones((3, 1, 1, 1), np.float32)})):
+        g = Graph('input', x.shape, [node], ['a'])
+        ref = reference.run_graph(g, x)[0]
+        out = engine.Model(g, threads=1)(x)
+        np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))

@@ -27,8 +27,10 @@ static inline void f32_activation(float* p, int64_t n, int act) {
             vf r = vf_mul(vf_min(six, vf_max(zero, vf_add(x, three))), sixth);
             vf_storeu(p + i, act == ACT_HARDSWISH ? vf_mul(x, r) : r);
         }
-        for (; i < n; i++) {
-            float r = fminf(fmaxf(p[i] + 3.0f, 0.0f), 6.0f) / 6.0f;
+        for (; i < n; i++) {       /* comparisons, not fminf/fmaxf: NaN passes as in the vectors */
+            float r = p[i] + 3.0f;
+            r = r < 0.0f ? 0.0f : r > 6.0f ? 6.0f : r;
+            r = r / 6.0f;
             p[i] = act == ACT_HARDSWISH ? p[i] * r : r;
         }
     } else if (act == ACT_SIGMOID) {
