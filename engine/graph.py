@@ -49,21 +49,6 @@ class Graph:
     def input_channels(self):
         return self.input_shape[1]
 
-    def node(self, name):
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise KeyError(name)
-
-    def consumers(self):
-        """value name -> list of nodes reading it"""
-        users = {self.input_name: []}
-        for n in self.nodes:
-            users.setdefault(n.name, [])
-            for i in n.inputs:
-                users.setdefault(i, []).append(n)
-        return users
-
 
 ACTIVATIONS = {'relu': [0.0, None], 'relu6': [0.0, 6.0]}
 NONLINEAR = {'hardswish': 1, 'hardsigmoid': 2, 'sigmoid': 3, 'silu': 4}   # codes of ukernels.h
