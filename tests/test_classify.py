@@ -134,3 +134,21 @@ def test_cli_progress_without_tqdm(tmp_path):
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert '4/10 images' in r.stderr and '10/10 images' in r.stderr
+
+
+def test_pytorch_itself_agrees_on_the_held_out_set(model, held_out):
+    """The shipped state dict, run by PyTorch now, against the engine file."""
+    from conftest import require_torch
+    torch = require_torch()
+    sys.path.insert(0, os.path.join(ROOT, 'tools'))
+    from train_digits import build_net
+    net = build_net()
+    net.load_state_dict(torch.load(os.path.join(WEIGHTS, 'digits_shufflenet.pth'), weights_only=True))
+    net.eval()
+    x = np.stack([to_array(im, model.preprocessing, 1) for im in held_out['images']])
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    out = model(x)
+    np.testing.assert_array_equal(out.argmax(1), ref.argmax(1))
+    assert np.abs(out - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())
+    assert np.abs(ref - held_out['torch_logits']).max() <= 1e-4 * max(1.0, np.abs(ref).max())

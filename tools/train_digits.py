@@ -3,6 +3,7 @@
 it, and write what weights/ ships:
 
   weights/digits_shufflenet.engine   the converted model (labels and preprocessing inside)
+  weights/digits_shufflenet.pth      the PyTorch state dict it came from (torch.load(..., weights_only=True))
   weights/digits_test.npz            the held-out images, their labels and PyTorch's logits
   weights/samples/*.png              a few held-out images to classify
 
@@ -119,6 +120,7 @@ def main(argv=None):
         accuracy=round(accuracy, 4))
     os.makedirs(os.path.join(args.out, 'samples'), exist_ok=True)
     model.save(os.path.join(args.out, 'digits_shufflenet.engine'))
+    torch.save(net.state_dict(), os.path.join(args.out, 'digits_shufflenet.pth'))
     np.savez_compressed(os.path.join(args.out, 'digits_test.npz'), images=images[idx_test],
                         labels=labels[idx_test], torch_logits=logits)
     engine_acc = float((model(x[idx_test]).argmax(1) == labels[idx_test]).mean())
