@@ -29,3 +29,15 @@ def check_graph(graph, x, threads=(1, 2), rtol=2e-5):
 
 def rand(rng, shape, scale=1.0):
     return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def import_blocker(*packages):
+    """Python source that makes importing these packages (and their
+    submodules) fail in the process that runs it: to test life without them."""
+    names = repr(tuple(packages))
+    return ("import sys\n"
+            "class _Blocker:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            f"        if name.split('.')[0] in {names}:\n"
+            "            raise ImportError(name + ' is blocked in this process')\n"
+            "sys.meta_path.insert(0, _Blocker())\n")

@@ -10,6 +10,7 @@ import pytest
 
 import engine
 from engine.preprocess import to_array
+from helpers import import_blocker
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEIGHTS = os.path.join(ROOT, 'weights')
@@ -100,12 +101,7 @@ def test_cli_classifies_a_folder():
 
 def test_cli_without_pillow_says_what_to_install(tmp_path):
     block = tmp_path / 'sitecustomize.py'
-    block.write_text("import sys\n"
-                     "class B:\n"
-                     "    def find_spec(self, name, path=None, target=None):\n"
-                     "        if name == 'PIL' or name.startswith('PIL.') or name == 'tqdm':\n"
-                     "            raise ImportError('blocked')\n"
-                     "sys.meta_path.insert(0, B())\n")
+    block.write_text(import_blocker('PIL', 'tqdm'))
     env = dict(ENV, PYTHONPATH=str(tmp_path) + os.pathsep + ENV['PYTHONPATH'])
     r = subprocess.run([sys.executable, '-m', 'engine', 'classify', MODEL, SAMPLES], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=300)
@@ -123,12 +119,7 @@ def test_info_shows_labels_and_checksum():
 
 def test_cli_progress_without_tqdm(tmp_path):
     block = tmp_path / 'sitecustomize.py'
-    block.write_text("import sys\n"
-                     "class B:\n"
-                     "    def find_spec(self, name, path=None, target=None):\n"
-                     "        if name == 'tqdm' or name.startswith('tqdm.'):\n"
-                     "            raise ImportError('blocked')\n"
-                     "sys.meta_path.insert(0, B())\n")
+    block.write_text(import_blocker('tqdm'))
     env = dict(ENV, PYTHONPATH=str(tmp_path) + os.pathsep + ENV['PYTHONPATH'])
     r = subprocess.run([sys.executable, '-m', 'engine', 'classify', MODEL, SAMPLES, '--batch-size', '4'],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

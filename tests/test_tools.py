@@ -8,14 +8,11 @@ import sys
 import numpy as np
 import pytest
 
+from helpers import import_blocker
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
-BLOCK_TORCH = ("import sys\n"
-               "class Blocker:\n"
-               "    def find_spec(self, name, path=None, target=None):\n"
-               "        if name == 'torch' or name.startswith('torch.'):\n"
-               "            raise ImportError('torch is blocked in this process')\n"
-               "sys.meta_path.insert(0, Blocker())\n")
+BLOCK_TORCH = import_blocker('torch')
 
 
 def run(args, **kw):
