@@ -24,6 +24,7 @@ from engine.kernels.program import PLANE_ALIGN, Program
 
 MR, NR, LINEAR_NO = _gemm.TILE_ROWS, _gemm.TILE_PIXELS, _gemm.LINEAR_OUTPUTS
 MIN_JOBS = 8       # split a GEMM's row tiles until an image gives this many jobs
+CHANNEL_JOBS = 16  # per-channel ops: jobs per image, each a run of channels
 
 
 def physical_memory():
@@ -146,13 +147,15 @@ def compile_graph(graph, height, width):
             arena.release(offset[q], region_shape[q][0] * region_shape[q][1])
             freed += 1
         offset[r] = arena.alloc(region_shape[r][0] * region_shape[r][1])
-    # slack after the last plane: the window kernels read a little past rows
-    image_stride = padded_plane(arena.peak + _window.ROW_OVERREAD)
+    # slack before the first plane and after the last: window kernels read a
+    # little outside planes
+    slack = _window.ARENA_SLACK
+    image_stride = padded_plane(slack + arena.peak + slack)
     check_memory(4 * image_stride, f'an image of {height}x{width}')
 
     def offsets(value):
         r, ch = refs[value]
-        return np.array([offset[a] + b * region_shape[a][1] for a, b in zip(r, ch)], np.int64)
+        return np.array([slack + offset[a] + b * region_shape[a][1] for a, b in zip(r, ch)], np.int64)
 
     # -- 4. kernels
     specs, layers, scratch = [], [], [1]
@@ -194,9 +197,9 @@ def _compile_node(node, shapes, offsets):
     if node.op in ('maxpool', 'avgpool'):
         return _compile_pool(node, spec)
     if node.op == 'global_avgpool':
-        spec.update(kind='global_avgpool', jobs_per_image=geo['n_out'])
+        spec.update(_channel_runs(geo['n_out']), kind='global_avgpool')
         return spec, 'global_avgpool', 0
-    spec.update(kind='eltwise', jobs_per_image=geo['n_out'])
+    spec.update(_channel_runs(geo['n_out']), kind='eltwise')
     if node.op == 'add':
         spec.update(mode=0, in2_off=offsets(node.inputs[1]))
     elif node.op == 'mul':
@@ -212,6 +215,13 @@ def _compile_node(node, shapes, offsets):
     return spec, node.op, 0
 
 
+def _channel_runs(channels):
+    """Jobs of per-channel ops: runs of channels, so that the per-job set-up
+    is paid CHANNEL_JOBS times per image, not once per channel."""
+    per_job = -(-channels // CHANNEL_JOBS)
+    return dict(ch_per_job=per_job, jobs_per_image=-(-channels // per_job))
+
+
 def _affine_params(node):
     p = node.params
     if node.op == 'affine':
@@ -223,13 +233,20 @@ def _affine_params(node):
 def _window_spec(spec, attrs, kernel, mode):
     (kh, kw), (sh, sw), (ph, pw) = kernel, attrs['stride'], attrs['padding']
     dh, dw = attrs.get('dilation', (1, 1))
-    # narrow stride-1 planes: framing beats handling the row edges one by one
-    # (strided windows skip most of a frame; they read in place)
-    framed = spec['in_w'] < _window.FRAME_BELOW_WIDTH and sw == 1
+    in_h, in_w, out_h, out_w = spec['in_h'], spec['in_w'], spec['out_h'], spec['out_w']
+    path, tables = 'direct', None
+    if (sh, sw) == (1, 1) and out_h * out_w <= _window.FLAT_MAX_PIXELS:
+        tables = _window.flat_tables(in_h, in_w, out_h, out_w, kh, kw, ph, pw, dh, dw)
+    if tables is not None:
+        path = 'flat'
+        spec.update(tap_off=tables[0], lanes=tables[1])
+    elif in_w < _window.FRAME_BELOW_WIDTH and sw == 1:
+        # narrow stride-1 planes: framing beats handling the row edges one by
+        # one (strided windows skip most of a frame; they read in place)
+        path = 'framed'
     spec.update(kind='window', mode=mode, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw,
-                framed=framed, jobs_per_image=spec['n_out'])
-    return _window.scratch_floats(spec['in_w'], spec['out_h'], spec['out_w'], kh, kw, sh, sw, dh, dw,
-                                  framed)
+                path=_window.PATHS[path], **_channel_runs(spec['n_out']))
+    return _window.scratch_floats(in_w, out_h, out_w, kh, kw, sh, sw, dh, dw, path)
 
 
 def _name_kernel(prefix, kernel, stride):

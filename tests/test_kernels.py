@@ -15,13 +15,19 @@ from helpers import check_graph, one_op_graph, rand
 BATCHES = (1, 3)
 
 
-@pytest.fixture(params=['framed', 'direct'])
+@pytest.fixture(params=['framed', 'direct', 'flat'])
 def window_path(request, monkeypatch):
-    """Window ops frame narrow planes in scratch and read wide ones in place:
-    run every window case both ways."""
+    """Window ops run small stride-1 planes flat, frame narrow planes in
+    scratch and read wide ones in place: run every window case each way the
+    planner allows (flat where it applies, framed elsewhere), with jobs of
+    one channel, of runs of several and of all channels of an image."""
+    from engine import plan
     from engine.kernels import window
-    monkeypatch.setattr(window, 'FRAME_BELOW_WIDTH', 1 << 30 if request.param == 'framed' else 0)
-    return request.param
+    path = request.param
+    monkeypatch.setattr(window, 'FLAT_MAX_PIXELS', 1 << 30 if path == 'flat' else 0)
+    monkeypatch.setattr(window, 'FRAME_BELOW_WIDTH', 0 if path == 'direct' else 1 << 30)
+    monkeypatch.setattr(plan, 'CHANNEL_JOBS', {'framed': 2, 'direct': 1, 'flat': 3}[path])
+    return path
 
 
 def conv_case(cin, cout, k, stride, pad, dil, groups, h, w, bias=True, clamp=None):

@@ -27,6 +27,12 @@ cdef enum:
     WINDOW_MAX = 1
     WINDOW_AVG = 2
 
+# OP_WINDOW paths through a plane
+cdef enum:
+    WINDOW_DIRECT = 0    # rows read in place, borders one output at a time
+    WINDOW_FRAMED = 1    # each input plane copied into a frame of padding first
+    WINDOW_FLAT = 2      # small stride-1 planes as flat vectors with lane masks
+
 # OP_ELTWISE modes
 cdef enum:
     ELTWISE_ADD = 0
@@ -64,10 +70,11 @@ cdef struct Op:
     int64_t pw
     int64_t dh
     int64_t dw
-    int64_t framed           # window ops: copy each input plane into a padded frame first
+    int64_t path             # window ops: WINDOW_DIRECT, WINDOW_FRAMED or WINDOW_FLAT
     int64_t K                # GEMM reduction length per group
     int64_t m_tiles          # GEMM row tiles per group
     int64_t m_per_job        # row tiles one job computes
+    int64_t ch_per_job       # per-channel ops: channels one job computes
     int64_t n_tiles          # GEMM pixel tiles per plane
     int64_t plane            # padded plane stride of the output
     int64_t jobs_per_image
@@ -78,6 +85,8 @@ cdef struct Op:
     const float* w           # prepacked weights
     const float* b           # bias, padded to the tile
     const float* aux         # per-pixel reciprocal counts of average pooling
+    const int64_t* tap_off   # WINDOW_FLAT: input offset of each tap
+    const int* lanes         # WINDOW_FLAT: valid lanes per (output vector, tap)
 
 
 # What one run of a program works on.

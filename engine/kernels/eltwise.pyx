@@ -21,10 +21,14 @@ cdef extern from "simd.h" nogil:
 
 
 cdef void eltwise_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
-    """job = (image, channel)."""
-    cdef int64_t image = job // op.jobs_per_image
-    cdef int64_t c = job % op.jobs_per_image
-    cdef float* base = ctx.arena + image * ctx.image_stride
+    """job = (image, run of ch_per_job channels)."""
+    cdef int64_t c0 = job % op.jobs_per_image * op.ch_per_job, c
+    cdef float* base = ctx.arena + job // op.jobs_per_image * ctx.image_stride
+    for c in range(c0, min(c0 + op.ch_per_job, op.n_out)):
+        eltwise_plane(op, base, c)
+
+
+cdef inline void eltwise_plane(const Op* op, float* base, int64_t c) noexcept nogil:
     cdef const float* a = base + op.in_off[c]
     cdef const float* b
     cdef float* out = base + op.out_off[c]

@@ -74,8 +74,8 @@ cdef void parallel_for(job_fn fn, const Op* op, const Ctx* ctx, int64_t njobs) n
 
 
 _INT_FIELDS = ('mode', 'act', 'groups', 'cin_g', 'cout_g', 'n_out', 'in_h', 'in_w',
-               'out_h', 'out_w', 'kh', 'kw', 'sh', 'sw', 'ph', 'pw', 'dh', 'dw', 'framed',
-               'K', 'm_tiles', 'm_per_job', 'n_tiles', 'plane', 'jobs_per_image')
+               'out_h', 'out_w', 'kh', 'kw', 'sh', 'sw', 'ph', 'pw', 'dh', 'dw', 'path',
+               'K', 'm_tiles', 'm_per_job', 'ch_per_job', 'n_tiles', 'plane', 'jobs_per_image')
 
 
 cdef class Program:
@@ -102,19 +102,16 @@ cdef class Program:
     def __dealloc__(self):
         free(self.ops)
 
-    cdef const int64_t* _offsets(self, spec, name) except? NULL:
+    cdef const void* _array(self, spec, name, dtype) except? NULL:
+        """spec[name] as a C array of dtype kept alive by the program, or NULL."""
         if spec.get(name) is None:
             return NULL
-        cdef int64_t[::1] view = np.ascontiguousarray(spec[name], dtype=np.int64).ravel()
-        self._keep.append(view)
-        return &view[0] if view.shape[0] else NULL
-
-    cdef const float* _floats(self, spec, name) except? NULL:
-        if spec.get(name) is None:
+        array = np.ascontiguousarray(spec[name], dtype=dtype).ravel()
+        if array.shape[0] == 0:
             return NULL
-        cdef float[::1] view = np.ascontiguousarray(spec[name], dtype=np.float32).ravel()
-        self._keep.append(view)
-        return &view[0] if view.shape[0] else NULL
+        cdef const unsigned char[::1] raw = array.view(np.uint8)
+        self._keep.append(array)
+        return &raw[0]
 
     cdef int _fill(self, Op* op, dict spec) except -1:
         op.kind = OP_KINDS[spec['kind']]
@@ -123,16 +120,18 @@ cdef class Program:
         op.fill = spec.get('fill', 0.0)
         values = [int(spec.get(f, 0)) for f in _INT_FIELDS]
         (op.mode, op.act, op.groups, op.cin_g, op.cout_g, op.n_out, op.in_h, op.in_w,
-         op.out_h, op.out_w, op.kh, op.kw, op.sh, op.sw, op.ph, op.pw, op.dh, op.dw, op.framed,
-         op.K, op.m_tiles, op.m_per_job, op.n_tiles, op.plane,
+         op.out_h, op.out_w, op.kh, op.kw, op.sh, op.sw, op.ph, op.pw, op.dh, op.dw, op.path,
+         op.K, op.m_tiles, op.m_per_job, op.ch_per_job, op.n_tiles, op.plane,
          op.jobs_per_image) = values
-        op.in_off = self._offsets(spec, 'in_off')
-        op.in2_off = self._offsets(spec, 'in2_off')
-        op.out_off = self._offsets(spec, 'out_off')
-        op.res_off = self._offsets(spec, 'res_off')
-        op.w = self._floats(spec, 'w')
-        op.b = self._floats(spec, 'b')
-        op.aux = self._floats(spec, 'aux')
+        op.in_off = <const int64_t*>self._array(spec, 'in_off', np.int64)
+        op.in2_off = <const int64_t*>self._array(spec, 'in2_off', np.int64)
+        op.out_off = <const int64_t*>self._array(spec, 'out_off', np.int64)
+        op.res_off = <const int64_t*>self._array(spec, 'res_off', np.int64)
+        op.tap_off = <const int64_t*>self._array(spec, 'tap_off', np.int64)
+        op.lanes = <const int*>self._array(spec, 'lanes', np.int32)
+        op.w = <const float*>self._array(spec, 'w', np.float32)
+        op.b = <const float*>self._array(spec, 'b', np.float32)
+        op.aux = <const float*>self._array(spec, 'aux', np.float32)
         return 0
 
     def run(self, float[::1] arena, int64_t n_images, float[::1] scratch,

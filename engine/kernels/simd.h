@@ -38,6 +38,11 @@ static inline vf vf_load_s2(const float* p) {
                                           14, 12, 10, 8, 6, 4, 2, 0);
     return _mm512_permutex2var_ps(_mm512_loadu_ps(p), even, _mm512_loadu_ps(p + 16));
 }
+/* lanes p[i] where valid[i] != 0, else fill (p[i] of other lanes is not read) */
+static inline vf vf_load_valid(const float* p, const int32_t* valid, vf fill) {
+    __m512i v = _mm512_loadu_si512((const void*)valid);
+    return _mm512_mask_loadu_ps(fill, _mm512_test_epi32_mask(v, v), p);
+}
 
 #elif defined(__AVX2__) && defined(__FMA__) && !defined(ENGINE_FORCE_SCALAR)
 #include <immintrin.h>
@@ -74,6 +79,11 @@ static inline vf vf_load_s2(const float* p) {
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t),
                                                   _MM_SHUFFLE(3, 1, 2, 0)));
 }
+/* lanes p[i] where valid[i] != 0 (all bits set), else fill; reads all of p[0 .. VLEN) */
+static inline vf vf_load_valid(const float* p, const int32_t* valid, vf fill) {
+    __m256 v = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i*)valid));
+    return _mm256_blendv_ps(fill, _mm256_loadu_ps(p), v);
+}
 
 #elif (defined(__ARM_NEON) || defined(__ARM_NEON__)) && !defined(ENGINE_FORCE_SCALAR)
 #include <arm_neon.h>
@@ -108,6 +118,9 @@ static inline void vf_store_partial(float* p, vf v, int n) {
     memcpy(p, tmp, (size_t)n * sizeof(float));
 }
 static inline vf vf_load_s2(const float* p) { return vld2q_f32(p).val[0]; }
+static inline vf vf_load_valid(const float* p, const int32_t* valid, vf fill) {
+    return vbslq_f32(vreinterpretq_u32_s32(vld1q_s32(valid)), vld1q_f32(p), fill);
+}
 
 #else
 #define ENGINE_SIMD_ISA "scalar"
@@ -127,6 +140,9 @@ static inline vf vf_max_nan(vf acc, vf x) { return (x != x || x > acc) ? x : acc
 static inline float vf_hsum(vf v) { return v; }
 static inline void vf_store_partial(float* p, vf v, int n) { if (n > 0) *p = v; }
 static inline vf vf_load_s2(const float* p) { return *p; }
+static inline vf vf_load_valid(const float* p, const int32_t* valid, vf fill) {
+    return valid[0] ? *p : fill;
+}
 #endif
 
 /* lanes p[0], p[s], ..., p[(VLEN-1)*s]: the window kernels' input row */

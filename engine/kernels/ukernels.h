@@ -248,6 +248,59 @@ static void f32_window_plane_any(const f32_window_args* a, int mode, int64_t kh,
     else f32_window_plane(a, kh, kw, sh, sw, dh, dw, WINDOW_MODE_AVG);
 }
 
+/* Small stride-1 planes whose output rows are as wide as the input's: output
+ * pixel p reads input pixel p + tap_off[t] under tap t, so the whole plane runs
+ * as flat vectors with no per-row work.  lanes[j][t][0 .. VLEN) says which
+ * lanes of output vector j have tap t inside the input; the others take
+ * `fill`.  Reads reach up to a few rows outside the input plane (into the
+ * arena's slack) and write whole vectors (into the plane's padding). */
+typedef struct {
+    const float* src;
+    const int64_t* tap_off;
+    int64_t taps, nvec;
+    const int32_t* lanes;
+    const float* w;             /* kernel weights (convolution) */
+    float init, fill, lo, hi;
+    const float* aux;           /* reciprocal counts per output pixel (average) */
+    float* out;
+} f32_window_flat_args;
+
+/* NB output vectors from j, each with its own accumulator */
+ENGINE_ALWAYS_INLINE void f32_window_flat_vectors(const f32_window_flat_args* a, int64_t j,
+                                                  const int NB, const int MODE) {
+    const vf vfill = vf_set1(a->fill);
+    vf acc[4];
+    for (int b = 0; b < NB; b++) acc[b] = vf_set1(a->init);
+    for (int64_t t = 0; t < a->taps; t++) {
+        const float* p = a->src + a->tap_off[t] + j * VLEN;
+        const vf wt = vf_set1(MODE == WINDOW_MODE_CONV ? a->w[t] : 0.0f);
+        for (int b = 0; b < NB; b++) {
+            vf x = vf_load_valid(p + b * VLEN, a->lanes + ((j + b) * a->taps + t) * VLEN, vfill);
+            if (MODE == WINDOW_MODE_CONV) acc[b] = vf_fma(wt, x, acc[b]);
+            else if (MODE == WINDOW_MODE_MAX) acc[b] = vf_max_nan(acc[b], x);
+            else acc[b] = vf_add(acc[b], x);
+        }
+    }
+    const vf vlo = vf_set1(a->lo), vhi = vf_set1(a->hi);
+    for (int b = 0; b < NB; b++) {
+        vf y = acc[b];
+        if (MODE == WINDOW_MODE_AVG) y = vf_mul(y, vf_loadu(a->aux + (j + b) * VLEN));
+        vf_storeu(a->out + (j + b) * VLEN, vf_min(vhi, vf_max(vlo, y)));
+    }
+}
+
+ENGINE_ALWAYS_INLINE void f32_window_flat_mode(const f32_window_flat_args* a, const int MODE) {
+    int64_t j = 0;
+    for (; j + 4 <= a->nvec; j += 4) f32_window_flat_vectors(a, j, 4, MODE);
+    for (; j < a->nvec; j++) f32_window_flat_vectors(a, j, 1, MODE);
+}
+
+static void f32_window_flat(const f32_window_flat_args* a, int mode) {
+    if (mode == WINDOW_MODE_CONV) f32_window_flat_mode(a, WINDOW_MODE_CONV);
+    else if (mode == WINDOW_MODE_MAX) f32_window_flat_mode(a, WINDOW_MODE_MAX);
+    else f32_window_flat_mode(a, WINDOW_MODE_AVG);
+}
+
 /* dst[i] = src[i * s] for i < n: a row of an im2col panel.  Like the window
  * rows, strides 1 and 2 finish with a part-full vector (reading a little past
  * the row, inside the arena's slack). */

@@ -3,15 +3,21 @@
 padding, dilation, channel multiplier), max and average pooling (padding,
 ceil_mode, count_include_pad both ways), and global average pooling.
 
-A job computes one output plane row by row with a row kernel that runs
-vectors wherever the window lies inside the input row and handles the
-borders one output at a time.  Wide planes are read in place (rows under the
-padding read a row of the padding value: 0 for convolution and average, -inf
-for max); narrow planes, where the borders would be much of the work, are
-first copied into a frame of padding in scratch so every output is inside."""
+A job computes a run of output planes, each by one of three paths:
+- direct: row by row with a row kernel that runs vectors wherever the window
+  lies inside the input row and handles the borders one output at a time;
+  rows under the padding read a row of the padding value (0 for convolution
+  and average, -inf for max).  For wide planes.
+- framed: the input plane is first copied into a frame of padding in scratch,
+  so every output is inside.  For narrow planes, where the borders would be
+  much of the work.
+- flat: small stride-1 planes as wide as their output run as flat vectors,
+  lanes outside the input masked to the padding value: no per-row work."""
 from libc.stdint cimport int64_t
-from engine.kernels.common cimport (Op, Ctx, VLEN, WINDOW_CONV, WINDOW_MAX,
-                                    WINDOW_AVG, f32_activation)
+from engine.kernels.common cimport (Op, Ctx, VLEN, ENGINE_PLANE_ALIGN, WINDOW_CONV, WINDOW_MAX,
+                                    WINDOW_AVG, WINDOW_DIRECT, WINDOW_FRAMED, WINDOW_FLAT,
+                                    f32_activation)
+import numpy as np
 
 cdef extern from "simd.h" nogil:
     ctypedef float vf    # opaque to Cython: only passed between these calls
@@ -35,13 +41,47 @@ cdef extern from "ukernels.h" nogil:
                                                  int64_t sw, int64_t dh, int64_t dw)
     void f32_window_plane_any(const f32_window_args* a, int mode, int64_t kh, int64_t kw,
                               int64_t sh, int64_t sw, int64_t dh, int64_t dw)
+    ctypedef struct f32_window_flat_args:
+        const float* src
+        const int64_t* tap_off
+        int64_t taps, nvec
+        const int* lanes
+        const float* w
+        float init, fill, lo, hi
+        const float* aux
+        float* out
+    void f32_window_flat(const f32_window_flat_args* a, int mode)
     void f32_frame_plane(const float* src, int64_t in_h, int64_t in_w, int64_t pt, int64_t pl,
                          float fill, float* dst, int64_t rows, int64_t cols)
     const int ENGINE_ROW_OVERREAD
 
 
-ROW_OVERREAD = ENGINE_ROW_OVERREAD     # slack the arena keeps after its last plane
-FRAME_BELOW_WIDTH = 64                 # frame stride-1 input planes narrower than this
+FRAME_BELOW_WIDTH = 64         # frame stride-1 input planes narrower than this
+FLAT_MAX_PIXELS = 256          # run stride-1 output planes up to this size flat
+ARENA_SLACK = 512              # floats the arena keeps before its first and after its last
+                               # plane: flat planes and window rows read a little outside
+assert ARENA_SLACK >= ENGINE_ROW_OVERREAD
+PATHS = {'direct': WINDOW_DIRECT, 'framed': WINDOW_FRAMED, 'flat': WINDOW_FLAT}
+
+
+def flat_tables(int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
+                int64_t ph, int64_t pw, int64_t dh, int64_t dw):
+    """(tap_off, lanes) of the flat path for a stride-1 window with
+    out_w == in_w, or None when its reads would reach past ARENA_SLACK."""
+    if out_w != in_w:
+        return None
+    ki, kj = np.divmod(np.arange(kh * kw), kw)
+    tap_off = (ki * dh - ph) * in_w + kj * dw - pw
+    nvec = (out_h * out_w + VLEN - 1) // VLEN          # (C division here: no -(-a // b))
+    padded_in = (in_h * in_w + ENGINE_PLANE_ALIGN - 1) // ENGINE_PLANE_ALIGN * ENGINE_PLANE_ALIGN
+    if -tap_off.min() > ARENA_SLACK or tap_off.max() + nvec * VLEN - padded_in > ARENA_SLACK:
+        return None
+    oh, ow = np.divmod(np.arange(nvec * VLEN), out_w)
+    ih = oh[:, None] + (ki * dh - ph)[None, :]          # (pixel, tap)
+    iw = ow[:, None] + (kj * dw - pw)[None, :]
+    valid = (oh < out_h)[:, None] & (ih >= 0) & (ih < in_h) & (iw >= 0) & (iw < in_w)
+    lanes = -valid.reshape(nvec, VLEN, kh * kw).transpose(0, 2, 1).astype(np.int32)
+    return tap_off.astype(np.int64), np.ascontiguousarray(lanes)
 
 
 cdef inline int64_t frame_width(const Op* op) noexcept nogil:
@@ -52,61 +92,110 @@ cdef inline int64_t frame_height(const Op* op) noexcept nogil:
     return (op.out_h - 1) * op.sh + (op.kh - 1) * op.dh + 1
 
 
+cdef inline int64_t aligned(int64_t floats) noexcept nogil:
+    return (floats + 15) // 16 * 16
+
+
 def scratch_floats(int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
-                   int64_t sh, int64_t sw, int64_t dh, int64_t dw, bint framed):
-    """Scratch one worker needs: the padding row or the framed plane, what
-    the kernels read past its end, and kh row pointers."""
+                   int64_t sh, int64_t sw, int64_t dh, int64_t dw, path):
+    """Scratch one worker needs: kh row pointers, then the padding row or two
+    framed planes, each with what the kernels read past its end."""
     cdef int64_t data = in_w
-    if framed:
-        data = ((out_w - 1) * sw + (kw - 1) * dw + 1) * ((out_h - 1) * sh + (kh - 1) * dh + 1)
-    return data + ENGINE_ROW_OVERREAD + 16 + 2 * kh
+    if path == 'flat':
+        return 0
+    if path == 'framed':
+        data = 2 * aligned(((out_w - 1) * sw + (kw - 1) * dw + 1) *
+                           ((out_h - 1) * sh + (kh - 1) * dh + 1) + ENGINE_ROW_OVERREAD)
+    return aligned(2 * kh) + data + ENGINE_ROW_OVERREAD
+
+
+cdef inline void frame_channel(const Op* op, const float* base, int64_t c, float* frame) noexcept nogil:
+    f32_frame_plane(base + op.in_off[c], op.in_h, op.in_w, op.ph, op.pw, op.fill, frame,
+                    frame_height(op), frame_width(op))
+
+
+cdef void flat_planes(const Op* op, float* base, int64_t c0, int64_t c1) noexcept nogil:
+    cdef f32_window_flat_args a
+    cdef int64_t c
+    a.tap_off, a.taps, a.lanes = op.tap_off, op.kh * op.kw, op.lanes
+    a.nvec = (op.out_h * op.out_w + VLEN - 1) // VLEN
+    a.fill, a.lo, a.hi, a.aux = op.fill, op.lo, op.hi, op.aux
+    a.init = op.fill if op.mode == WINDOW_MAX else 0
+    a.w = NULL
+    for c in range(c0, c1):
+        a.src, a.out = base + op.in_off[c], base + op.out_off[c]
+        if op.mode == WINDOW_CONV:
+            a.w, a.init = op.w + c * op.kh * op.kw, op.b[c]
+        f32_window_flat(&a, op.mode)
+        if op.act:
+            f32_activation(a.out, op.out_h * op.out_w, op.act)
 
 
 cdef void window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
-    """job = (image, output channel)."""
+    """job = (image, run of ch_per_job output channels)."""
     cdef int64_t image = job // op.jobs_per_image
-    cdef int64_t c = job % op.jobs_per_image
+    cdef int64_t c0 = job % op.jobs_per_image * op.ch_per_job
+    cdef int64_t c1 = min(c0 + op.ch_per_job, op.n_out), c, i
     cdef float* base = ctx.arena + image * ctx.image_stride
+    if op.path == WINDOW_FLAT:
+        flat_planes(op, base, c0, c1)
+        return
     cdef float* buf = ctx.scratch + tid * ctx.scratch_stride
+    cdef float* frames[2]
+    cdef int64_t frame_floats = aligned(frame_height(op) * frame_width(op) + ENGINE_ROW_OVERREAD)
     cdef f32_window_args a
-    cdef int64_t i
-    a.src, a.in_h, a.in_w, a.ph, a.pw = base + op.in_off[c], op.in_h, op.in_w, op.ph, op.pw
-    a.out_h, a.out_w, a.out = op.out_h, op.out_w, base + op.out_off[c]
-    a.w = op.w + c * op.kh * op.kw if op.mode == WINDOW_CONV else NULL
-    a.init = op.b[c] if op.mode == WINDOW_CONV else op.fill if op.mode == WINDOW_MAX else 0
+    a.rows = <const float**>buf
+    buf = buf + aligned(2 * op.kh)
+    a.in_h, a.in_w, a.ph, a.pw = op.in_h, op.in_w, op.ph, op.pw
+    a.out_h, a.out_w = op.out_h, op.out_w
     a.fill, a.lo, a.hi, a.aux, a.fill_row = op.fill, op.lo, op.hi, op.aux, buf
-    cdef int64_t data = op.in_w
-    if op.framed:       # the padding is in the frame now
-        f32_frame_plane(a.src, op.in_h, op.in_w, op.ph, op.pw, op.fill, buf,
-                        frame_height(op), frame_width(op))
-        a.src, a.in_h, a.in_w, a.ph, a.pw = buf, frame_height(op), frame_width(op), 0, 0
-        data = a.in_h * a.in_w
+    a.init = op.fill if op.mode == WINDOW_MAX else 0
+    a.w = NULL
+    if op.path == WINDOW_FRAMED:       # the padding is in the frame
+        a.in_h, a.in_w, a.ph, a.pw = frame_height(op), frame_width(op), 0, 0
+        frames[0], frames[1] = buf, buf + frame_floats
+        frame_channel(op, base, c0, frames[0])
     else:
         for i in range(op.in_w + ENGINE_ROW_OVERREAD):
             buf[i] = op.fill
-    a.rows = <const float**>(buf + (data + ENGINE_ROW_OVERREAD + 16) // 2 * 2)
     cdef f32_window_plane_fn plane_fn = f32_window_plane_special(op.mode, op.kh, op.kw, op.sh,
                                                                 op.sw, op.dh, op.dw)
-    if plane_fn != NULL:
-        plane_fn(&a)
-    else:
-        f32_window_plane_any(&a, op.mode, op.kh, op.kw, op.sh, op.sw, op.dh, op.dw)
-    if op.act:
-        f32_activation(a.out, op.out_h * op.out_w, op.act)
+    for c in range(c0, c1):
+        if op.path == WINDOW_FRAMED:
+            # frame the next plane now and compute from the one framed a
+            # plane ago: reading a frame right after writing it stalls on
+            # store forwarding (wide loads over narrow fresh stores)
+            if c + 1 < c1:
+                frame_channel(op, base, c + 1, frames[(c + 1 - c0) & 1])
+            a.src = frames[(c - c0) & 1]
+        else:
+            a.src = base + op.in_off[c]
+        a.out = base + op.out_off[c]
+        if op.mode == WINDOW_CONV:
+            a.w, a.init = op.w + c * op.kh * op.kw, op.b[c]
+        if plane_fn != NULL:
+            plane_fn(&a)
+        else:
+            f32_window_plane_any(&a, op.mode, op.kh, op.kw, op.sh, op.sw, op.dh, op.dw)
+        if op.act:
+            f32_activation(a.out, op.out_h * op.out_w, op.act)
 
 
 cdef void global_avgpool_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
-    """job = (image, channel): the plane's mean into its 1x1 output plane."""
-    cdef int64_t image = job // op.jobs_per_image
-    cdef int64_t c = job % op.jobs_per_image
-    cdef float* base = ctx.arena + image * ctx.image_stride
-    cdef const float* src = base + op.in_off[c]
-    cdef int64_t npix = op.in_h * op.in_w, full = npix - npix % VLEN, i
-    cdef vf acc = vf_zero()
+    """job = (image, run of ch_per_job channels): each plane's mean into its
+    1x1 output plane."""
+    cdef int64_t c0 = job % op.jobs_per_image * op.ch_per_job, c, i
+    cdef float* base = ctx.arena + job // op.jobs_per_image * ctx.image_stride
+    cdef const float* src
+    cdef int64_t npix = op.in_h * op.in_w, full = npix - npix % VLEN
+    cdef vf acc
     cdef float total
-    for i in range(full // VLEN):
-        acc = vf_add(acc, vf_loadu(src + i * VLEN))
-    total = vf_hsum(acc)
-    for i in range(full, npix):
-        total = total + src[i]
-    base[op.out_off[c]] = total / npix
+    for c in range(c0, min(c0 + op.ch_per_job, op.n_out)):
+        src = base + op.in_off[c]
+        acc = vf_zero()
+        for i in range(full // VLEN):
+            acc = vf_add(acc, vf_loadu(src + i * VLEN))
+        total = vf_hsum(acc)
+        for i in range(full, npix):
+            total = total + src[i]
+        base[op.out_off[c]] = total / npix
