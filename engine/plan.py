@@ -194,9 +194,9 @@ def _compile_node(node, shapes, offsets):
         return _compile_conv(node, spec)
     if node.op == 'linear':
         return _compile_linear(p['weight'], p.get('bias'), spec), 'linear', LINEAR_NO
-    if node.op in ('maxpool', 'avgpool'):
+    if node.op in ('maxpool', 'avgpool') and not _covers_whole_plane(node, geo):
         return _compile_pool(node, spec)
-    if node.op == 'global_avgpool':
+    if node.op in ('global_avgpool', 'avgpool'):
         spec.update(_channel_runs(geo['n_out']), kind='global_avgpool')
         return spec, 'global_avgpool', 0
     spec.update(_channel_runs(geo['n_out']), kind='eltwise')
@@ -213,6 +213,14 @@ def _compile_node(node, shapes, offsets):
     else:
         raise ValueError(f'layer {node.name!r}: no kernel for op {node.op!r}')
     return spec, node.op, 0
+
+
+def _covers_whole_plane(node, geo):
+    """An average pool whose one window is the whole unpadded input (ShuffleNet
+    V1's 7x7 pool): the global average pool's kernel does it."""
+    a = node.attrs
+    return (node.op == 'avgpool' and tuple(a['kernel']) == (geo['in_h'], geo['in_w'])
+            and not any(a['padding']) and (geo['out_h'], geo['out_w']) == (1, 1))
 
 
 def _channel_runs(channels):

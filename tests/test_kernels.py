@@ -242,7 +242,7 @@ def test_conv_grid(case, window_path):
 
 
 @pytest.mark.parametrize('act', ['hardswish', 'hardsigmoid', 'sigmoid', 'silu'])
-@pytest.mark.parametrize('where', ['gemm', 'im2col', 'dwconv', 'linear', 'eltwise'])
+@pytest.mark.parametrize('where', ['gemm', 'im2col', 'dwconv', 'linear', 'eltwise', 'whole_plane_pool'])
 def test_fused_nonlinear_activations(act, where):
     from engine.graph import Graph, Node
     rng = np.random.default_rng(3)
@@ -259,6 +259,10 @@ def test_fused_nonlinear_activations(act, where):
                     {'weight': rand(rng, (c, 1, 3, 3), 0.5), 'bias': rand(rng, c)})
     elif where == 'eltwise':
         node = Node('n', 'act', ['input'], {'act': act})
+    elif where == 'whole_plane_pool':     # runs as a global average pool, clamp and act included
+        node = Node('n', 'avgpool', ['input'], dict(kernel=[7, 9], stride=[7, 9], padding=[0, 0],
+                                                     ceil_mode=False, count_include_pad=True,
+                                                     clamp=[-0.2, 0.3], act=act))
     if where == 'linear':
         nodes = [Node('p', 'global_avgpool', ['input'], {'keepdims': False}),
                  Node('n', 'linear', ['p'], dict(in_features=c, out_features=37, clamp=None, act=act),
@@ -268,6 +272,9 @@ def test_fused_nonlinear_activations(act, where):
     for n in BATCHES:
         x = rand(rng, (n, c, 7, 9), 3.0)
         check_graph(Graph('input', x.shape, nodes, [nodes[-1].name]), x)
+    if where == 'whole_plane_pool':
+        layers = compile_graph(Graph('input', x.shape, nodes, ['n']), 7, 9).layers
+        assert [l.kind for l in layers] == ['global_avgpool']
 
 
 @pytest.mark.parametrize('gate_hw', [(1, 1), (6, 5)])

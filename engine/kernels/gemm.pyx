@@ -22,11 +22,38 @@ cdef extern from "ukernels.h" nogil:
                          const int64_t* x_off, float* y, float lo, float hi)
     const int LINEAR_NO
     void f32_copy_strided(float* dst, const float* src, int64_t n, int64_t s)
+    void f32_fma_peak_loop(int64_t iters, float* sink)
+    const int PEAK_CHAINS
 
 
 TILE_ROWS = GEMM_MR          # output channels per packed weight tile
 TILE_PIXELS = GEMM_NR        # pixels per GEMM tile
 LINEAR_OUTPUTS = LINEAR_NO   # outputs per packed fully-connected tile
+
+
+def fma_peak_gflops(double seconds=0.2):
+    """One core's measured fp32 FMA throughput in GFLOP/s with this build's
+    vectors (independent FMA chains, no memory traffic): the ceiling the
+    GEMM microkernel is measured against."""
+    import time
+    cdef int64_t iters = 1 << 16
+    cdef double elapsed = 0
+    cdef float sink = 0
+    while True:
+        t0 = time.perf_counter()
+        with nogil:
+            f32_fma_peak_loop(iters, &sink)
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds / 4:
+            break
+        iters *= 2
+    best = elapsed
+    for _ in range(3):
+        t0 = time.perf_counter()
+        with nogil:
+            f32_fma_peak_loop(iters, &sink)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * VLEN * PEAK_CHAINS * iters / best / 1e9
 
 
 cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt1,

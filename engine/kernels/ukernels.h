@@ -87,6 +87,22 @@ static void f32_gemm_tile_mr_x1v(int64_t K, const float* a, const float* bias,
     f32_gemm_tile(K, a, bias, src, b_off, n0, dst, c_off, r_off, mr, lo, hi, 1);
 }
 
+/* The core's FMA throughput: PEAK_CHAINS independent accumulator chains,
+ * enough to hide FMA latency on every ISA here; 2 flops per lane per FMA.
+ * The result goes into *sink: a call that reads and writes memory cannot be
+ * merged with the previous one or dropped. */
+#define PEAK_CHAINS 16
+static void f32_fma_peak_loop(int64_t iters, float* sink) {
+    vf acc[PEAK_CHAINS];
+    const vf a = vf_set1(0.999999f), b = vf_set1(1e-7f);
+    for (int c = 0; c < PEAK_CHAINS; c++) acc[c] = vf_set1((float)c);
+    for (int64_t i = 0; i < iters; i++)
+        for (int c = 0; c < PEAK_CHAINS; c++) acc[c] = vf_fma(acc[c], a, b);
+    vf sum = acc[0];
+    for (int c = 1; c < PEAK_CHAINS; c++) sum = vf_add(sum, acc[c]);
+    *sink += vf_hsum(sum);
+}
+
 /* Fully connected tile, vectorised over outputs (a GEMV: one pixel per image):
  *   y[o] = clamp(bias[o] + sum_k w[k][o] * x_k)    for o < LINEAR_NO
  * with x_k = src[x_off[k]] and w packed [K][LINEAR_NO].  Writes LINEAR_NO

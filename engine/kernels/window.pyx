@@ -187,6 +187,7 @@ cdef void global_avgpool_job(const Op* op, const Ctx* ctx, int64_t job, int tid)
     cdef int64_t c0 = job % op.jobs_per_image * op.ch_per_job, c, i
     cdef float* base = ctx.arena + job // op.jobs_per_image * ctx.image_stride
     cdef const float* src
+    cdef float* dst
     cdef int64_t npix = op.in_h * op.in_w, full = npix - npix % VLEN
     cdef vf acc
     cdef float total
@@ -198,4 +199,9 @@ cdef void global_avgpool_job(const Op* op, const Ctx* ctx, int64_t job, int tid)
         total = vf_hsum(acc)
         for i in range(full, npix):
             total = total + src[i]
-        base[op.out_off[c]] = total / npix
+        total = total / npix
+        total = op.lo if total < op.lo else total       # NaN passes, as in the other kernels
+        dst = base + op.out_off[c]
+        dst[0] = op.hi if total > op.hi else total
+        if op.act:          # an average pool taken for a global one may carry an activation
+            f32_activation(dst, 1, op.act)
