@@ -266,9 +266,10 @@ static void f32_window_plane_any(const f32_window_args* a, int mode, int64_t kh,
 
 /* Small stride-1 planes whose output rows are as wide as the input's: output
  * pixel p reads input pixel p + tap_off[t] under tap t, so the whole plane runs
- * as flat vectors with no per-row work.  lanes[j][t][0 .. VLEN) says which
- * lanes of output vector j have tap t inside the input; the others take
- * `fill`.  Reads reach up to a few rows outside the input plane (into the
+ * as flat vectors with no per-row work.  Output vector j's block of lane flags
+ * is blocks + lanes[j] * taps * VLEN, with blocks = lanes + nvec rounded up to
+ * whole vectors; its [t][0 .. VLEN) says which lanes have tap t inside the
+ * input, the others take `fill`.  Reads reach up to a few rows outside the input plane (into the
  * arena's slack) and write whole vectors (into the plane's padding). */
 typedef struct {
     const float* src;
@@ -281,17 +282,24 @@ typedef struct {
     float* out;
 } f32_window_flat_args;
 
-/* NB output vectors from j, each with its own accumulator */
+/* NB output vectors from j, each with its own accumulator: FLAT_NB of them
+ * hide the FMA latency (a plane's taps are a chain per accumulator) */
+#define FLAT_NB 8
 ENGINE_ALWAYS_INLINE void f32_window_flat_vectors(const f32_window_flat_args* a, int64_t j,
                                                   const int NB, const int MODE) {
     const vf vfill = vf_set1(a->fill);
-    vf acc[4];
-    for (int b = 0; b < NB; b++) acc[b] = vf_set1(a->init);
+    const int32_t* blocks = a->lanes + (a->nvec + VLEN - 1) / VLEN * VLEN;
+    const int32_t* flags[FLAT_NB];
+    vf acc[FLAT_NB];
+    for (int b = 0; b < NB; b++) {
+        acc[b] = vf_set1(a->init);
+        flags[b] = blocks + (int64_t)a->lanes[j + b] * a->taps * VLEN;
+    }
     for (int64_t t = 0; t < a->taps; t++) {
         const float* p = a->src + a->tap_off[t] + j * VLEN;
         const vf wt = vf_set1(MODE == WINDOW_MODE_CONV ? a->w[t] : 0.0f);
         for (int b = 0; b < NB; b++) {
-            vf x = vf_load_valid(p + b * VLEN, a->lanes + ((j + b) * a->taps + t) * VLEN, vfill);
+            vf x = vf_load_valid(p + b * VLEN, flags[b] + t * VLEN, vfill);
             if (MODE == WINDOW_MODE_CONV) acc[b] = vf_fma(wt, x, acc[b]);
             else if (MODE == WINDOW_MODE_MAX) acc[b] = vf_max_nan(acc[b], x);
             else acc[b] = vf_add(acc[b], x);
@@ -307,7 +315,7 @@ ENGINE_ALWAYS_INLINE void f32_window_flat_vectors(const f32_window_flat_args* a,
 
 ENGINE_ALWAYS_INLINE void f32_window_flat_mode(const f32_window_flat_args* a, const int MODE) {
     int64_t j = 0;
-    for (; j + 4 <= a->nvec; j += 4) f32_window_flat_vectors(a, j, 4, MODE);
+    for (; j + FLAT_NB <= a->nvec; j += FLAT_NB) f32_window_flat_vectors(a, j, FLAT_NB, MODE);
     for (; j < a->nvec; j++) f32_window_flat_vectors(a, j, 1, MODE);
 }
 

@@ -57,7 +57,7 @@ cdef extern from "ukernels.h" nogil:
 
 
 FRAME_BELOW_WIDTH = 64         # frame stride-1 input planes narrower than this
-FLAT_MAX_PIXELS = 256          # run stride-1 output planes up to this size flat
+FLAT_MAX_PIXELS = 4096            # run stride-1 output planes up to this size flat
 ARENA_SLACK = 512              # floats the arena keeps before its first and after its last
                                # plane: flat planes and window rows read a little outside
 assert ARENA_SLACK >= ENGINE_ROW_OVERREAD
@@ -67,7 +67,13 @@ PATHS = {'direct': WINDOW_DIRECT, 'framed': WINDOW_FRAMED, 'flat': WINDOW_FLAT}
 def flat_tables(int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
                 int64_t ph, int64_t pw, int64_t dh, int64_t dw):
     """(tap_off, lanes) of the flat path for a stride-1 window with
-    out_w == in_w, or None when its reads would reach past ARENA_SLACK."""
+    out_w == in_w, or None when its reads would reach past ARENA_SLACK.
+
+    lanes is int32: nvec block numbers (padded to whole vectors), then the
+    blocks, each [tap][VLEN] lane flags (-1 inside the input, 0 outside) for
+    the output vectors with that block number.  Output vectors repeat a few
+    patterns (the plane's top rows, bottom rows, and the row phases of the
+    vectors in between), so the blocks stay small enough for L1."""
     if out_w != in_w:
         return None
     ki, kj = np.divmod(np.arange(kh * kw), kw)
@@ -80,8 +86,11 @@ def flat_tables(int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_
     ih = oh[:, None] + (ki * dh - ph)[None, :]          # (pixel, tap)
     iw = ow[:, None] + (kj * dw - pw)[None, :]
     valid = (oh < out_h)[:, None] & (ih >= 0) & (ih < in_h) & (iw >= 0) & (iw < in_w)
-    lanes = -valid.reshape(nvec, VLEN, kh * kw).transpose(0, 2, 1).astype(np.int32)
-    return tap_off.astype(np.int64), np.ascontiguousarray(lanes)
+    per_vector = -valid.reshape(nvec, VLEN, kh * kw).transpose(0, 2, 1).astype(np.int32)
+    blocks, number = np.unique(per_vector.reshape(nvec, -1), axis=0, return_inverse=True)
+    header = np.zeros((nvec + VLEN - 1) // VLEN * VLEN, np.int32)
+    header[:nvec] = number.ravel()
+    return tap_off.astype(np.int64), np.concatenate([header, blocks.ravel().astype(np.int32)])
 
 
 cdef inline int64_t frame_width(const Op* op) noexcept nogil:
