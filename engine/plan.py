@@ -24,7 +24,7 @@ from engine.kernels.program import PLANE_ALIGN, Program
 
 MR, NR, LINEAR_NO = _gemm.TILE_ROWS, _gemm.TILE_PIXELS, _gemm.LINEAR_OUTPUTS
 MIN_JOBS = 8       # split a GEMM's row tiles until an image gives this many jobs
-CHANNEL_JOBS = 16  # per-channel ops: jobs per image, each a run of channels
+CHANNEL_JOBS = 16  # per-channel ops and im2col: jobs per image, each a run of channels or tiles
 
 
 def physical_memory():
@@ -223,11 +223,15 @@ def _covers_whole_plane(node, geo):
             and not any(a['padding']) and (geo['out_h'], geo['out_w']) == (1, 1))
 
 
+def _runs(items, jobs):
+    """About `jobs` jobs over `items` (channels, pixel tiles): runs of
+    per_job items, so that per-job set-up is paid per run, not per item."""
+    per_job = -(-items // jobs)
+    return dict(per_job=per_job, jobs_per_image=-(-items // per_job))
+
+
 def _channel_runs(channels):
-    """Jobs of per-channel ops: runs of channels, so that the per-job set-up
-    is paid CHANNEL_JOBS times per image, not once per channel."""
-    per_job = -(-channels // CHANNEL_JOBS)
-    return dict(ch_per_job=per_job, jobs_per_image=-(-channels // per_job))
+    return _runs(channels, CHANNEL_JOBS)
 
 
 def _affine_params(node):
@@ -307,10 +311,12 @@ def _compile_conv(node, spec):
         spec.update(kind='gemm', m_per_job=m_per_job, jobs_per_image=groups * n_tiles * m_chunks)
         return spec, 'conv1x1' + ('' if groups == 1 else f'g{groups}'), 0
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, a['dilation']
+    runs = _runs(n_tiles, max(1, -(-CHANNEL_JOBS // groups)))
     spec.update(kind='conv_im2col', kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw,
-                in2_off=np.arange(K, dtype=np.int64) * NR, jobs_per_image=groups * n_tiles)
-    # scratch: the panel, then two int64 column bounds per kernel column
-    return spec, _name_kernel('conv', kernel, stride) + ('' if groups == 1 else f'g{groups}'), K * NR + 4 * kw
+                in2_off=np.arange(K, dtype=np.int64) * NR, per_job=runs['per_job'],
+                jobs_per_image=groups * runs['jobs_per_image'])
+    # scratch: two panels, then two int64 column bounds per kernel column
+    return spec, _name_kernel('conv', kernel, stride) + ('' if groups == 1 else f'g{groups}'), 2 * K * NR + 4 * kw
 
 
 def _pack_gemm(w, b):

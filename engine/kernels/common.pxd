@@ -74,7 +74,7 @@ cdef struct Op:
     int64_t K                # GEMM reduction length per group
     int64_t m_tiles          # GEMM row tiles per group
     int64_t m_per_job        # row tiles one job computes
-    int64_t ch_per_job       # per-channel ops: channels one job computes
+    int64_t per_job          # channels (per-channel ops) or pixel tiles (im2col) one job computes
     int64_t n_tiles          # GEMM pixel tiles per plane
     int64_t plane            # padded plane stride of the output
     int64_t jobs_per_image

@@ -21,10 +21,10 @@ cdef extern from "simd.h" nogil:
 
 
 cdef void eltwise_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
-    """job = (image, run of ch_per_job channels)."""
-    cdef int64_t c0 = job % op.jobs_per_image * op.ch_per_job, c
+    """job = (image, run of per_job channels)."""
+    cdef int64_t c0 = job % op.jobs_per_image * op.per_job, c
     cdef float* base = ctx.arena + job // op.jobs_per_image * ctx.image_stride
-    for c in range(c0, min(c0 + op.ch_per_job, op.n_out)):
+    for c in range(c0, min(c0 + op.per_job, op.n_out)):
         eltwise_plane(op, base, c)
 
 

@@ -150,19 +150,31 @@ cdef void im2col_panel(const Op* op, const float* base, int64_t g, int64_t n0,
 
 
 cdef void conv_im2col_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
-    """General convolution: job = (image, group, pixel tile); the tile's
-    im2col panel is built in this worker's scratch, then multiplied."""
+    """General convolution: job = (image, group, run of per_job pixel tiles).
+    Each tile's im2col panel is built in this worker's scratch, then
+    multiplied; the panel of the next tile is built before this one is
+    multiplied (two panels in turn), since reading a panel right after
+    writing it stalls on store forwarding."""
     cdef int64_t image = job // op.jobs_per_image
     cdef int64_t r = job % op.jobs_per_image
-    cdef int64_t g = r // op.n_tiles
-    cdef int64_t n0 = (r % op.n_tiles) * GEMM_NR
+    cdef int64_t runs = (op.n_tiles + op.per_job - 1) // op.per_job
+    cdef int64_t g = r // runs
+    cdef int64_t t0 = (r % runs) * op.per_job
+    cdef int64_t t1 = min(t0 + op.per_job, op.n_tiles), t, n0
     cdef float* base = ctx.arena + image * ctx.image_stride
-    cdef float* panel = ctx.scratch + tid * ctx.scratch_stride
-    cdef int64_t* col_lo = <int64_t*>(panel + op.K * GEMM_NR)
-    im2col_panel(op, base, g, n0, panel, col_lo, col_lo + op.kw)
-    # op.in2_off holds k * GEMM_NR: the panel's rows, read at pixel 0
-    gemm_row_tiles(op, g, 0, op.m_tiles, <const float*>panel, op.in2_off, 0,
-                   n0 + GEMM_NR <= op.plane, base + n0)
+    cdef float* panels[2]
+    panels[0] = ctx.scratch + tid * ctx.scratch_stride
+    panels[1] = panels[0] + op.K * GEMM_NR
+    cdef int64_t* col_lo = <int64_t*>(panels[1] + op.K * GEMM_NR)
+    im2col_panel(op, base, g, t0 * GEMM_NR, panels[0], col_lo, col_lo + op.kw)
+    for t in range(t0, t1):
+        if t + 1 < t1:
+            im2col_panel(op, base, g, (t + 1) * GEMM_NR, panels[(t + 1 - t0) & 1], col_lo,
+                         col_lo + op.kw)
+        n0 = t * GEMM_NR
+        # op.in2_off holds k * GEMM_NR: the panel's rows, read at pixel 0
+        gemm_row_tiles(op, g, 0, op.m_tiles, <const float*>panels[(t - t0) & 1], op.in2_off, 0,
+                       n0 + GEMM_NR <= op.plane, base + n0)
 
 
 cdef void linear_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:

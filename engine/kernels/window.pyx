@@ -141,10 +141,10 @@ cdef void flat_planes(const Op* op, float* base, int64_t c0, int64_t c1) noexcep
 
 
 cdef void window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
-    """job = (image, run of ch_per_job output channels)."""
+    """job = (image, run of per_job output channels)."""
     cdef int64_t image = job // op.jobs_per_image
-    cdef int64_t c0 = job % op.jobs_per_image * op.ch_per_job
-    cdef int64_t c1 = min(c0 + op.ch_per_job, op.n_out), c, i
+    cdef int64_t c0 = job % op.jobs_per_image * op.per_job
+    cdef int64_t c1 = min(c0 + op.per_job, op.n_out), c, i
     cdef float* base = ctx.arena + image * ctx.image_stride
     if op.path == WINDOW_FLAT:
         flat_planes(op, base, c0, c1)
@@ -191,16 +191,16 @@ cdef void window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
 
 
 cdef void global_avgpool_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
-    """job = (image, run of ch_per_job channels): each plane's mean into its
+    """job = (image, run of per_job channels): each plane's mean into its
     1x1 output plane."""
-    cdef int64_t c0 = job % op.jobs_per_image * op.ch_per_job, c, i
+    cdef int64_t c0 = job % op.jobs_per_image * op.per_job, c, i
     cdef float* base = ctx.arena + job // op.jobs_per_image * ctx.image_stride
     cdef const float* src
     cdef float* dst
     cdef int64_t npix = op.in_h * op.in_w, full = npix - npix % VLEN
     cdef vf acc
     cdef float total
-    for c in range(c0, min(c0 + op.ch_per_job, op.n_out)):
+    for c in range(c0, min(c0 + op.per_job, op.n_out)):
         src = base + op.in_off[c]
         acc = vf_zero()
         for i in range(full // VLEN):
