@@ -24,7 +24,9 @@ from engine.kernels.program import PLANE_ALIGN, Program
 
 MR, NR, LINEAR_NO = _gemm.TILE_ROWS, _gemm.TILE_PIXELS, _gemm.LINEAR_OUTPUTS
 MIN_JOBS = 8       # split a GEMM's row tiles until an image gives this many jobs
-CHANNEL_JOBS = 16  # per-channel ops and im2col: jobs per image, each a run of channels or tiles
+CHANNEL_JOBS = 16  # per-channel ops, convolutions: jobs per image, each a run of channels,
+                   # pixel tiles or output rows
+DIRECT_CONV = True # dense stride-1/2 convolutions read framed rows in place (else im2col)
 
 
 def physical_memory():
@@ -311,12 +313,18 @@ def _compile_conv(node, spec):
         spec.update(kind='gemm', m_per_job=m_per_job, jobs_per_image=groups * n_tiles * m_chunks)
         return spec, 'conv1x1' + ('' if groups == 1 else f'g{groups}'), 0
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, a['dilation']
+    name = _name_kernel('conv', kernel, stride) + ('' if groups == 1 else f'g{groups}')
+    spec.update(kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw)
+    if DIRECT_CONV and groups == 1 and sh == sw and sh in (1, 2) and (dh, dw) == (1, 1):
+        runs = _runs(spec['out_h'], CHANNEL_JOBS)
+        spec.update(runs, kind='conv_direct')
+        return spec, name, _gemm.direct_scratch_floats(cin, spec['in_w'], pw, kh, kw, sh,
+                                                       runs['per_job'])
     runs = _runs(n_tiles, max(1, -(-CHANNEL_JOBS // groups)))
-    spec.update(kind='conv_im2col', kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw,
-                in2_off=np.arange(K, dtype=np.int64) * NR, per_job=runs['per_job'],
-                jobs_per_image=groups * runs['jobs_per_image'])
+    spec.update(kind='conv_im2col', in2_off=np.arange(K, dtype=np.int64) * NR,
+                per_job=runs['per_job'], jobs_per_image=groups * runs['jobs_per_image'])
     # scratch: two panels, then two int64 column bounds per kernel column
-    return spec, _name_kernel('conv', kernel, stride) + ('' if groups == 1 else f'g{groups}'), 2 * K * NR + 4 * kw
+    return spec, name + '_im2col', 2 * K * NR + 4 * kw
 
 
 def _pack_gemm(w, b):

@@ -30,6 +30,24 @@ def window_path(request, monkeypatch):
     return path
 
 
+@pytest.fixture(params=['direct', 'im2col'])
+def conv_path(request, monkeypatch):
+    """Dense stride-1/2 convolutions run direct (framed rows read in place)
+    or through im2col panels: run every convolution case both ways."""
+    from engine import plan
+    monkeypatch.setattr(plan, 'DIRECT_CONV', request.param == 'direct')
+    return request.param
+
+
+def test_conv_path_switch(conv_path):
+    """The switch the conv_path fixture turns does choose the kernel."""
+    attrs = dict(in_channels=3, out_channels=8, kernel=[3, 3], stride=[2, 2], padding=[1, 1],
+                 dilation=[1, 1], groups=1)
+    g = one_op_graph('conv', (1, 3, 9, 9), attrs, {'weight': np.ones((8, 3, 3, 3), np.float32)})
+    kind = compile_graph(g, 9, 9).layers[0].kind
+    assert kind == {'direct': 'conv3x3s2', 'im2col': 'conv3x3s2_im2col'}[conv_path]
+
+
 def conv_case(cin, cout, k, stride, pad, dil, groups, h, w, bias=True, clamp=None):
     kh, kw = (k, k) if isinstance(k, int) else k
     sh, sw = (stride, stride) if isinstance(stride, int) else stride
@@ -86,7 +104,7 @@ def conv_id(c):
 
 
 @pytest.mark.parametrize('case', CONV_CASES, ids=conv_id)
-def test_conv(case, window_path):
+def test_conv(case, window_path, conv_path):
     rng = np.random.default_rng(len(conv_id(case)))
     cin, cout, g = case['cin'], case['cout'], case['groups']
     kh, kw = case['kernel']
@@ -237,12 +255,13 @@ def _grid():
 
 
 @pytest.mark.parametrize('case', _grid(), ids=conv_id)
-def test_conv_grid(case, window_path):
-    test_conv(case, window_path)
+def test_conv_grid(case, window_path, conv_path):
+    test_conv(case, window_path, conv_path)
 
 
 @pytest.mark.parametrize('act', ['hardswish', 'hardsigmoid', 'sigmoid', 'silu'])
-@pytest.mark.parametrize('where', ['gemm', 'im2col', 'dwconv', 'linear', 'eltwise', 'whole_plane_pool'])
+@pytest.mark.parametrize('where', ['gemm', 'direct', 'im2col', 'dwconv', 'linear', 'eltwise',
+                                   'whole_plane_pool'])
 def test_fused_nonlinear_activations(act, where):
     from engine.graph import Graph, Node
     rng = np.random.default_rng(3)
@@ -251,9 +270,11 @@ def test_fused_nonlinear_activations(act, where):
     if where == 'gemm':
         node = Node('n', 'conv', ['input'], dict(conv, kernel=[1, 1], padding=[0, 0], groups=1),
                     {'weight': rand(rng, (c, c, 1, 1), 0.5)})
-    elif where == 'im2col':
-        node = Node('n', 'conv', ['input'], dict(conv, kernel=[3, 3], padding=[1, 1], groups=2),
-                    {'weight': rand(rng, (c, c // 2, 3, 3), 0.3)})
+    elif where in ('direct', 'im2col'):       # dense stride 2, grouped
+        groups = 1 if where == 'direct' else 2
+        node = Node('n', 'conv', ['input'], dict(conv, kernel=[3, 3], padding=[1, 1], groups=groups,
+                                                 stride=[2, 2]),
+                    {'weight': rand(rng, (c, c // groups, 3, 3), 0.3)})
     elif where == 'dwconv':
         node = Node('n', 'conv', ['input'], dict(conv, kernel=[3, 3], padding=[1, 1], groups=c),
                     {'weight': rand(rng, (c, 1, 3, 3), 0.5), 'bias': rand(rng, c)})
@@ -292,15 +313,17 @@ def test_mul(gate_hw):
         check_graph(Graph('input', x.shape, nodes, ['m']), x)
 
 
-@pytest.mark.parametrize('path', ['gemm', 'grouped', 'im2col', 'linear'])
+@pytest.mark.parametrize('path', ['gemm', 'grouped', 'direct', 'im2col', 'linear'])
 def test_fused_residual_add(path):
     """conv(x) + r, then the activation, inside the convolution's tile."""
     from engine.graph import Graph, Node
     rng = np.random.default_rng(6)
     c, hw = 14, ((1, 1) if path == 'linear' else (7, 9))
-    k, groups = {'gemm': (1, 1), 'grouped': (1, 2), 'im2col': (3, 1), 'linear': (1, 1)}[path]
+    k, groups = {'gemm': (1, 1), 'grouped': (1, 2), 'direct': (3, 1), 'im2col': (3, 2),
+                 'linear': (1, 1)}[path]
     attrs = dict(in_channels=c, out_channels=c, kernel=[k, k], stride=[1, 1], padding=[k // 2] * 2,
-                 dilation=[1, 1], groups=groups, clamp=[0.0, None], act='hardswish' if path == 'im2col' else None)
+                 dilation=[1, 1], groups=groups, clamp=[0.0, None],
+                 act='hardswish' if k == 3 else None)
     nodes = [Node('r', 'affine', ['input'], {'clamp': None}, {'scale': rand(rng, c), 'shift': rand(rng, c)}),
              Node('conv', 'conv', ['input', 'r'], attrs,
                   {'weight': rand(rng, (c, c // groups, k, k), 0.3), 'bias': rand(rng, c)})]

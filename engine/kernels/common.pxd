@@ -19,7 +19,8 @@ cdef enum:
     OP_GLOBAL_AVGPOOL = 4
     OP_LINEAR = 5        # fully connected (or 1x1 convolution on 1x1 planes)
     OP_ELTWISE = 6       # add, per-channel affine, activation
-    OP_KIND_END = 7
+    OP_CONV_DIRECT = 7   # dense convolution, stride 1 or 2, no dilation
+    OP_KIND_END = 8
 
 # OP_WINDOW modes
 cdef enum:
@@ -74,7 +75,8 @@ cdef struct Op:
     int64_t K                # GEMM reduction length per group
     int64_t m_tiles          # GEMM row tiles per group
     int64_t m_per_job        # row tiles one job computes
-    int64_t per_job          # channels (per-channel ops) or pixel tiles (im2col) one job computes
+    int64_t per_job          # channels (per-channel ops), pixel tiles (im2col) or output
+                             # rows (direct convolution) one job computes
     int64_t n_tiles          # GEMM pixel tiles per plane
     int64_t plane            # padded plane stride of the output
     int64_t jobs_per_image

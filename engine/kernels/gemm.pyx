@@ -1,23 +1,27 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Convolutions that reduce to GEMM: 1x1 (pointwise), im2col for any other
-dense or grouped convolution, and fully connected layers.
+"""Convolutions that reduce to GEMM: 1x1 (pointwise), direct for dense
+stride-1 and stride-2 convolutions, im2col for any other dense or grouped
+convolution, and fully connected layers.
 
 Each runs the register-blocked tile of ukernels.h over channel planes read and
 written through offset tables (so a shuffled, split or concatenated tensor is
 read in place)."""
 from libc.stdint cimport int64_t
 from libc.math cimport INFINITY
-from engine.kernels.common cimport Op, Ctx, GEMM_MR, GEMM_NR, VLEN, f32_activation
+from engine.kernels.common cimport (Op, Ctx, GEMM_MR, GEMM_NR, VLEN, ENGINE_PLANE_ALIGN,
+                                    f32_activation)
 
 cdef extern from "ukernels.h" nogil:
     void f32_gemm_tile_mr_x2v(int64_t K, const float* a, const float* bias,
-                              const float* src, const int64_t* b_off, int64_t n0,
-                              float* dst, const int64_t* c_off, const int64_t* r_off, int mr,
-                              float lo, float hi)
+                              const float* src, const int64_t* b_off, int64_t nb0,
+                              float* dst, const int64_t* c_off, const int64_t* r_off, int64_t nc0,
+                              int mr, int64_t nvalid, float lo, float hi)
     void f32_gemm_tile_mr_x1v(int64_t K, const float* a, const float* bias,
-                              const float* src, const int64_t* b_off, int64_t n0,
-                              float* dst, const int64_t* c_off, const int64_t* r_off, int mr,
-                              float lo, float hi)
+                              const float* src, const int64_t* b_off, int64_t nb0,
+                              float* dst, const int64_t* c_off, const int64_t* r_off, int64_t nc0,
+                              int mr, int64_t nvalid, float lo, float hi)
+    void f32_frame_row(float* dst, const float* row, int64_t in_w, int64_t pl, int64_t fw,
+                       int64_t s)
     void f32_linear_tile(int64_t K, const float* w, const float* bias, const float* src,
                          const int64_t* x_off, float* y, float lo, float hi)
     const int LINEAR_NO
@@ -57,9 +61,11 @@ def fma_peak_gflops(double seconds=0.2):
 
 
 cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt1,
-                                const float* src, const int64_t* b_off, int64_t n0,
-                                bint full_width, float* dst) noexcept nogil:
-    """Row tiles [mt0, mt1) of group g for the pixel tile at n0."""
+                                const float* src, const int64_t* b_off, int64_t nb0,
+                                float* dst, int64_t nc0, int64_t nvalid) noexcept nogil:
+    """Row tiles [mt0, mt1) of group g for one pixel tile: B read from src
+    at pixel nb0, nvalid pixels written to dst at nc0 (two vectors of them
+    when more than one)."""
     cdef int64_t mt, m0, r
     cdef int mr
     cdef const float* a
@@ -74,13 +80,15 @@ cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt
         c_off = op.out_off + g * op.cout_g + m0
         if op.res_off != NULL:
             r_off = op.res_off + g * op.cout_g + m0
-        if full_width:
-            f32_gemm_tile_mr_x2v(op.K, a, bias, src, b_off, n0, dst, c_off, r_off, mr, op.lo, op.hi)
+        if nvalid > VLEN:
+            f32_gemm_tile_mr_x2v(op.K, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, nvalid,
+                                 op.lo, op.hi)
         else:
-            f32_gemm_tile_mr_x1v(op.K, a, bias, src, b_off, n0, dst, c_off, r_off, mr, op.lo, op.hi)
+            f32_gemm_tile_mr_x1v(op.K, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, nvalid,
+                                 op.lo, op.hi)
         if op.act:
             for r in range(mr):
-                f32_activation(dst + c_off[r] + n0, GEMM_NR if full_width else VLEN, op.act)
+                f32_activation(dst + c_off[r] + nc0, nvalid, op.act)
 
 
 cdef void gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
@@ -96,8 +104,9 @@ cdef void gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept 
     cdef int64_t mt1 = min(mt0 + op.m_per_job, op.m_tiles)
     cdef float* base = ctx.arena + image * ctx.image_stride
     cdef int64_t n0 = nt * GEMM_NR
-    gemm_row_tiles(op, g, mt0, mt1, base, op.in_off + g * op.cin_g, n0,
-                   n0 + GEMM_NR <= op.plane, base)
+    # whole vectors to the end of the padded plane
+    gemm_row_tiles(op, g, mt0, mt1, base, op.in_off + g * op.cin_g, n0, base, n0,
+                   min(<int64_t>GEMM_NR, op.plane - n0))
 
 
 cdef inline void zero(float* p, int64_t n) noexcept nogil:
@@ -174,7 +183,61 @@ cdef void conv_im2col_job(const Op* op, const Ctx* ctx, int64_t job, int tid) no
         n0 = t * GEMM_NR
         # op.in2_off holds k * GEMM_NR: the panel's rows, read at pixel 0
         gemm_row_tiles(op, g, 0, op.m_tiles, <const float*>panels[(t - t0) & 1], op.in2_off, 0,
-                       n0 + GEMM_NR <= op.plane, base + n0)
+                       base, n0, min(<int64_t>GEMM_NR, op.plane - n0))
+
+
+cdef inline int64_t direct_row_floats(const Op* op) noexcept nogil:
+    """Floats per framed input row of the direct convolution (whole vectors)."""
+    return (op.in_w + 2 * op.pw + ENGINE_PLANE_ALIGN - 1) // ENGINE_PLANE_ALIGN * ENGINE_PLANE_ALIGN
+
+
+cdef inline int64_t direct_band_rows(const Op* op) noexcept nogil:
+    """Input rows under one job's band of per_job output rows."""
+    return (op.per_job - 1) * op.sh + op.kh
+
+
+def direct_scratch_floats(int64_t cin, int64_t in_w, int64_t pw, int64_t kh, int64_t kw,
+                          int64_t sh, int64_t rows_per_job):
+    """Scratch one worker needs for a direct convolution: the tap offsets,
+    then the band's framed input rows of every channel, then the slack the
+    tile reads past a row."""
+    cdef Op op
+    op.in_w, op.pw, op.kh, op.sh, op.per_job = in_w, pw, kh, sh, rows_per_job
+    return 2 * cin * kh * kw + cin * direct_band_rows(&op) * direct_row_floats(&op) + 2 * GEMM_NR
+
+
+cdef void conv_direct_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
+    """Dense convolution, stride 1 or 2 (both ways), no dilation: job =
+    (image, band of per_job output rows).  The band's input rows are framed
+    in scratch (zero padding; for stride 2 even columns, then odd), so each
+    tap's pixels under an output row are contiguous: the GEMM tile reads them
+    in place, no im2col panel."""
+    cdef int64_t image = job // op.jobs_per_image
+    cdef int64_t oh0 = job % op.jobs_per_image * op.per_job
+    cdef int64_t oh1 = min(oh0 + op.per_job, op.out_h)
+    cdef int64_t cin = op.cin_g, fs = direct_row_floats(op), band = direct_band_rows(op)
+    cdef int64_t fw = op.in_w + 2 * op.pw, half = (fw + 1) // 2 if op.sw == 2 else fw
+    cdef int64_t ih0 = oh0 * op.sh - op.ph, ci, ki, kj, k, ih, oh, ow0
+    cdef float* base = ctx.arena + image * ctx.image_stride
+    cdef int64_t* b_off = <int64_t*>(ctx.scratch + tid * ctx.scratch_stride)
+    cdef float* frame = <float*>(b_off + op.K)
+    cdef const float* row
+    k = 0
+    for ci in range(cin):
+        for ki in range(op.kh):
+            for kj in range(op.kw):
+                b_off[k] = (ci * band + ki) * fs + (kj if op.sw == 1 else kj % 2 * half + kj // 2)
+                k += 1
+        for ki in range(min(band, (oh1 - oh0 - 1) * op.sh + op.kh)):
+            ih = ih0 + ki
+            row = base + op.in_off[ci] + ih * op.in_w if 0 <= ih < op.in_h else NULL
+            f32_frame_row(frame + (ci * band + ki) * fs, row, op.in_w, op.pw, fw, op.sw)
+    cdef int64_t row_tiles = (op.out_w + GEMM_NR - 1) // GEMM_NR, t
+    for oh in range(oh0, oh1):
+        for t in range(row_tiles):
+            ow0 = t * GEMM_NR
+            gemm_row_tiles(op, 0, 0, op.m_tiles, frame, b_off, (oh - oh0) * op.sh * fs + ow0,
+                           base, oh * op.out_w + ow0, min(<int64_t>GEMM_NR, op.out_w - ow0))
 
 
 cdef void linear_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:

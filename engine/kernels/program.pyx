@@ -12,8 +12,8 @@ from engine.kernels.common cimport (Op, Ctx, job_fn, ENGINE_SIMD_ISA, VLEN,
                                     GEMM_MR, GEMM_NR, ENGINE_PLANE_ALIGN,
                                     OP_GEMM, OP_CONV_IM2COL, OP_WINDOW,
                                     OP_GLOBAL_AVGPOOL, OP_LINEAR, OP_ELTWISE,
-                                    OP_KIND_END)
-from engine.kernels.gemm cimport gemm_job, conv_im2col_job, linear_job
+                                    OP_CONV_DIRECT, OP_KIND_END)
+from engine.kernels.gemm cimport gemm_job, conv_direct_job, conv_im2col_job, linear_job
 from engine.kernels.window cimport window_job, global_avgpool_job
 from engine.kernels.eltwise cimport eltwise_job
 
@@ -39,6 +39,7 @@ cdef extern from *:
 OP_KINDS = {
     'gemm': OP_GEMM, 'conv_im2col': OP_CONV_IM2COL, 'window': OP_WINDOW,
     'global_avgpool': OP_GLOBAL_AVGPOOL, 'linear': OP_LINEAR, 'eltwise': OP_ELTWISE,
+    'conv_direct': OP_CONV_DIRECT,
 }
 PLANE_ALIGN = ENGINE_PLANE_ALIGN
 
@@ -49,6 +50,7 @@ JOBS[OP_WINDOW] = window_job
 JOBS[OP_GLOBAL_AVGPOOL] = global_avgpool_job
 JOBS[OP_LINEAR] = linear_job
 JOBS[OP_ELTWISE] = eltwise_job
+JOBS[OP_CONV_DIRECT] = conv_direct_job
 
 
 def build_info():

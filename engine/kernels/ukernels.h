@@ -40,22 +40,33 @@ static inline void f32_activation(float* p, int64_t n, int act) {
     }
 }
 
+/* dst[i] = src[i * s] for i < n: a row of an im2col panel.  Like the window
+ * rows, strides 1 and 2 finish with a part-full vector (reading a little past
+ * the row, inside the arena's slack). */
+static inline void f32_copy_strided(float* dst, const float* src, int64_t n, int64_t s) {
+    int64_t i = 0;
+    for (; i + VLEN <= n; i += VLEN) vf_storeu(dst + i, vf_load_strided(src + i * s, s));
+    if (i < n && s <= 2) vf_store_partial(dst + i, vf_load_strided(src + i * s, s), (int)(n - i));
+    else for (; i < n; i++) dst[i] = src[i * s];
+}
+
 /* GEMM tile over channel planes, NV vectors of pixels wide:
- *   for r < mr:  C_r[n0 : n0 + NV*VLEN] = clamp(bias[r] + sum_k a[k][r] * B_k[n0 : ...] + R_r[...])
+ *   for r < mr:  C_r[nc0 : nc0 + nvalid] = clamp(bias[r] + sum_k a[k][r] * B_k[nb0 : ...] + R_r[...])
  * where B_k = src + b_off[k], C_r = dst + c_off[r] and, when r_off is not
  * NULL, R_r = dst + r_off[r] is a residual added before the clamp (a fused
  * add).  `a` is packed [K][GEMM_MR] (rows past the matrix are zero), `bias`
- * has GEMM_MR entries. */
+ * has GEMM_MR entries.  B is read NV whole vectors wide; only the first
+ * nvalid pixels of C are written. */
 ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         int64_t K, const float* restrict a, const float* restrict bias,
-        const float* src, const int64_t* restrict b_off, int64_t n0,
-        float* dst, const int64_t* restrict c_off, const int64_t* restrict r_off, int mr,
-        float lo, float hi, const int NV) {
+        const float* src, const int64_t* restrict b_off, int64_t nb0,
+        float* dst, const int64_t* restrict c_off, const int64_t* restrict r_off, int64_t nc0,
+        int mr, int64_t nvalid, float lo, float hi, const int NV) {
     vf acc[GEMM_MR][GEMM_NV];
     for (int r = 0; r < GEMM_MR; r++)
         for (int v = 0; v < NV; v++) acc[r][v] = vf_set1(bias[r]);
     for (int64_t k = 0; k < K; k++) {
-        const float* b = src + b_off[k] + n0;
+        const float* b = src + b_off[k] + nb0;
         vf bv[GEMM_NV];
         for (int v = 0; v < NV; v++) bv[v] = vf_loadu(b + v * VLEN);
         for (int r = 0; r < GEMM_MR; r++) {
@@ -66,25 +77,53 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
     }
     const vf vlo = vf_set1(lo), vhi = vf_set1(hi);
     for (int r = 0; r < mr; r++) {
-        float* c = dst + c_off[r] + n0;
+        float* c = dst + c_off[r] + nc0;
         for (int v = 0; v < NV; v++) {
             vf y = acc[r][v];
-            if (r_off) y = vf_add(y, vf_loadu(dst + r_off[r] + n0 + v * VLEN));
-            vf_storeu(c + v * VLEN, vf_min(vhi, vf_max(vlo, y)));
+            if (r_off) y = vf_add(y, vf_loadu(dst + r_off[r] + nc0 + v * VLEN));
+            y = vf_min(vhi, vf_max(vlo, y));
+            if (nvalid >= (v + 1) * VLEN) vf_storeu(c + v * VLEN, y);
+            else if (nvalid > v * VLEN) vf_store_partial(c + v * VLEN, y, (int)(nvalid - v * VLEN));
         }
     }
 }
 
-/* the full-width tile and the one-vector tile for a plane's last pixels */
+/* the full-width tile and the one-vector tile (a plane's or a row's last pixels) */
 static void f32_gemm_tile_mr_x2v(int64_t K, const float* a, const float* bias,
-        const float* src, const int64_t* b_off, int64_t n0,
-        float* dst, const int64_t* c_off, const int64_t* r_off, int mr, float lo, float hi) {
-    f32_gemm_tile(K, a, bias, src, b_off, n0, dst, c_off, r_off, mr, lo, hi, GEMM_NV);
+        const float* src, const int64_t* b_off, int64_t nb0,
+        float* dst, const int64_t* c_off, const int64_t* r_off, int64_t nc0,
+        int mr, int64_t nvalid, float lo, float hi) {
+    f32_gemm_tile(K, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, nvalid, lo, hi, GEMM_NV);
 }
 static void f32_gemm_tile_mr_x1v(int64_t K, const float* a, const float* bias,
-        const float* src, const int64_t* b_off, int64_t n0,
-        float* dst, const int64_t* c_off, const int64_t* r_off, int mr, float lo, float hi) {
-    f32_gemm_tile(K, a, bias, src, b_off, n0, dst, c_off, r_off, mr, lo, hi, 1);
+        const float* src, const int64_t* b_off, int64_t nb0,
+        float* dst, const int64_t* c_off, const int64_t* r_off, int64_t nc0,
+        int mr, int64_t nvalid, float lo, float hi) {
+    f32_gemm_tile(K, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, nvalid, lo, hi, 1);
+}
+
+/* One input row as the direct convolution reads it: pl zeros, the row (or
+ * zeros where row is NULL: padding rows), zeros to fw columns.  For stride 2
+ * the even columns come first, then the odd ones (from dst + (fw + 1) / 2),
+ * so that every tap reads its pixels of an output row as contiguous vectors. */
+static void f32_frame_row(float* dst, const float* row, int64_t in_w, int64_t pl, int64_t fw,
+                          int64_t s) {
+    const int64_t half = s == 2 ? (fw + 1) / 2 : fw;
+    for (int64_t phase = 0; phase < s; phase++) {
+        float* d = dst + phase * half;
+        const int64_t n = s == 2 ? (fw - phase + 1) / 2 : fw;  /* columns x = i*s + phase */
+        /* column x holds input pixel x - pl: i from lo to hi are inside the row */
+        int64_t lo = 0, hi = 0;
+        if (row && in_w - 1 + pl - phase >= 0) {
+            lo = pl - phase > 0 ? (pl - phase + s - 1) / s : 0;
+            hi = (in_w - 1 + pl - phase) / s + 1;
+            if (hi > n) hi = n;
+            if (lo > hi) lo = hi;
+        }
+        for (int64_t i = 0; i < lo; i++) d[i] = 0.0f;
+        if (hi > lo) f32_copy_strided(d + lo, row + lo * s + phase - pl, hi - lo, s);
+        for (int64_t i = hi; i < n; i++) d[i] = 0.0f;
+    }
 }
 
 /* The core's FMA throughput: PEAK_CHAINS independent accumulator chains,
@@ -323,16 +362,6 @@ static void f32_window_flat(const f32_window_flat_args* a, int mode) {
     if (mode == WINDOW_MODE_CONV) f32_window_flat_mode(a, WINDOW_MODE_CONV);
     else if (mode == WINDOW_MODE_MAX) f32_window_flat_mode(a, WINDOW_MODE_MAX);
     else f32_window_flat_mode(a, WINDOW_MODE_AVG);
-}
-
-/* dst[i] = src[i * s] for i < n: a row of an im2col panel.  Like the window
- * rows, strides 1 and 2 finish with a part-full vector (reading a little past
- * the row, inside the arena's slack). */
-static inline void f32_copy_strided(float* dst, const float* src, int64_t n, int64_t s) {
-    int64_t i = 0;
-    for (; i + VLEN <= n; i += VLEN) vf_storeu(dst + i, vf_load_strided(src + i * s, s));
-    if (i < n && s <= 2) vf_store_partial(dst + i, vf_load_strided(src + i * s, s), (int)(n - i));
-    else for (; i < n; i++) dst[i] = src[i * s];
 }
 
 /* floats the window kernels may read past the end of a row */
