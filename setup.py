@@ -43,7 +43,7 @@ cflags += ['-fopenmp'] if openmp else []
 macros = [('ENGINE_CFLAGS', '"%s"' % ' '.join(cflags)), ('ENGINE_BUILD_ISA', '"%s"' % isa),
           ('NPY_NO_DEPRECATED_API', 'NPY_1_7_API_VERSION')]
 
-kernels = ['program', 'gemm', 'window', 'eltwise', 'shuffle']
+kernels = ['program', 'gemm', 'window', 'fused', 'eltwise', 'shuffle']
 ldflags = (['-fopenmp'] if openmp else []) + shlex.split(os.environ.get('ENGINE_LDFLAGS', ''))
 extensions = [
     Extension(f'engine.kernels.{name}', [f'engine/kernels/{name}.pyx'],

@@ -27,6 +27,10 @@ MIN_JOBS = 8       # split a GEMM's row tiles until an image gives this many job
 CHANNEL_JOBS = 16  # per-channel ops, convolutions: jobs per image, each a run of channels,
                    # pixel tiles or output rows
 DIRECT_CONV = True # dense stride-1/2 convolutions read framed rows in place (else im2col)
+FUSE_EXPAND_DW = True      # run a 1x1 convolution and the depthwise one reading it as one op
+FUSE_MIN_BYTES = 1 << 20   # ... when the 1x1's output is at least this large (else it stays in cache)
+FUSE_BAND_BYTES = 512 << 10  # scratch for one band of the 1x1's output
+FUSE_MIN_BANDS = 4         # bands per image at least (jobs for the threads)
 
 
 def physical_memory():
@@ -116,8 +120,12 @@ def compile_graph(graph, height, width):
         refs[value] = (np.full(c, r), np.arange(c))
 
     new_region(graph.input_name, -1)
-    computes = []
+    fused = _expand_dw_pairs(graph, shapes) if FUSE_EXPAND_DW else {}
+    expands = {a.name: a for a in fused.values()}
+    computes = []           # nodes, or (1x1, depthwise) pairs run as one op
     for node in graph.nodes:
+        if node.name in expands:
+            continue        # runs inside its depthwise consumer: no region of its own
         if node.op in VIEW_OPS:
             parts = [refs[i] for i in node.inputs]
             r = np.concatenate([p[0] for p in parts])
@@ -128,11 +136,12 @@ def compile_graph(graph, height, width):
             refs[node.name] = (r, ch)
             continue
         step = len(computes)
-        for i in node.inputs:
+        expand = fused.get(node.name)
+        for i in (expand or node).inputs:
             for r in np.unique(refs[i][0]):
                 last[r] = step
         new_region(node.name, step)
-        computes.append(node)
+        computes.append((expand, node) if expand else node)
     for o in graph.outputs:
         for r in np.unique(refs[o][0]):
             last[r] = len(computes)
@@ -155,22 +164,80 @@ def compile_graph(graph, height, width):
     image_stride = padded_plane(slack + arena.peak + slack)
     check_memory(4 * image_stride, f'an image of {height}x{width}')
 
+    region_offset = np.array(offset, np.int64) + slack
+    region_stride = np.array([stride for _, stride in region_shape], np.int64)
+
     def offsets(value):
         r, ch = refs[value]
-        return np.array([slack + offset[a] + b * region_shape[a][1] for a, b in zip(r, ch)], np.int64)
+        return region_offset[r] + ch * region_stride[r]
 
     # -- 4. kernels
     specs, layers, scratch = [], [], [1]
-    for node in computes:
-        spec, kind, need = _compile_node(node, shapes, offsets)
+    for step in computes:
+        if isinstance(step, tuple):
+            spec, kind, need = _compile_expand_dw(*step, shapes, offsets)
+            node, name = step[1], f'{step[0].name}+{step[1].name}'
+        else:
+            spec, kind, need = _compile_node(step, shapes, offsets)
+            node, name = step, step.name
         specs.append(spec)
-        layers.append(Layer(node.name, kind, _per_image_shape(shapes[node.name], info[node.name][1])))
+        layers.append(Layer(name, kind, _per_image_shape(shapes[node.name], info[node.name][1])))
         scratch.append(need)
     scratch_stride = padded_plane(max(scratch))
     program = Program(specs, image_stride, scratch_stride)
     outputs = [(offsets(o), _per_image_shape(shapes[o], info[o][1])) for o in graph.outputs]
     return CompiledPlan(program, image_stride, scratch_stride, offsets(graph.input_name),
                         outputs, layers)
+
+
+def _expand_dw_pairs(graph, shapes):
+    """{depthwise node name: the 1x1 convolution it alone reads} for the
+    pairs to fuse: MobileNetV2's expansion and depthwise layers at the large
+    planes, where the expanded tensor would not stay in cache."""
+    readers = {}
+    for n in graph.nodes:
+        for i in n.inputs:
+            readers[i] = readers.get(i, 0) + 1
+    for o in graph.outputs:
+        readers[o] = readers.get(o, 0) + 1
+    producer = {n.name: n for n in graph.nodes}
+    pairs = {}
+    for dw in graph.nodes:
+        a = dw.attrs
+        if not (dw.op == 'conv' and len(dw.inputs) == 1 and a['groups'] == a['in_channels'] == a['out_channels']
+                and tuple(a['stride']) in ((1, 1), (2, 2)) and tuple(a['dilation']) == (1, 1)):
+            continue
+        pw = producer.get(dw.inputs[0])
+        if pw is None or pw.op != 'conv' or len(pw.inputs) != 1 or readers[pw.name] != 1:
+            continue
+        b = pw.attrs
+        c, h, w = shapes[pw.name]
+        if (b['groups'] == 1 and tuple(b['kernel']) == (1, 1) and tuple(b['stride']) == (1, 1)
+                and tuple(b['padding']) == (0, 0) and h * w > 1 and 4 * c * h * w >= FUSE_MIN_BYTES):
+            pairs[dw.name] = pw
+    return pairs
+
+
+def _compile_expand_dw(pw, dw, shapes, offsets):
+    """One op: the 1x1 convolution pw writes bands of rows to scratch, the
+    depthwise dw reads them there (kernels/fused.pyx)."""
+    e, h, w = shapes[pw.name]
+    out_h = shapes[dw.name][1]
+    (sh, _), (kh, _), (dh, _) = dw.attrs['stride'], dw.attrs['kernel'], dw.attrs['dilation']
+
+    def band_plane(rows):       # floats per channel of a band of `rows` output rows
+        return padded_plane(((rows - 1) * sh + (kh - 1) * dh + 1) * w)
+
+    rows = -(-out_h // FUSE_MIN_BANDS)
+    while rows > 1 and 4 * e * band_plane(rows) > FUSE_BAND_BYTES:
+        rows -= 1
+    plane = band_plane(rows)
+    spec, kind, _ = _compile_node(pw, shapes, offsets, out_off=np.arange(e, dtype=np.int64) * plane)
+    then, dw_kind, dw_need = _compile_node(dw, shapes, offsets, direct_only=True,
+                                           in_off=np.arange(e, dtype=np.int64) * plane)
+    spec.update(kind='expand_dw', then=then, plane=plane, per_job=rows,
+                jobs_per_image=-(-out_h // rows))
+    return spec, f'{kind}+{dw_kind}', e * plane + dw_need
 
 
 def _per_image_shape(chw, rank):
@@ -183,17 +250,20 @@ def _geometry(node, shapes):
     return dict(in_h=h, in_w=w, out_h=oh, out_w=ow, n_out=oc, plane=padded_plane(oh * ow))
 
 
-def _compile_node(node, shapes, offsets):
-    """(op spec for Program, layer kind, scratch floats per thread)"""
+def _compile_node(node, shapes, offsets, in_off=None, out_off=None, direct_only=False):
+    """(op spec for Program, layer kind, scratch floats per thread).  in_off
+    and out_off replace the node's arena planes (a fused op's scratch);
+    direct_only keeps window ops on the direct path (they read bands)."""
     a, p = node.attrs, node.params
     geo = _geometry(node, shapes)
     lo, hi = clamp_bounds(a.get('clamp'))
     spec = dict(geo, lo=lo, hi=hi, act=NONLINEAR.get(a.get('act'), 0),
-                in_off=offsets(node.inputs[0]), out_off=offsets(node.name))
+                in_off=offsets(node.inputs[0]) if in_off is None else in_off,
+                out_off=offsets(node.name) if out_off is None else out_off)
     if node.op == 'conv' and len(node.inputs) == 2:
         spec['res_off'] = offsets(node.inputs[1])      # a fused residual add
     if node.op == 'conv':
-        return _compile_conv(node, spec)
+        return _compile_conv(node, spec, direct_only)
     if node.op == 'linear':
         return _compile_linear(p['weight'], p.get('bias'), spec), 'linear', LINEAR_NO
     if node.op in ('maxpool', 'avgpool') and not _covers_whole_plane(node, geo):
@@ -244,17 +314,19 @@ def _affine_params(node):
     return scale.astype(np.float32), (p['bias'] - p['running_mean'] * scale).astype(np.float32)
 
 
-def _window_spec(spec, attrs, kernel, mode):
+def _window_spec(spec, attrs, kernel, mode, direct_only=False):
     (kh, kw), (sh, sw), (ph, pw) = kernel, attrs['stride'], attrs['padding']
     dh, dw = attrs.get('dilation', (1, 1))
     in_h, in_w, out_h, out_w = spec['in_h'], spec['in_w'], spec['out_h'], spec['out_w']
     path, tables = 'direct', None
-    if (sh, sw) == (1, 1) and out_h * out_w <= _window.FLAT_MAX_PIXELS:
+    if direct_only:
+        pass
+    elif (sh, sw) == (1, 1) and out_h * out_w <= _window.FLAT_MAX_PIXELS:
         tables = _window.flat_tables(in_h, in_w, out_h, out_w, kh, kw, ph, pw, dh, dw)
     if tables is not None:
         path = 'flat'
         spec.update(tap_off=tables[0], lanes=tables[1])
-    elif in_w < _window.FRAME_BELOW_WIDTH and sw == 1:
+    elif not direct_only and in_w < _window.FRAME_BELOW_WIDTH and sw == 1:
         # narrow stride-1 planes: framing beats handling the row edges one by
         # one (strided windows skip most of a frame; they read in place)
         path = 'framed'
@@ -280,7 +352,7 @@ def _compile_pool(node, spec):
     return spec, _name_kernel(node.op, a['kernel'], a['stride']), need
 
 
-def _compile_conv(node, spec):
+def _compile_conv(node, spec, direct_only=False):
     a, p = node.attrs, node.params
     groups, cin, cout = a['groups'], a['in_channels'], a['out_channels']
     cin_g, cout_g = cin // groups, cout // groups
@@ -291,7 +363,7 @@ def _compile_conv(node, spec):
     spec.update(groups=groups, cin_g=cin_g, cout_g=cout_g)
 
     if cin_g == 1:      # depthwise, possibly with a channel multiplier
-        need = _window_spec(spec, a, kernel, 0)
+        need = _window_spec(spec, a, kernel, 0, direct_only)
         spec.update(in_off=spec['in_off'][np.arange(cout) // cout_g],
                     w=weight.reshape(cout, -1), b=bias)
         return spec, _name_kernel('dwconv', kernel, stride), need

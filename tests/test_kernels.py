@@ -357,3 +357,60 @@ def test_activations_keep_nan(act):
         ref = reference.run_graph(g, x)[0]
         out = engine.Model(g, threads=1)(x)
         np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))
+
+
+EXPAND_DW_CASES = [
+    # cin, expanded, kernel, stride, padding, (h, w)
+    (3, 8, 3, 1, 1, (9, 7)),
+    (5, 12, 3, 2, 1, (11, 14)),
+    (4, 7, 5, 2, 2, (13, 10)),
+    (2, 16, 3, 1, 0, (6, 6)),
+    (6, 5, 3, 2, 1, (2, 3)),
+    (3, 9, 5, 1, 2, (1, 8)),
+]
+
+
+@pytest.mark.parametrize('band_bytes', [1, 1 << 30])
+@pytest.mark.parametrize('cin,e,k,s,p,hw', EXPAND_DW_CASES)
+def test_fused_expand_depthwise(cin, e, k, s, p, hw, band_bytes, monkeypatch):
+    """A 1x1 convolution and the depthwise one reading it run as one op, band
+    by band (one output row per band, or a few bands), with activations on
+    both; the unfused pair gives the same."""
+    from engine import plan
+    from engine.graph import Graph, Node
+    monkeypatch.setattr(plan, 'FUSE_MIN_BYTES', 0)
+    monkeypatch.setattr(plan, 'FUSE_BAND_BYTES', band_bytes)
+    rng = np.random.default_rng(cin * 100 + e * 10 + k)
+    nodes = [Node('expand', 'conv', ['input'], dict(in_channels=cin, out_channels=e, kernel=[1, 1],
+                                                     stride=[1, 1], padding=[0, 0], dilation=[1, 1],
+                                                     groups=1, clamp=[0.0, 6.0]),
+                  {'weight': rand(rng, (e, cin, 1, 1), 0.7), 'bias': rand(rng, e)}),
+             Node('dw', 'conv', ['expand'], dict(in_channels=e, out_channels=e, kernel=[k, k],
+                                                  stride=[s, s], padding=[p, p], dilation=[1, 1],
+                                                  groups=e, clamp=None, act='hardswish'),
+                  {'weight': rand(rng, (e, 1, k, k), 0.5), 'bias': rand(rng, e)})]
+    for n in BATCHES:
+        x = rand(rng, (n, cin) + hw)
+        g = Graph('input', x.shape, nodes, ['dw'])
+        assert [l.kind for l in compile_graph(g, *hw).layers] == [f'conv1x1+dwconv{k}x{k}'
+                                                                 + ('s2' if s == 2 else '')]
+        check_graph(g, x)
+
+
+def test_expand_read_elsewhere_is_not_fused(monkeypatch):
+    from engine import plan
+    from engine.graph import Graph, Node
+    monkeypatch.setattr(plan, 'FUSE_MIN_BYTES', 0)
+    rng = np.random.default_rng(5)
+    conv = dict(stride=[1, 1], dilation=[1, 1], clamp=None)
+    nodes = [Node('expand', 'conv', ['input'], dict(conv, in_channels=3, out_channels=6, kernel=[1, 1],
+                                                     padding=[0, 0], groups=1),
+                  {'weight': rand(rng, (6, 3, 1, 1))}),
+             Node('dw', 'conv', ['expand'], dict(conv, in_channels=6, out_channels=6, kernel=[3, 3],
+                                                  padding=[1, 1], groups=6),
+                  {'weight': rand(rng, (6, 1, 3, 3))}),
+             Node('sum', 'add', ['dw', 'expand'], {})]
+    x = rand(rng, (2, 3, 8, 9))
+    g = Graph('input', x.shape, nodes, ['sum'])
+    assert [l.kind for l in compile_graph(g, 8, 9).layers] == ['conv1x1', 'dwconv3x3', 'add']
+    check_graph(g, x)

@@ -20,7 +20,8 @@ cdef enum:
     OP_LINEAR = 5        # fully connected (or 1x1 convolution on 1x1 planes)
     OP_ELTWISE = 6       # add, per-channel affine, activation
     OP_CONV_DIRECT = 7   # dense convolution, stride 1 or 2, no dilation
-    OP_KIND_END = 8
+    OP_EXPAND_DW = 8     # 1x1 convolution, then the depthwise one reading it, band by band
+    OP_KIND_END = 9
 
 # OP_WINDOW modes
 cdef enum:
@@ -45,6 +46,8 @@ cdef enum:
 cdef extern from "ukernels.h" nogil:
     void f32_activation(float* p, int64_t n, int act)
 
+
+cdef struct Op
 
 # One compiled operator.  Offsets are in floats from the start of one image's
 # slice of the arena; every channel of every tensor is one plane there.
@@ -89,6 +92,7 @@ cdef struct Op:
     const float* aux         # per-pixel reciprocal counts of average pooling
     const int64_t* tap_off   # WINDOW_FLAT: input offset of each tap
     const int* lanes         # WINDOW_FLAT: valid lanes per (output vector, tap)
+    const Op* then           # OP_EXPAND_DW: the depthwise op that reads this op's output
 
 
 # What one run of a program works on.

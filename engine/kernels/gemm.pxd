@@ -5,3 +5,6 @@ cdef void gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept 
 cdef void conv_direct_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil
 cdef void conv_im2col_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil
 cdef void linear_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil
+cdef void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt1,
+                         const float* src, const int64_t* b_off, int64_t nb0,
+                         float* dst, int64_t nc0, int64_t nvalid) noexcept nogil

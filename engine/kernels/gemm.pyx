@@ -60,9 +60,9 @@ def fma_peak_gflops(double seconds=0.2):
     return 2.0 * VLEN * PEAK_CHAINS * iters / best / 1e9
 
 
-cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt1,
-                                const float* src, const int64_t* b_off, int64_t nb0,
-                                float* dst, int64_t nc0, int64_t nvalid) noexcept nogil:
+cdef void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt1,
+                         const float* src, const int64_t* b_off, int64_t nb0,
+                         float* dst, int64_t nc0, int64_t nvalid) noexcept nogil:
     """Row tiles [mt0, mt1) of group g for one pixel tile: B read from src
     at pixel nb0, nvalid pixels written to dst at nc0 (two vectors of them
     when more than one)."""

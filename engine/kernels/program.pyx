@@ -12,10 +12,11 @@ from engine.kernels.common cimport (Op, Ctx, job_fn, ENGINE_SIMD_ISA, VLEN,
                                     GEMM_MR, GEMM_NR, ENGINE_PLANE_ALIGN,
                                     OP_GEMM, OP_CONV_IM2COL, OP_WINDOW,
                                     OP_GLOBAL_AVGPOOL, OP_LINEAR, OP_ELTWISE,
-                                    OP_CONV_DIRECT, OP_KIND_END)
+                                    OP_CONV_DIRECT, OP_EXPAND_DW, OP_KIND_END)
 from engine.kernels.gemm cimport gemm_job, conv_direct_job, conv_im2col_job, linear_job
 from engine.kernels.window cimport window_job, global_avgpool_job
 from engine.kernels.eltwise cimport eltwise_job
+from engine.kernels.fused cimport expand_dw_job
 
 cdef extern from *:
     """
@@ -39,7 +40,7 @@ cdef extern from *:
 OP_KINDS = {
     'gemm': OP_GEMM, 'conv_im2col': OP_CONV_IM2COL, 'window': OP_WINDOW,
     'global_avgpool': OP_GLOBAL_AVGPOOL, 'linear': OP_LINEAR, 'eltwise': OP_ELTWISE,
-    'conv_direct': OP_CONV_DIRECT,
+    'conv_direct': OP_CONV_DIRECT, 'expand_dw': OP_EXPAND_DW,
 }
 PLANE_ALIGN = ENGINE_PLANE_ALIGN
 
@@ -51,6 +52,7 @@ JOBS[OP_GLOBAL_AVGPOOL] = global_avgpool_job
 JOBS[OP_LINEAR] = linear_job
 JOBS[OP_ELTWISE] = eltwise_job
 JOBS[OP_CONV_DIRECT] = conv_direct_job
+JOBS[OP_EXPAND_DW] = expand_dw_job
 
 
 def build_info():
@@ -95,11 +97,18 @@ cdef class Program:
         self.image_stride = image_stride
         self.scratch_stride = scratch_stride
         self._keep = []
-        self.ops = <Op*>calloc(max(1, self.n_ops), sizeof(Op))
+        # the ops the program runs, then the ones fused into them (spec['then'])
+        chained = [spec['then'] for spec in specs if spec.get('then') is not None]
+        self.ops = <Op*>calloc(max(1, self.n_ops + len(chained)), sizeof(Op))
         if self.ops == NULL:
             raise MemoryError()
+        cdef int64_t next_chained = self.n_ops
         for i, spec in enumerate(specs):
             self._fill(&self.ops[i], spec)
+            if spec.get('then') is not None:
+                self._fill(&self.ops[next_chained], spec['then'])
+                self.ops[i].then = &self.ops[next_chained]
+                next_chained += 1
 
     def __dealloc__(self):
         free(self.ops)

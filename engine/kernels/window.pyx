@@ -119,6 +119,7 @@ def scratch_floats(int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64
 
 
 cdef inline void frame_channel(const Op* op, const float* base, int64_t c, float* frame) noexcept nogil:
+    """Channel c's whole input plane, padding included, into frame."""
     f32_frame_plane(base + op.in_off[c], op.in_h, op.in_w, op.ph, op.pw, op.fill, frame,
                     frame_height(op), frame_width(op))
 
@@ -144,26 +145,38 @@ cdef void window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
     """job = (image, run of per_job output channels)."""
     cdef int64_t image = job // op.jobs_per_image
     cdef int64_t c0 = job % op.jobs_per_image * op.per_job
-    cdef int64_t c1 = min(c0 + op.per_job, op.n_out), c, i
+    cdef int64_t c1 = min(c0 + op.per_job, op.n_out)
     cdef float* base = ctx.arena + image * ctx.image_stride
     if op.path == WINDOW_FLAT:
         flat_planes(op, base, c0, c1)
-        return
-    cdef float* buf = ctx.scratch + tid * ctx.scratch_stride
+    else:
+        window_rows(op, base, base, ctx.scratch + tid * ctx.scratch_stride, c0, c1,
+                    0, op.in_h, 0, op.out_h)
+
+
+cdef void window_rows(const Op* op, const float* in_base, float* out_base, float* buf,
+                      int64_t c0, int64_t c1, int64_t ih_lo, int64_t ih_hi,
+                      int64_t oh0, int64_t oh1) noexcept nogil:
+    """Output rows [oh0, oh1) of channels [c0, c1) by the direct or the
+    framed path, from input rows [ih_lo, ih_hi) (those the output rows
+    need, or all rows), channel c's first at in_base + in_off[c].  The framed
+    path takes whole planes only.  buf: this worker's scratch."""
     cdef float* frames[2]
-    cdef int64_t frame_floats = aligned(frame_height(op) * frame_width(op) + ENGINE_ROW_OVERREAD)
+    cdef int64_t frame_floats = aligned(frame_height(op) * frame_width(op) + ENGINE_ROW_OVERREAD), c, i
     cdef f32_window_args a
     a.rows = <const float**>buf
     buf = buf + aligned(2 * op.kh)
-    a.in_h, a.in_w, a.ph, a.pw = op.in_h, op.in_w, op.ph, op.pw
-    a.out_h, a.out_w = op.out_h, op.out_w
-    a.fill, a.lo, a.hi, a.aux, a.fill_row = op.fill, op.lo, op.hi, op.aux, buf
+    # rows relative to ih_lo: output row oh0 + r reads local row r * sh - ph' + ki * dh
+    a.in_h, a.in_w, a.ph, a.pw = ih_hi - ih_lo, op.in_w, op.ph - oh0 * op.sh + ih_lo, op.pw
+    a.out_h, a.out_w = oh1 - oh0, op.out_w
+    a.fill, a.lo, a.hi, a.fill_row = op.fill, op.lo, op.hi, buf
+    a.aux = op.aux + oh0 * op.out_w if op.aux != NULL else NULL
     a.init = op.fill if op.mode == WINDOW_MAX else 0
     a.w = NULL
     if op.path == WINDOW_FRAMED:       # the padding is in the frame
         a.in_h, a.in_w, a.ph, a.pw = frame_height(op), frame_width(op), 0, 0
         frames[0], frames[1] = buf, buf + frame_floats
-        frame_channel(op, base, c0, frames[0])
+        frame_channel(op, in_base, c0, frames[0])
     else:
         for i in range(op.in_w + ENGINE_ROW_OVERREAD):
             buf[i] = op.fill
@@ -175,11 +188,11 @@ cdef void window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
             # plane ago: reading a frame right after writing it stalls on
             # store forwarding (wide loads over narrow fresh stores)
             if c + 1 < c1:
-                frame_channel(op, base, c + 1, frames[(c + 1 - c0) & 1])
+                frame_channel(op, in_base, c + 1, frames[(c + 1 - c0) & 1])
             a.src = frames[(c - c0) & 1]
         else:
-            a.src = base + op.in_off[c]
-        a.out = base + op.out_off[c]
+            a.src = in_base + op.in_off[c]
+        a.out = out_base + op.out_off[c] + oh0 * op.out_w
         if op.mode == WINDOW_CONV:
             a.w, a.init = op.w + c * op.kh * op.kw, op.b[c]
         if plane_fn != NULL:
@@ -187,7 +200,7 @@ cdef void window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
         else:
             f32_window_plane_any(&a, op.mode, op.kh, op.kw, op.sh, op.sw, op.dh, op.dw)
         if op.act:
-            f32_activation(a.out, op.out_h * op.out_w, op.act)
+            f32_activation(a.out, a.out_h * op.out_w, op.act)
 
 
 cdef void global_avgpool_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:

@@ -1,0 +1,37 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Fused operators: two layers in one pass over memory.
+
+Expand-depthwise (MobileNetV2's inverted residual): a 1x1 convolution that
+widens the channels, then the depthwise convolution reading its output.  At
+112x112 and 56x56 the widened tensor is several MiB, so written by one op and
+read back by the next it goes through main memory twice.  Fused, each job
+takes a band of the depthwise's output rows: the 1x1 computes the input rows
+under the band (with the window's halo, recomputed by both neighbouring
+bands) into the worker's scratch, and the depthwise reads them there while
+they are in cache."""
+from libc.stdint cimport int64_t
+from engine.kernels.common cimport Op, Ctx, GEMM_NR
+from engine.kernels.gemm cimport gemm_row_tiles
+from engine.kernels.window cimport window_rows
+
+
+cdef void expand_dw_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
+    """job = (image, band of per_job output rows of the depthwise op.then).
+    op is the 1x1 convolution writing channel c of the band to scratch at
+    out_off[c] (= c * plane); op.then reads it there (its in_off)."""
+    cdef const Op* dw = op.then
+    cdef int64_t image = job // op.jobs_per_image
+    cdef int64_t oh0 = job % op.jobs_per_image * op.per_job
+    cdef int64_t oh1 = min(oh0 + op.per_job, dw.out_h)
+    cdef int64_t ih_lo = max(<int64_t>0, oh0 * dw.sh - dw.ph)
+    cdef int64_t ih_hi = min(dw.in_h, (oh1 - 1) * dw.sh - dw.ph + (dw.kh - 1) * dw.dh + 1)
+    cdef int64_t w = dw.in_w, n, t
+    cdef float* base = ctx.arena + image * ctx.image_stride
+    cdef float* band = ctx.scratch + tid * ctx.scratch_stride
+    for t in range((ih_hi - ih_lo) * w // GEMM_NR + 1):
+        n = ih_lo * w + t * GEMM_NR
+        if n >= ih_hi * w:
+            break
+        gemm_row_tiles(op, 0, 0, op.m_tiles, base, op.in_off, n, band, n - ih_lo * w,
+                       min(<int64_t>GEMM_NR, ih_hi * w - n))
+    window_rows(dw, band, base, band + op.n_out * op.plane, 0, dw.n_out, ih_lo, ih_hi, oh0, oh1)
