@@ -69,6 +69,10 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         const float* b = src + b_off[k] + nb0;
         vf bv[GEMM_NV];
         for (int v = 0; v < NV; v++) bv[v] = vf_loadu(b + v * VLEN);
+        /* the next pixel tile's row of this plane: a GEMM reads K planes at
+         * once, more streams than the hardware prefetcher follows */
+        __builtin_prefetch(b + GEMM_NR);
+        __builtin_prefetch(b + GEMM_NR + 16);
         for (int r = 0; r < GEMM_MR; r++) {
             vf ar = vf_set1(a[r]);
             for (int v = 0; v < NV; v++) acc[r][v] = vf_fma(ar, bv[v], acc[r][v]);
