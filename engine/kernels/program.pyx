@@ -1,11 +1,13 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """The executor: a compiled program is a C array of Op records, run in one
-nogil loop; each op's jobs are spread over OpenMP threads (or run inline when
-threads == 1).  Also the copies in and out of the arena, and build facts."""
+nogil loop (threads == 1) or in one OpenMP parallel region whose threads take
+each op's jobs in equal contiguous shares and meet at a barrier before the
+next op (a region per op would cost a fork and join each).  Also the copies
+in and out of the arena, and build facts."""
 from libc.stdint cimport int64_t, uintptr_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
-from cython.parallel cimport prange, threadid
+from cython.parallel cimport parallel, threadid
 import numpy as np
 
 from engine.kernels.common cimport (Op, Ctx, job_fn, ENGINE_SIMD_ISA, VLEN,
@@ -23,8 +25,14 @@ cdef extern from *:
     #ifdef _OPENMP
     #include <omp.h>
     static int engine_openmp_version(void) { return _OPENMP; }
+    static int engine_team_size(void) { return omp_get_num_threads(); }
+    static void engine_barrier(void) {
+        #pragma omp barrier
+    }
     #else
     static int engine_openmp_version(void) { return 0; }
+    static int engine_team_size(void) { return 1; }
+    static void engine_barrier(void) {}
     #endif
     #ifndef ENGINE_CFLAGS
     #define ENGINE_CFLAGS ""
@@ -34,6 +42,8 @@ cdef extern from *:
     #endif
     """
     int engine_openmp_version()
+    int engine_team_size() nogil
+    void engine_barrier() nogil
     const char* ENGINE_CFLAGS
     const char* ENGINE_BUILD_ISA
 
@@ -67,14 +77,27 @@ def build_info():
     }
 
 
-cdef void parallel_for(job_fn fn, const Op* op, const Ctx* ctx, int64_t njobs) noexcept nogil:
-    cdef int64_t j
-    if ctx.nthreads <= 1 or njobs <= 1:
-        for j in range(njobs):
-            fn(op, ctx, j, 0)
-    else:
-        for j in prange(njobs, num_threads=ctx.nthreads, schedule='static'):
-            fn(op, ctx, j, threadid())
+cdef void run_serial(const Op* ops, int64_t start, int64_t stop, const Ctx* ctx,
+                     int64_t n_images) noexcept nogil:
+    cdef int64_t i, j
+    for i in range(start, stop):
+        for j in range(ops[i].jobs_per_image * n_images):
+            JOBS[ops[i].kind](&ops[i], ctx, j, 0)
+
+
+cdef void run_parallel(const Op* ops, int64_t start, int64_t stop, const Ctx* ctx,
+                       int64_t n_images) noexcept nogil:
+    cdef int64_t i, j, njobs
+    cdef int tid, team
+    with parallel(num_threads=ctx.nthreads):
+        tid = threadid()
+        team = engine_team_size()       # the runtime may give fewer threads than asked
+        for i in range(start, stop):
+            njobs = ops[i].jobs_per_image * n_images
+            for j in range(njobs * tid // team, njobs * (tid + 1) // team):
+                JOBS[ops[i].kind](&ops[i], ctx, j, tid)
+            if i + 1 < stop:
+                engine_barrier()        # the next op reads what this one wrote
 
 
 _INT_FIELDS = ('mode', 'act', 'groups', 'cin_g', 'cout_g', 'n_out', 'in_h', 'in_w',
@@ -165,11 +188,11 @@ cdef class Program:
         ctx.scratch = &scratch[0]
         ctx.scratch_stride = self.scratch_stride
         ctx.nthreads = max(1, nthreads)
-        cdef int64_t i
         with nogil:
-            for i in range(start, stop):
-                parallel_for(JOBS[self.ops[i].kind], &self.ops[i], &ctx,
-                             self.ops[i].jobs_per_image * n_images)
+            if ctx.nthreads <= 1:
+                run_serial(self.ops, start, stop, &ctx, n_images)
+            else:
+                run_parallel(self.ops, start, stop, &ctx, n_images)
 
 
 def scatter_planes(const float[:, :, :, :] x, float[::1] arena, int64_t image_stride,
