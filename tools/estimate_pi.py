@@ -33,10 +33,11 @@ EFFICIENCY = {
     # 8x8 tile: per reduction step 2 vector loads + 8 broadcast loads (1 load/cycle) for 16 FMAs
     # (8 cycles of FMA): 10 cycles per step -> 0.8; minus tile edges and the offset load: 0.65
     'conv1x1': 0.65,
-    # same tile, but the im2col panel is built first (one strided copy per tap and pixel tile)
-    'conv': 0.35,
+    # the first 3x3 stride-2 convolution: the same tile reading framed rows in place (direct),
+    # after a copy of the band's input rows split into even and odd columns: 0.5
+    'conv': 0.5,
     # per output vector (4 pixels), KxK loads and KxK FMAs: load-bound at 1 per cycle -> 0.5;
-    # narrow planes are framed first and the row edges cost extra: 0.35
+    # small planes run flat with a lane-flag load per tap (0.25), wide ones by rows: 0.35
     'dwconv': 0.35,
     # GEMV: each weight is used once per image: bounded by memory, see below
     'linear': 0.5,
