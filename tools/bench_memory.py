@@ -37,42 +37,13 @@ def rss_mib():
 peer, files, threads = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
 t0 = time.perf_counter()
 import numpy as np
-if peer == 'engine':
-    sys.path.insert(0, files['root'])
-    import engine
-elif peer == 'onnxruntime':
-    import onnxruntime as ort
-elif peer == 'openvino':
-    import openvino as ov
-elif peer == 'ncnn':
-    import ncnn
+sys.path.insert(0, files['root'])
+__import__(peer)
 t1 = time.perf_counter()
 rss_import = rss_mib()
-if peer == 'engine':
-    model = engine.load(files['engine'], threads=threads)
-    run = model.run
-elif peer == 'onnxruntime':
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    sess = ort.InferenceSession(files['onnx'], opts, providers=['CPUExecutionProvider'])
-    run = lambda x: sess.run(None, {'input': x})[0]
-elif peer == 'openvino':
-    core = ov.Core()
-    request = core.compile_model(core.read_model(files['onnx']), 'CPU', {
-        'INFERENCE_PRECISION_HINT': 'f32', 'INFERENCE_NUM_THREADS': threads,
-        'PERFORMANCE_HINT': 'LATENCY'}).create_infer_request()
-    run = lambda x: request.infer({0: x})
-else:
-    net = ncnn.Net()
-    for opt in ('use_fp16_packed', 'use_fp16_storage', 'use_fp16_arithmetic', 'use_bf16_storage'):
-        setattr(net.opt, opt, False)
-    net.opt.num_threads = threads
-    net.load_param(files['ncnn_param'])
-    net.load_model(files['ncnn_bin'])
-    def run(x):
-        ex = net.create_extractor()
-        ex.input('in0', ncnn.Mat(np.ascontiguousarray(x[0])))
-        return ex.extract('out0')[1]
+sys.path.insert(0, files['tools'])
+from bench_peers import _load_runner      # the loading code the latency comparison uses
+run = _load_runner(peer, files, threads)
 t2 = time.perf_counter()
 x = np.load(files['input'])
 run(x)
@@ -107,7 +78,7 @@ def main(argv=None):
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         files, _ = prepare(args.model, 224, tmp)
-        files['root'] = ROOT
+        files['root'], files['tools'] = ROOT, os.path.dirname(os.path.abspath(__file__))
         sizes = {'engine': os.path.getsize(files['engine']), 'onnxruntime': os.path.getsize(files['onnx']),
                  'openvino': os.path.getsize(files['onnx'])}
         if 'ncnn_bin' in files:
