@@ -22,7 +22,7 @@ from engine.kernels import gemm as _gemm
 from engine.kernels import window as _window
 from engine.kernels.program import PLANE_ALIGN, Program
 
-MR, NR, LINEAR_NO = _gemm.TILE_ROWS, _gemm.TILE_PIXELS, _gemm.LINEAR_OUTPUTS
+TILE_ROWS, NR, LINEAR_NO = _gemm.TILE_ROWS, _gemm.TILE_PIXELS, _gemm.LINEAR_OUTPUTS
 MIN_JOBS = 8       # split a GEMM's row tiles until an image gives this many jobs
 CHANNEL_JOBS = 16  # per-channel ops, convolutions: jobs per image, each a run of channels,
                    # pixel tiles or output rows
@@ -374,10 +374,10 @@ def _compile_conv(node, spec, direct_only=False):
         return _compile_linear(weight.reshape(cout, cin), bias, spec), 'conv1x1', LINEAR_NO
 
     K = cin_g * kernel[0] * kernel[1]
-    w_packed, b_packed, m_tiles = _pack_gemm(weight.reshape(groups, cout_g, K),
-                                             bias.reshape(groups, cout_g))
+    w_packed, b_packed, rows, m_tiles = _pack_gemm(weight.reshape(groups, cout_g, K),
+                                                   bias.reshape(groups, cout_g))
     n_tiles = -(-spec['plane'] // NR)
-    spec.update(K=K, m_tiles=m_tiles, n_tiles=n_tiles, w=w_packed, b=b_packed)
+    spec.update(K=K, tile_rows=rows, m_tiles=m_tiles, n_tiles=n_tiles, w=w_packed, b=b_packed)
     if pointwise:
         m_chunks = min(m_tiles, max(1, -(-MIN_JOBS // (groups * n_tiles))))
         m_per_job = -(-m_tiles // m_chunks)
@@ -400,15 +400,18 @@ def _compile_conv(node, spec, direct_only=False):
 
 
 def _pack_gemm(w, b):
-    """w (G, M, K) -> [G][M/MR][K][MR] row tiles zero-padded; b -> [G][M/MR][MR]."""
+    """w (G, M, K) -> [G][M/MR][K][MR] row tiles zero-padded; b -> [G][M/MR][MR],
+    with MR the tile height of TILE_ROWS that leaves the fewest rows empty
+    (the taller one on a tie).  Returns (w, b, MR, M/MR)."""
     g, m, k = w.shape
-    m_tiles = -(-m // MR)
-    wp = np.zeros((g, m_tiles * MR, k), np.float32)
+    mr = min(TILE_ROWS, key=lambda rows: (-(-m // rows) * rows, -rows))
+    m_tiles = -(-m // mr)
+    wp = np.zeros((g, m_tiles * mr, k), np.float32)
     wp[:, :m] = w
-    bp = np.zeros((g, m_tiles * MR), np.float32)
+    bp = np.zeros((g, m_tiles * mr), np.float32)
     bp[:, :m] = b
-    wp = wp.reshape(g, m_tiles, MR, k).transpose(0, 1, 3, 2)
-    return np.ascontiguousarray(wp).ravel(), bp.ravel(), m_tiles
+    wp = wp.reshape(g, m_tiles, mr, k).transpose(0, 1, 3, 2)
+    return np.ascontiguousarray(wp).ravel(), bp.ravel(), mr, m_tiles
 
 
 def _compile_linear(weight, bias, spec):

@@ -39,6 +39,21 @@ def conv_path(request, monkeypatch):
     return request.param
 
 
+def test_gemm_tile_height_leaves_fewest_rows_empty():
+    """Weights are packed for the tile height (of the two compiled) that pads
+    the output channels least, and the packing holds the weights."""
+    from engine.plan import TILE_ROWS, _pack_gemm
+    rng = np.random.default_rng(2)
+    for m in range(1, 50):
+        w, b = rand(rng, (2, m, 5)), rand(rng, (2, m))
+        wp, bp, rows, m_tiles = _pack_gemm(w, b)
+        assert m_tiles * rows == min(-(-m // r) * r for r in TILE_ROWS)
+        unpacked = wp.reshape(2, m_tiles, 5, rows).transpose(0, 1, 3, 2).reshape(2, -1, 5)
+        np.testing.assert_array_equal(unpacked[:, :m], w)
+        np.testing.assert_array_equal(bp.reshape(2, -1)[:, :m], b)
+        assert not unpacked[:, m:].any()
+
+
 def test_conv_path_switch(conv_path):
     """The switch the conv_path fixture turns does choose the kernel."""
     attrs = dict(in_channels=3, out_channels=8, kernel=[3, 3], stride=[2, 2], padding=[1, 1],

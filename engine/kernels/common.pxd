@@ -76,6 +76,7 @@ cdef struct Op:
     int64_t dw
     int64_t path             # window ops: WINDOW_DIRECT, WINDOW_FRAMED or WINDOW_FLAT
     int64_t K                # GEMM reduction length per group
+    int64_t tile_rows        # GEMM rows per tile: GEMM_MR or GEMM_MR_SHORT
     int64_t m_tiles          # GEMM row tiles per group
     int64_t m_per_job        # row tiles one job computes
     int64_t per_job          # channels (per-channel ops), pixel tiles (im2col) or output

@@ -12,14 +12,13 @@ from engine.kernels.common cimport (Op, Ctx, GEMM_MR, GEMM_NR, VLEN, ENGINE_PLAN
                                     f32_activation)
 
 cdef extern from "ukernels.h" nogil:
-    void f32_gemm_tile_mr_x2v(int64_t K, const float* a, const float* bias,
-                              const float* src, const int64_t* b_off, int64_t nb0,
-                              float* dst, const int64_t* c_off, const int64_t* r_off, int64_t nc0,
-                              int mr, int64_t nvalid, float lo, float hi)
-    void f32_gemm_tile_mr_x1v(int64_t K, const float* a, const float* bias,
-                              const float* src, const int64_t* b_off, int64_t nb0,
-                              float* dst, const int64_t* c_off, const int64_t* r_off, int64_t nc0,
-                              int mr, int64_t nvalid, float lo, float hi)
+    ctypedef void (*f32_gemm_tile_fn)(int64_t K, const float* a, const float* bias,
+                                      const float* src, const int64_t* b_off, int64_t nb0,
+                                      float* dst, const int64_t* c_off, const int64_t* r_off,
+                                      int64_t nc0, int mr, int64_t nvalid, float lo, float hi)
+    f32_gemm_tile_fn f32_gemm_tile_mr_x2v, f32_gemm_tile_mr_x1v
+    f32_gemm_tile_fn f32_gemm_tile_short_x2v, f32_gemm_tile_short_x1v
+    const int GEMM_MR_SHORT
     void f32_frame_row(float* dst, const float* row, int64_t in_w, int64_t pl, int64_t fw,
                        int64_t s)
     void f32_linear_tile(int64_t K, const float* w, const float* bias, const float* src,
@@ -30,7 +29,7 @@ cdef extern from "ukernels.h" nogil:
     const int PEAK_CHAINS
 
 
-TILE_ROWS = GEMM_MR          # output channels per packed weight tile
+TILE_ROWS = (GEMM_MR, GEMM_MR_SHORT)   # output channels per packed weight tile: the choices
 TILE_PIXELS = GEMM_NR        # pixels per GEMM tile
 LINEAR_OUTPUTS = LINEAR_NO   # outputs per packed fully-connected tile
 
@@ -66,26 +65,26 @@ cdef void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt1,
     """Row tiles [mt0, mt1) of group g for one pixel tile: B read from src
     at pixel nb0, nvalid pixels written to dst at nc0 (two vectors of them
     when more than one)."""
-    cdef int64_t mt, m0, r
+    cdef int64_t mt, m0, r, rows = op.tile_rows
     cdef int mr
     cdef const float* a
     cdef const float* bias
     cdef const int64_t* c_off
     cdef const int64_t* r_off = NULL
+    cdef f32_gemm_tile_fn tile
+    if rows == GEMM_MR:
+        tile = f32_gemm_tile_mr_x2v if nvalid > VLEN else f32_gemm_tile_mr_x1v
+    else:
+        tile = f32_gemm_tile_short_x2v if nvalid > VLEN else f32_gemm_tile_short_x1v
     for mt in range(mt0, mt1):
-        m0 = mt * GEMM_MR
-        mr = <int>min(<int64_t>GEMM_MR, op.cout_g - m0)
-        a = op.w + (g * op.m_tiles + mt) * op.K * GEMM_MR
-        bias = op.b + (g * op.m_tiles + mt) * GEMM_MR
+        m0 = mt * rows
+        mr = <int>min(rows, op.cout_g - m0)
+        a = op.w + (g * op.m_tiles + mt) * op.K * rows
+        bias = op.b + (g * op.m_tiles + mt) * rows
         c_off = op.out_off + g * op.cout_g + m0
         if op.res_off != NULL:
             r_off = op.res_off + g * op.cout_g + m0
-        if nvalid > VLEN:
-            f32_gemm_tile_mr_x2v(op.K, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, nvalid,
-                                 op.lo, op.hi)
-        else:
-            f32_gemm_tile_mr_x1v(op.K, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, nvalid,
-                                 op.lo, op.hi)
+        tile(op.K, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, nvalid, op.lo, op.hi)
         if op.act:
             for r in range(mr):
                 f32_activation(dst + c_off[r] + nc0, nvalid, op.act)

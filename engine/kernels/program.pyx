@@ -15,6 +15,7 @@ from engine.kernels.common cimport (Op, Ctx, job_fn, ENGINE_SIMD_ISA, VLEN,
                                     OP_GEMM, OP_CONV_IM2COL, OP_WINDOW,
                                     OP_GLOBAL_AVGPOOL, OP_LINEAR, OP_ELTWISE,
                                     OP_CONV_DIRECT, OP_EXPAND_DW, OP_KIND_END)
+from engine.kernels.gemm import TILE_ROWS
 from engine.kernels.gemm cimport gemm_job, conv_direct_job, conv_im2col_job, linear_job
 from engine.kernels.window cimport window_job, global_avgpool_job
 from engine.kernels.eltwise cimport eltwise_job
@@ -71,7 +72,7 @@ def build_info():
         'isa': ENGINE_SIMD_ISA.decode(),
         'requested_isa': ENGINE_BUILD_ISA.decode(),
         'vector_floats': VLEN,
-        'gemm_tile': (GEMM_MR, GEMM_NR),
+        'gemm_tiles': [(rows, GEMM_NR) for rows in TILE_ROWS],
         'openmp': engine_openmp_version(),
         'cflags': ENGINE_CFLAGS.decode(),
     }
@@ -102,7 +103,7 @@ cdef void run_parallel(const Op* ops, int64_t start, int64_t stop, const Ctx* ct
 
 _INT_FIELDS = ('mode', 'act', 'groups', 'cin_g', 'cout_g', 'n_out', 'in_h', 'in_w',
                'out_h', 'out_w', 'kh', 'kw', 'sh', 'sw', 'ph', 'pw', 'dh', 'dw', 'path',
-               'K', 'm_tiles', 'm_per_job', 'per_job', 'n_tiles', 'plane', 'jobs_per_image')
+               'K', 'tile_rows', 'm_tiles', 'm_per_job', 'per_job', 'n_tiles', 'plane', 'jobs_per_image')
 
 
 cdef class Program:
@@ -155,7 +156,7 @@ cdef class Program:
         values = [int(spec.get(f, 0)) for f in _INT_FIELDS]
         (op.mode, op.act, op.groups, op.cin_g, op.cout_g, op.n_out, op.in_h, op.in_w,
          op.out_h, op.out_w, op.kh, op.kw, op.sh, op.sw, op.ph, op.pw, op.dh, op.dw, op.path,
-         op.K, op.m_tiles, op.m_per_job, op.per_job, op.n_tiles, op.plane,
+         op.K, op.tile_rows, op.m_tiles, op.m_per_job, op.per_job, op.n_tiles, op.plane,
          op.jobs_per_image) = values
         op.in_off = <const int64_t*>self._array(spec, 'in_off', np.int64)
         op.in2_off = <const int64_t*>self._array(spec, 'in2_off', np.int64)

@@ -54,16 +54,16 @@ static inline void f32_copy_strided(float* dst, const float* src, int64_t n, int
  *   for r < mr:  C_r[nc0 : nc0 + nvalid] = clamp(bias[r] + sum_k a[k][r] * B_k[nb0 : ...] + R_r[...])
  * where B_k = src + b_off[k], C_r = dst + c_off[r] and, when r_off is not
  * NULL, R_r = dst + r_off[r] is a residual added before the clamp (a fused
- * add).  `a` is packed [K][GEMM_MR] (rows past the matrix are zero), `bias`
- * has GEMM_MR entries.  B is read NV whole vectors wide; only the first
- * nvalid pixels of C are written. */
+ * add).  `a` is packed [K][MR] (rows past the matrix are zero), `bias` has
+ * MR entries.  B is read NV whole vectors wide; only the first nvalid
+ * pixels of C are written. */
 ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         int64_t K, const float* restrict a, const float* restrict bias,
         const float* src, const int64_t* restrict b_off, int64_t nb0,
         float* dst, const int64_t* restrict c_off, const int64_t* restrict r_off, int64_t nc0,
-        int mr, int64_t nvalid, float lo, float hi, const int NV) {
+        int mr, int64_t nvalid, float lo, float hi, const int MR, const int NV) {
     vf acc[GEMM_MR][GEMM_NV];
-    for (int r = 0; r < GEMM_MR; r++)
+    for (int r = 0; r < MR; r++)
         for (int v = 0; v < NV; v++) acc[r][v] = vf_set1(bias[r]);
     for (int64_t k = 0; k < K; k++) {
         const float* b = src + b_off[k] + nb0;
@@ -73,11 +73,11 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
          * once, more streams than the hardware prefetcher follows */
         __builtin_prefetch(b + GEMM_NR);
         __builtin_prefetch(b + GEMM_NR + 16);
-        for (int r = 0; r < GEMM_MR; r++) {
+        for (int r = 0; r < MR; r++) {
             vf ar = vf_set1(a[r]);
             for (int v = 0; v < NV; v++) acc[r][v] = vf_fma(ar, bv[v], acc[r][v]);
         }
-        a += GEMM_MR;
+        a += MR;
     }
     const vf vlo = vf_set1(lo), vhi = vf_set1(hi);
     for (int r = 0; r < mr; r++) {
@@ -92,19 +92,25 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
     }
 }
 
-/* the full-width tile and the one-vector tile (a plane's or a row's last pixels) */
-static void f32_gemm_tile_mr_x2v(int64_t K, const float* a, const float* bias,
+/* the tiles: GEMM_MR or GEMM_MR_SHORT rows, two vectors of pixels or one
+ * (a plane's or a row's last pixels) */
+#define ENGINE_GEMM_TILE(NAME, MR, NV) \
+    static void NAME(int64_t K, const float* a, const float* bias, \
+            const float* src, const int64_t* b_off, int64_t nb0, \
+            float* dst, const int64_t* c_off, const int64_t* r_off, int64_t nc0, \
+            int mr, int64_t nvalid, float lo, float hi) { \
+        f32_gemm_tile(K, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, nvalid, lo, hi, \
+                      MR, NV); \
+    }
+ENGINE_GEMM_TILE(f32_gemm_tile_mr_x2v, GEMM_MR, GEMM_NV)
+ENGINE_GEMM_TILE(f32_gemm_tile_mr_x1v, GEMM_MR, 1)
+ENGINE_GEMM_TILE(f32_gemm_tile_short_x2v, GEMM_MR_SHORT, GEMM_NV)
+ENGINE_GEMM_TILE(f32_gemm_tile_short_x1v, GEMM_MR_SHORT, 1)
+
+typedef void (*f32_gemm_tile_fn)(int64_t K, const float* a, const float* bias,
         const float* src, const int64_t* b_off, int64_t nb0,
         float* dst, const int64_t* c_off, const int64_t* r_off, int64_t nc0,
-        int mr, int64_t nvalid, float lo, float hi) {
-    f32_gemm_tile(K, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, nvalid, lo, hi, GEMM_NV);
-}
-static void f32_gemm_tile_mr_x1v(int64_t K, const float* a, const float* bias,
-        const float* src, const int64_t* b_off, int64_t nb0,
-        float* dst, const int64_t* c_off, const int64_t* r_off, int64_t nc0,
-        int mr, int64_t nvalid, float lo, float hi) {
-    f32_gemm_tile(K, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, nvalid, lo, hi, 1);
-}
+        int mr, int64_t nvalid, float lo, float hi);
 
 /* One input row as the direct convolution reads it: pl zeros, the row (or
  * zeros where row is NULL: padding rows), zeros to fw columns.  For stride 2
