@@ -91,15 +91,18 @@ cdef void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt1,
 
 
 cdef void gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
-    """1x1 convolution: job = (image, group, pixel tile, chunk of row tiles)."""
+    """1x1 convolution: job = (image, group, chunk of row tiles, pixel tile).
+    Pixel tiles vary fastest: consecutive jobs (one thread's share) use the
+    same weights, so small planes, split into chunks of row tiles, read each
+    weight once per image and thread rather than once per pixel tile."""
     cdef int64_t image = job // op.jobs_per_image
     cdef int64_t r = job % op.jobs_per_image
     cdef int64_t m_chunks = (op.m_tiles + op.m_per_job - 1) // op.m_per_job
     cdef int64_t per_group = op.n_tiles * m_chunks
     cdef int64_t g = r // per_group
     r = r % per_group
-    cdef int64_t nt = r // m_chunks
-    cdef int64_t mt0 = (r % m_chunks) * op.m_per_job
+    cdef int64_t nt = r % op.n_tiles
+    cdef int64_t mt0 = r // op.n_tiles * op.m_per_job
     cdef int64_t mt1 = min(mt0 + op.m_per_job, op.m_tiles)
     cdef float* base = ctx.arena + image * ctx.image_stride
     cdef int64_t n0 = nt * GEMM_NR
