@@ -237,7 +237,8 @@ def _compile_expand_dw(pw, dw, shapes, offsets):
                                            in_off=np.arange(e, dtype=np.int64) * plane)
     spec.update(kind='expand_dw', then=then, plane=plane, per_job=rows,
                 jobs_per_image=-(-out_h // rows))
-    return spec, f'{kind}+{dw_kind}', e * plane + dw_need
+    head = padded_plane(dw.attrs['padding'][1])      # read before the band's first row
+    return spec, f'{kind}+{dw_kind}', head + e * plane + dw_need
 
 
 def _per_image_shape(chw, rank):
@@ -332,7 +333,7 @@ def _window_spec(spec, attrs, kernel, mode, direct_only=False):
         path = 'framed'
     spec.update(kind='window', mode=mode, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw,
                 path=_window.PATHS[path], **_channel_runs(spec['n_out']))
-    return _window.scratch_floats(in_w, out_h, out_w, kh, kw, sh, sw, dh, dw, path)
+    return _window.scratch_floats(in_w, out_h, out_w, kh, kw, sh, sw, pw, dh, dw, path)
 
 
 def _name_kernel(prefix, kernel, stride):

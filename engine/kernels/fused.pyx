@@ -27,7 +27,8 @@ cdef void expand_dw_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noex
     cdef int64_t ih_hi = min(dw.in_h, (oh1 - 1) * dw.sh - dw.ph + (dw.kh - 1) * dw.dh + 1)
     cdef int64_t w = dw.in_w, n, t
     cdef float* base = ctx.arena + image * ctx.image_stride
-    cdef float* band = ctx.scratch + tid * ctx.scratch_stride
+    # the depthwise's border vectors read up to pw floats before a row
+    cdef float* band = ctx.scratch + tid * ctx.scratch_stride + (dw.pw + 15) // 16 * 16
     for t in range((ih_hi - ih_lo) * w // GEMM_NR + 1):
         n = ih_lo * w + t * GEMM_NR
         if n >= ih_hi * w:

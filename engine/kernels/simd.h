@@ -43,6 +43,11 @@ static inline vf vf_load_valid(const float* p, const int32_t* valid, vf fill) {
     __m512i v = _mm512_loadu_si512((const void*)valid);
     return _mm512_mask_loadu_ps(fill, _mm512_test_epi32_mask(v, v), p);
 }
+/* lanes of x where valid[i] != 0, else fill */
+static inline vf vf_keep(const int32_t* valid, vf x, vf fill) {
+    __m512i v = _mm512_loadu_si512((const void*)valid);
+    return _mm512_mask_blend_ps(_mm512_test_epi32_mask(v, v), fill, x);
+}
 
 #elif defined(__AVX2__) && defined(__FMA__) && !defined(ENGINE_FORCE_SCALAR)
 #include <immintrin.h>
@@ -84,6 +89,9 @@ static inline vf vf_load_valid(const float* p, const int32_t* valid, vf fill) {
     __m256 v = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i*)valid));
     return _mm256_blendv_ps(fill, _mm256_loadu_ps(p), v);
 }
+static inline vf vf_keep(const int32_t* valid, vf x, vf fill) {
+    return _mm256_blendv_ps(fill, x, _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i*)valid)));
+}
 
 #elif (defined(__ARM_NEON) || defined(__ARM_NEON__)) && !defined(ENGINE_FORCE_SCALAR)
 #include <arm_neon.h>
@@ -121,6 +129,9 @@ static inline vf vf_load_s2(const float* p) { return vld2q_f32(p).val[0]; }
 static inline vf vf_load_valid(const float* p, const int32_t* valid, vf fill) {
     return vbslq_f32(vreinterpretq_u32_s32(vld1q_s32(valid)), vld1q_f32(p), fill);
 }
+static inline vf vf_keep(const int32_t* valid, vf x, vf fill) {
+    return vbslq_f32(vreinterpretq_u32_s32(vld1q_s32(valid)), x, fill);
+}
 
 #else
 #define ENGINE_SIMD_ISA "scalar"
@@ -143,6 +154,7 @@ static inline vf vf_load_s2(const float* p) { return *p; }
 static inline vf vf_load_valid(const float* p, const int32_t* valid, vf fill) {
     return valid[0] ? *p : fill;
 }
+static inline vf vf_keep(const int32_t* valid, vf x, vf fill) { return valid[0] ? x : fill; }
 #endif
 
 /* lanes p[0], p[s], ..., p[(VLEN-1)*s]: the window kernels' input row */

@@ -189,6 +189,28 @@ ENGINE_ALWAYS_INLINE float f32_window_reduce(float acc, float x, float w, const 
     return acc + x;
 }
 
+/* lane flags for f32_window_row's border vectors: from ENGINE_LANES_FROM(lo)
+ * lanes lo.. are -1, the ones before 0; ENGINE_LANES_BELOW(hi): lanes < hi */
+static const int32_t engine_lane_steps[3 * VLEN] = {
+#if VLEN == 16
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+#elif VLEN == 8
+    0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0
+#elif VLEN == 4
+    0, 0, 0, 0, -1, -1, -1, -1, 0, 0, 0, 0
+#else
+    0, -1, 0
+#endif
+};
+#define ENGINE_LANES_FROM(lo) (engine_lane_steps + VLEN - (lo))
+#define ENGINE_LANES_BELOW(hi) (engine_lane_steps + 2 * VLEN - (hi))
+
+static inline int64_t engine_floor_div(int64_t a, int64_t b) {    /* b > 0 */
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
 ENGINE_ALWAYS_INLINE void f32_window_row(
         const float* const* rows, int64_t in_w, int64_t pw, int64_t out_w,
         const float* w, float init, float fill, const float* aux, float* out, float lo, float hi,
@@ -199,12 +221,15 @@ ENGINE_ALWAYS_INLINE void f32_window_row(
     int64_t body_hi = last < 0 ? 0 : last / S + 1;
     if (body_hi > out_w) body_hi = out_w;
     if (body_lo > body_hi) body_lo = body_hi;
-    /* strides 1 and 2 run the body's last vector part-full (reading at most
-     * 2*VLEN floats past the row, inside the arena's slack); larger strides
-     * would read far past it, so their last part-vector runs one by one */
-    const int64_t vec_hi = S <= 2 ? body_hi : body_lo + (body_hi - body_lo) / VLEN * VLEN;
+    /* strides 1 and 2 run every output as vectors, the border ones with the
+     * lanes outside the row replaced by fill (reading up to pw floats before
+     * the row and 2*VLEN after it, inside the slack of the arena and of the
+     * padding row); larger strides would read far past the row, so their
+     * borders and last part-vector run one by one */
+    const int64_t vec_lo = S <= 2 ? 0 : body_lo;
+    const int64_t vec_hi = S <= 2 ? out_w : body_lo + (body_hi - body_lo) / VLEN * VLEN;
     for (int64_t ow = 0; ow < out_w; ow++) {
-        if (ow == body_lo) ow = vec_hi;
+        if (ow == vec_lo) ow = vec_hi;
         if (ow >= out_w) break;
         float acc = init;
         for (int64_t ki = 0; ki < KH; ki++)
@@ -219,20 +244,31 @@ ENGINE_ALWAYS_INLINE void f32_window_row(
     }
     /* four accumulators taking the kernel rows in turn: independent chains
      * instead of one KH*KW-long dependency (a narrow row has a single vector) */
-    const vf vlo = vf_set1(lo), vhi = vf_set1(hi), vinit = vf_set1(init);
+    const vf vlo = vf_set1(lo), vhi = vf_set1(hi), vinit = vf_set1(init), vfill = vf_set1(fill);
     const vf vnone = MODE == WINDOW_MODE_MAX ? vinit : vf_zero();
-    for (int64_t ow = body_lo; ow < vec_hi; ow += VLEN) {
+    for (int64_t ow = vec_lo; ow < vec_hi; ow += VLEN) {
+        const int64_t stored = vec_hi - ow < VLEN ? vec_hi - ow : VLEN;   /* lanes that matter */
+        const int inside = ow >= body_lo && ow + stored <= body_hi;
         vf part[4] = {vinit, vnone, vnone, vnone};
-        for (int64_t ki = 0; ki < KH; ki++) {
-            const float* r = rows[ki] + ow * S - pw;
-            vf acc = part[ki & 3];
-            for (int64_t kj = 0; kj < KW; kj++) {
-                vf x = vf_load_strided(r + kj * DW, S);
+        for (int64_t kj = 0; kj < KW; kj++) {
+            /* lanes [from, below) of this vector have tap column kj inside the row */
+            int64_t from = 0, below = VLEN;
+            if (!inside) {
+                from = -engine_floor_div(ow * S - pw + kj * DW, S);
+                below = engine_floor_div(in_w - 1 + pw - kj * DW - ow * S, S) + 1;
+                from = from < 0 ? 0 : from > VLEN ? VLEN : from;
+                below = below >= stored ? VLEN : below < from ? from : below;
+            }
+            for (int64_t ki = 0; ki < KH; ki++) {
+                vf x = vf_load_strided(rows[ki] + ow * S - pw + kj * DW, S);
+                if (from > 0) x = vf_keep(ENGINE_LANES_FROM(from), x, vfill);
+                if (below < VLEN) x = vf_keep(ENGINE_LANES_BELOW(below), x, vfill);
+                vf acc = part[ki & 3];
                 if (MODE == WINDOW_MODE_CONV) acc = vf_fma(vf_set1(w[ki * KW + kj]), x, acc);
                 else if (MODE == WINDOW_MODE_MAX) acc = vf_max_nan(acc, x);
                 else acc = vf_add(acc, x);
+                part[ki & 3] = acc;
             }
-            part[ki & 3] = acc;
         }
         vf acc = part[0];
         for (int k = 1; k < 4; k++)

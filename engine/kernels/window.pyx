@@ -4,10 +4,11 @@ padding, dilation, channel multiplier), max and average pooling (padding,
 ceil_mode, count_include_pad both ways), and global average pooling.
 
 A job computes a run of output planes, each by one of three paths:
-- direct: row by row with a row kernel that runs vectors wherever the window
-  lies inside the input row and handles the borders one output at a time;
-  rows under the padding read a row of the padding value (0 for convolution
-  and average, -inf for max).  For wide planes.
+- direct: row by row with a row kernel that runs vectors over the row, the
+  lanes of the border vectors whose taps fall outside the row replaced by
+  the padding value (strides above 2: borders one output at a time); rows
+  under the padding read a row of the padding value (0 for convolution and
+  average, -inf for max).  For wide planes and strided windows.
 - framed: the input plane is first copied into a frame of padding in scratch,
   so every output is inside.  For narrow planes, where the borders would be
   much of the work.
@@ -106,10 +107,10 @@ cdef inline int64_t aligned(int64_t floats) noexcept nogil:
 
 
 def scratch_floats(int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
-                   int64_t sh, int64_t sw, int64_t dh, int64_t dw, path):
+                   int64_t sh, int64_t sw, int64_t pw, int64_t dh, int64_t dw, path):
     """Scratch one worker needs: kh row pointers, then the padding row or two
     framed planes, each with what the kernels read past its end."""
-    cdef int64_t data = in_w
+    cdef int64_t data = aligned(pw) + in_w + pw        # the padding row, and what is read around it
     if path == 'flat':
         return 0
     if path == 'framed':
@@ -169,7 +170,7 @@ cdef void window_rows(const Op* op, const float* in_base, float* out_base, float
     # rows relative to ih_lo: output row oh0 + r reads local row r * sh - ph' + ki * dh
     a.in_h, a.in_w, a.ph, a.pw = ih_hi - ih_lo, op.in_w, op.ph - oh0 * op.sh + ih_lo, op.pw
     a.out_h, a.out_w = oh1 - oh0, op.out_w
-    a.fill, a.lo, a.hi, a.fill_row = op.fill, op.lo, op.hi, buf
+    a.fill, a.lo, a.hi, a.fill_row = op.fill, op.lo, op.hi, buf + aligned(op.pw)
     a.aux = op.aux + oh0 * op.out_w if op.aux != NULL else NULL
     a.init = op.fill if op.mode == WINDOW_MAX else 0
     a.w = NULL
@@ -177,8 +178,8 @@ cdef void window_rows(const Op* op, const float* in_base, float* out_base, float
         a.in_h, a.in_w, a.ph, a.pw = frame_height(op), frame_width(op), 0, 0
         frames[0], frames[1] = buf, buf + frame_floats
         frame_channel(op, in_base, c0, frames[0])
-    else:
-        for i in range(op.in_w + ENGINE_ROW_OVERREAD):
+    else:       # border vectors read pw floats before a row
+        for i in range(aligned(op.pw) + op.in_w + op.pw + ENGINE_ROW_OVERREAD):
             buf[i] = op.fill
     cdef f32_window_plane_fn plane_fn = f32_window_plane_special(op.mode, op.kh, op.kw, op.sh,
                                                                 op.sw, op.dh, op.dw)
