@@ -232,13 +232,14 @@ def _compile_expand_dw(pw, dw, shapes, offsets):
     while rows > 1 and 4 * e * band_plane(rows) > FUSE_BAND_BYTES:
         rows -= 1
     plane = band_plane(rows)
-    spec, kind, _ = _compile_node(pw, shapes, offsets, out_off=np.arange(e, dtype=np.int64) * plane)
-    then, dw_kind, dw_need = _compile_node(dw, shapes, offsets, direct_only=True,
-                                           in_off=np.arange(e, dtype=np.int64) * plane)
+    # channel c's band at head + c * plane of the scratch: the depthwise's
+    # border vectors read up to pw floats before a row
+    band_off = padded_plane(dw.attrs['padding'][1]) + np.arange(e, dtype=np.int64) * plane
+    spec, kind, _ = _compile_node(pw, shapes, offsets, out_off=band_off)
+    then, dw_kind, dw_need = _compile_node(dw, shapes, offsets, direct_only=True, in_off=band_off)
     spec.update(kind='expand_dw', then=then, plane=plane, per_job=rows,
                 jobs_per_image=-(-out_h // rows))
-    head = padded_plane(dw.attrs['padding'][1])      # read before the band's first row
-    return spec, f'{kind}+{dw_kind}', head + e * plane + dw_need
+    return spec, f'{kind}+{dw_kind}', int(band_off[-1]) + plane + dw_need
 
 
 def _per_image_shape(chw, rank):
@@ -390,8 +391,9 @@ def _compile_conv(node, spec, direct_only=False):
     spec.update(kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw)
     if DIRECT_CONV and groups == 1 and sh == sw and sh in (1, 2) and (dh, dw) == (1, 1):
         runs = _runs(spec['out_h'], CHANNEL_JOBS)
-        spec.update(runs, kind='conv_direct')
-        return spec, name, _gemm.direct_scratch_floats(cin, spec['in_w'], pw, kh, kw, sh,
+        spec.update(runs, kind='conv_direct', in2_off=_gemm.direct_tap_offsets(
+            cin, spec['in_w'], pw, kh, kw, sw, runs['per_job']))
+        return spec, name, _gemm.direct_scratch_floats(cin, spec['in_w'], pw, kh, sh,
                                                        runs['per_job'])
     runs = _runs(n_tiles, max(1, -(-CHANNEL_JOBS // groups)))
     spec.update(kind='conv_im2col', in2_off=np.arange(K, dtype=np.int64) * NR,

@@ -31,7 +31,7 @@ cdef enum:
 
 # OP_WINDOW paths through a plane
 cdef enum:
-    WINDOW_DIRECT = 0    # rows read in place, borders one output at a time
+    WINDOW_DIRECT = 0    # rows read in place, border lanes replaced by the padding value
     WINDOW_FRAMED = 1    # each input plane copied into a frame of padding first
     WINDOW_FLAT = 2      # small stride-1 planes as flat vectors with lane masks
 
@@ -85,7 +85,8 @@ cdef struct Op:
     int64_t plane            # padded plane stride of the output
     int64_t jobs_per_image
     const int64_t* in_off    # plane offset of each input channel
-    const int64_t* in2_off   # second operand (add), or the im2col panel rows
+    const int64_t* in2_off   # second operand (add), or the B rows of im2col panels and of
+                             # direct convolutions' frames
     const int64_t* out_off   # plane offset of each output channel
     const int64_t* res_off   # convolutions: a residual added to each output channel, or NULL
     const float* w           # prepacked weights

@@ -17,8 +17,9 @@ from engine.kernels.window cimport window_rows
 
 cdef void expand_dw_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
     """job = (image, band of per_job output rows of the depthwise op.then).
-    op is the 1x1 convolution writing channel c of the band to scratch at
-    out_off[c] (= c * plane); op.then reads it there (its in_off)."""
+    op is the 1x1 convolution writing channel c of the band to this worker's
+    scratch at out_off[c] (bands op.plane floats apart); op.then reads it
+    there (its in_off)."""
     cdef const Op* dw = op.then
     cdef int64_t image = job // op.jobs_per_image
     cdef int64_t oh0 = job % op.jobs_per_image * op.per_job
@@ -27,12 +28,11 @@ cdef void expand_dw_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noex
     cdef int64_t ih_hi = min(dw.in_h, (oh1 - 1) * dw.sh - dw.ph + (dw.kh - 1) * dw.dh + 1)
     cdef int64_t w = dw.in_w, n, t
     cdef float* base = ctx.arena + image * ctx.image_stride
-    # the depthwise's border vectors read up to pw floats before a row
-    cdef float* band = ctx.scratch + tid * ctx.scratch_stride + (dw.pw + 15) // 16 * 16
-    for t in range((ih_hi - ih_lo) * w // GEMM_NR + 1):
+    cdef float* scratch = ctx.scratch + tid * ctx.scratch_stride
+    for t in range(((ih_hi - ih_lo) * w + GEMM_NR - 1) // GEMM_NR):
         n = ih_lo * w + t * GEMM_NR
-        if n >= ih_hi * w:
-            break
-        gemm_row_tiles(op, 0, 0, op.m_tiles, base, op.in_off, n, band, n - ih_lo * w,
+        gemm_row_tiles(op, 0, 0, op.m_tiles, base, op.in_off, n, scratch, n - ih_lo * w,
                        min(<int64_t>GEMM_NR, ih_hi * w - n))
-    window_rows(dw, band, base, band + op.n_out * op.plane, 0, dw.n_out, ih_lo, ih_hi, oh0, oh1)
+    # the depthwise's own scratch follows the last channel's band
+    window_rows(dw, scratch, base, scratch + op.out_off[op.n_out - 1] + op.plane,
+                0, dw.n_out, ih_lo, ih_hi, oh0, oh1)

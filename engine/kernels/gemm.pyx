@@ -8,6 +8,7 @@ written through offset tables (so a shuffled, split or concatenated tensor is
 read in place)."""
 from libc.stdint cimport int64_t
 from libc.math cimport INFINITY
+import numpy as np
 from engine.kernels.common cimport (Op, Ctx, GEMM_MR, GEMM_NR, VLEN, ENGINE_PLANE_ALIGN,
                                     f32_activation)
 
@@ -198,14 +199,31 @@ cdef inline int64_t direct_band_rows(const Op* op) noexcept nogil:
     return (op.per_job - 1) * op.sh + op.kh
 
 
-def direct_scratch_floats(int64_t cin, int64_t in_w, int64_t pw, int64_t kh, int64_t kw,
-                          int64_t sh, int64_t rows_per_job):
-    """Scratch one worker needs for a direct convolution: the tap offsets,
-    then the band's framed input rows of every channel, then the slack the
-    tile reads past a row."""
+cdef inline Op direct_geometry(int64_t in_w, int64_t pw, int64_t kh, int64_t sh,
+                              int64_t rows_per_job) noexcept:
     cdef Op op
     op.in_w, op.pw, op.kh, op.sh, op.per_job = in_w, pw, kh, sh, rows_per_job
-    return 2 * cin * kh * kw + cin * direct_band_rows(&op) * direct_row_floats(&op) + 2 * GEMM_NR
+    return op
+
+
+def direct_scratch_floats(int64_t cin, int64_t in_w, int64_t pw, int64_t kh, int64_t sh,
+                          int64_t rows_per_job):
+    """Scratch one worker needs for a direct convolution: the band's framed
+    input rows of every channel, then the slack the tile reads past a row."""
+    cdef Op op = direct_geometry(in_w, pw, kh, sh, rows_per_job)
+    return cin * direct_band_rows(&op) * direct_row_floats(&op) + 2 * GEMM_NR
+
+
+def direct_tap_offsets(int64_t cin, int64_t in_w, int64_t pw, int64_t kh, int64_t kw,
+                       int64_t stride, int64_t rows_per_job):
+    """Where tap (ci, ki, kj) of the first output row of a band starts in the
+    band's frame (the direct convolution's B rows; planned once, read by
+    every job).  stride: 1 or 2, both ways."""
+    cdef Op op = direct_geometry(in_w, pw, kh, stride, rows_per_job)
+    fw = in_w + 2 * pw
+    ci, ki, kj = np.meshgrid(np.arange(cin), np.arange(kh), np.arange(kw), indexing='ij')
+    column = kj if stride == 1 else kj % 2 * ((fw + 1) // 2) + kj // 2
+    return ((ci * direct_band_rows(&op) + ki) * direct_row_floats(&op) + column).astype(np.int64).ravel()
 
 
 cdef void conv_direct_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
@@ -213,32 +231,26 @@ cdef void conv_direct_job(const Op* op, const Ctx* ctx, int64_t job, int tid) no
     (image, band of per_job output rows).  The band's input rows are framed
     in scratch (zero padding; for stride 2 even columns, then odd), so each
     tap's pixels under an output row are contiguous: the GEMM tile reads them
-    in place, no im2col panel."""
+    in place, no im2col panel.  op.in2_off: each tap's offset in the frame."""
     cdef int64_t image = job // op.jobs_per_image
     cdef int64_t oh0 = job % op.jobs_per_image * op.per_job
     cdef int64_t oh1 = min(oh0 + op.per_job, op.out_h)
-    cdef int64_t cin = op.cin_g, fs = direct_row_floats(op), band = direct_band_rows(op)
-    cdef int64_t fw = op.in_w + 2 * op.pw, half = (fw + 1) // 2 if op.sw == 2 else fw
-    cdef int64_t ih0 = oh0 * op.sh - op.ph, ci, ki, kj, k, ih, oh, ow0
+    cdef int64_t fs = direct_row_floats(op), band = direct_band_rows(op)
+    cdef int64_t ih0 = oh0 * op.sh - op.ph, ci, ki, ih, oh, ow0
     cdef float* base = ctx.arena + image * ctx.image_stride
-    cdef int64_t* b_off = <int64_t*>(ctx.scratch + tid * ctx.scratch_stride)
-    cdef float* frame = <float*>(b_off + op.K)
+    cdef float* frame = ctx.scratch + tid * ctx.scratch_stride
     cdef const float* row
-    k = 0
-    for ci in range(cin):
-        for ki in range(op.kh):
-            for kj in range(op.kw):
-                b_off[k] = (ci * band + ki) * fs + (kj if op.sw == 1 else kj % 2 * half + kj // 2)
-                k += 1
+    for ci in range(op.cin_g):
         for ki in range(min(band, (oh1 - oh0 - 1) * op.sh + op.kh)):
             ih = ih0 + ki
             row = base + op.in_off[ci] + ih * op.in_w if 0 <= ih < op.in_h else NULL
-            f32_frame_row(frame + (ci * band + ki) * fs, row, op.in_w, op.pw, fw, op.sw)
+            f32_frame_row(frame + (ci * band + ki) * fs, row, op.in_w, op.pw, op.in_w + 2 * op.pw,
+                          op.sw)
     cdef int64_t row_tiles = (op.out_w + GEMM_NR - 1) // GEMM_NR, t
     for oh in range(oh0, oh1):
         for t in range(row_tiles):
             ow0 = t * GEMM_NR
-            gemm_row_tiles(op, 0, 0, op.m_tiles, frame, b_off, (oh - oh0) * op.sh * fs + ow0,
+            gemm_row_tiles(op, 0, 0, op.m_tiles, frame, op.in2_off, (oh - oh0) * op.sh * fs + ow0,
                            base, oh * op.out_w + ow0, min(<int64_t>GEMM_NR, op.out_w - ow0))
 
 

@@ -122,8 +122,8 @@ cdef class Program:
         self.scratch_stride = scratch_stride
         self._keep = []
         # the ops the program runs, then the ones fused into them (spec['then'])
-        chained = [spec['then'] for spec in specs if spec.get('then') is not None]
-        self.ops = <Op*>calloc(max(1, self.n_ops + len(chained)), sizeof(Op))
+        chained = sum(spec.get('then') is not None for spec in specs)
+        self.ops = <Op*>calloc(max(1, self.n_ops + chained), sizeof(Op))
         if self.ops == NULL:
             raise MemoryError()
         cdef int64_t next_chained = self.n_ops
