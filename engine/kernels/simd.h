@@ -14,6 +14,7 @@
 #include <immintrin.h>
 #define ENGINE_SIMD_ISA "avx512"
 #define VLEN 16
+#define ENGINE_VREGS 32
 typedef __m512 vf;
 static inline vf vf_zero(void) { return _mm512_setzero_ps(); }
 static inline vf vf_set1(float x) { return _mm512_set1_ps(x); }
@@ -38,10 +39,15 @@ static inline vf vf_load_s2(const float* p) {
                                           14, 12, 10, 8, 6, 4, 2, 0);
     return _mm512_permutex2var_ps(_mm512_loadu_ps(p), even, _mm512_loadu_ps(p + 16));
 }
-/* lanes p[i] where valid[i] != 0, else fill (p[i] of other lanes is not read) */
-static inline vf vf_load_valid(const float* p, const int32_t* valid, vf fill) {
-    __m512i v = _mm512_loadu_si512((const void*)valid);
-    return _mm512_mask_loadu_ps(fill, _mm512_test_epi32_mask(v, v), p);
+/* lanes flags[i] != 0 of a table of -1/0 flags, decoded once for many loads */
+typedef __mmask16 vmask;
+static inline vmask vf_mask(const int32_t* flags) {
+    __m512i v = _mm512_loadu_si512((const void*)flags);
+    return _mm512_test_epi32_mask(v, v);
+}
+/* lanes p[i] where m has lane i, else fill (p[i] of other lanes is not read) */
+static inline vf vf_load_masked(const float* p, vmask m, vf fill) {
+    return _mm512_mask_loadu_ps(fill, m, p);
 }
 /* lanes of x where valid[i] != 0, else fill */
 static inline vf vf_keep(const int32_t* valid, vf x, vf fill) {
@@ -53,6 +59,7 @@ static inline vf vf_keep(const int32_t* valid, vf x, vf fill) {
 #include <immintrin.h>
 #define ENGINE_SIMD_ISA "avx2"
 #define VLEN 8
+#define ENGINE_VREGS 16
 typedef __m256 vf;
 static inline vf vf_zero(void) { return _mm256_setzero_ps(); }
 static inline vf vf_set1(float x) { return _mm256_set1_ps(x); }
@@ -85,9 +92,12 @@ static inline vf vf_load_s2(const float* p) {
                                                   _MM_SHUFFLE(3, 1, 2, 0)));
 }
 /* lanes p[i] where valid[i] != 0 (all bits set), else fill; reads all of p[0 .. VLEN) */
-static inline vf vf_load_valid(const float* p, const int32_t* valid, vf fill) {
-    __m256 v = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i*)valid));
-    return _mm256_blendv_ps(fill, _mm256_loadu_ps(p), v);
+typedef __m256 vmask;
+static inline vmask vf_mask(const int32_t* flags) {
+    return _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i*)flags));
+}
+static inline vf vf_load_masked(const float* p, vmask m, vf fill) {
+    return _mm256_blendv_ps(fill, _mm256_loadu_ps(p), m);
 }
 static inline vf vf_keep(const int32_t* valid, vf x, vf fill) {
     return _mm256_blendv_ps(fill, x, _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i*)valid)));
@@ -97,6 +107,11 @@ static inline vf vf_keep(const int32_t* valid, vf x, vf fill) {
 #include <arm_neon.h>
 #define ENGINE_SIMD_ISA "neon"
 #define VLEN 4
+#if defined(__aarch64__)
+#define ENGINE_VREGS 32
+#else
+#define ENGINE_VREGS 16
+#endif
 typedef float32x4_t vf;
 static inline vf vf_zero(void) { return vdupq_n_f32(0.0f); }
 static inline vf vf_set1(float x) { return vdupq_n_f32(x); }
@@ -126,8 +141,10 @@ static inline void vf_store_partial(float* p, vf v, int n) {
     memcpy(p, tmp, (size_t)n * sizeof(float));
 }
 static inline vf vf_load_s2(const float* p) { return vld2q_f32(p).val[0]; }
-static inline vf vf_load_valid(const float* p, const int32_t* valid, vf fill) {
-    return vbslq_f32(vreinterpretq_u32_s32(vld1q_s32(valid)), vld1q_f32(p), fill);
+typedef uint32x4_t vmask;
+static inline vmask vf_mask(const int32_t* flags) { return vreinterpretq_u32_s32(vld1q_s32(flags)); }
+static inline vf vf_load_masked(const float* p, vmask m, vf fill) {
+    return vbslq_f32(m, vld1q_f32(p), fill);
 }
 static inline vf vf_keep(const int32_t* valid, vf x, vf fill) {
     return vbslq_f32(vreinterpretq_u32_s32(vld1q_s32(valid)), x, fill);
@@ -136,6 +153,7 @@ static inline vf vf_keep(const int32_t* valid, vf x, vf fill) {
 #else
 #define ENGINE_SIMD_ISA "scalar"
 #define VLEN 1
+#define ENGINE_VREGS 16
 typedef float vf;
 static inline vf vf_zero(void) { return 0.0f; }
 static inline vf vf_set1(float x) { return x; }
@@ -151,9 +169,9 @@ static inline vf vf_max_nan(vf acc, vf x) { return (x != x || x > acc) ? x : acc
 static inline float vf_hsum(vf v) { return v; }
 static inline void vf_store_partial(float* p, vf v, int n) { if (n > 0) *p = v; }
 static inline vf vf_load_s2(const float* p) { return *p; }
-static inline vf vf_load_valid(const float* p, const int32_t* valid, vf fill) {
-    return valid[0] ? *p : fill;
-}
+typedef int32_t vmask;
+static inline vmask vf_mask(const int32_t* flags) { return flags[0]; }
+static inline vf vf_load_masked(const float* p, vmask m, vf fill) { return m ? *p : fill; }
 static inline vf vf_keep(const int32_t* valid, vf x, vf fill) { return valid[0] ? x : fill; }
 #endif
 

@@ -354,47 +354,57 @@ static void f32_window_plane_any(const f32_window_args* a, int mode, int64_t kh,
  * as flat vectors with no per-row work.  Output vector j's block of lane flags
  * is blocks + lanes[j] * taps * VLEN, with blocks = lanes + nvec rounded up to
  * whole vectors; its [t][0 .. VLEN) says which lanes have tap t inside the
- * input, the others take `fill`.  Reads reach up to a few rows outside the input plane (into the
- * arena's slack) and write whole vectors (into the plane's padding). */
+ * input, the others take the padding: -inf for max pooling, else 0 (a
+ * compile-time zero lets the masked loads zero the lanes).  FLAT_CH planes of the same shape run
+ * together: each block of flags is decoded once for all of them, and their
+ * accumulators are independent chains.  Reads reach up to a few rows outside
+ * the input plane (into the arena's slack) and write whole vectors (into the
+ * plane's padding). */
+#define FLAT_CH 4
 typedef struct {
-    const float* src;
+    const float* src[FLAT_CH];
+    float* out[FLAT_CH];
+    const float* w[FLAT_CH];    /* kernel weights (convolution) */
+    float init[FLAT_CH];        /* the accumulators' start: bias, 0 or -inf */
     const int64_t* tap_off;
     int64_t taps, nvec;
     const int32_t* lanes;
-    const float* w;             /* kernel weights (convolution) */
-    float init, fill, lo, hi;
+    float lo, hi;
     const float* aux;           /* reciprocal counts per output pixel (average) */
-    float* out;
 } f32_window_flat_args;
 
-/* NB output vectors from j, each with its own accumulator: FLAT_NB of them
- * hide the FMA latency (a plane's taps are a chain per accumulator) */
-#define FLAT_NB 8
+/* output vectors per pass: FLAT_CH x FLAT_NB accumulators take half the registers */
+#define FLAT_NB (ENGINE_VREGS / 2 / FLAT_CH)
+/* NB output vectors from j of every plane */
 ENGINE_ALWAYS_INLINE void f32_window_flat_vectors(const f32_window_flat_args* a, int64_t j,
                                                   const int NB, const int MODE) {
-    const vf vfill = vf_set1(a->fill);
+    const vf vfill = MODE == WINDOW_MODE_MAX ? vf_set1(-INFINITY) : vf_zero();
     const int32_t* blocks = a->lanes + (a->nvec + VLEN - 1) / VLEN * VLEN;
     const int32_t* flags[FLAT_NB];
-    vf acc[FLAT_NB];
-    for (int b = 0; b < NB; b++) {
-        acc[b] = vf_set1(a->init);
+    vf acc[FLAT_CH][FLAT_NB];
+    for (int b = 0; b < NB; b++)
         flags[b] = blocks + (int64_t)a->lanes[j + b] * a->taps * VLEN;
-    }
+    for (int c = 0; c < FLAT_CH; c++)
+        for (int b = 0; b < NB; b++) acc[c][b] = vf_set1(a->init[c]);
     for (int64_t t = 0; t < a->taps; t++) {
-        const float* p = a->src + a->tap_off[t] + j * VLEN;
-        const vf wt = vf_set1(MODE == WINDOW_MODE_CONV ? a->w[t] : 0.0f);
+        const int64_t at = a->tap_off[t] + j * VLEN;
         for (int b = 0; b < NB; b++) {
-            vf x = vf_load_valid(p + b * VLEN, flags[b] + t * VLEN, vfill);
-            if (MODE == WINDOW_MODE_CONV) acc[b] = vf_fma(wt, x, acc[b]);
-            else if (MODE == WINDOW_MODE_MAX) acc[b] = vf_max_nan(acc[b], x);
-            else acc[b] = vf_add(acc[b], x);
+            const vmask m = vf_mask(flags[b] + t * VLEN);
+            for (int c = 0; c < FLAT_CH; c++) {
+                vf x = vf_load_masked(a->src[c] + at + b * VLEN, m, vfill);
+                if (MODE == WINDOW_MODE_CONV) acc[c][b] = vf_fma(vf_set1(a->w[c][t]), x, acc[c][b]);
+                else if (MODE == WINDOW_MODE_MAX) acc[c][b] = vf_max_nan(acc[c][b], x);
+                else acc[c][b] = vf_add(acc[c][b], x);
+            }
         }
     }
     const vf vlo = vf_set1(a->lo), vhi = vf_set1(a->hi);
     for (int b = 0; b < NB; b++) {
-        vf y = acc[b];
-        if (MODE == WINDOW_MODE_AVG) y = vf_mul(y, vf_loadu(a->aux + (j + b) * VLEN));
-        vf_storeu(a->out + (j + b) * VLEN, vf_min(vhi, vf_max(vlo, y)));
+        const vf scale = MODE == WINDOW_MODE_AVG ? vf_loadu(a->aux + (j + b) * VLEN) : vf_zero();
+        for (int c = 0; c < FLAT_CH; c++) {
+            vf y = MODE == WINDOW_MODE_AVG ? vf_mul(acc[c][b], scale) : acc[c][b];
+            vf_storeu(a->out[c] + (j + b) * VLEN, vf_min(vhi, vf_max(vlo, y)));
+        }
     }
 }
 

@@ -42,15 +42,17 @@ cdef extern from "ukernels.h" nogil:
                                                  int64_t sw, int64_t dh, int64_t dw)
     void f32_window_plane_any(const f32_window_args* a, int mode, int64_t kh, int64_t kw,
                               int64_t sh, int64_t sw, int64_t dh, int64_t dw)
+    enum: FLAT_CH
     ctypedef struct f32_window_flat_args:
-        const float* src
+        const float* src[FLAT_CH]
+        float* out[FLAT_CH]
+        const float* w[FLAT_CH]
+        float init[FLAT_CH]
         const int64_t* tap_off
         int64_t taps, nvec
         const int* lanes
-        const float* w
-        float init, fill, lo, hi
+        float lo, hi
         const float* aux
-        float* out
     void f32_window_flat(const f32_window_flat_args* a, int mode)
     void f32_frame_plane(const float* src, int64_t in_h, int64_t in_w, int64_t pt, int64_t pl,
                          float fill, float* dst, int64_t rows, int64_t cols)
@@ -127,19 +129,25 @@ cdef inline void frame_channel(const Op* op, const float* base, int64_t c, float
 
 cdef void flat_planes(const Op* op, float* base, int64_t c0, int64_t c1) noexcept nogil:
     cdef f32_window_flat_args a
-    cdef int64_t c
+    cdef int64_t c, g, ch
     a.tap_off, a.taps, a.lanes = op.tap_off, op.kh * op.kw, op.lanes
     a.nvec = (op.out_h * op.out_w + VLEN - 1) // VLEN
-    a.fill, a.lo, a.hi, a.aux = op.fill, op.lo, op.hi, op.aux
-    a.init = op.fill if op.mode == WINDOW_MAX else 0
-    a.w = NULL
-    for c in range(c0, c1):
-        a.src, a.out = base + op.in_off[c], base + op.out_off[c]
-        if op.mode == WINDOW_CONV:
-            a.w, a.init = op.w + c * op.kh * op.kw, op.b[c]
+    a.lo, a.hi, a.aux = op.lo, op.hi, op.aux
+    c = c0
+    while c < c1:
+        for g in range(FLAT_CH):
+            # a group short of FLAT_CH planes repeats its last one (writing
+            # the same values twice) so that one kernel serves every group
+            ch = min(c + g, c1 - 1)
+            a.src[g], a.out[g] = base + op.in_off[ch], base + op.out_off[ch]
+            a.w[g], a.init[g] = NULL, (op.fill if op.mode == WINDOW_MAX else 0)
+            if op.mode == WINDOW_CONV:
+                a.w[g], a.init[g] = op.w + ch * op.kh * op.kw, op.b[ch]
         f32_window_flat(&a, op.mode)
         if op.act:
-            f32_activation(a.out, op.out_h * op.out_w, op.act)
+            for ch in range(c, min(c + FLAT_CH, c1)):
+                f32_activation(base + op.out_off[ch], op.out_h * op.out_w, op.act)
+        c += FLAT_CH
 
 
 cdef void window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
