@@ -297,15 +297,17 @@ def _covers_whole_plane(node, geo):
             and not any(a['padding']) and (geo['out_h'], geo['out_w']) == (1, 1))
 
 
-def _runs(items, jobs):
+def _runs(items, jobs, multiple=1):
     """About `jobs` jobs over `items` (channels, pixel tiles): runs of
-    per_job items, so that per-job set-up is paid per run, not per item."""
+    per_job items (a multiple of `multiple`), so that per-job set-up is paid
+    per run, not per item."""
     per_job = -(-items // jobs)
+    per_job = -(-per_job // multiple) * multiple
     return dict(per_job=per_job, jobs_per_image=-(-items // per_job))
 
 
-def _channel_runs(channels):
-    return _runs(channels, CHANNEL_JOBS)
+def _channel_runs(channels, multiple=1):
+    return _runs(channels, CHANNEL_JOBS, multiple)
 
 
 def _affine_params(node):
@@ -321,20 +323,16 @@ def _window_spec(spec, attrs, kernel, mode, direct_only=False):
     dh, dw = attrs.get('dilation', (1, 1))
     in_h, in_w, out_h, out_w = spec['in_h'], spec['in_w'], spec['out_h'], spec['out_w']
     path, tables = 'direct', None
-    if direct_only:
-        pass
-    elif (sh, sw) == (1, 1) and out_h * out_w <= _window.FLAT_MAX_PIXELS:
+    if not direct_only and (sh, sw) == (1, 1) and out_h * out_w <= _window.FLAT_MAX_PIXELS:
         tables = _window.flat_tables(in_h, in_w, out_h, out_w, kh, kw, ph, pw, dh, dw)
     if tables is not None:
         path = 'flat'
         spec.update(tap_off=tables[0], lanes=tables[1])
-    elif not direct_only and in_w < _window.FRAME_BELOW_WIDTH and sw == 1:
-        # narrow stride-1 planes: framing beats handling the row edges one by
-        # one (strided windows skip most of a frame; they read in place)
-        path = 'framed'
     spec.update(kind='window', mode=mode, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw,
-                path=_window.PATHS[path], **_channel_runs(spec['n_out']))
-    return _window.scratch_floats(in_w, out_h, out_w, kh, kw, sh, sw, pw, dh, dw, path)
+                path=_window.PATHS[path],
+                # the flat path takes FLAT_CH planes at a time: runs of whole groups
+                **_channel_runs(spec['n_out'], _window.FLAT_PLANES if path == 'flat' else 1))
+    return _window.scratch_floats(in_w, kh, pw, path)
 
 
 def _name_kernel(prefix, kernel, stride):

@@ -15,18 +15,18 @@ from helpers import check_graph, one_op_graph, rand
 BATCHES = (1, 3)
 
 
-@pytest.fixture(params=['framed', 'direct', 'flat'])
+@pytest.fixture(params=['direct', 'flat', 'direct-runs'])
 def window_path(request, monkeypatch):
-    """Window ops run small stride-1 planes flat, frame narrow planes in
-    scratch and read wide ones in place: run every window case each way the
-    planner allows (flat where it applies, framed elsewhere), with jobs of
-    one channel, of runs of several and of all channels of an image."""
+    """Window ops run small stride-1 planes flat (several planes at a time)
+    and the others row by row in place: run every window case each way the
+    planner allows (flat where it applies), with jobs of one channel, of
+    runs of several (groups short of the flat path's planes among them) and
+    of all channels of an image."""
     from engine import plan
     from engine.kernels import window
     path = request.param
     monkeypatch.setattr(window, 'FLAT_MAX_PIXELS', 1 << 30 if path == 'flat' else 0)
-    monkeypatch.setattr(window, 'FRAME_BELOW_WIDTH', 0 if path == 'direct' else 1 << 30)
-    monkeypatch.setattr(plan, 'CHANNEL_JOBS', {'framed': 2, 'direct': 1, 'flat': 3}[path])
+    monkeypatch.setattr(plan, 'CHANNEL_JOBS', {'direct': 1 << 30, 'flat': 3, 'direct-runs': 2}[path])
     return path
 
 

@@ -32,8 +32,7 @@ cdef enum:
 # OP_WINDOW paths through a plane
 cdef enum:
     WINDOW_DIRECT = 0    # rows read in place, border lanes replaced by the padding value
-    WINDOW_FRAMED = 1    # each input plane copied into a frame of padding first
-    WINDOW_FLAT = 2      # small stride-1 planes as flat vectors with lane masks
+    WINDOW_FLAT = 1      # small stride-1 planes as flat vectors with lane masks
 
 # OP_ELTWISE modes
 cdef enum:
@@ -74,7 +73,7 @@ cdef struct Op:
     int64_t pw
     int64_t dh
     int64_t dw
-    int64_t path             # window ops: WINDOW_DIRECT, WINDOW_FRAMED or WINDOW_FLAT
+    int64_t path             # window ops: WINDOW_DIRECT or WINDOW_FLAT
     int64_t K                # GEMM reduction length per group
     int64_t tile_rows        # GEMM rows per tile: GEMM_MR or GEMM_MR_SHORT
     int64_t m_tiles          # GEMM row tiles per group

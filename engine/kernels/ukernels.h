@@ -283,7 +283,7 @@ ENGINE_ALWAYS_INLINE void f32_window_row(
 /* One plane of a window op: its input rows (the padding row where a window
  * row is outside) through f32_window_row, output row by output row. */
 typedef struct {
-    const float* src;           /* input plane, rows of in_w; or its frame (ph = pw = 0) */
+    const float* src;           /* input plane, rows of in_w */
     int64_t in_h, in_w, ph, pw;
     int64_t out_h, out_w;
     const float* w;             /* kernel weights (convolution) */
@@ -422,25 +422,5 @@ static void f32_window_flat(const f32_window_flat_args* a, int mode) {
 
 /* floats the window kernels may read past the end of a row */
 #define ENGINE_ROW_OVERREAD (2 * VLEN + 16)
-
-/* dst (rows x cols) = the plane src (in_h x in_w) framed by `fill`: pt rows
- * above, pl columns left, and as many after as rows x cols leaves. */
-static void f32_frame_plane(const float* src, int64_t in_h, int64_t in_w, int64_t pt, int64_t pl,
-                            float fill, float* dst, int64_t rows, int64_t cols) {
-    int64_t left = pl < cols ? pl : cols;
-    int64_t ncopy = in_w < cols - pl ? in_w : cols - pl;
-    if (ncopy < 0) ncopy = 0;
-    for (int64_t r = 0; r < rows; r++) {
-        float* d = dst + r * cols;
-        int64_t ih = r - pt;
-        if (ih < 0 || ih >= in_h) {
-            for (int64_t c = 0; c < cols; c++) d[c] = fill;
-            continue;
-        }
-        for (int64_t c = 0; c < left; c++) d[c] = fill;
-        f32_copy_strided(d + left, src + ih * in_w, ncopy, 1);
-        for (int64_t c = left + ncopy; c < cols; c++) d[c] = fill;
-    }
-}
 
 #endif

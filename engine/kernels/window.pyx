@@ -3,21 +3,17 @@
 padding, dilation, channel multiplier), max and average pooling (padding,
 ceil_mode, count_include_pad both ways), and global average pooling.
 
-A job computes a run of output planes, each by one of three paths:
+A job computes a run of output planes, each by one of two paths:
 - direct: row by row with a row kernel that runs vectors over the row, the
   lanes of the border vectors whose taps fall outside the row replaced by
   the padding value (strides above 2: borders one output at a time); rows
   under the padding read a row of the padding value (0 for convolution and
-  average, -inf for max).  For wide planes and strided windows.
-- framed: the input plane is first copied into a frame of padding in scratch,
-  so every output is inside.  For narrow planes, where the borders would be
-  much of the work.
+  average, -inf for max).
 - flat: small stride-1 planes as wide as their output run as flat vectors,
   lanes outside the input masked to the padding value: no per-row work."""
 from libc.stdint cimport int64_t
 from engine.kernels.common cimport (Op, Ctx, VLEN, ENGINE_PLANE_ALIGN, WINDOW_CONV, WINDOW_MAX,
-                                    WINDOW_AVG, WINDOW_DIRECT, WINDOW_FRAMED, WINDOW_FLAT,
-                                    f32_activation)
+                                    WINDOW_AVG, WINDOW_DIRECT, WINDOW_FLAT, f32_activation)
 import numpy as np
 
 cdef extern from "simd.h" nogil:
@@ -54,17 +50,15 @@ cdef extern from "ukernels.h" nogil:
         float lo, hi
         const float* aux
     void f32_window_flat(const f32_window_flat_args* a, int mode)
-    void f32_frame_plane(const float* src, int64_t in_h, int64_t in_w, int64_t pt, int64_t pl,
-                         float fill, float* dst, int64_t rows, int64_t cols)
     const int ENGINE_ROW_OVERREAD
 
 
-FRAME_BELOW_WIDTH = 64         # frame stride-1 input planes narrower than this
 FLAT_MAX_PIXELS = 4096            # run stride-1 output planes up to this size flat
 ARENA_SLACK = 512              # floats the arena keeps before its first and after its last
                                # plane: flat planes and window rows read a little outside
 assert ARENA_SLACK >= ENGINE_ROW_OVERREAD
-PATHS = {'direct': WINDOW_DIRECT, 'framed': WINDOW_FRAMED, 'flat': WINDOW_FLAT}
+FLAT_PLANES = FLAT_CH          # planes the flat path runs together
+PATHS = {'direct': WINDOW_DIRECT, 'flat': WINDOW_FLAT}
 
 
 def flat_tables(int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
@@ -96,35 +90,16 @@ def flat_tables(int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_
     return tap_off.astype(np.int64), np.concatenate([header, blocks.ravel().astype(np.int32)])
 
 
-cdef inline int64_t frame_width(const Op* op) noexcept nogil:
-    return (op.out_w - 1) * op.sw + (op.kw - 1) * op.dw + 1
-
-
-cdef inline int64_t frame_height(const Op* op) noexcept nogil:
-    return (op.out_h - 1) * op.sh + (op.kh - 1) * op.dh + 1
-
-
 cdef inline int64_t aligned(int64_t floats) noexcept nogil:
     return (floats + 15) // 16 * 16
 
 
-def scratch_floats(int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
-                   int64_t sh, int64_t sw, int64_t pw, int64_t dh, int64_t dw, path):
-    """Scratch one worker needs: kh row pointers, then the padding row or two
-    framed planes, each with what the kernels read past its end."""
-    cdef int64_t data = aligned(pw) + in_w + pw        # the padding row, and what is read around it
+def scratch_floats(int64_t in_w, int64_t kh, int64_t pw, path):
+    """Scratch one worker needs: kh row pointers, then the padding row with
+    what is read around it."""
     if path == 'flat':
         return 0
-    if path == 'framed':
-        data = 2 * aligned(((out_w - 1) * sw + (kw - 1) * dw + 1) *
-                           ((out_h - 1) * sh + (kh - 1) * dh + 1) + ENGINE_ROW_OVERREAD)
-    return aligned(2 * kh) + data + ENGINE_ROW_OVERREAD
-
-
-cdef inline void frame_channel(const Op* op, const float* base, int64_t c, float* frame) noexcept nogil:
-    """Channel c's whole input plane, padding included, into frame."""
-    f32_frame_plane(base + op.in_off[c], op.in_h, op.in_w, op.ph, op.pw, op.fill, frame,
-                    frame_height(op), frame_width(op))
+    return aligned(2 * kh) + aligned(pw) + in_w + pw + ENGINE_ROW_OVERREAD
 
 
 cdef void flat_planes(const Op* op, float* base, int64_t c0, int64_t c1) noexcept nogil:
@@ -166,12 +141,10 @@ cdef void window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
 cdef void window_rows(const Op* op, const float* in_base, float* out_base, float* buf,
                       int64_t c0, int64_t c1, int64_t ih_lo, int64_t ih_hi,
                       int64_t oh0, int64_t oh1) noexcept nogil:
-    """Output rows [oh0, oh1) of channels [c0, c1) by the direct or the
-    framed path, from input rows [ih_lo, ih_hi) (those the output rows
-    need, or all rows), channel c's first at in_base + in_off[c].  The framed
-    path takes whole planes only.  buf: this worker's scratch."""
-    cdef float* frames[2]
-    cdef int64_t frame_floats = aligned(frame_height(op) * frame_width(op) + ENGINE_ROW_OVERREAD), c, i
+    """Output rows [oh0, oh1) of channels [c0, c1) by the direct path, from
+    input rows [ih_lo, ih_hi) (those the output rows need, or all rows),
+    channel c's first at in_base + in_off[c].  buf: this worker's scratch."""
+    cdef int64_t c, i
     cdef f32_window_args a
     a.rows = <const float**>buf
     buf = buf + aligned(2 * op.kh)
@@ -182,25 +155,12 @@ cdef void window_rows(const Op* op, const float* in_base, float* out_base, float
     a.aux = op.aux + oh0 * op.out_w if op.aux != NULL else NULL
     a.init = op.fill if op.mode == WINDOW_MAX else 0
     a.w = NULL
-    if op.path == WINDOW_FRAMED:       # the padding is in the frame
-        a.in_h, a.in_w, a.ph, a.pw = frame_height(op), frame_width(op), 0, 0
-        frames[0], frames[1] = buf, buf + frame_floats
-        frame_channel(op, in_base, c0, frames[0])
-    else:       # border vectors read pw floats before a row
-        for i in range(aligned(op.pw) + op.in_w + op.pw + ENGINE_ROW_OVERREAD):
-            buf[i] = op.fill
+    for i in range(aligned(op.pw) + op.in_w + op.pw + ENGINE_ROW_OVERREAD):
+        buf[i] = op.fill        # the padding row; border vectors read pw floats before a row
     cdef f32_window_plane_fn plane_fn = f32_window_plane_special(op.mode, op.kh, op.kw, op.sh,
                                                                 op.sw, op.dh, op.dw)
     for c in range(c0, c1):
-        if op.path == WINDOW_FRAMED:
-            # frame the next plane now and compute from the one framed a
-            # plane ago: reading a frame right after writing it stalls on
-            # store forwarding (wide loads over narrow fresh stores)
-            if c + 1 < c1:
-                frame_channel(op, in_base, c + 1, frames[(c + 1 - c0) & 1])
-            a.src = frames[(c - c0) & 1]
-        else:
-            a.src = in_base + op.in_off[c]
+        a.src = in_base + op.in_off[c]
         a.out = out_base + op.out_off[c] + oh0 * op.out_w
         if op.mode == WINDOW_CONV:
             a.w, a.init = op.w + c * op.kh * op.kw, op.b[c]
