@@ -328,6 +328,8 @@ def _window_spec(spec, attrs, kernel, mode, direct_only=False):
     if tables is not None:
         path = 'flat'
         spec.update(tap_off=tables[0], lanes=tables[1])
+    elif sw <= 2:
+        spec.update(lanes=_window.row_tables(in_w, out_w, kw, sw, pw, dw))
     spec.update(kind='window', mode=mode, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw,
                 path=_window.PATHS[path],
                 # the flat path takes FLAT_CH planes at a time: runs of whole groups

@@ -49,11 +49,8 @@ static inline vmask vf_mask(const int32_t* flags) {
 static inline vf vf_load_masked(const float* p, vmask m, vf fill) {
     return _mm512_mask_loadu_ps(fill, m, p);
 }
-/* lanes of x where valid[i] != 0, else fill */
-static inline vf vf_keep(const int32_t* valid, vf x, vf fill) {
-    __m512i v = _mm512_loadu_si512((const void*)valid);
-    return _mm512_mask_blend_ps(_mm512_test_epi32_mask(v, v), fill, x);
-}
+/* lanes of x where m has the lane, else fill */
+static inline vf vf_select(vmask m, vf x, vf fill) { return _mm512_mask_blend_ps(m, fill, x); }
 
 #elif defined(__AVX2__) && defined(__FMA__) && !defined(ENGINE_FORCE_SCALAR)
 #include <immintrin.h>
@@ -99,9 +96,7 @@ static inline vmask vf_mask(const int32_t* flags) {
 static inline vf vf_load_masked(const float* p, vmask m, vf fill) {
     return _mm256_blendv_ps(fill, _mm256_loadu_ps(p), m);
 }
-static inline vf vf_keep(const int32_t* valid, vf x, vf fill) {
-    return _mm256_blendv_ps(fill, x, _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i*)valid)));
-}
+static inline vf vf_select(vmask m, vf x, vf fill) { return _mm256_blendv_ps(fill, x, m); }
 
 #elif (defined(__ARM_NEON) || defined(__ARM_NEON__)) && !defined(ENGINE_FORCE_SCALAR)
 #include <arm_neon.h>
@@ -146,9 +141,7 @@ static inline vmask vf_mask(const int32_t* flags) { return vreinterpretq_u32_s32
 static inline vf vf_load_masked(const float* p, vmask m, vf fill) {
     return vbslq_f32(m, vld1q_f32(p), fill);
 }
-static inline vf vf_keep(const int32_t* valid, vf x, vf fill) {
-    return vbslq_f32(vreinterpretq_u32_s32(vld1q_s32(valid)), x, fill);
-}
+static inline vf vf_select(vmask m, vf x, vf fill) { return vbslq_f32(m, x, fill); }
 
 #else
 #define ENGINE_SIMD_ISA "scalar"
@@ -172,7 +165,7 @@ static inline vf vf_load_s2(const float* p) { return *p; }
 typedef int32_t vmask;
 static inline vmask vf_mask(const int32_t* flags) { return flags[0]; }
 static inline vf vf_load_masked(const float* p, vmask m, vf fill) { return m ? *p : fill; }
-static inline vf vf_keep(const int32_t* valid, vf x, vf fill) { return valid[0] ? x : fill; }
+static inline vf vf_select(vmask m, vf x, vf fill) { return m ? x : fill; }
 #endif
 
 /* lanes p[0], p[s], ..., p[(VLEN-1)*s]: the window kernels' input row */

@@ -189,32 +189,10 @@ ENGINE_ALWAYS_INLINE float f32_window_reduce(float acc, float x, float w, const 
     return acc + x;
 }
 
-/* lane flags for f32_window_row's border vectors: from ENGINE_LANES_FROM(lo)
- * lanes lo.. are -1, the ones before 0; ENGINE_LANES_BELOW(hi): lanes < hi */
-static const int32_t engine_lane_steps[3 * VLEN] = {
-#if VLEN == 16
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-#elif VLEN == 8
-    0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0
-#elif VLEN == 4
-    0, 0, 0, 0, -1, -1, -1, -1, 0, 0, 0, 0
-#else
-    0, -1, 0
-#endif
-};
-#define ENGINE_LANES_FROM(lo) (engine_lane_steps + VLEN - (lo))
-#define ENGINE_LANES_BELOW(hi) (engine_lane_steps + 2 * VLEN - (hi))
-
-static inline int64_t engine_floor_div(int64_t a, int64_t b) {    /* b > 0 */
-    return a >= 0 ? a / b : -((-a + b - 1) / b);
-}
-
 ENGINE_ALWAYS_INLINE void f32_window_row(
         const float* const* rows, int64_t in_w, int64_t pw, int64_t out_w,
         const float* w, float init, float fill, const float* aux, float* out, float lo, float hi,
-        const int64_t KH, const int64_t KW, const int64_t S, const int64_t DW, const int MODE) {
+        const int32_t* lanes, const int64_t KH, const int64_t KW, const int64_t S, const int64_t DW, const int MODE) {
     /* the vector body: every tap inside the row */
     int64_t body_lo = (pw + S - 1) / S;
     int64_t last = in_w - 1 - (KW - 1) * DW + pw;
@@ -243,33 +221,26 @@ ENGINE_ALWAYS_INLINE void f32_window_row(
         out[ow] = acc > hi ? hi : acc;
     }
     /* four accumulators taking the kernel rows in turn: independent chains
-     * instead of one KH*KW-long dependency (a narrow row has a single vector) */
+     * instead of one KH*KW-long dependency (a narrow row has a single vector).
+     * Strides 1 and 2: lanes[j] says whether vector j has taps outside the
+     * row, and its flags block [kj][0 .. VLEN) which lanes have tap column kj
+     * inside (the same for every row: worked out once, by the planner) */
     const vf vlo = vf_set1(lo), vhi = vf_set1(hi), vinit = vf_set1(init), vfill = vf_set1(fill);
     const vf vnone = MODE == WINDOW_MODE_MAX ? vinit : vf_zero();
+    const int32_t* blocks = S <= 2 ? lanes + ((out_w + VLEN - 1) / VLEN + VLEN - 1) / VLEN * VLEN : 0;
     for (int64_t ow = vec_lo; ow < vec_hi; ow += VLEN) {
-        const int64_t stored = vec_hi - ow < VLEN ? vec_hi - ow : VLEN;   /* lanes that matter */
-        const int inside = ow >= body_lo && ow + stored <= body_hi;
+        const int masked = S <= 2 && lanes[ow / VLEN];
         vf part[4] = {vinit, vnone, vnone, vnone};
-        for (int64_t kj = 0; kj < KW; kj++) {
-            /* lanes [from, below) of this vector have tap column kj inside the row */
-            int64_t from = 0, below = VLEN;
-            if (!inside) {
-                from = -engine_floor_div(ow * S - pw + kj * DW, S);
-                below = engine_floor_div(in_w - 1 + pw - kj * DW - ow * S, S) + 1;
-                from = from < 0 ? 0 : from > VLEN ? VLEN : from;
-                below = below >= stored ? VLEN : below < from ? from : below;
-            }
+        for (int64_t kj = 0; kj < KW; kj++)
             for (int64_t ki = 0; ki < KH; ki++) {
                 vf x = vf_load_strided(rows[ki] + ow * S - pw + kj * DW, S);
-                if (from > 0) x = vf_keep(ENGINE_LANES_FROM(from), x, vfill);
-                if (below < VLEN) x = vf_keep(ENGINE_LANES_BELOW(below), x, vfill);
+                if (masked) x = vf_select(vf_mask(blocks + (ow / VLEN * KW + kj) * VLEN), x, vfill);
                 vf acc = part[ki & 3];
                 if (MODE == WINDOW_MODE_CONV) acc = vf_fma(vf_set1(w[ki * KW + kj]), x, acc);
                 else if (MODE == WINDOW_MODE_MAX) acc = vf_max_nan(acc, x);
                 else acc = vf_add(acc, x);
                 part[ki & 3] = acc;
             }
-        }
         vf acc = part[0];
         for (int k = 1; k < 4; k++)
             acc = MODE == WINDOW_MODE_MAX ? vf_max_nan(acc, part[k]) : vf_add(acc, part[k]);
@@ -292,6 +263,7 @@ typedef struct {
     float* out;
     const float* fill_row;      /* in_w + ENGINE_ROW_OVERREAD floats of fill */
     const float** rows;         /* room for kh row pointers */
+    const int32_t* lanes;       /* the row kernel's lane flags (strides 1 and 2) */
 } f32_window_args;
 
 ENGINE_ALWAYS_INLINE void f32_window_plane(const f32_window_args* a,
@@ -305,7 +277,7 @@ ENGINE_ALWAYS_INLINE void f32_window_plane(const f32_window_args* a,
         }
         f32_window_row(rows, a->in_w, a->pw, a->out_w, a->w, a->init, a->fill,
                        MODE == WINDOW_MODE_AVG ? a->aux + oh * a->out_w : 0, a->out + oh * a->out_w,
-                       a->lo, a->hi, KH, KW, SW, DW, MODE);
+                       a->lo, a->hi, a->lanes, KH, KW, SW, DW, MODE);
     }
 }
 

@@ -33,6 +33,7 @@ cdef extern from "ukernels.h" nogil:
         float* out
         const float* fill_row
         const float** rows
+        const int* lanes
     ctypedef void (*f32_window_plane_fn)(const f32_window_args* a)
     f32_window_plane_fn f32_window_plane_special(int mode, int64_t kh, int64_t kw, int64_t sh,
                                                  int64_t sw, int64_t dh, int64_t dw)
@@ -88,6 +89,22 @@ def flat_tables(int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_
     header = np.zeros((nvec + VLEN - 1) // VLEN * VLEN, np.int32)
     header[:nvec] = number.ravel()
     return tap_off.astype(np.int64), np.concatenate([header, blocks.ravel().astype(np.int32)])
+
+
+def row_tables(int64_t in_w, int64_t out_w, int64_t kw, int64_t sw, int64_t pw, int64_t dw):
+    """Lane flags of the direct path's row kernel (strides 1 and 2), the
+    same for every row: one entry per output vector of a row (1 where a tap
+    of a lane it stores falls outside the row), padded to whole vectors, then
+    per vector and tap column kj VLEN flags: -1 where the lane's tap is
+    inside the row or the lane is past the row's end (computed, not stored)."""
+    nvec = (out_w + VLEN - 1) // VLEN
+    ow = np.arange(nvec * VLEN)
+    iw = ow[:, None] * sw - pw + np.arange(kw)[None, :] * dw         # (lane, kj)
+    inside = ((iw >= 0) & (iw < in_w)) | (ow >= out_w)[:, None]
+    per_vector = inside.reshape(nvec, VLEN, kw).transpose(0, 2, 1)
+    header = np.zeros((nvec + VLEN - 1) // VLEN * VLEN, np.int32)
+    header[:nvec] = ~per_vector.reshape(nvec, -1).all(axis=1)
+    return np.concatenate([header, -per_vector.ravel().astype(np.int32)])
 
 
 cdef inline int64_t aligned(int64_t floats) noexcept nogil:
@@ -154,7 +171,7 @@ cdef void window_rows(const Op* op, const float* in_base, float* out_base, float
     a.fill, a.lo, a.hi, a.fill_row = op.fill, op.lo, op.hi, buf + aligned(op.pw)
     a.aux = op.aux + oh0 * op.out_w if op.aux != NULL else NULL
     a.init = op.fill if op.mode == WINDOW_MAX else 0
-    a.w = NULL
+    a.w, a.lanes = NULL, op.lanes
     for i in range(aligned(op.pw) + op.in_w + op.pw + ENGINE_ROW_OVERREAD):
         buf[i] = op.fill        # the padding row; border vectors read pw floats before a row
     cdef f32_window_plane_fn plane_fn = f32_window_plane_special(op.mode, op.kh, op.kw, op.sh,
