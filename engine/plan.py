@@ -323,8 +323,9 @@ def _window_spec(spec, attrs, kernel, mode, direct_only=False):
     dh, dw = attrs.get('dilation', (1, 1))
     in_h, in_w, out_h, out_w = spec['in_h'], spec['in_w'], spec['out_h'], spec['out_w']
     path, tables = 'direct', None
-    if not direct_only and (sh, sw) == (1, 1) and out_h * out_w <= _window.FLAT_MAX_PIXELS:
-        tables = _window.flat_tables(in_h, in_w, out_h, out_w, kh, kw, ph, pw, dh, dw)
+    flat_max = {1: _window.FLAT_MAX_PIXELS, 2: _window.FLAT_S2_MAX_PIXELS}.get(sh, 0)
+    if not direct_only and sh == sw and out_h * out_w <= flat_max:
+        tables = _window.flat_tables(in_h, in_w, out_h, out_w, kh, kw, ph, pw, dh, dw, sh)
     if tables is not None:
         path = 'flat'
         spec.update(tap_off=tables[0], lanes=tables[1])
@@ -334,7 +335,7 @@ def _window_spec(spec, attrs, kernel, mode, direct_only=False):
                 path=_window.PATHS[path],
                 # the flat path takes FLAT_CH planes at a time: runs of whole groups
                 **_channel_runs(spec['n_out'], _window.FLAT_PLANES if path == 'flat' else 1))
-    return _window.scratch_floats(in_w, kh, pw, path)
+    return _window.scratch_floats(in_w, out_h, out_w, kh, pw, sh, path)
 
 
 def _name_kernel(prefix, kernel, stride):

@@ -133,8 +133,9 @@ def test_nan_and_inf_propagate_as_in_pytorch(op, monkeypatch):
     g = Graph('input', x.shape, [node], ['n'])
     with np.errstate(invalid='ignore'):
         ref = reference.run_graph(g, x)[0]
-    for path in ('direct', 'flat'):     # the flat path takes the stride-1 windows
+    for path in ('direct', 'flat'):
         monkeypatch.setattr(window, 'FLAT_MAX_PIXELS', 1 << 30 if path == 'flat' else 0)
+        monkeypatch.setattr(window, 'FLAT_S2_MAX_PIXELS', 1 << 30 if path == 'flat' else 0)
         out = engine.Model(g, threads=2)(x)
         np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))
         np.testing.assert_array_equal(np.isinf(out), np.isinf(ref))

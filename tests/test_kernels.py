@@ -17,15 +17,16 @@ BATCHES = (1, 3)
 
 @pytest.fixture(params=['direct', 'flat', 'direct-runs'])
 def window_path(request, monkeypatch):
-    """Window ops run small stride-1 planes flat (several planes at a time)
-    and the others row by row in place: run every window case each way the
-    planner allows (flat where it applies), with jobs of one channel, of
-    runs of several (groups short of the flat path's planes among them) and
-    of all channels of an image."""
+    """Window ops run small stride-1 and stride-2 planes flat (several planes
+    at a time; stride 2 through phase planes) and the others row by row in
+    place: run every window case each way the planner allows (flat where it
+    applies), with jobs of one channel, of runs of several (groups short of
+    the flat path's planes among them) and of all channels of an image."""
     from engine import plan
     from engine.kernels import window
     path = request.param
     monkeypatch.setattr(window, 'FLAT_MAX_PIXELS', 1 << 30 if path == 'flat' else 0)
+    monkeypatch.setattr(window, 'FLAT_S2_MAX_PIXELS', 1 << 30 if path == 'flat' else 0)
     monkeypatch.setattr(plan, 'CHANNEL_JOBS', {'direct': 1 << 30, 'flat': 3, 'direct-runs': 2}[path])
     return path
 
@@ -52,6 +53,19 @@ def test_gemm_tile_height_leaves_fewest_rows_empty():
         np.testing.assert_array_equal(unpacked[:, :m], w)
         np.testing.assert_array_equal(bp.reshape(2, -1)[:, :m], b)
         assert not unpacked[:, m:].any()
+
+
+def test_flat_path_takes_the_family_shapes():
+    """The flat path has tables for the depthwise and pooling shapes of the
+    ShuffleNet/MobileNet family at strides 1 and 2, and none where a tap
+    inside the input would land outside its phase plane (the direct path
+    takes those)."""
+    from engine.kernels.window import flat_tables
+    for hw in (7, 14, 28, 56):
+        assert flat_tables(hw, hw, hw, hw, 3, 3, 1, 1, 1, 1, 1) is not None
+        assert flat_tables(2 * hw, 2 * hw, hw, hw, 3, 3, 1, 1, 1, 1, 2) is not None
+        assert flat_tables(2 * hw + 1, 2 * hw + 1, hw + 1, hw + 1, 3, 3, 1, 1, 1, 1, 2) is not None
+    assert flat_tables(13, 11, 6, 5, 5, 5, 2, 2, 1, 1, 2) is None
 
 
 def test_conv_path_switch(conv_path):

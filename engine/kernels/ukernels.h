@@ -392,6 +392,24 @@ static void f32_window_flat(const f32_window_flat_args* a, int mode) {
     else f32_window_flat_mode(a, WINDOW_MODE_AVG);
 }
 
+/* The four phase planes of a stride-2 window's input plane (in_h x in_w),
+ * through which the flat path runs it as stride 1: dst + (2a + b) * ps,
+ * rows of cols floats, holds in[2i + a][2j + b] for i < rows (those inside
+ * the input) and j < cols.  A row's last vector store runs up to VLEN - 1
+ * floats past it: into the next row, written later, or after the plane
+ * (ps leaves VLEN floats for it). */
+static void f32_phase_planes(const float* src, int64_t in_h, int64_t in_w, float* dst, int64_t ps,
+                             int64_t rows, int64_t cols) {
+    for (int64_t a = 0; a < 2; a++)
+        for (int64_t i = 0; i < rows && 2 * i + a < in_h; i++) {
+            const float* row = src + (2 * i + a) * in_w;
+            for (int64_t b = 0; b < 2; b++) {
+                float* d = dst + (2 * a + b) * ps + i * cols;
+                for (int64_t j = 0; j < cols; j += VLEN) vf_storeu(d + j, vf_load_s2(row + b + 2 * j));
+            }
+        }
+}
+
 /* floats the window kernels may read past the end of a row */
 #define ENGINE_ROW_OVERREAD (2 * VLEN + 16)
 

@@ -10,7 +10,9 @@ A job computes a run of output planes, each by one of two paths:
   under the padding read a row of the padding value (0 for convolution and
   average, -inf for max).
 - flat: small stride-1 planes as wide as their output run as flat vectors,
-  lanes outside the input masked to the padding value: no per-row work."""
+  lanes outside the input masked to the padding value: no per-row work;
+  FLAT_CH planes at a time.  Small stride-2 windows run the same way over
+  the input's four phase planes (even/odd rows x even/odd columns)."""
 from libc.stdint cimport int64_t
 from engine.kernels.common cimport (Op, Ctx, VLEN, ENGINE_PLANE_ALIGN, WINDOW_CONV, WINDOW_MAX,
                                     WINDOW_AVG, WINDOW_DIRECT, WINDOW_FLAT, f32_activation)
@@ -51,11 +53,17 @@ cdef extern from "ukernels.h" nogil:
         float lo, hi
         const float* aux
     void f32_window_flat(const f32_window_flat_args* a, int mode)
+    void f32_phase_planes(const float* src, int64_t in_h, int64_t in_w, float* dst, int64_t ps,
+                          int64_t rows, int64_t cols)
     const int ENGINE_ROW_OVERREAD
 
 
-FLAT_MAX_PIXELS = 4096            # run stride-1 output planes up to this size flat
-ARENA_SLACK = 512              # floats the arena keeps before its first and after its last
+FLAT_MAX_PIXELS = 4096            # run stride-1 output planes up to this size flat,
+FLAT_S2_MAX_PIXELS = 256          # and stride-2 ones up to this size (through phase planes;
+                                  # beyond it, building them costs more than they save)
+cdef enum:
+    SLACK = 512
+ARENA_SLACK = SLACK            # floats the arena keeps before its first and after its last
                                # plane: flat planes and window rows read a little outside
 assert ARENA_SLACK >= ENGINE_ROW_OVERREAD
 FLAT_PLANES = FLAT_CH          # planes the flat path runs together
@@ -63,32 +71,50 @@ PATHS = {'direct': WINDOW_DIRECT, 'flat': WINDOW_FLAT}
 
 
 def flat_tables(int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
-                int64_t ph, int64_t pw, int64_t dh, int64_t dw):
-    """(tap_off, lanes) of the flat path for a stride-1 window with
-    out_w == in_w, or None when its reads would reach past ARENA_SLACK.
+                int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t stride=1):
+    """(tap_off, lanes) of the flat path, or None where it does not apply.
 
+    Stride 1 needs out_w == in_w: tap t reads input pixel p + tap_off[t].
+    Stride 2 reads the input's four phase planes (f32_phase_planes, out_h x
+    out_w each, phase_stride floats apart), where every tap is again an
+    offset, if every tap inside the input lands inside its phase plane.
     lanes is int32: nvec block numbers (padded to whole vectors), then the
     blocks, each [tap][VLEN] lane flags (-1 inside the input, 0 outside) for
     the output vectors with that block number.  Output vectors repeat a few
     patterns (the plane's top rows, bottom rows, and the row phases of the
-    vectors in between), so the blocks stay small enough for L1."""
-    if out_w != in_w:
-        return None
+    vectors in between), so the blocks stay small enough for L1.  None too
+    when the reads would reach past ARENA_SLACK."""
     ki, kj = np.divmod(np.arange(kh * kw), kw)
-    tap_off = (ki * dh - ph) * in_w + kj * dw - pw
+    row_off, col_off = ki * dh - ph, kj * dw - pw         # each tap's input pixel from (oh, ow) * stride
     nvec = (out_h * out_w + VLEN - 1) // VLEN          # (C division here: no -(-a // b))
-    padded_in = (in_h * in_w + ENGINE_PLANE_ALIGN - 1) // ENGINE_PLANE_ALIGN * ENGINE_PLANE_ALIGN
-    if -tap_off.min() > ARENA_SLACK or tap_off.max() + nvec * VLEN - padded_in > ARENA_SLACK:
-        return None
     oh, ow = np.divmod(np.arange(nvec * VLEN), out_w)
-    ih = oh[:, None] + (ki * dh - ph)[None, :]          # (pixel, tap)
-    iw = ow[:, None] + (kj * dw - pw)[None, :]
+    ih = oh[:, None] * stride + row_off[None, :]          # (pixel, tap)
+    iw = ow[:, None] * stride + col_off[None, :]
     valid = (oh < out_h)[:, None] & (ih >= 0) & (ih < in_h) & (iw >= 0) & (iw < in_w)
+    if stride == 1:
+        if out_w != in_w:
+            return None
+        tap_off = row_off * in_w + col_off
+        extent = (in_h * in_w + ENGINE_PLANE_ALIGN - 1) // ENGINE_PLANE_ALIGN * ENGINE_PLANE_ALIGN
+    else:
+        (qi, ai), (qj, aj) = np.divmod(row_off, 2), np.divmod(col_off, 2)
+        pi, pj = oh[:, None] + qi[None, :], ow[:, None] + qj[None, :]    # pixel in the phase plane
+        if (valid & ((pi < 0) | (pi >= out_h) | (pj < 0) | (pj >= out_w))).any():
+            return None
+        tap_off = (2 * ai + aj) * phase_stride(out_h, out_w) + qi * out_w + qj
+        extent = 4 * phase_stride(out_h, out_w)
+    if -tap_off.min() > ARENA_SLACK or tap_off.max() + nvec * VLEN - extent > ARENA_SLACK:
+        return None
     per_vector = -valid.reshape(nvec, VLEN, kh * kw).transpose(0, 2, 1).astype(np.int32)
     blocks, number = np.unique(per_vector.reshape(nvec, -1), axis=0, return_inverse=True)
     header = np.zeros((nvec + VLEN - 1) // VLEN * VLEN, np.int32)
     header[:nvec] = number.ravel()
     return tap_off.astype(np.int64), np.concatenate([header, blocks.ravel().astype(np.int32)])
+
+
+cpdef int64_t phase_stride(int64_t out_h, int64_t out_w) noexcept nogil:
+    """Floats from one phase plane of a stride-2 flat window to the next."""
+    return aligned(out_h * out_w) + VLEN
 
 
 def row_tables(int64_t in_w, int64_t out_w, int64_t kw, int64_t sw, int64_t pw, int64_t dw):
@@ -111,35 +137,63 @@ cdef inline int64_t aligned(int64_t floats) noexcept nogil:
     return (floats + 15) // 16 * 16
 
 
-def scratch_floats(int64_t in_w, int64_t kh, int64_t pw, path):
-    """Scratch one worker needs: kh row pointers, then the padding row with
-    what is read around it."""
+def scratch_floats(int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t pw, int64_t stride,
+                   path):
+    """Scratch one worker needs: for the direct path kh row pointers, then
+    the padding row with what is read around it; for the flat path at
+    stride 2, two sets of FLAT_CH channels' phase planes (one built while
+    the other is read), each with ARENA_SLACK floats around it."""
     if path == 'flat':
-        return 0
+        return 0 if stride == 1 else 3 * ARENA_SLACK + 2 * FLAT_CH * 4 * phase_stride(out_h, out_w)
     return aligned(2 * kh) + aligned(pw) + in_w + pw + ENGINE_ROW_OVERREAD
 
 
-cdef void flat_planes(const Op* op, float* base, int64_t c0, int64_t c1) noexcept nogil:
+cdef void split_phases(const Op* op, const float* base, int64_t c, int64_t n,
+                       float* dst) noexcept nogil:
+    """The phase planes of channels c .. c+n-1, each channel's four phase_stride apart."""
+    cdef int64_t g, ps = phase_stride(op.out_h, op.out_w)
+    for g in range(n):
+        f32_phase_planes(base + op.in_off[c + g], op.in_h, op.in_w, dst + g * 4 * ps, ps,
+                         op.out_h, op.out_w)
+
+
+cdef void flat_planes(const Op* op, float* base, float* buf, int64_t c0, int64_t c1) noexcept nogil:
+    """Channels [c0, c1), FLAT_CH at a time.  Stride 2 reads phase planes in
+    buf, built a group ahead: reading them right after writing them would
+    stall on store forwarding."""
     cdef f32_window_flat_args a
-    cdef int64_t c, g, ch
+    cdef int64_t c = c0, g, ch, n, turn = 0
+    cdef int64_t block = 4 * phase_stride(op.out_h, op.out_w)
+    cdef float* phases[2]
+    phases[0] = buf + SLACK
+    phases[1] = phases[0] + FLAT_CH * block + SLACK
     a.tap_off, a.taps, a.lanes = op.tap_off, op.kh * op.kw, op.lanes
     a.nvec = (op.out_h * op.out_w + VLEN - 1) // VLEN
     a.lo, a.hi, a.aux = op.lo, op.hi, op.aux
-    c = c0
+    if op.sh == 2:
+        split_phases(op, base, c0, min(<int64_t>FLAT_CH, c1 - c0), phases[0])
     while c < c1:
+        n = min(<int64_t>FLAT_CH, c1 - c)
+        if op.sh == 2 and c + n < c1:
+            split_phases(op, base, c + n, min(<int64_t>FLAT_CH, c1 - c - n), phases[1 - turn])
         for g in range(FLAT_CH):
             # a group short of FLAT_CH planes repeats its last one (writing
             # the same values twice) so that one kernel serves every group
-            ch = min(c + g, c1 - 1)
-            a.src[g], a.out[g] = base + op.in_off[ch], base + op.out_off[ch]
+            ch = c + min(g, n - 1)
+            if op.sh == 2:
+                a.src[g] = phases[turn] + min(g, n - 1) * block
+            else:
+                a.src[g] = base + op.in_off[ch]
+            a.out[g] = base + op.out_off[ch]
             a.w[g], a.init[g] = NULL, (op.fill if op.mode == WINDOW_MAX else 0)
             if op.mode == WINDOW_CONV:
                 a.w[g], a.init[g] = op.w + ch * op.kh * op.kw, op.b[ch]
         f32_window_flat(&a, op.mode)
         if op.act:
-            for ch in range(c, min(c + FLAT_CH, c1)):
+            for ch in range(c, c + n):
                 f32_activation(base + op.out_off[ch], op.out_h * op.out_w, op.act)
-        c += FLAT_CH
+        c += n
+        turn = 1 - turn
 
 
 cdef void window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
@@ -149,7 +203,7 @@ cdef void window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
     cdef int64_t c1 = min(c0 + op.per_job, op.n_out)
     cdef float* base = ctx.arena + image * ctx.image_stride
     if op.path == WINDOW_FLAT:
-        flat_planes(op, base, c0, c1)
+        flat_planes(op, base, ctx.scratch + tid * ctx.scratch_stride, c0, c1)
     else:
         window_rows(op, base, base, ctx.scratch + tid * ctx.scratch_stride, c0, c1,
                     0, op.in_h, 0, op.out_h)
