@@ -123,7 +123,7 @@ class Model:
         plan = self._plan(h, w)
         key, arena, scratch = self._take(plan, n, h, w)
         try:
-            scatter_planes(x, arena, plan.image_stride, plan.input_offsets)
+            scatter_planes(x, arena, plan.image_stride, plan.input_offsets, key[3])
             plan.program.run(arena, n, scratch, key[3])
             outs = [gather_planes(arena, plan.image_stride, n, off, int(np.prod(shape[1:])))
                     .reshape((n,) + shape) for off, shape in plan.outputs]

@@ -7,7 +7,7 @@ in and out of the arena, and build facts."""
 from libc.stdint cimport int64_t, uintptr_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
-from cython.parallel cimport parallel, threadid
+from cython.parallel cimport parallel, prange, threadid
 import numpy as np
 
 from engine.kernels.common cimport (Op, Ctx, job_fn, ENGINE_SIMD_ISA, VLEN,
@@ -197,9 +197,13 @@ cdef class Program:
 
 
 def scatter_planes(const float[:, :, :, :] x, float[::1] arena, int64_t image_stride,
-                   const int64_t[::1] offsets):
-    """Copy NCHW x (any strides) into the arena planes at offsets."""
-    cdef Py_ssize_t n, c, h, w, W = x.shape[3]
+                   const int64_t[::1] offsets, int threads=1):
+    """Copy NCHW x (any strides) into the arena planes at offsets, with
+    `threads` threads, each a contiguous share of the rows of every plane:
+    the share of the image the first op's jobs give the same thread, so
+    that it reads rows its own core wrote."""
+    cdef Py_ssize_t n, c, h, w, H = x.shape[2], W = x.shape[3], h0, h1
+    cdef int t, team = max(1, threads)
     cdef float* plane
     cdef bint rows_contiguous = x.strides[3] == sizeof(float) and x.strides[2] == W * sizeof(float)
     if x.shape[1] != offsets.shape[0]:
@@ -207,15 +211,18 @@ def scatter_planes(const float[:, :, :, :] x, float[::1] arena, int64_t image_st
     if arena.shape[0] < x.shape[0] * image_stride:
         raise ValueError('arena too small for the batch')
     with nogil:
-        for n in range(x.shape[0]):
-            for c in range(x.shape[1]):
-                plane = &arena[0] + n * image_stride + offsets[c]
-                if rows_contiguous:
-                    memcpy(plane, &x[n, c, 0, 0], x.shape[2] * W * sizeof(float))
-                    continue
-                for h in range(x.shape[2]):
-                    for w in range(W):
-                        plane[h * W + w] = x[n, c, h, w]
+        for t in prange(team, num_threads=team, schedule='static'):
+            h0, h1 = H * t // team, H * (t + 1) // team
+            for n in range(x.shape[0]):
+                for c in range(x.shape[1]):
+                    plane = &arena[0] + n * image_stride + offsets[c]
+                    if rows_contiguous:
+                        if h1 > h0:
+                            memcpy(plane + h0 * W, &x[n, c, h0, 0], (h1 - h0) * W * sizeof(float))
+                        continue
+                    for h in range(h0, h1):
+                        for w in range(W):
+                            plane[h * W + w] = x[n, c, h, w]
 
 
 def gather_planes(const float[::1] arena, int64_t image_stride, int64_t n_images,
