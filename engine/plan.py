@@ -228,18 +228,31 @@ def _compile_expand_dw(pw, dw, shapes, offsets):
     def band_plane(rows):       # floats per channel of a band of `rows` output rows
         return padded_plane(((rows - 1) * sh + (kh - 1) * dh + 1) * w)
 
+    # at stride 1 the depthwise runs flat, if bands can be whole vectors:
+    # rows a multiple of `step`
+    step = _window.VECTOR // np.gcd(w, _window.VECTOR) if sh == 1 and shapes[dw.name][2] == w else out_h + 1
     rows = -(-out_h // FUSE_MIN_BANDS)
     while rows > 1 and 4 * e * band_plane(rows) > FUSE_BAND_BYTES:
         rows -= 1
+    flat = rows >= step
+    if flat:
+        rows -= rows % step
     plane = band_plane(rows)
     # channel c's band at head + c * plane of the scratch: the depthwise's
-    # border vectors read up to pw floats before a row
-    band_off = padded_plane(dw.attrs['padding'][1]) + np.arange(e, dtype=np.int64) * plane
+    # border vectors read up to pw floats before a row, the flat path up to
+    # ARENA_SLACK floats around the bands
+    head = _window.ARENA_SLACK if flat else padded_plane(dw.attrs['padding'][1])
+    band_off = head + np.arange(e, dtype=np.int64) * plane
     spec, kind, _ = _compile_node(pw, shapes, offsets, out_off=band_off)
-    then, dw_kind, dw_need = _compile_node(dw, shapes, offsets, direct_only=True, in_off=band_off)
+    then, dw_kind, dw_need = _compile_node(dw, shapes, offsets, direct_only=not flat,
+                                           in_off=band_off)
+    if flat and then['path'] != _window.PATHS['flat']:     # no flat tables: the direct path
+        flat = False
+        then, dw_kind, dw_need = _compile_node(dw, shapes, offsets, direct_only=True,
+                                               in_off=band_off)
     spec.update(kind='expand_dw', then=then, plane=plane, per_job=rows,
                 jobs_per_image=-(-out_h // rows))
-    return spec, f'{kind}+{dw_kind}', int(band_off[-1]) + plane + dw_need
+    return spec, f'{kind}+{dw_kind}', int(band_off[-1]) + plane + (_window.ARENA_SLACK if flat else dw_need)
 
 
 def _per_image_shape(chw, rank):

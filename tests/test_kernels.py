@@ -396,15 +396,21 @@ EXPAND_DW_CASES = [
     (2, 16, 3, 1, 0, (6, 6)),
     (6, 5, 3, 2, 1, (2, 3)),
     (3, 9, 5, 1, 2, (1, 8)),
+    # stride 1 on rows of whole vectors (16 floats) or bands of an even
+    # number of rows of 24: the depthwise runs flat, band by band
+    (3, 10, 3, 1, 1, (13, 16)),
+    (2, 6, 5, 1, 2, (9, 32)),
+    (4, 5, 3, 1, 1, (11, 24)),
 ]
 
 
 @pytest.mark.parametrize('band_bytes', [1, 1 << 30])
 @pytest.mark.parametrize('cin,e,k,s,p,hw', EXPAND_DW_CASES)
-def test_fused_expand_depthwise(cin, e, k, s, p, hw, band_bytes, monkeypatch):
+def test_fused_expand_depthwise(cin, e, k, s, p, hw, band_bytes, window_path, monkeypatch):
     """A 1x1 convolution and the depthwise one reading it run as one op, band
     by band (one output row per band, or a few bands), with activations on
-    both; the unfused pair gives the same."""
+    both; the unfused pair gives the same.  The depthwise runs flat where
+    the bands allow it and the window_path fixture lets it, else row by row."""
     from engine import plan
     from engine.graph import Graph, Node
     monkeypatch.setattr(plan, 'FUSE_MIN_BYTES', 0)

@@ -8,11 +8,12 @@ read back by the next it goes through main memory twice.  Fused, each job
 takes a band of the depthwise's output rows: the 1x1 computes the input rows
 under the band (with the window's halo, recomputed by both neighbouring
 bands) into the worker's scratch, and the depthwise reads them there while
-they are in cache."""
+they are in cache: at stride 1 by the flat path, in bands of whole vectors;
+at stride 2 row by row."""
 from libc.stdint cimport int64_t
-from engine.kernels.common cimport Op, Ctx, GEMM_NR
+from engine.kernels.common cimport Op, Ctx, GEMM_NR, VLEN, WINDOW_FLAT
 from engine.kernels.gemm cimport gemm_row_tiles
-from engine.kernels.window cimport window_rows
+from engine.kernels.window cimport window_rows, flat_planes
 
 
 cdef void expand_dw_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
@@ -33,6 +34,11 @@ cdef void expand_dw_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noex
         n = ih_lo * w + t * GEMM_NR
         gemm_row_tiles(op, 0, 0, op.m_tiles, base, op.in_off, n, scratch, n - ih_lo * w,
                        min(<int64_t>GEMM_NR, ih_hi * w - n))
-    # the depthwise's own scratch follows the last channel's band
-    window_rows(dw, scratch, base, scratch + op.out_off[op.n_out - 1] + op.plane,
-                0, dw.n_out, ih_lo, ih_hi, oh0, oh1)
+    if dw.path == WINDOW_FLAT:
+        # stride 1, bands of whole vectors: the band's rows read as rows of
+        # the whole plane (input row ih_lo at the band's start)
+        flat_planes(dw, scratch - ih_lo * w, base, NULL, 0, dw.n_out, oh0 * dw.out_w // VLEN,
+                    (oh1 * dw.out_w + VLEN - 1) // VLEN)
+    else:       # the depthwise's own scratch follows the last channel's band
+        window_rows(dw, scratch, base, scratch + op.out_off[op.n_out - 1] + op.plane,
+                    0, dw.n_out, ih_lo, ih_hi, oh0, oh1)

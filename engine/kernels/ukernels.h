@@ -339,7 +339,8 @@ typedef struct {
     const float* w[FLAT_CH];    /* kernel weights (convolution) */
     float init[FLAT_CH];        /* the accumulators' start: bias, 0 or -inf */
     const int64_t* tap_off;
-    int64_t taps, nvec;
+    int64_t taps, nvec;         /* nvec: the plane's output vectors */
+    int64_t j0, j1;             /* the ones to compute */
     const int32_t* lanes;
     float lo, hi;
     const float* aux;           /* reciprocal counts per output pixel (average) */
@@ -381,9 +382,9 @@ ENGINE_ALWAYS_INLINE void f32_window_flat_vectors(const f32_window_flat_args* a,
 }
 
 ENGINE_ALWAYS_INLINE void f32_window_flat_mode(const f32_window_flat_args* a, const int MODE) {
-    int64_t j = 0;
-    for (; j + FLAT_NB <= a->nvec; j += FLAT_NB) f32_window_flat_vectors(a, j, FLAT_NB, MODE);
-    for (; j < a->nvec; j++) f32_window_flat_vectors(a, j, 1, MODE);
+    int64_t j = a->j0;
+    for (; j + FLAT_NB <= a->j1; j += FLAT_NB) f32_window_flat_vectors(a, j, FLAT_NB, MODE);
+    for (; j < a->j1; j++) f32_window_flat_vectors(a, j, 1, MODE);
 }
 
 static void f32_window_flat(const f32_window_flat_args* a, int mode) {

@@ -48,7 +48,7 @@ cdef extern from "ukernels.h" nogil:
         const float* w[FLAT_CH]
         float init[FLAT_CH]
         const int64_t* tap_off
-        int64_t taps, nvec
+        int64_t taps, nvec, j0, j1
         const int* lanes
         float lo, hi
         const float* aux
@@ -67,6 +67,7 @@ ARENA_SLACK = SLACK            # floats the arena keeps before its first and aft
                                # plane: flat planes and window rows read a little outside
 assert ARENA_SLACK >= ENGINE_ROW_OVERREAD
 FLAT_PLANES = FLAT_CH          # planes the flat path runs together
+VECTOR = VLEN                  # floats per vector
 PATHS = {'direct': WINDOW_DIRECT, 'flat': WINDOW_FLAT}
 
 
@@ -157,25 +158,27 @@ cdef void split_phases(const Op* op, const float* base, int64_t c, int64_t n,
                          op.out_h, op.out_w)
 
 
-cdef void flat_planes(const Op* op, float* base, float* buf, int64_t c0, int64_t c1) noexcept nogil:
-    """Channels [c0, c1), FLAT_CH at a time.  Stride 2 reads phase planes in
-    buf, built a group ahead: reading them right after writing them would
-    stall on store forwarding."""
+cdef void flat_planes(const Op* op, const float* in_base, float* out_base, float* buf,
+                      int64_t c0, int64_t c1, int64_t j0, int64_t j1) noexcept nogil:
+    """Output vectors [j0, j1) of channels [c0, c1), FLAT_CH channels at a
+    time, channel c's input plane at in_base + in_off[c].  Stride 2 reads
+    phase planes in buf, built a group ahead: reading them right after
+    writing them would stall on store forwarding."""
     cdef f32_window_flat_args a
     cdef int64_t c = c0, g, ch, n, turn = 0
     cdef int64_t block = 4 * phase_stride(op.out_h, op.out_w)
     cdef float* phases[2]
-    phases[0] = buf + SLACK
-    phases[1] = phases[0] + FLAT_CH * block + SLACK
     a.tap_off, a.taps, a.lanes = op.tap_off, op.kh * op.kw, op.lanes
-    a.nvec = (op.out_h * op.out_w + VLEN - 1) // VLEN
+    a.nvec, a.j0, a.j1 = (op.out_h * op.out_w + VLEN - 1) // VLEN, j0, j1
     a.lo, a.hi, a.aux = op.lo, op.hi, op.aux
     if op.sh == 2:
-        split_phases(op, base, c0, min(<int64_t>FLAT_CH, c1 - c0), phases[0])
+        phases[0] = buf + SLACK
+        phases[1] = phases[0] + FLAT_CH * block + SLACK
+        split_phases(op, in_base, c0, min(<int64_t>FLAT_CH, c1 - c0), phases[0])
     while c < c1:
         n = min(<int64_t>FLAT_CH, c1 - c)
         if op.sh == 2 and c + n < c1:
-            split_phases(op, base, c + n, min(<int64_t>FLAT_CH, c1 - c - n), phases[1 - turn])
+            split_phases(op, in_base, c + n, min(<int64_t>FLAT_CH, c1 - c - n), phases[1 - turn])
         for g in range(FLAT_CH):
             # a group short of FLAT_CH planes repeats its last one (writing
             # the same values twice) so that one kernel serves every group
@@ -183,15 +186,16 @@ cdef void flat_planes(const Op* op, float* base, float* buf, int64_t c0, int64_t
             if op.sh == 2:
                 a.src[g] = phases[turn] + min(g, n - 1) * block
             else:
-                a.src[g] = base + op.in_off[ch]
-            a.out[g] = base + op.out_off[ch]
+                a.src[g] = in_base + op.in_off[ch]
+            a.out[g] = out_base + op.out_off[ch]
             a.w[g], a.init[g] = NULL, (op.fill if op.mode == WINDOW_MAX else 0)
             if op.mode == WINDOW_CONV:
                 a.w[g], a.init[g] = op.w + ch * op.kh * op.kw, op.b[ch]
         f32_window_flat(&a, op.mode)
         if op.act:
             for ch in range(c, c + n):
-                f32_activation(base + op.out_off[ch], op.out_h * op.out_w, op.act)
+                f32_activation(out_base + op.out_off[ch] + j0 * VLEN,
+                               min(j1 * VLEN, op.out_h * op.out_w) - j0 * VLEN, op.act)
         c += n
         turn = 1 - turn
 
@@ -203,7 +207,8 @@ cdef void window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
     cdef int64_t c1 = min(c0 + op.per_job, op.n_out)
     cdef float* base = ctx.arena + image * ctx.image_stride
     if op.path == WINDOW_FLAT:
-        flat_planes(op, base, ctx.scratch + tid * ctx.scratch_stride, c0, c1)
+        flat_planes(op, base, base, ctx.scratch + tid * ctx.scratch_stride, c0, c1,
+                    0, (op.out_h * op.out_w + VLEN - 1) // VLEN)
     else:
         window_rows(op, base, base, ctx.scratch + tid * ctx.scratch_stride, c0, c1,
                     0, op.in_h, 0, op.out_h)
