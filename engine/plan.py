@@ -418,10 +418,10 @@ def _compile_conv(node, spec, direct_only=False):
 
 def _pack_gemm(w, b):
     """w (G, M, K) -> [G][M/MR][K][MR] row tiles zero-padded; b -> [G][M/MR][MR],
-    with MR the tile height of TILE_ROWS that leaves the fewest rows empty
-    (the taller one on a tie).  Returns (w, b, MR, M/MR)."""
+    with MR the tile height of TILE_ROWS whose rows, empty ones included,
+    cost least (the taller one on a tie).  Returns (w, b, MR, M/MR)."""
     g, m, k = w.shape
-    mr = min(TILE_ROWS, key=lambda rows: (-(-m // rows) * rows, -rows))
+    mr = min(TILE_ROWS, key=lambda rows: (-(-m // rows) * rows * TILE_ROWS[rows], -rows))
     m_tiles = -(-m // mr)
     wp = np.zeros((g, m_tiles * mr, k), np.float32)
     wp[:, :m] = w

@@ -195,8 +195,10 @@ static inline vf vf_load_strided(const float* p, int64_t s) {
 #endif
 #define GEMM_NV 2
 #define GEMM_NR (GEMM_NV * VLEN)
-/* a second, shorter tile for layers whose output channels (per group) it
- * divides with fewer rows left empty: ShuffleNet V1's 20 and 40 on AVX-512 */
+/* shorter tiles for layers whose output channels (per group) they divide
+ * with fewer rows left empty: ShuffleNet V1's 20 and 40 on AVX-512 (short),
+ * MobileNetV2's 16, 32 and 64 (narrow; as short where the tall tile is small) */
 #define GEMM_MR_SHORT (GEMM_MR - 2)
+#define GEMM_MR_NARROW (GEMM_MR >= 12 ? GEMM_MR - 4 : GEMM_MR_SHORT)
 
 #endif

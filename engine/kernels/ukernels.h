@@ -92,8 +92,8 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
     }
 }
 
-/* the tiles: GEMM_MR or GEMM_MR_SHORT rows, two vectors of pixels or one
- * (a plane's or a row's last pixels) */
+/* the tiles: GEMM_MR, GEMM_MR_SHORT or GEMM_MR_NARROW rows, two vectors of
+ * pixels or one (a plane's or a row's last pixels) */
 #define ENGINE_GEMM_TILE(NAME, MR, NV) \
     static void NAME(int64_t K, const float* a, const float* bias, \
             const float* src, const int64_t* b_off, int64_t nb0, \
@@ -106,6 +106,8 @@ ENGINE_GEMM_TILE(f32_gemm_tile_mr_x2v, GEMM_MR, GEMM_NV)
 ENGINE_GEMM_TILE(f32_gemm_tile_mr_x1v, GEMM_MR, 1)
 ENGINE_GEMM_TILE(f32_gemm_tile_short_x2v, GEMM_MR_SHORT, GEMM_NV)
 ENGINE_GEMM_TILE(f32_gemm_tile_short_x1v, GEMM_MR_SHORT, 1)
+ENGINE_GEMM_TILE(f32_gemm_tile_narrow_x2v, GEMM_MR_NARROW, GEMM_NV)
+ENGINE_GEMM_TILE(f32_gemm_tile_narrow_x1v, GEMM_MR_NARROW, 1)
 
 typedef void (*f32_gemm_tile_fn)(int64_t K, const float* a, const float* bias,
         const float* src, const int64_t* b_off, int64_t nb0,
