@@ -14,7 +14,7 @@
 #include <immintrin.h>
 #define ENGINE_SIMD_ISA "avx512"
 #define VLEN 16
-#define ENGINE_VREGS 32
+#define ENGINE_VREGS 32     /* vector registers (register-blocked kernels size their tiles by it) */
 typedef __m512 vf;
 static inline vf vf_zero(void) { return _mm512_setzero_ps(); }
 static inline vf vf_set1(float x) { return _mm512_set1_ps(x); }

@@ -179,10 +179,11 @@ static void f32_linear_tile(int64_t K, const float* restrict w, const float* res
 /* One output row of a sliding window, read straight from the input planes:
  *   out[ow] = clamp(reduce over taps (ki, kj) of rows[ki][ow*S - PW + kj*DW])
  * rows[ki] is the input row under tap row ki, or a row of `fill` where that
- * is padding.  Outputs whose window is inside the row run as vectors; the
- * few at the borders (padding, ceil_mode) run one by one.
+ * is padding.  Strides 1 and 2 run every output as vectors, the lanes of a
+ * border vector that fall outside the row (per the op's `lanes` table,
+ * window.row_tables) taking fill; larger strides run their borders one by one.
  * MODE 0: init (bias) + sum of w[tap] * x;  1: max from init;  2: sum * aux[ow].
- * Constant sizes and MODE unroll the taps (f32_window_row_KxKsS_* below). */
+ * Constant sizes and MODE unroll the taps (f32_dwconv_3x3s1 ... below). */
 enum { WINDOW_MODE_CONV = 0, WINDOW_MODE_MAX = 1, WINDOW_MODE_AVG = 2 };
 
 ENGINE_ALWAYS_INLINE float f32_window_reduce(float acc, float x, float w, const int MODE) {
