@@ -228,13 +228,13 @@ def _compile_expand_dw(pw, dw, shapes, offsets):
     def band_plane(rows):       # floats per channel of a band of `rows` output rows
         return padded_plane(((rows - 1) * sh + (kh - 1) * dh + 1) * w)
 
-    # at stride 1 the depthwise runs flat, if bands can be whole vectors:
-    # rows a multiple of `step`
-    step = _window.VECTOR // np.gcd(w, _window.VECTOR) if sh == 1 and shapes[dw.name][2] == w else out_h + 1
     rows = -(-out_h // FUSE_MIN_BANDS)
     while rows > 1 and 4 * e * band_plane(rows) > FUSE_BAND_BYTES:
         rows -= 1
-    flat = rows >= step
+    # at stride 1 the depthwise runs flat, if bands can be whole vectors:
+    # rows a multiple of `step`
+    step = _window.VECTOR // np.gcd(w, _window.VECTOR)
+    flat = sh == 1 and shapes[dw.name][2] == w and rows >= step
     if flat:
         rows -= rows % step
     plane = band_plane(rows)
@@ -252,7 +252,8 @@ def _compile_expand_dw(pw, dw, shapes, offsets):
                                                in_off=band_off)
     spec.update(kind='expand_dw', then=then, plane=plane, per_job=rows,
                 jobs_per_image=-(-out_h // rows))
-    return spec, f'{kind}+{dw_kind}', int(band_off[-1]) + plane + (_window.ARENA_SLACK if flat else dw_need)
+    after = _window.ARENA_SLACK if flat else dw_need      # the flat reads, or the direct path's scratch
+    return spec, f'{kind}+{dw_kind}', int(band_off[-1]) + plane + after
 
 
 def _per_image_shape(chw, rank):

@@ -195,7 +195,8 @@ ENGINE_ALWAYS_INLINE float f32_window_reduce(float acc, float x, float w, const 
 ENGINE_ALWAYS_INLINE void f32_window_row(
         const float* const* rows, int64_t in_w, int64_t pw, int64_t out_w,
         const float* w, float init, float fill, const float* aux, float* out, float lo, float hi,
-        const int32_t* lanes, const int64_t KH, const int64_t KW, const int64_t S, const int64_t DW, const int MODE) {
+        const int32_t* lanes,
+        const int64_t KH, const int64_t KW, const int64_t S, const int64_t DW, const int MODE) {
     /* the vector body: every tap inside the row */
     int64_t body_lo = (pw + S - 1) / S;
     int64_t last = in_w - 1 - (KW - 1) * DW + pw;
