@@ -1,5 +1,6 @@
 """Running a model: input checks, a compiled plan per input size, working
 memory per call, outputs out of the arena."""
+import math
 import os
 import threading
 import time
@@ -125,7 +126,7 @@ class Model:
         try:
             scatter_planes(x, arena, plan.image_stride, plan.input_offsets, key[3])
             plan.program.run(arena, n, scratch, key[3])
-            outs = [gather_planes(arena, plan.image_stride, n, off, int(np.prod(shape[1:])))
+            outs = [gather_planes(arena, plan.image_stride, n, off, math.prod(shape[1:]))
                     .reshape((n,) + shape) for off, shape in plan.outputs]
         finally:
             self._give(key, arena, scratch)
