@@ -32,7 +32,7 @@ cdef enum:
 # OP_WINDOW paths through a plane
 cdef enum:
     WINDOW_DIRECT = 0    # rows read in place, border lanes replaced by the padding value
-    WINDOW_FLAT = 1      # small stride-1 planes as flat vectors with lane masks
+    WINDOW_FLAT = 1      # small planes as flat vectors with lane masks (stride 2: phase planes)
 
 # OP_ELTWISE modes
 cdef enum:
@@ -75,7 +75,7 @@ cdef struct Op:
     int64_t dw
     int64_t path             # window ops: WINDOW_DIRECT or WINDOW_FLAT
     int64_t K                # GEMM reduction length per group
-    int64_t tile_rows        # GEMM rows per tile: GEMM_MR or GEMM_MR_SHORT
+    int64_t tile_rows        # GEMM rows per tile: GEMM_MR, GEMM_MR_SHORT or GEMM_MR_NARROW
     int64_t m_tiles          # GEMM row tiles per group
     int64_t m_per_job        # row tiles one job computes
     int64_t per_job          # channels (per-channel ops), pixel tiles (im2col) or output

@@ -103,7 +103,8 @@ cdef void run_parallel(const Op* ops, int64_t start, int64_t stop, const Ctx* ct
 
 _INT_FIELDS = ('mode', 'act', 'groups', 'cin_g', 'cout_g', 'n_out', 'in_h', 'in_w',
                'out_h', 'out_w', 'kh', 'kw', 'sh', 'sw', 'ph', 'pw', 'dh', 'dw', 'path',
-               'K', 'tile_rows', 'm_tiles', 'm_per_job', 'per_job', 'n_tiles', 'plane', 'jobs_per_image')
+               'K', 'tile_rows', 'm_tiles', 'm_per_job', 'per_job', 'n_tiles', 'plane',
+               'jobs_per_image')
 
 
 cdef class Program:

@@ -88,11 +88,11 @@ static inline vf vf_load_s2(const float* p) {
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t),
                                                   _MM_SHUFFLE(3, 1, 2, 0)));
 }
-/* lanes p[i] where valid[i] != 0 (all bits set), else fill; reads all of p[0 .. VLEN) */
-typedef __m256 vmask;
+typedef __m256 vmask;       /* the flags themselves: blendv reads each lane's top bit */
 static inline vmask vf_mask(const int32_t* flags) {
     return _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i*)flags));
 }
+/* reads all of p[0 .. VLEN), keeps the lanes m has */
 static inline vf vf_load_masked(const float* p, vmask m, vf fill) {
     return _mm256_blendv_ps(fill, _mm256_loadu_ps(p), m);
 }

@@ -331,9 +331,9 @@ static void f32_window_plane_any(const f32_window_args* a, int mode, int64_t kh,
  * is blocks + lanes[j] * taps * VLEN, with blocks = lanes + nvec rounded up to
  * whole vectors; its [t][0 .. VLEN) says which lanes have tap t inside the
  * input, the others take the padding: -inf for max pooling, else 0 (a
- * compile-time zero lets the masked loads zero the lanes).  FLAT_CH planes of the same shape run
- * together: each block of flags is decoded once for all of them, and their
- * accumulators are independent chains.  Reads reach up to a few rows outside
+ * compile-time zero lets the masked loads zero the lanes).  FLAT_CH planes
+ * of the same shape run together: each block of flags is decoded once for
+ * all of them, and their accumulators are independent chains.  Reads reach up to a few rows outside
  * the input plane (into the arena's slack) and write whole vectors (into the
  * plane's padding). */
 #define FLAT_CH 4

@@ -85,6 +85,8 @@ def flat_tables(int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_
     patterns (the plane's top rows, bottom rows, and the row phases of the
     vectors in between), so the blocks stay small enough for L1.  None too
     when the reads would reach past ARENA_SLACK."""
+    if stride == 1 and out_w != in_w:
+        return None
     ki, kj = np.divmod(np.arange(kh * kw), kw)
     row_off, col_off = ki * dh - ph, kj * dw - pw         # each tap's input pixel from (oh, ow) * stride
     nvec = (out_h * out_w + VLEN - 1) // VLEN          # (C division here: no -(-a // b))
@@ -93,8 +95,6 @@ def flat_tables(int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_
     iw = ow[:, None] * stride + col_off[None, :]
     valid = (oh < out_h)[:, None] & (ih >= 0) & (ih < in_h) & (iw >= 0) & (iw < in_w)
     if stride == 1:
-        if out_w != in_w:
-            return None
         tap_off = row_off * in_w + col_off
         extent = (in_h * in_w + ENGINE_PLANE_ALIGN - 1) // ENGINE_PLANE_ALIGN * ENGINE_PLANE_ALIGN
     else:
@@ -149,6 +149,18 @@ def scratch_floats(int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64
     return aligned(2 * kh) + aligned(pw) + in_w + pw + ENGINE_ROW_OVERREAD
 
 
+cdef inline const float* channel_taps(const Op* op, int64_t c) noexcept nogil:
+    """Channel c's kernel weights (convolution), or NULL."""
+    return op.w + c * op.kh * op.kw if op.mode == WINDOW_CONV else NULL
+
+
+cdef inline float channel_start(const Op* op, int64_t c) noexcept nogil:
+    """Where channel c's accumulators start: its bias, -inf (max) or 0 (average)."""
+    if op.mode == WINDOW_CONV:
+        return op.b[c]
+    return op.fill if op.mode == WINDOW_MAX else 0
+
+
 cdef void split_phases(const Op* op, const float* base, int64_t c, int64_t n,
                        float* dst) noexcept nogil:
     """The phase planes of channels c .. c+n-1, each channel's four phase_stride apart."""
@@ -188,9 +200,7 @@ cdef void flat_planes(const Op* op, const float* in_base, float* out_base, float
             else:
                 a.src[g] = in_base + op.in_off[ch]
             a.out[g] = out_base + op.out_off[ch]
-            a.w[g], a.init[g] = NULL, (op.fill if op.mode == WINDOW_MAX else 0)
-            if op.mode == WINDOW_CONV:
-                a.w[g], a.init[g] = op.w + ch * op.kh * op.kw, op.b[ch]
+            a.w[g], a.init[g] = channel_taps(op, ch), channel_start(op, ch)
         f32_window_flat(&a, op.mode)
         if op.act:
             for ch in range(c, c + n):
@@ -229,8 +239,7 @@ cdef void window_rows(const Op* op, const float* in_base, float* out_base, float
     a.out_h, a.out_w = oh1 - oh0, op.out_w
     a.fill, a.lo, a.hi, a.fill_row = op.fill, op.lo, op.hi, buf + aligned(op.pw)
     a.aux = op.aux + oh0 * op.out_w if op.aux != NULL else NULL
-    a.init = op.fill if op.mode == WINDOW_MAX else 0
-    a.w, a.lanes = NULL, op.lanes
+    a.lanes = op.lanes
     for i in range(aligned(op.pw) + op.in_w + op.pw + ENGINE_ROW_OVERREAD):
         buf[i] = op.fill        # the padding row; border vectors read pw floats before a row
     cdef f32_window_plane_fn plane_fn = f32_window_plane_special(op.mode, op.kh, op.kw, op.sh,
@@ -238,8 +247,7 @@ cdef void window_rows(const Op* op, const float* in_base, float* out_base, float
     for c in range(c0, c1):
         a.src = in_base + op.in_off[c]
         a.out = out_base + op.out_off[c] + oh0 * op.out_w
-        if op.mode == WINDOW_CONV:
-            a.w, a.init = op.w + c * op.kh * op.kw, op.b[c]
+        a.w, a.init = channel_taps(op, c), channel_start(op, c)
         if plane_fn != NULL:
             plane_fn(&a)
         else:
