@@ -27,6 +27,7 @@ MIN_JOBS = 8       # split a GEMM's row tiles until an image gives this many job
 CHANNEL_JOBS = 16  # per-channel ops, convolutions: jobs per image, each a run of channels,
                    # pixel tiles or output rows
 DIRECT_CONV = True # dense stride-1/2 convolutions read framed rows in place (else im2col)
+TAIL_TILES = True          # planes of TAIL_PIXELS pixels (7x7 on AVX-512) as one tile
 FUSE_EXPAND_DW = True      # run a 1x1 convolution and the depthwise one reading it as one op
 FUSE_MIN_BYTES = 1 << 20   # ... when the 1x1's output is at least this large (else it stays in cache)
 FUSE_BAND_BYTES = 512 << 10  # scratch for one band of the 1x1's output
@@ -391,10 +392,14 @@ def _compile_conv(node, spec, direct_only=False):
         return _compile_linear(weight.reshape(cout, cin), bias, spec), 'conv1x1', LINEAR_NO
 
     K = cin_g * kernel[0] * kernel[1]
+    tail = pointwise and TAIL_TILES and pixels == _gemm.TAIL_PIXELS
     w_packed, b_packed, rows, m_tiles = _pack_gemm(weight.reshape(groups, cout_g, K),
-                                                   bias.reshape(groups, cout_g))
-    n_tiles = -(-spec['plane'] // NR)
-    spec.update(K=K, tile_rows=rows, m_tiles=m_tiles, n_tiles=n_tiles, w=w_packed, b=b_packed)
+                                                   bias.reshape(groups, cout_g),
+                                                   _gemm.NARROW_ROWS if tail else None)
+    tile_pixels = pixels if tail else NR
+    n_tiles = 1 if tail else -(-spec['plane'] // NR)
+    spec.update(K=K, tile_rows=rows, m_tiles=m_tiles, n_tiles=n_tiles, tile_pixels=tile_pixels,
+                w=w_packed, b=b_packed)
     if pointwise:
         m_chunks = min(m_tiles, max(1, -(-MIN_JOBS // (groups * n_tiles))))
         m_per_job = -(-m_tiles // m_chunks)
@@ -417,19 +422,22 @@ def _compile_conv(node, spec, direct_only=False):
     return spec, name + '_im2col', 2 * K * NR + 4 * kw
 
 
-def _pack_gemm(w, b):
+def _pack_gemm(w, b, mr=None):
     """w (G, M, K) -> [G][M/MR][K][MR] row tiles zero-padded; b -> [G][M/MR][MR],
-    with MR the tile height of TILE_ROWS whose rows, empty ones included,
-    cost least (the taller one on a tie).  Returns (w, b, MR, M/MR)."""
+    each followed by the floats the tiles may read past it.  MR: the tile
+    height of TILE_ROWS whose rows, empty ones included, cost least (the
+    taller one on a tie), unless given.  Returns (w, b, MR, M/MR)."""
     g, m, k = w.shape
-    mr = min(TILE_ROWS, key=lambda rows: (-(-m // rows) * rows * TILE_ROWS[rows], -rows))
+    if mr is None:
+        mr = min(TILE_ROWS, key=lambda rows: (-(-m // rows) * rows * TILE_ROWS[rows], -rows))
     m_tiles = -(-m // mr)
     wp = np.zeros((g, m_tiles * mr, k), np.float32)
     wp[:, :m] = w
     bp = np.zeros((g, m_tiles * mr), np.float32)
     bp[:, :m] = b
     wp = wp.reshape(g, m_tiles, mr, k).transpose(0, 1, 3, 2)
-    return np.ascontiguousarray(wp).ravel(), bp.ravel(), mr, m_tiles
+    slack = np.zeros(_gemm.WEIGHT_OVERREAD, np.float32)
+    return np.concatenate([wp.ravel(), slack]), np.concatenate([bp.ravel(), slack]), mr, m_tiles
 
 
 def _compile_linear(weight, bias, spec):

@@ -43,16 +43,73 @@ def conv_path(request, monkeypatch):
 def test_gemm_tile_height_is_the_cheapest():
     """Weights are packed for the tile height (of those compiled) whose rows,
     empty ones included, cost least, and the packing holds the weights."""
+    from engine.kernels.gemm import WEIGHT_OVERREAD
     from engine.plan import TILE_ROWS, _pack_gemm
     rng = np.random.default_rng(2)
     for m in range(1, 70):
         w, b = rand(rng, (2, m, 5)), rand(rng, (2, m))
         wp, bp, rows, m_tiles = _pack_gemm(w, b)
         assert m_tiles * rows * TILE_ROWS[rows] == min(-(-m // r) * r * c for r, c in TILE_ROWS.items())
-        unpacked = wp.reshape(2, m_tiles, 5, rows).transpose(0, 1, 3, 2).reshape(2, -1, 5)
+        # the packed tiles, then the floats a tile may read past them
+        assert wp.size == 2 * m_tiles * 5 * rows + WEIGHT_OVERREAD and bp.size == 2 * m_tiles * rows + WEIGHT_OVERREAD
+        unpacked = wp[:-WEIGHT_OVERREAD].reshape(2, m_tiles, 5, rows).transpose(0, 1, 3, 2).reshape(2, -1, 5)
         np.testing.assert_array_equal(unpacked[:, :m], w)
-        np.testing.assert_array_equal(bp.reshape(2, -1)[:, :m], b)
+        np.testing.assert_array_equal(bp[:-WEIGHT_OVERREAD].reshape(2, -1)[:, :m], b)
         assert not unpacked[:, m:].any()
+
+
+def _pointwise_attrs(cin, cout, groups, **extra):
+    return dict(in_channels=cin, out_channels=cout, kernel=[1, 1], stride=[1, 1], padding=[0, 0],
+                dilation=[1, 1], groups=groups, **extra)
+
+
+def _tail_shapes():
+    """Planes of the one-tile GEMM's pixel count (7x7 on AVX-512, 5x5 on
+    AVX2), as a square where there is one, and as a row."""
+    from engine.kernels.gemm import TAIL_PIXELS
+    side = int(round(TAIL_PIXELS ** 0.5))
+    return ([(side, side)] if side * side == TAIL_PIXELS else []) + [(1, TAIL_PIXELS)]
+
+
+def test_tail_tile_takes_its_planes(monkeypatch):
+    """A 1x1 convolution on a plane of TAIL_PIXELS pixels runs as one tile
+    per plane (narrow rows), any other plane size as tiles of TILE_PIXELS,
+    and with the switch off as those too."""
+    from engine import plan
+    from engine.graph import infer_shapes
+    from engine.kernels.gemm import NARROW_ROWS, TAIL_PIXELS
+    for (h, w), on in [((1, TAIL_PIXELS), True), ((1, TAIL_PIXELS + 1), True), ((1, TAIL_PIXELS), False)]:
+        monkeypatch.setattr(plan, 'TAIL_TILES', on)
+        g = one_op_graph('conv', (1, 20, h, w), _pointwise_attrs(20, 30, 1),
+                         {'weight': np.ones((30, 20, 1, 1), np.float32)})
+        shapes = infer_shapes(g, h, w)
+        spec, kind, _ = plan._compile_node(g.nodes[0], shapes, lambda v: np.zeros(30, np.int64))
+        if on and w == TAIL_PIXELS:
+            assert (spec['tile_pixels'], spec['n_tiles'], spec['tile_rows']) == (TAIL_PIXELS, 1, NARROW_ROWS)
+        else:
+            assert spec['tile_pixels'] == plan.NR and spec['n_tiles'] == -(-spec['plane'] // plan.NR)
+
+
+@pytest.mark.parametrize('cin,cout,groups', [(2, 1, 1), (5, 7, 1), (13, 8, 1), (17, 9, 1), (40, 96, 1),
+                                             (24, 36, 3), (12, 40, 4)])
+def test_tail_tile(cin, cout, groups):
+    """The one-tile GEMM (three vectors and a pixel with the rows as lanes)
+    against the reference: row counts below, at and past its height, groups,
+    the clamp, a fused residual add and activation, batch 1 and 3."""
+    from engine.graph import Graph, Node
+    rng = np.random.default_rng(cin * 100 + cout)
+    for hw in _tail_shapes():
+        attrs = _pointwise_attrs(cin, cout, groups, clamp=[-0.5, 0.8])
+        params = {'weight': rand(rng, (cout, cin // groups, 1, 1), 0.5), 'bias': rand(rng, cout)}
+        for n in BATCHES:
+            x = rand(rng, (n, cin) + hw)
+            check_graph(one_op_graph('conv', x.shape, attrs, params), x)
+        nodes = [Node('r', 'affine', ['input'], {'clamp': None}, {'scale': rand(rng, cin), 'shift': rand(rng, cin)}),
+                 Node('conv', 'conv', ['input', 'r'], _pointwise_attrs(cin, cin, groups, clamp=[0.0, None],
+                                                                         act='hardswish'),
+                      {'weight': rand(rng, (cin, cin // groups, 1, 1), 0.3), 'bias': rand(rng, cin)})]
+        x = rand(rng, (3, cin) + hw)
+        check_graph(Graph('input', x.shape, nodes, ['conv']), x)
 
 
 def test_flat_path_takes_the_family_shapes():

@@ -81,6 +81,7 @@ cdef struct Op:
     int64_t per_job          # channels (per-channel ops), pixel tiles (im2col) or output
                              # rows (direct convolution) one job computes
     int64_t n_tiles          # GEMM pixel tiles per plane
+    int64_t tile_pixels      # GEMM pixels per tile: GEMM_NR, or the whole plane (GEMM_TAIL_PIXELS)
     int64_t plane            # padded plane stride of the output
     int64_t jobs_per_image
     const int64_t* in_off    # plane offset of each input channel

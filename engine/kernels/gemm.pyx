@@ -20,7 +20,8 @@ cdef extern from "ukernels.h" nogil:
     f32_gemm_tile_fn f32_gemm_tile_mr_x2v, f32_gemm_tile_mr_x1v
     f32_gemm_tile_fn f32_gemm_tile_short_x2v, f32_gemm_tile_short_x1v
     f32_gemm_tile_fn f32_gemm_tile_narrow_x2v, f32_gemm_tile_narrow_x1v
-    const int GEMM_MR_SHORT, GEMM_MR_NARROW
+    f32_gemm_tile_fn f32_gemm_tile_narrow_x3v1
+    const int GEMM_MR_SHORT, GEMM_MR_NARROW, GEMM_TAIL_PIXELS
     void f32_frame_row(float* dst, const float* row, int64_t in_w, int64_t pl, int64_t fw,
                        int64_t s)
     void f32_linear_tile(int64_t K, const float* w, const float* bias, const float* src,
@@ -38,6 +39,9 @@ cdef extern from "ukernels.h" nogil:
 # with 12 (4 of them empty) than with 10
 TILE_ROWS = {GEMM_MR: 1.0, GEMM_MR_SHORT: 1.0, GEMM_MR_NARROW: 1.055}
 TILE_PIXELS = GEMM_NR        # pixels per GEMM tile
+TAIL_PIXELS = GEMM_TAIL_PIXELS   # planes of this many pixels (7x7 on AVX-512) run as one tile,
+NARROW_ROWS = GEMM_MR_NARROW     # of this many rows
+WEIGHT_OVERREAD = VLEN       # floats the tiles may read past the packed weights and bias
 LINEAR_OUTPUTS = LINEAR_NO   # outputs per packed fully-connected tile
 
 
@@ -71,7 +75,8 @@ cdef void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt1,
                          float* dst, int64_t nc0, int64_t nvalid) noexcept nogil:
     """Row tiles [mt0, mt1) of group g for one pixel tile: B read from src
     at pixel nb0, nvalid pixels written to dst at nc0 (two vectors of them
-    when more than one)."""
+    when more than one; a whole plane of GEMM_TAIL_PIXELS when more than
+    two, with narrow tiles)."""
     cdef int64_t mt, m0, r, rows = op.tile_rows
     cdef int mr
     cdef const float* a
@@ -79,7 +84,9 @@ cdef void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt1,
     cdef const int64_t* c_off
     cdef const int64_t* r_off = NULL
     cdef f32_gemm_tile_fn tile
-    if rows == GEMM_MR:
+    if nvalid > GEMM_NR:
+        tile = f32_gemm_tile_narrow_x3v1
+    elif rows == GEMM_MR:
         tile = f32_gemm_tile_mr_x2v if nvalid > VLEN else f32_gemm_tile_mr_x1v
     elif rows == GEMM_MR_SHORT:
         tile = f32_gemm_tile_short_x2v if nvalid > VLEN else f32_gemm_tile_short_x1v
@@ -114,10 +121,10 @@ cdef void gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept 
     cdef int64_t mt0 = r // op.n_tiles * op.m_per_job
     cdef int64_t mt1 = min(mt0 + op.m_per_job, op.m_tiles)
     cdef float* base = ctx.arena + image * ctx.image_stride
-    cdef int64_t n0 = nt * GEMM_NR
+    cdef int64_t n0 = nt * op.tile_pixels
     # whole vectors to the end of the padded plane
     gemm_row_tiles(op, g, mt0, mt1, base, op.in_off + g * op.cin_g, n0, base, n0,
-                   min(<int64_t>GEMM_NR, op.plane - n0))
+                   min(op.tile_pixels, op.plane - n0))
 
 
 cdef inline void zero(float* p, int64_t n) noexcept nogil:

@@ -61,18 +61,26 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         int64_t K, const float* restrict a, const float* restrict bias,
         const float* src, const int64_t* restrict b_off, int64_t nb0,
         float* dst, const int64_t* restrict c_off, const int64_t* restrict r_off, int64_t nc0,
-        int mr, int64_t nvalid, float lo, float hi, const int MR, const int NV) {
-    vf acc[GEMM_MR][GEMM_NV];
+        int mr, int64_t nvalid, float lo, float hi, const int MR, const int NV, const int EXTRA) {
+    vf acc[GEMM_MR][GEMM_NV_MAX];
+    /* EXTRA: one more pixel, after the NV vectors, with the rows as the
+     * lanes of EV vectors: a[k] read as vectors (lanes past MR unused) */
+    const int EV = EXTRA ? (MR + VLEN - 1) / VLEN : 0;
+    vf extra[GEMM_MR];
+    for (int e = 0; e < EV; e++) extra[e] = vf_loadu(bias + e * VLEN);
     for (int r = 0; r < MR; r++)
         for (int v = 0; v < NV; v++) acc[r][v] = vf_set1(bias[r]);
     for (int64_t k = 0; k < K; k++) {
         const float* b = src + b_off[k] + nb0;
-        vf bv[GEMM_NV];
+        vf bv[GEMM_NV_MAX];
+        for (int e = 0; e < EV; e++) extra[e] = vf_fma(vf_loadu(a + e * VLEN), vf_set1(b[NV * VLEN]), extra[e]);
         for (int v = 0; v < NV; v++) bv[v] = vf_loadu(b + v * VLEN);
         /* the next pixel tile's row of this plane: a GEMM reads K planes at
          * once, more streams than the hardware prefetcher follows */
-        __builtin_prefetch(b + GEMM_NR);
-        __builtin_prefetch(b + GEMM_NR + 16);
+        if (!EXTRA) {       /* (the tile with EXTRA covers its whole plane) */
+            __builtin_prefetch(b + GEMM_NR);
+            __builtin_prefetch(b + GEMM_NR + 16);
+        }
         for (int r = 0; r < MR; r++) {
             vf ar = vf_set1(a[r]);
             for (int v = 0; v < NV; v++) acc[r][v] = vf_fma(ar, bv[v], acc[r][v]);
@@ -90,6 +98,15 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
             else if (nvalid > v * VLEN) vf_store_partial(c + v * VLEN, y, (int)(nvalid - v * VLEN));
         }
     }
+    if (EXTRA) {
+        float lanes[GEMM_MR + VLEN];
+        for (int e = 0; e < EV; e++) vf_storeu(lanes + e * VLEN, extra[e]);
+        for (int r = 0; r < mr; r++) {
+            float y = lanes[r] + (r_off ? dst[r_off[r] + nc0 + NV * VLEN] : 0.0f);
+            y = y < lo ? lo : y;        /* written so that NaN passes, as in the vectors */
+            dst[c_off[r] + nc0 + NV * VLEN] = y > hi ? hi : y;
+        }
+    }
 }
 
 /* the tiles: GEMM_MR, GEMM_MR_SHORT or GEMM_MR_NARROW rows, two vectors of
@@ -100,7 +117,7 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
             float* dst, const int64_t* c_off, const int64_t* r_off, int64_t nc0, \
             int mr, int64_t nvalid, float lo, float hi) { \
         f32_gemm_tile(K, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, nvalid, lo, hi, \
-                      MR, NV); \
+                      MR, NV, 0); \
     }
 ENGINE_GEMM_TILE(f32_gemm_tile_mr_x2v, GEMM_MR, GEMM_NV)
 ENGINE_GEMM_TILE(f32_gemm_tile_mr_x1v, GEMM_MR, 1)
@@ -108,6 +125,20 @@ ENGINE_GEMM_TILE(f32_gemm_tile_short_x2v, GEMM_MR_SHORT, GEMM_NV)
 ENGINE_GEMM_TILE(f32_gemm_tile_short_x1v, GEMM_MR_SHORT, 1)
 ENGINE_GEMM_TILE(f32_gemm_tile_narrow_x2v, GEMM_MR_NARROW, GEMM_NV)
 ENGINE_GEMM_TILE(f32_gemm_tile_narrow_x1v, GEMM_MR_NARROW, 1)
+
+/* A whole plane of GEMM_TAIL_PIXELS pixels (7x7 on AVX-512) in one tile of
+ * GEMM_MR_NARROW rows: three vectors, and the last pixel with the rows as
+ * lanes, where two tiles of two vectors would leave a quarter of their lanes
+ * empty.  Reads up to VLEN floats past the packed weights and the bias. */
+#define GEMM_TAIL_PIXELS (3 * VLEN + 1)
+static void f32_gemm_tile_narrow_x3v1(int64_t K, const float* a, const float* bias,
+        const float* src, const int64_t* b_off, int64_t nb0,
+        float* dst, const int64_t* c_off, const int64_t* r_off, int64_t nc0,
+        int mr, int64_t nvalid, float lo, float hi) {
+    (void)nvalid;               /* always the whole plane */
+    f32_gemm_tile(K, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, 3 * VLEN, lo, hi,
+                  GEMM_MR_NARROW, 3, 1);
+}
 
 typedef void (*f32_gemm_tile_fn)(int64_t K, const float* a, const float* bias,
         const float* src, const int64_t* b_off, int64_t nb0,
