@@ -64,38 +64,44 @@ def _pointwise_attrs(cin, cout, groups, **extra):
 
 
 def _tail_shapes():
-    """Planes of the one-tile GEMM's pixel count (7x7 on AVX-512, 5x5 on
-    AVX2), as a square where there is one, and as a row."""
-    from engine.kernels.gemm import TAIL_PIXELS
+    """Planes the GEMM's tiles with extra pixels take: TAIL_PIXELS (7x7 on
+    AVX-512, 5x5 on AVX2; as a square where there is one, and as a row), and
+    1 to EXTRA_PIXELS pixels past whole tiles (14x14 on AVX-512)."""
+    from engine.kernels.gemm import EXTRA_PIXELS, TAIL_PIXELS, TILE_PIXELS
     side = int(round(TAIL_PIXELS ** 0.5))
-    return ([(side, side)] if side * side == TAIL_PIXELS else []) + [(1, TAIL_PIXELS)]
+    return ([(side, side)] if side * side == TAIL_PIXELS else []) + [(1, TAIL_PIXELS)] + [
+        (1, TILE_PIXELS * n + extra) for n, extra in zip((1, 2, 6, 1), range(1, EXTRA_PIXELS + 1))]
 
 
 def test_tail_tile_takes_its_planes(monkeypatch):
     """A 1x1 convolution on a plane of TAIL_PIXELS pixels runs as one tile
-    per plane (narrow rows), any other plane size as tiles of TILE_PIXELS,
-    and with the switch off as those too."""
+    per plane (narrow rows); a plane 1 to EXTRA_PIXELS pixels past whole
+    tiles as whole tiles, its last one taking them; any other plane and with
+    the switch off, as tiles of TILE_PIXELS to the padded plane's end."""
     from engine import plan
     from engine.graph import infer_shapes
-    from engine.kernels.gemm import NARROW_ROWS, TAIL_PIXELS
-    for (h, w), on in [((1, TAIL_PIXELS), True), ((1, TAIL_PIXELS + 1), True), ((1, TAIL_PIXELS), False)]:
+    from engine.kernels.gemm import EXTRA_PIXELS, NARROW_ROWS, TAIL_PIXELS, TILE_PIXELS as NR
+    for pixels, on in [(TAIL_PIXELS, True), (TAIL_PIXELS, False), (2 * NR + EXTRA_PIXELS, True),
+                       (2 * NR + EXTRA_PIXELS, False), (2 * NR + EXTRA_PIXELS + 1, True)]:
         monkeypatch.setattr(plan, 'TAIL_TILES', on)
-        g = one_op_graph('conv', (1, 20, h, w), _pointwise_attrs(20, 30, 1),
+        g = one_op_graph('conv', (1, 20, 1, pixels), _pointwise_attrs(20, 30, 1),
                          {'weight': np.ones((30, 20, 1, 1), np.float32)})
-        shapes = infer_shapes(g, h, w)
-        spec, kind, _ = plan._compile_node(g.nodes[0], shapes, lambda v: np.zeros(30, np.int64))
-        if on and w == TAIL_PIXELS:
+        spec, kind, _ = plan._compile_node(g.nodes[0], infer_shapes(g, 1, pixels),
+                                           lambda v: np.zeros(30, np.int64))
+        if on and pixels == TAIL_PIXELS:
             assert (spec['tile_pixels'], spec['n_tiles'], spec['tile_rows']) == (TAIL_PIXELS, 1, NARROW_ROWS)
+        elif on and 0 < pixels % NR <= EXTRA_PIXELS:
+            assert (spec['tile_pixels'], spec['n_tiles']) == (NR, pixels // NR)
         else:
-            assert spec['tile_pixels'] == plan.NR and spec['n_tiles'] == -(-spec['plane'] // plan.NR)
+            assert (spec['tile_pixels'], spec['n_tiles']) == (NR, -(-spec['plane'] // NR))
 
 
 @pytest.mark.parametrize('cin,cout,groups', [(2, 1, 1), (5, 7, 1), (13, 8, 1), (17, 9, 1), (40, 96, 1),
                                              (24, 36, 3), (12, 40, 4)])
 def test_tail_tile(cin, cout, groups):
-    """The one-tile GEMM (three vectors and a pixel with the rows as lanes)
-    against the reference: row counts below, at and past its height, groups,
-    the clamp, a fused residual add and activation, batch 1 and 3."""
+    """The GEMM tiles with extra pixels (the rows as lanes) against the
+    reference: row counts below, at and past each tile height, groups, the
+    clamp, a fused residual add and activation, batch 1 and 3."""
     from engine.graph import Graph, Node
     rng = np.random.default_rng(cin * 100 + cout)
     for hw in _tail_shapes():

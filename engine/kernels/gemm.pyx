@@ -17,11 +17,8 @@ cdef extern from "ukernels.h" nogil:
                                       const float* src, const int64_t* b_off, int64_t nb0,
                                       float* dst, const int64_t* c_off, const int64_t* r_off,
                                       int64_t nc0, int mr, int64_t nvalid, float lo, float hi)
-    f32_gemm_tile_fn f32_gemm_tile_mr_x2v, f32_gemm_tile_mr_x1v
-    f32_gemm_tile_fn f32_gemm_tile_short_x2v, f32_gemm_tile_short_x1v
-    f32_gemm_tile_fn f32_gemm_tile_narrow_x2v, f32_gemm_tile_narrow_x1v
-    f32_gemm_tile_fn f32_gemm_tile_narrow_x3v1
-    const int GEMM_MR_SHORT, GEMM_MR_NARROW, GEMM_TAIL_PIXELS
+    f32_gemm_tile_fn f32_gemm_tile_for(int64_t rows, int64_t nvalid)
+    const int GEMM_MR_SHORT, GEMM_MR_NARROW, GEMM_TAIL_PIXELS, GEMM_EXTRA_MAX
     void f32_frame_row(float* dst, const float* row, int64_t in_w, int64_t pl, int64_t fw,
                        int64_t s)
     void f32_linear_tile(int64_t K, const float* w, const float* bias, const float* src,
@@ -41,6 +38,7 @@ TILE_ROWS = {GEMM_MR: 1.0, GEMM_MR_SHORT: 1.0, GEMM_MR_NARROW: 1.055}
 TILE_PIXELS = GEMM_NR        # pixels per GEMM tile
 TAIL_PIXELS = GEMM_TAIL_PIXELS   # planes of this many pixels (7x7 on AVX-512) run as one tile,
 NARROW_ROWS = GEMM_MR_NARROW     # of this many rows
+EXTRA_PIXELS = GEMM_EXTRA_MAX    # pixels past whole tiles that may join a plane's last tile
 WEIGHT_OVERREAD = VLEN       # floats the tiles may read past the packed weights and bias
 LINEAR_OUTPUTS = LINEAR_NO   # outputs per packed fully-connected tile
 
@@ -75,23 +73,15 @@ cdef void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt1,
                          float* dst, int64_t nc0, int64_t nvalid) noexcept nogil:
     """Row tiles [mt0, mt1) of group g for one pixel tile: B read from src
     at pixel nb0, nvalid pixels written to dst at nc0 (two vectors of them
-    when more than one; a whole plane of GEMM_TAIL_PIXELS when more than
-    two, with narrow tiles)."""
+    when more than one; past GEMM_NR, a plane's last pixels: see
+    f32_gemm_tile_for)."""
     cdef int64_t mt, m0, r, rows = op.tile_rows
     cdef int mr
     cdef const float* a
     cdef const float* bias
     cdef const int64_t* c_off
     cdef const int64_t* r_off = NULL
-    cdef f32_gemm_tile_fn tile
-    if nvalid > GEMM_NR:
-        tile = f32_gemm_tile_narrow_x3v1
-    elif rows == GEMM_MR:
-        tile = f32_gemm_tile_mr_x2v if nvalid > VLEN else f32_gemm_tile_mr_x1v
-    elif rows == GEMM_MR_SHORT:
-        tile = f32_gemm_tile_short_x2v if nvalid > VLEN else f32_gemm_tile_short_x1v
-    else:
-        tile = f32_gemm_tile_narrow_x2v if nvalid > VLEN else f32_gemm_tile_narrow_x1v
+    cdef f32_gemm_tile_fn tile = f32_gemm_tile_for(rows, nvalid)
     for mt in range(mt0, mt1):
         m0 = mt * rows
         mr = <int>min(rows, op.cout_g - m0)
@@ -122,9 +112,12 @@ cdef void gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept 
     cdef int64_t mt1 = min(mt0 + op.m_per_job, op.m_tiles)
     cdef float* base = ctx.arena + image * ctx.image_stride
     cdef int64_t n0 = nt * op.tile_pixels
-    # whole vectors to the end of the padded plane
-    gemm_row_tiles(op, g, mt0, mt1, base, op.in_off + g * op.cin_g, n0, base, n0,
-                   min(op.tile_pixels, op.plane - n0))
+    # whole vectors to the end of the padded plane; the last tile may also
+    # take the pixels past whole tiles
+    cdef int64_t nvalid = min(op.tile_pixels, op.plane - n0)
+    if nt == op.n_tiles - 1:
+        nvalid = max(nvalid, op.out_h * op.out_w - n0)
+    gemm_row_tiles(op, g, mt0, mt1, base, op.in_off + g * op.cin_g, n0, base, n0, nvalid)
 
 
 cdef inline void zero(float* p, int64_t n) noexcept nogil:

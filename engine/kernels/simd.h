@@ -196,6 +196,7 @@ static inline vf vf_load_strided(const float* p, int64_t s) {
 #define GEMM_NV 2
 #define GEMM_NR (GEMM_NV * VLEN)
 #define GEMM_NV_MAX 3           /* the widest tile (ukernels.h: f32_gemm_tile_narrow_x3v1) */
+#define GEMM_EXTRA_MAX 4        /* pixels a tile may take past its vectors, rows as lanes */
 /* shorter tiles for layers whose output channels (per group) they divide
  * with fewer rows left empty: ShuffleNet V1's 20 and 40 on AVX-512 (short),
  * MobileNetV2's 16, 32 and 64 (narrow; as short where the tall tile is small) */

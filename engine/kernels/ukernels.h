@@ -63,17 +63,21 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         float* dst, const int64_t* restrict c_off, const int64_t* restrict r_off, int64_t nc0,
         int mr, int64_t nvalid, float lo, float hi, const int MR, const int NV, const int EXTRA) {
     vf acc[GEMM_MR][GEMM_NV_MAX];
-    /* EXTRA: one more pixel, after the NV vectors, with the rows as the
-     * lanes of EV vectors: a[k] read as vectors (lanes past MR unused) */
+    /* EXTRA more pixels after the NV vectors, with the rows as the lanes of
+     * EV vectors each: a[k] read as vectors (lanes past MR unused) */
     const int EV = EXTRA ? (MR + VLEN - 1) / VLEN : 0;
-    vf extra[GEMM_MR];
-    for (int e = 0; e < EV; e++) extra[e] = vf_loadu(bias + e * VLEN);
+    vf extra[GEMM_EXTRA_MAX][GEMM_MR];
+    for (int x = 0; x < EXTRA; x++)
+        for (int e = 0; e < EV; e++) extra[x][e] = vf_loadu(bias + e * VLEN);
     for (int r = 0; r < MR; r++)
         for (int v = 0; v < NV; v++) acc[r][v] = vf_set1(bias[r]);
     for (int64_t k = 0; k < K; k++) {
         const float* b = src + b_off[k] + nb0;
         vf bv[GEMM_NV_MAX];
-        for (int e = 0; e < EV; e++) extra[e] = vf_fma(vf_loadu(a + e * VLEN), vf_set1(b[NV * VLEN]), extra[e]);
+        for (int e = 0; e < EV; e++) {
+            const vf ae = vf_loadu(a + e * VLEN);
+            for (int x = 0; x < EXTRA; x++) extra[x][e] = vf_fma(ae, vf_set1(b[NV * VLEN + x]), extra[x][e]);
+        }
         for (int v = 0; v < NV; v++) bv[v] = vf_loadu(b + v * VLEN);
         /* the next pixel tile's row of this plane: a GEMM reads K planes at
          * once, more streams than the hardware prefetcher follows */
@@ -98,52 +102,63 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
             else if (nvalid > v * VLEN) vf_store_partial(c + v * VLEN, y, (int)(nvalid - v * VLEN));
         }
     }
-    if (EXTRA) {
+    for (int x = 0; x < EXTRA; x++) {
         float lanes[GEMM_MR + VLEN];
-        for (int e = 0; e < EV; e++) vf_storeu(lanes + e * VLEN, extra[e]);
+        const int64_t n = nc0 + NV * VLEN + x;
+        for (int e = 0; e < EV; e++) vf_storeu(lanes + e * VLEN, extra[x][e]);
         for (int r = 0; r < mr; r++) {
-            float y = lanes[r] + (r_off ? dst[r_off[r] + nc0 + NV * VLEN] : 0.0f);
+            float y = lanes[r] + (r_off ? dst[r_off[r] + n] : 0.0f);
             y = y < lo ? lo : y;        /* written so that NaN passes, as in the vectors */
-            dst[c_off[r] + nc0 + NV * VLEN] = y > hi ? hi : y;
+            dst[c_off[r] + n] = y > hi ? hi : y;
         }
     }
 }
 
-/* the tiles: GEMM_MR, GEMM_MR_SHORT or GEMM_MR_NARROW rows, two vectors of
- * pixels or one (a plane's or a row's last pixels) */
-#define ENGINE_GEMM_TILE(NAME, MR, NV) \
-    static void NAME(int64_t K, const float* a, const float* bias, \
-            const float* src, const int64_t* b_off, int64_t nb0, \
-            float* dst, const int64_t* c_off, const int64_t* r_off, int64_t nc0, \
-            int mr, int64_t nvalid, float lo, float hi) { \
-        f32_gemm_tile(K, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, nvalid, lo, hi, \
-                      MR, NV, 0); \
-    }
-ENGINE_GEMM_TILE(f32_gemm_tile_mr_x2v, GEMM_MR, GEMM_NV)
-ENGINE_GEMM_TILE(f32_gemm_tile_mr_x1v, GEMM_MR, 1)
-ENGINE_GEMM_TILE(f32_gemm_tile_short_x2v, GEMM_MR_SHORT, GEMM_NV)
-ENGINE_GEMM_TILE(f32_gemm_tile_short_x1v, GEMM_MR_SHORT, 1)
-ENGINE_GEMM_TILE(f32_gemm_tile_narrow_x2v, GEMM_MR_NARROW, GEMM_NV)
-ENGINE_GEMM_TILE(f32_gemm_tile_narrow_x1v, GEMM_MR_NARROW, 1)
-
-/* A whole plane of GEMM_TAIL_PIXELS pixels (7x7 on AVX-512) in one tile of
- * GEMM_MR_NARROW rows: three vectors, and the last pixel with the rows as
- * lanes, where two tiles of two vectors would leave a quarter of their lanes
- * empty.  Reads up to VLEN floats past the packed weights and the bias. */
-#define GEMM_TAIL_PIXELS (3 * VLEN + 1)
-static void f32_gemm_tile_narrow_x3v1(int64_t K, const float* a, const float* bias,
-        const float* src, const int64_t* b_off, int64_t nb0,
-        float* dst, const int64_t* c_off, const int64_t* r_off, int64_t nc0,
-        int mr, int64_t nvalid, float lo, float hi) {
-    (void)nvalid;               /* always the whole plane */
-    f32_gemm_tile(K, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, 3 * VLEN, lo, hi,
-                  GEMM_MR_NARROW, 3, 1);
-}
-
+/* The tiles: GEMM_MR, GEMM_MR_SHORT or GEMM_MR_NARROW rows (the op's weight
+ * packing), by pixels: one vector, two, two and 1-GEMM_EXTRA_MAX pixels (a
+ * plane's remainder past whole tiles, 14x14 on AVX-512: 6 x 32 + 4, joins its
+ * last tile), or three vectors and a pixel (GEMM_TAIL_PIXELS, 7x7 on AVX-512:
+ * the whole plane in one tile of narrow rows, where two tiles of two vectors
+ * would leave a quarter of their lanes empty).  The tiles with extra pixels
+ * read up to VLEN floats past the packed weights and the bias. */
 typedef void (*f32_gemm_tile_fn)(int64_t K, const float* a, const float* bias,
         const float* src, const int64_t* b_off, int64_t nb0,
         float* dst, const int64_t* c_off, const int64_t* r_off, int64_t nc0,
         int mr, int64_t nvalid, float lo, float hi);
+
+#define ENGINE_GEMM_TILE(NAME, MR, NV, EXTRA) \
+    static void NAME(int64_t K, const float* a, const float* bias, \
+            const float* src, const int64_t* b_off, int64_t nb0, \
+            float* dst, const int64_t* c_off, const int64_t* r_off, int64_t nc0, \
+            int mr, int64_t nvalid, float lo, float hi) { \
+        f32_gemm_tile(K, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, \
+                      EXTRA ? NV * VLEN : nvalid, lo, hi, MR, NV, EXTRA); \
+    }
+#define ENGINE_GEMM_TILES(ROWS, MR) \
+    ENGINE_GEMM_TILE(f32_gemm_tile_##ROWS##_x1v, MR, 1, 0) \
+    ENGINE_GEMM_TILE(f32_gemm_tile_##ROWS##_x2v, MR, 2, 0) \
+    ENGINE_GEMM_TILE(f32_gemm_tile_##ROWS##_x2v1, MR, 2, 1) \
+    ENGINE_GEMM_TILE(f32_gemm_tile_##ROWS##_x2v2, MR, 2, 2) \
+    ENGINE_GEMM_TILE(f32_gemm_tile_##ROWS##_x2v3, MR, 2, 3) \
+    ENGINE_GEMM_TILE(f32_gemm_tile_##ROWS##_x2v4, MR, 2, 4) \
+    static const f32_gemm_tile_fn f32_gemm_tiles_##ROWS[GEMM_EXTRA_MAX + 2] = { \
+        f32_gemm_tile_##ROWS##_x1v, f32_gemm_tile_##ROWS##_x2v, f32_gemm_tile_##ROWS##_x2v1, \
+        f32_gemm_tile_##ROWS##_x2v2, f32_gemm_tile_##ROWS##_x2v3, f32_gemm_tile_##ROWS##_x2v4};
+ENGINE_GEMM_TILES(mr, GEMM_MR)
+ENGINE_GEMM_TILES(short, GEMM_MR_SHORT)
+ENGINE_GEMM_TILES(narrow, GEMM_MR_NARROW)
+#define GEMM_TAIL_PIXELS (3 * VLEN + 1)
+ENGINE_GEMM_TILE(f32_gemm_tile_narrow_x3v1, GEMM_MR_NARROW, 3, 1)
+
+/* the tile for `rows` rows and nvalid pixels (1 .. GEMM_NR + GEMM_EXTRA_MAX,
+ * or GEMM_TAIL_PIXELS with narrow rows) */
+static inline f32_gemm_tile_fn f32_gemm_tile_for(int64_t rows, int64_t nvalid) {
+    const f32_gemm_tile_fn* tiles = rows == GEMM_MR ? f32_gemm_tiles_mr
+                                  : rows == GEMM_MR_SHORT ? f32_gemm_tiles_short : f32_gemm_tiles_narrow;
+    if (nvalid == GEMM_TAIL_PIXELS && rows == GEMM_MR_NARROW) return f32_gemm_tile_narrow_x3v1;
+    if (nvalid <= VLEN) return tiles[0];
+    return tiles[1 + (nvalid > GEMM_NR ? nvalid - GEMM_NR : 0)];
+}
 
 /* One input row as the direct convolution reads it: pl zeros, the row (or
  * zeros where row is NULL: padding rows), zeros to fw columns.  For stride 2
