@@ -27,9 +27,12 @@ MIN_JOBS = 8       # split a GEMM's row tiles until an image gives this many job
 CHANNEL_JOBS = 16  # per-channel ops, convolutions: jobs per image, each a run of channels,
                    # pixel tiles or output rows
 DIRECT_CONV = True # dense stride-1/2 convolutions read framed rows in place (else im2col)
+WIDE_TILES = True          # (see WIDE_MIN_K)
 TAIL_TILES = True          # 1x1 convolutions: planes of TAIL_PIXELS pixels (7x7 on AVX-512) as
                            # one tile; a remainder of up to EXTRA_PIXELS past whole tiles in the
 EXTRA_PIXELS = _gemm.EXTRA_PIXELS   # last one (the rows as lanes, not a vector mostly empty)
+WIDE_MIN_K = 64            # 1x1 convolutions with narrow row tiles: three vectors wide from this
+                           # reduction length (at 16-32 the wider tile's B reloads cost more)
 FUSE_EXPAND_DW = True      # run a 1x1 convolution and the depthwise one reading it as one op
 FUSE_MIN_BYTES = 1 << 20   # ... when the 1x1's output is at least this large (else it stays in cache)
 FUSE_BAND_BYTES = 512 << 10  # scratch for one band of the 1x1's output
@@ -399,8 +402,11 @@ def _compile_conv(node, spec, direct_only=False):
                                                    bias.reshape(groups, cout_g),
                                                    _gemm.NARROW_ROWS if tail else None)
     tile_pixels = pixels if tail else NR
-    n_tiles = 1 if tail else -(-spec['plane'] // NR)
-    if pointwise and TAIL_TILES and pixels > NR and 0 < pixels % NR <= EXTRA_PIXELS:
+    if pointwise and not tail and rows == _gemm.NARROW_ROWS and K >= WIDE_MIN_K and WIDE_TILES:
+        tile_pixels = _gemm.WIDE_PIXELS or NR
+    n_tiles = 1 if tail else -(-spec['plane'] // tile_pixels)
+    if (pointwise and TAIL_TILES and tile_pixels == NR and pixels > NR
+            and 0 < pixels % NR <= EXTRA_PIXELS):
         n_tiles = pixels // NR      # the last tile takes the remainder (gemm_job)
     spec.update(K=K, tile_rows=rows, m_tiles=m_tiles, n_tiles=n_tiles, tile_pixels=tile_pixels,
                 w=w_packed, b=b_packed)

@@ -69,7 +69,7 @@ def _tail_shapes():
     1 to EXTRA_PIXELS pixels past whole tiles (14x14 on AVX-512)."""
     from engine.kernels.gemm import EXTRA_PIXELS, TAIL_PIXELS, TILE_PIXELS
     side = int(round(TAIL_PIXELS ** 0.5))
-    return ([(side, side)] if side * side == TAIL_PIXELS else []) + [(1, TAIL_PIXELS)] + [
+    return ([(side, side)] if side * side == TAIL_PIXELS else []) + [(1, TAIL_PIXELS), (5, 9), (14, 13)] + [
         (1, TILE_PIXELS * n + extra) for n, extra in zip((1, 2, 6, 1), range(1, EXTRA_PIXELS + 1))]
 
 
@@ -96,10 +96,31 @@ def test_tail_tile_takes_its_planes(monkeypatch):
             assert (spec['tile_pixels'], spec['n_tiles']) == (NR, -(-spec['plane'] // NR))
 
 
+def test_wide_tiles_take_narrow_rows_of_long_reductions(monkeypatch):
+    """Narrow row tiles are three vectors wide (WIDE_PIXELS, where the build
+    has them) from WIDE_MIN_K on, two below it, on other rows and with the
+    switch off."""
+    from engine import plan
+    from engine.graph import infer_shapes
+    from engine.kernels.gemm import NARROW_ROWS, TILE_PIXELS as NR, WIDE_PIXELS
+    for cin, cout, on in [(plan.WIDE_MIN_K, 16, True), (plan.WIDE_MIN_K - 1, 16, True),
+                          (plan.WIDE_MIN_K, 16, False), (plan.WIDE_MIN_K, 24 * NARROW_ROWS, True)]:
+        monkeypatch.setattr(plan, 'WIDE_TILES', on)
+        # 80 pixels: whole vectors on every build, no remainder for the last tile
+        g = one_op_graph('conv', (1, cin, 8, 10), _pointwise_attrs(cin, cout, 1),
+                         {'weight': np.ones((cout, cin, 1, 1), np.float32)})
+        spec, kind, _ = plan._compile_node(g.nodes[0], infer_shapes(g, 8, 10),
+                                           lambda v: np.zeros(max(cin, cout), np.int64))
+        wide = on and cin >= plan.WIDE_MIN_K and spec['tile_rows'] == NARROW_ROWS and WIDE_PIXELS
+        assert spec['tile_pixels'] == (WIDE_PIXELS if wide else NR)
+        assert spec['n_tiles'] == -(-spec['plane'] // spec['tile_pixels'])
+
+
 @pytest.mark.parametrize('cin,cout,groups', [(2, 1, 1), (5, 7, 1), (13, 8, 1), (17, 9, 1), (40, 96, 1),
-                                             (24, 36, 3), (12, 40, 4)])
+                                             (24, 36, 3), (12, 40, 4), (64, 16, 1), (70, 7, 1), (128, 34, 2)])
 def test_tail_tile(cin, cout, groups):
-    """The GEMM tiles with extra pixels (the rows as lanes) against the
+    """The GEMM tiles past two vectors (extra pixels with the rows as lanes;
+    narrow rows three vectors wide where K >= WIDE_MIN_K) against the
     reference: row counts below, at and past each tile height, groups, the
     clamp, a fused residual add and activation, batch 1 and 3."""
     from engine.graph import Graph, Node

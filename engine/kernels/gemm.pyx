@@ -18,7 +18,7 @@ cdef extern from "ukernels.h" nogil:
                                       float* dst, const int64_t* c_off, const int64_t* r_off,
                                       int64_t nc0, int mr, int64_t nvalid, float lo, float hi)
     f32_gemm_tile_fn f32_gemm_tile_for(int64_t rows, int64_t nvalid)
-    const int GEMM_MR_SHORT, GEMM_MR_NARROW, GEMM_TAIL_PIXELS, GEMM_EXTRA_MAX
+    const int GEMM_MR_SHORT, GEMM_MR_NARROW, GEMM_TAIL_PIXELS, GEMM_EXTRA_MAX, GEMM_WIDE_PIXELS
     void f32_frame_row(float* dst, const float* row, int64_t in_w, int64_t pl, int64_t fw,
                        int64_t s)
     void f32_linear_tile(int64_t K, const float* w, const float* bias, const float* src,
@@ -39,6 +39,7 @@ TILE_PIXELS = GEMM_NR        # pixels per GEMM tile
 TAIL_PIXELS = GEMM_TAIL_PIXELS   # planes of this many pixels (7x7 on AVX-512) run as one tile,
 NARROW_ROWS = GEMM_MR_NARROW     # of this many rows
 EXTRA_PIXELS = GEMM_EXTRA_MAX    # pixels past whole tiles that may join a plane's last tile
+WIDE_PIXELS = GEMM_WIDE_PIXELS   # pixels per tile of narrow rows three vectors wide (0: none)
 WEIGHT_OVERREAD = VLEN       # floats the tiles may read past the packed weights and bias
 LINEAR_OUTPUTS = LINEAR_NO   # outputs per packed fully-connected tile
 

@@ -81,9 +81,9 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         for (int v = 0; v < NV; v++) bv[v] = vf_loadu(b + v * VLEN);
         /* the next pixel tile's row of this plane: a GEMM reads K planes at
          * once, more streams than the hardware prefetcher follows */
-        if (!EXTRA) {       /* (the tile with EXTRA covers its whole plane) */
-            __builtin_prefetch(b + GEMM_NR);
-            __builtin_prefetch(b + GEMM_NR + 16);
+        if (!EXTRA) {       /* (the tiles with EXTRA end their plane) */
+            __builtin_prefetch(b + (NV > GEMM_NV ? NV : GEMM_NV) * VLEN);
+            __builtin_prefetch(b + (NV > GEMM_NV ? NV : GEMM_NV) * VLEN + 16);
         }
         for (int r = 0; r < MR; r++) {
             vf ar = vf_set1(a[r]);
@@ -117,8 +117,9 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
 /* The tiles: GEMM_MR, GEMM_MR_SHORT or GEMM_MR_NARROW rows (the op's weight
  * packing), by pixels: one vector, two, two and 1-GEMM_EXTRA_MAX pixels (a
  * plane's remainder past whole tiles, 14x14 on AVX-512: 6 x 32 + 4, joins its
- * last tile), or three vectors and a pixel (GEMM_TAIL_PIXELS, 7x7 on AVX-512:
- * the whole plane in one tile of narrow rows, where two tiles of two vectors
+ * last tile), and for narrow rows three vectors (fewer loads per FMA than
+ * two: GEMM_WIDE_PIXELS), or three vectors and a pixel (GEMM_TAIL_PIXELS, 7x7
+ * on AVX-512: the whole plane in one tile, where two tiles of two vectors
  * would leave a quarter of their lanes empty).  The tiles with extra pixels
  * read up to VLEN floats past the packed weights and the bias. */
 typedef void (*f32_gemm_tile_fn)(int64_t K, const float* a, const float* bias,
@@ -149,13 +150,18 @@ ENGINE_GEMM_TILES(short, GEMM_MR_SHORT)
 ENGINE_GEMM_TILES(narrow, GEMM_MR_NARROW)
 #define GEMM_TAIL_PIXELS (3 * VLEN + 1)
 ENGINE_GEMM_TILE(f32_gemm_tile_narrow_x3v1, GEMM_MR_NARROW, 3, 1)
+/* (where three vectors are no more than two and the extra pixels, the
+ * planner does not ask for them: 0) */
+#define GEMM_WIDE_PIXELS (3 * VLEN > GEMM_NR + GEMM_EXTRA_MAX ? 3 * VLEN : 0)
+ENGINE_GEMM_TILE(f32_gemm_tile_narrow_x3v, GEMM_MR_NARROW, 3, 0)
 
-/* the tile for `rows` rows and nvalid pixels (1 .. GEMM_NR + GEMM_EXTRA_MAX,
- * or GEMM_TAIL_PIXELS with narrow rows) */
+/* the tile for `rows` rows and nvalid pixels: 1 .. GEMM_NR + GEMM_EXTRA_MAX,
+ * or with narrow rows up to GEMM_WIDE_PIXELS or GEMM_TAIL_PIXELS */
 static inline f32_gemm_tile_fn f32_gemm_tile_for(int64_t rows, int64_t nvalid) {
     const f32_gemm_tile_fn* tiles = rows == GEMM_MR ? f32_gemm_tiles_mr
                                   : rows == GEMM_MR_SHORT ? f32_gemm_tiles_short : f32_gemm_tiles_narrow;
     if (nvalid == GEMM_TAIL_PIXELS && rows == GEMM_MR_NARROW) return f32_gemm_tile_narrow_x3v1;
+    if (nvalid > GEMM_NR + GEMM_EXTRA_MAX) return f32_gemm_tile_narrow_x3v;
     if (nvalid <= VLEN) return tiles[0];
     return tiles[1 + (nvalid > GEMM_NR ? nvalid - GEMM_NR : 0)];
 }
