@@ -232,6 +232,27 @@ def test_conv(case, window_path, conv_path):
         check_graph(one_op_graph('conv', x.shape, attrs, params), x)
 
 
+@pytest.mark.parametrize('w', range(1, 19))
+def test_flat_depthwise_every_row_alignment(w, monkeypatch):
+    """The flat path's 3x3 stride-1 convolution, whose tap rows start at any
+    offset from a vector boundary (AVX-512 takes their taps out of aligned
+    vectors, one case per offset): widths 1-18 give every offset, with H != W,
+    channel counts off the group of planes, padding rows 0 and 1."""
+    from engine import plan
+    from engine.kernels import window
+    monkeypatch.setattr(window, 'FLAT_MAX_PIXELS', 1 << 30)
+    monkeypatch.setattr(plan, 'CHANNEL_JOBS', 3)
+    rng = np.random.default_rng(w)
+    for c, h, ph in [(7, w + 3, 1), (5, 2 * w + 1, 0)]:
+        attrs = dict(in_channels=c, out_channels=c, kernel=[3, 3], stride=[1, 1], padding=[ph, 1],
+                     dilation=[1, 1], groups=c, clamp=[-1.0, 1.5])
+        params = {'weight': rand(rng, (c, 1, 3, 3), 0.5), 'bias': rand(rng, c)}
+        x = rand(rng, (2, c, h, w))
+        graph = one_op_graph('conv', x.shape, attrs, params)
+        assert compile_graph(graph, h, w).layers[0].kind == 'dwconv3x3'
+        check_graph(graph, x)
+
+
 POOL_CASES = [
     # op, kernel, stride, padding, ceil_mode, count_include_pad, (h, w)
     ('maxpool', 3, 2, 1, False, None, (112, 112)),

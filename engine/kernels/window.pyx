@@ -84,7 +84,8 @@ def flat_tables(int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_
     the output vectors with that block number.  Output vectors repeat a few
     patterns (the plane's top rows, bottom rows, and the row phases of the
     vectors in between), so the blocks stay small enough for L1.  None too
-    when the reads would reach past ARENA_SLACK."""
+    when the reads would reach past ARENA_SLACK (a vector more on either
+    side: AVX-512 reads 3x3 tap rows as the aligned vectors around them)."""
     if stride == 1 and out_w != in_w:
         return None
     ki, kj = np.divmod(np.arange(kh * kw), kw)
@@ -104,7 +105,8 @@ def flat_tables(int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_
             return None
         tap_off = (2 * ai + aj) * phase_stride(out_h, out_w) + qi * out_w + qj
         extent = 4 * phase_stride(out_h, out_w)
-    if -tap_off.min() > ARENA_SLACK or tap_off.max() + nvec * VLEN - extent > ARENA_SLACK:
+    if (-tap_off.min() + VLEN > ARENA_SLACK
+            or tap_off.max() + (nvec + 1) * VLEN - extent > ARENA_SLACK):
         return None
     per_vector = -valid.reshape(nvec, VLEN, kh * kw).transpose(0, 2, 1).astype(np.int32)
     blocks, number = np.unique(per_vector.reshape(nvec, -1), axis=0, return_inverse=True)
