@@ -283,13 +283,33 @@ ENGINE_ALWAYS_INLINE void f32_window_row(
      * inside (the same for every row: worked out once, by the planner) */
     const vf vlo = vf_set1(lo), vhi = vf_set1(hi), vinit = vf_set1(init), vfill = vf_set1(fill);
     const vf vnone = MODE == WINDOW_MODE_MAX ? vinit : vf_zero();
+#if VLEN == 16
+    const __m512i s2_even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i s2_odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+#endif
     const int32_t* blocks = S <= 2 ? lanes + ((out_w + VLEN - 1) / VLEN + VLEN - 1) / VLEN * VLEN : 0;
     for (int64_t ow = vec_lo; ow < vec_hi; ow += VLEN) {
         const int masked = S <= 2 && lanes[ow / VLEN];
         vf part[4] = {vinit, vnone, vnone, vnone};
         for (int64_t kj = 0; kj < KW; kj++)
             for (int64_t ki = 0; ki < KH; ki++) {
-                vf x = vf_load_strided(rows[ki] + ow * S - pw + kj * DW, S);
+                vf x;
+#if VLEN == 16
+                if (S == 2 && KW == 3 && DW == 1) {
+                    /* the three columns from three loads: the even and odd
+                     * lanes of two vectors, and the even ones moved a lane
+                     * (each unaligned load crosses a cache line: the generic
+                     * way makes six of them) */
+                    const float* p = rows[ki] + ow * 2 - pw;
+                    const vf a = vf_loadu(p), b = vf_loadu(p + VLEN);
+                    if (kj == 0) x = _mm512_permutex2var_ps(a, s2_even, b);
+                    else if (kj == 1) x = _mm512_permutex2var_ps(a, s2_odd, b);
+                    else x = _mm512_castsi512_ps(_mm512_alignr_epi32(
+                            _mm512_castps_si512(vf_loadu(p + 2 * VLEN)),
+                            _mm512_castps_si512(_mm512_permutex2var_ps(a, s2_even, b)), 1));
+                } else
+#endif
+                x = vf_load_strided(rows[ki] + ow * S - pw + kj * DW, S);
                 if (masked) x = vf_select(vf_mask(blocks + (ow / VLEN * KW + kj) * VLEN), x, vfill);
                 vf acc = part[ki & 3];
                 if (MODE == WINDOW_MODE_CONV) acc = vf_fma(vf_set1(w[ki * KW + kj]), x, acc);
