@@ -187,3 +187,15 @@ def test_convert_stores_labels_and_preprocessing(tmp_path):
     r = run(['tools/convert_pytorch.py', 'tests.torch_models:shufflenet_v2_x0_5', '-o', str(out),
              '--mean', '0.5'])
     assert r.returncode != 0 and 'mean' in r.stderr
+
+
+def test_bench_peers_ratio_range_is_per_round():
+    """bench_peers reports the lowest and highest of the per-round ratios of
+    medians (the peer's over the engine's), not of single runs."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('bench_peers', os.path.join(ROOT, 'tools', 'bench_peers.py'))
+    bench_peers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_peers)
+    engine = [[1.0, 1.0, 9.0], [2.0, 2.0, 2.0], [1.0, 1.1, 1.2]]
+    peer = [[1.1, 1.1, 0.1], [2.0, 1.8, 1.9], [1.5, 1.5, 1.5]]
+    assert bench_peers.round_ratio_range(peer, engine) == pytest.approx([0.95, 1.5 / 1.1])

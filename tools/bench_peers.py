@@ -9,7 +9,9 @@ Each engine runs in a worker process of its own (thread pools of different
 runtimes must not compete for the cores); the driver interleaves them: every
 round, each worker times a block of runs in turn, so drift in the machine's
 speed hits all engines alike.  Reported: medians over all timed runs, and each
-peer's median divided by the engine's (> 1: the engine is faster).
+peer's median divided by the engine's (> 1: the engine is faster), with the
+range of that ratio over the rounds (each round's medians): when it straddles
+1, the run does not separate the two.
 
 Peers are the ones installed of: onnxruntime (opset 17 export, ORT_ENABLE_ALL,
 intra-op threads = T, inter-op 1, sequential), openvino (from the same ONNX
@@ -195,19 +197,30 @@ def compare(model_name, threads, args, files, ref):
             err = float(np.abs(w.output - ref).max())
             if err > 1e-3 * max(1, np.abs(ref).max()):
                 raise SystemExit(f'{w.peer} disagrees with PyTorch on {model_name}: max error {err:.3g}')
-        times = {w.peer: [] for w in workers}
+        rounds = {w.peer: [] for w in workers}
         for w in workers:
             w.time(0, warmup=args.warmup)
         for r in range(args.rounds):
             order = workers if r % 2 == 0 else workers[::-1]
             for w in order:
-                times[w.peer] += w.time(args.runs)
+                rounds[w.peer].append(w.time(args.runs))
     finally:
         for w in workers:
             w.close()
+    times = {p: np.concatenate(r) for p, r in rounds.items()}
     med = {p: float(np.median(t)) for p, t in times.items()}
     return {p: dict(median_ms=med[p], min_ms=float(np.min(times[p])), runs=len(times[p]),
-                    ratio_to_engine=med[p] / med['engine']) for p in times}
+                    ratio_to_engine=med[p] / med['engine'],
+                    ratio_range=round_ratio_range(rounds[p], rounds['engine']))
+            for p in times}
+
+
+def round_ratio_range(peer_rounds, engine_rounds):
+    """[lowest, highest] over the rounds of the peer's median / the engine's
+    median in the same round: how far the machine's drift moves the ratio
+    within one run (the engines of a round ran back to back)."""
+    ratios = [float(np.median(p) / np.median(e)) for p, e in zip(peer_rounds, engine_rounds)]
+    return [min(ratios), max(ratios)]
 
 
 def main(argv=None):
@@ -239,7 +252,8 @@ def main(argv=None):
                 if not args.json:
                     print(f'{model_name} {args.size}x{args.size}, {t} thread(s): ' + ', '.join(
                         f'{peer} {v["median_ms"]:.3f} ms' + ('' if peer == 'engine' else
-                                                             f' (x{v["ratio_to_engine"]:.2f})')
+                                                             ' (x{:.2f}, rounds {:.2f}-{:.2f})'.format(
+                                                                 v['ratio_to_engine'], *v['ratio_range']))
                         for peer, v in r.items()), flush=True)
     if args.json:
         import platform
