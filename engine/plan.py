@@ -27,12 +27,12 @@ MIN_JOBS = 8       # split a GEMM's row tiles until an image gives this many job
 CHANNEL_JOBS = 16  # per-channel ops, convolutions: jobs per image, each a run of channels,
                    # pixel tiles or output rows
 DIRECT_CONV = True # dense stride-1/2 convolutions read framed rows in place (else im2col)
-WIDE_TILES = True          # (see WIDE_MIN_K)
-TAIL_TILES = True          # 1x1 convolutions: planes of TAIL_PIXELS pixels (7x7 on AVX-512) as
-                           # one tile; a remainder of up to EXTRA_PIXELS past whole tiles in the
-EXTRA_PIXELS = _gemm.EXTRA_PIXELS   # last one (the rows as lanes, not a vector mostly empty)
-WIDE_MIN_K = 64            # 1x1 convolutions with narrow row tiles: three vectors wide from this
-                           # reduction length (at 16-32 the wider tile's B reloads cost more)
+# 1x1 convolutions, pixels per tile (_pixel_tiles):
+TAIL_TILES = True          # a plane of TAIL_PIXELS pixels (7x7 on AVX-512) as one tile, and a
+                           # remainder of up to EXTRA_PIXELS past whole tiles in the last one
+                           # (the rows as lanes, not a vector mostly empty)
+WIDE_TILES = True          # narrow row tiles three vectors wide from WIDE_MIN_K input channels
+WIDE_MIN_K = 64            # (at 16-32 the wider tile's B reloads cost more)
 FUSE_EXPAND_DW = True      # run a 1x1 convolution and the depthwise one reading it as one op
 FUSE_MIN_BYTES = 1 << 20   # ... when the 1x1's output is at least this large (else it stays in cache)
 FUSE_BAND_BYTES = 512 << 10  # scratch for one band of the 1x1's output
@@ -401,13 +401,8 @@ def _compile_conv(node, spec, direct_only=False):
     w_packed, b_packed, rows, m_tiles = _pack_gemm(weight.reshape(groups, cout_g, K),
                                                    bias.reshape(groups, cout_g),
                                                    _gemm.NARROW_ROWS if tail else None)
-    tile_pixels = pixels if tail else NR
-    if pointwise and not tail and rows == _gemm.NARROW_ROWS and K >= WIDE_MIN_K and WIDE_TILES:
-        tile_pixels = _gemm.WIDE_PIXELS or NR
-    n_tiles = 1 if tail else -(-spec['plane'] // tile_pixels)
-    if (pointwise and TAIL_TILES and tile_pixels == NR and pixels > NR
-            and 0 < pixels % NR <= EXTRA_PIXELS):
-        n_tiles = pixels // NR      # the last tile takes the remainder (gemm_job)
+    tile_pixels, n_tiles = (_pixel_tiles(pixels, spec['plane'], rows, K, tail) if pointwise
+                            else (NR, -(-spec['plane'] // NR)))
     spec.update(K=K, tile_rows=rows, m_tiles=m_tiles, n_tiles=n_tiles, tile_pixels=tile_pixels,
                 w=w_packed, b=b_packed)
     if pointwise:
@@ -430,6 +425,20 @@ def _compile_conv(node, spec, direct_only=False):
                 per_job=runs['per_job'], jobs_per_image=groups * runs['jobs_per_image'])
     # scratch: two panels, then two int64 column bounds per kernel column
     return spec, name + '_im2col', 2 * K * NR + 4 * kw
+
+
+def _pixel_tiles(pixels, plane, rows, K, tail):
+    """(pixels per tile, tiles) of a 1x1 convolution's plane (gemm_job): the
+    whole plane for a tail tile; else tiles of TILE_PIXELS, or WIDE_PIXELS
+    for narrow rows and a long reduction, to the padded plane's end, except
+    that a remainder of 1 to EXTRA_PIXELS past whole tiles joins the last."""
+    if tail:
+        return pixels, 1
+    if WIDE_TILES and rows == _gemm.NARROW_ROWS and K >= WIDE_MIN_K and _gemm.WIDE_PIXELS:
+        return _gemm.WIDE_PIXELS, -(-plane // _gemm.WIDE_PIXELS)
+    if TAIL_TILES and pixels > NR and 0 < pixels % NR <= _gemm.EXTRA_PIXELS:
+        return NR, pixels // NR
+    return NR, -(-plane // NR)
 
 
 def _pack_gemm(w, b, mr=None):

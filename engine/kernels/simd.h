@@ -33,12 +33,17 @@ static inline float vf_hsum(vf v) { return _mm512_reduce_add_ps(v); }
 static inline void vf_store_partial(float* p, vf v, int n) {
     _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1u), v);
 }
-/* lanes p[0], p[2], ..., p[2*VLEN-2] (reads p[0 .. 2*VLEN-1]) */
-static inline vf vf_load_s2(const float* p) {
-    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16,
-                                          14, 12, 10, 8, 6, 4, 2, 0);
-    return _mm512_permutex2var_ps(_mm512_loadu_ps(p), even, _mm512_loadu_ps(p + 16));
+/* the even (odd) lanes of a then b: a[0], a[2], ..., b[14] (a[1], ..., b[15]) */
+static inline vf vf_even_lanes(vf a, vf b) {
+    return _mm512_permutex2var_ps(a, _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16,
+                                                      14, 12, 10, 8, 6, 4, 2, 0), b);
 }
+static inline vf vf_odd_lanes(vf a, vf b) {
+    return _mm512_permutex2var_ps(a, _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17,
+                                                      15, 13, 11, 9, 7, 5, 3, 1), b);
+}
+/* lanes p[0], p[2], ..., p[2*VLEN-2] (reads p[0 .. 2*VLEN-1]) */
+static inline vf vf_load_s2(const float* p) { return vf_even_lanes(vf_loadu(p), vf_loadu(p + 16)); }
 /* lanes flags[i] != 0 of a table of -1/0 flags, decoded once for many loads */
 typedef __mmask16 vmask;
 static inline vmask vf_mask(const int32_t* flags) {

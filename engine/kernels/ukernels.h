@@ -283,10 +283,6 @@ ENGINE_ALWAYS_INLINE void f32_window_row(
      * inside (the same for every row: worked out once, by the planner) */
     const vf vlo = vf_set1(lo), vhi = vf_set1(hi), vinit = vf_set1(init), vfill = vf_set1(fill);
     const vf vnone = MODE == WINDOW_MODE_MAX ? vinit : vf_zero();
-#if VLEN == 16
-    const __m512i s2_even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    const __m512i s2_odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-#endif
     const int32_t* blocks = S <= 2 ? lanes + ((out_w + VLEN - 1) / VLEN + VLEN - 1) / VLEN * VLEN : 0;
     for (int64_t ow = vec_lo; ow < vec_hi; ow += VLEN) {
         const int masked = S <= 2 && lanes[ow / VLEN];
@@ -302,11 +298,11 @@ ENGINE_ALWAYS_INLINE void f32_window_row(
                      * way makes six of them) */
                     const float* p = rows[ki] + ow * 2 - pw;
                     const vf a = vf_loadu(p), b = vf_loadu(p + VLEN);
-                    if (kj == 0) x = _mm512_permutex2var_ps(a, s2_even, b);
-                    else if (kj == 1) x = _mm512_permutex2var_ps(a, s2_odd, b);
+                    if (kj == 0) x = vf_even_lanes(a, b);
+                    else if (kj == 1) x = vf_odd_lanes(a, b);
                     else x = _mm512_castsi512_ps(_mm512_alignr_epi32(
                             _mm512_castps_si512(vf_loadu(p + 2 * VLEN)),
-                            _mm512_castps_si512(_mm512_permutex2var_ps(a, s2_even, b)), 1));
+                            _mm512_castps_si512(vf_even_lanes(a, b)), 1));
                 } else
 #endif
                 x = vf_load_strided(rows[ki] + ow * S - pw + kj * DW, S);
@@ -472,10 +468,10 @@ ENGINE_ALWAYS_INLINE void f32_window_flat_mode(const f32_window_flat_args* a, co
  * flags as its zeroing mask).  q[r]: the row's first tap offset rounded down
  * to a vector, s[r] how far past it the row starts. */
 #define FLAT_ROWS_NB 2
-#define FLAT_TAP(M, LO, HI, HI2, SHIFT) ((SHIFT) < 16 ? \
-    _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(M, HI, LO, (SHIFT) & 15)) : (SHIFT) == 16 ? \
+#define FLAT_TAP(M, LO, HI, HI2, SHIFT) ((SHIFT) < VLEN ? \
+    _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(M, HI, LO, (SHIFT) % VLEN)) : (SHIFT) == VLEN ? \
     _mm512_castsi512_ps(_mm512_maskz_mov_epi32(M, HI)) : \
-    _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(M, HI2, HI, (SHIFT) & 15)))
+    _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(M, HI2, HI, (SHIFT) % VLEN)))
 #define FLAT_ROW_CASE(S) case S: \
     for (int c = 0; c < FLAT_CH; c++) { \
         const float* p = a->src[c] + base; \
