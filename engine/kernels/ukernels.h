@@ -92,16 +92,24 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         a += MR;
     }
     const vf vlo = vf_set1(lo), vhi = vf_set1(hi);
-    for (int r = 0; r < mr; r++) {
-        float* c = dst + c_off[r] + nc0;
+    /* A tile cut short (rows past mr, pixels past nvalid) goes through a
+     * buffer: branches in this loop would keep the accumulators in memory */
+    const int whole = mr == MR && nvalid >= NV * VLEN;
+    vf part[GEMM_MR][GEMM_NV_MAX];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) {
+        const int64_t row = r < mr ? r : 0;
+        float* c = whole ? dst + c_off[row] + nc0 : (float*)part[r];
+#pragma GCC unroll 4
         for (int v = 0; v < NV; v++) {
             vf y = acc[r][v];
-            if (r_off) y = vf_add(y, vf_loadu(dst + r_off[r] + nc0 + v * VLEN));
-            y = vf_min(vhi, vf_max(vlo, y));
-            if (nvalid >= (v + 1) * VLEN) vf_storeu(c + v * VLEN, y);
-            else if (nvalid > v * VLEN) vf_store_partial(c + v * VLEN, y, (int)(nvalid - v * VLEN));
+            if (r_off) y = vf_add(y, vf_loadu(dst + r_off[row] + nc0 + v * VLEN));
+            vf_storeu(c + v * VLEN, vf_min(vhi, vf_max(vlo, y)));
         }
     }
+    if (!whole)
+        for (int r = 0; r < mr; r++)
+            memcpy(dst + c_off[r] + nc0, part[r], (size_t)(nvalid < NV * VLEN ? nvalid : NV * VLEN) * sizeof(float));
     for (int x = 0; x < EXTRA; x++) {
         float lanes[GEMM_MR + VLEN];
         const int64_t n = nc0 + NV * VLEN + x;
