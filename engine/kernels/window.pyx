@@ -59,7 +59,7 @@ cdef extern from "ukernels.h" nogil:
 
 
 FLAT_MAX_PIXELS = 16384           # run stride-1 output planes up to this size flat,
-FLAT_S2_MAX_PIXELS = 256          # and stride-2 ones up to this size (through phase planes;
+FLAT_S2_MAX_PIXELS = 64           # and stride-2 ones up to this size (through phase planes;
                                   # beyond it, building them costs more than they save)
 cdef enum:
     SLACK = 512
