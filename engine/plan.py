@@ -37,6 +37,10 @@ FUSE_EXPAND_DW = True      # run a 1x1 convolution and the depthwise one reading
 FUSE_MIN_BYTES = 1 << 20   # ... when the 1x1's output is at least this large (else it stays in cache)
 FUSE_BAND_BYTES = 512 << 10  # scratch for one band of the 1x1's output
 FUSE_MIN_BANDS = 4         # bands per image at least (jobs for the threads)
+K_SPLIT = True             # a 1x1 convolution reading a depthwise one reduces in two halves (with
+K_SPLIT_MIN_K = 192        # two threads, each the channels its core wrote), then an op sums them;
+K_SPLIT_PIXELS = (196, 784)  # from this many channels, on planes of these sizes (MobileNetV2: at
+                           # 7x7 and below 192 channels the sum costs what the split saves)
 
 
 def physical_memory():
@@ -127,6 +131,7 @@ def compile_graph(graph, height, width):
 
     new_region(graph.input_name, -1)
     fused = _expand_dw_pairs(graph, shapes) if FUSE_EXPAND_DW else {}
+    k_split = _k_split_convs(graph, shapes, fused) if K_SPLIT else set()
     expands = {a.name: a for a in fused.values()}
     computes = []           # nodes, or (1x1, depthwise) pairs run as one op
     for node in graph.nodes:
@@ -147,6 +152,9 @@ def compile_graph(graph, height, width):
             for r in np.unique(refs[i][0]):
                 last[r] = step
         new_region(node.name, step)
+        if node.name in k_split:        # the second half's partial sums, used within the step
+            shapes[_k_half(node)] = shapes[node.name]
+            new_region(_k_half(node), step)
         computes.append((expand, node) if expand else node)
     for o in graph.outputs:
         for r in np.unique(refs[o][0]):
@@ -186,9 +194,15 @@ def compile_graph(graph, height, width):
         else:
             spec, kind, need = _compile_node(step, shapes, offsets)
             node, name = step, step.name
+        shape = _per_image_shape(shapes[node.name], info[node.name][1])
         specs.append(spec)
-        layers.append(Layer(name, kind, _per_image_shape(shapes[node.name], info[node.name][1])))
+        layers.append(Layer(name, kind, shape))
         scratch.append(need)
+        if node.name in k_split:
+            spec.update(k_splits=2, part_off=offsets(_k_half(node)),
+                        jobs_per_image=2 * spec['jobs_per_image'])
+            specs.append(_k_halves_sum(spec))
+            layers.append(Layer(name, 'k_halves_sum', shape))
     scratch_stride = padded_plane(max(scratch))
     program = Program(specs, image_stride, scratch_stride)
     outputs = [(offsets(o), _per_image_shape(shapes[o], info[o][1])) for o in graph.outputs]
@@ -222,6 +236,43 @@ def _expand_dw_pairs(graph, shapes):
                 and tuple(b['padding']) == (0, 0) and h * w > 1 and 4 * c * h * w >= FUSE_MIN_BYTES):
             pairs[dw.name] = pw
     return pairs
+
+
+def _k_split_convs(graph, shapes, fused):
+    """Names of the 1x1 convolutions to split in halves of the reduction
+    (kernels/gemm.pyx gemm_job): those reading a depthwise convolution.  That
+    op gives each thread a contiguous run of channels, so with two threads a
+    thread reducing its half of them reads planes its own core wrote, where
+    a split by pixels or output channels reads half of its input from the
+    other core (measured: 25-30 % slower).  Not after a fused expansion:
+    that one splits by rows."""
+    producer = {n.name: n for n in graph.nodes}
+    names = set()
+    for n in graph.nodes:
+        a, src = n.attrs, producer.get(n.inputs[0])
+        if (n.op == 'conv' and a['groups'] == 1 and tuple(a['kernel']) == (1, 1)
+                and tuple(a['stride']) == (1, 1) and tuple(a['padding']) == (0, 0)
+                and a['in_channels'] >= K_SPLIT_MIN_K
+                and K_SPLIT_PIXELS[0] <= shapes[n.name][1] * shapes[n.name][2] <= K_SPLIT_PIXELS[1]
+                and src is not None and src.op == 'conv' and src.name not in fused
+                and src.attrs['groups'] == src.attrs['in_channels'] == src.attrs['out_channels']):
+            names.add(n.name)
+    return names
+
+
+def _k_half(node):
+    """The value name of a K-split convolution's second half's partial sums."""
+    return node.name + '#second-half'
+
+
+def _k_halves_sum(conv):
+    """The op after a K-split 1x1 convolution: its output (the first half,
+    with bias and residual) plus the second half, clamped and activated.
+    Split by pixels, as the 1x1 convolutions reading it are."""
+    return dict(kind='eltwise', mode=5, n_out=conv['n_out'], plane=conv['plane'],
+                lo=conv['lo'], hi=conv['hi'], act=conv['act'], in_off=conv['out_off'],
+                in2_off=conv['part_off'], out_off=conv['out_off'],
+                **_runs(conv['plane'] // _window.VECTOR, CHANNEL_JOBS))
 
 
 def _compile_expand_dw(pw, dw, shapes, offsets):

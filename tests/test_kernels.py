@@ -537,6 +537,62 @@ def test_fused_expand_depthwise(cin, e, k, s, p, hw, band_bytes, window_path, mo
         check_graph(g, x)
 
 
+def depthwise_then_pointwise(rng, c, m, residual=False, act=None):
+    """A depthwise convolution and the 1x1 one reading it (MobileNetV2's
+    projection), with a residual added to the 1x1 if asked."""
+    from engine.graph import Node
+    conv = dict(stride=[1, 1], dilation=[1, 1])
+    nodes = [Node('dw', 'conv', ['input'], dict(conv, in_channels=c, out_channels=c, kernel=[3, 3],
+                                                 padding=[1, 1], groups=c, clamp=[0.0, 6.0]),
+                  {'weight': rand(rng, (c, 1, 3, 3), 0.5), 'bias': rand(rng, c)}),
+             Node('pw', 'conv', ['dw', 'r'] if residual else ['dw'],
+                  dict(conv, in_channels=c, out_channels=m, kernel=[1, 1], padding=[0, 0], groups=1,
+                       clamp=[-1.0, 2.0] if act else None, act=act),
+                  {'weight': rand(rng, (m, c, 1, 1), 0.3), 'bias': rand(rng, m)})]
+    if residual:        # m channels from the input
+        nodes.insert(0, Node('r', 'conv', ['input'], dict(conv, in_channels=c, out_channels=m, kernel=[1, 1],
+                                                           padding=[0, 0], groups=1, clamp=None),
+                             {'weight': rand(rng, (m, c, 1, 1), 0.3)}))
+    return nodes
+
+
+@pytest.mark.parametrize('act', [None, 'hardswish'])
+@pytest.mark.parametrize('residual', [False, True])
+@pytest.mark.parametrize('c,m,hw', [(21, 13, (7, 9)), (8, 30, (2, 3)), (40, 7, (5, 16))])
+def test_k_split_pointwise(c, m, hw, residual, act, monkeypatch):
+    """A 1x1 convolution after a depthwise one reduces in two halves (odd
+    channel counts: unequal ones), the first with the bias and residual, and
+    an op sums them, clamps and activates.  1, 2 and 3 threads, batch 1 and
+    3: the same results, bit for bit, with every thread count."""
+    from engine import plan
+    from engine.graph import Graph
+    monkeypatch.setattr(plan, 'K_SPLIT_MIN_K', 1)
+    monkeypatch.setattr(plan, 'K_SPLIT_PIXELS', (2, 1 << 30))
+    rng = np.random.default_rng(c * 10 + m)
+    nodes = depthwise_then_pointwise(rng, c, m, residual, act)
+    for n in BATCHES:
+        x = rand(rng, (n, c) + hw)
+        g = Graph('input', x.shape, nodes, ['pw'])
+        assert [l.kind for l in compile_graph(g, *hw).layers][-3:] == ['dwconv3x3', 'conv1x1', 'k_halves_sum']
+        out = [engine.Model(g, threads=t)(x) for t in (1, 2, 3)]
+        np.testing.assert_array_equal(out[0], out[1])
+        np.testing.assert_array_equal(out[0], out[2])
+        check_graph(g, x, threads=(1, 2, 3))
+
+
+def test_k_split_chooses_mobilenet_v2_projections():
+    """By default: MobileNetV2's projections at 14x14 and 28x28 (192 input
+    channels and more), not at 7x7, not narrower ones, not after a fused
+    expansion (split by rows, not channels)."""
+    from engine import plan
+    from engine.graph import Graph, Node, infer_shapes
+    rng = np.random.default_rng(3)
+    for c, hw, split in [(192, 28, True), (384, 14, True), (160, 14, False), (960, 7, False)]:
+        g = Graph('input', (1, c, hw, hw), depthwise_then_pointwise(rng, c, 8), ['pw'])
+        assert plan._k_split_convs(g, infer_shapes(g, hw, hw), {}) == ({'pw'} if split else set())
+        assert plan._k_split_convs(g, infer_shapes(g, hw, hw), {'dw': g.nodes[0]}) == set()
+
+
 def test_expand_read_elsewhere_is_not_fused(monkeypatch):
     from engine import plan
     from engine.graph import Graph, Node

@@ -41,6 +41,8 @@ cdef enum:
     ELTWISE_CLAMP = 2
     ELTWISE_MUL = 3            # a * b, same shapes
     ELTWISE_MUL_CHANNEL = 4    # a * b[c], b one value per channel (squeeze-excitation)
+    ELTWISE_ADD_SPLIT = 5      # a + b: the halves of a K-split 1x1 convolution (Op.k_splits),
+                               # split by pixels instead of channels
 
 cdef extern from "ukernels.h" nogil:
     void f32_activation(float* p, int64_t n, int act)
@@ -83,12 +85,15 @@ cdef struct Op:
     int64_t n_tiles          # GEMM pixel tiles per plane
     int64_t tile_pixels      # GEMM pixels per tile: GEMM_NR, or the whole plane (GEMM_TAIL_PIXELS)
     int64_t plane            # padded plane stride of the output
+    int64_t k_splits         # OP_GEMM: 2 when the reduction runs in two halves (the second
+                             # into part_off; an ELTWISE_ADD_SPLIT op sums them)
     int64_t jobs_per_image
     const int64_t* in_off    # plane offset of each input channel
     const int64_t* in2_off   # second operand (add), or the B rows of im2col panels and of
                              # direct convolutions' frames
     const int64_t* out_off   # plane offset of each output channel
     const int64_t* res_off   # convolutions: a residual added to each output channel, or NULL
+    const int64_t* part_off  # OP_GEMM with k_splits: planes of the second half's partial sums
     const float* w           # prepacked weights
     const float* b           # bias, padded to the tile
     const float* aux         # per-pixel reciprocal counts of average pooling

@@ -12,7 +12,7 @@ they are in cache: at stride 1 by the flat path, in bands of whole vectors;
 at stride 2 row by row."""
 from libc.stdint cimport int64_t
 from engine.kernels.common cimport Op, Ctx, GEMM_NR, VLEN, WINDOW_FLAT
-from engine.kernels.gemm cimport gemm_row_tiles
+from engine.kernels.gemm cimport gemm_row_tiles, WHOLE_K
 from engine.kernels.window cimport window_rows, flat_planes
 
 
@@ -33,7 +33,7 @@ cdef void expand_dw_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noex
     for t in range(((ih_hi - ih_lo) * w + GEMM_NR - 1) // GEMM_NR):
         n = ih_lo * w + t * GEMM_NR
         gemm_row_tiles(op, 0, 0, op.m_tiles, base, op.in_off, n, scratch, n - ih_lo * w,
-                       min(<int64_t>GEMM_NR, ih_hi * w - n))
+                       min(<int64_t>GEMM_NR, ih_hi * w - n), WHOLE_K)
     if dw.path == WINDOW_FLAT:
         # stride 1, bands of whole vectors: the band's rows read as rows of
         # the whole plane (input row ih_lo at the band's start)

@@ -69,43 +69,67 @@ def fma_peak_gflops(double seconds=0.2):
     return 2.0 * VLEN * PEAK_CHAINS * iters / best / 1e9
 
 
+cdef extern from *:
+    """
+    /* the bias of a K-split op's second half: zeros, as many as a tile reads */
+    static const float f32_no_bias[GEMM_MR + VLEN];
+    """
+    const float* NO_BIAS "f32_no_bias"
+
+
 cdef void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt1,
                          const float* src, const int64_t* b_off, int64_t nb0,
-                         float* dst, int64_t nc0, int64_t nvalid) noexcept nogil:
+                         float* dst, int64_t nc0, int64_t nvalid, int half) noexcept nogil:
     """Row tiles [mt0, mt1) of group g for one pixel tile: B read from src
     at pixel nb0, nvalid pixels written to dst at nc0 (two vectors of them
     when more than one; past GEMM_NR, a plane's last pixels: see
-    f32_gemm_tile_for)."""
+    f32_gemm_tile_for).  half: WHOLE_K, or one half of the reduction of a
+    K-split op: the first with the bias and residual into out_off, the
+    second into part_off, both unclamped (ELTWISE_ADD_SPLIT finishes)."""
     cdef int64_t mt, m0, r, rows = op.tile_rows
+    cdef int64_t k0 = 0 if half != SECOND_HALF else op.K // 2
+    cdef int64_t k1 = op.K if half != FIRST_HALF else op.K // 2
+    cdef float lo = op.lo if half == WHOLE_K else -INFINITY
+    cdef float hi = op.hi if half == WHOLE_K else INFINITY
+    cdef const int64_t* out_off = op.part_off if half == SECOND_HALF else op.out_off
     cdef int mr
     cdef const float* a
-    cdef const float* bias
+    cdef const float* bias = NO_BIAS
     cdef const int64_t* c_off
     cdef const int64_t* r_off = NULL
     cdef f32_gemm_tile_fn tile = f32_gemm_tile_for(rows, nvalid)
     for mt in range(mt0, mt1):
         m0 = mt * rows
         mr = <int>min(rows, op.cout_g - m0)
-        a = op.w + (g * op.m_tiles + mt) * op.K * rows
-        bias = op.b + (g * op.m_tiles + mt) * rows
-        c_off = op.out_off + g * op.cout_g + m0
-        if op.res_off != NULL:
-            r_off = op.res_off + g * op.cout_g + m0
-        tile(op.K, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, nvalid, op.lo, op.hi)
-        if op.act:
+        a = op.w + ((g * op.m_tiles + mt) * op.K + k0) * rows
+        if half != SECOND_HALF:
+            bias = op.b + (g * op.m_tiles + mt) * rows
+            if op.res_off != NULL:
+                r_off = op.res_off + g * op.cout_g + m0
+        c_off = out_off + g * op.cout_g + m0
+        tile(k1 - k0, a, bias, src, b_off + k0, nb0, dst, c_off, r_off, nc0, mr, nvalid, lo, hi)
+        if op.act and half == WHOLE_K:
             for r in range(mr):
                 f32_activation(dst + c_off[r] + nc0, nvalid, op.act)
 
 
 cdef void gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
-    """1x1 convolution: job = (image, group, chunk of row tiles, pixel tile).
-    Pixel tiles vary fastest: consecutive jobs (one thread's share) use the
-    same weights, so small planes, split into chunks of row tiles, read each
-    weight once per image and thread rather than once per pixel tile."""
+    """1x1 convolution: job = (image, half of K if split, group, chunk of row
+    tiles, pixel tile).  Pixel tiles vary fastest: consecutive jobs (one
+    thread's share) use the same weights, so small planes, split into chunks
+    of row tiles, read each weight once per image and thread rather than once
+    per pixel tile.  A K-split op's first half of jobs reduces the first half
+    of the input channels: with the threads taking contiguous shares, those
+    the depthwise op before it wrote on the same cores.  (It splits with one
+    thread too: results do not depend on the thread count.)"""
     cdef int64_t image = job // op.jobs_per_image
     cdef int64_t r = job % op.jobs_per_image
     cdef int64_t m_chunks = (op.m_tiles + op.m_per_job - 1) // op.m_per_job
     cdef int64_t per_group = op.n_tiles * m_chunks
+    cdef int half = WHOLE_K
+    if op.k_splits == 2:
+        half = FIRST_HALF if r < op.groups * per_group else SECOND_HALF
+        r = r % (op.groups * per_group)
     cdef int64_t g = r // per_group
     r = r % per_group
     cdef int64_t nt = r % op.n_tiles
@@ -118,7 +142,7 @@ cdef void gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept 
     cdef int64_t nvalid = min(op.tile_pixels, op.plane - n0)
     if nt == op.n_tiles - 1:
         nvalid = max(nvalid, op.out_h * op.out_w - n0)
-    gemm_row_tiles(op, g, mt0, mt1, base, op.in_off + g * op.cin_g, n0, base, n0, nvalid)
+    gemm_row_tiles(op, g, mt0, mt1, base, op.in_off + g * op.cin_g, n0, base, n0, nvalid, half)
 
 
 cdef inline void zero(float* p, int64_t n) noexcept nogil:
@@ -195,7 +219,7 @@ cdef void conv_im2col_job(const Op* op, const Ctx* ctx, int64_t job, int tid) no
         n0 = t * GEMM_NR
         # op.in2_off holds k * GEMM_NR: the panel's rows, read at pixel 0
         gemm_row_tiles(op, g, 0, op.m_tiles, <const float*>panels[(t - t0) & 1], op.in2_off, 0,
-                       base, n0, min(<int64_t>GEMM_NR, op.plane - n0))
+                       base, n0, min(<int64_t>GEMM_NR, op.plane - n0), WHOLE_K)
 
 
 cdef inline int64_t direct_row_floats(const Op* op) noexcept nogil:
@@ -260,7 +284,7 @@ cdef void conv_direct_job(const Op* op, const Ctx* ctx, int64_t job, int tid) no
         for t in range(row_tiles):
             ow0 = t * GEMM_NR
             gemm_row_tiles(op, 0, 0, op.m_tiles, frame, op.in2_off, (oh - oh0) * op.sh * fs + ow0,
-                           base, oh * op.out_w + ow0, min(<int64_t>GEMM_NR, op.out_w - ow0))
+                           base, oh * op.out_w + ow0, min(<int64_t>GEMM_NR, op.out_w - ow0), WHOLE_K)
 
 
 cdef void linear_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:

@@ -104,7 +104,7 @@ cdef void run_parallel(const Op* ops, int64_t start, int64_t stop, const Ctx* ct
 _INT_FIELDS = ('mode', 'act', 'groups', 'cin_g', 'cout_g', 'n_out', 'in_h', 'in_w',
                'out_h', 'out_w', 'kh', 'kw', 'sh', 'sw', 'ph', 'pw', 'dh', 'dw', 'path',
                'K', 'tile_rows', 'm_tiles', 'm_per_job', 'per_job', 'n_tiles', 'tile_pixels',
-               'plane', 'jobs_per_image')
+               'plane', 'k_splits', 'jobs_per_image')
 
 
 cdef class Program:
@@ -158,11 +158,12 @@ cdef class Program:
         (op.mode, op.act, op.groups, op.cin_g, op.cout_g, op.n_out, op.in_h, op.in_w,
          op.out_h, op.out_w, op.kh, op.kw, op.sh, op.sw, op.ph, op.pw, op.dh, op.dw, op.path,
          op.K, op.tile_rows, op.m_tiles, op.m_per_job, op.per_job, op.n_tiles, op.tile_pixels,
-         op.plane, op.jobs_per_image) = values
+         op.plane, op.k_splits, op.jobs_per_image) = values
         op.in_off = <const int64_t*>self._array(spec, 'in_off', np.int64)
         op.in2_off = <const int64_t*>self._array(spec, 'in2_off', np.int64)
         op.out_off = <const int64_t*>self._array(spec, 'out_off', np.int64)
         op.res_off = <const int64_t*>self._array(spec, 'res_off', np.int64)
+        op.part_off = <const int64_t*>self._array(spec, 'part_off', np.int64)
         op.tap_off = <const int64_t*>self._array(spec, 'tap_off', np.int64)
         op.lanes = <const int*>self._array(spec, 'lanes', np.int32)
         op.w = <const float*>self._array(spec, 'w', np.float32)
