@@ -220,6 +220,7 @@ static void f32_fma_peak_loop(int64_t iters, float* sink) {
  * contiguous floats to y (a scratch row the caller scatters). */
 #define LINEAR_NV 4
 #define LINEAR_NO (LINEAR_NV * VLEN)
+#define LINEAR_PREFETCH_ROWS 32     /* rows of w ahead (8 KB on AVX-512; 16 and 64 were slower) */
 static void f32_linear_tile(int64_t K, const float* restrict w, const float* restrict bias,
         const float* src, const int64_t* restrict x_off, float* restrict y,
         float lo, float hi) {
@@ -227,8 +228,12 @@ static void f32_linear_tile(int64_t K, const float* restrict w, const float* res
     for (int v = 0; v < LINEAR_NV; v++) acc[v] = vf_loadu(bias + v * VLEN);
     for (int64_t k = 0; k < K; k++) {
         vf xk = vf_set1(src[x_off[k]]);
-        for (int v = 0; v < LINEAR_NV; v++)
+        for (int v = 0; v < LINEAR_NV; v++) {
+            /* the weights stream from L3 (MobileNetV2's 5 MB): the hardware
+             * prefetcher alone leaves a tenth of the bandwidth unused */
+            __builtin_prefetch(w + v * VLEN + LINEAR_PREFETCH_ROWS * LINEAR_NO);
             acc[v] = vf_fma(xk, vf_loadu(w + v * VLEN), acc[v]);
+        }
         w += LINEAR_NO;
     }
     const vf vlo = vf_set1(lo), vhi = vf_set1(hi);
