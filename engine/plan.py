@@ -269,7 +269,7 @@ def _k_halves_sum(conv):
     """The op after a K-split 1x1 convolution: its output (the first half,
     with bias and residual) plus the second half, clamped and activated.
     Split by pixels, as the 1x1 convolutions reading it are."""
-    return dict(kind='eltwise', mode=5, n_out=conv['n_out'], plane=conv['plane'],
+    return dict(kind='eltwise', mode=5, n_out=conv['n_out'], plane=conv['plane'],  # ELTWISE_ADD_SPLIT
                 lo=conv['lo'], hi=conv['hi'], act=conv['act'], in_off=conv['out_off'],
                 in2_off=conv['part_off'], out_off=conv['out_off'],
                 **_runs(conv['plane'] // _window.VECTOR, CHANNEL_JOBS))

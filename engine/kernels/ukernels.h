@@ -230,7 +230,7 @@ static void f32_linear_tile(int64_t K, const float* restrict w, const float* res
         vf xk = vf_set1(src[x_off[k]]);
         for (int v = 0; v < LINEAR_NV; v++) {
             /* the weights stream from L3 (MobileNetV2's 5 MB): the hardware
-             * prefetcher alone leaves a tenth of the bandwidth unused */
+             * prefetcher alone left part of the bandwidth unused */
             __builtin_prefetch(w + v * VLEN + LINEAR_PREFETCH_ROWS * LINEAR_NO);
             acc[v] = vf_fma(xk, vf_loadu(w + v * VLEN), acc[v]);
         }
