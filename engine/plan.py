@@ -210,6 +210,19 @@ def compile_graph(graph, height, width):
                         outputs, layers)
 
 
+def _is_pointwise(node):
+    """A 1x1 stride-1 unpadded convolution without groups: a plain GEMM."""
+    a = node.attrs
+    return (node.op == 'conv' and a['groups'] == 1 and tuple(a['kernel']) == (1, 1)
+            and tuple(a['stride']) == (1, 1) and tuple(a['padding']) == (0, 0))
+
+
+def _is_depthwise(node):
+    """A convolution with one input and one output channel per group."""
+    a = node.attrs
+    return node.op == 'conv' and a['groups'] == a['in_channels'] == a['out_channels']
+
+
 def _expand_dw_pairs(graph, shapes):
     """{depthwise node name: the 1x1 convolution it alone reads} for the
     pairs to fuse: MobileNetV2's expansion and depthwise layers at the large
@@ -224,16 +237,14 @@ def _expand_dw_pairs(graph, shapes):
     pairs = {}
     for dw in graph.nodes:
         a = dw.attrs
-        if not (dw.op == 'conv' and len(dw.inputs) == 1 and a['groups'] == a['in_channels'] == a['out_channels']
+        if not (_is_depthwise(dw) and len(dw.inputs) == 1
                 and tuple(a['stride']) in ((1, 1), (2, 2)) and tuple(a['dilation']) == (1, 1)):
             continue
         pw = producer.get(dw.inputs[0])
-        if pw is None or pw.op != 'conv' or len(pw.inputs) != 1 or readers[pw.name] != 1:
+        if pw is None or not _is_pointwise(pw) or len(pw.inputs) != 1 or readers[pw.name] != 1:
             continue
-        b = pw.attrs
         c, h, w = shapes[pw.name]
-        if (b['groups'] == 1 and tuple(b['kernel']) == (1, 1) and tuple(b['stride']) == (1, 1)
-                and tuple(b['padding']) == (0, 0) and h * w > 1 and 4 * c * h * w >= FUSE_MIN_BYTES):
+        if h * w > 1 and 4 * c * h * w >= FUSE_MIN_BYTES:
             pairs[dw.name] = pw
     return pairs
 
@@ -249,13 +260,10 @@ def _k_split_convs(graph, shapes, fused):
     producer = {n.name: n for n in graph.nodes}
     names = set()
     for n in graph.nodes:
-        a, src = n.attrs, producer.get(n.inputs[0])
-        if (n.op == 'conv' and a['groups'] == 1 and tuple(a['kernel']) == (1, 1)
-                and tuple(a['stride']) == (1, 1) and tuple(a['padding']) == (0, 0)
-                and a['in_channels'] >= K_SPLIT_MIN_K
+        src = producer.get(n.inputs[0])
+        if (_is_pointwise(n) and n.attrs['in_channels'] >= K_SPLIT_MIN_K
                 and K_SPLIT_PIXELS[0] <= shapes[n.name][1] * shapes[n.name][2] <= K_SPLIT_PIXELS[1]
-                and src is not None and src.op == 'conv' and src.name not in fused
-                and src.attrs['groups'] == src.attrs['in_channels'] == src.attrs['out_channels']):
+                and src is not None and _is_depthwise(src) and src.name not in fused):
             names.add(n.name)
     return names
 

@@ -429,7 +429,24 @@ typedef struct {
     const int32_t* lanes;
     float lo, hi;
     const float* aux;           /* reciprocal counts per output pixel (average) */
+    /* set once per job by f32_window_flat_tap_rows, for the AVX-512 path:
+     * whether the taps are three rows of three adjacent offsets (3x3,
+     * stride 1); then for each row its first tap offset rounded down to a
+     * vector (row_q) and how far past that the row starts (row_s) */
+    int tap_rows;
+    int64_t row_q[3];
+    int row_s[3];
 } f32_window_flat_args;
+
+static inline void f32_window_flat_tap_rows(f32_window_flat_args* a) {
+    a->tap_rows = a->taps == 9;
+    for (int r = 0; r < 3 && a->tap_rows; r++) {
+        const int64_t* t = a->tap_off + 3 * r;
+        a->tap_rows = t[1] == t[0] + 1 && t[2] == t[0] + 2;
+        a->row_q[r] = (t[0] >= 0 ? t[0] / VLEN : -((-t[0] + VLEN - 1) / VLEN)) * VLEN;
+        a->row_s[r] = (int)(t[0] - a->row_q[r]);
+    }
+}
 
 /* output vectors per pass: FLAT_CH x FLAT_NB accumulators take half the registers */
 #define FLAT_NB (ENGINE_VREGS / 2 / FLAT_CH)
@@ -478,8 +495,7 @@ ENGINE_ALWAYS_INLINE void f32_window_flat_mode(const f32_window_flat_args* a, co
  * costs about twice an aligned one, and the generic path makes nine of them
  * per output vector.  Here each tap row loads aligned vectors once per plane
  * and takes its three taps out of neighbouring pairs (valignd, the lane
- * flags as its zeroing mask).  q[r]: the row's first tap offset rounded down
- * to a vector, s[r] how far past it the row starts. */
+ * flags as its zeroing mask). */
 #define FLAT_ROWS_NB 2
 #define FLAT_TAP(M, LO, HI, HI2, SHIFT) ((SHIFT) < VLEN ? \
     _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(M, HI, LO, (SHIFT) % VLEN)) : (SHIFT) == VLEN ? \
@@ -499,7 +515,7 @@ ENGINE_ALWAYS_INLINE void f32_window_flat_mode(const f32_window_flat_args* a, co
     } \
     break;
 
-static void f32_dwconv_flat_rows(const f32_window_flat_args* a, int64_t j, const int64_t* q, const int* s) {
+static void f32_dwconv_flat_rows(const f32_window_flat_args* a, int64_t j) {
     const int32_t* blocks = a->lanes + (a->nvec + VLEN - 1) / VLEN * VLEN;
     vf acc[FLAT_CH][FLAT_ROWS_NB];
     for (int c = 0; c < FLAT_CH; c++)
@@ -509,8 +525,8 @@ static void f32_dwconv_flat_rows(const f32_window_flat_args* a, int64_t j, const
         for (int b = 0; b < FLAT_ROWS_NB; b++)
             for (int kj = 0; kj < 3; kj++)
                 m[b][kj] = vf_mask(blocks + ((int64_t)a->lanes[j + b] * 9 + 3 * r + kj) * VLEN);
-        const int64_t base = q[r] + j * VLEN;
-        switch (s[r]) {
+        const int64_t base = a->row_q[r] + j * VLEN;
+        switch (a->row_s[r]) {
             FLAT_ROW_CASE(0) FLAT_ROW_CASE(1) FLAT_ROW_CASE(2) FLAT_ROW_CASE(3)
             FLAT_ROW_CASE(4) FLAT_ROW_CASE(5) FLAT_ROW_CASE(6) FLAT_ROW_CASE(7)
             FLAT_ROW_CASE(8) FLAT_ROW_CASE(9) FLAT_ROW_CASE(10) FLAT_ROW_CASE(11)
@@ -523,26 +539,13 @@ static void f32_dwconv_flat_rows(const f32_window_flat_args* a, int64_t j, const
             vf_storeu(a->out[c] + (j + b) * VLEN, vf_min(vhi, vf_max(vlo, acc[c][b])));
 }
 
-/* whether the taps are three rows of three adjacent offsets: then q and s */
-static inline int f32_flat_tap_rows(const f32_window_flat_args* a, int64_t* q, int* s) {
-    if (a->taps != 9) return 0;
-    for (int r = 0; r < 3; r++) {
-        const int64_t* t = a->tap_off + 3 * r;
-        if (t[1] != t[0] + 1 || t[2] != t[0] + 2) return 0;
-        q[r] = (t[0] >= 0 ? t[0] / VLEN : -((-t[0] + VLEN - 1) / VLEN)) * VLEN;
-        s[r] = (int)(t[0] - q[r]);
-    }
-    return 1;
-}
 #endif
 
 static void f32_window_flat(const f32_window_flat_args* a, int mode) {
 #if VLEN == 16
-    int64_t q[3];
-    int s[3];
-    if (mode == WINDOW_MODE_CONV && f32_flat_tap_rows(a, q, s)) {
+    if (mode == WINDOW_MODE_CONV && a->tap_rows) {
         int64_t j = a->j0;
-        for (; j + FLAT_ROWS_NB <= a->j1; j += FLAT_ROWS_NB) f32_dwconv_flat_rows(a, j, q, s);
+        for (; j + FLAT_ROWS_NB <= a->j1; j += FLAT_ROWS_NB) f32_dwconv_flat_rows(a, j);
         for (; j < a->j1; j++) f32_window_flat_vectors(a, j, 1, WINDOW_MODE_CONV);
         return;
     }

@@ -52,6 +52,7 @@ cdef extern from "ukernels.h" nogil:
         const int* lanes
         float lo, hi
         const float* aux
+    void f32_window_flat_tap_rows(f32_window_flat_args* a)
     void f32_window_flat(const f32_window_flat_args* a, int mode)
     void f32_phase_planes(const float* src, int64_t in_h, int64_t in_w, float* dst, int64_t ps,
                           int64_t rows, int64_t cols)
@@ -185,6 +186,7 @@ cdef void flat_planes(const Op* op, const float* in_base, float* out_base, float
     a.tap_off, a.taps, a.lanes = op.tap_off, op.kh * op.kw, op.lanes
     a.nvec, a.j0, a.j1 = (op.out_h * op.out_w + VLEN - 1) // VLEN, j0, j1
     a.lo, a.hi, a.aux = op.lo, op.hi, op.aux
+    f32_window_flat_tap_rows(&a)
     if op.sh == 2:
         phases[0] = buf + SLACK
         phases[1] = phases[0] + FLAT_CH * block + SLACK
