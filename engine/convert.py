@@ -10,6 +10,8 @@ view.  So every spelling of a channel shuffle (torchvision's, its inverse,
 shuffle-and-split in one go) converts the same way, and a chain that mixes
 channels with pixels or images is refused, never converted wrongly.
 """
+import math
+
 import numpy as np
 
 from engine.errors import UnsupportedModelError
@@ -472,8 +474,12 @@ def _arith(kind):
         if kind in ('add', 'sub') and alpha != 1:
             return cv._fail(fx, f'{kind} with alpha != 1')
         if isinstance(a, _Tensor) and _is_number(b):
-            scale, shift = {'add': (1.0, b), 'sub': (1.0, -b), 'mul': (b, 0.0),
-                            'div': (1.0 / b if b else np.inf, 0.0)}[kind]
+            if kind == 'div':
+                if b and abs(1.0 / b) > float(np.finfo(np.float32).max):
+                    return cv._fail(fx, f'division by {b!r}, whose reciprocal is not a float32')
+                scale, shift = (1.0 / b if b else math.copysign(math.inf, b)), 0.0   # x / 0: +-inf
+            else:
+                scale, shift = {'add': (1.0, b), 'sub': (1.0, -b), 'mul': (b, 0.0)}[kind]
             return _scalar_affine(cv, fx, a, scale, shift)
         if _is_number(a) and isinstance(b, _Tensor) and kind in ('add', 'mul'):
             return _scalar_affine(cv, fx, b, *((1.0, a) if kind == 'add' else (a, 0.0)))

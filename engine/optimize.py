@@ -56,16 +56,32 @@ def _fold_batchnorm(g):
             scale, shift = bn.params['scale'].astype(np.float64), bn.params['shift'].astype(np.float64)
         else:
             scale, shift = _bn_scale_shift(bn)
+        folded = None
         if (prev is not None and prev.op in ('conv', 'linear') and _no_activation(prev)
                 and _only_consumer(g, prev.name, bn)):
-            w = prev.params['weight'].astype(np.float64)
-            prev.params['weight'] = (w * scale.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32)
-            b = prev.params.get('bias', np.zeros(len(scale), np.float32)).astype(np.float64)
-            prev.params['bias'] = (b * scale + shift).astype(np.float32)
+            folded = _folded(prev, scale, shift)
+        if folded is not None:
+            prev.params['weight'], prev.params['bias'] = folded
             _merge_into(g, prev, bn)
         else:   # nothing to fold into: a per-channel affine op
             bn.op, bn.attrs = 'affine', {'clamp': None}
             bn.params = {'scale': scale.astype(np.float32), 'shift': shift.astype(np.float32)}
+
+
+def _folded(layer, scale, shift):
+    """(weight, bias) of a convolution or linear layer followed by
+    x * scale + shift, or None when that would not be finite: a division by
+    zero must give PyTorch's +-inf (an affine op's x * inf), not the NaN of
+    inf times a zero weight summed with the others."""
+    w = layer.params['weight'].astype(np.float64)
+    b = layer.params.get('bias', np.zeros(len(scale), np.float32)).astype(np.float64)
+    with np.errstate(over='ignore', invalid='ignore'):
+        weight = (w * scale.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32)
+        bias = (b * scale + shift).astype(np.float32)
+    if not (np.isfinite(scale).all() and np.isfinite(shift).all()
+            and np.isfinite(weight).all() and np.isfinite(bias).all()):
+        return None
+    return weight, bias
 
 
 def _fuse_residual_adds(g):
@@ -118,13 +134,25 @@ def _can_take(node, act):
 
 def _take(node, act):
     lo, hi = act.attrs.get('clamp') or (None, None)
-    if node.attrs.get('clamp') is not None:        # clamp of a clamp: intersect
-        lo0, hi0 = node.attrs['clamp']
-        lo = lo0 if lo is None else lo if lo0 is None else max(lo, lo0)
-        hi = hi0 if hi is None else hi if hi0 is None else min(hi, hi0)
+    if node.attrs.get('clamp') is not None:        # clamp of a clamp: compose them
+        lo, hi = compose_clamps(node.attrs['clamp'], [lo, hi])
     node.attrs['clamp'] = None if (lo, hi) == (None, None) else [lo, hi]
     if act.attrs.get('act') is not None:
         node.attrs['act'] = act.attrs['act']
+
+
+def compose_clamps(first, then):
+    """[lo, hi] of clamp(clamp(x, *first), *then) as one clamp (None: open).
+    Each end of the first is clamped by the second, so disjoint ranges give
+    a constant, as PyTorch's two clamps do: clamp(clamp(y, 0, 6), 10, 20) = 10."""
+    def bound(v):
+        if v is None:
+            return None
+        lo, hi = then
+        v = v if lo is None else max(v, lo)
+        return v if hi is None else min(v, hi)
+    lo, hi = bound(first[0]), bound(first[1])
+    return [then[0] if first[0] is None else lo, then[1] if first[1] is None else hi]
 
 
 def _simplify_views(g):

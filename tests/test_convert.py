@@ -187,3 +187,50 @@ def test_nan_and_inf_give_the_same_outputs_as_pytorch():
     ok = np.isfinite(ref)
     assert np.abs(out[ok] - ref[ok]).max() <= 1e-5
     assert np.isnan(ref).any()
+
+
+class TwoClamps(nn.Module):
+    def __init__(self, first, then):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.first, self.then = first, then
+
+    def forward(self, x):
+        return torch.clamp(torch.clamp(self.conv(x) * 8, *self.first), *self.then)
+
+
+@pytest.mark.parametrize('first, then', [((0, 6), (10, 20)), ((0, 6), (-5, -1)), ((0, 6), (2, 4)),
+                                         ((None, 6), (10, None)), ((-1, None), (None, -3)),
+                                         ((0, 6), (3, None)), ((-2, 2), (None, 1))])
+def test_a_clamp_of_a_clamp_is_their_composition(first, then):
+    """Fused into one clamp, two clamps must give what PyTorch's two give,
+    also when their ranges do not overlap (a constant)."""
+    assert_matches(TwoClamps(first, then), shape=(2, 3, 6, 5))
+
+
+class DivideBy(nn.Module):
+    def __init__(self, divisor):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.divisor = divisor
+
+    def forward(self, x):
+        return self.conv(x) / self.divisor
+
+
+@pytest.mark.parametrize('divisor', [0.0, -0.0])
+def test_division_by_zero_gives_signed_infinities(divisor):
+    net = DivideBy(divisor).eval()
+    with torch.no_grad():
+        net.conv.weight[1] = 0          # a channel of exact zeros: 0 / 0 is NaN
+        net.conv.bias[1] = 0
+        x = torch.randn(2, 3, 6, 5)
+        ref = net(x).numpy()
+    out = engine.from_torch(net, x[:1])(x.numpy())
+    assert np.isinf(ref).any() and np.isnan(ref).any()
+    np.testing.assert_array_equal(out, ref)
+
+
+def test_division_by_a_number_without_a_float32_reciprocal_is_refused():
+    with pytest.raises(engine.UnsupportedModelError, match='reciprocal'):
+        engine.from_torch(DivideBy(1e-40), torch.randn(1, 3, 6, 5))
