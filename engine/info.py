@@ -29,7 +29,7 @@ def describe(model, path=None):
     if path:
         d['file'] = path
         d['file_bytes'] = os.path.getsize(path)
-        d['data_crc32'] = fileformat.stored_checksum(path)
+        d['file_crc32'] = fileformat.stored_checksum(path)
     return d
 
 

@@ -10,7 +10,8 @@ import numpy as np
 from engine import fileformat, preprocess
 from engine.graph import validate
 from engine.kernels.program import gather_planes, scatter_planes
-from engine.plan import check_memory, compile_graph
+from engine.memory import check_memory
+from engine.plan import compile_graph
 
 
 def default_threads():

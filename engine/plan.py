@@ -10,8 +10,6 @@
    placed in one arena per image by first-fit over those lifetimes.
 4. Each compute op gets its kernel, prepacked weights and offset tables.
 """
-import os
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +19,7 @@ from engine.graph import (NONLINEAR, VIEW_OPS, avgpool_divisors, clamp_bounds,
 from engine.kernels import gemm as _gemm
 from engine.kernels import window as _window
 from engine.kernels.program import PLANE_ALIGN, Program
+from engine.memory import check_memory
 
 TILE_ROWS, NR, LINEAR_NO = _gemm.TILE_ROWS, _gemm.TILE_PIXELS, _gemm.LINEAR_OUTPUTS
 MIN_JOBS = 8       # split a GEMM's row tiles until an image gives this many jobs
@@ -41,23 +40,6 @@ K_SPLIT = True             # a 1x1 convolution reading a depthwise one reduces i
 K_SPLIT_MIN_K = 192        # two threads, each the channels its core wrote), then an op sums them;
 K_SPLIT_PIXELS = (196, 784)  # from this many channels, on planes of these sizes (MobileNetV2: at
                            # 7x7 and below 192 channels the sum costs what the split saves)
-
-
-def physical_memory():
-    """Bytes one process can hope to allocate: the RAM, and on 32-bit builds
-    half the address space."""
-    try:
-        ram = os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
-    except (AttributeError, ValueError, OSError):
-        ram = 1 << 40
-    return min(ram, sys.maxsize // 2 + 1)
-
-
-def check_memory(nbytes, what):
-    """ValueError instead of a MemoryError (or the OOM killer) for absurd sizes."""
-    if nbytes > physical_memory():
-        raise ValueError(f'{what} needs {nbytes / 2**30:.1f} GiB of working memory, more than this '
-                         f'machine has ({physical_memory() / 2**30:.1f} GiB)')
 
 
 def padded_plane(pixels):

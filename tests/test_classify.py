@@ -113,7 +113,7 @@ def test_info_shows_labels_and_checksum():
     r = run(['info', MODEL, '--json'])
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
-    assert d['labels'] == 10 and d['preprocess']['crop'] == 32 and len(d['data_crc32']) == 8
+    assert d['labels'] == 10 and d['preprocess']['crop'] == 32 and len(d['file_crc32']) == 8
     assert d['build']['isa']
 
 

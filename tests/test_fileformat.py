@@ -7,7 +7,7 @@ import pytest
 
 import engine
 from engine import zoo
-from engine.fileformat import parse
+from engine.fileformat import parse, with_checksum
 
 SIZE = 64
 
@@ -30,9 +30,11 @@ def header_of(data):
 
 
 def rebuild(header, body):
+    """A file from an edited header, its checksum made to fit (so that the
+    checks behind the checksum are what is tested)."""
     raw = json.dumps(header).encode()
     raw += b' ' * (-len(raw) % 8)
-    return len(raw).to_bytes(8, 'little') + raw + body
+    return with_checksum(len(raw).to_bytes(8, 'little') + raw + body)
 
 
 def test_round_trip(small_model, blob, tmp_path):
@@ -159,7 +161,103 @@ def test_checksum_catches_a_flipped_bit_in_the_weights(blob, tmp_path):
 
 
 def test_missing_checksum_is_refused_unless_skipped(blob):
-    data = tamper(blob, lambda h: h['__metadata__'].pop('data_crc32'))
-    with pytest.raises(engine.ModelFileError, match='checksum'):
+    data = tamper(blob, lambda h: h['__metadata__'].pop('file_crc32'))
+    with pytest.raises(engine.ModelFileError, match='no file_crc32 checksum'):
         parse(data)
     assert parse(data, verify=False).nodes
+
+
+DIGITS = 'weights/digits_shufflenet.engine'
+
+
+def edited(data, old, new):
+    """The file with one string of its header replaced, length kept or not."""
+    n = int.from_bytes(data[:8], 'little')
+    head = data[8:8 + n].replace(old, new, 1)
+    assert head != data[8:8 + n], f'{old!r} is not in the header'
+    return len(head).to_bytes(8, 'little') + head + data[8 + n:]
+
+
+@pytest.mark.parametrize('old, new', [(b'\\"stride\\": [1, 1]', b'\\"stride\\": [3, 1]'),     # the graph
+                                      (b'\\"3\\", \\"4\\"', b'\\"8\\", \\"4\\"'),          # a label
+                                      (b'\\"mean\\": [0.25]', b'\\"mean\\": [0.35]'),        # preprocessing
+                                      (b'"shape": [', b'"shape":  [')])                     # the tensor table
+def test_an_edited_header_is_refused(old, new):
+    """The checksum covers the header, the graph and the metadata, not only
+    the tensors: a stride, a label or a mean changed in a text editor."""
+    with open(DIGITS, 'rb') as f:
+        data = f.read()
+    with pytest.raises(engine.ModelFileError, match='checksum mismatch'):
+        parse(edited(data, old, new))
+
+
+def test_every_byte_of_the_header_is_covered():
+    """One bit flipped in each byte of the header (a random bit per byte,
+    the length field included): no such file loads."""
+    with open(DIGITS, 'rb') as f:
+        data = f.read()
+    n = int.from_bytes(data[:8], 'little')
+    bits = np.random.default_rng(0).integers(0, 8, 8 + n)
+    for pos in range(8 + n):
+        flipped = bytearray(data)
+        flipped[pos] ^= 1 << int(bits[pos])
+        with pytest.raises(engine.ModelFileError):
+            parse(bytes(flipped))
+
+
+def test_a_deeply_nested_header_is_a_model_file_error(tmp_path):
+    raw = b'[' * 100_000
+    path = tmp_path / 'nested.engine'
+    path.write_bytes(len(raw).to_bytes(8, 'little') + raw)
+    with pytest.raises(engine.ModelFileError, match='nested too deeply'):
+        engine.load(path)
+    graph = json.dumps({'version': 1, 'nodes': 'X'}).replace('"X"', '[' * 100_000 + ']' * 100_000)
+    with pytest.raises(engine.ModelFileError, match='nested too deeply'):
+        parse(rebuild({'__metadata__': {'file_crc32': '00000000', 'format': 'shufflenet-engine',
+                                        'graph': graph}}, b''))
+    from engine.__main__ import main
+    assert main(['info', str(path)]) == 2
+
+
+def test_devices_folders_and_fifos_are_refused_without_reading(tmp_path):
+    import os
+    import threading
+    fifo = tmp_path / 'fifo.engine'
+    os.mkfifo(fifo)
+    errors = []
+
+    def load(path):
+        try:
+            engine.load(path)
+        except engine.ModelFileError as e:
+            errors.append(str(e))
+    for path, kind in ((fifo, 'a FIFO'), ('/dev/zero', 'a device'), (tmp_path, 'a folder')):
+        t = threading.Thread(target=load, args=(path,), daemon=True)
+        t.start()
+        t.join(10)
+        if t.is_alive():                        # release the reader blocked on the FIFO
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            t.join(10)
+            pytest.fail(f'loading {path} blocked')
+        assert errors and f'not a regular file ({kind})' in errors.pop()
+
+
+def test_a_huge_file_is_refused_from_its_header(blob, tmp_path):
+    """8 GB: a valid model followed by gigabytes of zeros (a sparse file) is
+    refused after reading the header, in a process that stays small."""
+    import subprocess
+    import sys
+    path = tmp_path / 'huge.engine'
+    path.write_bytes(blob)
+    with open(path, 'r+b') as f:
+        f.truncate(8 << 30)
+    code = ('import re, sys, engine\n'
+            'try:\n'
+            '    engine.load(sys.argv[1])\n'
+            'except engine.ModelFileError as e:\n'
+            '    print(e)\n'
+            'print(re.search(r"VmHWM:\\s*(\\d+)", open("/proc/self/status").read()).group(1))\n')
+    r = subprocess.run([sys.executable, '-c', code, str(path)], capture_output=True, text=True, timeout=120)
+    message, peak_kib = r.stdout.strip().splitlines()
+    assert 'bytes after the last tensor' in message
+    assert int(peak_kib) < 300 << 10, f'peak RSS {int(peak_kib) >> 10} MiB'

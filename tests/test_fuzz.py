@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import engine
-from engine.fileformat import parse
+from engine.fileformat import parse, with_checksum
 from engine.graph import Graph, Node
 
 EXAMPLES = int(os.environ.get('ENGINE_FUZZ_EXAMPLES', '400'))
@@ -58,9 +58,11 @@ X = np.random.default_rng(1).standard_normal((2, 3, 12, 12)).astype(np.float32)
 
 
 def check(data):
-    """The property: a clear error or a working model, nothing else."""
+    """The property: a clear error or a working model, nothing else.  The
+    checksum is made to fit the mutation, so that what is behind it, the
+    checks of every number and name, is what gets fuzzed."""
     try:
-        graph = parse(data)
+        graph = parse(with_checksum(data))
     except engine.ModelFileError:
         return 'refused'
     try:

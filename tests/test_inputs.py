@@ -150,7 +150,7 @@ def test_absurd_sizes_are_refused_without_allocating(model):
                                                 padding=[4096, 4096], dilation=[1, 1], groups=1), {'weight': w})
     with pytest.raises(ValueError, match='GiB of working memory'):
         engine.Model(g)(np.ones((1, 3, 8, 8), np.float32))
-    from engine.plan import physical_memory
+    from engine.memory import physical_memory
     batch = physical_memory() // (4 * model._plan(SIZE, SIZE).image_stride) + 1
     with pytest.raises(ValueError, match='GiB of working memory'):
         model(np.broadcast_to(np.float32(0), (batch, 3, SIZE, SIZE)))
