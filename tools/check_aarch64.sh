@@ -92,7 +92,7 @@ build() {  # cc triplet sysroot outdir cflags...
         "$sr/usr/lib/python$PYVER/_sysconfigdata__linux_$trip.py")
     rm -rf "$out"
     mkdir -p "$out"
-    (cd "$ROOT" && git ls-files engine tests | grep -vE '\.(pyx|pxd|h)$' | xargs cp --parents -t "$out")
+    (cd "$ROOT" && git ls-files engine tests weights | grep -vE '\.(pyx|pxd|h)$' | xargs cp --parents -t "$out")
     for pyx in "$ROOT"/engine/kernels/*.pyx; do
         local name
         name=$(basename "$pyx" .pyx)
