@@ -8,6 +8,7 @@ import numpy as np
 
 import engine
 from engine import device, zoo
+from engine.cli import nonnegative_int, positive_int
 
 
 def measure(fn, warmup, runs):
@@ -42,8 +43,6 @@ def run(args):
         label = args.model
         note = None
     else:
-        if args.arch not in zoo.MODELS:
-            raise SystemExit(f'unknown --arch {args.arch!r}; choose from {", ".join(zoo.MODELS)}')
         model = engine.Model(zoo.MODELS[args.arch](), threads=args.threads)
         label = f'{args.arch} (built in)'
         note = 'random weights (seed 0): speed does not depend on weight values'
@@ -87,12 +86,13 @@ def run(args):
 def add_parser(sub):
     p = sub.add_parser('bench', help='measure inference latency on this device')
     p.add_argument('--model', help='model file (default: a built-in architecture, random weights)')
-    p.add_argument('--arch', default='shufflenet_v2_x1_0', help='built-in architecture (default %(default)s)')
-    p.add_argument('--threads', type=int, default=None, help='threads (default: usable cores)')
-    p.add_argument('--runs', type=int, default=200, help='timed runs (default %(default)s)')
-    p.add_argument('--warmup', type=int, default=20, help='untimed runs first (default %(default)s)')
-    p.add_argument('--batch', type=int, default=1)
-    p.add_argument('--size', type=int, default=None, help='input height and width (default: the model\'s)')
+    p.add_argument('--arch', default='shufflenet_v2_x1_0', choices=list(zoo.MODELS),
+                   help='built-in architecture (default %(default)s)')
+    p.add_argument('--threads', type=positive_int, default=None, help='threads (default: usable cores)')
+    p.add_argument('--runs', type=positive_int, default=200, help='timed runs (default %(default)s)')
+    p.add_argument('--warmup', type=nonnegative_int, default=20, help='untimed runs first (default %(default)s)')
+    p.add_argument('--batch', type=positive_int, default=1, help='images per run (default %(default)s)')
+    p.add_argument('--size', type=positive_int, default=None, help='input height and width (default: the model\'s)')
     p.add_argument('--profile', action='store_true', help='also print per-layer times')
     p.add_argument('--json', action='store_true', help='print JSON instead of a table')
     p.set_defaults(func=run)

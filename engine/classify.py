@@ -1,24 +1,58 @@
-"""`python -m engine classify MODEL IMAGE_OR_FOLDER...`: top-k labels of photos."""
+"""`python -m engine classify MODEL IMAGE_OR_FOLDER...`: top-k labels of photos.
+
+A file that cannot be read (not an image, a broken link, too large) is
+reported on its own line and in the JSON, and the others are classified; the
+exit status is non-zero only when no image could be read."""
+import argparse
 import json
 import os
 import sys
 
+import numpy as np
+
 import engine
+from engine import preprocess
+from engine.cli import positive_int
 from engine.preprocess import IMAGE_SUFFIXES
 
 
 def collect(paths):
-    """Image files named or found (recursively) in the folders named, sorted."""
-    files = []
+    """(image files named or found in the folders named, recursively, in
+    sorted order; (path, problem) for names that are neither)."""
+    files, problems = [], []
     for p in paths:
         if os.path.isdir(p):
-            for folder, _, names in os.walk(p):
+            for folder, dirs, names in os.walk(p):
+                dirs.sort()
                 files += sorted(os.path.join(folder, n) for n in names if n.lower().endswith(IMAGE_SUFFIXES))
-        elif os.path.exists(p):
+        elif os.path.lexists(p):
             files.append(p)
         else:
-            raise ValueError(f'no such file or folder: {p}')
-    return files
+            problems.append((p, 'no such file or folder'))
+    return files, problems
+
+
+def classify_files(model, files, top_k=5, batch_size=16, preprocessing=None, progress=None):
+    """(path, top-k pairs or None, error message or None) for each file, in
+    order: files that cannot be decoded are reported, not fatal."""
+    spec = model.preprocessing_with(preprocessing)
+    channels = model.graph.input_channels
+    done = 0
+    for start in range(0, len(files), batch_size):
+        chunk = files[start:start + batch_size]
+        arrays, errors = [], []
+        for path in chunk:
+            try:
+                arrays.append(preprocess.to_array(path, spec, channels))
+                errors.append(None)
+            except ValueError as e:
+                errors.append(str(e))
+        results = iter(model.predict(np.stack(arrays), top_k) if arrays else [])
+        for path, error in zip(chunk, errors):
+            yield path, (None if error else next(results)), error
+        done += len(chunk)
+        if progress:
+            progress(done)
 
 
 def progress_bar(total, enabled):
@@ -42,38 +76,50 @@ def progress_bar(total, enabled):
 
 def run(args):
     model = engine.load(args.model, threads=args.threads)
-    files = collect(args.images)
+    files, problems = collect(args.images)
     if not files:
         raise ValueError('no images found in ' + ', '.join(args.images))
     override = {k: v for k, v in dict(resize=args.resize, crop=args.crop, mean=args.mean,
                                        std=args.std).items() if v is not None}
     update, close = progress_bar(len(files), any(os.path.isdir(p) for p in args.images) and not args.quiet)
     try:
-        results = model.classify(files, top_k=args.top_k, batch_size=args.batch_size,
-                                 preprocessing=override, progress=update)
+        rows = list(classify_files(model, files, args.top_k, args.batch_size, override, update))
     finally:
         close()
+    rows = [(p, None, why) for p, why in problems] + rows
+    for path, _, error in rows:
+        if error:
+            print(f'skipped {path}: {error}', file=sys.stderr)
     if args.json:
-        print(json.dumps([{'image': f, 'top': [{'label': l, 'probability': p} for l, p in r]}
-                          for f, r in zip(files, results)], indent=2))
-        return
-    for f, r in zip(files, results):
-        print(f)
-        for label, p in r:
-            print(f'  {p:7.2%}  {label}')
+        print(json.dumps([{'image': f, 'error': e} if e else
+                          {'image': f, 'top': [{'label': l, 'probability': p} for l, p in r]}
+                          for f, r, e in rows], indent=2))
+    else:
+        for f, r, e in rows:
+            print(f)
+            if e:
+                print(f'  error: {e}')
+            for label, p in r or ():
+                print(f'  {p:7.2%}  {label}')
+    read = sum(r is not None for _, r, _ in rows)
+    if not read:
+        raise ValueError(f'none of the {len(rows)} images could be read')
 
 
 def add_parser(sub):
-    p = sub.add_parser('classify', help='top-k labels of images (needs Pillow)')
-    p.add_argument('model')
-    p.add_argument('images', nargs='+', metavar='IMAGE_OR_FOLDER')
-    p.add_argument('--top-k', type=int, default=5)
-    p.add_argument('--threads', type=int, default=None)
-    p.add_argument('--batch-size', type=int, default=16)
-    p.add_argument('--resize', type=int, help='shorter side before cropping (default: from the model file)')
-    p.add_argument('--crop', type=int, help='centre crop size (default: from the model file)')
+    p = sub.add_parser('classify', help='top-k labels of images (needs Pillow)',
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('model', help='model file')
+    p.add_argument('images', nargs='+', metavar='IMAGE_OR_FOLDER', help='image files and folders (recursively)')
+    p.add_argument('--top-k', type=positive_int, default=5, help='labels per image (default %(default)s)')
+    p.add_argument('--threads', type=positive_int, default=None, help='threads (default: the usable cores)')
+    p.add_argument('--batch-size', type=positive_int, default=16,
+                   help='images per run of the model (default %(default)s)')
+    p.add_argument('--resize', type=positive_int, help='shorter side before cropping (default: from the model file)')
+    p.add_argument('--crop', type=positive_int, help='centre crop size (default: from the model file)')
     p.add_argument('--mean', type=float, nargs='+', help='per-channel mean (default: from the model file)')
     p.add_argument('--std', type=float, nargs='+', help='per-channel std (default: from the model file)')
-    p.add_argument('--json', action='store_true')
+    p.add_argument('--json', action='store_true', help='print JSON: one entry per image, with its error if any')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     p.set_defaults(func=run)
+

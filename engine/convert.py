@@ -59,9 +59,14 @@ def convert(module, example_input, *, optimize_graph=True):
     # export with a batch of 2 so that a view chain mixing images with
     # channels cannot pass for a channel reorder
     x2 = x[:1].expand(2, -1, -1, -1).contiguous()
-    module = module.eval()
-    with torch.no_grad():
-        ep = torch.export.export(module, (x2,))
+    modes = [(m, m.training) for m in module.modules()]
+    try:
+        module.eval()
+        with torch.no_grad():
+            ep = torch.export.export(module, (x2,))
+    finally:                    # the caller's module comes back as it was
+        for m, training in modes:
+            m.training = training
     graph = _Converter(ep, user_shape).run()
     validate(graph)
     return optimize(graph) if optimize_graph else graph

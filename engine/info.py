@@ -44,6 +44,6 @@ def run(args):
 
 def add_parser(sub):
     p = sub.add_parser('info', help='describe a model file')
-    p.add_argument('model')
-    p.add_argument('--json', action='store_true')
+    p.add_argument('model', help='model file')
+    p.add_argument('--json', action='store_true', help='print JSON instead of a table')
     p.set_defaults(func=run)

@@ -26,6 +26,13 @@ def default_threads():
     return max(1, cores)
 
 
+def _positive_int(value, name):
+    """value, when it is an integer >= 1; else a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f'{name} must be an integer >= 1, got {value!r}')
+    return int(value)
+
+
 def _aligned_floats(n):
     """n float32 zeros starting on a 64-byte boundary."""
     raw = np.zeros(n + 16, np.float32)
@@ -42,12 +49,19 @@ class Model:
     def __init__(self, graph, *, threads=None):
         validate(graph)
         self.graph = graph
-        self.threads = default_threads() if threads is None else int(threads)
-        if self.threads < 1:
-            raise ValueError(f'threads must be >= 1, got {threads}')
+        self.threads = threads
         self._plans = {}
         self._pool = {}     # (H, W, N, threads) -> list of free (arena, scratch)
         self._lock = threading.Lock()
+
+    @property
+    def threads(self):
+        """Threads one call uses (None when set: the usable cores)."""
+        return self._threads
+
+    @threads.setter
+    def threads(self, threads):
+        self._threads = default_threads() if threads is None else _positive_int(threads, 'threads')
 
     # -- metadata
     @property
@@ -88,30 +102,48 @@ class Model:
         return preprocess.check_spec(spec, self.graph.input_channels)
 
     def classify(self, images, top_k=5, batch_size=16, preprocessing=None, progress=None):
-        """Top-k (label, probability) pairs for each image: paths, PIL images
-        or HxW(xC) uint8 arrays.  The model's outputs are taken as logits.
-        preprocessing overrides fields of the stored settings; progress(n) is
-        called after each batch with the number of images done."""
-        spec = dict(self.preprocessing)
-        spec.update(preprocessing or {})
-        spec = preprocess.check_spec(spec, self.graph.input_channels)
+        """Top-k (label, probability) pairs for each image of a list: paths,
+        PIL images or HxW(xC) uint8 arrays.  The model's outputs are taken as
+        logits.  preprocessing overrides fields of the stored settings;
+        progress(n) is called after each batch with the number of images done."""
+        if isinstance(images, (str, bytes, np.ndarray)) or hasattr(images, '__fspath__') \
+                or hasattr(images, 'getpixel'):
+            raise ValueError(f'classify takes a list of images, got one {type(images).__name__} '
+                             '(write classify([image]))')
+        spec = self.preprocessing_with(preprocessing)
+        _positive_int(top_k, 'top_k')
+        _positive_int(batch_size, 'batch_size')
         images = list(images)
-        labels = self.labels
         results = []
         for start in range(0, len(images), batch_size):
             batch = np.stack([preprocess.to_array(item, spec, self.graph.input_channels)
                               for item in images[start:start + batch_size]])
-            logits = self.run(batch)
-            if not isinstance(logits, np.ndarray) or logits.ndim != 2:
-                raise ValueError('classify needs a model with one (N, classes) output')
-            probs = preprocess.softmax(logits.astype(np.float64))
-            k = min(top_k, probs.shape[1])
-            for row in probs:
-                best = np.argsort(-row, kind='stable')[:k]
-                results.append([(labels[i] if labels and i < len(labels) else str(i), float(row[i]))
-                                for i in best])
+            results += self.predict(batch, top_k)
             if progress:
                 progress(min(start + batch_size, len(images)))
+        return results
+
+    def preprocessing_with(self, overrides=None):
+        """The stored preprocessing settings with some replaced, validated."""
+        spec = dict(self.preprocessing)
+        spec.update(overrides or {})
+        return preprocess.check_spec(spec, self.graph.input_channels)
+
+    def predict(self, x, top_k=5):
+        """Top-k (label, probability) pairs for each image of x, a batch
+        already preprocessed (float32 N x C x H x W)."""
+        _positive_int(top_k, 'top_k')
+        logits = self.run(x)
+        if not isinstance(logits, np.ndarray) or logits.ndim != 2:
+            raise ValueError('classify needs a model with one (N, classes) output')
+        labels = self.labels
+        probs = preprocess.softmax(logits.astype(np.float64))
+        k = min(top_k, probs.shape[1])
+        results = []
+        for row in probs:
+            best = np.argsort(-row, kind='stable')[:k]
+            results.append([(labels[i] if labels and i < len(labels) else str(i), float(row[i]))
+                            for i in best])
         return results
 
     # -- running
@@ -136,6 +168,7 @@ class Model:
     def profile(self, x, runs=10):
         """Per-layer median time over `runs` runs, one row per executed op:
         dicts with name, kind, ms and shape (the output shape)."""
+        _positive_int(runs, 'runs')
         x = self._check_input(x)
         n, _, h, w = x.shape
         plan = self._plan(h, w)

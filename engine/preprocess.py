@@ -21,9 +21,13 @@ def default_spec(input_shape):
 
 
 def check_spec(spec, channels):
-    """The preprocessing settings, validated (they come from a file)."""
+    """The preprocessing settings, validated (they come from a file or a caller)."""
     if not isinstance(spec, dict):
         raise ValueError(f'preprocessing settings must be a mapping, got {spec!r}')
+    unknown = sorted(str(k) for k in spec if k not in IMAGENET)
+    if unknown:
+        raise ValueError(f'unknown preprocessing setting(s) {", ".join(map(repr, unknown))} '
+                         f'(the settings are {", ".join(IMAGENET)})')
     out = {}
     for key in ('resize', 'crop'):
         v = spec.get(key)
@@ -61,32 +65,76 @@ def to_array(item, spec, channels):
         arr = item if item.ndim == 3 else item[:, :, None]
         if arr.shape[2] not in (1, 3, 4):
             raise ValueError(f'image arrays need 1, 3 or 4 channels, got {arr.shape[2]}')
+        if min(arr.shape[:2]) == 0:
+            raise ValueError(f'the image array is empty ({arr.shape[0]}x{arr.shape[1]} pixels)')
         if min(arr.shape[:2]) == resize:        # resizing would change nothing: crop in NumPy
             top, left = _crop_origin(arr.shape[0], arr.shape[1], crop)
             return _normalise(_channels(arr[top:top + crop, left:left + crop], channels), spec)
         image = _pil().fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
     elif isinstance(item, (str, bytes)) or hasattr(item, '__fspath__'):
-        Image = _pil()
-        try:
-            image = Image.open(item)
-            image.load()
-        except (OSError, ValueError) as e:
-            raise ValueError(f'cannot read image {item!s}: {e}') from None
+        image = _open(item)
     elif hasattr(item, 'convert') and hasattr(item, 'resize'):
         image = item
     else:
         raise TypeError(f'an image must be a path, a PIL image or a uint8 array, got {type(item).__name__}')
+    image = _eight_bit(image, item).convert('L' if channels == 1 else 'RGB')
+    if min(image.size) == 0:
+        raise ValueError(f'image {_name(item)} is empty ({image.size[0]}x{image.size[1]} pixels)')
+    arr = np.asarray(_resize_and_crop(image, resize, crop), dtype=np.uint8)
+    return _normalise(arr[:, :, None] if arr.ndim == 2 else arr, spec)
+
+
+MAX_RESIZED_PIXELS = 1 << 24     # beyond this, resize only the part the crop keeps
+
+
+def _resize_and_crop(image, resize, crop):
+    """torchvision's Resize(resize) then CenterCrop(crop).  An image so
+    elongated that its resized whole would not fit in memory (1x20000 resized
+    to 256x5120000) has only the part under the crop resized: the same
+    sampling, within one grey level."""
     Image = _pil()
-    image = image.convert('L' if channels == 1 else 'RGB')
     w, h = image.size
-    # torchvision's Resize(int): the shorter side to `resize`, the longer in proportion
+    # the shorter side to `resize`, the longer in proportion
     size = (resize, int(resize * h / w)) if w <= h else (int(resize * w / h), resize)
+    top, left = _crop_origin(size[1], size[0], crop)
+    if size[0] * size[1] > MAX_RESIZED_PIXELS:
+        sx, sy = w / size[0], h / size[1]
+        return image.resize((crop, crop), Image.BILINEAR,
+                            box=(left * sx, top * sy, (left + crop) * sx, (top + crop) * sy))
     if size != (w, h):
         image = image.resize(size, Image.BILINEAR)
-    top, left = _crop_origin(size[1], size[0], crop)
-    image = image.crop((left, top, left + crop, top + crop))
-    arr = np.asarray(image, dtype=np.uint8)
-    return _normalise(arr[:, :, None] if arr.ndim == 2 else arr, spec)
+    return image.crop((left, top, left + crop, top + crop))
+
+
+def _name(item):
+    return str(item) if isinstance(item, (str, bytes)) or hasattr(item, '__fspath__') else 'given'
+
+
+def _open(path):
+    """A decoded image file; ValueError naming the file for anything that is
+    not one (a text file, a dangling or looping link, a decompression bomb)."""
+    Image = _pil()
+    try:
+        image = Image.open(path)
+        image.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ValueError(f'cannot read image {path!s}: {e}') from None
+    return image
+
+
+def _eight_bit(image, item):
+    """16-bit greyscale ('I;16*', and 'I' as Pillow reads 16-bit PNGs) scaled
+    to 8 bits instead of clipped at 255."""
+    if image.mode.startswith('I;16') or image.mode == 'I':
+        arr = np.asarray(image)
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise ValueError(f'image {_name(item)}: 32-bit integer pixels are not supported '
+                             '(save it with 8 or 16 bits per channel)')
+        return _pil().fromarray(np.round(arr.astype(np.float64) / 257).astype(np.uint8))
+    if image.mode == 'F':
+        raise ValueError(f'image {_name(item)}: floating-point pixels are not supported '
+                         '(save it with 8 or 16 bits per channel)')
+    return image
 
 
 def _crop_origin(h, w, crop):

@@ -143,3 +143,93 @@ def test_pytorch_itself_agrees_on_the_held_out_set(model, held_out):
     np.testing.assert_array_equal(out.argmax(1), ref.argmax(1))
     assert np.abs(out - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())
     assert np.abs(ref - held_out['torch_logits']).max() <= 1e-4 * max(1.0, np.abs(ref).max())
+
+
+def test_a_16_bit_png_is_scaled_not_clipped(model, tmp_path):
+    """The same digit as 8 and as 16 bits per pixel: the same answer."""
+    from PIL import Image
+    eight = np.asarray(Image.open(os.path.join(SAMPLES, 'digit_3.png')))
+    path16 = tmp_path / 'digit_3_16bit.png'
+    Image.fromarray(eight.astype(np.uint16) * 257).save(path16)
+    assert Image.open(path16).mode.startswith('I')
+    by16, by8 = model.classify([str(path16), eight], top_k=1)
+    assert by16[0][0] == by8[0][0] == '3'
+    assert by16[0][1] == pytest.approx(by8[0][1], abs=1e-6)
+    x16 = to_array(str(path16), model.preprocessing, 1)
+    np.testing.assert_array_equal(x16, to_array(eight, model.preprocessing, 1))
+
+
+def test_a_decompression_bomb_is_a_clear_error(model, tmp_path):
+    """A small PNG declaring 20000x20000 pixels: a ValueError naming the file."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+    path = tmp_path / 'bomb.png'
+    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 20000, 20000, 8, 0, 0, 0, 0))
+                     + chunk(b'IDAT', zlib.compress(bytes(48_000))) + chunk(b'IEND', b''))
+    with pytest.raises(ValueError, match='bomb.png.*pixels'):
+        model.classify([str(path)])
+
+
+def test_an_elongated_image_resizes_only_what_the_crop_keeps(model, tmp_path):
+    """1x20000: resized whole (shorter side to 32) it would be 32x640000;
+    only the part under the crop is resized, in a process that stays small,
+    and a gradient's centre comes out as its centre."""
+    from PIL import Image
+    path = tmp_path / 'line.png'
+    Image.fromarray((np.arange(20000) * 255 // 19999).astype(np.uint8)[None, :]).save(path)
+    code = ('import re, sys, engine\n'
+            'from engine.preprocess import MAX_RESIZED_PIXELS, to_array\n'
+            'spec = dict(resize=256, crop=224, mean=[0.0], std=[1.0])\n'
+            'x = to_array(sys.argv[1], spec, 1)\n'
+            'assert 256 * 256 * 20000 > MAX_RESIZED_PIXELS\n'
+            'print(x.shape, round(float(x.mean()), 3))\n'
+            'print(re.search(r"VmHWM:\\s*(\\d+)", open("/proc/self/status").read()).group(1))\n')
+    r = subprocess.run([sys.executable, '-c', code, str(path)], capture_output=True, text=True,
+                       env=ENV, timeout=120)
+    assert r.returncode == 0, r.stderr
+    shape, peak_kib = r.stdout.strip().splitlines()
+    assert shape.startswith('(1, 224, 224) 0.49')
+    assert int(peak_kib) < 300 << 10, f'peak RSS {int(peak_kib) >> 10} MiB'
+
+
+def test_bad_api_arguments_are_value_errors(model):
+    sample = os.path.join(SAMPLES, 'digit_3.png')
+    for kwargs, match in ((dict(top_k=-3), 'top_k'), (dict(top_k=0), 'top_k'), (dict(top_k=2.5), 'top_k'),
+                          (dict(batch_size=0), 'batch_size'), (dict(batch_size=-1), 'batch_size'),
+                          (dict(preprocessing={'mena': [0.5]}), "unknown preprocessing setting.*'mena'")):
+        with pytest.raises(ValueError, match=match):
+            model.classify([sample], **kwargs)
+    with pytest.raises(ValueError, match='list of images.*classify\\(\\[image\\]\\)'):
+        model.classify(sample)
+    with pytest.raises(ValueError, match='list of images'):
+        model.classify(np.zeros((32, 32), np.uint8))
+    with pytest.raises(ValueError, match='empty'):
+        model.classify([np.zeros((0, 0), np.uint8)])
+    assert len(model.classify([sample], top_k=3)[0]) == 3
+
+
+def test_a_folder_with_bad_files_reports_them_and_classifies_the_rest(tmp_path):
+    import shutil
+    folder = tmp_path / 'photos'
+    (folder / 'b_sub').mkdir(parents=True)
+    (folder / 'a_sub').mkdir()
+    shutil.copy(os.path.join(SAMPLES, 'digit_7.png'), folder / 'b_sub' / 'seven.png')
+    shutil.copy(os.path.join(SAMPLES, 'digit_2.png'), folder / 'a_sub' / 'two.png')
+    shutil.copy(os.path.join(SAMPLES, 'digit_5.png'), folder / 'five.png')
+    (folder / 'notes.jpg').write_text('not an image')
+    os.symlink('loop.png', folder / 'loop.png')             # a link to itself
+    r = run(['classify', MODEL, str(folder), '--json', '--top-k', '1', '--quiet'])
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    names = [os.path.relpath(item['image'], folder) for item in out]
+    assert names == ['five.png', 'loop.png', 'notes.jpg', 'a_sub/two.png', 'b_sub/seven.png']
+    assert [item['top'][0]['label'] for item in out if 'top' in item] == ['5', '2', '7']
+    errors = {os.path.basename(item['image']): item['error'] for item in out if 'error' in item}
+    assert set(errors) == {'loop.png', 'notes.jpg'} and all(errors.values())
+    assert sum('skipped' in line for line in r.stderr.splitlines()) == 2
+    r = run(['classify', MODEL, str(folder / 'notes.jpg'), str(folder / 'loop.png'), str(folder / 'none.png')])
+    assert r.returncode == 2 and 'none of the 3 images could be read' in r.stderr
+    assert 'Traceback' not in r.stderr

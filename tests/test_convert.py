@@ -234,3 +234,11 @@ def test_division_by_zero_gives_signed_infinities(divisor):
 def test_division_by_a_number_without_a_float32_reciprocal_is_refused():
     with pytest.raises(engine.UnsupportedModelError, match='reciprocal'):
         engine.from_torch(DivideBy(1e-40), torch.randn(1, 3, 6, 5))
+
+
+def test_from_torch_gives_the_module_back_in_its_mode():
+    net = Residual()
+    net.train()
+    net.b.eval()                        # modes may differ between submodules
+    engine.from_torch(net, torch.randn(1, 6, 5, 8))
+    assert net.training and net.a.training and not net.b.training

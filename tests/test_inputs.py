@@ -77,9 +77,23 @@ def test_matches_the_reference_interpreter(model, x):
 
 def test_threads_argument(x):
     g = zoo.shufflenet_v2('0.5', num_classes=10, input_size=SIZE)
-    with pytest.raises(ValueError, match='threads'):
-        engine.Model(g, threads=0)
+    for bad in (0, -1, 2.7, '2', True):
+        with pytest.raises(ValueError, match='threads must be an integer >= 1'):
+            engine.Model(g, threads=bad)
     assert engine.Model(g).threads == engine.default_threads() >= 1
+    m = engine.Model(g, threads=np.int64(2))
+    assert m.threads == 2
+    with pytest.raises(ValueError, match='threads'):
+        m.threads = 1.5
+    m.threads = None
+    assert m.threads == engine.default_threads()
+
+
+def test_profile_needs_at_least_one_run(model, x):
+    for bad in (0, -2, 1.5):
+        with pytest.raises(ValueError, match='runs must be an integer >= 1'):
+            model.profile(x, runs=bad)
+    assert len(model.profile(x, runs=1)) > 10
 
 
 def test_default_threads_honours_omp_num_threads(monkeypatch):

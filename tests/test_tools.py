@@ -121,6 +121,48 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path):
     assert r.returncode == 2 and '--threads' in r.stderr
 
 
+@pytest.mark.parametrize('args, what', [
+    (['bench', '--size', '0'], '--size'), (['bench', '--warmup', '-5'], '--warmup'),
+    (['bench', '--runs', '0'], '--runs'), (['bench', '--batch', '0'], '--batch'),
+    (['bench', '--threads', '2.7'], '--threads'), (['bench', '--arch', 'nope'], '--arch'),
+    (['classify', 'm.engine', 'x.png', '--top-k', '-3'], '--top-k'),
+    (['classify', 'm.engine', 'x.png', '--batch-size', '0'], '--batch-size'),
+    (['classify', 'm.engine', 'x.png', '--crop', '0'], '--crop'),
+])
+def test_bad_command_line_values_are_usage_errors(args, what):
+    """argparse's usage line and `error: argument --x: ...`, exit status 2."""
+    from engine.cli import main
+    import contextlib
+    import io
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    assert 'usage:' in err.getvalue() and f'error: argument {what}' in err.getvalue()
+
+
+def test_every_command_line_option_has_help():
+    import argparse
+    from engine.cli import main
+    parsers = []
+    real = argparse.ArgumentParser.parse_args
+
+    def capture(self, *a, **k):
+        parsers.append(self)
+        return real(self, *a, **k)
+    argparse.ArgumentParser.parse_args = capture
+    try:
+        with pytest.raises(SystemExit):
+            main(['--help'])
+    finally:
+        argparse.ArgumentParser.parse_args = real
+    subparsers = [a for a in parsers[0]._actions if isinstance(a, argparse._SubParsersAction)][0]
+    for name, parser in subparsers.choices.items():
+        for action in parser._actions:
+            if not isinstance(action, argparse._HelpAction):
+                assert action.help, f'{name} {action.option_strings or action.dest} has no help text'
+
+
 FAMILY = ['torch_models:shufflenet_v2_x1_0', 'family_models:shufflenet_v1_g3',
           'family_models:shufflenet_v1_g8', 'family_models:shufflenet_v2_plus',
           'family_models:mobilenet_v2', 'family_models:mobilenet_v3_large',
