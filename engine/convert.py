@@ -9,29 +9,54 @@ to be a pure reordering or selection of channels, which becomes a `gather`
 view.  So every spelling of a channel shuffle (torchvision's, its inverse,
 shuffle-and-split in one go) converts the same way, and a chain that mixes
 channels with pixels or images is refused, never converted wrongly.
+
+The export keeps batch, height and width dynamic, so that torch.export
+states which sizes its trace holds for (engine/sizes.py): code that branches
+on the input's size converts for the sizes that take the same branch, and
+the model refuses the others.  Where sizes cannot stay dynamic, the file
+says so and the model runs at the example's size only.
 """
+import contextlib
+import inspect
+import io
+import logging
 import math
+import re
 
 import numpy as np
 
 from engine.errors import UnsupportedModelError
 from engine.graph import ACTIVATIONS, Graph, Node, validate
 from engine.optimize import optimize
+from engine.sizes import DIMS, SizeDomain, evaluate_guard, parse_guard
 
 
 class _Tensor:
-    """A value of the graph being built: NCHW (rank 4) or NC (rank 2)."""
+    """A value of the graph being built: NCHW (rank 4) or NC (rank 2).
+    shape is at the example's size; dims says how each dimension depends on
+    the input's sizes (the export's symbolic expressions, as text)."""
 
-    def __init__(self, name, shape):
+    def __init__(self, name, shape, dims=None):
         self.name, self.shape = name, tuple(shape)
+        self.dims = tuple(dims) if dims is not None else tuple(str(d) for d in shape)
 
 
 class _Index:
     """The result of shape ops on `src`: each element holds the flat index of
-    the src element it is."""
+    the src element it is; dims as _Tensor's."""
 
-    def __init__(self, src, idx):
-        self.src, self.idx = src, idx
+    def __init__(self, src, idx, dims=None):
+        self.src, self.idx, self.dims = src, idx, dims
+
+
+class _Size(int):
+    """A number computed from the input's sizes (x.shape[-1] // 2): its value
+    at the example, and the input dimensions it depends on."""
+
+    def __new__(cls, value, depends):
+        self = super().__new__(cls, value)
+        self.depends = frozenset(depends)
+        return self
 
 
 class _Unsupported:
@@ -55,21 +80,85 @@ def convert(module, example_input, *, optimize_graph=True):
                         else example_input).float()
     if x.dim() != 4:
         raise ValueError(f'example input must be 4-D NCHW, got shape {tuple(x.shape)}')
+    _check_one_input(module)
     user_shape = tuple(int(d) for d in x.shape)
-    # export with a batch of 2 so that a view chain mixing images with
-    # channels cannot pass for a channel reorder
-    x2 = x[:1].expand(2, -1, -1, -1).contiguous()
     modes = [(m, m.training) for m in module.modules()]
     try:
         module.eval()
-        with torch.no_grad():
-            ep = torch.export.export(module, (x2,))
+        ep, note = _export(torch, module, x)
     finally:                    # the caller's module comes back as it was
         for m, training in modes:
             m.training = training
-    graph = _Converter(ep, user_shape).run()
+    converter = _Converter(ep, user_shape)
+    graph = converter.run()
+    graph.input_sizes = converter.size_domain(note)
     validate(graph)
     return optimize(graph) if optimize_graph else graph
+
+
+def _check_one_input(module):
+    try:
+        params = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):
+        return
+    required = [p.name for p in params if p.default is p.empty
+                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if len(required) > 1:
+        raise UnsupportedModelError(f'the model\'s forward takes {len(required)} inputs '
+                                    f'({", ".join(required)}); the engine runs models of one image input')
+
+
+def _export(torch, module, x):
+    """(ExportedProgram, note) from the first export that works: batch,
+    height and width dynamic at a batch of 2 (two images, so that a view
+    chain mixing images with channels cannot pass for a channel reorder);
+    the example's batch with height and width dynamic; all static.  The
+    note says why sizes were pinned.  UnsupportedModelError, with the
+    cause, when none works."""
+    from torch.export import Dim
+    n = x.shape[0]
+    attempts = [(x[:1].expand(2, -1, -1, -1).contiguous(), {0: Dim.AUTO, 2: Dim.AUTO, 3: Dim.AUTO}, ''),
+                (x, {2: Dim.AUTO, 3: Dim.AUTO}, f'converted for a batch of {n} only: at a batch of 2 '
+                                                'torch.export failed ({})'),
+                (x, None, 'converted for its example\'s size only: with dynamic sizes torch.export '
+                          'failed ({})')]
+    first = None
+    for inp, dims, note in attempts:
+        try:
+            return _quiet_export(torch, module, inp, dims), note.format(_first_line(first))
+        except Exception as e:      # torch.export raises many kinds; the first explains best
+            first = first or e
+            last = e
+    why = _first_line(last)
+    if 'data-dependent' in why:
+        why += ' (the model branches on tensor values, which torch.export cannot trace)'
+    raise UnsupportedModelError(f'torch.export cannot trace the model at input shape {tuple(x.shape)}: '
+                                f'{type(last).__name__}: {why}') from None
+
+
+def _first_line(e):
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(e).__name__
+
+
+def _quiet_export(torch, module, inp, dims):
+    """torch.export with its logging and prints kept off the terminal: a
+    failure is reported once, by the converter's own error."""
+    try:
+        from torch.fx.experimental import _config as shape_config
+        # no 0/1 specialisation: sizes 1 and 2 keep the traced branch (else
+        # every model would refuse planes of 1 pixel, a mere artefact)
+        oblivious = shape_config.patch(backed_size_oblivious=True)
+    except (ImportError, AttributeError):
+        oblivious = contextlib.nullcontext()
+    was = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        with torch.no_grad(), oblivious, contextlib.redirect_stderr(io.StringIO()), \
+                contextlib.redirect_stdout(io.StringIO()):
+            return torch.export.export(module, (inp,), dynamic_shapes=(dims,) if dims else None)
+    finally:
+        logging.disable(was)
 
 
 def _flat(values):
@@ -99,6 +188,87 @@ class _Converter:
         self.nodes = []
         self.names = set()
         self.unsupported = []
+        x = next(n for n in ep.graph.nodes if n.op == 'placeholder' and n.name in self.user_inputs)
+        self.input_dims = x.meta['val'].shape
+        # the export's size symbols -> 'batch', 'height', 'width'
+        self.symbols = {d.node.expr: dim for dim, d in zip(('batch', None, 'height', 'width'), self.input_dims)
+                        if dim and isinstance(d, self.torch.SymInt) and d.node.expr.is_Symbol}
+        self.pinned = {}        # dimension -> why the conversion holds only at the example's value
+        self.guards = []        # more guards (engine/sizes.py) the converted graph needs
+
+    # -- sizes
+    def _hint(self, v):
+        """The example's value of a size (never int() on a SymInt: that
+        would make torch specialise it)."""
+        return v.node.hint if isinstance(v, self.torch.SymInt) else int(v)
+
+    def _depends(self, v):
+        """The input dimensions a size depends on."""
+        if not isinstance(v, self.torch.SymInt):
+            return set()
+        found = set()
+        for sym in v.node.expr.free_symbols:
+            found |= {self.symbols[sym]} if sym in self.symbols else set(DIMS)
+        return found
+
+    def _pin(self, dims, why):
+        for d in dims:
+            self.pinned.setdefault(d, why)
+
+    def _example(self):
+        return {'N': self._hint(self.input_dims[0]), 'H': self._hint(self.input_dims[2]),
+                'W': self._hint(self.input_dims[3])}
+
+    def _guard(self, expression):
+        """Add a guard, an expression of the export's size symbols, if the
+        engine can check it and it holds at the example; else False."""
+        letters = {str(sym): DIMS[dim] for sym, dim in self.symbols.items()}
+        text = re.sub(r'\b(Max|Min)\(', lambda m: m.group(1).lower() + '(', expression)
+        text = re.sub(r'\bs\d+\b', lambda m: letters.get(m.group(0), m.group(0)), text)
+        try:
+            if not evaluate_guard(parse_guard(text), self._example()):
+                return False
+        except (ValueError, ArithmeticError, TypeError):
+            return False
+        if text not in self.guards:
+            self.guards.append(text)
+        return True
+
+    def size_domain(self, note=''):
+        """The SizeDomain this conversion holds for: the export's ranges and
+        guards, with dimensions pinned to the example where the converted
+        graph depends on them."""
+        ranges, notes = {}, [note] if note else []
+        for dim, i in (('batch', 0), ('height', 2), ('width', 3)):
+            d = self.input_dims[i]
+            sym = d.node.expr if isinstance(d, self.torch.SymInt) else None
+            if sym is None or not sym.is_Symbol or dim in self.pinned:
+                v = self._hint(d)
+                ranges[dim] = (v, v)
+                continue
+            vr = self.ep.range_constraints.get(sym)
+            lo = max(1, int(vr.lower)) if vr is not None and vr.lower.is_Integer else 1
+            hi = int(vr.upper) if vr is not None and vr.upper.is_Integer else None     # else int_oo
+            ranges[dim] = (lo, hi)
+        notes += [f'its {dim} is pinned: {why}' for dim, why in self.pinned.items()]
+        example = self._example()
+        guards = []
+        for code in (getattr(self.ep, '_guards_code', None) or []) + self.guards:
+            text = re.sub(r"L\['[^']*'\]\.size\(\)\[(\d)\]",
+                          lambda m: 'NCHW'[int(m.group(1))] if m.group(1) != '1' else str(self.user_shape[1]),
+                          code)
+            try:
+                ok = evaluate_guard(parse_guard(text), example)
+            except (ValueError, ArithmeticError, TypeError):
+                ok = False
+            if not ok:          # a guard the engine cannot check: only the example's size is safe
+                notes.append(f'torch.export assumed {code[:200]}, which the engine cannot check')
+                ranges = {dim: (v, v) for dim, v in zip(DIMS, example.values())}
+                guards = []
+                break
+            if text not in guards:
+                guards.append(text)
+        return SizeDomain(ranges, guards, '; '.join(notes))
 
     # -- helpers
     def _name(self, path, fx_node):
@@ -114,7 +284,7 @@ class _Converter:
         self.nodes.append(Node(name, op, [t.name for t in inputs], attrs or {}, params or {}))
         val = fx_node.meta['val']
         val = val[0] if isinstance(val, (list, tuple)) else val
-        return _Tensor(name, tuple(int(d) for d in val.shape))
+        return _Tensor(name, [self._hint(d) for d in val.shape], [str(d) for d in val.shape])
 
     def _fail(self, fx_node, why):
         where = repr(_module_path(fx_node)) if _module_path(fx_node) else "the model's forward"
@@ -127,7 +297,17 @@ class _Converter:
     def _index(self, v):
         if isinstance(v, _Index):
             return v
-        return _Index(v, np.arange(int(np.prod(v.shape))).reshape(v.shape))
+        return _Index(v, np.arange(int(np.prod(v.shape))).reshape(v.shape), v.dims)
+
+    def _dims_in(self, fx_node):
+        """The input dimensions any size in a node's inputs depends on."""
+        found = set()
+        for a in fx_node.all_input_nodes:
+            val = a.meta.get('val')
+            for t in (val if isinstance(val, (list, tuple)) else [val]):
+                for d in getattr(t, 'shape', ()):
+                    found |= self._depends(d)
+        return found or {'batch', 'height', 'width'}
 
     def _tensor(self, v, fx_node):
         """A real tensor for an op input: materialise an index chain as a
@@ -152,6 +332,15 @@ class _Converter:
         if not np.array_equal(per_image, expect):
             return self._fail(fx_node, f'shape ops on {src.shape} mix channels with pixels or images; '
                                        'only pure channel reorders (shuffle, split, select) are supported')
+        # a channel reorder at the example's size; at every size only if the
+        # result keeps the source's batch and planes as they depend on them
+        if v.dims is not None:
+            planes = src.dims[2:] if len(src.dims) == 4 else ('1', '1')
+            keep = src.dims[:1] + (planes if len(shape) == 4 else ('1', '1'))
+            got = v.dims[:1] + (v.dims[2:] if len(shape) == 4 else planes)
+            for a, b in zip(got, keep):     # e.g. view(-1, C) after a pool: one row per image if 1x1
+                if a != b and not self._guard(f'({a}) == ({b})'):
+                    self._pin(self._dims_in(fx_node), 'a chain of view ops whose result depends on it')
         t = src
         if not np.array_equal(chan, np.arange(c)):
             t = _Tensor(self._name(f'{src.name}.gather', fx_node), (n, len(chan)) + src.shape[2:])
@@ -171,9 +360,15 @@ class _Converter:
                 if fx_node.name in self.params:
                     env[fx_node] = self.params[fx_node.name]
                 elif fx_node.name in self.user_inputs:
-                    env[fx_node] = _Tensor('input', fx_node.meta['val'].shape)
+                    shape = fx_node.meta['val'].shape
+                    env[fx_node] = _Tensor('input', [self._hint(d) for d in shape], [str(d) for d in shape])
                 else:
                     env[fx_node] = None
+            elif fx_node.op == 'call_function' and _is_size_arithmetic(self.torch, fx_node):
+                val = fx_node.meta.get('val')
+                if val is None:         # a run-time assertion on sizes: hold only at the example's
+                    self._pin(self._dims_in(fx_node), f'torch.export asserts {fx_node.target}')
+                env[fx_node] = _Size(self._hint(val), self._depends(val)) if val is not None else None
             elif fx_node.op == 'call_function':
                 env[fx_node] = self._call(fx_node, env)
             elif fx_node.op == 'output':
@@ -220,8 +415,12 @@ class _Converter:
         if handler is not None:
             if not (args and isinstance(args[0], (_Tensor, _Index))):
                 return self._fail(fx_node, f'aten.{op} on a non-activation tensor')
-            return handler(self, fx_node, self._index(args[0]), args[1:], kwargs)
+            return self._with_dims(handler(self, fx_node, self._index(args[0]), args[1:], kwargs),
+                                   fx_node.meta.get('val'))
         handler = _COMPUTE_OPS[key]
+        sizes = [a for a in _flat(args) + _flat(kwargs.values()) if isinstance(a, _Size)]
+        for a in sizes:     # an attribute computed from the input's size holds at the example's only
+            self._pin(a.depends, f'aten.{op} takes a number computed from it')
 
         def materialise(a):     # index chains feeding a real op become gathers
             if isinstance(a, _Index):
@@ -236,6 +435,25 @@ class _Converter:
         return handler(self, fx_node, args, kwargs)
 
 
+    def _with_dims(self, result, val):
+        """A shape op's _Index results with their symbolic shapes."""
+        if isinstance(result, list):
+            return [self._with_dims(r, v) for r, v in zip(result, val)]
+        if isinstance(result, _Index) and val is not None:
+            result.dims = tuple(str(d) for d in val.shape)
+        return result
+
+
+def _is_size_arithmetic(torch, fx_node):
+    """A node computing or asserting on sizes (sym_size, operator.add on
+    SymInts, _assert_scalar), not on tensors."""
+    val = fx_node.meta.get('val')
+    if isinstance(val, (torch.SymInt, torch.SymBool, torch.SymFloat, int, float, bool)):
+        return True
+    name = getattr(fx_node.target, '__name__', str(fx_node.target))
+    return val is None and ('assert' in name or 'constrain' in name)
+
+
 # ---------------------------------------------------------------------------
 # shape ops on index arrays: (converter, fx node, _Index, other args, kwargs) -> value
 
@@ -244,7 +462,7 @@ def _dims(d, rank):
 
 
 def _view(cv, fx, v, args, kw):
-    shape = tuple(int(s) for s in fx.meta['val'].shape)
+    shape = tuple(cv._hint(s) for s in fx.meta['val'].shape)
     return _Index(v.src, v.idx.reshape(shape))
 
 

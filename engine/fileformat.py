@@ -179,7 +179,7 @@ def _graph(data, n, header, verify):
                                  'older version: engine.load(path, verify=False).save(new_path) '
                                  'adds one, if you trust it)')
         computed = f'{_crc(data):08x}'
-        if stored.encode() != bytes(data[CHECKSUM_AT:CHECKSUM_AT + 8]) or stored.lower() != computed:
+        if stored.encode() != bytes(data[CHECKSUM_AT:CHECKSUM_AT + 8]) or stored != computed:
             raise ModelFileError(f'checksum mismatch (stored {stored[:8]!r}, computed {computed}): '
                                  'the file is corrupted or was edited')
     tensors = _tensors(header, memoryview(data)[8 + n:])

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.errors import ModelFileError
+from engine.sizes import SizeDomain
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2          # 2: input_sizes; version 1 files (any size) still load
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Graph:
     nodes: list
     outputs: list
     meta: dict = field(default_factory=dict)
+    input_sizes: SizeDomain = None   # the sizes the conversion holds for (engine/sizes.py); None: any
 
     @property
     def input_channels(self):
@@ -113,6 +115,8 @@ def validate(graph):
     if not isinstance(graph.input_shape, tuple) or len(graph.input_shape) != 4 or not all(
             isinstance(d, int) and 1 <= d <= 1 << 20 for d in graph.input_shape):
         raise ModelFileError(f'input shape must be 4 positive integers (N, C, H, W), got {graph.input_shape!r}')
+    if graph.input_sizes is not None and not isinstance(graph.input_sizes, SizeDomain):
+        raise ModelFileError(f'input_sizes must be a SizeDomain, got {type(graph.input_sizes).__name__}')
     if not isinstance(graph.input_name, str):
         raise ModelFileError(f'input name must be a string, got {graph.input_name!r}')
     info = {graph.input_name: (graph.input_channels, 4)}
@@ -376,16 +380,20 @@ def to_dict(graph):
             params[k] = key
         nodes.append({'name': n.name, 'op': n.op, 'inputs': list(n.inputs),
                       'attrs': n.attrs, 'params': params})
-    d = {'version': FORMAT_VERSION, 'input': {'name': graph.input_name, 'shape': list(graph.input_shape)},
-         'nodes': nodes, 'outputs': list(graph.outputs), 'meta': graph.meta}
+    inp = {'name': graph.input_name, 'shape': list(graph.input_shape)}
+    if graph.input_sizes is not None:
+        inp['sizes'] = graph.input_sizes.to_dict()
+    d = {'version': FORMAT_VERSION, 'input': inp, 'nodes': nodes, 'outputs': list(graph.outputs),
+         'meta': graph.meta}
     return d, tensors
 
 
 def from_dict(d, tensors):
     """Graph from its JSON form; ModelFileError on any structural problem."""
     try:
-        if d.get('version') != FORMAT_VERSION:
-            raise ModelFileError(f'graph version {d.get("version")!r} is not supported (this engine reads {FORMAT_VERSION})')
+        if d.get('version') not in (1, FORMAT_VERSION):
+            raise ModelFileError(f'graph version {d.get("version")!r} is not supported (this engine reads '
+                                 f'1 to {FORMAT_VERSION}): a file from a newer engine?')
         inp = d['input']
         nodes = []
         for nd in d['nodes']:
@@ -399,8 +407,10 @@ def from_dict(d, tensors):
                 raise ModelFileError(f'node {nd.get("name")!r}: attrs must be an object')
             nodes.append(Node(nd['name'], nd['op'], list(nd['inputs']), attrs, params))
         meta = d.get('meta', {})
+        sizes = inp.get('sizes')
         graph = Graph(inp['name'], tuple(inp['shape']), nodes, list(d['outputs']),
-                      meta if isinstance(meta, dict) else {})
+                      meta if isinstance(meta, dict) else {},
+                      None if sizes is None else SizeDomain.from_dict(sizes))
     except ModelFileError:
         raise
     except (KeyError, TypeError, AttributeError, ValueError) as e:

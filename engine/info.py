@@ -21,7 +21,9 @@ def describe(model, path=None):
             macs += int(node.params['weight'][0].size) * oc * oh * ow
     meta = {k: v for k, v in g.meta.items() if k not in ('labels', 'preprocess')}
     labels = model.labels
+    sizes = g.input_sizes
     d = dict(input_shape=list(model.input_shape), output_shapes=[list(s) for s in model.output_shapes],
+             input_sizes=sizes.describe() + (f' ({sizes.note})' if sizes.note else '') if sizes else 'any',
              nodes=len(g.nodes), compute_layers=sum(node.op not in ('gather', 'concat', 'flatten') for node in g.nodes),
              parameters=params, macs=macs, labels=len(labels) if labels else None,
              labels_first=labels[:5] if labels else None, preprocess=model.preprocessing,

@@ -51,6 +51,7 @@ class Model:
         self.graph = graph
         self.threads = threads
         self._plans = {}
+        self._sizes_ok = set()
         self._pool = {}     # (H, W, N, threads) -> list of free (arena, scratch)
         self._lock = threading.Lock()
 
@@ -201,7 +202,23 @@ class Model:
                              f'(shape {x.shape}; expected (N, {c}, H, W))')
         if min(x.shape) < 1:
             raise ValueError(f'input shape {x.shape} has an empty dimension')
+        self._check_size(x.shape[0], x.shape[2], x.shape[3])
         return x
+
+    def _check_size(self, n, h, w):
+        """ValueError for a size the conversion does not hold for (a model
+        whose code branches on its input's size); checked once per size."""
+        sizes = self.graph.input_sizes
+        if sizes is None or (n, h, w) in self._sizes_ok:
+            return
+        why = sizes.problem(n, h, w)
+        if why:
+            raise ValueError(f'a batch of {n} at {h}x{w} is outside the inputs this model was converted '
+                             f'for: {why}' + (f' ({sizes.note})' if sizes.note else '')
+                             + '; convert it again with an example of the size you need')
+        if len(self._sizes_ok) > 4096:
+            self._sizes_ok.clear()
+        self._sizes_ok.add((n, h, w))
 
     def _plan(self, h, w):
         plan = self._plans.get((h, w))

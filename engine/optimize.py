@@ -11,7 +11,8 @@ FUSABLE = ('conv', 'linear', 'add', 'mul', 'affine', 'maxpool', 'avgpool', 'act'
 
 def optimize(graph):
     nodes = [Node(n.name, n.op, list(n.inputs), dict(n.attrs), dict(n.params)) for n in graph.nodes]
-    g = Graph(graph.input_name, graph.input_shape, nodes, list(graph.outputs), dict(graph.meta))
+    g = Graph(graph.input_name, graph.input_shape, nodes, list(graph.outputs), dict(graph.meta),
+              graph.input_sizes)
     _fold_batchnorm(g)
     _fuse_residual_adds(g)
     _fuse_activations(g)

@@ -38,7 +38,8 @@ def test_predictions_equal_pytorchs_on_the_whole_held_out_set(model, held_out):
     assert np.abs(logits - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())
     np.testing.assert_array_equal(logits.argmax(1), ref.argmax(1))
     accuracy = float((logits.argmax(1) == held_out['labels']).mean())
-    assert round(accuracy, 4) == model.graph.meta['accuracy']
+    with open(os.path.join(WEIGHTS, 'digits_result.json')) as f:
+        assert accuracy == json.load(f)['accuracy_engine']
     with open(os.path.join(ROOT, 'README.md')) as f:
         assert f'{100 * accuracy:.2f} %' in f.read()          # the documented figure
 
@@ -233,3 +234,31 @@ def test_a_folder_with_bad_files_reports_them_and_classifies_the_rest(tmp_path):
     r = run(['classify', MODEL, str(folder / 'notes.jpg'), str(folder / 'loop.png'), str(folder / 'none.png')])
     assert r.returncode == 2 and 'none of the 3 images could be read' in r.stderr
     assert 'Traceback' not in r.stderr
+
+
+def test_the_documented_recipe_makes_the_shipped_file(tmp_path):
+    """weights/README.md's conversion command, run as written (output to a
+    temporary file), gives the shipped model: the same graph, weights,
+    labels and preprocessing, and the train script uses the same arguments."""
+    from conftest import require_torch
+    require_torch()
+    import shlex
+    with open(os.path.join(WEIGHTS, 'README.md')) as f:
+        line = next(l for l in f if l.startswith('python tools/convert_pytorch.py tools.train_digits'))
+    argv = shlex.split(line)
+    sys.path.insert(0, os.path.join(ROOT, 'tools'))
+    from train_digits import convert_args
+    assert argv[2:] == convert_args('weights')
+    argv[argv.index('-o') + 1] = str(tmp_path / 'digits.engine')
+    r = subprocess.run([sys.executable] + argv[1:], cwd=ROOT, env=ENV, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    made, shipped = engine.load(tmp_path / 'digits.engine').graph, engine.load(MODEL).graph
+    assert made.meta == shipped.meta and made.input_shape == shipped.input_shape
+    assert made.input_sizes.to_dict() == shipped.input_sizes.to_dict()
+    assert [(n.name, n.op, n.inputs, n.attrs) for n in made.nodes] == \
+        [(n.name, n.op, n.inputs, n.attrs) for n in shipped.nodes]
+    for a, b in zip(made.nodes, shipped.nodes):
+        assert a.params.keys() == b.params.keys()
+        for k in a.params:
+            np.testing.assert_array_equal(a.params[k], b.params[k])

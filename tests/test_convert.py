@@ -242,3 +242,139 @@ def test_from_torch_gives_the_module_back_in_its_mode():
     net.b.eval()                        # modes may differ between submodules
     engine.from_torch(net, torch.randn(1, 6, 5, 8))
     assert net.training and net.a.training and not net.b.training
+
+
+class BranchOnSize(nn.Module):
+    """Code that takes another path at widths above 20."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.wide = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        if x.shape[-1] > 20:
+            y = self.wide(y)
+        return y.mean((2, 3))
+
+
+def torch_out(net, x):
+    with torch.no_grad():
+        return net.eval()(x).numpy()
+
+
+def test_a_model_branching_on_its_size_refuses_the_other_branch():
+    """Converted at 16x16 it is right up to width 20 and refuses wider
+    inputs instead of answering for the branch it was not traced down."""
+    net = BranchOnSize()
+    model = engine.from_torch(net, torch.randn(1, 3, 16, 16))
+    for shape in [(1, 3, 16, 16), (2, 3, 9, 20), (3, 3, 40, 5)]:
+        x = torch.randn(*shape)
+        np.testing.assert_allclose(model(x.numpy()), torch_out(net, x), atol=1e-5)
+    with pytest.raises(ValueError, match='32x32 is outside the inputs this model was converted for: its width '
+                                         'must be from 1 to 20'):
+        model(torch.randn(1, 3, 32, 32).numpy())
+    assert model.graph.input_sizes.ranges['width'] == (1, 20)
+
+
+class PoolThenView(nn.Module):
+    """view(-1, C) after a fixed pool: one row per image only where the
+    pool's output is 1x1 (ShuffleNet V1 writes its head so)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.pool = nn.AvgPool2d(4)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.conv(x)).view(-1, 8))
+
+
+def test_a_view_that_holds_at_some_sizes_only_is_guarded():
+    net = PoolThenView()
+    model = engine.from_torch(net, torch.randn(1, 3, 4, 4))
+    for hw in (4, 5, 7):
+        x = torch.randn(2, 3, hw, hw)
+        np.testing.assert_allclose(model(x.numpy()), torch_out(net, x), atol=1e-5)
+    with pytest.raises(ValueError, match='8x8 is outside the inputs.*must satisfy'):
+        model(torch.randn(1, 3, 8, 8).numpy())
+
+
+class ViewOneRow(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).mean((2, 3)).view(1, -1))
+
+
+def test_a_model_written_for_one_image_converts_for_a_batch_of_one():
+    """.view(1, -1) fails at the export's batch of 2: the export at the
+    example's batch works, and the model says it takes one image at a time."""
+    net = ViewOneRow()
+    model = engine.from_torch(net, torch.randn(1, 3, 8, 8))
+    x = torch.randn(1, 3, 11, 8)
+    np.testing.assert_allclose(model(x.numpy()), torch_out(net, x), atol=1e-5)
+    with pytest.raises(ValueError, match='its batch must be 1.*converted for a batch of 1 only'):
+        model(torch.randn(2, 3, 8, 8).numpy())
+
+
+class KernelFromSize(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        return F.avg_pool2d(self.conv(x), x.shape[-1])
+
+
+def test_an_attribute_computed_from_the_size_pins_it():
+    net = KernelFromSize()
+    model = engine.from_torch(net, torch.randn(1, 3, 6, 6))
+    x = torch.randn(2, 3, 6, 6)
+    np.testing.assert_allclose(model(x.numpy()), torch_out(net, x), atol=1e-5)
+    with pytest.raises(ValueError, match='its width must be 6'):
+        model(torch.randn(1, 3, 6, 12).numpy())
+
+
+class TwoInputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x, y):
+        return self.conv(x) + self.conv(y)
+
+
+class DataDependent(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y if y.sum() > 0 else -y
+
+
+@pytest.mark.parametrize('net, match', [
+    (TwoInputs(), "forward takes 2 inputs \\(x, y\\); the engine runs models of one image input"),
+    (DataDependent(), 'torch.export cannot trace the model at input shape \\(1, 3, 8, 8\\).*data-dependent'),
+])
+def test_export_failures_are_unsupported_model_errors_without_logs(net, match, capfd):
+    with pytest.raises(engine.UnsupportedModelError, match=match):
+        engine.from_torch(net, torch.randn(1, 3, 8, 8))
+    out, err = capfd.readouterr()
+    assert out == '' and err == ''
+
+
+def test_every_family_member_keeps_its_sizes_dynamic():
+    """The usual networks are not pinned to their example: dynamic sizes
+    are what lets one file run at any size."""
+    from torch_models import shufflenet_v2_x0_5
+    graph = convert(shufflenet_v2_x0_5(), torch.randn(1, 3, 64, 64))
+    assert graph.input_sizes.ranges == {'batch': (1, None), 'height': (1, None), 'width': (1, None)}
+    assert graph.input_sizes.note == ''

@@ -241,3 +241,83 @@ def test_bench_peers_ratio_range_is_per_round():
     engine = [[1.0, 1.0, 9.0], [2.0, 2.0, 2.0], [1.0, 1.1, 1.2]]
     peer = [[1.1, 1.1, 0.1], [2.0, 1.8, 1.9], [1.5, 1.5, 1.5]]
     assert bench_peers.round_ratio_range(peer, engine) == pytest.approx([0.95, 1.5 / 1.1])
+
+
+@pytest.fixture
+def convert_tool(monkeypatch):
+    """tools/convert_pytorch.py's main, run in this process from the project folder."""
+    from conftest import require_torch
+    require_torch()
+    sys.path.insert(0, os.path.join(ROOT, 'tools'))
+    import convert_pytorch
+    monkeypatch.chdir(ROOT)
+    return convert_pytorch
+
+
+def two_heads():
+    """A model with two outputs, for --check."""
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.a, self.b = nn.Linear(4, 3), nn.Linear(4, 2)
+
+        def forward(self, x):
+            y = torch.relu(self.conv(x)).mean((2, 3))
+            return self.a(y), self.b(y)
+    return Net()
+
+
+SMALL = ['tests.torch_models:shufflenet_v2_x0_5', '--input-shape', '1,3,32,32']
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['-o', '{tmp}'], 'is a folder: give a file name'),
+    (['-o', '{tmp}/no/such/folder/m.engine'], 'does not exist'),
+    (['-o', '{tmp}/m.engine', '--checkpoint', '{tmp}/missing.pth'], '--checkpoint .*missing.pth: no such file'),
+    (['-o', '{tmp}/m.engine', '--labels', '{tmp}/missing.txt'], '--labels .*missing.txt: no such file'),
+    (['-o', '{tmp}/m.engine', '--labels', '{tmp}/three.txt'],
+     '3 labels for a model whose output is \\(1, 1000\\): one label per class'),
+    (['-o', '{tmp}/m.engine', '--checkpoint', '{tmp}/three.txt'], 'cannot load it as a state dict'),
+    (['-o', '{tmp}/m.engine', '--input-shape', '1,1,32,32'], 'cannot convert.*channels'),
+])
+def test_convert_tool_errors_are_one_line_each(convert_tool, tmp_path, capsys, extra, message):
+    (tmp_path / 'three.txt').write_text('a\nb\nc\n')
+    args = [a.format(tmp=tmp_path) for a in SMALL + extra]
+    assert convert_tool.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and 'Traceback' not in err
+    import re
+    assert re.search(message, err), err
+    assert not [f for f in os.listdir(tmp_path) if '.tmp' in f]         # no stray temporary file
+
+
+def test_convert_tool_sources_that_do_not_exist(convert_tool, capsys):
+    for source, message in (('torchvision:nonexistent', 'torchvision'), ('tests.nope:net', "cannot import 'tests.nope'"),
+                            ('tests.torch_models:nope', "has no callable 'nope'"), ('nocolon', 'SOURCE must be')):
+        assert convert_tool.main([source, '-o', 'x.engine']) == 2
+        err = capsys.readouterr().err
+        assert err.startswith('error: ') and message in err and 'Traceback' not in err
+
+
+def test_convert_check_on_a_model_with_two_outputs(convert_tool, tmp_path, capsys):
+    out = tmp_path / 'two.engine'
+    assert convert_tool.main(['tests.test_tools:two_heads', '-o', str(out), '--input-shape', '1,3,8,8',
+                              '--check']) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith('check:')]
+    assert len(lines) == 2 and all(line.endswith('OK') for line in lines)
+    assert 'output 0' in lines[0] and 'output 1' in lines[1]
+
+
+def test_check_measures_relative_error(convert_tool):
+    """Tiny outputs (torchvision's untrained MobileNetV2 gives ~3e-9) are
+    judged by their own scale, and an all-zero output fails."""
+    ref = np.random.default_rng(0).standard_normal((2, 10)) * 3e-9
+    assert convert_tool.relative_error(ref * (1 + 1e-6), ref) == pytest.approx(1e-6, rel=0.01)
+    assert convert_tool.relative_error(np.zeros_like(ref), ref) == pytest.approx(1.0)
+    assert convert_tool.relative_error(ref + 1e-10, ref) > convert_tool.TOLERANCE
+    assert convert_tool.relative_error(np.array([np.nan, 1.0]), np.array([np.nan, 1.0])) == 0
+    assert convert_tool.relative_error(np.array([0.0, 1.0]), np.array([np.nan, 1.0])) == np.inf

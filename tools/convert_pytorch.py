@@ -16,43 +16,59 @@ import sys
 
 import numpy as np
 
+TOLERANCE = 1e-4        # --check: largest difference allowed, relative to the largest output
+
+
+class ConversionError(Exception):
+    """A problem with the arguments or the model: printed as `error: ...`."""
+
 
 def build_module(source, pretrained):
     """(nn.Module, labels or None)"""
     mod_name, sep, attr = source.partition(':')
     if not sep or not mod_name or not attr:
-        raise SystemExit(f'SOURCE must be package.module:callable or torchvision:NAME, got {source!r}')
+        raise ConversionError(f'SOURCE must be package.module:callable or torchvision:NAME, got {source!r}')
     if mod_name == 'torchvision':
         try:
             import torchvision.models as tvm
         except Exception as e:      # torchvision may be missing or fail to import beside torch
-            raise SystemExit(f'torchvision:{attr} needs an importable torchvision ({e})')
+            raise ConversionError(f'torchvision:{attr} needs an importable torchvision ({e})')
+        if attr not in tvm.list_models():
+            raise ConversionError(f'torchvision has no model {attr!r} (it has: {", ".join(tvm.list_models())})')
         weights = tvm.get_model_weights(attr).DEFAULT
         labels = list(weights.meta.get('categories') or []) or None     # ImageNet-1k names
         return tvm.get_model(attr, weights=weights if pretrained else None), labels
     if pretrained:
-        raise SystemExit('--pretrained is for torchvision:NAME sources; use --checkpoint for others')
+        raise ConversionError('--pretrained is for torchvision:NAME sources; use --checkpoint for others')
     sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(mod_name)
     except ImportError as e:
-        raise SystemExit(f'cannot import {mod_name!r}: {e}')
+        raise ConversionError(f'cannot import {mod_name!r}: {e}')
     fn = getattr(module, attr, None)
     if fn is None or not callable(fn):
-        raise SystemExit(f'{mod_name!r} has no callable {attr!r}')
-    return fn(), None
+        raise ConversionError(f'{mod_name!r} has no callable {attr!r}')
+    import torch
+    net = fn()
+    if not isinstance(net, torch.nn.Module):
+        raise ConversionError(f'{source}() returned a {type(net).__name__}, not a torch.nn.Module')
+    return net, None
 
 
 def load_checkpoint(model, path):
-    """Load a state dict (weights_only: no code runs); SystemExit listing every
-    missing, unexpected and mis-shaped key when it does not fit."""
+    """Load a state dict (weights_only: no code runs); ConversionError
+    listing every missing, unexpected and mis-shaped key when it does not fit."""
     import torch
-    state = torch.load(path, map_location='cpu', weights_only=True)
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:          # a pickle it refuses, a zip it cannot read, ...
+        raise ConversionError(f'{path}: cannot load it as a state dict ({type(e).__name__}: '
+                              f'{str(e).splitlines()[0] if str(e) else ""})')
     for key in ('state_dict', 'model', 'model_state_dict'):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict):
-        raise SystemExit(f'{path}: not a state dict')
+        raise ConversionError(f'{path}: not a state dict')
     if state and all(k.startswith('module.') for k in state):     # saved from DataParallel
         state = {k[len('module.'):]: v for k, v in state.items()}
     expected = model.state_dict()
@@ -64,18 +80,62 @@ def load_checkpoint(model, path):
                                           ('mis-shaped', misshaped)) if keys]
     if problems:
         text = '\n'.join(f'  {t} ({len(keys)}): ' + ', '.join(keys) for t, keys in problems)
-        raise SystemExit(f'{path} does not fit the architecture:\n{text}')
+        raise ConversionError(f'{path} does not fit the architecture:\n{text}')
     model.load_state_dict(state)
 
 
+def read_labels(path):
+    try:
+        with open(path, encoding='utf-8') as f:
+            return [line.strip() for line in f if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConversionError(f'--labels {path}: {getattr(e, "strerror", None) or e}')
+
+
+def check_output_path(path):
+    """Refuse an output that cannot be written before converting anything."""
+    if os.path.isdir(path):
+        raise ConversionError(f'-o {path} is a folder: give a file name, e.g. {os.path.join(path, "model.engine")}')
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ConversionError(f'-o {path}: the folder {folder} does not exist')
+    if not os.access(folder, os.W_OK):
+        raise ConversionError(f'-o {path}: the folder {folder} is not writable')
+
+
+def relative_error(out, ref):
+    """max |out - ref| / max |ref| (NaN and inf where ref has them must
+    match): the --check measure, which an all-zero output cannot pass."""
+    out, ref = np.asarray(out, np.float64), np.asarray(ref, np.float64)
+    if out.shape != ref.shape:
+        return np.inf
+    same = (out == ref) | (np.isnan(out) & np.isnan(ref))
+    finite = np.isfinite(ref) & np.isfinite(out)
+    if not (same | finite).all():
+        return np.inf
+    err = float(np.abs(np.where(same, 0, out - ref)).max(initial=0))
+    scale = float(np.abs(ref[np.isfinite(ref)]).max(initial=0))
+    return err / scale if scale > 0 else (0.0 if err == 0 else np.inf)
+
+
 def main(argv=None):
+    try:
+        return _main(argv)
+    except ConversionError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+
+
+def _main(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('source', metavar='SOURCE')
+    p.add_argument('source', metavar='SOURCE', help='package.module:callable or torchvision:NAME')
     p.add_argument('-o', '--output', required=True, help='model file to write')
     p.add_argument('--checkpoint', help='state dict to load (torch.load with weights_only=True)')
     p.add_argument('--pretrained', action='store_true', help="torchvision's weights (needs internet)")
-    p.add_argument('--input-shape', default='1,3,224,224', help='N,C,H,W (default %(default)s)')
-    p.add_argument('--check', action='store_true', help='run both and print the max error')
+    p.add_argument('--input-shape', default='1,3,224,224', help='N,C,H,W of the example input (default %(default)s)')
+    p.add_argument('--check', action='store_true',
+                   help=f'run both and print the largest difference relative to the largest output '
+                        f'(tolerance {TOLERANCE:g})')
     p.add_argument('--labels', help='text file, one class name per line, stored in the model file')
     p.add_argument('--resize', type=int, help='classify: shorter side before cropping (default crop / 0.875)')
     p.add_argument('--crop', type=int, help='classify: centre crop (default: the input size)')
@@ -85,19 +145,24 @@ def main(argv=None):
 
     try:
         shape = tuple(int(s) for s in args.input_shape.split(','))
-        assert len(shape) == 4 and min(shape) > 0
-    except (ValueError, AssertionError):
-        raise SystemExit(f'--input-shape must be four positive integers N,C,H,W, got {args.input_shape!r}')
+        if len(shape) != 4 or min(shape) < 1:
+            raise ValueError
+    except ValueError:
+        p.error(f'--input-shape must be four positive integers N,C,H,W, got {args.input_shape!r}')
+    check_output_path(args.output)
+    for flag, path in (('--checkpoint', args.checkpoint), ('--labels', args.labels)):
+        if path and not os.path.isfile(path):
+            raise ConversionError(f'{flag} {path}: no such file')
 
     import torch
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import engine
     from engine.info import describe
+    from engine.preprocess import check_spec, default_spec
 
     module, labels = build_module(args.source, args.pretrained)
     if args.labels:
-        with open(args.labels, encoding='utf-8') as f:
-            labels = [line.strip() for line in f if line.strip()]
+        labels = read_labels(args.labels)
     if args.checkpoint:
         load_checkpoint(module, args.checkpoint)
     module.eval()
@@ -105,9 +170,12 @@ def main(argv=None):
     try:
         model = engine.from_torch(module, example)
     except engine.UnsupportedModelError as e:
-        raise SystemExit(f'cannot convert {args.source}: {e}')
+        raise ConversionError(f'cannot convert {args.source}: {e}')
+    outputs = model.output_shapes
+    if labels and (len(outputs) != 1 or len(outputs[0]) != 2 or outputs[0][1] != len(labels)):
+        raise ConversionError(f'{len(labels)} labels for a model whose output is '
+                              f'{" and ".join(map(str, outputs))}: one label per class')
     model.graph.meta.update(source=args.source, checkpoint=os.path.basename(args.checkpoint or '') or None)
-    from engine.preprocess import check_spec, default_spec
     spec = default_spec(shape)
     spec.update({k: v for k, v in dict(resize=args.resize, crop=args.crop, mean=args.mean,
                                        std=args.std).items() if v is not None})
@@ -116,7 +184,7 @@ def main(argv=None):
     try:
         model.graph.meta['preprocess'] = check_spec(spec, shape[1])
     except ValueError as e:
-        raise SystemExit(f'preprocessing: {e}')
+        raise ConversionError(f'preprocessing: {e}')
     if labels:
         model.graph.meta['labels'] = labels
     model.save(args.output)
@@ -125,15 +193,23 @@ def main(argv=None):
     print(f'wrote {args.output}: {d["file_bytes"] / 1e6:.2f} MB, {d["compute_layers"]} layers, '
           f'{d["parameters"] / 1e6:.3f} M parameters, {d["macs"] / 1e6:.1f} M MACs at {shape}'
           + (f', {len(labels)} labels' if labels else ''))
+    if model.graph.input_sizes.note:
+        print(f'note: {model.graph.input_sizes.note}')
     if args.check:
         with torch.no_grad():
-            ref = module(example).numpy()
-        out = engine.load(args.output)(example.numpy())
-        err = float(np.abs(out - ref).max())
-        tol = 1e-4 * max(1.0, float(np.abs(ref).max()))
-        print(f'check: max |engine - torch| = {err:.3g} (tolerance {tol:.3g}) '
-              f'{"OK" if err <= tol else "MISMATCH"}')
-        if err > tol:
+            refs = module(example)
+        refs = [t.numpy() for t in (refs if isinstance(refs, (list, tuple)) else [refs])]
+        outs = engine.load(args.output)(example.numpy())
+        outs = outs if isinstance(outs, list) else [outs]
+        worst = 0.0
+        for i, (out, ref) in enumerate(zip(outs, refs)):
+            rel = relative_error(out, ref)
+            worst = max(worst, rel)
+            name = f'output {i}: ' if len(refs) > 1 else ''
+            print(f'check: {name}max |engine - torch| = {np.abs(out - ref).max():.3g}, '
+                  f'{rel:.3g} of max |torch| = {np.abs(ref).max():.3g} (tolerance {TOLERANCE:g}) '
+                  f'{"OK" if rel <= TOLERANCE else "MISMATCH"}')
+        if len(outs) != len(refs) or not worst <= TOLERANCE:
             return 1
     return 0
 

@@ -64,6 +64,16 @@ def build_net():
     return DigitsShuffleNet()
 
 
+def convert_args(folder):
+    """tools/convert_pytorch.py's arguments that make digits_shufflenet.engine
+    (the command weights/README.md gives, for folder weights/)."""
+    return ['tools.train_digits:build_net', '--checkpoint', os.path.join(folder, 'digits_shufflenet.pth'),
+            '--input-shape', f'1,1,{SIZE},{SIZE}', '--resize', str(PREPROCESS['resize']),
+            '--crop', str(PREPROCESS['crop']), '--mean', str(PREPROCESS['mean'][0]),
+            '--std', str(PREPROCESS['std'][0]), '--labels', os.path.join(folder, 'digits_labels.txt'),
+            '-o', os.path.join(folder, 'digits_shufflenet.engine'), '--check']
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--epochs', type=int, default=30)
@@ -112,15 +122,17 @@ def main(argv=None):
     accuracy = float((logits.argmax(1) == labels[idx_test]).mean())
     print(f'held-out accuracy (PyTorch): {accuracy:.4f} on {len(idx_test)} images')
 
-    model = engine.from_torch(net, torch.from_numpy(x[:1]))
-    model.graph.meta.update(
-        architecture='DigitsShuffleNet (tools/train_digits.py)',
-        labels=[str(i) for i in range(10)], preprocess=PREPROCESS,
-        dataset='scikit-learn digits, 20 % held out (stratified, random_state=0)',
-        accuracy=round(accuracy, 4))
     os.makedirs(os.path.join(args.out, 'samples'), exist_ok=True)
-    model.save(os.path.join(args.out, 'digits_shufflenet.engine'))
     torch.save(net.state_dict(), os.path.join(args.out, 'digits_shufflenet.pth'))
+    with open(os.path.join(args.out, 'digits_labels.txt'), 'w') as f:
+        f.write(''.join(f'{i}\n' for i in range(10)))
+    # the conversion weights/README.md gives, from the state dict just saved
+    sys.path.insert(0, os.path.join(ROOT, 'tools'))
+    import convert_pytorch
+    os.chdir(ROOT)
+    if convert_pytorch.main(convert_args(args.out)) != 0:
+        raise SystemExit('converting the trained model failed')
+    model = engine.load(os.path.join(args.out, 'digits_shufflenet.engine'))
     np.savez_compressed(os.path.join(args.out, 'digits_test.npz'), images=images[idx_test],
                         labels=labels[idx_test], torch_logits=logits)
     engine_acc = float((model(x[idx_test]).argmax(1) == labels[idx_test]).mean())
