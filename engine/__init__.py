@@ -10,7 +10,7 @@ tools/convert_pytorch.py) needs torch.
 from engine.errors import ModelFileError, UnsupportedModelError
 from engine.fileformat import load_graph as _load_graph
 from engine.kernels.program import build_info
-from engine.model import Model, default_threads
+from engine.model import DEFAULT_CACHE_BYTES, Model, default_threads
 from engine.ops import channel_shuffle
 
 __version__ = '0.1.0'
@@ -18,14 +18,15 @@ __all__ = ['load', 'from_torch', 'Model', 'ModelFileError', 'UnsupportedModelErr
            'build_info', 'default_threads', 'channel_shuffle']
 
 
-def load(path, *, threads=None, verify=True):
+def load(path, *, threads=None, verify=True, cache_bytes=DEFAULT_CACHE_BYTES):
     """Open a model file written by Model.save or tools/convert_pytorch.py.
-    verify=False skips the CRC-32 of the weights (a few ms per 10 MB)."""
-    return Model(_load_graph(path, verify=verify), threads=threads)
+    verify=False skips the file's CRC-32 (a few ms per 10 MB); cache_bytes
+    bounds the plans and working memory kept between calls (Model)."""
+    return Model(_load_graph(path, verify=verify), threads=threads, cache_bytes=cache_bytes)
 
 
-def from_torch(module, example_input, *, threads=None):
-    """Convert a torch.nn.Module (in eval mode) for inputs shaped like
-    example_input (a torch tensor or a numpy array)."""
+def from_torch(module, example_input, *, threads=None, cache_bytes=DEFAULT_CACHE_BYTES):
+    """Convert a torch.nn.Module for inputs shaped like example_input (a
+    torch tensor or a numpy array); the module is left in the mode it was."""
     from engine.convert import convert
-    return Model(convert(module, example_input), threads=threads)
+    return Model(convert(module, example_input), threads=threads, cache_bytes=cache_bytes)

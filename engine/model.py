@@ -4,6 +4,7 @@ import math
 import os
 import threading
 import time
+from collections import OrderedDict
 
 import numpy as np
 
@@ -26,6 +27,11 @@ def default_threads():
     return max(1, cores)
 
 
+def _from_bytes(data, threads, cache_bytes):
+    """A Model from its file's bytes (unpickling)."""
+    return Model(fileformat.parse(data), threads=threads, cache_bytes=cache_bytes)
+
+
 def _positive_int(value, name):
     """value, when it is an integer >= 1; else a ValueError naming it."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -40,19 +46,68 @@ def _aligned_floats(n):
     return raw[start:start + n]
 
 
+DEFAULT_CACHE_BYTES = 256 << 20
+
+
+class _Cache:
+    """Compiled plans and free working memory, by key; the least recently
+    used go once their bytes pass the limit.  The caller holds the lock."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.entries = OrderedDict()        # key -> [value, bytes]
+        self.bytes = 0
+
+    def get(self, key):
+        entry = self.entries.get(key)
+        if entry is None:
+            return None
+        self.entries.move_to_end(key)
+        return entry[0]
+
+    def put(self, key, value, nbytes):
+        """Insert (or replace) key; then trim, keeping key itself."""
+        self.drop(key)
+        self.entries[key] = [value, nbytes]
+        self.bytes += nbytes
+        self.trim(keep=key)
+
+    def add_bytes(self, key, nbytes):
+        self.entries[key][1] += nbytes
+        self.bytes += nbytes
+
+    def drop(self, key):
+        entry = self.entries.pop(key, None)
+        if entry is not None:
+            self.bytes -= entry[1]
+
+    def trim(self, keep=None):
+        for key in list(self.entries):
+            if self.bytes <= self.limit:
+                break
+            if key != keep:
+                self.drop(key)
+
+
 class Model:
     """A compiled model.  Call it on float32 NCHW arrays (batch >= 1).
 
     Safe to call from several Python threads at once: each call takes its own
-    working memory from a pool.  The kernels release the GIL."""
+    working memory from a pool.  The kernels release the GIL.
 
-    def __init__(self, graph, *, threads=None):
+    A plan (kernels, tables, packed weights) is compiled for each input size
+    and kept, with the working memory of past calls, in a cache of at most
+    cache_bytes (least recently used out first; the plan of the call running
+    always stays), so a long-running process meeting many sizes stays
+    bounded.  Pickles as its model file's bytes."""
+
+    def __init__(self, graph, *, threads=None, cache_bytes=DEFAULT_CACHE_BYTES):
         validate(graph)
         self.graph = graph
         self.threads = threads
-        self._plans = {}
+        self._cache = _Cache(0)
+        self.cache_bytes = cache_bytes
         self._sizes_ok = set()
-        self._pool = {}     # (H, W, N, threads) -> list of free (arena, scratch)
         self._lock = threading.Lock()
 
     @property
@@ -62,7 +117,34 @@ class Model:
 
     @threads.setter
     def threads(self, threads):
+        self._threads_asked = threads
         self._threads = default_threads() if threads is None else _positive_int(threads, 'threads')
+
+    @property
+    def cache_bytes(self):
+        """Bytes of plans and free working memory kept between calls."""
+        return self._cache.limit
+
+    @cache_bytes.setter
+    def cache_bytes(self, limit):
+        if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0:
+            raise ValueError(f'cache_bytes must be an integer >= 0, got {limit!r}')
+        self._cache.limit = int(limit)
+        self._cache.trim()
+
+    @property
+    def cached_bytes(self):
+        """Bytes the cache holds now."""
+        return self._cache.bytes
+
+    def clear_cache(self):
+        """Forget every compiled plan and free working memory (calls running
+        keep theirs)."""
+        with self._lock:
+            self._cache = _Cache(self._cache.limit)
+
+    def __reduce__(self):
+        return _from_bytes, (fileformat.to_bytes(self.graph), self._threads_asked, self.cache_bytes)
 
     # -- metadata
     @property
@@ -158,8 +240,8 @@ class Model:
         plan = self._plan(h, w)
         key, arena, scratch = self._take(plan, n, h, w)
         try:
-            scatter_planes(x, arena, plan.image_stride, plan.input_offsets, key[3])
-            plan.program.run(arena, n, scratch, key[3])
+            scatter_planes(x, arena, plan.image_stride, plan.input_offsets, key[4])
+            plan.program.run(arena, n, scratch, key[4])
             outs = [gather_planes(arena, plan.image_stride, n, off, math.prod(shape[1:]))
                     .reshape((n,) + shape) for off, shape in plan.outputs]
         finally:
@@ -180,7 +262,7 @@ class Model:
                 scatter_planes(x, arena, plan.image_stride, plan.input_offsets)
                 for i in range(len(plan.layers)):
                     t0 = time.perf_counter()
-                    plan.program.run(arena, n, scratch, key[3], i, i + 1)
+                    plan.program.run(arena, n, scratch, key[4], i, i + 1)
                     times[r, i] = time.perf_counter() - t0
         finally:
             self._give(key, arena, scratch)
@@ -221,28 +303,38 @@ class Model:
         self._sizes_ok.add((n, h, w))
 
     def _plan(self, h, w):
-        plan = self._plans.get((h, w))
-        if plan is None:
-            with self._lock:
-                plan = self._plans.get((h, w))
-                if plan is None:
-                    plan = self._plans[(h, w)] = compile_graph(self.graph, h, w)
+        with self._lock:       # compiled once, also when threads ask for it at the same time
+            plan = self._cache.get(('plan', h, w))
+            if plan is None:
+                plan = compile_graph(self.graph, h, w)
+                self._cache.put(('plan', h, w), plan, plan.program.nbytes)
         return plan
 
     def _take(self, plan, n, h, w):
         """Working memory for one call: (pool key, arena, scratch).  The key
         keeps the thread count the scratch was sized for, should
         self.threads change while the call runs."""
-        key = (h, w, n, self.threads)
+        key = ('memory', h, w, n, self.threads)
         with self._lock:
-            free = self._pool.get(key)
+            free = self._cache.get(key)
             if free:
-                return (key,) + free.pop()
-        check_memory(4 * (n * plan.image_stride + key[3] * plan.scratch_stride),
+                arena, scratch = free.pop()
+                self._cache.add_bytes(key, -(arena.nbytes + scratch.nbytes))
+                return key, arena, scratch
+        check_memory(4 * (n * plan.image_stride + key[4] * plan.scratch_stride),
                      f'a batch of {n} images of {h}x{w}')
         return (key, _aligned_floats(n * plan.image_stride),
-                _aligned_floats(key[3] * plan.scratch_stride))
+                _aligned_floats(key[4] * plan.scratch_stride))
 
     def _give(self, key, arena, scratch):
+        nbytes = arena.nbytes + scratch.nbytes
         with self._lock:
-            self._pool.setdefault(key, []).append((arena, scratch))
+            free = self._cache.get(key)
+            if free is None:
+                self._cache.put(key, [(arena, scratch)], nbytes)
+            else:
+                free.append((arena, scratch))
+                self._cache.add_bytes(key, nbytes)
+                self._cache.trim(keep=key)
+            if self._cache.bytes > self._cache.limit:     # alone too big to keep
+                self._cache.drop(key)

@@ -186,6 +186,70 @@ def test_no_memory_growth_over_10000_inferences():
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 8 << 10   # KiB
 
 
+GROWTH = """
+import sys, numpy as np, engine
+from engine import zoo
+m = engine.Model(zoo.shufflenet_v2('0.5', num_classes=10, input_size=64), threads=1, cache_bytes=int(sys.argv[1]))
+rss = lambda: int(open('/proc/self/statm').read().split()[1]) * 4096
+m(np.zeros((1, 3, 64, 64), np.float32))
+start, most = rss(), 0
+for n in range(1, 17):                  # batches 1 to 16, then 20 image sizes
+    m(np.zeros((n, 3, 96, 96), np.float32))
+    most = max(most, m.cached_bytes)
+for s in range(40, 200, 8):
+    m(np.zeros((2, 3, s, s), np.float32))
+    most = max(most, m.cached_bytes)
+print(rss() - start, most)
+"""
+
+
+def test_memory_stays_bounded_over_many_input_shapes():
+    """Plans and working memory are kept per shape in a cache bounded by
+    bytes: 36 shapes grow an unbounded cache by about 100 MiB, this one
+    stays within its 16 MiB (plus the allocator's slack)."""
+    import subprocess
+    import sys
+    limit = 16 << 20
+    r = subprocess.run([sys.executable, '-c', GROWTH, str(limit)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    growth, most = map(int, r.stdout.split())
+    assert most <= limit
+    assert growth < limit + (24 << 20), f'resident memory grew by {growth >> 20} MiB'
+
+
+def test_clear_cache_and_cache_bytes(model, x):
+    expected = model(x)
+    assert model.cached_bytes > 0
+    model.clear_cache()
+    assert model.cached_bytes == 0
+    np.testing.assert_array_equal(model(x), expected)
+    model.cache_bytes = 0           # keeps nothing between calls, still runs
+    np.testing.assert_array_equal(model(x), expected)
+    assert model.cached_bytes == 0
+    model.cache_bytes = 256 << 20
+    for bad in (-1, 1.5, None, True):
+        with pytest.raises(ValueError, match='cache_bytes'):
+            model.cache_bytes = bad
+
+
+def test_a_model_pickles_as_its_file(model, x):
+    """Models cross process boundaries (multiprocessing, Ray) as their
+    file's bytes, checksum included."""
+    import multiprocessing
+    import pickle
+    expected = model(x)
+    data = pickle.dumps(model)
+    copy = pickle.loads(data)
+    assert copy.threads == model.threads and copy.cache_bytes == model.cache_bytes
+    np.testing.assert_array_equal(copy(x), expected)
+    with multiprocessing.get_context('spawn').Pool(1) as pool:
+        np.testing.assert_array_equal(pool.apply(copy, (x,)), expected)
+    damaged = bytearray(data)
+    damaged[len(damaged) // 2] ^= 1
+    with pytest.raises(engine.ModelFileError, match='checksum mismatch'):
+        pickle.loads(bytes(damaged))
+
+
 def test_kernels_release_the_gil():
     """While one thread is inside a long inference, another keeps running
     Python code.  Were the GIL held, the watcher below would stall for the

@@ -115,6 +115,7 @@ cdef class Program:
     cdef readonly int64_t n_ops
     cdef readonly int64_t image_stride
     cdef readonly int64_t scratch_stride
+    cdef readonly int64_t nbytes     # memory it holds: op records, tables, packed weights
     cdef list _keep
 
     def __cinit__(self, list specs, int64_t image_stride, int64_t scratch_stride):
@@ -134,6 +135,7 @@ cdef class Program:
                 self._fill(&self.ops[next_chained], spec['then'])
                 self.ops[i].then = &self.ops[next_chained]
                 next_chained += 1
+        self.nbytes = (self.n_ops + chained) * sizeof(Op) + sum(a.nbytes for a in self._keep)
 
     def __dealloc__(self):
         free(self.ops)
