@@ -9,7 +9,7 @@ ENGINE_ISA picks the SIMD path compiled in (default: native):
   scalar    plain C kernels on any machine (ENGINE_FORCE_SCALAR)
 ENGINE_CFLAGS adds compiler flags (e.g. a cross-compiler's -mcpu), ENGINE_LDFLAGS
 linker flags (tools/sanitize.sh passes -fsanitize=... in both).
-ENGINE_OPENMP=0 builds without OpenMP (threads then run one at a time).
+Threads come from the engine's own pool (engine/kernels/pool.h, pthreads).
 """
 import os
 import platform
@@ -37,14 +37,12 @@ ISA_FLAGS = {
 isa = os.environ.get('ENGINE_ISA', 'native')
 if isa not in ISA_FLAGS:
     raise SystemExit(f'ENGINE_ISA={isa!r}: choose one of {", ".join(ISA_FLAGS)}')
-openmp = os.environ.get('ENGINE_OPENMP', '1') != '0'
-cflags = ['-O3', '-std=c11'] + ISA_FLAGS[isa] + shlex.split(os.environ.get('ENGINE_CFLAGS', ''))
-cflags += ['-fopenmp'] if openmp else []
+cflags = ['-O3', '-std=c11', '-pthread'] + ISA_FLAGS[isa] + shlex.split(os.environ.get('ENGINE_CFLAGS', ''))
 macros = [('ENGINE_CFLAGS', '"%s"' % ' '.join(cflags)), ('ENGINE_BUILD_ISA', '"%s"' % isa),
           ('NPY_NO_DEPRECATED_API', 'NPY_1_7_API_VERSION')]
 
 kernels = ['program', 'gemm', 'window', 'fused', 'eltwise', 'shuffle']
-ldflags = (['-fopenmp'] if openmp else []) + shlex.split(os.environ.get('ENGINE_LDFLAGS', ''))
+ldflags = ['-pthread'] + shlex.split(os.environ.get('ENGINE_LDFLAGS', ''))
 extensions = [
     Extension(f'engine.kernels.{name}', [f'engine/kernels/{name}.pyx'],
               include_dirs=['engine/kernels'], define_macros=macros,

@@ -9,6 +9,7 @@ import numpy as np
 import engine
 from engine import device, zoo
 from engine.cli import nonnegative_int, positive_int
+from engine.kernels.program import pool_stats
 
 
 def measure(fn, warmup, runs):
@@ -51,8 +52,14 @@ def run(args):
         h = w = args.size
     shape = (args.batch, c, h, w)
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    before = pool_stats()
     times = measure(lambda: model(x), args.warmup, args.runs)
+    after = pool_stats()
+    shrunk = after['shrunk'] - before['shrunk']
     facts, warnings = device.report()
+    if shrunk:
+        warnings = warnings + [f'{shrunk} of {after["tasks"] - before["tasks"]} thread-pool tasks ran on fewer '
+                               'threads: other programs had the cores (see tools/bench_contention.py)']
     result = dict(model=label, input_shape=list(shape), threads=model.threads,
                   warmup=args.warmup, runs=args.runs, ms=summary(times),
                   build=engine.build_info(), machine=platform.machine(), engine=engine.__version__,
@@ -66,8 +73,7 @@ def run(args):
         print(json.dumps(result, indent=2, default=list))
         return
     b = result['build']
-    print(f'engine {engine.__version__}  isa {b["isa"]}  threads {model.threads}  '
-          f'openmp {"yes" if b["openmp"] else "no"}  {platform.machine()}')
+    print(f'engine {engine.__version__}  isa {b["isa"]}  threads {model.threads}  {platform.machine()}')
     print(f'cpu    {facts["cpu"]}  ({facts["cores"]} cores, governor {facts["governor"] or "unknown"})')
     for w in warnings:
         print(f'WARNING: {w}')

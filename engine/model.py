@@ -16,15 +16,30 @@ from engine.plan import compile_graph
 
 
 def default_threads():
-    """Cores this process may use, capped by OMP_NUM_THREADS when it is set."""
+    """Cores this process may use: its CPU affinity, a container's CPU quota
+    (cgroup v2 cpu.max), and OMP_NUM_THREADS when it is set, whichever is
+    least, so that the threads do not outnumber the cores they get."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count() or 1
+    quota = _cgroup_cpus()
+    if quota:
+        cores = min(cores, quota)
     env = os.environ.get('OMP_NUM_THREADS', '').split(',')[0].strip()
     if env.isdigit() and int(env) > 0:
         cores = min(cores, int(env))
     return max(1, cores)
+
+
+def _cgroup_cpus(path='/sys/fs/cgroup/cpu.max'):
+    """CPUs a cgroup v2 quota gives ('200000 100000': 2), or None."""
+    try:
+        with open(path) as f:
+            quota, period = f.read().split()[:2]
+        return max(1, -(-int(quota) // int(period)))
+    except (OSError, ValueError):          # no file, 'max' (no quota), or garbled
+        return None
 
 
 def _from_bytes(data, threads, cache_bytes):

@@ -101,6 +101,14 @@ def test_default_threads_honours_omp_num_threads(monkeypatch):
     assert engine.default_threads() == 1
 
 
+def test_default_threads_honours_a_container_quota(tmp_path):
+    from engine.model import _cgroup_cpus
+    for text, cpus in (('250000 100000\n', 3), ('50000 100000', 1), ('max 100000', None), ('', None)):
+        (tmp_path / 'cpu.max').write_text(text)
+        assert _cgroup_cpus(str(tmp_path / 'cpu.max')) == cpus
+    assert _cgroup_cpus(str(tmp_path / 'missing')) is None
+
+
 def test_one_model_from_many_python_threads(model, x):
     expected = [model(x[i:i + 1]) for i in range(2)]
     errors = []
@@ -277,3 +285,49 @@ def test_kernels_release_the_gil():
         last = now
     t.join()
     assert longest_stall < 0.4 * spans[0], (longest_stall, spans[0])
+
+
+def test_many_callers_with_many_threads_each(x):
+    """Models of 2, 3 and 8 threads called from four Python threads at once:
+    the pool runs one caller's ops at a time and the others alone, so every
+    answer is the one a single thread gives, and nothing waits forever."""
+    g = zoo.shufflenet_v2('0.5', num_classes=10, input_size=SIZE)
+    single = engine.Model(g, threads=1)
+    expected = single(x)
+    models = [engine.Model(g, threads=t) for t in (2, 3, 8, 2)]
+    errors = []
+
+    def work(m):
+        for _ in range(25):
+            if not np.array_equal(m(x), expected):
+                errors.append(m.threads)
+    workers = [threading.Thread(target=work, args=(m,)) for m in models]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(120)
+    assert not any(t.is_alive() for t in workers), 'a caller never returned'
+    assert not errors
+
+
+FORKED = """
+import os, sys, numpy as np, engine
+from engine import zoo
+m = engine.Model(zoo.shufflenet_v2('0.5', num_classes=10, input_size=32), threads=2)
+x = np.ones((1, 3, 32, 32), np.float32)
+y = m(x)                                    # the pool's threads exist now
+pid = os.fork()
+if pid == 0:                                # the child has none of them: it must make its own
+    same = all(np.array_equal(m(x), y) for _ in range(20))
+    os._exit(0 if same else 3)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_forked_child_runs_models_with_threads():
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, '-c', FORKED], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == '0'

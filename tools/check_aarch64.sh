@@ -69,7 +69,7 @@ sysroot() {  # debian-arch triplet -> prints the sysroot path
             local lists=("deb $MIRROR $SUITE main" "deb $MIRROR $SUITE-updates main")
             [ "$try" -lt 3 ] && lists+=("deb http://deb.debian.org/debian-security $SUITE-security main")
             mmdebstrap --variant=extract --mode=root --arch="$arch" \
-                --include=python3.11,python3.11-dev,libpython3.11-dev,python3-numpy,python3-pytest,libgomp1 \
+                --include=python3.11,python3.11-dev,libpython3.11-dev,python3-numpy,python3-pytest \
                 "$SUITE" "$dir" "${lists[@]}" >"$LOGS/mmdebstrap-$arch.log" 2>&1 && break
             [ "$try" = 3 ] && die "mmdebstrap $arch failed: $LOGS/mmdebstrap-$arch.log"
             sleep 3
@@ -99,9 +99,9 @@ build() {  # cc triplet sysroot outdir cflags...
         python3 -m cython -3 -I "$ROOT" "$pyx" -o "$out/$name.c" >"$LOGS/cython-$name.log" 2>&1 \
             || { cat "$LOGS/cython-$name.log"; die "cython $name failed"; }
         # shellcheck disable=SC2086
-        "$cc" --sysroot="$sr" $flags -fopenmp -shared -fPIC -std=c11 -fno-strict-overflow \
+        "$cc" --sysroot="$sr" $flags -pthread -shared -fPIC -std=c11 -fno-strict-overflow \
             -I"$ROOT/engine/kernels" -I"$sr/usr/include/python$PYVER" \
-            -DENGINE_CFLAGS="\"$flags -fopenmp\"" -DENGINE_BUILD_ISA="\"cross\"" \
+            -DENGINE_CFLAGS="\"$flags -pthread\"" -DENGINE_BUILD_ISA="\"cross\"" \
             "$out/$name.c" -o "$out/engine/kernels/$name$suffix" >"$LOGS/gcc-$name-$trip.log" 2>&1 \
             || { cat "$LOGS/gcc-$name-$trip.log"; die "$cc $name failed"; }
         rm "$out/$name.c"

@@ -1,13 +1,12 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """The executor: a compiled program is a C array of Op records, run in one
-nogil loop (threads == 1) or in one OpenMP parallel region whose threads take
-each op's jobs in equal contiguous shares and meet at a barrier before the
-next op (a region per op would cost a fork and join each).  Also the copies
-in and out of the arena, and build facts."""
+nogil loop (threads == 1) or as one task of the engine's thread pool
+(pool.h), whose threads take each op's jobs in equal contiguous shares (and
+then any another thread has not started) and meet at a barrier before the
+next op.  Also the copies in and out of the arena, and build facts."""
 from libc.stdint cimport int64_t, uintptr_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
-from cython.parallel cimport parallel, prange, threadid
 import numpy as np
 
 from engine.kernels.common cimport (Op, Ctx, job_fn, ENGINE_SIMD_ISA, VLEN,
@@ -21,20 +20,24 @@ from engine.kernels.window cimport window_job, global_avgpool_job
 from engine.kernels.eltwise cimport eltwise_job
 from engine.kernels.fused cimport expand_dw_job
 
+cdef extern from "pool.h" nogil:
+    enum: ENGINE_MAX_THREADS
+    enum: ENGINE_SPIN_NS
+    ctypedef struct engine_share:
+        long long end
+    ctypedef void (*engine_task_fn)(void* arg, int tid, int team) noexcept nogil
+    ctypedef void (*engine_init_fn)(void* arg, int team) noexcept nogil
+    ctypedef void (*engine_last_fn)(void* arg) noexcept nogil
+    void engine_share_set(engine_share* s, long long begin, long long end)
+    long long engine_claim(engine_share* s)
+    int engine_pool_run(engine_task_fn fn, engine_init_fn init, void* arg, int team)
+    ctypedef struct engine_pool:
+        unsigned long long tasks, shrunk, contended
+    engine_pool engine_the_pool
+    void engine_pool_barrier(int team, engine_last_fn last, void* arg)
+
 cdef extern from *:
     """
-    #ifdef _OPENMP
-    #include <omp.h>
-    static int engine_openmp_version(void) { return _OPENMP; }
-    static int engine_team_size(void) { return omp_get_num_threads(); }
-    static void engine_barrier(void) {
-        #pragma omp barrier
-    }
-    #else
-    static int engine_openmp_version(void) { return 0; }
-    static int engine_team_size(void) { return 1; }
-    static void engine_barrier(void) {}
-    #endif
     #ifndef ENGINE_CFLAGS
     #define ENGINE_CFLAGS ""
     #endif
@@ -42,9 +45,6 @@ cdef extern from *:
     #define ENGINE_BUILD_ISA "unknown"
     #endif
     """
-    int engine_openmp_version()
-    int engine_team_size() nogil
-    void engine_barrier() nogil
     const char* ENGINE_CFLAGS
     const char* ENGINE_BUILD_ISA
 
@@ -66,6 +66,14 @@ JOBS[OP_CONV_DIRECT] = conv_direct_job
 JOBS[OP_EXPAND_DW] = expand_dw_job
 
 
+def pool_stats():
+    """The thread pool's counts since the process started: multi-thread
+    runs asked for, runs given fewer threads because the cores were taken
+    (a thread waited past its spin for another), and runs found so."""
+    return {'tasks': engine_the_pool.tasks, 'shrunk': engine_the_pool.shrunk,
+            'contended': engine_the_pool.contended}
+
+
 def build_info():
     """What this build compiled in: SIMD path, vector and tile sizes, flags."""
     return {
@@ -73,7 +81,8 @@ def build_info():
         'requested_isa': ENGINE_BUILD_ISA.decode(),
         'vector_floats': VLEN,
         'gemm_tiles': [(rows, GEMM_NR) for rows in TILE_ROWS],
-        'openmp': engine_openmp_version(),
+        'threads': f'engine pool (pthreads), up to {ENGINE_MAX_THREADS}, waits spin '
+                   f'{ENGINE_SPIN_NS // 1000} us then sleep',
         'cflags': ENGINE_CFLAGS.decode(),
     }
 
@@ -86,19 +95,67 @@ cdef void run_serial(const Op* ops, int64_t start, int64_t stop, const Ctx* ctx,
             JOBS[ops[i].kind](&ops[i], ctx, j, 0)
 
 
+cdef struct Steps:
+    const Op* ops
+    int64_t op               # the op the threads run now
+    int64_t stop
+    const Ctx* ctx
+    int64_t n_images
+    int team
+    engine_share share[ENGINE_MAX_THREADS]
+
+
+cdef void share_jobs(Steps* s) noexcept nogil:
+    """Each thread's contiguous share of the jobs of op s.op: the split
+    the planner's job layout assumes (a thread's channels are the ones its
+    core wrote in the op before)."""
+    cdef int64_t njobs = s.ops[s.op].jobs_per_image * s.n_images
+    cdef int t
+    for t in range(s.team):
+        engine_share_set(&s.share[t], njobs * t // s.team, njobs * (t + 1) // s.team)
+
+
+cdef void start_steps(void* arg, int team) noexcept nogil:
+    cdef Steps* s = <Steps*>arg
+    s.team = team
+    share_jobs(s)
+
+
+cdef void next_step(void* arg) noexcept nogil:
+    cdef Steps* s = <Steps*>arg
+    s.op += 1
+    share_jobs(s)
+
+
+cdef void run_steps(void* arg, int tid, int team) noexcept nogil:
+    """One thread's part of ops [s.op, s.stop): its share of each op's jobs,
+    then what other threads have not started, then the barrier."""
+    cdef Steps* s = <Steps*>arg
+    cdef int64_t i, stop = s.stop, j
+    cdef const Op* op
+    cdef int k, u
+    for i in range(s.op, stop):
+        op = &s.ops[i]
+        for k in range(team):
+            u = (tid + k) % team
+            j = engine_claim(&s.share[u])
+            while j < s.share[u].end:
+                JOBS[op.kind](op, s.ctx, j, tid)
+                j = engine_claim(&s.share[u])
+        if i + 1 < stop:
+            engine_pool_barrier(team, next_step, arg)     # the next op reads what this one wrote
+
+
 cdef void run_parallel(const Op* ops, int64_t start, int64_t stop, const Ctx* ctx,
                        int64_t n_images) noexcept nogil:
-    cdef int64_t i, j, njobs
-    cdef int tid, team
-    with parallel(num_threads=ctx.nthreads):
-        tid = threadid()
-        team = engine_team_size()       # the runtime may give fewer threads than asked
-        for i in range(start, stop):
-            njobs = ops[i].jobs_per_image * n_images
-            for j in range(njobs * tid // team, njobs * (tid + 1) // team):
-                JOBS[ops[i].kind](&ops[i], ctx, j, tid)
-            if i + 1 < stop:
-                engine_barrier()        # the next op reads what this one wrote
+    cdef Steps steps
+    steps.ops = ops
+    steps.op = start
+    steps.stop = stop
+    steps.ctx = ctx
+    steps.n_images = n_images
+    if start < stop:
+        engine_pool_run(run_steps, start_steps, &steps, ctx.nthreads)
 
 
 _INT_FIELDS = ('mode', 'act', 'groups', 'cin_g', 'cout_g', 'n_out', 'in_h', 'in_w',
@@ -200,33 +257,64 @@ cdef class Program:
                 run_parallel(self.ops, start, stop, &ctx, n_images)
 
 
+cdef struct Scatter:
+    const char* x            # NCHW, any strides (bytes)
+    Py_ssize_t shape[4]
+    Py_ssize_t strides[4]
+    float* arena
+    int64_t image_stride
+    const int64_t* offsets
+
+
+cdef void no_init(void* arg, int team) noexcept nogil:
+    pass
+
+
+cdef void scatter_rows(void* arg, int tid, int team) noexcept nogil:
+    """Thread tid's share of the rows of every plane."""
+    cdef Scatter* s = <Scatter*>arg
+    cdef Py_ssize_t H = s.shape[2], W = s.shape[3], n, c, h, w
+    cdef Py_ssize_t h0 = H * tid // team, h1 = H * (tid + 1) // team
+    cdef float* plane
+    cdef const char* src
+    cdef bint rows_contiguous = s.strides[3] == sizeof(float) and s.strides[2] == W * sizeof(float)
+    for n in range(s.shape[0]):
+        for c in range(s.shape[1]):
+            plane = s.arena + n * s.image_stride + s.offsets[c]
+            src = s.x + n * s.strides[0] + c * s.strides[1]
+            if rows_contiguous:
+                if h1 > h0:
+                    memcpy(plane + h0 * W, src + h0 * s.strides[2], (h1 - h0) * W * sizeof(float))
+                continue
+            for h in range(h0, h1):
+                for w in range(W):
+                    plane[h * W + w] = (<const float*>(src + h * s.strides[2] + w * s.strides[3]))[0]
+
+
 def scatter_planes(const float[:, :, :, :] x, float[::1] arena, int64_t image_stride,
                    const int64_t[::1] offsets, int threads=1):
     """Copy NCHW x (any strides) into the arena planes at offsets, with
     `threads` threads, each a contiguous share of the rows of every plane:
     the share of the image the first op's jobs give the same thread, so
     that it reads rows its own core wrote."""
-    cdef Py_ssize_t n, c, h, w, H = x.shape[2], W = x.shape[3], h0, h1
-    cdef int t, team = max(1, threads)
-    cdef float* plane
-    cdef bint rows_contiguous = x.strides[3] == sizeof(float) and x.strides[2] == W * sizeof(float)
+    cdef Scatter s
+    cdef int i
     if x.shape[1] != offsets.shape[0]:
         raise ValueError('channel count does not match the offsets')
     if arena.shape[0] < x.shape[0] * image_stride:
         raise ValueError('arena too small for the batch')
+    s.x = <const char*>&x[0, 0, 0, 0]
+    for i in range(4):
+        s.shape[i] = x.shape[i]
+        s.strides[i] = x.strides[i]
+    s.arena = &arena[0]
+    s.image_stride = image_stride
+    s.offsets = &offsets[0]
     with nogil:
-        for t in prange(team, num_threads=team, schedule='static'):
-            h0, h1 = H * t // team, H * (t + 1) // team
-            for n in range(x.shape[0]):
-                for c in range(x.shape[1]):
-                    plane = &arena[0] + n * image_stride + offsets[c]
-                    if rows_contiguous:
-                        if h1 > h0:
-                            memcpy(plane + h0 * W, &x[n, c, h0, 0], (h1 - h0) * W * sizeof(float))
-                        continue
-                    for h in range(h0, h1):
-                        for w in range(W):
-                            plane[h * W + w] = x[n, c, h, w]
+        if threads <= 1:
+            scatter_rows(&s, 0, 1)
+        else:
+            engine_pool_run(scatter_rows, no_init, &s, threads)
 
 
 def gather_planes(const float[::1] arena, int64_t image_stride, int64_t n_images,
