@@ -9,7 +9,6 @@ import numpy as np
 import engine
 from engine import device, zoo
 from engine.cli import nonnegative_int, positive_int
-from engine.kernels.program import pool_stats
 
 
 def measure(fn, warmup, runs):
@@ -52,14 +51,12 @@ def run(args):
         h = w = args.size
     shape = (args.batch, c, h, w)
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
-    before = pool_stats()
     times = measure(lambda: model(x), args.warmup, args.runs)
-    after = pool_stats()
-    shrunk = after['shrunk'] - before['shrunk']
     facts, warnings = device.report()
-    if shrunk:
-        warnings = warnings + [f'{shrunk} of {after["tasks"] - before["tasks"]} thread-pool tasks ran on fewer '
-                               'threads: other programs had the cores (see tools/bench_contention.py)']
+    single = model.runs_by_threads.get(1, 0) if model.threads > 1 else 0
+    if single > (args.warmup + args.runs) // 8:
+        warnings = warnings + [f'{single} of {args.warmup + args.runs} runs went faster on one thread than on '
+                               f'{model.threads}: other programs have the cores (tools/bench_contention.py)']
     result = dict(model=label, input_shape=list(shape), threads=model.threads,
                   warmup=args.warmup, runs=args.runs, ms=summary(times),
                   build=engine.build_info(), machine=platform.machine(), engine=engine.__version__,

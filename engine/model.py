@@ -64,6 +64,48 @@ def _aligned_floats(n):
 DEFAULT_CACHE_BYTES = 256 << 20
 
 
+class _ThreadChoice:
+    """Whether a model's runs at one input shape go faster on all its threads
+    or on one, measured as it runs.  With the cores free the threads win and
+    one thread is tried only now and then; when other programs have the
+    cores (a camera pipeline beside the engine on a Pi), threads that wait
+    for each other's turn on a core can be slower than one thread alone,
+    and then one thread is used, the threads tried now and then.  Results
+    do not depend on the thread count."""
+    EXPLORE_EVERY = (16, 256)     # runs between tries of the other choice: often while the
+                                  # two are close, rarely once one is clearly faster
+    SMOOTHING = 0.25              # weight of a new time in the running averages
+    MARGIN = 0.95                 # one thread must be this much faster to be chosen
+
+    def __init__(self, threads):
+        self.threads = threads
+        self.seconds = {threads: None, 1: None}
+        self.use = threads
+        self.every = self.EXPLORE_EVERY[0]
+        self.since = 0
+
+    def next(self):
+        """The thread count for the next run."""
+        self.since += 1
+        if self.since >= self.every:
+            self.since = 0
+            return 1 if self.use == self.threads else self.threads
+        return self.use
+
+    def record(self, threads, seconds):
+        """A run's time with the threads it ran on."""
+        if threads not in self.seconds:
+            return
+        old = self.seconds[threads]
+        self.seconds[threads] = seconds if old is None else old + self.SMOOTHING * (seconds - old)
+        many, one = self.seconds[self.threads], self.seconds[1]
+        if many is None or one is None:
+            return
+        self.use = 1 if one < self.MARGIN * many else self.threads
+        clear = max(many, one) > 1.3 * min(many, one)
+        self.every = min(2 * self.every, self.EXPLORE_EVERY[1]) if clear else self.EXPLORE_EVERY[0]
+
+
 class _Cache:
     """Compiled plans and free working memory, by key; the least recently
     used go once their bytes pass the limit.  The caller holds the lock."""
@@ -123,6 +165,8 @@ class Model:
         self._cache = _Cache(0)
         self.cache_bytes = cache_bytes
         self._sizes_ok = set()
+        self._choices = {}          # memory key -> _ThreadChoice
+        self.runs_by_threads = {}   # threads a run actually had -> runs
         self._lock = threading.Lock()
 
     @property
@@ -255,13 +299,30 @@ class Model:
         plan = self._plan(h, w)
         key, arena, scratch = self._take(plan, n, h, w)
         try:
-            scatter_planes(x, arena, plan.image_stride, plan.input_offsets, key[4])
-            plan.program.run(arena, n, scratch, key[4])
+            choice = self._thread_choice(key)
+            threads = choice.next() if choice else 1
+            t0 = time.perf_counter()
+            scatter_planes(x, arena, plan.image_stride, plan.input_offsets, threads)
+            threads = plan.program.run(arena, n, scratch, threads)
+            if choice:
+                choice.record(threads, time.perf_counter() - t0)
+            self.runs_by_threads[threads] = self.runs_by_threads.get(threads, 0) + 1
             outs = [gather_planes(arena, plan.image_stride, n, off, math.prod(shape[1:]))
                     .reshape((n,) + shape) for off, shape in plan.outputs]
         finally:
             self._give(key, arena, scratch)
         return outs[0] if len(outs) == 1 else outs
+
+    def _thread_choice(self, key):
+        """The _ThreadChoice of a (memory) key, None for one thread."""
+        if key[4] <= 1:
+            return None
+        choice = self._choices.get(key)
+        if choice is None:
+            if len(self._choices) >= 256:
+                self._choices.clear()
+            choice = self._choices[key] = _ThreadChoice(key[4])
+        return choice
 
     def profile(self, x, runs=10):
         """Per-layer median time over `runs` runs, one row per executed op:

@@ -331,3 +331,38 @@ def test_a_forked_child_runs_models_with_threads():
     r = subprocess.run([sys.executable, '-c', FORKED], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == '0'
+
+
+def test_thread_choice_follows_the_faster_option():
+    """With the cores free two threads win and one is tried ever more
+    rarely; when one thread is faster (the cores taken) it is chosen, the
+    threads tried now and then; a run that got fewer threads counts as such."""
+    from engine.model import _ThreadChoice
+    choice = _ThreadChoice(2)
+    speed = {2: 1.0, 1: 1.8}                 # seconds per run: a quiet machine
+    used = []
+    for _ in range(2000):
+        t = choice.next()
+        used.append(t)
+        choice.record(t, speed[t])
+    assert used[:15] == [2] * 15 and used.count(1) < 30 and choice.every == _ThreadChoice.EXPLORE_EVERY[1]
+    speed = {2: 3.0, 1: 1.8}                 # the cores taken: one thread is faster
+    used = []
+    for _ in range(2000):
+        t = choice.next()
+        used.append(t)
+        choice.record(t, speed[t])
+    assert used[-1000:].count(2) < 10 and choice.use == 1
+    choice.record(5, 0.1)                    # a thread count it does not track: ignored
+    assert choice.use == 1
+
+
+def test_runs_count_the_threads_they_had(x):
+    g = zoo.shufflenet_v2('0.5', num_classes=10, input_size=SIZE)
+    m = engine.Model(g, threads=2)
+    for _ in range(40):
+        m(x)
+    assert sum(m.runs_by_threads.values()) == 40 and set(m.runs_by_threads) <= {1, 2}
+    one = engine.Model(g, threads=1)
+    one(x)
+    assert one.runs_by_threads == {1: 1}

@@ -45,11 +45,13 @@ def worker(args):
     for line in sys.stdin:
         runs = int(line)
         times = []
+        before = model.runs_by_threads.get(1, 0)
         for _ in range(runs):
             t0 = time.perf_counter()
             model(x)
             times.append((time.perf_counter() - t0) * 1e3)
-        print(json.dumps(times), flush=True)
+        one = model.runs_by_threads.get(1, 0) - before if model.threads > 1 else 0
+        print(json.dumps({'ms': times, 'one_thread': one}), flush=True)
 
 
 def start_worker(args, threads):
@@ -63,9 +65,11 @@ def start_worker(args, threads):
 
 
 def timed(p, runs):
+    """(latencies in ms, runs that used one thread) of a block of runs."""
     p.stdin.write(f'{runs}\n')
     p.stdin.flush()
-    return json.loads(p.stdout.readline())
+    block = json.loads(p.stdout.readline())
+    return block['ms'], block['one_thread']
 
 
 def main(argv=None):
@@ -94,15 +98,19 @@ def main(argv=None):
             try:
                 time.sleep(0.5 if hogs else 0)
                 times = {1: [], n_many: []}
+                single = 0
                 for _ in range(args.rounds):
-                    times[1] += timed(one, args.runs)
-                    times[n_many] += timed(many, args.runs)
+                    times[1] += timed(one, args.runs)[0]
+                    ms, on_one = timed(many, args.runs)
+                    times[n_many] += ms
+                    single += on_one
             finally:
                 for h in hogs:
                     h.kill()
                     h.wait()
             results[condition] = {t: dict(median=float(np.median(v)), p90=float(np.percentile(v, 90)),
                                           max=float(np.max(v))) for t, v in times.items()}
+            results[condition][n_many]['runs_on_one_thread'] = single
     finally:
         for p in (one, many):
             p.stdin.close()
@@ -122,7 +130,8 @@ def main(argv=None):
         for t, v in r.items():
             print(f'{c:10s} {t:7d} {v["median"]:10.3f} {v["p90"]:8.3f} {v["max"]:8.3f}')
     for c in results:
-        print(f'{c}: {n_many} threads / 1 thread = {ratio[c]:.2f}')
+        print(f'{c}: {n_many} threads / 1 thread = {ratio[c]:.2f}; runs of the {n_many}-thread model that '
+              f'chose one thread: {results[c][n_many]["runs_on_one_thread"]} of {args.runs * args.rounds}')
     return 0
 
 

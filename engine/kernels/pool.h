@@ -10,7 +10,9 @@
  * ENGINE_SPIN_NS, then sleeps on a futex (elsewhere: short naps), and a
  * thread that finds its own share of an op's jobs done takes the jobs other
  * threads have not started, so a descheduled thread holds up an op by at
- * most the job it is in.
+ * most the job it is in.  (Whether to use the threads at all while other
+ * programs have the cores is measured and decided above this, per model:
+ * engine/model.py.)
  *
  * One pool per process.  A second caller while a task runs (two Python
  * threads calling models at once) runs its task alone on its own thread
@@ -73,12 +75,6 @@ typedef struct {
     _Alignas(64) atomic_int running;    /* workers still in the task */
     _Alignas(64) atomic_int arrived;    /* at the barrier */
     engine_event barrier;
-    atomic_int slept;                   /* waits of the running task that outlasted the spin */
-    int limit;                          /* most threads a task may have now (0: no limit) */
-    uint64_t limit_until;               /* ... until then */
-    uint64_t backoff;                   /* how long the next limit lasts */
-    uint64_t tasks, shrunk, contended;  /* counts: multi-thread tasks asked, run with fewer
-                                           threads for contention, found contended */
 } engine_pool;
 
 static engine_pool engine_the_pool = {PTHREAD_MUTEX_INITIALIZER};
@@ -97,8 +93,8 @@ static inline void engine_cpu_relax(void) {
 #endif
 }
 
-/* Wait until e->value differs from seen: spin, then sleep.  1 if it slept. */
-static int engine_event_wait(engine_event* e, unsigned seen) {
+/* Wait until e->value differs from seen: spin, then sleep. */
+static void engine_event_wait(engine_event* e, unsigned seen) {
     uint64_t deadline = 0;
     for (unsigned i = 0; atomic_load_explicit(&e->value, memory_order_acquire) == seen; i++) {
         engine_cpu_relax();
@@ -110,9 +106,7 @@ static int engine_event_wait(engine_event* e, unsigned seen) {
         else if (now > deadline)
             break;
     }
-    int slept = 0;
     while (atomic_load_explicit(&e->value, memory_order_acquire) == seen) {
-        slept = 1;
         atomic_fetch_add(&e->sleepers, 1);
 #ifdef __linux__
         if (atomic_load(&e->value) == seen)
@@ -125,7 +119,6 @@ static int engine_event_wait(engine_event* e, unsigned seen) {
 #endif
         atomic_fetch_sub(&e->sleepers, 1);
     }
-    return slept;
 }
 
 static void engine_event_signal(engine_event* e) {
@@ -152,8 +145,8 @@ static void engine_pool_barrier(int team, void (*last)(void*), void* arg) {
         if (last)
             last(arg);
         engine_event_signal(&p->barrier);
-    } else if (engine_event_wait(&p->barrier, seen)) {
-        atomic_fetch_add(&p->slept, 1);
+    } else {
+        engine_event_wait(&p->barrier, seen);
     }
 }
 
@@ -211,43 +204,10 @@ static int engine_pool_grow(int want) {
     return workers;
 }
 
-/* Contention: a task whose threads waited past the spin for each other
- * (a thread descheduled: another program has its core) makes the next
- * tasks use one thread fewer, for ENGINE_BACKOFF_NS at first, doubling
- * while it goes on (up to a second), then the full team is tried again.
- * Results do not depend on the thread count. */
-#define ENGINE_SLEPT_LIMIT 2
-#define ENGINE_BACKOFF_NS 20000000u         /* 20 ms */
-#define ENGINE_BACKOFF_MAX_NS 1000000000u   /* 1 s */
-
-static int engine_pool_team(engine_pool* p, int team) {
-    p->tasks++;
-    if (p->limit && engine_now_ns() < p->limit_until && team > p->limit) {
-        p->shrunk++;
-        return p->limit;
-    }
-    if (p->limit && engine_now_ns() >= p->limit_until)
-        p->limit = 0;
-    return team;
-}
-
-static void engine_pool_judge(engine_pool* p, int team) {
-    uint64_t now = engine_now_ns();
-    if (atomic_load(&p->slept) >= ENGINE_SLEPT_LIMIT) {
-        p->contended++;
-        int recent = p->limit_until && now < p->limit_until + p->backoff;   /* contention again soon */
-        p->backoff = !recent || !p->backoff ? ENGINE_BACKOFF_NS
-                     : (p->backoff * 2 < ENGINE_BACKOFF_MAX_NS ? p->backoff * 2 : ENGINE_BACKOFF_MAX_NS);
-        p->limit = team - 1;
-        p->limit_until = now + p->backoff;
-    }
-}
-
 /* Run fn(arg, tid, team) on `team` threads, this one as tid 0, and return
  * when all are done; the team actually used (1 when the pool is busy with
- * another caller's task, or has no threads to give; fewer under
- * contention).  init(arg, team) runs first, on this thread, once the team
- * is known. */
+ * another caller's task, or has no threads to give).  init(arg, team) runs
+ * first, on this thread, once the team is known. */
 static int engine_pool_run(engine_task_fn fn, void (*init)(void*, int), void* arg, int team) {
     engine_pool* p = &engine_the_pool;
     if (team > ENGINE_MAX_THREADS)
@@ -256,21 +216,17 @@ static int engine_pool_run(engine_task_fn fn, void (*init)(void*, int), void* ar
         int workers = engine_pool_grow(team);
         if (team > workers + 1)
             team = workers + 1;
-        team = engine_pool_team(p, team);
         if (team > 1) {
             p->fn = fn;
             p->arg = arg;
             p->team = team;
             init(arg, team);
             atomic_store(&p->running, team - 1);
-            atomic_store(&p->slept, 0);
             unsigned seen = atomic_load(&p->finished.value);
             for (int tid = 1; tid < team; tid++)
                 engine_event_signal(&p->start[tid]);
             fn(arg, 0, team);
-            if (engine_event_wait(&p->finished, seen))
-                atomic_fetch_add(&p->slept, 1);
-            engine_pool_judge(p, team);
+            engine_event_wait(&p->finished, seen);
             p->team = 1;
             atomic_store(&p->busy, 0);
             return team;

@@ -31,9 +31,6 @@ cdef extern from "pool.h" nogil:
     void engine_share_set(engine_share* s, long long begin, long long end)
     long long engine_claim(engine_share* s)
     int engine_pool_run(engine_task_fn fn, engine_init_fn init, void* arg, int team)
-    ctypedef struct engine_pool:
-        unsigned long long tasks, shrunk, contended
-    engine_pool engine_the_pool
     void engine_pool_barrier(int team, engine_last_fn last, void* arg)
 
 cdef extern from *:
@@ -64,14 +61,6 @@ JOBS[OP_LINEAR] = linear_job
 JOBS[OP_ELTWISE] = eltwise_job
 JOBS[OP_CONV_DIRECT] = conv_direct_job
 JOBS[OP_EXPAND_DW] = expand_dw_job
-
-
-def pool_stats():
-    """The thread pool's counts since the process started: multi-thread
-    runs asked for, runs given fewer threads because the cores were taken
-    (a thread waited past its spin for another), and runs found so."""
-    return {'tasks': engine_the_pool.tasks, 'shrunk': engine_the_pool.shrunk,
-            'contended': engine_the_pool.contended}
 
 
 def build_info():
@@ -146,16 +135,18 @@ cdef void run_steps(void* arg, int tid, int team) noexcept nogil:
             engine_pool_barrier(team, next_step, arg)     # the next op reads what this one wrote
 
 
-cdef void run_parallel(const Op* ops, int64_t start, int64_t stop, const Ctx* ctx,
-                       int64_t n_images) noexcept nogil:
+cdef int run_parallel(const Op* ops, int64_t start, int64_t stop, const Ctx* ctx,
+                      int64_t n_images) noexcept nogil:
+    """The threads it ran with (fewer than asked when the pool is busy)."""
     cdef Steps steps
     steps.ops = ops
     steps.op = start
     steps.stop = stop
     steps.ctx = ctx
     steps.n_images = n_images
-    if start < stop:
-        engine_pool_run(run_steps, start_steps, &steps, ctx.nthreads)
+    if start >= stop:
+        return 1
+    return engine_pool_run(run_steps, start_steps, &steps, ctx.nthreads)
 
 
 _INT_FIELDS = ('mode', 'act', 'groups', 'cin_g', 'cout_g', 'n_out', 'in_h', 'in_w',
@@ -232,7 +223,9 @@ cdef class Program:
 
     def run(self, float[::1] arena, int64_t n_images, float[::1] scratch,
             int nthreads, int64_t start=0, int64_t stop=-1):
-        """Run ops [start, stop) on n_images images laid out in arena."""
+        """Run ops [start, stop) on n_images images laid out in arena; the
+        number of threads that ran them (1 when the pool was busy with
+        another caller's run)."""
         if stop < 0:
             stop = self.n_ops
         if not (0 <= start <= stop <= self.n_ops):
@@ -250,11 +243,13 @@ cdef class Program:
         ctx.scratch = &scratch[0]
         ctx.scratch_stride = self.scratch_stride
         ctx.nthreads = max(1, nthreads)
+        cdef int team = 1
         with nogil:
             if ctx.nthreads <= 1:
                 run_serial(self.ops, start, stop, &ctx, n_images)
             else:
-                run_parallel(self.ops, start, stop, &ctx, n_images)
+                team = run_parallel(self.ops, start, stop, &ctx, n_images)
+        return team
 
 
 cdef struct Scatter:
