@@ -171,7 +171,9 @@ class Model:
 
     @property
     def threads(self):
-        """Threads one call uses (None when set: the usable cores)."""
+        """Threads one call may use (set None: the usable cores); a run takes
+        one instead when that has been faster (the cores busy with other
+        programs)."""
         return self._threads
 
     @threads.setter
