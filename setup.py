@@ -41,7 +41,7 @@ cflags = ['-O3', '-std=c11', '-pthread'] + ISA_FLAGS[isa] + shlex.split(os.envir
 macros = [('ENGINE_CFLAGS', '"%s"' % ' '.join(cflags)), ('ENGINE_BUILD_ISA', '"%s"' % isa),
           ('NPY_NO_DEPRECATED_API', 'NPY_1_7_API_VERSION')]
 
-kernels = ['program', 'gemm', 'window', 'fused', 'eltwise', 'shuffle']
+kernels = ['abi', 'program', 'gemm', 'window', 'fused', 'eltwise', 'shuffle']
 ldflags = ['-pthread'] + shlex.split(os.environ.get('ENGINE_LDFLAGS', ''))
 extensions = [
     Extension(f'engine.kernels.{name}', [f'engine/kernels/{name}.pyx'],

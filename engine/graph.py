@@ -53,7 +53,7 @@ class Graph:
 
 
 ACTIVATIONS = {'relu': [0.0, None], 'relu6': [0.0, 6.0]}
-NONLINEAR = {'hardswish': 1, 'hardsigmoid': 2, 'sigmoid': 3, 'silu': 4}   # codes of ukernels.h
+NONLINEAR = ('hardswish', 'hardsigmoid', 'sigmoid', 'silu')   # kernels: Act (kernels/abi.h)
 MAX_WINDOW = 4096       # kernel sizes, strides, paddings and dilations above this are refused
 
 

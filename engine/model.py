@@ -12,7 +12,7 @@ from engine import fileformat, preprocess
 from engine.graph import validate
 from engine.kernels.program import gather_planes, scatter_planes
 from engine.memory import check_memory
-from engine.plan import compile_graph
+from engine.plan import PlanOptions, compile_graph
 
 
 def default_threads():
@@ -42,9 +42,9 @@ def _cgroup_cpus(path='/sys/fs/cgroup/cpu.max'):
         return None
 
 
-def _from_bytes(data, threads, cache_bytes):
+def _from_bytes(data, threads, cache_bytes, options):
     """A Model from its file's bytes (unpickling)."""
-    return Model(fileformat.parse(data), threads=threads, cache_bytes=cache_bytes)
+    return Model(fileformat.parse(data), threads=threads, cache_bytes=cache_bytes, options=options)
 
 
 def _positive_int(value, name):
@@ -158,9 +158,10 @@ class Model:
     always stays), so a long-running process meeting many sizes stays
     bounded.  Pickles as its model file's bytes."""
 
-    def __init__(self, graph, *, threads=None, cache_bytes=DEFAULT_CACHE_BYTES):
+    def __init__(self, graph, *, threads=None, cache_bytes=DEFAULT_CACHE_BYTES, options=None):
         validate(graph)
         self.graph = graph
+        self.options = PlanOptions() if options is None else options    # how plans are made
         self.threads = threads
         self._cache = _Cache(0)
         self.cache_bytes = cache_bytes
@@ -205,7 +206,8 @@ class Model:
             self._cache = _Cache(self._cache.limit)
 
     def __reduce__(self):
-        return _from_bytes, (fileformat.to_bytes(self.graph), self._threads_asked, self.cache_bytes)
+        return _from_bytes, (fileformat.to_bytes(self.graph), self._threads_asked, self.cache_bytes,
+                             self.options)
 
     # -- metadata
     @property
@@ -384,7 +386,7 @@ class Model:
         with self._lock:       # compiled once, also when threads ask for it at the same time
             plan = self._cache.get(('plan', h, w))
             if plan is None:
-                plan = compile_graph(self.graph, h, w)
+                plan = compile_graph(self.graph, h, w, self.options)
                 self._cache.put(('plan', h, w), plan, plan.program.nbytes)
         return plan
 

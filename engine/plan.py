@@ -10,36 +10,50 @@
    placed in one arena per image by first-fit over those lifetimes.
 4. Each compute op gets its kernel, prepacked weights and offset tables.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from engine.graph import (NONLINEAR, VIEW_OPS, avgpool_divisors, clamp_bounds,
-                          infer_shapes, validate)
+from engine.graph import VIEW_OPS, avgpool_divisors, clamp_bounds, infer_shapes, validate
 from engine.kernels import gemm as _gemm
 from engine.kernels import window as _window
+from engine.kernels.abi import Act, EltwiseMode, WindowMode, WindowPath
+from engine.kernels.descriptors import (ConvDirect, ConvIm2col, Eltwise, ExpandDepthwise, Gemm,
+                                        GlobalAvgPool, Linear, Window)
 from engine.kernels.program import PLANE_ALIGN, Program
 from engine.memory import check_memory
 
 TILE_ROWS, NR, LINEAR_NO = _gemm.TILE_ROWS, _gemm.TILE_PIXELS, _gemm.LINEAR_OUTPUTS
-MIN_JOBS = 8       # split a GEMM's row tiles until an image gives this many jobs
-CHANNEL_JOBS = 16  # per-channel ops, convolutions: jobs per image, each a run of channels,
-                   # pixel tiles or output rows
-DIRECT_CONV = True # dense stride-1/2 convolutions read framed rows in place (else im2col)
-# 1x1 convolutions, pixels per tile (_pixel_tiles):
-TAIL_TILES = True          # a plane of TAIL_PIXELS pixels (7x7 on AVX-512) as one tile, and a
-                           # remainder of up to EXTRA_PIXELS past whole tiles in the last one
-                           # (the rows as lanes, not a vector mostly empty)
-WIDE_TILES = True          # narrow row tiles three vectors wide from WIDE_MIN_K input channels
-WIDE_MIN_K = 64            # (at 16-32 the wider tile's B reloads cost more)
-FUSE_EXPAND_DW = True      # run a 1x1 convolution and the depthwise one reading it as one op
-FUSE_MIN_BYTES = 1 << 20   # ... when the 1x1's output is at least this large (else it stays in cache)
-FUSE_BAND_BYTES = 512 << 10  # scratch for one band of the 1x1's output
-FUSE_MIN_BANDS = 4         # bands per image at least (jobs for the threads)
-K_SPLIT = True             # a 1x1 convolution reading a depthwise one reduces in two halves (with
-K_SPLIT_MIN_K = 192        # two threads, each the channels its core wrote), then an op sums them;
-K_SPLIT_PIXELS = (196, 784)  # from this many channels, on planes of these sizes (MobileNetV2: at
-                           # 7x7 and below 192 channels the sum costs what the split saves)
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """How the planner splits work and picks kernels, tiles and fusions.
+    The defaults are what measured fastest (README); tests and benchmarks
+    pass others (Model(..., options=PlanOptions(direct_conv=False)))."""
+    min_jobs: int = 8            # split a GEMM's row tiles until an image gives this many jobs
+    channel_jobs: int = 16       # per-channel ops, convolutions: jobs per image, each a run of
+                                 # channels, pixel tiles or output rows
+    direct_conv: bool = True     # dense stride-1/2 convolutions read framed rows in place (else im2col)
+    # 1x1 convolutions, pixels per tile (_pixel_tiles):
+    tail_tiles: bool = True      # a plane of TAIL_PIXELS pixels (7x7 on AVX-512) as one tile, and a
+                                 # remainder of up to EXTRA_PIXELS past whole tiles in the last one
+                                 # (the rows as lanes, not a vector mostly empty)
+    wide_tiles: bool = True      # narrow row tiles three vectors wide from wide_min_k input channels
+    wide_min_k: int = 64         # (at 16-32 the wider tile's B reloads cost more)
+    fuse_expand_dw: bool = True  # run a 1x1 convolution and the depthwise one reading it as one op
+    fuse_min_bytes: int = 1 << 20   # ... when the 1x1's output is at least this large (else it
+                                    # stays in cache)
+    fuse_band_bytes: int = 512 << 10  # scratch for one band of the 1x1's output
+    fuse_min_bands: int = 4      # bands per image at least (jobs for the threads)
+    k_split: bool = True         # a 1x1 convolution reading a depthwise one reduces in two halves
+    k_split_min_k: int = 192     # (with two threads, each the channels its core wrote), then an op
+    k_split_pixels: tuple = (196, 784)  # sums them; from this many channels, on planes of these
+                                 # sizes (MobileNetV2: at 7x7 and below 192 channels the sum costs
+                                 # what the split saves)
+    flat_max_pixels: int = 16384   # window ops: stride-1 output planes up to this size run flat,
+    flat_s2_max_pixels: int = 64   # and stride-2 ones up to this size (through phase planes;
+                                   # beyond it, building them costs more than they save)
 
 
 def padded_plane(pixels):
@@ -94,7 +108,7 @@ class _Arena:
         self.free = merged
 
 
-def compile_graph(graph, height, width):
+def compile_graph(graph, height, width, options=PlanOptions()):
     info = validate(graph)
     shapes = infer_shapes(graph, height, width)
 
@@ -103,17 +117,19 @@ def compile_graph(graph, height, width):
     first, last = [], []
     refs = {}
 
-    def new_region(value, step):
-        c, h, w = shapes[value]
+    def new_region(value, step, chw):
+        """A region for value (a node's name, or a key of the planner's own
+        buffers) written at `step`."""
+        c, h, w = chw
         region_shape.append((c, padded_plane(h * w)))
         first.append(step)
         last.append(step)
         r = len(region_shape) - 1
         refs[value] = (np.full(c, r), np.arange(c))
 
-    new_region(graph.input_name, -1)
-    fused = _expand_dw_pairs(graph, shapes) if FUSE_EXPAND_DW else {}
-    k_split = _k_split_convs(graph, shapes, fused) if K_SPLIT else set()
+    new_region(graph.input_name, -1, shapes[graph.input_name])
+    fused = _expand_dw_pairs(graph, shapes, options) if options.fuse_expand_dw else {}
+    k_split = _k_split_convs(graph, shapes, fused, options) if options.k_split else set()
     expands = {a.name: a for a in fused.values()}
     computes = []           # nodes, or (1x1, depthwise) pairs run as one op
     for node in graph.nodes:
@@ -133,10 +149,9 @@ def compile_graph(graph, height, width):
         for i in (expand or node).inputs:
             for r in np.unique(refs[i][0]):
                 last[r] = step
-        new_region(node.name, step)
+        new_region(node.name, step, shapes[node.name])
         if node.name in k_split:        # the second half's partial sums, used within the step
-            shapes[_k_half(node)] = shapes[node.name]
-            new_region(_k_half(node), step)
+            new_region(_k_half(node), step, shapes[node.name])
         computes.append((expand, node) if expand else node)
     for o in graph.outputs:
         for r in np.unique(refs[o][0]):
@@ -168,25 +183,27 @@ def compile_graph(graph, height, width):
         return region_offset[r] + ch * region_stride[r]
 
     # -- 4. kernels
-    specs, layers, scratch = [], [], [1]
+    records, layers, scratch = [], [], [1]
     for step in computes:
         if isinstance(step, tuple):
-            spec, kind, need = _compile_expand_dw(*step, shapes, offsets)
+            record, kind, need = _compile_expand_dw(*step, shapes, offsets, options)
             node, name = step[1], f'{step[0].name}+{step[1].name}'
         else:
-            spec, kind, need = _compile_node(step, shapes, offsets)
+            record, kind, need = _compile_node(step, shapes, offsets, options)
             node, name = step, step.name
         shape = _per_image_shape(shapes[node.name], info[node.name][1])
-        specs.append(spec)
         layers.append(Layer(name, kind, shape))
         scratch.append(need)
         if node.name in k_split:
-            spec.update(k_splits=2, part_off=offsets(_k_half(node)),
-                        jobs_per_image=2 * spec['jobs_per_image'])
-            specs.append(_k_halves_sum(spec))
+            record = replace(record, k_splits=2, part_off=offsets(_k_half(node)),
+                             jobs_per_image=2 * record.jobs_per_image)
+            records.append(record)
+            records.append(_k_halves_sum(record, options))
             layers.append(Layer(name, 'k_halves_sum', shape))
+        else:
+            records.append(record)
     scratch_stride = padded_plane(max(scratch))
-    program = Program(specs, image_stride, scratch_stride)
+    program = Program(records, image_stride, scratch_stride)
     outputs = [(offsets(o), _per_image_shape(shapes[o], info[o][1])) for o in graph.outputs]
     return CompiledPlan(program, image_stride, scratch_stride, offsets(graph.input_name),
                         outputs, layers)
@@ -205,7 +222,7 @@ def _is_depthwise(node):
     return node.op == 'conv' and a['groups'] == a['in_channels'] == a['out_channels']
 
 
-def _expand_dw_pairs(graph, shapes):
+def _expand_dw_pairs(graph, shapes, options):
     """{depthwise node name: the 1x1 convolution it alone reads} for the
     pairs to fuse: MobileNetV2's expansion and depthwise layers at the large
     planes, where the expanded tensor would not stay in cache."""
@@ -226,12 +243,12 @@ def _expand_dw_pairs(graph, shapes):
         if pw is None or not _is_pointwise(pw) or len(pw.inputs) != 1 or readers[pw.name] != 1:
             continue
         c, h, w = shapes[pw.name]
-        if h * w > 1 and 4 * c * h * w >= FUSE_MIN_BYTES:
+        if h * w > 1 and 4 * c * h * w >= options.fuse_min_bytes:
             pairs[dw.name] = pw
     return pairs
 
 
-def _k_split_convs(graph, shapes, fused):
+def _k_split_convs(graph, shapes, fused, options):
     """Names of the 1x1 convolutions to split in halves of the reduction
     (kernels/gemm.pyx gemm_job): those reading a depthwise convolution.  That
     op gives each thread a contiguous run of channels, so with two threads a
@@ -243,29 +260,30 @@ def _k_split_convs(graph, shapes, fused):
     names = set()
     for n in graph.nodes:
         src = producer.get(n.inputs[0])
-        if (_is_pointwise(n) and n.attrs['in_channels'] >= K_SPLIT_MIN_K
-                and K_SPLIT_PIXELS[0] <= shapes[n.name][1] * shapes[n.name][2] <= K_SPLIT_PIXELS[1]
+        pixels = shapes[n.name][1] * shapes[n.name][2]
+        if (_is_pointwise(n) and n.attrs['in_channels'] >= options.k_split_min_k
+                and options.k_split_pixels[0] <= pixels <= options.k_split_pixels[1]
                 and src is not None and _is_depthwise(src) and src.name not in fused):
             names.add(n.name)
     return names
 
 
 def _k_half(node):
-    """The value name of a K-split convolution's second half's partial sums."""
-    return node.name + '#second-half'
+    """The key of a K-split convolution's second half's partial sums (a
+    region of the planner's own, beside the graph's values)."""
+    return ('k-split second half', node.name)
 
 
-def _k_halves_sum(conv):
+def _k_halves_sum(conv, options):
     """The op after a K-split 1x1 convolution: its output (the first half,
     with bias and residual) plus the second half, clamped and activated.
     Split by pixels, as the 1x1 convolutions reading it are."""
-    return dict(kind='eltwise', mode=5, n_out=conv['n_out'], plane=conv['plane'],  # ELTWISE_ADD_SPLIT
-                lo=conv['lo'], hi=conv['hi'], act=conv['act'], in_off=conv['out_off'],
-                in2_off=conv['part_off'], out_off=conv['out_off'],
-                **_runs(conv['plane'] // _window.VECTOR, CHANNEL_JOBS))
+    return Eltwise(mode=EltwiseMode.ELTWISE_ADD_SPLIT, n_out=conv.n_out, plane=conv.plane,
+                   lo=conv.lo, hi=conv.hi, act=conv.act, in_off=conv.out_off, in2_off=conv.part_off,
+                   out_off=conv.out_off, **_runs(conv.plane // _window.VECTOR, options.channel_jobs))
 
 
-def _compile_expand_dw(pw, dw, shapes, offsets):
+def _compile_expand_dw(pw, dw, shapes, offsets, options):
     """One op: the 1x1 convolution pw writes bands of rows to scratch, the
     depthwise dw reads them there (kernels/fused.pyx)."""
     e, h, w = shapes[pw.name]
@@ -275,8 +293,8 @@ def _compile_expand_dw(pw, dw, shapes, offsets):
     def band_plane(rows):       # floats per channel of a band of `rows` output rows
         return padded_plane(((rows - 1) * sh + (kh - 1) * dh + 1) * w)
 
-    rows = -(-out_h // FUSE_MIN_BANDS)
-    while rows > 1 and 4 * e * band_plane(rows) > FUSE_BAND_BYTES:
+    rows = -(-out_h // options.fuse_min_bands)
+    while rows > 1 and 4 * e * band_plane(rows) > options.fuse_band_bytes:
         rows -= 1
     # at stride 1 the depthwise runs flat, if bands can be whole vectors:
     # rows a multiple of `step`
@@ -290,72 +308,81 @@ def _compile_expand_dw(pw, dw, shapes, offsets):
     # ARENA_SLACK floats around the bands
     head = _window.ARENA_SLACK if flat else padded_plane(dw.attrs['padding'][1])
     band_off = head + np.arange(e, dtype=np.int64) * plane
-    spec, kind, _ = _compile_node(pw, shapes, offsets, out_off=band_off)
-    then, dw_kind, dw_need = _compile_node(dw, shapes, offsets, direct_only=not flat,
+    gemm, kind, _ = _compile_node(pw, shapes, offsets, options, out_off=band_off)
+    then, dw_kind, dw_need = _compile_node(dw, shapes, offsets, options, direct_only=not flat,
                                            in_off=band_off)
-    if flat and then['path'] != _window.PATHS['flat']:     # no flat tables: the direct path
+    if flat and then.path != WindowPath.WINDOW_FLAT:     # no flat tables: the direct path
         flat = False
-        then, dw_kind, dw_need = _compile_node(dw, shapes, offsets, direct_only=True,
+        then, dw_kind, dw_need = _compile_node(dw, shapes, offsets, options, direct_only=True,
                                                in_off=band_off)
-    spec.update(kind='expand_dw', then=then, plane=plane, per_job=rows,
-                jobs_per_image=-(-out_h // rows))
+    record = ExpandDepthwise(**_fields(gemm, plane=plane, jobs_per_image=-(-out_h // rows)),
+                             then=then, per_job=rows)
     after = _window.ARENA_SLACK if flat else dw_need      # the flat reads, or the direct path's scratch
-    return spec, f'{kind}+{dw_kind}', int(band_off[-1]) + plane + after
+    return record, f'{kind}+{dw_kind}', int(band_off[-1]) + plane + after
+
+
+def _fields(record, **changes):
+    """A record's fields as keyword arguments, some changed."""
+    values = {f.name: getattr(record, f.name) for f in fields(record)}
+    values.update(changes)
+    return values
 
 
 def _per_image_shape(chw, rank):
     return tuple(chw) if rank == 4 else (chw[0],)
 
 
-def _geometry(node, shapes):
+def _act(name):
+    """The Act code of a graph's activation name (None: none)."""
+    return Act.ACT_NONE if name is None else Act['ACT_' + name.upper()]
+
+
+def _compile_node(node, shapes, offsets, options, in_off=None, out_off=None, direct_only=False):
+    """(record for Program (kernels/descriptors.py), layer kind, scratch
+    floats per thread).  in_off and out_off replace the node's arena planes
+    (a fused op's scratch); direct_only keeps window ops on the direct path
+    (they read bands)."""
+    a, p = node.attrs, node.params
     c, h, w = shapes[node.inputs[0]]
     oc, oh, ow = shapes[node.name]
-    return dict(in_h=h, in_w=w, out_h=oh, out_w=ow, n_out=oc, plane=padded_plane(oh * ow))
-
-
-def _compile_node(node, shapes, offsets, in_off=None, out_off=None, direct_only=False):
-    """(op spec for Program, layer kind, scratch floats per thread).  in_off
-    and out_off replace the node's arena planes (a fused op's scratch);
-    direct_only keeps window ops on the direct path (they read bands)."""
-    a, p = node.attrs, node.params
-    geo = _geometry(node, shapes)
     lo, hi = clamp_bounds(a.get('clamp'))
-    spec = dict(geo, lo=lo, hi=hi, act=NONLINEAR.get(a.get('act'), 0),
+    step = dict(n_out=oc, plane=padded_plane(oh * ow), lo=lo, hi=hi, act=_act(a.get('act')),
                 in_off=offsets(node.inputs[0]) if in_off is None else in_off,
                 out_off=offsets(node.name) if out_off is None else out_off)
-    if node.op == 'conv' and len(node.inputs) == 2:
-        spec['res_off'] = offsets(node.inputs[1])      # a fused residual add
+    spatial = dict(in_h=h, in_w=w, out_h=oh, out_w=ow)
     if node.op == 'conv':
-        return _compile_conv(node, spec, direct_only)
+        residual = offsets(node.inputs[1]) if len(node.inputs) == 2 else None   # a fused add
+        return _compile_conv(node, step, spatial, residual, options, direct_only)
     if node.op == 'linear':
-        return _compile_linear(p['weight'], p.get('bias'), spec), 'linear', LINEAR_NO
-    if node.op in ('maxpool', 'avgpool') and not _covers_whole_plane(node, geo):
-        return _compile_pool(node, spec)
+        return _compile_linear(p['weight'], p.get('bias'), step, None), 'linear', LINEAR_NO
+    if node.op in ('maxpool', 'avgpool') and not _covers_whole_plane(node, spatial):
+        return _compile_pool(node, step, spatial, options)
     if node.op in ('global_avgpool', 'avgpool'):
-        spec.update(_channel_runs(geo['n_out']), kind='global_avgpool')
-        return spec, 'global_avgpool', 0
-    spec.update(_channel_runs(geo['n_out']), kind='eltwise')
+        record = GlobalAvgPool(**step, in_h=h, in_w=w, **_channel_runs(oc, options))
+        return record, 'global_avgpool', 0
+    runs = _channel_runs(oc, options)
     if node.op == 'add':
-        spec.update(mode=0, in2_off=offsets(node.inputs[1]))
+        record = Eltwise(**step, **runs, mode=EltwiseMode.ELTWISE_ADD, in2_off=offsets(node.inputs[1]))
     elif node.op == 'mul':
         per_channel = shapes[node.inputs[1]] != shapes[node.inputs[0]]
-        spec.update(mode=4 if per_channel else 3, in2_off=offsets(node.inputs[1]))
+        record = Eltwise(**step, **runs, in2_off=offsets(node.inputs[1]),
+                         mode=EltwiseMode.ELTWISE_MUL_CHANNEL if per_channel else EltwiseMode.ELTWISE_MUL)
     elif node.op in ('affine', 'batchnorm'):
         scale, shift = _affine_params(node)
-        spec.update(mode=1, w=scale, b=shift)
+        record = Eltwise(**step, **runs, mode=EltwiseMode.ELTWISE_AFFINE, w=scale, b=shift)
     elif node.op == 'act':
-        spec.update(mode=2)
+        record = Eltwise(**step, **runs, mode=EltwiseMode.ELTWISE_CLAMP)
     else:
         raise ValueError(f'layer {node.name!r}: no kernel for op {node.op!r}')
-    return spec, node.op, 0
+    return record, node.op, 0
 
 
-def _covers_whole_plane(node, geo):
+def _covers_whole_plane(node, spatial):
     """An average pool whose one window is the whole unpadded input (ShuffleNet
     V1's 7x7 pool): the global average pool's kernel does it."""
     a = node.attrs
-    return (node.op == 'avgpool' and tuple(a['kernel']) == (geo['in_h'], geo['in_w'])
-            and not any(a['padding']) and (geo['out_h'], geo['out_w']) == (1, 1))
+    return (node.op == 'avgpool' and tuple(a['kernel']) == (spatial['in_h'], spatial['in_w'])
+            and not any(a['padding']) and (spatial['out_h'], spatial['out_w']) == (1, 1))
 
 
 def _runs(items, jobs, multiple=1):
@@ -367,8 +394,8 @@ def _runs(items, jobs, multiple=1):
     return dict(per_job=per_job, jobs_per_image=-(-items // per_job))
 
 
-def _channel_runs(channels, multiple=1):
-    return _runs(channels, CHANNEL_JOBS, multiple)
+def _channel_runs(channels, options, multiple=1):
+    return _runs(channels, options.channel_jobs, multiple)
 
 
 def _affine_params(node):
@@ -379,44 +406,53 @@ def _affine_params(node):
     return scale.astype(np.float32), (p['bias'] - p['running_mean'] * scale).astype(np.float32)
 
 
-def _window_spec(spec, attrs, kernel, mode, direct_only=False):
+def _kernel(attrs, kernel):
     (kh, kw), (sh, sw), (ph, pw) = kernel, attrs['stride'], attrs['padding']
     dh, dw = attrs.get('dilation', (1, 1))
-    in_h, in_w, out_h, out_w = spec['in_h'], spec['in_w'], spec['out_h'], spec['out_w']
-    path, tables = 'direct', None
-    flat_max = {1: _window.FLAT_MAX_PIXELS, 2: _window.FLAT_S2_MAX_PIXELS}.get(sh, 0)
-    if not direct_only and sh == sw and out_h * out_w <= flat_max:
-        tables = _window.flat_tables(in_h, in_w, out_h, out_w, kh, kw, ph, pw, dh, dw, sh)
-    if tables is not None:
-        path = 'flat'
-        spec.update(tap_off=tables[0], lanes=tables[1])
-    elif sw <= 2:
-        spec.update(lanes=_window.row_tables(in_w, out_w, kw, sw, pw, dw))
-    spec.update(kind='window', mode=mode, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw,
-                path=_window.PATHS[path],
-                # the flat path takes FLAT_CH planes at a time: runs of whole groups
-                **_channel_runs(spec['n_out'], _window.FLAT_PLANES if path == 'flat' else 1))
-    return _window.scratch_floats(in_w, out_h, out_w, kh, pw, sh, path)
+    return dict(kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw)
+
+
+def _window_op(step, spatial, attrs, kernel, mode, options, direct_only=False, **tables):
+    """(Window record, scratch floats): flat where the plane is small enough
+    and the tables fit, else row by row."""
+    k = _kernel(attrs, kernel)
+    in_h, in_w, out_h, out_w = spatial['in_h'], spatial['in_w'], spatial['out_h'], spatial['out_w']
+    flat = None
+    flat_max = {1: options.flat_max_pixels, 2: options.flat_s2_max_pixels}.get(k['sh'], 0)
+    if not direct_only and k['sh'] == k['sw'] and out_h * out_w <= flat_max:
+        flat = _window.flat_tables(in_h, in_w, out_h, out_w, k['kh'], k['kw'], k['ph'], k['pw'],
+                                   k['dh'], k['dw'], k['sh'])
+    if flat is not None:
+        path = WindowPath.WINDOW_FLAT
+        tables.update(tap_off=flat[0], lanes=flat[1])
+    else:
+        path = WindowPath.WINDOW_DIRECT
+        if k['sw'] <= 2:
+            tables.update(lanes=_window.row_tables(in_w, out_w, k['kw'], k['sw'], k['pw'], k['dw']))
+    # the flat path takes FLAT_PLANES planes at a time: runs of whole groups
+    runs = _channel_runs(step['n_out'], options, _window.FLAT_PLANES if flat is not None else 1)
+    record = Window(**step, **spatial, **k, mode=mode, path=path, **runs, **tables)
+    return record, _window.scratch_floats(in_w, out_h, out_w, k['kh'], k['pw'], k['sh'], path)
 
 
 def _name_kernel(prefix, kernel, stride):
     return f'{prefix}{kernel[0]}x{kernel[1]}' + ('' if tuple(stride) == (1, 1) else f's{stride[0]}')
 
 
-def _compile_pool(node, spec):
+def _compile_pool(node, step, spatial, options):
     a = node.attrs
     if node.op == 'maxpool':
-        need = _window_spec(spec, a, a['kernel'], 1)
-        spec['fill'] = -np.inf
+        record, need = _window_op(step, spatial, a, a['kernel'], WindowMode.WINDOW_MAX, options,
+                                  fill=-np.inf)
     else:
-        need = _window_spec(spec, a, a['kernel'], 2)
-        div = avgpool_divisors(spec['in_h'], spec['in_w'], spec['out_h'], spec['out_w'],
+        div = avgpool_divisors(spatial['in_h'], spatial['in_w'], spatial['out_h'], spatial['out_w'],
                                a['kernel'], a['stride'], a['padding'], a['count_include_pad'])
-        spec['aux'] = np.concatenate([div.ravel(), np.zeros(PLANE_ALIGN, np.float32)])
-    return spec, _name_kernel(node.op, a['kernel'], a['stride']), need
+        record, need = _window_op(step, spatial, a, a['kernel'], WindowMode.WINDOW_AVG, options,
+                                  fill=0.0, aux=np.concatenate([div.ravel(), np.zeros(PLANE_ALIGN, np.float32)]))
+    return record, _name_kernel(node.op, a['kernel'], a['stride']), need
 
 
-def _compile_conv(node, spec, direct_only=False):
+def _compile_conv(node, step, spatial, residual, options, direct_only=False):
     a, p = node.attrs, node.params
     groups, cin, cout = a['groups'], a['in_channels'], a['out_channels']
     cin_g, cout_g = cin // groups, cout // groups
@@ -424,60 +460,61 @@ def _compile_conv(node, spec, direct_only=False):
     bias = p.get('bias')
     bias = np.zeros(cout, np.float32) if bias is None else np.asarray(bias, np.float32)
     kernel, stride, padding = tuple(a['kernel']), tuple(a['stride']), tuple(a['padding'])
-    spec.update(groups=groups, cin_g=cin_g, cout_g=cout_g)
 
     if cin_g == 1:      # depthwise, possibly with a channel multiplier
-        need = _window_spec(spec, a, kernel, 0, direct_only)
-        spec.update(in_off=spec['in_off'][np.arange(cout) // cout_g],
-                    w=weight.reshape(cout, -1), b=bias)
-        return spec, _name_kernel('dwconv', kernel, stride), need
+        step = dict(step, in_off=step['in_off'][np.arange(cout) // cout_g])
+        record, need = _window_op(step, spatial, a, kernel, WindowMode.WINDOW_CONV, options, direct_only,
+                                  fill=0.0, w=weight.reshape(cout, -1), b=bias)
+        return record, _name_kernel('dwconv', kernel, stride), need
 
-    pixels = spec['out_h'] * spec['out_w']
+    pixels = spatial['out_h'] * spatial['out_w']
     pointwise = kernel == (1, 1) and stride == (1, 1) and padding == (0, 0)
     if pointwise and groups == 1 and pixels == 1:
-        return _compile_linear(weight.reshape(cout, cin), bias, spec), 'conv1x1', LINEAR_NO
+        return _compile_linear(weight.reshape(cout, cin), bias, step, residual), 'conv1x1', LINEAR_NO
 
     K = cin_g * kernel[0] * kernel[1]
-    tail = pointwise and TAIL_TILES and pixels == _gemm.TAIL_PIXELS
+    tail = pointwise and options.tail_tiles and pixels == _gemm.TAIL_PIXELS
     w_packed, b_packed, rows, m_tiles = _pack_gemm(weight.reshape(groups, cout_g, K),
                                                    bias.reshape(groups, cout_g),
                                                    _gemm.NARROW_ROWS if tail else None)
-    tile_pixels, n_tiles = (_pixel_tiles(pixels, spec['plane'], rows, K, tail) if pointwise
-                            else (NR, -(-spec['plane'] // NR)))
-    spec.update(K=K, tile_rows=rows, m_tiles=m_tiles, n_tiles=n_tiles, tile_pixels=tile_pixels,
-                w=w_packed, b=b_packed)
+    tile_pixels, n_tiles = (_pixel_tiles(pixels, step['plane'], rows, K, tail, options) if pointwise
+                            else (NR, -(-step['plane'] // NR)))
+    gemm = dict(step, **spatial, groups=groups, cin_g=cin_g, cout_g=cout_g, K=K, tile_rows=rows,
+                m_tiles=m_tiles, n_tiles=n_tiles, tile_pixels=tile_pixels, w=w_packed, b=b_packed,
+                res_off=residual)
     if pointwise:
-        m_chunks = min(m_tiles, max(1, -(-MIN_JOBS // (groups * n_tiles))))
+        m_chunks = min(m_tiles, max(1, -(-options.min_jobs // (groups * n_tiles))))
         m_per_job = -(-m_tiles // m_chunks)
         m_chunks = -(-m_tiles // m_per_job)
-        spec.update(kind='gemm', m_per_job=m_per_job, jobs_per_image=groups * n_tiles * m_chunks)
-        return spec, 'conv1x1' + ('' if groups == 1 else f'g{groups}'), 0
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, a['dilation']
+        record = Gemm(**gemm, m_per_job=m_per_job, jobs_per_image=groups * n_tiles * m_chunks)
+        return record, 'conv1x1' + ('' if groups == 1 else f'g{groups}'), 0
+    k = _kernel(a, kernel)
     name = _name_kernel('conv', kernel, stride) + ('' if groups == 1 else f'g{groups}')
-    spec.update(kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw)
-    if DIRECT_CONV and groups == 1 and sh == sw and sh in (1, 2) and (dh, dw) == (1, 1):
-        runs = _runs(spec['out_h'], CHANNEL_JOBS)
-        spec.update(runs, kind='conv_direct', in2_off=_gemm.direct_tap_offsets(
-            cin, spec['in_w'], pw, kh, kw, sw, runs['per_job']))
-        return spec, name, _gemm.direct_scratch_floats(cin, spec['in_w'], pw, kh, sh,
-                                                       runs['per_job'])
-    runs = _runs(n_tiles, max(1, -(-CHANNEL_JOBS // groups)))
-    spec.update(kind='conv_im2col', in2_off=np.arange(K, dtype=np.int64) * NR,
-                per_job=runs['per_job'], jobs_per_image=groups * runs['jobs_per_image'])
-    # scratch: two panels, then two int64 column bounds per kernel column
-    return spec, name + '_im2col', 2 * K * NR + 4 * kw
+    if (options.direct_conv and groups == 1 and k['sh'] == k['sw'] and k['sh'] in (1, 2)
+            and (k['dh'], k['dw']) == (1, 1)):
+        runs = _runs(spatial['out_h'], options.channel_jobs)
+        taps = _gemm.direct_tap_offsets(cin, spatial['in_w'], k['pw'], k['kh'], k['kw'], k['sw'],
+                                        runs['per_job'])
+        record = ConvDirect(**gemm, **k, **runs, m_per_job=m_tiles, in2_off=taps)
+        return record, name, _gemm.direct_scratch_floats(cin, spatial['in_w'], k['pw'], k['kh'], k['sh'],
+                                                         runs['per_job'])
+    runs = _runs(n_tiles, max(1, -(-options.channel_jobs // groups)))
+    record = ConvIm2col(**gemm, **k, m_per_job=m_tiles, per_job=runs['per_job'],
+                        jobs_per_image=groups * runs['jobs_per_image'],
+                        in2_off=np.arange(K, dtype=np.int64) * NR)
+    return record, name + '_im2col', _gemm.im2col_scratch_floats(K, k['kw'])
 
 
-def _pixel_tiles(pixels, plane, rows, K, tail):
+def _pixel_tiles(pixels, plane, rows, K, tail, options):
     """(pixels per tile, tiles) of a 1x1 convolution's plane (gemm_job): the
     whole plane for a tail tile; else tiles of TILE_PIXELS, or WIDE_PIXELS
     for narrow rows and a long reduction, to the padded plane's end, except
     that a remainder of 1 to EXTRA_PIXELS past whole tiles joins the last."""
     if tail:
         return pixels, 1
-    if WIDE_TILES and rows == _gemm.NARROW_ROWS and K >= WIDE_MIN_K and _gemm.WIDE_PIXELS:
+    if options.wide_tiles and rows == _gemm.NARROW_ROWS and K >= options.wide_min_k and _gemm.WIDE_PIXELS:
         return _gemm.WIDE_PIXELS, -(-plane // _gemm.WIDE_PIXELS)
-    if TAIL_TILES and pixels > NR and 0 < pixels % NR <= _gemm.EXTRA_PIXELS:
+    if options.tail_tiles and pixels > NR and 0 < pixels % NR <= _gemm.EXTRA_PIXELS:
         return NR, pixels // NR
     return NR, -(-plane // NR)
 
@@ -500,7 +537,7 @@ def _pack_gemm(w, b, mr=None):
     return np.concatenate([wp.ravel(), slack]), np.concatenate([bp.ravel(), slack]), mr, m_tiles
 
 
-def _compile_linear(weight, bias, spec):
+def _compile_linear(weight, bias, step, residual):
     """weight (O, K) -> [O/NO][K][NO] tiles zero-padded."""
     o, k = weight.shape
     tiles = -(-o // LINEAR_NO)
@@ -510,5 +547,4 @@ def _compile_linear(weight, bias, spec):
     if bias is not None:
         bp[:o] = bias
     wp = np.ascontiguousarray(wp.reshape(tiles, LINEAR_NO, k).transpose(0, 2, 1)).ravel()
-    spec.update(kind='linear', K=k, w=wp, b=bp, jobs_per_image=tiles)
-    return spec
+    return Linear(**step, K=k, w=wp, b=bp, res_off=residual, jobs_per_image=tiles)

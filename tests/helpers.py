@@ -13,10 +13,11 @@ def one_op_graph(op, in_shape, attrs=None, params=None, extra_inputs=0):
     return Graph('input', tuple(in_shape), [node], ['op'])
 
 
-def check_graph(graph, x, threads=(1, 2), rtol=2e-5):
-    """Run graph on x with each thread count; compare with the reference."""
+def check_graph(graph, x, threads=(1, 2), rtol=2e-5, options=None):
+    """Run graph on x with each thread count (planned with `options`, a
+    PlanOptions); compare with the reference."""
     ref = reference.run_graph(graph, x)[0]
-    model = engine.Model(graph, threads=threads[0])
+    model = engine.Model(graph, threads=threads[0], options=options)
     for t in threads:
         model.threads = t
         out = model(x)

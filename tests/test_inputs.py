@@ -126,11 +126,11 @@ def test_one_model_from_many_python_threads(model, x):
 
 
 @pytest.mark.parametrize('op', ['maxpool', 'avgpool', 'dwconv', 'conv', 'conv1x1', 'relu'])
-def test_nan_and_inf_propagate_as_in_pytorch(op, monkeypatch):
+def test_nan_and_inf_propagate_as_in_pytorch(op):
     """NaN and inf reach the outputs PyTorch's would (the reference ops follow
     NumPy, which propagates NaN through max and min as PyTorch does)."""
     from engine.graph import Graph, Node
-    from engine.kernels import window
+    from engine.plan import PlanOptions
     rng = np.random.default_rng(9)
     c = 4
     x = rng.standard_normal((2, c, 9, 70)).astype(np.float32)
@@ -155,10 +155,9 @@ def test_nan_and_inf_propagate_as_in_pytorch(op, monkeypatch):
     g = Graph('input', x.shape, [node], ['n'])
     with np.errstate(invalid='ignore'):
         ref = reference.run_graph(g, x)[0]
-    for path in ('direct', 'flat'):
-        monkeypatch.setattr(window, 'FLAT_MAX_PIXELS', 1 << 30 if path == 'flat' else 0)
-        monkeypatch.setattr(window, 'FLAT_S2_MAX_PIXELS', 1 << 30 if path == 'flat' else 0)
-        out = engine.Model(g, threads=2)(x)
+    for flat in (0, 1 << 30):           # window ops row by row, then flat
+        options = PlanOptions(flat_max_pixels=flat, flat_s2_max_pixels=flat)
+        out = engine.Model(g, threads=2, options=options)(x)
         np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))
         np.testing.assert_array_equal(np.isinf(out), np.isinf(ref))
         finite = np.isfinite(ref)

@@ -9,34 +9,41 @@ import pytest
 
 import engine
 from engine import reference
-from engine.plan import compile_graph
+from engine.plan import PlanOptions, compile_graph
 from helpers import check_graph, one_op_graph, rand
 
 BATCHES = (1, 3)
 
 
-@pytest.fixture(params=['direct', 'flat', 'direct-runs'])
-def window_path(request, monkeypatch):
-    """Window ops run small stride-1 and stride-2 planes flat (several planes
-    at a time; stride 2 through phase planes) and the others row by row in
-    place: run every window case each way the planner allows (flat where it
-    applies), with jobs of one channel, of runs of several (groups short of
-    the flat path's planes among them) and of all channels of an image."""
-    from engine import plan
-    from engine.kernels import window
-    path = request.param
-    monkeypatch.setattr(window, 'FLAT_MAX_PIXELS', 1 << 30 if path == 'flat' else 0)
-    monkeypatch.setattr(window, 'FLAT_S2_MAX_PIXELS', 1 << 30 if path == 'flat' else 0)
-    monkeypatch.setattr(plan, 'CHANNEL_JOBS', {'direct': 1 << 30, 'flat': 3, 'direct-runs': 2}[path])
-    return path
+# Window ops run small stride-1 and stride-2 planes flat (several planes at a
+# time; stride 2 through phase planes) and the others row by row in place:
+# every window case runs each way the planner allows (flat where it applies),
+# with jobs of one channel, of runs of several (groups short of the flat
+# path's planes among them) and of all channels of an image.
+WINDOW_PATHS = {
+    'direct': dict(flat_max_pixels=0, flat_s2_max_pixels=0, channel_jobs=1 << 30),
+    'flat': dict(flat_max_pixels=1 << 30, flat_s2_max_pixels=1 << 30, channel_jobs=3),
+    'direct-runs': dict(flat_max_pixels=0, flat_s2_max_pixels=0, channel_jobs=2),
+}
+
+
+def plan_options(window_path=None, conv_path=None, **more):
+    """PlanOptions for a window path (WINDOW_PATHS) and a convolution path
+    ('direct': framed rows read in place, or 'im2col' panels)."""
+    if window_path:
+        more = dict(WINDOW_PATHS[window_path], **more)
+    if conv_path:
+        more['direct_conv'] = conv_path == 'direct'
+    return PlanOptions(**more)
+
+
+@pytest.fixture(params=list(WINDOW_PATHS))
+def window_path(request):
+    return request.param
 
 
 @pytest.fixture(params=['direct', 'im2col'])
-def conv_path(request, monkeypatch):
-    """Dense stride-1/2 convolutions run direct (framed rows read in place)
-    or through im2col panels: run every convolution case both ways."""
-    from engine import plan
-    monkeypatch.setattr(plan, 'DIRECT_CONV', request.param == 'direct')
+def conv_path(request):
     return request.param
 
 
@@ -73,7 +80,7 @@ def _tail_shapes():
         (1, TILE_PIXELS * n + extra) for n, extra in zip((1, 2, 6, 1), range(1, EXTRA_PIXELS + 1))]
 
 
-def test_tail_tile_takes_its_planes(monkeypatch):
+def test_tail_tile_takes_its_planes():
     """A 1x1 convolution on a plane of TAIL_PIXELS pixels runs as one tile
     per plane (narrow rows); a plane 1 to EXTRA_PIXELS pixels past whole
     tiles as whole tiles, its last one taking them; any other plane and with
@@ -83,37 +90,37 @@ def test_tail_tile_takes_its_planes(monkeypatch):
     from engine.kernels.gemm import EXTRA_PIXELS, NARROW_ROWS, TAIL_PIXELS, TILE_PIXELS as NR
     for pixels, on in [(TAIL_PIXELS, True), (TAIL_PIXELS, False), (2 * NR + EXTRA_PIXELS, True),
                        (2 * NR + EXTRA_PIXELS, False), (2 * NR + EXTRA_PIXELS + 1, True)]:
-        monkeypatch.setattr(plan, 'TAIL_TILES', on)
         g = one_op_graph('conv', (1, 20, 1, pixels), _pointwise_attrs(20, 30, 1),
                          {'weight': np.ones((30, 20, 1, 1), np.float32)})
-        spec, kind, _ = plan._compile_node(g.nodes[0], infer_shapes(g, 1, pixels),
-                                           lambda v: np.zeros(30, np.int64))
+        op, kind, _ = plan._compile_node(g.nodes[0], infer_shapes(g, 1, pixels),
+                                         lambda v: np.zeros(30, np.int64), PlanOptions(tail_tiles=on))
         if on and pixels == TAIL_PIXELS:
-            assert (spec['tile_pixels'], spec['n_tiles'], spec['tile_rows']) == (TAIL_PIXELS, 1, NARROW_ROWS)
+            assert (op.tile_pixels, op.n_tiles, op.tile_rows) == (TAIL_PIXELS, 1, NARROW_ROWS)
         elif on and 0 < pixels % NR <= EXTRA_PIXELS:
-            assert (spec['tile_pixels'], spec['n_tiles']) == (NR, pixels // NR)
+            assert (op.tile_pixels, op.n_tiles) == (NR, pixels // NR)
         else:
-            assert (spec['tile_pixels'], spec['n_tiles']) == (NR, -(-spec['plane'] // NR))
+            assert (op.tile_pixels, op.n_tiles) == (NR, -(-op.plane // NR))
 
 
-def test_wide_tiles_take_narrow_rows_of_long_reductions(monkeypatch):
+def test_wide_tiles_take_narrow_rows_of_long_reductions():
     """Narrow row tiles are three vectors wide (WIDE_PIXELS, where the build
     has them) from WIDE_MIN_K on, two below it, on other rows and with the
     switch off."""
     from engine import plan
     from engine.graph import infer_shapes
     from engine.kernels.gemm import NARROW_ROWS, TILE_PIXELS as NR, WIDE_PIXELS
-    for cin, cout, on in [(plan.WIDE_MIN_K, 16, True), (plan.WIDE_MIN_K - 1, 16, True),
-                          (plan.WIDE_MIN_K, 16, False), (plan.WIDE_MIN_K, 24 * NARROW_ROWS, True)]:
-        monkeypatch.setattr(plan, 'WIDE_TILES', on)
+    min_k = PlanOptions().wide_min_k
+    for cin, cout, on in [(min_k, 16, True), (min_k - 1, 16, True),
+                          (min_k, 16, False), (min_k, 24 * NARROW_ROWS, True)]:
         # 80 pixels: whole vectors on every build, no remainder for the last tile
         g = one_op_graph('conv', (1, cin, 8, 10), _pointwise_attrs(cin, cout, 1),
                          {'weight': np.ones((cout, cin, 1, 1), np.float32)})
-        spec, kind, _ = plan._compile_node(g.nodes[0], infer_shapes(g, 8, 10),
-                                           lambda v: np.zeros(max(cin, cout), np.int64))
-        wide = on and cin >= plan.WIDE_MIN_K and spec['tile_rows'] == NARROW_ROWS and WIDE_PIXELS
-        assert spec['tile_pixels'] == (WIDE_PIXELS if wide else NR)
-        assert spec['n_tiles'] == -(-spec['plane'] // spec['tile_pixels'])
+        op, kind, _ = plan._compile_node(g.nodes[0], infer_shapes(g, 8, 10),
+                                         lambda v: np.zeros(max(cin, cout), np.int64),
+                                         PlanOptions(wide_tiles=on))
+        wide = on and cin >= min_k and op.tile_rows == NARROW_ROWS and WIDE_PIXELS
+        assert op.tile_pixels == (WIDE_PIXELS if wide else NR)
+        assert op.n_tiles == -(-op.plane // op.tile_pixels)
 
 
 @pytest.mark.parametrize('cin,cout,groups', [(2, 1, 1), (5, 7, 1), (13, 8, 1), (17, 9, 1), (40, 96, 1),
@@ -157,7 +164,7 @@ def test_conv_path_switch(conv_path):
     attrs = dict(in_channels=3, out_channels=8, kernel=[3, 3], stride=[2, 2], padding=[1, 1],
                  dilation=[1, 1], groups=1)
     g = one_op_graph('conv', (1, 3, 9, 9), attrs, {'weight': np.ones((8, 3, 3, 3), np.float32)})
-    kind = compile_graph(g, 9, 9).layers[0].kind
+    kind = compile_graph(g, 9, 9, plan_options(conv_path=conv_path)).layers[0].kind
     assert kind == {'direct': 'conv3x3s2', 'im2col': 'conv3x3s2_im2col'}[conv_path]
 
 
@@ -229,19 +236,17 @@ def test_conv(case, window_path, conv_path):
                  dilation=list(case['dilation']), groups=g, clamp=case['clamp'])
     for n in BATCHES:
         x = rand(rng, (n, cin) + case['hw'])
-        check_graph(one_op_graph('conv', x.shape, attrs, params), x)
+        check_graph(one_op_graph('conv', x.shape, attrs, params), x,
+                    options=plan_options(window_path, conv_path))
 
 
 @pytest.mark.parametrize('w', range(1, 19))
-def test_flat_depthwise_every_row_alignment(w, monkeypatch):
+def test_flat_depthwise_every_row_alignment(w):
     """The flat path's 3x3 stride-1 convolution, whose tap rows start at any
     offset from a vector boundary (AVX-512 takes their taps out of aligned
     vectors, one case per offset): widths 1-18 give every offset, with H != W,
     channel counts off the group of planes, padding rows 0 and 1."""
-    from engine import plan
-    from engine.kernels import window
-    monkeypatch.setattr(window, 'FLAT_MAX_PIXELS', 1 << 30)
-    monkeypatch.setattr(plan, 'CHANNEL_JOBS', 3)
+    options = PlanOptions(flat_max_pixels=1 << 30, channel_jobs=3)
     rng = np.random.default_rng(w)
     for c, h, ph in [(7, w + 3, 1), (5, 2 * w + 1, 0)]:
         attrs = dict(in_channels=c, out_channels=c, kernel=[3, 3], stride=[1, 1], padding=[ph, 1],
@@ -249,8 +254,8 @@ def test_flat_depthwise_every_row_alignment(w, monkeypatch):
         params = {'weight': rand(rng, (c, 1, 3, 3), 0.5), 'bias': rand(rng, c)}
         x = rand(rng, (2, c, h, w))
         graph = one_op_graph('conv', x.shape, attrs, params)
-        assert compile_graph(graph, h, w).layers[0].kind == 'dwconv3x3'
-        check_graph(graph, x)
+        assert compile_graph(graph, h, w, options).layers[0].kind == 'dwconv3x3'
+        check_graph(graph, x, options=options)
 
 
 POOL_CASES = [
@@ -283,14 +288,14 @@ def test_pool(op, k, s, p, ceil, cip, hw, window_path):
         attrs['count_include_pad'] = cip
     for n in BATCHES:
         x = rand(rng, (n, 19) + hw)
-        check_graph(one_op_graph(op, x.shape, attrs), x)
+        check_graph(one_op_graph(op, x.shape, attrs), x, options=plan_options(window_path))
 
 
 def test_maxpool_dilation(window_path):
     rng = np.random.default_rng(1)
     attrs = dict(kernel=[3, 3], stride=[1, 1], padding=[1, 1], dilation=[2, 2], ceil_mode=False)
     x = rand(rng, (2, 5, 9, 10))
-    check_graph(one_op_graph('maxpool', x.shape, attrs), x)
+    check_graph(one_op_graph('maxpool', x.shape, attrs), x, options=plan_options(window_path))
 
 
 @pytest.mark.parametrize('cin,cout', [(1, 1), (7, 3), (64, 64), (65, 100), (300, 129), (1024, 1000)])
@@ -511,15 +516,13 @@ EXPAND_DW_CASES = [
 
 @pytest.mark.parametrize('band_bytes', [1, 1 << 30])
 @pytest.mark.parametrize('cin,e,k,s,p,hw', EXPAND_DW_CASES)
-def test_fused_expand_depthwise(cin, e, k, s, p, hw, band_bytes, window_path, monkeypatch):
+def test_fused_expand_depthwise(cin, e, k, s, p, hw, band_bytes, window_path):
     """A 1x1 convolution and the depthwise one reading it run as one op, band
     by band (one output row per band, or a few bands), with activations on
     both; the unfused pair gives the same.  The depthwise runs flat where
     the bands allow it and the window_path fixture lets it, else row by row."""
-    from engine import plan
     from engine.graph import Graph, Node
-    monkeypatch.setattr(plan, 'FUSE_MIN_BYTES', 0)
-    monkeypatch.setattr(plan, 'FUSE_BAND_BYTES', band_bytes)
+    options = plan_options(window_path, fuse_min_bytes=0, fuse_band_bytes=band_bytes)
     rng = np.random.default_rng(cin * 100 + e * 10 + k)
     nodes = [Node('expand', 'conv', ['input'], dict(in_channels=cin, out_channels=e, kernel=[1, 1],
                                                      stride=[1, 1], padding=[0, 0], dilation=[1, 1],
@@ -532,9 +535,9 @@ def test_fused_expand_depthwise(cin, e, k, s, p, hw, band_bytes, window_path, mo
     for n in BATCHES:
         x = rand(rng, (n, cin) + hw)
         g = Graph('input', x.shape, nodes, ['dw'])
-        assert [l.kind for l in compile_graph(g, *hw).layers] == [f'conv1x1+dwconv{k}x{k}'
-                                                                 + ('s2' if s == 2 else '')]
-        check_graph(g, x)
+        assert [l.kind for l in compile_graph(g, *hw, options).layers] == [f'conv1x1+dwconv{k}x{k}'
+                                                                          + ('s2' if s == 2 else '')]
+        check_graph(g, x, options=options)
 
 
 def depthwise_then_pointwise(rng, c, m, residual=False, act=None):
@@ -559,25 +562,24 @@ def depthwise_then_pointwise(rng, c, m, residual=False, act=None):
 @pytest.mark.parametrize('act', [None, 'hardswish'])
 @pytest.mark.parametrize('residual', [False, True])
 @pytest.mark.parametrize('c,m,hw', [(21, 13, (7, 9)), (8, 30, (2, 3)), (40, 7, (5, 16))])
-def test_k_split_pointwise(c, m, hw, residual, act, monkeypatch):
+def test_k_split_pointwise(c, m, hw, residual, act):
     """A 1x1 convolution after a depthwise one reduces in two halves (odd
     channel counts: unequal ones), the first with the bias and residual, and
     an op sums them, clamps and activates.  1, 2 and 3 threads, batch 1 and
     3: the same results, bit for bit, with every thread count."""
-    from engine import plan
     from engine.graph import Graph
-    monkeypatch.setattr(plan, 'K_SPLIT_MIN_K', 1)
-    monkeypatch.setattr(plan, 'K_SPLIT_PIXELS', (2, 1 << 30))
+    options = PlanOptions(k_split_min_k=1, k_split_pixels=(2, 1 << 30))
     rng = np.random.default_rng(c * 10 + m)
     nodes = depthwise_then_pointwise(rng, c, m, residual, act)
     for n in BATCHES:
         x = rand(rng, (n, c) + hw)
         g = Graph('input', x.shape, nodes, ['pw'])
-        assert [l.kind for l in compile_graph(g, *hw).layers][-3:] == ['dwconv3x3', 'conv1x1', 'k_halves_sum']
-        out = [engine.Model(g, threads=t)(x) for t in (1, 2, 3)]
+        assert [l.kind for l in compile_graph(g, *hw, options).layers][-3:] == ['dwconv3x3', 'conv1x1',
+                                                                              'k_halves_sum']
+        out = [engine.Model(g, threads=t, options=options)(x) for t in (1, 2, 3)]
         np.testing.assert_array_equal(out[0], out[1])
         np.testing.assert_array_equal(out[0], out[2])
-        check_graph(g, x, threads=(1, 2, 3))
+        check_graph(g, x, threads=(1, 2, 3), options=options)
 
 
 def test_k_split_chooses_mobilenet_v2_projections():
@@ -589,14 +591,14 @@ def test_k_split_chooses_mobilenet_v2_projections():
     rng = np.random.default_rng(3)
     for c, hw, split in [(192, 28, True), (384, 14, True), (160, 14, False), (960, 7, False)]:
         g = Graph('input', (1, c, hw, hw), depthwise_then_pointwise(rng, c, 8), ['pw'])
-        assert plan._k_split_convs(g, infer_shapes(g, hw, hw), {}) == ({'pw'} if split else set())
-        assert plan._k_split_convs(g, infer_shapes(g, hw, hw), {'dw': g.nodes[0]}) == set()
+        shapes = infer_shapes(g, hw, hw)
+        assert plan._k_split_convs(g, shapes, {}, PlanOptions()) == ({'pw'} if split else set())
+        assert plan._k_split_convs(g, shapes, {'dw': g.nodes[0]}, PlanOptions()) == set()
 
 
-def test_expand_read_elsewhere_is_not_fused(monkeypatch):
-    from engine import plan
+def test_expand_read_elsewhere_is_not_fused():
     from engine.graph import Graph, Node
-    monkeypatch.setattr(plan, 'FUSE_MIN_BYTES', 0)
+    options = PlanOptions(fuse_min_bytes=0)
     rng = np.random.default_rng(5)
     conv = dict(stride=[1, 1], dilation=[1, 1], clamp=None)
     nodes = [Node('expand', 'conv', ['input'], dict(conv, in_channels=3, out_channels=6, kernel=[1, 1],
@@ -608,5 +610,5 @@ def test_expand_read_elsewhere_is_not_fused(monkeypatch):
              Node('sum', 'add', ['dw', 'expand'], {})]
     x = rand(rng, (2, 3, 8, 9))
     g = Graph('input', x.shape, nodes, ['sum'])
-    assert [l.kind for l in compile_graph(g, 8, 9).layers] == ['conv1x1', 'dwconv3x3', 'add']
-    check_graph(g, x)
+    assert [l.kind for l in compile_graph(g, 8, 9, options).layers] == ['conv1x1', 'dwconv3x3', 'add']
+    check_graph(g, x, options=options)

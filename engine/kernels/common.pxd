@@ -10,54 +10,21 @@ cdef extern from "simd.h" nogil:
     const int ENGINE_PLANE_ALIGN
 
 
-# Operator kinds.  Values are stored in compiled programs only (never in model
-# files), so they may change between versions.
-cdef enum:
-    OP_GEMM = 1          # 1x1 stride-1 convolution, any groups
-    OP_CONV_IM2COL = 2   # any other dense or grouped convolution
-    OP_WINDOW = 3        # depthwise convolution, max and average pooling
-    OP_GLOBAL_AVGPOOL = 4
-    OP_LINEAR = 5        # fully connected (or 1x1 convolution on 1x1 planes)
-    OP_ELTWISE = 6       # add, per-channel affine, activation
-    OP_CONV_DIRECT = 7   # dense convolution, stride 1 or 2, no dilation
-    OP_EXPAND_DW = 8     # 1x1 convolution, then the depthwise one reading it, band by band
-    OP_KIND_END = 9
-
-# OP_WINDOW modes
-cdef enum:
-    WINDOW_CONV = 0
-    WINDOW_MAX = 1
-    WINDOW_AVG = 2
-
-# OP_WINDOW paths through a plane
-cdef enum:
-    WINDOW_DIRECT = 0    # rows read in place, border lanes replaced by the padding value
-    WINDOW_FLAT = 1      # small planes as flat vectors with lane masks (stride 2: phase planes)
-
-# OP_ELTWISE modes
-cdef enum:
-    ELTWISE_ADD = 0
-    ELTWISE_AFFINE = 1
-    ELTWISE_CLAMP = 2
-    ELTWISE_MUL = 3            # a * b, same shapes
-    ELTWISE_MUL_CHANNEL = 4    # a * b[c], b one value per channel (squeeze-excitation)
-    ELTWISE_ADD_SPLIT = 5      # a + b: the halves of a K-split 1x1 convolution (Op.k_splits),
-                               # split by pixels instead of channels
-
 cdef extern from "ukernels.h" nogil:
     void f32_activation(float* p, int64_t n, int act)
 
 
 cdef struct Op
 
-# One compiled operator.  Offsets are in floats from the start of one image's
-# slice of the arena; every channel of every tensor is one plane there.
-cdef struct Op:
-    int kind
-    int mode
+# A compiled operator's numbers: the fields of its kind's record in
+# descriptors.py (the planner's side of this contract); fields a kind does
+# not use are 0.  Program fills it from the record by field name.
+cdef struct OpParams:
+    int kind                 # OpKind (abi.h)
+    int mode                 # WindowMode or EltwiseMode
     float lo                 # output clamp: the fused activation
     float hi
-    int act                  # then this activation (ACT_* of ukernels.h), 0 for none
+    int act                  # then this activation (Act), ACT_NONE for none
     float fill               # padding value of window ops
     int64_t groups
     int64_t cin_g            # input channels per group
@@ -88,6 +55,12 @@ cdef struct Op:
     int64_t k_splits         # OP_GEMM: 2 when the reduction runs in two halves (the second
                              # into part_off; an ELTWISE_ADD_SPLIT op sums them)
     int64_t jobs_per_image
+
+# One compiled operator: its numbers, then its tables.  Offsets are in floats
+# from the start of one image's slice of the arena; every channel of every
+# tensor is one plane there.
+cdef struct Op:
+    OpParams p
     const int64_t* in_off    # plane offset of each input channel
     const int64_t* in2_off   # second operand (add), or the B rows of im2col panels and of
                              # direct convolutions' frames

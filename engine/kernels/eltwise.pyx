@@ -5,8 +5,9 @@ also by one value per channel as squeeze-excitation does), per-channel affine
 standalone activation.  Plane strides are multiples of ENGINE_PLANE_ALIGN, so every plane is
 whole vectors; the padding lanes compute garbage that nothing reads."""
 from libc.stdint cimport int64_t
-from engine.kernels.common cimport (Op, Ctx, VLEN, ELTWISE_ADD, ELTWISE_AFFINE, ELTWISE_MUL,
-                                    ELTWISE_MUL_CHANNEL, ELTWISE_ADD_SPLIT, f32_activation)
+from engine.kernels.abi cimport (ELTWISE_ADD, ELTWISE_AFFINE, ELTWISE_MUL, ELTWISE_MUL_CHANNEL,
+                                 ELTWISE_ADD_SPLIT)
+from engine.kernels.common cimport Op, Ctx, VLEN, f32_activation
 
 cdef extern from "simd.h" nogil:
     ctypedef float vf
@@ -24,14 +25,14 @@ cdef void eltwise_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
     """job = (image, run of per_job channels), or for ELTWISE_ADD_SPLIT
     (image, run of per_job vectors of every plane): split by pixels, as the
     1x1 convolutions reading its output are."""
-    cdef int64_t c0 = job % op.jobs_per_image * op.per_job, c
-    cdef float* base = ctx.arena + job // op.jobs_per_image * ctx.image_stride
-    cdef int64_t nvec = op.plane // VLEN
-    if op.mode == ELTWISE_ADD_SPLIT:
-        for c in range(op.n_out):
-            eltwise_vectors(op, base, c, c0, min(c0 + op.per_job, nvec))
+    cdef int64_t c0 = job % op.p.jobs_per_image * op.p.per_job, c
+    cdef float* base = ctx.arena + job // op.p.jobs_per_image * ctx.image_stride
+    cdef int64_t nvec = op.p.plane // VLEN
+    if op.p.mode == ELTWISE_ADD_SPLIT:
+        for c in range(op.p.n_out):
+            eltwise_vectors(op, base, c, c0, min(c0 + op.p.per_job, nvec))
         return
-    for c in range(c0, min(c0 + op.per_job, op.n_out)):
+    for c in range(c0, min(c0 + op.p.per_job, op.p.n_out)):
         eltwise_vectors(op, base, c, 0, nvec)
 
 
@@ -41,22 +42,22 @@ cdef inline void eltwise_vectors(const Op* op, float* base, int64_t c, int64_t v
     cdef const float* a = base + op.in_off[c]
     cdef const float* b
     cdef float* out = base + op.out_off[c]
-    cdef vf vlo = vf_set1(op.lo), vhi = vf_set1(op.hi), scale, shift, y
+    cdef vf vlo = vf_set1(op.p.lo), vhi = vf_set1(op.p.hi), scale, shift, y
     cdef int64_t i, v
-    if op.mode == ELTWISE_ADD or op.mode == ELTWISE_ADD_SPLIT:
+    if op.p.mode == ELTWISE_ADD or op.p.mode == ELTWISE_ADD_SPLIT:
         b = base + op.in2_off[c]
         for v in range(v0, v1):
             i = v * VLEN
             y = vf_add(vf_loadu(a + i), vf_loadu(b + i))
             vf_storeu(out + i, vf_min(vhi, vf_max(vlo, y)))
-    elif op.mode == ELTWISE_MUL or op.mode == ELTWISE_MUL_CHANNEL:
+    elif op.p.mode == ELTWISE_MUL or op.p.mode == ELTWISE_MUL_CHANNEL:
         b = base + op.in2_off[c]
         scale = vf_set1(b[0])
         for v in range(v0, v1):
             i = v * VLEN
-            y = vf_mul(vf_loadu(a + i), scale if op.mode == ELTWISE_MUL_CHANNEL else vf_loadu(b + i))
+            y = vf_mul(vf_loadu(a + i), scale if op.p.mode == ELTWISE_MUL_CHANNEL else vf_loadu(b + i))
             vf_storeu(out + i, vf_min(vhi, vf_max(vlo, y)))
-    elif op.mode == ELTWISE_AFFINE:
+    elif op.p.mode == ELTWISE_AFFINE:
         scale = vf_set1(op.w[c])
         shift = vf_set1(op.b[c])
         for v in range(v0, v1):
@@ -67,5 +68,5 @@ cdef inline void eltwise_vectors(const Op* op, float* base, int64_t c, int64_t v
         for v in range(v0, v1):
             i = v * VLEN
             vf_storeu(out + i, vf_min(vhi, vf_max(vlo, vf_loadu(a + i))))
-    if op.act:
-        f32_activation(out + v0 * VLEN, (v1 - v0) * VLEN, op.act)
+    if op.p.act:
+        f32_activation(out + v0 * VLEN, (v1 - v0) * VLEN, op.p.act)

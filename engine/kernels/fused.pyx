@@ -11,7 +11,8 @@ bands) into the worker's scratch, and the depthwise reads them there while
 they are in cache: at stride 1 by the flat path, in bands of whole vectors;
 at stride 2 row by row."""
 from libc.stdint cimport int64_t
-from engine.kernels.common cimport Op, Ctx, GEMM_NR, VLEN, WINDOW_FLAT
+from engine.kernels.abi cimport WINDOW_FLAT
+from engine.kernels.common cimport Op, Ctx, GEMM_NR, VLEN
 from engine.kernels.gemm cimport gemm_row_tiles, WHOLE_K
 from engine.kernels.window cimport window_rows, flat_planes
 
@@ -19,26 +20,26 @@ from engine.kernels.window cimport window_rows, flat_planes
 cdef void expand_dw_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
     """job = (image, band of per_job output rows of the depthwise op.then).
     op is the 1x1 convolution writing channel c of the band to this worker's
-    scratch at out_off[c] (bands op.plane floats apart); op.then reads it
+    scratch at out_off[c] (bands op.p.plane floats apart); op.then reads it
     there (its in_off)."""
     cdef const Op* dw = op.then
-    cdef int64_t image = job // op.jobs_per_image
-    cdef int64_t oh0 = job % op.jobs_per_image * op.per_job
-    cdef int64_t oh1 = min(oh0 + op.per_job, dw.out_h)
-    cdef int64_t ih_lo = max(<int64_t>0, oh0 * dw.sh - dw.ph)
-    cdef int64_t ih_hi = min(dw.in_h, (oh1 - 1) * dw.sh - dw.ph + (dw.kh - 1) * dw.dh + 1)
-    cdef int64_t w = dw.in_w, n, t
+    cdef int64_t image = job // op.p.jobs_per_image
+    cdef int64_t oh0 = job % op.p.jobs_per_image * op.p.per_job
+    cdef int64_t oh1 = min(oh0 + op.p.per_job, dw.p.out_h)
+    cdef int64_t ih_lo = max(<int64_t>0, oh0 * dw.p.sh - dw.p.ph)
+    cdef int64_t ih_hi = min(dw.p.in_h, (oh1 - 1) * dw.p.sh - dw.p.ph + (dw.p.kh - 1) * dw.p.dh + 1)
+    cdef int64_t w = dw.p.in_w, n, t
     cdef float* base = ctx.arena + image * ctx.image_stride
     cdef float* scratch = ctx.scratch + tid * ctx.scratch_stride
     for t in range(((ih_hi - ih_lo) * w + GEMM_NR - 1) // GEMM_NR):
         n = ih_lo * w + t * GEMM_NR
-        gemm_row_tiles(op, 0, 0, op.m_tiles, base, op.in_off, n, scratch, n - ih_lo * w,
+        gemm_row_tiles(op, 0, 0, op.p.m_tiles, base, op.in_off, n, scratch, n - ih_lo * w,
                        min(<int64_t>GEMM_NR, ih_hi * w - n), WHOLE_K)
-    if dw.path == WINDOW_FLAT:
+    if dw.p.path == WINDOW_FLAT:
         # stride 1, bands of whole vectors: the band's rows read as rows of
         # the whole plane (input row ih_lo at the band's start)
-        flat_planes(dw, scratch - ih_lo * w, base, NULL, 0, dw.n_out, oh0 * dw.out_w // VLEN,
-                    (oh1 * dw.out_w + VLEN - 1) // VLEN)
+        flat_planes(dw, scratch - ih_lo * w, base, NULL, 0, dw.p.n_out, oh0 * dw.p.out_w // VLEN,
+                    (oh1 * dw.p.out_w + VLEN - 1) // VLEN)
     else:       # the depthwise's own scratch follows the last channel's band
-        window_rows(dw, scratch, base, scratch + op.out_off[op.n_out - 1] + op.plane,
-                    0, dw.n_out, ih_lo, ih_hi, oh0, oh1)
+        window_rows(dw, scratch, base, scratch + op.out_off[op.p.n_out - 1] + op.p.plane,
+                    0, dw.p.n_out, ih_lo, ih_hi, oh0, oh1)

@@ -86,11 +86,11 @@ cdef void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt1,
     f32_gemm_tile_for).  half: WHOLE_K, or one half of the reduction of a
     K-split op: the first with the bias and residual into out_off, the
     second into part_off, both unclamped (ELTWISE_ADD_SPLIT finishes)."""
-    cdef int64_t mt, m0, r, rows = op.tile_rows
-    cdef int64_t k0 = 0 if half != SECOND_HALF else op.K // 2
-    cdef int64_t k1 = op.K if half != FIRST_HALF else op.K // 2
-    cdef float lo = op.lo if half == WHOLE_K else -INFINITY
-    cdef float hi = op.hi if half == WHOLE_K else INFINITY
+    cdef int64_t mt, m0, r, rows = op.p.tile_rows
+    cdef int64_t k0 = 0 if half != SECOND_HALF else op.p.K // 2
+    cdef int64_t k1 = op.p.K if half != FIRST_HALF else op.p.K // 2
+    cdef float lo = op.p.lo if half == WHOLE_K else -INFINITY
+    cdef float hi = op.p.hi if half == WHOLE_K else INFINITY
     cdef const int64_t* out_off = op.part_off if half == SECOND_HALF else op.out_off
     cdef int mr
     cdef const float* a
@@ -100,17 +100,17 @@ cdef void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt1,
     cdef f32_gemm_tile_fn tile = f32_gemm_tile_for(rows, nvalid)
     for mt in range(mt0, mt1):
         m0 = mt * rows
-        mr = <int>min(rows, op.cout_g - m0)
-        a = op.w + ((g * op.m_tiles + mt) * op.K + k0) * rows
+        mr = <int>min(rows, op.p.cout_g - m0)
+        a = op.w + ((g * op.p.m_tiles + mt) * op.p.K + k0) * rows
         if half != SECOND_HALF:
-            bias = op.b + (g * op.m_tiles + mt) * rows
+            bias = op.b + (g * op.p.m_tiles + mt) * rows
             if op.res_off != NULL:
-                r_off = op.res_off + g * op.cout_g + m0
-        c_off = out_off + g * op.cout_g + m0
+                r_off = op.res_off + g * op.p.cout_g + m0
+        c_off = out_off + g * op.p.cout_g + m0
         tile(k1 - k0, a, bias, src, b_off + k0, nb0, dst, c_off, r_off, nc0, mr, nvalid, lo, hi)
-        if op.act and half == WHOLE_K:
+        if op.p.act and half == WHOLE_K:
             for r in range(mr):
-                f32_activation(dst + c_off[r] + nc0, nvalid, op.act)
+                f32_activation(dst + c_off[r] + nc0, nvalid, op.p.act)
 
 
 cdef void gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
@@ -122,27 +122,27 @@ cdef void gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept 
     of the input channels: with the threads taking contiguous shares, those
     the depthwise op before it wrote on the same cores.  (It splits with one
     thread too: results do not depend on the thread count.)"""
-    cdef int64_t image = job // op.jobs_per_image
-    cdef int64_t r = job % op.jobs_per_image
-    cdef int64_t m_chunks = (op.m_tiles + op.m_per_job - 1) // op.m_per_job
-    cdef int64_t per_group = op.n_tiles * m_chunks
+    cdef int64_t image = job // op.p.jobs_per_image
+    cdef int64_t r = job % op.p.jobs_per_image
+    cdef int64_t m_chunks = (op.p.m_tiles + op.p.m_per_job - 1) // op.p.m_per_job
+    cdef int64_t per_group = op.p.n_tiles * m_chunks
     cdef int half = WHOLE_K
-    if op.k_splits == 2:
-        half = FIRST_HALF if r < op.groups * per_group else SECOND_HALF
-        r = r % (op.groups * per_group)
+    if op.p.k_splits == 2:
+        half = FIRST_HALF if r < op.p.groups * per_group else SECOND_HALF
+        r = r % (op.p.groups * per_group)
     cdef int64_t g = r // per_group
     r = r % per_group
-    cdef int64_t nt = r % op.n_tiles
-    cdef int64_t mt0 = r // op.n_tiles * op.m_per_job
-    cdef int64_t mt1 = min(mt0 + op.m_per_job, op.m_tiles)
+    cdef int64_t nt = r % op.p.n_tiles
+    cdef int64_t mt0 = r // op.p.n_tiles * op.p.m_per_job
+    cdef int64_t mt1 = min(mt0 + op.p.m_per_job, op.p.m_tiles)
     cdef float* base = ctx.arena + image * ctx.image_stride
-    cdef int64_t n0 = nt * op.tile_pixels
+    cdef int64_t n0 = nt * op.p.tile_pixels
     # whole vectors to the end of the padded plane; the last tile may also
     # take the pixels past whole tiles
-    cdef int64_t nvalid = min(op.tile_pixels, op.plane - n0)
-    if nt == op.n_tiles - 1:
-        nvalid = max(nvalid, op.out_h * op.out_w - n0)
-    gemm_row_tiles(op, g, mt0, mt1, base, op.in_off + g * op.cin_g, n0, base, n0, nvalid, half)
+    cdef int64_t nvalid = min(op.p.tile_pixels, op.p.plane - n0)
+    if nt == op.p.n_tiles - 1:
+        nvalid = max(nvalid, op.p.out_h * op.p.out_w - n0)
+    gemm_row_tiles(op, g, mt0, mt1, base, op.in_off + g * op.p.cin_g, n0, base, n0, nvalid, half)
 
 
 cdef inline void zero(float* p, int64_t n) noexcept nogil:
@@ -156,20 +156,20 @@ cdef void im2col_panel(const Op* op, const float* base, int64_t g, int64_t n0,
     """panel[k][0:GEMM_NR] = input pixel under tap k = (ci, ki, kj) for output
     pixels n0 .. n0+GEMM_NR-1 of group g, zero outside the input.  Each output
     row's stretch of the tile is one strided copy between zeroed borders."""
-    cdef int64_t npix = op.out_h * op.out_w
+    cdef int64_t npix = op.p.out_h * op.p.out_w
     cdef int64_t k = 0, ci, ki, kj, n, oh, ow, seg, ih, x0, lo, hi
-    cdef int64_t oh0 = n0 // op.out_w, ow0 = n0 % op.out_w
+    cdef int64_t oh0 = n0 // op.p.out_w, ow0 = n0 % op.p.out_w
     cdef const float* plane
     cdef float* row
     # output columns [col_lo[kj], col_hi[kj]) read inside the input row under tap column kj
-    for kj in range(op.kw):
-        x0 = kj * op.dw - op.pw
-        col_lo[kj] = 0 if x0 >= 0 else (op.sw - 1 - x0) // op.sw
-        col_hi[kj] = 0 if x0 > op.in_w - 1 else (op.in_w - 1 - x0) // op.sw + 1
-    for ci in range(op.cin_g):
-        plane = base + op.in_off[g * op.cin_g + ci]
-        for ki in range(op.kh):
-            for kj in range(op.kw):
+    for kj in range(op.p.kw):
+        x0 = kj * op.p.dw - op.p.pw
+        col_lo[kj] = 0 if x0 >= 0 else (op.p.sw - 1 - x0) // op.p.sw
+        col_hi[kj] = 0 if x0 > op.p.in_w - 1 else (op.p.in_w - 1 - x0) // op.p.sw + 1
+    for ci in range(op.p.cin_g):
+        plane = base + op.in_off[g * op.p.cin_g + ci]
+        for ki in range(op.p.kh):
+            for kj in range(op.p.kw):
                 row = panel + k * GEMM_NR
                 k += 1
                 n, oh, ow = n0, oh0, ow0
@@ -177,21 +177,32 @@ cdef void im2col_panel(const Op* op, const float* base, int64_t g, int64_t n0,
                     if n >= npix:               # the tile's padding columns
                         zero(row + n - n0, n0 + GEMM_NR - n)
                         break
-                    seg = min(n0 + GEMM_NR - n, op.out_w - ow)
-                    ih = oh * op.sh - op.ph + ki * op.dh
+                    seg = min(n0 + GEMM_NR - n, op.p.out_w - ow)
+                    ih = oh * op.p.sh - op.p.ph + ki * op.p.dh
                     lo = max(<int64_t>0, col_lo[kj] - ow)
                     hi = min(seg, col_hi[kj] - ow)
-                    if not 0 <= ih < op.in_h or lo >= hi:
+                    if not 0 <= ih < op.p.in_h or lo >= hi:
                         zero(row + n - n0, seg)
                     else:
                         zero(row + n - n0, lo)
                         f32_copy_strided(row + n - n0 + lo,
-                                         plane + ih * op.in_w + (ow + lo) * op.sw + kj * op.dw - op.pw,
-                                         hi - lo, op.sw)
+                                         plane + ih * op.p.in_w + (ow + lo) * op.p.sw + kj * op.p.dw - op.p.pw,
+                                         hi - lo, op.p.sw)
                         zero(row + n - n0 + hi, seg - hi)
                     n += seg
                     ow = 0
                     oh += 1
+
+
+cdef inline int64_t im2col_panel_floats(int64_t K) noexcept nogil:
+    """Floats of one im2col panel: K rows of a tile's pixels."""
+    return K * GEMM_NR
+
+
+def im2col_scratch_floats(int64_t K, int64_t kw):
+    """Scratch one worker needs for im2col (conv_im2col_job's layout): two
+    panels, then two int64 column bounds per kernel column."""
+    return 2 * im2col_panel_floats(K) + 2 * kw * <int64_t>(sizeof(int64_t) // sizeof(float))
 
 
 cdef void conv_im2col_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
@@ -200,42 +211,42 @@ cdef void conv_im2col_job(const Op* op, const Ctx* ctx, int64_t job, int tid) no
     multiplied; the panel of the next tile is built before this one is
     multiplied (two panels in turn), since reading a panel right after
     writing it stalls on store forwarding."""
-    cdef int64_t image = job // op.jobs_per_image
-    cdef int64_t r = job % op.jobs_per_image
-    cdef int64_t runs = (op.n_tiles + op.per_job - 1) // op.per_job
+    cdef int64_t image = job // op.p.jobs_per_image
+    cdef int64_t r = job % op.p.jobs_per_image
+    cdef int64_t runs = (op.p.n_tiles + op.p.per_job - 1) // op.p.per_job
     cdef int64_t g = r // runs
-    cdef int64_t t0 = (r % runs) * op.per_job
-    cdef int64_t t1 = min(t0 + op.per_job, op.n_tiles), t, n0
+    cdef int64_t t0 = (r % runs) * op.p.per_job
+    cdef int64_t t1 = min(t0 + op.p.per_job, op.p.n_tiles), t, n0
     cdef float* base = ctx.arena + image * ctx.image_stride
     cdef float* panels[2]
     panels[0] = ctx.scratch + tid * ctx.scratch_stride
-    panels[1] = panels[0] + op.K * GEMM_NR
-    cdef int64_t* col_lo = <int64_t*>(panels[1] + op.K * GEMM_NR)
-    im2col_panel(op, base, g, t0 * GEMM_NR, panels[0], col_lo, col_lo + op.kw)
+    panels[1] = panels[0] + im2col_panel_floats(op.p.K)
+    cdef int64_t* col_lo = <int64_t*>(panels[1] + im2col_panel_floats(op.p.K))
+    im2col_panel(op, base, g, t0 * GEMM_NR, panels[0], col_lo, col_lo + op.p.kw)
     for t in range(t0, t1):
         if t + 1 < t1:
             im2col_panel(op, base, g, (t + 1) * GEMM_NR, panels[(t + 1 - t0) & 1], col_lo,
-                         col_lo + op.kw)
+                         col_lo + op.p.kw)
         n0 = t * GEMM_NR
         # op.in2_off holds k * GEMM_NR: the panel's rows, read at pixel 0
-        gemm_row_tiles(op, g, 0, op.m_tiles, <const float*>panels[(t - t0) & 1], op.in2_off, 0,
-                       base, n0, min(<int64_t>GEMM_NR, op.plane - n0), WHOLE_K)
+        gemm_row_tiles(op, g, 0, op.p.m_tiles, <const float*>panels[(t - t0) & 1], op.in2_off, 0,
+                       base, n0, min(<int64_t>GEMM_NR, op.p.plane - n0), WHOLE_K)
 
 
 cdef inline int64_t direct_row_floats(const Op* op) noexcept nogil:
     """Floats per framed input row of the direct convolution (whole vectors)."""
-    return (op.in_w + 2 * op.pw + ENGINE_PLANE_ALIGN - 1) // ENGINE_PLANE_ALIGN * ENGINE_PLANE_ALIGN
+    return (op.p.in_w + 2 * op.p.pw + ENGINE_PLANE_ALIGN - 1) // ENGINE_PLANE_ALIGN * ENGINE_PLANE_ALIGN
 
 
 cdef inline int64_t direct_band_rows(const Op* op) noexcept nogil:
     """Input rows under one job's band of per_job output rows."""
-    return (op.per_job - 1) * op.sh + op.kh
+    return (op.p.per_job - 1) * op.p.sh + op.p.kh
 
 
 cdef inline Op direct_geometry(int64_t in_w, int64_t pw, int64_t kh, int64_t sh,
                               int64_t rows_per_job) noexcept:
     cdef Op op
-    op.in_w, op.pw, op.kh, op.sh, op.per_job = in_w, pw, kh, sh, rows_per_job
+    op.p.in_w, op.p.pw, op.p.kh, op.p.sh, op.p.per_job = in_w, pw, kh, sh, rows_per_job
     return op
 
 
@@ -265,47 +276,47 @@ cdef void conv_direct_job(const Op* op, const Ctx* ctx, int64_t job, int tid) no
     in scratch (zero padding; for stride 2 even columns, then odd), so each
     tap's pixels under an output row are contiguous: the GEMM tile reads them
     in place, no im2col panel.  op.in2_off: each tap's offset in the frame."""
-    cdef int64_t image = job // op.jobs_per_image
-    cdef int64_t oh0 = job % op.jobs_per_image * op.per_job
-    cdef int64_t oh1 = min(oh0 + op.per_job, op.out_h)
+    cdef int64_t image = job // op.p.jobs_per_image
+    cdef int64_t oh0 = job % op.p.jobs_per_image * op.p.per_job
+    cdef int64_t oh1 = min(oh0 + op.p.per_job, op.p.out_h)
     cdef int64_t fs = direct_row_floats(op), band = direct_band_rows(op)
-    cdef int64_t ih0 = oh0 * op.sh - op.ph, ci, ki, ih, oh, ow0
+    cdef int64_t ih0 = oh0 * op.p.sh - op.p.ph, ci, ki, ih, oh, ow0
     cdef float* base = ctx.arena + image * ctx.image_stride
     cdef float* frame = ctx.scratch + tid * ctx.scratch_stride
     cdef const float* row
-    for ci in range(op.cin_g):
-        for ki in range(min(band, (oh1 - oh0 - 1) * op.sh + op.kh)):
+    for ci in range(op.p.cin_g):
+        for ki in range(min(band, (oh1 - oh0 - 1) * op.p.sh + op.p.kh)):
             ih = ih0 + ki
-            row = base + op.in_off[ci] + ih * op.in_w if 0 <= ih < op.in_h else NULL
-            f32_frame_row(frame + (ci * band + ki) * fs, row, op.in_w, op.pw, op.in_w + 2 * op.pw,
-                          op.sw)
-    cdef int64_t row_tiles = (op.out_w + GEMM_NR - 1) // GEMM_NR, t
+            row = base + op.in_off[ci] + ih * op.p.in_w if 0 <= ih < op.p.in_h else NULL
+            f32_frame_row(frame + (ci * band + ki) * fs, row, op.p.in_w, op.p.pw, op.p.in_w + 2 * op.p.pw,
+                          op.p.sw)
+    cdef int64_t row_tiles = (op.p.out_w + GEMM_NR - 1) // GEMM_NR, t
     for oh in range(oh0, oh1):
         for t in range(row_tiles):
             ow0 = t * GEMM_NR
-            gemm_row_tiles(op, 0, 0, op.m_tiles, frame, op.in2_off, (oh - oh0) * op.sh * fs + ow0,
-                           base, oh * op.out_w + ow0, min(<int64_t>GEMM_NR, op.out_w - ow0), WHOLE_K)
+            gemm_row_tiles(op, 0, 0, op.p.m_tiles, frame, op.in2_off, (oh - oh0) * op.p.sh * fs + ow0,
+                           base, oh * op.p.out_w + ow0, min(<int64_t>GEMM_NR, op.p.out_w - ow0), WHOLE_K)
 
 
 cdef void linear_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
     """Fully connected: job = (image, tile of LINEAR_NO outputs)."""
-    cdef int64_t image = job // op.jobs_per_image
-    cdef int64_t t = job % op.jobs_per_image
+    cdef int64_t image = job // op.p.jobs_per_image
+    cdef int64_t t = job % op.p.jobs_per_image
     cdef float* base = ctx.arena + image * ctx.image_stride
     cdef float* y = ctx.scratch + tid * ctx.scratch_stride
     cdef int64_t o0 = t * LINEAR_NO, o
-    cdef int64_t n = min(o0 + LINEAR_NO, op.n_out) - o0
+    cdef int64_t n = min(o0 + LINEAR_NO, op.p.n_out) - o0
     cdef float v
     if op.res_off == NULL:
-        f32_linear_tile(op.K, op.w + t * op.K * LINEAR_NO, op.b + o0, base, op.in_off,
-                        y, op.lo, op.hi)
+        f32_linear_tile(op.p.K, op.w + t * op.p.K * LINEAR_NO, op.b + o0, base, op.in_off,
+                        y, op.p.lo, op.p.hi)
     else:       # the residual goes in before the clamp
-        f32_linear_tile(op.K, op.w + t * op.K * LINEAR_NO, op.b + o0, base, op.in_off,
+        f32_linear_tile(op.p.K, op.w + t * op.p.K * LINEAR_NO, op.b + o0, base, op.in_off,
                         y, -INFINITY, INFINITY)
         for o in range(n):
             v = y[o] + base[op.res_off[o0 + o]]
-            y[o] = op.hi if v > op.hi else op.lo if v < op.lo else v
-    if op.act:
-        f32_activation(y, LINEAR_NO, op.act)
+            y[o] = op.p.hi if v > op.p.hi else op.p.lo if v < op.p.lo else v
+    if op.p.act:
+        f32_activation(y, LINEAR_NO, op.p.act)
     for o in range(n):
         base[op.out_off[o0 + o]] = y[o]

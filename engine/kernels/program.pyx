@@ -7,18 +7,19 @@ next op.  Also the copies in and out of the arena, and build facts."""
 from libc.stdint cimport int64_t, uintptr_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
+from dataclasses import fields
 import numpy as np
 
-from engine.kernels.common cimport (Op, Ctx, job_fn, ENGINE_SIMD_ISA, VLEN,
-                                    GEMM_MR, GEMM_NR, ENGINE_PLANE_ALIGN,
-                                    OP_GEMM, OP_CONV_IM2COL, OP_WINDOW,
-                                    OP_GLOBAL_AVGPOOL, OP_LINEAR, OP_ELTWISE,
-                                    OP_CONV_DIRECT, OP_EXPAND_DW, OP_KIND_END)
+from engine.kernels.abi cimport (OP_GEMM, OP_CONV_IM2COL, OP_WINDOW, OP_GLOBAL_AVGPOOL, OP_LINEAR,
+                                 OP_ELTWISE, OP_CONV_DIRECT, OP_EXPAND_DW, OP_KIND_END)
+from engine.kernels.common cimport (Op, OpParams, Ctx, job_fn, ENGINE_SIMD_ISA, VLEN,
+                                    GEMM_MR, GEMM_NR, ENGINE_PLANE_ALIGN)
 from engine.kernels.gemm import TILE_ROWS
 from engine.kernels.gemm cimport gemm_job, conv_direct_job, conv_im2col_job, linear_job
 from engine.kernels.window cimport window_job, global_avgpool_job
 from engine.kernels.eltwise cimport eltwise_job
 from engine.kernels.fused cimport expand_dw_job
+from engine.kernels.descriptors import ARRAY_DTYPES
 
 cdef extern from "pool.h" nogil:
     enum: ENGINE_MAX_THREADS
@@ -45,22 +46,18 @@ cdef extern from *:
     const char* ENGINE_CFLAGS
     const char* ENGINE_BUILD_ISA
 
-OP_KINDS = {
-    'gemm': OP_GEMM, 'conv_im2col': OP_CONV_IM2COL, 'window': OP_WINDOW,
-    'global_avgpool': OP_GLOBAL_AVGPOOL, 'linear': OP_LINEAR, 'eltwise': OP_ELTWISE,
-    'conv_direct': OP_CONV_DIRECT, 'expand_dw': OP_EXPAND_DW,
-}
 PLANE_ALIGN = ENGINE_PLANE_ALIGN
 
-cdef job_fn JOBS[OP_KIND_END]
-JOBS[OP_GEMM] = gemm_job
-JOBS[OP_CONV_IM2COL] = conv_im2col_job
-JOBS[OP_WINDOW] = window_job
-JOBS[OP_GLOBAL_AVGPOOL] = global_avgpool_job
-JOBS[OP_LINEAR] = linear_job
-JOBS[OP_ELTWISE] = eltwise_job
-JOBS[OP_CONV_DIRECT] = conv_direct_job
-JOBS[OP_EXPAND_DW] = expand_dw_job
+# the job of each kind (index: OpKind)
+cdef job_fn JOBS[<int>OP_KIND_END]
+JOBS[<int>OP_GEMM] = gemm_job
+JOBS[<int>OP_CONV_IM2COL] = conv_im2col_job
+JOBS[<int>OP_WINDOW] = window_job
+JOBS[<int>OP_GLOBAL_AVGPOOL] = global_avgpool_job
+JOBS[<int>OP_LINEAR] = linear_job
+JOBS[<int>OP_ELTWISE] = eltwise_job
+JOBS[<int>OP_CONV_DIRECT] = conv_direct_job
+JOBS[<int>OP_EXPAND_DW] = expand_dw_job
 
 
 def build_info():
@@ -80,8 +77,8 @@ cdef void run_serial(const Op* ops, int64_t start, int64_t stop, const Ctx* ctx,
                      int64_t n_images) noexcept nogil:
     cdef int64_t i, j
     for i in range(start, stop):
-        for j in range(ops[i].jobs_per_image * n_images):
-            JOBS[ops[i].kind](&ops[i], ctx, j, 0)
+        for j in range(ops[i].p.jobs_per_image * n_images):
+            JOBS[ops[i].p.kind](&ops[i], ctx, j, 0)
 
 
 cdef struct Steps:
@@ -98,7 +95,7 @@ cdef void share_jobs(Steps* s) noexcept nogil:
     """Each thread's contiguous share of the jobs of op s.op: the split
     the planner's job layout assumes (a thread's channels are the ones its
     core wrote in the op before)."""
-    cdef int64_t njobs = s.ops[s.op].jobs_per_image * s.n_images
+    cdef int64_t njobs = s.ops[s.op].p.jobs_per_image * s.n_images
     cdef int t
     for t in range(s.team):
         engine_share_set(&s.share[t], njobs * t // s.team, njobs * (t + 1) // s.team)
@@ -129,7 +126,7 @@ cdef void run_steps(void* arg, int tid, int team) noexcept nogil:
             u = (tid + k) % team
             j = engine_claim(&s.share[u])
             while j < s.share[u].end:
-                JOBS[op.kind](op, s.ctx, j, tid)
+                JOBS[op.p.kind](op, s.ctx, j, tid)
                 j = engine_claim(&s.share[u])
         if i + 1 < stop:
             engine_pool_barrier(team, next_step, arg)     # the next op reads what this one wrote
@@ -149,10 +146,8 @@ cdef int run_parallel(const Op* ops, int64_t start, int64_t stop, const Ctx* ctx
     return engine_pool_run(run_steps, start_steps, &steps, ctx.nthreads)
 
 
-_INT_FIELDS = ('mode', 'act', 'groups', 'cin_g', 'cout_g', 'n_out', 'in_h', 'in_w',
-               'out_h', 'out_w', 'kh', 'kw', 'sh', 'sw', 'ph', 'pw', 'dh', 'dw', 'path',
-               'K', 'tile_rows', 'm_tiles', 'm_per_job', 'per_job', 'n_tiles', 'tile_pixels',
-               'plane', 'k_splits', 'jobs_per_image')
+cdef OpParams _no_params
+_PARAM_FIELDS = frozenset(_no_params)      # the names of OpParams' fields (struct -> dict)
 
 
 cdef class Program:
@@ -166,59 +161,68 @@ cdef class Program:
     cdef readonly int64_t nbytes     # memory it holds: op records, tables, packed weights
     cdef list _keep
 
-    def __cinit__(self, list specs, int64_t image_stride, int64_t scratch_stride):
-        self.n_ops = len(specs)
+    def __cinit__(self, list steps, int64_t image_stride, int64_t scratch_stride):
+        """steps: the records of descriptors.py, in order."""
+        self.n_ops = len(steps)
         self.image_stride = image_stride
         self.scratch_stride = scratch_stride
         self._keep = []
-        # the ops the program runs, then the ones fused into them (spec['then'])
-        chained = sum(spec.get('then') is not None for spec in specs)
-        self.ops = <Op*>calloc(max(1, self.n_ops + chained), sizeof(Op))
+        # the ops the program runs, then the ones fused into them (a record's `then`)
+        chained = [getattr(step, 'then', None) for step in steps]
+        self.ops = <Op*>calloc(max(1, self.n_ops + sum(t is not None for t in chained)), sizeof(Op))
         if self.ops == NULL:
             raise MemoryError()
         cdef int64_t next_chained = self.n_ops
-        for i, spec in enumerate(specs):
-            self._fill(&self.ops[i], spec)
-            if spec.get('then') is not None:
-                self._fill(&self.ops[next_chained], spec['then'])
+        for i, step in enumerate(steps):
+            self._fill(&self.ops[i], step)
+            if chained[i] is not None:
+                self._fill(&self.ops[next_chained], chained[i])
                 self.ops[i].then = &self.ops[next_chained]
                 next_chained += 1
-        self.nbytes = (self.n_ops + chained) * sizeof(Op) + sum(a.nbytes for a in self._keep)
+        self.nbytes = next_chained * sizeof(Op) + sum(a.nbytes for a in self._keep)
 
     def __dealloc__(self):
         free(self.ops)
 
-    cdef const void* _array(self, spec, name, dtype) except? NULL:
-        """spec[name] as a C array of dtype kept alive by the program, or NULL."""
-        if spec.get(name) is None:
+    cdef const void* _array(self, arrays, name) except? NULL:
+        """The record's array `name` as a C array kept alive by the program, or NULL."""
+        value, dtype = arrays.pop(name, (None, None))
+        if value is None:
             return NULL
-        array = np.ascontiguousarray(spec[name], dtype=dtype).ravel()
+        array = np.ascontiguousarray(value, dtype=dtype).ravel()
         if array.shape[0] == 0:
             return NULL
         cdef const unsigned char[::1] raw = array.view(np.uint8)
         self._keep.append(array)
         return &raw[0]
 
-    cdef int _fill(self, Op* op, dict spec) except -1:
-        op.kind = OP_KINDS[spec['kind']]
-        op.lo = spec.get('lo', -np.inf)
-        op.hi = spec.get('hi', np.inf)
-        op.fill = spec.get('fill', 0.0)
-        values = [int(spec.get(f, 0)) for f in _INT_FIELDS]
-        (op.mode, op.act, op.groups, op.cin_g, op.cout_g, op.n_out, op.in_h, op.in_w,
-         op.out_h, op.out_w, op.kh, op.kw, op.sh, op.sw, op.ph, op.pw, op.dh, op.dw, op.path,
-         op.K, op.tile_rows, op.m_tiles, op.m_per_job, op.per_job, op.n_tiles, op.tile_pixels,
-         op.plane, op.k_splits, op.jobs_per_image) = values
-        op.in_off = <const int64_t*>self._array(spec, 'in_off', np.int64)
-        op.in2_off = <const int64_t*>self._array(spec, 'in2_off', np.int64)
-        op.out_off = <const int64_t*>self._array(spec, 'out_off', np.int64)
-        op.res_off = <const int64_t*>self._array(spec, 'res_off', np.int64)
-        op.part_off = <const int64_t*>self._array(spec, 'part_off', np.int64)
-        op.tap_off = <const int64_t*>self._array(spec, 'tap_off', np.int64)
-        op.lanes = <const int*>self._array(spec, 'lanes', np.int32)
-        op.w = <const float*>self._array(spec, 'w', np.float32)
-        op.b = <const float*>self._array(spec, 'b', np.float32)
-        op.aux = <const float*>self._array(spec, 'aux', np.float32)
+    cdef int _fill(self, Op* op, step) except -1:
+        """Op from a record: numbers into OpParams by name (the others 0),
+        arrays into the tables; a name the Op has not is a TypeError."""
+        params = dict.fromkeys(_PARAM_FIELDS, 0)
+        params['kind'] = type(step).KIND
+        arrays = {}
+        for f in fields(step):
+            value = getattr(step, f.name)
+            if f.type in ARRAY_DTYPES:
+                arrays[f.name] = (value, ARRAY_DTYPES[f.type])
+            elif f.name in _PARAM_FIELDS:
+                params[f.name] = value
+            elif f.name != 'then':
+                raise TypeError(f'{type(step).__name__}.{f.name}: the Op record has no such field')
+        op.p = params
+        op.in_off = <const int64_t*>self._array(arrays, 'in_off')
+        op.in2_off = <const int64_t*>self._array(arrays, 'in2_off')
+        op.out_off = <const int64_t*>self._array(arrays, 'out_off')
+        op.res_off = <const int64_t*>self._array(arrays, 'res_off')
+        op.part_off = <const int64_t*>self._array(arrays, 'part_off')
+        op.tap_off = <const int64_t*>self._array(arrays, 'tap_off')
+        op.lanes = <const int*>self._array(arrays, 'lanes')
+        op.w = <const float*>self._array(arrays, 'w')
+        op.b = <const float*>self._array(arrays, 'b')
+        op.aux = <const float*>self._array(arrays, 'aux')
+        if arrays:
+            raise TypeError(f'{type(step).__name__}: the Op record has no tables {sorted(arrays)}')
         return 0
 
     def run(self, float[::1] arena, int64_t n_images, float[::1] scratch,

@@ -8,13 +8,13 @@
 #ifndef ENGINE_UKERNELS_H
 #define ENGINE_UKERNELS_H
 
+#include "abi.h"
 #include "simd.h"
 
 #define ENGINE_ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* Activations beyond a clamp, applied after it (fused into the op that
  * produces the values, on its output while still in cache). */
-enum { ACT_NONE = 0, ACT_HARDSWISH = 1, ACT_HARDSIGMOID = 2, ACT_SIGMOID = 3, ACT_SILU = 4 };
 
 static inline void f32_activation(float* p, int64_t n, int act) {
     int64_t i = 0;
@@ -249,11 +249,10 @@ static void f32_linear_tile(int64_t K, const float* restrict w, const float* res
  * window.row_tables) taking fill; larger strides run their borders one by one.
  * MODE 0: init (bias) + sum of w[tap] * x;  1: max from init;  2: sum * aux[ow].
  * Constant sizes and MODE unroll the taps (f32_dwconv_3x3s1 ... below). */
-enum { WINDOW_MODE_CONV = 0, WINDOW_MODE_MAX = 1, WINDOW_MODE_AVG = 2 };
 
 ENGINE_ALWAYS_INLINE float f32_window_reduce(float acc, float x, float w, const int MODE) {
-    if (MODE == WINDOW_MODE_CONV) return acc + w * x;
-    if (MODE == WINDOW_MODE_MAX) return (x != x || x > acc) ? x : acc;   /* NaN wins, as in PyTorch */
+    if (MODE == WINDOW_CONV) return acc + w * x;
+    if (MODE == WINDOW_MAX) return (x != x || x > acc) ? x : acc;   /* NaN wins, as in PyTorch */
     return acc + x;
 }
 
@@ -283,9 +282,9 @@ ENGINE_ALWAYS_INLINE void f32_window_row(
             for (int64_t kj = 0; kj < KW; kj++) {
                 int64_t iw = ow * S - pw + kj * DW;
                 float x = (iw >= 0 && iw < in_w) ? rows[ki][iw] : fill;
-                acc = f32_window_reduce(acc, x, MODE == WINDOW_MODE_CONV ? w[ki * KW + kj] : 0.0f, MODE);
+                acc = f32_window_reduce(acc, x, MODE == WINDOW_CONV ? w[ki * KW + kj] : 0.0f, MODE);
             }
-        if (MODE == WINDOW_MODE_AVG) acc *= aux[ow];
+        if (MODE == WINDOW_AVG) acc *= aux[ow];
         acc = acc < lo ? lo : acc;          /* written so that NaN passes, as in the vector path */
         out[ow] = acc > hi ? hi : acc;
     }
@@ -295,7 +294,7 @@ ENGINE_ALWAYS_INLINE void f32_window_row(
      * row, and its flags block [kj][0 .. VLEN) which lanes have tap column kj
      * inside (the same for every row: worked out once, by the planner) */
     const vf vlo = vf_set1(lo), vhi = vf_set1(hi), vinit = vf_set1(init), vfill = vf_set1(fill);
-    const vf vnone = MODE == WINDOW_MODE_MAX ? vinit : vf_zero();
+    const vf vnone = MODE == WINDOW_MAX ? vinit : vf_zero();
     const int32_t* blocks = S <= 2 ? lanes + ((out_w + VLEN - 1) / VLEN + VLEN - 1) / VLEN * VLEN : 0;
     for (int64_t ow = vec_lo; ow < vec_hi; ow += VLEN) {
         const int masked = S <= 2 && lanes[ow / VLEN];
@@ -321,15 +320,15 @@ ENGINE_ALWAYS_INLINE void f32_window_row(
                 x = vf_load_strided(rows[ki] + ow * S - pw + kj * DW, S);
                 if (masked) x = vf_select(vf_mask(blocks + (ow / VLEN * KW + kj) * VLEN), x, vfill);
                 vf acc = part[ki & 3];
-                if (MODE == WINDOW_MODE_CONV) acc = vf_fma(vf_set1(w[ki * KW + kj]), x, acc);
-                else if (MODE == WINDOW_MODE_MAX) acc = vf_max_nan(acc, x);
+                if (MODE == WINDOW_CONV) acc = vf_fma(vf_set1(w[ki * KW + kj]), x, acc);
+                else if (MODE == WINDOW_MAX) acc = vf_max_nan(acc, x);
                 else acc = vf_add(acc, x);
                 part[ki & 3] = acc;
             }
         vf acc = part[0];
         for (int k = 1; k < 4; k++)
-            acc = MODE == WINDOW_MODE_MAX ? vf_max_nan(acc, part[k]) : vf_add(acc, part[k]);
-        if (MODE == WINDOW_MODE_AVG) acc = vf_mul(acc, vf_loadu(aux + ow));
+            acc = MODE == WINDOW_MAX ? vf_max_nan(acc, part[k]) : vf_add(acc, part[k]);
+        if (MODE == WINDOW_AVG) acc = vf_mul(acc, vf_loadu(aux + ow));
         acc = vf_min(vhi, vf_max(vlo, acc));
         if (vec_hi - ow >= VLEN) vf_storeu(out + ow, acc);
         else vf_store_partial(out + ow, acc, (int)(vec_hi - ow));
@@ -361,7 +360,7 @@ ENGINE_ALWAYS_INLINE void f32_window_plane(const f32_window_args* a,
             rows[ki] = (ih >= 0 && ih < a->in_h) ? a->src + ih * a->in_w : a->fill_row;
         }
         f32_window_row(rows, a->in_w, a->pw, a->out_w, a->w, a->init, a->fill,
-                       MODE == WINDOW_MODE_AVG ? a->aux + oh * a->out_w : 0, a->out + oh * a->out_w,
+                       MODE == WINDOW_AVG ? a->aux + oh * a->out_w : 0, a->out + oh * a->out_w,
                        a->lo, a->hi, a->lanes, KH, KW, SW, DW, MODE);
     }
 }
@@ -370,18 +369,18 @@ typedef void (*f32_window_plane_fn)(const f32_window_args*);
 
 #define ENGINE_WINDOW_PLANE(NAME, K, S, MODE) \
     static void NAME(const f32_window_args* a) { f32_window_plane(a, K, K, S, S, 1, 1, MODE); }
-ENGINE_WINDOW_PLANE(f32_dwconv_3x3s1, 3, 1, WINDOW_MODE_CONV)
-ENGINE_WINDOW_PLANE(f32_dwconv_3x3s2, 3, 2, WINDOW_MODE_CONV)
-ENGINE_WINDOW_PLANE(f32_dwconv_5x5s1, 5, 1, WINDOW_MODE_CONV)
-ENGINE_WINDOW_PLANE(f32_dwconv_5x5s2, 5, 2, WINDOW_MODE_CONV)
-ENGINE_WINDOW_PLANE(f32_dwconv_7x7s1, 7, 1, WINDOW_MODE_CONV)
-ENGINE_WINDOW_PLANE(f32_dwconv_7x7s2, 7, 2, WINDOW_MODE_CONV)
-ENGINE_WINDOW_PLANE(f32_maxpool_3x3s1, 3, 1, WINDOW_MODE_MAX)
-ENGINE_WINDOW_PLANE(f32_maxpool_3x3s2, 3, 2, WINDOW_MODE_MAX)
-ENGINE_WINDOW_PLANE(f32_maxpool_2x2s2, 2, 2, WINDOW_MODE_MAX)
-ENGINE_WINDOW_PLANE(f32_avgpool_3x3s1, 3, 1, WINDOW_MODE_AVG)
-ENGINE_WINDOW_PLANE(f32_avgpool_3x3s2, 3, 2, WINDOW_MODE_AVG)
-ENGINE_WINDOW_PLANE(f32_avgpool_2x2s2, 2, 2, WINDOW_MODE_AVG)
+ENGINE_WINDOW_PLANE(f32_dwconv_3x3s1, 3, 1, WINDOW_CONV)
+ENGINE_WINDOW_PLANE(f32_dwconv_3x3s2, 3, 2, WINDOW_CONV)
+ENGINE_WINDOW_PLANE(f32_dwconv_5x5s1, 5, 1, WINDOW_CONV)
+ENGINE_WINDOW_PLANE(f32_dwconv_5x5s2, 5, 2, WINDOW_CONV)
+ENGINE_WINDOW_PLANE(f32_dwconv_7x7s1, 7, 1, WINDOW_CONV)
+ENGINE_WINDOW_PLANE(f32_dwconv_7x7s2, 7, 2, WINDOW_CONV)
+ENGINE_WINDOW_PLANE(f32_maxpool_3x3s1, 3, 1, WINDOW_MAX)
+ENGINE_WINDOW_PLANE(f32_maxpool_3x3s2, 3, 2, WINDOW_MAX)
+ENGINE_WINDOW_PLANE(f32_maxpool_2x2s2, 2, 2, WINDOW_MAX)
+ENGINE_WINDOW_PLANE(f32_avgpool_3x3s1, 3, 1, WINDOW_AVG)
+ENGINE_WINDOW_PLANE(f32_avgpool_3x3s2, 3, 2, WINDOW_AVG)
+ENGINE_WINDOW_PLANE(f32_avgpool_2x2s2, 2, 2, WINDOW_AVG)
 
 /* the specialised plane kernel for a square window without dilation, or NULL */
 static inline f32_window_plane_fn f32_window_plane_special(int mode, int64_t kh, int64_t kw,
@@ -394,16 +393,16 @@ static inline f32_window_plane_fn f32_window_plane_special(int mode, int64_t kh,
     static const f32_window_plane_fn pool[2][4][3] = {
         {[2] = {0, 0, f32_maxpool_2x2s2}, [3] = {0, f32_maxpool_3x3s1, f32_maxpool_3x3s2}},
         {[2] = {0, 0, f32_avgpool_2x2s2}, [3] = {0, f32_avgpool_3x3s1, f32_avgpool_3x3s2}}};
-    if (mode == WINDOW_MODE_CONV) return kh < 8 ? conv[kh][sh] : 0;
+    if (mode == WINDOW_CONV) return kh < 8 ? conv[kh][sh] : 0;
     return kh < 4 ? pool[mode - 1][kh][sh] : 0;
 }
 
 /* the same for any window, stride and dilation */
 static void f32_window_plane_any(const f32_window_args* a, int mode, int64_t kh, int64_t kw,
         int64_t sh, int64_t sw, int64_t dh, int64_t dw) {
-    if (mode == WINDOW_MODE_CONV) f32_window_plane(a, kh, kw, sh, sw, dh, dw, WINDOW_MODE_CONV);
-    else if (mode == WINDOW_MODE_MAX) f32_window_plane(a, kh, kw, sh, sw, dh, dw, WINDOW_MODE_MAX);
-    else f32_window_plane(a, kh, kw, sh, sw, dh, dw, WINDOW_MODE_AVG);
+    if (mode == WINDOW_CONV) f32_window_plane(a, kh, kw, sh, sw, dh, dw, WINDOW_CONV);
+    else if (mode == WINDOW_MAX) f32_window_plane(a, kh, kw, sh, sw, dh, dw, WINDOW_MAX);
+    else f32_window_plane(a, kh, kw, sh, sw, dh, dw, WINDOW_AVG);
 }
 
 /* Small stride-1 planes whose output rows are as wide as the input's: output
@@ -453,7 +452,7 @@ static inline void f32_window_flat_tap_rows(f32_window_flat_args* a) {
 /* NB output vectors from j of every plane */
 ENGINE_ALWAYS_INLINE void f32_window_flat_vectors(const f32_window_flat_args* a, int64_t j,
                                                   const int NB, const int MODE) {
-    const vf vfill = MODE == WINDOW_MODE_MAX ? vf_set1(-INFINITY) : vf_zero();
+    const vf vfill = MODE == WINDOW_MAX ? vf_set1(-INFINITY) : vf_zero();
     const int32_t* blocks = a->lanes + (a->nvec + VLEN - 1) / VLEN * VLEN;
     const int32_t* flags[FLAT_NB];
     vf acc[FLAT_CH][FLAT_NB];
@@ -467,17 +466,17 @@ ENGINE_ALWAYS_INLINE void f32_window_flat_vectors(const f32_window_flat_args* a,
             const vmask m = vf_mask(flags[b] + t * VLEN);
             for (int c = 0; c < FLAT_CH; c++) {
                 vf x = vf_load_masked(a->src[c] + at + b * VLEN, m, vfill);
-                if (MODE == WINDOW_MODE_CONV) acc[c][b] = vf_fma(vf_set1(a->w[c][t]), x, acc[c][b]);
-                else if (MODE == WINDOW_MODE_MAX) acc[c][b] = vf_max_nan(acc[c][b], x);
+                if (MODE == WINDOW_CONV) acc[c][b] = vf_fma(vf_set1(a->w[c][t]), x, acc[c][b]);
+                else if (MODE == WINDOW_MAX) acc[c][b] = vf_max_nan(acc[c][b], x);
                 else acc[c][b] = vf_add(acc[c][b], x);
             }
         }
     }
     const vf vlo = vf_set1(a->lo), vhi = vf_set1(a->hi);
     for (int b = 0; b < NB; b++) {
-        const vf scale = MODE == WINDOW_MODE_AVG ? vf_loadu(a->aux + (j + b) * VLEN) : vf_zero();
+        const vf scale = MODE == WINDOW_AVG ? vf_loadu(a->aux + (j + b) * VLEN) : vf_zero();
         for (int c = 0; c < FLAT_CH; c++) {
-            vf y = MODE == WINDOW_MODE_AVG ? vf_mul(acc[c][b], scale) : acc[c][b];
+            vf y = MODE == WINDOW_AVG ? vf_mul(acc[c][b], scale) : acc[c][b];
             vf_storeu(a->out[c] + (j + b) * VLEN, vf_min(vhi, vf_max(vlo, y)));
         }
     }
@@ -543,16 +542,16 @@ static void f32_dwconv_flat_rows(const f32_window_flat_args* a, int64_t j) {
 
 static void f32_window_flat(const f32_window_flat_args* a, int mode) {
 #if VLEN == 16
-    if (mode == WINDOW_MODE_CONV && a->tap_rows) {
+    if (mode == WINDOW_CONV && a->tap_rows) {
         int64_t j = a->j0;
         for (; j + FLAT_ROWS_NB <= a->j1; j += FLAT_ROWS_NB) f32_dwconv_flat_rows(a, j);
-        for (; j < a->j1; j++) f32_window_flat_vectors(a, j, 1, WINDOW_MODE_CONV);
+        for (; j < a->j1; j++) f32_window_flat_vectors(a, j, 1, WINDOW_CONV);
         return;
     }
 #endif
-    if (mode == WINDOW_MODE_CONV) f32_window_flat_mode(a, WINDOW_MODE_CONV);
-    else if (mode == WINDOW_MODE_MAX) f32_window_flat_mode(a, WINDOW_MODE_MAX);
-    else f32_window_flat_mode(a, WINDOW_MODE_AVG);
+    if (mode == WINDOW_CONV) f32_window_flat_mode(a, WINDOW_CONV);
+    else if (mode == WINDOW_MAX) f32_window_flat_mode(a, WINDOW_MAX);
+    else f32_window_flat_mode(a, WINDOW_AVG);
 }
 
 /* The four phase planes of a stride-2 window's input plane (in_h x in_w),

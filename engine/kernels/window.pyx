@@ -14,8 +14,8 @@ A job computes a run of output planes, each by one of two paths:
   FLAT_CH planes at a time.  Small stride-2 windows run the same way over
   the input's four phase planes (even/odd rows x even/odd columns)."""
 from libc.stdint cimport int64_t
-from engine.kernels.common cimport (Op, Ctx, VLEN, ENGINE_PLANE_ALIGN, WINDOW_CONV, WINDOW_MAX,
-                                    WINDOW_AVG, WINDOW_DIRECT, WINDOW_FLAT, f32_activation)
+from engine.kernels.abi cimport WINDOW_CONV, WINDOW_MAX, WINDOW_AVG, WINDOW_DIRECT, WINDOW_FLAT
+from engine.kernels.common cimport Op, Ctx, VLEN, ENGINE_PLANE_ALIGN, f32_activation
 import numpy as np
 
 cdef extern from "simd.h" nogil:
@@ -59,9 +59,6 @@ cdef extern from "ukernels.h" nogil:
     const int ENGINE_ROW_OVERREAD
 
 
-FLAT_MAX_PIXELS = 16384           # run stride-1 output planes up to this size flat,
-FLAT_S2_MAX_PIXELS = 64           # and stride-2 ones up to this size (through phase planes;
-                                  # beyond it, building them costs more than they save)
 cdef enum:
     SLACK = 512
 ARENA_SLACK = SLACK            # floats the arena keeps before its first and after its last
@@ -69,7 +66,6 @@ ARENA_SLACK = SLACK            # floats the arena keeps before its first and aft
 assert ARENA_SLACK >= ENGINE_ROW_OVERREAD
 FLAT_PLANES = FLAT_CH          # planes the flat path runs together
 VECTOR = VLEN                  # floats per vector
-PATHS = {'direct': WINDOW_DIRECT, 'flat': WINDOW_FLAT}
 
 
 def flat_tables(int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
@@ -138,39 +134,40 @@ def row_tables(int64_t in_w, int64_t out_w, int64_t kw, int64_t sw, int64_t pw, 
 
 
 cdef inline int64_t aligned(int64_t floats) noexcept nogil:
-    return (floats + 15) // 16 * 16
+    """floats rounded up to whole planes' alignment (vectors, cache lines)."""
+    return (floats + ENGINE_PLANE_ALIGN - 1) // ENGINE_PLANE_ALIGN * ENGINE_PLANE_ALIGN
 
 
 def scratch_floats(int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t pw, int64_t stride,
-                   path):
+                   int path):
     """Scratch one worker needs: for the direct path kh row pointers, then
     the padding row with what is read around it; for the flat path at
     stride 2, two sets of FLAT_CH channels' phase planes (one built while
     the other is read), each with ARENA_SLACK floats around it."""
-    if path == 'flat':
+    if path == WINDOW_FLAT:
         return 0 if stride == 1 else 3 * ARENA_SLACK + 2 * FLAT_CH * 4 * phase_stride(out_h, out_w)
     return aligned(2 * kh) + aligned(pw) + in_w + pw + ENGINE_ROW_OVERREAD
 
 
 cdef inline const float* channel_taps(const Op* op, int64_t c) noexcept nogil:
     """Channel c's kernel weights (convolution), or NULL."""
-    return op.w + c * op.kh * op.kw if op.mode == WINDOW_CONV else NULL
+    return op.w + c * op.p.kh * op.p.kw if op.p.mode == WINDOW_CONV else NULL
 
 
 cdef inline float channel_start(const Op* op, int64_t c) noexcept nogil:
     """Where channel c's accumulators start: its bias, -inf (max) or 0 (average)."""
-    if op.mode == WINDOW_CONV:
+    if op.p.mode == WINDOW_CONV:
         return op.b[c]
-    return op.fill if op.mode == WINDOW_MAX else 0
+    return op.p.fill if op.p.mode == WINDOW_MAX else 0
 
 
 cdef void split_phases(const Op* op, const float* base, int64_t c, int64_t n,
                        float* dst) noexcept nogil:
     """The phase planes of channels c .. c+n-1, each channel's four phase_stride apart."""
-    cdef int64_t g, ps = phase_stride(op.out_h, op.out_w)
+    cdef int64_t g, ps = phase_stride(op.p.out_h, op.p.out_w)
     for g in range(n):
-        f32_phase_planes(base + op.in_off[c + g], op.in_h, op.in_w, dst + g * 4 * ps, ps,
-                         op.out_h, op.out_w)
+        f32_phase_planes(base + op.in_off[c + g], op.p.in_h, op.p.in_w, dst + g * 4 * ps, ps,
+                         op.p.out_h, op.p.out_w)
 
 
 cdef void flat_planes(const Op* op, const float* in_base, float* out_base, float* buf,
@@ -181,51 +178,51 @@ cdef void flat_planes(const Op* op, const float* in_base, float* out_base, float
     writing them would stall on store forwarding."""
     cdef f32_window_flat_args a
     cdef int64_t c = c0, g, ch, n, turn = 0
-    cdef int64_t block = 4 * phase_stride(op.out_h, op.out_w)
+    cdef int64_t block = 4 * phase_stride(op.p.out_h, op.p.out_w)
     cdef float* phases[2]
-    a.tap_off, a.taps, a.lanes = op.tap_off, op.kh * op.kw, op.lanes
-    a.nvec, a.j0, a.j1 = (op.out_h * op.out_w + VLEN - 1) // VLEN, j0, j1
-    a.lo, a.hi, a.aux = op.lo, op.hi, op.aux
+    a.tap_off, a.taps, a.lanes = op.tap_off, op.p.kh * op.p.kw, op.lanes
+    a.nvec, a.j0, a.j1 = (op.p.out_h * op.p.out_w + VLEN - 1) // VLEN, j0, j1
+    a.lo, a.hi, a.aux = op.p.lo, op.p.hi, op.aux
     f32_window_flat_tap_rows(&a)
-    if op.sh == 2:
+    if op.p.sh == 2:
         phases[0] = buf + SLACK
         phases[1] = phases[0] + FLAT_CH * block + SLACK
         split_phases(op, in_base, c0, min(<int64_t>FLAT_CH, c1 - c0), phases[0])
     while c < c1:
         n = min(<int64_t>FLAT_CH, c1 - c)
-        if op.sh == 2 and c + n < c1:
+        if op.p.sh == 2 and c + n < c1:
             split_phases(op, in_base, c + n, min(<int64_t>FLAT_CH, c1 - c - n), phases[1 - turn])
         for g in range(FLAT_CH):
             # a group short of FLAT_CH planes repeats its last one (writing
             # the same values twice) so that one kernel serves every group
             ch = c + min(g, n - 1)
-            if op.sh == 2:
+            if op.p.sh == 2:
                 a.src[g] = phases[turn] + min(g, n - 1) * block
             else:
                 a.src[g] = in_base + op.in_off[ch]
             a.out[g] = out_base + op.out_off[ch]
             a.w[g], a.init[g] = channel_taps(op, ch), channel_start(op, ch)
-        f32_window_flat(&a, op.mode)
-        if op.act:
+        f32_window_flat(&a, op.p.mode)
+        if op.p.act:
             for ch in range(c, c + n):
                 f32_activation(out_base + op.out_off[ch] + j0 * VLEN,
-                               min(j1 * VLEN, op.out_h * op.out_w) - j0 * VLEN, op.act)
+                               min(j1 * VLEN, op.p.out_h * op.p.out_w) - j0 * VLEN, op.p.act)
         c += n
         turn = 1 - turn
 
 
 cdef void window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
     """job = (image, run of per_job output channels)."""
-    cdef int64_t image = job // op.jobs_per_image
-    cdef int64_t c0 = job % op.jobs_per_image * op.per_job
-    cdef int64_t c1 = min(c0 + op.per_job, op.n_out)
+    cdef int64_t image = job // op.p.jobs_per_image
+    cdef int64_t c0 = job % op.p.jobs_per_image * op.p.per_job
+    cdef int64_t c1 = min(c0 + op.p.per_job, op.p.n_out)
     cdef float* base = ctx.arena + image * ctx.image_stride
-    if op.path == WINDOW_FLAT:
+    if op.p.path == WINDOW_FLAT:
         flat_planes(op, base, base, ctx.scratch + tid * ctx.scratch_stride, c0, c1,
-                    0, (op.out_h * op.out_w + VLEN - 1) // VLEN)
+                    0, (op.p.out_h * op.p.out_w + VLEN - 1) // VLEN)
     else:
         window_rows(op, base, base, ctx.scratch + tid * ctx.scratch_stride, c0, c1,
-                    0, op.in_h, 0, op.out_h)
+                    0, op.p.in_h, 0, op.p.out_h)
 
 
 cdef void window_rows(const Op* op, const float* in_base, float* out_base, float* buf,
@@ -237,40 +234,40 @@ cdef void window_rows(const Op* op, const float* in_base, float* out_base, float
     cdef int64_t c, i
     cdef f32_window_args a
     a.rows = <const float**>buf
-    buf = buf + aligned(2 * op.kh)
+    buf = buf + aligned(2 * op.p.kh)
     # rows relative to ih_lo: output row oh0 + r reads local row r * sh - ph' + ki * dh
-    a.in_h, a.in_w, a.ph, a.pw = ih_hi - ih_lo, op.in_w, op.ph - oh0 * op.sh + ih_lo, op.pw
-    a.out_h, a.out_w = oh1 - oh0, op.out_w
-    a.fill, a.lo, a.hi, a.fill_row = op.fill, op.lo, op.hi, buf + aligned(op.pw)
-    a.aux = op.aux + oh0 * op.out_w if op.aux != NULL else NULL
+    a.in_h, a.in_w, a.ph, a.pw = ih_hi - ih_lo, op.p.in_w, op.p.ph - oh0 * op.p.sh + ih_lo, op.p.pw
+    a.out_h, a.out_w = oh1 - oh0, op.p.out_w
+    a.fill, a.lo, a.hi, a.fill_row = op.p.fill, op.p.lo, op.p.hi, buf + aligned(op.p.pw)
+    a.aux = op.aux + oh0 * op.p.out_w if op.aux != NULL else NULL
     a.lanes = op.lanes
-    for i in range(aligned(op.pw) + op.in_w + op.pw + ENGINE_ROW_OVERREAD):
-        buf[i] = op.fill        # the padding row; border vectors read pw floats before a row
-    cdef f32_window_plane_fn plane_fn = f32_window_plane_special(op.mode, op.kh, op.kw, op.sh,
-                                                                op.sw, op.dh, op.dw)
+    for i in range(aligned(op.p.pw) + op.p.in_w + op.p.pw + ENGINE_ROW_OVERREAD):
+        buf[i] = op.p.fill        # the padding row; border vectors read pw floats before a row
+    cdef f32_window_plane_fn plane_fn = f32_window_plane_special(op.p.mode, op.p.kh, op.p.kw, op.p.sh,
+                                                                op.p.sw, op.p.dh, op.p.dw)
     for c in range(c0, c1):
         a.src = in_base + op.in_off[c]
-        a.out = out_base + op.out_off[c] + oh0 * op.out_w
+        a.out = out_base + op.out_off[c] + oh0 * op.p.out_w
         a.w, a.init = channel_taps(op, c), channel_start(op, c)
         if plane_fn != NULL:
             plane_fn(&a)
         else:
-            f32_window_plane_any(&a, op.mode, op.kh, op.kw, op.sh, op.sw, op.dh, op.dw)
-        if op.act:
-            f32_activation(a.out, a.out_h * op.out_w, op.act)
+            f32_window_plane_any(&a, op.p.mode, op.p.kh, op.p.kw, op.p.sh, op.p.sw, op.p.dh, op.p.dw)
+        if op.p.act:
+            f32_activation(a.out, a.out_h * op.p.out_w, op.p.act)
 
 
 cdef void global_avgpool_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
     """job = (image, run of per_job channels): each plane's mean into its
     1x1 output plane."""
-    cdef int64_t c0 = job % op.jobs_per_image * op.per_job, c, i
-    cdef float* base = ctx.arena + job // op.jobs_per_image * ctx.image_stride
+    cdef int64_t c0 = job % op.p.jobs_per_image * op.p.per_job, c, i
+    cdef float* base = ctx.arena + job // op.p.jobs_per_image * ctx.image_stride
     cdef const float* src
     cdef float* dst
-    cdef int64_t npix = op.in_h * op.in_w, full = npix - npix % VLEN
+    cdef int64_t npix = op.p.in_h * op.p.in_w, full = npix - npix % VLEN
     cdef vf acc
     cdef float total
-    for c in range(c0, min(c0 + op.per_job, op.n_out)):
+    for c in range(c0, min(c0 + op.p.per_job, op.p.n_out)):
         src = base + op.in_off[c]
         acc = vf_zero()
         for i in range(full // VLEN):
@@ -279,8 +276,8 @@ cdef void global_avgpool_job(const Op* op, const Ctx* ctx, int64_t job, int tid)
         for i in range(full, npix):
             total = total + src[i]
         total = total / npix
-        total = op.lo if total < op.lo else total       # NaN passes, as in the other kernels
+        total = op.p.lo if total < op.p.lo else total       # NaN passes, as in the other kernels
         dst = base + op.out_off[c]
-        dst[0] = op.hi if total > op.hi else total
-        if op.act:          # an average pool taken for a global one may carry an activation
-            f32_activation(dst, 1, op.act)
+        dst[0] = op.p.hi if total > op.p.hi else total
+        if op.p.act:          # an average pool taken for a global one may carry an activation
+            f32_activation(dst, 1, op.p.act)

@@ -1,0 +1,41 @@
+/* The codes a compiled op carries from the planner (engine/plan.py) to the
+ * kernels, defined here once: C includes this header, Cython declares it in
+ * abi.pxd, and Python reads the same values as enums from engine.kernels.abi.
+ * They live in compiled programs only, never in model files, so they may
+ * change between versions. */
+#ifndef ENGINE_ABI_H
+#define ENGINE_ABI_H
+
+enum OpKind {
+    OP_GEMM = 1,          /* 1x1 stride-1 convolution, any groups */
+    OP_CONV_IM2COL,       /* any other dense or grouped convolution */
+    OP_WINDOW,            /* depthwise convolution, max and average pooling */
+    OP_GLOBAL_AVGPOOL,
+    OP_LINEAR,            /* fully connected (or 1x1 convolution on 1x1 planes) */
+    OP_ELTWISE,           /* add, mul, per-channel affine, activation */
+    OP_CONV_DIRECT,       /* dense convolution, stride 1 or 2, no dilation */
+    OP_EXPAND_DW,         /* 1x1 convolution, then the depthwise one reading it, band by band */
+    OP_KIND_END
+};
+
+enum WindowMode { WINDOW_CONV = 0, WINDOW_MAX, WINDOW_AVG };
+
+/* how an OP_WINDOW walks a plane */
+enum WindowPath {
+    WINDOW_DIRECT = 0,    /* rows read in place, border lanes replaced by the padding value */
+    WINDOW_FLAT           /* small planes as flat vectors with lane masks (stride 2: phase planes) */
+};
+
+enum EltwiseMode {
+    ELTWISE_ADD = 0,
+    ELTWISE_AFFINE,
+    ELTWISE_CLAMP,
+    ELTWISE_MUL,          /* a * b, same shapes */
+    ELTWISE_MUL_CHANNEL,  /* a * b[c], b one value per channel (squeeze-excitation) */
+    ELTWISE_ADD_SPLIT     /* a + b: the halves of a K-split 1x1 convolution, split by pixels */
+};
+
+/* nonlinearities applied after an op's clamp; named as the graph names them */
+enum Act { ACT_NONE = 0, ACT_HARDSWISH, ACT_HARDSIGMOID, ACT_SIGMOID, ACT_SILU };
+
+#endif

@@ -1,0 +1,33 @@
+# The planner-kernel codes of abi.h, for Cython (cimport) and, as enums of
+# the module engine.kernels.abi, for Python.
+cdef extern from "abi.h":
+    cpdef enum OpKind:
+        OP_GEMM
+        OP_CONV_IM2COL
+        OP_WINDOW
+        OP_GLOBAL_AVGPOOL
+        OP_LINEAR
+        OP_ELTWISE
+        OP_CONV_DIRECT
+        OP_EXPAND_DW
+        OP_KIND_END
+    cpdef enum WindowMode:
+        WINDOW_CONV
+        WINDOW_MAX
+        WINDOW_AVG
+    cpdef enum WindowPath:
+        WINDOW_DIRECT
+        WINDOW_FLAT
+    cpdef enum EltwiseMode:
+        ELTWISE_ADD
+        ELTWISE_AFFINE
+        ELTWISE_CLAMP
+        ELTWISE_MUL
+        ELTWISE_MUL_CHANNEL
+        ELTWISE_ADD_SPLIT
+    cpdef enum Act:
+        ACT_NONE
+        ACT_HARDSWISH
+        ACT_HARDSIGMOID
+        ACT_SIGMOID
+        ACT_SILU

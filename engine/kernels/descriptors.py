@@ -1,0 +1,166 @@
+"""What the planner (engine/plan.py) hands the kernels: one typed record per
+compiled op, a class per kernel kind (abi.h's OpKind).
+
+A class's fields are the values its kind's jobs read, named as in the
+compiled Op record (kernels/common.pxd); the planner must give every one
+(a misspelt or missing field is a TypeError where the record is built), and
+Program refuses a field the Op record does not have.  Fields an Op has and a
+kind does not use are zero there.  Arrays are typed by what they hold:
+Offsets (int64 plane offsets, in floats from the start of an image's slice
+of the arena), Floats (float32 weights, bias, divisors), Flags (int32 lane
+flags of the window kernels).  Optional arrays default to None."""
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.kernels.abi import Act, EltwiseMode, OpKind, WindowMode, WindowPath
+
+
+class Offsets(np.ndarray):
+    """int64 plane offsets (a type for annotations: the arrays are plain)."""
+
+
+class Floats(np.ndarray):
+    """float32 values."""
+
+
+class Flags(np.ndarray):
+    """int32 lane flags."""
+
+
+ARRAY_DTYPES = {Offsets: np.int64, Floats: np.float32, Flags: np.int32}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step:
+    """What every op has: its output channels and plane stride, its jobs per
+    image, the planes it reads and writes, and its epilogue: the output
+    clamped to [lo, hi], then act."""
+    n_out: int
+    plane: int
+    jobs_per_image: int
+    in_off: Offsets
+    out_off: Offsets
+    lo: float
+    hi: float
+    act: Act
+
+
+@dataclass(frozen=True, kw_only=True)
+class Spatial:
+    """Input and output plane sizes."""
+    in_h: int
+    in_w: int
+    out_h: int
+    out_w: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Kernel:
+    """A sliding window: size, stride, padding and dilation."""
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    dh: int
+    dw: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Gemm(Step, Spatial):
+    """1x1 convolution: weights packed in row tiles of tile_rows output
+    channels (w, b; kernels/gemm.pyx), pixels in tiles of tile_pixels.
+    k_splits 2: the reduction in two halves, the second into part_off."""
+    KIND = OpKind.OP_GEMM
+    groups: int
+    cin_g: int
+    cout_g: int
+    K: int
+    tile_rows: int
+    m_tiles: int
+    m_per_job: int
+    n_tiles: int
+    tile_pixels: int
+    w: Floats
+    b: Floats
+    res_off: Offsets = None
+    k_splits: int = 1
+    part_off: Offsets = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConvDirect(Gemm, Kernel):
+    """Dense convolution, stride 1 or 2, read from framed rows in place:
+    jobs of per_job output rows; in2_off is each tap's offset in the frame."""
+    KIND = OpKind.OP_CONV_DIRECT
+    per_job: int
+    in2_off: Offsets
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConvIm2col(Gemm, Kernel):
+    """Any other convolution, through im2col panels: jobs of per_job pixel
+    tiles; in2_off is each panel row's offset (k * pixels per tile)."""
+    KIND = OpKind.OP_CONV_IM2COL
+    per_job: int
+    in2_off: Offsets
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExpandDepthwise(Gemm):
+    """A 1x1 convolution writing bands of per_job rows (of `then`'s output)
+    to scratch, planes `plane` floats apart, and the depthwise `then`
+    reading them there (kernels/fused.pyx)."""
+    KIND = OpKind.OP_EXPAND_DW
+    per_job: int
+    then: 'Window'
+
+
+@dataclass(frozen=True, kw_only=True)
+class Linear(Step):
+    """Fully connected: weights packed in tiles of LINEAR_OUTPUTS outputs."""
+    KIND = OpKind.OP_LINEAR
+    K: int
+    w: Floats
+    b: Floats
+    res_off: Offsets = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Window(Step, Spatial, Kernel):
+    """Depthwise convolution (w, b per channel), max or average pooling (aux:
+    per-pixel divisors), by `path`; fill is the padding value.  Jobs of
+    per_job channels."""
+    KIND = OpKind.OP_WINDOW
+    mode: WindowMode
+    path: WindowPath
+    per_job: int
+    fill: float
+    w: Floats = None
+    b: Floats = None
+    aux: Floats = None
+    lanes: Flags = None
+    tap_off: Offsets = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class GlobalAvgPool(Step):
+    """Each plane's mean; jobs of per_job channels."""
+    KIND = OpKind.OP_GLOBAL_AVGPOOL
+    in_h: int
+    in_w: int
+    per_job: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Eltwise(Step):
+    """Add, multiply, affine (w, b per channel) or clamp; jobs of per_job
+    channels (ELTWISE_ADD_SPLIT: of per_job vectors of every plane)."""
+    KIND = OpKind.OP_ELTWISE
+    mode: EltwiseMode
+    per_job: int
+    in2_off: Offsets = None
+    w: Floats = None
+    b: Floats = None
