@@ -11,7 +11,7 @@ from engine.errors import ModelFileError, UnsupportedModelError
 from engine.fileformat import load_graph as _load_graph
 from engine.kernels.program import build_info
 from engine.model import DEFAULT_CACHE_BYTES, Model, default_threads
-from engine.ops import channel_shuffle
+from engine.shuffle import channel_shuffle
 
 __version__ = '0.1.0'
 __all__ = ['load', 'from_torch', 'Model', 'ModelFileError', 'UnsupportedModelError',

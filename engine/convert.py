@@ -26,7 +26,8 @@ import re
 import numpy as np
 
 from engine.errors import UnsupportedModelError
-from engine.graph import ACTIVATIONS, Graph, Node, validate
+from engine.graph import Graph, Node, validate
+from engine.ops.activations import CLAMPS
 from engine.optimize import optimize
 from engine.sizes import DIMS, SizeDomain, evaluate_guard, parse_guard
 
@@ -735,7 +736,7 @@ _COMPUTE_OPS = {
     'conv2d': _conv, 'convolution': lambda cv, fx, a, k: _conv(cv, fx, a, k, convolution=True),
     'batch_norm': _batchnorm,
     '_native_batch_norm_legit_no_training': lambda cv, fx, a, k: _batchnorm(cv, fx, a, k, legit=True),
-    'relu': _act(ACTIVATIONS['relu']), 'relu6': _act(ACTIVATIONS['relu6']),
+    'relu': _act(CLAMPS['relu']), 'relu6': _act(CLAMPS['relu6']),
     'hardtanh': _hardtanh, 'clamp': _clamp, 'clamp_min': _clamp_min,
     'max_pool2d': _maxpool, 'max_pool2d_with_indices': _maxpool, 'avg_pool2d': _avgpool,
     'adaptive_avg_pool2d': _adaptive_avgpool, 'mean': _mean,

@@ -6,7 +6,8 @@ import numpy as np
 
 import engine
 from engine import fileformat
-from engine.graph import infer_shapes
+from engine.graph import infer_shapes, is_view
+from engine.ops import REGISTRY
 
 
 def describe(model, path=None):
@@ -14,17 +15,13 @@ def describe(model, path=None):
     n, c, h, w = model.input_shape
     shapes = infer_shapes(g, h, w)
     params = sum(int(p.size) for node in g.nodes for p in node.params.values())
-    macs = 0
-    for node in g.nodes:
-        oc, oh, ow = shapes[node.name]
-        if node.op in ('conv', 'linear'):
-            macs += int(node.params['weight'][0].size) * oc * oh * ow
+    macs = sum(REGISTRY[node.op].macs(node, shapes) for node in g.nodes)
     meta = {k: v for k, v in g.meta.items() if k not in ('labels', 'preprocess')}
     labels = model.labels
     sizes = g.input_sizes
     d = dict(input_shape=list(model.input_shape), output_shapes=[list(s) for s in model.output_shapes],
              input_sizes=sizes.describe() + (f' ({sizes.note})' if sizes.note else '') if sizes else 'any',
-             nodes=len(g.nodes), compute_layers=sum(node.op not in ('gather', 'concat', 'flatten') for node in g.nodes),
+             nodes=len(g.nodes), compute_layers=sum(not is_view(node) for node in g.nodes),
              parameters=params, macs=macs, labels=len(labels) if labels else None,
              labels_first=labels[:5] if labels else None, preprocess=model.preprocessing,
              meta=meta, build=engine.build_info())

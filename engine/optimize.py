@@ -4,9 +4,9 @@ activations into their producer (through concats), simplify channel views,
 drop what does not reach an output."""
 import numpy as np
 
-from engine.graph import Graph, Node
-
-FUSABLE = ('conv', 'linear', 'add', 'mul', 'affine', 'maxpool', 'avgpool', 'act')
+from engine.graph import Graph, Node, validate
+from engine.ops import REGISTRY
+from engine.ops.norm import scale_shift
 
 
 def optimize(graph):
@@ -35,12 +35,6 @@ def _merge_into(g, kept, removed):
     g.outputs = [kept.name if o == removed.name else o for o in g.outputs]
 
 
-def _bn_scale_shift(bn):
-    p = bn.params
-    scale = p['weight'].astype(np.float64) / np.sqrt(p['running_var'].astype(np.float64) + bn.attrs['eps'])
-    return scale, p['bias'] - p['running_mean'] * scale
-
-
 def _no_activation(node):
     return node.attrs.get('clamp') is None and node.attrs.get('act') is None
 
@@ -51,12 +45,9 @@ def _fold_batchnorm(g):
     by_name = {n.name: n for n in g.nodes}
     for bn in [n for n in g.nodes if n.op in ('batchnorm', 'affine')]:
         prev = by_name.get(bn.inputs[0])
-        if bn.op == 'affine':
-            if not _no_activation(bn):
-                continue
-            scale, shift = bn.params['scale'].astype(np.float64), bn.params['shift'].astype(np.float64)
-        else:
-            scale, shift = _bn_scale_shift(bn)
+        if bn.op == 'affine' and not _no_activation(bn):
+            continue
+        scale, shift = scale_shift(bn)
         folded = None
         if (prev is not None and prev.op in ('conv', 'linear') and _no_activation(prev)
                 and _only_consumer(g, prev.name, bn)):
@@ -115,12 +106,12 @@ def _fuse_activations(g):
         prev = by_name.get(act.inputs[0])
         if prev is None or not _only_consumer(g, prev.name, act):
             continue
-        if prev.op in FUSABLE and _can_take(prev, act):
+        if REGISTRY[prev.op].epilogue and _can_take(prev, act):
             _take(prev, act)
             _merge_into(g, prev, act)
         elif prev.op == 'concat':
             parts = [by_name.get(i) for i in prev.inputs]
-            if all(p is not None and p.op in FUSABLE and _can_take(p, act) and
+            if all(p is not None and REGISTRY[p.op].epilogue and _can_take(p, act) and
                    _only_consumer(g, p.name, prev) for p in parts):
                 for p in parts:
                     _take(p, act)
@@ -192,7 +183,6 @@ def _concat_to_gather(node, by_name, channels):
 
 
 def _channels(g):
-    from engine.graph import validate
     return {k: c for k, (c, _) in validate(g).items()}
 
 

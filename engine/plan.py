@@ -14,50 +14,15 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from engine.graph import VIEW_OPS, avgpool_divisors, clamp_bounds, infer_shapes, validate
-from engine.kernels import gemm as _gemm
+from engine.graph import infer_shapes, is_view, validate
 from engine.kernels import window as _window
-from engine.kernels.abi import Act, EltwiseMode, WindowMode, WindowPath
-from engine.kernels.descriptors import (ConvDirect, ConvIm2col, Eltwise, ExpandDepthwise, Gemm,
-                                        GlobalAvgPool, Linear, Window)
-from engine.kernels.program import PLANE_ALIGN, Program
+from engine.kernels.abi import EltwiseMode, WindowPath
+from engine.kernels.descriptors import Eltwise, ExpandDepthwise
+from engine.kernels.program import Program
+from engine.lowering import Lowering, PlanOptions, padded_plane, runs
 from engine.memory import check_memory
-
-TILE_ROWS, NR, LINEAR_NO = _gemm.TILE_ROWS, _gemm.TILE_PIXELS, _gemm.LINEAR_OUTPUTS
-
-
-@dataclass(frozen=True)
-class PlanOptions:
-    """How the planner splits work and picks kernels, tiles and fusions.
-    The defaults are what measured fastest (README); tests and benchmarks
-    pass others (Model(..., options=PlanOptions(direct_conv=False)))."""
-    min_jobs: int = 8            # split a GEMM's row tiles until an image gives this many jobs
-    channel_jobs: int = 16       # per-channel ops, convolutions: jobs per image, each a run of
-                                 # channels, pixel tiles or output rows
-    direct_conv: bool = True     # dense stride-1/2 convolutions read framed rows in place (else im2col)
-    # 1x1 convolutions, pixels per tile (_pixel_tiles):
-    tail_tiles: bool = True      # a plane of TAIL_PIXELS pixels (7x7 on AVX-512) as one tile, and a
-                                 # remainder of up to EXTRA_PIXELS past whole tiles in the last one
-                                 # (the rows as lanes, not a vector mostly empty)
-    wide_tiles: bool = True      # narrow row tiles three vectors wide from wide_min_k input channels
-    wide_min_k: int = 64         # (at 16-32 the wider tile's B reloads cost more)
-    fuse_expand_dw: bool = True  # run a 1x1 convolution and the depthwise one reading it as one op
-    fuse_min_bytes: int = 1 << 20   # ... when the 1x1's output is at least this large (else it
-                                    # stays in cache)
-    fuse_band_bytes: int = 512 << 10  # scratch for one band of the 1x1's output
-    fuse_min_bands: int = 4      # bands per image at least (jobs for the threads)
-    k_split: bool = True         # a 1x1 convolution reading a depthwise one reduces in two halves
-    k_split_min_k: int = 192     # (with two threads, each the channels its core wrote), then an op
-    k_split_pixels: tuple = (196, 784)  # sums them; from this many channels, on planes of these
-                                 # sizes (MobileNetV2: at 7x7 and below 192 channels the sum costs
-                                 # what the split saves)
-    flat_max_pixels: int = 16384   # window ops: stride-1 output planes up to this size run flat,
-    flat_s2_max_pixels: int = 64   # and stride-2 ones up to this size (through phase planes;
-                                   # beyond it, building them costs more than they save)
-
-
-def padded_plane(pixels):
-    return -(-pixels // PLANE_ALIGN) * PLANE_ALIGN
+from engine.ops import REGISTRY
+from engine.ops.conv import is_depthwise, is_pointwise
 
 
 @dataclass
@@ -135,7 +100,7 @@ def compile_graph(graph, height, width, options=PlanOptions()):
     for node in graph.nodes:
         if node.name in expands:
             continue        # runs inside its depthwise consumer: no region of its own
-        if node.op in VIEW_OPS:
+        if is_view(node):
             parts = [refs[i] for i in node.inputs]
             r = np.concatenate([p[0] for p in parts])
             ch = np.concatenate([p[1] for p in parts])
@@ -183,13 +148,14 @@ def compile_graph(graph, height, width, options=PlanOptions()):
         return region_offset[r] + ch * region_stride[r]
 
     # -- 4. kernels
+    ctx = Lowering(shapes, offsets, options)
     records, layers, scratch = [], [], [1]
     for step in computes:
         if isinstance(step, tuple):
-            record, kind, need = _compile_expand_dw(*step, shapes, offsets, options)
+            record, kind, need = _compile_expand_dw(*step, ctx)
             node, name = step[1], f'{step[0].name}+{step[1].name}'
         else:
-            record, kind, need = _compile_node(step, shapes, offsets, options)
+            record, kind, need = REGISTRY[step.op].lower(step, ctx)
             node, name = step, step.name
         shape = _per_image_shape(shapes[node.name], info[node.name][1])
         layers.append(Layer(name, kind, shape))
@@ -209,19 +175,6 @@ def compile_graph(graph, height, width, options=PlanOptions()):
                         outputs, layers)
 
 
-def _is_pointwise(node):
-    """A 1x1 stride-1 unpadded convolution without groups: a plain GEMM."""
-    a = node.attrs
-    return (node.op == 'conv' and a['groups'] == 1 and tuple(a['kernel']) == (1, 1)
-            and tuple(a['stride']) == (1, 1) and tuple(a['padding']) == (0, 0))
-
-
-def _is_depthwise(node):
-    """A convolution with one input and one output channel per group."""
-    a = node.attrs
-    return node.op == 'conv' and a['groups'] == a['in_channels'] == a['out_channels']
-
-
 def _expand_dw_pairs(graph, shapes, options):
     """{depthwise node name: the 1x1 convolution it alone reads} for the
     pairs to fuse: MobileNetV2's expansion and depthwise layers at the large
@@ -236,11 +189,11 @@ def _expand_dw_pairs(graph, shapes, options):
     pairs = {}
     for dw in graph.nodes:
         a = dw.attrs
-        if not (_is_depthwise(dw) and len(dw.inputs) == 1
+        if not (is_depthwise(dw) and len(dw.inputs) == 1
                 and tuple(a['stride']) in ((1, 1), (2, 2)) and tuple(a['dilation']) == (1, 1)):
             continue
         pw = producer.get(dw.inputs[0])
-        if pw is None or not _is_pointwise(pw) or len(pw.inputs) != 1 or readers[pw.name] != 1:
+        if pw is None or not is_pointwise(pw) or len(pw.inputs) != 1 or readers[pw.name] != 1:
             continue
         c, h, w = shapes[pw.name]
         if h * w > 1 and 4 * c * h * w >= options.fuse_min_bytes:
@@ -261,9 +214,9 @@ def _k_split_convs(graph, shapes, fused, options):
     for n in graph.nodes:
         src = producer.get(n.inputs[0])
         pixels = shapes[n.name][1] * shapes[n.name][2]
-        if (_is_pointwise(n) and n.attrs['in_channels'] >= options.k_split_min_k
+        if (is_pointwise(n) and n.attrs['in_channels'] >= options.k_split_min_k
                 and options.k_split_pixels[0] <= pixels <= options.k_split_pixels[1]
-                and src is not None and _is_depthwise(src) and src.name not in fused):
+                and src is not None and is_depthwise(src) and src.name not in fused):
             names.add(n.name)
     return names
 
@@ -280,12 +233,13 @@ def _k_halves_sum(conv, options):
     Split by pixels, as the 1x1 convolutions reading it are."""
     return Eltwise(mode=EltwiseMode.ELTWISE_ADD_SPLIT, n_out=conv.n_out, plane=conv.plane,
                    lo=conv.lo, hi=conv.hi, act=conv.act, in_off=conv.out_off, in2_off=conv.part_off,
-                   out_off=conv.out_off, **_runs(conv.plane // _window.VECTOR, options.channel_jobs))
+                   out_off=conv.out_off, **runs(conv.plane // _window.VECTOR, options.channel_jobs))
 
 
-def _compile_expand_dw(pw, dw, shapes, offsets, options):
+def _compile_expand_dw(pw, dw, ctx):
     """One op: the 1x1 convolution pw writes bands of rows to scratch, the
     depthwise dw reads them there (kernels/fused.pyx)."""
+    shapes, options = ctx.shapes, ctx.options
     e, h, w = shapes[pw.name]
     out_h = shapes[dw.name][1]
     (sh, _), (kh, _), (dh, _) = dw.attrs['stride'], dw.attrs['kernel'], dw.attrs['dilation']
@@ -308,13 +262,12 @@ def _compile_expand_dw(pw, dw, shapes, offsets, options):
     # ARENA_SLACK floats around the bands
     head = _window.ARENA_SLACK if flat else padded_plane(dw.attrs['padding'][1])
     band_off = head + np.arange(e, dtype=np.int64) * plane
-    gemm, kind, _ = _compile_node(pw, shapes, offsets, options, out_off=band_off)
-    then, dw_kind, dw_need = _compile_node(dw, shapes, offsets, options, direct_only=not flat,
-                                           in_off=band_off)
+    conv = REGISTRY['conv']
+    gemm, kind, _ = conv.lower(pw, replace(ctx, out_off=band_off))
+    then, dw_kind, dw_need = conv.lower(dw, replace(ctx, direct_only=not flat, in_off=band_off))
     if flat and then.path != WindowPath.WINDOW_FLAT:     # no flat tables: the direct path
         flat = False
-        then, dw_kind, dw_need = _compile_node(dw, shapes, offsets, options, direct_only=True,
-                                               in_off=band_off)
+        then, dw_kind, dw_need = conv.lower(dw, replace(ctx, direct_only=True, in_off=band_off))
     record = ExpandDepthwise(**_fields(gemm, plane=plane, jobs_per_image=-(-out_h // rows)),
                              then=then, per_job=rows)
     after = _window.ARENA_SLACK if flat else dw_need      # the flat reads, or the direct path's scratch
@@ -330,221 +283,3 @@ def _fields(record, **changes):
 
 def _per_image_shape(chw, rank):
     return tuple(chw) if rank == 4 else (chw[0],)
-
-
-def _act(name):
-    """The Act code of a graph's activation name (None: none)."""
-    return Act.ACT_NONE if name is None else Act['ACT_' + name.upper()]
-
-
-def _compile_node(node, shapes, offsets, options, in_off=None, out_off=None, direct_only=False):
-    """(record for Program (kernels/descriptors.py), layer kind, scratch
-    floats per thread).  in_off and out_off replace the node's arena planes
-    (a fused op's scratch); direct_only keeps window ops on the direct path
-    (they read bands)."""
-    a, p = node.attrs, node.params
-    c, h, w = shapes[node.inputs[0]]
-    oc, oh, ow = shapes[node.name]
-    lo, hi = clamp_bounds(a.get('clamp'))
-    step = dict(n_out=oc, plane=padded_plane(oh * ow), lo=lo, hi=hi, act=_act(a.get('act')),
-                in_off=offsets(node.inputs[0]) if in_off is None else in_off,
-                out_off=offsets(node.name) if out_off is None else out_off)
-    spatial = dict(in_h=h, in_w=w, out_h=oh, out_w=ow)
-    if node.op == 'conv':
-        residual = offsets(node.inputs[1]) if len(node.inputs) == 2 else None   # a fused add
-        return _compile_conv(node, step, spatial, residual, options, direct_only)
-    if node.op == 'linear':
-        return _compile_linear(p['weight'], p.get('bias'), step, None), 'linear', LINEAR_NO
-    if node.op in ('maxpool', 'avgpool') and not _covers_whole_plane(node, spatial):
-        return _compile_pool(node, step, spatial, options)
-    if node.op in ('global_avgpool', 'avgpool'):
-        record = GlobalAvgPool(**step, in_h=h, in_w=w, **_channel_runs(oc, options))
-        return record, 'global_avgpool', 0
-    runs = _channel_runs(oc, options)
-    if node.op == 'add':
-        record = Eltwise(**step, **runs, mode=EltwiseMode.ELTWISE_ADD, in2_off=offsets(node.inputs[1]))
-    elif node.op == 'mul':
-        per_channel = shapes[node.inputs[1]] != shapes[node.inputs[0]]
-        record = Eltwise(**step, **runs, in2_off=offsets(node.inputs[1]),
-                         mode=EltwiseMode.ELTWISE_MUL_CHANNEL if per_channel else EltwiseMode.ELTWISE_MUL)
-    elif node.op in ('affine', 'batchnorm'):
-        scale, shift = _affine_params(node)
-        record = Eltwise(**step, **runs, mode=EltwiseMode.ELTWISE_AFFINE, w=scale, b=shift)
-    elif node.op == 'act':
-        record = Eltwise(**step, **runs, mode=EltwiseMode.ELTWISE_CLAMP)
-    else:
-        raise ValueError(f'layer {node.name!r}: no kernel for op {node.op!r}')
-    return record, node.op, 0
-
-
-def _covers_whole_plane(node, spatial):
-    """An average pool whose one window is the whole unpadded input (ShuffleNet
-    V1's 7x7 pool): the global average pool's kernel does it."""
-    a = node.attrs
-    return (node.op == 'avgpool' and tuple(a['kernel']) == (spatial['in_h'], spatial['in_w'])
-            and not any(a['padding']) and (spatial['out_h'], spatial['out_w']) == (1, 1))
-
-
-def _runs(items, jobs, multiple=1):
-    """About `jobs` jobs over `items` (channels, pixel tiles): runs of
-    per_job items (a multiple of `multiple`), so that per-job set-up is paid
-    per run, not per item."""
-    per_job = -(-items // jobs)
-    per_job = -(-per_job // multiple) * multiple
-    return dict(per_job=per_job, jobs_per_image=-(-items // per_job))
-
-
-def _channel_runs(channels, options, multiple=1):
-    return _runs(channels, options.channel_jobs, multiple)
-
-
-def _affine_params(node):
-    p = node.params
-    if node.op == 'affine':
-        return p['scale'], p['shift']
-    scale = p['weight'] / np.sqrt(p['running_var'].astype(np.float64) + node.attrs['eps'])
-    return scale.astype(np.float32), (p['bias'] - p['running_mean'] * scale).astype(np.float32)
-
-
-def _kernel(attrs, kernel):
-    (kh, kw), (sh, sw), (ph, pw) = kernel, attrs['stride'], attrs['padding']
-    dh, dw = attrs.get('dilation', (1, 1))
-    return dict(kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw)
-
-
-def _window_op(step, spatial, attrs, kernel, mode, options, direct_only=False, **tables):
-    """(Window record, scratch floats): flat where the plane is small enough
-    and the tables fit, else row by row."""
-    k = _kernel(attrs, kernel)
-    in_h, in_w, out_h, out_w = spatial['in_h'], spatial['in_w'], spatial['out_h'], spatial['out_w']
-    flat = None
-    flat_max = {1: options.flat_max_pixels, 2: options.flat_s2_max_pixels}.get(k['sh'], 0)
-    if not direct_only and k['sh'] == k['sw'] and out_h * out_w <= flat_max:
-        flat = _window.flat_tables(in_h, in_w, out_h, out_w, k['kh'], k['kw'], k['ph'], k['pw'],
-                                   k['dh'], k['dw'], k['sh'])
-    if flat is not None:
-        path = WindowPath.WINDOW_FLAT
-        tables.update(tap_off=flat[0], lanes=flat[1])
-    else:
-        path = WindowPath.WINDOW_DIRECT
-        if k['sw'] <= 2:
-            tables.update(lanes=_window.row_tables(in_w, out_w, k['kw'], k['sw'], k['pw'], k['dw']))
-    # the flat path takes FLAT_PLANES planes at a time: runs of whole groups
-    runs = _channel_runs(step['n_out'], options, _window.FLAT_PLANES if flat is not None else 1)
-    record = Window(**step, **spatial, **k, mode=mode, path=path, **runs, **tables)
-    return record, _window.scratch_floats(in_w, out_h, out_w, k['kh'], k['pw'], k['sh'], path)
-
-
-def _name_kernel(prefix, kernel, stride):
-    return f'{prefix}{kernel[0]}x{kernel[1]}' + ('' if tuple(stride) == (1, 1) else f's{stride[0]}')
-
-
-def _compile_pool(node, step, spatial, options):
-    a = node.attrs
-    if node.op == 'maxpool':
-        record, need = _window_op(step, spatial, a, a['kernel'], WindowMode.WINDOW_MAX, options,
-                                  fill=-np.inf)
-    else:
-        div = avgpool_divisors(spatial['in_h'], spatial['in_w'], spatial['out_h'], spatial['out_w'],
-                               a['kernel'], a['stride'], a['padding'], a['count_include_pad'])
-        record, need = _window_op(step, spatial, a, a['kernel'], WindowMode.WINDOW_AVG, options,
-                                  fill=0.0, aux=np.concatenate([div.ravel(), np.zeros(PLANE_ALIGN, np.float32)]))
-    return record, _name_kernel(node.op, a['kernel'], a['stride']), need
-
-
-def _compile_conv(node, step, spatial, residual, options, direct_only=False):
-    a, p = node.attrs, node.params
-    groups, cin, cout = a['groups'], a['in_channels'], a['out_channels']
-    cin_g, cout_g = cin // groups, cout // groups
-    weight = np.asarray(p['weight'], np.float32)
-    bias = p.get('bias')
-    bias = np.zeros(cout, np.float32) if bias is None else np.asarray(bias, np.float32)
-    kernel, stride, padding = tuple(a['kernel']), tuple(a['stride']), tuple(a['padding'])
-
-    if cin_g == 1:      # depthwise, possibly with a channel multiplier
-        step = dict(step, in_off=step['in_off'][np.arange(cout) // cout_g])
-        record, need = _window_op(step, spatial, a, kernel, WindowMode.WINDOW_CONV, options, direct_only,
-                                  fill=0.0, w=weight.reshape(cout, -1), b=bias)
-        return record, _name_kernel('dwconv', kernel, stride), need
-
-    pixels = spatial['out_h'] * spatial['out_w']
-    pointwise = kernel == (1, 1) and stride == (1, 1) and padding == (0, 0)
-    if pointwise and groups == 1 and pixels == 1:
-        return _compile_linear(weight.reshape(cout, cin), bias, step, residual), 'conv1x1', LINEAR_NO
-
-    K = cin_g * kernel[0] * kernel[1]
-    tail = pointwise and options.tail_tiles and pixels == _gemm.TAIL_PIXELS
-    w_packed, b_packed, rows, m_tiles = _pack_gemm(weight.reshape(groups, cout_g, K),
-                                                   bias.reshape(groups, cout_g),
-                                                   _gemm.NARROW_ROWS if tail else None)
-    tile_pixels, n_tiles = (_pixel_tiles(pixels, step['plane'], rows, K, tail, options) if pointwise
-                            else (NR, -(-step['plane'] // NR)))
-    gemm = dict(step, **spatial, groups=groups, cin_g=cin_g, cout_g=cout_g, K=K, tile_rows=rows,
-                m_tiles=m_tiles, n_tiles=n_tiles, tile_pixels=tile_pixels, w=w_packed, b=b_packed,
-                res_off=residual)
-    if pointwise:
-        m_chunks = min(m_tiles, max(1, -(-options.min_jobs // (groups * n_tiles))))
-        m_per_job = -(-m_tiles // m_chunks)
-        m_chunks = -(-m_tiles // m_per_job)
-        record = Gemm(**gemm, m_per_job=m_per_job, jobs_per_image=groups * n_tiles * m_chunks)
-        return record, 'conv1x1' + ('' if groups == 1 else f'g{groups}'), 0
-    k = _kernel(a, kernel)
-    name = _name_kernel('conv', kernel, stride) + ('' if groups == 1 else f'g{groups}')
-    if (options.direct_conv and groups == 1 and k['sh'] == k['sw'] and k['sh'] in (1, 2)
-            and (k['dh'], k['dw']) == (1, 1)):
-        runs = _runs(spatial['out_h'], options.channel_jobs)
-        taps = _gemm.direct_tap_offsets(cin, spatial['in_w'], k['pw'], k['kh'], k['kw'], k['sw'],
-                                        runs['per_job'])
-        record = ConvDirect(**gemm, **k, **runs, m_per_job=m_tiles, in2_off=taps)
-        return record, name, _gemm.direct_scratch_floats(cin, spatial['in_w'], k['pw'], k['kh'], k['sh'],
-                                                         runs['per_job'])
-    runs = _runs(n_tiles, max(1, -(-options.channel_jobs // groups)))
-    record = ConvIm2col(**gemm, **k, m_per_job=m_tiles, per_job=runs['per_job'],
-                        jobs_per_image=groups * runs['jobs_per_image'],
-                        in2_off=np.arange(K, dtype=np.int64) * NR)
-    return record, name + '_im2col', _gemm.im2col_scratch_floats(K, k['kw'])
-
-
-def _pixel_tiles(pixels, plane, rows, K, tail, options):
-    """(pixels per tile, tiles) of a 1x1 convolution's plane (gemm_job): the
-    whole plane for a tail tile; else tiles of TILE_PIXELS, or WIDE_PIXELS
-    for narrow rows and a long reduction, to the padded plane's end, except
-    that a remainder of 1 to EXTRA_PIXELS past whole tiles joins the last."""
-    if tail:
-        return pixels, 1
-    if options.wide_tiles and rows == _gemm.NARROW_ROWS and K >= options.wide_min_k and _gemm.WIDE_PIXELS:
-        return _gemm.WIDE_PIXELS, -(-plane // _gemm.WIDE_PIXELS)
-    if options.tail_tiles and pixels > NR and 0 < pixels % NR <= _gemm.EXTRA_PIXELS:
-        return NR, pixels // NR
-    return NR, -(-plane // NR)
-
-
-def _pack_gemm(w, b, mr=None):
-    """w (G, M, K) -> [G][M/MR][K][MR] row tiles zero-padded; b -> [G][M/MR][MR],
-    each followed by the floats the tiles may read past it.  MR: the tile
-    height of TILE_ROWS whose rows, empty ones included, cost least (the
-    taller one on a tie), unless given.  Returns (w, b, MR, M/MR)."""
-    g, m, k = w.shape
-    if mr is None:
-        mr = min(TILE_ROWS, key=lambda rows: (-(-m // rows) * rows * TILE_ROWS[rows], -rows))
-    m_tiles = -(-m // mr)
-    wp = np.zeros((g, m_tiles * mr, k), np.float32)
-    wp[:, :m] = w
-    bp = np.zeros((g, m_tiles * mr), np.float32)
-    bp[:, :m] = b
-    wp = wp.reshape(g, m_tiles, mr, k).transpose(0, 1, 3, 2)
-    slack = np.zeros(_gemm.WEIGHT_OVERREAD, np.float32)
-    return np.concatenate([wp.ravel(), slack]), np.concatenate([bp.ravel(), slack]), mr, m_tiles
-
-
-def _compile_linear(weight, bias, step, residual):
-    """weight (O, K) -> [O/NO][K][NO] tiles zero-padded."""
-    o, k = weight.shape
-    tiles = -(-o // LINEAR_NO)
-    wp = np.zeros((tiles * LINEAR_NO, k), np.float32)
-    wp[:o] = weight
-    bp = np.zeros(tiles * LINEAR_NO, np.float32)
-    if bias is not None:
-        bp[:o] = bias
-    wp = np.ascontiguousarray(wp.reshape(tiles, LINEAR_NO, k).transpose(0, 2, 1)).ravel()
-    return Linear(**step, K=k, w=wp, b=bp, res_off=residual, jobs_per_image=tiles)

@@ -7,7 +7,7 @@ torchvision's model of the same name."""
 import numpy as np
 
 from engine.graph import Graph, Node
-from engine.ops import shuffle_permutation
+from engine.shuffle import shuffle_permutation
 from engine.optimize import optimize
 
 SHUFFLENET_V2_CHANNELS = {

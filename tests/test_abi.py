@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pytest
 
-from engine.graph import NONLINEAR
+from engine.ops.activations import NONLINEAR
 from engine.kernels import descriptors
 from engine.kernels.abi import Act, EltwiseMode, OpKind, WindowMode, WindowPath
 from engine.kernels.program import Program

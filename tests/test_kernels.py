@@ -51,11 +51,11 @@ def test_gemm_tile_height_is_the_cheapest():
     """Weights are packed for the tile height (of those compiled) whose rows,
     empty ones included, cost least, and the packing holds the weights."""
     from engine.kernels.gemm import WEIGHT_OVERREAD
-    from engine.plan import TILE_ROWS, _pack_gemm
+    from engine.lowering import TILE_ROWS, pack_gemm
     rng = np.random.default_rng(2)
     for m in range(1, 70):
         w, b = rand(rng, (2, m, 5)), rand(rng, (2, m))
-        wp, bp, rows, m_tiles = _pack_gemm(w, b)
+        wp, bp, rows, m_tiles = pack_gemm(w, b)
         assert m_tiles * rows * TILE_ROWS[rows] == min(-(-m // r) * r * c for r, c in TILE_ROWS.items())
         # the packed tiles, then the floats a tile may read past them
         assert wp.size == 2 * m_tiles * 5 * rows + WEIGHT_OVERREAD and bp.size == 2 * m_tiles * rows + WEIGHT_OVERREAD
@@ -68,6 +68,14 @@ def test_gemm_tile_height_is_the_cheapest():
 def _pointwise_attrs(cin, cout, groups, **extra):
     return dict(in_channels=cin, out_channels=cout, kernel=[1, 1], stride=[1, 1], padding=[0, 0],
                 dilation=[1, 1], groups=groups, **extra)
+
+
+def lower(node, shapes, options):
+    """A node's (record, layer kind, scratch) with zero offset tables."""
+    from engine.lowering import Lowering
+    from engine.ops import REGISTRY
+    return REGISTRY[node.op].lower(node, Lowering(shapes, lambda v: np.zeros(shapes[v][0], np.int64),
+                                                  options))
 
 
 def _tail_shapes():
@@ -85,15 +93,13 @@ def test_tail_tile_takes_its_planes():
     per plane (narrow rows); a plane 1 to EXTRA_PIXELS pixels past whole
     tiles as whole tiles, its last one taking them; any other plane and with
     the switch off, as tiles of TILE_PIXELS to the padded plane's end."""
-    from engine import plan
     from engine.graph import infer_shapes
     from engine.kernels.gemm import EXTRA_PIXELS, NARROW_ROWS, TAIL_PIXELS, TILE_PIXELS as NR
     for pixels, on in [(TAIL_PIXELS, True), (TAIL_PIXELS, False), (2 * NR + EXTRA_PIXELS, True),
                        (2 * NR + EXTRA_PIXELS, False), (2 * NR + EXTRA_PIXELS + 1, True)]:
         g = one_op_graph('conv', (1, 20, 1, pixels), _pointwise_attrs(20, 30, 1),
                          {'weight': np.ones((30, 20, 1, 1), np.float32)})
-        op, kind, _ = plan._compile_node(g.nodes[0], infer_shapes(g, 1, pixels),
-                                         lambda v: np.zeros(30, np.int64), PlanOptions(tail_tiles=on))
+        op, kind, _ = lower(g.nodes[0], infer_shapes(g, 1, pixels), PlanOptions(tail_tiles=on))
         if on and pixels == TAIL_PIXELS:
             assert (op.tile_pixels, op.n_tiles, op.tile_rows) == (TAIL_PIXELS, 1, NARROW_ROWS)
         elif on and 0 < pixels % NR <= EXTRA_PIXELS:
@@ -106,7 +112,6 @@ def test_wide_tiles_take_narrow_rows_of_long_reductions():
     """Narrow row tiles are three vectors wide (WIDE_PIXELS, where the build
     has them) from WIDE_MIN_K on, two below it, on other rows and with the
     switch off."""
-    from engine import plan
     from engine.graph import infer_shapes
     from engine.kernels.gemm import NARROW_ROWS, TILE_PIXELS as NR, WIDE_PIXELS
     min_k = PlanOptions().wide_min_k
@@ -115,9 +120,7 @@ def test_wide_tiles_take_narrow_rows_of_long_reductions():
         # 80 pixels: whole vectors on every build, no remainder for the last tile
         g = one_op_graph('conv', (1, cin, 8, 10), _pointwise_attrs(cin, cout, 1),
                          {'weight': np.ones((cout, cin, 1, 1), np.float32)})
-        op, kind, _ = plan._compile_node(g.nodes[0], infer_shapes(g, 8, 10),
-                                         lambda v: np.zeros(max(cin, cout), np.int64),
-                                         PlanOptions(wide_tiles=on))
+        op, kind, _ = lower(g.nodes[0], infer_shapes(g, 8, 10), PlanOptions(wide_tiles=on))
         wide = on and cin >= min_k and op.tile_rows == NARROW_ROWS and WIDE_PIXELS
         assert op.tile_pixels == (WIDE_PIXELS if wide else NR)
         assert op.n_tiles == -(-op.plane // op.tile_pixels)

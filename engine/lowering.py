@@ -1,0 +1,171 @@
+"""What op definitions (engine/ops/) lower nodes with: the planner's options,
+the context of one node's lowering, and the shared pieces of kernel records
+(plane strides, job runs, GEMM weight packing, window tables).  The planner
+(engine/plan.py) makes the context; each op's `lower` returns its record."""
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.kernels import gemm as _gemm
+from engine.kernels import window as _window
+from engine.kernels.abi import Act, WindowPath
+from engine.kernels.descriptors import Linear, Window
+from engine.kernels.program import PLANE_ALIGN
+from engine.ops.activations import clamp_bounds
+
+TILE_ROWS, NR, LINEAR_NO = _gemm.TILE_ROWS, _gemm.TILE_PIXELS, _gemm.LINEAR_OUTPUTS
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """How the planner splits work and picks kernels, tiles and fusions.
+    The defaults are what measured fastest (README); tests and benchmarks
+    pass others (Model(..., options=PlanOptions(direct_conv=False)))."""
+    min_jobs: int = 8            # split a GEMM's row tiles until an image gives this many jobs
+    channel_jobs: int = 16       # per-channel ops, convolutions: jobs per image, each a run of
+                                 # channels, pixel tiles or output rows
+    direct_conv: bool = True     # dense stride-1/2 convolutions read framed rows in place (else im2col)
+    # 1x1 convolutions, pixels per tile (_pixel_tiles):
+    tail_tiles: bool = True      # a plane of TAIL_PIXELS pixels (7x7 on AVX-512) as one tile, and a
+                                 # remainder of up to EXTRA_PIXELS past whole tiles in the last one
+                                 # (the rows as lanes, not a vector mostly empty)
+    wide_tiles: bool = True      # narrow row tiles three vectors wide from wide_min_k input channels
+    wide_min_k: int = 64         # (at 16-32 the wider tile's B reloads cost more)
+    fuse_expand_dw: bool = True  # run a 1x1 convolution and the depthwise one reading it as one op
+    fuse_min_bytes: int = 1 << 20   # ... when the 1x1's output is at least this large (else it
+                                    # stays in cache)
+    fuse_band_bytes: int = 512 << 10  # scratch for one band of the 1x1's output
+    fuse_min_bands: int = 4      # bands per image at least (jobs for the threads)
+    k_split: bool = True         # a 1x1 convolution reading a depthwise one reduces in two halves
+    k_split_min_k: int = 192     # (with two threads, each the channels its core wrote), then an op
+    k_split_pixels: tuple = (196, 784)  # sums them; from this many channels, on planes of these
+                                 # sizes (MobileNetV2: at 7x7 and below 192 channels the sum costs
+                                 # what the split saves)
+    flat_max_pixels: int = 16384   # window ops: stride-1 output planes up to this size run flat,
+    flat_s2_max_pixels: int = 64   # and stride-2 ones up to this size (through phase planes;
+                                   # beyond it, building them costs more than they save)
+
+
+def padded_plane(pixels):
+    return -(-pixels // PLANE_ALIGN) * PLANE_ALIGN
+
+
+@dataclass(frozen=True)
+class Lowering:
+    """What lowering one node needs beyond the node: shapes {value: (C, H, W)},
+    offsets(value) (its planes' offset table), the options; in_off and
+    out_off replace the node's own planes (a fused op's scratch), and
+    direct_only keeps window ops on the direct path (they read bands)."""
+    shapes: dict
+    offsets: object
+    options: PlanOptions
+    in_off: np.ndarray = None
+    out_off: np.ndarray = None
+    direct_only: bool = False
+
+    def step(self, node):
+        """The fields every record has (descriptors.Step) for node."""
+        oc, oh, ow = self.shapes[node.name]
+        lo, hi = clamp_bounds(node.attrs.get('clamp'))
+        act = node.attrs.get('act')
+        return dict(n_out=oc, plane=padded_plane(oh * ow), lo=lo, hi=hi,
+                    act=Act.ACT_NONE if act is None else Act['ACT_' + act.upper()],
+                    in_off=self.offsets(node.inputs[0]) if self.in_off is None else self.in_off,
+                    out_off=self.offsets(node.name) if self.out_off is None else self.out_off)
+
+    def spatial(self, node):
+        """Input and output plane sizes (descriptors.Spatial) of node."""
+        _, h, w = self.shapes[node.inputs[0]]
+        _, oh, ow = self.shapes[node.name]
+        return dict(in_h=h, in_w=w, out_h=oh, out_w=ow)
+
+
+def runs(items, jobs, multiple=1):
+    """About `jobs` jobs over `items` (channels, pixel tiles): runs of
+    per_job items (a multiple of `multiple`), so that per-job set-up is paid
+    per run, not per item."""
+    per_job = -(-items // jobs)
+    per_job = -(-per_job // multiple) * multiple
+    return dict(per_job=per_job, jobs_per_image=-(-items // per_job))
+
+
+def channel_runs(channels, options, multiple=1):
+    return runs(channels, options.channel_jobs, multiple)
+
+
+def kernel_fields(attrs, kernel):
+    (kh, kw), (sh, sw), (ph, pw) = kernel, attrs['stride'], attrs['padding']
+    dh, dw = attrs.get('dilation', (1, 1))
+    return dict(kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw)
+
+
+def window_op(step, spatial, attrs, kernel, mode, options, direct_only=False, **tables):
+    """(Window record, scratch floats): flat where the plane is small enough
+    and the tables fit, else row by row."""
+    k = kernel_fields(attrs, kernel)
+    in_h, in_w, out_h, out_w = spatial['in_h'], spatial['in_w'], spatial['out_h'], spatial['out_w']
+    flat = None
+    flat_max = {1: options.flat_max_pixels, 2: options.flat_s2_max_pixels}.get(k['sh'], 0)
+    if not direct_only and k['sh'] == k['sw'] and out_h * out_w <= flat_max:
+        flat = _window.flat_tables(in_h, in_w, out_h, out_w, k['kh'], k['kw'], k['ph'], k['pw'],
+                                   k['dh'], k['dw'], k['sh'])
+    if flat is not None:
+        path = WindowPath.WINDOW_FLAT
+        tables.update(tap_off=flat[0], lanes=flat[1])
+    else:
+        path = WindowPath.WINDOW_DIRECT
+        if k['sw'] <= 2:
+            tables.update(lanes=_window.row_tables(in_w, out_w, k['kw'], k['sw'], k['pw'], k['dw']))
+    # the flat path takes FLAT_PLANES planes at a time: runs of whole groups
+    jobs = channel_runs(step['n_out'], options, _window.FLAT_PLANES if flat is not None else 1)
+    record = Window(**step, **spatial, **k, mode=mode, path=path, **jobs, **tables)
+    return record, _window.scratch_floats(in_w, out_h, out_w, k['kh'], k['pw'], k['sh'], path)
+
+
+def name_kernel(prefix, kernel, stride):
+    return f'{prefix}{kernel[0]}x{kernel[1]}' + ('' if tuple(stride) == (1, 1) else f's{stride[0]}')
+
+
+def pixel_tiles(pixels, plane, rows, K, tail, options):
+    """(pixels per tile, tiles) of a 1x1 convolution's plane (gemm_job): the
+    whole plane for a tail tile; else tiles of TILE_PIXELS, or WIDE_PIXELS
+    for narrow rows and a long reduction, to the padded plane's end, except
+    that a remainder of 1 to EXTRA_PIXELS past whole tiles joins the last."""
+    if tail:
+        return pixels, 1
+    if options.wide_tiles and rows == _gemm.NARROW_ROWS and K >= options.wide_min_k and _gemm.WIDE_PIXELS:
+        return _gemm.WIDE_PIXELS, -(-plane // _gemm.WIDE_PIXELS)
+    if options.tail_tiles and pixels > NR and 0 < pixels % NR <= _gemm.EXTRA_PIXELS:
+        return NR, pixels // NR
+    return NR, -(-plane // NR)
+
+
+def pack_gemm(w, b, mr=None):
+    """w (G, M, K) -> [G][M/MR][K][MR] row tiles zero-padded; b -> [G][M/MR][MR],
+    each followed by the floats the tiles may read past it.  MR: the tile
+    height of TILE_ROWS whose rows, empty ones included, cost least (the
+    taller one on a tie), unless given.  Returns (w, b, MR, M/MR)."""
+    g, m, k = w.shape
+    if mr is None:
+        mr = min(TILE_ROWS, key=lambda rows: (-(-m // rows) * rows * TILE_ROWS[rows], -rows))
+    m_tiles = -(-m // mr)
+    wp = np.zeros((g, m_tiles * mr, k), np.float32)
+    wp[:, :m] = w
+    bp = np.zeros((g, m_tiles * mr), np.float32)
+    bp[:, :m] = b
+    wp = wp.reshape(g, m_tiles, mr, k).transpose(0, 1, 3, 2)
+    slack = np.zeros(_gemm.WEIGHT_OVERREAD, np.float32)
+    return np.concatenate([wp.ravel(), slack]), np.concatenate([bp.ravel(), slack]), mr, m_tiles
+
+
+def linear_record(weight, bias, step, residual):
+    """weight (O, K) -> [O/NO][K][NO] tiles zero-padded."""
+    o, k = weight.shape
+    tiles = -(-o // LINEAR_NO)
+    wp = np.zeros((tiles * LINEAR_NO, k), np.float32)
+    wp[:o] = weight
+    bp = np.zeros(tiles * LINEAR_NO, np.float32)
+    if bias is not None:
+        bp[:o] = bias
+    wp = np.ascontiguousarray(wp.reshape(tiles, LINEAR_NO, k).transpose(0, 2, 1)).ravel()
+    return Linear(**step, K=k, w=wp, b=bp, res_off=residual, jobs_per_image=tiles)

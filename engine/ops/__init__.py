@@ -1,0 +1,54 @@
+"""One module per op: what a graph node of that op means and how it runs.
+
+An op's definition (an OpDef in REGISTRY) says, for nodes of that op:
+- check(node, ins): that its attributes and parameters are well formed
+  (ins: (channels, rank) of its inputs); its output's (channels, rank)
+- shape(node, ins): its output's (C, H, W) for inputs of those shapes
+- reference(node, ins): its output in NumPy (float64), the tests' oracle,
+  before the epilogue (clamp, activation: activations.py) when it has one
+- lower(node, ctx): its kernel record for the planner (engine/lowering.py):
+  (record, layer kind, scratch floats per thread)
+- macs(node, shapes): multiply-adds, for `info`
+
+The graph's validation and shape inference, the reference interpreter, the
+planner and `info` read the registry; the converter maps ATen ops to these
+nodes (engine/convert.py).  view ops (gather, concat, flatten) never run a
+kernel: the planner turns them into offset tables."""
+
+
+class OpDef:
+    name = None
+    view = False        # resolved into offset tables by the planner, no kernel
+    epilogue = True     # takes a fused clamp and activation (activations.py)
+
+    def check(self, node, ins):
+        raise NotImplementedError
+
+    def shape(self, node, ins):
+        raise NotImplementedError
+
+    def reference(self, node, ins):
+        raise NotImplementedError
+
+    def lower(self, node, ctx):
+        raise NotImplementedError(f'no kernel for op {self.name!r}')
+
+    def macs(self, node, shapes):
+        return 0
+
+
+REGISTRY = {}
+
+
+def register(cls):
+    """Class decorator: one instance of the OpDef in REGISTRY, by its name."""
+    REGISTRY[cls.name] = cls()
+    return cls
+
+
+def per_channel_shape(node, ins):
+    """The output shape of ops that keep their input's."""
+    return ins[0]
+
+
+from engine.ops import conv, elementwise, linear, norm, pool, views  # noqa: E402,F401  (they register)

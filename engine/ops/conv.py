@@ -1,0 +1,164 @@
+"""conv: 2-D convolution, any kernel, stride, padding, dilation and groups
+(depthwise with a channel multiplier too).  A second input, when present, is
+a residual added before the epilogue (a fused add; not on depthwise
+convolutions).
+
+Lowered by shape: depthwise -> the window kernels; 1x1 on a 1x1 plane -> the
+fully connected tile; 1x1 -> GEMM over planes; dense stride 1/2 -> direct
+(framed rows read in place); any other -> im2col panels."""
+import numpy as np
+
+from engine.errors import ModelFileError
+from engine.kernels import gemm as _gemm
+from engine.kernels.abi import WindowMode
+from engine.kernels.descriptors import ConvDirect, ConvIm2col, Gemm
+from engine.lowering import (LINEAR_NO, NR, kernel_fields, linear_record, name_kernel, pack_gemm,
+                             pixel_tiles, runs, window_op)
+from engine.ops import OpDef, register
+from engine.ops.activations import check_epilogue
+from engine.ops.checks import integer, one_input, pair, param
+
+
+def conv_out_size(size, kernel, stride, pad, dilation):
+    return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def windows(xp, kernel, stride, dilation, out_hw):
+    """Yield (i, j, view) of the padded input under each kernel tap."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
+    for i in range(kh):
+        for j in range(kw):
+            yield i, j, xp[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh,
+                           j * dw: j * dw + sw * (ow - 1) + 1: sw]
+
+
+def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+    """The NumPy reference convolution (float64)."""
+    x = np.asarray(x, np.float64)
+    n, c, h, w = x.shape
+    o, cg, kh, kw = weight.shape
+    oh = conv_out_size(h, kh, stride[0], padding[0], dilation[0])
+    ow = conv_out_size(w, kw, stride[1], padding[1], dilation[1])
+    xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+    out = np.zeros((n, o, oh, ow))
+    og = o // groups
+    for g in range(groups):
+        xs = xp[:, g * cg:(g + 1) * cg]
+        ws = np.asarray(weight[g * og:(g + 1) * og], np.float64)
+        for i, j, patch in windows(xs, (kh, kw), stride, dilation, (oh, ow)):
+            out[:, g * og:(g + 1) * og] += np.einsum('nchw,oc->nohw', patch, ws[:, :, i, j])
+    if bias is not None:
+        out += np.asarray(bias, np.float64)[None, :, None, None]
+    return out
+
+
+def is_pointwise(node):
+    """A 1x1 stride-1 unpadded convolution without groups: a plain GEMM."""
+    a = node.attrs
+    return (node.op == 'conv' and a['groups'] == 1 and tuple(a['kernel']) == (1, 1)
+            and tuple(a['stride']) == (1, 1) and tuple(a['padding']) == (0, 0))
+
+
+def is_depthwise(node):
+    """A convolution with one input and one output channel per group."""
+    a = node.attrs
+    return node.op == 'conv' and a['groups'] == a['in_channels'] == a['out_channels']
+
+
+@register
+class Conv(OpDef):
+    name = 'conv'
+
+    def check(self, node, ins):
+        c, _ = one_input(node, ins[:1], 4)
+        a = node.attrs
+        cin, cout = integer(a, 'in_channels', node.name), integer(a, 'out_channels', node.name)
+        groups = integer(a, 'groups', node.name)
+        kh, kw = pair(a, 'kernel', node.name, 1)
+        pair(a, 'stride', node.name, 1)
+        pair(a, 'padding', node.name, 0)
+        pair(a, 'dilation', node.name, 1)
+        check_epilogue(a, node.name)
+        if cin != c:
+            raise ModelFileError(f'node {node.name!r}: in_channels {cin} but its input has {c} channels')
+        if cin % groups or cout % groups:
+            raise ModelFileError(f'node {node.name!r}: groups {groups} does not divide channels {cin} -> {cout}')
+        param(node, 'weight', (cout, cin // groups, kh, kw))
+        if 'bias' in node.params:
+            param(node, 'bias', (cout,))
+        if len(ins) > 2 or (len(ins) == 2 and (ins[1] != (cout, 4) or cin // groups == 1)):
+            raise ModelFileError(f'node {node.name!r}: a convolution takes its input and at most one residual '
+                                 f'of {cout} channels (not on depthwise convolutions), got {ins}')
+        return cout, 4
+
+    def shape(self, node, ins):
+        (_, h, w), a = ins[0], node.attrs
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = a['kernel'], a['stride'], a['padding'], a['dilation']
+        out = (a['out_channels'], conv_out_size(h, kh, sh, ph, dh), conv_out_size(w, kw, sw, pw, dw))
+        if len(ins) == 2 and ins[1] != out:
+            raise ValueError(f'layer {node.name!r}: residual of shape {ins[1]} for an output of {out}')
+        return out
+
+    def reference(self, node, ins):
+        a, p = node.attrs, node.params
+        out = conv2d(ins[0], p['weight'], p.get('bias'), a['stride'], a['padding'], a['dilation'],
+                     a['groups'])
+        return out + ins[1] if len(ins) == 2 else out
+
+    def macs(self, node, shapes):
+        oc, oh, ow = shapes[node.name]
+        return int(node.params['weight'][0].size) * oc * oh * ow
+
+    def lower(self, node, ctx):
+        a, p, options = node.attrs, node.params, ctx.options
+        step, spatial = ctx.step(node), ctx.spatial(node)
+        residual = ctx.offsets(node.inputs[1]) if len(node.inputs) == 2 else None
+        groups, cin, cout = a['groups'], a['in_channels'], a['out_channels']
+        cin_g, cout_g = cin // groups, cout // groups
+        weight = np.asarray(p['weight'], np.float32)
+        bias = p.get('bias')
+        bias = np.zeros(cout, np.float32) if bias is None else np.asarray(bias, np.float32)
+        kernel, stride, padding = tuple(a['kernel']), tuple(a['stride']), tuple(a['padding'])
+
+        if cin_g == 1:      # depthwise, possibly with a channel multiplier
+            step = dict(step, in_off=step['in_off'][np.arange(cout) // cout_g])
+            record, need = window_op(step, spatial, a, kernel, WindowMode.WINDOW_CONV, options,
+                                     ctx.direct_only, fill=0.0, w=weight.reshape(cout, -1), b=bias)
+            return record, name_kernel('dwconv', kernel, stride), need
+
+        pixels = spatial['out_h'] * spatial['out_w']
+        pointwise = kernel == (1, 1) and stride == (1, 1) and padding == (0, 0)
+        if pointwise and groups == 1 and pixels == 1:
+            return linear_record(weight.reshape(cout, cin), bias, step, residual), 'conv1x1', LINEAR_NO
+
+        K = cin_g * kernel[0] * kernel[1]
+        tail = pointwise and options.tail_tiles and pixels == _gemm.TAIL_PIXELS
+        w_packed, b_packed, rows, m_tiles = pack_gemm(weight.reshape(groups, cout_g, K),
+                                                      bias.reshape(groups, cout_g),
+                                                      _gemm.NARROW_ROWS if tail else None)
+        tile_pixels, n_tiles = (pixel_tiles(pixels, step['plane'], rows, K, tail, options) if pointwise
+                                else (NR, -(-step['plane'] // NR)))
+        gemm = dict(step, **spatial, groups=groups, cin_g=cin_g, cout_g=cout_g, K=K, tile_rows=rows,
+                    m_tiles=m_tiles, n_tiles=n_tiles, tile_pixels=tile_pixels, w=w_packed, b=b_packed,
+                    res_off=residual)
+        if pointwise:
+            m_chunks = min(m_tiles, max(1, -(-options.min_jobs // (groups * n_tiles))))
+            m_per_job = -(-m_tiles // m_chunks)
+            m_chunks = -(-m_tiles // m_per_job)
+            record = Gemm(**gemm, m_per_job=m_per_job, jobs_per_image=groups * n_tiles * m_chunks)
+            return record, 'conv1x1' + ('' if groups == 1 else f'g{groups}'), 0
+        k = kernel_fields(a, kernel)
+        name = name_kernel('conv', kernel, stride) + ('' if groups == 1 else f'g{groups}')
+        if (options.direct_conv and groups == 1 and k['sh'] == k['sw'] and k['sh'] in (1, 2)
+                and (k['dh'], k['dw']) == (1, 1)):
+            jobs = runs(spatial['out_h'], options.channel_jobs)
+            taps = _gemm.direct_tap_offsets(cin, spatial['in_w'], k['pw'], k['kh'], k['kw'], k['sw'],
+                                            jobs['per_job'])
+            record = ConvDirect(**gemm, **k, **jobs, m_per_job=m_tiles, in2_off=taps)
+            return record, name, _gemm.direct_scratch_floats(cin, spatial['in_w'], k['pw'], k['kh'],
+                                                             k['sh'], jobs['per_job'])
+        jobs = runs(n_tiles, max(1, -(-options.channel_jobs // groups)))
+        record = ConvIm2col(**gemm, **k, m_per_job=m_tiles, per_job=jobs['per_job'],
+                            jobs_per_image=groups * jobs['jobs_per_image'],
+                            in2_off=np.arange(K, dtype=np.int64) * NR)
+        return record, name + '_im2col', _gemm.im2col_scratch_floats(K, k['kw'])

@@ -1,0 +1,42 @@
+"""linear: fully connected, on N x features (after a global pool and a
+flatten).  Lowered to the fully connected tile (weights packed in tiles of
+LINEAR_OUTPUTS outputs)."""
+import numpy as np
+
+from engine.errors import ModelFileError
+from engine.lowering import LINEAR_NO, linear_record
+from engine.ops import OpDef, register
+from engine.ops.activations import check_epilogue
+from engine.ops.checks import integer, one_input, param
+
+
+@register
+class Linear(OpDef):
+    name = 'linear'
+
+    def check(self, node, ins):
+        c, _ = one_input(node, ins, 2)
+        a = node.attrs
+        cin, cout = integer(a, 'in_features', node.name), integer(a, 'out_features', node.name)
+        check_epilogue(a, node.name)
+        if cin != c:
+            raise ModelFileError(f'node {node.name!r}: in_features {cin} but its input has {c} features')
+        param(node, 'weight', (cout, cin))
+        if 'bias' in node.params:
+            param(node, 'bias', (cout,))
+        return cout, 2
+
+    def shape(self, node, ins):
+        return node.attrs['out_features'], 1, 1
+
+    def reference(self, node, ins):
+        out = np.asarray(ins[0], np.float64) @ np.asarray(node.params['weight'], np.float64).T
+        bias = node.params.get('bias')
+        return out if bias is None else out + bias
+
+    def macs(self, node, shapes):
+        return int(node.params['weight'].size)
+
+    def lower(self, node, ctx):
+        p = node.params
+        return linear_record(p['weight'], p.get('bias'), ctx.step(node), None), 'linear', LINEAR_NO

@@ -1,0 +1,150 @@
+"""Pooling: maxpool (padding, dilation, ceil_mode), avgpool (padding,
+ceil_mode, count_include_pad) and global_avgpool (the mean of each plane,
+keepdims or flattened).  Max and average pooling run on the window kernels;
+an average pool whose one window is the whole unpadded plane (ShuffleNet
+V1's 7x7) runs as a global one."""
+import numpy as np
+
+from engine.errors import ModelFileError
+from engine.kernels.abi import WindowMode
+from engine.kernels import descriptors
+from engine.kernels.program import PLANE_ALIGN
+from engine.lowering import channel_runs, name_kernel, window_op
+from engine.ops import OpDef, register
+from engine.ops.activations import check_epilogue
+from engine.ops.checks import flag, one_input, pair
+from engine.ops.conv import windows
+
+
+def pool_out_size(size, kernel, stride, pad, dilation, ceil_mode):
+    """PyTorch's rule: with ceil_mode the last window must start inside the
+    input or its left padding."""
+    span = size + 2 * pad - dilation * (kernel - 1) - 1
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def avgpool_divisors(in_h, in_w, out_h, out_w, kernel, stride, padding, count_include_pad):
+    """1 / (number of pixels averaged) for every output pixel, as PyTorch counts."""
+    def counts(size, out, k, s, p):
+        start = np.arange(out) * s - p
+        end = np.minimum(start + k, size + p)
+        padded = end - start
+        real = np.minimum(end, size) - np.maximum(start, 0)
+        return padded, real
+    ph_, rh = counts(in_h, out_h, kernel[0], stride[0], padding[0])
+    pw_, rw = counts(in_w, out_w, kernel[1], stride[1], padding[1])
+    n = np.outer(ph_, pw_) if count_include_pad else np.outer(rh, rw)
+    return (1.0 / n).astype(np.float32)
+
+
+def _padded(x, kernel, stride, padding, dilation, ceil_mode, value):
+    """((out_h, out_w), x padded by `value` enough for ceil_mode's partial windows)."""
+    n, c, h, w = x.shape
+    oh = pool_out_size(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
+    ow = pool_out_size(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
+    need_h = (oh - 1) * stride[0] + dilation[0] * (kernel[0] - 1) + 1
+    need_w = (ow - 1) * stride[1] + dilation[1] * (kernel[1] - 1) + 1
+    extra_h = max(0, need_h - h - 2 * padding[0])
+    extra_w = max(0, need_w - w - 2 * padding[1])
+    pads = ((0, 0), (0, 0), (padding[0], padding[0] + extra_h), (padding[1], padding[1] + extra_w))
+    return (oh, ow), np.pad(x, pads, constant_values=value)
+
+
+class _Window(OpDef):
+    def check(self, node, ins):
+        c, _ = one_input(node, ins, 4)
+        a = node.attrs
+        kh, kw = pair(a, 'kernel', node.name, 1)
+        pair(a, 'stride', node.name, 1)
+        ph, pw = pair(a, 'padding', node.name, 0)
+        if node.op == 'maxpool':
+            pair(a, 'dilation', node.name, 1)
+        else:
+            flag(a, 'count_include_pad', node.name)
+        if 2 * ph > kh or 2 * pw > kw:
+            raise ModelFileError(f'node {node.name!r}: padding must be at most half the kernel')
+        flag(a, 'ceil_mode', node.name)
+        check_epilogue(a, node.name)
+        return c, 4
+
+    def shape(self, node, ins):
+        (c, h, w), a = ins[0], node.attrs
+        (kh, kw), (sh, sw), (ph, pw) = a['kernel'], a['stride'], a['padding']
+        dh, dw = a.get('dilation', (1, 1))
+        return (c, pool_out_size(h, kh, sh, ph, dh, a['ceil_mode']),
+                pool_out_size(w, kw, sw, pw, dw, a['ceil_mode']))
+
+
+@register
+class MaxPool(_Window):
+    name = 'maxpool'
+
+    def reference(self, node, ins):
+        a = node.attrs
+        x = np.asarray(ins[0], np.float64)
+        out_hw, xp = _padded(x, a['kernel'], a['stride'], a['padding'], a['dilation'], a['ceil_mode'], -np.inf)
+        out = np.full(x.shape[:2] + out_hw, -np.inf)
+        for _, _, patch in windows(xp, a['kernel'], a['stride'], a['dilation'], out_hw):
+            out = np.maximum(out, patch)
+        return out
+
+    def lower(self, node, ctx):
+        a = node.attrs
+        record, need = window_op(ctx.step(node), ctx.spatial(node), a, a['kernel'], WindowMode.WINDOW_MAX,
+                                 ctx.options, fill=-np.inf)
+        return record, name_kernel(node.op, a['kernel'], a['stride']), need
+
+
+@register
+class AvgPool(_Window):
+    name = 'avgpool'
+
+    def reference(self, node, ins):
+        a = node.attrs
+        x = np.asarray(ins[0], np.float64)
+        out_hw, xp = _padded(x, a['kernel'], a['stride'], a['padding'], (1, 1), a['ceil_mode'], 0.0)
+        out = np.zeros(x.shape[:2] + out_hw)
+        for _, _, patch in windows(xp, a['kernel'], a['stride'], (1, 1), out_hw):
+            out += patch
+        return out * avgpool_divisors(x.shape[2], x.shape[3], *out_hw, a['kernel'], a['stride'],
+                                      a['padding'], a['count_include_pad'])
+
+    def lower(self, node, ctx):
+        a, spatial = node.attrs, ctx.spatial(node)
+        if (tuple(a['kernel']) == (spatial['in_h'], spatial['in_w']) and not any(a['padding'])
+                and (spatial['out_h'], spatial['out_w']) == (1, 1)):
+            return _global_record(node, ctx)     # one window, the whole plane
+        div = avgpool_divisors(spatial['in_h'], spatial['in_w'], spatial['out_h'], spatial['out_w'],
+                               a['kernel'], a['stride'], a['padding'], a['count_include_pad'])
+        record, need = window_op(ctx.step(node), spatial, a, a['kernel'], WindowMode.WINDOW_AVG, ctx.options,
+                                 fill=0.0, aux=np.concatenate([div.ravel(), np.zeros(PLANE_ALIGN, np.float32)]))
+        return record, name_kernel(node.op, a['kernel'], a['stride']), need
+
+
+def _global_record(node, ctx):
+    spatial = ctx.spatial(node)
+    record = descriptors.GlobalAvgPool(**ctx.step(node), in_h=spatial['in_h'], in_w=spatial['in_w'],
+                                       **channel_runs(ctx.shapes[node.name][0], ctx.options))
+    return record, 'global_avgpool', 0
+
+
+@register
+class GlobalAvgPool(OpDef):
+    name = 'global_avgpool'
+    epilogue = False
+
+    def check(self, node, ins):
+        c, _ = one_input(node, ins, 4)
+        return c, 4 if flag(node.attrs, 'keepdims', node.name) else 2
+
+    def shape(self, node, ins):
+        return ins[0][0], 1, 1
+
+    def reference(self, node, ins):
+        return ins[0].mean(axis=(2, 3), keepdims=node.attrs['keepdims'])
+
+    def lower(self, node, ctx):
+        return _global_record(node, ctx)

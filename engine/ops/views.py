@@ -1,0 +1,72 @@
+"""View ops, which move no data: gather (pick channels in any order:
+shuffle, split, select), concat (along channels) and flatten (N, C, 1, 1 ->
+N, C).  The planner turns them into offset tables: a channel shuffle is a
+permutation of a tensor's table of plane offsets, a split a slice of it, a
+concat two tables end to end."""
+import numpy as np
+
+from engine.errors import ModelFileError
+from engine.ops import OpDef, register
+from engine.ops.checks import one_input
+
+
+class _View(OpDef):
+    view = True
+    epilogue = False
+
+
+@register
+class Gather(_View):
+    name = 'gather'
+
+    def check(self, node, ins):
+        c, rank = one_input(node, ins)
+        idx = node.attrs.get('indices')
+        if (not isinstance(idx, list) or not idx or
+                not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < c for i in idx)):
+            raise ModelFileError(f'node {node.name!r}: indices must be a non-empty list of channels below {c}')
+        return len(idx), rank
+
+    def shape(self, node, ins):
+        return (len(node.attrs['indices']),) + ins[0][1:]
+
+    def reference(self, node, ins):
+        return ins[0][:, node.attrs['indices']]
+
+
+@register
+class Concat(_View):
+    name = 'concat'
+
+    def check(self, node, ins):
+        ranks = {r for _, r in ins}
+        if len(ranks) != 1:
+            raise ModelFileError(f'node {node.name!r}: concat of inputs of different ranks')
+        return sum(c for c, _ in ins), ranks.pop()
+
+    def shape(self, node, ins):
+        if any(s[1:] != ins[0][1:] for s in ins):
+            raise ValueError(f'layer {node.name!r}: concat of different spatial sizes {ins}')
+        return (sum(s[0] for s in ins),) + ins[0][1:]
+
+    def reference(self, node, ins):
+        return np.concatenate(ins, axis=1)
+
+
+@register
+class Flatten(_View):
+    name = 'flatten'
+
+    def check(self, node, ins):
+        c, _ = one_input(node, ins, 4)
+        return c, 2
+
+    def shape(self, node, ins):
+        c, h, w = ins[0]
+        if (h, w) != (1, 1):
+            raise ValueError(f'layer {node.name!r}: flatten of {h}x{w} planes is not supported '
+                             '(only 1x1, as after global pooling)')
+        return c, 1, 1
+
+    def reference(self, node, ins):
+        return ins[0].reshape(ins[0].shape[0], -1)
