@@ -8,7 +8,9 @@ element indices, and wherever their result feeds a real op it must turn out
 to be a pure reordering or selection of channels, which becomes a `gather`
 view.  So every spelling of a channel shuffle (torchvision's, its inverse,
 shuffle-and-split in one go) converts the same way, and a chain that mixes
-channels with pixels or images is refused, never converted wrongly.
+channels with pixels or images is refused, never converted wrongly.  The
+other ATen ops are made into graph nodes by the handlers their op's module
+registers (engine/ops/aten.py).
 
 The export keeps batch, height and width dynamic, so that torch.export
 states which sizes its trace holds for (engine/sizes.py): code that branches
@@ -20,14 +22,13 @@ import contextlib
 import inspect
 import io
 import logging
-import math
 import re
 
 import numpy as np
 
 from engine.errors import UnsupportedModelError
 from engine.graph import Graph, Node, validate
-from engine.ops.activations import CLAMPS
+from engine.ops.aten import ATEN
 from engine.optimize import optimize
 from engine.sizes import DIMS, SizeDomain, evaluate_guard, parse_guard
 
@@ -280,20 +281,23 @@ class _Converter:
         self.names.add(name)
         return name
 
-    def _add(self, fx_node, op, inputs, attrs=None, params=None):
+    def add(self, fx_node, op, inputs, attrs=None, params=None):
         name = self._name(_module_path(fx_node) or fx_node.name, fx_node)
         self.nodes.append(Node(name, op, [t.name for t in inputs], attrs or {}, params or {}))
         val = fx_node.meta['val']
         val = val[0] if isinstance(val, (list, tuple)) else val
         return _Tensor(name, [self._hint(d) for d in val.shape], [str(d) for d in val.shape])
 
-    def _fail(self, fx_node, why):
+    def fail(self, fx_node, why):
         where = repr(_module_path(fx_node)) if _module_path(fx_node) else "the model's forward"
         self.unsupported.append(f'{why} (module {where}, node {fx_node.name})')
         return _Unsupported()
 
-    def _param(self, v):
+    def param(self, v):
         return np.ascontiguousarray(v.detach().cpu().numpy(), np.float32) if v is not None else None
+
+    def is_tensor(self, v):
+        return isinstance(v, _Tensor)
 
     def _index(self, v):
         if isinstance(v, _Index):
@@ -324,14 +328,14 @@ class _Converter:
         shape = idx.shape
         if len(shape) not in (2, 4) or shape[0] != n or (len(shape) == 4 and shape[2:] != hw) \
                 or (len(shape) == 2 and pixels != 1):
-            return self._fail(fx_node, f'shape ops turning {src.shape} into {shape} are not a channel '
+            return self.fail(fx_node, f'shape ops turning {src.shape} into {shape} are not a channel '
                                        'reordering, so they cannot run without moving data')
         per_image = idx.reshape(n, shape[1], pixels)
         chan = per_image[0, :, 0] // pixels
         expect = (np.arange(n)[:, None, None] * c * pixels + chan[None, :, None] * pixels
                   + np.arange(pixels)[None, None, :])
         if not np.array_equal(per_image, expect):
-            return self._fail(fx_node, f'shape ops on {src.shape} mix channels with pixels or images; '
+            return self.fail(fx_node, f'shape ops on {src.shape} mix channels with pixels or images; '
                                        'only pure channel reorders (shuffle, split, select) are supported')
         # a channel reorder at the example's size; at every size only if the
         # result keeps the source's batch and planes as they depend on them
@@ -397,7 +401,7 @@ class _Converter:
             v = env[seq]
             if isinstance(v, (list, tuple)):
                 return v[i]
-            return v if isinstance(v, _Unsupported) else self._fail(fx_node, 'getitem on a non-sequence')
+            return v if isinstance(v, _Unsupported) else self.fail(fx_node, 'getitem on a non-sequence')
 
         def arg(a):
             if isinstance(a, (list, tuple)):
@@ -408,17 +412,17 @@ class _Converter:
         op = getattr(target, '_opname', None) or name
         overload = getattr(target, '_overloadname', '')
         key = op.rstrip('_') if op.endswith('_') and not op.startswith('_') else op
-        if key not in _SHAPE_OPS and key not in _COMPUTE_OPS:     # reported even after another failure
-            return self._fail(fx_node, f'unsupported op aten.{op}.{overload or "default"}')
+        if key not in _SHAPE_OPS and key not in ATEN:     # reported even after another failure
+            return self.fail(fx_node, f'unsupported op aten.{op}.{overload or "default"}')
         if any(isinstance(a, _Unsupported) for a in _flat(args) + _flat(kwargs.values())):
             return _Unsupported()
         handler = _SHAPE_OPS.get(key)
         if handler is not None:
             if not (args and isinstance(args[0], (_Tensor, _Index))):
-                return self._fail(fx_node, f'aten.{op} on a non-activation tensor')
+                return self.fail(fx_node, f'aten.{op} on a non-activation tensor')
             return self._with_dims(handler(self, fx_node, self._index(args[0]), args[1:], kwargs),
                                    fx_node.meta.get('val'))
-        handler = _COMPUTE_OPS[key]
+        handler = ATEN[key]
         sizes = [a for a in _flat(args) + _flat(kwargs.values()) if isinstance(a, _Size)]
         for a in sizes:     # an attribute computed from the input's size holds at the example's only
             self._pin(a.depends, f'aten.{op} takes a number computed from it')
@@ -516,7 +520,7 @@ def _slice(cv, fx, v, args, kw):
 def _dropout(cv, fx, v, args, kw):
     train = args[1] if len(args) > 1 else kw.get('train', False)
     if train:
-        return cv._fail(fx, 'dropout in training mode')
+        return cv.fail(fx, 'dropout in training mode')
     return v
 
 
@@ -528,220 +532,4 @@ _SHAPE_OPS = {
     'dropout': _dropout, 'feature_dropout': _dropout, 'alpha_dropout': _dropout,
     'chunk': _chunk, 'split': _split, 'split_with_sizes': _split, 'unbind': _unbind,
     'select': _select, 'slice': _slice,
-}
-
-
-# ---------------------------------------------------------------------------
-# compute ops: (converter, fx node, args, kwargs) -> value
-
-def _get(args, kw, i, name, default):
-    if len(args) > i:
-        return args[i]
-    return kw.get(name, default)
-
-
-def _pair(v):
-    if isinstance(v, int):
-        return [v, v]
-    v = list(v)
-    return v * 2 if len(v) == 1 else v
-
-
-def _conv(cv, fx, args, kw, convolution=False):
-    x = args[0]
-    weight, bias = cv._param(args[1]), cv._param(_get(args, kw, 2, 'bias', None))
-    if convolution:     # aten.convolution(x, w, b, stride, padding, dilation, transposed, output_padding, groups)
-        stride, padding, dilation = args[3], args[4], args[5]
-        if args[6]:
-            return cv._fail(fx, 'transposed convolution')
-        groups = args[8]
-    else:
-        stride = _get(args, kw, 3, 'stride', [1, 1])
-        padding = _get(args, kw, 4, 'padding', [0, 0])
-        dilation = _get(args, kw, 5, 'dilation', [1, 1])
-        groups = _get(args, kw, 6, 'groups', 1)
-    kernel = list(weight.shape[2:])
-    if isinstance(padding, str):
-        if padding == 'valid':
-            padding = [0, 0]
-        else:
-            total = [d * (k - 1) for d, k in zip(_pair(dilation), kernel)]
-            if any(t % 2 for t in total) or _pair(stride) != [1, 1]:
-                return cv._fail(fx, "padding='same' that needs uneven padding")
-            padding = [t // 2 for t in total]
-    if weight.ndim != 4:
-        return cv._fail(fx, f'convolution with {weight.ndim - 2}-D kernel (only 2-D is supported)')
-    attrs = dict(in_channels=int(x.shape[1]), out_channels=int(weight.shape[0]), kernel=kernel,
-                 stride=_pair(stride), padding=_pair(padding), dilation=_pair(dilation),
-                 groups=int(groups), clamp=None)
-    params = {'weight': weight}
-    if bias is not None:
-        params['bias'] = bias
-    return cv._add(fx, 'conv', [x], attrs, params)
-
-
-def _batchnorm(cv, fx, args, kw, legit=False):
-    x = args[0]
-    w, b, mean, var = (cv._param(a) for a in args[1:5])
-    c = x.shape[1]
-    w = np.ones(c, np.float32) if w is None else w
-    b = np.zeros(c, np.float32) if b is None else b
-    if legit:       # _native_batch_norm_legit_no_training(x, w, b, mean, var, momentum, eps)
-        eps = args[6]
-    else:           # batch_norm(x, w, b, mean, var, training, momentum, eps, cudnn)
-        if args[5]:
-            return cv._fail(fx, 'batch_norm in training mode')
-        eps = args[7]
-    t = cv._add(fx, 'batchnorm', [x], dict(eps=float(eps)),
-                dict(weight=w, bias=b, running_mean=mean, running_var=var))
-    return (t, None, None) if legit else t
-
-
-def _act(clamp):
-    def handler(cv, fx, args, kw):
-        return cv._add(fx, 'act', [args[0]], dict(clamp=list(clamp)))
-    return handler
-
-
-def _hardtanh(cv, fx, args, kw):
-    lo, hi = _get(args, kw, 1, 'min_val', -1.0), _get(args, kw, 2, 'max_val', 1.0)
-    return cv._add(fx, 'act', [args[0]], dict(clamp=[float(lo), float(hi)]))
-
-
-def _clamp(cv, fx, args, kw):
-    lo, hi = _get(args, kw, 1, 'min', None), _get(args, kw, 2, 'max', None)
-    if not all(v is None or isinstance(v, (int, float)) for v in (lo, hi)):
-        return cv._fail(fx, 'clamp with tensor bounds')
-    return cv._add(fx, 'act', [args[0]],
-                   dict(clamp=[None if lo is None else float(lo), None if hi is None else float(hi)]))
-
-
-def _clamp_min(cv, fx, args, kw):
-    return cv._add(fx, 'act', [args[0]], dict(clamp=[float(args[1]), None]))
-
-
-def _maxpool(cv, fx, args, kw):
-    x = args[0]
-    kernel = _pair(args[1])
-    stride = _pair(_get(args, kw, 2, 'stride', []) or kernel)
-    attrs = dict(kernel=kernel, stride=stride, padding=_pair(_get(args, kw, 3, 'padding', 0)),
-                 dilation=_pair(_get(args, kw, 4, 'dilation', 1)),
-                 ceil_mode=bool(_get(args, kw, 5, 'ceil_mode', False)))
-    t = cv._add(fx, 'maxpool', [x], attrs)
-    return (t, None) if 'indices' in getattr(fx.target, '_opname', '') else t
-
-
-def _avgpool(cv, fx, args, kw):
-    x = args[0]
-    kernel = _pair(args[1])
-    stride = _pair(_get(args, kw, 2, 'stride', []) or kernel)
-    if _get(args, kw, 6, 'divisor_override', None) is not None:
-        return cv._fail(fx, 'avg_pool2d with divisor_override')
-    attrs = dict(kernel=kernel, stride=stride, padding=_pair(_get(args, kw, 3, 'padding', 0)),
-                 ceil_mode=bool(_get(args, kw, 4, 'ceil_mode', False)),
-                 count_include_pad=bool(_get(args, kw, 5, 'count_include_pad', True)))
-    return cv._add(fx, 'avgpool', [x], attrs)
-
-
-def _adaptive_avgpool(cv, fx, args, kw):
-    x = args[0]
-    size = _pair(args[1])
-    if size != [1, 1]:
-        return cv._fail(fx, f'adaptive_avg_pool2d to {size} (only to 1x1)')
-    return cv._add(fx, 'global_avgpool', [x], dict(keepdims=True))
-
-
-def _mean(cv, fx, args, kw):
-    x = args[0]
-    dims = _get(args, kw, 1, 'dim', None)
-    keep = bool(_get(args, kw, 2, 'keepdim', False))
-    if x.shape.__len__() != 4 or dims is None or sorted(d % 4 for d in dims) != [2, 3]:
-        return cv._fail(fx, f'mean over dims {dims} (only over H and W of NCHW)')
-    return cv._add(fx, 'global_avgpool', [x], dict(keepdims=keep))
-
-
-def _linear(cv, fx, args, kw):
-    x = args[0]
-    if isinstance(x, _Tensor) and len(x.shape) != 2:
-        return cv._fail(fx, f'linear on a rank-{len(x.shape)} input (only N x features)')
-    weight, bias = cv._param(args[1]), cv._param(_get(args, kw, 2, 'bias', None))
-    params = {'weight': weight}
-    if bias is not None:
-        params['bias'] = bias
-    return cv._add(fx, 'linear', [x], dict(in_features=int(weight.shape[1]),
-                                            out_features=int(weight.shape[0]), clamp=None), params)
-
-
-def _nonlinear(name):
-    def handler(cv, fx, args, kw):
-        return cv._add(fx, 'act', [args[0]], dict(clamp=None, act=name))
-    return handler
-
-
-def _scalar_affine(cv, fx, x, scale, shift):
-    """x * scale + shift for Python numbers: a per-channel affine node (which
-    the optimiser folds into a convolution before it where it can)."""
-    c = x.shape[1]
-    return cv._add(fx, 'affine', [x], dict(clamp=None), dict(
-        scale=np.full(c, scale, np.float32), shift=np.full(c, shift, np.float32)))
-
-
-def _is_number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _arith(kind):
-    """add / sub / mul / div of a tensor and a number, or of two tensors."""
-    def handler(cv, fx, args, kw):
-        a, b = args[0], args[1] if len(args) > 1 else kw.get('other')
-        alpha = _get(args, kw, 2, 'alpha', 1)
-        if kind in ('add', 'sub') and alpha != 1:
-            return cv._fail(fx, f'{kind} with alpha != 1')
-        if isinstance(a, _Tensor) and _is_number(b):
-            if kind == 'div':
-                if b and abs(1.0 / b) > float(np.finfo(np.float32).max):
-                    return cv._fail(fx, f'division by {b!r}, whose reciprocal is not a float32')
-                scale, shift = (1.0 / b if b else math.copysign(math.inf, b)), 0.0   # x / 0: +-inf
-            else:
-                scale, shift = {'add': (1.0, b), 'sub': (1.0, -b), 'mul': (b, 0.0)}[kind]
-            return _scalar_affine(cv, fx, a, scale, shift)
-        if _is_number(a) and isinstance(b, _Tensor) and kind in ('add', 'mul'):
-            return _scalar_affine(cv, fx, b, *((1.0, a) if kind == 'add' else (a, 0.0)))
-        if not (isinstance(a, _Tensor) and isinstance(b, _Tensor)):
-            return cv._fail(fx, f'{kind} of {type(a).__name__} and {type(b).__name__}')
-        if kind == 'add' and a.shape == b.shape:
-            return cv._add(fx, 'add', [a, b], dict(clamp=None))
-        if kind == 'mul' and a.shape == b.shape:
-            return cv._add(fx, 'mul', [a, b], dict(clamp=None))
-        if kind == 'mul' and len(a.shape) == 4 and len(b.shape) == 4:
-            if a.shape[2:] == (1, 1):
-                a, b = b, a         # the per-channel gate goes second
-            if b.shape[:2] == a.shape[:2] and b.shape[2:] == (1, 1):
-                return cv._add(fx, 'mul', [a, b], dict(clamp=None))
-        return cv._fail(fx, f'{kind} of shapes {a.shape} and {b.shape} (only equal shapes, '
-                            'or multiplying by one value per channel)')
-    return handler
-
-
-def _cat(cv, fx, args, kw):
-    parts = list(args[0])
-    dim = _get(args, kw, 1, 'dim', 0)
-    rank = len(parts[0].shape)
-    if dim % rank != 1:
-        return cv._fail(fx, f'cat along dim {dim} (only along channels)')
-    return cv._add(fx, 'concat', parts)
-
-
-_COMPUTE_OPS = {
-    'conv2d': _conv, 'convolution': lambda cv, fx, a, k: _conv(cv, fx, a, k, convolution=True),
-    'batch_norm': _batchnorm,
-    '_native_batch_norm_legit_no_training': lambda cv, fx, a, k: _batchnorm(cv, fx, a, k, legit=True),
-    'relu': _act(CLAMPS['relu']), 'relu6': _act(CLAMPS['relu6']),
-    'hardtanh': _hardtanh, 'clamp': _clamp, 'clamp_min': _clamp_min,
-    'max_pool2d': _maxpool, 'max_pool2d_with_indices': _maxpool, 'avg_pool2d': _avgpool,
-    'adaptive_avg_pool2d': _adaptive_avgpool, 'mean': _mean,
-    'linear': _linear, 'cat': _cat,
-    'add': _arith('add'), 'sub': _arith('sub'), 'mul': _arith('mul'), 'div': _arith('div'),
-    'hardswish': _nonlinear('hardswish'), 'hardsigmoid': _nonlinear('hardsigmoid'),
-    'sigmoid': _nonlinear('sigmoid'), 'silu': _nonlinear('silu'),
 }

@@ -10,6 +10,7 @@ it, for the converter), its code and C in kernels/abi.h and ukernels.h."""
 import numpy as np
 
 from engine.errors import ModelFileError
+from engine.ops.aten import arg, converts
 
 CLAMPS = {'relu': [0.0, None], 'relu6': [0.0, 6.0]}
 
@@ -61,3 +62,30 @@ def apply(x, attrs):
         x = np.minimum(np.maximum(x, lo), hi)
     act = attrs.get('act')
     return x if act is None else NONLINEAR[act](x)
+
+
+@converts('relu', 'relu6')
+def clamp_from_relu(cv, fx, args, kw):
+    return cv.add(fx, 'act', [args[0]], dict(clamp=list(CLAMPS[fx.target._opname.rstrip('_')])))
+
+
+@converts('hardtanh')
+def clamp_from_hardtanh(cv, fx, args, kw):
+    lo, hi = arg(args, kw, 1, 'min_val', -1.0), arg(args, kw, 2, 'max_val', 1.0)
+    return cv.add(fx, 'act', [args[0]], dict(clamp=[float(lo), float(hi)]))
+
+
+@converts('clamp', 'clamp_min')
+def clamp_from_aten(cv, fx, args, kw):
+    lo, hi = arg(args, kw, 1, 'min', None), arg(args, kw, 2, 'max', None)
+    if fx.target._opname.rstrip('_') == 'clamp_min':
+        hi = None
+    if not all(v is None or isinstance(v, (int, float)) for v in (lo, hi)):
+        return cv.fail(fx, 'clamp with tensor bounds')
+    return cv.add(fx, 'act', [args[0]],
+                  dict(clamp=[None if lo is None else float(lo), None if hi is None else float(hi)]))
+
+
+@converts(*NONLINEAR)
+def nonlinear_from_aten(cv, fx, args, kw):
+    return cv.add(fx, 'act', [args[0]], dict(clamp=None, act=fx.target._opname.rstrip('_')))

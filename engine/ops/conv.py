@@ -16,6 +16,7 @@ from engine.lowering import (LINEAR_NO, NR, kernel_fields, linear_record, name_k
                              pixel_tiles, runs, window_op)
 from engine.ops import OpDef, register
 from engine.ops.activations import check_epilogue
+from engine.ops.aten import arg, converts, pair as pair_of
 from engine.ops.checks import integer, one_input, pair, param
 
 
@@ -162,3 +163,38 @@ class Conv(OpDef):
                             jobs_per_image=groups * jobs['jobs_per_image'],
                             in2_off=np.arange(K, dtype=np.int64) * NR)
         return record, name + '_im2col', _gemm.im2col_scratch_floats(K, k['kw'])
+
+
+@converts('conv2d', 'convolution')
+def from_aten(cv, fx, args, kw):
+    x = args[0]
+    weight, bias = cv.param(args[1]), cv.param(arg(args, kw, 2, 'bias', None))
+    if getattr(fx.target, '_opname', '') == 'convolution':
+        # aten.convolution(x, w, b, stride, padding, dilation, transposed, output_padding, groups)
+        stride, padding, dilation = args[3], args[4], args[5]
+        if args[6]:
+            return cv.fail(fx, 'transposed convolution')
+        groups = args[8]
+    else:
+        stride = arg(args, kw, 3, 'stride', [1, 1])
+        padding = arg(args, kw, 4, 'padding', [0, 0])
+        dilation = arg(args, kw, 5, 'dilation', [1, 1])
+        groups = arg(args, kw, 6, 'groups', 1)
+    kernel = list(weight.shape[2:])
+    if isinstance(padding, str):
+        if padding == 'valid':
+            padding = [0, 0]
+        else:
+            total = [d * (k - 1) for d, k in zip(pair_of(dilation), kernel)]
+            if any(t % 2 for t in total) or pair_of(stride) != [1, 1]:
+                return cv.fail(fx, "padding='same' that needs uneven padding")
+            padding = [t // 2 for t in total]
+    if weight.ndim != 4:
+        return cv.fail(fx, f'convolution with {weight.ndim - 2}-D kernel (only 2-D is supported)')
+    attrs = dict(in_channels=int(x.shape[1]), out_channels=int(weight.shape[0]), kernel=kernel,
+                 stride=pair_of(stride), padding=pair_of(padding), dilation=pair_of(dilation),
+                 groups=int(groups), clamp=None)
+    params = {'weight': weight}
+    if bias is not None:
+        params['bias'] = bias
+    return cv.add(fx, 'conv', [x], attrs, params)

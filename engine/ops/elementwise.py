@@ -2,12 +2,17 @@
 tensors of one shape, or a tensor by one value per channel as
 squeeze-excitation does) and act (a standalone clamp or activation, where
 there is no producer to fuse it into)."""
+import math
+
+import numpy as np
+
 from engine.errors import ModelFileError
 from engine.kernels.abi import EltwiseMode
 from engine.kernels.descriptors import Eltwise
 from engine.lowering import channel_runs
 from engine.ops import OpDef, per_channel_shape, register
 from engine.ops.activations import check_epilogue
+from engine.ops.aten import arg, converts, is_number
 from engine.ops.checks import one_input
 
 
@@ -80,3 +85,44 @@ class Act(OpDef):
         record = Eltwise(**ctx.step(node), **channel_runs(ctx.shapes[node.name][0], ctx.options),
                          mode=EltwiseMode.ELTWISE_CLAMP)
         return record, node.op, 0
+
+
+def _scalar_affine(cv, fx, x, scale, shift):
+    """x * scale + shift for Python numbers: a per-channel affine node (which
+    the optimiser folds into a convolution before it where it can)."""
+    c = x.shape[1]
+    return cv.add(fx, 'affine', [x], dict(clamp=None), dict(
+        scale=np.full(c, scale, np.float32), shift=np.full(c, shift, np.float32)))
+
+
+@converts('add', 'sub', 'mul', 'div')
+def arithmetic_from_aten(cv, fx, args, kw):
+    """add / sub / mul / div of a tensor and a number, or of two tensors."""
+    kind = getattr(fx.target, '_opname', '').rstrip('_')
+    a, b = args[0], args[1] if len(args) > 1 else kw.get('other')
+    alpha = arg(args, kw, 2, 'alpha', 1)
+    if kind in ('add', 'sub') and alpha != 1:
+        return cv.fail(fx, f'{kind} with alpha != 1')
+    if cv.is_tensor(a) and is_number(b):
+        if kind == 'div':
+            if b and abs(1.0 / b) > float(np.finfo(np.float32).max):
+                return cv.fail(fx, f'division by {b!r}, whose reciprocal is not a float32')
+            scale, shift = (1.0 / b if b else math.copysign(math.inf, b)), 0.0   # x / 0: +-inf
+        else:
+            scale, shift = {'add': (1.0, b), 'sub': (1.0, -b), 'mul': (b, 0.0)}[kind]
+        return _scalar_affine(cv, fx, a, scale, shift)
+    if is_number(a) and cv.is_tensor(b) and kind in ('add', 'mul'):
+        return _scalar_affine(cv, fx, b, *((1.0, a) if kind == 'add' else (a, 0.0)))
+    if not (cv.is_tensor(a) and cv.is_tensor(b)):
+        return cv.fail(fx, f'{kind} of {type(a).__name__} and {type(b).__name__}')
+    if kind == 'add' and a.shape == b.shape:
+        return cv.add(fx, 'add', [a, b], dict(clamp=None))
+    if kind == 'mul' and a.shape == b.shape:
+        return cv.add(fx, 'mul', [a, b], dict(clamp=None))
+    if kind == 'mul' and len(a.shape) == 4 and len(b.shape) == 4:
+        if a.shape[2:] == (1, 1):
+            a, b = b, a         # the per-channel gate goes second
+        if b.shape[:2] == a.shape[:2] and b.shape[2:] == (1, 1):
+            return cv.add(fx, 'mul', [a, b], dict(clamp=None))
+    return cv.fail(fx, f'{kind} of shapes {a.shape} and {b.shape} (only equal shapes, '
+                       'or multiplying by one value per channel)')

@@ -7,6 +7,7 @@ from engine.errors import ModelFileError
 from engine.lowering import LINEAR_NO, linear_record
 from engine.ops import OpDef, register
 from engine.ops.activations import check_epilogue
+from engine.ops.aten import arg, converts
 from engine.ops.checks import integer, one_input, param
 
 
@@ -40,3 +41,16 @@ class Linear(OpDef):
     def lower(self, node, ctx):
         p = node.params
         return linear_record(p['weight'], p.get('bias'), ctx.step(node), None), 'linear', LINEAR_NO
+
+
+@converts('linear')
+def from_aten(cv, fx, args, kw):
+    x = args[0]
+    if cv.is_tensor(x) and len(x.shape) != 2:
+        return cv.fail(fx, f'linear on a rank-{len(x.shape)} input (only N x features)')
+    weight, bias = cv.param(args[1]), cv.param(arg(args, kw, 2, 'bias', None))
+    params = {'weight': weight}
+    if bias is not None:
+        params['bias'] = bias
+    return cv.add(fx, 'linear', [x], dict(in_features=int(weight.shape[1]),
+                                          out_features=int(weight.shape[0]), clamp=None), params)

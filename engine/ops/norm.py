@@ -11,6 +11,7 @@ from engine.kernels.descriptors import Eltwise
 from engine.lowering import channel_runs
 from engine.ops import OpDef, per_channel_shape, register
 from engine.ops.activations import check_epilogue
+from engine.ops.aten import converts
 from engine.ops.checks import one_input, param
 
 
@@ -67,3 +68,22 @@ class Affine(_PerChannel):
         param(node, 'shift', (c,))
         check_epilogue(node.attrs, node.name)
         return c, rank
+
+
+@converts('batch_norm', '_native_batch_norm_legit_no_training')
+def from_aten(cv, fx, args, kw):
+    x = args[0]
+    w, b, mean, var = (cv.param(a) for a in args[1:5])
+    c = x.shape[1]
+    w = np.ones(c, np.float32) if w is None else w
+    b = np.zeros(c, np.float32) if b is None else b
+    legit = getattr(fx.target, '_opname', '') == '_native_batch_norm_legit_no_training'
+    if legit:       # _native_batch_norm_legit_no_training(x, w, b, mean, var, momentum, eps)
+        eps = args[6]
+    else:           # batch_norm(x, w, b, mean, var, training, momentum, eps, cudnn)
+        if args[5]:
+            return cv.fail(fx, 'batch_norm in training mode')
+        eps = args[7]
+    t = cv.add(fx, 'batchnorm', [x], dict(eps=float(eps)),
+               dict(weight=w, bias=b, running_mean=mean, running_var=var))
+    return (t, None, None) if legit else t

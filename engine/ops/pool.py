@@ -12,6 +12,7 @@ from engine.kernels.program import PLANE_ALIGN
 from engine.lowering import channel_runs, name_kernel, window_op
 from engine.ops import OpDef, register
 from engine.ops.activations import check_epilogue
+from engine.ops.aten import arg, converts, pair as pair_of
 from engine.ops.checks import flag, one_input, pair
 from engine.ops.conv import windows
 
@@ -148,3 +149,44 @@ class GlobalAvgPool(OpDef):
 
     def lower(self, node, ctx):
         return _global_record(node, ctx)
+
+
+@converts('max_pool2d', 'max_pool2d_with_indices')
+def maxpool_from_aten(cv, fx, args, kw):
+    kernel = pair_of(args[1])
+    stride = pair_of(arg(args, kw, 2, 'stride', []) or kernel)
+    attrs = dict(kernel=kernel, stride=stride, padding=pair_of(arg(args, kw, 3, 'padding', 0)),
+                 dilation=pair_of(arg(args, kw, 4, 'dilation', 1)),
+                 ceil_mode=bool(arg(args, kw, 5, 'ceil_mode', False)))
+    t = cv.add(fx, 'maxpool', [args[0]], attrs)
+    return (t, None) if 'indices' in getattr(fx.target, '_opname', '') else t
+
+
+@converts('avg_pool2d')
+def avgpool_from_aten(cv, fx, args, kw):
+    kernel = pair_of(args[1])
+    stride = pair_of(arg(args, kw, 2, 'stride', []) or kernel)
+    if arg(args, kw, 6, 'divisor_override', None) is not None:
+        return cv.fail(fx, 'avg_pool2d with divisor_override')
+    attrs = dict(kernel=kernel, stride=stride, padding=pair_of(arg(args, kw, 3, 'padding', 0)),
+                 ceil_mode=bool(arg(args, kw, 4, 'ceil_mode', False)),
+                 count_include_pad=bool(arg(args, kw, 5, 'count_include_pad', True)))
+    return cv.add(fx, 'avgpool', [args[0]], attrs)
+
+
+@converts('adaptive_avg_pool2d')
+def adaptive_avgpool_from_aten(cv, fx, args, kw):
+    size = pair_of(args[1])
+    if size != [1, 1]:
+        return cv.fail(fx, f'adaptive_avg_pool2d to {size} (only to 1x1)')
+    return cv.add(fx, 'global_avgpool', [args[0]], dict(keepdims=True))
+
+
+@converts('mean')
+def mean_from_aten(cv, fx, args, kw):
+    x = args[0]
+    dims = arg(args, kw, 1, 'dim', None)
+    keep = bool(arg(args, kw, 2, 'keepdim', False))
+    if len(x.shape) != 4 or dims is None or sorted(d % 4 for d in dims) != [2, 3]:
+        return cv.fail(fx, f'mean over dims {dims} (only over H and W of NCHW)')
+    return cv.add(fx, 'global_avgpool', [x], dict(keepdims=keep))

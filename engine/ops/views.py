@@ -7,6 +7,7 @@ import numpy as np
 
 from engine.errors import ModelFileError
 from engine.ops import OpDef, register
+from engine.ops.aten import arg, converts
 from engine.ops.checks import one_input
 
 
@@ -70,3 +71,12 @@ class Flatten(_View):
 
     def reference(self, node, ins):
         return ins[0].reshape(ins[0].shape[0], -1)
+
+
+@converts('cat')
+def cat_from_aten(cv, fx, args, kw):
+    parts = list(args[0])
+    dim = arg(args, kw, 1, 'dim', 0)
+    if dim % len(parts[0].shape) != 1:
+        return cv.fail(fx, f'cat along dim {dim} (only along channels)')
+    return cv.add(fx, 'concat', parts)
