@@ -11,7 +11,7 @@ from engine.kernels import window as _window
 from engine.kernels.abi import Act, WindowPath
 from engine.kernels.descriptors import Linear, Window
 from engine.kernels.program import PLANE_ALIGN
-from engine.ops.activations import clamp_bounds
+from engine.ops.activations import ACT_PARAM, clamp_bounds
 
 TILE_ROWS, NR, LINEAR_NO = _gemm.TILE_ROWS, _gemm.TILE_PIXELS, _gemm.LINEAR_OUTPUTS
 
@@ -70,6 +70,7 @@ class Lowering:
         act = node.attrs.get('act')
         return dict(n_out=oc, plane=padded_plane(oh * ow), lo=lo, hi=hi,
                     act=Act.ACT_NONE if act is None else Act['ACT_' + act.upper()],
+                    act_w=node.params.get(ACT_PARAM),
                     in_off=self.offsets(node.inputs[0]) if self.in_off is None else self.in_off,
                     out_off=self.offsets(node.name) if self.out_off is None else self.out_off)
 

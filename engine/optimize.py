@@ -6,6 +6,7 @@ import numpy as np
 
 from engine.graph import Graph, Node, validate
 from engine.ops import REGISTRY
+from engine.ops.activations import ACT_PARAM
 from engine.ops.norm import scale_shift
 
 
@@ -113,8 +114,10 @@ def _fuse_activations(g):
             parts = [by_name.get(i) for i in prev.inputs]
             if all(p is not None and REGISTRY[p.op].epilogue and _can_take(p, act) and
                    _only_consumer(g, p.name, prev) for p in parts):
-                for p in parts:
-                    _take(p, act)
+                start, channels = 0, _channels(g)
+                for p in parts:     # each part takes its channels' numbers of a parametric one
+                    _take(p, act, slice(start, start + channels[p.name]))
+                    start += channels[p.name]
                 _merge_into(g, prev, act)
 
 
@@ -124,13 +127,16 @@ def _can_take(node, act):
     return node.attrs.get('act') is None
 
 
-def _take(node, act):
+def _take(node, act, channels=slice(None)):
+    """node takes act's epilogue (channels: which of act's channels it makes)."""
     lo, hi = act.attrs.get('clamp') or (None, None)
     if node.attrs.get('clamp') is not None:        # clamp of a clamp: compose them
         lo, hi = compose_clamps(node.attrs['clamp'], [lo, hi])
     node.attrs['clamp'] = None if (lo, hi) == (None, None) else [lo, hi]
     if act.attrs.get('act') is not None:
         node.attrs['act'] = act.attrs['act']
+        if ACT_PARAM in act.params:
+            node.params[ACT_PARAM] = act.params[ACT_PARAM][channels]
 
 
 def compose_clamps(first, then):

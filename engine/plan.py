@@ -232,7 +232,8 @@ def _k_halves_sum(conv, options):
     with bias and residual) plus the second half, clamped and activated.
     Split by pixels, as the 1x1 convolutions reading it are."""
     return Eltwise(mode=EltwiseMode.ELTWISE_ADD_SPLIT, n_out=conv.n_out, plane=conv.plane,
-                   lo=conv.lo, hi=conv.hi, act=conv.act, in_off=conv.out_off, in2_off=conv.part_off,
+                   lo=conv.lo, hi=conv.hi, act=conv.act, act_w=conv.act_w, in_off=conv.out_off,
+                   in2_off=conv.part_off,
                    out_off=conv.out_off, **runs(conv.plane // _window.VECTOR, options.channel_jobs))
 
 

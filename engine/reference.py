@@ -12,7 +12,7 @@ def run_node(node, ins):
     """A node's output: its op's reference, then its epilogue."""
     definition = REGISTRY[node.op]
     out = definition.reference(node, ins)
-    return apply(out, node.attrs) if definition.epilogue else out
+    return apply(out, node) if definition.epilogue else out
 
 
 def run_graph(graph, x):

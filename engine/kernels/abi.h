@@ -35,7 +35,20 @@ enum EltwiseMode {
     ELTWISE_ADD_SPLIT     /* a + b: the halves of a K-split 1x1 convolution, split by pixels */
 };
 
-/* nonlinearities applied after an op's clamp; named as the graph names them */
-enum Act { ACT_NONE = 0, ACT_HARDSWISH, ACT_HARDSIGMOID, ACT_SIGMOID, ACT_SILU };
+/* Nonlinearities applied after an op's clamp, by the names the graph gives
+ * them (engine/ops/activations.py); Python reads this list as the enum Act.
+ * Adding one: a line here, its code in ukernels.h's f32_activation.  A
+ * parametric one reads a number per output channel (Op.act_w). */
+#define ENGINE_ACTIVATIONS(X) \
+    X(ACT_NONE, "none") \
+    X(ACT_HARDSWISH, "hardswish") \
+    X(ACT_HARDSIGMOID, "hardsigmoid") \
+    X(ACT_SIGMOID, "sigmoid") \
+    X(ACT_SILU, "silu")
+
+#define ENGINE_ACT_CODE(code, name) code,
+#define ENGINE_ACT_NAME(code, name) name,
+enum Act { ENGINE_ACTIVATIONS(ENGINE_ACT_CODE) ACT_END };
+static const char* const ENGINE_ACT_NAMES[] = { ENGINE_ACTIVATIONS(ENGINE_ACT_NAME) };
 
 #endif

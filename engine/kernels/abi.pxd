@@ -25,9 +25,5 @@ cdef extern from "abi.h":
         ELTWISE_MUL
         ELTWISE_MUL_CHANNEL
         ELTWISE_ADD_SPLIT
-    cpdef enum Act:
-        ACT_NONE
-        ACT_HARDSWISH
-        ACT_HARDSIGMOID
-        ACT_SIGMOID
-        ACT_SILU
+    enum: ACT_END
+    const char* const ENGINE_ACT_NAMES[]

@@ -11,7 +11,7 @@ cdef extern from "simd.h" nogil:
 
 
 cdef extern from "ukernels.h" nogil:
-    void f32_activation(float* p, int64_t n, int act)
+    void f32_activation(float* p, int64_t n, int act, float param)
 
 
 cdef struct Op
@@ -70,6 +70,7 @@ cdef struct Op:
     const float* w           # prepacked weights
     const float* b           # bias, padded to the tile
     const float* aux         # per-pixel reciprocal counts of average pooling
+    const float* act_w       # the activation's number per output channel (parametric ones), or NULL
     const int64_t* tap_off   # WINDOW_FLAT: input offset of each tap
     const int* lanes         # WINDOW_FLAT: valid lanes per (output vector, tap)
     const Op* then           # OP_EXPAND_DW: the depthwise op that reads this op's output
@@ -87,3 +88,8 @@ cdef struct Ctx:
 # A unit of work: job index within the op's (images x jobs_per_image) jobs,
 # tid the worker's index, for its slice of scratch.
 ctypedef void (*job_fn)(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil
+
+
+cdef inline float act_param(const Op* op, int64_t c) noexcept nogil:
+    """Output channel c's number for the op's activation (0 for the others)."""
+    return op.act_w[c] if op.act_w != NULL else 0

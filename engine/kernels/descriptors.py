@@ -35,7 +35,8 @@ ARRAY_DTYPES = {Offsets: np.int64, Floats: np.float32, Flags: np.int32}
 class Step:
     """What every op has: its output channels and plane stride, its jobs per
     image, the planes it reads and writes, and its epilogue: the output
-    clamped to [lo, hi], then act."""
+    clamped to [lo, hi], then act (act_w: its number per output channel, for
+    a parametric one)."""
     n_out: int
     plane: int
     jobs_per_image: int
@@ -44,6 +45,7 @@ class Step:
     lo: float
     hi: float
     act: Act
+    act_w: Floats = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,7 +7,7 @@ whole vectors; the padding lanes compute garbage that nothing reads."""
 from libc.stdint cimport int64_t
 from engine.kernels.abi cimport (ELTWISE_ADD, ELTWISE_AFFINE, ELTWISE_MUL, ELTWISE_MUL_CHANNEL,
                                  ELTWISE_ADD_SPLIT)
-from engine.kernels.common cimport Op, Ctx, VLEN, f32_activation
+from engine.kernels.common cimport Op, Ctx, VLEN, act_param, f32_activation
 
 cdef extern from "simd.h" nogil:
     ctypedef float vf
@@ -69,4 +69,4 @@ cdef inline void eltwise_vectors(const Op* op, float* base, int64_t c, int64_t v
             i = v * VLEN
             vf_storeu(out + i, vf_min(vhi, vf_max(vlo, vf_loadu(a + i))))
     if op.p.act:
-        f32_activation(out + v0 * VLEN, (v1 - v0) * VLEN, op.p.act)
+        f32_activation(out + v0 * VLEN, (v1 - v0) * VLEN, op.p.act, act_param(op, c))

@@ -10,7 +10,7 @@ from libc.stdint cimport int64_t
 from libc.math cimport INFINITY
 import numpy as np
 from engine.kernels.common cimport (Op, Ctx, GEMM_MR, GEMM_NR, VLEN, ENGINE_PLANE_ALIGN,
-                                    f32_activation)
+                                    act_param, f32_activation)
 
 cdef extern from "ukernels.h" nogil:
     ctypedef void (*f32_gemm_tile_fn)(int64_t K, const float* a, const float* bias,
@@ -110,7 +110,8 @@ cdef void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt1,
         tile(k1 - k0, a, bias, src, b_off + k0, nb0, dst, c_off, r_off, nc0, mr, nvalid, lo, hi)
         if op.p.act and half == WHOLE_K:
             for r in range(mr):
-                f32_activation(dst + c_off[r] + nc0, nvalid, op.p.act)
+                f32_activation(dst + c_off[r] + nc0, nvalid, op.p.act,
+                               act_param(op, g * op.p.cout_g + m0 + r))
 
 
 cdef void gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
@@ -316,7 +317,10 @@ cdef void linear_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
         for o in range(n):
             v = y[o] + base[op.res_off[o0 + o]]
             y[o] = op.p.hi if v > op.p.hi else op.p.lo if v < op.p.lo else v
-    if op.p.act:
-        f32_activation(y, LINEAR_NO, op.p.act)
+    if op.p.act and op.act_w == NULL:
+        f32_activation(y, LINEAR_NO, op.p.act, 0)
+    elif op.p.act:          # each output is a channel, with its own number
+        for o in range(n):
+            f32_activation(y + o, 1, op.p.act, op.act_w[o0 + o])
     for o in range(n):
         base[op.out_off[o0 + o]] = y[o]

@@ -221,6 +221,7 @@ cdef class Program:
         op.w = <const float*>self._array(arrays, 'w')
         op.b = <const float*>self._array(arrays, 'b')
         op.aux = <const float*>self._array(arrays, 'aux')
+        op.act_w = <const float*>self._array(arrays, 'act_w')
         if arrays:
             raise TypeError(f'{type(step).__name__}: the Op record has no tables {sorted(arrays)}')
         return 0

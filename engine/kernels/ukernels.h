@@ -14,9 +14,10 @@
 #define ENGINE_ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* Activations beyond a clamp, applied after it (fused into the op that
- * produces the values, on its output while still in cache). */
+ * produces the values, on its output while still in cache): n values of one
+ * channel, `param` that channel's number for a parametric activation. */
 
-static inline void f32_activation(float* p, int64_t n, int act) {
+static inline void f32_activation(float* p, int64_t n, int act, float param) {
     int64_t i = 0;
     if (act == ACT_HARDSWISH || act == ACT_HARDSIGMOID) {
         /* PyTorch: hardswish(x) = x * relu6(x + 3) / 6, hardsigmoid(x) = relu6(x + 3) / 6 */

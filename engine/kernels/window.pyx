@@ -15,7 +15,7 @@ A job computes a run of output planes, each by one of two paths:
   the input's four phase planes (even/odd rows x even/odd columns)."""
 from libc.stdint cimport int64_t
 from engine.kernels.abi cimport WINDOW_CONV, WINDOW_MAX, WINDOW_AVG, WINDOW_DIRECT, WINDOW_FLAT
-from engine.kernels.common cimport Op, Ctx, VLEN, ENGINE_PLANE_ALIGN, f32_activation
+from engine.kernels.common cimport Op, Ctx, VLEN, ENGINE_PLANE_ALIGN, act_param, f32_activation
 import numpy as np
 
 cdef extern from "simd.h" nogil:
@@ -206,7 +206,8 @@ cdef void flat_planes(const Op* op, const float* in_base, float* out_base, float
         if op.p.act:
             for ch in range(c, c + n):
                 f32_activation(out_base + op.out_off[ch] + j0 * VLEN,
-                               min(j1 * VLEN, op.p.out_h * op.p.out_w) - j0 * VLEN, op.p.act)
+                               min(j1 * VLEN, op.p.out_h * op.p.out_w) - j0 * VLEN, op.p.act,
+                               act_param(op, ch))
         c += n
         turn = 1 - turn
 
@@ -254,7 +255,7 @@ cdef void window_rows(const Op* op, const float* in_base, float* out_base, float
         else:
             f32_window_plane_any(&a, op.p.mode, op.p.kh, op.p.kw, op.p.sh, op.p.sw, op.p.dh, op.p.dw)
         if op.p.act:
-            f32_activation(a.out, a.out_h * op.p.out_w, op.p.act)
+            f32_activation(a.out, a.out_h * op.p.out_w, op.p.act, act_param(op, c))
 
 
 cdef void global_avgpool_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
@@ -280,4 +281,4 @@ cdef void global_avgpool_job(const Op* op, const Ctx* ctx, int64_t job, int tid)
         dst = base + op.out_off[c]
         dst[0] = op.p.hi if total > op.p.hi else total
         if op.p.act:          # an average pool taken for a global one may carry an activation
-            f32_activation(dst, 1, op.p.act)
+            f32_activation(dst, 1, op.p.act, act_param(op, c))

@@ -11,8 +11,10 @@ import numpy as np
 
 from engine.errors import ModelFileError
 from engine.ops.aten import arg, converts
+from engine.ops.checks import param
 
 CLAMPS = {'relu': [0.0, None], 'relu6': [0.0, 6.0]}
+ACT_PARAM = 'act_slope'     # the node parameter of a parametric activation: one number per channel
 
 
 def _hard(x):
@@ -23,13 +25,15 @@ def _sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-# name -> NumPy reference (float64 in, float64 out)
+# name -> NumPy reference: f(x, param), param the activation's numbers
+# broadcast over the channels (None for the activations without one)
 NONLINEAR = {
-    'hardswish': lambda x: x * _hard(x),
-    'hardsigmoid': _hard,
-    'sigmoid': _sigmoid,
-    'silu': lambda x: x * _sigmoid(x),
+    'hardswish': lambda x, _: x * _hard(x),
+    'hardsigmoid': lambda x, _: _hard(x),
+    'sigmoid': lambda x, _: _sigmoid(x),
+    'silu': lambda x, _: x * _sigmoid(x),
 }
+PARAMETRIC = set()          # the activations that read a number per channel (node.params[ACT_PARAM])
 
 
 def clamp_bounds(clamp):
@@ -40,28 +44,39 @@ def clamp_bounds(clamp):
     return (-np.inf if lo is None else float(lo)), (np.inf if hi is None else float(hi))
 
 
-def check_epilogue(attrs, node):
-    """The clamp and act attributes of a node, checked."""
+def check_epilogue(node, channels):
+    """The clamp and act attributes of a node with `channels` output
+    channels, and a parametric activation's numbers, checked."""
+    attrs = node.attrs
     act = attrs.get('act')
     if act is not None and (not isinstance(act, str) or act not in NONLINEAR):
-        raise ModelFileError(f'node {node!r}: unknown activation {act!r}')
+        raise ModelFileError(f'node {node.name!r}: unknown activation {act!r}')
+    if act in PARAMETRIC:
+        param(node, ACT_PARAM, (channels,))
+    elif ACT_PARAM in node.params:
+        raise ModelFileError(f'node {node.name!r}: parameter {ACT_PARAM!r} without a parametric activation')
     c = attrs.get('clamp')
     if c is None:
         return
     ok = isinstance(c, (list, tuple)) and len(c) == 2 and all(
         e is None or (isinstance(e, (int, float)) and not isinstance(e, bool) and -3e38 < e < 3e38) for e in c)
     if not ok:
-        raise ModelFileError(f'node {node!r}: clamp must be [lo, hi] numbers or null, got {c!r}')
+        raise ModelFileError(f'node {node.name!r}: clamp must be [lo, hi] numbers or null, got {c!r}')
 
 
-def apply(x, attrs):
-    """The reference epilogue: clamp, then the nonlinearity."""
-    clamp = attrs.get('clamp')
+def apply(x, node):
+    """The reference epilogue of a node's output x: clamp, then the nonlinearity."""
+    clamp = node.attrs.get('clamp')
     if clamp is not None:
         lo, hi = clamp_bounds(clamp)
         x = np.minimum(np.maximum(x, lo), hi)
-    act = attrs.get('act')
-    return x if act is None else NONLINEAR[act](x)
+    act = node.attrs.get('act')
+    if act is None:
+        return x
+    p = node.params.get(ACT_PARAM)
+    if p is not None:
+        p = np.asarray(p, np.float64).reshape((1, -1) + (1,) * (x.ndim - 2))
+    return NONLINEAR[act](x, p)
 
 
 @converts('relu', 'relu6')

@@ -79,7 +79,7 @@ class Conv(OpDef):
         pair(a, 'stride', node.name, 1)
         pair(a, 'padding', node.name, 0)
         pair(a, 'dilation', node.name, 1)
-        check_epilogue(a, node.name)
+        check_epilogue(node, cout)
         if cin != c:
             raise ModelFileError(f'node {node.name!r}: in_channels {cin} but its input has {c} channels')
         if cin % groups or cout % groups:

@@ -23,7 +23,7 @@ class _Binary(OpDef):
         if len(ins) != 2 or ins[0] != ins[1]:
             raise ModelFileError(f'node {node.name!r}: {node.op} takes two inputs of equal channels and rank, '
                                  f'got {ins}')
-        check_epilogue(node.attrs, node.name)
+        check_epilogue(node, ins[0][0])
         return ins[0]
 
     def record(self, node, ctx, mode):
@@ -73,7 +73,7 @@ class Act(OpDef):
 
     def check(self, node, ins):
         c, rank = one_input(node, ins)
-        check_epilogue(node.attrs, node.name)
+        check_epilogue(node, c)
         if node.attrs.get('clamp') is None and node.attrs.get('act') is None:
             raise ModelFileError(f'node {node.name!r}: act needs a clamp or an act')
         return c, rank

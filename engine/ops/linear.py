@@ -19,7 +19,7 @@ class Linear(OpDef):
         c, _ = one_input(node, ins, 2)
         a = node.attrs
         cin, cout = integer(a, 'in_features', node.name), integer(a, 'out_features', node.name)
-        check_epilogue(a, node.name)
+        check_epilogue(node, cout)
         if cin != c:
             raise ModelFileError(f'node {node.name!r}: in_features {cin} but its input has {c} features')
         param(node, 'weight', (cout, cin))

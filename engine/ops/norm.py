@@ -66,7 +66,7 @@ class Affine(_PerChannel):
         c, rank = one_input(node, ins)
         param(node, 'scale', (c,))
         param(node, 'shift', (c,))
-        check_epilogue(node.attrs, node.name)
+        check_epilogue(node, c)
         return c, rank
 
 

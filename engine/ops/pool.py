@@ -68,7 +68,7 @@ class _Window(OpDef):
         if 2 * ph > kh or 2 * pw > kw:
             raise ModelFileError(f'node {node.name!r}: padding must be at most half the kernel')
         flag(a, 'ceil_mode', node.name)
-        check_epilogue(a, node.name)
+        check_epilogue(node, c)
         return c, 4
 
     def shape(self, node, ins):
