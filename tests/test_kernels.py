@@ -9,6 +9,7 @@ import pytest
 
 import engine
 from engine import reference
+from engine.ops.activations import NONLINEAR
 from engine.plan import PlanOptions, compile_graph
 from helpers import check_graph, one_op_graph, rand
 
@@ -401,11 +402,14 @@ def test_conv_grid(case, window_path, conv_path):
     test_conv(case, window_path, conv_path)
 
 
-@pytest.mark.parametrize('act', ['hardswish', 'hardsigmoid', 'sigmoid', 'silu'])
+@pytest.mark.parametrize('act', sorted(NONLINEAR))
 @pytest.mark.parametrize('where', ['gemm', 'direct', 'im2col', 'dwconv', 'linear', 'eltwise',
                                    'whole_plane_pool'])
 def test_fused_nonlinear_activations(act, where):
+    """Every activation the graph knows, fused into every kind of kernel; a
+    parametric one with a different number per output channel."""
     from engine.graph import Graph, Node
+    from engine.ops.activations import ACT_PARAM, PARAMETRIC
     rng = np.random.default_rng(3)
     c = 10
     conv = dict(in_channels=c, out_channels=c, stride=[1, 1], dilation=[1, 1], clamp=None, act=act)
@@ -432,6 +436,8 @@ def test_fused_nonlinear_activations(act, where):
                       {'weight': rand(rng, (37, c)) * 2})]
     else:
         nodes = [node]
+    if act in PARAMETRIC:
+        nodes[-1].params[ACT_PARAM] = rand(rng, 37 if where == 'linear' else c)
     for n in BATCHES:
         x = rand(rng, (n, c, 7, 9), 3.0)
         check_graph(Graph('input', x.shape, nodes, [nodes[-1].name]), x)
