@@ -378,3 +378,28 @@ def test_every_family_member_keeps_its_sizes_dynamic():
     graph = convert(shufflenet_v2_x0_5(), torch.randn(1, 3, 64, 64))
     assert graph.input_sizes.ranges == {'batch': (1, None), 'height': (1, None), 'width': (1, None)}
     assert graph.input_sizes.note == ''
+
+
+class Activations(nn.Module):
+    """An activation after a convolution (fused into it), after a linear
+    layer, and standalone after an add (an element-wise op)."""
+
+    def __init__(self, make):
+        super().__init__()
+        self.conv = nn.Conv2d(12, 12, 3, padding=1)
+        self.fc = nn.Linear(12, 10)
+        self.a, self.b, self.c = make(12), make(12), make(10)
+
+    def forward(self, x):
+        y = self.a(self.conv(x))
+        y = self.b(y + x)
+        return self.c(self.fc(y.mean((2, 3))))
+
+
+@pytest.mark.parametrize('slope', [0.01, 0.2, -0.5, 1.7])
+def test_leaky_relu(slope):
+    net = Activations(lambda c: nn.LeakyReLU(slope))
+    assert_matches(net, shape=(2, 12, 9, 7))
+    graph = convert(net, torch.randn(1, 12, 9, 7))
+    assert sum(n.attrs.get('act') == 'leaky_relu' for n in graph.nodes) == 3
+    assert not [n for n in graph.nodes if n.op == 'act' and n.inputs[0].startswith('conv')]   # fused

@@ -44,7 +44,8 @@ enum EltwiseMode {
     X(ACT_HARDSWISH, "hardswish") \
     X(ACT_HARDSIGMOID, "hardsigmoid") \
     X(ACT_SIGMOID, "sigmoid") \
-    X(ACT_SILU, "silu")
+    X(ACT_SILU, "silu") \
+    X(ACT_LEAKY_RELU, "leaky_relu")
 
 #define ENGINE_ACT_CODE(code, name) code,
 #define ENGINE_ACT_NAME(code, name) name,

@@ -38,6 +38,15 @@ static inline void f32_activation(float* p, int64_t n, int act, float param) {
         for (; i < n; i++) p[i] = 1.0f / (1.0f + expf(-p[i]));
     } else if (act == ACT_SILU) {
         for (; i < n; i++) p[i] = p[i] / (1.0f + expf(-p[i]));
+    } else if (act == ACT_LEAKY_RELU) {
+        /* max(0, x) + slope * min(0, x), exactly x or x * slope; x second in
+         * max and min so that a NaN passes, as it does in PyTorch */
+        const vf zero = vf_zero(), slope = vf_set1(param);
+        for (; i + VLEN <= n; i += VLEN) {
+            vf x = vf_loadu(p + i);
+            vf_storeu(p + i, vf_add(vf_max(zero, x), vf_mul(slope, vf_min(zero, x))));
+        }
+        for (; i < n; i++) p[i] = p[i] >= 0.0f ? p[i] : p[i] * param;
     }
 }
 

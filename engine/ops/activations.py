@@ -32,8 +32,9 @@ NONLINEAR = {
     'hardsigmoid': lambda x, _: _hard(x),
     'sigmoid': lambda x, _: _sigmoid(x),
     'silu': lambda x, _: x * _sigmoid(x),
+    'leaky_relu': lambda x, slope: np.where(x >= 0, x, x * slope),     # PReLU too
 }
-PARAMETRIC = set()          # the activations that read a number per channel (node.params[ACT_PARAM])
+PARAMETRIC = {'leaky_relu'}     # the activations that read a number per channel (node.params[ACT_PARAM])
 
 
 def clamp_bounds(clamp):
@@ -104,3 +105,10 @@ def clamp_from_aten(cv, fx, args, kw):
 @converts(*NONLINEAR)
 def nonlinear_from_aten(cv, fx, args, kw):
     return cv.add(fx, 'act', [args[0]], dict(clamp=None, act=fx.target._opname.rstrip('_')))
+
+
+@converts('leaky_relu')
+def leaky_relu_from_aten(cv, fx, args, kw):
+    slope = float(arg(args, kw, 1, 'negative_slope', 0.01))
+    return cv.add(fx, 'act', [args[0]], dict(clamp=None, act='leaky_relu'),
+                  {ACT_PARAM: np.full(args[0].shape[1], slope, np.float32)})
