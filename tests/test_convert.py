@@ -403,3 +403,13 @@ def test_leaky_relu(slope):
     graph = convert(net, torch.randn(1, 12, 9, 7))
     assert sum(n.attrs.get('act') == 'leaky_relu' for n in graph.nodes) == 3
     assert not [n for n in graph.nodes if n.op == 'act' and n.inputs[0].startswith('conv')]   # fused
+
+
+@pytest.mark.parametrize('per_channel', [False, True])
+def test_prelu(per_channel):
+    """PReLU's learned slopes, one for all channels or one per channel."""
+    net = Activations(lambda c: nn.PReLU(c if per_channel else 1))
+    with torch.no_grad():
+        for m in (net.a, net.b, net.c):
+            m.weight.copy_(torch.linspace(-0.8, 1.5, m.weight.numel()))
+    assert_matches(net, shape=(2, 12, 9, 7))

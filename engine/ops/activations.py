@@ -112,3 +112,13 @@ def leaky_relu_from_aten(cv, fx, args, kw):
     slope = float(arg(args, kw, 1, 'negative_slope', 0.01))
     return cv.add(fx, 'act', [args[0]], dict(clamp=None, act='leaky_relu'),
                   {ACT_PARAM: np.full(args[0].shape[1], slope, np.float32)})
+
+
+@converts('prelu', '_prelu_kernel')
+def prelu_from_aten(cv, fx, args, kw):
+    """PReLU: leaky_relu with a learned slope, one for every channel or one for all."""
+    x, slope = args[0], cv.param(args[1]).ravel()
+    if slope.size not in (1, x.shape[1]):
+        return cv.fail(fx, f'prelu with {slope.size} slopes for {x.shape[1]} channels')
+    return cv.add(fx, 'act', [x], dict(clamp=None, act='leaky_relu'),
+                  {ACT_PARAM: np.broadcast_to(slope, (x.shape[1],)).astype(np.float32)})
