@@ -413,3 +413,10 @@ def test_prelu(per_channel):
         for m in (net.a, net.b, net.c):
             m.weight.copy_(torch.linspace(-0.8, 1.5, m.weight.numel()))
     assert_matches(net, shape=(2, 12, 9, 7))
+
+
+def test_tanh():
+    net = Activations(lambda c: nn.Tanh())
+    assert_matches(net, shape=(2, 12, 9, 7))
+    graph = convert(net, torch.randn(1, 12, 9, 7))
+    assert sum(n.attrs.get('act') == 'tanh' for n in graph.nodes) == 3

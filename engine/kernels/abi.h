@@ -45,7 +45,8 @@ enum EltwiseMode {
     X(ACT_HARDSIGMOID, "hardsigmoid") \
     X(ACT_SIGMOID, "sigmoid") \
     X(ACT_SILU, "silu") \
-    X(ACT_LEAKY_RELU, "leaky_relu")
+    X(ACT_LEAKY_RELU, "leaky_relu") \
+    X(ACT_TANH, "tanh")
 
 #define ENGINE_ACT_CODE(code, name) code,
 #define ENGINE_ACT_NAME(code, name) name,

@@ -47,6 +47,8 @@ static inline void f32_activation(float* p, int64_t n, int act, float param) {
             vf_storeu(p + i, vf_add(vf_max(zero, x), vf_mul(slope, vf_min(zero, x))));
         }
         for (; i < n; i++) p[i] = p[i] >= 0.0f ? p[i] : p[i] * param;
+    } else if (act == ACT_TANH) {
+        for (; i < n; i++) p[i] = tanhf(p[i]);
     }
 }
 

@@ -33,6 +33,7 @@ NONLINEAR = {
     'sigmoid': lambda x, _: _sigmoid(x),
     'silu': lambda x, _: x * _sigmoid(x),
     'leaky_relu': lambda x, slope: np.where(x >= 0, x, x * slope),     # PReLU too
+    'tanh': lambda x, _: np.tanh(x),
 }
 PARAMETRIC = {'leaky_relu'}     # the activations that read a number per channel (node.params[ACT_PARAM])
 
