@@ -1,14 +1,21 @@
 """Build of the Cython kernels.
 
-ENGINE_ISA picks the SIMD path compiled in (default: native):
-  native    -march=native (x86) / -mcpu=native (ARM; plus -mfpu=neon-vfpv4 on armv7):
-            the machine you build on
-  avx512    -mavx512f -mfma ...   (x86)
-  avx2      -mavx2 -mfma, AVX-512 off (x86)
-  portable  the architecture's baseline: scalar on x86-64, NEON on aarch64
-  scalar    plain C kernels on any machine (ENGINE_FORCE_SCALAR)
-ENGINE_CFLAGS adds compiler flags (e.g. a cross-compiler's -mcpu), ENGINE_LDFLAGS
-linker flags (tools/sanitize.sh passes -fsanitize=... in both).
+The kernels are compiled once per instruction set the machine's architecture
+has, each into an extension module of its own, and the engine picks the best
+one the CPU runs when it is imported (engine/kernels/isa.py; the environment
+variable ENGINE_ISA forces one).  So one build, or one wheel, serves every CPU
+of its architecture:
+  x86-64    _avx512 (-mavx512f -mavx512vl -mavx512bw -mavx512dq -mavx2 -mfma),
+            _avx2 (-mavx2 -mfma), _scalar
+  aarch64   _neon (the baseline), _scalar
+  armv7     _neon (-mfpu=neon-vfpv4), _scalar
+  other     _scalar
+_scalar is the plain C path (ENGINE_FORCE_SCALAR): the fallback, and what the
+vector paths are tested against.
+
+ENGINE_BUILD_ISAS=avx2,scalar builds only those (a quicker build while
+developing); ENGINE_CFLAGS adds compiler flags (e.g. a cross-compiler's -mcpu),
+ENGINE_LDFLAGS linker flags (tools/sanitize.sh passes -fsanitize=... in both).
 Threads come from the engine's own pool (engine/kernels/pool.h, pthreads).
 """
 import os
@@ -19,36 +26,42 @@ from setuptools import Extension, setup
 from Cython.Build import cythonize
 
 MACHINE = platform.machine().lower()
-if MACHINE.startswith('armv7'):       # 32-bit Pi OS: its gcc leaves NEON off unless asked
-    NATIVE = ['-mcpu=native', '-mfpu=neon-vfpv4']
-elif MACHINE.startswith(('arm', 'aarch64')):
-    NATIVE = ['-mcpu=native']
+SCALAR = ['-DENGINE_FORCE_SCALAR']
+if MACHINE in ('x86_64', 'amd64', 'i686', 'i386'):
+    VARIANTS = {'avx512': ['-mavx512f', '-mavx512vl', '-mavx512bw', '-mavx512dq', '-mavx2', '-mfma'],
+                'avx2': ['-mavx2', '-mfma'], 'scalar': SCALAR}
+elif MACHINE.startswith('armv7'):     # 32-bit Pi OS: its gcc leaves NEON off unless asked
+    VARIANTS = {'neon': ['-mfpu=neon-vfpv4'], 'scalar': SCALAR}
+elif MACHINE.startswith(('aarch64', 'arm64')):
+    VARIANTS = {'neon': [], 'scalar': SCALAR}
 else:
-    NATIVE = ['-march=native']
+    VARIANTS = {'scalar': SCALAR}
 
-ISA_FLAGS = {
-    'native': NATIVE,
-    'avx512': ['-mavx512f', '-mavx512vl', '-mavx512bw', '-mavx512dq', '-mavx2', '-mfma'],
-    'avx2': ['-mavx2', '-mfma', '-mno-avx512f'],
-    'portable': [],
-    'scalar': ['-DENGINE_FORCE_SCALAR'],
-}
+wanted = [v.strip() for v in os.environ.get('ENGINE_BUILD_ISAS', '').split(',') if v.strip()]
+unknown = sorted(set(wanted) - set(VARIANTS))
+if unknown:
+    raise SystemExit(f'ENGINE_BUILD_ISAS: {", ".join(unknown)} cannot be built on {MACHINE} '
+                     f'(it has {", ".join(VARIANTS)})')
+if wanted and 'scalar' not in wanted:
+    wanted.append('scalar')         # the fallback every build has
 
-isa = os.environ.get('ENGINE_ISA', 'native')
-if isa not in ISA_FLAGS:
-    raise SystemExit(f'ENGINE_ISA={isa!r}: choose one of {", ".join(ISA_FLAGS)}')
-cflags = ['-O3', '-std=c11', '-pthread'] + ISA_FLAGS[isa] + shlex.split(os.environ.get('ENGINE_CFLAGS', ''))
-macros = [('ENGINE_CFLAGS', '"%s"' % ' '.join(cflags)), ('ENGINE_BUILD_ISA', '"%s"' % isa),
-          ('NPY_NO_DEPRECATED_API', 'NPY_1_7_API_VERSION')]
-
-kernels = ['abi', 'program', 'gemm', 'window', 'fused', 'eltwise', 'shuffle']
+extra = shlex.split(os.environ.get('ENGINE_CFLAGS', ''))
 ldflags = ['-pthread'] + shlex.split(os.environ.get('ENGINE_LDFLAGS', ''))
-extensions = [
-    Extension(f'engine.kernels.{name}', [f'engine/kernels/{name}.pyx'],
-              include_dirs=['engine/kernels'], define_macros=macros,
-              extra_compile_args=cflags, extra_link_args=ldflags)
-    for name in kernels
-]
+common = ['-O3', '-std=c11', '-pthread']
+macros = [('NPY_NO_DEPRECATED_API', 'NPY_1_7_API_VERSION')]
+
+
+def extension(name, source, flags):
+    cflags = common + flags + extra
+    return Extension(f'engine.kernels.{name}', [f'engine/kernels/{source}'], include_dirs=['engine/kernels'],
+                     define_macros=macros + [('ENGINE_CFLAGS', '"%s"' % ' '.join(cflags))],
+                     extra_compile_args=cflags, extra_link_args=ldflags)
+
+
+extensions = [extension(f'_{isa}', f'_{isa}.pyx', flags) for isa, flags in VARIANTS.items()
+              if not wanted or isa in wanted]
+# what does not depend on the instruction set: built once, with the baseline flags
+extensions += [extension(name, f'{name}.pyx', []) for name in ('abi', 'shuffle', '_cpu')]
 
 setup(ext_modules=cythonize(extensions, language_level=3,
                             compiler_directives={'boundscheck': False, 'wraparound': False}))

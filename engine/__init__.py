@@ -9,7 +9,7 @@ tools/convert_pytorch.py) needs torch.
 """
 from engine.errors import ModelFileError, UnsupportedModelError
 from engine.fileformat import load_graph as _load_graph
-from engine.kernels.program import build_info
+from engine.kernels.isa import build_info
 from engine.model import DEFAULT_CACHE_BYTES, Model, default_threads
 from engine.shuffle import channel_shuffle
 

@@ -6,14 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.kernels import gemm as _gemm
-from engine.kernels import window as _window
+from engine.kernels import isa
 from engine.kernels.abi import Act, WindowPath
 from engine.kernels.descriptors import Linear, Window
-from engine.kernels.program import PLANE_ALIGN
 from engine.ops.activations import ACT_PARAM, clamp_bounds
 
-TILE_ROWS, NR, LINEAR_NO = _gemm.TILE_ROWS, _gemm.TILE_PIXELS, _gemm.LINEAR_OUTPUTS
+TILE_ROWS, NR, LINEAR_NO = isa.TILE_ROWS, isa.TILE_PIXELS, isa.LINEAR_OUTPUTS
 
 
 @dataclass(frozen=True)
@@ -47,7 +45,7 @@ class PlanOptions:
 
 
 def padded_plane(pixels):
-    return -(-pixels // PLANE_ALIGN) * PLANE_ALIGN
+    return -(-pixels // isa.PLANE_ALIGN) * isa.PLANE_ALIGN
 
 
 @dataclass(frozen=True)
@@ -108,7 +106,7 @@ def window_op(step, spatial, attrs, kernel, mode, options, direct_only=False, **
     flat = None
     flat_max = {1: options.flat_max_pixels, 2: options.flat_s2_max_pixels}.get(k['sh'], 0)
     if not direct_only and k['sh'] == k['sw'] and out_h * out_w <= flat_max:
-        flat = _window.flat_tables(in_h, in_w, out_h, out_w, k['kh'], k['kw'], k['ph'], k['pw'],
+        flat = isa.flat_tables(in_h, in_w, out_h, out_w, k['kh'], k['kw'], k['ph'], k['pw'],
                                    k['dh'], k['dw'], k['sh'])
     if flat is not None:
         path = WindowPath.WINDOW_FLAT
@@ -116,11 +114,11 @@ def window_op(step, spatial, attrs, kernel, mode, options, direct_only=False, **
     else:
         path = WindowPath.WINDOW_DIRECT
         if k['sw'] <= 2:
-            tables.update(lanes=_window.row_tables(in_w, out_w, k['kw'], k['sw'], k['pw'], k['dw']))
+            tables.update(lanes=isa.row_tables(in_w, out_w, k['kw'], k['sw'], k['pw'], k['dw']))
     # the flat path takes FLAT_PLANES planes at a time: runs of whole groups
-    jobs = channel_runs(step['n_out'], options, _window.FLAT_PLANES if flat is not None else 1)
+    jobs = channel_runs(step['n_out'], options, isa.FLAT_PLANES if flat is not None else 1)
     record = Window(**step, **spatial, **k, mode=mode, path=path, **jobs, **tables)
-    return record, _window.scratch_floats(in_w, out_h, out_w, k['kh'], k['pw'], k['sh'], path)
+    return record, isa.scratch_floats(in_w, out_h, out_w, k['kh'], k['pw'], k['sh'], path)
 
 
 def name_kernel(prefix, kernel, stride):
@@ -134,9 +132,9 @@ def pixel_tiles(pixels, plane, rows, K, tail, options):
     that a remainder of 1 to EXTRA_PIXELS past whole tiles joins the last."""
     if tail:
         return pixels, 1
-    if options.wide_tiles and rows == _gemm.NARROW_ROWS and K >= options.wide_min_k and _gemm.WIDE_PIXELS:
-        return _gemm.WIDE_PIXELS, -(-plane // _gemm.WIDE_PIXELS)
-    if options.tail_tiles and pixels > NR and 0 < pixels % NR <= _gemm.EXTRA_PIXELS:
+    if options.wide_tiles and rows == isa.NARROW_ROWS and K >= options.wide_min_k and isa.WIDE_PIXELS:
+        return isa.WIDE_PIXELS, -(-plane // isa.WIDE_PIXELS)
+    if options.tail_tiles and pixels > NR and 0 < pixels % NR <= isa.EXTRA_PIXELS:
         return NR, pixels // NR
     return NR, -(-plane // NR)
 
@@ -155,7 +153,7 @@ def pack_gemm(w, b, mr=None):
     bp = np.zeros((g, m_tiles * mr), np.float32)
     bp[:, :m] = b
     wp = wp.reshape(g, m_tiles, mr, k).transpose(0, 1, 3, 2)
-    slack = np.zeros(_gemm.WEIGHT_OVERREAD, np.float32)
+    slack = np.zeros(isa.WEIGHT_OVERREAD, np.float32)
     return np.concatenate([wp.ravel(), slack]), np.concatenate([bp.ravel(), slack]), mr, m_tiles
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from engine import fileformat, preprocess
 from engine.graph import validate
-from engine.kernels.program import gather_planes, scatter_planes
+from engine.kernels.isa import gather_planes, scatter_planes
 from engine.memory import check_memory
 from engine.plan import PlanOptions, compile_graph
 

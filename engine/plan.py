@@ -15,10 +15,10 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from engine.graph import infer_shapes, is_view, validate
-from engine.kernels import window as _window
+from engine.kernels import isa
 from engine.kernels.abi import EltwiseMode, WindowPath
 from engine.kernels.descriptors import Eltwise, ExpandDepthwise
-from engine.kernels.program import Program
+from engine.kernels.isa import Program
 from engine.lowering import Lowering, PlanOptions, padded_plane, runs
 from engine.memory import check_memory
 from engine.ops import REGISTRY
@@ -136,7 +136,7 @@ def compile_graph(graph, height, width, options=PlanOptions()):
         offset[r] = arena.alloc(region_shape[r][0] * region_shape[r][1])
     # slack before the first plane and after the last: window kernels read a
     # little outside planes
-    slack = _window.ARENA_SLACK
+    slack = isa.ARENA_SLACK
     image_stride = padded_plane(slack + arena.peak + slack)
     check_memory(4 * image_stride, f'an image of {height}x{width}')
 
@@ -234,7 +234,7 @@ def _k_halves_sum(conv, options):
     return Eltwise(mode=EltwiseMode.ELTWISE_ADD_SPLIT, n_out=conv.n_out, plane=conv.plane,
                    lo=conv.lo, hi=conv.hi, act=conv.act, act_w=conv.act_w, in_off=conv.out_off,
                    in2_off=conv.part_off,
-                   out_off=conv.out_off, **runs(conv.plane // _window.VECTOR, options.channel_jobs))
+                   out_off=conv.out_off, **runs(conv.plane // isa.VECTOR, options.channel_jobs))
 
 
 def _compile_expand_dw(pw, dw, ctx):
@@ -253,7 +253,7 @@ def _compile_expand_dw(pw, dw, ctx):
         rows -= 1
     # at stride 1 the depthwise runs flat, if bands can be whole vectors:
     # rows a multiple of `step`
-    step = _window.VECTOR // np.gcd(w, _window.VECTOR)
+    step = isa.VECTOR // np.gcd(w, isa.VECTOR)
     flat = sh == 1 and shapes[dw.name][2] == w and rows >= step
     if flat:
         rows -= rows % step
@@ -261,7 +261,7 @@ def _compile_expand_dw(pw, dw, ctx):
     # channel c's band at head + c * plane of the scratch: the depthwise's
     # border vectors read up to pw floats before a row, the flat path up to
     # ARENA_SLACK floats around the bands
-    head = _window.ARENA_SLACK if flat else padded_plane(dw.attrs['padding'][1])
+    head = isa.ARENA_SLACK if flat else padded_plane(dw.attrs['padding'][1])
     band_off = head + np.arange(e, dtype=np.int64) * plane
     conv = REGISTRY['conv']
     gemm, kind, _ = conv.lower(pw, replace(ctx, out_off=band_off))
@@ -271,7 +271,7 @@ def _compile_expand_dw(pw, dw, ctx):
         then, dw_kind, dw_need = conv.lower(dw, replace(ctx, direct_only=True, in_off=band_off))
     record = ExpandDepthwise(**_fields(gemm, plane=plane, jobs_per_image=-(-out_h // rows)),
                              then=then, per_job=rows)
-    after = _window.ARENA_SLACK if flat else dw_need      # the flat reads, or the direct path's scratch
+    after = isa.ARENA_SLACK if flat else dw_need      # the flat reads, or the direct path's scratch
     return record, f'{kind}+{dw_kind}', int(band_off[-1]) + plane + after
 
 

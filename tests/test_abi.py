@@ -10,7 +10,7 @@ import pytest
 from engine.ops.activations import NONLINEAR
 from engine.kernels import descriptors
 from engine.kernels.abi import Act, EltwiseMode, OpKind, WindowMode, WindowPath
-from engine.kernels.program import Program
+from engine.kernels.isa import Program
 
 
 def eltwise(**changes):

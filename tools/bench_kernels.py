@@ -5,7 +5,7 @@ ShuffleNet V1/V2 and MobileNetV2 (batch 1, fp32).
   python tools/bench_kernels.py [--threads 1] [--runs 200] [--json]
 
 - Pointwise (1x1) convolutions are GEMMs: GFLOP/s against the measured FMA
-  peak of one core times the threads (engine.kernels.gemm.fma_peak_gflops:
+  peak of one core times the threads (engine.kernels.isa.fma_peak_gflops:
   independent FMA chains, no memory traffic).
 - Depthwise convolutions move more bytes than they compute: GB/s (input read
   once plus output written once, per median run) against two copies of the
@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import engine  # noqa: E402
 from engine.graph import Graph, Node  # noqa: E402
-from engine.kernels.gemm import fma_peak_gflops  # noqa: E402
+from engine.kernels.isa import fma_peak_gflops  # noqa: E402
 
 # (cin, cout, groups, h, w): the pointwise layers of the benchmark models
 POINTWISE = [

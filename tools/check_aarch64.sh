@@ -92,16 +92,17 @@ build() {  # cc triplet sysroot outdir cflags...
         "$sr/usr/lib/python$PYVER/_sysconfigdata__linux_$trip.py")
     rm -rf "$out"
     mkdir -p "$out"
-    (cd "$ROOT" && git ls-files engine tests weights | grep -vE '\.(pyx|pxd|h)$' | xargs cp --parents -t "$out")
-    for pyx in "$ROOT"/engine/kernels/*.pyx; do
-        local name
-        name=$(basename "$pyx" .pyx)
-        python3 -m cython -3 -I "$ROOT" "$pyx" -o "$out/$name.c" >"$LOGS/cython-$name.log" 2>&1 \
-            || { cat "$LOGS/cython-$name.log"; die "cython $name failed"; }
+    (cd "$ROOT" && git ls-files engine tests weights | grep -vE '\.(pyx|pxi|pxd|h)$' | xargs cp --parents -t "$out")
+    # the modules setup.py builds on ARM: the NEON and plain C kernels, and the ISA-free ones
+    for name in _neon _scalar abi shuffle _cpu; do
+        local more=""
+        [ "$name" = _scalar ] && more="-DENGINE_FORCE_SCALAR"
+        python3 -m cython -3 -I "$ROOT" "$ROOT/engine/kernels/$name.pyx" -o "$out/$name.c" \
+            >"$LOGS/cython-$name.log" 2>&1 || { cat "$LOGS/cython-$name.log"; die "cython $name failed"; }
         # shellcheck disable=SC2086
-        "$cc" --sysroot="$sr" $flags -pthread -shared -fPIC -std=c11 -fno-strict-overflow \
+        "$cc" --sysroot="$sr" $flags $more -pthread -shared -fPIC -std=c11 -fno-strict-overflow \
             -I"$ROOT/engine/kernels" -I"$sr/usr/include/python$PYVER" \
-            -DENGINE_CFLAGS="\"$flags -pthread\"" -DENGINE_BUILD_ISA="\"cross\"" \
+            -DENGINE_CFLAGS="\"$flags $more -pthread\"" \
             "$out/$name.c" -o "$out/engine/kernels/$name$suffix" >"$LOGS/gcc-$name-$trip.log" 2>&1 \
             || { cat "$LOGS/gcc-$name-$trip.log"; die "$cc $name failed"; }
         rm "$out/$name.c"
@@ -118,36 +119,43 @@ if python3 -c 'import torch' 2>/dev/null; then
 fi
 [ -f "$FIX/shufflenet_v2_x0_5.engine" ] || die "no fixtures in $FIX: run once where torch is installed"
 
-run_tests() {  # sysroot builddir cpu isa
-    local sr=$1 out=$2 cpu=$3 isa=$4 rc
-    step "pytest under qemu, $cpu"
+run_tests() {  # sysroot builddir cpu isa tests...: isa "" lets the engine choose (it must choose neon)
+    local sr=$1 out=$2 cpu=$3 isa=$4 rc log
+    shift 4
+    log="$LOGS/pytest-$cpu${isa:+-$isa}.log"
+    step "pytest under qemu, $cpu${isa:+, ENGINE_ISA=$isa}"
     set +e
-    (cd "$out" && QEMU_LD_PREFIX=$sr QEMU_CPU=$cpu ENGINE_EXPECT_ISA=$isa ENGINE_FIXTURES=$FIX \
+    (cd "$out" && QEMU_LD_PREFIX=$sr QEMU_CPU=$cpu ENGINE_ISA=$isa ENGINE_FIXTURES=$FIX \
         PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$out" \
-        "$sr/usr/bin/python$PYVER" -m pytest -q -p no:cacheprovider -rs $TESTS $NEEDS_TORCH) >"$LOGS/pytest-$cpu.log" 2>&1
+        "$sr/usr/bin/python$PYVER" -m pytest -q -p no:cacheprovider -rs "$@") >"$log" 2>&1
     rc=$?
     set -e
-    tail -1 "$LOGS/pytest-$cpu.log"
-    [ "$rc" = 0 ] || { tail -60 "$LOGS/pytest-$cpu.log"; die "tests failed on $cpu"; }
-    grep -qE "skipped" "$LOGS/pytest-$cpu.log" && { grep -A20 "short test summary" "$LOGS/pytest-$cpu.log"; die "tests skipped on $cpu"; }
+    tail -1 "$log"
+    [ "$rc" = 0 ] || { tail -60 "$log"; die "tests failed on $cpu"; }
+    grep -qE "skipped" "$log" && { grep -A20 "short test summary" "$log"; die "tests skipped on $cpu"; }
+    (cd "$out" && QEMU_LD_PREFIX=$sr QEMU_CPU=$cpu ENGINE_ISA=$isa PYTHONPATH="$out" \
+        "$sr/usr/bin/python$PYVER" -c "import engine; assert engine.build_info()['isa'] == '${isa:-neon}'") \
+        || die "the engine did not run ${isa:-neon} kernels on $cpu"
     return 0
 }
 
 SR64=$(sysroot arm64 aarch64-linux-gnu)
 step "build aarch64 (-mcpu=cortex-a72)"
 build aarch64-linux-gnu-gcc aarch64-linux-gnu "$SR64" "$WORK/build-arm64" -mcpu=cortex-a72
-fmla=$(aarch64-linux-gnu-objdump -d "$WORK"/build-arm64/engine/kernels/gemm*.so | grep -cE '\sfmla\s+v[0-9]+\.4s' || true)
-echo "    NEON fmla instructions in gemm: $fmla"
-[ "$fmla" -gt 20 ] || die "the aarch64 GEMM has no NEON FMA code"
+fmla=$(aarch64-linux-gnu-objdump -d "$WORK"/build-arm64/engine/kernels/_neon*.so | grep -cE '\sfmla\s+v[0-9]+\.4s' || true)
+echo "    NEON fmla instructions in the NEON kernels: $fmla"
+[ "$fmla" -gt 20 ] || die "the aarch64 kernels have no NEON FMA code"
 for cpu in $QEMU_CPUS; do
-    run_tests "$SR64" "$WORK/build-arm64" "$cpu" neon
+    run_tests "$SR64" "$WORK/build-arm64" "$cpu" "" $TESTS $NEEDS_TORCH
 done
+# the plain C fallback of the same build, once
+run_tests "$SR64" "$WORK/build-arm64" cortex-a72 scalar tests/test_kernels.py tests/test_abi.py
 
 if [ "$ARMHF" = 1 ]; then
     SRHF=$(sysroot armhf arm-linux-gnueabihf)
     step "build armv7 (-march=armv7-a -mfpu=neon-vfpv4 -mfloat-abi=hard)"
     build arm-linux-gnueabihf-gcc arm-linux-gnueabihf "$SRHF" "$WORK/build-armhf" \
         -march=armv7-a -mfpu=neon-vfpv4 -mfloat-abi=hard
-    run_tests "$SRHF" "$WORK/build-armhf" cortex-a15 neon
+    run_tests "$SRHF" "$WORK/build-armhf" cortex-a15 "" $TESTS $NEEDS_TORCH
 fi
 echo "check_aarch64: all passed"

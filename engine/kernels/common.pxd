@@ -8,6 +8,17 @@ cdef extern from "simd.h" nogil:
     const int GEMM_MR
     const int GEMM_NR
     const int ENGINE_PLANE_ALIGN
+    ctypedef float vf    # opaque to Cython: only passed between these calls
+    vf vf_zero()
+    vf vf_set1(float x)
+    vf vf_loadu(const float* p)
+    void vf_storeu(float* p, vf v)
+    vf vf_fma(vf a, vf b, vf c)
+    vf vf_add(vf a, vf b)
+    vf vf_mul(vf a, vf b)
+    vf vf_max(vf a, vf b)
+    vf vf_min(vf a, vf b)
+    float vf_hsum(vf v)
 
 
 cdef extern from "ukernels.h" nogil:

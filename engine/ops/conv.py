@@ -9,7 +9,7 @@ fully connected tile; 1x1 -> GEMM over planes; dense stride 1/2 -> direct
 import numpy as np
 
 from engine.errors import ModelFileError
-from engine.kernels import gemm as _gemm
+from engine.kernels import isa
 from engine.kernels.abi import WindowMode
 from engine.kernels.descriptors import ConvDirect, ConvIm2col, Gemm
 from engine.lowering import (LINEAR_NO, NR, kernel_fields, linear_record, name_kernel, pack_gemm,
@@ -133,10 +133,10 @@ class Conv(OpDef):
             return linear_record(weight.reshape(cout, cin), bias, step, residual), 'conv1x1', LINEAR_NO
 
         K = cin_g * kernel[0] * kernel[1]
-        tail = pointwise and options.tail_tiles and pixels == _gemm.TAIL_PIXELS
+        tail = pointwise and options.tail_tiles and pixels == isa.TAIL_PIXELS
         w_packed, b_packed, rows, m_tiles = pack_gemm(weight.reshape(groups, cout_g, K),
                                                       bias.reshape(groups, cout_g),
-                                                      _gemm.NARROW_ROWS if tail else None)
+                                                      isa.NARROW_ROWS if tail else None)
         tile_pixels, n_tiles = (pixel_tiles(pixels, step['plane'], rows, K, tail, options) if pointwise
                                 else (NR, -(-step['plane'] // NR)))
         gemm = dict(step, **spatial, groups=groups, cin_g=cin_g, cout_g=cout_g, K=K, tile_rows=rows,
@@ -153,16 +153,16 @@ class Conv(OpDef):
         if (options.direct_conv and groups == 1 and k['sh'] == k['sw'] and k['sh'] in (1, 2)
                 and (k['dh'], k['dw']) == (1, 1)):
             jobs = runs(spatial['out_h'], options.channel_jobs)
-            taps = _gemm.direct_tap_offsets(cin, spatial['in_w'], k['pw'], k['kh'], k['kw'], k['sw'],
+            taps = isa.direct_tap_offsets(cin, spatial['in_w'], k['pw'], k['kh'], k['kw'], k['sw'],
                                             jobs['per_job'])
             record = ConvDirect(**gemm, **k, **jobs, m_per_job=m_tiles, in2_off=taps)
-            return record, name, _gemm.direct_scratch_floats(cin, spatial['in_w'], k['pw'], k['kh'],
+            return record, name, isa.direct_scratch_floats(cin, spatial['in_w'], k['pw'], k['kh'],
                                                              k['sh'], jobs['per_job'])
         jobs = runs(n_tiles, max(1, -(-options.channel_jobs // groups)))
         record = ConvIm2col(**gemm, **k, m_per_job=m_tiles, per_job=jobs['per_job'],
                             jobs_per_image=groups * jobs['jobs_per_image'],
                             in2_off=np.arange(K, dtype=np.int64) * NR)
-        return record, name + '_im2col', _gemm.im2col_scratch_floats(K, k['kw'])
+        return record, name + '_im2col', isa.im2col_scratch_floats(K, k['kw'])
 
 
 @converts('conv2d', 'convolution')

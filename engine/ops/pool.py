@@ -8,7 +8,7 @@ import numpy as np
 from engine.errors import ModelFileError
 from engine.kernels.abi import WindowMode
 from engine.kernels import descriptors
-from engine.kernels.program import PLANE_ALIGN
+from engine.kernels.isa import PLANE_ALIGN
 from engine.lowering import channel_runs, name_kernel, window_op
 from engine.ops import OpDef, register
 from engine.ops.activations import check_epilogue

@@ -1,4 +1,3 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Fused operators: two layers in one pass over memory.
 
 Expand-depthwise (MobileNetV2's inverted residual): a 1x1 convolution that
@@ -13,8 +12,6 @@ at stride 2 row by row."""
 from libc.stdint cimport int64_t
 from engine.kernels.abi cimport WINDOW_FLAT
 from engine.kernels.common cimport Op, Ctx, GEMM_NR, VLEN
-from engine.kernels.gemm cimport gemm_row_tiles, WHOLE_K
-from engine.kernels.window cimport window_rows, flat_planes
 
 
 cdef void expand_dw_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:

@@ -1,4 +1,3 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """The executor: a compiled program is a C array of Op records, run in one
 nogil loop (threads == 1) or as one task of the engine's thread pool
 (pool.h), whose threads take each op's jobs in equal contiguous shares (and
@@ -14,11 +13,6 @@ from engine.kernels.abi cimport (OP_GEMM, OP_CONV_IM2COL, OP_WINDOW, OP_GLOBAL_A
                                  OP_ELTWISE, OP_CONV_DIRECT, OP_EXPAND_DW, OP_KIND_END)
 from engine.kernels.common cimport (Op, OpParams, Ctx, job_fn, ENGINE_SIMD_ISA, VLEN,
                                     GEMM_MR, GEMM_NR, ENGINE_PLANE_ALIGN)
-from engine.kernels.gemm import TILE_ROWS
-from engine.kernels.gemm cimport gemm_job, conv_direct_job, conv_im2col_job, linear_job
-from engine.kernels.window cimport window_job, global_avgpool_job
-from engine.kernels.eltwise cimport eltwise_job
-from engine.kernels.fused cimport expand_dw_job
 from engine.kernels.descriptors import ARRAY_DTYPES
 
 cdef extern from "pool.h" nogil:
@@ -39,12 +33,8 @@ cdef extern from *:
     #ifndef ENGINE_CFLAGS
     #define ENGINE_CFLAGS ""
     #endif
-    #ifndef ENGINE_BUILD_ISA
-    #define ENGINE_BUILD_ISA "unknown"
-    #endif
     """
     const char* ENGINE_CFLAGS
-    const char* ENGINE_BUILD_ISA
 
 PLANE_ALIGN = ENGINE_PLANE_ALIGN
 
@@ -64,7 +54,6 @@ def build_info():
     """What this build compiled in: SIMD path, vector and tile sizes, flags."""
     return {
         'isa': ENGINE_SIMD_ISA.decode(),
-        'requested_isa': ENGINE_BUILD_ISA.decode(),
         'vector_floats': VLEN,
         'gemm_tiles': [(rows, GEMM_NR) for rows in TILE_ROWS],
         'threads': f'engine pool (pthreads), up to {ENGINE_MAX_THREADS}, waits spin '

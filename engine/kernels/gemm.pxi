@@ -1,4 +1,3 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Convolutions that reduce to GEMM: 1x1 (pointwise), direct for dense
 stride-1 and stride-2 convolutions, im2col for any other dense or grouped
 convolution, and fully connected layers.
@@ -11,6 +10,12 @@ from libc.math cimport INFINITY
 import numpy as np
 from engine.kernels.common cimport (Op, Ctx, GEMM_MR, GEMM_NR, VLEN, ENGINE_PLANE_ALIGN,
                                     act_param, f32_activation)
+
+# how much of the reduction gemm_row_tiles computes
+cdef enum:
+    WHOLE_K = 0
+    FIRST_HALF = 1     # of a K-split op (Op.k_splits)
+    SECOND_HALF = 2
 
 cdef extern from "ukernels.h" nogil:
     ctypedef void (*f32_gemm_tile_fn)(int64_t K, const float* a, const float* bias,

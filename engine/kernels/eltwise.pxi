@@ -1,4 +1,3 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Element-wise ops over whole planes: add (residuals), multiply (gating,
 also by one value per channel as squeeze-excitation does), per-channel affine
 (a BatchNorm or scalar arithmetic with no convolution to fold into) and a
@@ -9,17 +8,7 @@ from engine.kernels.abi cimport (ELTWISE_ADD, ELTWISE_AFFINE, ELTWISE_MUL, ELTWI
                                  ELTWISE_ADD_SPLIT)
 from engine.kernels.common cimport Op, Ctx, VLEN, act_param, f32_activation
 
-cdef extern from "simd.h" nogil:
-    ctypedef float vf
-    vf vf_set1(float x)
-    vf vf_loadu(const float* p)
-    void vf_storeu(float* p, vf v)
-    vf vf_fma(vf a, vf b, vf c)
-    vf vf_add(vf a, vf b)
-    vf vf_mul(vf a, vf b)
-    vf vf_max(vf a, vf b)
-    vf vf_min(vf a, vf b)
-
+from engine.kernels.common cimport vf, vf_set1, vf_loadu, vf_storeu, vf_fma, vf_add, vf_mul, vf_max, vf_min
 
 cdef void eltwise_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
     """job = (image, run of per_job channels), or for ELTWISE_ADD_SPLIT

@@ -1,4 +1,3 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Per-channel sliding-window ops: depthwise convolution (any kernel, stride,
 padding, dilation, channel multiplier), max and average pooling (padding,
 ceil_mode, count_include_pad both ways), and global average pooling.
@@ -18,13 +17,7 @@ from engine.kernels.abi cimport WINDOW_CONV, WINDOW_MAX, WINDOW_AVG, WINDOW_DIRE
 from engine.kernels.common cimport Op, Ctx, VLEN, ENGINE_PLANE_ALIGN, act_param, f32_activation
 import numpy as np
 
-cdef extern from "simd.h" nogil:
-    ctypedef float vf    # opaque to Cython: only passed between these calls
-    vf vf_zero()
-    vf vf_loadu(const float* p)
-    vf vf_add(vf a, vf b)
-    float vf_hsum(vf v)
-
+from engine.kernels.common cimport vf, vf_zero, vf_loadu, vf_add, vf_hsum
 cdef extern from "ukernels.h" nogil:
     ctypedef struct f32_window_args:
         const float* src

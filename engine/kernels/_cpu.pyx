@@ -1,0 +1,38 @@
+# cython: language_level=3
+"""What instruction sets this CPU (and its operating system) can run: the
+question engine/kernels/isa.py asks before it picks a kernel module.  Built
+with the architecture's baseline flags, so it runs everywhere."""
+
+cdef extern from *:
+    """
+    #if defined(__x86_64__) || defined(__i386__)
+    /* the CPU has it, and the OS saves its registers (GCC checks XGETBV) */
+    static int engine_cpu_has(int which) {
+        __builtin_cpu_init();
+        switch (which) {
+        case 0: return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+                       && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+        case 1: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        default: return 0;
+        }
+    }
+    #elif defined(__aarch64__)
+    static int engine_cpu_has(int which) { return which == 2; }   /* NEON is the aarch64 baseline */
+    #elif defined(__arm__) && defined(__linux__)
+    #include <sys/auxv.h>
+    #include <asm/hwcap.h>
+    static int engine_cpu_has(int which) { return which == 2 && (getauxval(AT_HWCAP) & HWCAP_NEON) != 0; }
+    #else
+    static int engine_cpu_has(int which) { return 0; }
+    #endif
+    """
+    int engine_cpu_has(int which) nogil
+
+_CODES = {'avx512': 0, 'avx2': 1, 'neon': 2}
+
+
+def supports(str isa):
+    """Whether this CPU runs the kernels built for `isa` ('scalar': always)."""
+    if isa == 'scalar':
+        return True
+    return isa in _CODES and engine_cpu_has(_CODES[isa]) != 0

@@ -1,0 +1,3 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The engine's kernels for NEON (aarch64, armv7); setup.py gives the flags."""
+include "kernels.pxi"

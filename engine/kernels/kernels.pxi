@@ -1,0 +1,14 @@
+# The engine's kernels, compiled once per instruction set into one extension
+# module each (_avx512.pyx, _avx2.pyx, _neon.pyx, _scalar.pyx; setup.py gives
+# each its compiler flags), so that one build serves every CPU of its
+# architecture; engine/kernels/isa.py picks the module at import.
+#   gemm.pxi     1x1, direct and im2col convolutions, fully connected
+#   window.pxi   depthwise convolution, max/average/global pooling
+#   eltwise.pxi  add, mul, affine, clamp
+#   fused.pxi    a 1x1 convolution and the depthwise one reading it
+#   program.pxi  the executor and the copies in and out of the arena
+include "gemm.pxi"
+include "window.pxi"
+include "eltwise.pxi"
+include "fused.pxi"
+include "program.pxi"
