@@ -3,6 +3,11 @@
 ShuffleNet V1/V2 and MobileNetV2 (batch 1, fp32).
 
   python tools/bench_kernels.py [--threads 1] [--runs 200] [--json]
+  python tools/bench_kernels.py --tiles [--json]
+
+--tiles times each GEMM tile of the build alone (engine.kernels.isa's
+ukernel_gemm_tile, data in L1, one thread), XNNPACK-style: what the
+microkernel can do before planning, threads and memory have a say.
 
 - Pointwise (1x1) convolutions are GEMMs: GFLOP/s against the measured FMA
   peak of one core times the threads (engine.kernels.isa.fma_peak_gflops:
@@ -24,6 +29,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import engine  # noqa: E402
 from engine.graph import Graph, Node  # noqa: E402
+from engine.kernels import isa  # noqa: E402
 from engine.kernels.isa import fma_peak_gflops  # noqa: E402
 
 # (cin, cout, groups, h, w): the pointwise layers of the benchmark models
@@ -59,6 +65,32 @@ def op_ms(graph, threads, runs):
     return model.profile(x, runs=runs)[0]['ms']
 
 
+def tile_rows(K=256, calls=20000):
+    """GFLOP/s of each GEMM tile (rows x pixels) alone: K in-cache input
+    planes, one call `calls` times; the median of 5 such timings."""
+    rng = np.random.default_rng(0)
+    rows_out = []
+    for rows in sorted(isa.TILE_ROWS):
+        for pixels in sorted({isa.TILE_PIXELS} | ({isa.WIDE_PIXELS} if rows == isa.NARROW_ROWS else set()) - {0}):
+            span = pixels + 4 * isa.VECTOR + isa.EXTRA_PIXELS
+            a = rng.standard_normal(K * rows + isa.VECTOR).astype(np.float32)
+            bias = np.zeros(rows + isa.VECTOR, np.float32)
+            src = rng.standard_normal(K * span + span).astype(np.float32)
+            b_off = np.arange(K, dtype=np.int64) * span
+            dst = np.zeros(rows * span + span, np.float32)
+            c_off = np.arange(rows, dtype=np.int64) * span
+            args = (rows, pixels, a, bias, src, b_off, 0, dst, c_off, None, 0, rows, -np.inf, np.inf)
+            isa.ukernel_gemm_tile(*args, repeat=calls // 10)
+            times = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                isa.ukernel_gemm_tile(*args, repeat=calls)
+                times.append(time.perf_counter() - t0)
+            gflops = 2 * K * rows * pixels * calls / np.median(times) / 1e9
+            rows_out.append(dict(rows=rows, pixels=pixels, K=K, gflops=gflops))
+    return rows_out
+
+
 def copy_gbps(nbytes, runs):
     """Read+write bandwidth of a NumPy copy of nbytes (both buffers counted)."""
     src = np.ones(nbytes // 4, np.float32)
@@ -76,8 +108,20 @@ def main(argv=None):
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--runs', type=int, default=200)
     p.add_argument('--json', action='store_true')
+    p.add_argument('--tiles', action='store_true', help='time each GEMM tile alone instead')
     args = p.parse_args(argv)
     rng = np.random.default_rng(0)
+    if args.tiles:
+        peak = fma_peak_gflops()
+        tiles = tile_rows()
+        if args.json:
+            print(json.dumps(dict(build=engine.build_info(), fma_peak_gflops=peak, tiles=tiles), indent=2))
+        else:
+            print(f'FMA peak {peak:.0f} GFLOP/s (1 thread, {isa.CHOSEN})')
+            for t in tiles:
+                print(f'{t["rows"]:3d} rows x {t["pixels"]:3d} pixels, K {t["K"]}: '
+                      f'{t["gflops"]:6.1f} GFLOP/s {100 * t["gflops"] / peak:5.1f}%')
+        return 0
     peak = fma_peak_gflops() * args.threads
     dram = copy_gbps(256 << 20, 5)
     rows = dict(build=engine.build_info(), threads=args.threads, fma_peak_gflops=peak,

@@ -23,7 +23,7 @@ ARMHF=${ARMHF:-0}
 PYVER=3.11
 SUITE=bookworm
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
-TESTS="tests/test_kernels.py tests/test_inputs.py tests/test_fileformat.py tests/test_shuffle.py tests/test_fixtures.py tests/test_abi.py"
+TESTS="tests/test_kernels.py tests/test_ukernels.py tests/test_inputs.py tests/test_fileformat.py tests/test_shuffle.py tests/test_fixtures.py tests/test_abi.py"
 NEEDS_TORCH="--deselect tests/test_shuffle.py::test_same_as_torch"     # the one torch test among them
 mkdir -p "$WORK/logs"
 LOGS=$WORK/logs
@@ -149,7 +149,7 @@ for cpu in $QEMU_CPUS; do
     run_tests "$SR64" "$WORK/build-arm64" "$cpu" "" $TESTS $NEEDS_TORCH
 done
 # the plain C fallback of the same build, once
-run_tests "$SR64" "$WORK/build-arm64" cortex-a72 scalar tests/test_kernels.py tests/test_abi.py
+run_tests "$SR64" "$WORK/build-arm64" cortex-a72 scalar tests/test_kernels.py tests/test_ukernels.py tests/test_abi.py
 
 if [ "$ARMHF" = 1 ]; then
     SRHF=$(sysroot armhf arm-linux-gnueabihf)

@@ -30,6 +30,7 @@ cdef extern from "ukernels.h" nogil:
                          const int64_t* x_off, float* y, float lo, float hi)
     const int LINEAR_NO
     void f32_copy_strided(float* dst, const float* src, int64_t n, int64_t s)
+    const int ACT_END
     void f32_fma_peak_loop(int64_t iters, float* sink)
     const int PEAK_CHAINS
 

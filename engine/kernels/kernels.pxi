@@ -7,8 +7,10 @@
 #   eltwise.pxi  add, mul, affine, clamp
 #   fused.pxi    a 1x1 convolution and the depthwise one reading it
 #   program.pxi  the executor and the copies in and out of the arena
+#   ukernels.pxi the microkernels driven alone (tests, bench_kernels)
 include "gemm.pxi"
 include "window.pxi"
 include "eltwise.pxi"
 include "fused.pxi"
 include "program.pxi"
+include "ukernels.pxi"

@@ -211,10 +211,12 @@ static void f32_frame_row(float* dst, const float* row, int64_t in_w, int64_t pl
 }
 
 /* The core's FMA throughput: PEAK_CHAINS independent accumulator chains,
- * enough to hide FMA latency on every ISA here; 2 flops per lane per FMA.
- * The result goes into *sink: a call that reads and writes memory cannot be
- * merged with the previous one or dropped. */
-#define PEAK_CHAINS 16
+ * enough to hide FMA latency on every ISA here (latency 4 x 2 pipes) and few
+ * enough to stay in 16 vector registers with a and b (AVX2, armv7: 16 chains
+ * spilled and measured AVX2 at half its peak); 2 flops per lane per FMA.
+ * The result goes into *sink through a volatile store: inlined into a caller
+ * that never reads it, a plain store let GCC drop the plain C loop. */
+#define PEAK_CHAINS 12
 static void f32_fma_peak_loop(int64_t iters, float* sink) {
     vf acc[PEAK_CHAINS];
     const vf a = vf_set1(0.999999f), b = vf_set1(1e-7f);
@@ -223,7 +225,7 @@ static void f32_fma_peak_loop(int64_t iters, float* sink) {
         for (int c = 0; c < PEAK_CHAINS; c++) acc[c] = vf_fma(acc[c], a, b);
     vf sum = acc[0];
     for (int c = 1; c < PEAK_CHAINS; c++) sum = vf_add(sum, acc[c]);
-    *sink += vf_hsum(sum);
+    *(volatile float*)sink += vf_hsum(sum);
 }
 
 /* Fully connected tile, vectorised over outputs (a GEMV: one pixel per image):

@@ -1,0 +1,104 @@
+# The microkernels of ukernels.h driven alone on NumPy buffers: thin wrappers
+# for tests/test_ukernels.py (each kernel against a NumPy formula over
+# awkward shapes, on every ISA module) and for tools/bench_kernels.py
+# (`repeat` runs the kernel that many times, for timing).  Each checks that
+# the buffers are long enough for everything the kernel reads and writes.
+# The window and element-wise kernels take whole records instead
+# (descriptors.py through Program: tests/test_ukernels.py builds them by hand).
+
+
+def _need(name, buffer, int64_t floats):
+    if buffer.shape[0] < floats:
+        raise ValueError(f'{name} has {buffer.shape[0]} elements, the kernel reaches {floats}')
+
+
+def ukernel_gemm_tile(int64_t rows, int64_t nvalid, const float[::1] a, const float[::1] bias,
+                      const float[::1] src, const int64_t[::1] b_off, int64_t nb0, float[::1] dst,
+                      const int64_t[::1] c_off, r_off, int64_t nc0, int mr, float lo, float hi,
+                      int64_t repeat=1):
+    """The GEMM tile f32_gemm_tile_for(rows, nvalid): K = len(b_off) rows of
+    `a` packed [K][rows]; row r of the output (r < mr) at dst[c_off[r] + nc0:]
+    gets nvalid pixels of clamp(bias[r] + sum_k a[k, r] * src[b_off[k] + nb0:]
+    (+ dst[r_off[r] + nc0:] when r_off is an offset table))."""
+    cdef int64_t K = b_off.shape[0], i, reach = 3 * VLEN + GEMM_EXTRA_MAX + 1
+    if rows not in TILE_ROWS or not 1 <= mr <= rows or nvalid < 1 or K < 1:
+        raise ValueError(f'rows {rows} (one of {list(TILE_ROWS)}), mr {mr}, nvalid {nvalid}, K {K}')
+    if nvalid > GEMM_NR + GEMM_EXTRA_MAX and not (rows == GEMM_MR_NARROW and nvalid in (GEMM_WIDE_PIXELS,
+                                                                                       GEMM_TAIL_PIXELS)):
+        raise ValueError(f'no tile for {nvalid} pixels of {rows} rows')
+    _need('a', a, K * rows + VLEN)
+    _need('bias', bias, rows + VLEN)
+    _need('c_off', c_off, mr)
+    _need('src', src, max(b_off) + nb0 + reach)
+    _need('dst', dst, max(c_off[:mr]) + nc0 + reach)
+    cdef const int64_t[::1] r = None
+    if r_off is not None:
+        r = r_off
+        _need('r_off', r, mr)
+        _need('dst', dst, max(r[:mr]) + nc0 + reach)
+    cdef f32_gemm_tile_fn tile = f32_gemm_tile_for(rows, nvalid)
+    with nogil:
+        for i in range(repeat):
+            tile(K, &a[0], &bias[0], &src[0], &b_off[0], nb0, &dst[0], &c_off[0],
+                 &r[0] if r is not None else NULL, nc0, mr, nvalid, lo, hi)
+
+
+def ukernel_linear_tile(const float[::1] w, const float[::1] bias, const float[::1] src,
+                        const int64_t[::1] x_off, float lo, float hi, int64_t repeat=1):
+    """The fully connected tile: y[o] = clamp(bias[o] + sum_k w[k, o] * src[x_off[k]])
+    for LINEAR_OUTPUTS outputs, w packed [K][LINEAR_OUTPUTS]."""
+    cdef int64_t K = x_off.shape[0], i
+    _need('w', w, K * LINEAR_NO + LINEAR_NO * 33)      # the tile prefetches rows ahead (reads no data)
+    _need('bias', bias, LINEAR_NO)
+    if K and (min(x_off) < 0 or max(x_off) >= src.shape[0]):
+        raise ValueError('x_off points outside src')
+    y = np.empty(LINEAR_NO, np.float32)
+    cdef float[::1] out = y
+    with nogil:
+        for i in range(repeat):
+            f32_linear_tile(K, &w[0], &bias[0], &src[0], &x_off[0] if K else NULL, &out[0], lo, hi)
+    return y
+
+
+def ukernel_activation(float[::1] x, int act, float param=0):
+    """f32_activation in place on x (one channel's values)."""
+    if not 0 <= act < ACT_END:
+        raise ValueError(f'act {act} is not a code of abi.h')
+    with nogil:
+        f32_activation(&x[0] if x.shape[0] else NULL, x.shape[0], act, param)
+
+
+def ukernel_copy_strided(float[::1] dst, const float[::1] src, int64_t n, int64_t s):
+    """dst[i] = src[i * s] for i < n (vector stores: dst needs VLEN floats of room)."""
+    _need('dst', dst, n + VLEN)
+    _need('src', src, (n - 1) * s + 1 + 2 * VLEN if n else 0)
+    if n:
+        with nogil:
+            f32_copy_strided(&dst[0], &src[0], n, s)
+
+
+def ukernel_frame_row(float[::1] dst, row, int64_t in_w, int64_t pl, int64_t fw, int64_t s):
+    """One input row framed for the direct convolution: pl zeros, the row
+    (None: a padding row of zeros), zeros to fw columns; stride 2 even
+    columns first, then odd ones from dst[(fw + 1) // 2]."""
+    cdef const float[::1] r = None
+    if s not in (1, 2) or pl < 0 or fw < 1:
+        raise ValueError(f'stride {s}, pl {pl}, fw {fw}')
+    _need('dst', dst, fw + VLEN)
+    if row is not None:
+        r = row
+        _need('row', r, in_w + 2 * VLEN)
+    with nogil:
+        f32_frame_row(&dst[0], &r[0] if r is not None else NULL, in_w, pl, fw, s)
+
+
+def ukernel_phase_planes(const float[::1] src, int64_t in_h, int64_t in_w, float[::1] dst, int64_t ps,
+                         int64_t rows, int64_t cols):
+    """The four phase planes (even/odd rows x even/odd columns, ps floats
+    apart, rows x cols each) of an in_h x in_w plane."""
+    _need('src', src, in_h * in_w + 2 * cols + 2 * VLEN + 1)
+    _need('dst', dst, 3 * ps + rows * cols + VLEN)
+    if ps < rows * cols:
+        raise ValueError('phase planes overlap')
+    with nogil:
+        f32_phase_planes(&src[0], in_h, in_w, &dst[0], ps, rows, cols)

@@ -1,0 +1,270 @@
+"""Every microkernel driven alone on NumPy buffers, XNNPACK-tester style,
+against a NumPy formula over awkward shapes: tiles cut short by rows and by
+pixels, K of 1, offset tables with gaps and out of order, every tile height
+and width the build has; the window and element-wise kernels through
+records built by hand (kernels/descriptors.py) and Program, no graph or
+planner in between.  Each test checks what the kernel writes and that it
+writes nothing else.  CI runs this file once per ISA module (ENGINE_ISA)."""
+import itertools
+
+import numpy as np
+import pytest
+
+from engine.kernels import isa
+from engine.kernels.abi import Act, EltwiseMode, WindowMode, WindowPath
+from engine.kernels.descriptors import Eltwise, Window
+from engine.model import _aligned_floats
+from engine.ops.activations import NONLINEAR
+from engine.ops.conv import conv2d
+from engine.ops.pool import avgpool_divisors
+
+VLEN = isa.VECTOR
+SENTINEL = 1234.5        # in every float a kernel must not write
+
+
+def planes(rng, n, size, gap=7):
+    """Offsets of n planes of `size` floats, out of order, gaps between them."""
+    starts = np.arange(n) * (size + gap) + 3
+    return rng.permutation(starts).astype(np.int64)
+
+
+def pixel_counts(rows):
+    """The pixel counts the tiles of `rows` rows take."""
+    counts = list(range(1, isa.TILE_PIXELS + isa.EXTRA_PIXELS + 1))
+    if rows == isa.NARROW_ROWS:
+        counts += [p for p in (isa.WIDE_PIXELS, isa.TAIL_PIXELS) if p]
+    return counts
+
+
+@pytest.mark.parametrize('rows', sorted(isa.TILE_ROWS))
+@pytest.mark.parametrize('K', [1, 2, 7, 33])
+def test_gemm_tile(rows, K):
+    rng = np.random.default_rng(rows * 100 + K)
+    for nvalid in pixel_counts(rows):
+        for mr, residual in itertools.product(sorted({1, rows - 1, rows} - {0}), (False, True)):
+            reach = 4 * VLEN + isa.EXTRA_PIXELS
+            a = rng.standard_normal(K * rows + VLEN).astype(np.float32)
+            bias = rng.standard_normal(rows + VLEN).astype(np.float32)
+            b_off = planes(rng, K, nvalid + reach)
+            src = rng.standard_normal(int(b_off.max()) + 3 * reach).astype(np.float32)
+            c_off = planes(rng, mr, nvalid + reach)
+            r_off = c_off.max() + reach + planes(rng, mr, nvalid + reach) if residual else None
+            top = int(max(c_off.max(), r_off.max() if residual else 0)) + 3 * reach
+            dst = np.full(top, SENTINEL, np.float32)
+            if residual:
+                for r in range(mr):
+                    dst[r_off[r] + 5:r_off[r] + 5 + nvalid] = rng.standard_normal(nvalid)
+            expected = dst.copy()
+            nb0, nc0, lo, hi = 2, 5, -1.5, 2.0
+            b = np.stack([src[o + nb0:o + nb0 + nvalid] for o in b_off]).astype(np.float64)
+            y = bias[:mr, None] + a[:K * rows].reshape(K, rows)[:, :mr].T.astype(np.float64) @ b
+            for r in range(mr):
+                if residual:
+                    y[r] += dst[r_off[r] + nc0:r_off[r] + nc0 + nvalid]
+                expected[c_off[r] + nc0:c_off[r] + nc0 + nvalid] = np.clip(y[r], lo, hi)
+            isa.ukernel_gemm_tile(rows, nvalid, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, lo, hi)
+            np.testing.assert_allclose(dst, expected, rtol=2e-5, atol=2e-5,
+                                       err_msg=f'{rows} rows x {nvalid} pixels, mr {mr}, residual {residual}')
+
+
+def test_gemm_tile_refuses_buffers_it_would_overrun():
+    a, bias = np.zeros(64, np.float32), np.zeros(32, np.float32)
+    with pytest.raises(ValueError, match='src has'):
+        isa.ukernel_gemm_tile(isa.NARROW_ROWS, 3, a, bias, np.zeros(1, np.float32), np.array([0]), 0,
+                              np.zeros(256, np.float32), np.array([0]), None, 0, 1, -1, 1)
+    with pytest.raises(ValueError, match='no tile'):
+        isa.ukernel_gemm_tile(isa.NARROW_ROWS, 10 ** 6, a, bias, np.zeros(8, np.float32), np.array([0]), 0,
+                              np.zeros(256, np.float32), np.array([0]), None, 0, 1, -1, 1)
+
+
+@pytest.mark.parametrize('K', [0, 1, 5, 64])
+def test_linear_tile(K):
+    rng = np.random.default_rng(K)
+    no = isa.LINEAR_OUTPUTS
+    w = rng.standard_normal(K * no + no * 33).astype(np.float32)
+    bias = rng.standard_normal(no).astype(np.float32)
+    src = rng.standard_normal(3 * K + 5).astype(np.float32)
+    x_off = rng.permutation(3 * K + 5)[:K].astype(np.int64)
+    y = isa.ukernel_linear_tile(w, bias, src, x_off, -2.0, 1.5)
+    ref = bias + w[:K * no].reshape(K, no).T.astype(np.float64) @ src[x_off]
+    np.testing.assert_allclose(y, np.clip(ref, -2.0, 1.5), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('name', sorted(NONLINEAR))
+@pytest.mark.parametrize('n', [0, 1, VLEN - 1, VLEN, 3 * VLEN + 5])
+def test_activation(name, n):
+    """Each activation on a channel's values, NaN and infinities among them."""
+    x = np.random.default_rng(n).standard_normal(n).astype(np.float32) * 4
+    x[:3] = [np.nan, np.inf, -np.inf][:n]
+    y = x.copy()
+    isa.ukernel_activation(y, Act['ACT_' + name.upper()], 0.3)
+    with np.errstate(invalid='ignore', over='ignore'):
+        ref = NONLINEAR[name](x.astype(np.float64), 0.3)
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('s', [1, 2, 3])
+def test_copy_strided(s):
+    rng = np.random.default_rng(s)
+    for n in range(0, 3 * VLEN + 3):
+        src = rng.standard_normal(n * s + 2 * VLEN + 1).astype(np.float32)
+        dst = np.full(n + VLEN, SENTINEL, np.float32)
+        isa.ukernel_copy_strided(dst, src, n, s)
+        np.testing.assert_array_equal(dst[:n], src[:n * s:s])
+        if s > 2:       # strides 1 and 2 may store a part-full vector's lanes past n
+            assert (dst[n:] == SENTINEL).all()
+
+
+@pytest.mark.parametrize('s', [1, 2])
+@pytest.mark.parametrize('in_w', [1, 2, 7, 16, 33])
+def test_frame_row(s, in_w):
+    """The direct convolution's framed rows: padding zeros, the row, zeros;
+    at stride 2 the even columns, then the odd ones."""
+    row = np.arange(1, in_w + 2 * VLEN + 1, dtype=np.float32)
+    for pl in range(0, 4):
+        fw = in_w + 2 * pl
+        framed = np.concatenate([np.zeros(pl), row[:in_w], np.zeros(pl)]).astype(np.float32)
+        expected = framed if s == 1 else np.concatenate([framed[0::2], framed[1::2]])
+        for given in (row, None):
+            dst = np.full(fw + VLEN, SENTINEL, np.float32)
+            isa.ukernel_frame_row(dst, given, in_w, pl, fw, s)
+            np.testing.assert_array_equal(dst[:fw], expected if given is not None else np.zeros(fw))
+
+
+@pytest.mark.parametrize('hw', [(1, 1), (2, 2), (5, 7), (8, 3), (13, 16)])
+def test_phase_planes(hw):
+    h, w = hw
+    rows, cols = (h + 1) // 2, (w + 1) // 2
+    src = np.arange(h * w + 2 * cols + 2 * VLEN + 1, dtype=np.float32)
+    ps = rows * cols + VLEN
+    dst = np.full(3 * ps + rows * cols + VLEN, SENTINEL, np.float32)
+    isa.ukernel_phase_planes(src, h, w, dst, ps, rows, cols)
+    plane = src[:h * w].reshape(h, w)
+    for a, b in itertools.product((0, 1), (0, 1)):
+        got = dst[(2 * a + b) * ps:(2 * a + b) * ps + rows * cols].reshape(rows, cols)
+        part = plane[a::2, b::2]
+        np.testing.assert_array_equal(got[:part.shape[0], :part.shape[1]], part)
+
+
+# -- window and element-wise kernels: hand-made records through Program
+
+def run_records(records, arena_floats, fill):
+    """Run records on one image's arena of `fill`; the arena after."""
+    arena = _aligned_floats(arena_floats)
+    arena[:] = fill(arena_floats)
+    scratch = _aligned_floats(1 << 16)
+    isa.Program(records, arena_floats, 1 << 16).run(arena, 1, scratch, 1)
+    return arena
+
+
+WINDOWS = [  # mode, k, s, p, d, (h, w): shapes with a special kernel and without
+    (WindowMode.WINDOW_CONV, 3, 1, 1, 1, (5, 7)), (WindowMode.WINDOW_CONV, 3, 2, 1, 1, (9, 6)),
+    (WindowMode.WINDOW_CONV, 5, 1, 2, 1, (6, 6)), (WindowMode.WINDOW_CONV, 7, 2, 3, 1, (13, 11)),
+    (WindowMode.WINDOW_CONV, 3, 1, 2, 2, (7, 9)), (WindowMode.WINDOW_CONV, 3, 3, 1, 1, (10, 8)),
+    (WindowMode.WINDOW_CONV, 4, 1, 1, 1, (2, 2)), (WindowMode.WINDOW_CONV, 3, 1, 1, 1, (1, 1)),
+    (WindowMode.WINDOW_MAX, 3, 2, 1, 1, (8, 8)), (WindowMode.WINDOW_MAX, 2, 2, 0, 1, (7, 5)),
+    (WindowMode.WINDOW_MAX, 3, 1, 1, 2, (6, 9)), (WindowMode.WINDOW_AVG, 3, 2, 1, 1, (7, 7)),
+    (WindowMode.WINDOW_AVG, 3, 1, 0, 1, (4, 17)), (WindowMode.WINDOW_AVG, 5, 3, 2, 1, (10, 13)),
+]
+
+
+def out_size(size, k, s, p, d):
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def flat_ok(k, s, p, d, hw):
+    """Whether the flat path has tables for the shape (else the planner runs it direct)."""
+    oh, ow = out_size(hw[0], k, s, p, d), out_size(hw[1], k, s, p, d)
+    return s in (1, 2) and isa.flat_tables(*hw, oh, ow, k, k, p, p, d, d, s) is not None
+
+
+WINDOW_CASES = [(case, WindowPath.WINDOW_DIRECT) for case in WINDOWS] + [
+    (case, WindowPath.WINDOW_FLAT) for case in WINDOWS if flat_ok(*case[1:])]
+
+
+@pytest.mark.parametrize('case,path', WINDOW_CASES,
+                         ids=[f'{m.name}{k}s{s}p{p}d{d}_{h}x{w}_{path.name}'
+                              for (m, k, s, p, d, (h, w)), path in WINDOW_CASES])
+def test_window(case, path):
+    """Depthwise convolution and pooling of 5 channels, planes at scattered
+    offsets, by the row kernels (strides above 2: one output at a time) or
+    flat where the path has tables for the shape."""
+    mode, k, s, p, d, hw = case
+    rng = np.random.default_rng(k * 100 + s * 10 + p)
+    c, (h, w) = 5, hw
+    oh, ow = out_size(h, k, s, p, d), out_size(w, k, s, p, d)
+    plane = -(-max(h * w, oh * ow) // 16) * 16 + 16
+    slack = isa.ARENA_SLACK
+    in_off = slack + planes(rng, c, plane, gap=16 + 16 * int(rng.integers(0, 3)))
+    out_off = int(in_off.max()) + plane + 16 + planes(rng, c, plane, gap=32)
+    top = int(out_off.max()) + plane + 2 * slack
+    extra = {}
+    if path == WindowPath.WINDOW_FLAT:
+        tables = isa.flat_tables(h, w, oh, ow, k, k, p, p, d, d, s)
+        extra.update(tap_off=tables[0], lanes=tables[1])
+    elif s <= 2:
+        extra.update(lanes=isa.row_tables(w, ow, k, s, p, d))
+    weight = rng.standard_normal((c, k * k)).astype(np.float32)
+    bias = rng.standard_normal(c).astype(np.float32)
+    if mode == WindowMode.WINDOW_CONV:
+        extra.update(w=weight, b=bias)
+    if mode == WindowMode.WINDOW_AVG:
+        div = avgpool_divisors(h, w, oh, ow, (k, k), (s, s), (p, p), True)
+        extra.update(aux=np.concatenate([div.ravel(), np.zeros(16, np.float32)]))
+    record = Window(n_out=c, plane=plane, jobs_per_image=2, per_job=4 if path == WindowPath.WINDOW_FLAT else 3,
+                    in_off=in_off, out_off=out_off, lo=-2.5, hi=3.0, act=Act.ACT_NONE,
+                    in_h=h, in_w=w, out_h=oh, out_w=ow, kh=k, kw=k, sh=s, sw=s, ph=p, pw=p, dh=d, dw=d,
+                    mode=mode, path=path, fill=-np.inf if mode == WindowMode.WINDOW_MAX else 0.0, **extra)
+    x = rng.standard_normal((1, c, h, w)).astype(np.float32)
+
+    def fill(n):
+        a = np.full(n, SENTINEL, np.float32)
+        for ch in range(c):
+            a[in_off[ch]:in_off[ch] + h * w] = x[0, ch].ravel()
+        return a
+    arena = run_records([record], top, fill)
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (p, p), (p, p)),
+                constant_values=-np.inf if mode == WindowMode.WINDOW_MAX else 0)
+    if mode == WindowMode.WINDOW_CONV:
+        ref = conv2d(x, weight.reshape(c, 1, k, k), bias, (s, s), (p, p), (d, d), c)[0]
+    else:
+        taps = [xp[0, :, i * d:i * d + s * (oh - 1) + 1:s, j * d:j * d + s * (ow - 1) + 1:s]
+                for i in range(k) for j in range(k)]
+        ref = np.max(taps, axis=0) if mode == WindowMode.WINDOW_MAX else np.sum(taps, axis=0) * div
+    for ch in range(c):
+        got = arena[out_off[ch]:out_off[ch] + oh * ow].reshape(oh, ow)
+        np.testing.assert_allclose(got, np.clip(ref[ch], -2.5, 3.0), rtol=2e-5, atol=2e-5)
+    # nothing written but the output planes (and their padding lanes)
+    written = np.zeros(top, bool)
+    for ch in range(c):
+        written[out_off[ch]:out_off[ch] + plane] = True
+    assert (arena[~written] == fill(top)[~written]).all()
+
+
+@pytest.mark.parametrize('mode', list(EltwiseMode))
+def test_eltwise(mode):
+    rng = np.random.default_rng(int(mode))
+    c, pixels = 3, 37
+    plane = -(-pixels // 16) * 16
+    in_off, in2_off = planes(rng, c, plane, 16), 200 + planes(rng, c, plane, 16)
+    out_off = 400 + planes(rng, c, plane, 16)
+    w, b = rng.standard_normal(c).astype(np.float32), rng.standard_normal(c).astype(np.float32)
+    split = mode == EltwiseMode.ELTWISE_ADD_SPLIT
+    record = Eltwise(n_out=c, plane=plane, jobs_per_image=plane // VLEN if split else c,
+                     per_job=1, in_off=in_off, out_off=out_off, lo=-1.0, hi=1.2, act=Act.ACT_NONE,
+                     mode=mode, in2_off=in2_off, w=w, b=b)
+    arena = run_records([record], 640, lambda n: rng.standard_normal(n).astype(np.float32))
+    # the inputs are where the kernel does not write: read them back
+    a = np.stack([arena[o:o + plane] for o in in_off]).astype(np.float64)
+    b2 = np.stack([arena[o:o + plane] for o in in2_off]).astype(np.float64)
+    y = {EltwiseMode.ELTWISE_ADD: a + b2, EltwiseMode.ELTWISE_ADD_SPLIT: a + b2,
+         EltwiseMode.ELTWISE_AFFINE: a * w[:, None] + b[:, None], EltwiseMode.ELTWISE_CLAMP: a,
+         EltwiseMode.ELTWISE_MUL: a * b2, EltwiseMode.ELTWISE_MUL_CHANNEL: a * b2[:, :1]}[mode]
+    got = np.stack([arena[o:o + plane] for o in out_off])
+    np.testing.assert_allclose(got, np.clip(y, -1.0, 1.2), rtol=1e-6, atol=1e-6)
+
+
+def test_fma_peak_loop_is_timed_not_optimised_away():
+    # the plain C loop was once dropped by GCC (its result unread): the
+    # timing doubled its iterations until they overflowed and returned 0
+    assert 0 < isa.fma_peak_gflops(0.01) < 1e4
