@@ -4,14 +4,13 @@ The kernels are compiled once per instruction set the machine's architecture
 has, each into an extension module of its own, and the engine picks the best
 one the CPU runs when it is imported (engine/kernels/isa.py; the environment
 variable ENGINE_ISA forces one).  So one build, or one wheel, serves every CPU
-of its architecture:
-  x86-64    _avx512 (-mavx512f -mavx512vl -mavx512bw -mavx512dq -mavx2 -mfma),
-            _avx2 (-mavx2 -mfma), _scalar
-  aarch64   _neon (the baseline), _scalar
-  armv7     _neon (-mfpu=neon-vfpv4), _scalar
+of its architecture.  Which modules, with which flags: engine/kernels/variants.py
+  x86-64    _avx512, _avx2, _scalar
+  aarch64   _neon_dot (ARMv8.2-A dotprod + fp16), _neon, _scalar
+  armv7     _neon, _scalar
   other     _scalar
-_scalar is the plain C path (ENGINE_FORCE_SCALAR): the fallback, and what the
-vector paths are tested against.
+_scalar is the plain C path: the fallback, and what the vector paths are
+tested against.
 
 ENGINE_BUILD_ISAS=avx2,scalar builds only those (a quicker build while
 developing); ENGINE_CFLAGS adds compiler flags (e.g. a cross-compiler's -mcpu),
@@ -20,27 +19,22 @@ Threads come from the engine's own pool (engine/kernels/pool.h, pthreads).
 """
 import os
 import platform
+import runpy
 import shlex
 
 from setuptools import Extension, setup
 from Cython.Build import cythonize
 
-MACHINE = platform.machine().lower()
-SCALAR = ['-DENGINE_FORCE_SCALAR']
-if MACHINE in ('x86_64', 'amd64', 'i686', 'i386'):
-    VARIANTS = {'avx512': ['-mavx512f', '-mavx512vl', '-mavx512bw', '-mavx512dq', '-mavx2', '-mfma'],
-                'avx2': ['-mavx2', '-mfma'], 'scalar': SCALAR}
-elif MACHINE.startswith('armv7'):     # 32-bit Pi OS: its gcc leaves NEON off unless asked
-    VARIANTS = {'neon': ['-mfpu=neon-vfpv4'], 'scalar': SCALAR}
-elif MACHINE.startswith(('aarch64', 'arm64')):
-    VARIANTS = {'neon': [], 'scalar': SCALAR}
-else:
-    VARIANTS = {'scalar': SCALAR}
+# the ISA table (engine/kernels/variants.py), read before the package is built
+VARIANTS_PY = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                          'engine', 'kernels', 'variants.py'))
+ARCH = VARIANTS_PY['architecture'](platform.machine())
+VARIANTS = {isa: VARIANTS_PY['flags'](isa, ARCH) for isa in VARIANTS_PY['VARIANTS'][ARCH]}
 
 wanted = [v.strip() for v in os.environ.get('ENGINE_BUILD_ISAS', '').split(',') if v.strip()]
 unknown = sorted(set(wanted) - set(VARIANTS))
 if unknown:
-    raise SystemExit(f'ENGINE_BUILD_ISAS: {", ".join(unknown)} cannot be built on {MACHINE} '
+    raise SystemExit(f'ENGINE_BUILD_ISAS: {", ".join(unknown)} cannot be built on {ARCH} '
                      f'(it has {", ".join(VARIANTS)})')
 if wanted and 'scalar' not in wanted:
     wanted.append('scalar')         # the fallback every build has

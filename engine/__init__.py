@@ -22,7 +22,7 @@ def load(path, *, threads=None, verify=True, cache_bytes=DEFAULT_CACHE_BYTES):
     """Open a model file written by Model.save or tools/convert_pytorch.py.
     verify=False skips the file's CRC-32 (a few ms per 10 MB); cache_bytes
     bounds the plans and working memory kept between calls (Model)."""
-    return Model(_load_graph(path, verify=verify), threads=threads, cache_bytes=cache_bytes)
+    return Model(_load_graph(path, verify=verify, check=False), threads=threads, cache_bytes=cache_bytes)
 
 
 def from_torch(module, example_input, *, threads=None, cache_bytes=DEFAULT_CACHE_BYTES):

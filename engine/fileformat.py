@@ -16,7 +16,7 @@ import zlib
 import numpy as np
 
 from engine.errors import ModelFileError
-from engine.graph import from_dict, to_dict
+from engine.graph import from_dict, to_dict, validate
 from engine.memory import check_memory
 
 MAGIC_FORMAT = 'shufflenet-engine'
@@ -83,10 +83,11 @@ def stored_checksum(path):
     return head[CHECKSUM_AT:].decode('ascii', 'replace') if head[8:CHECKSUM_AT] == CHECKSUM_PREFIX else None
 
 
-def load_graph(path, verify=True):
+def load_graph(path, verify=True, check=True):
     """Graph from a model file: its kind, size and header are checked before
     the tensors are read, so a FIFO, a device or a huge file is refused
-    instead of read until memory runs out."""
+    instead of read until memory runs out.  check=False leaves the graph's
+    validation (graph.validate) to the caller: Model does it."""
     try:
         try:
             # non-blocking: opening a FIFO must not wait for a writer
@@ -110,19 +111,20 @@ def load_graph(path, verify=True):
                     raise ModelFileError('the file changed while it was read')
         except OSError as e:
             raise ModelFileError(f'cannot read model file: {e.strerror or e}') from None
-        return _graph(data, n, header, verify)
+        return _graph(data, n, header, verify, check)
     except ModelFileError as e:
         raise ModelFileError(f'{path}: {e}') from None
 
 
-def parse(data, verify=True):
-    """Graph from the bytes of a model file; verify=False skips the checksum."""
+def parse(data, verify=True, check=True):
+    """Graph from the bytes of a model file; verify=False skips the checksum,
+    check=False the graph's validation (as load_graph)."""
     n = _header_length(data[:8], len(data))
     header = _header(data[:8 + n], n)
     total = 8 + n + _body_length(header)
     if total != len(data):
         raise ModelFileError(_size_mismatch(total, len(data)))
-    return _graph(data, n, header, verify)
+    return _graph(data, n, header, verify, check)
 
 
 def _kind(mode):
@@ -170,7 +172,7 @@ def _size_mismatch(expected, size):
     return f'{size - expected} bytes after the last tensor (the file has {size}, the tensors end at {expected})'
 
 
-def _graph(data, n, header, verify):
+def _graph(data, n, header, verify, check):
     meta = header['__metadata__']
     if verify:
         stored = meta.get('file_crc32')
@@ -188,7 +190,10 @@ def _graph(data, n, header, verify):
     graph_dict = _json(meta['graph'], 'graph metadata')
     if not isinstance(graph_dict, dict):
         raise ModelFileError('graph metadata is not a JSON object')
-    return from_dict(graph_dict, tensors)
+    graph = from_dict(graph_dict, tensors)
+    if check:
+        validate(graph)
+    return graph
 
 
 def _entries(header):

@@ -76,7 +76,7 @@ def validate(graph):
             if i not in info:
                 raise ModelFileError(f'node {name!r} reads {i!r}, which is not defined before it')
         definition = REGISTRY.get(node.op)
-        if definition is None:
+        if definition is None or definition.plan_only:
             raise ModelFileError(f'node {name!r}: unknown op {node.op!r}')
         info[name] = definition.check(node, [info[i] for i in node.inputs])
     if not graph.outputs or not isinstance(graph.outputs, list) or not all(isinstance(o, str) for o in graph.outputs):
@@ -155,5 +155,4 @@ def from_dict(d, tensors):
         raise
     except (KeyError, TypeError, AttributeError, ValueError) as e:
         raise ModelFileError(f'malformed graph description: {type(e).__name__}: {e}') from None
-    validate(graph)
     return graph

@@ -44,7 +44,7 @@ def _cgroup_cpus(path='/sys/fs/cgroup/cpu.max'):
 
 def _from_bytes(data, threads, cache_bytes, options):
     """A Model from its file's bytes (unpickling)."""
-    return Model(fileformat.parse(data), threads=threads, cache_bytes=cache_bytes, options=options)
+    return Model(fileformat.parse(data, check=False), threads=threads, cache_bytes=cache_bytes, options=options)
 
 
 def _positive_int(value, name):
@@ -159,7 +159,7 @@ class Model:
     bounded.  Pickles as its model file's bytes."""
 
     def __init__(self, graph, *, threads=None, cache_bytes=DEFAULT_CACHE_BYTES, options=None):
-        validate(graph)
+        self._info = validate(graph)     # once: every plan of this graph uses it
         self.graph = graph
         self.options = PlanOptions() if options is None else options    # how plans are made
         self.threads = threads
@@ -386,7 +386,7 @@ class Model:
         with self._lock:       # compiled once, also when threads ask for it at the same time
             plan = self._cache.get(('plan', h, w))
             if plan is None:
-                plan = compile_graph(self.graph, h, w, self.options)
+                plan = compile_graph(self.graph, h, w, self.options, self._info)
                 self._cache.put(('plan', h, w), plan, plan.program.nbytes)
         return plan
 

@@ -1,12 +1,19 @@
-"""Graph rewrites between conversion and the file: fold BatchNorm (and
+"""Graph rewrites, as named passes over the IR.
+
+optimize(graph), between conversion and the file: fold BatchNorm (and
 scalar arithmetic) into the convolution or linear layer before it, fuse
-activations into their producer (through concats), simplify channel views,
-drop what does not reach an output."""
+residual adds and activations into their producer (through concats),
+simplify channel views, drop what does not reach an output.
+
+optimize_for_size(graph, shapes, options), in the planner for one input
+size (the choices depend on it and on PlanOptions): fuse_expand_depthwise
+and split_reductions, into the plan-only ops of engine/ops/fused.py."""
 import numpy as np
 
-from engine.graph import Graph, Node, validate
+from engine.graph import Graph, Node, infer_shapes, validate
 from engine.ops import REGISTRY
 from engine.ops.activations import ACT_PARAM
+from engine.ops.conv import is_depthwise, is_pointwise
 from engine.ops.norm import scale_shift
 
 
@@ -198,3 +205,75 @@ def _drop_dead(g):
         if n.name in live:
             live.update(n.inputs)
     g.nodes = [n for n in g.nodes if n.name in live]
+
+
+# ---------------------------------------------------------------------------
+# Rewrites for one input size.  They replace nodes with new ones (the plan-only
+# ops wrap the nodes they stand for) and never change a node of the graph given.
+
+def optimize_for_size(graph, shapes, options):
+    """(graph, shapes) for one input size (`shapes`: infer_shapes of graph)."""
+    g = Graph(graph.input_name, graph.input_shape, list(graph.nodes), list(graph.outputs), graph.meta,
+              graph.input_sizes)
+    if options.fuse_expand_dw:
+        fuse_expand_depthwise(g, shapes, options)
+    if options.k_split:
+        split_reductions(g, shapes, options)
+    _, h, w = shapes[g.input_name]
+    return g, infer_shapes(g, h, w)
+
+
+def fuse_expand_depthwise(g, shapes, options):
+    """A 1x1 convolution and the depthwise one that alone reads it become one
+    expand_depthwise node: MobileNetV2's expansion and depthwise layers at the
+    large planes, where the expanded tensor (options.fuse_min_bytes and
+    more) would not stay in cache."""
+    readers = {}
+    for n in g.nodes:
+        for i in n.inputs:
+            readers[i] = readers.get(i, 0) + 1
+    for o in g.outputs:
+        readers[o] = readers.get(o, 0) + 1
+    producer = {n.name: n for n in g.nodes}
+    for dw in list(g.nodes):
+        a = dw.attrs
+        if not (is_depthwise(dw) and len(dw.inputs) == 1
+                and tuple(a['stride']) in ((1, 1), (2, 2)) and tuple(a['dilation']) == (1, 1)):
+            continue
+        pw = producer.get(dw.inputs[0])
+        if pw is None or not is_pointwise(pw) or len(pw.inputs) != 1 or readers[pw.name] != 1:
+            continue
+        c, h, w = shapes[pw.name]
+        if h * w > 1 and 4 * c * h * w >= options.fuse_min_bytes:
+            g.nodes[g.nodes.index(dw)] = Node(dw.name, 'expand_depthwise', list(pw.inputs),
+                                              {'expand': pw, 'depthwise': dw, 'label': f'{pw.name}+{dw.name}'})
+            g.nodes.remove(pw)
+
+
+def split_reductions(g, shapes, options):
+    """A 1x1 convolution reading a depthwise one becomes conv_k_halves (its
+    reduction in two halves of the input channels) and add_halves.  The
+    depthwise op gives each thread a contiguous run of channels, so with two
+    threads a thread reducing its half of them reads planes its own core
+    wrote, where a split by pixels or output channels reads half of its
+    input from the other core (measured: 25-30 % slower).  From
+    options.k_split_min_k input channels, on planes of
+    options.k_split_pixels; not after a fused expansion (split by rows)."""
+    producer = {n.name: n for n in g.nodes}
+    names = {g.input_name} | set(producer)
+    for n in list(g.nodes):
+        src = producer.get(n.inputs[0])
+        pixels = shapes[n.name][1] * shapes[n.name][2]
+        if not (is_pointwise(n) and n.attrs['in_channels'] >= options.k_split_min_k
+                and options.k_split_pixels[0] <= pixels <= options.k_split_pixels[1]
+                and src is not None and is_depthwise(src)):
+            continue
+        halves_name = f'{n.name}/k-halves'
+        while halves_name in names:
+            halves_name += "'"
+        halves = Node(halves_name, 'conv_k_halves', list(n.inputs), {'conv': n, 'label': n.name})
+        total = Node(n.name, 'add_halves', [halves.name],
+                     {'clamp': n.attrs.get('clamp'), 'act': n.attrs.get('act'), 'label': n.name},
+                     {k: v for k, v in n.params.items() if k == ACT_PARAM})
+        i = g.nodes.index(n)
+        g.nodes[i:i + 1] = [halves, total]

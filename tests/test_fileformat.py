@@ -270,3 +270,17 @@ def test_a_huge_file_is_refused_from_its_header(blob, tmp_path):
     message, peak_kib = r.stdout.strip().splitlines()
     assert 'bytes after the last tensor' in message
     assert int(peak_kib) < 300 << 10, f'peak RSS {int(peak_kib) >> 10} MiB'
+
+
+def test_a_model_file_is_validated_once_before_its_first_output(tmp_path):
+    # the file's graph, not each of the loader, the Model and the planner
+    import cProfile
+    import pstats
+    path = tmp_path / 'm.engine'
+    path.write_bytes(to_bytes(zoo.shufflenet_v2('0.5')))
+    profile = cProfile.Profile()
+    profile.enable()
+    engine.load(path, threads=1)(np.zeros((1, 3, 64, 64), np.float32))
+    profile.disable()
+    calls = {(f, name): stats[1] for (f, _, name), stats in pstats.Stats(profile).stats.items()}
+    assert calls[(engine.graph.__file__, 'validate')] == 1

@@ -601,14 +601,68 @@ def test_k_split_chooses_mobilenet_v2_projections():
     """By default: MobileNetV2's projections at 14x14 and 28x28 (192 input
     channels and more), not at 7x7, not narrower ones, not after a fused
     expansion (split by rows, not channels)."""
-    from engine import plan
     from engine.graph import Graph, Node, infer_shapes
+    from engine.optimize import optimize_for_size
     rng = np.random.default_rng(3)
     for c, hw, split in [(192, 28, True), (384, 14, True), (160, 14, False), (960, 7, False)]:
-        g = Graph('input', (1, c, hw, hw), depthwise_then_pointwise(rng, c, 8), ['pw'])
+        nodes = [Node('expand', 'conv', ['input'], dict(in_channels=c, out_channels=c, kernel=[1, 1],
+                                                        stride=[1, 1], padding=[0, 0], dilation=[1, 1],
+                                                        groups=1, clamp=[0.0, 6.0]),
+                      {'weight': rand(rng, (c, c, 1, 1), 0.1)})] + depthwise_then_pointwise(rng, c, 8)
+        nodes[1].inputs = ['expand']
+        g = Graph('input', (1, c, hw, hw), nodes, ['pw'])
         shapes = infer_shapes(g, hw, hw)
-        assert plan._k_split_convs(g, shapes, {}, PlanOptions()) == ({'pw'} if split else set())
-        assert plan._k_split_convs(g, shapes, {'dw': g.nodes[0]}, PlanOptions()) == set()
+        for fuse in (False, True):
+            options = PlanOptions(fuse_expand_dw=fuse, fuse_min_bytes=0)
+            ops = [n.op for n in optimize_for_size(g, shapes, options)[0].nodes]
+            assert ops == (['expand_depthwise'] if fuse else ['conv', 'conv']) + (
+                ['conv_k_halves', 'add_halves'] if split and not fuse else ['conv'])
+
+
+@pytest.mark.parametrize('residual', [False, True])
+def test_size_passes_keep_the_graph_s_meaning(residual):
+    """fuse_expand_depthwise and split_reductions, checked on the IR: the
+    NumPy reference of the rewritten graph (its plan-only ops' references)
+    equals the original's; the original's nodes are left as they were."""
+    import copy
+    from engine.graph import Graph, Node, infer_shapes
+    from engine.optimize import optimize_for_size
+    from engine.reference import run_graph
+    rng = np.random.default_rng(11)
+    c = 12
+    nodes = [Node('expand', 'conv', ['input'], dict(in_channels=c, out_channels=c, kernel=[1, 1],
+                                                    stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1,
+                                                    clamp=[0.0, 6.0]),
+                  {'weight': rand(rng, (c, c, 1, 1), 0.3), 'bias': rand(rng, c)})]
+    nodes += depthwise_then_pointwise(rng, c, 7, residual, 'hardswish')
+    nodes[-2].inputs = ['expand']                 # dw reads the expansion
+    # (dilated: not fused with pw)
+    nodes.append(Node('dw2', 'conv', ['pw'], dict(in_channels=7, out_channels=7, kernel=[3, 3], stride=[1, 1],
+                                                  padding=[2, 2], dilation=[2, 2], groups=7, clamp=None),
+                      {'weight': rand(rng, (7, 1, 3, 3), 0.5)}))
+    nodes.append(Node('pw2', 'conv', ['dw2'], dict(in_channels=7, out_channels=5, kernel=[1, 1], stride=[1, 1],
+                                                   padding=[0, 0], dilation=[1, 1], groups=1, clamp=[-1.0, 1.0]),
+                      {'weight': rand(rng, (5, 7, 1, 1), 0.3), 'bias': rand(rng, 5)}))
+    g = Graph('input', (2, c, 6, 5), nodes, ['pw2'])
+    before = copy.deepcopy(g.nodes)
+    options = PlanOptions(fuse_min_bytes=0, k_split_min_k=1, k_split_pixels=(1, 1 << 30))
+    rewritten, shapes = optimize_for_size(g, infer_shapes(g, 6, 5), options)
+    assert [n.op for n in rewritten.nodes][-5:] == ['expand_depthwise', 'conv', 'conv', 'conv_k_halves',
+                                                    'add_halves']
+    assert shapes['pw2/k-halves'] == (10, 6, 5)
+    x = rand(rng, (2, c, 6, 5))
+    for a, b in zip(run_graph(g, x), run_graph(rewritten, x)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    assert repr(g.nodes) == repr(before)
+    check_graph(g, x, options=options)
+
+
+def test_plan_only_ops_are_refused_in_files():
+    from engine.errors import ModelFileError
+    from engine.graph import Graph, Node, validate
+    g = Graph('input', (1, 4, 3, 3), [Node('s', 'add_halves', ['input'], {})], ['s'])
+    with pytest.raises(ModelFileError, match="unknown op 'add_halves'"):
+        validate(g)
 
 
 def test_expand_read_elsewhere_is_not_fused():

@@ -84,19 +84,19 @@ sysroot() {  # debian-arch triplet -> prints the sysroot path
 }
 
 # -- 4. build: cythonize on the host, one cross-gcc call per kernel module
-build() {  # cc triplet sysroot outdir cflags...
-    local cc=$1 trip=$2 sr=$3 out=$4
-    shift 4
-    local suffix flags="-O3 $*"
+build() {  # cc triplet sysroot outdir arch cflags...: the modules setup.py builds on arch
+    local cc=$1 trip=$2 sr=$3 out=$4 arch=$5
+    shift 5
+    local suffix flags="-O3 $*" isa name more
     suffix=$(python3 -c "import runpy,sys; print(runpy.run_path(sys.argv[1])['build_time_vars']['EXT_SUFFIX'])" \
         "$sr/usr/lib/python$PYVER/_sysconfigdata__linux_$trip.py")
     rm -rf "$out"
     mkdir -p "$out"
     (cd "$ROOT" && git ls-files engine tests weights | grep -vE '\.(pyx|pxi|pxd|h)$' | xargs cp --parents -t "$out")
-    # the modules setup.py builds on ARM: the NEON and plain C kernels, and the ISA-free ones
-    for name in _neon _scalar abi shuffle _cpu; do
-        local more=""
-        [ "$name" = _scalar ] && more="-DENGINE_FORCE_SCALAR"
+    # the kernel modules of engine/kernels/variants.py, with their flags; then the ISA-free ones
+    for isa in $(variants "$arch") abi shuffle _cpu; do
+        name=$isa more=""
+        case $isa in abi|shuffle|_cpu) ;; *) name=_$isa more=$(variant_flags "$isa" "$arch") ;; esac
         python3 -m cython -3 -I "$ROOT" "$ROOT/engine/kernels/$name.pyx" -o "$out/$name.c" \
             >"$LOGS/cython-$name.log" 2>&1 || { cat "$LOGS/cython-$name.log"; die "cython $name failed"; }
         # shellcheck disable=SC2086
@@ -108,6 +108,10 @@ build() {  # cc triplet sysroot outdir cflags...
         rm "$out/$name.c"
     done
 }
+# the ISA table setup.py builds from
+VARIANTS_PY="$ROOT/engine/kernels/variants.py"
+variants() { python3 -c "import runpy,sys; print(*runpy.run_path(sys.argv[1])['VARIANTS'][sys.argv[2]])" "$VARIANTS_PY" "$1"; }
+variant_flags() { python3 -c "import runpy,sys; print(*runpy.run_path(sys.argv[1])['flags'](*sys.argv[2:]))" "$VARIANTS_PY" "$1" "$2"; }
 
 # -- 5. fixtures for the model tests, made with torch on this machine
 FIX=$WORK/fixtures
@@ -119,9 +123,9 @@ if python3 -c 'import torch' 2>/dev/null; then
 fi
 [ -f "$FIX/shufflenet_v2_x0_5.engine" ] || die "no fixtures in $FIX: run once where torch is installed"
 
-run_tests() {  # sysroot builddir cpu isa tests...: isa "" lets the engine choose (it must choose neon)
-    local sr=$1 out=$2 cpu=$3 isa=$4 rc log
-    shift 4
+run_tests() {  # sysroot builddir cpu isa expected tests...: isa "" lets the engine choose (it must choose expected)
+    local sr=$1 out=$2 cpu=$3 isa=$4 expected=$5 rc log
+    shift 5
     log="$LOGS/pytest-$cpu${isa:+-$isa}.log"
     step "pytest under qemu, $cpu${isa:+, ENGINE_ISA=$isa}"
     set +e
@@ -134,28 +138,31 @@ run_tests() {  # sysroot builddir cpu isa tests...: isa "" lets the engine choos
     [ "$rc" = 0 ] || { tail -60 "$log"; die "tests failed on $cpu"; }
     grep -qE "skipped" "$log" && { grep -A20 "short test summary" "$log"; die "tests skipped on $cpu"; }
     (cd "$out" && QEMU_LD_PREFIX=$sr QEMU_CPU=$cpu ENGINE_ISA=$isa PYTHONPATH="$out" \
-        "$sr/usr/bin/python$PYVER" -c "import engine; assert engine.build_info()['isa'] == '${isa:-neon}'") \
-        || die "the engine did not run ${isa:-neon} kernels on $cpu"
+        "$sr/usr/bin/python$PYVER" -c "import engine; assert engine.build_info()['isa'] == '$expected'") \
+        || die "the engine did not run $expected kernels on $cpu"
     return 0
 }
 
 SR64=$(sysroot arm64 aarch64-linux-gnu)
-step "build aarch64 (-mcpu=cortex-a72)"
-build aarch64-linux-gnu-gcc aarch64-linux-gnu "$SR64" "$WORK/build-arm64" -mcpu=cortex-a72
+step "build aarch64 (-mtune=cortex-a72)"
+build aarch64-linux-gnu-gcc aarch64-linux-gnu "$SR64" "$WORK/build-arm64" aarch64 -mtune=cortex-a72
 fmla=$(aarch64-linux-gnu-objdump -d "$WORK"/build-arm64/engine/kernels/_neon*.so | grep -cE '\sfmla\s+v[0-9]+\.4s' || true)
 echo "    NEON fmla instructions in the NEON kernels: $fmla"
 [ "$fmla" -gt 20 ] || die "the aarch64 kernels have no NEON FMA code"
+# each CPU runs the module it chooses: a Pi 4's Cortex-A72 the baseline NEON one,
+# a Pi 5's Cortex-A76 (dotprod, fp16) neon_dot
 for cpu in $QEMU_CPUS; do
-    run_tests "$SR64" "$WORK/build-arm64" "$cpu" "" $TESTS $NEEDS_TORCH
+    case $cpu in cortex-a7[6-9]|cortex-a5[5-9]|neoverse-*) expected=neon_dot ;; *) expected=neon ;; esac
+    run_tests "$SR64" "$WORK/build-arm64" "$cpu" "" "$expected" $TESTS $NEEDS_TORCH
 done
 # the plain C fallback of the same build, once
-run_tests "$SR64" "$WORK/build-arm64" cortex-a72 scalar tests/test_kernels.py tests/test_ukernels.py tests/test_abi.py
+run_tests "$SR64" "$WORK/build-arm64" cortex-a72 scalar scalar tests/test_kernels.py tests/test_ukernels.py tests/test_abi.py
 
 if [ "$ARMHF" = 1 ]; then
     SRHF=$(sysroot armhf arm-linux-gnueabihf)
     step "build armv7 (-march=armv7-a -mfpu=neon-vfpv4 -mfloat-abi=hard)"
-    build arm-linux-gnueabihf-gcc arm-linux-gnueabihf "$SRHF" "$WORK/build-armhf" \
+    build arm-linux-gnueabihf-gcc arm-linux-gnueabihf "$SRHF" "$WORK/build-armhf" armv7 \
         -march=armv7-a -mfpu=neon-vfpv4 -mfloat-abi=hard
-    run_tests "$SRHF" "$WORK/build-armhf" cortex-a15 "" $TESTS $NEEDS_TORCH
+    run_tests "$SRHF" "$WORK/build-armhf" cortex-a15 "" neon $TESTS $NEEDS_TORCH
 fi
 echo "check_aarch64: all passed"

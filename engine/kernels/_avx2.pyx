@@ -1,3 +1,3 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""The engine's kernels for AVX2 and FMA (x86-64); setup.py gives the flags."""
+"""The engine's kernels for AVX2 and FMA (x86-64); the flags: variants.py."""
 include "kernels.pxi"

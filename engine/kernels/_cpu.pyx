@@ -16,8 +16,16 @@ cdef extern from *:
         default: return 0;
         }
     }
+    #elif defined(__aarch64__) && defined(__linux__)
+    #include <sys/auxv.h>
+    #include <asm/hwcap.h>
+    static int engine_cpu_has(int which) {
+        const unsigned long need = HWCAP_ASIMDDP | HWCAP_ASIMDHP | HWCAP_FPHP;
+        if (which == 3) return (getauxval(AT_HWCAP) & need) == need;
+        return which == 2;          /* NEON is the aarch64 baseline */
+    }
     #elif defined(__aarch64__)
-    static int engine_cpu_has(int which) { return which == 2; }   /* NEON is the aarch64 baseline */
+    static int engine_cpu_has(int which) { return which == 2; }
     #elif defined(__arm__) && defined(__linux__)
     #include <sys/auxv.h>
     #include <asm/hwcap.h>
@@ -28,7 +36,7 @@ cdef extern from *:
     """
     int engine_cpu_has(int which) nogil
 
-_CODES = {'avx512': 0, 'avx2': 1, 'neon': 2}
+_CODES = {'avx512': 0, 'avx2': 1, 'neon': 2, 'neon_dot': 3}
 
 
 def supports(str isa):

@@ -1,10 +1,11 @@
 """The kernels for this CPU.  A build compiles the kernels once per
-instruction set its architecture has (setup.py: _avx512, _avx2 and _scalar
-on x86-64; _neon and _scalar on ARM), each an extension module with the
-same names; this module picks the best one the CPU runs, or the one the
-environment variable ENGINE_ISA names (avx512, avx2, neon, scalar: for
-tests, benchmarks and a CPU the detection gets wrong), and every name of it
-is a name of this module (Program, scatter_planes, TILE_ROWS, ...).
+instruction set its architecture has (variants.py: _avx512, _avx2 and
+_scalar on x86-64; _neon_dot, _neon and _scalar on aarch64), each an
+extension module with the same names; this module picks the best one the
+CPU runs, or the one the environment variable ENGINE_ISA names (avx512,
+avx2, neon_dot, neon, scalar: for tests, benchmarks and a CPU the detection
+gets wrong), and every name of it is a name of this module (Program,
+scatter_planes, TILE_ROWS, ...).
 
 The choice is made once, at import: a process runs one ISA's kernels."""
 import importlib
@@ -12,8 +13,7 @@ import importlib.util
 import os
 
 from engine.kernels._cpu import supports
-
-PREFERENCE = ('avx512', 'avx2', 'neon', 'scalar')     # fastest first
+from engine.kernels.variants import PREFERENCE
 
 
 def built():

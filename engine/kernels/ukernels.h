@@ -147,41 +147,57 @@ typedef void (*f32_gemm_tile_fn)(int64_t K, const float* a, const float* bias,
         float* dst, const int64_t* c_off, const int64_t* r_off, int64_t nc0,
         int mr, int64_t nvalid, float lo, float hi);
 
-#define ENGINE_GEMM_TILE(NAME, MR, NV, EXTRA) \
-    static void NAME(int64_t K, const float* a, const float* bias, \
+/* f32_gemm_<rows>x<vectors>v[<extra pixels>]_<isa>: f32_gemm_12x2v_avx512 is
+ * 12 rows by two vectors (32 pixels), f32_gemm_8x3v1_avx512 8 rows by three
+ * vectors and a pixel.  (ROWS is a number: ENGINE_GEMM_TILES expands its
+ * argument first.) */
+#define ENGINE_GEMM_TILE(ROWS, NAME, NV, EXTRA) \
+    static void ENGINE_ISA_NAME(f32_gemm_##ROWS##x##NAME)(int64_t K, const float* a, const float* bias, \
             const float* src, const int64_t* b_off, int64_t nb0, \
             float* dst, const int64_t* c_off, const int64_t* r_off, int64_t nc0, \
             int mr, int64_t nvalid, float lo, float hi) { \
         f32_gemm_tile(K, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, \
-                      EXTRA ? NV * VLEN : nvalid, lo, hi, MR, NV, EXTRA); \
+                      EXTRA ? NV * VLEN : nvalid, lo, hi, ROWS, NV, EXTRA); \
     }
-#define ENGINE_GEMM_TILES(ROWS, MR) \
-    ENGINE_GEMM_TILE(f32_gemm_tile_##ROWS##_x1v, MR, 1, 0) \
-    ENGINE_GEMM_TILE(f32_gemm_tile_##ROWS##_x2v, MR, 2, 0) \
-    ENGINE_GEMM_TILE(f32_gemm_tile_##ROWS##_x2v1, MR, 2, 1) \
-    ENGINE_GEMM_TILE(f32_gemm_tile_##ROWS##_x2v2, MR, 2, 2) \
-    ENGINE_GEMM_TILE(f32_gemm_tile_##ROWS##_x2v3, MR, 2, 3) \
-    ENGINE_GEMM_TILE(f32_gemm_tile_##ROWS##_x2v4, MR, 2, 4) \
+#define ENGINE_GEMM_TILES_(ROWS) \
+    ENGINE_GEMM_TILE(ROWS, 1v, 1, 0) \
+    ENGINE_GEMM_TILE(ROWS, 2v, 2, 0) \
+    ENGINE_GEMM_TILE(ROWS, 2v1, 2, 1) \
+    ENGINE_GEMM_TILE(ROWS, 2v2, 2, 2) \
+    ENGINE_GEMM_TILE(ROWS, 2v3, 2, 3) \
+    ENGINE_GEMM_TILE(ROWS, 2v4, 2, 4) \
     static const f32_gemm_tile_fn f32_gemm_tiles_##ROWS[GEMM_EXTRA_MAX + 2] = { \
-        f32_gemm_tile_##ROWS##_x1v, f32_gemm_tile_##ROWS##_x2v, f32_gemm_tile_##ROWS##_x2v1, \
-        f32_gemm_tile_##ROWS##_x2v2, f32_gemm_tile_##ROWS##_x2v3, f32_gemm_tile_##ROWS##_x2v4};
-ENGINE_GEMM_TILES(mr, GEMM_MR)
-ENGINE_GEMM_TILES(short, GEMM_MR_SHORT)
-ENGINE_GEMM_TILES(narrow, GEMM_MR_NARROW)
+        ENGINE_ISA_NAME(f32_gemm_##ROWS##x1v), ENGINE_ISA_NAME(f32_gemm_##ROWS##x2v), \
+        ENGINE_ISA_NAME(f32_gemm_##ROWS##x2v1), ENGINE_ISA_NAME(f32_gemm_##ROWS##x2v2), \
+        ENGINE_ISA_NAME(f32_gemm_##ROWS##x2v3), ENGINE_ISA_NAME(f32_gemm_##ROWS##x2v4)};
+#define ENGINE_GEMM_TILES(ROWS) ENGINE_GEMM_TILES_(ROWS)
+#define ENGINE_GEMM_WIDE_TILES_(ROWS) \
+    ENGINE_GEMM_TILE(ROWS, 3v, 3, 0) \
+    ENGINE_GEMM_TILE(ROWS, 3v1, 3, 1) \
+    static const f32_gemm_tile_fn f32_gemm_wide_tiles[2] = { \
+        ENGINE_ISA_NAME(f32_gemm_##ROWS##x3v), ENGINE_ISA_NAME(f32_gemm_##ROWS##x3v1)};
+#define ENGINE_GEMM_WIDE_TILES(ROWS) ENGINE_GEMM_WIDE_TILES_(ROWS)
+#define f32_gemm_tiles(ROWS) ENGINE_CAT(f32_gemm_tiles_, ROWS)
+ENGINE_GEMM_TILES(GEMM_MR)
+ENGINE_GEMM_TILES(GEMM_MR_SHORT)
+#if GEMM_MR_NARROW != GEMM_MR_SHORT
+ENGINE_GEMM_TILES(GEMM_MR_NARROW)
+#endif
+/* narrow rows only: three vectors (GEMM_WIDE_PIXELS; where they are no more
+ * than two and the extra pixels, the planner does not ask for them: 0), and
+ * three and a pixel (GEMM_TAIL_PIXELS) */
+ENGINE_GEMM_WIDE_TILES(GEMM_MR_NARROW)
 #define GEMM_TAIL_PIXELS (3 * VLEN + 1)
-ENGINE_GEMM_TILE(f32_gemm_tile_narrow_x3v1, GEMM_MR_NARROW, 3, 1)
-/* (where three vectors are no more than two and the extra pixels, the
- * planner does not ask for them: 0) */
 #define GEMM_WIDE_PIXELS (3 * VLEN > GEMM_NR + GEMM_EXTRA_MAX ? 3 * VLEN : 0)
-ENGINE_GEMM_TILE(f32_gemm_tile_narrow_x3v, GEMM_MR_NARROW, 3, 0)
 
 /* the tile for `rows` rows and nvalid pixels: 1 .. GEMM_NR + GEMM_EXTRA_MAX,
  * or with narrow rows up to GEMM_WIDE_PIXELS or GEMM_TAIL_PIXELS */
 static inline f32_gemm_tile_fn f32_gemm_tile_for(int64_t rows, int64_t nvalid) {
-    const f32_gemm_tile_fn* tiles = rows == GEMM_MR ? f32_gemm_tiles_mr
-                                  : rows == GEMM_MR_SHORT ? f32_gemm_tiles_short : f32_gemm_tiles_narrow;
-    if (nvalid == GEMM_TAIL_PIXELS && rows == GEMM_MR_NARROW) return f32_gemm_tile_narrow_x3v1;
-    if (nvalid > GEMM_NR + GEMM_EXTRA_MAX) return f32_gemm_tile_narrow_x3v;
+    const f32_gemm_tile_fn* tiles = rows == GEMM_MR ? f32_gemm_tiles(GEMM_MR)
+                                  : rows == GEMM_MR_SHORT ? f32_gemm_tiles(GEMM_MR_SHORT)
+                                  : f32_gemm_tiles(GEMM_MR_NARROW);
+    if (nvalid == GEMM_TAIL_PIXELS && rows == GEMM_MR_NARROW) return f32_gemm_wide_tiles[1];
+    if (nvalid > GEMM_NR + GEMM_EXTRA_MAX) return f32_gemm_wide_tiles[0];
     if (nvalid <= VLEN) return tiles[0];
     return tiles[1 + (nvalid > GEMM_NR ? nvalid - GEMM_NR : 0)];
 }
@@ -190,6 +206,7 @@ static inline f32_gemm_tile_fn f32_gemm_tile_for(int64_t rows, int64_t nvalid) {
  * zeros where row is NULL: padding rows), zeros to fw columns.  For stride 2
  * the even columns come first, then the odd ones (from dst + (fw + 1) / 2),
  * so that every tap reads its pixels of an output row as contiguous vectors. */
+#define f32_frame_row ENGINE_ISA_NAME(f32_frame_row)
 static void f32_frame_row(float* dst, const float* row, int64_t in_w, int64_t pl, int64_t fw,
                           int64_t s) {
     const int64_t half = s == 2 ? (fw + 1) / 2 : fw;
@@ -217,6 +234,7 @@ static void f32_frame_row(float* dst, const float* row, int64_t in_w, int64_t pl
  * The result goes into *sink through a volatile store: inlined into a caller
  * that never reads it, a plain store let GCC drop the plain C loop. */
 #define PEAK_CHAINS 12
+#define f32_fma_peak_loop ENGINE_ISA_NAME(f32_fma_peak_loop)
 static void f32_fma_peak_loop(int64_t iters, float* sink) {
     vf acc[PEAK_CHAINS];
     const vf a = vf_set1(0.999999f), b = vf_set1(1e-7f);
@@ -235,6 +253,7 @@ static void f32_fma_peak_loop(int64_t iters, float* sink) {
 #define LINEAR_NV 4
 #define LINEAR_NO (LINEAR_NV * VLEN)
 #define LINEAR_PREFETCH_ROWS 32     /* rows of w ahead (8 KB on AVX-512; 16 and 64 were slower) */
+#define f32_linear_tile ENGINE_ISA_NAME(f32_linear_tile)
 static void f32_linear_tile(int64_t K, const float* restrict w, const float* restrict bias,
         const float* src, const int64_t* restrict x_off, float* restrict y,
         float lo, float hi) {
@@ -316,20 +335,9 @@ ENGINE_ALWAYS_INLINE void f32_window_row(
         for (int64_t kj = 0; kj < KW; kj++)
             for (int64_t ki = 0; ki < KH; ki++) {
                 vf x;
-#if VLEN == 16
-                if (S == 2 && KW == 3 && DW == 1) {
-                    /* the three columns from three loads: the even and odd
-                     * lanes of two vectors, and the even ones moved a lane
-                     * (each unaligned load crosses a cache line: the generic
-                     * way makes six of them) */
-                    const float* p = rows[ki] + ow * 2 - pw;
-                    const vf a = vf_loadu(p), b = vf_loadu(p + VLEN);
-                    if (kj == 0) x = vf_even_lanes(a, b);
-                    else if (kj == 1) x = vf_odd_lanes(a, b);
-                    else x = _mm512_castsi512_ps(_mm512_alignr_epi32(
-                            _mm512_castps_si512(vf_loadu(p + 2 * VLEN)),
-                            _mm512_castps_si512(vf_even_lanes(a, b)), 1));
-                } else
+#ifdef ENGINE_S2_COLUMNS
+                if (S == 2 && KW == 3 && DW == 1) x = vf_s2_column(rows[ki] + ow * 2 - pw, kj);
+                else
 #endif
                 x = vf_load_strided(rows[ki] + ow * S - pw + kj * DW, S);
                 if (masked) x = vf_select(vf_mask(blocks + (ow / VLEN * KW + kj) * VLEN), x, vfill);
@@ -382,7 +390,7 @@ ENGINE_ALWAYS_INLINE void f32_window_plane(const f32_window_args* a,
 typedef void (*f32_window_plane_fn)(const f32_window_args*);
 
 #define ENGINE_WINDOW_PLANE(NAME, K, S, MODE) \
-    static void NAME(const f32_window_args* a) { f32_window_plane(a, K, K, S, S, 1, 1, MODE); }
+    static void ENGINE_ISA_NAME(NAME)(const f32_window_args* a) { f32_window_plane(a, K, K, S, S, 1, 1, MODE); }
 ENGINE_WINDOW_PLANE(f32_dwconv_3x3s1, 3, 1, WINDOW_CONV)
 ENGINE_WINDOW_PLANE(f32_dwconv_3x3s2, 3, 2, WINDOW_CONV)
 ENGINE_WINDOW_PLANE(f32_dwconv_5x5s1, 5, 1, WINDOW_CONV)
@@ -400,18 +408,21 @@ ENGINE_WINDOW_PLANE(f32_avgpool_2x2s2, 2, 2, WINDOW_AVG)
 static inline f32_window_plane_fn f32_window_plane_special(int mode, int64_t kh, int64_t kw,
         int64_t sh, int64_t sw, int64_t dh, int64_t dw) {
     if (kh != kw || sh != sw || dh != 1 || dw != 1 || sh < 1 || sh > 2) return 0;
+#define KERNEL(name) ENGINE_ISA_NAME(name)
     static const f32_window_plane_fn conv[8][3] = {
-        [3] = {0, f32_dwconv_3x3s1, f32_dwconv_3x3s2},
-        [5] = {0, f32_dwconv_5x5s1, f32_dwconv_5x5s2},
-        [7] = {0, f32_dwconv_7x7s1, f32_dwconv_7x7s2}};
+        [3] = {0, KERNEL(f32_dwconv_3x3s1), KERNEL(f32_dwconv_3x3s2)},
+        [5] = {0, KERNEL(f32_dwconv_5x5s1), KERNEL(f32_dwconv_5x5s2)},
+        [7] = {0, KERNEL(f32_dwconv_7x7s1), KERNEL(f32_dwconv_7x7s2)}};
     static const f32_window_plane_fn pool[2][4][3] = {
-        {[2] = {0, 0, f32_maxpool_2x2s2}, [3] = {0, f32_maxpool_3x3s1, f32_maxpool_3x3s2}},
-        {[2] = {0, 0, f32_avgpool_2x2s2}, [3] = {0, f32_avgpool_3x3s1, f32_avgpool_3x3s2}}};
+        {[2] = {0, 0, KERNEL(f32_maxpool_2x2s2)}, [3] = {0, KERNEL(f32_maxpool_3x3s1), KERNEL(f32_maxpool_3x3s2)}},
+        {[2] = {0, 0, KERNEL(f32_avgpool_2x2s2)}, [3] = {0, KERNEL(f32_avgpool_3x3s1), KERNEL(f32_avgpool_3x3s2)}}};
+#undef KERNEL
     if (mode == WINDOW_CONV) return kh < 8 ? conv[kh][sh] : 0;
     return kh < 4 ? pool[mode - 1][kh][sh] : 0;
 }
 
 /* the same for any window, stride and dilation */
+#define f32_window_plane_any ENGINE_ISA_NAME(f32_window_plane_any)
 static void f32_window_plane_any(const f32_window_args* a, int mode, int64_t kh, int64_t kw,
         int64_t sh, int64_t sw, int64_t dh, int64_t dw) {
     if (mode == WINDOW_CONV) f32_window_plane(a, kh, kw, sh, sw, dh, dw, WINDOW_CONV);
@@ -502,63 +513,18 @@ ENGINE_ALWAYS_INLINE void f32_window_flat_mode(const f32_window_flat_args* a, co
     for (; j < a->j1; j++) f32_window_flat_vectors(a, j, 1, MODE);
 }
 
-#if VLEN == 16
-/* AVX-512, convolutions whose taps are three rows of three adjacent offsets
- * (3x3, stride 1): an unaligned vector load crosses a cache line, which
- * costs about twice an aligned one, and the generic path makes nine of them
- * per output vector.  Here each tap row loads aligned vectors once per plane
- * and takes its three taps out of neighbouring pairs (valignd, the lane
- * flags as its zeroing mask). */
-#define FLAT_ROWS_NB 2
-#define FLAT_TAP(M, LO, HI, HI2, SHIFT) ((SHIFT) < VLEN ? \
-    _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(M, HI, LO, (SHIFT) % VLEN)) : (SHIFT) == VLEN ? \
-    _mm512_castsi512_ps(_mm512_maskz_mov_epi32(M, HI)) : \
-    _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(M, HI2, HI, (SHIFT) % VLEN)))
-#define FLAT_ROW_CASE(S) case S: \
-    for (int c = 0; c < FLAT_CH; c++) { \
-        const float* p = a->src[c] + base; \
-        __m512i v[FLAT_ROWS_NB + 2]; \
-        for (int b = 0; b < FLAT_ROWS_NB + 2; b++) v[b] = _mm512_loadu_si512((const void*)(p + b * VLEN)); \
-        const float* w = a->w[c] + 3 * r; \
-        for (int b = 0; b < FLAT_ROWS_NB; b++) { \
-            acc[c][b] = vf_fma(vf_set1(w[0]), FLAT_TAP(m[b][0], v[b], v[b + 1], v[b + 2], S), acc[c][b]); \
-            acc[c][b] = vf_fma(vf_set1(w[1]), FLAT_TAP(m[b][1], v[b], v[b + 1], v[b + 2], S + 1), acc[c][b]); \
-            acc[c][b] = vf_fma(vf_set1(w[2]), FLAT_TAP(m[b][2], v[b], v[b + 1], v[b + 2], S + 2), acc[c][b]); \
-        } \
-    } \
-    break;
-
-static void f32_dwconv_flat_rows(const f32_window_flat_args* a, int64_t j) {
-    const int32_t* blocks = a->lanes + (a->nvec + VLEN - 1) / VLEN * VLEN;
-    vf acc[FLAT_CH][FLAT_ROWS_NB];
-    for (int c = 0; c < FLAT_CH; c++)
-        for (int b = 0; b < FLAT_ROWS_NB; b++) acc[c][b] = vf_set1(a->init[c]);
-    for (int r = 0; r < 3; r++) {
-        __mmask16 m[FLAT_ROWS_NB][3];
-        for (int b = 0; b < FLAT_ROWS_NB; b++)
-            for (int kj = 0; kj < 3; kj++)
-                m[b][kj] = vf_mask(blocks + ((int64_t)a->lanes[j + b] * 9 + 3 * r + kj) * VLEN);
-        const int64_t base = a->row_q[r] + j * VLEN;
-        switch (a->row_s[r]) {
-            FLAT_ROW_CASE(0) FLAT_ROW_CASE(1) FLAT_ROW_CASE(2) FLAT_ROW_CASE(3)
-            FLAT_ROW_CASE(4) FLAT_ROW_CASE(5) FLAT_ROW_CASE(6) FLAT_ROW_CASE(7)
-            FLAT_ROW_CASE(8) FLAT_ROW_CASE(9) FLAT_ROW_CASE(10) FLAT_ROW_CASE(11)
-            FLAT_ROW_CASE(12) FLAT_ROW_CASE(13) FLAT_ROW_CASE(14) FLAT_ROW_CASE(15)
-        }
-    }
-    const vf vlo = vf_set1(a->lo), vhi = vf_set1(a->hi);
-    for (int b = 0; b < FLAT_ROWS_NB; b++)
-        for (int c = 0; c < FLAT_CH; c++)
-            vf_storeu(a->out[c] + (j + b) * VLEN, vf_min(vhi, vf_max(vlo, acc[c][b])));
-}
-
+/* the ISA's own kernels beside the generic ones, which they fall back to */
+#if defined(ENGINE_ISA_AVX512)
+#include "ukernels_avx512.h"
 #endif
 
+
+#define f32_window_flat ENGINE_ISA_NAME(f32_window_flat)
 static void f32_window_flat(const f32_window_flat_args* a, int mode) {
-#if VLEN == 16
+#ifdef ENGINE_DWCONV3X3_FLAT_ROWS
     if (mode == WINDOW_CONV && a->tap_rows) {
         int64_t j = a->j0;
-        for (; j + FLAT_ROWS_NB <= a->j1; j += FLAT_ROWS_NB) f32_dwconv_flat_rows(a, j);
+        for (; j + FLAT_ROWS_NB <= a->j1; j += FLAT_ROWS_NB) ENGINE_DWCONV3X3_FLAT_ROWS(a, j);
         for (; j < a->j1; j++) f32_window_flat_vectors(a, j, 1, WINDOW_CONV);
         return;
     }
@@ -574,6 +540,7 @@ static void f32_window_flat(const f32_window_flat_args* a, int mode) {
  * the input) and j < cols.  A row's last vector store runs up to VLEN - 1
  * floats past it: into the next row, written later, or after the plane
  * (ps leaves VLEN floats for it). */
+#define f32_phase_planes ENGINE_ISA_NAME(f32_phase_planes)
 static void f32_phase_planes(const float* src, int64_t in_h, int64_t in_w, float* dst, int64_t ps,
                              int64_t rows, int64_t cols) {
     for (int64_t a = 0; a < 2; a++)

@@ -20,6 +20,7 @@ class OpDef:
     name = None
     view = False        # resolved into offset tables by the planner, no kernel
     epilogue = True     # takes a fused clamp and activation (activations.py)
+    plan_only = False   # made by the planner's passes (fused.py), never in a file
 
     def check(self, node, ins):
         raise NotImplementedError
@@ -51,4 +52,4 @@ def per_channel_shape(node, ins):
     return ins[0]
 
 
-from engine.ops import conv, elementwise, linear, norm, pool, views  # noqa: E402,F401  (they register)
+from engine.ops import conv, elementwise, fused, linear, norm, pool, views  # noqa: E402,F401  (they register)

@@ -1,0 +1,61 @@
+/* The vector type of the AVX2 + FMA kernels (x86-64): 8 float lanes, 16 registers. */
+#ifndef ENGINE_SIMD_AVX2_H
+#define ENGINE_SIMD_AVX2_H
+#if !defined(__AVX2__) || !defined(__FMA__)
+#error "simd_avx2.h needs -mavx2 -mfma (variants.py)"
+#endif
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+#include <immintrin.h>
+#define ENGINE_SIMD_ISA "avx2"
+#define VLEN 8
+#define ENGINE_VREGS 16
+typedef __m256 vf;
+static inline vf vf_zero(void) { return _mm256_setzero_ps(); }
+static inline vf vf_set1(float x) { return _mm256_set1_ps(x); }
+static inline vf vf_loadu(const float* p) { return _mm256_loadu_ps(p); }
+static inline void vf_storeu(float* p, vf v) { _mm256_storeu_ps(p, v); }
+static inline vf vf_fma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+static inline vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
+static inline vf vf_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+static inline vf vf_max(vf a, vf b) { return _mm256_max_ps(a, b); }
+static inline vf vf_min(vf a, vf b) { return _mm256_min_ps(a, b); }
+static inline vf vf_max_nan(vf acc, vf x) {
+    return _mm256_blendv_ps(_mm256_max_ps(x, acc), x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+static inline float vf_hsum(vf v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+static inline void vf_store_partial(float* p, vf v, int n) {
+    static const int32_t ones_then_zeros[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                                0, 0, 0, 0, 0, 0, 0, 0};
+    __m256i mask = _mm256_loadu_si256((const __m256i*)(ones_then_zeros + 8 - n));
+    _mm256_maskstore_ps(p, mask, v);
+}
+static inline vf vf_load_s2(const float* p) {
+    __m256 t = _mm256_shuffle_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8),
+                                 _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t),
+                                                  _MM_SHUFFLE(3, 1, 2, 0)));
+}
+typedef __m256 vmask;       /* the flags themselves: blendv reads each lane's top bit */
+static inline vmask vf_mask(const int32_t* flags) {
+    return _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i*)flags));
+}
+/* reads all of p[0 .. VLEN), keeps the lanes m has */
+static inline vf vf_load_masked(const float* p, vmask m, vf fill) {
+    return _mm256_blendv_ps(fill, _mm256_loadu_ps(p), m);
+}
+static inline vf vf_select(vmask m, vf x, vf fill) { return _mm256_blendv_ps(fill, x, m); }
+
+#define ENGINE_ISA_TAG avx2     /* kernel names end in _avx2 (ENGINE_ISA_NAME) */
+/* GEMM tile rows: 6 x 2 accumulators and 2 loads fit 16 registers */
+#define GEMM_MR 6
+#define GEMM_MR_SHORT 4
+#define GEMM_MR_NARROW 4
+
+#endif

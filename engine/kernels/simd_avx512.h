@@ -1,0 +1,76 @@
+/* The vector type of the AVX-512 kernels (x86-64): 16 float lanes, 32 registers. */
+#ifndef ENGINE_SIMD_AVX512_H
+#define ENGINE_SIMD_AVX512_H
+#if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512VL__) || !defined(__AVX512DQ__)
+#error "simd_avx512.h needs -mavx512f -mavx512bw -mavx512vl -mavx512dq (variants.py)"
+#endif
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+#include <immintrin.h>
+#define ENGINE_SIMD_ISA "avx512"
+#define VLEN 16
+#define ENGINE_VREGS 32     /* vector registers (register-blocked kernels size their tiles by it) */
+typedef __m512 vf;
+static inline vf vf_zero(void) { return _mm512_setzero_ps(); }
+static inline vf vf_set1(float x) { return _mm512_set1_ps(x); }
+static inline vf vf_loadu(const float* p) { return _mm512_loadu_ps(p); }
+static inline void vf_storeu(float* p, vf v) { _mm512_storeu_ps(p, v); }
+static inline vf vf_fma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+static inline vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
+static inline vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+static inline vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
+static inline vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }
+/* max that keeps a NaN of either operand, as PyTorch's max pooling does */
+static inline vf vf_max_nan(vf acc, vf x) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), _mm512_max_ps(x, acc), x);
+}
+static inline float vf_hsum(vf v) { return _mm512_reduce_add_ps(v); }
+static inline void vf_store_partial(float* p, vf v, int n) {
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1u), v);
+}
+/* the even (odd) lanes of a then b: a[0], a[2], ..., b[14] (a[1], ..., b[15]) */
+static inline vf vf_even_lanes(vf a, vf b) {
+    return _mm512_permutex2var_ps(a, _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16,
+                                                      14, 12, 10, 8, 6, 4, 2, 0), b);
+}
+static inline vf vf_odd_lanes(vf a, vf b) {
+    return _mm512_permutex2var_ps(a, _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17,
+                                                      15, 13, 11, 9, 7, 5, 3, 1), b);
+}
+/* lanes p[0], p[2], ..., p[2*VLEN-2] (reads p[0 .. 2*VLEN-1]) */
+static inline vf vf_load_s2(const float* p) { return vf_even_lanes(vf_loadu(p), vf_loadu(p + 16)); }
+/* lanes flags[i] != 0 of a table of -1/0 flags, decoded once for many loads */
+typedef __mmask16 vmask;
+static inline vmask vf_mask(const int32_t* flags) {
+    __m512i v = _mm512_loadu_si512((const void*)flags);
+    return _mm512_test_epi32_mask(v, v);
+}
+/* lanes p[i] where m has lane i, else fill (p[i] of other lanes is not read) */
+static inline vf vf_load_masked(const float* p, vmask m, vf fill) {
+    return _mm512_mask_loadu_ps(fill, m, p);
+}
+/* lanes of x where m has the lane, else fill */
+static inline vf vf_select(vmask m, vf x, vf fill) { return _mm512_mask_blend_ps(m, fill, x); }
+
+/* Column kj < 3 of a stride-2 window row: lanes p[2i + kj].  The three
+ * columns come from three loads (the even and odd lanes of two vectors, and
+ * the even ones moved a lane), where vf_load_s2 per column makes six, each
+ * unaligned load crossing a cache line (window kernels: ENGINE_S2_COLUMNS). */
+#define ENGINE_S2_COLUMNS 1
+static inline vf vf_s2_column(const float* p, int64_t kj) {
+    const vf a = vf_loadu(p), b = vf_loadu(p + VLEN);
+    if (kj == 0) return vf_even_lanes(a, b);
+    if (kj == 1) return vf_odd_lanes(a, b);
+    return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(vf_loadu(p + 2 * VLEN)),
+                                                   _mm512_castps_si512(vf_even_lanes(a, b)), 1));
+}
+
+#define ENGINE_ISA_TAG avx512     /* kernel names end in _avx512 (ENGINE_ISA_NAME) */
+/* GEMM tile rows (output channels): 12 x 2 accumulators and 2 loads fit 32
+ * registers; 10 and 8 for layers whose channels they divide better */
+#define GEMM_MR 12
+#define GEMM_MR_SHORT 10
+#define GEMM_MR_NARROW 8
+
+#endif

@@ -1,0 +1,70 @@
+/* The vector type of the NEON kernels (aarch64, armv7): 4 float lanes, 32
+ * registers on aarch64 and 16 on armv7.  The neon_dot module (ARMv8.2-A
+ * dotprod + fp16) uses it too, under its own kernel names. */
+#ifndef ENGINE_SIMD_NEON_H
+#define ENGINE_SIMD_NEON_H
+#if !defined(__ARM_NEON) && !defined(__ARM_NEON__)
+#error "simd_neon.h needs NEON (armv7: -mfpu=neon-vfpv4; variants.py)"
+#endif
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+#include <arm_neon.h>
+#ifdef ENGINE_ISA_NEON_DOT
+#define ENGINE_SIMD_ISA "neon_dot"
+#else
+#define ENGINE_SIMD_ISA "neon"
+#endif
+#define VLEN 4
+#if defined(__aarch64__)
+#define ENGINE_VREGS 32
+#else
+#define ENGINE_VREGS 16
+#endif
+typedef float32x4_t vf;
+static inline vf vf_zero(void) { return vdupq_n_f32(0.0f); }
+static inline vf vf_set1(float x) { return vdupq_n_f32(x); }
+static inline vf vf_loadu(const float* p) { return vld1q_f32(p); }
+static inline void vf_storeu(float* p, vf v) { vst1q_f32(p, v); }
+#if defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+static inline vf vf_fma(vf a, vf b, vf c) { return vfmaq_f32(c, a, b); }
+#else
+static inline vf vf_fma(vf a, vf b, vf c) { return vmlaq_f32(c, a, b); }
+#endif
+static inline vf vf_add(vf a, vf b) { return vaddq_f32(a, b); }
+static inline vf vf_mul(vf a, vf b) { return vmulq_f32(a, b); }
+static inline vf vf_max(vf a, vf b) { return vmaxq_f32(a, b); }
+static inline vf vf_min(vf a, vf b) { return vminq_f32(a, b); }
+static inline vf vf_max_nan(vf acc, vf x) { return vmaxq_f32(acc, x); }   /* NEON max keeps NaN */
+static inline float vf_hsum(vf v) {
+#if defined(__aarch64__)
+    return vaddvq_f32(v);
+#else
+    float32x2_t s = vadd_f32(vget_low_f32(v), vget_high_f32(v));
+    return vget_lane_f32(vpadd_f32(s, s), 0);
+#endif
+}
+static inline void vf_store_partial(float* p, vf v, int n) {
+    float tmp[4];
+    vst1q_f32(tmp, v);
+    memcpy(p, tmp, (size_t)n * sizeof(float));
+}
+static inline vf vf_load_s2(const float* p) { return vld2q_f32(p).val[0]; }
+typedef uint32x4_t vmask;
+static inline vmask vf_mask(const int32_t* flags) { return vreinterpretq_u32_s32(vld1q_s32(flags)); }
+static inline vf vf_load_masked(const float* p, vmask m, vf fill) {
+    return vbslq_f32(m, vld1q_f32(p), fill);
+}
+static inline vf vf_select(vmask m, vf x, vf fill) { return vbslq_f32(m, x, fill); }
+
+#ifdef ENGINE_ISA_NEON_DOT
+#define ENGINE_ISA_TAG neon_dot /* kernel names end in _neon_dot or _neon (ENGINE_ISA_NAME) */
+#else
+#define ENGINE_ISA_TAG neon
+#endif
+/* GEMM tile rows: 8 x 2 accumulators and 2 loads (aarch64's 32 registers) */
+#define GEMM_MR 8
+#define GEMM_MR_SHORT 6
+#define GEMM_MR_NARROW 6
+
+#endif

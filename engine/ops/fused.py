@@ -1,0 +1,136 @@
+"""Ops that exist only in plans: what the size-dependent passes of
+engine/optimize.py (optimize_for_size) rewrite a graph into for one input
+size.  A model file never holds them (graph.validate refuses them).
+
+- expand_depthwise: a 1x1 convolution and the depthwise one that alone
+  reads it, run as one op (kernels/fused.pxi): the 1x1 writes bands of rows
+  to scratch and the depthwise reads them there, so the expanded tensor of
+  MobileNetV2's large planes never goes to memory.
+- conv_k_halves: a 1x1 convolution reducing in two halves of its input
+  channels, each half a job (kernels/gemm.pxi), output both halves' sums:
+  channels [0, C) the first half's with the bias and residual, [C, 2C) the
+  second's.  add_halves then adds them and applies the convolution's
+  epilogue."""
+from dataclasses import fields, replace
+
+import numpy as np
+
+from engine.errors import ModelFileError
+from engine.kernels import isa
+from engine.kernels.abi import EltwiseMode, WindowPath
+from engine.kernels import descriptors
+from engine.lowering import padded_plane, runs
+from engine.ops import REGISTRY, OpDef, register
+from engine.ops.conv import conv2d
+
+
+class _PlanOnly(OpDef):
+    plan_only = True
+
+    def check(self, node, ins):
+        raise ModelFileError(f'node {node.name!r}: op {node.op!r} is made by the planner, not stored in files')
+
+
+@register
+class ExpandDepthwise(_PlanOnly):
+    """attrs: expand (the 1x1 conv node), depthwise (the depthwise conv node,
+    whose name this node has), label (the layer's name)."""
+    name = 'expand_depthwise'
+    epilogue = False        # each convolution applies its own
+
+    def shape(self, node, ins):
+        conv = REGISTRY['conv']
+        return conv.shape(node.attrs['depthwise'], [conv.shape(node.attrs['expand'], ins)])
+
+    def reference(self, node, ins):
+        from engine.reference import run_node
+        return run_node(node.attrs['depthwise'], [run_node(node.attrs['expand'], ins)])
+
+    def lower(self, node, ctx):
+        """One record: the 1x1 convolution pw writes bands of rows to scratch,
+        the depthwise dw reads them there (kernels/fused.pxi)."""
+        pw, dw, options = node.attrs['expand'], node.attrs['depthwise'], ctx.options
+        conv = REGISTRY['conv']
+        e, h, w = conv.shape(pw, [ctx.shapes[i] for i in pw.inputs])
+        ctx = replace(ctx, shapes={**ctx.shapes, pw.name: (e, h, w)})
+        out_h = ctx.shapes[dw.name][1]
+        (sh, _), (kh, _), (dh, _) = dw.attrs['stride'], dw.attrs['kernel'], dw.attrs['dilation']
+
+        def band_plane(rows):       # floats per channel of a band of `rows` output rows
+            return padded_plane(((rows - 1) * sh + (kh - 1) * dh + 1) * w)
+
+        rows = -(-out_h // options.fuse_min_bands)
+        while rows > 1 and 4 * e * band_plane(rows) > options.fuse_band_bytes:
+            rows -= 1
+        # at stride 1 the depthwise runs flat, if bands can be whole vectors:
+        # rows a multiple of `step`
+        step = isa.VECTOR // np.gcd(w, isa.VECTOR)
+        flat = sh == 1 and ctx.shapes[dw.name][2] == w and rows >= step
+        if flat:
+            rows -= rows % step
+        plane = band_plane(rows)
+        # channel c's band at head + c * plane of the scratch: the depthwise's
+        # border vectors read up to pw floats before a row, the flat path up to
+        # ARENA_SLACK floats around the bands
+        head = isa.ARENA_SLACK if flat else padded_plane(dw.attrs['padding'][1])
+        band_off = head + np.arange(e, dtype=np.int64) * plane
+        gemm, kind, _ = conv.lower(pw, replace(ctx, out_off=band_off))
+        then, dw_kind, dw_need = conv.lower(dw, replace(ctx, direct_only=not flat, in_off=band_off))
+        if flat and then.path != WindowPath.WINDOW_FLAT:     # no flat tables: the direct path
+            flat = False
+            then, dw_kind, dw_need = conv.lower(dw, replace(ctx, direct_only=True, in_off=band_off))
+        values = {f.name: getattr(gemm, f.name) for f in fields(gemm)}
+        values.update(plane=plane, jobs_per_image=-(-out_h // rows))
+        record = descriptors.ExpandDepthwise(**values, then=then, per_job=rows)
+        after = isa.ARENA_SLACK if flat else dw_need      # the flat reads, or the direct path's scratch
+        return record, f'{kind}+{dw_kind}', int(band_off[-1]) + plane + after
+
+
+@register
+class ConvKHalves(_PlanOnly):
+    """attrs: conv (the 1x1 convolution node, whose epilogue add_halves
+    applies), label."""
+    name = 'conv_k_halves'
+    epilogue = False
+
+    def shape(self, node, ins):
+        c, h, w = REGISTRY['conv'].shape(node.attrs['conv'], ins)
+        return 2 * c, h, w
+
+    def reference(self, node, ins):
+        conv = node.attrs['conv']
+        weight, k = conv.params['weight'], conv.attrs['in_channels'] // 2
+        first = conv2d(ins[0][:, :k], weight[:, :k], conv.params.get('bias'))
+        if len(ins) == 2:
+            first = first + ins[1]
+        return np.concatenate([first, conv2d(ins[0][:, k:], weight[:, k:])], axis=1)
+
+    def lower(self, node, ctx):
+        conv, off = node.attrs['conv'], ctx.offsets(node.name)
+        c = len(off) // 2
+        record, kind, need = REGISTRY['conv'].lower(conv, replace(ctx, out_off=off[:c]))
+        return replace(record, k_splits=2, part_off=off[c:], jobs_per_image=2 * record.jobs_per_image), \
+            kind, need
+
+
+@register
+class AddHalves(_PlanOnly):
+    """Channels [0, C) plus [C, 2C) of its input, then the epilogue."""
+    name = 'add_halves'
+
+    def shape(self, node, ins):
+        c, h, w = ins[0]
+        return c // 2, h, w
+
+    def reference(self, node, ins):
+        c = ins[0].shape[1] // 2
+        return ins[0][:, :c] + ins[0][:, c:]
+
+    def lower(self, node, ctx):
+        """Split by pixels, as the 1x1 convolutions reading it are."""
+        step = ctx.step(node)
+        halves = step['in_off']
+        c = len(halves) // 2
+        step.update(in_off=halves[:c])
+        return descriptors.Eltwise(**step, mode=EltwiseMode.ELTWISE_ADD_SPLIT, in2_off=halves[c:],
+                       **runs(step['plane'] // isa.VECTOR, ctx.options.channel_jobs)), 'k_halves_sum', 0
