@@ -69,12 +69,13 @@ def test_gemm_tile(rows, K):
 
 def test_gemm_tile_refuses_buffers_it_would_overrun():
     a, bias = np.zeros(64, np.float32), np.zeros(32, np.float32)
+    zero = np.zeros(1, np.int64)        # (int64 tables: a plain np.array([0]) is int32 on armv7)
     with pytest.raises(ValueError, match='src has'):
-        isa.ukernel_gemm_tile(isa.NARROW_ROWS, 3, a, bias, np.zeros(1, np.float32), np.array([0]), 0,
-                              np.zeros(256, np.float32), np.array([0]), None, 0, 1, -1, 1)
+        isa.ukernel_gemm_tile(isa.NARROW_ROWS, 3, a, bias, np.zeros(1, np.float32), zero, 0,
+                              np.zeros(256, np.float32), zero, None, 0, 1, -1, 1)
     with pytest.raises(ValueError, match='no tile'):
-        isa.ukernel_gemm_tile(isa.NARROW_ROWS, 10 ** 6, a, bias, np.zeros(8, np.float32), np.array([0]), 0,
-                              np.zeros(256, np.float32), np.array([0]), None, 0, 1, -1, 1)
+        isa.ukernel_gemm_tile(isa.NARROW_ROWS, 10 ** 6, a, bias, np.zeros(8, np.float32), zero, 0,
+                              np.zeros(256, np.float32), zero, None, 0, 1, -1, 1)
 
 
 @pytest.mark.parametrize('K', [0, 1, 5, 64])
