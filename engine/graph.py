@@ -40,6 +40,7 @@ class Graph:
     outputs: list
     meta: dict = field(default_factory=dict)
     input_sizes: SizeDomain = None   # the sizes the conversion holds for (engine/sizes.py); None: any
+    input_dtype: str = 'float32'     # the input's element type (kernels/abi.h ENGINE_DTYPES)
 
     @property
     def input_channels(self):
@@ -59,6 +60,8 @@ def validate(graph):
         raise ModelFileError(f'input shape must be 4 positive integers (N, C, H, W), got {graph.input_shape!r}')
     if graph.input_sizes is not None and not isinstance(graph.input_sizes, SizeDomain):
         raise ModelFileError(f'input_sizes must be a SizeDomain, got {type(graph.input_sizes).__name__}')
+    if graph.input_dtype != 'float32':
+        raise ModelFileError(f'input dtype {graph.input_dtype!r}: this version runs float32 models only')
     if not isinstance(graph.input_name, str):
         raise ModelFileError(f'input name must be a string, got {graph.input_name!r}')
     info = {graph.input_name: (graph.input_channels, 4)}
@@ -92,6 +95,15 @@ def is_view(node):
     return REGISTRY[node.op].view
 
 
+def value_dtypes(graph):
+    """value -> its element type (a name of kernels/abi.h's ENGINE_DTYPES):
+    the input's, then each op's for the types of its inputs (OpDef.dtype)."""
+    dtypes = {graph.input_name: graph.input_dtype}
+    for node in graph.nodes:
+        dtypes[node.name] = REGISTRY[node.op].dtype(node, [dtypes[i] for i in node.inputs])
+    return dtypes
+
+
 def infer_shapes(graph, height, width):
     """value -> (C, H, W) for an input of height x width; (C, 1, 1) for rank 2.
     ValueError names the first layer the size does not fit."""
@@ -123,6 +135,8 @@ def to_dict(graph):
     inp = {'name': graph.input_name, 'shape': list(graph.input_shape)}
     if graph.input_sizes is not None:
         inp['sizes'] = graph.input_sizes.to_dict()
+    if graph.input_dtype != 'float32':
+        inp['dtype'] = graph.input_dtype
     d = {'version': FORMAT_VERSION, 'input': inp, 'nodes': nodes, 'outputs': list(graph.outputs),
          'meta': graph.meta}
     return d, tensors
@@ -150,7 +164,7 @@ def from_dict(d, tensors):
         sizes = inp.get('sizes')
         graph = Graph(inp['name'], tuple(inp['shape']), nodes, list(d['outputs']),
                       meta if isinstance(meta, dict) else {},
-                      None if sizes is None else SizeDomain.from_dict(sizes))
+                      None if sizes is None else SizeDomain.from_dict(sizes), inp.get('dtype', 'float32'))
     except ModelFileError:
         raise
     except (KeyError, TypeError, AttributeError, ValueError) as e:

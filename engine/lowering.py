@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.kernels import isa
-from engine.kernels.abi import Act, WindowPath
+from engine.kernels.abi import DTYPE_OF, DTYPE_SIZE, Act, DType, WindowPath
 from engine.kernels.descriptors import Linear, Window
 from engine.ops.activations import ACT_PARAM, clamp_bounds
 
@@ -44,17 +44,30 @@ class PlanOptions:
                                    # beyond it, building them costs more than they save)
 
 
+FLOAT = DTYPE_SIZE[DType.DTYPE_F32]        # bytes: the kernels' scratch holds floats
+PLANE_BYTES = isa.PLANE_ALIGN * FLOAT       # planes start on these boundaries (64 bytes)
+
+
 def padded_plane(pixels):
+    """A float32 plane's stride in floats: the kernels' `plane`."""
     return -(-pixels // isa.PLANE_ALIGN) * isa.PLANE_ALIGN
+
+
+def plane_bytes(pixels, dtype):
+    """The stride in bytes of a plane of `pixels` elements of dtype (a name)
+    in the arena: whole PLANE_BYTES, whatever the type."""
+    return -(-pixels * DTYPE_SIZE[DTYPE_OF[dtype]] // PLANE_BYTES) * PLANE_BYTES
 
 
 @dataclass(frozen=True)
 class Lowering:
     """What lowering one node needs beyond the node: shapes {value: (C, H, W)},
-    offsets(value) (its planes' offset table), the options; in_off and
-    out_off replace the node's own planes (a fused op's scratch), and
-    direct_only keeps window ops on the direct path (they read bands)."""
+    dtypes {value: element type}, offsets(value) (its planes' offsets in
+    bytes), the options; in_off and out_off replace the node's own planes (a
+    fused op's scratch, bytes), and direct_only keeps window ops on the
+    direct path (they read bands)."""
     shapes: dict
+    dtypes: dict
     offsets: object
     options: PlanOptions
     in_off: np.ndarray = None
@@ -68,7 +81,7 @@ class Lowering:
         act = node.attrs.get('act')
         return dict(n_out=oc, plane=padded_plane(oh * ow), lo=lo, hi=hi,
                     act=Act.ACT_NONE if act is None else Act['ACT_' + act.upper()],
-                    act_w=node.params.get(ACT_PARAM),
+                    act_w=node.params.get(ACT_PARAM), dtype=DTYPE_OF[self.dtypes[node.name]],
                     in_off=self.offsets(node.inputs[0]) if self.in_off is None else self.in_off,
                     out_off=self.offsets(node.name) if self.out_off is None else self.out_off)
 

@@ -54,10 +54,10 @@ def _positive_int(value, name):
     return int(value)
 
 
-def _aligned_floats(n):
-    """n float32 zeros starting on a 64-byte boundary."""
-    raw = np.zeros(n + 16, np.float32)
-    start = (-raw.ctypes.data % 64) // 4
+def aligned_bytes(n):
+    """n zero bytes starting on a 64-byte boundary (arenas and scratch)."""
+    raw = np.zeros(n + 64, np.uint8)
+    start = -raw.ctypes.data % 64
     return raw[start:start + n]
 
 
@@ -306,12 +306,12 @@ class Model:
             choice = self._thread_choice(key)
             threads = choice.next() if choice else 1
             t0 = time.perf_counter()
-            scatter_planes(x, arena, plan.image_stride, plan.input_offsets, threads)
+            scatter_planes(x, arena, plan.image_bytes, plan.input_offsets, threads)
             threads = plan.program.run(arena, n, scratch, threads)
             if choice:
                 choice.record(threads, time.perf_counter() - t0)
             self.runs_by_threads[threads] = self.runs_by_threads.get(threads, 0) + 1
-            outs = [gather_planes(arena, plan.image_stride, n, off, math.prod(shape[1:]))
+            outs = [gather_planes(arena, plan.image_bytes, n, off, math.prod(shape[1:]))
                     .reshape((n,) + shape) for off, shape in plan.outputs]
         finally:
             self._give(key, arena, scratch)
@@ -339,7 +339,7 @@ class Model:
         times = np.zeros((runs, len(plan.layers)))
         try:
             for r in range(runs):
-                scatter_planes(x, arena, plan.image_stride, plan.input_offsets)
+                scatter_planes(x, arena, plan.image_bytes, plan.input_offsets)
                 for i in range(len(plan.layers)):
                     t0 = time.perf_counter()
                     plan.program.run(arena, n, scratch, key[4], i, i + 1)
@@ -401,10 +401,9 @@ class Model:
                 arena, scratch = free.pop()
                 self._cache.add_bytes(key, -(arena.nbytes + scratch.nbytes))
                 return key, arena, scratch
-        check_memory(4 * (n * plan.image_stride + key[4] * plan.scratch_stride),
+        check_memory(n * plan.image_bytes + key[4] * plan.scratch_bytes,
                      f'a batch of {n} images of {h}x{w}')
-        return (key, _aligned_floats(n * plan.image_stride),
-                _aligned_floats(key[4] * plan.scratch_stride))
+        return key, aligned_bytes(n * plan.image_bytes), aligned_bytes(key[4] * plan.scratch_bytes)
 
     def _give(self, key, arena, scratch):
         nbytes = arena.nbytes + scratch.nbytes

@@ -8,9 +8,11 @@ simplify channel views, drop what does not reach an output.
 optimize_for_size(graph, shapes, options), in the planner for one input
 size (the choices depend on it and on PlanOptions): fuse_expand_depthwise
 and split_reductions, into the plan-only ops of engine/ops/fused.py."""
+from dataclasses import replace
+
 import numpy as np
 
-from engine.graph import Graph, Node, infer_shapes, validate
+from engine.graph import Node, infer_shapes, validate
 from engine.ops import REGISTRY
 from engine.ops.activations import ACT_PARAM
 from engine.ops.conv import is_depthwise, is_pointwise
@@ -19,8 +21,7 @@ from engine.ops.norm import scale_shift
 
 def optimize(graph):
     nodes = [Node(n.name, n.op, list(n.inputs), dict(n.attrs), dict(n.params)) for n in graph.nodes]
-    g = Graph(graph.input_name, graph.input_shape, nodes, list(graph.outputs), dict(graph.meta),
-              graph.input_sizes)
+    g = replace(graph, nodes=nodes, outputs=list(graph.outputs), meta=dict(graph.meta))
     _fold_batchnorm(g)
     _fuse_residual_adds(g)
     _fuse_activations(g)
@@ -213,8 +214,7 @@ def _drop_dead(g):
 
 def optimize_for_size(graph, shapes, options):
     """(graph, shapes) for one input size (`shapes`: infer_shapes of graph)."""
-    g = Graph(graph.input_name, graph.input_shape, list(graph.nodes), list(graph.outputs), graph.meta,
-              graph.input_sizes)
+    g = replace(graph, nodes=list(graph.nodes), outputs=list(graph.outputs))
     if options.fuse_expand_dw:
         fuse_expand_depthwise(g, shapes, options)
     if options.k_split:

@@ -6,9 +6,10 @@
    every value becomes a list of (region, channel) pairs, so a channel
    shuffle, split or concat is a reordering of that list and no kernel ever
    runs for it.
-3. Each compute op writes a new region (one padded plane per channel).  A
-   region lives until the last op that reads any of its planes; regions are
-   placed in one arena per image by first-fit over those lifetimes.
+3. Each compute op writes a new region (one padded plane per channel, its
+   size in bytes from the tensor's dtype).  A region lives until the last
+   op that reads any of its planes; regions are placed in one arena per
+   image by first-fit over those lifetimes.  Offsets are in bytes.
 4. Each compute op gets its kernel record (its op's `lower`: prepacked
    weights and offset tables).
 """
@@ -16,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.graph import infer_shapes, is_view, validate
+from engine.graph import infer_shapes, is_view, validate, value_dtypes
 from engine.kernels import isa
 from engine.kernels.isa import Program
-from engine.lowering import Lowering, PlanOptions, padded_plane
+from engine.lowering import FLOAT, PLANE_BYTES, Lowering, PlanOptions, padded_plane, plane_bytes
 from engine.memory import check_memory
 from engine.ops import REGISTRY
 from engine.optimize import optimize_for_size
@@ -35,10 +36,10 @@ class Layer:
 @dataclass
 class CompiledPlan:
     program: Program
-    image_stride: int               # arena floats per image
-    scratch_stride: int             # scratch floats per thread
-    input_offsets: np.ndarray
-    outputs: list                   # (offsets, per-image output shape)
+    image_bytes: int                # arena bytes per image
+    scratch_bytes: int              # scratch bytes per thread
+    input_offsets: np.ndarray       # bytes
+    outputs: list                   # (offsets in bytes, per-image output shape)
     layers: list                    # Layer per op of the program
 
 
@@ -80,16 +81,17 @@ def compile_graph(graph, height, width, options=PlanOptions(), info=None):
     if info is None:
         info = validate(graph)
     graph, shapes = optimize_for_size(graph, infer_shapes(graph, height, width), options)
+    dtypes = value_dtypes(graph)
 
     # -- 2. channel references; regions with their lifetimes in compute steps
-    region_shape = []       # (channels, plane stride)
+    region_shape = []       # (channels, plane stride in bytes)
     first, last = [], []
     refs = {}
 
     def new_region(value, step, chw):
         """A region for value written at `step`."""
         c, h, w = chw
-        region_shape.append((c, padded_plane(h * w)))
+        region_shape.append((c, plane_bytes(h * w, dtypes[value])))
         first.append(step)
         last.append(step)
         r = len(region_shape) - 1
@@ -131,9 +133,9 @@ def compile_graph(graph, height, width, options=PlanOptions(), info=None):
         offset[r] = arena.alloc(region_shape[r][0] * region_shape[r][1])
     # slack before the first plane and after the last: window kernels read a
     # little outside planes
-    slack = isa.ARENA_SLACK
-    image_stride = padded_plane(slack + arena.peak + slack)
-    check_memory(4 * image_stride, f'an image of {height}x{width}')
+    slack = FLOAT * isa.ARENA_SLACK
+    image_bytes = -(-(slack + arena.peak + slack) // PLANE_BYTES) * PLANE_BYTES
+    check_memory(image_bytes, f'an image of {height}x{width}')
 
     region_offset = np.array(offset, np.int64) + slack
     region_stride = np.array([stride for _, stride in region_shape], np.int64)
@@ -143,7 +145,7 @@ def compile_graph(graph, height, width, options=PlanOptions(), info=None):
         return region_offset[r] + ch * region_stride[r]
 
     # -- 4. kernels
-    ctx = Lowering(shapes, offsets, options)
+    ctx = Lowering(shapes, dtypes, offsets, options)
     records, layers, scratch = [], [], [1]
     for node in computes:
         definition = REGISTRY[node.op]
@@ -153,10 +155,10 @@ def compile_graph(graph, height, width, options=PlanOptions(), info=None):
         rank = 4 if definition.plan_only else info[node.name][1]
         layers.append(Layer(node.attrs['label'] if definition.plan_only else node.name, kind,
                             _per_image_shape(shapes[node.name], rank)))
-    scratch_stride = padded_plane(max(scratch))
-    program = Program(records, image_stride, scratch_stride)
+    scratch_bytes = FLOAT * padded_plane(max(scratch))        # the kernels' scratch is floats
+    program = Program(records, image_bytes, scratch_bytes)
     outputs = [(offsets(o), _per_image_shape(shapes[o], info[o][1])) for o in graph.outputs]
-    return CompiledPlan(program, image_stride, scratch_stride, offsets(graph.input_name),
+    return CompiledPlan(program, image_bytes, scratch_bytes, offsets(graph.input_name),
                         outputs, layers)
 
 

@@ -14,8 +14,8 @@ from engine.kernels.isa import Program
 
 
 def eltwise(**changes):
-    values = dict(n_out=2, plane=16, jobs_per_image=1, in_off=np.array([0, 16]),
-                  out_off=np.array([32, 48]), lo=-np.inf, hi=np.inf, act=Act.ACT_NONE,
+    values = dict(n_out=2, plane=16, jobs_per_image=1, in_off=np.array([0, 64]),      # bytes
+                  out_off=np.array([128, 192]), lo=-np.inf, hi=np.inf, act=Act.ACT_NONE,
                   mode=EltwiseMode.ELTWISE_CLAMP, per_job=2)
     values.update(changes)
     return descriptors.Eltwise(**values)
@@ -52,7 +52,7 @@ def test_a_field_the_op_record_has_not_is_refused():
 
     with pytest.raises(TypeError, match="Bent.stride_h: the Op record has no such field"):
         Program([Bent(**{f.name: getattr(eltwise(), f.name) for f in fields(eltwise())}, stride_h=2)],
-                64, 16)
+                256, 64)
 
     @dataclass(frozen=True, kw_only=True)
     class Tabled(descriptors.Eltwise):
@@ -60,13 +60,29 @@ def test_a_field_the_op_record_has_not_is_refused():
 
     with pytest.raises(TypeError, match="no tables \\['extra_off'\\]"):
         Program([Tabled(**{f.name: getattr(eltwise(), f.name) for f in fields(eltwise())},
-                        extra_off=np.zeros(2))], 64, 16)
+                        extra_off=np.zeros(2))], 256, 64)
 
 
 def test_a_record_runs():
     """An Eltwise clamp record through Program, on a hand-made arena."""
     import engine.model
-    arena = engine.model._aligned_floats(64)
-    arena[:32] = np.arange(-16, 16)
-    Program([eltwise(lo=-2.0, hi=3.0)], 64, 16).run(arena, 1, engine.model._aligned_floats(16), 1)
-    np.testing.assert_array_equal(arena[32:64], np.clip(np.arange(-16, 16), -2, 3))
+    arena = engine.model.aligned_bytes(256)
+    arena.view(np.float32)[:32] = np.arange(-16, 16)
+    Program([eltwise(lo=-2.0, hi=3.0)], 256, 64).run(arena, 1, engine.model.aligned_bytes(64), 1)
+    np.testing.assert_array_equal(arena.view(np.float32)[32:64], np.clip(np.arange(-16, 16), -2, 3))
+
+
+def test_plane_offsets_are_bytes_of_the_record_s_dtype():
+    """Program turns a record's plane offsets (bytes) into elements of its
+    dtype, refusing offsets inside an element and a dtype it has no kernels
+    for; the planner lays out each tensor by its dtype's size."""
+    from engine.kernels.abi import DTYPE_OF, DTYPE_SIZE, DType
+    from engine.lowering import plane_bytes
+    with pytest.raises(ValueError, match='Eltwise.out_off: plane offsets that are not whole 4-byte'):
+        Program([eltwise(out_off=np.array([128, 194]))], 256, 64)
+    with pytest.raises(TypeError, match='no DTYPE_I8 kernels'):
+        Program([eltwise(dtype=DType.DTYPE_I8)], 256, 64)
+    assert {name: DTYPE_SIZE[code] for name, code in DTYPE_OF.items()} == {'float32': 4, 'float16': 2, 'int8': 1}
+    assert [plane_bytes(49, d) for d in ('float32', 'float16', 'int8')] == [256, 128, 64]
+    assert [plane_bytes(64, d) for d in ('float32', 'float16', 'int8')] == [256, 128, 64]
+    assert plane_bytes(65, 'int8') == 128

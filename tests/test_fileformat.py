@@ -284,3 +284,13 @@ def test_a_model_file_is_validated_once_before_its_first_output(tmp_path):
     profile.disable()
     calls = {(f, name): stats[1] for (f, _, name), stats in pstats.Stats(profile).stats.items()}
     assert calls[(engine.graph.__file__, 'validate')] == 1
+
+
+def test_an_input_dtype_other_than_float32_is_refused_clearly():
+    # the graph names each tensor's element type (graph.value_dtypes); this
+    # version's kernels compute on float32 only, so a file of another says so
+    from dataclasses import replace
+    graph = replace(zoo.shufflenet_v2('0.5'), input_dtype='int8')
+    with pytest.raises(engine.ModelFileError, match="input dtype 'int8': this version runs float32 models only"):
+        parse(to_bytes(graph))
+    assert set(engine.graph.value_dtypes(zoo.shufflenet_v2('0.5')).values()) == {'float32'}

@@ -172,7 +172,7 @@ def test_absurd_sizes_are_refused_without_allocating(model):
     with pytest.raises(ValueError, match='GiB of working memory'):
         engine.Model(g)(np.ones((1, 3, 8, 8), np.float32))
     from engine.memory import physical_memory
-    batch = physical_memory() // (4 * model._plan(SIZE, SIZE).image_stride) + 1
+    batch = physical_memory() // model._plan(SIZE, SIZE).image_bytes + 1
     with pytest.raises(ValueError, match='GiB of working memory'):
         model(np.broadcast_to(np.float32(0), (batch, 3, SIZE, SIZE)))
 

@@ -75,8 +75,8 @@ def lower(node, shapes, options):
     """A node's (record, layer kind, scratch) with zero offset tables."""
     from engine.lowering import Lowering
     from engine.ops import REGISTRY
-    return REGISTRY[node.op].lower(node, Lowering(shapes, lambda v: np.zeros(shapes[v][0], np.int64),
-                                                  options))
+    return REGISTRY[node.op].lower(node, Lowering(shapes, dict.fromkeys(shapes, 'float32'),
+                                                  lambda v: np.zeros(shapes[v][0], np.int64), options))
 
 
 def _tail_shapes():

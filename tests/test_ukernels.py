@@ -13,7 +13,7 @@ import pytest
 from engine.kernels import isa
 from engine.kernels.abi import Act, EltwiseMode, WindowMode, WindowPath
 from engine.kernels.descriptors import Eltwise, Window
-from engine.model import _aligned_floats
+from engine.model import aligned_bytes
 from engine.ops.activations import NONLINEAR
 from engine.ops.conv import conv2d
 from engine.ops.pool import avgpool_divisors
@@ -150,12 +150,13 @@ def test_phase_planes(hw):
 # -- window and element-wise kernels: hand-made records through Program
 
 def run_records(records, arena_floats, fill):
-    """Run records on one image's arena of `fill`; the arena after."""
-    arena = _aligned_floats(arena_floats)
-    arena[:] = fill(arena_floats)
-    scratch = _aligned_floats(1 << 16)
-    isa.Program(records, arena_floats, 1 << 16).run(arena, 1, scratch, 1)
-    return arena
+    """Run records on one image's arena of `fill` (floats); the arena after,
+    as floats.  (The records' plane offsets are bytes: 4 * the floats'.)"""
+    image_bytes = -(-4 * arena_floats // 64) * 64        # whole cache lines
+    arena = aligned_bytes(image_bytes)
+    arena.view(np.float32)[:arena_floats] = fill(arena_floats)
+    isa.Program(records, image_bytes, 1 << 16).run(arena, 1, aligned_bytes(1 << 16), 1)
+    return arena.view(np.float32)[:arena_floats]
 
 
 WINDOWS = [  # mode, k, s, p, d, (h, w): shapes with a special kernel and without
@@ -213,7 +214,7 @@ def test_window(case, path):
         div = avgpool_divisors(h, w, oh, ow, (k, k), (s, s), (p, p), True)
         extra.update(aux=np.concatenate([div.ravel(), np.zeros(16, np.float32)]))
     record = Window(n_out=c, plane=plane, jobs_per_image=2, per_job=4 if path == WindowPath.WINDOW_FLAT else 3,
-                    in_off=in_off, out_off=out_off, lo=-2.5, hi=3.0, act=Act.ACT_NONE,
+                    in_off=4 * in_off, out_off=4 * out_off, lo=-2.5, hi=3.0, act=Act.ACT_NONE,
                     in_h=h, in_w=w, out_h=oh, out_w=ow, kh=k, kw=k, sh=s, sw=s, ph=p, pw=p, dh=d, dw=d,
                     mode=mode, path=path, fill=-np.inf if mode == WindowMode.WINDOW_MAX else 0.0, **extra)
     x = rng.standard_normal((1, c, h, w)).astype(np.float32)
@@ -252,8 +253,8 @@ def test_eltwise(mode):
     w, b = rng.standard_normal(c).astype(np.float32), rng.standard_normal(c).astype(np.float32)
     split = mode == EltwiseMode.ELTWISE_ADD_SPLIT
     record = Eltwise(n_out=c, plane=plane, jobs_per_image=plane // VLEN if split else c,
-                     per_job=1, in_off=in_off, out_off=out_off, lo=-1.0, hi=1.2, act=Act.ACT_NONE,
-                     mode=mode, in2_off=in2_off, w=w, b=b)
+                     per_job=1, in_off=4 * in_off, out_off=4 * out_off, lo=-1.0, hi=1.2, act=Act.ACT_NONE,
+                     mode=mode, in2_off=4 * in2_off, w=w, b=b)
     arena = run_records([record], 640, lambda n: rng.standard_normal(n).astype(np.float32))
     # the inputs are where the kernel does not write: read them back
     a = np.stack([arena[o:o + plane] for o in in_off]).astype(np.float64)

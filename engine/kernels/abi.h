@@ -48,6 +48,22 @@ enum EltwiseMode {
     X(ACT_LEAKY_RELU, "leaky_relu") \
     X(ACT_TANH, "tanh")
 
+/* Element types of tensors: the graph's dtype names and their sizes.  The
+ * planner lays out each tensor by its size (engine/plan.py: offsets in
+ * bytes); the kernels of this version compute on float32 only. */
+#define ENGINE_DTYPES(X) \
+    X(DTYPE_F32, "float32", 4) \
+    X(DTYPE_F16, "float16", 2) \
+    X(DTYPE_I8, "int8", 1)
+#define ENGINE_DTYPE_CODE(code, name, size) code,
+#define ENGINE_DTYPE_NAME(code, name, size) name,
+#define ENGINE_DTYPE_SIZE(code, name, size) size,
+#define ENGINE_DTYPE_CODE_NAME(code, name, size) #code,
+enum DType { ENGINE_DTYPES(ENGINE_DTYPE_CODE) DTYPE_END };
+static const char* const ENGINE_DTYPE_CODES[] = { ENGINE_DTYPES(ENGINE_DTYPE_CODE_NAME) };
+static const char* const ENGINE_DTYPE_NAMES[] = { ENGINE_DTYPES(ENGINE_DTYPE_NAME) };
+static const int ENGINE_DTYPE_SIZES[] = { ENGINE_DTYPES(ENGINE_DTYPE_SIZE) };
+
 #define ENGINE_ACT_CODE(code, name) code,
 #define ENGINE_ACT_NAME(code, name) name,
 enum Act { ENGINE_ACTIVATIONS(ENGINE_ACT_CODE) ACT_END };

@@ -27,3 +27,7 @@ cdef extern from "abi.h":
         ELTWISE_ADD_SPLIT
     enum: ACT_END
     const char* const ENGINE_ACT_NAMES[]
+    enum: DTYPE_END
+    const char* const ENGINE_DTYPE_CODES[]
+    const char* const ENGINE_DTYPE_NAMES[]
+    const int ENGINE_DTYPE_SIZES[]

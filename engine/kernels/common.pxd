@@ -67,8 +67,9 @@ cdef struct OpParams:
                              # into part_off; an ELTWISE_ADD_SPLIT op sums them)
     int64_t jobs_per_image
 
-# One compiled operator: its numbers, then its tables.  Offsets are in floats
-# from the start of one image's slice of the arena; every channel of every
+# One compiled operator: its numbers, then its tables.  Plane offsets are in
+# elements (of the op's dtype: float32) from the start of one image's slice
+# of the arena (Program converts the records' bytes); every channel of every
 # tensor is one plane there.
 cdef struct Op:
     OpParams p
@@ -87,13 +88,24 @@ cdef struct Op:
     const Op* then           # OP_EXPAND_DW: the depthwise op that reads this op's output
 
 
-# What one run of a program works on.
+# What one run of a program works on: bytes, so that tensors of any dtype
+# share the arena; a job takes its image's and its worker's slices typed.
 cdef struct Ctx:
-    float* arena
-    int64_t image_stride     # floats per image
-    float* scratch
-    int64_t scratch_stride   # floats per thread
+    char* arena
+    int64_t image_bytes      # per image
+    char* scratch
+    int64_t scratch_bytes    # per thread
     int nthreads
+
+
+cdef inline float* f32_image(const Ctx* ctx, int64_t image) noexcept nogil:
+    """Image `image`'s slice of the arena, as floats."""
+    return <float*>(ctx.arena + image * ctx.image_bytes)
+
+
+cdef inline float* f32_scratch(const Ctx* ctx, int tid) noexcept nogil:
+    """Worker tid's scratch, as floats."""
+    return <float*>(ctx.scratch + tid * ctx.scratch_bytes)
 
 
 # A unit of work: job index within the op's (images x jobs_per_image) jobs,

@@ -6,18 +6,27 @@ compiled Op record (kernels/common.pxd); the planner must give every one
 (a misspelt or missing field is a TypeError where the record is built), and
 Program refuses a field the Op record does not have.  Fields an Op has and a
 kind does not use are zero there.  Arrays are typed by what they hold:
-Offsets (int64 plane offsets, in floats from the start of an image's slice
-of the arena), Floats (float32 weights, bias, divisors), Flags (int32 lane
-flags of the window kernels).  Optional arrays default to None."""
+Planes (int64 offsets of planes in bytes, from the start of an image's
+slice of the arena, or of a worker's scratch for the ops a fused op runs
+there), Offsets (int64 offsets in elements: taps within a plane, rows of a
+scratch panel), Floats (float32 weights, bias, divisors), Flags (int32 lane
+flags of the window kernels).  Optional arrays default to None.  Every
+record says the element type of the tensors it reads and writes (dtype):
+Program turns its Planes into element offsets of that type, the kernels'
+unit, and refuses a type it has no kernels for."""
 from dataclasses import dataclass
 
 import numpy as np
 
-from engine.kernels.abi import Act, EltwiseMode, OpKind, WindowMode, WindowPath
+from engine.kernels.abi import Act, DType, EltwiseMode, OpKind, WindowMode, WindowPath
+
+
+class Planes(np.ndarray):
+    """int64 plane offsets in bytes (a type for annotations: the arrays are plain)."""
 
 
 class Offsets(np.ndarray):
-    """int64 plane offsets (a type for annotations: the arrays are plain)."""
+    """int64 offsets in elements."""
 
 
 class Floats(np.ndarray):
@@ -28,7 +37,7 @@ class Flags(np.ndarray):
     """int32 lane flags."""
 
 
-ARRAY_DTYPES = {Offsets: np.int64, Floats: np.float32, Flags: np.int32}
+ARRAY_DTYPES = {Planes: np.int64, Offsets: np.int64, Floats: np.float32, Flags: np.int32}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,16 +45,17 @@ class Step:
     """What every op has: its output channels and plane stride, its jobs per
     image, the planes it reads and writes, and its epilogue: the output
     clamped to [lo, hi], then act (act_w: its number per output channel, for
-    a parametric one)."""
+    a parametric one).  plane: in elements."""
     n_out: int
     plane: int
     jobs_per_image: int
-    in_off: Offsets
-    out_off: Offsets
+    in_off: Planes
+    out_off: Planes
     lo: float
     hi: float
     act: Act
     act_w: Floats = None
+    dtype: DType = DType.DTYPE_F32
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,9 +97,9 @@ class Gemm(Step, Spatial):
     tile_pixels: int
     w: Floats
     b: Floats
-    res_off: Offsets = None
+    res_off: Planes = None
     k_splits: int = 1
-    part_off: Offsets = None
+    part_off: Planes = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,7 +137,7 @@ class Linear(Step):
     K: int
     w: Floats
     b: Floats
-    res_off: Offsets = None
+    res_off: Planes = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,6 +173,6 @@ class Eltwise(Step):
     KIND = OpKind.OP_ELTWISE
     mode: EltwiseMode
     per_job: int
-    in2_off: Offsets = None
+    in2_off: Planes = None
     w: Floats = None
     b: Floats = None

@@ -11,7 +11,7 @@ they are in cache: at stride 1 by the flat path, in bands of whole vectors;
 at stride 2 row by row."""
 from libc.stdint cimport int64_t
 from engine.kernels.abi cimport WINDOW_FLAT
-from engine.kernels.common cimport Op, Ctx, GEMM_NR, VLEN
+from engine.kernels.common cimport Op, Ctx, GEMM_NR, VLEN, f32_image, f32_scratch
 
 
 cdef void expand_dw_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
@@ -26,8 +26,8 @@ cdef void expand_dw_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noex
     cdef int64_t ih_lo = max(<int64_t>0, oh0 * dw.p.sh - dw.p.ph)
     cdef int64_t ih_hi = min(dw.p.in_h, (oh1 - 1) * dw.p.sh - dw.p.ph + (dw.p.kh - 1) * dw.p.dh + 1)
     cdef int64_t w = dw.p.in_w, n, t
-    cdef float* base = ctx.arena + image * ctx.image_stride
-    cdef float* scratch = ctx.scratch + tid * ctx.scratch_stride
+    cdef float* base = f32_image(ctx, image)
+    cdef float* scratch = f32_scratch(ctx, tid)
     for t in range(((ih_hi - ih_lo) * w + GEMM_NR - 1) // GEMM_NR):
         n = ih_lo * w + t * GEMM_NR
         gemm_row_tiles(op, 0, 0, op.p.m_tiles, base, op.in_off, n, scratch, n - ih_lo * w,

@@ -9,7 +9,7 @@ from libc.stdint cimport int64_t
 from libc.math cimport INFINITY
 import numpy as np
 from engine.kernels.common cimport (Op, Ctx, GEMM_MR, GEMM_NR, VLEN, ENGINE_PLANE_ALIGN,
-                                    act_param, f32_activation)
+                                    act_param, f32_activation, f32_image, f32_scratch)
 
 # how much of the reduction gemm_row_tiles computes
 cdef enum:
@@ -142,7 +142,7 @@ cdef void gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept 
     cdef int64_t nt = r % op.p.n_tiles
     cdef int64_t mt0 = r // op.p.n_tiles * op.p.m_per_job
     cdef int64_t mt1 = min(mt0 + op.p.m_per_job, op.p.m_tiles)
-    cdef float* base = ctx.arena + image * ctx.image_stride
+    cdef float* base = f32_image(ctx, image)
     cdef int64_t n0 = nt * op.p.tile_pixels
     # whole vectors to the end of the padded plane; the last tile may also
     # take the pixels past whole tiles
@@ -224,9 +224,9 @@ cdef void conv_im2col_job(const Op* op, const Ctx* ctx, int64_t job, int tid) no
     cdef int64_t g = r // runs
     cdef int64_t t0 = (r % runs) * op.p.per_job
     cdef int64_t t1 = min(t0 + op.p.per_job, op.p.n_tiles), t, n0
-    cdef float* base = ctx.arena + image * ctx.image_stride
+    cdef float* base = f32_image(ctx, image)
     cdef float* panels[2]
-    panels[0] = ctx.scratch + tid * ctx.scratch_stride
+    panels[0] = f32_scratch(ctx, tid)
     panels[1] = panels[0] + im2col_panel_floats(op.p.K)
     cdef int64_t* col_lo = <int64_t*>(panels[1] + im2col_panel_floats(op.p.K))
     im2col_panel(op, base, g, t0 * GEMM_NR, panels[0], col_lo, col_lo + op.p.kw)
@@ -288,8 +288,8 @@ cdef void conv_direct_job(const Op* op, const Ctx* ctx, int64_t job, int tid) no
     cdef int64_t oh1 = min(oh0 + op.p.per_job, op.p.out_h)
     cdef int64_t fs = direct_row_floats(op), band = direct_band_rows(op)
     cdef int64_t ih0 = oh0 * op.p.sh - op.p.ph, ci, ki, ih, oh, ow0
-    cdef float* base = ctx.arena + image * ctx.image_stride
-    cdef float* frame = ctx.scratch + tid * ctx.scratch_stride
+    cdef float* base = f32_image(ctx, image)
+    cdef float* frame = f32_scratch(ctx, tid)
     cdef const float* row
     for ci in range(op.p.cin_g):
         for ki in range(min(band, (oh1 - oh0 - 1) * op.p.sh + op.p.kh)):
@@ -309,8 +309,8 @@ cdef void linear_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
     """Fully connected: job = (image, tile of LINEAR_NO outputs)."""
     cdef int64_t image = job // op.p.jobs_per_image
     cdef int64_t t = job % op.p.jobs_per_image
-    cdef float* base = ctx.arena + image * ctx.image_stride
-    cdef float* y = ctx.scratch + tid * ctx.scratch_stride
+    cdef float* base = f32_image(ctx, image)
+    cdef float* y = f32_scratch(ctx, tid)
     cdef int64_t o0 = t * LINEAR_NO, o
     cdef int64_t n = min(o0 + LINEAR_NO, op.p.n_out) - o0
     cdef float v

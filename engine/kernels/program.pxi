@@ -11,9 +11,10 @@ import numpy as np
 
 from engine.kernels.abi cimport (OP_GEMM, OP_CONV_IM2COL, OP_WINDOW, OP_GLOBAL_AVGPOOL, OP_LINEAR,
                                  OP_ELTWISE, OP_CONV_DIRECT, OP_EXPAND_DW, OP_KIND_END)
+from engine.kernels.abi import DType, DTYPE_SIZE
 from engine.kernels.common cimport (Op, OpParams, Ctx, job_fn, ENGINE_SIMD_ISA, VLEN,
                                     GEMM_MR, GEMM_NR, ENGINE_PLANE_ALIGN)
-from engine.kernels.descriptors import ARRAY_DTYPES
+from engine.kernels.descriptors import ARRAY_DTYPES, Planes
 
 cdef extern from "pool.h" nogil:
     enum: ENGINE_MAX_THREADS
@@ -145,16 +146,18 @@ cdef class Program:
     each with its own arena and scratch."""
     cdef Op* ops
     cdef readonly int64_t n_ops
-    cdef readonly int64_t image_stride
-    cdef readonly int64_t scratch_stride
+    cdef readonly int64_t image_bytes       # arena bytes per image
+    cdef readonly int64_t scratch_bytes     # scratch bytes per thread
     cdef readonly int64_t nbytes     # memory it holds: op records, tables, packed weights
     cdef list _keep
 
-    def __cinit__(self, list steps, int64_t image_stride, int64_t scratch_stride):
+    def __cinit__(self, list steps, int64_t image_bytes, int64_t scratch_bytes):
         """steps: the records of descriptors.py, in order."""
+        if image_bytes % 64 or scratch_bytes % 64:
+            raise ValueError('image and scratch strides must be whole 64-byte lines')
         self.n_ops = len(steps)
-        self.image_stride = image_stride
-        self.scratch_stride = scratch_stride
+        self.image_bytes = image_bytes
+        self.scratch_bytes = scratch_bytes
         self._keep = []
         # the ops the program runs, then the ones fused into them (a record's `then`)
         chained = [getattr(step, 'then', None) for step in steps]
@@ -187,17 +190,23 @@ cdef class Program:
 
     cdef int _fill(self, Op* op, step) except -1:
         """Op from a record: numbers into OpParams by name (the others 0),
-        arrays into the tables; a name the Op has not is a TypeError."""
+        arrays into the tables, plane offsets from bytes to elements of the
+        record's dtype; a name the Op has not is a TypeError."""
+        if step.dtype != DType.DTYPE_F32:
+            raise TypeError(f'{type(step).__name__}: no {step.dtype.name} kernels in this version')
         params = dict.fromkeys(_PARAM_FIELDS, 0)
         params['kind'] = type(step).KIND
         arrays = {}
         for f in fields(step):
             value = getattr(step, f.name)
-            if f.type in ARRAY_DTYPES:
+            if f.type is Planes and value is not None:
+                arrays[f.name] = (_elements(value, DTYPE_SIZE[step.dtype], f'{type(step).__name__}.{f.name}'),
+                                  np.int64)
+            elif f.type in ARRAY_DTYPES:
                 arrays[f.name] = (value, ARRAY_DTYPES[f.type])
             elif f.name in _PARAM_FIELDS:
                 params[f.name] = value
-            elif f.name != 'then':
+            elif f.name not in ('then', 'dtype'):
                 raise TypeError(f'{type(step).__name__}.{f.name}: the Op record has no such field')
         op.p = params
         op.in_off = <const int64_t*>self._array(arrays, 'in_off')
@@ -215,27 +224,27 @@ cdef class Program:
             raise TypeError(f'{type(step).__name__}: the Op record has no tables {sorted(arrays)}')
         return 0
 
-    def run(self, float[::1] arena, int64_t n_images, float[::1] scratch,
+    def run(self, unsigned char[::1] arena, int64_t n_images, unsigned char[::1] scratch,
             int nthreads, int64_t start=0, int64_t stop=-1):
-        """Run ops [start, stop) on n_images images laid out in arena; the
-        number of threads that ran them (1 when the pool was busy with
-        another caller's run)."""
+        """Run ops [start, stop) on n_images images laid out in arena (bytes,
+        image_bytes per image); the number of threads that ran them (1 when
+        the pool was busy with another caller's run)."""
         if stop < 0:
             stop = self.n_ops
         if not (0 <= start <= stop <= self.n_ops):
             raise IndexError(f'op range [{start}, {stop}) outside 0..{self.n_ops}')
-        if n_images < 1 or arena.shape[0] < n_images * self.image_stride:
-            raise ValueError(f'arena of {arena.shape[0]} floats is too small for '
-                             f'{n_images} images of {self.image_stride}')
-        if (<uintptr_t>&arena[0]) % 64:
-            raise ValueError('arena is not 64-byte aligned')
-        if scratch.shape[0] < max(1, nthreads) * self.scratch_stride or scratch.shape[0] == 0:
+        if n_images < 1 or arena.shape[0] < n_images * self.image_bytes:
+            raise ValueError(f'arena of {arena.shape[0]} bytes is too small for '
+                             f'{n_images} images of {self.image_bytes}')
+        if (<uintptr_t>&arena[0]) % 64 or (<uintptr_t>&scratch[0]) % 64:
+            raise ValueError('arena or scratch is not 64-byte aligned')
+        if scratch.shape[0] < max(1, nthreads) * self.scratch_bytes or scratch.shape[0] == 0:
             raise ValueError('scratch is too small for the thread count')
         cdef Ctx ctx
-        ctx.arena = &arena[0]
-        ctx.image_stride = self.image_stride
-        ctx.scratch = &scratch[0]
-        ctx.scratch_stride = self.scratch_stride
+        ctx.arena = <char*>&arena[0]
+        ctx.image_bytes = self.image_bytes
+        ctx.scratch = <char*>&scratch[0]
+        ctx.scratch_bytes = self.scratch_bytes
         ctx.nthreads = max(1, nthreads)
         cdef int team = 1
         with nogil:
@@ -246,13 +255,21 @@ cdef class Program:
         return team
 
 
+def _elements(offsets, int size, what):
+    """Byte offsets as offsets in elements of `size` bytes."""
+    offsets = np.asarray(offsets, np.int64)
+    if (offsets % size).any():
+        raise ValueError(f'{what}: plane offsets that are not whole {size}-byte elements')
+    return offsets // size
+
+
 cdef struct Scatter:
     const char* x            # NCHW, any strides (bytes)
     Py_ssize_t shape[4]
     Py_ssize_t strides[4]
-    float* arena
-    int64_t image_stride
-    const int64_t* offsets
+    char* arena
+    int64_t image_bytes
+    const int64_t* offsets   # bytes
 
 
 cdef void no_init(void* arg, int team) noexcept nogil:
@@ -269,7 +286,7 @@ cdef void scatter_rows(void* arg, int tid, int team) noexcept nogil:
     cdef bint rows_contiguous = s.strides[3] == sizeof(float) and s.strides[2] == W * sizeof(float)
     for n in range(s.shape[0]):
         for c in range(s.shape[1]):
-            plane = s.arena + n * s.image_stride + s.offsets[c]
+            plane = <float*>(s.arena + n * s.image_bytes + s.offsets[c])
             src = s.x + n * s.strides[0] + c * s.strides[1]
             if rows_contiguous:
                 if h1 > h0:
@@ -280,24 +297,31 @@ cdef void scatter_rows(void* arg, int tid, int team) noexcept nogil:
                     plane[h * W + w] = (<const float*>(src + h * s.strides[2] + w * s.strides[3]))[0]
 
 
-def scatter_planes(const float[:, :, :, :] x, float[::1] arena, int64_t image_stride,
+def _check_planes(arena, int64_t image_bytes, int64_t n_images, offsets, int64_t pixels):
+    if arena.shape[0] < n_images * image_bytes:
+        raise ValueError('arena too small for the batch')
+    if len(offsets) and (min(offsets) < 0 or max(offsets) + 4 * pixels > image_bytes or
+                         any(o % 4 for o in offsets)):
+        raise ValueError('plane offsets outside the image or not whole floats')
+
+
+def scatter_planes(const float[:, :, :, :] x, unsigned char[::1] arena, int64_t image_bytes,
                    const int64_t[::1] offsets, int threads=1):
-    """Copy NCHW x (any strides) into the arena planes at offsets, with
-    `threads` threads, each a contiguous share of the rows of every plane:
-    the share of the image the first op's jobs give the same thread, so
-    that it reads rows its own core wrote."""
+    """Copy NCHW float32 x (any strides) into the arena's planes at offsets
+    (bytes), with `threads` threads, each a contiguous share of the rows of
+    every plane: the share of the image the first op's jobs give the same
+    thread, so that it reads rows its own core wrote."""
     cdef Scatter s
     cdef int i
     if x.shape[1] != offsets.shape[0]:
         raise ValueError('channel count does not match the offsets')
-    if arena.shape[0] < x.shape[0] * image_stride:
-        raise ValueError('arena too small for the batch')
+    _check_planes(arena, image_bytes, x.shape[0], offsets, x.shape[2] * x.shape[3])
     s.x = <const char*>&x[0, 0, 0, 0]
     for i in range(4):
         s.shape[i] = x.shape[i]
         s.strides[i] = x.strides[i]
-    s.arena = &arena[0]
-    s.image_stride = image_stride
+    s.arena = <char*>&arena[0]
+    s.image_bytes = image_bytes
     s.offsets = &offsets[0]
     with nogil:
         if threads <= 1:
@@ -306,19 +330,17 @@ def scatter_planes(const float[:, :, :, :] x, float[::1] arena, int64_t image_st
             engine_pool_run(scatter_rows, no_init, &s, threads)
 
 
-def gather_planes(const float[::1] arena, int64_t image_stride, int64_t n_images,
+def gather_planes(const unsigned char[::1] arena, int64_t image_bytes, int64_t n_images,
                   const int64_t[::1] offsets, int64_t pixels):
-    """The planes at offsets as a new (n_images, channels, pixels) array."""
+    """The float32 planes at offsets (bytes) as a new (n_images, channels,
+    pixels) array."""
     out = np.empty((n_images, offsets.shape[0], pixels), dtype=np.float32)
     cdef float[:, :, ::1] o = out
-    cdef Py_ssize_t n, c, p
-    cdef const float* plane
-    if arena.shape[0] < n_images * image_stride:
-        raise ValueError('arena too small for the batch')
+    cdef Py_ssize_t n, c
+    _check_planes(arena, image_bytes, n_images, offsets, pixels)
     with nogil:
         for n in range(n_images):
             for c in range(offsets.shape[0]):
-                plane = &arena[0] + n * image_stride + offsets[c]
-                for p in range(pixels):
-                    o[n, c, p] = plane[p]
+                memcpy(&o[n, c, 0], <const char*>&arena[0] + n * image_bytes + offsets[c],
+                       pixels * sizeof(float))
     return out

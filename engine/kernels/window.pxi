@@ -14,7 +14,8 @@ A job computes a run of output planes, each by one of two paths:
   the input's four phase planes (even/odd rows x even/odd columns)."""
 from libc.stdint cimport int64_t
 from engine.kernels.abi cimport WINDOW_CONV, WINDOW_MAX, WINDOW_AVG, WINDOW_DIRECT, WINDOW_FLAT
-from engine.kernels.common cimport Op, Ctx, VLEN, ENGINE_PLANE_ALIGN, act_param, f32_activation
+from engine.kernels.common cimport (Op, Ctx, VLEN, ENGINE_PLANE_ALIGN, act_param, f32_activation, f32_image,
+                                    f32_scratch)
 import numpy as np
 
 from engine.kernels.common cimport vf, vf_zero, vf_loadu, vf_add, vf_hsum
@@ -210,12 +211,12 @@ cdef void window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
     cdef int64_t image = job // op.p.jobs_per_image
     cdef int64_t c0 = job % op.p.jobs_per_image * op.p.per_job
     cdef int64_t c1 = min(c0 + op.p.per_job, op.p.n_out)
-    cdef float* base = ctx.arena + image * ctx.image_stride
+    cdef float* base = f32_image(ctx, image)
     if op.p.path == WINDOW_FLAT:
-        flat_planes(op, base, base, ctx.scratch + tid * ctx.scratch_stride, c0, c1,
+        flat_planes(op, base, base, f32_scratch(ctx, tid), c0, c1,
                     0, (op.p.out_h * op.p.out_w + VLEN - 1) // VLEN)
     else:
-        window_rows(op, base, base, ctx.scratch + tid * ctx.scratch_stride, c0, c1,
+        window_rows(op, base, base, f32_scratch(ctx, tid), c0, c1,
                     0, op.p.in_h, 0, op.p.out_h)
 
 
@@ -255,7 +256,7 @@ cdef void global_avgpool_job(const Op* op, const Ctx* ctx, int64_t job, int tid)
     """job = (image, run of per_job channels): each plane's mean into its
     1x1 output plane."""
     cdef int64_t c0 = job % op.p.jobs_per_image * op.p.per_job, c, i
-    cdef float* base = ctx.arena + job // op.p.jobs_per_image * ctx.image_stride
+    cdef float* base = f32_image(ctx, job // op.p.jobs_per_image)
     cdef const float* src
     cdef float* dst
     cdef int64_t npix = op.p.in_h * op.p.in_w, full = npix - npix % VLEN

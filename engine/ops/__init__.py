@@ -9,6 +9,7 @@ An op's definition (an OpDef in REGISTRY) says, for nodes of that op:
 - lower(node, ctx): its kernel record for the planner (engine/lowering.py):
   (record, layer kind, scratch floats per thread)
 - macs(node, shapes): multiply-adds, for `info`
+- dtype(node, ins): its output's element type for inputs of those types
 
 The graph's validation and shape inference, the reference interpreter, the
 planner and `info` read the registry; the converter maps ATen ops to these
@@ -36,6 +37,10 @@ class OpDef:
 
     def macs(self, node, shapes):
         return 0
+
+    def dtype(self, node, ins):
+        """Its inputs' type: every op of this version reads and writes float32."""
+        return ins[0]
 
 
 REGISTRY = {}

@@ -19,7 +19,7 @@ from engine.errors import ModelFileError
 from engine.kernels import isa
 from engine.kernels.abi import EltwiseMode, WindowPath
 from engine.kernels import descriptors
-from engine.lowering import padded_plane, runs
+from engine.lowering import FLOAT, padded_plane, runs
 from engine.ops import REGISTRY, OpDef, register
 from engine.ops.conv import conv2d
 
@@ -52,7 +52,8 @@ class ExpandDepthwise(_PlanOnly):
         pw, dw, options = node.attrs['expand'], node.attrs['depthwise'], ctx.options
         conv = REGISTRY['conv']
         e, h, w = conv.shape(pw, [ctx.shapes[i] for i in pw.inputs])
-        ctx = replace(ctx, shapes={**ctx.shapes, pw.name: (e, h, w)})
+        ctx = replace(ctx, shapes={**ctx.shapes, pw.name: (e, h, w)},
+                      dtypes={**ctx.dtypes, pw.name: conv.dtype(pw, [ctx.dtypes[i] for i in pw.inputs])})
         out_h = ctx.shapes[dw.name][1]
         (sh, _), (kh, _), (dh, _) = dw.attrs['stride'], dw.attrs['kernel'], dw.attrs['dilation']
 
@@ -73,12 +74,13 @@ class ExpandDepthwise(_PlanOnly):
         # border vectors read up to pw floats before a row, the flat path up to
         # ARENA_SLACK floats around the bands
         head = isa.ARENA_SLACK if flat else padded_plane(dw.attrs['padding'][1])
-        band_off = head + np.arange(e, dtype=np.int64) * plane
-        gemm, kind, _ = conv.lower(pw, replace(ctx, out_off=band_off))
-        then, dw_kind, dw_need = conv.lower(dw, replace(ctx, direct_only=not flat, in_off=band_off))
+        band_off = head + np.arange(e, dtype=np.int64) * plane        # floats
+        bands = FLOAT * band_off                                        # the records' bytes
+        gemm, kind, _ = conv.lower(pw, replace(ctx, out_off=bands))
+        then, dw_kind, dw_need = conv.lower(dw, replace(ctx, direct_only=not flat, in_off=bands))
         if flat and then.path != WindowPath.WINDOW_FLAT:     # no flat tables: the direct path
             flat = False
-            then, dw_kind, dw_need = conv.lower(dw, replace(ctx, direct_only=True, in_off=band_off))
+            then, dw_kind, dw_need = conv.lower(dw, replace(ctx, direct_only=True, in_off=bands))
         values = {f.name: getattr(gemm, f.name) for f in fields(gemm)}
         values.update(plane=plane, jobs_per_image=-(-out_h // rows))
         record = descriptors.ExpandDepthwise(**values, then=then, per_job=rows)
