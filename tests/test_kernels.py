@@ -372,7 +372,7 @@ def test_build_info_reports_the_chosen_path():
     from engine.kernels import isa
     info = engine.build_info()
     assert info['isa'] in info['built'] and 'scalar' in info['built']
-    assert info['vector_floats'] == {'avx512': 16, 'avx2': 8, 'neon': 4, 'scalar': 1}[info['isa']]
+    assert info['vector_floats'] == {'avx512': 16, 'avx2': 8, 'neon_dot': 4, 'neon': 4, 'scalar': 1}[info['isa']]
     forced = os.environ.get('ENGINE_ISA')
     if forced:
         assert info['isa'] == forced and info['forced']
