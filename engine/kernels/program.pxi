@@ -297,12 +297,17 @@ cdef void scatter_rows(void* arg, int tid, int team) noexcept nogil:
                     plane[h * W + w] = (<const float*>(src + h * s.strides[2] + w * s.strides[3]))[0]
 
 
-def _check_planes(arena, int64_t image_bytes, int64_t n_images, offsets, int64_t pixels):
-    if arena.shape[0] < n_images * image_bytes:
+cdef int _check_planes(Py_ssize_t arena_bytes, int64_t image_bytes, int64_t n_images,
+                       const int64_t[::1] offsets, int64_t pixels) except -1:
+    """The batch fits the arena and each plane of `pixels` floats its image."""
+    cdef Py_ssize_t c
+    if arena_bytes < n_images * image_bytes:
         raise ValueError('arena too small for the batch')
-    if len(offsets) and (min(offsets) < 0 or max(offsets) + 4 * pixels > image_bytes or
-                         any(o % 4 for o in offsets)):
-        raise ValueError('plane offsets outside the image or not whole floats')
+    for c in range(offsets.shape[0]):
+        if offsets[c] < 0 or offsets[c] + pixels * <int64_t>sizeof(float) > image_bytes or \
+                offsets[c] % sizeof(float):
+            raise ValueError(f'plane offset {offsets[c]} outside the image or not a whole float')
+    return 0
 
 
 def scatter_planes(const float[:, :, :, :] x, unsigned char[::1] arena, int64_t image_bytes,
@@ -315,7 +320,7 @@ def scatter_planes(const float[:, :, :, :] x, unsigned char[::1] arena, int64_t 
     cdef int i
     if x.shape[1] != offsets.shape[0]:
         raise ValueError('channel count does not match the offsets')
-    _check_planes(arena, image_bytes, x.shape[0], offsets, x.shape[2] * x.shape[3])
+    _check_planes(arena.shape[0], image_bytes, x.shape[0], offsets, x.shape[2] * x.shape[3])
     s.x = <const char*>&x[0, 0, 0, 0]
     for i in range(4):
         s.shape[i] = x.shape[i]
@@ -337,10 +342,13 @@ def gather_planes(const unsigned char[::1] arena, int64_t image_bytes, int64_t n
     out = np.empty((n_images, offsets.shape[0], pixels), dtype=np.float32)
     cdef float[:, :, ::1] o = out
     cdef Py_ssize_t n, c
-    _check_planes(arena, image_bytes, n_images, offsets, pixels)
-    with nogil:
+    _check_planes(arena.shape[0], image_bytes, n_images, offsets, pixels)
+    cdef Py_ssize_t p
+    cdef const float* plane
+    with nogil:     # (a loop, not memcpy: a classifier's output is a thousand planes of one float)
         for n in range(n_images):
             for c in range(offsets.shape[0]):
-                memcpy(&o[n, c, 0], <const char*>&arena[0] + n * image_bytes + offsets[c],
-                       pixels * sizeof(float))
+                plane = <const float*>(<const char*>&arena[0] + n * image_bytes + offsets[c])
+                for p in range(pixels):
+                    o[n, c, p] = plane[p]
     return out
