@@ -155,8 +155,9 @@ for cpu in $QEMU_CPUS; do
     case $cpu in cortex-a7[6-9]|cortex-a5[5-9]|neoverse-*) expected=neon_dot ;; *) expected=neon ;; esac
     run_tests "$SR64" "$WORK/build-arm64" "$cpu" "" "$expected" $TESTS $NEEDS_TORCH
 done
-# the plain C fallback of the same build, once
-run_tests "$SR64" "$WORK/build-arm64" cortex-a72 scalar scalar tests/test_kernels.py tests/test_ukernels.py tests/test_abi.py
+# the plain C fallback of the same build, once: kernels, microkernels and the models
+run_tests "$SR64" "$WORK/build-arm64" cortex-a72 scalar scalar tests/test_kernels.py tests/test_ukernels.py \
+    tests/test_fixtures.py tests/test_abi.py
 
 if [ "$ARMHF" = 1 ]; then
     SRHF=$(sysroot armhf arm-linux-gnueabihf)
