@@ -56,6 +56,21 @@ static inline vf vf_load_masked(const float* p, vmask m, vf fill) {
     return vbslq_f32(m, vld1q_f32(p), fill);
 }
 static inline vf vf_select(vmask m, vf x, vf fill) { return vbslq_f32(m, x, fill); }
+#if defined(__aarch64__)
+/* acc + b * a[lane], FMLA by element: the GEMM tile takes its rows' weights
+ * as vectors this way instead of broadcasting each (ukernels.h: a broadcast
+ * is an instruction of its own on NEON, free inside an x86 FMA).  The lane
+ * is a constant once the tile's loops are unrolled. */
+#define ENGINE_FMA_LANE 1
+static inline vf vf_fma_lane(vf acc, vf b, vf a, int lane) {
+    switch (lane) {
+    case 0: return vfmaq_laneq_f32(acc, b, a, 0);
+    case 1: return vfmaq_laneq_f32(acc, b, a, 1);
+    case 2: return vfmaq_laneq_f32(acc, b, a, 2);
+    default: return vfmaq_laneq_f32(acc, b, a, 3);
+    }
+}
+#endif
 
 #ifdef ENGINE_ISA_NEON_DOT
 #define ENGINE_ISA_TAG neon_dot /* kernel names end in _neon_dot or _neon (ENGINE_ISA_NAME) */
