@@ -53,10 +53,15 @@ def padded_plane(pixels):
     return -(-pixels // isa.PLANE_ALIGN) * isa.PLANE_ALIGN
 
 
+def whole_lines(nbytes):
+    """nbytes rounded up to whole PLANE_BYTES."""
+    return -(-nbytes // PLANE_BYTES) * PLANE_BYTES
+
+
 def plane_bytes(pixels, dtype):
     """The stride in bytes of a plane of `pixels` elements of dtype (a name)
     in the arena: whole PLANE_BYTES, whatever the type."""
-    return -(-pixels * DTYPE_SIZE[DTYPE_OF[dtype]] // PLANE_BYTES) * PLANE_BYTES
+    return whole_lines(pixels * DTYPE_SIZE[DTYPE_OF[dtype]])
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import numpy as np
 from engine.graph import infer_shapes, is_view, validate, value_dtypes
 from engine.kernels import isa
 from engine.kernels.isa import Program
-from engine.lowering import FLOAT, PLANE_BYTES, Lowering, PlanOptions, padded_plane, plane_bytes
+from engine.lowering import FLOAT, Lowering, PlanOptions, padded_plane, plane_bytes, whole_lines
 from engine.memory import check_memory
 from engine.ops import REGISTRY
 from engine.optimize import optimize_for_size
@@ -134,7 +134,7 @@ def compile_graph(graph, height, width, options=PlanOptions(), info=None):
     # slack before the first plane and after the last: window kernels read a
     # little outside planes
     slack = FLOAT * isa.ARENA_SLACK
-    image_bytes = -(-(slack + arena.peak + slack) // PLANE_BYTES) * PLANE_BYTES
+    image_bytes = whole_lines(slack + arena.peak + slack)
     check_memory(image_bytes, f'an image of {height}x{width}')
 
     region_offset = np.array(offset, np.int64) + slack
@@ -158,6 +158,9 @@ def compile_graph(graph, height, width, options=PlanOptions(), info=None):
     scratch_bytes = FLOAT * padded_plane(max(scratch))        # the kernels' scratch is floats
     program = Program(records, image_bytes, scratch_bytes)
     outputs = [(offsets(o), _per_image_shape(shapes[o], info[o][1])) for o in graph.outputs]
+    for value in [graph.input_name] + graph.outputs:     # the planes copied in and out on every call
+        _, h, w = shapes[value]
+        isa.check_planes(image_bytes, offsets(value), h * w)
     return CompiledPlan(program, image_bytes, scratch_bytes, offsets(graph.input_name),
                         outputs, layers)
 

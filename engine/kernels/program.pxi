@@ -297,30 +297,34 @@ cdef void scatter_rows(void* arg, int tid, int team) noexcept nogil:
                     plane[h * W + w] = (<const float*>(src + h * s.strides[2] + w * s.strides[3]))[0]
 
 
-cdef int _check_planes(Py_ssize_t arena_bytes, int64_t image_bytes, int64_t n_images,
-                       const int64_t[::1] offsets, int64_t pixels) except -1:
-    """The batch fits the arena and each plane of `pixels` floats its image."""
+def check_planes(int64_t image_bytes, const int64_t[::1] offsets, int64_t pixels):
+    """That each plane of `pixels` floats at offsets (bytes) lies in an image
+    of image_bytes: the planner asks once per plan for the planes
+    scatter_planes and gather_planes copy on every call."""
     cdef Py_ssize_t c
-    if arena_bytes < n_images * image_bytes:
-        raise ValueError('arena too small for the batch')
     for c in range(offsets.shape[0]):
         if offsets[c] < 0 or offsets[c] + pixels * <int64_t>sizeof(float) > image_bytes or \
                 offsets[c] % sizeof(float):
             raise ValueError(f'plane offset {offsets[c]} outside the image or not a whole float')
+
+
+cdef int _check_batch(Py_ssize_t arena_bytes, int64_t image_bytes, int64_t n_images) except -1:
+    if arena_bytes < n_images * image_bytes:
+        raise ValueError('arena too small for the batch')
     return 0
 
 
 def scatter_planes(const float[:, :, :, :] x, unsigned char[::1] arena, int64_t image_bytes,
                    const int64_t[::1] offsets, int threads=1):
     """Copy NCHW float32 x (any strides) into the arena's planes at offsets
-    (bytes), with `threads` threads, each a contiguous share of the rows of
+    (bytes; check_planes has checked them), with `threads` threads, each a contiguous share of the rows of
     every plane: the share of the image the first op's jobs give the same
     thread, so that it reads rows its own core wrote."""
     cdef Scatter s
     cdef int i
     if x.shape[1] != offsets.shape[0]:
         raise ValueError('channel count does not match the offsets')
-    _check_planes(arena.shape[0], image_bytes, x.shape[0], offsets, x.shape[2] * x.shape[3])
+    _check_batch(arena.shape[0], image_bytes, x.shape[0])
     s.x = <const char*>&x[0, 0, 0, 0]
     for i in range(4):
         s.shape[i] = x.shape[i]
@@ -337,12 +341,12 @@ def scatter_planes(const float[:, :, :, :] x, unsigned char[::1] arena, int64_t 
 
 def gather_planes(const unsigned char[::1] arena, int64_t image_bytes, int64_t n_images,
                   const int64_t[::1] offsets, int64_t pixels):
-    """The float32 planes at offsets (bytes) as a new (n_images, channels,
-    pixels) array."""
+    """The float32 planes at offsets (bytes; check_planes has checked them)
+    as a new (n_images, channels, pixels) array."""
     out = np.empty((n_images, offsets.shape[0], pixels), dtype=np.float32)
     cdef float[:, :, ::1] o = out
     cdef Py_ssize_t n, c
-    _check_planes(arena.shape[0], image_bytes, n_images, offsets, pixels)
+    _check_batch(arena.shape[0], image_bytes, n_images)
     cdef Py_ssize_t p
     cdef const float* plane
     with nogil:     # (a loop, not memcpy: a classifier's output is a thousand planes of one float)
