@@ -39,6 +39,8 @@ class PlanOptions:
     k_split_pixels: tuple = (196, 784)  # sums them; from this many channels, on planes of these
                                  # sizes (MobileNetV2: at 7x7 and below 192 channels the sum costs
                                  # what the split saves)
+    framed_windows: bool = None  # 3x3 windows of stride 1 and 2 through framed rows (None: where
+                                 # the ISA runs them best so, isa.PREFER_FRAMED: NEON)
     flat_max_pixels: int = 16384   # window ops: stride-1 output planes up to this size run flat,
     flat_s2_max_pixels: int = 64   # and stride-2 ones up to this size (through phase planes;
                                    # beyond it, building them costs more than they save)
@@ -117,10 +119,18 @@ def kernel_fields(attrs, kernel):
 
 
 def window_op(step, spatial, attrs, kernel, mode, options, direct_only=False, **tables):
-    """(Window record, scratch floats): flat where the plane is small enough
-    and the tables fit, else row by row."""
+    """(Window record, scratch floats): framed (3x3, strides 1 and 2) where
+    the options or the ISA say so, flat where the plane is small enough and
+    the tables fit, else row by row."""
     k = kernel_fields(attrs, kernel)
     in_h, in_w, out_h, out_w = spatial['in_h'], spatial['in_w'], spatial['out_h'], spatial['out_w']
+    framed = isa.PREFER_FRAMED if options.framed_windows is None else options.framed_windows
+    if (framed and (k['kh'], k['kw'], k['dh'], k['dw']) == (3, 3, 1, 1) and k['sh'] == k['sw']
+            and k['sh'] in (1, 2)):
+        jobs = channel_runs(step['n_out'], options)
+        record = Window(**step, **spatial, **k, mode=mode, path=WindowPath.WINDOW_FRAMED, **jobs, **tables)
+        return record, isa.scratch_floats(in_w, out_h, out_w, k['kh'], k['pw'], k['sh'],
+                                          WindowPath.WINDOW_FRAMED)
     flat = None
     flat_max = {1: options.flat_max_pixels, 2: options.flat_s2_max_pixels}.get(k['sh'], 0)
     if not direct_only and k['sh'] == k['sw'] and out_h * out_w <= flat_max:
@@ -155,6 +165,15 @@ def pixel_tiles(pixels, plane, rows, K, tail, options):
     if options.tail_tiles and pixels > NR and 0 < pixels % NR <= isa.EXTRA_PIXELS:
         return NR, pixels // NR
     return NR, -(-plane // NR)
+
+
+def reduction_order(table):
+    """The order in which a GEMM reduces over its B table (groups, K), each
+    group's planes or taps by offset, and the runs of equally spaced entries
+    in that order (k_runs: the tile steps a pointer along a run).  Returns
+    (order (groups, K), k_runs)."""
+    order = np.argsort(table, axis=1, kind='stable')
+    return order, isa.plane_runs(np.take_along_axis(table, order, axis=1))
 
 
 def pack_gemm(w, b, mr=None):

@@ -22,9 +22,10 @@ BATCHES = (1, 3)
 # with jobs of one channel, of runs of several (groups short of the flat
 # path's planes among them) and of all channels of an image.
 WINDOW_PATHS = {
-    'direct': dict(flat_max_pixels=0, flat_s2_max_pixels=0, channel_jobs=1 << 30),
-    'flat': dict(flat_max_pixels=1 << 30, flat_s2_max_pixels=1 << 30, channel_jobs=3),
-    'direct-runs': dict(flat_max_pixels=0, flat_s2_max_pixels=0, channel_jobs=2),
+    'direct': dict(framed_windows=False, flat_max_pixels=0, flat_s2_max_pixels=0, channel_jobs=1 << 30),
+    'flat': dict(framed_windows=False, flat_max_pixels=1 << 30, flat_s2_max_pixels=1 << 30, channel_jobs=3),
+    'direct-runs': dict(framed_windows=False, flat_max_pixels=0, flat_s2_max_pixels=0, channel_jobs=2),
+    'framed': dict(framed_windows=True, channel_jobs=2),
 }
 
 

@@ -36,16 +36,30 @@ def pixel_counts(rows):
     return counts
 
 
+def b_table(rng, K, size, kind):
+    """(B offsets, b_run) of K planes of `size` floats: out of order with the
+    runs the planner would give them ('shuffled') or runs of one ('one_by_one'),
+    or sorted in runs of 1 to 5 with different gaps, a plane read twice among
+    them ('runs')."""
+    if kind != 'runs':
+        b_off = planes(rng, K, size)
+        return b_off, None if kind == 'shuffled' else np.ones(K, np.int64)
+    steps = np.repeat(rng.choice([0, size, size + 3, 2 * size + 1], K), rng.integers(1, 6, K))[:K]
+    b_off = 3 + np.concatenate([[0], np.cumsum(steps[:-1])]).astype(np.int64)
+    return b_off, None
+
+
 @pytest.mark.parametrize('rows', sorted(isa.TILE_ROWS))
 @pytest.mark.parametrize('K', [1, 2, 7, 33])
-def test_gemm_tile(rows, K):
+@pytest.mark.parametrize('table', ['shuffled', 'runs', 'one_by_one'])
+def test_gemm_tile(rows, K, table):
     rng = np.random.default_rng(rows * 100 + K)
     for nvalid in pixel_counts(rows):
         for mr, residual in itertools.product(sorted({1, rows - 1, rows} - {0}), (False, True)):
             reach = 4 * VLEN + isa.EXTRA_PIXELS
             a = rng.standard_normal(K * rows + VLEN).astype(np.float32)
             bias = rng.standard_normal(rows + VLEN).astype(np.float32)
-            b_off = planes(rng, K, nvalid + reach)
+            b_off, b_run = b_table(rng, K, nvalid + reach, table)
             src = rng.standard_normal(int(b_off.max()) + 3 * reach).astype(np.float32)
             c_off = planes(rng, mr, nvalid + reach)
             r_off = c_off.max() + reach + planes(rng, mr, nvalid + reach) if residual else None
@@ -62,9 +76,19 @@ def test_gemm_tile(rows, K):
                 if residual:
                     y[r] += dst[r_off[r] + nc0:r_off[r] + nc0 + nvalid]
                 expected[c_off[r] + nc0:c_off[r] + nc0 + nvalid] = np.clip(y[r], lo, hi)
-            isa.ukernel_gemm_tile(rows, nvalid, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, lo, hi)
+            isa.ukernel_gemm_tile(rows, nvalid, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, lo, hi,
+                                  b_run=b_run)
             np.testing.assert_allclose(dst, expected, rtol=2e-5, atol=2e-5,
                                        err_msg=f'{rows} rows x {nvalid} pixels, mr {mr}, residual {residual}')
+
+
+def test_plane_runs():
+    """A run is the entries from one on, in its group, equally spaced; a
+    group's last entry is a run of one, any two entries a run of two."""
+    table = np.array([[0, 4, 8, 12, 20, 28, 29, 29, 29],
+                      [9, 5, 1, 2, 3, 100, 0, 0, 7]])
+    np.testing.assert_array_equal(isa.plane_runs(table), [4, 3, 2, 3, 2, 2, 3, 2, 1,
+                                                          3, 2, 3, 2, 2, 2, 2, 2, 1])
 
 
 def test_gemm_tile_refuses_buffers_it_would_overrun():
@@ -73,6 +97,10 @@ def test_gemm_tile_refuses_buffers_it_would_overrun():
     with pytest.raises(ValueError, match='src has'):
         isa.ukernel_gemm_tile(isa.NARROW_ROWS, 3, a, bias, np.zeros(1, np.float32), zero, 0,
                               np.zeros(256, np.float32), zero, None, 0, 1, -1, 1)
+    with pytest.raises(ValueError, match=r'b_run\[0\] = 3'):
+        isa.ukernel_gemm_tile(isa.NARROW_ROWS, 3, a, bias, np.zeros(64, np.float32),
+                              np.array([0, 1, 3], np.int64), 0, np.zeros(256, np.float32), zero, None,
+                              0, 1, -1, 1, b_run=np.array([3, 2, 1], np.int64))
     with pytest.raises(ValueError, match='no tile'):
         isa.ukernel_gemm_tile(isa.NARROW_ROWS, 10 ** 6, a, bias, np.zeros(8, np.float32), zero, 0,
                               np.zeros(256, np.float32), zero, None, 0, 1, -1, 1)
@@ -118,18 +146,20 @@ def test_copy_strided(s):
 
 @pytest.mark.parametrize('s', [1, 2])
 @pytest.mark.parametrize('in_w', [1, 2, 7, 16, 33])
-def test_frame_row(s, in_w):
-    """The direct convolution's framed rows: padding zeros, the row, zeros;
-    at stride 2 the even columns, then the odd ones."""
+@pytest.mark.parametrize('fill', [0.0, -np.inf])
+def test_frame_row(s, in_w, fill):
+    """Framed rows (direct convolution, framed windows): padding fills, the
+    row, fills to the frame's width (wider than the padded row too); at
+    stride 2 the even columns, then the odd ones."""
     row = np.arange(1, in_w + 2 * VLEN + 1, dtype=np.float32)
-    for pl in range(0, 4):
-        fw = in_w + 2 * pl
-        framed = np.concatenate([np.zeros(pl), row[:in_w], np.zeros(pl)]).astype(np.float32)
+    for pl, more in itertools.product(range(0, 4), (0, 5)):
+        fw = in_w + 2 * pl + more
+        framed = np.concatenate([np.full(pl, fill), row[:in_w], np.full(pl + more, fill)]).astype(np.float32)
         expected = framed if s == 1 else np.concatenate([framed[0::2], framed[1::2]])
         for given in (row, None):
             dst = np.full(fw + VLEN, SENTINEL, np.float32)
-            isa.ukernel_frame_row(dst, given, in_w, pl, fw, s)
-            np.testing.assert_array_equal(dst[:fw], expected if given is not None else np.zeros(fw))
+            isa.ukernel_frame_row(dst, given, in_w, pl, fw, s, fill)
+            np.testing.assert_array_equal(dst[:fw], expected if given is not None else np.full(fw, fill))
 
 
 @pytest.mark.parametrize('hw', [(1, 1), (2, 2), (5, 7), (8, 3), (13, 16)])
@@ -167,6 +197,8 @@ WINDOWS = [  # mode, k, s, p, d, (h, w): shapes with a special kernel and withou
     (WindowMode.WINDOW_MAX, 3, 2, 1, 1, (8, 8)), (WindowMode.WINDOW_MAX, 2, 2, 0, 1, (7, 5)),
     (WindowMode.WINDOW_MAX, 3, 1, 1, 2, (6, 9)), (WindowMode.WINDOW_AVG, 3, 2, 1, 1, (7, 7)),
     (WindowMode.WINDOW_AVG, 3, 1, 0, 1, (4, 17)), (WindowMode.WINDOW_AVG, 5, 3, 2, 1, (10, 13)),
+    (WindowMode.WINDOW_CONV, 3, 2, 1, 1, (2, 2)), (WindowMode.WINDOW_CONV, 3, 1, 1, 1, (3, 14)),
+    (WindowMode.WINDOW_MAX, 3, 1, 1, 1, (7, 28)), (WindowMode.WINDOW_CONV, 3, 2, 0, 1, (7, 10)),
 ]
 
 
@@ -180,8 +212,14 @@ def flat_ok(k, s, p, d, hw):
     return s in (1, 2) and isa.flat_tables(*hw, oh, ow, k, k, p, p, d, d, s) is not None
 
 
+def framed_ok(k, s, p, d, hw):
+    """Whether the framed path takes the window (3x3, strides 1 and 2, no dilation)."""
+    return k == 3 and s in (1, 2) and d == 1
+
+
 WINDOW_CASES = [(case, WindowPath.WINDOW_DIRECT) for case in WINDOWS] + [
-    (case, WindowPath.WINDOW_FLAT) for case in WINDOWS if flat_ok(*case[1:])]
+    (case, WindowPath.WINDOW_FLAT) for case in WINDOWS if flat_ok(*case[1:])] + [
+    (case, WindowPath.WINDOW_FRAMED) for case in WINDOWS if framed_ok(*case[1:])]
 
 
 @pytest.mark.parametrize('case,path', WINDOW_CASES,
@@ -189,8 +227,8 @@ WINDOW_CASES = [(case, WindowPath.WINDOW_DIRECT) for case in WINDOWS] + [
                               for (m, k, s, p, d, (h, w)), path in WINDOW_CASES])
 def test_window(case, path):
     """Depthwise convolution and pooling of 5 channels, planes at scattered
-    offsets, by the row kernels (strides above 2: one output at a time) or
-    flat where the path has tables for the shape."""
+    offsets, by the row kernels (strides above 2: one output at a time),
+    flat where the path has tables for the shape, and framed (3x3)."""
     mode, k, s, p, d, hw = case
     rng = np.random.default_rng(k * 100 + s * 10 + p)
     c, (h, w) = 5, hw
@@ -236,10 +274,10 @@ def test_window(case, path):
     for ch in range(c):
         got = arena[out_off[ch]:out_off[ch] + oh * ow].reshape(oh, ow)
         np.testing.assert_allclose(got, np.clip(ref[ch], -2.5, 3.0), rtol=2e-5, atol=2e-5)
-    # nothing written but the output planes (and their padding lanes)
+    # nothing written but the output planes (and the lanes of their last vector)
     written = np.zeros(top, bool)
     for ch in range(c):
-        written[out_off[ch]:out_off[ch] + plane] = True
+        written[out_off[ch]:out_off[ch] + -(-oh * ow // VLEN) * VLEN] = True
     assert (arena[~written] == fill(top)[~written]).all()
 
 

@@ -18,6 +18,7 @@ cdef extern from "abi.h":
     cpdef enum WindowPath:
         WINDOW_DIRECT
         WINDOW_FLAT
+        WINDOW_FRAMED
     cpdef enum EltwiseMode:
         ELTWISE_ADD
         ELTWISE_AFFINE

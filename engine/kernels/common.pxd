@@ -53,7 +53,7 @@ cdef struct OpParams:
     int64_t pw
     int64_t dh
     int64_t dw
-    int64_t path             # window ops: WINDOW_DIRECT or WINDOW_FLAT
+    int64_t path             # window ops: WINDOW_DIRECT, WINDOW_FLAT or WINDOW_FRAMED
     int64_t K                # GEMM reduction length per group
     int64_t tile_rows        # GEMM rows per tile: GEMM_MR, GEMM_MR_SHORT or GEMM_MR_NARROW
     int64_t m_tiles          # GEMM row tiles per group
@@ -79,6 +79,8 @@ cdef struct Op:
     const int64_t* out_off   # plane offset of each output channel
     const int64_t* res_off   # convolutions: a residual added to each output channel, or NULL
     const int64_t* part_off  # OP_GEMM with k_splits: planes of the second half's partial sums
+    const int64_t* k_runs    # GEMMs: per entry of the B table (in_off, or in2_off), how many
+                             # entries from it are equally spaced (f32_gemm_tile's b_run)
     const float* w           # prepacked weights
     const float* b           # bias, padded to the tile
     const float* aux         # per-pixel reciprocal counts of average pooling

@@ -10,7 +10,7 @@ Planes (int64 offsets of planes in bytes, from the start of an image's
 slice of the arena, or of a worker's scratch for the ops a fused op runs
 there), Offsets (int64 offsets in elements: taps within a plane, rows of a
 scratch panel), Floats (float32 weights, bias, divisors), Flags (int32 lane
-flags of the window kernels).  Optional arrays default to None.  Every
+flags of the window kernels), Counts (int64 numbers of table entries).  Optional arrays default to None.  Every
 record says the element type of the tensors it reads and writes (dtype):
 Program turns its Planes into element offsets of that type, the kernels'
 unit, and refuses a type it has no kernels for."""
@@ -37,7 +37,12 @@ class Flags(np.ndarray):
     """int32 lane flags."""
 
 
-ARRAY_DTYPES = {Planes: np.int64, Offsets: np.int64, Floats: np.float32, Flags: np.int32}
+class Counts(np.ndarray):
+    """int64 counts of table entries."""
+
+
+ARRAY_DTYPES = {Planes: np.int64, Offsets: np.int64, Floats: np.float32, Flags: np.int32,
+                Counts: np.int64}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +89,9 @@ class Kernel:
 class Gemm(Step, Spatial):
     """1x1 convolution: weights packed in row tiles of tile_rows output
     channels (w, b; kernels/gemm.pyx), pixels in tiles of tile_pixels.
+    The B table (in_off here, in2_off for the convolutions below) is in the
+    order of the reduction (lowering.reduction_order), the weights packed in
+    the same order; k_runs: its runs of equally spaced entries.
     k_splits 2: the reduction in two halves, the second into part_off."""
     KIND = OpKind.OP_GEMM
     groups: int
@@ -97,6 +105,7 @@ class Gemm(Step, Spatial):
     tile_pixels: int
     w: Floats
     b: Floats
+    k_runs: Counts
     res_off: Planes = None
     k_splits: int = 1
     part_off: Planes = None

@@ -30,7 +30,7 @@ cdef void expand_dw_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noex
     cdef float* scratch = f32_scratch(ctx, tid)
     for t in range(((ih_hi - ih_lo) * w + GEMM_NR - 1) // GEMM_NR):
         n = ih_lo * w + t * GEMM_NR
-        gemm_row_tiles(op, 0, 0, op.p.m_tiles, base, op.in_off, n, scratch, n - ih_lo * w,
+        gemm_row_tiles(op, 0, 0, op.p.m_tiles, base, op.in_off, op.k_runs, n, scratch, n - ih_lo * w,
                        min(<int64_t>GEMM_NR, ih_hi * w - n), WHOLE_K)
     if dw.p.path == WINDOW_FLAT:
         # stride 1, bands of whole vectors: the band's rows read as rows of

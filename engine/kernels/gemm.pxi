@@ -19,13 +19,14 @@ cdef enum:
 
 cdef extern from "ukernels.h" nogil:
     ctypedef void (*f32_gemm_tile_fn)(int64_t K, const float* a, const float* bias,
-                                      const float* src, const int64_t* b_off, int64_t nb0,
+                                      const float* src, const int64_t* b_off, const int64_t* b_run,
+                                      int64_t nb0,
                                       float* dst, const int64_t* c_off, const int64_t* r_off,
                                       int64_t nc0, int mr, int64_t nvalid, float lo, float hi)
     f32_gemm_tile_fn f32_gemm_tile_for(int64_t rows, int64_t nvalid)
     const int GEMM_MR_SHORT, GEMM_MR_NARROW, GEMM_TAIL_PIXELS, GEMM_EXTRA_MAX, GEMM_WIDE_PIXELS
     void f32_frame_row(float* dst, const float* row, int64_t in_w, int64_t pl, int64_t fw,
-                       int64_t s)
+                       int64_t s, float fill)
     void f32_linear_tile(int64_t K, const float* w, const float* bias, const float* src,
                          const int64_t* x_off, float* y, float lo, float hi)
     const int LINEAR_NO
@@ -75,6 +76,19 @@ def fma_peak_gflops(double seconds=0.2):
     return 2.0 * VLEN * PEAK_CHAINS * iters / best / 1e9
 
 
+def plane_runs(b_off):
+    """f32_gemm_tile's b_run for B tables b_off (groups, K): for each entry,
+    how many entries from it on, in its group, are equally spaced."""
+    b = np.asarray(b_off, np.int64)
+    run = np.ones(b.shape, np.int64)
+    if b.shape[1] > 1:
+        run[:, -2] = 2
+    for k in range(b.shape[1] - 3, -1, -1):
+        even = b[:, k + 1] - b[:, k] == b[:, k + 2] - b[:, k + 1]
+        run[:, k] = np.where(even, run[:, k + 1] + 1, 2)
+    return run.ravel()
+
+
 cdef extern from *:
     """
     /* the bias of a K-split op's second half: zeros, as many as a tile reads */
@@ -84,10 +98,10 @@ cdef extern from *:
 
 
 cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt1,
-                         const float* src, const int64_t* b_off, int64_t nb0,
+                         const float* src, const int64_t* b_off, const int64_t* b_run, int64_t nb0,
                          float* dst, int64_t nc0, int64_t nvalid, int half) noexcept nogil:
     """Row tiles [mt0, mt1) of group g for one pixel tile: B read from src
-    at pixel nb0, nvalid pixels written to dst at nc0 (two vectors of them
+    + b_off[k] (its runs b_run: f32_gemm_tile) at pixel nb0, nvalid pixels written to dst at nc0 (two vectors of them
     when more than one; past GEMM_NR, a plane's last pixels: see
     f32_gemm_tile_for).  half: WHOLE_K, or one half of the reduction of a
     K-split op: the first with the bias and residual into out_off, the
@@ -121,7 +135,7 @@ cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt
             if res_off != NULL:
                 r_off = res_off + g * cout_g + m0
         c_off = out_off + g * cout_g + m0
-        tile(k1 - k0, a, bias, src, b_off + k0, nb0, dst, c_off, r_off, nc0, mr, nvalid, lo, hi)
+        tile(k1 - k0, a, bias, src, b_off + k0, b_run + k0, nb0, dst, c_off, r_off, nc0, mr, nvalid, lo, hi)
         if act:
             for r in range(mr):
                 f32_activation(dst + c_off[r] + nc0, nvalid, act, act_param(op, g * cout_g + m0 + r))
@@ -156,7 +170,8 @@ cdef void gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept 
     cdef int64_t nvalid = min(op.p.tile_pixels, op.p.plane - n0)
     if nt == op.p.n_tiles - 1:
         nvalid = max(nvalid, op.p.out_h * op.p.out_w - n0)
-    gemm_row_tiles(op, g, mt0, mt1, base, op.in_off + g * op.p.cin_g, n0, base, n0, nvalid, half)
+    gemm_row_tiles(op, g, mt0, mt1, base, op.in_off + g * op.p.cin_g, op.k_runs + g * op.p.cin_g, n0,
+                   base, n0, nvalid, half)
 
 
 cdef inline void zero(float* p, int64_t n) noexcept nogil:
@@ -243,8 +258,8 @@ cdef void conv_im2col_job(const Op* op, const Ctx* ctx, int64_t job, int tid) no
                          col_lo + op.p.kw)
         n0 = t * GEMM_NR
         # op.in2_off holds k * GEMM_NR: the panel's rows, read at pixel 0
-        gemm_row_tiles(op, g, 0, op.p.m_tiles, <const float*>panels[(t - t0) & 1], op.in2_off, 0,
-                       base, n0, min(<int64_t>GEMM_NR, op.p.plane - n0), WHOLE_K)
+        gemm_row_tiles(op, g, 0, op.p.m_tiles, <const float*>panels[(t - t0) & 1], op.in2_off,
+                       op.k_runs, 0, base, n0, min(<int64_t>GEMM_NR, op.p.plane - n0), WHOLE_K)
 
 
 cdef inline int64_t direct_row_floats(const Op* op) noexcept nogil:
@@ -303,12 +318,12 @@ cdef void conv_direct_job(const Op* op, const Ctx* ctx, int64_t job, int tid) no
             ih = ih0 + ki
             row = base + op.in_off[ci] + ih * op.p.in_w if 0 <= ih < op.p.in_h else NULL
             f32_frame_row(frame + (ci * band + ki) * fs, row, op.p.in_w, op.p.pw, op.p.in_w + 2 * op.p.pw,
-                          op.p.sw)
+                          op.p.sw, 0)
     cdef int64_t row_tiles = (op.p.out_w + GEMM_NR - 1) // GEMM_NR, t
     for oh in range(oh0, oh1):
         for t in range(row_tiles):
             ow0 = t * GEMM_NR
-            gemm_row_tiles(op, 0, 0, op.p.m_tiles, frame, op.in2_off, (oh - oh0) * op.p.sh * fs + ow0,
+            gemm_row_tiles(op, 0, 0, op.p.m_tiles, frame, op.in2_off, op.k_runs, (oh - oh0) * op.p.sh * fs + ow0,
                            base, oh * op.p.out_w + ow0, min(<int64_t>GEMM_NR, op.p.out_w - ow0), WHOLE_K)
 
 

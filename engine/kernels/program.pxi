@@ -214,6 +214,7 @@ cdef class Program:
         op.out_off = <const int64_t*>self._array(arrays, 'out_off')
         op.res_off = <const int64_t*>self._array(arrays, 'res_off')
         op.part_off = <const int64_t*>self._array(arrays, 'part_off')
+        op.k_runs = <const int64_t*>self._array(arrays, 'k_runs')
         op.tap_off = <const int64_t*>self._array(arrays, 'tap_off')
         op.lanes = <const int*>self._array(arrays, 'lanes')
         op.w = <const float*>self._array(arrays, 'w')

@@ -25,6 +25,9 @@
 #define ENGINE_CAT(a, b) ENGINE_CAT_(a, b)
 #define ENGINE_ISA_NAME(name) ENGINE_CAT(name, ENGINE_CAT(_, ENGINE_ISA_TAG))
 
+/* y clamped to [lo, hi]; a NaN in y passes (the ISAs' max and min keep it) */
+static inline vf vf_clamp(vf y, vf lo, vf hi) { return vf_min(hi, vf_max(lo, y)); }
+
 /* lanes p[0], p[s], ..., p[(VLEN-1)*s]: the window kernels' input row */
 static inline vf vf_load_strided(const float* p, int64_t s) {
     if (s == 1) return vf_loadu(p);
@@ -33,6 +36,10 @@ static inline vf vf_load_strided(const float* p, int64_t s) {
     for (int i = 0; i < VLEN; i++) lanes[i] = p[i * s];
     return vf_loadu(lanes);
 }
+
+#ifndef ENGINE_PREFER_FRAMED
+#define ENGINE_PREFER_FRAMED 0  /* whether the planner runs 3x3 windows framed by default */
+#endif
 
 /* Plane strides are padded to this many floats (64 bytes) for every ISA, so a
  * model planned on one machine lays out memory the same way on any other, and

@@ -44,10 +44,11 @@ static inline float vf_hsum(vf v) {
     return vget_lane_f32(vpadd_f32(s, s), 0);
 #endif
 }
+/* the first n < 4 lanes: lane stores (a memcpy is a library call) */
 static inline void vf_store_partial(float* p, vf v, int n) {
-    float tmp[4];
-    vst1q_f32(tmp, v);
-    memcpy(p, tmp, (size_t)n * sizeof(float));
+    if (n >= 2) vst1_f32(p, vget_low_f32(v));
+    if (n == 1) vst1q_lane_f32(p, v, 0);
+    else if (n == 3) vst1q_lane_f32(p + 2, v, 2);
 }
 static inline vf vf_load_s2(const float* p) { return vld2q_f32(p).val[0]; }
 typedef uint32x4_t vmask;
@@ -62,6 +63,13 @@ static inline vf vf_select(vmask m, vf x, vf fill) { return vbslq_f32(m, x, fill
  * is an instruction of its own on NEON, free inside an x86 FMA).  The lane
  * is a constant once the tile's loops are unrolled. */
 #define ENGINE_FMA_LANE 1
+/* v[0 .. n) = n vectors from p: one LD1 of n registers (n <= 4) */
+static inline void vf_loadu_n(vf* v, const float* p, int n) {
+    if (n == 1) { v[0] = vld1q_f32(p); }
+    else if (n == 2) { float32x4x2_t x = vld1q_f32_x2(p); v[0] = x.val[0]; v[1] = x.val[1]; }
+    else if (n == 3) { float32x4x3_t x = vld1q_f32_x3(p); v[0] = x.val[0]; v[1] = x.val[1]; v[2] = x.val[2]; }
+    else { float32x4x4_t x = vld1q_f32_x4(p); v[0] = x.val[0]; v[1] = x.val[1]; v[2] = x.val[2]; v[3] = x.val[3]; }
+}
 static inline vf vf_fma_lane(vf acc, vf b, vf a, int lane) {
     switch (lane) {
     case 0: return vfmaq_laneq_f32(acc, b, a, 0);
@@ -77,9 +85,18 @@ static inline vf vf_fma_lane(vf acc, vf b, vf a, int lane) {
 #else
 #define ENGINE_ISA_TAG neon
 #endif
-/* GEMM tile rows: 8 x 2 accumulators and 2 loads (aarch64's 32 registers) */
-#define GEMM_MR 8
-#define GEMM_MR_SHORT 6
-#define GEMM_MR_NARROW 6
+#if defined(__aarch64__)
+/* GEMM tile rows: 12 x 2 accumulators, 2 loads of pixels and 3 of the rows'
+ * weights in 32 registers; per k 24 FMLAs and, with the planes' runs, five
+ * other instructions */
+#define GEMM_MR 12
+#define GEMM_MR_SHORT 8
+#define GEMM_MR_NARROW 8
+#else
+/* armv7's 16 registers: 6 x 2 accumulators, 2 loads and a broadcast */
+#define GEMM_MR 6
+#define GEMM_MR_SHORT 4
+#define GEMM_MR_NARROW 4
+#endif
 
 #endif

@@ -68,10 +68,12 @@ static inline void f32_copy_strided(float* dst, const float* src, int64_t n, int
  * NULL, R_r = dst + r_off[r] is a residual added before the clamp (a fused
  * add).  `a` is packed [K][MR] (rows past the matrix are zero), `bias` has
  * MR entries.  B is read NV whole vectors wide; only the first nvalid
- * pixels of C are written. */
+ * pixels of C are written.  b_run[k] >= 1 says how many of B_k, B_k+1, ...
+ * are equally far apart (a run: the planner sorts the planes by offset),
+ * so that the loop over k steps a pointer instead of loading each offset. */
 ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         int64_t K, const float* restrict a, const float* restrict bias,
-        const float* src, const int64_t* restrict b_off, int64_t nb0,
+        const float* src, const int64_t* restrict b_off, const int64_t* restrict b_run, int64_t nb0,
         float* dst, const int64_t* restrict c_off, const int64_t* restrict r_off, int64_t nc0,
         int mr, int64_t nvalid, float lo, float hi, const int MR, const int NV, const int EXTRA) {
     vf acc[GEMM_MR][GEMM_NV_MAX];
@@ -83,55 +85,80 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         for (int e = 0; e < EV; e++) extra[x][e] = vf_loadu(bias + e * VLEN);
     for (int r = 0; r < MR; r++)
         for (int v = 0; v < NV; v++) acc[r][v] = vf_set1(bias[r]);
-    for (int64_t k = 0; k < K; k++) {
+    for (int64_t k = 0; k < K;) {
+        int64_t n = b_run[k] < K - k ? b_run[k] : K - k;
         const float* b = src + b_off[k] + nb0;
-        vf bv[GEMM_NV_MAX];
-        for (int e = 0; e < EV; e++) {
-            const vf ae = vf_loadu(a + e * VLEN);
-            for (int x = 0; x < EXTRA; x++) extra[x][e] = vf_fma(ae, vf_set1(b[NV * VLEN + x]), extra[x][e]);
-        }
-        for (int v = 0; v < NV; v++) bv[v] = vf_loadu(b + v * VLEN);
-        /* the next pixel tile's row of this plane: a GEMM reads K planes at
-         * once, more streams than the hardware prefetcher follows */
-        if (!EXTRA) {       /* (the tiles with EXTRA end their plane) */
-            __builtin_prefetch(b + (NV > GEMM_NV ? NV : GEMM_NV) * VLEN);
-            __builtin_prefetch(b + (NV > GEMM_NV ? NV : GEMM_NV) * VLEN + 16);
-        }
-#ifdef ENGINE_FMA_LANE
-        /* the rows' weights as whole vectors, each row's taken by lane (NEON's
-         * FMLA by element): two loads for 8 rows instead of 8 broadcasts.
-         * (Reads up to VLEN - 1 floats past the rows: the packing's slack.) */
-        vf av[(GEMM_MR + VLEN - 1) / VLEN];
-        for (int q = 0; q < (MR + VLEN - 1) / VLEN; q++) av[q] = vf_loadu(a + q * VLEN);
-        for (int r = 0; r < MR; r++)
-            for (int v = 0; v < NV; v++) acc[r][v] = vf_fma_lane(acc[r][v], bv[v], av[r / VLEN], r % VLEN);
-#else
-        for (int r = 0; r < MR; r++) {
-            vf ar = vf_set1(a[r]);
-            for (int v = 0; v < NV; v++) acc[r][v] = vf_fma(ar, bv[v], acc[r][v]);
-        }
+        const int64_t step = n > 1 ? b_off[k + 1] - b_off[k] : 0;
+        k += n;
+        for (; n > 0; n--, b += step, a += MR) {
+            vf bv[GEMM_NV_MAX];
+            for (int e = 0; e < EV; e++) {
+                const vf ae = vf_loadu(a + e * VLEN);
+                for (int x = 0; x < EXTRA; x++) extra[x][e] = vf_fma(ae, vf_set1(b[NV * VLEN + x]), extra[x][e]);
+            }
+#ifdef ENGINE_GEMM_PREFETCH
+            /* the next pixel tile's row of this plane: a GEMM reads K planes at
+             * once, more streams than the hardware prefetcher follows */
+            if (!EXTRA) {       /* (the tiles with EXTRA end their plane) */
+                __builtin_prefetch(b + (NV > GEMM_NV ? NV : GEMM_NV) * VLEN);
+                __builtin_prefetch(b + (NV > GEMM_NV ? NV : GEMM_NV) * VLEN + 16);
+            }
 #endif
-        a += MR;
+            for (int v = 0; v < NV; v++) bv[v] = vf_loadu(b + v * VLEN);
+#ifdef ENGINE_FMA_LANE
+            /* the rows' weights as whole vectors, each row's taken by lane (NEON's
+             * FMLA by element): one LD1 of 3 vectors for 12 rows, not 12 broadcasts.
+             * (Reads up to VLEN - 1 floats past the rows: the packing's slack.) */
+            vf av[(GEMM_MR + VLEN - 1) / VLEN];
+            vf_loadu_n(av, a, (MR + VLEN - 1) / VLEN);
+            for (int r = 0; r < MR; r++)
+                for (int v = 0; v < NV; v++) acc[r][v] = vf_fma_lane(acc[r][v], bv[v], av[r / VLEN], r % VLEN);
+#else
+            for (int r = 0; r < MR; r++) {
+                vf ar = vf_set1(a[r]);
+                for (int v = 0; v < NV; v++) acc[r][v] = vf_fma(ar, bv[v], acc[r][v]);
+            }
+#endif
+        }
     }
     const vf vlo = vf_set1(lo), vhi = vf_set1(hi);
-    /* A tile cut short (rows past mr, pixels past nvalid) goes through a
-     * buffer: branches in this loop would keep the accumulators in memory */
-    const int whole = mr == MR && nvalid >= NV * VLEN;
-    vf part[GEMM_MR][GEMM_NV_MAX];
+    if (mr == MR && nvalid >= NV * VLEN) {
+        /* whole rows of whole vectors (most tiles): straight to their planes,
+         * one branch-free loop for each way of the residual */
+        if (r_off) {
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; r++) {
-        const int64_t row = r < mr ? r : 0;
-        float* c = whole ? dst + c_off[row] + nc0 : (float*)part[r];
+            for (int r = 0; r < MR; r++) {
+                float* c = dst + c_off[r] + nc0;
+                const float* res = dst + r_off[r] + nc0;
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) {
-            vf y = acc[r][v];
-            if (r_off) y = vf_add(y, vf_loadu(dst + r_off[row] + nc0 + v * VLEN));
-            vf_storeu(c + v * VLEN, vf_min(vhi, vf_max(vlo, y)));
+                for (int v = 0; v < NV; v++)
+                    vf_storeu(c + v * VLEN, vf_clamp(vf_add(acc[r][v], vf_loadu(res + v * VLEN)), vlo, vhi));
+            }
+        } else {
+#pragma GCC unroll 16
+            for (int r = 0; r < MR; r++) {
+                float* c = dst + c_off[r] + nc0;
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++) vf_storeu(c + v * VLEN, vf_clamp(acc[r][v], vlo, vhi));
+            }
         }
-    }
-    if (!whole)
+    } else {
+        /* a tile cut short (rows past mr, pixels past nvalid) goes through a
+         * buffer (rows past mr read row 0's residual: no branch) */
+        vf part[GEMM_MR][GEMM_NV_MAX];
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; r++) {
+            const int64_t row = r < mr ? r : 0;
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) {
+                vf y = acc[r][v];
+                if (r_off) y = vf_add(y, vf_loadu(dst + r_off[row] + nc0 + v * VLEN));
+                part[r][v] = vf_clamp(y, vlo, vhi);
+            }
+        }
         for (int r = 0; r < mr; r++)
             memcpy(dst + c_off[r] + nc0, part[r], (size_t)(nvalid < NV * VLEN ? nvalid : NV * VLEN) * sizeof(float));
+    }
     for (int x = 0; x < EXTRA; x++) {
         float lanes[GEMM_MR + VLEN];
         const int64_t n = nc0 + NV * VLEN + x;
@@ -153,7 +180,7 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
  * would leave a quarter of their lanes empty).  The tiles with extra pixels
  * read up to VLEN floats past the packed weights and the bias. */
 typedef void (*f32_gemm_tile_fn)(int64_t K, const float* a, const float* bias,
-        const float* src, const int64_t* b_off, int64_t nb0,
+        const float* src, const int64_t* b_off, const int64_t* b_run, int64_t nb0,
         float* dst, const int64_t* c_off, const int64_t* r_off, int64_t nc0,
         int mr, int64_t nvalid, float lo, float hi);
 
@@ -163,10 +190,10 @@ typedef void (*f32_gemm_tile_fn)(int64_t K, const float* a, const float* bias,
  * argument first.) */
 #define ENGINE_GEMM_TILE(ROWS, NAME, NV, EXTRA) \
     static void ENGINE_ISA_NAME(f32_gemm_##ROWS##x##NAME)(int64_t K, const float* a, const float* bias, \
-            const float* src, const int64_t* b_off, int64_t nb0, \
+            const float* src, const int64_t* b_off, const int64_t* b_run, int64_t nb0, \
             float* dst, const int64_t* c_off, const int64_t* r_off, int64_t nc0, \
             int mr, int64_t nvalid, float lo, float hi) { \
-        f32_gemm_tile(K, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, \
+        f32_gemm_tile(K, a, bias, src, b_off, b_run, nb0, dst, c_off, r_off, nc0, mr, \
                       EXTRA ? NV * VLEN : nvalid, lo, hi, ROWS, NV, EXTRA); \
     }
 #define ENGINE_GEMM_TILES_(ROWS) \
@@ -212,14 +239,15 @@ static inline f32_gemm_tile_fn f32_gemm_tile_for(int64_t rows, int64_t nvalid) {
     return tiles[1 + (nvalid > GEMM_NR ? nvalid - GEMM_NR : 0)];
 }
 
-/* One input row as the direct convolution reads it: pl zeros, the row (or
- * zeros where row is NULL: padding rows), zeros to fw columns.  For stride 2
+/* One input row as the direct convolution and the framed windows read it:
+ * pl fills, the row (or fills where row is NULL: padding rows), fills to fw
+ * columns.  For stride 2
  * the even columns come first, then the odd ones (from dst + (fw + 1) / 2),
  * so that every tap reads its pixels of an output row as contiguous vectors.
  * (Inlined into its job, as when it had one caller: the microkernel tester's
  * second call made GCC keep it apart, 0.3 M more instructions under qemu.) */
 ENGINE_ALWAYS_INLINE void f32_frame_row(float* dst, const float* row, int64_t in_w, int64_t pl, int64_t fw,
-                          int64_t s) {
+                          int64_t s, float fill) {
     const int64_t half = s == 2 ? (fw + 1) / 2 : fw;
     for (int64_t phase = 0; phase < s; phase++) {
         float* d = dst + phase * half;
@@ -232,9 +260,9 @@ ENGINE_ALWAYS_INLINE void f32_frame_row(float* dst, const float* row, int64_t in
             if (hi > n) hi = n;
             if (lo > hi) lo = hi;
         }
-        for (int64_t i = 0; i < lo; i++) d[i] = 0.0f;
+        for (int64_t i = 0; i < lo; i++) d[i] = fill;
         if (hi > lo) f32_copy_strided(d + lo, row + lo * s + phase - pl, hi - lo, s);
-        for (int64_t i = hi; i < n; i++) d[i] = 0.0f;
+        for (int64_t i = hi; i < n; i++) d[i] = fill;
     }
 }
 
@@ -439,6 +467,104 @@ static void f32_window_plane_any(const f32_window_args* a, int mode, int64_t kh,
     if (mode == WINDOW_CONV) f32_window_plane(a, kh, kw, sh, sw, dh, dw, WINDOW_CONV);
     else if (mode == WINDOW_MAX) f32_window_plane(a, kh, kw, sh, sw, dh, dw, WINDOW_MAX);
     else f32_window_plane(a, kh, kw, sh, sw, dh, dw, WINDOW_AVG);
+}
+
+/* 3x3 windows of stride 1 or 2 through framed rows: each input row the
+ * window reads is copied once into a frame (f32_frame_row: the padding as
+ * columns of fill, for stride 2 the even columns, then the odd), so that
+ * every tap of an output vector is one whole-vector load with no lane masks
+ * at the borders, and the taps' weights stay in registers for the plane.
+ * A ring of three frames holds the rows under the current output row, then
+ * the padding row.  Each output row is written as whole vectors, the last
+ * one running into the next rows (written after it) but not past the last.
+ * The row kernel (f32_window_row) costs a mask test per vector and a
+ * select per tap where the window leaves the row, and reloads the weights
+ * after each store (the output may alias them): on 4-lane NEON, where most
+ * vectors of a 7-, 14- or 28-wide row touch a border, three to four times
+ * the instructions. */
+#define FRAMED_RING 3
+/* floats of one frame: stride 1 reads out_w rounded to vectors plus two
+ * columns; stride 2 that plus one even column, then as many odd ones */
+static inline int64_t f32_framed_width(int64_t out_w, int64_t s) {
+    const int64_t ow = (out_w + VLEN - 1) / VLEN * VLEN;
+    return s == 1 ? ow + 2 : 2 * (ow + 1);
+}
+static inline int64_t f32_framed_stride(int64_t out_w, int64_t s) {
+    return (f32_framed_width(out_w, s) + 2 * VLEN + ENGINE_PLANE_ALIGN - 1) / ENGINE_PLANE_ALIGN * ENGINE_PLANE_ALIGN;
+}
+/* scratch of the framed path: the ring and the padding row */
+static inline int64_t f32_framed_floats(int64_t out_w, int64_t s) {
+    return (FRAMED_RING + 1) * f32_framed_stride(out_w, s);
+}
+
+ENGINE_ALWAYS_INLINE void f32_window_plane_framed(const f32_window_args* a, float* frames,
+                                                  const int64_t S, const int MODE) {
+    const int64_t fw = f32_framed_width(a->out_w, S), fs = f32_framed_stride(a->out_w, S);
+    const int64_t half = S == 2 ? (fw + 1) / 2 : 0;     /* stride 2: the odd columns' start */
+    float* fill = frames + FRAMED_RING * fs;
+    int64_t held[FRAMED_RING] = {-1, -1, -1};           /* the input row in each frame */
+    f32_frame_row(fill, NULL, a->in_w, a->pw, fw, S, a->fill);
+    vf wt[9];
+    for (int t = 0; t < 9; t++) wt[t] = vf_set1(MODE == WINDOW_CONV ? a->w[t] : 0.0f);
+    const vf vinit = vf_set1(a->init), vlo = vf_set1(a->lo), vhi = vf_set1(a->hi);
+    const float* rows[3];
+    for (int64_t oh = 0; oh < a->out_h; oh++) {
+        for (int ki = 0; ki < 3; ki++) {
+            const int64_t ih = oh * S - a->ph + ki;
+            if (ih < 0 || ih >= a->in_h) { rows[ki] = fill; continue; }
+            float* f = frames + ih % FRAMED_RING * fs;
+            if (held[ih % FRAMED_RING] != ih) {
+                f32_frame_row(f, a->src + ih * a->in_w, a->in_w, a->pw, fw, S, a->fill);
+                held[ih % FRAMED_RING] = ih;
+            }
+            rows[ki] = f;
+        }
+        float* out = a->out + oh * a->out_w;
+        const float* aux = MODE == WINDOW_AVG ? a->aux + oh * a->out_w : 0;
+        /* lanes past the row go to the next rows (written after it), but
+         * not past the last: vectors from `whole` on are stored in part */
+        const int64_t whole = (a->out_h - oh) * a->out_w - VLEN;
+        for (int64_t ow = 0; ow < a->out_w; ow += VLEN) {
+            vf acc = vinit;
+            for (int ki = 0; ki < 3; ki++)
+                for (int kj = 0; kj < 3; kj++) {
+                    /* column ow * S + kj of the frame: for stride 2 an even
+                     * column (kj 0, 2) or an odd one (kj 1) */
+                    const float* p = S == 1 ? rows[ki] + ow + kj : rows[ki] + (kj == 1 ? half : kj / 2) + ow;
+                    const vf x = vf_loadu(p);
+                    if (MODE == WINDOW_CONV) acc = vf_fma(wt[3 * ki + kj], x, acc);
+                    else if (MODE == WINDOW_MAX) acc = vf_max_nan(acc, x);
+                    else acc = vf_add(acc, x);
+                }
+            if (MODE == WINDOW_AVG) acc = vf_mul(acc, vf_loadu(aux + ow));
+            acc = vf_clamp(acc, vlo, vhi);
+            if (ow <= whole) vf_storeu(out + ow, acc);
+            else vf_store_partial(out + ow, acc, (int)(a->out_w - ow));
+        }
+    }
+}
+
+/* one function per stride and mode: each keeps its weights in registers */
+#define ENGINE_WINDOW_FRAMED(NAME, S, MODE) \
+    static void ENGINE_ISA_NAME(NAME)(const f32_window_args* a, float* frames) { \
+        f32_window_plane_framed(a, frames, S, MODE); }
+ENGINE_WINDOW_FRAMED(f32_dwconv_3x3s1_framed, 1, WINDOW_CONV)
+ENGINE_WINDOW_FRAMED(f32_dwconv_3x3s2_framed, 2, WINDOW_CONV)
+ENGINE_WINDOW_FRAMED(f32_maxpool_3x3s1_framed, 1, WINDOW_MAX)
+ENGINE_WINDOW_FRAMED(f32_maxpool_3x3s2_framed, 2, WINDOW_MAX)
+ENGINE_WINDOW_FRAMED(f32_avgpool_3x3s1_framed, 1, WINDOW_AVG)
+ENGINE_WINDOW_FRAMED(f32_avgpool_3x3s2_framed, 2, WINDOW_AVG)
+
+typedef void (*f32_window_framed_fn)(const f32_window_args* a, float* frames);
+/* the framed kernel of a 3x3 window (mode, stride 1 or 2) */
+static inline f32_window_framed_fn f32_window_framed_for(int mode, int64_t s) {
+#define KERNEL(name) ENGINE_ISA_NAME(name)
+    static const f32_window_framed_fn kernels[3][2] = {
+        [WINDOW_CONV] = {KERNEL(f32_dwconv_3x3s1_framed), KERNEL(f32_dwconv_3x3s2_framed)},
+        [WINDOW_MAX] = {KERNEL(f32_maxpool_3x3s1_framed), KERNEL(f32_maxpool_3x3s2_framed)},
+        [WINDOW_AVG] = {KERNEL(f32_avgpool_3x3s1_framed), KERNEL(f32_avgpool_3x3s2_framed)}};
+#undef KERNEL
+    return kernels[mode][s - 1];
 }
 
 /* Small stride-1 planes whose output rows are as wide as the input's: output

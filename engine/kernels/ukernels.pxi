@@ -15,23 +15,32 @@ def _need(name, buffer, int64_t floats):
 def ukernel_gemm_tile(int64_t rows, int64_t nvalid, const float[::1] a, const float[::1] bias,
                       const float[::1] src, const int64_t[::1] b_off, int64_t nb0, float[::1] dst,
                       const int64_t[::1] c_off, r_off, int64_t nc0, int mr, float lo, float hi,
-                      int64_t repeat=1):
+                      int64_t repeat=1, b_run=None):
     """The GEMM tile f32_gemm_tile_for(rows, nvalid): K = len(b_off) rows of
     `a` packed [K][rows]; row r of the output (r < mr) at dst[c_off[r] + nc0:]
     gets nvalid pixels of clamp(bias[r] + sum_k a[k, r] * src[b_off[k] + nb0:]
-    (+ dst[r_off[r] + nc0:] when r_off is an offset table))."""
+    (+ dst[r_off[r] + nc0:] when r_off is an offset table)).  b_run: the runs
+    of b_off the tile steps along (plane_runs(b_off) unless given; checked)."""
     cdef int64_t K = b_off.shape[0], i, reach = 3 * VLEN + GEMM_EXTRA_MAX + 1
     if rows not in TILE_ROWS or not 1 <= mr <= rows or nvalid < 1 or K < 1:
         raise ValueError(f'rows {rows} (one of {list(TILE_ROWS)}), mr {mr}, nvalid {nvalid}, K {K}')
     if nvalid > GEMM_NR + GEMM_EXTRA_MAX and not (rows == GEMM_MR_NARROW and nvalid in (GEMM_WIDE_PIXELS,
                                                                                        GEMM_TAIL_PIXELS)):
         raise ValueError(f'no tile for {nvalid} pixels of {rows} rows')
+    offsets = np.asarray(b_off)
+    runs = plane_runs(offsets[None]) if b_run is None else np.ascontiguousarray(b_run, np.int64)
+    _need('b_run', runs, K)
+    for i in range(K):
+        span = offsets[i:i + min(runs[i], K - i)]
+        if runs[i] < 1 or len(np.unique(np.diff(span))) > 1:
+            raise ValueError(f'b_run[{i}] = {runs[i]}: b_off[{i}:] is not equally spaced that far')
     _need('a', a, K * rows + VLEN)
     _need('bias', bias, rows + VLEN)
     _need('c_off', c_off, mr)
     _need('src', src, max(b_off) + nb0 + reach)
     _need('dst', dst, max(c_off[:mr]) + nc0 + reach)
     cdef const int64_t[::1] r = None
+    cdef const int64_t[::1] run = runs
     if r_off is not None:
         r = r_off
         _need('r_off', r, mr)
@@ -39,7 +48,7 @@ def ukernel_gemm_tile(int64_t rows, int64_t nvalid, const float[::1] a, const fl
     cdef f32_gemm_tile_fn tile = f32_gemm_tile_for(rows, nvalid)
     with nogil:
         for i in range(repeat):
-            tile(K, &a[0], &bias[0], &src[0], &b_off[0], nb0, &dst[0], &c_off[0],
+            tile(K, &a[0], &bias[0], &src[0], &b_off[0], &run[0], nb0, &dst[0], &c_off[0],
                  &r[0] if r is not None else NULL, nc0, mr, nvalid, lo, hi)
 
 
@@ -77,10 +86,11 @@ def ukernel_copy_strided(float[::1] dst, const float[::1] src, int64_t n, int64_
             f32_copy_strided(&dst[0], &src[0], n, s)
 
 
-def ukernel_frame_row(float[::1] dst, row, int64_t in_w, int64_t pl, int64_t fw, int64_t s):
-    """One input row framed for the direct convolution: pl zeros, the row
-    (None: a padding row of zeros), zeros to fw columns; stride 2 even
-    columns first, then odd ones from dst[(fw + 1) // 2]."""
+def ukernel_frame_row(float[::1] dst, row, int64_t in_w, int64_t pl, int64_t fw, int64_t s,
+                      float fill=0):
+    """One input row framed for the direct convolution and the framed
+    windows: pl fills, the row (None: a padding row of fills), fills to fw
+    columns; stride 2 even columns first, then odd ones from dst[(fw + 1) // 2]."""
     cdef const float[::1] r = None
     if s not in (1, 2) or pl < 0 or fw < 1:
         raise ValueError(f'stride {s}, pl {pl}, fw {fw}')
@@ -89,7 +99,7 @@ def ukernel_frame_row(float[::1] dst, row, int64_t in_w, int64_t pl, int64_t fw,
         r = row
         _need('row', r, in_w + 2 * VLEN)
     with nogil:
-        f32_frame_row(&dst[0], &r[0] if r is not None else NULL, in_w, pl, fw, s)
+        f32_frame_row(&dst[0], &r[0] if r is not None else NULL, in_w, pl, fw, s, fill)
 
 
 def ukernel_phase_planes(const float[::1] src, int64_t in_h, int64_t in_w, float[::1] dst, int64_t ps,

@@ -11,9 +11,12 @@ A job computes a run of output planes, each by one of two paths:
 - flat: small stride-1 planes as wide as their output run as flat vectors,
   lanes outside the input masked to the padding value: no per-row work;
   FLAT_CH planes at a time.  Small stride-2 windows run the same way over
-  the input's four phase planes (even/odd rows x even/odd columns)."""
+  the input's four phase planes (even/odd rows x even/odd columns).
+- framed: 3x3 windows of stride 1 or 2 row by row, each input row copied
+  once into a frame with its padding (f32_window_plane_framed), so that no
+  lane needs a mask."""
 from libc.stdint cimport int64_t
-from engine.kernels.abi cimport WINDOW_CONV, WINDOW_MAX, WINDOW_AVG, WINDOW_DIRECT, WINDOW_FLAT
+from engine.kernels.abi cimport WINDOW_CONV, WINDOW_MAX, WINDOW_AVG, WINDOW_DIRECT, WINDOW_FLAT, WINDOW_FRAMED
 from engine.kernels.common cimport (Op, Ctx, VLEN, ENGINE_PLANE_ALIGN, act_param, f32_activation, f32_image,
                                     f32_scratch)
 import numpy as np
@@ -35,6 +38,10 @@ cdef extern from "ukernels.h" nogil:
                                                  int64_t sw, int64_t dh, int64_t dw)
     void f32_window_plane_any(const f32_window_args* a, int mode, int64_t kh, int64_t kw,
                               int64_t sh, int64_t sw, int64_t dh, int64_t dw)
+    ctypedef void (*f32_window_framed_fn)(const f32_window_args* a, float* frames)
+    f32_window_framed_fn f32_window_framed_for(int mode, int64_t s)
+    int64_t f32_framed_floats(int64_t out_w, int64_t s)
+    const int ENGINE_PREFER_FRAMED
     enum: FLAT_CH
     ctypedef struct f32_window_flat_args:
         const float* src[FLAT_CH]
@@ -59,6 +66,7 @@ ARENA_SLACK = SLACK            # floats the arena keeps before its first and aft
                                # plane: flat planes and window rows read a little outside
 assert ARENA_SLACK >= ENGINE_ROW_OVERREAD
 FLAT_PLANES = FLAT_CH          # planes the flat path runs together
+PREFER_FRAMED = bool(ENGINE_PREFER_FRAMED)   # 3x3 windows run framed by default (NEON)
 VECTOR = VLEN                  # floats per vector
 
 
@@ -135,12 +143,14 @@ cdef inline int64_t aligned(int64_t floats) noexcept nogil:
 def scratch_floats(int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t pw, int64_t stride,
                    int path):
     """Scratch one worker needs: for the direct path kh row pointers, then
-    the padding row with what is read around it; for the flat path at
-    stride 2, two sets of FLAT_CH channels' phase planes (one built while
-    the other is read), each with ARENA_SLACK floats around it."""
+    the padding row with what is read around it, then for the framed path
+    its frames; for the flat path at stride 2, two sets of FLAT_CH channels'
+    phase planes (one built while the other is read), each with ARENA_SLACK
+    floats around it."""
     if path == WINDOW_FLAT:
         return 0 if stride == 1 else 3 * ARENA_SLACK + 2 * FLAT_CH * 4 * phase_stride(out_h, out_w)
-    return aligned(2 * kh) + aligned(pw) + in_w + pw + ENGINE_ROW_OVERREAD
+    rows = aligned(2 * kh) + aligned(aligned(pw) + in_w + pw + ENGINE_ROW_OVERREAD)
+    return rows + (f32_framed_floats(out_w, stride) if path == WINDOW_FRAMED else 0)
 
 
 cdef inline const float* channel_taps(const Op* op, int64_t c) noexcept nogil:
@@ -230,6 +240,7 @@ cdef void window_rows(const Op* op, const float* in_base, float* out_base, float
     cdef f32_window_args a
     a.rows = <const float**>buf
     buf = buf + aligned(2 * op.p.kh)
+    cdef float* frames = buf + aligned(aligned(op.p.pw) + op.p.in_w + op.p.pw + ENGINE_ROW_OVERREAD)
     # rows relative to ih_lo: output row oh0 + r reads local row r * sh - ph' + ki * dh
     a.in_h, a.in_w, a.ph, a.pw = ih_hi - ih_lo, op.p.in_w, op.p.ph - oh0 * op.p.sh + ih_lo, op.p.pw
     a.out_h, a.out_w = oh1 - oh0, op.p.out_w
@@ -238,13 +249,17 @@ cdef void window_rows(const Op* op, const float* in_base, float* out_base, float
     a.lanes = op.lanes
     for i in range(aligned(op.p.pw) + op.p.in_w + op.p.pw + ENGINE_ROW_OVERREAD):
         buf[i] = op.p.fill        # the padding row; border vectors read pw floats before a row
+    cdef f32_window_framed_fn framed_fn = (f32_window_framed_for(op.p.mode, op.p.sh)
+                                           if op.p.path == WINDOW_FRAMED else NULL)
     cdef f32_window_plane_fn plane_fn = f32_window_plane_special(op.p.mode, op.p.kh, op.p.kw, op.p.sh,
                                                                 op.p.sw, op.p.dh, op.p.dw)
     for c in range(c0, c1):
         a.src = in_base + op.in_off[c]
         a.out = out_base + op.out_off[c] + oh0 * op.p.out_w
         a.w, a.init = channel_taps(op, c), channel_start(op, c)
-        if plane_fn != NULL:
+        if framed_fn != NULL:
+            framed_fn(&a, frames)
+        elif plane_fn != NULL:
             plane_fn(&a)
         else:
             f32_window_plane_any(&a, op.p.mode, op.p.kh, op.p.kw, op.p.sh, op.p.sw, op.p.dh, op.p.dw)

@@ -13,7 +13,7 @@ from engine.kernels import isa
 from engine.kernels.abi import WindowMode
 from engine.kernels.descriptors import ConvDirect, ConvIm2col, Gemm
 from engine.lowering import (LINEAR_NO, NR, kernel_fields, linear_record, name_kernel, pack_gemm,
-                             pixel_tiles, runs, window_op)
+                             pixel_tiles, reduction_order, runs, window_op)
 from engine.ops import OpDef, register
 from engine.ops.activations import check_epilogue
 from engine.ops.aten import arg, converts, pair as pair_of
@@ -133,35 +133,46 @@ class Conv(OpDef):
             return linear_record(weight.reshape(cout, cin), bias, step, residual), 'conv1x1', LINEAR_NO
 
         K = cin_g * kernel[0] * kernel[1]
+        k = kernel_fields(a, kernel)
+        direct = (not pointwise and options.direct_conv and groups == 1 and k['sh'] == k['sw']
+                  and k['sh'] in (1, 2) and (k['dh'], k['dw']) == (1, 1))
+        # the B table, per group: the input planes of a 1x1, the taps of a
+        # direct convolution's frame, the rows of an im2col panel (every group's)
+        if pointwise:
+            table = step['in_off'].reshape(groups, K)
+        elif direct:
+            jobs = runs(spatial['out_h'], options.channel_jobs)
+            table = isa.direct_tap_offsets(cin, spatial['in_w'], k['pw'], k['kh'], k['kw'], k['sw'],
+                                           jobs['per_job'])[None]
+        else:
+            table = np.arange(K, dtype=np.int64)[None] * NR
+        order, k_runs = reduction_order(table)
+        weight = np.take_along_axis(weight.reshape(groups, cout_g, K),
+                                    np.broadcast_to(order[:, None, :], (groups, cout_g, K)), axis=2)
+        table = np.take_along_axis(table, order, axis=1).ravel()
         tail = pointwise and options.tail_tiles and pixels == isa.TAIL_PIXELS
-        w_packed, b_packed, rows, m_tiles = pack_gemm(weight.reshape(groups, cout_g, K),
-                                                      bias.reshape(groups, cout_g),
+        w_packed, b_packed, rows, m_tiles = pack_gemm(weight, bias.reshape(groups, cout_g),
                                                       isa.NARROW_ROWS if tail else None)
         tile_pixels, n_tiles = (pixel_tiles(pixels, step['plane'], rows, K, tail, options) if pointwise
                                 else (NR, -(-step['plane'] // NR)))
         gemm = dict(step, **spatial, groups=groups, cin_g=cin_g, cout_g=cout_g, K=K, tile_rows=rows,
                     m_tiles=m_tiles, n_tiles=n_tiles, tile_pixels=tile_pixels, w=w_packed, b=b_packed,
-                    res_off=residual)
+                    res_off=residual, k_runs=k_runs)
         if pointwise:
             m_chunks = min(m_tiles, max(1, -(-options.min_jobs // (groups * n_tiles))))
             m_per_job = -(-m_tiles // m_chunks)
             m_chunks = -(-m_tiles // m_per_job)
+            gemm.update(in_off=table)
             record = Gemm(**gemm, m_per_job=m_per_job, jobs_per_image=groups * n_tiles * m_chunks)
             return record, 'conv1x1' + ('' if groups == 1 else f'g{groups}'), 0
-        k = kernel_fields(a, kernel)
         name = name_kernel('conv', kernel, stride) + ('' if groups == 1 else f'g{groups}')
-        if (options.direct_conv and groups == 1 and k['sh'] == k['sw'] and k['sh'] in (1, 2)
-                and (k['dh'], k['dw']) == (1, 1)):
-            jobs = runs(spatial['out_h'], options.channel_jobs)
-            taps = isa.direct_tap_offsets(cin, spatial['in_w'], k['pw'], k['kh'], k['kw'], k['sw'],
-                                            jobs['per_job'])
-            record = ConvDirect(**gemm, **k, **jobs, m_per_job=m_tiles, in2_off=taps)
+        if direct:
+            record = ConvDirect(**gemm, **k, **jobs, m_per_job=m_tiles, in2_off=table)
             return record, name, isa.direct_scratch_floats(cin, spatial['in_w'], k['pw'], k['kh'],
                                                              k['sh'], jobs['per_job'])
         jobs = runs(n_tiles, max(1, -(-options.channel_jobs // groups)))
         record = ConvIm2col(**gemm, **k, m_per_job=m_tiles, per_job=jobs['per_job'],
-                            jobs_per_image=groups * jobs['jobs_per_image'],
-                            in2_off=np.arange(K, dtype=np.int64) * NR)
+                            jobs_per_image=groups * jobs['jobs_per_image'], in2_off=table)
         return record, name + '_im2col', isa.im2col_scratch_floats(K, k['kw'])
 
 
