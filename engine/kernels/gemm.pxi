@@ -26,7 +26,7 @@ cdef extern from "ukernels.h" nogil:
     f32_gemm_tile_fn f32_gemm_tile_for(int64_t rows, int64_t nvalid)
     const int GEMM_MR_SHORT, GEMM_MR_NARROW, GEMM_TAIL_PIXELS, GEMM_EXTRA_MAX, GEMM_WIDE_PIXELS
     void f32_frame_row(float* dst, const float* row, int64_t in_w, int64_t pl, int64_t fw,
-                       int64_t s, float fill)
+                       int64_t s)
     void f32_linear_tile(int64_t K, const float* w, const float* bias, const float* src,
                          const int64_t* x_off, float* y, float lo, float hi)
     const int LINEAR_NO
@@ -318,7 +318,7 @@ cdef void conv_direct_job(const Op* op, const Ctx* ctx, int64_t job, int tid) no
             ih = ih0 + ki
             row = base + op.in_off[ci] + ih * op.p.in_w if 0 <= ih < op.p.in_h else NULL
             f32_frame_row(frame + (ci * band + ki) * fs, row, op.p.in_w, op.p.pw, op.p.in_w + 2 * op.p.pw,
-                          op.p.sw, 0)
+                          op.p.sw)
     cdef int64_t row_tiles = (op.p.out_w + GEMM_NR - 1) // GEMM_NR, t
     for oh in range(oh0, oh1):
         for t in range(row_tiles):

@@ -28,6 +28,14 @@
 /* y clamped to [lo, hi]; a NaN in y passes (the ISAs' max and min keep it) */
 static inline vf vf_clamp(vf y, vf lo, vf hi) { return vf_min(hi, vf_max(lo, y)); }
 
+#ifndef ENGINE_LOAD_PAIRS
+/* p[0], p[2], ... into *even and p[1], p[3], ... into *odd (NEON: one LD2) */
+static inline void vf_load_pairs(const float* p, vf* even, vf* odd) {
+    *even = vf_load_s2(p);
+    *odd = vf_load_s2(p + 1);
+}
+#endif
+
 /* lanes p[0], p[s], ..., p[(VLEN-1)*s]: the window kernels' input row */
 static inline vf vf_load_strided(const float* p, int64_t s) {
     if (s == 1) return vf_loadu(p);

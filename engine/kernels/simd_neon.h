@@ -51,6 +51,13 @@ static inline void vf_store_partial(float* p, vf v, int n) {
     else if (n == 3) vst1q_lane_f32(p + 2, v, 2);
 }
 static inline vf vf_load_s2(const float* p) { return vld2q_f32(p).val[0]; }
+/* p[0], p[2], ... into *even and p[1], p[3], ... into *odd: one LD2 */
+#define ENGINE_LOAD_PAIRS 1
+static inline void vf_load_pairs(const float* p, vf* even, vf* odd) {
+    const float32x4x2_t x = vld2q_f32(p);
+    *even = x.val[0];
+    *odd = x.val[1];
+}
 typedef uint32x4_t vmask;
 static inline vmask vf_mask(const int32_t* flags) { return vreinterpretq_u32_s32(vld1q_s32(flags)); }
 static inline vf vf_load_masked(const float* p, vmask m, vf fill) {
@@ -85,6 +92,12 @@ static inline vf vf_fma_lane(vf acc, vf b, vf a, int lane) {
 #else
 #define ENGINE_ISA_TAG neon
 #endif
+/* 3x3 windows run framed (ukernels.h: f32_window_plane_framed): with 4 lanes
+ * most vectors of a small plane's row touch a border, which costs the row
+ * and flat kernels lane masks (ShuffleNetV2 x1.0 under qemu: 8.0 -> 7.1 M
+ * instructions in its depthwise and pooling layers) */
+#define ENGINE_PREFER_FRAMED 1
+
 #if defined(__aarch64__)
 /* GEMM tile rows: 12 x 2 accumulators, 2 loads of pixels and 3 of the rows'
  * weights in 32 registers; per k 24 FMLAs and, with the planes' runs, five

@@ -239,15 +239,14 @@ static inline f32_gemm_tile_fn f32_gemm_tile_for(int64_t rows, int64_t nvalid) {
     return tiles[1 + (nvalid > GEMM_NR ? nvalid - GEMM_NR : 0)];
 }
 
-/* One input row as the direct convolution and the framed windows read it:
- * pl fills, the row (or fills where row is NULL: padding rows), fills to fw
- * columns.  For stride 2
+/* One input row as the direct convolution reads it: pl zeros, the row (or
+ * zeros where row is NULL: padding rows), zeros to fw columns.  For stride 2
  * the even columns come first, then the odd ones (from dst + (fw + 1) / 2),
  * so that every tap reads its pixels of an output row as contiguous vectors.
  * (Inlined into its job, as when it had one caller: the microkernel tester's
  * second call made GCC keep it apart, 0.3 M more instructions under qemu.) */
 ENGINE_ALWAYS_INLINE void f32_frame_row(float* dst, const float* row, int64_t in_w, int64_t pl, int64_t fw,
-                          int64_t s, float fill) {
+                          int64_t s) {
     const int64_t half = s == 2 ? (fw + 1) / 2 : fw;
     for (int64_t phase = 0; phase < s; phase++) {
         float* d = dst + phase * half;
@@ -260,9 +259,9 @@ ENGINE_ALWAYS_INLINE void f32_frame_row(float* dst, const float* row, int64_t in
             if (hi > n) hi = n;
             if (lo > hi) lo = hi;
         }
-        for (int64_t i = 0; i < lo; i++) d[i] = fill;
+        for (int64_t i = 0; i < lo; i++) d[i] = 0.0f;
         if (hi > lo) f32_copy_strided(d + lo, row + lo * s + phase - pl, hi - lo, s);
-        for (int64_t i = hi; i < n; i++) d[i] = fill;
+        for (int64_t i = hi; i < n; i++) d[i] = 0.0f;
     }
 }
 
@@ -469,85 +468,132 @@ static void f32_window_plane_any(const f32_window_args* a, int mode, int64_t kh,
     else f32_window_plane(a, kh, kw, sh, sw, dh, dw, WINDOW_AVG);
 }
 
-/* 3x3 windows of stride 1 or 2 through framed rows: each input row the
- * window reads is copied once into a frame (f32_frame_row: the padding as
- * columns of fill, for stride 2 the even columns, then the odd), so that
- * every tap of an output vector is one whole-vector load with no lane masks
- * at the borders, and the taps' weights stay in registers for the plane.
- * A ring of three frames holds the rows under the current output row, then
- * the padding row.  Each output row is written as whole vectors, the last
- * one running into the next rows (written after it) but not past the last.
- * The row kernel (f32_window_row) costs a mask test per vector and a
- * select per tap where the window leaves the row, and reloads the weights
- * after each store (the output may alias them): on 4-lane NEON, where most
- * vectors of a 7-, 14- or 28-wide row touch a border, three to four times
- * the instructions. */
-#define FRAMED_RING 3
-/* floats of one frame: stride 1 reads out_w rounded to vectors plus two
+/* 3x3 windows of stride 1 or 2 through a framed plane: the input rows are
+ * copied into a frame that holds the padding as rows and columns of fill
+ * (for stride 2 each row's even columns, then its odd ones), so that every
+ * tap of an output vector is one whole-vector load with no lane masks at the
+ * borders, and the taps' weights stay in registers for the plane.  The fill
+ * is written once per job (f32_window_framed_init), each plane then copies
+ * only its rows over the frame's inside.  Output rows are written as whole
+ * vectors, the last one running into the next rows (written after it) but
+ * not past the last.  (The row kernel, f32_window_row, tests a mask per
+ * vector and selects per tap where the window leaves the row; on 4-lane
+ * NEON most vectors of a 7-, 14- or 28-wide row touch a border.) */
+/* floats of a frame row: stride 1 reads out_w rounded to vectors plus two
  * columns; stride 2 that plus one even column, then as many odd ones */
 static inline int64_t f32_framed_width(int64_t out_w, int64_t s) {
     const int64_t ow = (out_w + VLEN - 1) / VLEN * VLEN;
     return s == 1 ? ow + 2 : 2 * (ow + 1);
 }
 static inline int64_t f32_framed_stride(int64_t out_w, int64_t s) {
-    return (f32_framed_width(out_w, s) + 2 * VLEN + ENGINE_PLANE_ALIGN - 1) / ENGINE_PLANE_ALIGN * ENGINE_PLANE_ALIGN;
+    return (f32_framed_width(out_w, s) + ENGINE_PLANE_ALIGN - 1) / ENGINE_PLANE_ALIGN * ENGINE_PLANE_ALIGN;
 }
-/* scratch of the framed path: the ring and the padding row */
-static inline int64_t f32_framed_floats(int64_t out_w, int64_t s) {
-    return (FRAMED_RING + 1) * f32_framed_stride(out_w, s);
+/* frame rows under out_h output rows */
+static inline int64_t f32_framed_rows(int64_t out_h, int64_t s) { return (out_h - 1) * s + 3; }
+/* scratch of the framed path */
+static inline int64_t f32_framed_floats(int64_t out_h, int64_t out_w, int64_t s) {
+    return f32_framed_rows(out_h, s) * f32_framed_stride(out_w, s);
 }
 
-ENGINE_ALWAYS_INLINE void f32_window_plane_framed(const f32_window_args* a, float* frames,
-                                                  const int64_t S, const int MODE) {
-    const int64_t fw = f32_framed_width(a->out_w, S), fs = f32_framed_stride(a->out_w, S);
-    const int64_t half = S == 2 ? (fw + 1) / 2 : 0;     /* stride 2: the odd columns' start */
-    float* fill = frames + FRAMED_RING * fs;
-    int64_t held[FRAMED_RING] = {-1, -1, -1};           /* the input row in each frame */
-    f32_frame_row(fill, NULL, a->in_w, a->pw, fw, S, a->fill);
-    vf wt[9];
-    for (int t = 0; t < 9; t++) wt[t] = vf_set1(MODE == WINDOW_CONV ? a->w[t] : 0.0f);
-    const vf vinit = vf_set1(a->init), vlo = vf_set1(a->lo), vhi = vf_set1(a->hi);
-    const float* rows[3];
-    for (int64_t oh = 0; oh < a->out_h; oh++) {
-        for (int ki = 0; ki < 3; ki++) {
-            const int64_t ih = oh * S - a->ph + ki;
-            if (ih < 0 || ih >= a->in_h) { rows[ki] = fill; continue; }
-            float* f = frames + ih % FRAMED_RING * fs;
-            if (held[ih % FRAMED_RING] != ih) {
-                f32_frame_row(f, a->src + ih * a->in_w, a->in_w, a->pw, fw, S, a->fill);
-                held[ih % FRAMED_RING] = ih;
+/* the frame all fill, once per job (planes copy only their rows' inside) */
+static inline void f32_window_framed_init(const f32_window_args* a, float* frames, int64_t s) {
+    const int64_t n = f32_framed_floats(a->out_h, a->out_w, s);
+    const vf fill = vf_set1(a->fill);
+    for (int64_t i = 0; i < n; i += VLEN) vf_storeu(frames + i, fill);
+}
+
+/* input row `row` (in_w floats) into frame row f: at column pl, or for
+ * stride 2 column c to f[c / 2], or to f[half + c / 2] when c is odd */
+ENGINE_ALWAYS_INLINE void f32_framed_row(float* f, const float* row, int64_t in_w, int64_t pl,
+                                         int64_t half, const int64_t S) {
+    int64_t x = 0;
+    if (S == 1) {
+        for (; x + VLEN <= in_w; x += VLEN) vf_storeu(f + pl + x, vf_loadu(row + x));
+        for (; x < in_w; x++) f[pl + x] = row[x];
+        return;
+    }
+    /* columns x, x + 2, ... land on one side, x + 1, x + 3, ... on the other */
+    float* first = pl % 2 ? f + half + pl / 2 : f + pl / 2;
+    float* second = pl % 2 ? f + (pl + 1) / 2 : f + half + pl / 2;
+    for (; x + 2 * VLEN <= in_w; x += 2 * VLEN) {
+        vf even, odd;
+        vf_load_pairs(row + x, &even, &odd);
+        vf_storeu(first + x / 2, even);
+        vf_storeu(second + x / 2, odd);
+    }
+    for (; x < in_w; x++) (x % 2 ? second : first)[x / 2] = row[x];
+}
+
+/* Vector ow of R output rows (1 or 2) of a framed window from frame row r0
+ * on, each input row's taps loaded once for both.  A row's last vector
+ * (TAIL) runs past its row into the next rows, written after it: not so for
+ * the first of two rows (the second's were written before), nor past the
+ * last row (for the last of the R rows, vectors from whole - (R - 1) * out_w
+ * on are stored in part). */
+ENGINE_ALWAYS_INLINE void f32_framed_vector(const float* r0, int64_t fs, int64_t half, float* out,
+        int64_t out_w, const float* aux, int64_t whole, const vf* wt, vf vinit, vf vlo, vf vhi,
+        int64_t ow, const int TAIL, const int64_t S, const int MODE, const int CLAMP, const int R) {
+    vf acc[2] = {vinit, vinit};
+    for (int ki = 0; ki < (R - 1) * S + 3; ki++)
+        for (int kj = 0; kj < 3; kj++) {
+            /* column ow * S + kj of the frame: for stride 2 an even column
+             * (kj 0, 2) or an odd one (kj 1) */
+            const vf x = vf_loadu(r0 + ki * fs + ow + (S == 1 ? kj : kj == 1 ? half : kj / 2));
+            for (int i = 0; i < R; i++) {
+                const int t = 3 * (ki - i * (int)S) + kj;       /* output row i's tap */
+                if (t < 0 || t >= 9) continue;
+                if (MODE == WINDOW_CONV) acc[i] = vf_fma(wt[t], x, acc[i]);
+                else if (MODE == WINDOW_MAX) acc[i] = vf_max_nan(acc[i], x);
+                else acc[i] = vf_add(acc[i], x);
             }
-            rows[ki] = f;
         }
-        float* out = a->out + oh * a->out_w;
-        const float* aux = MODE == WINDOW_AVG ? a->aux + oh * a->out_w : 0;
-        /* lanes past the row go to the next rows (written after it), but
-         * not past the last: vectors from `whole` on are stored in part */
-        const int64_t whole = (a->out_h - oh) * a->out_w - VLEN;
-        for (int64_t ow = 0; ow < a->out_w; ow += VLEN) {
-            vf acc = vinit;
-            for (int ki = 0; ki < 3; ki++)
-                for (int kj = 0; kj < 3; kj++) {
-                    /* column ow * S + kj of the frame: for stride 2 an even
-                     * column (kj 0, 2) or an odd one (kj 1) */
-                    const float* p = S == 1 ? rows[ki] + ow + kj : rows[ki] + (kj == 1 ? half : kj / 2) + ow;
-                    const vf x = vf_loadu(p);
-                    if (MODE == WINDOW_CONV) acc = vf_fma(wt[3 * ki + kj], x, acc);
-                    else if (MODE == WINDOW_MAX) acc = vf_max_nan(acc, x);
-                    else acc = vf_add(acc, x);
-                }
-            if (MODE == WINDOW_AVG) acc = vf_mul(acc, vf_loadu(aux + ow));
-            acc = vf_clamp(acc, vlo, vhi);
-            if (ow <= whole) vf_storeu(out + ow, acc);
-            else vf_store_partial(out + ow, acc, (int)(a->out_w - ow));
-        }
+    for (int i = 0; i < R; i++) {
+        vf y = acc[i];
+        if (MODE == WINDOW_AVG) y = vf_mul(y, vf_loadu(aux + i * out_w + ow));
+        if (CLAMP) y = vf_clamp(y, vlo, vhi);
+        if (!TAIL || (i + 1 == R && ow <= whole - i * out_w)) vf_storeu(out + i * out_w + ow, y);
+        else vf_store_partial(out + i * out_w + ow, y, (int)(out_w - ow));
     }
 }
 
-/* one function per stride and mode: each keeps its weights in registers */
+ENGINE_ALWAYS_INLINE void f32_framed_rows_out(const float* r0, int64_t fs, int64_t half, float* out,
+        int64_t out_w, const float* aux, int64_t whole, const vf* wt, vf vinit, vf vlo, vf vhi,
+        const int64_t S, const int MODE, const int CLAMP, const int R) {
+    int64_t ow = 0;
+    for (; ow + VLEN <= out_w; ow += VLEN)
+        f32_framed_vector(r0, fs, half, out, out_w, aux, whole, wt, vinit, vlo, vhi, ow, 0, S, MODE, CLAMP, R);
+    if (ow < out_w)
+        f32_framed_vector(r0, fs, half, out, out_w, aux, whole, wt, vinit, vlo, vhi, ow, 1, S, MODE, CLAMP, R);
+}
+
+ENGINE_ALWAYS_INLINE void f32_window_plane_framed(const f32_window_args* a, float* frames,
+                                                  const int64_t S, const int MODE, const int CLAMP) {
+    const int64_t fs = f32_framed_stride(a->out_w, S), in_h = a->in_h, in_w = a->in_w, ph = a->ph;
+    const int64_t out_h = a->out_h, out_w = a->out_w, nrows = f32_framed_rows(out_h, S);
+    const int64_t half = S == 2 ? (f32_framed_width(out_w, S) + 1) / 2 : 0;   /* stride 2: odd columns */
+    for (int64_t r = ph > 0 ? ph : 0; r < nrows && r - ph < in_h; r++)
+        f32_framed_row(frames + r * fs, a->src + (r - ph) * in_w, in_w, a->pw, half, S);
+    vf wt[9];
+    for (int t = 0; t < 9; t++) wt[t] = vf_set1(MODE == WINDOW_CONV ? a->w[t] : 0.0f);
+    const vf vinit = vf_set1(a->init), vlo = vf_set1(a->lo), vhi = vf_set1(a->hi);
+    /* two output rows at a time: they share S == 1 ? 2 : 1 of their input rows */
+    int64_t oh = 0;
+    for (; oh + 2 <= out_h; oh += 2)
+        f32_framed_rows_out(frames + oh * S * fs, fs, half, a->out + oh * out_w, out_w,
+                            MODE == WINDOW_AVG ? a->aux + oh * out_w : 0, (out_h - oh) * out_w - VLEN,
+                            wt, vinit, vlo, vhi, S, MODE, CLAMP, 2);
+    if (oh < out_h)
+        f32_framed_rows_out(frames + oh * S * fs, fs, half, a->out + oh * out_w, out_w,
+                            MODE == WINDOW_AVG ? a->aux + oh * out_w : 0, (out_h - oh) * out_w - VLEN,
+                            wt, vinit, vlo, vhi, S, MODE, CLAMP, 1);
+}
+
+/* one function per stride, mode and clamp: each keeps its weights in registers */
 #define ENGINE_WINDOW_FRAMED(NAME, S, MODE) \
     static void ENGINE_ISA_NAME(NAME)(const f32_window_args* a, float* frames) { \
-        f32_window_plane_framed(a, frames, S, MODE); }
+        f32_window_plane_framed(a, frames, S, MODE, 0); } \
+    static void ENGINE_ISA_NAME(NAME##_clamped)(const f32_window_args* a, float* frames) { \
+        f32_window_plane_framed(a, frames, S, MODE, 1); }
 ENGINE_WINDOW_FRAMED(f32_dwconv_3x3s1_framed, 1, WINDOW_CONV)
 ENGINE_WINDOW_FRAMED(f32_dwconv_3x3s2_framed, 2, WINDOW_CONV)
 ENGINE_WINDOW_FRAMED(f32_maxpool_3x3s1_framed, 1, WINDOW_MAX)
@@ -556,15 +602,16 @@ ENGINE_WINDOW_FRAMED(f32_avgpool_3x3s1_framed, 1, WINDOW_AVG)
 ENGINE_WINDOW_FRAMED(f32_avgpool_3x3s2_framed, 2, WINDOW_AVG)
 
 typedef void (*f32_window_framed_fn)(const f32_window_args* a, float* frames);
-/* the framed kernel of a 3x3 window (mode, stride 1 or 2) */
-static inline f32_window_framed_fn f32_window_framed_for(int mode, int64_t s) {
-#define KERNEL(name) ENGINE_ISA_NAME(name)
-    static const f32_window_framed_fn kernels[3][2] = {
-        [WINDOW_CONV] = {KERNEL(f32_dwconv_3x3s1_framed), KERNEL(f32_dwconv_3x3s2_framed)},
-        [WINDOW_MAX] = {KERNEL(f32_maxpool_3x3s1_framed), KERNEL(f32_maxpool_3x3s2_framed)},
-        [WINDOW_AVG] = {KERNEL(f32_avgpool_3x3s1_framed), KERNEL(f32_avgpool_3x3s2_framed)}};
-#undef KERNEL
-    return kernels[mode][s - 1];
+/* the framed kernel of a 3x3 window (mode, stride 1 or 2), with the clamp
+ * to [lo, hi] where it is not the whole line */
+static inline f32_window_framed_fn f32_window_framed_for(int mode, int64_t s, float lo, float hi) {
+#define KERNELS(name) {ENGINE_ISA_NAME(name), ENGINE_ISA_NAME(name##_clamped)}
+    static const f32_window_framed_fn kernels[3][2][2] = {
+        [WINDOW_CONV] = {KERNELS(f32_dwconv_3x3s1_framed), KERNELS(f32_dwconv_3x3s2_framed)},
+        [WINDOW_MAX] = {KERNELS(f32_maxpool_3x3s1_framed), KERNELS(f32_maxpool_3x3s2_framed)},
+        [WINDOW_AVG] = {KERNELS(f32_avgpool_3x3s1_framed), KERNELS(f32_avgpool_3x3s2_framed)}};
+#undef KERNELS
+    return kernels[mode][s - 1][lo > -INFINITY || hi < INFINITY];
 }
 
 /* Small stride-1 planes whose output rows are as wide as the input's: output

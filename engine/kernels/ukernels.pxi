@@ -86,11 +86,10 @@ def ukernel_copy_strided(float[::1] dst, const float[::1] src, int64_t n, int64_
             f32_copy_strided(&dst[0], &src[0], n, s)
 
 
-def ukernel_frame_row(float[::1] dst, row, int64_t in_w, int64_t pl, int64_t fw, int64_t s,
-                      float fill=0):
-    """One input row framed for the direct convolution and the framed
-    windows: pl fills, the row (None: a padding row of fills), fills to fw
-    columns; stride 2 even columns first, then odd ones from dst[(fw + 1) // 2]."""
+def ukernel_frame_row(float[::1] dst, row, int64_t in_w, int64_t pl, int64_t fw, int64_t s):
+    """One input row framed for the direct convolution: pl zeros, the row
+    (None: a padding row of zeros), zeros to fw columns; stride 2 even
+    columns first, then odd ones from dst[(fw + 1) // 2]."""
     cdef const float[::1] r = None
     if s not in (1, 2) or pl < 0 or fw < 1:
         raise ValueError(f'stride {s}, pl {pl}, fw {fw}')
@@ -99,7 +98,7 @@ def ukernel_frame_row(float[::1] dst, row, int64_t in_w, int64_t pl, int64_t fw,
         r = row
         _need('row', r, in_w + 2 * VLEN)
     with nogil:
-        f32_frame_row(&dst[0], &r[0] if r is not None else NULL, in_w, pl, fw, s, fill)
+        f32_frame_row(&dst[0], &r[0] if r is not None else NULL, in_w, pl, fw, s)
 
 
 def ukernel_phase_planes(const float[::1] src, int64_t in_h, int64_t in_w, float[::1] dst, int64_t ps,

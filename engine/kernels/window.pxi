@@ -39,8 +39,9 @@ cdef extern from "ukernels.h" nogil:
     void f32_window_plane_any(const f32_window_args* a, int mode, int64_t kh, int64_t kw,
                               int64_t sh, int64_t sw, int64_t dh, int64_t dw)
     ctypedef void (*f32_window_framed_fn)(const f32_window_args* a, float* frames)
-    f32_window_framed_fn f32_window_framed_for(int mode, int64_t s)
-    int64_t f32_framed_floats(int64_t out_w, int64_t s)
+    f32_window_framed_fn f32_window_framed_for(int mode, int64_t s, float lo, float hi)
+    void f32_window_framed_init(const f32_window_args* a, float* frames, int64_t s)
+    int64_t f32_framed_floats(int64_t out_h, int64_t out_w, int64_t s)
     const int ENGINE_PREFER_FRAMED
     enum: FLAT_CH
     ctypedef struct f32_window_flat_args:
@@ -150,7 +151,7 @@ def scratch_floats(int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64
     if path == WINDOW_FLAT:
         return 0 if stride == 1 else 3 * ARENA_SLACK + 2 * FLAT_CH * 4 * phase_stride(out_h, out_w)
     rows = aligned(2 * kh) + aligned(aligned(pw) + in_w + pw + ENGINE_ROW_OVERREAD)
-    return rows + (f32_framed_floats(out_w, stride) if path == WINDOW_FRAMED else 0)
+    return rows + (f32_framed_floats(out_h, out_w, stride) if path == WINDOW_FRAMED else 0)
 
 
 cdef inline const float* channel_taps(const Op* op, int64_t c) noexcept nogil:
@@ -247,10 +248,13 @@ cdef void window_rows(const Op* op, const float* in_base, float* out_base, float
     a.fill, a.lo, a.hi, a.fill_row = op.p.fill, op.p.lo, op.p.hi, buf + aligned(op.p.pw)
     a.aux = op.aux + oh0 * op.p.out_w if op.aux != NULL else NULL
     a.lanes = op.lanes
-    for i in range(aligned(op.p.pw) + op.p.in_w + op.p.pw + ENGINE_ROW_OVERREAD):
-        buf[i] = op.p.fill        # the padding row; border vectors read pw floats before a row
-    cdef f32_window_framed_fn framed_fn = (f32_window_framed_for(op.p.mode, op.p.sh)
-                                           if op.p.path == WINDOW_FRAMED else NULL)
+    cdef f32_window_framed_fn framed_fn = NULL
+    if op.p.path == WINDOW_FRAMED:
+        framed_fn = f32_window_framed_for(op.p.mode, op.p.sh, op.p.lo, op.p.hi)
+        f32_window_framed_init(&a, frames, op.p.sh)
+    else:
+        for i in range(aligned(op.p.pw) + op.p.in_w + op.p.pw + ENGINE_ROW_OVERREAD):
+            buf[i] = op.p.fill        # the padding row; border vectors read pw floats before a row
     cdef f32_window_plane_fn plane_fn = f32_window_plane_special(op.p.mode, op.p.kh, op.p.kw, op.p.sh,
                                                                 op.p.sw, op.p.dh, op.p.dw)
     for c in range(c0, c1):
