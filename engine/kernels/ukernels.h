@@ -62,6 +62,11 @@ static inline void f32_copy_strided(float* dst, const float* src, int64_t n, int
     else for (; i < n; i++) dst[i] = src[i * s];
 }
 
+/* the ISA's own GEMM steps, which the tile below runs where they apply */
+#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+#include "ukernels_neon.h"
+#endif
+
 /* GEMM tile over channel planes, NV vectors of pixels wide:
  *   for r < mr:  C_r[nc0 : nc0 + nvalid] = clamp(bias[r] + sum_k a[k][r] * B_k[nb0 : ...] + R_r[...])
  * where B_k = src + b_off[k], C_r = dst + c_off[r] and, when r_off is not
@@ -83,6 +88,12 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
     vf extra[GEMM_EXTRA_MAX][GEMM_MR];
     for (int x = 0; x < EXTRA; x++)
         for (int e = 0; e < EV; e++) extra[x][e] = vf_loadu(bias + e * VLEN);
+#ifdef ENGINE_GEMM_12X2
+    if (MR == 12 && NV == 2 && !EXTRA)
+        ENGINE_GEMM_12X2(acc, K, a, bias, src + nb0, b_off, b_run);
+    else
+#endif
+    {
     for (int r = 0; r < MR; r++)
         for (int v = 0; v < NV; v++) acc[r][v] = vf_set1(bias[r]);
     for (int64_t k = 0; k < K;) {
@@ -120,6 +131,7 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
             }
 #endif
         }
+    }
     }
     const vf vlo = vf_set1(lo), vhi = vf_set1(hi);
     if (mr == MR && nvalid >= NV * VLEN) {
