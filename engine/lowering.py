@@ -167,12 +167,13 @@ def pixel_tiles(pixels, plane, rows, K, tail, options):
     return NR, -(-plane // NR)
 
 
-def reduction_order(table):
+def reduction_order(table, first=None):
     """The order in which a GEMM reduces over its B table (groups, K), each
-    group's planes or taps by offset, and the runs of equally spaced entries
-    in that order (k_runs: the tile steps a pointer along a run).  Returns
-    (order (groups, K), k_runs)."""
-    order = np.argsort(table, axis=1, kind='stable')
+    group's planes or taps by offset (by `first`, then offset, when given),
+    and the runs of equally spaced entries in that order (k_runs: the tile
+    steps a pointer along a run).  Returns (order (groups, K), k_runs)."""
+    order = (np.argsort(table, axis=1, kind='stable') if first is None
+             else np.stack([np.lexsort((t, f)) for t, f in zip(table, first)]))
     return order, isa.plane_runs(np.take_along_axis(table, order, axis=1))
 
 

@@ -289,14 +289,17 @@ def direct_scratch_floats(int64_t cin, int64_t in_w, int64_t pw, int64_t kh, int
 
 def direct_tap_offsets(int64_t cin, int64_t in_w, int64_t pw, int64_t kh, int64_t kw,
                        int64_t stride, int64_t rows_per_job):
-    """Where tap (ci, ki, kj) of the first output row of a band starts in the
-    band's frame (the direct convolution's B rows; planned once, read by
-    every job).  stride: 1 or 2, both ways."""
+    """(offsets, columns): where tap (ci, ki, kj) of the first output row of
+    a band starts in the band's frame (the direct convolution's B rows;
+    planned once, read by every job), and its column there.  The frame holds
+    band row r of channel ci as its row r * cin + ci, so that the taps of one
+    column are equally spaced over (ki, ci): one run.  stride: 1 or 2, both ways."""
     cdef Op op = direct_geometry(in_w, pw, kh, stride, rows_per_job)
     fw = in_w + 2 * pw
     ci, ki, kj = np.meshgrid(np.arange(cin), np.arange(kh), np.arange(kw), indexing='ij')
     column = kj if stride == 1 else kj % 2 * ((fw + 1) // 2) + kj // 2
-    return ((ci * direct_band_rows(&op) + ki) * direct_row_floats(&op) + column).astype(np.int64).ravel()
+    offsets = (ki * cin + ci) * direct_row_floats(&op) + column
+    return offsets.astype(np.int64).ravel(), column.astype(np.int64).ravel()
 
 
 cdef void conv_direct_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
@@ -304,7 +307,8 @@ cdef void conv_direct_job(const Op* op, const Ctx* ctx, int64_t job, int tid) no
     (image, band of per_job output rows).  The band's input rows are framed
     in scratch (zero padding; for stride 2 even columns, then odd), so each
     tap's pixels under an output row are contiguous: the GEMM tile reads them
-    in place, no im2col panel.  op.in2_off: each tap's offset in the frame."""
+    in place, no im2col panel.  op.in2_off: each tap's offset in the frame
+    (direct_tap_offsets: band row r of channel ci is its row r * cin + ci)."""
     cdef int64_t image = job // op.p.jobs_per_image
     cdef int64_t oh0 = job % op.p.jobs_per_image * op.p.per_job
     cdef int64_t oh1 = min(oh0 + op.p.per_job, op.p.out_h)
@@ -317,13 +321,14 @@ cdef void conv_direct_job(const Op* op, const Ctx* ctx, int64_t job, int tid) no
         for ki in range(min(band, (oh1 - oh0 - 1) * op.p.sh + op.p.kh)):
             ih = ih0 + ki
             row = base + op.in_off[ci] + ih * op.p.in_w if 0 <= ih < op.p.in_h else NULL
-            f32_frame_row(frame + (ci * band + ki) * fs, row, op.p.in_w, op.p.pw, op.p.in_w + 2 * op.p.pw,
-                          op.p.sw)
+            f32_frame_row(frame + (ki * op.p.cin_g + ci) * fs, row, op.p.in_w, op.p.pw,
+                          op.p.in_w + 2 * op.p.pw, op.p.sw)
     cdef int64_t row_tiles = (op.p.out_w + GEMM_NR - 1) // GEMM_NR, t
     for oh in range(oh0, oh1):
         for t in range(row_tiles):
             ow0 = t * GEMM_NR
-            gemm_row_tiles(op, 0, 0, op.p.m_tiles, frame, op.in2_off, op.k_runs, (oh - oh0) * op.p.sh * fs + ow0,
+            gemm_row_tiles(op, 0, 0, op.p.m_tiles, frame, op.in2_off, op.k_runs,
+                           (oh - oh0) * op.p.sh * op.p.cin_g * fs + ow0,
                            base, oh * op.p.out_w + ow0, min(<int64_t>GEMM_NR, op.p.out_w - ow0), WHOLE_K)
 
 

@@ -520,6 +520,11 @@ ENGINE_ALWAYS_INLINE void f32_framed_row(float* f, const float* row, int64_t in_
                                          int64_t half, const int64_t S) {
     int64_t x = 0;
     if (S == 1) {
+        for (; x + 2 * VLEN <= in_w; x += 2 * VLEN) {       /* (a load and a store pair) */
+            const vf v0 = vf_loadu(row + x), v1 = vf_loadu(row + x + VLEN);
+            vf_storeu(f + pl + x, v0);
+            vf_storeu(f + pl + x + VLEN, v1);
+        }
         for (; x + VLEN <= in_w; x += VLEN) vf_storeu(f + pl + x, vf_loadu(row + x));
         for (; x < in_w; x++) f[pl + x] = row[x];
         return;
@@ -536,16 +541,18 @@ ENGINE_ALWAYS_INLINE void f32_framed_row(float* f, const float* row, int64_t in_
     for (; x < in_w; x++) (x % 2 ? second : first)[x / 2] = row[x];
 }
 
-/* Vector ow of R output rows (1 or 2) of a framed window from frame row r0
- * on, each input row's taps loaded once for both.  A row's last vector
- * (TAIL) runs past its row into the next rows, written after it: not so for
- * the first of two rows (the second's were written before), nor past the
- * last row (for the last of the R rows, vectors from whole - (R - 1) * out_w
- * on are stored in part). */
+#define FRAMED_R 4
+/* Vector ow of R output rows (1 to FRAMED_R) of a framed window from frame
+ * row r0 on, each input row's taps loaded once for all of them.  A row's
+ * last vector (TAIL) runs past its row into the next rows, written after
+ * it: not so for all but the last of the R rows (the next one's were
+ * written before), nor past the last row (for the last of the R rows,
+ * vectors from whole - (R - 1) * out_w on are stored in part). */
 ENGINE_ALWAYS_INLINE void f32_framed_vector(const float* r0, int64_t fs, int64_t half, float* out,
         int64_t out_w, const float* aux, int64_t whole, const vf* wt, vf vinit, vf vlo, vf vhi,
         int64_t ow, const int TAIL, const int64_t S, const int MODE, const int CLAMP, const int R) {
-    vf acc[2] = {vinit, vinit};
+    vf acc[FRAMED_R];
+    for (int i = 0; i < R; i++) acc[i] = vinit;
     for (int ki = 0; ki < (R - 1) * S + 3; ki++)
         for (int kj = 0; kj < 3; kj++) {
             /* column ow * S + kj of the frame: for stride 2 an even column
@@ -588,16 +595,18 @@ ENGINE_ALWAYS_INLINE void f32_window_plane_framed(const f32_window_args* a, floa
     vf wt[9];
     for (int t = 0; t < 9; t++) wt[t] = vf_set1(MODE == WINDOW_CONV ? a->w[t] : 0.0f);
     const vf vinit = vf_set1(a->init), vlo = vf_set1(a->lo), vhi = vf_set1(a->hi);
-    /* two output rows at a time: they share S == 1 ? 2 : 1 of their input rows */
+    /* FRAMED_R output rows at a time at stride 1 (they share all but two of
+     * their input rows: 3 R + 6 loads for 9 R taps), two at stride 2 (one
+     * shared: more would not save loads per tap), then two, then one */
+    const int R = S == 1 ? FRAMED_R : 2;
     int64_t oh = 0;
-    for (; oh + 2 <= out_h; oh += 2)
-        f32_framed_rows_out(frames + oh * S * fs, fs, half, a->out + oh * out_w, out_w,
-                            MODE == WINDOW_AVG ? a->aux + oh * out_w : 0, (out_h - oh) * out_w - VLEN,
-                            wt, vinit, vlo, vhi, S, MODE, CLAMP, 2);
-    if (oh < out_h)
-        f32_framed_rows_out(frames + oh * S * fs, fs, half, a->out + oh * out_w, out_w,
-                            MODE == WINDOW_AVG ? a->aux + oh * out_w : 0, (out_h - oh) * out_w - VLEN,
-                            wt, vinit, vlo, vhi, S, MODE, CLAMP, 1);
+#define ROWS_OUT(N) f32_framed_rows_out(frames + oh * S * fs, fs, half, a->out + oh * out_w, out_w, \
+        MODE == WINDOW_AVG ? a->aux + oh * out_w : 0, (out_h - oh) * out_w - VLEN, wt, vinit, vlo, vhi, \
+        S, MODE, CLAMP, N)
+    for (; oh + R <= out_h; oh += R) ROWS_OUT(R);
+    for (; oh + 2 <= out_h; oh += 2) ROWS_OUT(2);
+    if (oh < out_h) ROWS_OUT(1);
+#undef ROWS_OUT
 }
 
 /* one function per stride, mode and clamp: each keeps its weights in registers */

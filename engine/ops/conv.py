@@ -138,15 +138,18 @@ class Conv(OpDef):
                   and k['sh'] in (1, 2) and (k['dh'], k['dw']) == (1, 1))
         # the B table, per group: the input planes of a 1x1, the taps of a
         # direct convolution's frame, the rows of an im2col panel (every group's)
+        # (a direct convolution's taps column by column: each column one run)
+        column = None
         if pointwise:
             table = step['in_off'].reshape(groups, K)
         elif direct:
             jobs = runs(spatial['out_h'], options.channel_jobs)
-            table = isa.direct_tap_offsets(cin, spatial['in_w'], k['pw'], k['kh'], k['kw'], k['sw'],
-                                           jobs['per_job'])[None]
+            table, column = isa.direct_tap_offsets(cin, spatial['in_w'], k['pw'], k['kh'], k['kw'],
+                                                   k['sw'], jobs['per_job'])
+            table, column = table[None], column[None]
         else:
             table = np.arange(K, dtype=np.int64)[None] * NR
-        order, k_runs = reduction_order(table)
+        order, k_runs = reduction_order(table, column)
         weight = np.take_along_axis(weight.reshape(groups, cout_g, K),
                                     np.broadcast_to(order[:, None, :], (groups, cout_g, K)), axis=2)
         table = np.take_along_axis(table, order, axis=1).ravel()
