@@ -28,6 +28,13 @@
 /* y clamped to [lo, hi]; a NaN in y passes (the ISAs' max and min keep it) */
 static inline vf vf_clamp(vf y, vf lo, vf hi) { return vf_min(hi, vf_max(lo, y)); }
 
+#ifndef ENGINE_STOREU_N
+/* n vectors to p (NEON: one instruction) */
+static inline void vf_storeu_n(float* p, const vf* v, int n) {
+    for (int i = 0; i < n; i++) vf_storeu(p + i * VLEN, v[i]);
+}
+#endif
+
 #ifndef ENGINE_LOAD_PAIRS
 /* p[0], p[2], ... into *even and p[1], p[3], ... into *odd (NEON: one LD2) */
 static inline void vf_load_pairs(const float* p, vf* even, vf* odd) {

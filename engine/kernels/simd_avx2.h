@@ -54,9 +54,9 @@ static inline vf vf_select(vmask m, vf x, vf fill) { return _mm256_blendv_ps(fil
 
 #define ENGINE_ISA_TAG avx2     /* kernel names end in _avx2 (ENGINE_ISA_NAME) */
 /* GEMM tile rows: 6 x 2 accumulators and 2 loads fit 16 registers */
-/* the GEMM tile prefetches the next pixel tile's row of each plane it reads
- * (measured faster here; NEON's tile does not: an instruction per plane) */
-#define ENGINE_GEMM_PREFETCH 1
+/* the GEMM and fully connected tiles prefetch what they read next (measured
+ * faster here; NEON's do not: an instruction per load, unmeasured on a Pi) */
+#define ENGINE_PREFETCH 1
 #define GEMM_MR 6
 #define GEMM_MR_SHORT 4
 #define GEMM_MR_NARROW 4

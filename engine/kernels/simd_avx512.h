@@ -69,9 +69,9 @@ static inline vf vf_s2_column(const float* p, int64_t kj) {
 #define ENGINE_ISA_TAG avx512     /* kernel names end in _avx512 (ENGINE_ISA_NAME) */
 /* GEMM tile rows (output channels): 12 x 2 accumulators and 2 loads fit 32
  * registers; 10 and 8 for layers whose channels they divide better */
-/* the GEMM tile prefetches the next pixel tile's row of each plane it reads
- * (measured faster here; NEON's tile does not: an instruction per plane) */
-#define ENGINE_GEMM_PREFETCH 1
+/* the GEMM and fully connected tiles prefetch what they read next (measured
+ * faster here; NEON's do not: an instruction per load, unmeasured on a Pi) */
+#define ENGINE_PREFETCH 1
 #define GEMM_MR 12
 #define GEMM_MR_SHORT 10
 #define GEMM_MR_NARROW 8

@@ -70,6 +70,13 @@ static inline vf vf_select(vmask m, vf x, vf fill) { return vbslq_f32(m, x, fill
  * is an instruction of its own on NEON, free inside an x86 FMA).  The lane
  * is a constant once the tile's loops are unrolled. */
 #define ENGINE_FMA_LANE 1
+/* n vectors to p (n <= 3): one ST1 of n registers */
+#define ENGINE_STOREU_N 1
+static inline void vf_storeu_n(float* p, const vf* v, int n) {
+    if (n == 1) { vst1q_f32(p, v[0]); }
+    else if (n == 2) { float32x4x2_t x = {{v[0], v[1]}}; vst1q_f32_x2(p, x); }
+    else { float32x4x3_t x = {{v[0], v[1], v[2]}}; vst1q_f32_x3(p, x); }
+}
 /* v[0 .. n) = n vectors from p: one LD1 of n registers (n <= 4) */
 static inline void vf_loadu_n(vf* v, const float* p, int n) {
     if (n == 1) { v[0] = vld1q_f32(p); }
@@ -99,6 +106,8 @@ static inline vf vf_fma_lane(vf acc, vf b, vf a, int lane) {
 #define ENGINE_PREFER_FRAMED 1
 
 #if defined(__aarch64__)
+/* fully connected tile: 8 vectors of outputs, 8 FMLAs per input's broadcast */
+#define LINEAR_NV 8
 /* GEMM tile rows: 12 x 2 accumulators, 2 loads of pixels and 3 of the rows'
  * weights in 32 registers; per k 24 FMLAs and, with the planes' runs, five
  * other instructions */

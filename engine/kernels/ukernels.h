@@ -62,6 +62,25 @@ static inline void f32_copy_strided(float* dst, const float* src, int64_t n, int
     else for (; i < n; i++) dst[i] = src[i * s];
 }
 
+/* Whole rows of a GEMM tile into their planes (see f32_gemm_tile): acc plus
+ * the residual (RES), then max with lo (LO) and min with hi (HI): a bound at
+ * infinity changes nothing, NaN included, and costs an instruction per vector. */
+ENGINE_ALWAYS_INLINE void f32_gemm_store(vf acc[GEMM_MR][GEMM_NV_MAX], float* dst,
+        const int64_t* restrict c_off, const int64_t* restrict r_off, int64_t nc0, vf vlo, vf vhi,
+        const int MR, const int NV, const int RES, const int LO, const int HI) {
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) {
+        vf y[GEMM_NV_MAX];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+            y[v] = RES ? vf_add(acc[r][v], vf_loadu(dst + r_off[r] + nc0 + v * VLEN)) : acc[r][v];
+            if (LO) y[v] = vf_max(vlo, y[v]);
+            if (HI) y[v] = vf_min(vhi, y[v]);
+        }
+        vf_storeu_n(dst + c_off[r] + nc0, y, NV);
+    }
+}
+
 /* the ISA's own GEMM steps, which the tile below runs where they apply */
 #if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
 #include "ukernels_neon.h"
@@ -107,7 +126,7 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
                 const vf ae = vf_loadu(a + e * VLEN);
                 for (int x = 0; x < EXTRA; x++) extra[x][e] = vf_fma(ae, vf_set1(b[NV * VLEN + x]), extra[x][e]);
             }
-#ifdef ENGINE_GEMM_PREFETCH
+#ifdef ENGINE_PREFETCH
             /* the next pixel tile's row of this plane: a GEMM reads K planes at
              * once, more streams than the hardware prefetcher follows */
             if (!EXTRA) {       /* (the tiles with EXTRA end their plane) */
@@ -136,24 +155,13 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
     const vf vlo = vf_set1(lo), vhi = vf_set1(hi);
     if (mr == MR && nvalid >= NV * VLEN) {
         /* whole rows of whole vectors (most tiles): straight to their planes,
-         * one branch-free loop for each way of the residual */
-        if (r_off) {
-#pragma GCC unroll 16
-            for (int r = 0; r < MR; r++) {
-                float* c = dst + c_off[r] + nc0;
-                const float* res = dst + r_off[r] + nc0;
-#pragma GCC unroll 4
-                for (int v = 0; v < NV; v++)
-                    vf_storeu(c + v * VLEN, vf_clamp(vf_add(acc[r][v], vf_loadu(res + v * VLEN)), vlo, vhi));
-            }
-        } else {
-#pragma GCC unroll 16
-            for (int r = 0; r < MR; r++) {
-                float* c = dst + c_off[r] + nc0;
-#pragma GCC unroll 4
-                for (int v = 0; v < NV; v++) vf_storeu(c + v * VLEN, vf_clamp(acc[r][v], vlo, vhi));
-            }
-        }
+         * one branch-free loop for each way of the residual and the clamp */
+#define STORE(LO, HI) (r_off ? f32_gemm_store(acc, dst, c_off, r_off, nc0, vlo, vhi, MR, NV, 1, LO, HI) \
+                             : f32_gemm_store(acc, dst, c_off, r_off, nc0, vlo, vhi, MR, NV, 0, LO, HI))
+        if (hi < INFINITY) STORE(1, 1);
+        else if (lo > -INFINITY) STORE(1, 0);
+        else STORE(0, 0);
+#undef STORE
     } else {
         /* a tile cut short (rows past mr, pixels past nvalid) goes through a
          * buffer (rows past mr read row 0's residual: no branch) */
@@ -300,7 +308,9 @@ static void f32_fma_peak_loop(int64_t iters, float* sink) {
  *   y[o] = clamp(bias[o] + sum_k w[k][o] * x_k)    for o < LINEAR_NO
  * with x_k = src[x_off[k]] and w packed [K][LINEAR_NO].  Writes LINEAR_NO
  * contiguous floats to y (a scratch row the caller scatters). */
-#define LINEAR_NV 4
+#ifndef LINEAR_NV
+#define LINEAR_NV 4         /* vectors of outputs (the ISA header may take more) */
+#endif
 #define LINEAR_NO (LINEAR_NV * VLEN)
 #define LINEAR_PREFETCH_ROWS 32     /* rows of w ahead (8 KB on AVX-512; 16 and 64 were slower) */
 #define f32_linear_tile ENGINE_ISA_NAME(f32_linear_tile)
@@ -312,9 +322,11 @@ static void f32_linear_tile(int64_t K, const float* restrict w, const float* res
     for (int64_t k = 0; k < K; k++) {
         vf xk = vf_set1(src[x_off[k]]);
         for (int v = 0; v < LINEAR_NV; v++) {
+#ifdef ENGINE_PREFETCH
             /* the weights stream from L3 (MobileNetV2's 5 MB): the hardware
              * prefetcher alone left part of the bandwidth unused */
             __builtin_prefetch(w + v * VLEN + LINEAR_PREFETCH_ROWS * LINEAR_NO);
+#endif
             acc[v] = vf_fma(xk, vf_loadu(w + v * VLEN), acc[v]);
         }
         w += LINEAR_NO;
