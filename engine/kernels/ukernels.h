@@ -177,7 +177,11 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
             }
         }
         for (int r = 0; r < mr; r++)
-            memcpy(dst + c_off[r] + nc0, part[r], (size_t)(nvalid < NV * VLEN ? nvalid : NV * VLEN) * sizeof(float));
+            for (int v = 0; v < NV && v * VLEN < nvalid; v++) {
+                float* c = dst + c_off[r] + nc0 + v * VLEN;
+                if (nvalid - v * VLEN >= VLEN) vf_storeu(c, part[r][v]);
+                else vf_store_partial(c, part[r][v], (int)(nvalid - v * VLEN));
+            }
     }
     for (int x = 0; x < EXTRA; x++) {
         float lanes[GEMM_MR + VLEN];
