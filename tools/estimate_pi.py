@@ -30,15 +30,16 @@ MACS_PER_CYCLE = 8          # 2 NEON pipes x 4-lane FMA
 L2_BYTES = 1 << 20          # shared by the 4 cores; one core may use all of it
 # Fraction of peak each kernel's inner loop can reach on the A72, from its instruction mix:
 EFFICIENCY = {
-    # 8x8 tile: per reduction step 2 vector loads + 8 broadcast loads (1 load/cycle) for 16 FMAs
-    # (8 cycles of FMA): 10 cycles per step -> 0.8; minus tile edges and the offset load: 0.65
-    'conv1x1': 0.65,
+    # 12x8 tile (asm on aarch64): per reduction step 2 LD1s (1 load/cycle, beside the FMAs) for
+    # 24 FMAs (12 cycles of FMA): FMA-bound; minus the tile's edges (bias, stores, the runs of
+    # input planes: 11 % of its instructions under qemu) and rows left empty: 0.8
+    'conv1x1': 0.8,
     # the first 3x3 stride-2 convolution: the same tile reading framed rows in place (direct),
-    # after a copy of the band's input rows split into even and odd columns: 0.5
-    'conv': 0.5,
-    # per output vector (4 pixels), KxK loads and KxK FMAs: load-bound at 1 per cycle -> 0.5;
-    # small planes run flat with a lane-flag load per tap (0.25), wide ones by rows: 0.35
-    'dwconv': 0.35,
+    # after a copy of the band's input rows split into even and odd columns: 0.6
+    'conv': 0.6,
+    # framed 3x3 (4 output rows at a time): 18 loads for 36 FMAs per output vector column:
+    # load-bound at 1 per cycle (18 cycles for 18 of FMA), minus the frame copy: 0.6
+    'dwconv': 0.6,
     # GEMV: each weight is used once per image: bounded by memory, see below
     'linear': 0.5,
 }
