@@ -107,9 +107,9 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
     vf extra[GEMM_EXTRA_MAX][GEMM_MR];
     for (int x = 0; x < EXTRA; x++)
         for (int e = 0; e < EV; e++) extra[x][e] = vf_loadu(bias + e * VLEN);
-#ifdef ENGINE_GEMM_12X2
-    if (MR == 12 && NV == 2 && !EXTRA)
-        ENGINE_GEMM_12X2(acc, K, a, bias, src + nb0, b_off, b_run);
+#ifdef ENGINE_GEMM_REDUCE
+    if (ENGINE_GEMM_REDUCE(MR) && NV == 2 && !EXTRA)
+        f32_gemm_reduce_neon(acc, K, a, bias, src + nb0, b_off, b_run, MR);
     else
 #endif
     {
