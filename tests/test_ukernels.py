@@ -44,7 +44,8 @@ def b_table(rng, K, size, kind):
     if kind != 'runs':
         b_off = planes(rng, K, size)
         return b_off, None if kind == 'shuffled' else np.ones(K, np.int64)
-    steps = np.repeat(rng.choice([0, size, size + 3, 2 * size + 1], K), rng.integers(1, 6, K))[:K]
+    # (repeat counts as a list: np.repeat refuses int64 counts where intp is 32 bits, armv7)
+    steps = np.repeat(rng.choice([0, size, size + 3, 2 * size + 1], K), rng.integers(1, 6, K).tolist())[:K]
     b_off = 3 + np.concatenate([[0], np.cumsum(steps[:-1])]).astype(np.int64)
     return b_off, None
 
