@@ -125,24 +125,22 @@ def window_op(step, spatial, attrs, kernel, mode, options, direct_only=False, **
     k = kernel_fields(attrs, kernel)
     in_h, in_w, out_h, out_w = spatial['in_h'], spatial['in_w'], spatial['out_h'], spatial['out_w']
     framed = isa.PREFER_FRAMED if options.framed_windows is None else options.framed_windows
+    flat = None
     if (framed and (k['kh'], k['kw'], k['dh'], k['dw']) == (3, 3, 1, 1) and k['sh'] == k['sw']
             and k['sh'] in (1, 2)):
-        jobs = channel_runs(step['n_out'], options)
-        record = Window(**step, **spatial, **k, mode=mode, path=WindowPath.WINDOW_FRAMED, **jobs, **tables)
-        return record, isa.scratch_floats(in_w, out_h, out_w, k['kh'], k['pw'], k['sh'],
-                                          WindowPath.WINDOW_FRAMED)
-    flat = None
-    flat_max = {1: options.flat_max_pixels, 2: options.flat_s2_max_pixels}.get(k['sh'], 0)
-    if not direct_only and k['sh'] == k['sw'] and out_h * out_w <= flat_max:
-        flat = isa.flat_tables(in_h, in_w, out_h, out_w, k['kh'], k['kw'], k['ph'], k['pw'],
-                                   k['dh'], k['dw'], k['sh'])
-    if flat is not None:
-        path = WindowPath.WINDOW_FLAT
-        tables.update(tap_off=flat[0], lanes=flat[1])
+        path = WindowPath.WINDOW_FRAMED
     else:
-        path = WindowPath.WINDOW_DIRECT
-        if k['sw'] <= 2:
-            tables.update(lanes=isa.row_tables(in_w, out_w, k['kw'], k['sw'], k['pw'], k['dw']))
+        flat_max = {1: options.flat_max_pixels, 2: options.flat_s2_max_pixels}.get(k['sh'], 0)
+        if not direct_only and k['sh'] == k['sw'] and out_h * out_w <= flat_max:
+            flat = isa.flat_tables(in_h, in_w, out_h, out_w, k['kh'], k['kw'], k['ph'], k['pw'],
+                                   k['dh'], k['dw'], k['sh'])
+        if flat is not None:
+            path = WindowPath.WINDOW_FLAT
+            tables.update(tap_off=flat[0], lanes=flat[1])
+        else:
+            path = WindowPath.WINDOW_DIRECT
+            if k['sw'] <= 2:
+                tables.update(lanes=isa.row_tables(in_w, out_w, k['kw'], k['sw'], k['pw'], k['dw']))
     # the flat path takes FLAT_PLANES planes at a time: runs of whole groups
     jobs = channel_runs(step['n_out'], options, isa.FLAT_PLANES if flat is not None else 1)
     record = Window(**step, **spatial, **k, mode=mode, path=path, **jobs, **tables)

@@ -108,9 +108,9 @@ static inline vf vf_fma_lane(vf acc, vf b, vf a, int lane) {
 #if defined(__aarch64__)
 /* fully connected tile: 8 vectors of outputs, 8 FMLAs per input's broadcast */
 #define LINEAR_NV 8
-/* GEMM tile rows: 12 x 2 accumulators, 2 loads of pixels and 3 of the rows'
- * weights in 32 registers; per k 24 FMLAs and, with the planes' runs, five
- * other instructions */
+/* GEMM tile rows: 12 x 2 accumulators, 2 vectors of pixels and 3 of the
+ * rows' weights in 32 registers; per k 24 FMLAs and 3 other instructions
+ * (the asm reduction of ukernels_neon.h) */
 #define GEMM_MR 12
 #define GEMM_MR_SHORT 8
 #define GEMM_MR_NARROW 8
