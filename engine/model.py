@@ -332,23 +332,40 @@ class Model:
         """Per-layer median time over `runs` runs, one row per executed op:
         dicts with name, kind, ms and shape (the output shape)."""
         _positive_int(runs, 'runs')
+        layers = self.layers(x)
+        times = np.zeros((runs, len(layers)))
+        for r in range(runs):
+            for i, _ in self.step(x):
+                now = time.perf_counter()
+                if i:
+                    times[r, i - 1] = now - start
+                start = now
+            times[r, -1] = time.perf_counter() - start
+        med = np.median(times, axis=0) * 1e3
+        return [dict(l, ms=float(t)) for l, t in zip(layers, med)]
+
+    def layers(self, x):
+        """The ops a run on x executes, in order: dicts with name, kind and
+        shape (the output shape)."""
+        x = self._check_input(x)
+        n, _, h, w = x.shape
+        return [dict(name=l.name, kind=l.kind, shape=(n,) + l.shape) for l in self._plan(h, w).layers]
+
+    def step(self, x):
+        """Run x one layer at a time: yields (index, layer name) before each
+        layer runs, so a caller can measure between them (profile, and
+        tools/count_aarch64.py's instruction counts).  Outputs are not kept."""
         x = self._check_input(x)
         n, _, h, w = x.shape
         plan = self._plan(h, w)
         key, arena, scratch = self._take(plan, n, h, w)
-        times = np.zeros((runs, len(plan.layers)))
         try:
-            for r in range(runs):
-                scatter_planes(x, arena, plan.image_bytes, plan.input_offsets)
-                for i in range(len(plan.layers)):
-                    t0 = time.perf_counter()
-                    plan.program.run(arena, n, scratch, key[4], i, i + 1)
-                    times[r, i] = time.perf_counter() - t0
+            scatter_planes(x, arena, plan.image_bytes, plan.input_offsets)
+            for i, layer in enumerate(plan.layers):
+                yield i, layer.name
+                plan.program.run(arena, n, scratch, key[4], i, i + 1)
         finally:
             self._give(key, arena, scratch)
-        med = np.median(times, axis=0) * 1e3
-        return [dict(name=l.name, kind=l.kind, ms=float(t), shape=(n,) + l.shape)
-                for l, t in zip(plan.layers, med)]
 
     def _check_input(self, x):
         if not isinstance(x, np.ndarray):

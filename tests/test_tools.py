@@ -321,3 +321,48 @@ def test_check_measures_relative_error(convert_tool):
     assert convert_tool.relative_error(ref + 1e-10, ref) > convert_tool.TOLERANCE
     assert convert_tool.relative_error(np.array([np.nan, 1.0]), np.array([np.nan, 1.0])) == 0
     assert convert_tool.relative_error(np.array([0.0, 1.0]), np.array([np.nan, 1.0])) == np.inf
+
+
+def load_tool(name):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_count_aarch64_reads_the_probe_output(tmp_path):
+    """count_aarch64.py: marks become per-thread differences; blocks keep their
+    executions, classes and words (the format tools/arm/probe.c writes)."""
+    count = load_tool('count_aarch64')
+    probe = tmp_path / 'p.probe'
+    probe.write_text('counts insns ldst fmla_f32\n'
+                     'mark 10 0:100,10,5\n'
+                     'mark 11 0:300,50,25 2:70,7,0\n'
+                     'block 4000a0 6 3,1,2 4f821000,3dc00000,54fffe01\n')
+    names, marks, blocks = count.parse_probe(str(probe))
+    assert names == ['insns', 'ldst', 'fmla_f32']
+    per_thread = count.between(marks, 10, 11)
+    assert per_thread == {0: [200, 40, 20], 2: [70, 7, 0]}
+    assert count.total(per_thread, 3) == [270, 47, 20]
+    assert blocks == [(0x4000a0, 6, [3, 1, 2], ('4f821000', '3dc00000', '54fffe01'))]
+
+
+def test_count_aarch64_cycle_estimate():
+    """Cycles = mca's cycles per modelled block x its executions, the rest of the
+    instructions at the modelled blocks' cycles per instruction, plus each miss
+    level's latency over the misses in flight; the busiest thread's share."""
+    count = load_tool('count_aarch64')
+    cpu = count.CPUS['cortex-a72']
+    hot = {('a', 'b'): 1000.0, ('c',): 100.0}     # words -> executions per inference; both above MCA_COVER
+    mca = {}
+    for words, cycles in ((('a', 'b'), 3.0), (('c',), 2.0)):
+        key = count.hashlib.sha1(f'{cpu.mca_cpu} {" ".join(words)}'.encode()).hexdigest()
+        mca[key] = cycles
+    counts = dict(insns=2100 + 900, l1d_access=500, l1d_miss=40, l2_miss=10, l3_miss=0)
+    e = count.estimate(counts, hot, cpu, mca, busiest=1500)
+    modelled_insns, modelled_cycles = 2 * 1000 + 100, 3.0 * 1000 + 2.0 * 100
+    core = modelled_cycles + 900 * modelled_cycles / modelled_insns
+    memory = (30 * cpu.l2_cycles + 10 * cpu.dram_ns * cpu.ghz) / cpu.overlap
+    assert e['core'] == pytest.approx(core) and e['memory'] == pytest.approx(memory)
+    assert e['ms'] == pytest.approx((core + memory) / 2 / cpu.ghz / 1e6)

@@ -11,6 +11,7 @@
 #   WORK=/tmp/engine-arm    cache and build folder
 #   QEMU_CPUS="cortex-a72 cortex-a76"
 #   ARMHF=1                 also armv7 (-march=armv7-a -mfpu=neon-vfpv4), as a Cortex-A15
+#   BUILD_ONLY=1            stop after the aarch64 build (tools/count_aarch64.py runs what it built)
 #
 # Model tests compare with PyTorch through fixtures made on this machine
 # (tests/test_fixtures.py writes them when torch is importable here).
@@ -20,6 +21,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=${WORK:-/tmp/engine-arm}
 QEMU_CPUS=${QEMU_CPUS:-"cortex-a72 cortex-a76"}
 ARMHF=${ARMHF:-0}
+BUILD_ONLY=${BUILD_ONLY:-0}
 PYVER=3.11
 SUITE=bookworm
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
@@ -62,14 +64,16 @@ done
 # -- 3. target sysroot: Debian's python3.11, numpy, pytest (no maintainer scripts run)
 sysroot() {  # debian-arch triplet -> prints the sysroot path
     local arch=$1 trip=$2 dir=$WORK/sysroot-$1 try
-    if [ ! -f "$dir/.done" ]; then
+    # libstdc++6: the peers' wheels that tools/count_aarch64.py runs in the same sysroot
+    local include=python3.11,python3.11-dev,libpython3.11-dev,python3-numpy,python3-pytest,libstdc++6,libgomp1
+    if [ "$(cat "$dir/.done" 2>/dev/null)" != "$include" ]; then
         step "sysroot $arch (mmdebstrap)" >&2
         for try in 1 2 3; do
             rm -rf "$dir"
             local lists=("deb $MIRROR $SUITE main" "deb $MIRROR $SUITE-updates main")
             [ "$try" -lt 3 ] && lists+=("deb http://deb.debian.org/debian-security $SUITE-security main")
             mmdebstrap --variant=extract --mode=root --arch="$arch" \
-                --include=python3.11,python3.11-dev,libpython3.11-dev,python3-numpy,python3-pytest \
+                --include="$include" \
                 "$SUITE" "$dir" "${lists[@]}" >"$LOGS/mmdebstrap-$arch.log" 2>&1 && break
             [ "$try" = 3 ] && die "mmdebstrap $arch failed: $LOGS/mmdebstrap-$arch.log"
             sleep 3
@@ -78,7 +82,7 @@ sysroot() {  # debian-arch triplet -> prints the sysroot path
         ln -sf lapack/liblapack.so.3 "$dir/usr/lib/$trip/liblapack.so.3"
         python3 -m compileall -q -j0 -s "$dir" -p / "$dir/usr/lib/python$PYVER" \
             "$dir/usr/lib/python3/dist-packages" >/dev/null 2>&1 || true
-        touch "$dir/.done"
+        echo "$include" >"$dir/.done"
     fi
     echo "$dir"
 }
@@ -113,16 +117,6 @@ VARIANTS_PY="$ROOT/engine/kernels/variants.py"
 variants() { python3 -c "import runpy,sys; print(*runpy.run_path(sys.argv[1])['VARIANTS'][sys.argv[2]])" "$VARIANTS_PY" "$1"; }
 variant_flags() { python3 -c "import runpy,sys; print(*runpy.run_path(sys.argv[1])['flags'](*sys.argv[2:]))" "$VARIANTS_PY" "$1" "$2"; }
 
-# -- 5. fixtures for the model tests, made with torch on this machine
-FIX=$WORK/fixtures
-if python3 -c 'import torch' 2>/dev/null; then
-    step "fixtures (torch on the host)"
-    rm -rf "$FIX"
-    (cd "$ROOT" && ENGINE_FIXTURES_WRITE="$FIX" python3 -m pytest -q -p no:cacheprovider tests/test_fixtures.py) \
-        >"$LOGS/fixtures.log" 2>&1 || { cat "$LOGS/fixtures.log"; die "making fixtures failed"; }
-fi
-[ -f "$FIX/shufflenet_v2_x0_5.engine" ] || die "no fixtures in $FIX: run once where torch is installed"
-
 run_tests() {  # sysroot builddir cpu isa expected tests...: isa "" lets the engine choose (it must choose expected)
     local sr=$1 out=$2 cpu=$3 isa=$4 expected=$5 rc log
     shift 5
@@ -149,6 +143,18 @@ build aarch64-linux-gnu-gcc aarch64-linux-gnu "$SR64" "$WORK/build-arm64" aarch6
 fmla=$(aarch64-linux-gnu-objdump -d "$WORK"/build-arm64/engine/kernels/_neon*.so | grep -cE '\sfmla\s+v[0-9]+\.4s' || true)
 echo "    NEON fmla instructions in the NEON kernels: $fmla"
 [ "$fmla" -gt 20 ] || die "the aarch64 kernels have no NEON FMA code"
+[ "$BUILD_ONLY" = 1 ] && { echo "check_aarch64: built $WORK/build-arm64"; exit 0; }
+
+# -- 5. fixtures for the model tests, made with torch on this machine
+FIX=$WORK/fixtures
+if python3 -c 'import torch' 2>/dev/null; then
+    step "fixtures (torch on the host)"
+    rm -rf "$FIX"
+    (cd "$ROOT" && ENGINE_FIXTURES_WRITE="$FIX" python3 -m pytest -q -p no:cacheprovider tests/test_fixtures.py) \
+        >"$LOGS/fixtures.log" 2>&1 || { cat "$LOGS/fixtures.log"; die "making fixtures failed"; }
+fi
+[ -f "$FIX/shufflenet_v2_x0_5.engine" ] || die "no fixtures in $FIX: run once where torch is installed"
+
 # each CPU runs the module it chooses: a Pi 4's Cortex-A72 the baseline NEON one,
 # a Pi 5's Cortex-A76 (dotprod, fp16) neon_dot
 for cpu in $QEMU_CPUS; do
