@@ -14,9 +14,9 @@ plugin (tools/arm/probe.c) and reports, per inference:
   cache misses     L1D, L2 (and L3) misses of the board's cache geometry, simulated
                    (LRU, no hardware prefetcher: demand misses of a cache that does
                    not prefetch)
-  cycles           an estimate: llvm-mca cycles of every hot block of code (as a loop,
-                   on the CPU's scheduling model) times how often it ran, plus the
-                   misses times their latency over the misses in flight (CPUS below)
+  cycles           llvm-mca cycles of every hot block of code (as a loop, on the
+                   CPU's scheduling model) times how often it ran; with the misses,
+                   tools/estimate_pi.py's estimate of the time on the board
   where            the engine per layer; every engine per shared object and function
 
 Engines: `engine` (this build: tools/check_aarch64.sh's, cross-built from this
@@ -49,6 +49,8 @@ import sys
 import warnings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'tools'))
+from estimate_pi import BOARDS, estimate  # noqa: E402  (the time model: cycles to ms)
 ARM = os.path.join(ROOT, 'tools', 'arm')
 PYVER = '3.11'
 PEERS = dict(ncnn='1.0.20261020', onnxruntime='1.32.0', pnnx='20261020')    # pinned: counts must repeat
@@ -58,29 +60,21 @@ LLVM_MCA = ['/usr/lib/llvm-19/bin/llvm-mca', 'llvm-mca']     # the newest first:
 
 @dataclasses.dataclass(frozen=True)
 class Cpu:
-    """A board's core as the tool models it.  Latencies are load-to-use
-    cycles beyond an L1 hit; `overlap` is how many misses an out-of-order
-    core keeps in flight on these kernels' streaming access (an assumption:
-    see the README's Pi section for what it rests on)."""
-    board: str
-    ghz: float
-    mca_cpu: str             # llvm-mca -mcpu
-    l1d: str                 # probe.c geometry, SIZE:WAYS[:shared]
+    """A board's core as the counts see it (its timing is tools/estimate_pi.py's)."""
+    mca_cpu: str             # llvm-mca -mcpu: LLVM's scheduling model for it
+    l1d: str                 # cache geometry for probe.c: SIZE:WAYS[:shared]
     l2: str
     l3: str
-    l2_cycles: int
-    l3_cycles: int
-    dram_ns: float
-    overlap: float
     cpuinfo: tuple           # what /proc/cpuinfo says: Features, variant, part, revision
 
 
 CPUS = {
-    'cortex-a72': Cpu('Raspberry Pi 4 (BCM2711, 1.8 GHz)', 1.8, 'cortex-a72',
-                      f'{32 << 10}:2', f'{1 << 20}:16:shared', '', 21, 0, 110.0, 4.0,
+    # Pi 4 (BCM2711): 32 KiB 2-way L1D per core, 1 MiB 16-way L2 shared by the four
+    'cortex-a72': Cpu('cortex-a72', f'{32 << 10}:2', f'{1 << 20}:16:shared', '',
                       ('fp asimd evtstrm crc32 cpuid', '0x0', '0xd08', '3')),
-    'cortex-a76': Cpu('Raspberry Pi 5 (BCM2712, 2.4 GHz)', 2.4, 'neoverse-n1',
-                      f'{64 << 10}:4', f'{512 << 10}:8', f'{2 << 20}:16:shared', 11, 40, 95.0, 6.0,
+    # Pi 5 (BCM2712): 64 KiB 4-way L1D and 512 KiB 8-way L2 per core, 2 MiB 16-way L3 shared;
+    # LLVM has no Cortex-A76 model of its own: Neoverse N1's is the same core
+    'cortex-a76': Cpu('neoverse-n1', f'{64 << 10}:4', f'{512 << 10}:8', f'{2 << 20}:16:shared',
                       ('fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm '
                        'lrcpc dcpop asimddp', '0x4', '0xd0b', '1')),
 }
@@ -311,7 +305,7 @@ def run_cell(args, name, kind, cpu, threads):
                           for i, l in enumerate(layers)]
     by_function, hot = attribute(blocks, info['maps'], n)
     cell['by_function'] = by_function[:args.functions]
-    cell['cycles'] = estimate(cell['counts'], hot, c, args.mca_cache, cell['threads_insns'][0])
+    cell.update(core_cycles(cell['counts'], hot, c, args.mca_cache))
     return cell
 
 
@@ -366,7 +360,7 @@ def attribute(blocks, maps, iters):
     return sorted(by_fn.items(), key=lambda kv: -kv[1]), hot
 
 
-# -- cycles: llvm-mca per hot block, plus the misses
+# -- cycles: llvm-mca per hot block
 
 def mca_tool():
     return next(t for t in LLVM_MCA if shutil.which(t))
@@ -388,10 +382,9 @@ def block_cycles(words, mcpu, cache):
     return cache[key]
 
 
-def estimate(counts, hot, cpu, cache, busiest):
-    """Cycles per inference: mca's cycles for the hottest blocks (MCA_COVER of the instructions),
-    the rest at their cycles per instruction; plus each miss level's latency over `overlap`.  On
-    several threads the time is the busiest thread's share of all that."""
+def core_cycles(counts, hot, cpu, cache):
+    """Cycles per inference with every load an L1 hit: mca's cycles for the hottest blocks
+    (MCA_COVER of the instructions), the rest at their cycles per instruction."""
     order = sorted(hot.items(), key=lambda kv: -len(kv[0]) * kv[1])
     want, done, chosen = MCA_COVER * sum(len(w) * e for w, e in order), 0.0, []
     for words, execs in order:
@@ -403,15 +396,7 @@ def estimate(counts, hot, cpu, cache, busiest):
         cyc = list(pool.map(lambda we: block_cycles(we[0], cpu.mca_cpu, cache), chosen))
     modelled = [(len(w) * e, c * e) for (w, e), c in zip(chosen, cyc) if c is not None]
     insns_m, cycles_m = sum(i for i, _ in modelled), sum(c for _, c in modelled)
-    core = cycles_m + (counts['insns'] - insns_m) * (cycles_m / insns_m)
-    l2_hits = counts['l1d_miss'] - counts['l2_miss']
-    memory = 0.0
-    if counts['l1d_access']:
-        dram = counts['l3_miss'] if cpu.l3 else counts['l2_miss']
-        memory = (l2_hits * cpu.l2_cycles + (counts['l2_miss'] - dram) * cpu.l3_cycles
-                  + dram * cpu.dram_ns * cpu.ghz) / cpu.overlap
-    busiest_cycles = (core + memory) * busiest / counts['insns']
-    return dict(core=core, memory=memory, total=core + memory, ms=busiest_cycles / cpu.ghz / 1e6,
+    return dict(core_cycles=cycles_m + (counts['insns'] - insns_m) * (cycles_m / insns_m),
                 mca_share=insns_m / counts['insns'])
 
 
@@ -423,13 +408,13 @@ def report(cells, functions):
     for (model, cpu, threads) in dict.fromkeys((c['model'], c['cpu'], c['threads']) for c in cells):
         group = [c for c in cells if (c['model'], c['cpu'], c['threads']) == (model, cpu, threads)]
         base = next((c for c in group if c['engine'] == 'engine'), None)
-        lines += ['', f'{model}, {cpu} ({CPUS[cpu].board}), {threads} thread{"s" * (threads > 1)}, '
+        lines += ['', f'{model}, {cpu} ({BOARDS[cpu].name}), {threads} thread{"s" * (threads > 1)}, '
                       'per inference (M = millions)',
                   f'{"engine":8} {"M insns":>8} {"/engine":>7} {"ld/st %":>7} {"FMLA %":>6} {"busiest":>8} '
                   f'{"L1D miss":>8} {"L2 miss":>8} {"L3 miss":>8} {"core Mcyc":>9} {"mem Mcyc":>8} {"est ms":>7}  '
                   'max diff']
         for c in group:
-            k, cy = c['counts'], c['cycles']
+            k, cy = c['counts'], estimate(c)
             lines.append(
                 f'{c["engine"]:8} {k["insns"] / M:8.2f} '
                 f'{k["insns"] / base["counts"]["insns"] if base else float("nan"):7.2f} '

@@ -35,6 +35,13 @@ static inline void vf_storeu_n(float* p, const vf* v, int n) {
 }
 #endif
 
+#ifndef ENGINE_LOADU_N
+/* v[0 .. n) = n vectors from p (NEON aarch64: one LD1) */
+static inline void vf_loadu_n(vf* v, const float* p, int n) {
+    for (int i = 0; i < n; i++) v[i] = vf_loadu(p + i * VLEN);
+}
+#endif
+
 #ifndef ENGINE_LOAD_PAIRS
 /* p[0], p[2], ... into *even and p[1], p[3], ... into *odd (NEON: one LD2) */
 static inline void vf_load_pairs(const float* p, vf* even, vf* odd) {

@@ -78,6 +78,7 @@ static inline void vf_storeu_n(float* p, const vf* v, int n) {
     else { float32x4x3_t x = {{v[0], v[1], v[2]}}; vst1q_f32_x3(p, x); }
 }
 /* v[0 .. n) = n vectors from p: one LD1 of n registers (n <= 4) */
+#define ENGINE_LOADU_N 1
 static inline void vf_loadu_n(vf* v, const float* p, int n) {
     if (n == 1) { v[0] = vld1q_f32(p); }
     else if (n == 2) { float32x4x2_t x = vld1q_f32_x2(p); v[0] = x.val[0]; v[1] = x.val[1]; }

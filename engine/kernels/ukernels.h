@@ -86,6 +86,41 @@ ENGINE_ALWAYS_INLINE void f32_gemm_store(vf acc[GEMM_MR][GEMM_NV_MAX], float* ds
 #include "ukernels_neon.h"
 #endif
 
+/* Entry k's run of B planes (b_run, below): how many from k on (K at most)
+ * and the step between them (0 for a run of one). */
+ENGINE_ALWAYS_INLINE int64_t f32_gemm_run(int64_t k, int64_t K, const int64_t* restrict b_off,
+        const int64_t* restrict b_run, int64_t* step) {
+    const int64_t n = b_run[k] < K - k ? b_run[k] : K - k;
+    *step = n > 1 ? b_off[k + 1] - b_off[k] : 0;
+    return n;
+}
+
+/* The EXTRA pixels at src + b_off[k] past a tile's vectors, with the MR rows
+ * as the lanes of EV vectors: extra[x][e] += a[k][e * VLEN ...] * B_k[x].  A
+ * pass of its own after the vector reduction, which keeps its registers (on
+ * NEON 24 accumulators of 32; with 3 more, GCC spilled some in the loop). */
+ENGINE_ALWAYS_INLINE void f32_gemm_extra(vf extra[GEMM_EXTRA_MAX][GEMM_MR], int64_t K, const float* restrict a,
+        const float* src, const int64_t* restrict b_off, const int64_t* restrict b_run,
+        const int MR, const int EXTRA) {
+    const int EV = (MR + VLEN - 1) / VLEN;
+    vf acc[GEMM_EXTRA_MAX][(GEMM_MR + VLEN - 1) / VLEN];   /* (in registers: GCC stored `extra` every k) */
+    for (int x = 0; x < EXTRA; x++)
+        for (int e = 0; e < EV; e++) acc[x][e] = extra[x][e];
+    for (int64_t k = 0, step; k < K;) {
+        int64_t n = f32_gemm_run(k, K, b_off, b_run, &step);
+        const float* b = src + b_off[k];
+        k += n;
+        for (; n > 0; n--, b += step, a += MR) {
+            vf ae[(GEMM_MR + VLEN - 1) / VLEN];
+            vf_loadu_n(ae, a, EV);
+            for (int e = 0; e < EV; e++)
+                for (int x = 0; x < EXTRA; x++) acc[x][e] = vf_fma(ae[e], vf_set1(b[x]), acc[x][e]);
+        }
+    }
+    for (int x = 0; x < EXTRA; x++)
+        for (int e = 0; e < EV; e++) extra[x][e] = acc[x][e];
+}
+
 /* GEMM tile over channel planes, NV vectors of pixels wide:
  *   for r < mr:  C_r[nc0 : nc0 + nvalid] = clamp(bias[r] + sum_k a[k][r] * B_k[nb0 : ...] + R_r[...])
  * where B_k = src + b_off[k], C_r = dst + c_off[r] and, when r_off is not
@@ -101,31 +136,27 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         float* dst, const int64_t* restrict c_off, const int64_t* restrict r_off, int64_t nc0,
         int mr, int64_t nvalid, float lo, float hi, const int MR, const int NV, const int EXTRA) {
     vf acc[GEMM_MR][GEMM_NV_MAX];
-    /* EXTRA more pixels after the NV vectors, with the rows as the lanes of
-     * EV vectors each: a[k] read as vectors (lanes past MR unused) */
+    /* EXTRA more pixels after the NV vectors (f32_gemm_extra), each with the
+     * rows as the lanes of EV vectors (lanes past MR unused) */
     const int EV = EXTRA ? (MR + VLEN - 1) / VLEN : 0;
     vf extra[GEMM_EXTRA_MAX][GEMM_MR];
     for (int x = 0; x < EXTRA; x++)
         for (int e = 0; e < EV; e++) extra[x][e] = vf_loadu(bias + e * VLEN);
+    if (EXTRA) f32_gemm_extra(extra, K, a, src + nb0 + NV * VLEN, b_off, b_run, MR, EXTRA);
 #ifdef ENGINE_GEMM_REDUCE
-    if (ENGINE_GEMM_REDUCE(MR) && NV == 2 && !EXTRA)
+    if (ENGINE_GEMM_REDUCE(MR) && NV == 2)
         f32_gemm_reduce_neon(acc, K, a, bias, src + nb0, b_off, b_run, MR);
     else
 #endif
     {
     for (int r = 0; r < MR; r++)
         for (int v = 0; v < NV; v++) acc[r][v] = vf_set1(bias[r]);
-    for (int64_t k = 0; k < K;) {
-        int64_t n = b_run[k] < K - k ? b_run[k] : K - k;
+    for (int64_t k = 0, step; k < K;) {
+        int64_t n = f32_gemm_run(k, K, b_off, b_run, &step);
         const float* b = src + b_off[k] + nb0;
-        const int64_t step = n > 1 ? b_off[k + 1] - b_off[k] : 0;
         k += n;
         for (; n > 0; n--, b += step, a += MR) {
             vf bv[GEMM_NV_MAX];
-            for (int e = 0; e < EV; e++) {
-                const vf ae = vf_loadu(a + e * VLEN);
-                for (int x = 0; x < EXTRA; x++) extra[x][e] = vf_fma(ae, vf_set1(b[NV * VLEN + x]), extra[x][e]);
-            }
 #ifdef ENGINE_PREFETCH
             /* the next pixel tile's row of this plane: a GEMM reads K planes at
              * once, more streams than the hardware prefetcher follows */
