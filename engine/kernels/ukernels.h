@@ -95,30 +95,40 @@ ENGINE_ALWAYS_INLINE int64_t f32_gemm_run(int64_t k, int64_t K, const int64_t* r
     return n;
 }
 
-/* The EXTRA pixels at src + b_off[k] past a tile's vectors, with the MR rows
- * as the lanes of EV vectors: extra[x][e] += a[k][e * VLEN ...] * B_k[x].  A
- * pass of its own after the vector reduction, which keeps its registers (on
- * NEON 24 accumulators of 32; with 3 more, GCC spilled some in the loop). */
-ENGINE_ALWAYS_INLINE void f32_gemm_extra(vf extra[GEMM_EXTRA_MAX][GEMM_MR], int64_t K, const float* restrict a,
+/* A tile's EXTRA pixels past its vectors, each with the MR rows as the lanes
+ * of EV vectors (a struct passed by value: GCC keeps it in registers, where
+ * it stored an array behind a pointer every k) */
+#define GEMM_EV_MAX ((GEMM_MR + VLEN - 1) / VLEN)
+typedef struct { vf v[GEMM_EXTRA_MAX][GEMM_EV_MAX]; } f32_gemm_extras;
+
+/* one k of them: x.v[p][e] += a[e * VLEN ...] * b[p] */
+ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra_k(f32_gemm_extras x, const float* restrict a,
+        const float* b, const int MR, const int EXTRA) {
+    const int EV = (MR + VLEN - 1) / VLEN;
+    vf ae[GEMM_EV_MAX];
+    vf_loadu_n(ae, a, EV);
+    for (int e = 0; e < EV; e++)
+        for (int p = 0; p < EXTRA; p++) x.v[p][e] = vf_fma(ae[e], vf_set1(b[p]), x.v[p][e]);
+    return x;
+}
+
+/* all k of them (B_k's at src + b_off[k]) in a pass of their own where
+ * ENGINE_GEMM_EXTRA_PASS (NEON: 32 registers, and the asm reduction holds 24
+ * accumulators; beside them GCC spilled some every k).  Elsewhere the tile's
+ * own loop takes them, one walk along the runs for both. */
+#ifndef ENGINE_GEMM_EXTRA_PASS
+#define ENGINE_GEMM_EXTRA_PASS 0
+#endif
+ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra(f32_gemm_extras x, int64_t K, const float* restrict a,
         const float* src, const int64_t* restrict b_off, const int64_t* restrict b_run,
         const int MR, const int EXTRA) {
-    const int EV = (MR + VLEN - 1) / VLEN;
-    vf acc[GEMM_EXTRA_MAX][(GEMM_MR + VLEN - 1) / VLEN];   /* (in registers: GCC stored `extra` every k) */
-    for (int x = 0; x < EXTRA; x++)
-        for (int e = 0; e < EV; e++) acc[x][e] = extra[x][e];
     for (int64_t k = 0, step; k < K;) {
         int64_t n = f32_gemm_run(k, K, b_off, b_run, &step);
         const float* b = src + b_off[k];
         k += n;
-        for (; n > 0; n--, b += step, a += MR) {
-            vf ae[(GEMM_MR + VLEN - 1) / VLEN];
-            vf_loadu_n(ae, a, EV);
-            for (int e = 0; e < EV; e++)
-                for (int x = 0; x < EXTRA; x++) acc[x][e] = vf_fma(ae[e], vf_set1(b[x]), acc[x][e]);
-        }
+        for (; n > 0; n--, b += step, a += MR) x = f32_gemm_extra_k(x, a, b, MR, EXTRA);
     }
-    for (int x = 0; x < EXTRA; x++)
-        for (int e = 0; e < EV; e++) extra[x][e] = acc[x][e];
+    return x;
 }
 
 /* GEMM tile over channel planes, NV vectors of pixels wide:
@@ -136,13 +146,12 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         float* dst, const int64_t* restrict c_off, const int64_t* restrict r_off, int64_t nc0,
         int mr, int64_t nvalid, float lo, float hi, const int MR, const int NV, const int EXTRA) {
     vf acc[GEMM_MR][GEMM_NV_MAX];
-    /* EXTRA more pixels after the NV vectors (f32_gemm_extra), each with the
-     * rows as the lanes of EV vectors (lanes past MR unused) */
+    /* EXTRA more pixels after the NV vectors (lanes past MR unused) */
     const int EV = EXTRA ? (MR + VLEN - 1) / VLEN : 0;
-    vf extra[GEMM_EXTRA_MAX][GEMM_MR];
+    f32_gemm_extras extra;
     for (int x = 0; x < EXTRA; x++)
-        for (int e = 0; e < EV; e++) extra[x][e] = vf_loadu(bias + e * VLEN);
-    if (EXTRA) f32_gemm_extra(extra, K, a, src + nb0 + NV * VLEN, b_off, b_run, MR, EXTRA);
+        for (int e = 0; e < EV; e++) extra.v[x][e] = vf_loadu(bias + e * VLEN);
+    if (EXTRA && ENGINE_GEMM_EXTRA_PASS) extra = f32_gemm_extra(extra, K, a, src + nb0 + NV * VLEN, b_off, b_run, MR, EXTRA);
 #ifdef ENGINE_GEMM_REDUCE
     if (ENGINE_GEMM_REDUCE(MR) && NV == 2)
         f32_gemm_reduce_neon(acc, K, a, bias, src + nb0, b_off, b_run, MR);
@@ -157,6 +166,7 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         k += n;
         for (; n > 0; n--, b += step, a += MR) {
             vf bv[GEMM_NV_MAX];
+            if (EXTRA && !ENGINE_GEMM_EXTRA_PASS) extra = f32_gemm_extra_k(extra, a, b + NV * VLEN, MR, EXTRA);
 #ifdef ENGINE_PREFETCH
             /* the next pixel tile's row of this plane: a GEMM reads K planes at
              * once, more streams than the hardware prefetcher follows */
@@ -217,7 +227,7 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
     for (int x = 0; x < EXTRA; x++) {
         float lanes[GEMM_MR + VLEN];
         const int64_t n = nc0 + NV * VLEN + x;
-        for (int e = 0; e < EV; e++) vf_storeu(lanes + e * VLEN, extra[x][e]);
+        for (int e = 0; e < EV; e++) vf_storeu(lanes + e * VLEN, extra.v[x][e]);
         for (int r = 0; r < mr; r++) {
             float y = lanes[r] + (r_off ? dst[r_off[r] + n] : 0.0f);
             y = y < lo ? lo : y;        /* written so that NaN passes, as in the vectors */

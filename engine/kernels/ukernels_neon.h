@@ -16,6 +16,8 @@
  * along the runs.  ENGINE_GEMM_REDUCE(MR): whether MR rows have one
  * (f32_gemm_reduce_neon). */
 #define ENGINE_GEMM_REDUCE(MR) ((MR) == 12 || (MR) == 8)
+/* a tile's extra pixels past its vectors in a pass of their own (ukernels.h) */
+#define ENGINE_GEMM_EXTRA_PASS 1
 
 /* acc operand i += B vector bv times lane l of weights av */
 #define F(i, bv, av, l) "fmla %" #i ".4s, " bv ".4s, " av ".s[" #l "]\n\t"
