@@ -198,6 +198,9 @@ WINDOWS = [  # mode, k, s, p, d, (h, w): shapes with a special kernel and withou
     (WindowMode.WINDOW_AVG, 3, 1, 0, 1, (4, 17)), (WindowMode.WINDOW_AVG, 5, 3, 2, 1, (10, 13)),
     (WindowMode.WINDOW_CONV, 3, 2, 1, 1, (2, 2)), (WindowMode.WINDOW_CONV, 3, 1, 1, 1, (3, 14)),
     (WindowMode.WINDOW_MAX, 3, 1, 1, 1, (7, 28)), (WindowMode.WINDOW_CONV, 3, 2, 0, 1, (7, 10)),
+    # framed rows whose end is copied as an overlapping last vector (pair), odd and even widths
+    (WindowMode.WINDOW_CONV, 3, 2, 1, 1, (5, 37)), (WindowMode.WINDOW_MAX, 3, 2, 1, 1, (4, 11)),
+    (WindowMode.WINDOW_CONV, 3, 1, 1, 1, (3, 35)), (WindowMode.WINDOW_AVG, 3, 2, 1, 1, (3, 34)),
 ]
 
 

@@ -583,17 +583,29 @@ ENGINE_ALWAYS_INLINE void f32_framed_row(float* f, const float* row, int64_t in_
             vf_storeu(f + pl + x + VLEN, v1);
         }
         for (; x + VLEN <= in_w; x += VLEN) vf_storeu(f + pl + x, vf_loadu(row + x));
-        for (; x < in_w; x++) f[pl + x] = row[x];
+        /* the last part-vector as the row's last whole one, over columns
+         * already written (the same values): no loop of single floats */
+        if (x < in_w && in_w >= VLEN) vf_storeu(f + pl + in_w - VLEN, vf_loadu(row + in_w - VLEN));
+        else for (; x < in_w; x++) f[pl + x] = row[x];
         return;
     }
     /* columns x, x + 2, ... land on one side, x + 1, x + 3, ... on the other */
     float* first = pl % 2 ? f + half + pl / 2 : f + pl / 2;
     float* second = pl % 2 ? f + (pl + 1) / 2 : f + half + pl / 2;
+    vf even, odd;
     for (; x + 2 * VLEN <= in_w; x += 2 * VLEN) {
-        vf even, odd;
         vf_load_pairs(row + x, &even, &odd);
         vf_storeu(first + x / 2, even);
         vf_storeu(second + x / 2, odd);
+    }
+    if (x < in_w && in_w > 2 * VLEN) {
+        /* the rest as the last whole pairs from an even column (the same
+         * values again where they overlap), and an odd row's last column */
+        const int64_t last = (in_w - 2 * VLEN) / 2 * 2;
+        vf_load_pairs(row + last, &even, &odd);
+        vf_storeu(first + last / 2, even);
+        vf_storeu(second + last / 2, odd);
+        x = last + 2 * VLEN;
     }
     for (; x < in_w; x++) (x % 2 ? second : first)[x / 2] = row[x];
 }
