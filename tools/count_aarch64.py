@@ -26,9 +26,10 @@ provider, all graph optimisations; the model through torch.onnx.export,
 opset 17).  All run the same seeded weights (tests/torch_models.randomize) on
 the same input; each output is checked against PyTorch's on this machine.
 
-Needs root (apt-get, mmdebstrap, binfmt_misc), torch on this machine (the
-models), and about 10 minutes the first time (packages, sysroot, wheels);
-then about a minute per cell with the cache simulation.  WORK (--work,
+Needs root (apt-get, mmdebstrap, binfmt_misc), torch and the engine built on
+this machine (`pip install -e ".[test]"`: the models are converted here), and
+about 10 minutes the first time (packages, sysroot, wheels); then about a
+minute per cell with the cache simulation, two cells at a time.  WORK (--work,
 default /tmp/engine-arm) is shared with tools/check_aarch64.sh.
 
 What a count cannot tell: time.  It ignores how long each instruction takes
