@@ -348,10 +348,9 @@ def test_count_aarch64_reads_the_probe_output(tmp_path):
     assert blocks == [(0x4000a0, 6, [3, 1, 2], ('4f821000', '3dc00000', '54fffe01'))]
 
 
-def test_count_aarch64_cycle_estimate():
-    """Cycles = mca's cycles per modelled block x its executions, the rest of the
-    instructions at the modelled blocks' cycles per instruction, plus each miss
-    level's latency over the misses in flight; the busiest thread's share."""
+def test_count_aarch64_core_cycles():
+    """Core cycles = mca's cycles per modelled block x its executions, the rest
+    of the instructions at the modelled blocks' cycles per instruction."""
     count = load_tool('count_aarch64')
     cpu = count.CPUS['cortex-a72']
     hot = {('a', 'b'): 1000.0, ('c',): 100.0}     # words -> executions per inference; both above MCA_COVER
@@ -359,10 +358,23 @@ def test_count_aarch64_cycle_estimate():
     for words, cycles in ((('a', 'b'), 3.0), (('c',), 2.0)):
         key = count.hashlib.sha1(f'{cpu.mca_cpu} {" ".join(words)}'.encode()).hexdigest()
         mca[key] = cycles
-    counts = dict(insns=2100 + 900, l1d_access=500, l1d_miss=40, l2_miss=10, l3_miss=0)
-    e = count.estimate(counts, hot, cpu, mca, busiest=1500)
+    e = count.core_cycles(dict(insns=2100 + 900), hot, cpu, mca)
     modelled_insns, modelled_cycles = 2 * 1000 + 100, 3.0 * 1000 + 2.0 * 100
-    core = modelled_cycles + 900 * modelled_cycles / modelled_insns
-    memory = (30 * cpu.l2_cycles + 10 * cpu.dram_ns * cpu.ghz) / cpu.overlap
-    assert e['core'] == pytest.approx(core) and e['memory'] == pytest.approx(memory)
-    assert e['ms'] == pytest.approx((core + memory) / 2 / cpu.ghz / 1e6)
+    assert e['core_cycles'] == pytest.approx(modelled_cycles + 900 * modelled_cycles / modelled_insns)
+    assert e['mca_share'] == pytest.approx(2100 / 3000)
+
+
+def test_estimate_pi_adds_the_misses_and_takes_the_busiest_thread():
+    """estimate_pi: each level's hits at its latency over the misses in flight,
+    added to the core cycles; the time is the busiest thread's share."""
+    est = load_tool('estimate_pi')
+    pi4, pi5 = est.BOARDS['cortex-a72'], est.BOARDS['cortex-a76']
+    counts = dict(insns=3000, l1d_access=500, l1d_miss=40, l2_miss=10, l3_miss=4)
+    cell = dict(cpu='cortex-a72', counts=counts, core_cycles=4000.0, threads_insns=[1500, 1500])
+    e = est.estimate(cell)
+    memory = (30 * pi4.l2_cycles + 10 * pi4.dram_ns * pi4.ghz) / pi4.overlap      # no L3 on a Pi 4
+    assert e['memory'] == pytest.approx(memory)
+    assert e['ms'] == pytest.approx((4000 + memory) / 2 / pi4.ghz / 1e6)
+    e5 = est.estimate(dict(cell, cpu='cortex-a76'))
+    assert e5['memory'] == pytest.approx(
+        (30 * pi5.l2_cycles + 6 * pi5.l3_cycles + 4 * pi5.dram_ns * pi5.ghz) / pi5.overlap)
