@@ -42,6 +42,7 @@ import bisect
 import concurrent.futures
 import dataclasses
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -56,7 +57,7 @@ ARM = os.path.join(ROOT, 'tools', 'arm')
 PYVER = '3.11'
 PEERS = dict(ncnn='1.0.20261020', onnxruntime='1.32.0', pnnx='20261020')    # pinned: counts must repeat
 MIRROR = 'http://deb.debian.org/debian'
-LLVM_MCA = ['/usr/lib/llvm-19/bin/llvm-mca', 'llvm-mca']     # the newest first: better scheduling models
+LLVM = '/usr/lib/llvm-19/bin'     # llvm-mc and llvm-mca from here where installed: better scheduling models
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,8 +188,10 @@ def sysroot_for(work, cpu):
     and onnxruntime's cpuinfo library crashes on an x86 one; qemu -L serves this file instead):
     one hard-linked copy per CPU, so that cells for different CPUs can run side by side."""
     base, root = f'{work}/sysroot-arm64', f'{work}/sysroot-arm64-{cpu}'
-    stamp = open(f'{base}/.done').read()
-    if not os.path.exists(f'{root}/.done') or open(f'{root}/.done').read() != stamp:
+    def stamp(path):        # check_aarch64.sh's record of the sysroot's packages
+        with open(f'{path}/.done') as f:
+            return f.read()
+    if not os.path.exists(f'{root}/.done') or stamp(root) != stamp(base):
         shutil.rmtree(root, ignore_errors=True)
         run(['cp', '-al', base, root])
     features, variant, part, revision = CPUS[cpu].cpuinfo
@@ -207,9 +210,9 @@ def prepare(args, name):
     os.makedirs(mdir, exist_ok=True)
     import numpy as np
     import torch
-    sys.path[:0] = [ROOT, os.path.join(ROOT, 'tests')]
-    import importlib
-
+    for path in (os.path.join(ROOT, 'tests'), ROOT):      # the test architectures and this engine
+        if path not in sys.path:
+            sys.path.insert(0, path)
     import engine
     import torch_models
     module_name, fn = MODELS[name]
@@ -363,8 +366,9 @@ def attribute(blocks, maps, iters):
 
 # -- cycles: llvm-mca per hot block
 
-def mca_tool():
-    return next(t for t in LLVM_MCA if shutil.which(t))
+def llvm(tool):
+    """LLVM 19's tool where it is installed, else the default one."""
+    return f'{LLVM}/{tool}' if os.path.exists(f'{LLVM}/{tool}') else tool
 
 
 def block_cycles(words, mcpu, cache):
@@ -372,11 +376,11 @@ def block_cycles(words, mcpu, cache):
     key = hashlib.sha1(f'{mcpu} {" ".join(words)}'.encode()).hexdigest()
     if key not in cache:
         text = ' '.join(f'0x{int(w, 16) >> s & 255:02x}' for w in words for s in (0, 8, 16, 24))
-        asm = subprocess.run(['llvm-mc-19' if shutil.which('llvm-mc-19') else 'llvm-mc', '--disassemble',
+        asm = subprocess.run([llvm('llvm-mc'), '--disassemble',
                               '-triple=aarch64', '-mattr=+neon,+fullfp16,+dotprod,+crc,+rcpc'],
                              input=text, capture_output=True, text=True)
         iters = 100
-        r = subprocess.run([mca_tool(), '-mtriple=aarch64', f'-mcpu={mcpu}', f'-iterations={iters}'],
+        r = subprocess.run([llvm('llvm-mca'), '-mtriple=aarch64', f'-mcpu={mcpu}', f'-iterations={iters}'],
                            input=asm.stdout, capture_output=True, text=True)
         cycles = next((int(l.split()[-1]) for l in r.stdout.splitlines() if l.startswith('Total Cycles:')), None)
         cache[key] = cycles / iters if cycles and r.returncode == 0 and 'warning' not in asm.stderr else None

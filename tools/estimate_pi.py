@@ -17,15 +17,17 @@ Error budget, in the order of its size:
 - overlap: how many misses the core keeps in flight; an out-of-order A72 has
   several outstanding L1 misses and its prefetcher runs ahead on these
   streaming kernels, neither of which the simulation models.  Assumed 4 (A72)
-  and 6 (A76): a factor of 2 either way moves the ShuffleNet estimates by
-  about a third.
+  and 6 (A76): twice that takes ShuffleNetV2 x1.0's Pi 4 estimate 19 % down,
+  half of it 37 % up (engine and ncnn alike in direction, ncnn more: it
+  misses more).
 - ncnn's published Pi 4 figures (its benchmark README, fp32 on the A72, 1
   thread) check the whole: the estimate of ncnn's own run of the same
   architecture is printed beside them.  They are off by the amount printed
   (their models are ncnn's benchmark param files, close to but not the same
   as ours; the board's clock, 1.5 or 1.8 GHz, is not stated with them).
 - mca: steady-state loop throughput per block, no branch mispredictions, no
-  front-end stalls, no dependencies across blocks: about +-10 % on a block.
+  front-end stalls, no dependencies across blocks (not checked against a
+  Pi here: how much that leaves out is unmeasured).
 - Pi 5 figures are published in fp16 (ncnn's default on the A76), so the
   fp32 estimate has no published check there.
 """
