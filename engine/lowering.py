@@ -41,6 +41,8 @@ class PlanOptions:
                                  # what the split saves)
     framed_windows: bool = None  # 3x3 windows of stride 1 and 2 through framed rows (None: where
                                  # the ISA runs them best so, isa.PREFER_FRAMED: NEON)
+    interleaved_windows: bool = None  # 3x3 windows of stride 1 and 2 with VLEN channels' rows
+                                 # interleaved, before framed (None: isa.PREFER_INTERLEAVED, NEON)
     flat_max_pixels: int = 16384   # window ops: stride-1 output planes up to this size run flat,
     flat_s2_max_pixels: int = 64   # and stride-2 ones up to this size (through phase planes;
                                    # beyond it, building them costs more than they save)
@@ -119,15 +121,18 @@ def kernel_fields(attrs, kernel):
 
 
 def window_op(step, spatial, attrs, kernel, mode, options, direct_only=False, **tables):
-    """(Window record, scratch floats): framed (3x3, strides 1 and 2) where
-    the options or the ISA say so, flat where the plane is small enough and
-    the tables fit, else row by row."""
+    """(Window record, scratch floats): interleaved or framed (3x3,
+    strides 1 and 2) where the options or the ISA say so, flat where the plane is small enough and the tables fit,
+    else row by row."""
     k = kernel_fields(attrs, kernel)
     in_h, in_w, out_h, out_w = spatial['in_h'], spatial['in_w'], spatial['out_h'], spatial['out_w']
     framed = isa.PREFER_FRAMED if options.framed_windows is None else options.framed_windows
+    interleaved = isa.PREFER_INTERLEAVED if options.interleaved_windows is None else options.interleaved_windows
+    three = (k['kh'], k['kw'], k['dh'], k['dw']) == (3, 3, 1, 1) and k['sh'] == k['sw'] and k['sh'] in (1, 2)
     flat = None
-    if (framed and (k['kh'], k['kw'], k['dh'], k['dw']) == (3, 3, 1, 1) and k['sh'] == k['sw']
-            and k['sh'] in (1, 2)):
+    if interleaved and three:
+        path = WindowPath.WINDOW_INTERLEAVED
+    elif framed and three:
         path = WindowPath.WINDOW_FRAMED
     else:
         flat_max = {1: options.flat_max_pixels, 2: options.flat_s2_max_pixels}.get(k['sh'], 0)
@@ -141,8 +146,10 @@ def window_op(step, spatial, attrs, kernel, mode, options, direct_only=False, **
             path = WindowPath.WINDOW_DIRECT
             if k['sw'] <= 2:
                 tables.update(lanes=isa.row_tables(in_w, out_w, k['kw'], k['sw'], k['pw'], k['dw']))
-    # the flat path takes FLAT_PLANES planes at a time: runs of whole groups
-    jobs = channel_runs(step['n_out'], options, isa.FLAT_PLANES if flat is not None else 1)
+    # the flat path takes FLAT_PLANES planes at a time, the interleaved one
+    # VECTOR channels: runs of whole groups
+    group = isa.FLAT_PLANES if flat is not None else isa.VECTOR if path == WindowPath.WINDOW_INTERLEAVED else 1
+    jobs = channel_runs(step['n_out'], options, group)
     record = Window(**step, **spatial, **k, mode=mode, path=path, **jobs, **tables)
     return record, isa.scratch_floats(in_w, out_h, out_w, k['kh'], k['pw'], k['sh'], path)
 

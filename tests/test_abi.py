@@ -26,7 +26,8 @@ def test_codes_come_from_one_header():
     activation the graph can name has a code."""
     assert [k.name for k in OpKind][:3] == ['OP_GEMM', 'OP_CONV_IM2COL', 'OP_WINDOW'] and OpKind.OP_GEMM == 1
     assert {m.name for m in WindowMode} == {'WINDOW_CONV', 'WINDOW_MAX', 'WINDOW_AVG'}
-    assert {p.name for p in WindowPath} == {'WINDOW_DIRECT', 'WINDOW_FLAT', 'WINDOW_FRAMED'}
+    assert {p.name for p in WindowPath} == {'WINDOW_DIRECT', 'WINDOW_FLAT', 'WINDOW_FRAMED',
+                                           'WINDOW_INTERLEAVED'}
     assert all(f'ACT_{name.upper()}' in Act.__members__ for name in NONLINEAR)
 
 

@@ -21,11 +21,14 @@ BATCHES = (1, 3)
 # every window case runs each way the planner allows (flat where it applies),
 # with jobs of one channel, of runs of several (groups short of the flat
 # path's planes among them) and of all channels of an image.
+NOT_3X3 = dict(framed_windows=False, interleaved_windows=False)
 WINDOW_PATHS = {
-    'direct': dict(framed_windows=False, flat_max_pixels=0, flat_s2_max_pixels=0, channel_jobs=1 << 30),
-    'flat': dict(framed_windows=False, flat_max_pixels=1 << 30, flat_s2_max_pixels=1 << 30, channel_jobs=3),
-    'direct-runs': dict(framed_windows=False, flat_max_pixels=0, flat_s2_max_pixels=0, channel_jobs=2),
-    'framed': dict(framed_windows=True, channel_jobs=2),
+    'direct': dict(NOT_3X3, flat_max_pixels=0, flat_s2_max_pixels=0, channel_jobs=1 << 30),
+    'flat': dict(NOT_3X3, flat_max_pixels=1 << 30, flat_s2_max_pixels=1 << 30, channel_jobs=3),
+    'direct-runs': dict(NOT_3X3, flat_max_pixels=0, flat_s2_max_pixels=0, channel_jobs=2),
+    'framed': dict(framed_windows=True, interleaved_windows=False, channel_jobs=2),
+    # (groups of VECTOR channels, one short where jobs are 2)
+    'interleaved': dict(interleaved_windows=True, channel_jobs=2),
 }
 
 

@@ -201,6 +201,10 @@ WINDOWS = [  # mode, k, s, p, d, (h, w): shapes with a special kernel and withou
     # framed rows whose end is copied as an overlapping last vector (pair), odd and even widths
     (WindowMode.WINDOW_CONV, 3, 2, 1, 1, (5, 37)), (WindowMode.WINDOW_MAX, 3, 2, 1, 1, (4, 11)),
     (WindowMode.WINDOW_CONV, 3, 1, 1, 1, (3, 35)), (WindowMode.WINDOW_AVG, 3, 2, 1, 1, (3, 34)),
+    # interleaved: rows of exactly one block of 4 outputs, of 1 to 3, a short last block, H != W
+    (WindowMode.WINDOW_CONV, 3, 1, 1, 1, (6, 4)), (WindowMode.WINDOW_CONV, 3, 2, 1, 1, (7, 5)),
+    (WindowMode.WINDOW_CONV, 3, 1, 0, 1, (4, 5)), (WindowMode.WINDOW_CONV, 3, 2, 1, 1, (1, 4)),
+    (WindowMode.WINDOW_MAX, 3, 2, 1, 1, (3, 2)), (WindowMode.WINDOW_AVG, 3, 1, 1, 1, (2, 9)),
 ]
 
 
@@ -221,7 +225,8 @@ def framed_ok(k, s, p, d, hw):
 
 WINDOW_CASES = [(case, WindowPath.WINDOW_DIRECT) for case in WINDOWS] + [
     (case, WindowPath.WINDOW_FLAT) for case in WINDOWS if flat_ok(*case[1:])] + [
-    (case, WindowPath.WINDOW_FRAMED) for case in WINDOWS if framed_ok(*case[1:])]
+    (case, WindowPath.WINDOW_FRAMED) for case in WINDOWS if framed_ok(*case[1:])] + [
+    (case, WindowPath.WINDOW_INTERLEAVED) for case in WINDOWS if framed_ok(*case[1:])]
 
 
 @pytest.mark.parametrize('case,path', WINDOW_CASES,
@@ -230,7 +235,8 @@ WINDOW_CASES = [(case, WindowPath.WINDOW_DIRECT) for case in WINDOWS] + [
 def test_window(case, path):
     """Depthwise convolution and pooling of 5 channels, planes at scattered
     offsets, by the row kernels (strides above 2: one output at a time),
-    flat where the path has tables for the shape, and framed (3x3)."""
+    flat where the path has tables for the shape, framed (3x3) and
+    interleaved (3x3; groups of VLEN channels, short ones too)."""
     mode, k, s, p, d, hw = case
     rng = np.random.default_rng(k * 100 + s * 10 + p)
     c, (h, w) = 5, hw
@@ -251,7 +257,7 @@ def test_window(case, path):
     if mode == WindowMode.WINDOW_CONV:
         extra.update(w=weight, b=bias)
     if mode == WindowMode.WINDOW_AVG:
-        div = avgpool_divisors(h, w, oh, ow, (k, k), (s, s), (p, p), True)
+        div = avgpool_divisors(h, w, oh, ow, (k, k), (s, s), (p, p), False)   # a divisor per pixel
         extra.update(aux=np.concatenate([div.ravel(), np.zeros(16, np.float32)]))
     record = Window(n_out=c, plane=plane, jobs_per_image=2, per_job=4 if path == WindowPath.WINDOW_FLAT else 3,
                     in_off=4 * in_off, out_off=4 * out_off, lo=-2.5, hi=3.0, act=Act.ACT_NONE,

@@ -24,7 +24,8 @@ enum WindowMode { WINDOW_CONV = 0, WINDOW_MAX, WINDOW_AVG };
 enum WindowPath {
     WINDOW_DIRECT = 0,    /* rows read in place, border lanes replaced by the padding value */
     WINDOW_FLAT,          /* small planes as flat vectors with lane masks (stride 2: phase planes) */
-    WINDOW_FRAMED         /* 3x3, stride 1 or 2: rows copied into frames with the padding, no masks */
+    WINDOW_FRAMED,        /* 3x3, stride 1 or 2: rows copied into frames with the padding, no masks */
+    WINDOW_INTERLEAVED    /* 3x3, stride 1 or 2: VLEN channels' rows interleaved into one frame */
 };
 
 enum EltwiseMode {

@@ -19,6 +19,7 @@ cdef extern from "abi.h":
         WINDOW_DIRECT
         WINDOW_FLAT
         WINDOW_FRAMED
+        WINDOW_INTERLEAVED
     cpdef enum EltwiseMode:
         ELTWISE_ADD
         ELTWISE_AFFINE

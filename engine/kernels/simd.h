@@ -59,6 +59,39 @@ static inline vf vf_load_strided(const float* p, int64_t s) {
     return vf_loadu(lanes);
 }
 
+#ifndef ENGINE_GATHER
+/* lanes base[off[0]], ..., base[off[VLEN - 1]] (NEON: a lane load each) */
+static inline vf vf_gather(const float* base, const int64_t* off) {
+    float lanes[VLEN];
+    for (int i = 0; i < VLEN; i++) lanes[i] = base[off[i]];
+    return vf_loadu(lanes);
+}
+#endif
+
+#ifndef ENGINE_INTERLEAVE
+/* dst[i * VLEN + j] = src[j][x + i] for i, j < VLEN: VLEN pixels of VLEN
+ * channels as VLEN pixel vectors (NEON: one ST4) */
+static inline void vf_interleave(float* dst, const float* const* src, int64_t x) {
+    for (int i = 0; i < VLEN; i++)
+        for (int j = 0; j < VLEN; j++) dst[i * VLEN + j] = src[j][x + i];
+}
+#endif
+
+#ifndef ENGINE_STORE_LANES4
+/* dst[j][x + i] = lane j of v[i], for 4 pixel vectors v and j < VLEN
+ * (NEON: an ST4 of a lane per channel) */
+static inline void vf_store_lanes4(float* const* dst, int64_t x, const vf* v) {
+    float lanes[4][VLEN];
+    for (int i = 0; i < 4; i++) vf_storeu(lanes[i], v[i]);
+    for (int j = 0; j < VLEN; j++)
+        for (int i = 0; i < 4; i++) dst[j][x + i] = lanes[i][j];
+}
+#endif
+
+#ifndef ENGINE_PREFER_INTERLEAVED
+#define ENGINE_PREFER_INTERLEAVED 0  /* whether the planner runs 3x3 windows interleaved by default */
+#endif
+
 #ifndef ENGINE_PREFER_FRAMED
 #define ENGINE_PREFER_FRAMED 0  /* whether the planner runs 3x3 windows framed by default */
 #endif

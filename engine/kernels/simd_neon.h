@@ -95,6 +95,44 @@ static inline vf vf_fma_lane(vf acc, vf b, vf a, int lane) {
 }
 #endif
 
+/* lanes base[off[0]], ..., base[off[3]]: one LD1 of a lane each (not via
+ * the stack or general registers) */
+#define ENGINE_GATHER 1
+static inline vf vf_gather(const float* base, const int64_t* off) {
+    vf x = vld1q_dup_f32(base + off[0]);
+    x = vld1q_lane_f32(base + off[1], x, 1);
+    x = vld1q_lane_f32(base + off[2], x, 2);
+    return vld1q_lane_f32(base + off[3], x, 3);
+}
+/* dst[i * 4 + j] = src[j][x + i]: 4 pixels of 4 channels as 4 pixel
+ * vectors, one ST4 (ukernels.h: the interleaved depthwise frame) */
+#define ENGINE_INTERLEAVE 1
+static inline void vf_interleave(float* dst, const float* const* src, int64_t x) {
+    const float32x4x4_t v = {{vld1q_f32(src[0] + x), vld1q_f32(src[1] + x), vld1q_f32(src[2] + x),
+                              vld1q_f32(src[3] + x)}};
+    vst4q_f32(dst, v);
+}
+#if defined(__aarch64__)
+/* dst[j][x + i] = lane j of v[i] for 4 pixel vectors v: the 4x4 transposed
+ * by two TRN1/TRN2 pairs and ZIP1/ZIP2 of halves, then a store per channel
+ * (ST4 of a lane per channel would be 4 instructions, but GCC moves its
+ * operands through the stack into the 4 consecutive registers it needs) */
+#define ENGINE_STORE_LANES4 1
+static inline void vf_store_lanes4(float* const* dst, int64_t x, const vf* v) {
+    const float64x2_t a0 = vreinterpretq_f64_f32(vtrn1q_f32(v[0], v[1]));
+    const float64x2_t a1 = vreinterpretq_f64_f32(vtrn2q_f32(v[0], v[1]));
+    const float64x2_t b0 = vreinterpretq_f64_f32(vtrn1q_f32(v[2], v[3]));
+    const float64x2_t b1 = vreinterpretq_f64_f32(vtrn2q_f32(v[2], v[3]));
+    vst1q_f32(dst[0] + x, vreinterpretq_f32_f64(vzip1q_f64(a0, b0)));
+    vst1q_f32(dst[1] + x, vreinterpretq_f32_f64(vzip1q_f64(a1, b1)));
+    vst1q_f32(dst[2] + x, vreinterpretq_f32_f64(vzip2q_f64(a0, b0)));
+    vst1q_f32(dst[3] + x, vreinterpretq_f32_f64(vzip2q_f64(a1, b1)));
+}
+#endif
+/* 3x3 windows run interleaved (ukernels.h: f32_window_interleaved): no
+ * lane of a narrow row is wasted */
+#define ENGINE_PREFER_INTERLEAVED 1
+
 #ifdef ENGINE_ISA_NEON_DOT
 #define ENGINE_ISA_TAG neon_dot /* kernel names end in _neon_dot or _neon (ENGINE_ISA_NAME) */
 #else

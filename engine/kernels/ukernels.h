@@ -68,16 +68,20 @@ static inline void f32_copy_strided(float* dst, const float* src, int64_t n, int
 ENGINE_ALWAYS_INLINE void f32_gemm_store(vf acc[GEMM_MR][GEMM_NV_MAX], float* dst,
         const int64_t* restrict c_off, const int64_t* restrict r_off, int64_t nc0, vf vlo, vf vhi,
         const int MR, const int NV, const int RES, const int LO, const int HI) {
+    /* once: a row's address is then one add (GCC, left alone, folds nc0
+     * into each row's offset again: two adds a row on NEON) */
+    float* d = dst + nc0;
+    __asm__("" : "+r"(d));
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++) {
         vf y[GEMM_NV_MAX];
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) {
-            y[v] = RES ? vf_add(acc[r][v], vf_loadu(dst + r_off[r] + nc0 + v * VLEN)) : acc[r][v];
+            y[v] = RES ? vf_add(acc[r][v], vf_loadu(d + r_off[r] + v * VLEN)) : acc[r][v];
             if (LO) y[v] = vf_max(vlo, y[v]);
             if (HI) y[v] = vf_min(vhi, y[v]);
         }
-        vf_storeu_n(dst + c_off[r] + nc0, y, NV);
+        vf_storeu_n(d + c_off[r], y, NV);
     }
 }
 
@@ -364,7 +368,19 @@ static void f32_linear_tile(int64_t K, const float* restrict w, const float* res
         float lo, float hi) {
     vf acc[LINEAR_NV];
     for (int v = 0; v < LINEAR_NV; v++) acc[v] = vf_loadu(bias + v * VLEN);
-    for (int64_t k = 0; k < K; k++) {
+    int64_t k = 0;
+#ifdef ENGINE_FMA_LANE
+    /* VLEN inputs gathered into one vector, each taken by lane (FMLA by
+     * element): no broadcast per input */
+    for (; k + VLEN <= K; k += VLEN) {
+        const vf x = vf_gather(src, x_off + k);
+#pragma GCC unroll 4
+        for (int i = 0; i < VLEN; i++, w += LINEAR_NO)
+#pragma GCC unroll 16
+            for (int v = 0; v < LINEAR_NV; v++) acc[v] = vf_fma_lane(acc[v], vf_loadu(w + v * VLEN), x, i);
+    }
+#endif
+    for (; k < K; k++) {
         vf xk = vf_set1(src[x_off[k]]);
         for (int v = 0; v < LINEAR_NV; v++) {
 #ifdef ENGINE_PREFETCH
@@ -700,6 +716,177 @@ static inline f32_window_framed_fn f32_window_framed_for(int mode, int64_t s, fl
         [WINDOW_CONV] = {KERNELS(f32_dwconv_3x3s1_framed), KERNELS(f32_dwconv_3x3s2_framed)},
         [WINDOW_MAX] = {KERNELS(f32_maxpool_3x3s1_framed), KERNELS(f32_maxpool_3x3s2_framed)},
         [WINDOW_AVG] = {KERNELS(f32_avgpool_3x3s1_framed), KERNELS(f32_avgpool_3x3s2_framed)}};
+#undef KERNELS
+    return kernels[mode][s - 1][lo > -INFINITY || hi < INFINITY];
+}
+
+/* 3x3 windows (depthwise convolution, max and average pooling) of VLEN
+ * channels at once, stride 1 or 2, their rows interleaved into one frame:
+ * pixel x of frame row r is one vector of the channels' values (NEON: 4
+ * loads and an ST4 per 4 pixels), so that each tap of an output pixel is one
+ * FMA by the tap's weights across the channels (which stay in registers
+ * for the whole plane), one max or one add.  No lane is spent on a narrow
+ * row's end (a 7-wide row is 7 pixel vectors, where a plane's row is 2
+ * vectors, the second 3/4 full), and loads of neighbouring pixels are one
+ * instruction (NEON: LD1 of 4 registers).  Output pixels run DW_PX at a
+ * time along a row, two rows at a time where the registers hold them, and
+ * go back to the channels' planes transposed (vf_store_lanes4).  The frame's
+ * padding is written once per job (f32_interleaved_init), each group of
+ * channels then overwrites its inside. */
+#define DW_PX 4
+typedef struct {
+    const float* src[VLEN];     /* the channels' input planes (a short group repeats its last) */
+    float* out[VLEN];           /* their output planes */
+    const float* w[VLEN];       /* their 9 taps (convolution) */
+    float init[VLEN];           /* where their accumulators start: bias, -inf or 0 */
+    int64_t in_h, in_w, ph, pw, out_h, out_w;
+    float fill, lo, hi;         /* fill: the padding value */
+    const float* aux;           /* reciprocal counts per output pixel (average) */
+} f32_window_group_args;
+
+/* pixels of a frame row: the columns under whole blocks of DW_PX outputs (the
+ * last block ends at the row's end; a row narrower than a block reads past it) */
+static inline int64_t f32_interleaved_cols(int64_t out_w, int64_t s) {
+    return ((out_w > DW_PX ? out_w : DW_PX) - 1) * s + 3;
+}
+/* scratch of the interleaved path: the frame, (out_h - 1) * s + 3 rows */
+static inline int64_t f32_interleaved_floats(int64_t out_h, int64_t out_w, int64_t s) {
+    return ((out_h - 1) * s + 3) * f32_interleaved_cols(out_w, s) * VLEN;
+}
+/* the input rows' pixels inside the frame (a stride-2 row's last column may lie past it) */
+static inline int64_t f32_interleaved_inside(const f32_window_group_args* a, int64_t s) {
+    const int64_t room = f32_interleaved_cols(a->out_w, s) - a->pw;
+    return a->in_w < room ? a->in_w : room;
+}
+/* the frame's padding, once per job (each group of channels overwrites only
+ * the inside): rows above and below the input, columns left and right of it */
+static inline void f32_interleaved_init(const f32_window_group_args* a, float* frame, int64_t s) {
+    const int64_t cols = f32_interleaved_cols(a->out_w, s), rows = (a->out_h - 1) * s + 3;
+    const int64_t right = a->pw + f32_interleaved_inside(a, s);
+    const vf fill = vf_set1(a->fill);
+    for (int64_t r = 0; r < rows; r++) {
+        float* row = frame + r * cols * VLEN;
+        const int inside = r >= a->ph && r - a->ph < a->in_h;
+        for (int64_t x = 0; x < (inside ? a->pw : cols); x++) vf_storeu(row + x * VLEN, fill);
+        for (int64_t x = right; inside && x < cols; x++) vf_storeu(row + x * VLEN, fill);
+    }
+}
+
+/* n pixels from column x of the rows src[0 .. VLEN) into f, pixel by pixel;
+ * the part past whole vectors as the last whole one (the same values again) */
+ENGINE_ALWAYS_INLINE void f32_interleave_row(float* f, const float* const* src, int64_t n) {
+    int64_t x = 0;
+    for (; x + VLEN <= n; x += VLEN) vf_interleave(f + x * VLEN, src, x);
+    if (x < n && n >= VLEN) vf_interleave(f + (n - VLEN) * VLEN, src, n - VLEN);
+    else
+        for (; x < n; x++)
+            for (int j = 0; j < VLEN; j++) f[x * VLEN + j] = src[j][x];
+}
+
+/* R output rows (1 or 2) of DW_PX pixels from frame row r0 on, frame rows
+ * fs floats apart; stored to the planes at `at`, n pixels (n < DW_PX only
+ * where the row is narrower than a block) */
+ENGINE_ALWAYS_INLINE void f32_window_interleaved_block(const float* r0, int64_t fs, const vf* wt, vf vinit,
+        vf vlo, vf vhi, const float* aux, float* const* out, int64_t at, int64_t out_w, int64_t n,
+        const int S, const int MODE, const int R, const int CLAMP) {
+    const int XS = (DW_PX - 1) * S + 3;       /* input pixels under a block's row */
+    vf acc[2][DW_PX], x[2 * DW_PX + 1];
+    for (int i = 0; i < R; i++)
+        for (int p = 0; p < DW_PX; p++) acc[i][p] = vinit;
+    for (int ki = 0; ki < (R - 1) * S + 3; ki++) {
+        /* LD1s of 4 registers, the rest single loads (paired: LDP with an offset) */
+        int p = 0;
+        for (; p + 4 <= XS; p += 4) vf_loadu_n(x + p, r0 + ki * fs + p * VLEN, 4);
+        for (; p < XS; p++) x[p] = vf_loadu(r0 + ki * fs + p * VLEN);
+        for (int i = 0; i < R; i++) {
+            const int tr = ki - i * S;         /* output row i's tap row */
+            if (tr < 0 || tr >= 3) continue;
+            for (int p = 0; p < DW_PX; p++)
+                for (int kj = 0; kj < 3; kj++) {
+                    const vf v = x[p * S + kj];
+                    if (MODE == WINDOW_CONV) acc[i][p] = vf_fma(wt[3 * tr + kj], v, acc[i][p]);
+                    else if (MODE == WINDOW_MAX) acc[i][p] = vf_max_nan(acc[i][p], v);
+                    else acc[i][p] = vf_add(acc[i][p], v);
+                }
+        }
+    }
+    for (int i = 0; i < R; i++) {
+        for (int p = 0; p < DW_PX; p++) {
+            /* average: the pixel's divisor, the same for every channel */
+            if (MODE == WINDOW_AVG) acc[i][p] = vf_mul(acc[i][p], vf_set1(aux[at + i * out_w + p]));
+            if (CLAMP) acc[i][p] = vf_clamp(acc[i][p], vlo, vhi);
+        }
+        if (n == DW_PX) { vf_store_lanes4(out, at + i * out_w, acc[i]); continue; }
+        float lanes[DW_PX][VLEN];
+        for (int p = 0; p < DW_PX; p++) vf_storeu(lanes[p], acc[i][p]);
+        for (int j = 0; j < VLEN; j++)
+            for (int p = 0; p < n; p++) out[j][at + i * out_w + p] = lanes[p][j];
+    }
+}
+
+ENGINE_ALWAYS_INLINE void f32_window_interleaved(const f32_window_group_args* a, float* frame,
+                                                 const int64_t S, const int MODE, const int CLAMP) {
+    const int64_t cols = f32_interleaved_cols(a->out_w, S), fs = cols * VLEN;
+    const int64_t rows = (a->out_h - 1) * S + 3, out_w = a->out_w;
+    const int64_t inside = f32_interleaved_inside(a, S);
+    const float* src[VLEN];
+    for (int64_t r = a->ph > 0 ? a->ph : 0; r < rows && r - a->ph < a->in_h; r++) {
+        for (int j = 0; j < VLEN; j++) src[j] = a->src[j] + (r - a->ph) * a->in_w;
+        f32_interleave_row(frame + r * fs + a->pw * VLEN, src, inside);
+    }
+    vf wt[9];
+    float lanes[VLEN];
+    for (int t = 0; t < 9 && MODE == WINDOW_CONV; t++) {
+        for (int j = 0; j < VLEN; j++) lanes[j] = a->w[j][t];
+        wt[t] = vf_loadu(lanes);
+    }
+    const vf vinit = vf_loadu(a->init), vlo = vf_set1(a->lo), vhi = vf_set1(a->hi);
+    float* out[VLEN];           /* in registers, not reloaded after each store */
+    for (int j = 0; j < VLEN; j++) out[j] = a->out[j];
+    /* two rows at a time share their input rows but one (stride 2) or two;
+     * with 16 registers one row (its weights and accumulators fill them) */
+    const int R = ENGINE_VREGS >= 32 ? 2 : 1;
+    int64_t oh = 0;
+    /* blocks from the row's start, then a short last one ending at the row's
+     * end (its first pixels again), or narrower than a block */
+    const int64_t last = out_w < DW_PX ? 0 : out_w - DW_PX, n = out_w < DW_PX ? out_w : DW_PX;
+#define ROWS(N) { \
+        const float* f = frame + oh * S * fs; \
+        int64_t ow = 0; \
+        for (; ow + DW_PX <= out_w; ow += DW_PX, f += DW_PX * S * VLEN) \
+            f32_window_interleaved_block(f, fs, wt, vinit, vlo, vhi, a->aux, out, oh * out_w + ow, out_w, \
+                                         DW_PX, S, MODE, N, CLAMP); \
+        if (ow < out_w) \
+            f32_window_interleaved_block(frame + oh * S * fs + last * S * VLEN, fs, wt, vinit, vlo, vhi, \
+                                         a->aux, out, oh * out_w + last, out_w, n, S, MODE, N, CLAMP); \
+    }
+    for (; oh + R <= a->out_h; oh += R) ROWS(R)
+    for (; oh < a->out_h; oh++) ROWS(1)
+#undef ROWS
+}
+
+/* one function per stride, mode and clamp: each keeps its weights in registers */
+#define ENGINE_WINDOW_INTERLEAVED(NAME, S, MODE) \
+    static void ENGINE_ISA_NAME(NAME)(const f32_window_group_args* a, float* frame) { \
+        f32_window_interleaved(a, frame, S, MODE, 0); } \
+    static void ENGINE_ISA_NAME(NAME##_clamped)(const f32_window_group_args* a, float* frame) { \
+        f32_window_interleaved(a, frame, S, MODE, 1); }
+ENGINE_WINDOW_INTERLEAVED(f32_dwconv_3x3s1_interleaved, 1, WINDOW_CONV)
+ENGINE_WINDOW_INTERLEAVED(f32_dwconv_3x3s2_interleaved, 2, WINDOW_CONV)
+ENGINE_WINDOW_INTERLEAVED(f32_maxpool_3x3s1_interleaved, 1, WINDOW_MAX)
+ENGINE_WINDOW_INTERLEAVED(f32_maxpool_3x3s2_interleaved, 2, WINDOW_MAX)
+ENGINE_WINDOW_INTERLEAVED(f32_avgpool_3x3s1_interleaved, 1, WINDOW_AVG)
+ENGINE_WINDOW_INTERLEAVED(f32_avgpool_3x3s2_interleaved, 2, WINDOW_AVG)
+
+typedef void (*f32_window_interleaved_fn)(const f32_window_group_args* a, float* frame);
+/* the interleaved kernel of a 3x3 window (mode, stride 1 or 2), with the
+ * clamp to [lo, hi] where it is not the whole line */
+static inline f32_window_interleaved_fn f32_window_interleaved_for(int mode, int64_t s, float lo, float hi) {
+#define KERNELS(name) {ENGINE_ISA_NAME(name), ENGINE_ISA_NAME(name##_clamped)}
+    static const f32_window_interleaved_fn kernels[3][2][2] = {
+        [WINDOW_CONV] = {KERNELS(f32_dwconv_3x3s1_interleaved), KERNELS(f32_dwconv_3x3s2_interleaved)},
+        [WINDOW_MAX] = {KERNELS(f32_maxpool_3x3s1_interleaved), KERNELS(f32_maxpool_3x3s2_interleaved)},
+        [WINDOW_AVG] = {KERNELS(f32_avgpool_3x3s1_interleaved), KERNELS(f32_avgpool_3x3s2_interleaved)}};
 #undef KERNELS
     return kernels[mode][s - 1][lo > -INFINITY || hi < INFINITY];
 }

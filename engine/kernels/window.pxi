@@ -14,9 +14,13 @@ A job computes a run of output planes, each by one of two paths:
   the input's four phase planes (even/odd rows x even/odd columns).
 - framed: 3x3 windows of stride 1 or 2 row by row, each input row copied
   once into a frame with its padding (f32_window_plane_framed), so that no
-  lane needs a mask."""
+  lane needs a mask.
+- interleaved: 3x3 windows of stride 1 or 2, VLEN channels at a time,
+  their rows interleaved into one frame with the padding
+  (f32_window_interleaved): a vector is one pixel of VLEN channels."""
 from libc.stdint cimport int64_t
-from engine.kernels.abi cimport WINDOW_CONV, WINDOW_MAX, WINDOW_AVG, WINDOW_DIRECT, WINDOW_FLAT, WINDOW_FRAMED
+from engine.kernels.abi cimport (WINDOW_CONV, WINDOW_MAX, WINDOW_AVG, WINDOW_DIRECT, WINDOW_FLAT, WINDOW_FRAMED,
+                                 WINDOW_INTERLEAVED)
 from engine.kernels.common cimport (Op, Ctx, VLEN, ENGINE_PLANE_ALIGN, act_param, f32_activation, f32_image,
                                     f32_scratch)
 import numpy as np
@@ -43,6 +47,19 @@ cdef extern from "ukernels.h" nogil:
     void f32_window_framed_init(const f32_window_args* a, float* frames, int64_t s)
     int64_t f32_framed_floats(int64_t out_h, int64_t out_w, int64_t s)
     const int ENGINE_PREFER_FRAMED
+    ctypedef struct f32_window_group_args:
+        const float* src[VLEN]
+        float* out[VLEN]
+        const float* w[VLEN]
+        float init[VLEN]
+        int64_t in_h, in_w, ph, pw, out_h, out_w
+        float fill, lo, hi
+        const float* aux
+    ctypedef void (*f32_window_interleaved_fn)(const f32_window_group_args* a, float* frame)
+    f32_window_interleaved_fn f32_window_interleaved_for(int mode, int64_t s, float lo, float hi)
+    void f32_interleaved_init(const f32_window_group_args* a, float* frame, int64_t s)
+    int64_t f32_interleaved_floats(int64_t out_h, int64_t out_w, int64_t s)
+    const int ENGINE_PREFER_INTERLEAVED
     enum: FLAT_CH
     ctypedef struct f32_window_flat_args:
         const float* src[FLAT_CH]
@@ -68,6 +85,7 @@ ARENA_SLACK = SLACK            # floats the arena keeps before its first and aft
 assert ARENA_SLACK >= ENGINE_ROW_OVERREAD
 FLAT_PLANES = FLAT_CH          # planes the flat path runs together
 PREFER_FRAMED = bool(ENGINE_PREFER_FRAMED)   # 3x3 windows run framed by default (NEON)
+PREFER_INTERLEAVED = bool(ENGINE_PREFER_INTERLEAVED)  # 3x3 windows run interleaved by default (NEON)
 VECTOR = VLEN                  # floats per vector
 
 
@@ -147,9 +165,11 @@ def scratch_floats(int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64
     the padding row with what is read around it, then for the framed path
     its frames; for the flat path at stride 2, two sets of FLAT_CH channels'
     phase planes (one built while the other is read), each with ARENA_SLACK
-    floats around it."""
+    floats around it; for the interleaved path its frame."""
     if path == WINDOW_FLAT:
         return 0 if stride == 1 else 3 * ARENA_SLACK + 2 * FLAT_CH * 4 * phase_stride(out_h, out_w)
+    if path == WINDOW_INTERLEAVED:
+        return f32_interleaved_floats(out_h, out_w, stride)
     rows = aligned(2 * kh) + aligned(aligned(pw) + in_w + pw + ENGINE_ROW_OVERREAD)
     return rows + (f32_framed_floats(out_h, out_w, stride) if path == WINDOW_FRAMED else 0)
 
@@ -237,6 +257,9 @@ cdef void window_rows(const Op* op, const float* in_base, float* out_base, float
     """Output rows [oh0, oh1) of channels [c0, c1) by the direct path, from
     input rows [ih_lo, ih_hi) (those the output rows need, or all rows),
     channel c's first at in_base + in_off[c].  buf: this worker's scratch."""
+    if op.p.path == WINDOW_INTERLEAVED:
+        interleaved_rows(op, in_base, out_base, buf, c0, c1, ih_lo, ih_hi, oh0, oh1)
+        return
     cdef int64_t c, i
     cdef f32_window_args a
     a.rows = <const float**>buf
@@ -269,6 +292,33 @@ cdef void window_rows(const Op* op, const float* in_base, float* out_base, float
             f32_window_plane_any(&a, op.p.mode, op.p.kh, op.p.kw, op.p.sh, op.p.sw, op.p.dh, op.p.dw)
         if op.p.act:
             f32_activation(a.out, a.out_h * op.p.out_w, op.p.act, act_param(op, c))
+
+
+cdef void interleaved_rows(const Op* op, const float* in_base, float* out_base, float* frame,
+                           int64_t c0, int64_t c1, int64_t ih_lo, int64_t ih_hi,
+                           int64_t oh0, int64_t oh1) noexcept nogil:
+    """window_rows for the interleaved path: VLEN channels at a time (a
+    group short of VLEN repeats its last channel, writing the same values
+    twice, so that one kernel serves every group)."""
+    cdef f32_window_group_args a
+    cdef int64_t c = c0, g, ch
+    a.in_h, a.in_w, a.ph, a.pw = ih_hi - ih_lo, op.p.in_w, op.p.ph - oh0 * op.p.sh + ih_lo, op.p.pw
+    a.out_h, a.out_w, a.fill, a.lo, a.hi = oh1 - oh0, op.p.out_w, op.p.fill, op.p.lo, op.p.hi
+    a.aux = op.aux + oh0 * op.p.out_w if op.aux != NULL else NULL
+    cdef f32_window_interleaved_fn kernel = f32_window_interleaved_for(op.p.mode, op.p.sh, op.p.lo, op.p.hi)
+    f32_interleaved_init(&a, frame, op.p.sh)
+    while c < c1:
+        for g in range(VLEN):
+            ch = min(c + g, c1 - 1)
+            a.src[g] = in_base + op.in_off[ch]
+            a.out[g] = out_base + op.out_off[ch] + oh0 * op.p.out_w
+            a.w[g], a.init[g] = channel_taps(op, ch), channel_start(op, ch)
+        kernel(&a, frame)
+        if op.p.act:
+            for ch in range(c, min(c + VLEN, c1)):
+                f32_activation(out_base + op.out_off[ch] + oh0 * op.p.out_w, a.out_h * op.p.out_w,
+                               op.p.act, act_param(op, ch))
+        c += VLEN
 
 
 cdef void global_avgpool_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
