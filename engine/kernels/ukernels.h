@@ -553,6 +553,34 @@ static void f32_window_plane_any(const f32_window_args* a, int mode, int64_t kh,
     else f32_window_plane(a, kh, kw, sh, sw, dh, dw, WINDOW_AVG);
 }
 
+/* The kernels of a path of 3x3 windows of stride 1 or 2 (framed,
+ * interleaved): one function per stride, mode and clamp, each keeping its
+ * weights in registers, IMPL(args, scratch, S, MODE, CLAMP) specialised; and
+ * f32_window_<PATH>_for(mode, s, lo, hi) choosing one, with the clamp to
+ * [lo, hi] where it is not the whole line. */
+#define ENGINE_WINDOW_3X3_ONE(NAME, ARGS, IMPL, S, MODE) \
+    static void ENGINE_ISA_NAME(NAME)(const ARGS* a, float* scratch) { IMPL(a, scratch, S, MODE, 0); } \
+    static void ENGINE_ISA_NAME(NAME##_clamped)(const ARGS* a, float* scratch) { IMPL(a, scratch, S, MODE, 1); }
+#define ENGINE_WINDOW_3X3_PICK(NAME) {ENGINE_ISA_NAME(NAME), ENGINE_ISA_NAME(NAME##_clamped)}
+#define ENGINE_WINDOW_3X3_PATH(PATH, ARGS, IMPL) \
+    ENGINE_WINDOW_3X3_ONE(f32_dwconv_3x3s1_##PATH, ARGS, IMPL, 1, WINDOW_CONV) \
+    ENGINE_WINDOW_3X3_ONE(f32_dwconv_3x3s2_##PATH, ARGS, IMPL, 2, WINDOW_CONV) \
+    ENGINE_WINDOW_3X3_ONE(f32_maxpool_3x3s1_##PATH, ARGS, IMPL, 1, WINDOW_MAX) \
+    ENGINE_WINDOW_3X3_ONE(f32_maxpool_3x3s2_##PATH, ARGS, IMPL, 2, WINDOW_MAX) \
+    ENGINE_WINDOW_3X3_ONE(f32_avgpool_3x3s1_##PATH, ARGS, IMPL, 1, WINDOW_AVG) \
+    ENGINE_WINDOW_3X3_ONE(f32_avgpool_3x3s2_##PATH, ARGS, IMPL, 2, WINDOW_AVG) \
+    typedef void (*f32_window_##PATH##_fn)(const ARGS* a, float* scratch); \
+    static inline f32_window_##PATH##_fn f32_window_##PATH##_for(int mode, int64_t s, float lo, float hi) { \
+        static const f32_window_##PATH##_fn kernels[3][2][2] = { \
+            [WINDOW_CONV] = {ENGINE_WINDOW_3X3_PICK(f32_dwconv_3x3s1_##PATH), \
+                             ENGINE_WINDOW_3X3_PICK(f32_dwconv_3x3s2_##PATH)}, \
+            [WINDOW_MAX] = {ENGINE_WINDOW_3X3_PICK(f32_maxpool_3x3s1_##PATH), \
+                            ENGINE_WINDOW_3X3_PICK(f32_maxpool_3x3s2_##PATH)}, \
+            [WINDOW_AVG] = {ENGINE_WINDOW_3X3_PICK(f32_avgpool_3x3s1_##PATH), \
+                            ENGINE_WINDOW_3X3_PICK(f32_avgpool_3x3s2_##PATH)}}; \
+        return kernels[mode][s - 1][lo > -INFINITY || hi < INFINITY]; \
+    }
+
 /* 3x3 windows of stride 1 or 2 through a framed plane: the input rows are
  * copied into a frame that holds the padding as rows and columns of fill
  * (for stride 2 each row's even columns, then its odd ones), so that every
@@ -694,31 +722,7 @@ ENGINE_ALWAYS_INLINE void f32_window_plane_framed(const f32_window_args* a, floa
 #undef ROWS_OUT
 }
 
-/* one function per stride, mode and clamp: each keeps its weights in registers */
-#define ENGINE_WINDOW_FRAMED(NAME, S, MODE) \
-    static void ENGINE_ISA_NAME(NAME)(const f32_window_args* a, float* frames) { \
-        f32_window_plane_framed(a, frames, S, MODE, 0); } \
-    static void ENGINE_ISA_NAME(NAME##_clamped)(const f32_window_args* a, float* frames) { \
-        f32_window_plane_framed(a, frames, S, MODE, 1); }
-ENGINE_WINDOW_FRAMED(f32_dwconv_3x3s1_framed, 1, WINDOW_CONV)
-ENGINE_WINDOW_FRAMED(f32_dwconv_3x3s2_framed, 2, WINDOW_CONV)
-ENGINE_WINDOW_FRAMED(f32_maxpool_3x3s1_framed, 1, WINDOW_MAX)
-ENGINE_WINDOW_FRAMED(f32_maxpool_3x3s2_framed, 2, WINDOW_MAX)
-ENGINE_WINDOW_FRAMED(f32_avgpool_3x3s1_framed, 1, WINDOW_AVG)
-ENGINE_WINDOW_FRAMED(f32_avgpool_3x3s2_framed, 2, WINDOW_AVG)
-
-typedef void (*f32_window_framed_fn)(const f32_window_args* a, float* frames);
-/* the framed kernel of a 3x3 window (mode, stride 1 or 2), with the clamp
- * to [lo, hi] where it is not the whole line */
-static inline f32_window_framed_fn f32_window_framed_for(int mode, int64_t s, float lo, float hi) {
-#define KERNELS(name) {ENGINE_ISA_NAME(name), ENGINE_ISA_NAME(name##_clamped)}
-    static const f32_window_framed_fn kernels[3][2][2] = {
-        [WINDOW_CONV] = {KERNELS(f32_dwconv_3x3s1_framed), KERNELS(f32_dwconv_3x3s2_framed)},
-        [WINDOW_MAX] = {KERNELS(f32_maxpool_3x3s1_framed), KERNELS(f32_maxpool_3x3s2_framed)},
-        [WINDOW_AVG] = {KERNELS(f32_avgpool_3x3s1_framed), KERNELS(f32_avgpool_3x3s2_framed)}};
-#undef KERNELS
-    return kernels[mode][s - 1][lo > -INFINITY || hi < INFINITY];
-}
+ENGINE_WINDOW_3X3_PATH(framed, f32_window_args, f32_window_plane_framed)
 
 /* 3x3 windows (depthwise convolution, max and average pooling) of VLEN
  * channels at once, stride 1 or 2, their rows interleaved into one frame:
@@ -865,31 +869,7 @@ ENGINE_ALWAYS_INLINE void f32_window_interleaved(const f32_window_group_args* a,
 #undef ROWS
 }
 
-/* one function per stride, mode and clamp: each keeps its weights in registers */
-#define ENGINE_WINDOW_INTERLEAVED(NAME, S, MODE) \
-    static void ENGINE_ISA_NAME(NAME)(const f32_window_group_args* a, float* frame) { \
-        f32_window_interleaved(a, frame, S, MODE, 0); } \
-    static void ENGINE_ISA_NAME(NAME##_clamped)(const f32_window_group_args* a, float* frame) { \
-        f32_window_interleaved(a, frame, S, MODE, 1); }
-ENGINE_WINDOW_INTERLEAVED(f32_dwconv_3x3s1_interleaved, 1, WINDOW_CONV)
-ENGINE_WINDOW_INTERLEAVED(f32_dwconv_3x3s2_interleaved, 2, WINDOW_CONV)
-ENGINE_WINDOW_INTERLEAVED(f32_maxpool_3x3s1_interleaved, 1, WINDOW_MAX)
-ENGINE_WINDOW_INTERLEAVED(f32_maxpool_3x3s2_interleaved, 2, WINDOW_MAX)
-ENGINE_WINDOW_INTERLEAVED(f32_avgpool_3x3s1_interleaved, 1, WINDOW_AVG)
-ENGINE_WINDOW_INTERLEAVED(f32_avgpool_3x3s2_interleaved, 2, WINDOW_AVG)
-
-typedef void (*f32_window_interleaved_fn)(const f32_window_group_args* a, float* frame);
-/* the interleaved kernel of a 3x3 window (mode, stride 1 or 2), with the
- * clamp to [lo, hi] where it is not the whole line */
-static inline f32_window_interleaved_fn f32_window_interleaved_for(int mode, int64_t s, float lo, float hi) {
-#define KERNELS(name) {ENGINE_ISA_NAME(name), ENGINE_ISA_NAME(name##_clamped)}
-    static const f32_window_interleaved_fn kernels[3][2][2] = {
-        [WINDOW_CONV] = {KERNELS(f32_dwconv_3x3s1_interleaved), KERNELS(f32_dwconv_3x3s2_interleaved)},
-        [WINDOW_MAX] = {KERNELS(f32_maxpool_3x3s1_interleaved), KERNELS(f32_maxpool_3x3s2_interleaved)},
-        [WINDOW_AVG] = {KERNELS(f32_avgpool_3x3s1_interleaved), KERNELS(f32_avgpool_3x3s2_interleaved)}};
-#undef KERNELS
-    return kernels[mode][s - 1][lo > -INFINITY || hi < INFINITY];
-}
+ENGINE_WINDOW_3X3_PATH(interleaved, f32_window_group_args, f32_window_interleaved)
 
 /* Small stride-1 planes whose output rows are as wide as the input's: output
  * pixel p reads input pixel p + tap_off[t] under tap t, so the whole plane runs
