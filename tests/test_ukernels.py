@@ -159,6 +159,7 @@ def test_frame_row(s, in_w):
             dst = np.full(fw + VLEN, SENTINEL, np.float32)
             isa.ukernel_frame_row(dst, given, in_w, pl, fw, s)
             np.testing.assert_array_equal(dst[:fw], expected if given is not None else np.zeros(fw))
+            assert (dst[fw:] == SENTINEL).all()         # nothing past the frame row
 
 
 @pytest.mark.parametrize('hw', [(1, 1), (2, 2), (5, 7), (8, 3), (13, 16)])

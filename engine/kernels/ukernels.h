@@ -308,32 +308,6 @@ static inline f32_gemm_tile_fn f32_gemm_tile_for(int64_t rows, int64_t nvalid) {
     return tiles[1 + (nvalid > GEMM_NR ? nvalid - GEMM_NR : 0)];
 }
 
-/* One input row as the direct convolution reads it: pl zeros, the row (or
- * zeros where row is NULL: padding rows), zeros to fw columns.  For stride 2
- * the even columns come first, then the odd ones (from dst + (fw + 1) / 2),
- * so that every tap reads its pixels of an output row as contiguous vectors.
- * (Inlined into its job, as when it had one caller: the microkernel tester's
- * second call made GCC keep it apart, 0.3 M more instructions under qemu.) */
-ENGINE_ALWAYS_INLINE void f32_frame_row(float* dst, const float* row, int64_t in_w, int64_t pl, int64_t fw,
-                          int64_t s) {
-    const int64_t half = s == 2 ? (fw + 1) / 2 : fw;
-    for (int64_t phase = 0; phase < s; phase++) {
-        float* d = dst + phase * half;
-        const int64_t n = s == 2 ? (fw - phase + 1) / 2 : fw;  /* columns x = i*s + phase */
-        /* column x holds input pixel x - pl: i from lo to hi are inside the row */
-        int64_t lo = 0, hi = 0;
-        if (row && in_w - 1 + pl - phase >= 0) {
-            lo = pl - phase > 0 ? (pl - phase + s - 1) / s : 0;
-            hi = (in_w - 1 + pl - phase) / s + 1;
-            if (hi > n) hi = n;
-            if (lo > hi) lo = hi;
-        }
-        for (int64_t i = 0; i < lo; i++) d[i] = 0.0f;
-        if (hi > lo) f32_copy_strided(d + lo, row + lo * s + phase - pl, hi - lo, s);
-        for (int64_t i = hi; i < n; i++) d[i] = 0.0f;
-    }
-}
-
 /* The core's FMA throughput: PEAK_CHAINS independent accumulator chains,
  * enough to hide FMA latency on every ISA here (latency 4 x 2 pipes) and few
  * enough to stay in 16 vector registers with a and b (AVX2, armv7: 16 chains
@@ -366,7 +340,10 @@ static void f32_fma_peak_loop(int64_t iters, float* sink) {
 static void f32_linear_tile(int64_t K, const float* restrict w, const float* restrict bias,
         const float* src, const int64_t* restrict x_off, float* restrict y,
         float lo, float hi) {
+    /* (every loop over v unrolled: one that is not keeps acc in memory, stored
+     * on each turn of the loops over k) */
     vf acc[LINEAR_NV];
+#pragma GCC unroll 16
     for (int v = 0; v < LINEAR_NV; v++) acc[v] = vf_loadu(bias + v * VLEN);
     int64_t k = 0;
 #ifdef ENGINE_FMA_LANE
@@ -382,6 +359,7 @@ static void f32_linear_tile(int64_t K, const float* restrict w, const float* res
 #endif
     for (; k < K; k++) {
         vf xk = vf_set1(src[x_off[k]]);
+#pragma GCC unroll 16
         for (int v = 0; v < LINEAR_NV; v++) {
 #ifdef ENGINE_PREFETCH
             /* the weights stream from L3 (MobileNetV2's 5 MB): the hardware
@@ -393,6 +371,7 @@ static void f32_linear_tile(int64_t K, const float* restrict w, const float* res
         w += LINEAR_NO;
     }
     const vf vlo = vf_set1(lo), vhi = vf_set1(hi);
+#pragma GCC unroll 16
     for (int v = 0; v < LINEAR_NV; v++)
         vf_storeu(y + v * VLEN, vf_min(vhi, vf_max(vlo, acc[v])));
 }
@@ -654,6 +633,32 @@ ENGINE_ALWAYS_INLINE void f32_framed_row(float* f, const float* row, int64_t in_
     for (; x < in_w; x++) (x % 2 ? second : first)[x / 2] = row[x];
 }
 
+/* One input row as the direct convolution reads it: pl zeros, the row (or
+ * zeros where row is NULL: padding rows), zeros to fw columns (pl + in_w <=
+ * fw).  For stride 2 the even columns come first, then the odd ones (from
+ * dst + (fw + 1) / 2), so that every tap reads its pixels of an output row
+ * as contiguous vectors.  Either way the fw columns are dst[0 .. fw).
+ * (Inlined into its job, as when it had one caller: the microkernel tester's
+ * second call made GCC keep it apart, 0.3 M more instructions under qemu.) */
+ENGINE_ALWAYS_INLINE void f32_frame_row(float* dst, const float* row, int64_t in_w, int64_t pl, int64_t fw,
+                                        int64_t s) {
+    const int64_t half = s == 2 ? (fw + 1) / 2 : 0;
+    if (!row) {
+        int64_t i = 0;
+        for (; i + VLEN <= fw; i += VLEN) vf_storeu(dst + i, vf_zero());
+        for (; i < fw; i++) dst[i] = 0.0f;
+        return;
+    }
+    /* the padding columns, then the row (f32_framed_row: its pairs of
+     * columns by one LD2 at stride 2) */
+#define ZERO(c) dst[s == 2 ? ((c) % 2 ? half : 0) + (c) / 2 : (c)] = 0.0f
+    for (int64_t c = 0; c < pl; c++) ZERO(c);
+    for (int64_t c = pl + in_w; c < fw; c++) ZERO(c);
+#undef ZERO
+    if (s == 2) f32_framed_row(dst, row, in_w, pl, half, 2);
+    else f32_framed_row(dst, row, in_w, pl, 0, 1);
+}
+
 #define FRAMED_R 4
 /* Vector ow of R output rows (1 to FRAMED_R) of a framed window from frame
  * row r0 on, each input row's taps loaded once for all of them.  A row's
@@ -795,7 +800,8 @@ ENGINE_ALWAYS_INLINE void f32_window_interleaved_block(const float* r0, int64_t 
         const int S, const int MODE, const int R, const int CLAMP) {
     const int XS = (DW_PX - 1) * S + 3;       /* input pixels under a block's row */
     vf acc[2][DW_PX], x[2 * DW_PX + 1];
-    for (int i = 0; i < R; i++)
+    /* (pooling starts from each output's first tap instead: no copy of vinit) */
+    for (int i = 0; i < R && MODE == WINDOW_CONV; i++)
         for (int p = 0; p < DW_PX; p++) acc[i][p] = vinit;
     for (int ki = 0; ki < (R - 1) * S + 3; ki++) {
         /* LD1s of 4 registers, the rest single loads (paired: LDP with an offset) */
@@ -809,6 +815,7 @@ ENGINE_ALWAYS_INLINE void f32_window_interleaved_block(const float* r0, int64_t 
                 for (int kj = 0; kj < 3; kj++) {
                     const vf v = x[p * S + kj];
                     if (MODE == WINDOW_CONV) acc[i][p] = vf_fma(wt[3 * tr + kj], v, acc[i][p]);
+                    else if (tr == 0 && kj == 0) acc[i][p] = v;
                     else if (MODE == WINDOW_MAX) acc[i][p] = vf_max_nan(acc[i][p], v);
                     else acc[i][p] = vf_add(acc[i][p], v);
                 }
