@@ -39,8 +39,8 @@ class PlanOptions:
     k_split_pixels: tuple = (196, 784)  # sums them; from this many channels, on planes of these
                                  # sizes (MobileNetV2: at 7x7 and below 192 channels the sum costs
                                  # what the split saves)
-    framed_windows: bool = None  # 3x3 windows of stride 1 and 2 through framed rows (None: where
-                                 # the ISA runs them best so, isa.PREFER_FRAMED: NEON)
+    framed_windows: bool = False  # 3x3 windows of stride 1 and 2 through framed rows, one plane
+                                  # at a time (where they do not run interleaved)
     interleaved_windows: bool = None  # 3x3 windows of stride 1 and 2 with VLEN channels' rows
                                  # interleaved, before framed (None: isa.PREFER_INTERLEAVED, NEON)
     flat_max_pixels: int = 16384   # window ops: stride-1 output planes up to this size run flat,
@@ -121,18 +121,18 @@ def kernel_fields(attrs, kernel):
 
 
 def window_op(step, spatial, attrs, kernel, mode, options, direct_only=False, **tables):
-    """(Window record, scratch floats): interleaved or framed (3x3,
-    strides 1 and 2) where the options or the ISA say so, flat where the plane is small enough and the tables fit,
-    else row by row."""
+    """(Window record, scratch floats): interleaved (3x3, strides 1 and 2)
+    where the options or the ISA say so, framed (the same) where the options
+    say so, flat where the plane is small enough and the tables fit, else
+    row by row."""
     k = kernel_fields(attrs, kernel)
     in_h, in_w, out_h, out_w = spatial['in_h'], spatial['in_w'], spatial['out_h'], spatial['out_w']
-    framed = isa.PREFER_FRAMED if options.framed_windows is None else options.framed_windows
     interleaved = isa.PREFER_INTERLEAVED if options.interleaved_windows is None else options.interleaved_windows
     three = (k['kh'], k['kw'], k['dh'], k['dw']) == (3, 3, 1, 1) and k['sh'] == k['sw'] and k['sh'] in (1, 2)
     flat = None
     if interleaved and three:
         path = WindowPath.WINDOW_INTERLEAVED
-    elif framed and three:
+    elif options.framed_windows and three:
         path = WindowPath.WINDOW_FRAMED
     else:
         flat_max = {1: options.flat_max_pixels, 2: options.flat_s2_max_pixels}.get(k['sh'], 0)

@@ -92,9 +92,6 @@ static inline void vf_store_lanes4(float* const* dst, int64_t x, const vf* v) {
 #define ENGINE_PREFER_INTERLEAVED 0  /* whether the planner runs 3x3 windows interleaved by default */
 #endif
 
-#ifndef ENGINE_PREFER_FRAMED
-#define ENGINE_PREFER_FRAMED 0  /* whether the planner runs 3x3 windows framed by default */
-#endif
 
 /* Plane strides are padded to this many floats (64 bytes) for every ISA, so a
  * model planned on one machine lays out memory the same way on any other, and

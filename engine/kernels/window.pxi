@@ -46,7 +46,6 @@ cdef extern from "ukernels.h" nogil:
     f32_window_framed_fn f32_window_framed_for(int mode, int64_t s, float lo, float hi)
     void f32_window_framed_init(const f32_window_args* a, float* frames, int64_t s)
     int64_t f32_framed_floats(int64_t out_h, int64_t out_w, int64_t s)
-    const int ENGINE_PREFER_FRAMED
     ctypedef struct f32_window_group_args:
         const float* src[VLEN]
         float* out[VLEN]
@@ -84,7 +83,6 @@ ARENA_SLACK = SLACK            # floats the arena keeps before its first and aft
                                # plane: flat planes and window rows read a little outside
 assert ARENA_SLACK >= ENGINE_ROW_OVERREAD
 FLAT_PLANES = FLAT_CH          # planes the flat path runs together
-PREFER_FRAMED = bool(ENGINE_PREFER_FRAMED)   # 3x3 windows run framed by default (NEON)
 PREFER_INTERLEAVED = bool(ENGINE_PREFER_INTERLEAVED)  # 3x3 windows run interleaved by default (NEON)
 VECTOR = VLEN                  # floats per vector
 
