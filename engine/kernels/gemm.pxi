@@ -20,9 +20,8 @@ cdef enum:
 cdef extern from "ukernels.h" nogil:
     ctypedef void (*f32_gemm_tile_fn)(int64_t K, const float* a, const float* bias,
                                       const float* src, const int64_t* b_off, const int64_t* b_run,
-                                      int64_t nb0,
                                       float* dst, const int64_t* c_off, const int64_t* r_off,
-                                      int64_t nc0, int mr, int64_t nvalid, float lo, float hi)
+                                      int mr, int64_t nvalid, float lo, float hi)
     f32_gemm_tile_fn f32_gemm_tile_for(int64_t rows, int64_t nvalid)
     const int GEMM_MR_SHORT, GEMM_MR_NARROW, GEMM_TAIL_PIXELS, GEMM_EXTRA_MAX, GEMM_WIDE_PIXELS
     void f32_frame_row(float* dst, const float* row, int64_t in_w, int64_t pl, int64_t fw,
@@ -135,7 +134,7 @@ cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt
             if res_off != NULL:
                 r_off = res_off + g * cout_g + m0
         c_off = out_off + g * cout_g + m0
-        tile(k1 - k0, a, bias, src, b_off + k0, b_run + k0, nb0, dst, c_off, r_off, nc0, mr, nvalid, lo, hi)
+        tile(k1 - k0, a, bias, src + nb0, b_off + k0, b_run + k0, dst + nc0, c_off, r_off, mr, nvalid, lo, hi)
         if act:
             for r in range(mr):
                 f32_activation(dst + c_off[r] + nc0, nvalid, act, act_param(op, g * cout_g + m0 + r))

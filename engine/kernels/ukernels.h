@@ -66,22 +66,18 @@ static inline void f32_copy_strided(float* dst, const float* src, int64_t n, int
  * the residual (RES), then max with lo (LO) and min with hi (HI): a bound at
  * infinity changes nothing, NaN included, and costs an instruction per vector. */
 ENGINE_ALWAYS_INLINE void f32_gemm_store(vf acc[GEMM_MR][GEMM_NV_MAX], float* dst,
-        const int64_t* restrict c_off, const int64_t* restrict r_off, int64_t nc0, vf vlo, vf vhi,
+        const int64_t* restrict c_off, const int64_t* restrict r_off, vf vlo, vf vhi,
         const int MR, const int NV, const int RES, const int LO, const int HI) {
-    /* once: a row's address is then one add (GCC, left alone, folds nc0
-     * into each row's offset again: two adds a row on NEON) */
-    float* d = dst + nc0;
-    __asm__("" : "+r"(d));
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++) {
         vf y[GEMM_NV_MAX];
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) {
-            y[v] = RES ? vf_add(acc[r][v], vf_loadu(d + r_off[r] + v * VLEN)) : acc[r][v];
+            y[v] = RES ? vf_add(acc[r][v], vf_loadu(dst + r_off[r] + v * VLEN)) : acc[r][v];
             if (LO) y[v] = vf_max(vlo, y[v]);
             if (HI) y[v] = vf_min(vhi, y[v]);
         }
-        vf_storeu_n(d + c_off[r], y, NV);
+        vf_storeu_n(dst + c_off[r], y, NV);
     }
 }
 
@@ -136,18 +132,20 @@ ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra(f32_gemm_extras x, int64_t K
 }
 
 /* GEMM tile over channel planes, NV vectors of pixels wide:
- *   for r < mr:  C_r[nc0 : nc0 + nvalid] = clamp(bias[r] + sum_k a[k][r] * B_k[nb0 : ...] + R_r[...])
+ *   for r < mr:  C_r[0 : nvalid] = clamp(bias[r] + sum_k a[k][r] * B_k[0 : ...] + R_r[...])
  * where B_k = src + b_off[k], C_r = dst + c_off[r] and, when r_off is not
  * NULL, R_r = dst + r_off[r] is a residual added before the clamp (a fused
  * add).  `a` is packed [K][MR] (rows past the matrix are zero), `bias` has
  * MR entries.  B is read NV whole vectors wide; only the first nvalid
  * pixels of C are written.  b_run[k] >= 1 says how many of B_k, B_k+1, ...
  * are equally far apart (a run: the planner sorts the planes by offset),
- * so that the loop over k steps a pointer instead of loading each offset. */
+ * so that the loop over k steps a pointer instead of loading each offset.
+ * (The caller points src and dst at the tile's first pixel: two arguments
+ * fewer, of the 13 integer ones, go through the stack on aarch64.) */
 ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         int64_t K, const float* restrict a, const float* restrict bias,
-        const float* src, const int64_t* restrict b_off, const int64_t* restrict b_run, int64_t nb0,
-        float* dst, const int64_t* restrict c_off, const int64_t* restrict r_off, int64_t nc0,
+        const float* src, const int64_t* restrict b_off, const int64_t* restrict b_run,
+        float* dst, const int64_t* restrict c_off, const int64_t* restrict r_off,
         int mr, int64_t nvalid, float lo, float hi, const int MR, const int NV, const int EXTRA) {
     vf acc[GEMM_MR][GEMM_NV_MAX];
     /* EXTRA more pixels after the NV vectors (lanes past MR unused) */
@@ -155,10 +153,10 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
     f32_gemm_extras extra;
     for (int x = 0; x < EXTRA; x++)
         for (int e = 0; e < EV; e++) extra.v[x][e] = vf_loadu(bias + e * VLEN);
-    if (EXTRA && ENGINE_GEMM_EXTRA_PASS) extra = f32_gemm_extra(extra, K, a, src + nb0 + NV * VLEN, b_off, b_run, MR, EXTRA);
+    if (EXTRA && ENGINE_GEMM_EXTRA_PASS) extra = f32_gemm_extra(extra, K, a, src + NV * VLEN, b_off, b_run, MR, EXTRA);
 #ifdef ENGINE_GEMM_REDUCE
     if (ENGINE_GEMM_REDUCE(MR) && NV == 2)
-        f32_gemm_reduce_neon(acc, K, a, bias, src + nb0, b_off, b_run, MR);
+        f32_gemm_reduce_neon(acc, K, a, bias, src, b_off, b_run, MR);
     else
 #endif
     {
@@ -166,7 +164,7 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         for (int v = 0; v < NV; v++) acc[r][v] = vf_set1(bias[r]);
     for (int64_t k = 0, step; k < K;) {
         int64_t n = f32_gemm_run(k, K, b_off, b_run, &step);
-        const float* b = src + b_off[k] + nb0;
+        const float* b = src + b_off[k];
         k += n;
         for (; n > 0; n--, b += step, a += MR) {
             vf bv[GEMM_NV_MAX];
@@ -201,8 +199,8 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
     if (mr == MR && nvalid >= NV * VLEN) {
         /* whole rows of whole vectors (most tiles): straight to their planes,
          * one branch-free loop for each way of the residual and the clamp */
-#define STORE(LO, HI) (r_off ? f32_gemm_store(acc, dst, c_off, r_off, nc0, vlo, vhi, MR, NV, 1, LO, HI) \
-                             : f32_gemm_store(acc, dst, c_off, r_off, nc0, vlo, vhi, MR, NV, 0, LO, HI))
+#define STORE(LO, HI) (r_off ? f32_gemm_store(acc, dst, c_off, r_off, vlo, vhi, MR, NV, 1, LO, HI) \
+                             : f32_gemm_store(acc, dst, c_off, r_off, vlo, vhi, MR, NV, 0, LO, HI))
         if (hi < INFINITY) STORE(1, 1);
         else if (lo > -INFINITY) STORE(1, 0);
         else STORE(0, 0);
@@ -217,20 +215,20 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
 #pragma GCC unroll 4
             for (int v = 0; v < NV; v++) {
                 vf y = acc[r][v];
-                if (r_off) y = vf_add(y, vf_loadu(dst + r_off[row] + nc0 + v * VLEN));
+                if (r_off) y = vf_add(y, vf_loadu(dst + r_off[row] + v * VLEN));
                 part[r][v] = vf_clamp(y, vlo, vhi);
             }
         }
         for (int r = 0; r < mr; r++)
             for (int v = 0; v < NV && v * VLEN < nvalid; v++) {
-                float* c = dst + c_off[r] + nc0 + v * VLEN;
+                float* c = dst + c_off[r] + v * VLEN;
                 if (nvalid - v * VLEN >= VLEN) vf_storeu(c, part[r][v]);
                 else vf_store_partial(c, part[r][v], (int)(nvalid - v * VLEN));
             }
     }
     for (int x = 0; x < EXTRA; x++) {
         float lanes[GEMM_MR + VLEN];
-        const int64_t n = nc0 + NV * VLEN + x;
+        const int64_t n = NV * VLEN + x;
         for (int e = 0; e < EV; e++) vf_storeu(lanes + e * VLEN, extra.v[x][e]);
         for (int r = 0; r < mr; r++) {
             float y = lanes[r] + (r_off ? dst[r_off[r] + n] : 0.0f);
@@ -249,8 +247,8 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
  * would leave a quarter of their lanes empty).  The tiles with extra pixels
  * read up to VLEN floats past the packed weights and the bias. */
 typedef void (*f32_gemm_tile_fn)(int64_t K, const float* a, const float* bias,
-        const float* src, const int64_t* b_off, const int64_t* b_run, int64_t nb0,
-        float* dst, const int64_t* c_off, const int64_t* r_off, int64_t nc0,
+        const float* src, const int64_t* b_off, const int64_t* b_run,
+        float* dst, const int64_t* c_off, const int64_t* r_off,
         int mr, int64_t nvalid, float lo, float hi);
 
 /* f32_gemm_<rows>x<vectors>v[<extra pixels>]_<isa>: f32_gemm_12x2v_avx512 is
@@ -259,10 +257,10 @@ typedef void (*f32_gemm_tile_fn)(int64_t K, const float* a, const float* bias,
  * argument first.) */
 #define ENGINE_GEMM_TILE(ROWS, NAME, NV, EXTRA) \
     static void ENGINE_ISA_NAME(f32_gemm_##ROWS##x##NAME)(int64_t K, const float* a, const float* bias, \
-            const float* src, const int64_t* b_off, const int64_t* b_run, int64_t nb0, \
-            float* dst, const int64_t* c_off, const int64_t* r_off, int64_t nc0, \
+            const float* src, const int64_t* b_off, const int64_t* b_run, \
+            float* dst, const int64_t* c_off, const int64_t* r_off, \
             int mr, int64_t nvalid, float lo, float hi) { \
-        f32_gemm_tile(K, a, bias, src, b_off, b_run, nb0, dst, c_off, r_off, nc0, mr, \
+        f32_gemm_tile(K, a, bias, src, b_off, b_run, dst, c_off, r_off, mr, \
                       EXTRA ? NV * VLEN : nvalid, lo, hi, ROWS, NV, EXTRA); \
     }
 #define ENGINE_GEMM_TILES_(ROWS) \

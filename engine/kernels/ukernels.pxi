@@ -48,8 +48,8 @@ def ukernel_gemm_tile(int64_t rows, int64_t nvalid, const float[::1] a, const fl
     cdef f32_gemm_tile_fn tile = f32_gemm_tile_for(rows, nvalid)
     with nogil:
         for i in range(repeat):
-            tile(K, &a[0], &bias[0], &src[0], &b_off[0], &run[0], nb0, &dst[0], &c_off[0],
-                 &r[0] if r is not None else NULL, nc0, mr, nvalid, lo, hi)
+            tile(K, &a[0], &bias[0], &src[0] + nb0, &b_off[0], &run[0], &dst[0] + nc0, &c_off[0],
+                 &r[0] if r is not None else NULL, mr, nvalid, lo, hi)
 
 
 def ukernel_linear_tile(const float[::1] w, const float[::1] bias, const float[::1] src,

@@ -327,14 +327,19 @@ cdef void global_avgpool_job(const Op* op, const Ctx* ctx, int64_t job, int tid)
     cdef const float* src
     cdef float* dst
     cdef int64_t npix = op.p.in_h * op.p.in_w, full = npix - npix % VLEN
-    cdef vf acc
+    cdef vf acc, acc2
     cdef float total
     for c in range(c0, min(c0 + op.p.per_job, op.p.n_out)):
         src = base + op.in_off[c]
-        acc = vf_zero()
-        for i in range(full // VLEN):
-            acc = vf_add(acc, vf_loadu(src + i * VLEN))
-        total = vf_hsum(acc)
+        acc, acc2 = vf_zero(), vf_zero()
+        i = 0
+        while i + 2 * VLEN <= full:       # two vectors a turn, two sums: half the loop's overhead
+            acc = vf_add(acc, vf_loadu(src + i))
+            acc2 = vf_add(acc2, vf_loadu(src + i + VLEN))
+            i += 2 * VLEN
+        if i < full:
+            acc = vf_add(acc, vf_loadu(src + i))
+        total = vf_hsum(vf_add(acc, acc2))
         for i in range(full, npix):
             total = total + src[i]
         total = total / npix
