@@ -77,14 +77,19 @@ static inline void vf_interleave(float* dst, const float* const* src, int64_t x)
 }
 #endif
 
-#ifndef ENGINE_STORE_LANES4
-/* dst[j][x + i] = lane j of v[i], for 4 pixel vectors v and j < VLEN
- * (NEON: an ST4 of a lane per channel) */
-static inline void vf_store_lanes4(float* const* dst, int64_t x, const vf* v) {
+/* dst[j][x + i] = lane j of v[i], for n <= 4 pixel vectors v and j < VLEN:
+ * pixel vectors of VLEN channels back to the channels' planes */
+static inline void vf_store_lanes_n(float* const* dst, int64_t x, const vf* v, int n) {
     float lanes[4][VLEN];
-    for (int i = 0; i < 4; i++) vf_storeu(lanes[i], v[i]);
+    for (int i = 0; i < n; i++) vf_storeu(lanes[i], v[i]);
     for (int j = 0; j < VLEN; j++)
-        for (int i = 0; i < 4; i++) dst[j][x + i] = lanes[i][j];
+        for (int i = 0; i < n; i++) dst[j][x + i] = lanes[i][j];
+}
+
+#ifndef ENGINE_STORE_LANES4
+/* vf_store_lanes_n of 4 (NEON aarch64: a 4x4 transpose and a store per channel) */
+static inline void vf_store_lanes4(float* const* dst, int64_t x, const vf* v) {
+    vf_store_lanes_n(dst, x, v, 4);
 }
 #endif
 

@@ -745,7 +745,7 @@ typedef struct {
     const float* src[VLEN];     /* the channels' input planes (a short group repeats its last) */
     float* out[VLEN];           /* their output planes */
     const float* w[VLEN];       /* their 9 taps (convolution) */
-    float init[VLEN];           /* where their accumulators start: bias, -inf or 0 */
+    float init[VLEN];           /* their bias (pooling starts from each output's first tap) */
     int64_t in_h, in_w, ph, pw, out_h, out_w;
     float fill, lo, hi;         /* fill: the padding value */
     const float* aux;           /* reciprocal counts per output pixel (average) */
@@ -756,9 +756,9 @@ typedef struct {
 static inline int64_t f32_interleaved_cols(int64_t out_w, int64_t s) {
     return ((out_w > DW_PX ? out_w : DW_PX) - 1) * s + 3;
 }
-/* scratch of the interleaved path: the frame, (out_h - 1) * s + 3 rows */
+/* scratch of the interleaved path: the frame, as many rows as the framed path's */
 static inline int64_t f32_interleaved_floats(int64_t out_h, int64_t out_w, int64_t s) {
-    return ((out_h - 1) * s + 3) * f32_interleaved_cols(out_w, s) * VLEN;
+    return f32_framed_rows(out_h, s) * f32_interleaved_cols(out_w, s) * VLEN;
 }
 /* the input rows' pixels inside the frame (a stride-2 row's last column may lie past it) */
 static inline int64_t f32_interleaved_inside(const f32_window_group_args* a, int64_t s) {
@@ -768,7 +768,7 @@ static inline int64_t f32_interleaved_inside(const f32_window_group_args* a, int
 /* the frame's padding, once per job (each group of channels overwrites only
  * the inside): rows above and below the input, columns left and right of it */
 static inline void f32_interleaved_init(const f32_window_group_args* a, float* frame, int64_t s) {
-    const int64_t cols = f32_interleaved_cols(a->out_w, s), rows = (a->out_h - 1) * s + 3;
+    const int64_t cols = f32_interleaved_cols(a->out_w, s), rows = f32_framed_rows(a->out_h, s);
     const int64_t right = a->pw + f32_interleaved_inside(a, s);
     const vf fill = vf_set1(a->fill);
     for (int64_t r = 0; r < rows; r++) {
@@ -825,18 +825,15 @@ ENGINE_ALWAYS_INLINE void f32_window_interleaved_block(const float* r0, int64_t 
             if (MODE == WINDOW_AVG) acc[i][p] = vf_mul(acc[i][p], vf_set1(aux[at + i * out_w + p]));
             if (CLAMP) acc[i][p] = vf_clamp(acc[i][p], vlo, vhi);
         }
-        if (n == DW_PX) { vf_store_lanes4(out, at + i * out_w, acc[i]); continue; }
-        float lanes[DW_PX][VLEN];
-        for (int p = 0; p < DW_PX; p++) vf_storeu(lanes[p], acc[i][p]);
-        for (int j = 0; j < VLEN; j++)
-            for (int p = 0; p < n; p++) out[j][at + i * out_w + p] = lanes[p][j];
+        if (n == DW_PX) vf_store_lanes4(out, at + i * out_w, acc[i]);
+        else vf_store_lanes_n(out, at + i * out_w, acc[i], (int)n);
     }
 }
 
 ENGINE_ALWAYS_INLINE void f32_window_interleaved(const f32_window_group_args* a, float* frame,
                                                  const int64_t S, const int MODE, const int CLAMP) {
     const int64_t cols = f32_interleaved_cols(a->out_w, S), fs = cols * VLEN;
-    const int64_t rows = (a->out_h - 1) * S + 3, out_w = a->out_w;
+    const int64_t rows = f32_framed_rows(a->out_h, S), out_w = a->out_w;
     const int64_t inside = f32_interleaved_inside(a, S);
     const float* src[VLEN];
     for (int64_t r = a->ph > 0 ? a->ph : 0; r < rows && r - a->ph < a->in_h; r++) {

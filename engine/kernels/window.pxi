@@ -2,7 +2,7 @@
 padding, dilation, channel multiplier), max and average pooling (padding,
 ceil_mode, count_include_pad both ways), and global average pooling.
 
-A job computes a run of output planes, each by one of two paths:
+A job computes a run of output planes, each by one of these paths:
 - direct: row by row with a row kernel that runs vectors over the row, the
   lanes of the border vectors whose taps fall outside the row replaced by
   the padding value (strides above 2: borders one output at a time); rows
@@ -252,9 +252,10 @@ cdef void window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
 cdef void window_rows(const Op* op, const float* in_base, float* out_base, float* buf,
                       int64_t c0, int64_t c1, int64_t ih_lo, int64_t ih_hi,
                       int64_t oh0, int64_t oh1) noexcept nogil:
-    """Output rows [oh0, oh1) of channels [c0, c1) by the direct path, from
-    input rows [ih_lo, ih_hi) (those the output rows need, or all rows),
-    channel c's first at in_base + in_off[c].  buf: this worker's scratch."""
+    """Output rows [oh0, oh1) of channels [c0, c1) by the direct, framed or
+    interleaved path, from input rows [ih_lo, ih_hi) (those the output rows
+    need, or all rows), channel c's first at in_base + in_off[c].  buf: this
+    worker's scratch."""
     if op.p.path == WINDOW_INTERLEAVED:
         interleaved_rows(op, in_base, out_base, buf, c0, c1, ih_lo, ih_hi, oh0, oh1)
         return
