@@ -162,7 +162,9 @@ def pixel_tiles(pixels, plane, rows, K, tail, options):
     """(pixels per tile, tiles) of a 1x1 convolution's plane (gemm_job): the
     whole plane for a tail tile; else tiles of TILE_PIXELS, or WIDE_PIXELS
     for narrow rows and a long reduction, to the padded plane's end, except
-    that a remainder of 1 to EXTRA_PIXELS past whole tiles joins the last."""
+    that a remainder of 1 to EXTRA_PIXELS past whole tiles joins the last.
+    rows: the op's tile_rows (narrow ones are its only height: no tile is
+    shorter)."""
     if tail:
         return pixels, 1
     if options.wide_tiles and rows == isa.NARROW_ROWS and K >= options.wide_min_k and isa.WIDE_PIXELS:
@@ -182,26 +184,50 @@ def reduction_order(table, first=None):
     return order, isa.plane_runs(np.take_along_axis(table, order, axis=1))
 
 
-def pack_gemm(w, b, mr=None):
-    """w (G, M, K) -> [G][M/MR][K][MR] row tiles zero-padded; b -> [G][M/MR][MR],
-    each followed by the floats the tiles may read past it.  MR: the tile
-    height of TILE_ROWS whose rows, empty ones included, cost least (the
-    taller one on a tie), unless given.  Returns (w, b, MR, M/MR)."""
+def row_tiles(m, rows=None):
+    """How a GEMM covers m rows (output channels per group) with the tile
+    heights of TILE_ROWS: tile_rows-row tiles, then short_tiles tiles of
+    short_rows (0: none; ShuffleNet V1's 20 rows per group on NEON as
+    12 + 8 rather than two 12s).  The mix whose rows, empty ones included,
+    cost least, then the one with fewer tiles, then the taller; rows: one
+    height only, that one.  Returns a dict of Gemm's four fields."""
+    def cost(tall, n_tall, short, n_short):
+        return (n_tall * tall * TILE_ROWS[tall] + n_short * short * TILE_ROWS.get(short, 0),
+                n_tall + n_short, -tall)
+    if rows is not None:
+        mixes = [(rows, -(-m // rows), 0, 0)]
+    else:
+        mixes = [(tall, -(-m // tall), 0, 0) for tall in TILE_ROWS]
+        mixes += [(tall, -(-(m - n * short) // tall), short, n)
+                  for tall in TILE_ROWS for short in TILE_ROWS if short < tall
+                  for n in range(1, -(-m // short)) if m - n * short > 0]
+    tall, n_tall, short, n_short = min(mixes, key=lambda mix: cost(*mix))
+    return dict(tile_rows=tall, m_tiles=n_tall + n_short, short_rows=short, short_tiles=n_short)
+
+
+def pack_gemm(w, b, tiles):
+    """w (G, M, K) -> per group, row tiles [K][rows] (row_tiles' tiles:
+    tile_rows-row ones, then short_rows-row ones) zero-padded; b -> per group
+    the padded rows; each followed by the floats the tiles may read past it.
+    Tile t's weights start at (g * padded rows + its first row) * K."""
     g, m, k = w.shape
-    if mr is None:
-        mr = min(TILE_ROWS, key=lambda rows: (-(-m // rows) * rows * TILE_ROWS[rows], -rows))
-    m_tiles = -(-m // mr)
-    wp = np.zeros((g, m_tiles * mr, k), np.float32)
+    heights = ([tiles['tile_rows']] * (tiles['m_tiles'] - tiles['short_tiles'])
+               + [tiles['short_rows']] * tiles['short_tiles'])
+    padded = sum(heights)
+    wp = np.zeros((g, padded, k), np.float32)
     wp[:, :m] = w
-    bp = np.zeros((g, m_tiles * mr), np.float32)
+    bp = np.zeros((g, padded), np.float32)
     bp[:, :m] = b
-    wp = wp.reshape(g, m_tiles, mr, k).transpose(0, 1, 3, 2)
+    starts = np.cumsum([0] + heights)
+    wp = np.concatenate([wp[:, r0:r1].transpose(0, 2, 1).reshape(g, -1)
+                         for r0, r1 in zip(starts[:-1], starts[1:])], axis=1)
     slack = np.zeros(isa.WEIGHT_OVERREAD, np.float32)
-    return np.concatenate([wp.ravel(), slack]), np.concatenate([bp.ravel(), slack]), mr, m_tiles
+    return np.concatenate([wp.ravel(), slack]), np.concatenate([bp.ravel(), slack])
 
 
 def linear_record(weight, bias, step, residual):
-    """weight (O, K) -> [O/NO][K][NO] tiles zero-padded."""
+    """weight (O, K) -> [O/NO][K][NO] tiles zero-padded; the input's runs of
+    equally spaced planes (the tile steps along them)."""
     o, k = weight.shape
     tiles = -(-o // LINEAR_NO)
     wp = np.zeros((tiles * LINEAR_NO, k), np.float32)
@@ -210,4 +236,5 @@ def linear_record(weight, bias, step, residual):
     if bias is not None:
         bp[:o] = bias
     wp = np.ascontiguousarray(wp.reshape(tiles, LINEAR_NO, k).transpose(0, 2, 1)).ravel()
-    return Linear(**step, K=k, w=wp, b=bp, res_off=residual, jobs_per_image=tiles)
+    return Linear(**step, K=k, w=wp, b=bp, k_runs=isa.plane_runs(step['in_off'][None]), res_off=residual,
+                  jobs_per_image=tiles)

@@ -52,22 +52,48 @@ def conv_path(request):
     return request.param
 
 
-def test_gemm_tile_height_is_the_cheapest():
-    """Weights are packed for the tile height (of those compiled) whose rows,
-    empty ones included, cost least, and the packing holds the weights."""
+def test_gemm_row_tiles_are_the_cheapest_mix():
+    """A GEMM's rows are covered by tiles of one height, or of a taller then
+    a shorter one, whichever mix of the heights compiled costs least, empty
+    rows included; the packing holds the weights tile by tile, zero past m."""
     from engine.kernels.isa import WEIGHT_OVERREAD
-    from engine.lowering import TILE_ROWS, pack_gemm
+    from engine.lowering import TILE_ROWS, pack_gemm, row_tiles
     rng = np.random.default_rng(2)
-    for m in range(1, 70):
+    mixed = set()
+    for m in range(1, 90):
+        tiles = row_tiles(m)
+        tall, n_tall = tiles['tile_rows'], tiles['m_tiles'] - tiles['short_tiles']
+        short, n_short = tiles['short_rows'], tiles['short_tiles']
+        heights = [tall] * n_tall + [short] * n_short
+        assert sum(heights[:-1]) < m <= sum(heights) and (n_short == 0 or short < tall)
+        cost = sum(r * TILE_ROWS[r] for r in heights)
+        # no cheaper: one height, or any taller height then up to three of a shorter one
+        singles = [-(-m // r) * r * c for r, c in TILE_ROWS.items()]
+        pairs = [-(-(m - n * s) // t) * t * TILE_ROWS[t] + n * s * TILE_ROWS[s]
+                 for t in TILE_ROWS for s in TILE_ROWS if s < t for n in (1, 2, 3) if m > n * s]
+        assert cost <= min(singles + pairs) + 1e-9
+        if n_short:
+            mixed.add(m)
         w, b = rand(rng, (2, m, 5)), rand(rng, (2, m))
-        wp, bp, rows, m_tiles = pack_gemm(w, b)
-        assert m_tiles * rows * TILE_ROWS[rows] == min(-(-m // r) * r * c for r, c in TILE_ROWS.items())
-        # the packed tiles, then the floats a tile may read past them
-        assert wp.size == 2 * m_tiles * 5 * rows + WEIGHT_OVERREAD and bp.size == 2 * m_tiles * rows + WEIGHT_OVERREAD
-        unpacked = wp[:-WEIGHT_OVERREAD].reshape(2, m_tiles, 5, rows).transpose(0, 1, 3, 2).reshape(2, -1, 5)
+        wp, bp = pack_gemm(w, b, tiles)
+        rows = sum(heights)
+        assert wp.size == 2 * rows * 5 + WEIGHT_OVERREAD and bp.size == 2 * rows + WEIGHT_OVERREAD
+        # the packed tiles, each [K][its rows], then the floats a tile may read past them
+        unpacked, at = [], 0
+        for g in range(2):
+            for r in heights:
+                unpacked.append(wp[at:at + 5 * r].reshape(5, r).T)
+                at += 5 * r
+        unpacked = np.concatenate(unpacked).reshape(2, rows, 5)
         np.testing.assert_array_equal(unpacked[:, :m], w)
         np.testing.assert_array_equal(bp[:-WEIGHT_OVERREAD].reshape(2, -1)[:, :m], b)
         assert not unpacked[:, m:].any()
+        # a height asked for is the only one
+        narrow = min(TILE_ROWS)
+        assert row_tiles(m, narrow) == dict(tile_rows=narrow, m_tiles=-(-m // narrow), short_rows=0,
+                                            short_tiles=0)
+    # every build's tallest and shortest heights make some row counts a mix
+    assert len(TILE_ROWS) > 1 and mixed
 
 
 def _pointwise_attrs(cin, cout, groups, **extra):

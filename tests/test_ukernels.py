@@ -107,14 +107,23 @@ def test_gemm_tile_refuses_buffers_it_would_overrun():
                               np.zeros(256, np.float32), zero, None, 0, 1, -1, 1)
 
 
-@pytest.mark.parametrize('K', [0, 1, 5, 64])
-def test_linear_tile(K):
+@pytest.mark.parametrize('K', [0, 1, 2, 3, 5, 64, 67])
+@pytest.mark.parametrize('layout', ['scattered', 'planes', 'two runs'])
+def test_linear_tile(K, layout):
+    """The fully connected tile over inputs anywhere (runs of one), in
+    equally spaced planes (one run: global pooling's output), and in two
+    runs of different steps (a concatenation), odd lengths among them."""
     rng = np.random.default_rng(K)
     no = isa.LINEAR_OUTPUTS
     w = rng.standard_normal(K * no + no * 33).astype(np.float32)
     bias = rng.standard_normal(no).astype(np.float32)
-    src = rng.standard_normal(3 * K + 5).astype(np.float32)
-    x_off = rng.permutation(3 * K + 5)[:K].astype(np.int64)
+    src = rng.standard_normal(16 * K + 5).astype(np.float32)
+    if layout == 'scattered':
+        x_off = rng.permutation(3 * K + 5)[:K].astype(np.int64)
+    elif layout == 'planes':
+        x_off = 3 + 16 * np.arange(K, dtype=np.int64)
+    else:
+        x_off = np.concatenate([16 * np.arange(K // 2), 8 * K + 1 + 5 * np.arange(K - K // 2)]).astype(np.int64)
     y = isa.ukernel_linear_tile(w, bias, src, x_off, -2.0, 1.5)
     ref = bias + w[:K * no].reshape(K, no).T.astype(np.float64) @ src[x_off]
     np.testing.assert_allclose(y, np.clip(ref, -2.0, 1.5), rtol=1e-5, atol=1e-5)

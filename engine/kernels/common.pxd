@@ -57,6 +57,8 @@ cdef struct OpParams:
     int64_t K                # GEMM reduction length per group
     int64_t tile_rows        # GEMM rows per tile: GEMM_MR, GEMM_MR_SHORT or GEMM_MR_NARROW
     int64_t m_tiles          # GEMM row tiles per group
+    int64_t short_rows       # GEMM rows of the last short_tiles row tiles (shorter than tile_rows)
+    int64_t short_tiles
     int64_t m_per_job        # row tiles one job computes
     int64_t per_job          # channels (per-channel ops), pixel tiles (im2col) or output
                              # rows (direct convolution) one job computes
@@ -79,8 +81,9 @@ cdef struct Op:
     const int64_t* out_off   # plane offset of each output channel
     const int64_t* res_off   # convolutions: a residual added to each output channel, or NULL
     const int64_t* part_off  # OP_GEMM with k_splits: planes of the second half's partial sums
-    const int64_t* k_runs    # GEMMs: per entry of the B table (in_off, or in2_off), how many
-                             # entries from it are equally spaced (f32_gemm_tile's b_run)
+    const int64_t* k_runs    # GEMMs, fully connected: per entry of the B table (in_off, or
+                             # in2_off), how many entries from it are equally spaced
+                             # (f32_gemm_tile's b_run)
     const float* w           # prepacked weights
     const float* b           # bias, padded to the tile
     const float* aux         # per-pixel reciprocal counts of average pooling

@@ -87,8 +87,10 @@ class Kernel:
 
 @dataclass(frozen=True, kw_only=True)
 class Gemm(Step, Spatial):
-    """1x1 convolution: weights packed in row tiles of tile_rows output
-    channels (w, b; kernels/gemm.pyx), pixels in tiles of tile_pixels.
+    """1x1 convolution: weights packed in m_tiles row tiles per group, of
+    tile_rows output channels but the last short_tiles of short_rows
+    (lowering.row_tiles, pack_gemm; kernels/gemm.pxi), pixels in tiles of
+    tile_pixels.
     The B table (in_off here, in2_off for the convolutions below) is in the
     order of the reduction (lowering.reduction_order), the weights packed in
     the same order; k_runs: its runs of equally spaced entries.
@@ -100,6 +102,8 @@ class Gemm(Step, Spatial):
     K: int
     tile_rows: int
     m_tiles: int
+    short_rows: int
+    short_tiles: int
     m_per_job: int
     n_tiles: int
     tile_pixels: int
@@ -141,11 +145,13 @@ class ExpandDepthwise(Gemm):
 
 @dataclass(frozen=True, kw_only=True)
 class Linear(Step):
-    """Fully connected: weights packed in tiles of LINEAR_OUTPUTS outputs."""
+    """Fully connected: weights packed in tiles of LINEAR_OUTPUTS outputs;
+    k_runs: in_off's runs of equally spaced entries."""
     KIND = OpKind.OP_LINEAR
     K: int
     w: Floats
     b: Floats
+    k_runs: Counts
     res_off: Planes = None
 
 

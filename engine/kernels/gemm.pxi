@@ -27,7 +27,7 @@ cdef extern from "ukernels.h" nogil:
     void f32_frame_row(float* dst, const float* row, int64_t in_w, int64_t pl, int64_t fw,
                        int64_t s)
     void f32_linear_tile(int64_t K, const float* w, const float* bias, const float* src,
-                         const int64_t* x_off, float* y, float lo, float hi)
+                         const int64_t* x_off, const int64_t* x_run, float* y, float lo, float hi)
     const int LINEAR_NO
     void f32_copy_strided(float* dst, const float* src, int64_t n, int64_t s)
     const int ACT_END
@@ -102,42 +102,49 @@ cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt
     """Row tiles [mt0, mt1) of group g for one pixel tile: B read from src
     + b_off[k] (its runs b_run: f32_gemm_tile) at pixel nb0, nvalid pixels written to dst at nc0 (two vectors of them
     when more than one; past GEMM_NR, a plane's last pixels: see
-    f32_gemm_tile_for).  half: WHOLE_K, or one half of the reduction of a
-    K-split op: the first with the bias and residual into out_off, the
-    second into part_off, both unclamped (ELTWISE_ADD_SPLIT finishes)."""
-    cdef int64_t mt, m0, r, rows = op.p.tile_rows
+    f32_gemm_tile_for).  Tiles of tile_rows rows, then short_tiles of
+    short_rows (lowering.pack_gemm).  half: WHOLE_K, or one half of the
+    reduction of a K-split op: the first with the bias and residual into
+    out_off, the second into part_off, both unclamped (ELTWISE_ADD_SPLIT
+    finishes)."""
+    cdef int64_t mt, r
     cdef int64_t k0 = 0 if half != SECOND_HALF else op.p.K // 2
     cdef int64_t k1 = op.p.K if half != FIRST_HALF else op.p.K // 2
     cdef float lo = op.p.lo if half == WHOLE_K else -INFINITY
     cdef float hi = op.p.hi if half == WHOLE_K else INFINITY
-    cdef const int64_t* out_off = op.part_off if half == SECOND_HALF else op.out_off
     cdef int mr
-    cdef const float* a
     cdef const float* bias = NO_BIAS
-    cdef const int64_t* c_off
     cdef const int64_t* r_off = NULL
-    cdef f32_gemm_tile_fn tile = f32_gemm_tile_for(rows, nvalid)
     # the op's numbers in locals: the tile writes memory, so the compiler
     # would load them again after each call (0.18 M instructions per
     # ShuffleNetV2 x1.0 inference under qemu)
-    cdef int64_t cout_g = op.p.cout_g, K = op.p.K, tile0 = g * op.p.m_tiles
-    cdef int act = op.p.act if half == WHOLE_K else 0
-    cdef const float* w = op.w
-    cdef const float* b = op.b
-    cdef const int64_t* res_off = op.res_off
+    cdef int64_t cout_g = op.p.cout_g, K = op.p.K
+    cdef int64_t tall = op.p.tile_rows, m_tall = op.p.m_tiles - op.p.short_tiles
+    cdef int64_t rows = tall if mt0 < m_tall else op.p.short_rows
+    cdef f32_gemm_tile_fn tile = f32_gemm_tile_for(rows, nvalid)
+    # tile mt0's first row; the group's first packed row
+    cdef int64_t m0 = min(mt0, m_tall) * tall + max(mt0 - m_tall, 0) * op.p.short_rows, first = m0
+    cdef int64_t row0 = g * (m_tall * tall + op.p.short_tiles * op.p.short_rows)
+    cdef const float* w = op.w + row0 * K + k0 * rows
+    cdef const float* b = op.b + row0
+    cdef const int64_t* c_off = (op.part_off if half == SECOND_HALF else op.out_off) + g * cout_g
+    cdef const int64_t* res_off = op.res_off + g * cout_g if op.res_off != NULL else NULL
     for mt in range(mt0, mt1):
-        m0 = mt * rows
+        if mt == m_tall:
+            rows = op.p.short_rows
+            tile = f32_gemm_tile_for(rows, nvalid)
+            w = op.w + row0 * K + k0 * rows
         mr = <int>min(rows, cout_g - m0)
-        a = w + ((tile0 + mt) * K + k0) * rows
         if half != SECOND_HALF:
-            bias = b + (tile0 + mt) * rows
+            bias = b + m0
             if res_off != NULL:
-                r_off = res_off + g * cout_g + m0
-        c_off = out_off + g * cout_g + m0
-        tile(k1 - k0, a, bias, src + nb0, b_off + k0, b_run + k0, dst + nc0, c_off, r_off, mr, nvalid, lo, hi)
-        if act:
-            for r in range(mr):
-                f32_activation(dst + c_off[r] + nc0, nvalid, act, act_param(op, g * cout_g + m0 + r))
+                r_off = res_off + m0
+        tile(k1 - k0, w + m0 * K, bias, src + nb0, b_off + k0, b_run + k0, dst + nc0, c_off + m0, r_off,
+             mr, nvalid, lo, hi)
+        m0 += rows
+    if half == WHOLE_K and op.p.act:
+        for r in range(first, min(m0, cout_g)):
+            f32_activation(dst + c_off[r] + nc0, nvalid, op.p.act, act_param(op, g * cout_g + r))
 
 
 cdef void gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
@@ -341,10 +348,10 @@ cdef void linear_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
     cdef int64_t n = min(o0 + LINEAR_NO, op.p.n_out) - o0
     cdef float v
     if op.res_off == NULL:
-        f32_linear_tile(op.p.K, op.w + t * op.p.K * LINEAR_NO, op.b + o0, base, op.in_off,
+        f32_linear_tile(op.p.K, op.w + t * op.p.K * LINEAR_NO, op.b + o0, base, op.in_off, op.k_runs,
                         y, op.p.lo, op.p.hi)
     else:       # the residual goes in before the clamp
-        f32_linear_tile(op.p.K, op.w + t * op.p.K * LINEAR_NO, op.b + o0, base, op.in_off,
+        f32_linear_tile(op.p.K, op.w + t * op.p.K * LINEAR_NO, op.b + o0, base, op.in_off, op.k_runs,
                         y, -INFINITY, INFINITY)
         for o in range(n):
             v = y[o] + base[op.res_off[o0 + o]]

@@ -59,15 +59,6 @@ static inline vf vf_load_strided(const float* p, int64_t s) {
     return vf_loadu(lanes);
 }
 
-#ifndef ENGINE_GATHER
-/* lanes base[off[0]], ..., base[off[VLEN - 1]] (NEON: a lane load each) */
-static inline vf vf_gather(const float* base, const int64_t* off) {
-    float lanes[VLEN];
-    for (int i = 0; i < VLEN; i++) lanes[i] = base[off[i]];
-    return vf_loadu(lanes);
-}
-#endif
-
 #ifndef ENGINE_INTERLEAVE
 /* dst[i * VLEN + j] = src[j][x + i] for i, j < VLEN: VLEN pixels of VLEN
  * channels as VLEN pixel vectors (NEON: one ST4) */

@@ -95,15 +95,6 @@ static inline vf vf_fma_lane(vf acc, vf b, vf a, int lane) {
 }
 #endif
 
-/* lanes base[off[0]], ..., base[off[3]]: one LD1 of a lane each (not via
- * the stack or general registers) */
-#define ENGINE_GATHER 1
-static inline vf vf_gather(const float* base, const int64_t* off) {
-    vf x = vld1q_dup_f32(base + off[0]);
-    x = vld1q_lane_f32(base + off[1], x, 1);
-    x = vld1q_lane_f32(base + off[2], x, 2);
-    return vld1q_lane_f32(base + off[3], x, 3);
-}
 /* dst[i * 4 + j] = src[j][x + i]: 4 pixels of 4 channels as 4 pixel
  * vectors, one ST4 (ukernels.h: the interleaved depthwise frame) */
 #define ENGINE_INTERLEAVE 1

@@ -12,6 +12,19 @@ def _need(name, buffer, int64_t floats):
         raise ValueError(f'{name} has {buffer.shape[0]} elements, the kernel reaches {floats}')
 
 
+def _runs(name, offsets, given):
+    """The runs a tile steps along {name}_off: plane_runs unless given, then
+    checked (int64, contiguous)."""
+    offsets = np.asarray(offsets)
+    runs = plane_runs(offsets[None]) if given is None else np.ascontiguousarray(given, np.int64)
+    _need(f'{name}_run', runs, len(offsets))
+    for i in range(len(offsets)):
+        span = offsets[i:i + min(runs[i], len(offsets) - i)]
+        if runs[i] < 1 or len(np.unique(np.diff(span))) > 1:
+            raise ValueError(f'{name}_run[{i}] = {runs[i]}: {name}_off[{i}:] is not equally spaced that far')
+    return runs
+
+
 def ukernel_gemm_tile(int64_t rows, int64_t nvalid, const float[::1] a, const float[::1] bias,
                       const float[::1] src, const int64_t[::1] b_off, int64_t nb0, float[::1] dst,
                       const int64_t[::1] c_off, r_off, int64_t nc0, int mr, float lo, float hi,
@@ -27,13 +40,7 @@ def ukernel_gemm_tile(int64_t rows, int64_t nvalid, const float[::1] a, const fl
     if nvalid > GEMM_NR + GEMM_EXTRA_MAX and not (rows == GEMM_MR_NARROW and nvalid in (GEMM_WIDE_PIXELS,
                                                                                        GEMM_TAIL_PIXELS)):
         raise ValueError(f'no tile for {nvalid} pixels of {rows} rows')
-    offsets = np.asarray(b_off)
-    runs = plane_runs(offsets[None]) if b_run is None else np.ascontiguousarray(b_run, np.int64)
-    _need('b_run', runs, K)
-    for i in range(K):
-        span = offsets[i:i + min(runs[i], K - i)]
-        if runs[i] < 1 or len(np.unique(np.diff(span))) > 1:
-            raise ValueError(f'b_run[{i}] = {runs[i]}: b_off[{i}:] is not equally spaced that far')
+    runs = _runs('b', b_off, b_run)
     _need('a', a, K * rows + VLEN)
     _need('bias', bias, rows + VLEN)
     _need('c_off', c_off, mr)
@@ -53,19 +60,22 @@ def ukernel_gemm_tile(int64_t rows, int64_t nvalid, const float[::1] a, const fl
 
 
 def ukernel_linear_tile(const float[::1] w, const float[::1] bias, const float[::1] src,
-                        const int64_t[::1] x_off, float lo, float hi, int64_t repeat=1):
+                        const int64_t[::1] x_off, float lo, float hi, int64_t repeat=1, x_run=None):
     """The fully connected tile: y[o] = clamp(bias[o] + sum_k w[k, o] * src[x_off[k]])
-    for LINEAR_OUTPUTS outputs, w packed [K][LINEAR_OUTPUTS]."""
+    for LINEAR_OUTPUTS outputs, w packed [K][LINEAR_OUTPUTS]; x_run: the runs
+    of x_off the tile steps along (plane_runs(x_off) unless given; checked)."""
     cdef int64_t K = x_off.shape[0], i
     _need('w', w, K * LINEAR_NO + LINEAR_NO * 33)      # the tile prefetches rows ahead (reads no data)
     _need('bias', bias, LINEAR_NO)
     if K and (min(x_off) < 0 or max(x_off) >= src.shape[0]):
         raise ValueError('x_off points outside src')
+    cdef const int64_t[::1] run = _runs('x', x_off, x_run)
     y = np.empty(LINEAR_NO, np.float32)
     cdef float[::1] out = y
     with nogil:
         for i in range(repeat):
-            f32_linear_tile(K, &w[0], &bias[0], &src[0], &x_off[0] if K else NULL, &out[0], lo, hi)
+            f32_linear_tile(K, &w[0], &bias[0], &src[0], &x_off[0] if K else NULL,
+                            &run[0] if K else NULL, &out[0], lo, hi)
     return y
 
 

@@ -96,6 +96,29 @@ ENGINE_ALWAYS_INLINE void f32_gemm_reduce_neon(vf acc[GEMM_MR][GEMM_NV_MAX], int
     if (MR == 12) f32_gemm_reduce_12x2_neon(acc, K, a, bias, src, b_off, b_run);
     else f32_gemm_reduce_8x2_neon(acc, K, a, bias, src, b_off, b_run);
 }
+
+/* The fully connected tile's reduction (ukernels.h: f32_linear_tile, 8
+ * vectors of outputs): acc[v] += sum_k w[k][v] * src[x_off[k]], along the
+ * runs of x_run.  Per k one LD1 of the input's lane (register
+ * post-increment along a run: no offset loaded, no broadcast), two LD1s of
+ * 4 weight vectors, 8 FMLAs by that lane (11 instructions for 8 FMLAs, where
+ * the C loop's gather and LDPs took 16).  Weights in v16-v23. */
+#define ENGINE_LINEAR_REDUCE 1
+#define KL(xv, unused) "ld1 {" xv ".s}[0], [x14], x15\n\t" \
+    "ld1 {v16.4s, v17.4s, v18.4s, v19.4s}, [x9], #64\n\t" \
+    "ld1 {v20.4s, v21.4s, v22.4s, v23.4s}, [x9], #64\n\t" \
+    F(0, "v16", xv, 0) F(1, "v17", xv, 0) F(2, "v18", xv, 0) F(3, "v19", xv, 0) \
+    F(4, "v20", xv, 0) F(5, "v21", xv, 0) F(6, "v22", xv, 0) F(7, "v23", xv, 0)
+ENGINE_ALWAYS_INLINE void f32_linear_reduce_neon(vf acc[8], int64_t K, const float* w, const float* src,
+        const int64_t* x_off, const int64_t* x_run) {
+    __asm__(REDUCE(KL)
+            : "+w"(acc[0]), "+w"(acc[1]), "+w"(acc[2]), "+w"(acc[3]),
+              "+w"(acc[4]), "+w"(acc[5]), "+w"(acc[6]), "+w"(acc[7])
+            : [K] "r"(K), [a] "r"(w), [src] "r"(src), [off] "r"(x_off), [run] "r"(x_run)
+            : "x9", "x10", "x11", "x12", "x13", "x14", "x15", "v16", "v17", "v18", "v19", "v20", "v21",
+              "v22", "v23", "v24", "v29", "cc", "memory");
+}
+#undef KL
 #undef CLOBBERS
 #undef IN
 #undef OUT

@@ -13,7 +13,7 @@ from engine.kernels import isa
 from engine.kernels.abi import WindowMode
 from engine.kernels.descriptors import ConvDirect, ConvIm2col, Gemm
 from engine.lowering import (LINEAR_NO, NR, kernel_fields, linear_record, name_kernel, pack_gemm,
-                             pixel_tiles, reduction_order, runs, window_op)
+                             pixel_tiles, reduction_order, row_tiles, runs, window_op)
 from engine.ops import OpDef, register
 from engine.ops.activations import check_epilogue
 from engine.ops.aten import arg, converts, pair as pair_of
@@ -154,12 +154,13 @@ class Conv(OpDef):
                                     np.broadcast_to(order[:, None, :], (groups, cout_g, K)), axis=2)
         table = np.take_along_axis(table, order, axis=1).ravel()
         tail = pointwise and options.tail_tiles and pixels == isa.TAIL_PIXELS
-        w_packed, b_packed, rows, m_tiles = pack_gemm(weight, bias.reshape(groups, cout_g),
-                                                      isa.NARROW_ROWS if tail else None)
-        tile_pixels, n_tiles = (pixel_tiles(pixels, step['plane'], rows, K, tail, options) if pointwise
+        tiles = row_tiles(cout_g, isa.NARROW_ROWS if tail else None)
+        m_tiles = tiles['m_tiles']
+        w_packed, b_packed = pack_gemm(weight, bias.reshape(groups, cout_g), tiles)
+        tile_pixels, n_tiles = (pixel_tiles(pixels, step['plane'], tiles['tile_rows'], K, tail, options) if pointwise
                                 else (NR, -(-step['plane'] // NR)))
-        gemm = dict(step, **spatial, groups=groups, cin_g=cin_g, cout_g=cout_g, K=K, tile_rows=rows,
-                    m_tiles=m_tiles, n_tiles=n_tiles, tile_pixels=tile_pixels, w=w_packed, b=b_packed,
+        gemm = dict(step, **spatial, **tiles, groups=groups, cin_g=cin_g, cout_g=cout_g, K=K,
+                    n_tiles=n_tiles, tile_pixels=tile_pixels, w=w_packed, b=b_packed,
                     res_off=residual, k_runs=k_runs)
         if pointwise:
             m_chunks = min(m_tiles, max(1, -(-options.min_jobs // (groups * n_tiles))))
