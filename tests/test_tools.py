@@ -356,8 +356,7 @@ def test_count_aarch64_core_cycles():
     hot = {('a', 'b'): 1000.0, ('c',): 100.0}     # words -> executions per inference; both above MCA_COVER
     mca = {}
     for words, cycles in ((('a', 'b'), 3.0), (('c',), 2.0)):
-        key = count.hashlib.sha1(f'{cpu.mca_cpu} {" ".join(words)}'.encode()).hexdigest()
-        mca[key] = cycles
+        mca[count.mca_key(words, cpu.mca_cpu)] = cycles
     e = count.core_cycles(dict(insns=2100 + 900), hot, cpu, mca)
     modelled_insns, modelled_cycles = 2 * 1000 + 100, 3.0 * 1000 + 2.0 * 100
     assert e['core_cycles'] == pytest.approx(modelled_cycles + 900 * modelled_cycles / modelled_insns)

@@ -41,6 +41,7 @@ import argparse
 import bisect
 import concurrent.futures
 import dataclasses
+import functools
 import hashlib
 import importlib
 import json
@@ -371,9 +372,25 @@ def llvm(tool):
     return f'{LLVM}/{tool}' if os.path.exists(f'{LLVM}/{tool}') else tool
 
 
+@functools.lru_cache(None)
+def mca_version():
+    """The llvm-mca that models the blocks: part of each cached block's key (another LLVM's
+    scheduling models give other cycles)."""
+    try:
+        r = subprocess.run([llvm('llvm-mca'), '--version'], capture_output=True, text=True)
+    except FileNotFoundError:       # not installed yet (the tool installs it before it models)
+        return 'no llvm-mca'
+    return next((line.strip() for line in r.stdout.splitlines() if 'version' in line), r.stdout.strip())
+
+
+def mca_key(words, mcpu):
+    """A block's key in the cache of mca's cycles (mca-cache.json)."""
+    return hashlib.sha1(f'{mca_version()} {mcpu} {" ".join(words)}'.encode()).hexdigest()
+
+
 def block_cycles(words, mcpu, cache):
     """llvm-mca's cycles per iteration of a block run as a loop (None when mca cannot model it)."""
-    key = hashlib.sha1(f'{mcpu} {" ".join(words)}'.encode()).hexdigest()
+    key = mca_key(words, mcpu)
     if key not in cache:
         text = ' '.join(f'0x{int(w, 16) >> s & 255:02x}' for w in words for s in (0, 8, 16, 24))
         asm = subprocess.run([llvm('llvm-mc'), '--disassemble',
