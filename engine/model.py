@@ -340,7 +340,6 @@ class Model:
                 if i:
                     times[r, i - 1] = now - start
                 start = now
-            times[r, -1] = time.perf_counter() - start
         med = np.median(times, axis=0) * 1e3
         return [dict(l, ms=float(t)) for l, t in zip(layers, med)]
 
@@ -353,8 +352,10 @@ class Model:
 
     def step(self, x):
         """Run x one layer at a time: yields (index, layer name) before each
-        layer runs, so a caller can measure between them (profile, and
-        tools/count_aarch64.py's instruction counts).  Outputs are not kept."""
+        layer runs, and (number of layers, None) after the last, before the
+        arena goes back to the pool, so a caller can measure between them
+        (profile, and tools/count_aarch64.py's instruction counts).  Outputs
+        are not kept."""
         x = self._check_input(x)
         n, _, h, w = x.shape
         plan = self._plan(h, w)
@@ -364,6 +365,7 @@ class Model:
             for i, layer in enumerate(plan.layers):
                 yield i, layer.name
                 plan.program.run(arena, n, scratch, key[4], i, i + 1)
+            yield len(plan.layers), None
         finally:
             self._give(key, arena, scratch)
 

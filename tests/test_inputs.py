@@ -96,6 +96,14 @@ def test_profile_needs_at_least_one_run(model, x):
     assert len(model.profile(x, runs=1)) > 10
 
 
+def test_step_marks_each_layer_and_the_end(model, x):
+    """step yields before each layer and once after the last (profile times
+    the last layer up to there, not up to the arena's return)."""
+    names = [l['name'] for l in model.layers(x)]
+    assert list(model.step(x)) == list(enumerate(names)) + [(len(names), None)]
+    assert len(model.profile(x, runs=1)) == len(names)
+
+
 def test_default_threads_honours_omp_num_threads(monkeypatch):
     monkeypatch.setenv('OMP_NUM_THREADS', '1')
     assert engine.default_threads() == 1
