@@ -54,12 +54,14 @@ def b_table(rng, K, size, kind):
 @pytest.mark.parametrize('K', [1, 2, 7, 33])
 @pytest.mark.parametrize('table', ['shuffled', 'runs', 'one_by_one'])
 def test_gemm_tile(rows, K, table):
+    """One call of one row tile, and of three (the last whole or cut short)."""
     rng = np.random.default_rng(rows * 100 + K)
     for nvalid in pixel_counts(rows):
-        for mr, residual in itertools.product(sorted({1, rows - 1, rows} - {0}), (False, True)):
+        cases = [(1, m) for m in sorted({1, rows - 1, rows} - {0})] + [(3, 2 * rows + 1), (3, 3 * rows)]
+        for (tiles, mr), residual in itertools.product(cases, (False, True)):
             reach = 4 * VLEN + isa.EXTRA_PIXELS
-            a = rng.standard_normal(K * rows + VLEN).astype(np.float32)
-            bias = rng.standard_normal(rows + VLEN).astype(np.float32)
+            a = rng.standard_normal(tiles * K * rows + VLEN).astype(np.float32)
+            bias = rng.standard_normal(tiles * rows + VLEN).astype(np.float32)
             b_off, b_run = b_table(rng, K, nvalid + reach, table)
             src = rng.standard_normal(int(b_off.max()) + 3 * reach).astype(np.float32)
             c_off = planes(rng, mr, nvalid + reach)
@@ -72,15 +74,18 @@ def test_gemm_tile(rows, K, table):
             expected = dst.copy()
             nb0, nc0, lo, hi = 2, 5, -1.5, 2.0
             b = np.stack([src[o + nb0:o + nb0 + nvalid] for o in b_off]).astype(np.float64)
-            y = bias[:mr, None] + a[:K * rows].reshape(K, rows)[:, :mr].T.astype(np.float64) @ b
+            # tile t's weights [K][rows] after the tiles before it
+            w = a[:tiles * K * rows].reshape(tiles, K, rows).transpose(1, 0, 2).reshape(K, tiles * rows)
+            y = bias[:mr, None] + w[:, :mr].T.astype(np.float64) @ b
             for r in range(mr):
                 if residual:
                     y[r] += dst[r_off[r] + nc0:r_off[r] + nc0 + nvalid]
                 expected[c_off[r] + nc0:c_off[r] + nc0 + nvalid] = np.clip(y[r], lo, hi)
             isa.ukernel_gemm_tile(rows, nvalid, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, lo, hi,
-                                  b_run=b_run)
+                                  b_run=b_run, tiles=tiles)
             np.testing.assert_allclose(dst, expected, rtol=2e-5, atol=2e-5,
-                                       err_msg=f'{rows} rows x {nvalid} pixels, mr {mr}, residual {residual}')
+                                       err_msg=f'{tiles} tiles of {rows} rows x {nvalid} pixels, mr {mr}, '
+                                               f'residual {residual}')
 
 
 def test_plane_runs():

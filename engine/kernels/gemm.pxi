@@ -18,10 +18,18 @@ cdef enum:
     SECOND_HALF = 2
 
 cdef extern from "ukernels.h" nogil:
-    ctypedef void (*f32_gemm_tile_fn)(int64_t K, const float* a, const float* bias,
-                                      const float* src, const int64_t* b_off, const int64_t* b_run,
-                                      float* dst, const int64_t* c_off, const int64_t* r_off,
-                                      int mr, int64_t nvalid, float lo, float hi)
+    ctypedef struct f32_gemm_args:
+        int64_t K, a_step, bias_step, rows, nvalid
+        const float* a
+        const float* bias
+        const float* src
+        const int64_t* b_off
+        const int64_t* b_run
+        float* dst
+        const int64_t* c_off
+        const int64_t* r_off
+        float lo, hi
+    ctypedef void (*f32_gemm_tile_fn)(const f32_gemm_args* p, int64_t tiles)
     f32_gemm_tile_fn f32_gemm_tile_for(int64_t rows, int64_t nvalid)
     const int GEMM_MR_SHORT, GEMM_MR_NARROW, GEMM_TAIL_PIXELS, GEMM_EXTRA_MAX, GEMM_WIDE_PIXELS
     void f32_frame_row(float* dst, const float* row, int64_t in_w, int64_t pl, int64_t fw,
@@ -107,41 +115,36 @@ cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt
     reduction of a K-split op: the first with the bias and residual into
     out_off, the second into part_off, both unclamped (ELTWISE_ADD_SPLIT
     finishes)."""
-    cdef int64_t mt, r
     cdef int64_t k0 = 0 if half != SECOND_HALF else op.p.K // 2
     cdef int64_t k1 = op.p.K if half != FIRST_HALF else op.p.K // 2
-    cdef float lo = op.p.lo if half == WHOLE_K else -INFINITY
-    cdef float hi = op.p.hi if half == WHOLE_K else INFINITY
-    cdef int mr
-    cdef const float* bias = NO_BIAS
-    cdef const int64_t* r_off = NULL
-    # the op's numbers in locals: the tile writes memory, so the compiler
-    # would load them again after each call (0.18 M instructions per
-    # ShuffleNetV2 x1.0 inference under qemu)
-    cdef int64_t cout_g = op.p.cout_g, K = op.p.K
+    cdef int64_t cout_g = op.p.cout_g, K = op.p.K, r, n, rows
     cdef int64_t tall = op.p.tile_rows, m_tall = op.p.m_tiles - op.p.short_tiles
-    cdef int64_t rows = tall if mt0 < m_tall else op.p.short_rows
-    cdef f32_gemm_tile_fn tile = f32_gemm_tile_for(rows, nvalid)
     # tile mt0's first row; the group's first packed row
     cdef int64_t m0 = min(mt0, m_tall) * tall + max(mt0 - m_tall, 0) * op.p.short_rows, first = m0
     cdef int64_t row0 = g * (m_tall * tall + op.p.short_tiles * op.p.short_rows)
-    cdef const float* w = op.w + row0 * K + k0 * rows
-    cdef const float* b = op.b + row0
     cdef const int64_t* c_off = (op.part_off if half == SECOND_HALF else op.out_off) + g * cout_g
     cdef const int64_t* res_off = op.res_off + g * cout_g if op.res_off != NULL else NULL
-    for mt in range(mt0, mt1):
-        if mt == m_tall:
-            rows = op.p.short_rows
-            tile = f32_gemm_tile_for(rows, nvalid)
-            w = op.w + row0 * K + k0 * rows
-        mr = <int>min(rows, cout_g - m0)
-        if half != SECOND_HALF:
-            bias = b + m0
+    cdef f32_gemm_args t
+    t.K, t.src, t.b_off, t.b_run = k1 - k0, src + nb0, b_off + k0, b_run + k0
+    t.dst, t.nvalid = dst + nc0, nvalid
+    t.lo = op.p.lo if half == WHOLE_K else -INFINITY
+    t.hi = op.p.hi if half == WHOLE_K else INFINITY
+    t.r_off = NULL
+    cdef int64_t mt = mt0
+    while mt < mt1:     # the tall tiles in one call, then the short ones
+        rows = tall if mt < m_tall else op.p.short_rows
+        n = (min(mt1, m_tall) if mt < m_tall else mt1) - mt
+        t.a, t.a_step = op.w + (row0 + m0) * K + k0 * rows, rows * K
+        t.c_off, t.rows = c_off + m0, min(cout_g - m0, n * rows)
+        if half == SECOND_HALF:
+            t.bias, t.bias_step = NO_BIAS, 0
+        else:
+            t.bias, t.bias_step = op.b + row0 + m0, rows
             if res_off != NULL:
-                r_off = res_off + m0
-        tile(k1 - k0, w + m0 * K, bias, src + nb0, b_off + k0, b_run + k0, dst + nc0, c_off + m0, r_off,
-             mr, nvalid, lo, hi)
-        m0 += rows
+                t.r_off = res_off + m0
+        f32_gemm_tile_for(rows, nvalid)(&t, n)
+        mt += n
+        m0 += n * rows
     if half == WHOLE_K and op.p.act:
         for r in range(first, min(m0, cout_g)):
             f32_activation(dst + c_off[r] + nc0, nvalid, op.p.act, act_param(op, g * cout_g + r))

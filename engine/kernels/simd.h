@@ -29,7 +29,7 @@
 static inline vf vf_clamp(vf y, vf lo, vf hi) { return vf_min(hi, vf_max(lo, y)); }
 
 #ifndef ENGINE_STOREU_N
-/* n vectors to p (NEON: one instruction) */
+/* n vectors to p */
 static inline void vf_storeu_n(float* p, const vf* v, int n) {
     for (int i = 0; i < n; i++) vf_storeu(p + i * VLEN, v[i]);
 }

@@ -70,12 +70,15 @@ static inline vf vf_select(vmask m, vf x, vf fill) { return vbslq_f32(m, x, fill
  * is an instruction of its own on NEON, free inside an x86 FMA).  The lane
  * is a constant once the tile's loops are unrolled. */
 #define ENGINE_FMA_LANE 1
-/* n vectors to p (n <= 3): one ST1 of n registers */
+/* n vectors to p (n <= 3): pairs by STP, in asm: an ST1 of two registers
+ * needs them consecutive (where registers run short GCC moves them through
+ * the stack), and left to itself GCC stores a pair as two STRs beside an
+ * address computed for the second */
 #define ENGINE_STOREU_N 1
 static inline void vf_storeu_n(float* p, const vf* v, int n) {
-    if (n == 1) { vst1q_f32(p, v[0]); }
-    else if (n == 2) { float32x4x2_t x = {{v[0], v[1]}}; vst1q_f32_x2(p, x); }
-    else { float32x4x3_t x = {{v[0], v[1], v[2]}}; vst1q_f32_x3(p, x); }
+    if (n == 1) { vst1q_f32(p, v[0]); return; }
+    __asm__("stp %q1, %q2, [%3]" : "=m"(*(float (*)[8])p) : "w"(v[0]), "w"(v[1]), "r"(p));
+    if (n == 3) vst1q_f32(p + 8, v[2]);
 }
 /* v[0 .. n) = n vectors from p: one LD1 of n registers (n <= 4) */
 #define ENGINE_LOADU_N 1

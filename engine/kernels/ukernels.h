@@ -140,8 +140,7 @@ ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra(f32_gemm_extras x, int64_t K
  * pixels of C are written.  b_run[k] >= 1 says how many of B_k, B_k+1, ...
  * are equally far apart (a run: the planner sorts the planes by offset),
  * so that the loop over k steps a pointer instead of loading each offset.
- * (The caller points src and dst at the tile's first pixel: two arguments
- * fewer, of the 13 integer ones, go through the stack on aarch64.) */
+ * src and dst point at the tile's first pixel. */
 ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         int64_t K, const float* restrict a, const float* restrict bias,
         const float* src, const int64_t* restrict b_off, const int64_t* restrict b_run,
@@ -246,22 +245,39 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
  * on AVX-512: the whole plane in one tile, where two tiles of two vectors
  * would leave a quarter of their lanes empty).  The tiles with extra pixels
  * read up to VLEN floats past the packed weights and the bias. */
-typedef void (*f32_gemm_tile_fn)(int64_t K, const float* a, const float* bias,
-        const float* src, const int64_t* b_off, const int64_t* b_run,
-        float* dst, const int64_t* c_off, const int64_t* r_off,
-        int mr, int64_t nvalid, float lo, float hi);
+/* One call of a tile: `tiles` row tiles of its height, one after another,
+ * for one pixel tile (the planner's tiles of that height in a job: one
+ * call saves the call's own work, its registers saved and restored, per
+ * tile).  Tile t takes weights a + t * a_step ([K][its rows]), bias +
+ * t * bias_step (0: one bias for all, a K-split op's zeros), rows c_off[t *
+ * ROWS ..] (and r_off's, unless NULL); of the rows, the first `rows` are
+ * written (the last tile may be cut short).  The other fields: f32_gemm_tile's. */
+typedef struct {
+    int64_t K, a_step, bias_step, rows, nvalid;
+    const float* a;
+    const float* bias;
+    const float* src;
+    const int64_t* b_off;
+    const int64_t* b_run;
+    float* dst;
+    const int64_t* c_off;
+    const int64_t* r_off;
+    float lo, hi;
+} f32_gemm_args;
+typedef void (*f32_gemm_tile_fn)(const f32_gemm_args* p, int64_t tiles);
 
 /* f32_gemm_<rows>x<vectors>v[<extra pixels>]_<isa>: f32_gemm_12x2v_avx512 is
  * 12 rows by two vectors (32 pixels), f32_gemm_8x3v1_avx512 8 rows by three
  * vectors and a pixel.  (ROWS is a number: ENGINE_GEMM_TILES expands its
  * argument first.) */
 #define ENGINE_GEMM_TILE(ROWS, NAME, NV, EXTRA) \
-    static void ENGINE_ISA_NAME(f32_gemm_##ROWS##x##NAME)(int64_t K, const float* a, const float* bias, \
-            const float* src, const int64_t* b_off, const int64_t* b_run, \
-            float* dst, const int64_t* c_off, const int64_t* r_off, \
-            int mr, int64_t nvalid, float lo, float hi) { \
-        f32_gemm_tile(K, a, bias, src, b_off, b_run, dst, c_off, r_off, mr, \
-                      EXTRA ? NV * VLEN : nvalid, lo, hi, ROWS, NV, EXTRA); \
+    static void ENGINE_ISA_NAME(f32_gemm_##ROWS##x##NAME)(const f32_gemm_args* p, int64_t tiles) { \
+        const f32_gemm_args g = *p; \
+        for (int64_t t = 0; t < tiles; t++) \
+            f32_gemm_tile(g.K, g.a + t * g.a_step, g.bias + t * g.bias_step, g.src, g.b_off, g.b_run, \
+                          g.dst, g.c_off + t * ROWS, g.r_off ? g.r_off + t * ROWS : NULL, \
+                          (int)(g.rows - t * ROWS < ROWS ? g.rows - t * ROWS : ROWS), \
+                          EXTRA ? NV * VLEN : g.nvalid, g.lo, g.hi, ROWS, NV, EXTRA); \
     }
 #define ENGINE_GEMM_TILES_(ROWS) \
     ENGINE_GEMM_TILE(ROWS, 1v, 1, 0) \

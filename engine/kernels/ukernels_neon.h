@@ -8,9 +8,9 @@
  * f32_gemm_tile, whose C loop these replace): acc[r][v] = bias[r] +
  * sum_k a[k][r] * B_k[v], B_k two vectors at src + b_off[k], along the runs
  * of b_run.  In asm for what the compiler does not emit from intrinsics: the
- * B load with its register post-increment (one LD1, not LDP and ADD), and two
+ * B load with its register post-increment (one LD1, not LDP and ADD), and four
  * k per loop turn without spilling the accumulators: per k two LD1s and the
- * FMLAs (12 rows: 25 instructions for 24 FMLAs, where the C loop takes 29).
+ * FMLAs (12 rows: 26.5 instructions for 24 FMLAs, where the C loop takes 29).
  * The accumulators are v0-v23 (outputs only: an asm takes at most 30
  * operands), v24-v30 the two k's B and the rows' weights, x9-x16 the walk
  * along the runs.  ENGINE_GEMM_REDUCE(MR): whether MR rows have one
@@ -61,10 +61,18 @@
         "subs x11, x11, #1\n\t" \
         "b.eq 3b\n" \
         "1:\n\t" \
+        "tbz x11, #1, 2f\n\t"            /* then two, to a multiple of four */ \
         K_STEP("v24", "v25") \
         K_STEP("v29", "v30") \
         "subs x11, x11, #2\n\t" \
-        "b.ne 1b\n\t" \
+        "b.eq 3b\n" \
+        "2:\n\t" \
+        K_STEP("v24", "v25") \
+        K_STEP("v29", "v30") \
+        K_STEP("v24", "v25") \
+        K_STEP("v29", "v30") \
+        "subs x11, x11, #4\n\t" \
+        "b.ne 2b\n\t" \
         "b 3b\n" \
         "5:\n\t"
 #define OUT(r) "=w"(acc[r][0]), "=w"(acc[r][1])
