@@ -33,7 +33,7 @@ class PlanOptions:
     fuse_min_bytes: int = 1 << 20   # ... when the 1x1's output is at least this large (else it
                                     # stays in cache)
     fuse_band_bytes: int = 512 << 10  # scratch for one band of the 1x1's output
-    fuse_min_bands: int = 4      # bands per image at least (jobs for the threads)
+    fuse_min_jobs: int = 4       # blocks of channels per image at least (jobs for the threads)
     k_split: bool = True         # a 1x1 convolution reading a depthwise one reduces in two halves
     k_split_min_k: int = 192     # (with two threads, each the channels its core wrote), then an op
     k_split_pixels: tuple = (196, 784)  # sums them; from this many channels, on planes of these
@@ -205,20 +205,26 @@ def row_tiles(m, rows=None):
     return dict(tile_rows=tall, m_tiles=n_tall + n_short, short_rows=short, short_tiles=n_short)
 
 
+def tile_starts(tiles):
+    """The first row of each of row_tiles' tiles, then the rows of all
+    (padded): the kernels' tile_first_row."""
+    heights = ([tiles['tile_rows']] * (tiles['m_tiles'] - tiles['short_tiles'])
+               + [tiles['short_rows']] * tiles['short_tiles'])
+    return np.cumsum([0] + heights)
+
+
 def pack_gemm(w, b, tiles):
     """w (G, M, K) -> per group, row tiles [K][rows] (row_tiles' tiles:
     tile_rows-row ones, then short_rows-row ones) zero-padded; b -> per group
     the padded rows; each followed by the floats the tiles may read past it.
     Tile t's weights start at (g * padded rows + its first row) * K."""
     g, m, k = w.shape
-    heights = ([tiles['tile_rows']] * (tiles['m_tiles'] - tiles['short_tiles'])
-               + [tiles['short_rows']] * tiles['short_tiles'])
-    padded = sum(heights)
+    starts = tile_starts(tiles)
+    padded = starts[-1]
     wp = np.zeros((g, padded, k), np.float32)
     wp[:, :m] = w
     bp = np.zeros((g, padded), np.float32)
     bp[:, :m] = b
-    starts = np.cumsum([0] + heights)
     wp = np.concatenate([wp[:, r0:r1].transpose(0, 2, 1).reshape(g, -1)
                          for r0, r1 in zip(starts[:-1], starts[1:])], axis=1)
     slack = np.zeros(isa.WEIGHT_OVERREAD, np.float32)

@@ -556,15 +556,19 @@ EXPAND_DW_CASES = [
     (3, 10, 3, 1, 1, (13, 16)),
     (2, 6, 5, 1, 2, (9, 32)),
     (4, 5, 3, 1, 1, (11, 24)),
+    # more row tiles than jobs, the last tiles short: blocks of channels
+    (3, 44, 3, 2, 1, (10, 9)),
+    (4, 30, 3, 1, 1, (8, 16)),
 ]
 
 
-@pytest.mark.parametrize('band_bytes', [1, 1 << 30])
+@pytest.mark.parametrize('band_bytes', [1, 8 << 10, 1 << 30])
 @pytest.mark.parametrize('cin,e,k,s,p,hw', EXPAND_DW_CASES)
 def test_fused_expand_depthwise(cin, e, k, s, p, hw, band_bytes, window_path):
-    """A 1x1 convolution and the depthwise one reading it run as one op, band
-    by band (one output row per band, or a few bands), with activations on
-    both; the unfused pair gives the same.  The depthwise runs flat where
+    """A 1x1 convolution and the depthwise one reading it run as one op,
+    blocks of channels band by band (one output row per band, a few rows, or
+    the whole plane), with activations on both; the unfused pair gives the
+    same.  The depthwise runs flat where
     the bands allow it and the window_path fixture lets it, else row by row."""
     from engine.graph import Graph, Node
     options = plan_options(window_path, fuse_min_bytes=0, fuse_band_bytes=band_bytes)

@@ -54,38 +54,40 @@ def b_table(rng, K, size, kind):
 @pytest.mark.parametrize('K', [1, 2, 7, 33])
 @pytest.mark.parametrize('table', ['shuffled', 'runs', 'one_by_one'])
 def test_gemm_tile(rows, K, table):
-    """One call of one row tile, and of three (the last whole or cut short)."""
+    """One call of one row tile, and of three (the last whole or cut short);
+    of one pixel tile, and of three whole ones one after another."""
     rng = np.random.default_rng(rows * 100 + K)
-    for nvalid in pixel_counts(rows):
+    for nvalid, pixel_tiles in [(n, 1) for n in pixel_counts(rows)] + [(isa.TILE_PIXELS, 3)]:
         cases = [(1, m) for m in sorted({1, rows - 1, rows} - {0})] + [(3, 2 * rows + 1), (3, 3 * rows)]
+        n = nvalid * pixel_tiles        # pixels written
         for (tiles, mr), residual in itertools.product(cases, (False, True)):
             reach = 4 * VLEN + isa.EXTRA_PIXELS
             a = rng.standard_normal(tiles * K * rows + VLEN).astype(np.float32)
             bias = rng.standard_normal(tiles * rows + VLEN).astype(np.float32)
-            b_off, b_run = b_table(rng, K, nvalid + reach, table)
-            src = rng.standard_normal(int(b_off.max()) + 3 * reach).astype(np.float32)
-            c_off = planes(rng, mr, nvalid + reach)
-            r_off = c_off.max() + reach + planes(rng, mr, nvalid + reach) if residual else None
-            top = int(max(c_off.max(), r_off.max() if residual else 0)) + 3 * reach
+            b_off, b_run = b_table(rng, K, n + reach, table)
+            src = rng.standard_normal(int(b_off.max()) + n + 3 * reach).astype(np.float32)
+            c_off = planes(rng, mr, n + reach)
+            r_off = c_off.max() + reach + planes(rng, mr, n + reach) if residual else None
+            top = int(max(c_off.max(), r_off.max() if residual else 0)) + n + 3 * reach
             dst = np.full(top, SENTINEL, np.float32)
             if residual:
                 for r in range(mr):
-                    dst[r_off[r] + 5:r_off[r] + 5 + nvalid] = rng.standard_normal(nvalid)
+                    dst[r_off[r] + 5:r_off[r] + 5 + n] = rng.standard_normal(n)
             expected = dst.copy()
             nb0, nc0, lo, hi = 2, 5, -1.5, 2.0
-            b = np.stack([src[o + nb0:o + nb0 + nvalid] for o in b_off]).astype(np.float64)
+            b = np.stack([src[o + nb0:o + nb0 + n] for o in b_off]).astype(np.float64)
             # tile t's weights [K][rows] after the tiles before it
             w = a[:tiles * K * rows].reshape(tiles, K, rows).transpose(1, 0, 2).reshape(K, tiles * rows)
             y = bias[:mr, None] + w[:, :mr].T.astype(np.float64) @ b
             for r in range(mr):
                 if residual:
-                    y[r] += dst[r_off[r] + nc0:r_off[r] + nc0 + nvalid]
-                expected[c_off[r] + nc0:c_off[r] + nc0 + nvalid] = np.clip(y[r], lo, hi)
+                    y[r] += dst[r_off[r] + nc0:r_off[r] + nc0 + n]
+                expected[c_off[r] + nc0:c_off[r] + nc0 + n] = np.clip(y[r], lo, hi)
             isa.ukernel_gemm_tile(rows, nvalid, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, lo, hi,
-                                  b_run=b_run, tiles=tiles)
+                                  b_run=b_run, tiles=tiles, pixel_tiles=pixel_tiles)
             np.testing.assert_allclose(dst, expected, rtol=2e-5, atol=2e-5,
-                                       err_msg=f'{tiles} tiles of {rows} rows x {nvalid} pixels, mr {mr}, '
-                                               f'residual {residual}')
+                                       err_msg=f'{tiles} tiles of {rows} rows x {pixel_tiles} x {nvalid} '
+                                               f'pixels, mr {mr}, residual {residual}')
 
 
 def test_plane_runs():

@@ -19,7 +19,7 @@ cdef enum:
 
 cdef extern from "ukernels.h" nogil:
     ctypedef struct f32_gemm_args:
-        int64_t K, a_step, bias_step, rows, nvalid
+        int64_t K, a_step, bias_step, rows, nvalid, pixel_tiles
         const float* a
         const float* bias
         const float* src
@@ -104,13 +104,21 @@ cdef extern from *:
     const float* NO_BIAS "f32_no_bias"
 
 
+cdef inline int64_t tile_first_row(const Op* op, int64_t mt) noexcept nogil:
+    """Row tile mt's first row in its group: tile_rows-row tiles, then short ones."""
+    cdef int64_t m_tall = op.p.m_tiles - op.p.short_tiles
+    return min(mt, m_tall) * op.p.tile_rows + max(mt - m_tall, 0) * op.p.short_rows
+
+
 cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt1,
                          const float* src, const int64_t* b_off, const int64_t* b_run, int64_t nb0,
-                         float* dst, int64_t nc0, int64_t nvalid, int half) noexcept nogil:
+                         float* dst, int64_t nc0, int64_t nvalid, int half,
+                         int64_t pixel_tiles=1) noexcept nogil:
     """Row tiles [mt0, mt1) of group g for one pixel tile: B read from src
     + b_off[k] (its runs b_run: f32_gemm_tile) at pixel nb0, nvalid pixels written to dst at nc0 (two vectors of them
     when more than one; past GEMM_NR, a plane's last pixels: see
-    f32_gemm_tile_for).  Tiles of tile_rows rows, then short_tiles of
+    f32_gemm_tile_for); or for pixel_tiles whole tiles of GEMM_NR pixels
+    one after another (nvalid GEMM_NR).  Tiles of tile_rows rows, then short_tiles of
     short_rows (lowering.pack_gemm).  half: WHOLE_K, or one half of the
     reduction of a K-split op: the first with the bias and residual into
     out_off, the second into part_off, both unclamped (ELTWISE_ADD_SPLIT
@@ -120,13 +128,13 @@ cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt
     cdef int64_t cout_g = op.p.cout_g, K = op.p.K, r, n, rows
     cdef int64_t tall = op.p.tile_rows, m_tall = op.p.m_tiles - op.p.short_tiles
     # tile mt0's first row; the group's first packed row
-    cdef int64_t m0 = min(mt0, m_tall) * tall + max(mt0 - m_tall, 0) * op.p.short_rows, first = m0
-    cdef int64_t row0 = g * (m_tall * tall + op.p.short_tiles * op.p.short_rows)
+    cdef int64_t m0 = tile_first_row(op, mt0), first = m0
+    cdef int64_t row0 = g * tile_first_row(op, op.p.m_tiles)
     cdef const int64_t* c_off = (op.part_off if half == SECOND_HALF else op.out_off) + g * cout_g
     cdef const int64_t* res_off = op.res_off + g * cout_g if op.res_off != NULL else NULL
     cdef f32_gemm_args t
     t.K, t.src, t.b_off, t.b_run = k1 - k0, src + nb0, b_off + k0, b_run + k0
-    t.dst, t.nvalid = dst + nc0, nvalid
+    t.dst, t.nvalid, t.pixel_tiles = dst + nc0, nvalid, pixel_tiles
     t.lo = op.p.lo if half == WHOLE_K else -INFINITY
     t.hi = op.p.hi if half == WHOLE_K else INFINITY
     t.r_off = NULL
@@ -147,7 +155,7 @@ cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt
         m0 += n * rows
     if half == WHOLE_K and op.p.act:
         for r in range(first, min(m0, cout_g)):
-            f32_activation(dst + c_off[r] + nc0, nvalid, op.p.act, act_param(op, g * cout_g + r))
+            f32_activation(dst + c_off[r] + nc0, pixel_tiles * nvalid, op.p.act, act_param(op, g * cout_g + r))
 
 
 cdef void gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:

@@ -246,14 +246,16 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
  * would leave a quarter of their lanes empty).  The tiles with extra pixels
  * read up to VLEN floats past the packed weights and the bias. */
 /* One call of a tile: `tiles` row tiles of its height, one after another,
- * for one pixel tile (the planner's tiles of that height in a job: one
- * call saves the call's own work, its registers saved and restored, per
- * tile).  Tile t takes weights a + t * a_step ([K][its rows]), bias +
- * t * bias_step (0: one bias for all, a K-split op's zeros), rows c_off[t *
- * ROWS ..] (and r_off's, unless NULL); of the rows, the first `rows` are
- * written (the last tile may be cut short).  The other fields: f32_gemm_tile's. */
+ * for each of pixel_tiles pixel tiles (the planner's tiles of that height
+ * in a job: one call saves the call's own work, its registers saved and
+ * restored, per tile).  Tile t takes weights a + t * a_step ([K][its rows]),
+ * bias + t * bias_step (0: one bias for all, a K-split op's zeros), rows
+ * c_off[t * ROWS ..] (and r_off's, unless NULL); of the rows, the first
+ * `rows` are written (the last tile may be cut short).  Pixel tile q reads
+ * src + q * NV * VLEN and writes dst + q * NV * VLEN (pixel_tiles > 1: whole
+ * tiles, nvalid their pixels).  The other fields: f32_gemm_tile's. */
 typedef struct {
-    int64_t K, a_step, bias_step, rows, nvalid;
+    int64_t K, a_step, bias_step, rows, nvalid, pixel_tiles;
     const float* a;
     const float* bias;
     const float* src;
@@ -273,9 +275,11 @@ typedef void (*f32_gemm_tile_fn)(const f32_gemm_args* p, int64_t tiles);
 #define ENGINE_GEMM_TILE(ROWS, NAME, NV, EXTRA) \
     static void ENGINE_ISA_NAME(f32_gemm_##ROWS##x##NAME)(const f32_gemm_args* p, int64_t tiles) { \
         const f32_gemm_args g = *p; \
+        for (int64_t q = 0; q < g.pixel_tiles; q++) \
         for (int64_t t = 0; t < tiles; t++) \
-            f32_gemm_tile(g.K, g.a + t * g.a_step, g.bias + t * g.bias_step, g.src, g.b_off, g.b_run, \
-                          g.dst, g.c_off + t * ROWS, g.r_off ? g.r_off + t * ROWS : NULL, \
+            f32_gemm_tile(g.K, g.a + t * g.a_step, g.bias + t * g.bias_step, g.src + q * NV * VLEN, \
+                          g.b_off, g.b_run, g.dst + q * NV * VLEN, g.c_off + t * ROWS, \
+                          g.r_off ? g.r_off + t * ROWS : NULL, \
                           (int)(g.rows - t * ROWS < ROWS ? g.rows - t * ROWS : ROWS), \
                           EXTRA ? NV * VLEN : g.nvalid, g.lo, g.hi, ROWS, NV, EXTRA); \
     }

@@ -19,7 +19,7 @@ from engine.errors import ModelFileError
 from engine.kernels import isa
 from engine.kernels.abi import EltwiseMode, WindowPath
 from engine.kernels import descriptors
-from engine.lowering import FLOAT, padded_plane, runs
+from engine.lowering import FLOAT, padded_plane, runs, tile_starts
 from engine.ops import REGISTRY, OpDef, register
 from engine.ops.conv import conv2d
 
@@ -48,7 +48,10 @@ class ExpandDepthwise(_PlanOnly):
 
     def lower(self, node, ctx):
         """One record: the 1x1 convolution pw writes bands of rows to scratch,
-        the depthwise dw reads them there (kernels/fused.pxi)."""
+        the depthwise dw reads them there (kernels/fused.pxi).  Jobs are
+        blocks of pw's row tiles (options.fuse_min_jobs of them at least), each
+        its channels band by band, bands as tall as options.fuse_band_bytes
+        of scratch holds for a block."""
         pw, dw, options = node.attrs['expand'], node.attrs['depthwise'], ctx.options
         conv = REGISTRY['conv']
         e, h, w = conv.shape(pw, [ctx.shapes[i] for i in pw.inputs])
@@ -56,36 +59,40 @@ class ExpandDepthwise(_PlanOnly):
                       dtypes={**ctx.dtypes, pw.name: conv.dtype(pw, [ctx.dtypes[i] for i in pw.inputs])})
         out_h = ctx.shapes[dw.name][1]
         (sh, _), (kh, _), (dh, _) = dw.attrs['stride'], dw.attrs['kernel'], dw.attrs['dilation']
+        # the row tiles (pw's packing; its planes are placed below)
+        gemm, kind, _ = conv.lower(pw, replace(ctx, out_off=np.zeros(e, np.int64)))
+        m_per_job = -(-gemm.m_tiles // options.fuse_min_jobs)
+        first = tile_starts({f: getattr(gemm, f) for f in ('tile_rows', 'm_tiles', 'short_rows', 'short_tiles')})
+        first = np.minimum(first[:-1][::m_per_job].tolist() + [first[-1]], e)   # jobs' first channels, then e
+        block = int(np.diff(first).max())                                  # channels of a job at most
 
         def band_plane(rows):       # floats per channel of a band of `rows` output rows
             return padded_plane(((rows - 1) * sh + (kh - 1) * dh + 1) * w)
 
-        rows = -(-out_h // options.fuse_min_bands)
-        while rows > 1 and 4 * e * band_plane(rows) > options.fuse_band_bytes:
+        rows = out_h
+        while rows > 1 and 4 * block * band_plane(rows) > options.fuse_band_bytes:
             rows -= 1
-        # at stride 1 the depthwise runs flat, if bands can be whole vectors:
-        # rows a multiple of `step`
+        # at stride 1 the depthwise runs flat, if bands but the last can be
+        # whole vectors: rows a multiple of `step`
         step = isa.VECTOR // np.gcd(w, isa.VECTOR)
-        flat = sh == 1 and ctx.shapes[dw.name][2] == w and rows >= step
-        if flat:
+        flat = sh == 1 and ctx.shapes[dw.name][2] == w and (rows == out_h or rows >= step)
+        if flat and rows < out_h:
             rows -= rows % step
         plane = band_plane(rows)
-        # channel c's band at head + c * plane of the scratch: the depthwise's
-        # border vectors read up to pw floats before a row, the flat path up to
-        # ARENA_SLACK floats around the bands
+        # channel c's band at head + c * plane (a job shifts its block's first
+        # to the head): the depthwise's border vectors read up to pw floats
+        # before a row, the flat path up to ARENA_SLACK floats around the bands
         head = isa.ARENA_SLACK if flat else padded_plane(dw.attrs['padding'][1])
-        band_off = head + np.arange(e, dtype=np.int64) * plane        # floats
-        bands = FLOAT * band_off                                        # the records' bytes
-        gemm, kind, _ = conv.lower(pw, replace(ctx, out_off=bands))
+        bands = FLOAT * (head + np.arange(e, dtype=np.int64) * plane)      # the records' bytes
         then, dw_kind, dw_need = conv.lower(dw, replace(ctx, direct_only=not flat, in_off=bands))
         if flat and then.path != WindowPath.WINDOW_FLAT:     # no flat tables: the direct path
             flat = False
             then, dw_kind, dw_need = conv.lower(dw, replace(ctx, direct_only=True, in_off=bands))
         values = {f.name: getattr(gemm, f.name) for f in fields(gemm)}
-        values.update(plane=plane, jobs_per_image=-(-out_h // rows))
+        values.update(out_off=bands, plane=plane, m_per_job=m_per_job, jobs_per_image=len(first) - 1)
         record = descriptors.ExpandDepthwise(**values, then=then, per_job=rows)
         after = isa.ARENA_SLACK if flat else dw_need      # the flat reads, or the direct path's scratch
-        return record, f'{kind}+{dw_kind}', int(band_off[-1]) + plane + after
+        return record, f'{kind}+{dw_kind}', head + block * plane + after
 
 
 @register
