@@ -57,7 +57,8 @@ def test_gemm_tile(rows, K, table):
     """One call of one row tile, and of three (the last whole or cut short);
     of one pixel tile, and of three whole ones one after another."""
     rng = np.random.default_rng(rows * 100 + K)
-    for nvalid, pixel_tiles in [(n, 1) for n in pixel_counts(rows)] + [(isa.TILE_PIXELS, 3)]:
+    whole = [isa.TILE_PIXELS] + ([isa.WIDE_PIXELS] if rows == isa.NARROW_ROWS and isa.WIDE_PIXELS else [])
+    for nvalid, pixel_tiles in [(n, 1) for n in pixel_counts(rows)] + [(n, 3) for n in whole]:
         cases = [(1, m) for m in sorted({1, rows - 1, rows} - {0})] + [(3, 2 * rows + 1), (3, 3 * rows)]
         n = nvalid * pixel_tiles        # pixels written
         for (tiles, mr), residual in itertools.product(cases, (False, True)):

@@ -60,8 +60,8 @@ cdef struct OpParams:
     int64_t short_rows       # GEMM rows of the last short_tiles row tiles (shorter than tile_rows)
     int64_t short_tiles
     int64_t m_per_job        # row tiles one job computes
-    int64_t per_job          # channels (per-channel ops), pixel tiles (im2col) or output
-                             # rows (direct convolution) one job computes
+    int64_t per_job          # channels (per-channel ops), pixel tiles (1x1, im2col) or output
+                             # rows (direct convolution; a fused op's band) one job computes
     int64_t n_tiles          # GEMM pixel tiles per plane
     int64_t tile_pixels      # GEMM pixels per tile: GEMM_NR, or the whole plane (GEMM_TAIL_PIXELS)
     int64_t plane            # padded plane stride of the output

@@ -90,7 +90,7 @@ class Gemm(Step, Spatial):
     """1x1 convolution: weights packed in m_tiles row tiles per group, of
     tile_rows output channels but the last short_tiles of short_rows
     (lowering.row_tiles, pack_gemm; kernels/gemm.pxi), pixels in tiles of
-    tile_pixels.
+    tile_pixels; jobs of m_per_job row tiles by per_job pixel tiles.
     The B table (in_off here, in2_off for the convolutions below) is in the
     order of the reduction (lowering.reduction_order), the weights packed in
     the same order; k_runs: its runs of equally spaced entries.
@@ -105,6 +105,7 @@ class Gemm(Step, Spatial):
     short_rows: int
     short_tiles: int
     m_per_job: int
+    per_job: int
     n_tiles: int
     tile_pixels: int
     w: Floats
@@ -120,7 +121,6 @@ class ConvDirect(Gemm, Kernel):
     """Dense convolution, stride 1 or 2, read from framed rows in place:
     jobs of per_job output rows; in2_off is each tap's offset in the frame."""
     KIND = OpKind.OP_CONV_DIRECT
-    per_job: int
     in2_off: Offsets
 
 
@@ -129,17 +129,16 @@ class ConvIm2col(Gemm, Kernel):
     """Any other convolution, through im2col panels: jobs of per_job pixel
     tiles; in2_off is each panel row's offset (k * pixels per tile)."""
     KIND = OpKind.OP_CONV_IM2COL
-    per_job: int
     in2_off: Offsets
 
 
 @dataclass(frozen=True, kw_only=True)
 class ExpandDepthwise(Gemm):
-    """A 1x1 convolution writing bands of per_job rows (of `then`'s output)
-    to scratch, planes `plane` floats apart, and the depthwise `then`
-    reading them there (kernels/fused.pyx)."""
+    """A 1x1 convolution writing its output to scratch, planes `plane`
+    floats apart, and the depthwise `then` reading it there: jobs of
+    m_per_job row tiles (channels of both), each in bands of per_job rows
+    of then's output (kernels/fused.pxi)."""
     KIND = OpKind.OP_EXPAND_DW
-    per_job: int
     then: 'Window'
 
 

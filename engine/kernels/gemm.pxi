@@ -160,35 +160,42 @@ cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt
 
 cdef void gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
     """1x1 convolution: job = (image, half of K if split, group, chunk of row
-    tiles, pixel tile).  Pixel tiles vary fastest: consecutive jobs (one
-    thread's share) use the same weights, so small planes, split into chunks
-    of row tiles, read each weight once per image and thread rather than once
-    per pixel tile.  A K-split op's first half of jobs reduces the first half
+    tiles, run of per_job pixel tiles).  Pixel tiles vary fastest:
+    consecutive jobs (one thread's share) use the same weights, so small
+    planes, split into chunks of row tiles, read each weight once per image
+    and thread rather than once per pixel tile.  A run's whole tiles are one
+    call of each tile height; the plane's last tile (cut short, or taking
+    the pixels past whole tiles) another.  A K-split op's first half of jobs reduces the first half
     of the input channels: with the threads taking contiguous shares, those
     the depthwise op before it wrote on the same cores.  (It splits with one
     thread too: results do not depend on the thread count.)"""
     cdef int64_t image = job // op.p.jobs_per_image
     cdef int64_t r = job % op.p.jobs_per_image
     cdef int64_t m_chunks = (op.p.m_tiles + op.p.m_per_job - 1) // op.p.m_per_job
-    cdef int64_t per_group = op.p.n_tiles * m_chunks
+    cdef int64_t n_runs = (op.p.n_tiles + op.p.per_job - 1) // op.p.per_job
+    cdef int64_t per_group = n_runs * m_chunks
     cdef int half = WHOLE_K
     if op.p.k_splits == 2:
         half = FIRST_HALF if r < op.p.groups * per_group else SECOND_HALF
         r = r % (op.p.groups * per_group)
     cdef int64_t g = r // per_group
     r = r % per_group
-    cdef int64_t nt = r % op.p.n_tiles
-    cdef int64_t mt0 = r // op.p.n_tiles * op.p.m_per_job
+    cdef int64_t nt0 = r % n_runs * op.p.per_job
+    cdef int64_t nt1 = min(nt0 + op.p.per_job, op.p.n_tiles)
+    cdef int64_t mt0 = r // n_runs * op.p.m_per_job
     cdef int64_t mt1 = min(mt0 + op.p.m_per_job, op.p.m_tiles)
     cdef float* base = f32_image(ctx, image)
-    cdef int64_t n0 = nt * op.p.tile_pixels
-    # whole vectors to the end of the padded plane; the last tile may also
-    # take the pixels past whole tiles
-    cdef int64_t nvalid = min(op.p.tile_pixels, op.p.plane - n0)
-    if nt == op.p.n_tiles - 1:
-        nvalid = max(nvalid, op.p.out_h * op.p.out_w - n0)
-    gemm_row_tiles(op, g, mt0, mt1, base, op.in_off + g * op.p.cin_g, op.k_runs + g * op.p.cin_g, n0,
-                   base, n0, nvalid, half)
+    cdef const int64_t* b_off = op.in_off + g * op.p.cin_g
+    cdef const int64_t* b_run = op.k_runs + g * op.p.cin_g
+    cdef int64_t tp = op.p.tile_pixels, whole = nt1 - nt0 - (nt1 == op.p.n_tiles), n0, nvalid
+    if whole > 0:
+        gemm_row_tiles(op, g, mt0, mt1, base, b_off, b_run, nt0 * tp, base, nt0 * tp, tp, half, whole)
+    if nt1 == op.p.n_tiles:
+        # whole vectors to the end of the padded plane; the last tile may also
+        # take the pixels past whole tiles
+        n0 = (nt1 - 1) * tp
+        nvalid = max(min(tp, op.p.plane - n0), op.p.out_h * op.p.out_w - n0)
+        gemm_row_tiles(op, g, mt0, mt1, base, b_off, b_run, n0, base, n0, nvalid, half)
 
 
 cdef inline void zero(float* p, int64_t n) noexcept nogil:

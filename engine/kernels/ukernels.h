@@ -253,7 +253,7 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
  * c_off[t * ROWS ..] (and r_off's, unless NULL); of the rows, the first
  * `rows` are written (the last tile may be cut short).  Pixel tile q reads
  * src + q * NV * VLEN and writes dst + q * NV * VLEN (pixel_tiles > 1: whole
- * tiles, nvalid their pixels).  The other fields: f32_gemm_tile's. */
+ * tiles of no extra pixels, nvalid NV * VLEN).  The other fields: f32_gemm_tile's. */
 typedef struct {
     int64_t K, a_step, bias_step, rows, nvalid, pixel_tiles;
     const float* a;

@@ -34,7 +34,8 @@ def ukernel_gemm_tile(int64_t rows, int64_t nvalid, const float[::1] a, const fl
     row r of the output (r < mr, the tiles' rows in turn) at dst[c_off[r] +
     nc0:] gets nvalid pixels of clamp(bias[r] + sum_k a[k, r] * src[b_off[k] +
     nb0:] (+ dst[r_off[r] + nc0:] when r_off is an offset table)); pixel_tiles
-    > 1: as many tiles of nvalid = GEMM_NR pixels one after another.  b_run:
+    > 1: as many whole tiles one after another (nvalid GEMM_NR, or for narrow
+    rows GEMM_WIDE_PIXELS).  b_run:
     the runs of b_off the tile steps along (plane_runs(b_off) unless given; checked)."""
     cdef int64_t K = b_off.shape[0], i, reach = 3 * VLEN + GEMM_EXTRA_MAX + 1
     if rows not in TILE_ROWS or tiles < 1 or not (tiles - 1) * rows < mr <= tiles * rows or nvalid < 1 or K < 1:
@@ -42,9 +43,10 @@ def ukernel_gemm_tile(int64_t rows, int64_t nvalid, const float[::1] a, const fl
     if nvalid > GEMM_NR + GEMM_EXTRA_MAX and not (rows == GEMM_MR_NARROW and nvalid in (GEMM_WIDE_PIXELS,
                                                                                        GEMM_TAIL_PIXELS)):
         raise ValueError(f'no tile for {nvalid} pixels of {rows} rows')
-    if pixel_tiles < 1 or (pixel_tiles > 1 and nvalid != GEMM_NR):
-        raise ValueError(f'pixel_tiles {pixel_tiles} of {nvalid} pixels (more than one: {GEMM_NR} each)')
-    reach += (pixel_tiles - 1) * GEMM_NR
+    if pixel_tiles < 1 or (pixel_tiles > 1 and nvalid != GEMM_NR
+                           and not (rows == GEMM_MR_NARROW and nvalid == GEMM_WIDE_PIXELS)):
+        raise ValueError(f'pixel_tiles {pixel_tiles} of {nvalid} pixels (more than one: whole tiles)')
+    reach += (pixel_tiles - 1) * nvalid
     runs = _runs('b', b_off, b_run)
     _need('a', a, tiles * K * rows + VLEN)
     _need('bias', bias, tiles * rows + VLEN)

@@ -89,8 +89,9 @@ class ExpandDepthwise(_PlanOnly):
             flat = False
             then, dw_kind, dw_need = conv.lower(dw, replace(ctx, direct_only=True, in_off=bands))
         values = {f.name: getattr(gemm, f.name) for f in fields(gemm)}
-        values.update(out_off=bands, plane=plane, m_per_job=m_per_job, jobs_per_image=len(first) - 1)
-        record = descriptors.ExpandDepthwise(**values, then=then, per_job=rows)
+        values.update(out_off=bands, plane=plane, m_per_job=m_per_job, per_job=rows,
+                      jobs_per_image=len(first) - 1)
+        record = descriptors.ExpandDepthwise(**values, then=then)
         after = isa.ARENA_SLACK if flat else dw_need      # the flat reads, or the direct path's scratch
         return record, f'{kind}+{dw_kind}', head + block * plane + after
 
