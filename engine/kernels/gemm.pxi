@@ -337,7 +337,7 @@ cdef void conv_direct_job(const Op* op, const Ctx* ctx, int64_t job, int tid) no
     cdef int64_t oh0 = job % op.p.jobs_per_image * op.p.per_job
     cdef int64_t oh1 = min(oh0 + op.p.per_job, op.p.out_h)
     cdef int64_t fs = direct_row_floats(op), band = direct_band_rows(op)
-    cdef int64_t ih0 = oh0 * op.p.sh - op.p.ph, ci, ki, ih, oh, ow0
+    cdef int64_t ih0 = oh0 * op.p.sh - op.p.ph, ci, ki, ih, oh
     cdef float* base = f32_image(ctx, image)
     cdef float* frame = f32_scratch(ctx, tid)
     cdef const float* row
@@ -347,13 +347,16 @@ cdef void conv_direct_job(const Op* op, const Ctx* ctx, int64_t job, int tid) no
             row = base + op.in_off[ci] + ih * op.p.in_w if 0 <= ih < op.p.in_h else NULL
             f32_frame_row(frame + (ki * op.p.cin_g + ci) * fs, row, op.p.in_w, op.p.pw,
                           op.p.in_w + 2 * op.p.pw, op.p.sw)
-    cdef int64_t row_tiles = (op.p.out_w + GEMM_NR - 1) // GEMM_NR, t
+    # each output row: its whole pixel tiles in one call, then the rest
+    cdef int64_t whole = op.p.out_w // GEMM_NR, nb, nc
     for oh in range(oh0, oh1):
-        for t in range(row_tiles):
-            ow0 = t * GEMM_NR
-            gemm_row_tiles(op, 0, 0, op.p.m_tiles, frame, op.in2_off, op.k_runs,
-                           (oh - oh0) * op.p.sh * op.p.cin_g * fs + ow0,
-                           base, oh * op.p.out_w + ow0, min(<int64_t>GEMM_NR, op.p.out_w - ow0), WHOLE_K)
+        nb, nc = (oh - oh0) * op.p.sh * op.p.cin_g * fs, oh * op.p.out_w
+        if whole:
+            gemm_row_tiles(op, 0, 0, op.p.m_tiles, frame, op.in2_off, op.k_runs, nb, base, nc, GEMM_NR,
+                           WHOLE_K, whole)
+        if op.p.out_w > whole * GEMM_NR:
+            gemm_row_tiles(op, 0, 0, op.p.m_tiles, frame, op.in2_off, op.k_runs, nb + whole * GEMM_NR,
+                           base, nc + whole * GEMM_NR, op.p.out_w - whole * GEMM_NR, WHOLE_K)
 
 
 cdef void linear_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
