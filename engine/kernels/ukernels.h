@@ -275,13 +275,17 @@ typedef void (*f32_gemm_tile_fn)(const f32_gemm_args* p, int64_t tiles);
 #define ENGINE_GEMM_TILE(ROWS, NAME, NV, EXTRA) \
     static void ENGINE_ISA_NAME(f32_gemm_##ROWS##x##NAME)(const f32_gemm_args* p, int64_t tiles) { \
         const f32_gemm_args g = *p; \
+        /* the clamp bounds read afresh for each tile (volatile): hoisted out \
+         * of these loops, their vectors stay live through the reduction, and \
+         * AVX-512's 32 registers spill a B vector on every k (x86 -10 %) */ \
+        const volatile float *lo = &p->lo, *hi = &p->hi; \
         for (int64_t q = 0; q < g.pixel_tiles; q++) \
         for (int64_t t = 0; t < tiles; t++) \
             f32_gemm_tile(g.K, g.a + t * g.a_step, g.bias + t * g.bias_step, g.src + q * NV * VLEN, \
                           g.b_off, g.b_run, g.dst + q * NV * VLEN, g.c_off + t * ROWS, \
                           g.r_off ? g.r_off + t * ROWS : NULL, \
                           (int)(g.rows - t * ROWS < ROWS ? g.rows - t * ROWS : ROWS), \
-                          EXTRA ? NV * VLEN : g.nvalid, g.lo, g.hi, ROWS, NV, EXTRA); \
+                          EXTRA ? NV * VLEN : g.nvalid, *lo, *hi, ROWS, NV, EXTRA); \
     }
 #define ENGINE_GEMM_TILES_(ROWS) \
     ENGINE_GEMM_TILE(ROWS, 1v, 1, 0) \
