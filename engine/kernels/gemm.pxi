@@ -117,8 +117,8 @@ cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt
     """Row tiles [mt0, mt1) of group g for one pixel tile: B read from src
     + b_off[k] (its runs b_run: f32_gemm_tile) at pixel nb0, nvalid pixels written to dst at nc0 (two vectors of them
     when more than one; past GEMM_NR, a plane's last pixels: see
-    f32_gemm_tile_for); or for pixel_tiles whole tiles of GEMM_NR pixels
-    one after another (nvalid GEMM_NR).  Tiles of tile_rows rows, then short_tiles of
+    f32_gemm_tile_for); or for pixel_tiles whole tiles one after another
+    (nvalid pixels each: GEMM_NR, or for narrow rows GEMM_WIDE_PIXELS).  Tiles of tile_rows rows, then short_tiles of
     short_rows (lowering.pack_gemm).  half: WHOLE_K, or one half of the
     reduction of a K-split op: the first with the bias and residual into
     out_off, the second into part_off, both unclamped (ELTWISE_ADD_SPLIT
