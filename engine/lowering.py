@@ -35,8 +35,9 @@ class PlanOptions:
     fuse_band_bytes: int = 512 << 10  # scratch for one band of the 1x1's output
     fuse_min_jobs: int = 4       # blocks of channels per image at least (jobs for the threads)
     k_split: bool = True         # a 1x1 convolution reading a depthwise one reduces in two halves
-    k_split_min_k: int = 192     # (with two threads, each the channels its core wrote), then an op
-    k_split_pixels: tuple = (196, 784)  # sums them; from this many channels, on planes of these
+    k_split_min_k: int = 192     # (with two threads, each the channels its core wrote; a model of
+    k_split_pixels: tuple = (196, 784)  # one thread plans without), then an op sums them; from this
+                                 # many channels, on planes of these
                                  # sizes (MobileNetV2: at 7x7 and below 192 channels the sum costs
                                  # what the split saves)
     framed_windows: bool = False  # 3x3 windows of stride 1 and 2 through framed rows, one plane

@@ -5,6 +5,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import replace
 
 import numpy as np
 
@@ -402,11 +403,15 @@ class Model:
         self._sizes_ok.add((n, h, w))
 
     def _plan(self, h, w):
+        # one thread: no K-split (it keeps each of two threads on the channels
+        # its core wrote; alone, the split's sum is work for nothing)
+        options = self.options if self.threads > 1 else replace(self.options, k_split=False)
+        key = ('plan', h, w, options)
         with self._lock:       # compiled once, also when threads ask for it at the same time
-            plan = self._cache.get(('plan', h, w))
+            plan = self._cache.get(key)
             if plan is None:
-                plan = compile_graph(self.graph, h, w, self.options, self._info)
-                self._cache.put(('plan', h, w), plan, plan.program.nbytes)
+                plan = compile_graph(self.graph, h, w, options, self._info)
+                self._cache.put(key, plan, plan.program.nbytes)
         return plan
 
     def _take(self, plan, n, h, w):
