@@ -167,8 +167,9 @@ cdef void gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept 
     call of each tile height; the plane's last tile (cut short, or taking
     the pixels past whole tiles) another.  A K-split op's first half of jobs reduces the first half
     of the input channels: with the threads taking contiguous shares, those
-    the depthwise op before it wrote on the same cores.  (It splits with one
-    thread too: results do not depend on the thread count.)"""
+    the depthwise op before it wrote on the same cores.  (A model of
+    several threads splits also when a run gets one: its results do not
+    depend on the threads a run gets.)"""
     cdef int64_t image = job // op.p.jobs_per_image
     cdef int64_t r = job % op.p.jobs_per_image
     cdef int64_t m_chunks = (op.p.m_tiles + op.p.m_per_job - 1) // op.p.m_per_job

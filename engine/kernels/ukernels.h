@@ -94,6 +94,12 @@ ENGINE_ALWAYS_INLINE int64_t f32_gemm_run(int64_t k, int64_t K, const int64_t* r
     *step = n > 1 ? b_off[k + 1] - b_off[k] : 0;
     return n;
 }
+/* The step between B planes when all K of them are one run, else -1 (once
+ * per call of a tile function: the tiles then skip their walk along the runs) */
+static inline int64_t f32_gemm_one_run(int64_t K, const int64_t* restrict b_off, const int64_t* restrict b_run) {
+    int64_t step;
+    return f32_gemm_run(0, K, b_off, b_run, &step) == K ? step : -1;
+}
 
 /* A tile's EXTRA pixels past its vectors, each with the MR rows as the lanes
  * of EV vectors (a struct passed by value: GCC keeps it in registers, where
@@ -139,11 +145,12 @@ ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra(f32_gemm_extras x, int64_t K
  * MR entries.  B is read NV whole vectors wide; only the first nvalid
  * pixels of C are written.  b_run[k] >= 1 says how many of B_k, B_k+1, ...
  * are equally far apart (a run: the planner sorts the planes by offset),
- * so that the loop over k steps a pointer instead of loading each offset.
- * src and dst point at the tile's first pixel. */
+ * so that the loop over k steps a pointer instead of loading each offset;
+ * b_step >= 0 says that all K are one run, b_step apart (f32_gemm_one_run:
+ * no walk along the runs).  src and dst point at the tile's first pixel. */
 ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         int64_t K, const float* restrict a, const float* restrict bias,
-        const float* src, const int64_t* restrict b_off, const int64_t* restrict b_run,
+        const float* src, const int64_t* restrict b_off, const int64_t* restrict b_run, int64_t b_step,
         float* dst, const int64_t* restrict c_off, const int64_t* restrict r_off,
         int mr, int64_t nvalid, float lo, float hi, const int MR, const int NV, const int EXTRA) {
     vf acc[GEMM_MR][GEMM_NV_MAX];
@@ -155,14 +162,14 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
     if (EXTRA && ENGINE_GEMM_EXTRA_PASS) extra = f32_gemm_extra(extra, K, a, src + NV * VLEN, b_off, b_run, MR, EXTRA);
 #ifdef ENGINE_GEMM_REDUCE
     if (ENGINE_GEMM_REDUCE(MR) && NV == 2)
-        f32_gemm_reduce_neon(acc, K, a, bias, src, b_off, b_run, MR);
+        f32_gemm_reduce_neon(acc, K, a, bias, src, b_off, b_run, b_step, MR);
     else
 #endif
     {
     for (int r = 0; r < MR; r++)
         for (int v = 0; v < NV; v++) acc[r][v] = vf_set1(bias[r]);
     for (int64_t k = 0, step; k < K;) {
-        int64_t n = f32_gemm_run(k, K, b_off, b_run, &step);
+        int64_t n = b_step >= 0 ? (step = b_step, K) : f32_gemm_run(k, K, b_off, b_run, &step);
         const float* b = src + b_off[k];
         k += n;
         for (; n > 0; n--, b += step, a += MR) {
@@ -279,10 +286,11 @@ typedef void (*f32_gemm_tile_fn)(const f32_gemm_args* p, int64_t tiles);
          * of these loops, their vectors stayed live through the reduction and \
          * AVX-512 spilled a B vector on every k (ShuffleNetV2 10 % slower) */ \
         const volatile float *lo = &p->lo, *hi = &p->hi; \
+        const int64_t b_step = f32_gemm_one_run(g.K, g.b_off, g.b_run); \
         for (int64_t q = 0; q < g.pixel_tiles; q++) \
         for (int64_t t = 0; t < tiles; t++) \
             f32_gemm_tile(g.K, g.a + t * g.a_step, g.bias + t * g.bias_step, g.src + q * NV * VLEN, \
-                          g.b_off, g.b_run, g.dst + q * NV * VLEN, g.c_off + t * ROWS, \
+                          g.b_off, g.b_run, b_step, g.dst + q * NV * VLEN, g.c_off + t * ROWS, \
                           g.r_off ? g.r_off + t * ROWS : NULL, \
                           (int)(g.rows - t * ROWS < ROWS ? g.rows - t * ROWS : ROWS), \
                           EXTRA ? NV * VLEN : g.nvalid, *lo, *hi, ROWS, NV, EXTRA); \

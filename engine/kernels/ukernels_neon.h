@@ -34,10 +34,21 @@
 /* row r's accumulators (operands i, j) start at bias[r] */
 #define BIAS(i, j) "ld1r {%" #i ".4s}, [x16], #4\n\tmov %" #j ".16b, %" #i ".16b\n\t"
 /* the walk: for each run, n = min(b_run[k], K - k) planes from src + b_off[k],
- * the step between them in bytes (0 for a run of one), then K_STEP n times */
-#define REDUCE(K_STEP) \
+ * the step between them in bytes (0 for a run of one), then K_STEP n times.
+ * ONE_RUN: with run NULL the K (> 1) planes are one run: straight to the loop
+ * over them, the step from the first two offsets. */
+#define ONE_RUN \
+        "cbnz %[run], 3f\n\t" \
+        "ldp x13, x15, [%[off]]\n\t" \
+        "add x14, %[src], x13, lsl #2\n\t" \
+        "sub x15, x15, x13\n\t" \
+        "lsl x15, x15, #2\n\t" \
+        "mov x11, %[K]\n\t" \
+        "b 4f\n"
+#define REDUCE(K_STEP, FIRST) \
         "mov x9, %[a]\n\t" \
-        "mov x10, #0\n" \
+        "mov x10, #0\n\t" \
+        FIRST \
         "3:\n\t" \
         "cmp x10, %[K]\n\t" \
         "b.ge 5f\n\t" \
@@ -85,7 +96,7 @@ ENGINE_ALWAYS_INLINE void f32_gemm_reduce_12x2_neon(vf acc[GEMM_MR][GEMM_NV_MAX]
     __asm__("mov x16, %[bias]\n\t"
             BIAS(0, 1) BIAS(2, 3) BIAS(4, 5) BIAS(6, 7) BIAS(8, 9) BIAS(10, 11)
             BIAS(12, 13) BIAS(14, 15) BIAS(16, 17) BIAS(18, 19) BIAS(20, 21) BIAS(22, 23)
-            REDUCE(K12)
+            REDUCE(K12, ONE_RUN)
             : OUT(0), OUT(1), OUT(2), OUT(3), OUT(4), OUT(5), OUT(6), OUT(7), OUT(8), OUT(9), OUT(10), OUT(11)
             : IN : CLOBBERS);
 }
@@ -94,15 +105,18 @@ ENGINE_ALWAYS_INLINE void f32_gemm_reduce_8x2_neon(vf acc[GEMM_MR][GEMM_NV_MAX],
         const float* bias, const float* src, const int64_t* b_off, const int64_t* b_run) {
     __asm__("mov x16, %[bias]\n\t"
             BIAS(0, 1) BIAS(2, 3) BIAS(4, 5) BIAS(6, 7) BIAS(8, 9) BIAS(10, 11) BIAS(12, 13) BIAS(14, 15)
-            REDUCE(K8)
+            REDUCE(K8, ONE_RUN)
             : OUT(0), OUT(1), OUT(2), OUT(3), OUT(4), OUT(5), OUT(6), OUT(7)
             : IN : CLOBBERS);
 }
 
 ENGINE_ALWAYS_INLINE void f32_gemm_reduce_neon(vf acc[GEMM_MR][GEMM_NV_MAX], int64_t K, const float* a,
-        const float* bias, const float* src, const int64_t* b_off, const int64_t* b_run, const int MR) {
-    if (MR == 12) f32_gemm_reduce_12x2_neon(acc, K, a, bias, src, b_off, b_run);
-    else f32_gemm_reduce_8x2_neon(acc, K, a, bias, src, b_off, b_run);
+        const float* bias, const float* src, const int64_t* b_off, const int64_t* b_run, int64_t b_step,
+        const int MR) {
+    /* (one run: b_run NULL, ONE_RUN; the asm has no operand left for b_step) */
+    const int64_t* run = b_step >= 0 && K > 1 ? NULL : b_run;
+    if (MR == 12) f32_gemm_reduce_12x2_neon(acc, K, a, bias, src, b_off, run);
+    else f32_gemm_reduce_8x2_neon(acc, K, a, bias, src, b_off, run);
 }
 
 /* The fully connected tile's reduction (ukernels.h: f32_linear_tile, 8
@@ -119,7 +133,7 @@ ENGINE_ALWAYS_INLINE void f32_gemm_reduce_neon(vf acc[GEMM_MR][GEMM_NV_MAX], int
     F(4, "v20", xv, 0) F(5, "v21", xv, 0) F(6, "v22", xv, 0) F(7, "v23", xv, 0)
 ENGINE_ALWAYS_INLINE void f32_linear_reduce_neon(vf acc[8], int64_t K, const float* w, const float* src,
         const int64_t* x_off, const int64_t* x_run) {
-    __asm__(REDUCE(KL)
+    __asm__(REDUCE(KL, "")
             : "+w"(acc[0]), "+w"(acc[1]), "+w"(acc[2]), "+w"(acc[3]),
               "+w"(acc[4]), "+w"(acc[5]), "+w"(acc[6]), "+w"(acc[7])
             : [K] "r"(K), [a] "r"(w), [src] "r"(src), [off] "r"(x_off), [run] "r"(x_run)
@@ -131,6 +145,7 @@ ENGINE_ALWAYS_INLINE void f32_linear_reduce_neon(vf acc[8], int64_t K, const flo
 #undef IN
 #undef OUT
 #undef REDUCE
+#undef ONE_RUN
 #undef BIAS
 #undef K8
 #undef K12
