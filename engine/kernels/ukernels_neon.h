@@ -72,17 +72,29 @@
         "subs x11, x11, #1\n\t" \
         "b.eq 3b\n" \
         "1:\n\t" \
-        "tbz x11, #1, 2f\n\t"            /* then two, to a multiple of four */ \
+        "tbz x11, #1, 6f\n\t"            /* then two and four, to a multiple of eight */ \
         K_STEP("v24", "v25") \
         K_STEP("v29", "v30") \
         "subs x11, x11, #2\n\t" \
+        "b.eq 3b\n" \
+        "6:\n\t" \
+        "tbz x11, #2, 2f\n\t" \
+        K_STEP("v24", "v25") \
+        K_STEP("v29", "v30") \
+        K_STEP("v24", "v25") \
+        K_STEP("v29", "v30") \
+        "subs x11, x11, #4\n\t" \
         "b.eq 3b\n" \
         "2:\n\t" \
         K_STEP("v24", "v25") \
         K_STEP("v29", "v30") \
         K_STEP("v24", "v25") \
         K_STEP("v29", "v30") \
-        "subs x11, x11, #4\n\t" \
+        K_STEP("v24", "v25") \
+        K_STEP("v29", "v30") \
+        K_STEP("v24", "v25") \
+        K_STEP("v29", "v30") \
+        "subs x11, x11, #8\n\t" \
         "b.ne 2b\n\t" \
         "b 3b\n" \
         "5:\n\t"
