@@ -78,12 +78,24 @@
         "subs x11, x11, #2\n\t" \
         "b.eq 3b\n" \
         "6:\n\t" \
-        "tbz x11, #2, 2f\n\t" \
+        "tbz x11, #2, 7f\n\t" \
         K_STEP("v24", "v25") \
         K_STEP("v29", "v30") \
         K_STEP("v24", "v25") \
         K_STEP("v29", "v30") \
         "subs x11, x11, #4\n\t" \
+        "b.eq 3b\n" \
+        "7:\n\t" \
+        "tbz x11, #3, 2f\n\t" \
+        K_STEP("v24", "v25") \
+        K_STEP("v29", "v30") \
+        K_STEP("v24", "v25") \
+        K_STEP("v29", "v30") \
+        K_STEP("v24", "v25") \
+        K_STEP("v29", "v30") \
+        K_STEP("v24", "v25") \
+        K_STEP("v29", "v30") \
+        "subs x11, x11, #8\n\t" \
         "b.eq 3b\n" \
         "2:\n\t" \
         K_STEP("v24", "v25") \
@@ -94,7 +106,15 @@
         K_STEP("v29", "v30") \
         K_STEP("v24", "v25") \
         K_STEP("v29", "v30") \
-        "subs x11, x11, #8\n\t" \
+        K_STEP("v24", "v25") \
+        K_STEP("v29", "v30") \
+        K_STEP("v24", "v25") \
+        K_STEP("v29", "v30") \
+        K_STEP("v24", "v25") \
+        K_STEP("v29", "v30") \
+        K_STEP("v24", "v25") \
+        K_STEP("v29", "v30") \
+        "subs x11, x11, #16\n\t" \
         "b.ne 2b\n\t" \
         "b 3b\n" \
         "5:\n\t"
