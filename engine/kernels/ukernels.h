@@ -81,6 +81,12 @@ ENGINE_ALWAYS_INLINE void f32_gemm_store(vf acc[GEMM_MR][GEMM_NV_MAX], float* ds
     }
 }
 
+/* A tile's EXTRA pixels past its vectors, each with the MR rows as the lanes
+ * of EV vectors (a struct passed by value: GCC keeps it in registers, where
+ * it stored an array behind a pointer every k) */
+#define GEMM_EV_MAX ((GEMM_MR + VLEN - 1) / VLEN)
+typedef struct { vf v[GEMM_EXTRA_MAX][GEMM_EV_MAX]; } f32_gemm_extras;
+
 /* the ISA's own GEMM steps, which the tile below runs where they apply */
 #if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
 #include "ukernels_neon.h"
@@ -101,13 +107,7 @@ static inline int64_t f32_gemm_one_run(int64_t K, const int64_t* restrict b_off,
     return f32_gemm_run(0, K, b_off, b_run, &step) == K ? step : -1;
 }
 
-/* A tile's EXTRA pixels past its vectors, each with the MR rows as the lanes
- * of EV vectors (a struct passed by value: GCC keeps it in registers, where
- * it stored an array behind a pointer every k) */
-#define GEMM_EV_MAX ((GEMM_MR + VLEN - 1) / VLEN)
-typedef struct { vf v[GEMM_EXTRA_MAX][GEMM_EV_MAX]; } f32_gemm_extras;
-
-/* one k of them: x.v[p][e] += a[e * VLEN ...] * b[p] */
+/* one k of a tile's extra pixels (f32_gemm_extras): x.v[p][e] += a[e * VLEN ...] * b[p] */
 ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra_k(f32_gemm_extras x, const float* restrict a,
         const float* b, const int MR, const int EXTRA) {
     const int EV = (MR + VLEN - 1) / VLEN;
@@ -118,24 +118,13 @@ ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra_k(f32_gemm_extras x, const f
     return x;
 }
 
-/* all k of them (B_k's at src + b_off[k]) in a pass of their own where
- * ENGINE_GEMM_EXTRA_PASS (NEON: 32 registers, and the asm reduction holds 24
- * accumulators; beside them GCC spilled some every k).  Elsewhere the tile's
- * own loop takes them, one walk along the runs for both. */
+/* The extra pixels of all k in a pass of their own where
+ * ENGINE_GEMM_EXTRA_PASS (NEON: f32_gemm_extra_pass; beside the asm
+ * reduction's 24 accumulators GCC spilled some every k).  Elsewhere the
+ * tile's own loop takes them, one walk along the runs for both. */
 #ifndef ENGINE_GEMM_EXTRA_PASS
 #define ENGINE_GEMM_EXTRA_PASS 0
 #endif
-ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra(f32_gemm_extras x, int64_t K, const float* restrict a,
-        const float* src, const int64_t* restrict b_off, const int64_t* restrict b_run,
-        const int MR, const int EXTRA) {
-    for (int64_t k = 0, step; k < K;) {
-        int64_t n = f32_gemm_run(k, K, b_off, b_run, &step);
-        const float* b = src + b_off[k];
-        k += n;
-        for (; n > 0; n--, b += step, a += MR) x = f32_gemm_extra_k(x, a, b, MR, EXTRA);
-    }
-    return x;
-}
 
 /* GEMM tile over channel planes, NV vectors of pixels wide:
  *   for r < mr:  C_r[0 : nvalid] = clamp(bias[r] + sum_k a[k][r] * B_k[0 : ...] + R_r[...])
@@ -147,19 +136,22 @@ ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra(f32_gemm_extras x, int64_t K
  * are equally far apart (a run: the planner sorts the planes by offset),
  * so that the loop over k steps a pointer instead of loading each offset;
  * b_step >= 0 says that all K are one run, b_step apart (f32_gemm_one_run:
- * no walk along the runs).  src and dst point at the tile's first pixel. */
+ * no walk along the runs).  src and dst point at the tile's first pixel.
+ * The clamp is to [bounds[0], bounds[1]], read once the reduction is done. */
 ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         int64_t K, const float* restrict a, const float* restrict bias,
         const float* src, const int64_t* restrict b_off, const int64_t* restrict b_run, int64_t b_step,
         float* dst, const int64_t* restrict c_off, const int64_t* restrict r_off,
-        int mr, int64_t nvalid, float lo, float hi, const int MR, const int NV, const int EXTRA) {
+        int mr, int64_t nvalid, const volatile float* bounds, const int MR, const int NV, const int EXTRA) {
     vf acc[GEMM_MR][GEMM_NV_MAX];
     /* EXTRA more pixels after the NV vectors (lanes past MR unused) */
     const int EV = EXTRA ? (MR + VLEN - 1) / VLEN : 0;
     f32_gemm_extras extra;
     for (int x = 0; x < EXTRA; x++)
         for (int e = 0; e < EV; e++) extra.v[x][e] = vf_loadu(bias + e * VLEN);
-    if (EXTRA && ENGINE_GEMM_EXTRA_PASS) extra = f32_gemm_extra(extra, K, a, src + NV * VLEN, b_off, b_run, MR, EXTRA);
+#if ENGINE_GEMM_EXTRA_PASS
+    if (EXTRA) extra = f32_gemm_extra_pass(extra, K, a, src + NV * VLEN, b_off, b_run, b_step, MR, EXTRA);
+#endif
 #ifdef ENGINE_GEMM_REDUCE
     if (ENGINE_GEMM_REDUCE(MR) && NV == 2)
         f32_gemm_reduce_neon(acc, K, a, bias, src, b_off, b_run, b_step, MR);
@@ -201,6 +193,7 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         }
     }
     }
+    const float lo = bounds[0], hi = bounds[1];
     const vf vlo = vf_set1(lo), vhi = vf_set1(hi);
     if (mr == MR && nvalid >= NV * VLEN) {
         /* whole rows of whole vectors (most tiles): straight to their planes,
@@ -271,7 +264,7 @@ typedef struct {
     float* dst;
     const int64_t* c_off;
     const int64_t* r_off;
-    float lo, hi;
+    float lo, hi;       /* (in this order: the tile reads them as bounds[0], bounds[1]) */
 } f32_gemm_args;
 typedef void (*f32_gemm_tile_fn)(const f32_gemm_args* p, int64_t tiles);
 
@@ -282,10 +275,12 @@ typedef void (*f32_gemm_tile_fn)(const f32_gemm_args* p, int64_t tiles);
 #define ENGINE_GEMM_TILE(ROWS, NAME, NV, EXTRA) \
     static void ENGINE_ISA_NAME(f32_gemm_##ROWS##x##NAME)(const f32_gemm_args* p, int64_t tiles) { \
         const f32_gemm_args g = *p; \
-        /* the clamp bounds read afresh for each tile (volatile): hoisted out \
-         * of these loops, their vectors stayed live through the reduction and \
-         * AVX-512 spilled a B vector on every k (ShuffleNetV2 10 % slower) */ \
-        const volatile float *lo = &p->lo, *hi = &p->hi; \
+        /* the clamp bounds (lo, hi) read afresh by each tile after its \
+         * reduction (volatile): hoisted out of these loops, their vectors \
+         * stayed live through the reduction and AVX-512 spilled a B vector on \
+         * every k (ShuffleNetV2 10 % slower); read before it, NEON kept them \
+         * on the stack */ \
+        const volatile float* bounds = &p->lo; \
         const int64_t b_step = f32_gemm_one_run(g.K, g.b_off, g.b_run); \
         for (int64_t q = 0; q < g.pixel_tiles; q++) \
         for (int64_t t = 0; t < tiles; t++) \
@@ -293,7 +288,7 @@ typedef void (*f32_gemm_tile_fn)(const f32_gemm_args* p, int64_t tiles);
                           g.b_off, g.b_run, b_step, g.dst + q * NV * VLEN, g.c_off + t * ROWS, \
                           g.r_off ? g.r_off + t * ROWS : NULL, \
                           (int)(g.rows - t * ROWS < ROWS ? g.rows - t * ROWS : ROWS), \
-                          EXTRA ? NV * VLEN : g.nvalid, *lo, *hi, ROWS, NV, EXTRA); \
+                          EXTRA ? NV * VLEN : g.nvalid, bounds, ROWS, NV, EXTRA); \
     }
 #define ENGINE_GEMM_TILES_(ROWS) \
     ENGINE_GEMM_TILE(ROWS, 1v, 1, 0) \

@@ -16,8 +16,6 @@
  * along the runs.  ENGINE_GEMM_REDUCE(MR): whether MR rows have one
  * (f32_gemm_reduce_neon). */
 #define ENGINE_GEMM_REDUCE(MR) ((MR) == 12 || (MR) == 8)
-/* a tile's extra pixels past its vectors in a pass of their own (ukernels.h) */
-#define ENGINE_GEMM_EXTRA_PASS 1
 
 /* acc operand i += B vector bv times lane l of weights av */
 #define F(i, bv, av, l) "fmla %" #i ".4s, " bv ".4s, " av ".s[" #l "]\n\t"
@@ -150,6 +148,86 @@ ENGINE_ALWAYS_INLINE void f32_gemm_reduce_neon(vf acc[GEMM_MR][GEMM_NV_MAX], int
     if (MR == 12) f32_gemm_reduce_12x2_neon(acc, K, a, bias, src, b_off, run);
     else f32_gemm_reduce_8x2_neon(acc, K, a, bias, src, b_off, run);
 }
+
+/* The extra pixels' pass (ukernels.h: ENGINE_GEMM_EXTRA_PASS): x.v[p][e] +=
+ * sum_k a[k][4e ..] * B_k[p], p < EXTRA, along the runs as the reduction
+ * above.  Per k one LD1 of the pixels (a lane, two lanes or a vector: past
+ * the 3rd pixel, still inside the padded plane), one of the row weights
+ * (v26-v28), and the FMLAs by the pixels' lanes: with one pixel 5
+ * instructions for 3 FMLAs, where the C loop took 8 (a broadcast, an
+ * address add). */
+#define ENGINE_GEMM_EXTRA_PASS 1
+#define W_0 "v26"
+#define W_1 "v27"
+#define W_2 "v28"
+#define XF(p, e, b) "fmla %[x" #p #e "].4s, " W_##e ".4s, " b ".s[" #p "]\n\t"
+#define XB1(b) "ld1 {" b ".s}[0], [x14], x15\n\t"
+#define XB2(b) "ld1 {" b ".2s}, [x14], x15\n\t"
+#define XB3(b) "ld1 {" b ".4s}, [x14], x15\n\t"
+#define XB4(b) XB3(b)
+#define XA3 "ld1 {v26.4s, v27.4s, v28.4s}, [x9], #48\n\t"
+#define XA2 "ld1 {v26.4s, v27.4s}, [x9], #32\n\t"
+#define XP3(p, b) XF(p, 0, b) XF(p, 1, b) XF(p, 2, b)
+#define XP2(p, b) XF(p, 0, b) XF(p, 1, b)
+/* one k of EXTRA pixels and EV weight vectors */
+#define XK_3_1(b, unused) XB1(b) XA3 XP3(0, b)
+#define XK_3_2(b, unused) XB2(b) XA3 XP3(0, b) XP3(1, b)
+#define XK_3_3(b, unused) XB3(b) XA3 XP3(0, b) XP3(1, b) XP3(2, b)
+#define XK_3_4(b, unused) XB4(b) XA3 XP3(0, b) XP3(1, b) XP3(2, b) XP3(3, b)
+#define XK_2_1(b, unused) XB1(b) XA2 XP2(0, b)
+#define XK_2_2(b, unused) XB2(b) XA2 XP2(0, b) XP2(1, b)
+#define XK_2_3(b, unused) XB3(b) XA2 XP2(0, b) XP2(1, b) XP2(2, b)
+#define XK_2_4(b, unused) XB4(b) XA2 XP2(0, b) XP2(1, b) XP2(2, b) XP2(3, b)
+/* the accumulators of pixel p */
+#define XO3(p) [x##p##0] "+w"(x.v[p][0]), [x##p##1] "+w"(x.v[p][1]), [x##p##2] "+w"(x.v[p][2])
+#define XO2(p) [x##p##0] "+w"(x.v[p][0]), [x##p##1] "+w"(x.v[p][1])
+#define XIN [K] "r"(K), [a] "r"(a), [src] "r"(src), [off] "r"(b_off), [run] "r"(run)
+#define XCLOBBERS "x9", "x10", "x11", "x12", "x13", "x14", "x15", "v24", "v26", "v27", "v28", "v29", \
+    "cc", "memory"
+ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra_pass(f32_gemm_extras x, int64_t K, const float* a,
+        const float* src, const int64_t* b_off, const int64_t* b_run, int64_t b_step,
+        const int MR, const int EXTRA) {
+    const int64_t* run = b_step >= 0 && K > 1 ? NULL : b_run;     /* NULL: one run (ONE_RUN) */
+#define X(EV, P, ...) \
+    if (MR == 4 * EV && EXTRA == P) { \
+        __asm__(REDUCE(XK_##EV##_##P, ONE_RUN) : __VA_ARGS__ : XIN : XCLOBBERS); \
+        return x; \
+    }
+    X(3, 1, XO3(0))
+    X(3, 2, XO3(0), XO3(1))
+    X(3, 3, XO3(0), XO3(1), XO3(2))
+    X(3, 4, XO3(0), XO3(1), XO3(2), XO3(3))
+    X(2, 1, XO2(0))
+    X(2, 2, XO2(0), XO2(1))
+    X(2, 3, XO2(0), XO2(1), XO2(2))
+    X(2, 4, XO2(0), XO2(1), XO2(2), XO2(3))
+#undef X
+    __builtin_unreachable();        /* (12 or 8 rows, 1-4 pixels: the tiles there are) */
+}
+#undef XCLOBBERS
+#undef XIN
+#undef XO2
+#undef XO3
+#undef XK_2_4
+#undef XK_2_3
+#undef XK_2_2
+#undef XK_2_1
+#undef XK_3_4
+#undef XK_3_3
+#undef XK_3_2
+#undef XK_3_1
+#undef XP2
+#undef XP3
+#undef XA2
+#undef XA3
+#undef XB4
+#undef XB3
+#undef XB2
+#undef XB1
+#undef XF
+#undef W_2
+#undef W_1
+#undef W_0
 
 /* The fully connected tile's reduction (ukernels.h: f32_linear_tile, 8
  * vectors of outputs): acc[v] += sum_k w[k][v] * src[x_off[k]], along the
