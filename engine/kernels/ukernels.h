@@ -822,25 +822,32 @@ ENGINE_ALWAYS_INLINE void f32_window_interleaved_block(const float* r0, int64_t 
         const int S, const int MODE, const int R, const int CLAMP) {
     const int XS = (DW_PX - 1) * S + 3;       /* input pixels under a block's row */
     vf acc[2][DW_PX], x[2 * DW_PX + 1];
-    /* (pooling starts from each output's first tap instead: no copy of vinit) */
-    for (int i = 0; i < R && MODE == WINDOW_CONV; i++)
-        for (int p = 0; p < DW_PX; p++) acc[i][p] = vinit;
-    for (int ki = 0; ki < (R - 1) * S + 3; ki++) {
-        /* LD1s of 4 registers, the rest single loads (paired: LDP with an offset) */
-        int p = 0;
-        for (; p + 4 <= XS; p += 4) vf_loadu_n(x + p, r0 + ki * fs + p * VLEN, 4);
-        for (; p < XS; p++) x[p] = vf_loadu(r0 + ki * fs + p * VLEN);
-        for (int i = 0; i < R; i++) {
-            const int tr = ki - i * S;         /* output row i's tap row */
-            if (tr < 0 || tr >= 3) continue;
-            for (int p = 0; p < DW_PX; p++)
-                for (int kj = 0; kj < 3; kj++) {
-                    const vf v = x[p * S + kj];
-                    if (MODE == WINDOW_CONV) acc[i][p] = vf_fma(wt[3 * tr + kj], v, acc[i][p]);
-                    else if (tr == 0 && kj == 0) acc[i][p] = v;
-                    else if (MODE == WINDOW_MAX) acc[i][p] = vf_max_nan(acc[i][p], v);
-                    else acc[i][p] = vf_add(acc[i][p], v);
-                }
+#ifdef ENGINE_DW3X3S2_BLOCK
+    if (MODE == WINDOW_CONV && S == 2 && R == 2 && DW_PX == 4)
+        f32_dw3x3s2_block_neon(acc, r0, fs, wt, vinit);
+    else
+#endif
+    {
+        /* (pooling starts from each output's first tap instead: no copy of vinit) */
+        for (int i = 0; i < R && MODE == WINDOW_CONV; i++)
+            for (int p = 0; p < DW_PX; p++) acc[i][p] = vinit;
+        for (int ki = 0; ki < (R - 1) * S + 3; ki++) {
+            /* LD1s of 4 registers, the rest single loads (paired: LDP with an offset) */
+            int p = 0;
+            for (; p + 4 <= XS; p += 4) vf_loadu_n(x + p, r0 + ki * fs + p * VLEN, 4);
+            for (; p < XS; p++) x[p] = vf_loadu(r0 + ki * fs + p * VLEN);
+            for (int i = 0; i < R; i++) {
+                const int tr = ki - i * S;         /* output row i's tap row */
+                if (tr < 0 || tr >= 3) continue;
+                for (int p = 0; p < DW_PX; p++)
+                    for (int kj = 0; kj < 3; kj++) {
+                        const vf v = x[p * S + kj];
+                        if (MODE == WINDOW_CONV) acc[i][p] = vf_fma(wt[3 * tr + kj], v, acc[i][p]);
+                        else if (tr == 0 && kj == 0) acc[i][p] = v;
+                        else if (MODE == WINDOW_MAX) acc[i][p] = vf_max_nan(acc[i][p], v);
+                        else acc[i][p] = vf_add(acc[i][p], v);
+                    }
+            }
         }
     }
     for (int i = 0; i < R; i++) {
