@@ -219,10 +219,12 @@ WINDOWS = [  # mode, k, s, p, d, (h, w): shapes with a special kernel and withou
     # framed rows whose end is copied as an overlapping last vector (pair), odd and even widths
     (WindowMode.WINDOW_CONV, 3, 2, 1, 1, (5, 37)), (WindowMode.WINDOW_MAX, 3, 2, 1, 1, (4, 11)),
     (WindowMode.WINDOW_CONV, 3, 1, 1, 1, (3, 35)), (WindowMode.WINDOW_AVG, 3, 2, 1, 1, (3, 34)),
-    # interleaved: rows of exactly one block of 4 outputs, of 1 to 3, a short last block, H != W
+    # interleaved: rows of exactly one block of 4 outputs, of 1 to 3, a last block of 1, 2 or 3
+    # pixels (two rows at a time and one), H != W
     (WindowMode.WINDOW_CONV, 3, 1, 1, 1, (6, 4)), (WindowMode.WINDOW_CONV, 3, 2, 1, 1, (7, 5)),
     (WindowMode.WINDOW_CONV, 3, 1, 0, 1, (4, 5)), (WindowMode.WINDOW_CONV, 3, 2, 1, 1, (1, 4)),
     (WindowMode.WINDOW_MAX, 3, 2, 1, 1, (3, 2)), (WindowMode.WINDOW_AVG, 3, 1, 1, 1, (2, 9)),
+    (WindowMode.WINDOW_CONV, 3, 2, 1, 1, (6, 12)), (WindowMode.WINDOW_CONV, 3, 2, 1, 1, (4, 9)),
 ]
 
 
