@@ -761,8 +761,8 @@ ENGINE_WINDOW_3X3_PATH(framed, f32_window_args, f32_window_plane_framed)
  * vectors, the second 3/4 full), and loads of neighbouring pixels are one
  * instruction (NEON: LD1 of 4 registers).  Output pixels run DW_PX at a
  * time along a row (the row's last 1-3 in a block of their own: computed
- * again within a last whole block, a 14-wide row cost MobileNetV2 0.9 M
- * instructions on NEON), two rows at a time where the registers hold them,
+ * again within a last whole block, they cost MobileNetV2's 14- and 7-wide
+ * rows 0.9 M instructions on NEON), two rows at a time where the registers hold them,
  * and go back to the channels' planes transposed (vf_store_lanes4).  The frame's
  * padding is written once per job (f32_interleaved_init), each group of
  * channels then overwrites its inside. */

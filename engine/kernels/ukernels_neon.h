@@ -32,6 +32,11 @@
     ROWS4(0, 1, 2, 3, 4, 5, 6, 7, b0, b1, "v26") ROWS4(8, 9, 10, 11, 12, 13, 14, 15, b0, b1, "v27")
 /* row r's accumulators (operands i, j) start at bias[r] */
 #define BIAS(i, j) "ld1r {%" #i ".4s}, [x16], #4\n\tmov %" #j ".16b, %" #i ".16b\n\t"
+/* the asm's run operand: NULL for K > 1 planes of one run (b_step >= 0:
+ * ONE_RUN; an asm takes at most 30 operands, none left for b_step) */
+static inline const int64_t* f32_runs_or_one(const int64_t* b_run, int64_t b_step, int64_t K) {
+    return b_step >= 0 && K > 1 ? NULL : b_run;
+}
 /* the walk: for each run, n = min(b_run[k], K - k) planes from src + b_off[k],
  * the step between them in bytes (0 for a run of one), then K_STEP n times.
  * ONE_RUN: with run NULL the K (> 1) planes are one run: straight to the loop
@@ -123,8 +128,7 @@ ENGINE_ALWAYS_INLINE void f32_gemm_reduce_8x2_neon(vf acc[GEMM_MR][GEMM_NV_MAX],
 ENGINE_ALWAYS_INLINE void f32_gemm_reduce_neon(vf acc[GEMM_MR][GEMM_NV_MAX], int64_t K, const float* a,
         const float* bias, const float* src, const int64_t* b_off, const int64_t* b_run, int64_t b_step,
         const int MR) {
-    /* (one run: b_run NULL, ONE_RUN; the asm has no operand left for b_step) */
-    const int64_t* run = b_step >= 0 && K > 1 ? NULL : b_run;
+    const int64_t* run = f32_runs_or_one(b_run, b_step, K);
     if (MR == 12) f32_gemm_reduce_12x2_neon(acc, K, a, bias, src, b_off, run);
     else f32_gemm_reduce_8x2_neon(acc, K, a, bias, src, b_off, run);
 }
@@ -167,7 +171,7 @@ ENGINE_ALWAYS_INLINE void f32_gemm_reduce_neon(vf acc[GEMM_MR][GEMM_NV_MAX], int
 ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra_pass(f32_gemm_extras x, int64_t K, const float* a,
         const float* src, const int64_t* b_off, const int64_t* b_run, int64_t b_step,
         const int MR, const int EXTRA) {
-    const int64_t* run = b_step >= 0 && K > 1 ? NULL : b_run;     /* NULL: one run (ONE_RUN) */
+    const int64_t* run = f32_runs_or_one(b_run, b_step, K);
 #define X(EV, P, ...) \
     if (MR == 4 * EV && EXTRA == P) { \
         __asm__(REDUCE(XK_##EV##_##P, ONE_RUN) : __VA_ARGS__ : XIN : XCLOBBERS); \
