@@ -403,13 +403,14 @@ class Model:
         self._sizes_ok.add((n, h, w))
 
     def _plan(self, h, w):
-        # one thread: no K-split (it keeps each of two threads on the channels
-        # its core wrote; alone, the split's sum is work for nothing)
-        options = self.options if self.threads > 1 else replace(self.options, k_split=False)
-        key = ('plan', h, w, options)
+        several = self.threads > 1
+        key = ('plan', h, w, several)
         with self._lock:       # compiled once, also when threads ask for it at the same time
             plan = self._cache.get(key)
             if plan is None:
+                # one thread: no K-split (it keeps each of two threads on the channels
+                # its core wrote; alone, the split's sum is work for nothing)
+                options = self.options if several else replace(self.options, k_split=False)
                 plan = compile_graph(self.graph, h, w, options, self._info)
                 self._cache.put(key, plan, plan.program.nbytes)
         return plan
