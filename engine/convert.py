@@ -4,13 +4,9 @@ tensor sizes).  torch is imported here only, never by the runtime.
 
 Shape ops (view, reshape, permute, transpose, flatten, chunk, split, select,
 getitem, ...) are not mapped one by one: they are evaluated on an array of
-element indices, and wherever their result feeds a real op it must turn out
-to be a pure reordering or selection of channels, which becomes a `gather`
-view.  So every spelling of a channel shuffle (torchvision's, its inverse,
-shuffle-and-split in one go) converts the same way, and a chain that mixes
-channels with pixels or images is refused, never converted wrongly.  The
-other ATen ops are made into graph nodes by the handlers their op's module
-registers (engine/ops/aten.py).
+element indices, which becomes a channel `gather` view or is refused
+(engine/importing.py).  The other ATen ops are made into graph nodes by the
+handlers their op's module registers (engine/ops/aten.py).
 
 The export keeps batch, height and width dynamic, so that torch.export
 states which sizes its trace holds for (engine/sizes.py): code that branches
@@ -27,28 +23,11 @@ import re
 import numpy as np
 
 from engine.errors import UnsupportedModelError
-from engine.graph import Graph, Node, validate
+from engine.graph import Node, validate
+from engine.importing import INPUT, GraphBuilder, Index, Tensor, Unsupported, channel_order
 from engine.ops.aten import ATEN
 from engine.optimize import optimize
 from engine.sizes import DIMS, SizeDomain, evaluate_guard, parse_guard
-
-
-class _Tensor:
-    """A value of the graph being built: NCHW (rank 4) or NC (rank 2).
-    shape is at the example's size; dims says how each dimension depends on
-    the input's sizes (the export's symbolic expressions, as text)."""
-
-    def __init__(self, name, shape, dims=None):
-        self.name, self.shape = name, tuple(shape)
-        self.dims = tuple(dims) if dims is not None else tuple(str(d) for d in shape)
-
-
-class _Index:
-    """The result of shape ops on `src`: each element holds the flat index of
-    the src element it is; dims as _Tensor's."""
-
-    def __init__(self, src, idx, dims=None):
-        self.src, self.idx, self.dims = src, idx, dims
 
 
 class _Size(int):
@@ -59,11 +38,6 @@ class _Size(int):
         self = super().__new__(cls, value)
         self.depends = frozenset(depends)
         return self
-
-
-class _Unsupported:
-    """Stands in for the output of an op that could not be converted, so the
-    rest of the model is still checked."""
 
 
 def _torch():
@@ -173,8 +147,9 @@ def _module_path(fx_node):
     return list(stack.values())[-1][0] if stack else ''
 
 
-class _Converter:
+class _Converter(GraphBuilder):
     def __init__(self, ep, user_shape):
+        super().__init__()
         self.torch = _torch()
         self.ep = ep
         self.user_shape = user_shape
@@ -187,9 +162,6 @@ class _Converter:
             if key in state:
                 self.params[ph] = state[key]
         self.user_inputs = list(sig.user_inputs)
-        self.nodes = []
-        self.names = set()
-        self.unsupported = []
         x = next(n for n in ep.graph.nodes if n.op == 'placeholder' and n.name in self.user_inputs)
         self.input_dims = x.meta['val'].shape
         # the export's size symbols -> 'batch', 'height', 'width'
@@ -273,36 +245,19 @@ class _Converter:
         return SizeDomain(ranges, guards, '; '.join(notes))
 
     # -- helpers
-    def _name(self, path, fx_node):
-        name, k = path, 1
-        while name in self.names:
-            name = f'{path}.{fx_node.name}' + (f'.{k}' if k > 1 else '')
-            k += 1
-        self.names.add(name)
-        return name
-
     def add(self, fx_node, op, inputs, attrs=None, params=None):
-        name = self._name(_module_path(fx_node) or fx_node.name, fx_node)
+        name = self.unique_name(_module_path(fx_node) or fx_node.name, fx_node.name)
         self.nodes.append(Node(name, op, [t.name for t in inputs], attrs or {}, params or {}))
         val = fx_node.meta['val']
         val = val[0] if isinstance(val, (list, tuple)) else val
-        return _Tensor(name, [self._hint(d) for d in val.shape], [str(d) for d in val.shape])
+        return Tensor(name, [self._hint(d) for d in val.shape], [str(d) for d in val.shape])
 
     def fail(self, fx_node, why):
         where = repr(_module_path(fx_node)) if _module_path(fx_node) else "the model's forward"
-        self.unsupported.append(f'{why} (module {where}, node {fx_node.name})')
-        return _Unsupported()
+        return self.record_failure(f'{why} (module {where}, node {fx_node.name})')
 
     def param(self, v):
         return np.ascontiguousarray(v.detach().cpu().numpy(), np.float32) if v is not None else None
-
-    def is_tensor(self, v):
-        return isinstance(v, _Tensor)
-
-    def _index(self, v):
-        if isinstance(v, _Index):
-            return v
-        return _Index(v, np.arange(int(np.prod(v.shape))).reshape(v.shape), v.dims)
 
     def _dims_in(self, fx_node):
         """The input dimensions any size in a node's inputs depends on."""
@@ -317,26 +272,14 @@ class _Converter:
     def _tensor(self, v, fx_node):
         """A real tensor for an op input: materialise an index chain as a
         channel gather, or refuse it."""
-        if isinstance(v, _Tensor) or isinstance(v, _Unsupported):
+        if isinstance(v, (Tensor, Unsupported)):
             return v
-        if not isinstance(v, _Index):
+        if not isinstance(v, Index):
             raise TypeError('not a tensor')
-        src, idx = v.src, v.idx
-        n, c = src.shape[:2]
-        hw = src.shape[2:]
-        pixels = int(np.prod(hw)) if hw else 1
-        shape = idx.shape
-        if len(shape) not in (2, 4) or shape[0] != n or (len(shape) == 4 and shape[2:] != hw) \
-                or (len(shape) == 2 and pixels != 1):
-            return self.fail(fx_node, f'shape ops turning {src.shape} into {shape} are not a channel '
-                                       'reordering, so they cannot run without moving data')
-        per_image = idx.reshape(n, shape[1], pixels)
-        chan = per_image[0, :, 0] // pixels
-        expect = (np.arange(n)[:, None, None] * c * pixels + chan[None, :, None] * pixels
-                  + np.arange(pixels)[None, None, :])
-        if not np.array_equal(per_image, expect):
-            return self.fail(fx_node, f'shape ops on {src.shape} mix channels with pixels or images; '
-                                       'only pure channel reorders (shuffle, split, select) are supported')
+        src, shape = v.src, v.idx.shape
+        chan = channel_order(src.shape, shape, v.idx)
+        if isinstance(chan, str):
+            return self.fail(fx_node, chan)
         # a channel reorder at the example's size; at every size only if the
         # result keeps the source's batch and planes as they depend on them
         if v.dims is not None:
@@ -346,15 +289,7 @@ class _Converter:
             for a, b in zip(got, keep):     # e.g. view(-1, C) after a pool: one row per image if 1x1
                 if a != b and not self._guard(f'({a}) == ({b})'):
                     self._pin(self._dims_in(fx_node), 'a chain of view ops whose result depends on it')
-        t = src
-        if not np.array_equal(chan, np.arange(c)):
-            t = _Tensor(self._name(f'{src.name}.gather', fx_node), (n, len(chan)) + src.shape[2:])
-            self.nodes.append(Node(t.name, 'gather', [src.name], {'indices': [int(i) for i in chan]}))
-        if len(shape) == 2 and len(t.shape) == 4:
-            flat = _Tensor(self._name(f'{t.name}.flatten', fx_node), (n, len(chan)))
-            self.nodes.append(Node(flat.name, 'flatten', [t.name]))
-            t = flat
-        return t
+        return self.channel_view(src, chan, len(shape), fx_node.name)
 
     # -- walk
     def run(self):
@@ -366,7 +301,7 @@ class _Converter:
                     env[fx_node] = self.params[fx_node.name]
                 elif fx_node.name in self.user_inputs:
                     shape = fx_node.meta['val'].shape
-                    env[fx_node] = _Tensor('input', [self._hint(d) for d in shape], [str(d) for d in shape])
+                    env[fx_node] = Tensor(INPUT, [self._hint(d) for d in shape], [str(d) for d in shape])
                 else:
                     env[fx_node] = None
             elif fx_node.op == 'call_function' and _is_size_arithmetic(self.torch, fx_node):
@@ -382,16 +317,10 @@ class _Converter:
         results = []
         for o in outs:
             v = self._tensor(env[o], o)
-            if not isinstance(v, (_Tensor, _Unsupported)):
-                self.unsupported.append(f'output {o} is not a tensor')
+            if not isinstance(v, (Tensor, Unsupported)):
+                self.record_failure(f'output {o} is not a tensor')
             results.append(v)
-        if self.unsupported:
-            lines = '\n  '.join(self.unsupported)
-            raise UnsupportedModelError(f'{len(self.unsupported)} unsupported operation(s):\n  {lines}')
-        names = [r.name for r in results]
-        if 'input' in names:
-            raise UnsupportedModelError('the model returns its input unchanged')
-        return Graph('input', self.user_shape, self.nodes, names)
+        return self.finish(results, self.user_shape)
 
     def _call(self, fx_node, env):
         target = fx_node.target
@@ -401,7 +330,7 @@ class _Converter:
             v = env[seq]
             if isinstance(v, (list, tuple)):
                 return v[i]
-            return v if isinstance(v, _Unsupported) else self.fail(fx_node, 'getitem on a non-sequence')
+            return v if isinstance(v, Unsupported) else self.fail(fx_node, 'getitem on a non-sequence')
 
         def arg(a):
             if isinstance(a, (list, tuple)):
@@ -414,37 +343,39 @@ class _Converter:
         key = op.rstrip('_') if op.endswith('_') and not op.startswith('_') else op
         if key not in _SHAPE_OPS and key not in ATEN:     # reported even after another failure
             return self.fail(fx_node, f'unsupported op aten.{op}.{overload or "default"}')
-        if any(isinstance(a, _Unsupported) for a in _flat(args) + _flat(kwargs.values())):
-            return _Unsupported()
+        if any(isinstance(a, Unsupported) for a in _flat(args) + _flat(kwargs.values())):
+            return Unsupported()
         handler = _SHAPE_OPS.get(key)
         if handler is not None:
-            if not (args and isinstance(args[0], (_Tensor, _Index))):
+            if not (args and isinstance(args[0], (Tensor, Index))):
                 return self.fail(fx_node, f'aten.{op} on a non-activation tensor')
-            return self._with_dims(handler(self, fx_node, self._index(args[0]), args[1:], kwargs),
-                                   fx_node.meta.get('val'))
+            v = self.index(args[0])
+            if isinstance(v, Unsupported):
+                return v
+            return self._with_dims(handler(self, fx_node, v, args[1:], kwargs), fx_node.meta.get('val'))
         handler = ATEN[key]
         sizes = [a for a in _flat(args) + _flat(kwargs.values()) if isinstance(a, _Size)]
         for a in sizes:     # an attribute computed from the input's size holds at the example's only
             self._pin(a.depends, f'aten.{op} takes a number computed from it')
 
         def materialise(a):     # index chains feeding a real op become gathers
-            if isinstance(a, _Index):
+            if isinstance(a, Index):
                 return self._tensor(a, fx_node)
             if isinstance(a, (list, tuple)):
                 return type(a)(materialise(e) for e in a)
             return a
         args = [materialise(a) for a in args]
         kwargs = {k: materialise(v) for k, v in kwargs.items()}
-        if any(isinstance(a, _Unsupported) for a in _flat(args) + _flat(kwargs.values())):
-            return _Unsupported()
+        if any(isinstance(a, Unsupported) for a in _flat(args) + _flat(kwargs.values())):
+            return Unsupported()
         return handler(self, fx_node, args, kwargs)
 
 
     def _with_dims(self, result, val):
-        """A shape op's _Index results with their symbolic shapes."""
+        """A shape op's Index results with their symbolic shapes."""
         if isinstance(result, list):
             return [self._with_dims(r, v) for r, v in zip(result, val)]
-        if isinstance(result, _Index) and val is not None:
+        if isinstance(result, Index) and val is not None:
             result.dims = tuple(str(d) for d in val.shape)
         return result
 
@@ -460,7 +391,7 @@ def _is_size_arithmetic(torch, fx_node):
 
 
 # ---------------------------------------------------------------------------
-# shape ops on index arrays: (converter, fx node, _Index, other args, kwargs) -> value
+# shape ops on index arrays: (converter, fx node, Index, other args, kwargs) -> value
 
 def _dims(d, rank):
     return d % rank
@@ -468,15 +399,15 @@ def _dims(d, rank):
 
 def _view(cv, fx, v, args, kw):
     shape = tuple(cv._hint(s) for s in fx.meta['val'].shape)
-    return _Index(v.src, v.idx.reshape(shape))
+    return Index(v.src, v.idx.reshape(shape))
 
 
 def _transpose(cv, fx, v, args, kw):
-    return _Index(v.src, np.swapaxes(v.idx, _dims(args[0], v.idx.ndim), _dims(args[1], v.idx.ndim)))
+    return Index(v.src, np.swapaxes(v.idx, _dims(args[0], v.idx.ndim), _dims(args[1], v.idx.ndim)))
 
 
 def _permute(cv, fx, v, args, kw):
-    return _Index(v.src, np.transpose(v.idx, [_dims(d, v.idx.ndim) for d in args[0]]))
+    return Index(v.src, np.transpose(v.idx, [_dims(d, v.idx.ndim) for d in args[0]]))
 
 
 def _same(cv, fx, v, args, kw):
@@ -486,7 +417,7 @@ def _same(cv, fx, v, args, kw):
 def _chunk(cv, fx, v, args, kw):
     chunks, dim = args[0], _dims(args[1] if len(args) > 1 else kw.get('dim', 0), v.idx.ndim)
     size = -(-v.idx.shape[dim] // chunks)
-    return [_Index(v.src, p) for p in np.split(v.idx, range(size, v.idx.shape[dim], size), axis=dim)]
+    return [Index(v.src, p) for p in np.split(v.idx, range(size, v.idx.shape[dim], size), axis=dim)]
 
 
 def _split(cv, fx, v, args, kw):
@@ -495,16 +426,16 @@ def _split(cv, fx, v, args, kw):
     if isinstance(sizes, int):
         sizes = [sizes] * (-(-n // sizes))
     bounds = np.cumsum(sizes)[:-1]
-    return [_Index(v.src, p) for p in np.split(v.idx, bounds, axis=dim)]
+    return [Index(v.src, p) for p in np.split(v.idx, bounds, axis=dim)]
 
 
 def _unbind(cv, fx, v, args, kw):
     dim = _dims(args[0] if args else kw.get('dim', 0), v.idx.ndim)
-    return [_Index(v.src, np.take(v.idx, i, axis=dim)) for i in range(v.idx.shape[dim])]
+    return [Index(v.src, np.take(v.idx, i, axis=dim)) for i in range(v.idx.shape[dim])]
 
 
 def _select(cv, fx, v, args, kw):
-    return _Index(v.src, np.take(v.idx, args[1], axis=_dims(args[0], v.idx.ndim)))
+    return Index(v.src, np.take(v.idx, args[1], axis=_dims(args[0], v.idx.ndim)))
 
 
 def _slice(cv, fx, v, args, kw):
@@ -514,7 +445,7 @@ def _slice(cv, fx, v, args, kw):
     step = args[3] if len(args) > 3 else 1
     sl = [slice(None)] * v.idx.ndim
     sl[dim] = slice(start, end, step)
-    return _Index(v.src, v.idx[tuple(sl)])
+    return Index(v.src, v.idx[tuple(sl)])
 
 
 def _dropout(cv, fx, v, args, kw):
