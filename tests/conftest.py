@@ -15,6 +15,16 @@ def require_torch():
     return pytest.importorskip('torch', reason='needs torch: pip install torch==2.13.0')
 
 
+def require_onnx():
+    """(onnx, onnxruntime), or skip the calling module; in CI a missing one fails."""
+    if os.environ.get('ENGINE_REQUIRE_TORCH'):
+        import onnx
+        import onnxruntime
+        return onnx, onnxruntime
+    return (pytest.importorskip('onnx', reason='needs onnx: pip install ".[test]"'),
+            pytest.importorskip('onnxruntime', reason='needs onnxruntime: pip install ".[test]"'))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """In CI (ENGINE_REQUIRE_TORCH=1) nothing may be skipped: a skip fails."""

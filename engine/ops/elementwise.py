@@ -87,12 +87,14 @@ class Act(OpDef):
         return record, node.op, 0
 
 
-def _scalar_affine(cv, fx, x, scale, shift):
-    """x * scale + shift for Python numbers: a per-channel affine node (which
-    the optimiser folds into a convolution before it where it can)."""
+def affine_node(cv, fx, x, scale, shift):
+    """x * scale + shift, scale and shift numbers or one per channel: a
+    per-channel affine node (which the optimiser folds into a convolution
+    or linear layer before it where it can)."""
     c = x.shape[1]
     return cv.add(fx, 'affine', [x], dict(clamp=None), dict(
-        scale=np.full(c, scale, np.float32), shift=np.full(c, shift, np.float32)))
+        scale=np.broadcast_to(np.asarray(scale, np.float32).ravel(), (c,)).copy(),
+        shift=np.broadcast_to(np.asarray(shift, np.float32).ravel(), (c,)).copy()))
 
 
 @converts('add', 'sub', 'mul', 'div')
@@ -110,9 +112,9 @@ def arithmetic_from_aten(cv, fx, args, kw):
             scale, shift = (1.0 / b if b else math.copysign(math.inf, b)), 0.0   # x / 0: +-inf
         else:
             scale, shift = {'add': (1.0, b), 'sub': (1.0, -b), 'mul': (b, 0.0)}[kind]
-        return _scalar_affine(cv, fx, a, scale, shift)
+        return affine_node(cv, fx, a, scale, shift)
     if is_number(a) and cv.is_tensor(b) and kind in ('add', 'mul'):
-        return _scalar_affine(cv, fx, b, *((1.0, a) if kind == 'add' else (a, 0.0)))
+        return affine_node(cv, fx, b, *((1.0, a) if kind == 'add' else (a, 0.0)))
     if not (cv.is_tensor(a) and cv.is_tensor(b)):
         return cv.fail(fx, f'{kind} of {type(a).__name__} and {type(b).__name__}')
     if kind == 'add' and a.shape == b.shape:
