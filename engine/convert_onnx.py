@@ -26,7 +26,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from engine.errors import ModelFileError, UnsupportedModelError
-from engine.graph import Node, to_dict, validate
+from engine.graph import Node, infer_shapes, to_dict, validate
 from engine.importing import INPUT, MAX_INDEX_ELEMENTS, GraphBuilder, Index, Tensor, Unsupported, \
     channel_order
 from engine.ops import REGISTRY
@@ -37,7 +37,11 @@ from engine.sizes import SizeDomain
 
 MIN_OPSET = 11
 DEFAULT_PLANE = 224     # height and width of the example where the file leaves them open
-VARIATIONS = {'batch': (1, 2), 'height': (1, 32), 'width': (1, 32)}    # sizes tried beside the example's
+# sizes tried beside the example's: odd and even, smaller and larger, a
+# pool's window fitting once or twice
+VARIATIONS = {'batch': lambda n: (n + 1, n + 2),
+              'height': lambda h: (h - 1, h + 1, h + 32, 2 * h, h // 2),
+              'width': lambda w: (w - 1, w + 1, w + 32, 2 * w, w // 2)}
 DIM_INDEX = {'batch': 0, 'height': 2, 'width': 3}
 
 
@@ -194,14 +198,18 @@ def _size_domain(graph_proto, opset, consts, name, shape, graph):
     else pinned to the example's."""
     reference = _signature(graph)
     ranges, notes = {}, []
-    for dim, deltas in VARIATIONS.items():
+    for dim, sizes in VARIATIONS.items():
         i = DIM_INDEX[dim]
         same = True
-        for delta in deltas:
+        for size in sizes(shape[i]):
+            if size < 1 or size > 1 << 20:
+                continue
             other = list(shape)
-            other[i] += delta
+            other[i] = size
             try:
-                same = _signature(_Converter(graph_proto, opset, consts, name, tuple(other)).run()) == reference
+                converted = _Converter(graph_proto, opset, consts, name, tuple(other)).run()
+                infer_shapes(converted, other[2], other[3])
+                same = _signature(converted) == reference
             except ValueError:      # UnsupportedModelError, ModelFileError: it does not convert there
                 same = False
             if not same:
