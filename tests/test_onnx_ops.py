@@ -378,6 +378,16 @@ def test_sizes_fixed_in_constants_pin_the_size():
         model(rand(1, 4, 8, 5))
 
 
+def test_a_pool_as_wide_as_the_plane_pins_the_size():
+    """AveragePool(7) then Flatten: one row per image at 7x7 only (at 14x14 it
+    would be four, which no channel view can be)."""
+    nodes = [helper.make_node('AveragePool', ['x'], ['p'], kernel_shape=[7, 7], strides=[7, 7]),
+             helper.make_node('Flatten', ['p'], ['f']),
+             helper.make_node('Gemm', ['f', 'w'], ['y'], transB=1)]
+    model = check(make(nodes, {'w': rand(3, 4)}, out_rank=2), shapes=((1, 4, 7, 7), (3, 4, 7, 7)))
+    assert model.graph.input_sizes.ranges['height'] == (7, 7) and model.graph.input_sizes.ranges['batch'] == (1, None)
+
+
 def test_input_shape_argument():
     nodes = [helper.make_node('Relu', ['x'], ['y'])]
     data = make(nodes, shape=('N', 'C', 'H', 'W'))
