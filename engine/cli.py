@@ -1,4 +1,4 @@
-"""Command line: python -m engine {classify,bench,info} ...
+"""Command line: python -m engine {classify,bench,info,convert} ...
 
 Arguments are checked by argparse (a usage line and `error: ...`, exit 2);
 errors met while working (a bad model file, an unreadable folder) print
@@ -28,16 +28,15 @@ def _int_at_least(text, low):
 
 
 def main(argv=None):
-    from engine import bench, classify, info
+    from engine import bench, classify, convert_command, info
     parser = argparse.ArgumentParser(prog='python -m engine', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest='command', required=True)
-    for command in (classify, bench, info):
+    for command in (classify, bench, info, convert_command):
         command.add_parser(sub)
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0
     except (ValueError, OSError, ImportError) as e:     # ModelFileError is a ValueError
         print(f'error: {e}', file=sys.stderr)
         return 2
-    return 0
