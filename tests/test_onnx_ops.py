@@ -526,3 +526,61 @@ def test_a_converted_onnx_model_saves_and_loads(tmp_path):
     loaded = engine.load(tmp_path / 'm.engine')
     x = rand(2, 4, 9, 6)
     np.testing.assert_allclose(loaded(x), reference(data, x)[0], rtol=1e-5, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- the command line
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_command(args, cwd, env=None):
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
+    return subprocess.run([sys.executable] + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize('command', [['-m', 'engine', 'convert'], [os.path.join(ROOT, 'tools', 'convert_onnx.py')]])
+def test_convert_command_on_an_onnx_file(command, tmp_path):
+    """Convert with labels and --check; the file then runs where neither
+    onnx nor torch can be imported."""
+    from helpers import import_blocker
+    data = make([helper.make_node('GlobalAveragePool', ['x'], ['p']), helper.make_node('Flatten', ['p'], ['f']),
+                 helper.make_node('Gemm', ['f', 'w', 'b'], ['y'], transB=1)],
+                {'w': rand(3, 4), 'b': rand(3)}, out_rank=2)
+    (tmp_path / 'm.onnx').write_bytes(data)
+    (tmp_path / 'labels.txt').write_text('cat\ndog\nbird\n')
+    r = run_command(command + ['m.onnx', '-o', 'm.engine', '--labels', 'labels.txt', '--check'], tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert 'check: max |engine - onnxruntime|' in r.stdout and r.stdout.rstrip().endswith('OK')
+    assert '3 labels' in r.stdout and 'at (1, 4, 224, 224)' in r.stdout
+    x = rand(2, 4, 5, 6)
+    np.save(tmp_path / 'x.npy', x)
+    script = import_blocker('onnx', 'onnxruntime', 'torch') + (
+        "import numpy as np, engine\n"
+        "m = engine.load('m.engine')\n"
+        "print(m.labels)\n"
+        "np.save('out.npy', m(np.load('x.npy')))\n")
+    r = run_command(['-c', script], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "['cat', 'dog', 'bird']" in r.stdout
+    np.testing.assert_allclose(np.load(tmp_path / 'out.npy'), reference(data, x)[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['m.onnx', '-o', 'm.engine', '--checkpoint', 'w.pth'], '--checkpoint is for PyTorch sources'),
+    (['missing.onnx', '-o', 'm.engine'], 'missing.onnx: no such file'),
+    (['bad.onnx', '-o', 'm.engine'], 'bad.onnx is not an ONNX model'),
+    (['soft.onnx', '-o', 'm.engine'], r"cannot convert soft.onnx: 1 unsupported.*operator Softsign"),
+    (['m.onnx', '-o', 'm.engine', '--input-shape', '1,3,8,8'], 'input_shape .* has 3 channels; the model takes 4'),
+])
+def test_convert_command_errors_are_messages(tmp_path, extra, message):
+    import re
+    (tmp_path / 'm.onnx').write_bytes(make([helper.make_node('Relu', ['x'], ['y'])]))
+    (tmp_path / 'w.pth').write_bytes(b'')
+    (tmp_path / 'bad.onnx').write_bytes(b'\x00garbage')
+    (tmp_path / 'soft.onnx').write_bytes(make([helper.make_node('Softsign', ['x'], ['y'])]))
+    r = run_command(['-m', 'engine', 'convert'] + extra, tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith('error: ') and 'Traceback' not in r.stderr, r.stderr
+    assert re.search(message, r.stderr, re.S), r.stderr
+    assert not (tmp_path / 'm.engine').exists()
