@@ -333,8 +333,10 @@ def test_slice_gather_squeeze_unsqueeze_on_channels(opset):
     else:
         nodes += [helper.make_node('Unsqueeze', ['s'], ['s5'], axes=[0]),
                   helper.make_node('Squeeze', ['s5'], ['b'], axes=[0])]
-    nodes = _conv_after(_conv_after(nodes, 'a', 3, inits), 'b', 3, inits)
-    data = make(nodes, inits, shape=(1, 6, 4, 5), opset=opset, outputs=('y_a', 'y_b'))
+    inits['perm'] = np.array([5, 0, 3, 1], np.int64)
+    nodes.append(helper.make_node('Gather', ['x', 'perm'], ['c'], axis=1))      # channels picked by an index array
+    nodes = _conv_after(_conv_after(_conv_after(nodes, 'a', 3, inits), 'b', 3, inits), 'c', 4, inits)
+    data = make(nodes, inits, shape=(1, 6, 4, 5), opset=opset, outputs=('y_a', 'y_b', 'y_c'))
     model = check(data, shapes=((1, 6, 4, 5),))
     assert not kinds(model, 4, 5) & DATA_MOVEMENT
 
@@ -504,6 +506,45 @@ def test_hostile_files_give_clear_errors(name, tmp_path):
     path.write_bytes(data)
     with pytest.raises(error, match=match):
         engine.from_onnx(str(path))
+
+
+FUZZ_EXAMPLES = int(os.environ.get('ENGINE_FUZZ_EXAMPLES', '300'))
+
+
+def test_fuzzed_onnx_files_convert_or_raise_value_errors():
+    """Byte flips, truncations and spliced runs of a small valid ShuffleNet-like
+    file: each converts (and runs) or raises a ValueError (ModelFileError,
+    UnsupportedModelError), never another exception or a crash."""
+    nodes = [helper.make_node('Conv', ['x', 'w'], ['c'], pads=[1, 1, 1, 1], group=2),
+             helper.make_node('Relu', ['c'], ['r'])] + _shuffle_nodes([])
+    nodes[2].input[0] = 'r'
+    seed = make(nodes, {'w': rand(4, 2, 3, 3), 's1': np.array([1, 2, 2, 7, 5]), 's2': np.array([1, 4, 7, 5])},
+                shape=(1, 4, 7, 5))
+    check(seed)
+    rng = np.random.default_rng(0)
+    outcomes = {'converted': 0, 'refused': 0}
+    for i in range(FUZZ_EXAMPLES):
+        data = bytearray(seed)
+        kind = i % 3
+        if kind == 0:
+            for _ in range(rng.integers(1, 4)):
+                data[rng.integers(len(data))] ^= 1 << int(rng.integers(8))
+        elif kind == 1:
+            data = data[:rng.integers(len(data))]
+        else:
+            a, b = sorted(rng.integers(len(data), size=2))
+            data[a:b] = bytes(rng.integers(256, size=b - a, dtype=np.uint8))
+        try:
+            model = engine.from_onnx(bytes(data))
+        except ValueError:
+            outcomes['refused'] += 1
+            continue
+        try:
+            model(rand(*model.input_shape))
+        except ValueError:
+            pass
+        outcomes['converted'] += 1
+    assert outcomes['refused'] > 0 and outcomes['converted'] > 0, outcomes
 
 
 def test_every_unsupported_node_is_listed_with_name_and_type():
