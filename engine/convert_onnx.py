@@ -393,14 +393,10 @@ def _reshape_shape(shape, target, allowzero):
 
 
 def _slices(shape, ins, attrs):
-    """The index tuple of a Slice (inputs starts, ends, axes, steps; attributes before opset 10)."""
-    if len(ins) > 1:
-        starts, ends = (np.asarray(ins[1]).ravel(), np.asarray(ins[2]).ravel())
-        axes = np.asarray(ins[3]).ravel() if len(ins) > 3 and ins[3] is not None else range(len(starts))
-        steps = np.asarray(ins[4]).ravel() if len(ins) > 4 and ins[4] is not None else [1] * len(starts)
-    else:
-        starts, ends = attrs['starts'], attrs['ends']
-        axes, steps = attrs.get('axes', range(len(starts))), [1] * len(starts)
+    """The index tuple of a Slice (inputs data, starts, ends, axes, steps)."""
+    starts, ends = (np.asarray(ins[1]).ravel(), np.asarray(ins[2]).ravel())
+    axes = np.asarray(ins[3]).ravel() if len(ins) > 3 and ins[3] is not None else range(len(starts))
+    steps = np.asarray(ins[4]).ravel() if len(ins) > 4 and ins[4] is not None else [1] * len(starts)
     index = [slice(None)] * len(shape)
     for start, end, axis, step in zip(starts, ends, axes, steps):
         if int(step) == 0:
@@ -584,7 +580,7 @@ def _batchnorm(cv, call, ins, attrs):
 
 
 def _clip(cv, call, ins, attrs):
-    bounds = [attrs.get('min'), attrs.get('max')]
+    bounds = [None, None]       # (inputs from opset 11, the first the converter reads)
     for i in (1, 2):
         if len(ins) > i and ins[i] is not None:
             v = cv.constant(ins[i], call, 'Clip bounds')
