@@ -311,11 +311,16 @@ class _Converter(GraphBuilder):
         if op == 'Shape':
             return _shape_of(ins[0], attrs)
         if not activations and op in _FOLD:
+            grows = _GROWS.get(op)
+            if grows is not None:
+                _capped(grows(ins, attrs))      # before the result is made
             return _FOLD[op](self, ins, attrs)
         if activations and op in _VIEW and isinstance(ins[0], (Tensor, Index)):
             v = self.index(ins[0])
             return v if isinstance(v, Unsupported) else _VIEW[op](self, call, v, ins[1:], attrs, len(node.output))
         if op in _REAL:
+            if not isinstance(ins[0], (Tensor, Index)) and op not in ('Add', 'Sub', 'Mul', 'Div', 'Concat'):
+                return self.fail(call, f'{op} of a constant (only of activations)')
             ins = [self._tensor(v, call) for v in ins]
             if any(isinstance(v, Unsupported) for v in ins):
                 return Unsupported()
@@ -457,6 +462,14 @@ def _expand(cv, ins, attrs):
     shape = np.broadcast_shapes(a.shape, tuple(int(d) for d in np.asarray(ins[1]).ravel()))
     return np.broadcast_to(a, _capped(shape)).copy()
 
+
+# the shapes of folded results that can outgrow their inputs, checked first
+_GROWS = {
+    'Concat': lambda ins, attrs: [sum(np.size(v) for v in ins)],
+    'Gather': lambda ins, attrs: [np.size(ins[1]) * np.size(ins[0]) // max(1, np.shape(ins[0])[attrs.get('axis', 0)])],
+    **{op: lambda ins, attrs: np.broadcast_shapes(*(np.shape(v) for v in ins))
+       for op in ('Add', 'Sub', 'Mul', 'Div', 'Equal', 'Where')},
+}
 
 _FOLD = {
     'Constant': _constant,

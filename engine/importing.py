@@ -13,7 +13,7 @@ from engine.errors import UnsupportedModelError
 from engine.graph import Graph, Node
 
 INPUT = 'input'                 # the graph input's value name
-MAX_INDEX_ELEMENTS = 1 << 26    # shape ops on bigger tensors: convert at a smaller example size
+MAX_INDEX_ELEMENTS = 1 << 25    # shape ops on bigger tensors, bigger constants: refused
 
 
 class Tensor:

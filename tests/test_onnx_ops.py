@@ -479,9 +479,25 @@ HOSTILE = {
                                     helper.make_node('Add', ['x', 'c'], ['y'])],
                                    {'s': np.array([1 << 30, 1 << 30], np.int64)}),
                       engine.UnsupportedModelError, 'at most'),
+    'doubling constants': (lambda: _doubling(), engine.UnsupportedModelError, 'at most'),
+    'outer product of constants': (lambda: make([helper.make_node('Mul', ['a', 'b'], ['c']),
+                                                 helper.make_node('Add', ['x', 'c'], ['y'])],
+                                                {'a': np.zeros((1 << 16, 1), np.float32),
+                                                 'b': np.zeros((1, 1 << 16), np.float32)}),
+                                   engine.UnsupportedModelError, 'at most'),
+    'a constant into a convolution': (lambda: make([helper.make_node('Conv', ['w', 'w'], ['c']),
+                                                    helper.make_node('Add', ['x', 'c'], ['y'])],
+                                                   {'w': rand(4, 4, 3, 3)}),
+                                      engine.UnsupportedModelError, 'Conv of a constant'),
     'weights as activations': (lambda: make([helper.make_node('Conv', ['x', 'x'], ['y'])]),
                                engine.UnsupportedModelError, 'convolution weights computed from the input'),
 }
+
+
+def _doubling():
+    """A chain of Concats, each doubling a constant: 2^40 elements at the end."""
+    nodes = [helper.make_node('Concat', [f'c{i}', f'c{i}'], [f'c{i + 1}'], axis=0) for i in range(40)]
+    return make(nodes + [helper.make_node('Add', ['x', 'c40'], ['y'])], {'c0': np.zeros(1, np.float32)})
 
 
 def _resized_initializer():
