@@ -127,13 +127,14 @@ def _array(onnx, tensor, what):
     return a
 
 
-def _opset(model):
+def _check_opset(model):
+    """The file's opset is one the converter reads: the spellings of each
+    op (inputs or attributes) are told apart by what the node has."""
     versions = {o.domain: o.version for o in model.opset_import}
     version = versions.get('', versions.get('ai.onnx'))
     newest = _onnx().defs.onnx_opset_version()
     if version is None or not MIN_OPSET <= version <= newest:
         raise UnsupportedModelError(f'ONNX opset {version}: the converter reads opsets {MIN_OPSET} to {newest}')
-    return version
 
 
 def _input(model, input_shape):
@@ -176,12 +177,12 @@ def convert_onnx(source, input_shape=None, *, optimize_graph=True):
     input_shape (default: the file's, 1 and 224 where it leaves them open)."""
     onnx = _onnx()
     model = load_onnx(source)
-    opset = _opset(model)
+    _check_opset(model)
     name, shape = _input(model, input_shape)
     consts = {t.name: _array(onnx, t, 'initializer') for t in model.graph.initializer}
-    graph = _Converter(model.graph, opset, consts, name, shape).run()
+    graph = _Converter(model.graph, consts, name, shape).run()
     validate(graph)
-    graph.input_sizes = _size_domain(model.graph, opset, consts, name, shape, graph)
+    graph.input_sizes = _size_domain(model.graph, consts, name, shape, graph)
     if not isinstance(source, (bytes, bytearray, memoryview)):
         graph.meta['source'] = os.path.basename(os.fspath(source))
     return optimize(graph) if optimize_graph else graph
@@ -192,7 +193,7 @@ def _signature(graph):
     return d['nodes'], d['outputs'], {k: v.tobytes() for k, v in tensors.items()}
 
 
-def _size_domain(graph_proto, opset, consts, name, shape, graph):
+def _size_domain(graph_proto, consts, name, shape, graph):
     """The sizes at which the ONNX graph converts to this same graph: each
     dimension free if it does at the VARIATIONS beside the example's,
     else pinned to the example's."""
@@ -212,7 +213,7 @@ def _size_domain(graph_proto, opset, consts, name, shape, graph):
                 except ValueError:      # too small for a layer: refused at run time in any case
                     continue
             try:
-                same = _signature(_Converter(graph_proto, opset, consts, name, tuple(other)).run()) == reference
+                same = _signature(_Converter(graph_proto, consts, name, tuple(other)).run()) == reference
             except ValueError:      # UnsupportedModelError, ModelFileError: it does not convert there
                 same = False
             if not same:
@@ -230,9 +231,9 @@ def _call(name, aten):
 
 
 class _Converter(GraphBuilder):
-    def __init__(self, graph, opset, consts, input_name, shape):
+    def __init__(self, graph, consts, input_name, shape):
         super().__init__()
-        self.graph, self.opset, self.consts = graph, opset, consts
+        self.graph, self.consts = graph, consts
         self.input_name, self.shape = input_name, shape
 
     # -- what the op modules' handlers call (engine/ops/aten.py)
