@@ -238,8 +238,10 @@ def run(args):
     if labels and (len(outputs) != 1 or len(outputs[0]) != 2 or outputs[0][1] != len(labels)):
         raise ConversionError(f'{len(labels)} labels for a model whose output is '
                               f'{" and ".join(map(str, outputs))}: one label per class')
-    model.graph.meta.update(source=os.path.basename(args.source) if is_onnx(args.source) else args.source,
-                            checkpoint=os.path.basename(args.checkpoint or '') or None)
+    if is_onnx(args.source):
+        model.graph.meta['source'] = os.path.basename(args.source)
+    else:
+        model.graph.meta.update(source=args.source, checkpoint=os.path.basename(args.checkpoint or '') or None)
     spec = default_spec(shape)
     spec.update({k: v for k, v in dict(resize=args.resize, crop=args.crop, mean=args.mean,
                                        std=args.std).items() if v is not None})
