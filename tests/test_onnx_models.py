@@ -154,3 +154,14 @@ def test_dynamo_export_with_dynamic_sizes(name):
 def test_opset_11():
     net = torch_models.randomize(torch_models.shufflenet_v2_x1_0(), seed=11).eval()
     check_against_onnxruntime(export(net, 'torchscript', 11, dynamic=True), 'opset 11', free_sizes=True)
+
+
+@pytest.mark.parametrize('name', ['shufflenet_v2_x1.0', 'shufflenet_v1_g3_0.5x_mean', 'mobilenet_v2'])
+def test_same_compiled_layers_as_the_pytorch_path(name):
+    """From ONNX or from PyTorch, the same network compiles to the same
+    layers (so runs at the same speed)."""
+    net = torch_models.randomize(MODELS[name](), seed=2).eval()
+    ours = engine.from_onnx(export(net, 'torchscript', 17, dynamic=True), input_shape=(1, 3, 224, 224))
+    theirs = engine.from_torch(net, torch.randn(1, 3, 224, 224))
+    assert [(l.kind, l.shape) for l in compile_graph(ours.graph, 224, 224).layers] == \
+        [(l.kind, l.shape) for l in compile_graph(theirs.graph, 224, 224).layers]
