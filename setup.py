@@ -57,8 +57,21 @@ extensions = [extension(f'_{isa}', f'_{isa}.pyx', flags) for isa, flags in VARIA
 # what does not depend on the instruction set: built once, with the baseline flags
 extensions += [extension(name, f'{name}.pyx', []) for name in ('abi', 'shuffle', '_cpu')]
 
-# the modules compile side by side, one per core (a minute or more each at -O3)
-jobs = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+
+def build_jobs():
+    """Modules compiled side by side: one per core (a minute or more each
+    at -O3), as many as the free memory holds (gcc peaks at ~360 MB on one:
+    a 1 GB Pi must not swap)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    try:
+        with open('/proc/meminfo') as f:
+            free_kb = next(int(line.split()[1]) for line in f if line.startswith('MemAvailable:'))
+    except (OSError, StopIteration, ValueError):
+        return cores
+    return max(1, min(cores, free_kb // (512 << 10)))
+
+
+jobs = build_jobs()
 setup(ext_modules=cythonize(extensions, language_level=3, nthreads=jobs,
                             compiler_directives={'boundscheck': False, 'wraparound': False}),
       options={'build_ext': {'parallel': jobs}})
