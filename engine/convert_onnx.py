@@ -391,6 +391,11 @@ def _squeeze_shape(shape, axes):
     return [d for i, d in enumerate(shape) if i not in drop]
 
 
+def _flatten_shape(shape, axis):
+    axis %= len(shape) + 1
+    return [int(np.prod(shape[:axis])), int(np.prod(shape[axis:]))]
+
+
 def _reshape_shape(shape, target, allowzero):
     target = [int(t) for t in np.asarray(target).ravel()]
     if not allowzero:
@@ -475,6 +480,8 @@ _GROWS = {
 _FOLD = {
     'Constant': _constant,
     'Identity': lambda cv, ins, attrs: ins[0],
+    'Dropout': lambda cv, ins, attrs: ins[0],       # inference: the identity
+    'Flatten': lambda cv, ins, attrs: np.reshape(ins[0], _flatten_shape(np.shape(ins[0]), attrs.get('axis', 1))),
     'Cast': _cast,
     'Gather': lambda cv, ins, attrs: np.take(ins[0], np.asarray(ins[1]), axis=attrs.get('axis', 0)),
     'Unsqueeze': lambda cv, ins, attrs: np.reshape(ins[0], _unsqueeze_shape(np.shape(ins[0]), _axes(ins, attrs))),
@@ -497,19 +504,6 @@ _FOLD = {
 # Shape ops on an activation's index array: (converter, Index, other inputs,
 # attributes, number of outputs) -> Index or list of them
 
-def _view_reshape(cv, call, v, ins, attrs, outputs):
-    target = cv.constant(ins[0], call, 'a reshape target')
-    if isinstance(target, Unsupported):
-        return target
-    return Index(v.src, v.idx.reshape(_reshape_shape(v.idx.shape, target, attrs.get('allowzero', 0))))
-
-
-def _view_flatten(cv, call, v, ins, attrs, outputs):
-    axis = attrs.get('axis', 1) % (v.idx.ndim + 1) if v.idx.ndim else 0
-    lead = int(np.prod(v.idx.shape[:axis]))
-    return Index(v.src, v.idx.reshape(lead, -1))
-
-
 def _view_split(cv, call, v, ins, attrs, outputs):
     axis = attrs.get('axis', 0) % v.idx.ndim
     split = cv.constant(ins[0], call, 'split sizes') if ins and ins[0] is not None else None
@@ -519,29 +513,19 @@ def _view_split(cv, call, v, ins, attrs, outputs):
     return [Index(v.src, p) for p in np.split(v.idx, np.cumsum(sizes)[:-1], axis=axis)]
 
 
-def _view_with_constants(fn):
-    """A shape op whose other inputs (axes, indices, bounds) must be constants."""
+def _view_by_folding(op):
+    """A shape op as its constant folding (_FOLD) applied to the index
+    array; its other inputs (targets, axes, indices) must be constants."""
     def view(cv, call, v, ins, attrs, outputs):
         if any(isinstance(i, (Tensor, Index)) for i in ins):
-            return cv.fail(call, 'a shape op whose axes or indices are computed from the input')
-        return Index(v.src, fn(v.idx, [v.idx] + list(ins), attrs))
+            return cv.fail(call, 'a shape op whose target, axes or indices are computed from the input')
+        return Index(v.src, _FOLD[op](cv, [v.idx] + list(ins), attrs))
     return view
 
 
-_VIEW = {
-    'Reshape': _view_reshape,
-    'Flatten': _view_flatten,
-    'Split': _view_split,
-    'Transpose': _view_with_constants(lambda idx, ins, attrs: np.transpose(idx, attrs.get('perm'))),
-    'Squeeze': _view_with_constants(lambda idx, ins, attrs: idx.reshape(_squeeze_shape(idx.shape, _axes(ins, attrs)))),
-    'Unsqueeze': _view_with_constants(
-        lambda idx, ins, attrs: idx.reshape(_unsqueeze_shape(idx.shape, _axes(ins, attrs)))),
-    'Slice': _view_with_constants(lambda idx, ins, attrs: idx[_slices(idx.shape, ins, attrs)]),
-    'Gather': _view_with_constants(
-        lambda idx, ins, attrs: np.take(idx, np.asarray(ins[1]), axis=attrs.get('axis', 0))),
-    'Identity': _view_with_constants(lambda idx, ins, attrs: idx),
-    'Dropout': _view_with_constants(lambda idx, ins, attrs: idx),     # inference: the identity
-}
+_VIEW = {op: _view_by_folding(op) for op in ('Reshape', 'Flatten', 'Transpose', 'Squeeze', 'Unsqueeze', 'Slice',
+                                             'Gather', 'Identity', 'Dropout')}
+_VIEW['Split'] = _view_split
 
 
 # ---------------------------------------------------------------------------
