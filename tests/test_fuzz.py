@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import engine
-from engine.fileformat import parse, with_checksum
+from engine.fileformat import parse, to_bytes, with_checksum
 from engine.graph import Graph, Node
 
 EXAMPLES = int(os.environ.get('ENGINE_FUZZ_EXAMPLES', '400'))
@@ -47,10 +47,7 @@ def small_model_bytes():
         Node('gap', 'global_avgpool', ['sum'], {'keepdims': False}),
         Node('fc', 'linear', ['gap'], dict(in_features=16, out_features=5, clamp=None), {'weight': w(5, 16)}),
     ]
-    path = '/tmp/engine-fuzz-seed.engine'
-    engine.Model(Graph('input', (1, 3, 12, 12), nodes, ['fc']), threads=1).save(path)
-    with open(path, 'rb') as f:
-        return f.read()
+    return to_bytes(engine.Model(Graph('input', (1, 3, 12, 12), nodes, ['fc']), threads=1).graph)
 
 
 SEED = small_model_bytes()

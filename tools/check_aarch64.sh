@@ -128,7 +128,7 @@ run_tests() {  # sysroot builddir cpu isa expected tests...: isa "" lets the eng
         "$sr/usr/bin/python$PYVER" -m pytest -q -p no:cacheprovider -rs "$@") >"$log" 2>&1
     rc=$?
     set -e
-    tail -1 "$log"
+    echo "    $cpu${isa:+, ENGINE_ISA=$isa}: $(tail -1 "$log")"
     [ "$rc" = 0 ] || { tail -60 "$log"; die "tests failed on $cpu"; }
     grep -qE "skipped" "$log" && { grep -A20 "short test summary" "$log"; die "tests skipped on $cpu"; }
     (cd "$out" && QEMU_LD_PREFIX=$sr QEMU_CPU=$cpu ENGINE_ISA=$isa PYTHONPATH="$out" \
@@ -155,21 +155,33 @@ if python3 -c 'import torch' 2>/dev/null; then
 fi
 [ -f "$FIX/shufflenet_v2_x0_5.engine" ] || die "no fixtures in $FIX: run once where torch is installed"
 
-# each CPU runs the module it chooses: a Pi 4's Cortex-A72 the baseline NEON one,
-# a Pi 5's Cortex-A76 (dotprod, fp16) neon_dot
-for cpu in $QEMU_CPUS; do
-    case $cpu in cortex-a7[6-9]|cortex-a5[5-9]|neoverse-*) expected=neon_dot ;; *) expected=neon ;; esac
-    run_tests "$SR64" "$WORK/build-arm64" "$cpu" "" "$expected" $TESTS $NEEDS_TORCH
-done
-# the plain C fallback of the same build, once: kernels, microkernels and the models
-run_tests "$SR64" "$WORK/build-arm64" cortex-a72 scalar scalar tests/test_kernels.py tests/test_ukernels.py \
-    tests/test_fixtures.py tests/test_abi.py
-
+# The emulated suites are single processes: run as many side by side as there are cores
+# (each writes its own log; run_tests prints its result line when it ends).
+JOBS=${JOBS:-$(nproc)}
+pids=()
+spawn() {  # run_tests arguments: start it in the background once a slot is free
+    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
+    run_tests "$@" &
+    pids+=($!)
+}
+# armv7 first: its build and suite take longest
 if [ "$ARMHF" = 1 ]; then
     SRHF=$(sysroot armhf arm-linux-gnueabihf)
     step "build armv7 (-march=armv7-a -mfpu=neon-vfpv4 -mfloat-abi=hard)"
     build arm-linux-gnueabihf-gcc arm-linux-gnueabihf "$SRHF" "$WORK/build-armhf" armv7 \
         -march=armv7-a -mfpu=neon-vfpv4 -mfloat-abi=hard
-    run_tests "$SRHF" "$WORK/build-armhf" cortex-a15 "" neon $TESTS $NEEDS_TORCH
+    spawn "$SRHF" "$WORK/build-armhf" cortex-a15 "" neon $TESTS $NEEDS_TORCH
 fi
+# each CPU runs the module it chooses: a Pi 4's Cortex-A72 the baseline NEON one,
+# a Pi 5's Cortex-A76 (dotprod, fp16) neon_dot
+for cpu in $QEMU_CPUS; do
+    case $cpu in cortex-a7[6-9]|cortex-a5[5-9]|neoverse-*) expected=neon_dot ;; *) expected=neon ;; esac
+    spawn "$SR64" "$WORK/build-arm64" "$cpu" "" "$expected" $TESTS $NEEDS_TORCH
+done
+# the plain C fallback of the same build, once: kernels, microkernels and the models
+spawn "$SR64" "$WORK/build-arm64" cortex-a72 scalar scalar tests/test_kernels.py tests/test_ukernels.py \
+    tests/test_fixtures.py tests/test_abi.py
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+[ "$failed" = 0 ] || die "some suites failed (above; logs in $LOGS)"
 echo "check_aarch64: all passed"
