@@ -12,10 +12,11 @@ from engine.errors import ModelFileError, UnsupportedModelError
 from engine.fileformat import load_graph as _load_graph
 from engine.kernels.isa import build_info
 from engine.model import DEFAULT_CACHE_BYTES, Model, default_threads
+from engine.quantization import quantize
 from engine.shuffle import channel_shuffle
 
 __version__ = '0.1.0'
-__all__ = ['load', 'from_torch', 'from_onnx', 'Model', 'ModelFileError', 'UnsupportedModelError',
+__all__ = ['load', 'from_torch', 'from_onnx', 'quantize', 'Model', 'ModelFileError', 'UnsupportedModelError',
            'build_info', 'default_threads', 'channel_shuffle']
 
 

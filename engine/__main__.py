@@ -1,4 +1,4 @@
-"""python -m engine {classify,bench,info,convert} ...: see engine/cli.py."""
+"""python -m engine {classify,bench,info,convert,quantize} ...: see engine/cli.py."""
 import sys
 
 from engine.cli import main

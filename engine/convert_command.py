@@ -149,6 +149,8 @@ def add_arguments(p):
     p.add_argument('--check', action='store_true',
                    help=f'run both (PyTorch, or ONNX Runtime for an ONNX file) and print the largest difference '
                         f'relative to the largest output (tolerance {TOLERANCE:g})')
+    p.add_argument('--fp16', action='store_true',
+                   help='store kernels and matrices as float16: a file about half the size (engine.quantize)')
     p.add_argument('--labels', help='text file, one class name per line, stored in the model file')
     p.add_argument('--resize', type=int, help='classify: shorter side before cropping (default crop / 0.875)')
     p.add_argument('--crop', type=int, help='classify: centre crop (default: the input size)')
@@ -253,6 +255,8 @@ def run(args):
         raise ConversionError(f'preprocessing: {e}')
     if labels:
         model.graph.meta['labels'] = labels
+    if args.fp16:
+        model = engine.quantize(model, weights='fp16')
     model.save(args.output)
 
     d = describe(engine.load(args.output), args.output)

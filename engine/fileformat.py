@@ -1,5 +1,6 @@
 """The model file: a safetensors container (8-byte little-endian header
-length, a JSON header, raw little-endian float32 tensors), with the graph as
+length, a JSON header, raw little-endian float32 tensors, or float16 for the
+kernels and matrices of a model saved so: graph.stored_dtype), with the graph as
 JSON in the header's __metadata__, so standard tools can list the tensors.
 
 Opening a file never runs code (no pickle) and every number in it is checked
@@ -24,6 +25,7 @@ MAX_HEADER = 64 << 20          # bytes of JSON a sane model file needs, with roo
 CHECKSUM_PREFIX = b'{"__metadata__": {"file_crc32": "'
 CHECKSUM_AT = 8 + len(CHECKSUM_PREFIX)      # where the checksum's 8 hex digits start
 UNSET = b'0' * 8
+DTYPES = {'F32': np.dtype('<f4'), 'F16': np.dtype('<f2')}     # safetensors' names of the stored types
 
 
 def to_bytes(graph):
@@ -33,14 +35,15 @@ def to_bytes(graph):
                                'graph': json.dumps(d, allow_nan=False)}}
     pos = 0
     for key, arr in tensors.items():
-        header[key] = {'dtype': 'F32', 'shape': list(arr.shape), 'data_offsets': [pos, pos + arr.nbytes]}
+        code = next(c for c, t in DTYPES.items() if t == arr.dtype)
+        header[key] = {'dtype': code, 'shape': list(arr.shape), 'data_offsets': [pos, pos + arr.nbytes]}
         pos += arr.nbytes
     blob = json.dumps(header, allow_nan=False).encode()
     blob += b' ' * (-len(blob) % 8)
     data = bytearray(len(blob).to_bytes(8, 'little') + blob)
     assert data[8:CHECKSUM_AT] == CHECKSUM_PREFIX
     for arr in tensors.values():
-        data += arr.astype('<f4', copy=False).tobytes()
+        data += arr.astype(arr.dtype.newbyteorder('<'), copy=False).tobytes()
     return with_checksum(data)
 
 
@@ -184,25 +187,27 @@ def _graph(data, n, header, verify, check):
         if stored.encode() != bytes(data[CHECKSUM_AT:CHECKSUM_AT + 8]) or stored != computed:
             raise ModelFileError(f'checksum mismatch (stored {stored[:8]!r}, computed {computed}): '
                                  'the file is corrupted or was edited')
-    tensors = _tensors(header, memoryview(data)[8 + n:])
+    tensors, stored = _tensors(header, memoryview(data)[8 + n:])
     if not isinstance(meta.get('graph'), str):
         raise ModelFileError('no graph in the metadata')
     graph_dict = _json(meta['graph'], 'graph metadata')
     if not isinstance(graph_dict, dict):
         raise ModelFileError('graph metadata is not a JSON object')
-    graph = from_dict(graph_dict, tensors)
+    graph = from_dict(graph_dict, tensors, stored)
     if check:
         validate(graph)
     return graph
 
 
 def _entries(header):
-    """(key, shape, (begin, end)) of each tensor, checked for types."""
+    """(key, dtype, shape, (begin, end)) of each tensor, checked for types."""
     for key, entry in header.items():
         if key == '__metadata__':
             continue
-        if not isinstance(entry, dict) or entry.get('dtype') != 'F32':
-            raise ModelFileError(f'tensor {key!r}: only float32 (F32) tensors are supported, got {entry!r}'[:300])
+        if not isinstance(entry, dict) or entry.get('dtype') not in DTYPES:
+            raise ModelFileError(f'tensor {key!r}: only float32 (F32) and float16 (F16) tensors are supported, '
+                                 f'got {entry!r}'[:300])
+        dtype = DTYPES[entry['dtype']]
         shape, offs = entry.get('shape'), entry.get('data_offsets')
         if (not isinstance(shape, list) or len(shape) > 8 or
                 not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 1 << 31 for d in shape)):
@@ -214,16 +219,16 @@ def _entries(header):
         count = int(np.prod(shape, dtype=object))
         if not 0 <= begin <= end:
             raise ModelFileError(f'tensor {key!r}: data_offsets [{begin}, {end}) are not a byte range')
-        if end - begin != 4 * count:
-            raise ModelFileError(f'tensor {key!r}: shape {shape} needs {4 * count} bytes, '
+        if end - begin != dtype.itemsize * count:
+            raise ModelFileError(f'tensor {key!r}: shape {shape} needs {dtype.itemsize * count} bytes, '
                                  f'its data has {end - begin}')
-        yield key, shape, (begin, end)
+        yield key, dtype, shape, (begin, end)
 
 
 def _body_length(header):
     """Bytes of tensor data the header describes: its ranges must tile it."""
     pos = 0
-    for begin, end, key in sorted((b, e, k) for k, _, (b, e) in _entries(header)):
+    for begin, end, key in sorted((b, e, k) for k, _, _, (b, e) in _entries(header)):
         if begin != pos:
             raise ModelFileError(f'tensor {key!r} starts at byte {begin}, expected {pos}: '
                                  'tensor data overlaps or has holes')
@@ -232,5 +237,9 @@ def _body_length(header):
 
 
 def _tensors(header, body):
-    return {key: np.frombuffer(body[begin:end], dtype='<f4').reshape(shape).astype(np.float32)
-            for key, shape, (begin, end) in _entries(header)}
+    """({key: float32 array}, {key: the type it was stored in})"""
+    tensors, stored = {}, {}
+    for key, dtype, shape, (begin, end) in _entries(header):
+        tensors[key] = np.frombuffer(body[begin:end], dtype=dtype).reshape(shape).astype(np.float32)
+        stored[key] = dtype.name
+    return tensors, stored

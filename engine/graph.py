@@ -12,7 +12,7 @@ infer_shapes walk the graph and ask those definitions.  View ops (gather,
 concat, flatten) move no data.  Activations are fused into the op that
 produces their input (engine/ops/activations.py).
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from engine.ops import REGISTRY
 from engine.sizes import SizeDomain
 
 FORMAT_VERSION = 2          # 2: input_sizes; version 1 files (any size) still load
+WEIGHT_STORAGE = ('float32', 'float16')     # how a file may store a layer's kernels and matrices (stored_dtype)
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Node:
     inputs: list
     attrs: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)   # name -> float32 ndarray
+    storage: str = 'float32'    # the file's type for its kernels and matrices (stored_dtype); float32 in memory
 
 
 @dataclass
@@ -120,15 +122,60 @@ def infer_shapes(graph, height, width):
 # ---------------------------------------------------------------------------
 # JSON form, for the model file.
 
+def stored_dtype(node, array):
+    """The type a parameter is stored in: kernels and matrices (2 or more
+    dimensions: nearly all the bytes) in the node's storage; vectors
+    (biases, scales, slopes, whose rounding would shift every output) in
+    float32."""
+    return np.dtype(node.storage if np.ndim(array) >= 2 else 'float32')
+
+
+def round_weights(graph, storage, keep=()):
+    """A copy of graph whose layers store their kernels and matrices as
+    `storage` (WEIGHT_STORAGE), but those named in `keep` as float32; rounded
+    now, so that the graph computes what its file will.  ValueError naming a
+    layer whose weights do not fit."""
+    if storage not in WEIGHT_STORAGE:
+        raise ValueError(f'weight storage must be one of {", ".join(WEIGHT_STORAGE)}, got {storage!r}')
+    unknown = set(keep) - {n.name for n in graph.nodes}
+    if unknown:
+        raise ValueError(f'no layers named {", ".join(map(repr, sorted(unknown)))} in the model')
+    out = replace(graph, nodes=[], meta=dict(graph.meta))
+    for n in graph.nodes:
+        has_kernel = any(np.ndim(v) >= 2 for v in n.params.values())
+        node = Node(n.name, n.op, list(n.inputs), dict(n.attrs), {},
+                    storage if has_kernel and n.name not in keep else 'float32')
+        for k, v in n.params.items():
+            dtype = stored_dtype(node, v)
+            with np.errstate(over='ignore'):
+                narrow = np.asarray(v).astype(dtype)
+            if not np.array_equal(np.isfinite(narrow), np.isfinite(v)):
+                raise ValueError(f'layer {n.name!r}: {k} has values beyond {dtype.name}\'s range '
+                                 f'(largest |{k}| {float(np.abs(v).max()):.3g})')
+            node.params[k] = narrow.astype(np.float32)
+        out.nodes.append(node)
+    return out
+
+
+def storage_counts(graph):
+    """How the parameters are stored: type -> count, e.g. {'float16': 2236000, 'float32': 17000}."""
+    counts = {}
+    for node in graph.nodes:
+        for p in node.params.values():
+            dtype = stored_dtype(node, p).name
+            counts[dtype] = counts.get(dtype, 0) + int(p.size)
+    return counts
+
+
 def to_dict(graph):
-    """(dict for JSON, {tensor key: array})"""
+    """(dict for JSON, {tensor key: array in its stored type})"""
     tensors = {}
     nodes = []
     for n in graph.nodes:
         params = {}
         for k, v in n.params.items():
             key = f'{n.name}.{k}'
-            tensors[key] = np.ascontiguousarray(v, dtype=np.float32)
+            tensors[key] = np.ascontiguousarray(v, dtype=stored_dtype(n, v))
             params[k] = key
         nodes.append({'name': n.name, 'op': n.op, 'inputs': list(n.inputs),
                       'attrs': n.attrs, 'params': params})
@@ -142,8 +189,11 @@ def to_dict(graph):
     return d, tensors
 
 
-def from_dict(d, tensors):
-    """Graph from its JSON form; ModelFileError on any structural problem."""
+def from_dict(d, tensors, stored=None):
+    """Graph from its JSON form, its tensors (float32) and the types they were
+    stored in ({key: dtype name}; float32 where absent); ModelFileError on any
+    structural problem."""
+    stored = stored or {}
     try:
         if d.get('version') not in (1, FORMAT_VERSION):
             raise ModelFileError(f'graph version {d.get("version")!r} is not supported (this engine reads '
@@ -151,15 +201,21 @@ def from_dict(d, tensors):
         inp = d['input']
         nodes = []
         for nd in d['nodes']:
-            params = {}
+            params, storage = {}, set()
             for k, key in nd.get('params', {}).items():
                 if key not in tensors:
                     raise ModelFileError(f'node {nd.get("name")!r}: tensor {key!r} is not in the file')
                 params[k] = tensors[key]
+                if params[k].ndim >= 2:
+                    storage.add(stored.get(key, 'float32'))
+            if len(storage) > 1:
+                raise ModelFileError(f'node {nd.get("name")!r}: its kernels and matrices are stored in '
+                                     f'different types ({", ".join(sorted(storage))})')
             attrs = nd.get('attrs', {})
             if not isinstance(attrs, dict):
                 raise ModelFileError(f'node {nd.get("name")!r}: attrs must be an object')
-            nodes.append(Node(nd['name'], nd['op'], list(nd['inputs']), attrs, params))
+            nodes.append(Node(nd['name'], nd['op'], list(nd['inputs']), attrs, params,
+                              storage.pop() if storage else 'float32'))
         meta = d.get('meta', {})
         sizes = inp.get('sizes')
         graph = Graph(inp['name'], tuple(inp['shape']), nodes, list(d['outputs']),

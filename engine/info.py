@@ -6,11 +6,11 @@ import numpy as np
 
 import engine
 from engine import fileformat
-from engine.graph import infer_shapes, is_view
+from engine.graph import infer_shapes, is_view, storage_counts, stored_dtype
 from engine.ops import REGISTRY
 
 
-def describe(model, path=None):
+def describe(model, path=None, layers=False):
     g = model.graph
     n, c, h, w = model.input_shape
     shapes = infer_shapes(g, h, w)
@@ -22,9 +22,13 @@ def describe(model, path=None):
     d = dict(input_shape=list(model.input_shape), output_shapes=[list(s) for s in model.output_shapes],
              input_sizes=sizes.describe() + (f' ({sizes.note})' if sizes.note else '') if sizes else 'any',
              nodes=len(g.nodes), compute_layers=sum(not is_view(node) for node in g.nodes),
-             parameters=params, macs=macs, labels=len(labels) if labels else None,
+             parameters=params, weights=storage_counts(g), macs=macs, labels=len(labels) if labels else None,
              labels_first=labels[:5] if labels else None, preprocess=model.preprocessing,
              meta=meta, build=engine.build_info())
+    if layers:       # each layer's output at the example's size, and its tensors as the file stores them
+        d['layers'] = [dict(name=node.name, op=node.op, output=list(shapes[node.name]),
+                            params={k: f'{stored_dtype(node, p).name}{list(p.shape)}' for k, p in node.params.items()})
+                       for node in g.nodes]
     if path:
         d['file'] = path
         d['file_bytes'] = os.path.getsize(path)
@@ -33,16 +37,21 @@ def describe(model, path=None):
 
 
 def run(args):
-    d = describe(engine.load(args.model), args.model)
+    d = describe(engine.load(args.model), args.model, layers=args.layers)
     if args.json:
         print(json.dumps(d, indent=2))
         return
     for k, v in d.items():
-        print(f'{k:16s} {v}')
+        if k != 'layers':
+            print(f'{k:16s} {v}')
+    for layer in d.get('layers', []):
+        params = ' '.join(f'{k} {v}' for k, v in layer['params'].items())
+        print(f'  {layer["name"]:32s} {layer["op"]:16s} {str(layer["output"]):20s} {params}')
 
 
 def add_parser(sub):
     p = sub.add_parser('info', help='describe a model file')
     p.add_argument('model', help='model file')
     p.add_argument('--json', action='store_true', help='print JSON instead of a table')
+    p.add_argument('--layers', action='store_true', help='also each layer: its output shape, its tensors and their types')
     p.set_defaults(func=run)

@@ -20,7 +20,7 @@ from engine.ops.norm import scale_shift
 
 
 def optimize(graph):
-    nodes = [Node(n.name, n.op, list(n.inputs), dict(n.attrs), dict(n.params)) for n in graph.nodes]
+    nodes = [replace(n, inputs=list(n.inputs), attrs=dict(n.attrs), params=dict(n.params)) for n in graph.nodes]
     g = replace(graph, nodes=nodes, outputs=list(graph.outputs), meta=dict(graph.meta))
     _fold_batchnorm(g)
     _fuse_residual_adds(g)
