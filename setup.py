@@ -28,7 +28,8 @@ from Cython.Build import cythonize
 # the ISA table (engine/kernels/variants.py), read before the package is built
 VARIANTS_PY = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                           'engine', 'kernels', 'variants.py'))
-ARCH = VARIANTS_PY['architecture'](platform.machine())
+# a cross-build (tools/build_wheels.sh) names its target as the wheel's platform: linux-aarch64
+ARCH = VARIANTS_PY['architecture'](os.environ.get('_PYTHON_HOST_PLATFORM', '').partition('-')[2] or platform.machine())
 VARIANTS = {isa: VARIANTS_PY['flags'](isa, ARCH) for isa in VARIANTS_PY['VARIANTS'][ARCH]}
 
 wanted = [v.strip() for v in os.environ.get('ENGINE_BUILD_ISAS', '').split(',') if v.strip()]
