@@ -44,7 +44,7 @@ install() {  # arch sysroot outdir: the arch's wheel, from $WHEELS or cross-buil
     read -r _ _ plat <<<"$(arm_names "$arch")"
     rm -rf "$out"
     if [ -n "$WHEELS" ]; then
-        whl=$(ls "$WHEELS"/*-"${plat#linux-}".whl 2>/dev/null | head -1)
+        whl=$(ls "$WHEELS"/*_"${plat#linux-}".whl 2>/dev/null | head -1 || true)     # ..._aarch64.whl
         [ -n "$whl" ] || die "no ${plat#linux-} wheel in $WHEELS"
     else
         step "wheel $arch ($(arm_cflags "$arch"))"
