@@ -130,6 +130,12 @@ def stored_dtype(node, array):
     return np.dtype(node.storage if np.ndim(array) >= 2 else 'float32')
 
 
+def kernel_weights(node):
+    """How many of the node's weights are in kernels and matrices (the
+    parameters its storage applies to: stored_dtype)."""
+    return sum(int(np.size(v)) for v in node.params.values() if np.ndim(v) >= 2)
+
+
 def round_weights(graph, storage, keep=()):
     """A copy of graph whose layers store their kernels and matrices as
     `storage` (WEIGHT_STORAGE), but those named in `keep` as float32; rounded
@@ -142,9 +148,8 @@ def round_weights(graph, storage, keep=()):
         raise ValueError(f'no layers named {", ".join(map(repr, sorted(unknown)))} in the model')
     out = replace(graph, nodes=[], meta=dict(graph.meta))
     for n in graph.nodes:
-        has_kernel = any(np.ndim(v) >= 2 for v in n.params.values())
         node = Node(n.name, n.op, list(n.inputs), dict(n.attrs), {},
-                    storage if has_kernel and n.name not in keep else 'float32')
+                    storage if kernel_weights(n) and n.name not in keep else 'float32')
         for k, v in n.params.items():
             dtype = stored_dtype(node, v)
             with np.errstate(over='ignore'):

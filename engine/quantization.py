@@ -18,7 +18,7 @@ import argparse
 
 import numpy as np
 
-from engine.graph import round_weights
+from engine.graph import kernel_weights, round_weights
 
 WEIGHTS = {'fp16': 'float16', 'fp32': 'float32'}     # the option's names -> graph.WEIGHT_STORAGE
 KEEP_SHARE = 0.025      # of the weights at most kept float32: the file stays below 0.52x float32's
@@ -56,8 +56,7 @@ def sensitive_layers(model, inputs=None, share=KEEP_SHARE):
     if inputs is None:
         inputs = np.random.default_rng(0).standard_normal((2,) + model.input_shape[1:]).astype(np.float32)
     ref = model(inputs)
-    size = {n.name: sum(p.size for p in n.params.values() if p.ndim >= 2) for n in model.graph.nodes}
-    size = {name: s for name, s in size.items() if s}
+    size = {n.name: kernel_weights(n) for n in model.graph.nodes if kernel_weights(n)}
     gain = {}
     for name in size:
         alone = round_weights(model.graph, 'float16', keep=set(size) - {name})
@@ -90,7 +89,7 @@ def run(args):
     small.save(args.output)
     before, after = os.path.getsize(args.model), os.path.getsize(args.output)
     print(f'wrote {args.output}: {after / 1e6:.2f} MB ({after / before:.3f}x {args.model})')
-    kept = [n.name for n in small.graph.nodes if n.storage == 'float32' and any(p.ndim >= 2 for p in n.params.values())]
+    kept = [n.name for n in small.graph.nodes if n.storage == 'float32' and kernel_weights(n)]
     if args.fp16:
         print(f'float32 kept for {len(kept)} layers: {", ".join(kept) or "none"}')
     x = inputs if inputs is not None else \

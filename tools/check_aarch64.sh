@@ -38,7 +38,7 @@ ARCHES=aarch64
 host_packages $ARCHES
 binfmt
 
-install() {  # arch sysroot outdir: the arch's wheel, from $WHEELS or cross-built here as tools/build_wheels.sh
+install_wheel() {  # arch sysroot outdir: the arch's wheel, from $WHEELS or cross-built here as tools/build_wheels.sh
              # does, installed by the emulated Pi OS's pip (no compiler there) into outdir, the tests beside it
     local arch=$1 sr=$2 out=$3 whl plat
     read -r _ _ plat <<<"$(arm_names "$arch")"
@@ -79,7 +79,7 @@ run_tests() {  # sysroot builddir cpu isa expected tests...: isa "" lets the eng
 }
 
 SR64=$(sysroot aarch64)
-install aarch64 "$SR64" "$WORK/build-arm64"
+install_wheel aarch64 "$SR64" "$WORK/build-arm64"
 fmla=$(aarch64-linux-gnu-objdump -d "$WORK"/build-arm64/engine/kernels/_neon*.so | grep -cE '\sfmla\s+v[0-9]+\.4s' || true)
 echo "    NEON fmla instructions in the NEON kernels: $fmla"
 [ "$fmla" -gt 20 ] || die "the aarch64 kernels have no NEON FMA code"
@@ -107,7 +107,7 @@ spawn() {  # run_tests arguments: start it in the background once a slot is free
 # armv7 first: its build and suite take longest
 if [ "$ARMHF" = 1 ]; then
     SRHF=$(sysroot armv7)
-    install armv7 "$SRHF" "$WORK/build-armhf"
+    install_wheel armv7 "$SRHF" "$WORK/build-armhf"
     spawn "$SRHF" "$WORK/build-armhf" cortex-a15 "" neon $TESTS $NEEDS_TORCH
 fi
 # each CPU runs the module it chooses: a Pi 4's Cortex-A72 the baseline NEON one,
