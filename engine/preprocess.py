@@ -56,9 +56,11 @@ def _pil():
     return Image
 
 
-def to_array(item, spec, channels):
-    """One image (path, PIL image, or HxW / HxWxC uint8 array) -> CxHxW float32."""
+def to_array(item, spec, channels, name=None):
+    """One image (path, open binary file, PIL image, or HxW / HxWxC uint8
+    array) -> CxHxW float32; errors name it as `name` if given."""
     crop, resize = spec['crop'], spec['resize']
+    name = name or _name(item)
     if isinstance(item, np.ndarray):
         if item.dtype != np.uint8 or item.ndim not in (2, 3):
             raise ValueError(f'image arrays must be HxW or HxWxC uint8, got {item.dtype} {item.shape}')
@@ -71,15 +73,15 @@ def to_array(item, spec, channels):
             top, left = _crop_origin(arr.shape[0], arr.shape[1], crop)
             return _normalise(_channels(arr[top:top + crop, left:left + crop], channels), spec)
         image = _pil().fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
-    elif isinstance(item, (str, bytes)) or hasattr(item, '__fspath__'):
-        image = _open(item)
+    elif isinstance(item, (str, bytes)) or hasattr(item, '__fspath__') or hasattr(item, 'read'):
+        image = _open(item, name)
     elif hasattr(item, 'convert') and hasattr(item, 'resize'):
         image = item
     else:
         raise TypeError(f'an image must be a path, a PIL image or a uint8 array, got {type(item).__name__}')
-    image = _eight_bit(image, item).convert('L' if channels == 1 else 'RGB')
+    image = _eight_bit(image, name).convert('L' if channels == 1 else 'RGB')
     if min(image.size) == 0:
-        raise ValueError(f'image {_name(item)} is empty ({image.size[0]}x{image.size[1]} pixels)')
+        raise ValueError(f'image {name} is empty ({image.size[0]}x{image.size[1]} pixels)')
     arr = np.asarray(_resize_and_crop(image, resize, crop), dtype=np.uint8)
     return _normalise(arr[:, :, None] if arr.ndim == 2 else arr, spec)
 
@@ -110,29 +112,31 @@ def _name(item):
     return str(item) if isinstance(item, (str, bytes)) or hasattr(item, '__fspath__') else 'given'
 
 
-def _open(path):
-    """A decoded image file; ValueError naming the file for anything that is
-    not one (a text file, a dangling or looping link, a decompression bomb)."""
+def _open(path, name):
+    """A decoded image file (a path or an open file); ValueError naming it
+    for anything that is not one (a text file, a dangling or looping link, a
+    decompression bomb)."""
     Image = _pil()
     try:
         image = Image.open(path)
         image.load()
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise ValueError(f'cannot read image {path!s}: {e}') from None
+        # Pillow names an open file by its repr (<_io.BytesIO object at ...>): name it as given
+        raise ValueError(f'cannot read image {name}: ' + str(e).replace(repr(path), name)) from None
     return image
 
 
-def _eight_bit(image, item):
+def _eight_bit(image, name):
     """16-bit greyscale ('I;16*', and 'I' as Pillow reads 16-bit PNGs) scaled
     to 8 bits instead of clipped at 255."""
     if image.mode.startswith('I;16') or image.mode == 'I':
         arr = np.asarray(image)
         if arr.size and (arr.min() < 0 or arr.max() > 65535):
-            raise ValueError(f'image {_name(item)}: 32-bit integer pixels are not supported '
+            raise ValueError(f'image {name}: 32-bit integer pixels are not supported '
                              '(save it with 8 or 16 bits per channel)')
         return _pil().fromarray(np.round(arr.astype(np.float64) / 257).astype(np.uint8))
     if image.mode == 'F':
-        raise ValueError(f'image {_name(item)}: floating-point pixels are not supported '
+        raise ValueError(f'image {name}: floating-point pixels are not supported '
                          '(save it with 8 or 16 bits per channel)')
     return image
 
