@@ -2,7 +2,11 @@
 
 A file that cannot be read (not an image, a broken link, too large) is
 reported on its own line and in the JSON, and the others are classified; the
-exit status is non-zero only when no image could be read."""
+exit status is non-zero only when no image could be read.
+
+With --ray [ADDRESS] --output OUT.parquet|OUT.jsonl the images are read,
+classified and written by a Ray cluster's workers (engine/ray.py), one row
+per image, the same rows as without Ray."""
 import argparse
 import json
 import os

@@ -1,13 +1,13 @@
 """Classify an image archive on a Ray cluster (`pip install ".[ray]"`):
 
-    ds = engine.ray.read_images(['s3://bucket/photos/', '/shared/more/'])
+    ds = engine.ray.read_images(['/shared/photos/'])     # or ['s3://bucket/photos/']
     out = engine.ray.classify_dataset(ds, 'model.engine', top_k=5)
     out.write_parquet('results.parquet')
 
 Each actor of the pool holds one loaded Model (sent from the driver: the
 workers need not have the file); each image is decoded and preprocessed as
-the single-process path does it (engine.classify.classify_batch on the
-file's bytes), so the results are the same bit for bit. A file that cannot
+the single-process path does it (engine.classify.classify_batch), so the
+results are the same bit for bit. A file that cannot
 be decoded gets its error in its row and the job goes on. Rows are written
 by the workers: nothing is collected on the driver, and they come in no
 particular order. Ray restarts an actor that dies and runs its batches again."""
@@ -29,42 +29,56 @@ def _ray():
     return ray
 
 
-def read_images(sources):
-    """A Dataset of ('bytes', 'path') rows: local files and folders (the
-    files `classify` without Ray would read, by absolute path: a cluster's
-    nodes must all see them, on a shared file system) and URIs Ray reads
-    (s3://, gs://, ...: the image suffixes under them). Reading asks for no
-    CPU: it only moves bytes, the actors decode, and reads that asked for a
-    core would wait behind actors holding every core."""
+# Rows an actor takes at a time, and local paths per block of the input (a block is what an actor
+# takes on, and what a restarted one does again): Ray spends ~20 ms a call here, whatever its size.
+ROWS_PER_CALL = 256
+
+
+def read_images(sources, rows_per_block=ROWS_PER_CALL):
+    """A Dataset of the images of sources, either local files and folders or
+    URIs, not both: for local ones, 'path' rows (the files `classify` without
+    Ray reads, by absolute path: a cluster's nodes must all see them, on a
+    shared file system), the actors reading the files themselves (Ray Data
+    reads small local files at ~1 ms each here, more than the model takes);
+    for URIs Ray reads (s3://, gs://, ...), 'path' and 'bytes' rows of the
+    image suffixes under them, read by Ray's tasks, which ask for no CPU:
+    reads that asked for a core would wait behind actors holding every core."""
+    import pyarrow as pa
     from engine.classify import collect
     ray = _ray()
     uris = [s for s in sources if '://' in s]
-    files, problems = collect([s for s in sources if '://' not in s])
-    if problems:
-        raise ValueError('; '.join(f'{p}: {why}' for p, why in problems))
-    read = dict(include_paths=True, ray_remote_args={'num_cpus': 0})
-    parts = ([ray.data.read_binary_files([os.path.abspath(f) for f in files], **read)] if files else []) + \
-        ([ray.data.read_binary_files(uris, file_extensions=[s.lstrip('.') for s in IMAGE_SUFFIXES], **read)]
-         if uris else [])
-    if not parts:
-        raise ValueError('no images found in ' + ', '.join(sources))
-    return parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
+    if uris and len(uris) < len(sources):
+        raise ValueError('give local files and folders or URIs, not both in one job')
+    if uris:
+        return ray.data.read_binary_files(uris, include_paths=True, ray_remote_args={'num_cpus': 0},
+                                          file_extensions=[s.lstrip('.') for s in IMAGE_SUFFIXES])
+    files, problems = collect(sources)
+    empty = [s for s in sources if os.path.isdir(s) and not collect([s])[0]]
+    if problems or empty:
+        raise ValueError('; '.join([f'{p}: {why}' for p, why in problems] +
+                                   [f'{s}: no images in this folder' for s in empty]))
+    files = [os.path.abspath(f) for f in files]
+    return ray.data.from_arrow([pa.table({'path': pa.array(files[i:i + rows_per_block], pa.string())})
+                                for i in range(0, len(files), rows_per_block)])
 
 
 class _Classifier:
     """The actor: one Model, and its preprocessing, for the whole job."""
 
-    def __init__(self, model, top_k, threads, preprocessing):
+    def __init__(self, model, top_k, threads, batch_size, preprocessing):
         model.threads = threads
-        self.model, self.top_k = model, top_k
+        self.model, self.top_k, self.batch_size = model, top_k, batch_size
         self.spec = model.preprocessing_with(preprocessing)
 
     def __call__(self, batch):
         import pyarrow as pa
         from engine.classify import classify_batch
         paths = [str(p) for p in batch['path']]
-        rows = classify_batch(self.model, self.spec, [io.BytesIO(bytes(b)) for b in batch['bytes']], paths,
-                              self.top_k)
+        images = [io.BytesIO(bytes(b)) for b in batch['bytes']] if 'bytes' in batch else paths
+        rows = []
+        for i in range(0, len(paths), self.batch_size):
+            rows += classify_batch(self.model, self.spec, images[i:i + self.batch_size],
+                                   paths[i:i + self.batch_size], self.top_k)
         return pa.table({
             'path': pa.array(paths, pa.string()),
             'labels': pa.array([[label for label, _ in top or ()] for top, _ in rows], pa.list_(pa.string())),
@@ -74,14 +88,16 @@ class _Classifier:
 
 
 def classify_dataset(ds, model, *, top_k=5, threads=THREADS_PER_ACTOR, actors=None, batch_size=16,
-                     preprocessing=None):
-    """A Ray Dataset of one row per row of ds (which has 'bytes' and 'path'
-    columns, as read_images makes them): path, labels and probabilities (the
-    top_k), error ('' when the image was read).
+                     rows_per_call=ROWS_PER_CALL, preprocessing=None):
+    """A Ray Dataset of one row per row of ds (a 'path' column, and the
+    files' 'bytes' if they are not to be read from the paths, as read_images
+    makes it): path, labels and probabilities (the top_k), error ('' when
+    the image was read).
 
     model: a Model or a model file's path (read here, on the driver).
     threads: cores per actor; actors: how many (default: the cluster's CPUs
-    divided by threads). If ds was read some other way, read with
+    divided by threads); batch_size: images per run of the model;
+    rows_per_call: rows an actor is handed at a time (Ray's batch). If ds was read some other way, read with
     ray_remote_args={'num_cpus': 0}, or leave a core free of actors: reads
     waiting for a core the actors hold never end."""
     ray = _ray()
@@ -90,13 +106,16 @@ def classify_dataset(ds, model, *, top_k=5, threads=THREADS_PER_ACTOR, actors=No
         model = engine.load(model, threads=threads)
     if actors is None:
         actors = max(1, int(ray.cluster_resources().get('CPU', 1) // threads))
-    return ds.map_batches(_Classifier, fn_constructor_args=(model, top_k, threads, preprocessing),
-                          batch_size=batch_size, batch_format='numpy', concurrency=actors, num_cpus=threads)
+    return ds.map_batches(_Classifier, fn_constructor_args=(model, top_k, threads, batch_size, preprocessing),
+                          batch_size=rows_per_call, batch_format='numpy',
+                          compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=threads)
 
 
+ROWS_PER_FILE = 16384   # rows per output file, not a file per block (a file per 256 images)
 # suffix -> (Ray Data's writer and pyarrow's reader, the writer's options)
-OUTPUT_FORMATS = {'.parquet': ('parquet', {}),
-                  '.jsonl': ('json', {'double_precision': 15})}   # pandas' default 10 digits would round float32s
+OUTPUT_FORMATS = {'.parquet': ('parquet', {'min_rows_per_file': ROWS_PER_FILE}),
+                  '.jsonl': ('json', {'min_rows_per_file': ROWS_PER_FILE,
+                                      'double_precision': 15})}   # pandas' default 10 digits would round float32s
 
 
 def output_format(path):

@@ -55,7 +55,7 @@ def check_rows(rows, expected):
     errors = 0
     for r in rows:
         labels, probabilities, error = expected[r['path']]
-        assert list(r['labels']) == labels
+        assert list(r["labels"]) == labels
         assert np.float32(r['probabilities']).tobytes() == probabilities.tobytes()     # bit for bit
         assert bool(r['error']) == bool(error)
         if error:
@@ -80,7 +80,8 @@ def test_model_object_and_default_actors(cluster, archive, expected):
     """A Model is sent to the workers (they need not have its file); the
     actors default to the cluster's CPUs (2 here) without waiting on reads."""
     model = engine.load(MODEL)
-    rows = list(on_ray.classify_dataset(on_ray.read_images([archive]), model, top_k=3, batch_size=5).iter_rows())
+    rows = list(on_ray.classify_dataset(on_ray.read_images([archive]), model, top_k=3, batch_size=5,
+                                         rows_per_call=30).iter_rows())
     check_rows(rows, expected)
 
 
@@ -103,9 +104,9 @@ def test_actor_killed_mid_run(cluster, archive, expected):
     def slow(batch):            # keeps the job running long after the kill
         time.sleep(0.05)
         return batch
-    ds = on_ray.read_images([archive]).map_batches(slow, batch_size=1)
+    ds = on_ray.read_images([archive], rows_per_block=2).map_batches(slow, batch_size=1)
     rows, killed = [], []
-    for row in on_ray.classify_dataset(ds, MODEL, top_k=3, actors=1, batch_size=2).iter_rows():
+    for row in on_ray.classify_dataset(ds, MODEL, top_k=3, actors=1, batch_size=2, rows_per_call=2).iter_rows():
         rows.append(row)
         if not killed:
             killed = actor_pids()
@@ -115,6 +116,12 @@ def test_actor_killed_mid_run(cluster, archive, expected):
     survivors = actor_pids()
     assert survivors and killed[0] not in survivors      # a new actor did the rest
     check_rows(rows, expected)
+
+
+def test_bytes_read_by_ray(cluster, archive, expected):
+    """A Dataset with the files' bytes (as Ray reads URIs) gives the same rows."""
+    ds = ray.data.read_binary_files(sorted(expected), include_paths=True, ray_remote_args={'num_cpus': 0})
+    check_rows(list(on_ray.classify_dataset(ds, MODEL, top_k=3).iter_rows()), expected)
 
 
 def test_two_nodes(archive, expected, tmp_path):
@@ -163,6 +170,10 @@ def test_command_errors(archive, args, message):
     assert r.returncode != 0 and message in r.stderr, r.stderr
 
 
-def test_missing_source_named():
+def test_missing_source_named(tmp_path):
     with pytest.raises(ValueError, match='nowhere: no such file or folder'):
         on_ray.read_images(['nowhere'])
+    with pytest.raises(ValueError, match='no images in this folder'):
+        on_ray.read_images([str(tmp_path)])
+    with pytest.raises(ValueError, match='not both'):
+        on_ray.read_images([str(tmp_path), 's3://bucket/photos'])
