@@ -7,10 +7,10 @@
 Each actor of the pool holds one loaded Model (sent from the driver: the
 workers need not have the file); each image is decoded and preprocessed as
 the single-process path does it (engine.classify.classify_batch), so the
-results are the same bit for bit. A file that cannot
-be decoded gets its error in its row and the job goes on. Rows are written
-by the workers: nothing is collected on the driver, and they come in no
-particular order. Ray restarts an actor that dies and runs its batches again."""
+results are the same bit for bit. A file that cannot be decoded gets its
+error in its row and the job goes on. Rows are written by the workers:
+nothing is collected on the driver, and they come in no particular order.
+Ray restarts an actor that dies and runs its batches again."""
 import io
 import os
 
@@ -97,9 +97,10 @@ def classify_dataset(ds, model, *, top_k=5, threads=THREADS_PER_ACTOR, actors=No
     model: a Model or a model file's path (read here, on the driver).
     threads: cores per actor; actors: how many (default: the cluster's CPUs
     divided by threads); batch_size: images per run of the model;
-    rows_per_call: rows an actor is handed at a time (Ray's batch). If ds was read some other way, read with
-    ray_remote_args={'num_cpus': 0}, or leave a core free of actors: reads
-    waiting for a core the actors hold never end."""
+    rows_per_call: rows an actor is handed at a time (Ray's batch). If ds
+    was read some other way, read with ray_remote_args={'num_cpus': 0}, or
+    leave a core free of actors: reads waiting for a core the actors hold
+    never end."""
     ray = _ray()
     if not hasattr(model, 'preprocessing_with'):
         import engine
@@ -111,18 +112,22 @@ def classify_dataset(ds, model, *, top_k=5, threads=THREADS_PER_ACTOR, actors=No
                           compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=threads)
 
 
-ROWS_PER_FILE = 16384   # rows per output file, not a file per block (a file per 256 images)
+# Ray's writers: rows per file, not a file per block (per 256 images); an existing output refused,
+# not added to (Ray's default)
+WRITE_OPTIONS = {'min_rows_per_file': 16384, 'mode': 'create'}
 # suffix -> (Ray Data's writer and pyarrow's reader, the writer's options)
-OUTPUT_FORMATS = {'.parquet': ('parquet', {'min_rows_per_file': ROWS_PER_FILE}),
-                  '.jsonl': ('json', {'min_rows_per_file': ROWS_PER_FILE,
-                                      'double_precision': 15})}   # pandas' default 10 digits would round float32s
+OUTPUT_FORMATS = {'.parquet': ('parquet', WRITE_OPTIONS),
+                  '.jsonl': ('json', dict(WRITE_OPTIONS, double_precision=15))}   # pandas' 10 digits round float32s
 
 
 def output_format(path):
-    """(format, writer options) of an output folder, by its suffix."""
+    """(format, writer options) of an output folder, by its suffix; a local
+    one that exists is refused before any work is done."""
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in OUTPUT_FORMATS:
         raise ValueError(f'--output {path}: the name must end in ' + ' or '.join(OUTPUT_FORMATS))
+    if '://' not in path and os.path.lexists(path):
+        raise ValueError(f'--output {path} exists: remove it or name another (rows are not added to old ones)')
     return OUTPUT_FORMATS[suffix]
 
 

@@ -4,6 +4,7 @@ mid-run restarted with no image lost or repeated; a cluster of two nodes;
 the `classify --ray` command."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,13 +25,15 @@ MODEL = os.path.join(ROOT, 'weights', 'digits_shufflenet.engine')
 
 @pytest.fixture(scope='module')
 def archive(tmp_path_factory):
-    """120 held-out digits as PNG files in two folders, and two files that are not images."""
+    """The 360 held-out digits as PNG files in two folders, the shipped samples,
+    two files that are not images, and a text file (not read: not an image name)."""
     from PIL import Image
     folder = tmp_path_factory.mktemp('archive')
     held = np.load(os.path.join(ROOT, 'weights', 'digits_test.npz'))
-    for i, image in enumerate(held['images'][:120]):
+    for i, image in enumerate(held['images']):
         (folder / f'part{i % 2}').mkdir(exist_ok=True)
         Image.fromarray(image).save(folder / f'part{i % 2}' / f'{i:03d}.png')
+    shutil.copytree(os.path.join(ROOT, 'weights', 'samples'), folder / 'samples')
     (folder / 'broken.png').write_bytes(b'not a png')
     (folder / 'empty.jpg').write_bytes(b'')
     (folder / 'notes.txt').write_text('not an image, and not an image name: not read')
@@ -42,7 +45,7 @@ def expected(archive):
     """path -> (labels, probabilities, error) from the single-process path."""
     from engine.classify import collect
     files, _ = collect([archive])
-    assert len(files) == 122
+    assert len(files) == 360 + 10 + 2
     model = engine.load(MODEL, threads=1)
     return {path: ([label for label, _ in top or ()], np.float32([p for _, p in top or ()]), error or '')
             for path, top, error in classify_files(model, files, top_k=3)}
@@ -102,7 +105,7 @@ def test_actor_killed_mid_run(cluster, archive, expected):
     """One actor, killed after the first row: Ray starts another and runs
     the lost batch again; every image comes out once."""
     def slow(batch):            # keeps the job running long after the kill
-        time.sleep(0.05)
+        time.sleep(0.02)
         return batch
     ds = on_ray.read_images([archive], rows_per_block=2).map_batches(slow, batch_size=1)
     before = set(actor_pids())      # actors of earlier jobs, maybe still on their way out
@@ -135,7 +138,7 @@ def test_two_nodes(archive, expected, tmp_path):
         ray.init(address=cluster.address, log_to_driver=False)
         assert len([n for n in ray.nodes() if n['Alive']]) == 2
         out = str(tmp_path / 'rows.parquet')
-        assert on_ray.classify_to_files([archive], MODEL, out, top_k=3) == (122, 2)
+        assert on_ray.classify_to_files([archive], MODEL, out, top_k=3) == (372, 2)
         import pyarrow.parquet
         check_rows(pyarrow.parquet.read_table(out).to_pylist(), expected)
     finally:
@@ -144,8 +147,9 @@ def test_two_nodes(archive, expected, tmp_path):
 
 
 def cli(*args):
+    """The command, on a local cluster of its own (not one `ray start` left running here)."""
     return subprocess.run([sys.executable, '-m', 'engine', 'classify', *args], capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, env=dict(os.environ, RAY_ADDRESS='local'))
 
 
 def test_command(archive, expected, tmp_path):
@@ -153,9 +157,11 @@ def test_command(archive, expected, tmp_path):
     out = str(tmp_path / 'rows.jsonl')
     r = cli(MODEL, archive, '--ray', '--output', out, '--top-k', '3', '--actors', '2')
     assert r.returncode == 0, r.stderr
-    assert '122 images, 2 not readable' in r.stderr
+    assert '372 images, 2 not readable' in r.stderr
     rows = [json.loads(line) for name in sorted(os.listdir(out)) for line in open(os.path.join(out, name))]
     check_rows(rows, expected)
+    again = cli(MODEL, archive, '--ray', '--output', out)
+    assert again.returncode != 0 and 'exists: remove it or name another' in again.stderr, again.stderr
 
 
 @pytest.mark.parametrize('args, message', [
