@@ -156,12 +156,17 @@ def test_opset_11():
     check_against_onnxruntime(export(net, 'torchscript', 11, dynamic=True), 'opset 11', free_sizes=True)
 
 
-@pytest.mark.parametrize('name', ['shufflenet_v2_x1.0', 'shufflenet_v1_g3_0.5x_mean', 'mobilenet_v2'])
-def test_same_compiled_layers_as_the_pytorch_path(name):
+@pytest.mark.parametrize('name, opset', [('shufflenet_v2_x1.0', 17), ('shufflenet_v1_g3_0.5x_mean', 17),
+                                         ('mobilenet_v2', 17), ('mobilenet_v3_small', 13)])
+def test_same_compiled_layers_as_the_pytorch_path(name, opset):
     """From ONNX or from PyTorch, the same network compiles to the same
-    layers (so runs at the same speed)."""
+    layers (so runs at the same speed); at opset 13 hard-swish is
+    HardSigmoid times its input, fused all the same."""
     net = torch_models.randomize(MODELS[name](), seed=2).eval()
-    ours = engine.from_onnx(export(net, 'torchscript', 17, dynamic=True), input_shape=(1, 3, 224, 224))
+    data = export(net, 'torchscript', opset, dynamic=True)
+    if opset < 14:
+        assert 'HardSigmoid' in [n.op_type for n in onnx.load_from_string(data).graph.node]
+    ours = engine.from_onnx(data, input_shape=(1, 3, 224, 224))
     theirs = engine.from_torch(net, torch.randn(1, 3, 224, 224))
     assert [(l.kind, l.shape) for l in compile_graph(ours.graph, 224, 224).layers] == \
         [(l.kind, l.shape) for l in compile_graph(theirs.graph, 224, 224).layers]

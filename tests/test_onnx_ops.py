@@ -137,6 +137,30 @@ def test_hardswish_opset_14():
     check(make([helper.make_node('HardSwish', ['x'], ['y'])], opset=14), shapes=((1, 4, 7, 5),))
 
 
+@pytest.mark.parametrize('order', ['cg', 'gc'])
+def test_hardswish_before_opset_14_is_fused(order):
+    """conv -> HardSigmoid (PyTorch's alpha, beta) -> Mul by the conv's own
+    output, either way round: one conv layer with a hardswish epilogue."""
+    nodes = [helper.make_node('Conv', ['x', 'w'], ['c'], pads=[1, 1, 1, 1]),
+             helper.make_node('HardSigmoid', ['c'], ['g'], alpha=1 / 6, beta=0.5),
+             helper.make_node('Mul', ['c', 'g'] if order == 'cg' else ['g', 'c'], ['y'])]
+    model = check(make(nodes, {'w': rand(4, 4, 3, 3)}, opset=13))
+    assert [(n.op, n.attrs.get('act')) for n in model.graph.nodes] == [('conv', 'hardswish')]
+
+
+@pytest.mark.parametrize('case', ['gate also an output', 'gate of another tensor', 'other alpha'])
+def test_hardsigmoid_times_input_left_alone(case):
+    """Not hard-swish, or its gate read elsewhere: no fusion, same outputs."""
+    gate_in, alpha, outputs = {'gate also an output': ('c', 1 / 6, ('y', 'g')),
+                               'gate of another tensor': ('x', 1 / 6, ('y',)),
+                               'other alpha': ('c', 0.2, ('y',))}[case]
+    nodes = [helper.make_node('Conv', ['x', 'w'], ['c'], pads=[1, 1, 1, 1]),
+             helper.make_node('HardSigmoid', [gate_in], ['g'], alpha=alpha, beta=0.5),
+             helper.make_node('Mul', ['c', 'g'], ['y'])]
+    model = check(make(nodes, {'w': rand(4, 4, 3, 3)}, opset=13, outputs=outputs))
+    assert 'hardswish' not in [n.attrs.get('act') for n in model.graph.nodes]
+
+
 @pytest.mark.parametrize('opset', OPSETS)
 @pytest.mark.parametrize('bounds', [(0.0, 6.0), (-1.0, None), (None, 0.5), (None, None)])
 def test_clip_bounds_as_inputs(opset, bounds):

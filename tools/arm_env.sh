@@ -94,6 +94,13 @@ clean_build() {  # platform (linux-aarch64): forget setup.py's earlier build for
     rm -rf "$ROOT"/build/{lib,temp,bdist}."$1"*
 }
 
+pip_wheel() {  # name outdir [VAR=value...]: setup.py's wheel of this checkout, built with those variables set
+    local name=$1 out=$2
+    shift 2
+    (cd "$ROOT" && env "$@" python3 -m pip wheel --no-deps --no-build-isolation -w "$out" . >"$LOGS/wheel-$name.log" 2>&1) \
+        || { tail -30 "$LOGS/wheel-$name.log"; die "the $name wheel failed: $LOGS/wheel-$name.log"; }
+}
+
 cross_wheel() {  # arch sysroot outdir: setup.py's wheel for arch (every ISA module of it), into outdir
     local arch=$1 sr=$2 out=$3 trip plat cfg
     read -r _ trip plat <<<"$(arm_names "$arch")"
@@ -104,8 +111,7 @@ cross_wheel() {  # arch sysroot outdir: setup.py's wheel for arch (every ISA mod
     mkdir -p "$cfg" "$out"
     cp "$sr/usr/lib/python$PYVER/_sysconfigdata__linux_$trip.py" "$cfg/"
     clean_build "$plat"
-    (cd "$ROOT" && _PYTHON_HOST_PLATFORM=$plat _PYTHON_SYSCONFIGDATA_NAME=_sysconfigdata__linux_$trip PYTHONPATH=$cfg \
-        CFLAGS="--sysroot=$sr -I$sr/usr/include/python$PYVER -g0" LDSHARED="$trip-gcc --sysroot=$sr -shared" \
-        ENGINE_CFLAGS="$(arm_cflags "$arch")" \
-        python3 -m pip wheel --no-deps --no-build-isolation -w "$out" . >"$LOGS/wheel-$arch.log" 2>&1) || { tail -30 "$LOGS/wheel-$arch.log"; die "the $arch wheel failed: $LOGS/wheel-$arch.log"; }
+    pip_wheel "$arch" "$out" _PYTHON_HOST_PLATFORM="$plat" _PYTHON_SYSCONFIGDATA_NAME="_sysconfigdata__linux_$trip" \
+        PYTHONPATH="$cfg" CFLAGS="--sysroot=$sr -I$sr/usr/include/python$PYVER -g0" \
+        LDSHARED="$trip-gcc --sysroot=$sr -shared" ENGINE_CFLAGS="$(arm_cflags "$arch")"
 }

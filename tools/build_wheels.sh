@@ -28,9 +28,7 @@ rm -rf "$raw" "$OUT"/shufflenet_engine-*.whl
 for target in $TARGETS; do
     step "wheel $target"
     case $target in
-        x86_64) clean_build linux-x86_64
-                (cd "$ROOT" && CFLAGS="-g0" python3 -m pip wheel --no-deps --no-build-isolation -w "$raw/$target" . \
-                    >"$LOGS/wheel-$target.log" 2>&1) || { tail -30 "$LOGS/wheel-$target.log"; die "the x86_64 wheel failed"; } ;;
+        x86_64) clean_build linux-x86_64; pip_wheel x86_64 "$raw/$target" CFLAGS=-g0 ;;
         aarch64|armv7) host_packages "$target"; cross_wheel "$target" "$(sysroot "$target")" "$raw/$target" ;;
         *) die "no target $target (x86_64, aarch64, armv7)" ;;
     esac
