@@ -56,7 +56,7 @@ def sensitive_layers(model, inputs=None, share=KEEP_SHARE):
     if inputs is None:
         inputs = np.random.default_rng(0).standard_normal((2,) + model.input_shape[1:]).astype(np.float32)
     ref = model(inputs)
-    size = {n.name: kernel_weights(n) for n in model.graph.nodes if kernel_weights(n)}
+    size = {n.name: k for n in model.graph.nodes if (k := kernel_weights(n))}
     gain = {}
     for name in size:
         alone = round_weights(model.graph, 'float16', keep=set(size) - {name})

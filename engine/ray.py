@@ -52,11 +52,13 @@ def read_images(sources, rows_per_block=ROWS_PER_CALL):
     if uris:
         return ray.data.read_binary_files(uris, include_paths=True, ray_remote_args={'num_cpus': 0},
                                           file_extensions=[s.lstrip('.') for s in IMAGE_SUFFIXES])
-    files, problems = collect(sources)
-    empty = [s for s in sources if os.path.isdir(s) and not collect([s])[0]]
-    if problems or empty:
-        raise ValueError('; '.join([f'{p}: {why}' for p, why in problems] +
-                                   [f'{s}: no images in this folder' for s in empty]))
+    files, problems = [], []
+    for source in sources:          # each walked once, an image-less folder named
+        found, missing = collect([source])
+        files += found
+        problems += missing or ([] if found else [(source, 'no images in this folder')])
+    if problems:
+        raise ValueError('; '.join(f'{p}: {why}' for p, why in problems))
     files = [os.path.abspath(f) for f in files]
     return ray.data.from_arrow([pa.table({'path': pa.array(files[i:i + rows_per_block], pa.string())})
                                 for i in range(0, len(files), rows_per_block)])
