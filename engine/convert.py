@@ -197,8 +197,7 @@ class _Converter(GraphBuilder):
         """Add a guard, an expression of the export's size symbols, if the
         engine can check it and it holds at the example; else False."""
         letters = {str(sym): DIMS[dim] for sym, dim in self.symbols.items()}
-        text = re.sub(r'\b(Max|Min)\(', lambda m: m.group(1).lower() + '(', expression)
-        text = re.sub(r'\bs\d+\b', lambda m: letters.get(m.group(0), m.group(0)), text)
+        text = re.sub(r'\bs\d+\b', lambda m: letters.get(m.group(0), m.group(0)), _guard_text(expression))
         try:
             if not evaluate_guard(parse_guard(text), self._example()):
                 return False
@@ -230,7 +229,7 @@ class _Converter(GraphBuilder):
         for code in (getattr(self.ep, '_guards_code', None) or []) + self.guards:
             text = re.sub(r"L\['[^']*'\]\.size\(\)\[(\d)\]",
                           lambda m: 'NCHW'[int(m.group(1))] if m.group(1) != '1' else str(self.user_shape[1]),
-                          code)
+                          _guard_text(code))
             try:
                 ok = evaluate_guard(parse_guard(text), example)
             except (ValueError, ArithmeticError, TypeError):
@@ -378,6 +377,19 @@ class _Converter(GraphBuilder):
         if isinstance(result, Index) and val is not None:
             result.dims = tuple(str(d) for d in val.shape)
         return result
+
+
+# torch's spellings of the guard language's functions (engine/sizes.py)
+_GUARD_CALLS = {'Max': 'max', 'Min': 'min', 'math.trunc': 'trunc', 'math.floor': 'floor', 'math.ceil': 'ceil',
+                'torch.sym_float': 'float'}
+
+
+def _guard_text(code):
+    """A guard of torch's in the guard language: Max( -> max(, and the float
+    arithmetic of scale factors (math.trunc(1.5*torch.sym_float(H))) ->
+    trunc(1.5*float(H)))."""
+    return re.sub(r'(?<![\w.])(Max|Min|math\.trunc|math\.floor|math\.ceil|torch\.sym_float)\(',
+                  lambda m: _GUARD_CALLS[m.group(1)] + '(', code)
 
 
 def _is_size_arithmetic(torch, fx_node):

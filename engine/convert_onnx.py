@@ -692,6 +692,52 @@ def _concat(cv, call, ins, attrs):
     return cv.aten(call, 'cat', [list(ins), attrs['axis']])
 
 
+# Resize's modes that mean what PyTorch's interpolate does (engine/ops/resize.py):
+# (mode, coordinate_transformation_mode, nearest_mode) -> (the ATen op, align_corners)
+_RESIZE_MODES = {
+    ('linear', 'half_pixel', None): ('upsample_bilinear2d', False),
+    ('linear', 'pytorch_half_pixel', None): ('upsample_bilinear2d', False),     # but on 1-pixel outputs
+    ('linear', 'align_corners', None): ('upsample_bilinear2d', True),
+    ('nearest', 'asymmetric', 'floor'): ('upsample_nearest2d', False),
+    ('nearest', 'half_pixel', 'round_prefer_ceil'): ('_upsample_nearest_exact2d', False),
+}
+
+
+def _resize(cv, call, ins, attrs):
+    """Resize of H and W by constant scales or sizes (inputs X, roi, scales,
+    sizes), in the modes of _RESIZE_MODES."""
+    text = {k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()}
+    mode = text.get('mode', 'nearest')
+    coordinates = text.get('coordinate_transformation_mode', 'half_pixel')
+    key = (mode, coordinates, text.get('nearest_mode', 'round_prefer_floor') if mode == 'nearest' else None)
+    if key not in _RESIZE_MODES:
+        return cv.fail(call, 'Resize with mode {}, coordinate_transformation_mode {}{} (supported: {})'.format(
+            mode, coordinates, f', nearest_mode {key[2]}' if key[2] else '',
+            '; '.join(' '.join(filter(None, k)) for k in _RESIZE_MODES)))
+    if text.get('antialias', 0) or text.get('axes') is not None or \
+            text.get('keep_aspect_ratio_policy', 'stretch') != 'stretch':
+        return cv.fail(call, 'Resize with antialias, axes or keep_aspect_ratio_policy')
+    x = ins[0]
+    scales, sizes = (ins[2] if len(ins) > 2 else None), (ins[3] if len(ins) > 3 else None)
+    given = [(what, cv.constant(v, call, f'Resize {what}')) for what, v in (('scales', scales), ('sizes', sizes))
+             if v is not None and not (isinstance(v, np.ndarray) and v.size == 0)]
+    if any(isinstance(v, Unsupported) for _, v in given):
+        return Unsupported()
+    if len(given) != 1 or np.size(given[0][1]) != 4:
+        return cv.fail(call, 'Resize needs scales or sizes for the four dimensions of NCHW')
+    what, values = given[0][0], np.asarray(given[0][1]).ravel().tolist()
+    if values[:2] != ([1.0, 1.0] if what == 'scales' else list(x.shape[:2])):
+        return cv.fail(call, f'Resize of the batch or channels ({what} {values})')
+    if coordinates == 'pytorch_half_pixel' and (min(values[2:]) < 1 if what == 'scales' else 1 in values[2:]):
+        # ONNX samples a 1-pixel output at the first pixel, PyTorch's interpolate (and
+        # half_pixel) in the middle; scales >= 1 give one only from one, where they agree
+        return cv.fail(call, f'Resize linear pytorch_half_pixel with {what} {values} (its outputs of one '
+                             'pixel differ from PyTorch\'s interpolate: only scales >= 1 or sizes > 1)')
+    aten, align = _RESIZE_MODES[key]
+    size, factors = (None, values[2:]) if what == 'scales' else ([int(v) for v in values[2:]], None)
+    return cv.aten(call, aten, [x, size] + ([align] if aten == 'upsample_bilinear2d' else []) + [factors])
+
+
 def _same_as(aten, *extra):
     return lambda cv, call, ins, attrs: cv.aten(call, aten, [ins[0], *extra])
 
@@ -715,4 +761,5 @@ _REAL = {
     'Gemm': _gemm,
     'MatMul': _matmul,
     'Concat': _concat,
+    'Resize': _resize,
 }

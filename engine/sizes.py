@@ -12,8 +12,11 @@ example's.
 
 Guards come from files, so they are never passed to eval(): they are parsed
 with Python's `ast` and evaluated by a walker that knows integers, N, H and
-W, + - * // %, comparisons, and/or/not, min and max, and nothing else."""
+W, + - * // %, comparisons, and/or/not, min and max, and the float
+arithmetic of scale factors (float(H), 1.5 * ..., trunc, floor, ceil), and
+nothing else."""
 import ast
+import math
 import operator
 
 from engine.errors import ModelFileError
@@ -26,7 +29,7 @@ _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod}
 _COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
             ast.Gt: operator.gt, ast.GtE: operator.ge}
-_CALLS = {'max': max, 'min': min}
+_CALLS = {'max': max, 'min': min, 'trunc': math.trunc, 'floor': math.floor, 'ceil': math.ceil, 'float': float}
 
 
 def parse_guard(text):
@@ -41,7 +44,7 @@ def parse_guard(text):
         ok = (isinstance(node, (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.USub,
                                 ast.UAdd, ast.Not, ast.Compare, ast.BinOp, ast.Load))
               or type(node) in _BINARY or type(node) in _COMPARE
-              or (isinstance(node, ast.Constant) and type(node.value) in (int, bool))
+              or (isinstance(node, ast.Constant) and type(node.value) in (int, bool, float))
               or (isinstance(node, ast.Name) and node.id in ('N', 'H', 'W'))
               or (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
                   and node.func.id in _CALLS and node.args and not node.keywords))

@@ -10,6 +10,7 @@ import torch.nn.functional as F                       # noqa: E402
 
 import engine                                         # noqa: E402
 from engine.convert import convert                    # noqa: E402
+from engine.plan import compile_graph                 # noqa: E402
 
 
 def assert_matches(net, shape=(2, 12, 9, 7), seed=0):
@@ -420,3 +421,90 @@ def test_tanh():
     assert_matches(net, shape=(2, 12, 9, 7))
     graph = convert(net, torch.randn(1, 12, 9, 7))
     assert sum(n.attrs.get('act') == 'tanh' for n in graph.nodes) == 3
+
+
+class Upsampling(nn.Module):
+    """A detection neck's top-down step: a strided convolution, resized by
+    nn.Upsample(**kw) or F.interpolate, concatenated with another tensor and
+    read by a convolution."""
+
+    def __init__(self, module=True, **kw):
+        super().__init__()
+        self.down = nn.Conv2d(12, 8, 3, stride=2, padding=1)
+        self.up = nn.Upsample(**kw) if module else None
+        self.kw = kw
+        self.side = nn.Conv2d(8, 4, 1)
+        self.mix = nn.Conv2d(12, 6, 3, padding=1)
+
+    def forward(self, x):
+        y = self.down(x)
+        y = self.up(y) if self.up is not None else F.interpolate(y, **self.kw)
+        return self.mix(torch.cat([y, self.side(y)], 1))
+
+
+RESIZES = [
+    dict(scale_factor=2, mode='bilinear'),
+    dict(scale_factor=2, mode='bilinear', align_corners=True),
+    dict(scale_factor=(1.5, 0.5), mode='bilinear'),
+    dict(size=(11, 6), mode='bilinear'),
+    dict(size=(11, 6), mode='bilinear', align_corners=True),
+    dict(size=(1, 3), mode='bilinear'),
+    dict(scale_factor=2, mode='nearest'),
+    dict(scale_factor=(3, 1.7), mode='nearest'),
+    dict(size=(4, 13), mode='nearest'),
+    dict(size=(4, 13), mode='nearest-exact'),
+    dict(scale_factor=0.6, mode='nearest-exact'),
+]
+
+
+@pytest.mark.parametrize('kw', RESIZES, ids=lambda kw: '-'.join(f'{k}={v}' for k, v in kw.items()))
+@pytest.mark.parametrize('module', [True, False], ids=['Upsample', 'interpolate'])
+def test_resize(kw, module):
+    """Every mode against PyTorch, at the example's size and at others (a
+    scale factor holds at every size that gives no empty plane: torch's
+    guards, float arithmetic among them, travel with the model), the concat
+    of the resized planes with another tensor moving no data."""
+    net = Upsampling(module, **kw).eval()
+    model = engine.from_torch(net, torch.randn(1, 12, 9, 7))
+    for shape in [(1, 12, 9, 7), (2, 12, 9, 7), (2, 12, 16, 5), (1, 12, 1, 2)]:
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(shape[2]))
+        if 'size' in kw and shape[2:] != (9, 7):
+            continue        # (sizes of the input pinned: tests/test_sizes.py)
+        try:
+            with torch.no_grad():
+                ref = net(x).numpy()
+        except RuntimeError:        # an empty output: the engine refuses the size too
+            with pytest.raises(ValueError, match='outside the inputs'):
+                model(x.numpy())
+            continue
+        out = model(x.numpy())
+        assert out.shape == ref.shape
+        assert np.abs(out - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max()), shape
+    kinds = [layer.kind for layer in compile_graph(model.graph, 9, 7).layers]
+    assert kinds == ['conv3x3s2', f'resize_{kw["mode"].replace("-", "_")}', 'conv1x1', 'conv3x3'], kinds
+
+
+def test_resize_by_a_size_read_from_a_tensor_is_pinned_to_the_example():
+    """interpolate(x, size=other.shape[2:]) (NanoDet's PAN): the size holds
+    at the example's input only, and other sizes are refused clearly."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.down, self.side = nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.Conv2d(3, 4, 1)
+
+        def forward(self, x):
+            return F.interpolate(self.down(x), size=x.shape[2:], mode='bilinear') + self.side(x)
+
+    net = Net().eval()
+    x = torch.randn(2, 3, 13, 10)
+    model = engine.from_torch(net, x[:1])
+    with torch.no_grad():
+        assert np.abs(model(x.numpy()) - net(x).numpy()).max() <= 1e-5
+    with pytest.raises(ValueError, match=r'height must be 13.*upsample_bilinear2d'):
+        model(np.zeros((1, 3, 15, 10), np.float32))
+
+
+def test_antialiased_resizing_is_refused():
+    net = Upsampling(False, scale_factor=0.5, mode='bilinear', antialias=True)
+    with pytest.raises(engine.UnsupportedModelError, match='upsample_bilinear2d_aa'):
+        engine.from_torch(net, torch.randn(1, 12, 9, 7))

@@ -133,7 +133,7 @@ def test_one_model_from_many_python_threads(model, x):
     assert not errors
 
 
-@pytest.mark.parametrize('op', ['maxpool', 'avgpool', 'dwconv', 'conv', 'conv1x1', 'relu'])
+@pytest.mark.parametrize('op', ['maxpool', 'avgpool', 'dwconv', 'conv', 'conv1x1', 'relu', 'nearest', 'bilinear'])
 def test_nan_and_inf_propagate_as_in_pytorch(op):
     """NaN and inf reach the outputs PyTorch's would (the reference ops follow
     NumPy, which propagates NaN through max and min as PyTorch does)."""
@@ -159,6 +159,8 @@ def test_nan_and_inf_propagate_as_in_pytorch(op):
         'conv1x1': Node('n', 'conv', ['input'], dict(conv, kernel=[1, 1], padding=[0, 0], groups=1),
                         {'weight': rng.standard_normal((c, c, 1, 1)).astype(np.float32)}),
         'relu': Node('n', 'act', ['input'], {'clamp': [0.0, None]}),
+        'nearest': Node('n', 'resize', ['input'], dict(mode='nearest', align_corners=False, scale=[2.0, 1.5])),
+        'bilinear': Node('n', 'resize', ['input'], dict(mode='bilinear', align_corners=False, scale=[2.0, 2.0])),
     }[op]
     g = Graph('input', x.shape, [node], ['n'])
     with np.errstate(invalid='ignore'):

@@ -355,6 +355,42 @@ def test_global_avgpool(hw, keepdims):
         check_graph(one_op_graph('global_avgpool', x.shape, {'keepdims': keepdims}), x)
 
 
+# (mode, align_corners, size, scale, input planes): up and down, by sizes and
+# by scales (whole, fractional, different per side), 1x1 and 2x2 planes,
+# 1-pixel outputs, H != W
+RESIZE_CASES = [
+    ('bilinear', False, None, [2.0, 2.0], (5, 7)),
+    ('bilinear', False, None, [2.0, 2.0], (1, 1)),
+    ('bilinear', False, None, [2.0, 2.0], (2, 2)),
+    ('bilinear', True, None, [2.0, 2.0], (10, 10)),
+    ('bilinear', True, [1, 1], None, (4, 3)),
+    ('bilinear', True, [9, 13], None, (1, 5)),
+    ('bilinear', False, [3, 11], None, (7, 4)),
+    ('bilinear', False, [1, 2], None, (5, 5)),
+    ('bilinear', False, None, [0.5, 1.5], (13, 5)),
+    ('bilinear', False, None, [3.3, 1.0], (3, 6)),
+    ('nearest', False, None, [2.0, 2.0], (20, 20)),
+    ('nearest', False, None, [3.0, 1.5], (3, 7)),
+    ('nearest', False, None, [0.3, 0.7], (11, 9)),
+    ('nearest', False, [5, 9], None, (7, 5)),
+    ('nearest', False, [1, 1], None, (6, 6)),
+    ('nearest_exact', False, [5, 9], None, (7, 4)),
+    ('nearest_exact', False, None, [0.5, 2.5], (9, 3)),
+]
+
+
+@pytest.mark.parametrize('mode,align,size,scale,hw', RESIZE_CASES)
+@pytest.mark.parametrize('channel_jobs', [1, 3, 1 << 30])
+def test_resize(mode, align, size, scale, hw, channel_jobs):
+    """Every case with jobs of one channel, of runs of several and of all
+    channels of an image (an odd count)."""
+    rng = np.random.default_rng(hw[0] * 7 + hw[1])
+    attrs = dict(mode=mode, align_corners=align, **({'size': size} if size else {'scale': scale}))
+    for n in BATCHES:
+        x = rand(rng, (n, 13) + hw)
+        check_graph(one_op_graph('resize', x.shape, attrs), x, options=PlanOptions(channel_jobs=channel_jobs))
+
+
 @pytest.mark.parametrize('hw', [(1, 1), (3, 7), (16, 16), (5, 4)])
 def test_eltwise(hw):
     from engine.graph import Graph, Node

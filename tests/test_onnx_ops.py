@@ -273,6 +273,53 @@ def test_pool_flatten_and_classifier(op, attrs, wshape, bshape):
     assert 'affine' not in [n.op for n in model.graph.nodes]
 
 
+# --------------------------------------------------------------------------- resizing
+
+# (attributes, scales or sizes (N and C kept), the values for H and W)
+RESIZES = [
+    (dict(mode='linear', coordinate_transformation_mode='pytorch_half_pixel'), 'scales', [2.0, 2.0]),
+    (dict(mode='linear', coordinate_transformation_mode='pytorch_half_pixel'), 'sizes', [3, 9]),
+    (dict(mode='linear'), 'scales', [1.5, 3.0]),      # half_pixel, the default
+    (dict(mode='linear'), 'scales', [0.5, 1.5]),
+    (dict(mode='linear'), 'sizes', [1, 9]),
+    (dict(mode='linear', coordinate_transformation_mode='align_corners'), 'sizes', [9, 13]),
+    (dict(mode='nearest', coordinate_transformation_mode='asymmetric', nearest_mode='floor'), 'scales', [2.0, 3.0]),
+    (dict(mode='nearest', coordinate_transformation_mode='asymmetric', nearest_mode='floor'), 'sizes', [5, 11]),
+    (dict(mode='nearest', coordinate_transformation_mode='half_pixel', nearest_mode='round_prefer_ceil'), 'sizes',
+     [5, 11]),
+]
+
+
+@pytest.mark.parametrize('attrs,what,values', RESIZES, ids=[f'{a["mode"]}-{w}{i}' for i, (a, w, _) in enumerate(RESIZES)])
+def test_resize(attrs, what, values):
+    """Resize in the modes that mean PyTorch's interpolate, against ONNX
+    Runtime: by scales at several sizes, by constant sizes at the file's."""
+    if what == 'scales':
+        data = make([helper.make_node('Resize', ['x', '', 's'], ['y'], **attrs)],
+                    {'s': np.array([1, 1] + values, np.float32)})
+        check(data, shapes=((1, 4, 7, 5), (2, 4, 6, 9), (1, 4, 2, 2)))
+    else:
+        data = make([helper.make_node('Resize', ['x', '', '', 's'], ['y'], **attrs)],
+                    {'s': np.array([1, 4] + values, np.int64)}, shape=(1, 4, 7, 5))
+        check(data)
+
+
+@pytest.mark.parametrize('attrs,inputs,match', [
+    (dict(mode='cubic'), [1, 1, 2, 2], 'mode cubic'),
+    (dict(mode='linear', coordinate_transformation_mode='asymmetric'), [1, 1, 2, 2], 'coordinate_transformation_mode asymmetric'),
+    (dict(mode='nearest'), [1, 1, 2, 2], 'nearest_mode round_prefer_floor'),
+    # ONNX's 1-pixel outputs differ from PyTorch's there
+    (dict(mode='linear', coordinate_transformation_mode='pytorch_half_pixel'), [1, 1, 0.5, 2], 'pytorch_half_pixel'),
+    (dict(mode='linear'), [1, 2, 2, 2], 'batch or channels'),
+    (dict(mode='linear', antialias=1), [1, 1, 0.5, 0.5], 'antialias'),
+])
+def test_resize_modes_pytorch_does_not_mean_are_refused(attrs, inputs, match):
+    data = make([helper.make_node('Resize', ['x', '', 's'], ['y'], name='up', **attrs)],
+                {'s': np.array(inputs, np.float32)}, opset=18)
+    with pytest.raises(engine.UnsupportedModelError, match=match):
+        engine.from_onnx(data, input_shape=(1, 4, 7, 5))
+
+
 # --------------------------------------------------------------------------- channel views
 
 def _shuffle_nodes(shape_nodes, groups=2):
@@ -590,13 +637,13 @@ def test_fuzzed_onnx_files_convert_or_raise_value_errors():
 def test_every_unsupported_node_is_listed_with_name_and_type():
     nodes = [helper.make_node('Relu', ['x'], ['r']),
              helper.make_node('Softsign', ['r'], ['s'], name='soft'),
-             helper.make_node('Resize', ['s', '', 'scales'], ['u'], name='up', mode='nearest'),
+             helper.make_node('LRN', ['s'], ['u'], name='norm', size=3),
              helper.make_node('Relu', ['u'], ['y'])]
     with pytest.raises(engine.UnsupportedModelError) as e:
-        engine.from_onnx(make(nodes, {'scales': np.array([1, 1, 2, 2], np.float32)}))
+        engine.from_onnx(make(nodes))
     text = str(e.value)
     assert '2 unsupported' in text and "operator Softsign (node 'soft')" in text and \
-        "operator Resize (node 'up')" in text
+        "operator LRN (node 'norm')" in text
 
 
 def test_a_converted_onnx_model_saves_and_loads(tmp_path):

@@ -2,6 +2,7 @@
 language and its evaluator, the domain in the model file, and Model.run
 refusing sizes outside it."""
 import json
+import math
 
 import numpy as np
 import pytest
@@ -22,15 +23,22 @@ from engine.sizes import SizeDomain, evaluate_guard, parse_guard
     ('max(1, H - 3) * min(W, 2) == 2', dict(N=1, H=2, W=7), True),
     ('1 < 3*W*H < 10', dict(N=1, H=1, W=3), True),
     ('not -H < -3', dict(N=1, H=4, W=1), False),
+    # a scale factor's output size (torch: math.trunc(0.5*torch.sym_float(...)))
+    ('trunc(0.5*float(1 + (((-1) + W) // 2))) >= 1', dict(N=1, H=1, W=2), False),
+    ('trunc(0.5*float(1 + (((-1) + W) // 2))) >= 1', dict(N=1, H=1, W=3), True),
+    ('floor(1.7*float(W)) != 5 and ceil(0.5*float(H)) == 2', dict(N=1, H=3, W=3), False),
+    ('floor(1.7*float(W)) != 5 and ceil(0.5*float(H)) == 2', dict(N=1, H=4, W=4), True),
 ])
 def test_guards_evaluate_as_python_would(text, sizes, expected):
     assert evaluate_guard(parse_guard(text), sizes) is expected
-    assert eval(text, {'max': max, 'min': min}, dict(sizes)) == expected    # the oracle, on trusted text
+    functions = {'max': max, 'min': min, 'trunc': math.trunc, 'floor': math.floor, 'ceil': math.ceil, 'float': float}
+    assert eval(text, functions, dict(sizes)) == expected    # the oracle, on trusted text
 
 
 @pytest.mark.parametrize('text', ["__import__('os').system('true')", 'H.bit_length() > 1', 'H ** 99999',
                                   "open('x')", 'lambda: 1', '[H][0]', 'H if W else N', 'x == 1',
-                                  'max', '1.5 < H', '"a" < "b"', '(' * 300 + 'H' + ')' * 300, 'H' * 3000])
+                                  'max', 'math.trunc(H) > 1', 'float.fromhex("1") < H', '"a" < "b"',
+                                  '(' * 300 + 'H' + ')' * 300, 'H' * 3000])
 def test_anything_else_is_refused(text):
     with pytest.raises(ValueError):
         evaluate_guard(parse_guard(text), dict(N=1, H=1, W=1))
@@ -40,6 +48,8 @@ def test_a_failing_evaluation_refuses_the_size():
     d = SizeDomain({'height': (1, None)}, ['H // (W - 1) >= 0'])
     assert d.problem(1, 4, 2) is None
     assert 'must satisfy' in d.problem(1, 4, 1)          # division by zero: refused, not raised
+    for text in ('trunc(1e999 * float(H)) > 0', 'floor(float(H) * 1e999 - float(H) * 1e999) > 0'):
+        assert 'must satisfy' in SizeDomain({}, [text]).problem(1, 4, 2)   # inf, NaN: refused
 
 
 def model_with(domain):

@@ -15,6 +15,7 @@ enum OpKind {
     OP_ELTWISE,           /* add, mul, per-channel affine, activation */
     OP_CONV_DIRECT,       /* dense convolution, stride 1 or 2, no dilation */
     OP_EXPAND_DW,         /* 1x1 convolution, then the depthwise one reading it, band by band */
+    OP_RESIZE,            /* planes resized (upsampled) through tables of source rows and columns */
     OP_KIND_END
 };
 
@@ -35,6 +36,11 @@ enum EltwiseMode {
     ELTWISE_MUL,          /* a * b, same shapes */
     ELTWISE_MUL_CHANNEL,  /* a * b[c], b one value per channel (squeeze-excitation) */
     ELTWISE_ADD_SPLIT     /* a + b: the halves of a K-split 1x1 convolution, split by pixels */
+};
+
+enum ResizeMode {
+    RESIZE_NEAREST = 0,   /* each output pixel a copy of one input pixel */
+    RESIZE_BILINEAR       /* weighted sum of two input rows by two columns */
 };
 
 /* Nonlinearities applied after an op's clamp, by the names the graph gives

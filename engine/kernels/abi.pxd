@@ -10,6 +10,7 @@ cdef extern from "abi.h":
         OP_ELTWISE
         OP_CONV_DIRECT
         OP_EXPAND_DW
+        OP_RESIZE
         OP_KIND_END
     cpdef enum WindowMode:
         WINDOW_CONV
@@ -27,6 +28,9 @@ cdef extern from "abi.h":
         ELTWISE_MUL
         ELTWISE_MUL_CHANNEL
         ELTWISE_ADD_SPLIT
+    cpdef enum ResizeMode:
+        RESIZE_NEAREST
+        RESIZE_BILINEAR
     enum: ACT_END
     const char* const ENGINE_ACT_NAMES[]
     enum: DTYPE_END

@@ -32,7 +32,7 @@ cdef struct Op
 # not use are 0.  Program fills it from the record by field name.
 cdef struct OpParams:
     int kind                 # OpKind (abi.h)
-    int mode                 # WindowMode or EltwiseMode
+    int mode                 # WindowMode, EltwiseMode or ResizeMode
     float lo                 # output clamp: the fused activation
     float hi
     int act                  # then this activation (Act), ACT_NONE for none
@@ -86,9 +86,9 @@ cdef struct Op:
                              # (f32_gemm_tile's b_run)
     const float* w           # prepacked weights
     const float* b           # bias, padded to the tile
-    const float* aux         # per-pixel reciprocal counts of average pooling
+    const float* aux         # per-pixel reciprocal counts of average pooling; OP_RESIZE: weights
     const float* act_w       # the activation's number per output channel (parametric ones), or NULL
-    const int64_t* tap_off   # WINDOW_FLAT: input offset of each tap
+    const int64_t* tap_off   # WINDOW_FLAT: input offset of each tap; OP_RESIZE: source rows, columns
     const int* lanes         # WINDOW_FLAT: valid lanes per (output vector, tap)
     const Op* then           # OP_EXPAND_DW: the depthwise op that reads this op's output
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.kernels.abi import Act, DType, EltwiseMode, OpKind, WindowMode, WindowPath
+from engine.kernels.abi import Act, DType, EltwiseMode, OpKind, ResizeMode, WindowMode, WindowPath
 
 
 class Planes(np.ndarray):
@@ -190,3 +190,17 @@ class Eltwise(Step):
     in2_off: Planes = None
     w: Floats = None
     b: Floats = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resize(Step, Spatial):
+    """Planes resized through tables (engine/ops/resize.py): tap_off holds
+    each output row's two source rows (offsets in the plane: oh, then oh
+    more), then each output column's two source columns (ow, ow); aux their
+    weights in the same order.  RESIZE_NEAREST reads the first of each only.
+    Jobs of per_job channels."""
+    KIND = OpKind.OP_RESIZE
+    mode: ResizeMode
+    per_job: int
+    tap_off: Offsets
+    aux: Floats

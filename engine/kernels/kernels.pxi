@@ -6,11 +6,13 @@
 #   window.pxi   depthwise convolution, max/average/global pooling
 #   eltwise.pxi  add, mul, affine, clamp
 #   fused.pxi    a 1x1 convolution and the depthwise one reading it
+#   resize.pxi   nearest and bilinear resizing (upsampling)
 #   program.pxi  the executor and the copies in and out of the arena
 #   ukernels.pxi the microkernels driven alone (tests, bench_kernels)
 include "gemm.pxi"
 include "window.pxi"
 include "eltwise.pxi"
 include "fused.pxi"
+include "resize.pxi"
 include "program.pxi"
 include "ukernels.pxi"

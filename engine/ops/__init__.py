@@ -57,4 +57,4 @@ def per_channel_shape(node, ins):
     return ins[0]
 
 
-from engine.ops import conv, elementwise, fused, linear, norm, pool, views  # noqa: E402,F401  (they register)
+from engine.ops import conv, elementwise, fused, linear, norm, pool, resize, views  # noqa: E402,F401  (they register)
