@@ -268,13 +268,17 @@ class _Converter(GraphBuilder):
                     found |= self._depends(d)
         return found or {'batch', 'height', 'width'}
 
-    def _tensor(self, v, fx_node):
-        """A real tensor for an op input: materialise an index chain as a
-        channel gather, or refuse it."""
+    def _tensor(self, v, fx_node, output=False):
+        """A real tensor for an op input (or a model output): materialise an
+        index chain as a channel gather (or an output's spatial layout), or
+        refuse it."""
         if isinstance(v, (Tensor, Unsupported)):
             return v
         if not isinstance(v, Index):
             raise TypeError('not a tensor')
+        laid_out = self.laid_out(v, fx_node.name, output)
+        if laid_out is not None:
+            return self.fail(fx_node, laid_out) if isinstance(laid_out, str) else laid_out
         src, shape = v.src, v.idx.shape
         chan = channel_order(src.shape, shape, v.idx)
         if isinstance(chan, str):
@@ -315,7 +319,7 @@ class _Converter(GraphBuilder):
         outs = out if isinstance(out, (list, tuple)) else [out]
         results = []
         for o in outs:
-            v = self._tensor(env[o], o)
+            v = self._tensor(env[o], o, output=True)
             if not isinstance(v, (Tensor, Unsupported)):
                 self.record_failure(f'output {o} is not a tensor')
             results.append(v)
@@ -344,6 +348,11 @@ class _Converter(GraphBuilder):
             return self.fail(fx_node, f'unsupported op aten.{op}.{overload or "default"}')
         if any(isinstance(a, Unsupported) for a in _flat(args) + _flat(kwargs.values())):
             return Unsupported()
+        if key == 'cat' and args and all(isinstance(a, (Tensor, Index)) for a in args[0]):
+            rank = len(args[0][0].shape) if isinstance(args[0][0], Tensor) else args[0][0].idx.ndim
+            dim = (args[1] if len(args) > 1 else kwargs.get('dim', 0)) % rank
+            if dim != 1 or rank == 3:   # along pixels or images: a shape op, for an output's layout
+                return self.join(args[0], dim)
         handler = _SHAPE_OPS.get(key)
         if handler is not None:
             if not (args and isinstance(args[0], (Tensor, Index))):

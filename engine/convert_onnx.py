@@ -279,16 +279,20 @@ class _Converter(GraphBuilder):
         results = []
         for out in self.graph.output:
             v = env.get(out.name)
-            v = self._tensor(v, _call(out.name, 'output')) if isinstance(v, (Index, Tensor)) else v
+            v = self._tensor(v, _call(out.name, 'output'), output=True) if isinstance(v, (Index, Tensor)) else v
             if not isinstance(v, (Tensor, Unsupported)):
                 v = self.record_failure(f'output {out.name!r} is not computed from the input')
             results.append(v)
         return self.finish(results, self.shape)
 
-    def _tensor(self, v, call):
-        """An activation for a real op: an index chain as a channel view."""
+    def _tensor(self, v, call, output=False):
+        """An activation for a real op (or a model output): an index chain as
+        a channel view (or an output's spatial layout)."""
         if not isinstance(v, Index):
             return v
+        laid_out = self.laid_out(v, call.name, output)
+        if laid_out is not None:
+            return self.fail(call, laid_out) if isinstance(laid_out, str) else laid_out
         chan = channel_order(v.src.shape, v.idx.shape, v.idx)
         if isinstance(chan, str):
             return self.fail(call, chan)
@@ -319,6 +323,10 @@ class _Converter(GraphBuilder):
         if activations and op in _VIEW and isinstance(ins[0], (Tensor, Index)):
             v = self.index(ins[0])
             return v if isinstance(v, Unsupported) else _VIEW[op](self, call, v, ins[1:], attrs, len(node.output))
+        if op == 'Concat' and all(isinstance(v, (Tensor, Index)) for v in ins):
+            rank = len(ins[0].shape) if isinstance(ins[0], Tensor) else ins[0].idx.ndim
+            if attrs['axis'] % rank != 1 or rank == 3:  # along pixels or images: for an output's layout
+                return self.join(ins, attrs['axis'] % rank)
         if op in _REAL:
             if not isinstance(ins[0], (Tensor, Index)) and op not in ('Add', 'Sub', 'Mul', 'Div', 'Concat'):
                 return self.fail(call, f'{op} of a constant (only of activations)')

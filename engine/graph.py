@@ -67,6 +67,7 @@ def validate(graph):
     if not isinstance(graph.input_name, str):
         raise ModelFileError(f'input name must be a string, got {graph.input_name!r}')
     info = {graph.input_name: (graph.input_channels, 4)}
+    layouts = set()         # output-only values (OpDef.output_only): no node may read them
     for node in graph.nodes:
         name = node.name
         if not isinstance(name, str) or not name:
@@ -80,10 +81,15 @@ def validate(graph):
         for i in node.inputs:
             if i not in info:
                 raise ModelFileError(f'node {name!r} reads {i!r}, which is not defined before it')
+            if i in layouts:
+                raise ModelFileError(f'node {name!r} reads {i!r}, the layout of an output (only the model '
+                                     'returns it)')
         definition = REGISTRY.get(node.op)
         if definition is None or definition.plan_only:
             raise ModelFileError(f'node {name!r}: unknown op {node.op!r}')
         info[name] = definition.check(node, [info[i] for i in node.inputs])
+        if definition.output_only:
+            layouts.add(name)
     if not graph.outputs or not isinstance(graph.outputs, list) or not all(isinstance(o, str) for o in graph.outputs):
         raise ModelFileError('the graph has no outputs (a list of value names)')
     for o in graph.outputs:

@@ -34,6 +34,21 @@ class Index:
         self.src, self.idx, self.dims = src, idx, dims
 
 
+class Joined:
+    """Tensors laid end to end in one flat index space: the source of an
+    Index made by concatenating along pixels or images (GraphBuilder.join),
+    which only a model's output may be (GraphBuilder.spatial_layout)."""
+
+    def __init__(self, parts):
+        self.parts = parts
+        self.bases = np.cumsum([0] + [int(np.prod(t.shape)) for t in parts[:-1]]).astype(np.int64)
+
+    def locate(self, idx):
+        """(part, flat index within the part) of each element of idx."""
+        k = np.searchsorted(self.bases, idx, side='right') - 1
+        return k, idx - self.bases[k]
+
+
 class Unsupported:
     """Stands in for the output of an op that could not be converted, so the
     rest of the model is still checked."""
@@ -94,6 +109,69 @@ class GraphBuilder:
             return self.record_failure(f'shape ops on {v.name!r}, {size} elements at the example size: '
                                        'convert at a smaller input size')
         return Index(v, np.arange(size).reshape(v.shape), v.dims)
+
+    def join(self, values, dim):
+        """values (Tensors, Indexes) concatenated along dim, which is not the
+        channels: an Index over a Joined source of every tensor they read."""
+        indexes = [self.index(v) for v in values]
+        if any(isinstance(v, Unsupported) for v in indexes):
+            return Unsupported()
+        leaves = {}
+        for v in indexes:
+            for t in (v.src.parts if isinstance(v.src, Joined) else [v.src]):
+                leaves.setdefault(t.name, t)
+        joined = Joined(list(leaves.values()))
+        base = dict(zip(leaves, joined.bases))
+
+        def rebased(v):
+            if not isinstance(v.src, Joined):
+                return base[v.src.name] + v.idx
+            k, local = v.src.locate(v.idx)
+            return np.array([base[t.name] for t in v.src.parts])[k] + local
+        if sum(v.idx.size for v in indexes) > MAX_INDEX_ELEMENTS:
+            return self.record_failure(f'a concatenation of {sum(v.idx.size for v in indexes)} elements at the '
+                                       'example size: convert at a smaller input size')
+        return Index(joined, np.concatenate([rebased(v) for v in indexes], axis=dim))
+
+    def spatial_layout(self, v, tag):
+        """The Tensor of an output Index that lays its sources' planes end to
+        end, (N, C, pixels) or transposed (N, pixels, C), as a detection
+        head's flatten, cat and permute do: a spatial_concat node; None if
+        it is not that."""
+        joined = v.src if isinstance(v.src, Joined) else Joined([v.src])
+        parts = joined.parts
+        if v.idx.ndim != 3 or any(len(t.shape) != 4 or t.shape[:2] != parts[0].shape[:2] for t in parts):
+            return None
+        n, c = parts[0].shape[:2]
+        for transpose in (False, True):
+            idx = v.idx.transpose(0, 2, 1) if transpose else v.idx
+            if idx.shape[:2] != (n, c):
+                continue
+            k, _ = joined.locate(idx[0, 0])
+            order = [int(p) for i, p in enumerate(k) if i == 0 or p != k[i - 1]]    # the pieces' order
+            if len(set(order)) != len(order):
+                continue
+            expect = np.concatenate([joined.bases[p] + np.arange(int(np.prod(parts[p].shape))).reshape(n, c, -1)
+                                     for p in order], axis=2)
+            if expect.shape == idx.shape and np.array_equal(expect, idx):
+                t = Tensor(self.unique_name(tag, 'points'), v.idx.shape)
+                self.nodes.append(Node(t.name, 'spatial_concat', [parts[p].name for p in order],
+                                       {'transpose': transpose}))
+                return t
+        return None
+
+    def laid_out(self, v, tag, output):
+        """For an Index read by a layer (output False) or returned by the
+        model: its spatial_concat Tensor, or why it cannot be (a str), or
+        None for an Index to take as a channel view."""
+        t = self.spatial_layout(v, tag) if output else None
+        if t is not None or not isinstance(v.src, Joined):
+            return t
+        if output:
+            return ('a concatenation along pixels or images gives an output laid out other than planes end to '
+                    'end, (N, C, pixels) or (N, pixels, C)')
+        return "a concatenation along pixels or images feeds a layer (only a model's outputs may be planes " \
+               'laid end to end)'
 
     def channel_view(self, src, chan, rank, tag):
         """The Tensor of source channels `chan` as a `gather` view (none if

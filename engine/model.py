@@ -1,6 +1,5 @@
 """Running a model: input checks, a compiled plan per input size, working
 memory per call, outputs out of the arena."""
-import math
 import os
 import threading
 import time
@@ -11,7 +10,7 @@ import numpy as np
 
 from engine import fileformat, preprocess
 from engine.graph import validate
-from engine.kernels.isa import gather_planes, scatter_planes
+from engine.kernels.isa import scatter_planes
 from engine.memory import check_memory
 from engine.plan import PlanOptions, compile_graph
 
@@ -221,7 +220,7 @@ class Model:
     def output_shapes(self):
         """Output shapes for input_shape."""
         n, _, h, w = self.input_shape
-        return [(n,) + shape for _, shape in self._plan(h, w).outputs]
+        return [(n,) + out.shape for out in self._plan(h, w).outputs]
 
     def __repr__(self):
         return (f'<engine.Model {len(self.graph.nodes)} nodes, input {self.input_shape}, '
@@ -312,8 +311,7 @@ class Model:
             if choice:
                 choice.record(threads, time.perf_counter() - t0)
             self.runs_by_threads[threads] = self.runs_by_threads.get(threads, 0) + 1
-            outs = [gather_planes(arena, plan.image_bytes, n, off, math.prod(shape[1:]))
-                    .reshape((n,) + shape) for off, shape in plan.outputs]
+            outs = [out.gather(arena, plan.image_bytes, n) for out in plan.outputs]
         finally:
             self._give(key, arena, scratch)
         return outs[0] if len(outs) == 1 else outs

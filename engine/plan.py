@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.graph import infer_shapes, is_view, validate, value_dtypes
 from engine.kernels import isa
-from engine.kernels.isa import Program
+from engine.kernels.isa import Program, gather_planes
 from engine.lowering import FLOAT, Lowering, PlanOptions, padded_plane, plane_bytes, whole_lines
 from engine.memory import check_memory
 from engine.ops import REGISTRY
@@ -34,12 +34,30 @@ class Layer:
 
 
 @dataclass
+class Output:
+    """How one output is copied out of the arena: the planes of each piece
+    (offsets in bytes, pixels per plane) as (N, C, pixels), the pieces end
+    to end along the pixels, transposed to (N, pixels, C) if `transpose`
+    (a spatial_concat layout; one piece, not transposed, for the others)."""
+    pieces: list
+    transpose: bool
+    shape: tuple                    # one image's
+
+    def gather(self, arena, image_bytes, n):
+        parts = [gather_planes(arena, image_bytes, n, off, pixels) for off, pixels in self.pieces]
+        out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
+        if self.transpose:
+            out = np.ascontiguousarray(out.transpose(0, 2, 1))
+        return out.reshape((n,) + self.shape)
+
+
+@dataclass
 class CompiledPlan:
     program: Program
     image_bytes: int                # arena bytes per image
     scratch_bytes: int              # scratch bytes per thread
     input_offsets: np.ndarray       # bytes
-    outputs: list                   # (offsets in bytes, per-image output shape)
+    outputs: list                   # Output per graph output
     layers: list                    # Layer per op of the program
 
 
@@ -154,16 +172,22 @@ def compile_graph(graph, height, width, options=PlanOptions(), info=None):
         scratch.append(need)
         rank = 4 if definition.plan_only else info[node.name][1]
         layers.append(Layer(node.attrs['label'] if definition.plan_only else node.name, kind,
-                            _per_image_shape(shapes[node.name], rank)))
+                            definition.image_shape(node, shapes[node.name], rank)))
     scratch_bytes = FLOAT * padded_plane(max(scratch))        # the kernels' scratch is floats
     program = Program(records, image_bytes, scratch_bytes)
-    outputs = [(offsets(o), _per_image_shape(shapes[o], info[o][1])) for o in graph.outputs]
-    for value in [graph.input_name] + graph.outputs:     # the planes copied in and out on every call
-        _, h, w = shapes[value]
-        isa.check_planes(image_bytes, offsets(value), h * w)
+    pixels = {value: h * w for value, (_, h, w) in shapes.items()}
+    by_name = {node.name: node for node in graph.nodes}
+    outputs = []
+    for o in graph.outputs:
+        node = by_name.get(o)
+        if node is not None and REGISTRY[node.op].output_only:
+            pieces, transpose = [(offsets(i), pixels[i]) for i in node.inputs], node.attrs['transpose']
+        else:
+            pieces, transpose = [(offsets(o), pixels[o])], False
+        shape = REGISTRY[node.op].image_shape(node, shapes[o], info[o][1]) if node is not None else shapes[o]
+        outputs.append(Output(pieces, transpose, shape))
+    # the planes copied in and out on every call
+    for off, n in [(offsets(graph.input_name), pixels[graph.input_name])] + [p for o in outputs for p in o.pieces]:
+        isa.check_planes(image_bytes, off, n)
     return CompiledPlan(program, image_bytes, scratch_bytes, offsets(graph.input_name),
                         outputs, layers)
-
-
-def _per_image_shape(chw, rank):
-    return tuple(chw) if rank == 4 else (chw[0],)

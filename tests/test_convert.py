@@ -504,6 +504,68 @@ def test_resize_by_a_size_read_from_a_tensor_is_pinned_to_the_example():
         model(np.zeros((1, 3, 15, 10), np.float32))
 
 
+class Points(nn.Module):
+    """A detection head: a 1x1 convolution per level (strides 8, 16 and 32),
+    each level's planes flattened, concatenated and permuted to (N, points,
+    channels) in one of the spellings found in the wild."""
+
+    def __init__(self, spelling):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 6, 3, stride=8, padding=1)
+        self.down = nn.ModuleList([nn.Conv2d(6, 6, 3, stride=2, padding=1) for _ in range(2)])
+        self.gfl_cls = nn.ModuleList([nn.Conv2d(6, 7, 1) for _ in range(3)])
+        self.spelling = spelling
+
+    def forward(self, x):
+        feats = [self.stem(x)]
+        for down in self.down:
+            feats.append(down(feats[-1]))
+        outs = [head(f) for head, f in zip(self.gfl_cls, feats)]
+        if self.spelling == 'nanodet':        # flatten(start_dim=2), cat on 2, permute
+            return torch.cat([o.flatten(start_dim=2) for o in outs], dim=2).permute(0, 2, 1)
+        if self.spelling == 'view-transpose':
+            n, c = outs[0].shape[:2]
+            return torch.cat([o.view(n, c, -1) for o in outs], -1).transpose(1, 2).contiguous()
+        if self.spelling == 'points-last':    # (N, C, points): no permute
+            return torch.cat([o.flatten(2) for o in outs], 2)
+        if self.spelling == 'permute-first':  # each level to (N, HW, C), then cat on 1
+            return torch.cat([o.permute(0, 2, 3, 1).reshape(o.shape[0], -1, o.shape[1]) for o in outs], 1)
+        if self.spelling == 'reversed':       # the coarsest level first
+            return torch.cat([o.flatten(2) for o in outs[::-1]], 2).permute(0, 2, 1)
+        return outs[0].flatten(2).permute(0, 2, 1)       # 'one-level'
+
+
+@pytest.mark.parametrize('spelling', ['nanodet', 'view-transpose', 'points-last', 'permute-first', 'reversed',
+                                      'one-level'])
+def test_a_detection_head_s_points_are_laid_out_by_the_copy_out(spelling):
+    """Every spelling against PyTorch at several sizes, as one spatial_concat
+    of the levels' planes: no layer moves data."""
+    net = Points(spelling).eval()
+    model = engine.from_torch(net, torch.randn(1, 3, 64, 48))
+    for shape in [(1, 3, 64, 48), (2, 3, 64, 48), (1, 3, 80, 33)]:
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(shape[3]))
+        with torch.no_grad():
+            ref = net(x).numpy()
+        out = model(x.numpy())
+        assert out.shape == ref.shape and np.abs(out - ref).max() <= 1e-5 * max(1.0, np.abs(ref).max())
+    assert [n.op for n in model.graph.nodes if n.op not in ('conv',)] == ['spatial_concat']
+    assert all(layer.kind.startswith('conv') for layer in compile_graph(model.graph, 64, 48).layers)
+
+
+def test_a_concatenation_along_pixels_inside_the_network_is_refused():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 4, 1), nn.Conv2d(4, 4, 1)
+
+        def forward(self, x):
+            y = self.a(x)
+            return self.b(torch.cat([y, y], 2))      # along H, then a layer
+
+    with pytest.raises(engine.UnsupportedModelError, match="only a model's outputs"):
+        engine.from_torch(Net(), torch.randn(1, 3, 8, 8))
+
+
 def test_antialiased_resizing_is_refused():
     net = Upsampling(False, scale_factor=0.5, mode='bilinear', antialias=True)
     with pytest.raises(engine.UnsupportedModelError, match='upsample_bilinear2d_aa'):

@@ -431,6 +431,33 @@ def test_views_move_no_data():
     assert kinds == ['conv1x1', 'global_avgpool']
 
 
+@pytest.mark.parametrize('transpose', [False, True])
+def test_spatial_concat_lays_planes_end_to_end_at_the_output(transpose):
+    """A detection head's output (N, pixels, C) or (N, C, pixels): made by
+    the copy out of the arena from the levels' planes, no layer runs for it;
+    a node reading it is refused."""
+    from engine.errors import ModelFileError
+    from engine.graph import Graph, Node, validate
+    rng = np.random.default_rng(3)
+
+    def conv(name, src, cin, k, s):
+        return Node(name, 'conv', [src], dict(in_channels=cin, out_channels=5, kernel=[k, k], stride=[s, s],
+                                              padding=[k // 2, k // 2], dilation=[1, 1], groups=1, clamp=None),
+                    {'weight': rand(rng, (5, cin, k, k))})
+    nodes = [conv('a', 'input', 3, 3, 2), conv('b', 'a', 5, 3, 2), conv('c', 'b', 5, 1, 1), conv('d', 'a', 5, 1, 1),
+             Node('points', 'spatial_concat', ['d', 'c', 'b'], {'transpose': transpose})]
+    g = Graph('input', (1, 3, 9, 7), nodes, ['points'])
+    for n, hw in ((1, (9, 7)), (3, (2, 2)), (2, (16, 5))):
+        x = rand(rng, (n, 3) + hw)
+        ref = check_graph(g, x)
+        pixels = sum(h * w for h, w in [((hw[0] + 1) // 2, (hw[1] + 1) // 2)] + [((hw[0] + 3) // 4, (hw[1] + 3) // 4)] * 2)
+        assert ref.shape == ((n, pixels, 5) if transpose else (n, 5, pixels))
+    assert [layer.kind for layer in compile_graph(g, 9, 7).layers] == ['conv3x3s2', 'conv3x3s2', 'conv1x1', 'conv1x1']
+    reader = Graph('input', (1, 3, 9, 7), nodes + [Node('r', 'act', ['points'], {'clamp': [0.0, None]})], ['r'])
+    with pytest.raises(ModelFileError, match="reads 'points', the layout of an output"):
+        validate(reader)
+
+
 def test_build_info_reports_the_chosen_path():
     """The kernels this process runs: the best the CPU has among those built,
     or the ones ENGINE_ISA names (CI runs these tests once per ISA)."""

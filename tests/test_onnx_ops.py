@@ -426,6 +426,27 @@ def test_reshape_that_mixes_pixels_is_refused():
         engine.from_onnx(make(nodes, {'s': np.array([1, 4, 5, 7])}), input_shape=(1, 4, 7, 5))
 
 
+@pytest.mark.parametrize('perm', [None, [0, 2, 1]])
+def test_a_detection_head_s_points_at_the_output(perm):
+    """Two levels' planes reshaped to (N, C, H*W), concatenated along the
+    pixels and transposed (NanoDet's export): laid out by the copy out,
+    no layer for it; the same concatenation read by a layer is refused."""
+    nodes = [helper.make_node('Conv', ['x', 'w1'], ['a'], strides=[2, 2]),
+             helper.make_node('Conv', ['a', 'w2'], ['b'], strides=[2, 2]),
+             helper.make_node('Reshape', ['a', 'flat'], ['fa']),
+             helper.make_node('Reshape', ['b', 'flat'], ['fb']),
+             helper.make_node('Concat', ['fa', 'fb'], ['y' if perm is None else 'c'], axis=2)]
+    if perm:
+        nodes.append(helper.make_node('Transpose', ['c'], ['y'], perm=perm))
+    inits = {'w1': rand(5, 4, 1, 1), 'w2': rand(5, 5, 1, 1), 'flat': np.array([0, 0, -1], np.int64)}
+    model = check(make(nodes, inits, out_rank=3), shapes=((1, 4, 8, 6), (2, 4, 11, 7)))
+    assert [n.op for n in model.graph.nodes] == ['conv', 'conv', 'spatial_concat']
+    inside = nodes[:5] + [helper.make_node('Relu', ['c' if perm else 'y'], ['z'])]
+    inside[4] = helper.make_node('Concat', ['fa', 'fb'], ['c' if perm else 'y'], axis=2)
+    with pytest.raises(engine.UnsupportedModelError, match="only a model's outputs"):
+        engine.from_onnx(make(inside, inits, outputs=('z',), out_rank=3), input_shape=(1, 4, 8, 6))
+
+
 # --------------------------------------------------------------------------- sizes and opsets
 
 def test_dynamic_batch_and_planes_from_the_file():

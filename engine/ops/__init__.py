@@ -10,6 +10,7 @@ An op's definition (an OpDef in REGISTRY) says, for nodes of that op:
   (record, layer kind, scratch floats per thread)
 - macs(node, shapes): multiply-adds, for `info`
 - dtype(node, ins): its output's element type for inputs of those types
+- image_shape(node, chw, rank): one image's output shape as the caller gets it
 
 The graph's validation and shape inference, the reference interpreter, the
 planner and `info` read the registry; the converter maps ATen ops to these
@@ -22,6 +23,7 @@ class OpDef:
     view = False        # resolved into offset tables by the planner, no kernel
     epilogue = True     # takes a fused clamp and activation (activations.py)
     plan_only = False   # made by the planner's passes (fused.py), never in a file
+    output_only = False  # a layout of a model's output, made by the copy out (no op may read it)
 
     def check(self, node, ins):
         raise NotImplementedError
@@ -41,6 +43,10 @@ class OpDef:
     def dtype(self, node, ins):
         """Its inputs' type: every op of this version reads and writes float32."""
         return ins[0]
+
+    def image_shape(self, node, chw, rank):
+        """One image's output, (C, H, W) or (C,), from its shape() and rank."""
+        return tuple(chw) if rank == 4 else (chw[0],)
 
 
 REGISTRY = {}

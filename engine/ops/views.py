@@ -2,7 +2,9 @@
 shuffle, split, select), concat (along channels) and flatten (N, C, 1, 1 ->
 N, C).  The planner turns them into offset tables: a channel shuffle is a
 permutation of a tensor's table of plane offsets, a split a slice of it, a
-concat two tables end to end."""
+concat two tables end to end.  And one layout of a model's outputs,
+spatial_concat (a detection head's flatten, cat and permute), which the copy
+out of the arena makes: no op reads it."""
 import numpy as np
 
 from engine.errors import ModelFileError
@@ -71,6 +73,33 @@ class Flatten(_View):
 
     def reference(self, node, ins):
         return ins[0].reshape(ins[0].shape[0], -1)
+
+
+@register
+class SpatialConcat(_View):
+    """Its inputs' planes flattened (N, C, H*W) and laid end to end, (N, C,
+    pixels), or transposed to (N, pixels, C) (`transpose`): a detection
+    head's points.  shape(): (C, pixels, 1)."""
+    name = 'spatial_concat'
+    output_only = True
+
+    def check(self, node, ins):
+        if len({c for c, _ in ins}) != 1 or any(r != 4 for _, r in ins):
+            raise ModelFileError(f'node {node.name!r}: spatial_concat takes rank-4 inputs of equal channels, '
+                                 f'got {ins}')
+        if not isinstance(node.attrs.get('transpose'), bool):
+            raise ModelFileError(f'node {node.name!r}: transpose must be true or false')
+        return ins[0][0], 3
+
+    def shape(self, node, ins):
+        return ins[0][0], sum(h * w for _, h, w in ins), 1
+
+    def reference(self, node, ins):
+        out = np.concatenate([x.reshape(x.shape[0], x.shape[1], -1) for x in ins], axis=2)
+        return out.transpose(0, 2, 1) if node.attrs['transpose'] else out
+
+    def image_shape(self, node, chw, rank):
+        return (chw[1], chw[0]) if node.attrs['transpose'] else (chw[0], chw[1])
 
 
 @converts('cat')
