@@ -1,4 +1,4 @@
-"""Command line: python -m engine {classify,bench,info,convert,quantize} ...
+"""Command line: python -m engine {classify,detect,bench,info,convert,quantize} ...
 
 Arguments are checked by argparse (a usage line and `error: ...`, exit 2);
 errors met while working (a bad model file, an unreadable folder) print
@@ -28,11 +28,11 @@ def _int_at_least(text, low):
 
 
 def main(argv=None):
-    from engine import bench, classify, convert_command, info, quantization
+    from engine import bench, classify, convert_command, detect, info, quantization
     parser = argparse.ArgumentParser(prog='python -m engine', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest='command', required=True)
-    for command in (classify, bench, info, convert_command, quantization):
+    for command in (classify, detect, bench, info, convert_command, quantization):
         command.add_parser(sub)
     args = parser.parse_args(argv)
     try:

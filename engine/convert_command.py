@@ -152,6 +152,12 @@ def add_arguments(p):
     p.add_argument('--fp16', action='store_true',
                    help='store kernels and matrices as float16: a file about half the size (engine.quantize)')
     p.add_argument('--labels', help='text file, one class name per line, stored in the model file')
+    p.add_argument('--task', choices=('classify', 'detect'), default='classify',
+                   help='what the model does (default %(default)s): detect stores --detect-config\'s settings '
+                        'for `python -m engine detect`')
+    p.add_argument('--detect-config', metavar='CONFIG',
+                   help='detect: the detector\'s config, NanoDet\'s YAML or JSON (engine/detect.py): classes, '
+                        'strides, input size, normalisation, class names, thresholds')
     p.add_argument('--resize', type=int, help='classify: shorter side before cropping (default crop / 0.875)')
     p.add_argument('--crop', type=int, help='classify: centre crop (default: the input size)')
     p.add_argument('--mean', type=float, nargs='+', help="classify: per-channel mean (default ImageNet's)")
@@ -225,19 +231,31 @@ def _from_onnx(args):
 
 def run(args):
     import engine
+    from engine import detect
     from engine.info import describe
     from engine.preprocess import check_spec, default_spec
 
     check_output_path(args.output)
-    for flag, path in (('--checkpoint', args.checkpoint), ('--labels', args.labels)):
+    for flag, path in (('--checkpoint', args.checkpoint), ('--labels', args.labels),
+                       ('--detect-config', args.detect_config)):
         if path and not os.path.isfile(path):
             raise ConversionError(f'{flag} {path}: no such file')
+    if (args.task == 'detect') != bool(args.detect_config):
+        raise ConversionError('--task detect needs --detect-config CONFIG (and --detect-config goes with it)')
+    detection = None
+    if args.detect_config:
+        detection = detect.read_config(args.detect_config)
+        if detection[2] and not args.input_shape:
+            args.input_shape = (1, 3) + tuple(detection[2])     # the config's input size
     model, labels, reference = (_from_onnx if is_onnx(args.source) else _from_torch)(args)
     shape = model.input_shape
+    if detection and detection[1]:
+        labels = detection[1]
     if args.labels:
         labels = read_labels(args.labels)
     outputs = model.output_shapes
-    if labels and (len(outputs) != 1 or len(outputs[0]) != 2 or outputs[0][1] != len(labels)):
+    classes = outputs[0][-1] if detection is None else detection[0].get('num_classes')
+    if labels and (len(outputs) != 1 or len(outputs[0]) != 2 + (detection is not None) or classes != len(labels)):
         raise ConversionError(f'{len(labels)} labels for a model whose output is '
                               f'{" and ".join(map(str, outputs))}: one label per class')
     if is_onnx(args.source):
@@ -250,9 +268,13 @@ def run(args):
     if args.crop and not args.resize:
         spec['resize'] = int(round(args.crop / 0.875))
     try:
-        model.graph.meta['preprocess'] = check_spec(spec, shape[1])
+        if detection:       # (its images are fitted by its own settings)
+            model.graph.meta['detect'] = settings = detect.check_settings(detection[0], shape[1])
+            detect.decode(np.zeros(outputs[0], np.float32), settings, shape[2], shape[3])   # the output fits
+        else:
+            model.graph.meta['preprocess'] = check_spec(spec, shape[1])
     except ValueError as e:
-        raise ConversionError(f'preprocessing: {e}')
+        raise ConversionError(f'{"detection settings" if detection else "preprocessing"}: {e}')
     if labels:
         model.graph.meta['labels'] = labels
     if args.fp16:

@@ -47,6 +47,13 @@ def _from_bytes(data, threads, cache_bytes, options):
     return Model(fileformat.parse(data, check=False), threads=threads, cache_bytes=cache_bytes, options=options)
 
 
+def _image_list(images, job):
+    """images as a list, or ValueError for one image given where a list is wanted."""
+    if isinstance(images, (str, bytes, np.ndarray)) or hasattr(images, '__fspath__') or hasattr(images, 'getpixel'):
+        raise ValueError(f'{job} takes a list of images, got one {type(images).__name__} (write {job}([image]))')
+    return list(images)
+
+
 def _positive_int(value, name):
     """value, when it is an integer >= 1; else a ValueError naming it."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -252,19 +259,38 @@ class Model:
         PIL images or HxW(xC) uint8 arrays.  The model's outputs are taken as
         logits.  preprocessing overrides fields of the stored settings;
         progress(n) is called after each batch with the number of images done."""
-        if isinstance(images, (str, bytes, np.ndarray)) or hasattr(images, '__fspath__') \
-                or hasattr(images, 'getpixel'):
-            raise ValueError(f'classify takes a list of images, got one {type(images).__name__} '
-                             '(write classify([image]))')
+        images = _image_list(images, 'classify')
         spec = self.preprocessing_with(preprocessing)
         _positive_int(top_k, 'top_k')
         _positive_int(batch_size, 'batch_size')
-        images = list(images)
         results = []
         for start in range(0, len(images), batch_size):
             batch = np.stack([preprocess.to_array(item, spec, self.graph.input_channels)
                               for item in images[start:start + batch_size]])
             results += self.predict(batch, top_k)
+            if progress:
+                progress(min(start + batch_size, len(images)))
+        return results
+
+    def detect(self, images, score_threshold=None, iou_threshold=None, max_detections=None, batch_size=8,
+               progress=None):
+        """For each image of a list (paths, PIL images or HxW(xC) uint8
+        arrays): its Detections (label, score, box (x1, y1, x2, y2) in the
+        image's pixels, class_id), best first, by the detection settings in
+        the model file (engine/detect.py) with the given ones replaced.
+        progress(n) is called after each batch with the number of images done."""
+        from engine import detect
+        images = _image_list(images, 'detect')
+        settings = detect.settings_of(self, score_threshold=score_threshold, iou_threshold=iou_threshold,
+                                      max_detections=max_detections)
+        _positive_int(batch_size, 'batch_size')
+        results = []
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size]
+            for found, error in detect.detect_batch(self, settings, chunk, [None] * len(chunk)):
+                if error:
+                    raise ValueError(error)
+                results.append(found)
             if progress:
                 progress(min(start + batch_size, len(images)))
         return results

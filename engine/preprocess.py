@@ -62,16 +62,21 @@ def to_array(item, spec, channels, name=None):
     crop, resize = spec['crop'], spec['resize']
     name = name or _name(item)
     if isinstance(item, np.ndarray):
-        if item.dtype != np.uint8 or item.ndim not in (2, 3):
-            raise ValueError(f'image arrays must be HxW or HxWxC uint8, got {item.dtype} {item.shape}')
-        arr = item if item.ndim == 3 else item[:, :, None]
-        if arr.shape[2] not in (1, 3, 4):
-            raise ValueError(f'image arrays need 1, 3 or 4 channels, got {arr.shape[2]}')
-        if min(arr.shape[:2]) == 0:
-            raise ValueError(f'the image array is empty ({arr.shape[0]}x{arr.shape[1]} pixels)')
+        arr = _checked_array(item)
         if min(arr.shape[:2]) == resize:        # resizing would change nothing: crop in NumPy
             top, left = _crop_origin(arr.shape[0], arr.shape[1], crop)
             return _normalise(_channels(arr[top:top + crop, left:left + crop], channels), spec)
+    arr = np.asarray(_resize_and_crop(decode(item, channels, name), resize, crop), dtype=np.uint8)
+    return _normalise(arr[:, :, None] if arr.ndim == 2 else arr, spec)
+
+
+def decode(item, channels, name=None):
+    """One image (path, open binary file, PIL image, or HxW / HxWxC uint8
+    array) as a PIL image, greyscale for 1 channel, else RGB; errors name
+    it as `name` if given."""
+    name = name or _name(item)
+    if isinstance(item, np.ndarray):
+        arr = _checked_array(item)
         image = _pil().fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
     elif isinstance(item, (str, bytes)) or hasattr(item, '__fspath__') or hasattr(item, 'read'):
         image = _open(item, name)
@@ -82,8 +87,19 @@ def to_array(item, spec, channels, name=None):
     image = _eight_bit(image, name).convert('L' if channels == 1 else 'RGB')
     if min(image.size) == 0:
         raise ValueError(f'image {name} is empty ({image.size[0]}x{image.size[1]} pixels)')
-    arr = np.asarray(_resize_and_crop(image, resize, crop), dtype=np.uint8)
-    return _normalise(arr[:, :, None] if arr.ndim == 2 else arr, spec)
+    return image
+
+
+def _checked_array(item):
+    """An image array as HxWxC uint8 of 1, 3 or 4 channels, or ValueError."""
+    if item.dtype != np.uint8 or item.ndim not in (2, 3):
+        raise ValueError(f'image arrays must be HxW or HxWxC uint8, got {item.dtype} {item.shape}')
+    arr = item if item.ndim == 3 else item[:, :, None]
+    if arr.shape[2] not in (1, 3, 4):
+        raise ValueError(f'image arrays need 1, 3 or 4 channels, got {arr.shape[2]}')
+    if min(arr.shape[:2]) == 0:
+        raise ValueError(f'the image array is empty ({arr.shape[0]}x{arr.shape[1]} pixels)')
+    return arr
 
 
 MAX_RESIZED_PIXELS = 1 << 24     # beyond this, resize only the part the crop keeps

@@ -66,3 +66,52 @@ def test_module_names_are_the_authors():
         assert key in keys, key
     legacy = set(D.nanodet_m().state_dict())
     assert {'fpn.lateral_convs.0.conv.bias', 'head.cls_convs.2.1.pwnorm.weight', 'head.gfl_reg.0.weight'} <= legacy
+
+
+NANODET_CONFIG = """\
+model:
+  arch:
+    name: NanoDetPlus
+    head:
+      name: NanoDetPlusHead
+      num_classes: 80
+      input_channel: 96
+      strides: [8, 16, 32, 64]
+      reg_max: 7
+data:
+  val:
+    input_size: [320,320] #[w,h]
+    keep_ratio: False
+    pipeline:
+      normalize: [[103.53, 116.28, 123.675], [57.375, 57.12, 58.395]]
+class_names: [{}]
+"""
+
+
+def test_convert_with_the_authors_config(tmp_path):
+    """`convert --task detect --detect-config` takes the sizes, strides,
+    normalisation and class names from a NanoDet YAML config; the model file
+    then detects by itself."""
+    import subprocess
+    import sys
+    names = [f'class{i}' for i in range(80)]
+    config = tmp_path / 'nanodet-plus-m_320.yml'
+    config.write_text(NANODET_CONFIG.format(', '.join(names)))
+    out = tmp_path / 'nanodet.engine'
+    tests = str(D.__file__).rsplit('/', 1)[0]
+    run = subprocess.run([sys.executable, '-m', 'engine', 'convert', 'detection_models:nanodet_plus_m', '-o', str(out),
+                          '--task', 'detect', '--detect-config', str(config), '--check'],
+                         capture_output=True, text=True, cwd=tests, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert 'check: max |engine - torch|' in run.stdout and 'OK' in run.stdout
+    model = engine.load(str(out))
+    assert model.input_shape == (1, 3, 320, 320) and model.labels == names
+    settings = model.graph.meta['detect']
+    assert settings['strides'] == [8, 16, 32, 64] and settings['bgr'] and not settings['keep_ratio']
+    assert settings['mean'] == [103.53, 116.28, 123.675]
+    found = model.detect([np.zeros((200, 300, 3), np.uint8)], score_threshold=0.0, max_detections=7)
+    assert len(found[0]) == 7
+    bad = subprocess.run([sys.executable, '-m', 'engine', 'convert', 'detection_models:nanodet_plus_m', '-o',
+                          str(tmp_path / 'x.engine'), '--task', 'detect'], capture_output=True, text=True, cwd=tests,
+                         timeout=600)
+    assert bad.returncode == 2 and '--task detect needs --detect-config' in bad.stderr
