@@ -50,10 +50,9 @@ def check_settings(settings, channels):
         raise ValueError(f'detection settings must be a mapping, got {type(settings).__name__}')
     unknown = sorted(set(settings) - set(DEFAULTS) - set(REQUIRED))
     missing = [k for k in REQUIRED if k not in settings]
-    if unknown or missing:
-        raise ValueError('detection settings: ' + '; '.join(
-            ([f'unknown {", ".join(unknown)}'] if unknown else []) + ([f'missing {", ".join(missing)}'] if missing
-                                                                       else [])))
+    problems = [f'{what} {", ".join(keys)}' for what, keys in (('unknown', unknown), ('missing', missing)) if keys]
+    if problems:
+        raise ValueError('detection settings: ' + '; '.join(problems))
     s = dict(DEFAULTS, **settings)
     if s['decoder'] != 'nanodet':
         raise ValueError(f"detection decoder {s['decoder']!r} (this version decodes 'nanodet')")
@@ -256,11 +255,12 @@ PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30
            (170, 255, 195), (128, 128, 0), (0, 0, 128), (255, 225, 25)]
 
 
-def draw(path, detections, out_path):
-    """The image at path with each detection's box and 'label score' drawn."""
+def draw(image, detections, out_path):
+    """The image (a path, PIL image or array) with each detection's box and
+    'label score' drawn, saved to out_path."""
     preprocess._pil()       # (Pillow's absence explained)
     from PIL import ImageDraw
-    image = preprocess.decode(path, 3).copy()
+    image = preprocess.decode(image, 3).copy()
     pen = ImageDraw.Draw(image)
     width = max(1, round(min(image.size) / 200))
     for d in detections:

@@ -16,15 +16,16 @@ def describe(model, path=None, layers=False):
     shapes = infer_shapes(g, h, w)
     params = sum(int(p.size) for node in g.nodes for p in node.params.values())
     macs = sum(REGISTRY[node.op].macs(node, shapes) for node in g.nodes)
-    meta = {k: v for k, v in g.meta.items() if k not in ('labels', 'preprocess')}
+    meta = {k: v for k, v in g.meta.items() if k not in ('labels', 'preprocess', 'detect')}
     labels = model.labels
+    # a detector's images are fitted by its detection settings; a classifier's by its preprocessing
+    how = dict(detect=g.meta['detect']) if 'detect' in g.meta else dict(preprocess=model.preprocessing)
     sizes = g.input_sizes
     d = dict(input_shape=list(model.input_shape), output_shapes=[list(s) for s in model.output_shapes],
              input_sizes=sizes.describe() + (f' ({sizes.note})' if sizes.note else '') if sizes else 'any',
              nodes=len(g.nodes), compute_layers=sum(not is_view(node) for node in g.nodes),
              parameters=params, weights=storage_counts(g), macs=macs, labels=len(labels) if labels else None,
-             labels_first=labels[:5] if labels else None, preprocess=model.preprocessing,
-             meta=meta, build=engine.build_info())
+             labels_first=labels[:5] if labels else None, **how, meta=meta, build=engine.build_info())
     if layers:       # each layer's output at the example's size, and its tensors as the file stores them
         d['layers'] = [dict(name=node.name, op=node.op, output=list(shapes[node.name]),
                             params={k: f'{stored_dtype(node, p).name}{list(p.shape)}' for k, p in node.params.items()})

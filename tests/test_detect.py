@@ -159,3 +159,26 @@ def test_a_classifier_is_not_a_detector():
     out = subprocess.run([sys.executable, '-m', 'engine', 'detect', os.path.join(ROOT, 'weights', 'digits_shufflenet.engine'),
                           os.path.join(ROOT, 'weights', 'samples')], capture_output=True, text=True, env=ENV, timeout=300)
     assert out.returncode == 2 and 'no detection settings' in out.stderr
+
+
+def trained():
+    """(the shipped detector, the training tool, its result, the held-out scenes remade from their seed)."""
+    sys.path.insert(0, os.path.join(ROOT, 'tools'))
+    import train_detector
+    with open(os.path.join(ROOT, 'weights', 'shapes_result.json')) as f:
+        result = json.load(f)
+    held_out = train_detector.scenes(result['held_out_seed'], result['held_out'])
+    return engine.load(os.path.join(ROOT, 'weights', 'shapes_nanodet.engine'), threads=2), train_detector, result, \
+        held_out
+
+
+def test_the_shipped_detector_finds_the_held_out_shapes():
+    """mAP@0.5 on the held-out scenes as the training tool measured it and
+    the README states it."""
+    model, tool, result, held_out = trained()
+    found = tool.engine_found(model, [image for image, _, _ in held_out])
+    score = tool.average_precision(found, [(boxes, labels) for _, boxes, labels in held_out])
+    assert abs(score - result['map50_engine']) < 2e-3
+    assert abs(score - result['map50_torch']) < 5e-3
+    with open(os.path.join(ROOT, 'README.md')) as f:
+        assert f'mAP@0.5 {100 * result["map50_engine"]:.1f} %' in f.read()

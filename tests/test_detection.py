@@ -115,3 +115,90 @@ def test_convert_with_the_authors_config(tmp_path):
                           str(tmp_path / 'x.engine'), '--task', 'detect'], capture_output=True, text=True, cwd=tests,
                          timeout=600)
     assert bad.returncode == 2 and '--task detect needs --detect-config' in bad.stderr
+
+
+def test_the_shipped_detector_s_detections_equal_pytorch_s():
+    """The trained detector in weights/ (tools/train_detector.py): the
+    engine's detections on held-out scenes, decoded and suppressed in NumPy,
+    equal PyTorch's, decoded and suppressed by the training tool's own torch
+    code, box for box."""
+    import json
+    import os
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, os.path.join(root, 'tools'))
+    import train_detector as T
+    with open(os.path.join(root, 'weights', 'shapes_result.json')) as f:
+        result = json.load(f)
+    images = np.stack([image for image, _, _ in T.scenes(result['held_out_seed'], 100)])
+    net = T.build_net()
+    net.load_state_dict(torch.load(os.path.join(root, 'weights', 'shapes_nanodet.pth'), weights_only=True))
+    net.eval()
+    model = engine.load(os.path.join(root, 'weights', 'shapes_nanodet.engine'), threads=2)
+    theirs, ours = T.torch_found(net, images, threshold=0.3), T.engine_found(model, images, threshold=0.3)
+    assert sum(map(len, ours)) >= len(images)
+    for t, e in zip(theirs, ours):
+        assert [c for _, _, c in t] == [c for _, _, c in e]
+        np.testing.assert_allclose([s for _, s, _ in e], [s for _, s, _ in t], atol=1e-4)
+        np.testing.assert_allclose(np.reshape([b for b, _, _ in e], (-1, 4)), np.reshape([b for b, _, _ in t], (-1, 4)),
+                                   atol=1e-2)
+
+
+@pytest.mark.parametrize('name', ['nanodet-plus-m_320', 'nanodet-m'])
+@pytest.mark.parametrize('opset', [11, 17])
+def test_nanodet_from_onnx_matches_onnxruntime(name, opset):
+    """The detectors exported by torch.onnx (Resize for the upsampling, the
+    head's Reshape/Concat/Transpose) convert and match ONNX Runtime at the
+    file's size.  (Other sizes are pinned: at 321 pixels the levels no
+    longer halve exactly and the file does not convert, which is all the
+    ONNX path can tell of the sizes.)"""
+    import contextlib
+    import io
+    import warnings
+    from conftest import require_onnx
+    _, ort = require_onnx()
+    build, size, _ = DETECTORS[name]
+    net = randomize(build(), seed=opset)
+    f = io.BytesIO()
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter('ignore')
+        torch.onnx.export(net, (torch.randn(1, 3, size, size),), f, dynamo=False, opset_version=opset,
+                          input_names=['x'], dynamic_axes={'x': {0: 'n', 2: 'h', 3: 'w'}})
+    model = engine.from_onnx(f.getvalue(), input_shape=(1, 3, size, size), threads=2)
+    session = ort.InferenceSession(f.getvalue(), providers=['CPUExecutionProvider'])
+    for batch in (1, 2):
+        x = np.random.default_rng(batch).standard_normal((batch, 3, size, size)).astype(np.float32)
+        ref = session.run(None, {'x': x})[0]
+        out = model(x)
+        assert out.shape == ref.shape
+        assert np.abs(out - ref).max() <= 1e-4 * max(1.0, float(np.abs(ref).max()))
+    assert [n.op for n in model.graph.nodes].count('spatial_concat') == 1
+
+
+def test_the_documented_recipe_makes_the_shipped_detector(tmp_path):
+    """weights/README.md's conversion command for the detector, run as
+    written (output to a temporary file), gives the shipped model, and the
+    training script converts with the same arguments."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, 'weights', 'README.md')) as f:
+        line = next(l for l in f if l.startswith('python tools/convert_pytorch.py tools.train_detector'))
+    argv = shlex.split(line)
+    sys.path.insert(0, os.path.join(root, 'tools'))
+    from train_detector import convert_args
+    assert argv[2:] == convert_args('weights')
+    argv[argv.index('-o') + 1] = str(tmp_path / 'shapes.engine')
+    r = subprocess.run([sys.executable] + argv[1:], cwd=root, capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, PYTHONPATH=root))
+    assert r.returncode == 0, r.stdout + r.stderr
+    made = engine.load(str(tmp_path / 'shapes.engine')).graph
+    shipped = engine.load(os.path.join(root, 'weights', 'shapes_nanodet.engine')).graph
+    assert made.meta == shipped.meta and made.input_shape == shipped.input_shape
+    assert [(n.name, n.op, n.inputs, n.attrs) for n in made.nodes] == \
+        [(n.name, n.op, n.inputs, n.attrs) for n in shipped.nodes]
+    for a, b in zip(made.nodes, shipped.nodes):
+        for k in a.params:
+            np.testing.assert_array_equal(a.params[k], b.params[k])

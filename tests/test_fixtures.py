@@ -10,17 +10,20 @@ import pytest
 
 import engine
 
-MODELS = ['shufflenet_v2_x0_5', 'shufflenet_v1_g3_0_5x', 'mobilenet_v3_small']
+MODELS = ['shufflenet_v2_x0_5', 'shufflenet_v1_g3_0_5x', 'mobilenet_v3_small', 'nanodet_plus_m']
 INPUT = (2, 3, 96, 96)
 
 
 def _build(name):
+    import detection_models
     import family_models
     import torch_models
     if name == 'shufflenet_v2_x0_5':
         return torch_models.shufflenet_v2_x0_5(num_classes=10)
     if name == 'shufflenet_v1_g3_0_5x':
         return family_models.ShuffleNetV1(n_class=10, model_size='0.5x', group=3, pool='mean')
+    if name == 'nanodet_plus_m':       # bilinear upsampling, the head's points laid out
+        return detection_models.nanodet_plus_m(num_classes=10)
     return family_models.MobileNetV3('small', num_classes=10)
 
 

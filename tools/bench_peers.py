@@ -4,6 +4,7 @@ threads, in one run.
 
   python tools/bench_peers.py                          # the four models of the README, 1 and 2 threads
   python tools/bench_peers.py --models shufflenet_v2_x0_5 shufflenet_v2_x1_0 --threads 1 --json
+  python tools/bench_peers.py --models nanodet_plus_m --size 320      # the detector's network
 
 Each engine runs in a worker process of its own (thread pools of different
 runtimes must not compete for the cores); the driver interleaves them: every
@@ -131,13 +132,15 @@ def prepare(model_name, size, workdir):
     import torch
     sys.path.insert(0, os.path.join(ROOT, 'tests'))
     sys.path.insert(0, ROOT)
+    import detection_models
     import family_models
     import torch_models
     import engine
-    build = getattr(torch_models, model_name, None) or getattr(family_models, model_name, None)
+    build = next((getattr(m, model_name) for m in (torch_models, family_models, detection_models)
+                  if hasattr(m, model_name)), None)
     if build is None:
-        raise SystemExit(f'unknown model {model_name!r}: a builder of tests/torch_models.py or '
-                         'tests/family_models.py')
+        raise SystemExit(f'unknown model {model_name!r}: a builder of tests/torch_models.py, '
+                         'tests/family_models.py or tests/detection_models.py')
     net = torch_models.randomize(build(), seed=0)
     x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
     files = {'input': os.path.join(workdir, f'{model_name}.npy')}
