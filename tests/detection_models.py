@@ -12,6 +12,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from torch_models import SHUFFLENET_V2_WIDTHS, InvertedResidual
+
 
 def act_layers(name):
     """nanodet/model/module/activation.py: LeakyReLU at slope 0.1."""
@@ -75,14 +77,12 @@ class DepthwiseConvModule(nn.Module):
 
 # --------------------------------------------------------------------------- backbone
 
-def channel_shuffle(x, groups):
-    n, c, h, w = x.size()
-    return x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous().view(n, -1, h, w)
+class ShuffleV2Block(InvertedResidual):
+    """torchvision's unit and its forward (split or two branches, concat,
+    shuffle), with the activation a choice."""
 
-
-class ShuffleV2Block(nn.Module):
     def __init__(self, inp, oup, stride, activation='ReLU'):
-        super().__init__()
+        nn.Module.__init__(self)
         self.stride = stride
         half = oup // 2
         if stride > 1:
@@ -97,18 +97,6 @@ class ShuffleV2Block(nn.Module):
             nn.Conv2d(half, half, 3, stride, 1, groups=half, bias=False), nn.BatchNorm2d(half),
             nn.Conv2d(half, half, 1, bias=False), nn.BatchNorm2d(half), act_layers(activation))
 
-    def forward(self, x):
-        if self.stride == 1:
-            x1, x2 = x.chunk(2, dim=1)
-            out = torch.cat((x1, self.branch2(x2)), dim=1)
-        else:
-            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
-        return channel_shuffle(out, 2)
-
-
-STAGE_CHANNELS = {'0.5x': [24, 48, 96, 192, 1024], '1.0x': [24, 116, 232, 464, 1024],
-                  '1.5x': [24, 176, 352, 704, 1024], '2.0x': [24, 244, 488, 976, 2048]}
-
 
 class ShuffleNetV2(nn.Module):
     """nanodet/model/backbone/shufflenetv2.py: the stages' outputs in out_stages."""
@@ -116,7 +104,7 @@ class ShuffleNetV2(nn.Module):
     def __init__(self, model_size='1.5x', out_stages=(2, 3, 4), activation='ReLU'):
         super().__init__()
         self.out_stages = out_stages
-        channels = STAGE_CHANNELS[model_size]
+        channels = SHUFFLENET_V2_WIDTHS[model_size.rstrip('x')]
         self.conv1 = nn.Sequential(nn.Conv2d(3, channels[0], 3, 2, 1, bias=False), nn.BatchNorm2d(channels[0]),
                                    act_layers(activation))
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
@@ -333,7 +321,7 @@ class OneStageDetector(nn.Module):
 def nanodet_plus_m(num_classes=80, model_size='1.0x'):
     """config/nanodet-plus-m_320.yml and _416.yml (the input size is the
     data pipeline's), and nanodet-plus-m-1.5x_*.yml with model_size 1.5x."""
-    channels = STAGE_CHANNELS[model_size][1:4]
+    channels = SHUFFLENET_V2_WIDTHS[model_size.rstrip('x')][1:4]
     width = {'1.0x': 96, '1.5x': 128}[model_size]
     return OneStageDetector(
         ShuffleNetV2(model_size, out_stages=(2, 3, 4), activation='LeakyReLU'),
