@@ -349,10 +349,9 @@ class _Converter(GraphBuilder):
         if any(isinstance(a, Unsupported) for a in _flat(args) + _flat(kwargs.values())):
             return Unsupported()
         if key == 'cat' and args and all(isinstance(a, (Tensor, Index)) for a in args[0]):
-            rank = len(args[0][0].shape) if isinstance(args[0][0], Tensor) else args[0][0].idx.ndim
-            dim = (args[1] if len(args) > 1 else kwargs.get('dim', 0)) % rank
-            if dim != 1 or rank == 3:   # along pixels or images: a shape op, for an output's layout
-                return self.join(args[0], dim)
+            joined = self.concatenation(args[0], args[1] if len(args) > 1 else kwargs.get('dim', 0))
+            if joined is not None:
+                return joined
         handler = _SHAPE_OPS.get(key)
         if handler is not None:
             if not (args and isinstance(args[0], (Tensor, Index))):

@@ -324,9 +324,9 @@ class _Converter(GraphBuilder):
             v = self.index(ins[0])
             return v if isinstance(v, Unsupported) else _VIEW[op](self, call, v, ins[1:], attrs, len(node.output))
         if op == 'Concat' and all(isinstance(v, (Tensor, Index)) for v in ins):
-            rank = len(ins[0].shape) if isinstance(ins[0], Tensor) else ins[0].idx.ndim
-            if attrs['axis'] % rank != 1 or rank == 3:  # along pixels or images: for an output's layout
-                return self.join(ins, attrs['axis'] % rank)
+            joined = self.concatenation(ins, attrs['axis'])
+            if joined is not None:
+                return joined
         if op in _REAL:
             if not isinstance(ins[0], (Tensor, Index)) and op not in ('Add', 'Sub', 'Mul', 'Div', 'Concat'):
                 return self.fail(call, f'{op} of a constant (only of activations)')

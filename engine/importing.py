@@ -110,12 +110,24 @@ class GraphBuilder:
                                        'convert at a smaller input size')
         return Index(v, np.arange(size).reshape(v.shape), v.dims)
 
+    def concatenation(self, values, dim):
+        """values (Tensors, Indexes) concatenated along dim: None when that
+        is the channels of NCHW or NC tensors (a concat node's job), else
+        join's Index, for an output's layout."""
+        rank = len(values[0].shape) if isinstance(values[0], Tensor) else values[0].idx.ndim
+        dim %= rank
+        return None if dim == 1 and rank != 3 else self.join(values, dim)
+
     def join(self, values, dim):
         """values (Tensors, Indexes) concatenated along dim, which is not the
         channels: an Index over a Joined source of every tensor they read."""
         indexes = [self.index(v) for v in values]
         if any(isinstance(v, Unsupported) for v in indexes):
             return Unsupported()
+        size = sum(v.idx.size for v in indexes)
+        if size > MAX_INDEX_ELEMENTS:
+            return self.record_failure(f'a concatenation of {size} elements at the example size: convert at a '
+                                       'smaller input size')
         leaves = {}
         for v in indexes:
             for t in (v.src.parts if isinstance(v.src, Joined) else [v.src]):
@@ -128,9 +140,6 @@ class GraphBuilder:
                 return base[v.src.name] + v.idx
             k, local = v.src.locate(v.idx)
             return np.array([base[t.name] for t in v.src.parts])[k] + local
-        if sum(v.idx.size for v in indexes) > MAX_INDEX_ELEMENTS:
-            return self.record_failure(f'a concatenation of {sum(v.idx.size for v in indexes)} elements at the '
-                                       'example size: convert at a smaller input size')
         return Index(joined, np.concatenate([rebased(v) for v in indexes], axis=dim))
 
     def spatial_layout(self, v, tag):
