@@ -40,6 +40,11 @@ def test_decode_reads_distances_in_strides_at_each_point():
     np.testing.assert_allclose(boxes[0, 4], [0, 0, 24, 8], atol=1e-9)       # x2 clipped to the width
     # the point at (16, 16), stride 16: x1 = 0, y1 = -16 -> 0, x2 = 64 -> 24, y2 = 16
     np.testing.assert_allclose(boxes[0, 15], [0, 0, 24, 16], atol=1e-9)
+    chosen = np.zeros(16, bool)
+    chosen[[4, 15]] = True          # some points only: those rows
+    some_boxes, some_scores = detect.decode(out, s, 32, 24, chosen)
+    np.testing.assert_array_equal(some_boxes, boxes[:, chosen])
+    np.testing.assert_array_equal(some_scores, scores[:, chosen])
     with pytest.raises(ValueError, match='does not fit its detection settings'):
         detect.decode(out[:, :15], s, 32, 24)
 
