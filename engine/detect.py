@@ -20,6 +20,7 @@ by `convert ... --task detect --detect-config CONFIG`) and its class names
 Decoding and NMS are NumPy: the runtime needs nothing more (Pillow for
 image files and --draw)."""
 import argparse
+import functools
 import json
 import math
 import os
@@ -145,14 +146,21 @@ def fit(image, settings, height, width):
 
 def priors(settings, height, width):
     """(points, 3): each point's centre x, y and stride, level by level, row
-    by row, as NanoDet lays out a head's output for an input of height x width."""
+    by row, as NanoDet lays out a head's output for an input of height x width
+    (made once per layout: every image of every call reads the same)."""
+    return _priors(tuple(settings['strides']), settings['center_offset'], height, width)
+
+
+@functools.lru_cache(maxsize=32)
+def _priors(strides, offset, height, width):
     rows = []
-    for s in settings['strides']:
+    for s in strides:
         h, w = -(-height // s), -(-width // s)
-        y, x = np.meshgrid((np.arange(h) + settings['center_offset']) * s,
-                           (np.arange(w) + settings['center_offset']) * s, indexing='ij')
+        y, x = np.meshgrid((np.arange(h) + offset) * s, (np.arange(w) + offset) * s, indexing='ij')
         rows.append(np.stack([x.ravel(), y.ravel(), np.full(h * w, float(s))], axis=1))
-    return np.concatenate(rows)
+    points = np.concatenate(rows)
+    points.flags.writeable = False      # shared by every caller
+    return points
 
 
 def decode(output, settings, height, width, points=None):

@@ -104,10 +104,9 @@ def scenes(seed, n):
 
 
 def _iou(a, b):
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+    """IoU of two boxes, as the engine's NMS measures it."""
+    from engine.detect import iou
+    return float(iou(np.asarray(a, float), np.asarray(b, float)[None])[0])
 
 
 def to_input(images):
