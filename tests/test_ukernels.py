@@ -61,7 +61,7 @@ def test_gemm_tile(rows, K, table):
     for nvalid, pixel_tiles in [(n, 1) for n in pixel_counts(rows)] + [(n, 3) for n in whole]:
         cases = [(1, m) for m in sorted({1, rows - 1, rows} - {0})] + [(3, 2 * rows + 1), (3, 3 * rows)]
         n = nvalid * pixel_tiles        # pixels written
-        for (tiles, mr), residual in itertools.product(cases, (False, True)):
+        for (tiles, mr), residual, leaky in itertools.product(cases, (False, True), (False, True)):
             reach = 4 * VLEN + isa.EXTRA_PIXELS
             a = rng.standard_normal(tiles * K * rows + VLEN).astype(np.float32)
             bias = rng.standard_normal(tiles * rows + VLEN).astype(np.float32)
@@ -76,6 +76,8 @@ def test_gemm_tile(rows, K, table):
                     dst[r_off[r] + 5:r_off[r] + 5 + n] = rng.standard_normal(n)
             expected = dst.copy()
             nb0, nc0, lo, hi = 2, 5, -1.5, 2.0
+            # leaky ReLU after the clamp: slopes per row, one of them above 1 and one negative
+            slope = rng.uniform(-0.5, 1.5, mr).astype(np.float32) if leaky else None
             b = np.stack([src[o + nb0:o + nb0 + n] for o in b_off]).astype(np.float64)
             # tile t's weights [K][rows] after the tiles before it
             w = a[:tiles * K * rows].reshape(tiles, K, rows).transpose(1, 0, 2).reshape(K, tiles * rows)
@@ -83,12 +85,13 @@ def test_gemm_tile(rows, K, table):
             for r in range(mr):
                 if residual:
                     y[r] += dst[r_off[r] + nc0:r_off[r] + nc0 + n]
-                expected[c_off[r] + nc0:c_off[r] + nc0 + n] = np.clip(y[r], lo, hi)
+                z = np.clip(y[r], lo, hi)
+                expected[c_off[r] + nc0:c_off[r] + nc0 + n] = np.where(z >= 0, z, z * slope[r]) if leaky else z
             isa.ukernel_gemm_tile(rows, nvalid, a, bias, src, b_off, nb0, dst, c_off, r_off, nc0, mr, lo, hi,
-                                  b_run=b_run, tiles=tiles, pixel_tiles=pixel_tiles)
+                                  b_run=b_run, tiles=tiles, pixel_tiles=pixel_tiles, slope=slope)
             np.testing.assert_allclose(dst, expected, rtol=2e-5, atol=2e-5,
                                        err_msg=f'{tiles} tiles of {rows} rows x {pixel_tiles} x {nvalid} '
-                                               f'pixels, mr {mr}, residual {residual}')
+                                               f'pixels, mr {mr}, residual {residual}, leaky {leaky}')
 
 
 def test_plane_runs():

@@ -81,12 +81,14 @@ CPUS = {
                       ('fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm '
                        'lrcpc dcpop asimddp', '0x4', '0xd0b', '1')),
 }
-# the seeded test architectures (module names and state-dict keys as their authors')
+# the seeded test architectures (module names and state-dict keys as their authors'): module,
+# builder, the input's side in pixels
 MODELS = {
-    'shufflenet_v2_x1_0': ('torch_models', 'shufflenet_v2_x1_0'),
-    'shufflenet_v2_x0_5': ('torch_models', 'shufflenet_v2_x0_5'),
-    'shufflenet_v1_g3': ('family_models', 'shufflenet_v1_g3'),
-    'mobilenet_v2': ('family_models', 'MobileNetV2'),
+    'shufflenet_v2_x1_0': ('torch_models', 'shufflenet_v2_x1_0', 224),
+    'shufflenet_v2_x0_5': ('torch_models', 'shufflenet_v2_x0_5', 224),
+    'shufflenet_v1_g3': ('family_models', 'shufflenet_v1_g3', 224),
+    'mobilenet_v2': ('family_models', 'MobileNetV2', 224),
+    'nanodet_plus_m_320': ('detection_models', 'nanodet_plus_m', 320),     # the network, not decoding
 }
 ENGINES = ('engine', 'ncnn', 'ort')
 MCA_COVER = 0.97            # blocks given to llvm-mca: the hottest ones, this share of the instructions
@@ -216,9 +218,9 @@ def prepare(args, name):
             sys.path.insert(0, path)
     import engine
     import torch_models
-    module_name, fn = MODELS[name]
+    module_name, fn, size = MODELS[name]
     model = torch_models.randomize(getattr(importlib.import_module(module_name), fn)(), seed=0).eval()
-    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ref = model(x)
     np.save(f'{mdir}/input.npy', x.numpy())
@@ -230,7 +232,7 @@ def prepare(args, name):
         os.makedirs(tmp, exist_ok=True)
         torch.jit.trace(model, x).save(f'{tmp}/model.pt')
         pnnx = f'{args.work}/pnnx-x86/pnnx/pnnx'
-        run([pnnx, f'{tmp}/model.pt', 'inputshape=[1,3,224,224]f32', 'fp16=0',
+        run([pnnx, f'{tmp}/model.pt', f'inputshape=[1,3,{size},{size}]f32', 'fp16=0',
              f'ncnnparam={tmp}/model.ncnn.param', f'ncnnbin={tmp}/model.ncnn.bin',
              f'pnnxparam={tmp}/p.param', f'pnnxbin={tmp}/p.bin', f'pnnxpy={tmp}/p.py',
              f'pnnxonnx={tmp}/p.onnx', f'ncnnpy={tmp}/n.py'], f'{tmp}/pnnx.log', cwd=tmp)

@@ -32,6 +32,7 @@ cdef extern from "abi.h":
         RESIZE_NEAREST
         RESIZE_BILINEAR
     enum: ACT_END
+    enum: ACT_LEAKY_RELU    # (the one the GEMM tile applies in its store)
     const char* const ENGINE_ACT_NAMES[]
     enum: DTYPE_END
     const char* const ENGINE_DTYPE_CODES[]

@@ -7,6 +7,7 @@ written through offset tables (so a shuffled, split or concatenated tensor is
 read in place)."""
 from libc.stdint cimport int64_t
 from libc.math cimport INFINITY
+from engine.kernels.abi cimport ACT_LEAKY_RELU
 import numpy as np
 from engine.kernels.common cimport (Op, Ctx, GEMM_MR, GEMM_NR, VLEN, ENGINE_PLANE_ALIGN,
                                     act_param, f32_activation, f32_image, f32_scratch)
@@ -28,6 +29,7 @@ cdef extern from "ukernels.h" nogil:
         float* dst
         const int64_t* c_off
         const int64_t* r_off
+        const float* slope
         float lo, hi
     ctypedef void (*f32_gemm_tile_fn)(const f32_gemm_args* p, int64_t tiles)
     f32_gemm_tile_fn f32_gemm_tile_for(int64_t rows, int64_t nvalid)
@@ -138,6 +140,9 @@ cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt
     t.lo = op.p.lo if half == WHOLE_K else -INFINITY
     t.hi = op.p.hi if half == WHOLE_K else INFINITY
     t.r_off = NULL
+    # leaky ReLU (PReLU) in the tile's store, while the rows are in registers
+    cdef bint leaky = half == WHOLE_K and op.p.act == ACT_LEAKY_RELU and op.act_w != NULL
+    t.slope = NULL
     cdef int64_t mt = mt0
     while mt < mt1:     # the tall tiles in one call, then the short ones
         rows = tall if mt < m_tall else op.p.short_rows
@@ -150,10 +155,12 @@ cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt
             t.bias, t.bias_step = op.b + row0 + m0, rows
             if res_off != NULL:
                 t.r_off = res_off + m0
+        if leaky:
+            t.slope = op.act_w + g * cout_g + m0
         f32_gemm_tile_for(rows, nvalid)(&t, n)
         mt += n
         m0 += n * rows
-    if half == WHOLE_K and op.p.act:
+    if half == WHOLE_K and op.p.act and not leaky:
         for r in range(first, min(m0, cout_g)):
             f32_activation(dst + c_off[r] + nc0, pixel_tiles * nvalid, op.p.act, act_param(op, g * cout_g + r))
 

@@ -28,6 +28,11 @@
 /* y clamped to [lo, hi]; a NaN in y passes (the ISAs' max and min keep it) */
 static inline vf vf_clamp(vf y, vf lo, vf hi) { return vf_min(hi, vf_max(lo, y)); }
 
+/* leaky ReLU (PReLU): y >= 0 ? y : slope * y, exactly (max(0, y) + slope *
+ * min(0, y): one of the two is zero), y second in max and min so that a NaN
+ * passes, as it does in PyTorch */
+static inline vf vf_leaky(vf y, vf slope) { return vf_fma(slope, vf_min(vf_zero(), y), vf_max(vf_zero(), y)); }
+
 #ifndef ENGINE_STOREU_N
 /* n vectors to p */
 static inline void vf_storeu_n(float* p, const vf* v, int n) {

@@ -39,13 +39,8 @@ static inline void f32_activation(float* p, int64_t n, int act, float param) {
     } else if (act == ACT_SILU) {
         for (; i < n; i++) p[i] = p[i] / (1.0f + expf(-p[i]));
     } else if (act == ACT_LEAKY_RELU) {
-        /* max(0, x) + slope * min(0, x), exactly x or x * slope; x second in
-         * max and min so that a NaN passes, as it does in PyTorch */
-        const vf zero = vf_zero(), slope = vf_set1(param);
-        for (; i + VLEN <= n; i += VLEN) {
-            vf x = vf_loadu(p + i);
-            vf_storeu(p + i, vf_add(vf_max(zero, x), vf_mul(slope, vf_min(zero, x))));
-        }
+        const vf slope = vf_set1(param);
+        for (; i + VLEN <= n; i += VLEN) vf_storeu(p + i, vf_leaky(vf_loadu(p + i), slope));
         for (; i < n; i++) p[i] = p[i] >= 0.0f ? p[i] : p[i] * param;
     } else if (act == ACT_TANH) {
         for (; i < n; i++) p[i] = tanhf(p[i]);
@@ -64,10 +59,12 @@ static inline void f32_copy_strided(float* dst, const float* src, int64_t n, int
 
 /* Whole rows of a GEMM tile into their planes (see f32_gemm_tile): acc plus
  * the residual (RES), then max with lo (LO) and min with hi (HI): a bound at
- * infinity changes nothing, NaN included, and costs an instruction per vector. */
+ * infinity changes nothing, NaN included, and costs an instruction per vector;
+ * then leaky ReLU by row r's slope[r] (LEAKY). */
 ENGINE_ALWAYS_INLINE void f32_gemm_store(vf acc[GEMM_MR][GEMM_NV_MAX], float* dst,
         const int64_t* restrict c_off, const int64_t* restrict r_off, vf vlo, vf vhi,
-        const int MR, const int NV, const int RES, const int LO, const int HI) {
+        const float* restrict slope, const int MR, const int NV, const int RES, const int LO, const int HI,
+        const int LEAKY) {
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++) {
         vf y[GEMM_NV_MAX];
@@ -76,6 +73,7 @@ ENGINE_ALWAYS_INLINE void f32_gemm_store(vf acc[GEMM_MR][GEMM_NV_MAX], float* ds
             y[v] = RES ? vf_add(acc[r][v], vf_loadu(dst + r_off[r] + v * VLEN)) : acc[r][v];
             if (LO) y[v] = vf_max(vlo, y[v]);
             if (HI) y[v] = vf_min(vhi, y[v]);
+            if (LEAKY) y[v] = vf_leaky(y[v], vf_set1(slope[r]));
         }
         vf_storeu_n(dst + c_off[r], y, NV);
     }
@@ -137,11 +135,12 @@ ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra_k(f32_gemm_extras x, const f
  * so that the loop over k steps a pointer instead of loading each offset;
  * b_step >= 0 says that all K are one run, b_step apart (f32_gemm_one_run:
  * no walk along the runs).  src and dst point at the tile's first pixel.
- * The clamp is to [bounds[0], bounds[1]], read once the reduction is done. */
+ * The clamp is to [bounds[0], bounds[1]], read once the reduction is done;
+ * then, unless slope is NULL, leaky ReLU with row r's slope[r]. */
 ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         int64_t K, const float* restrict a, const float* restrict bias,
         const float* src, const int64_t* restrict b_off, const int64_t* restrict b_run, int64_t b_step,
-        float* dst, const int64_t* restrict c_off, const int64_t* restrict r_off,
+        float* dst, const int64_t* restrict c_off, const int64_t* restrict r_off, const float* restrict slope,
         int mr, int64_t nvalid, const volatile float* bounds, const int MR, const int NV, const int EXTRA) {
     vf acc[GEMM_MR][GEMM_NV_MAX];
     /* EXTRA more pixels after the NV vectors (lanes past MR unused) */
@@ -198,11 +197,13 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
     if (mr == MR && nvalid >= NV * VLEN) {
         /* whole rows of whole vectors (most tiles): straight to their planes,
          * one branch-free loop for each way of the residual and the clamp */
-#define STORE(LO, HI) (r_off ? f32_gemm_store(acc, dst, c_off, r_off, vlo, vhi, MR, NV, 1, LO, HI) \
-                             : f32_gemm_store(acc, dst, c_off, r_off, vlo, vhi, MR, NV, 0, LO, HI))
-        if (hi < INFINITY) STORE(1, 1);
-        else if (lo > -INFINITY) STORE(1, 0);
-        else STORE(0, 0);
+#define STORE(LO, HI, LEAKY) (r_off ? f32_gemm_store(acc, dst, c_off, r_off, vlo, vhi, slope, MR, NV, 1, LO, HI, LEAKY) \
+                                    : f32_gemm_store(acc, dst, c_off, r_off, vlo, vhi, slope, MR, NV, 0, LO, HI, LEAKY))
+        if (slope && (lo > -INFINITY || hi < INFINITY)) STORE(1, 1, 1);     /* (rare: no variants) */
+        else if (slope) STORE(0, 0, 1);
+        else if (hi < INFINITY) STORE(1, 1, 0);
+        else if (lo > -INFINITY) STORE(1, 0, 0);
+        else STORE(0, 0, 0);
 #undef STORE
     } else {
         /* a tile cut short (rows past mr, pixels past nvalid) goes through a
@@ -215,7 +216,8 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
             for (int v = 0; v < NV; v++) {
                 vf y = acc[r][v];
                 if (r_off) y = vf_add(y, vf_loadu(dst + r_off[row] + v * VLEN));
-                part[r][v] = vf_clamp(y, vlo, vhi);
+                y = vf_clamp(y, vlo, vhi);
+                part[r][v] = slope ? vf_leaky(y, vf_set1(slope[row])) : y;
             }
         }
         for (int r = 0; r < mr; r++)
@@ -232,7 +234,8 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         for (int r = 0; r < mr; r++) {
             float y = lanes[r] + (r_off ? dst[r_off[r] + n] : 0.0f);
             y = y < lo ? lo : y;        /* written so that NaN passes, as in the vectors */
-            dst[c_off[r] + n] = y > hi ? hi : y;
+            y = y > hi ? hi : y;
+            dst[c_off[r] + n] = slope && !(y >= 0.0f) ? y * slope[r] : y;
         }
     }
 }
@@ -250,7 +253,7 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
  * in a job: one call saves the call's own work, its registers saved and
  * restored, per tile).  Tile t takes weights a + t * a_step ([K][its rows]),
  * bias + t * bias_step (0: one bias for all, a K-split op's zeros), rows
- * c_off[t * ROWS ..] (and r_off's, unless NULL); of the rows, the first
+ * c_off[t * ROWS ..] (and r_off's and slope's, unless NULL); of the rows, the first
  * `rows` are written (the last tile may be cut short).  Pixel tile q reads
  * src + q * NV * VLEN and writes dst + q * NV * VLEN (pixel_tiles > 1: whole
  * tiles of no extra pixels, nvalid NV * VLEN).  The other fields: f32_gemm_tile's. */
@@ -264,6 +267,7 @@ typedef struct {
     float* dst;
     const int64_t* c_off;
     const int64_t* r_off;
+    const float* slope;     /* leaky ReLU after the clamp, row r's slope[r]; or NULL */
     float lo, hi;       /* (in this order: the tile reads them as bounds[0], bounds[1]) */
 } f32_gemm_args;
 typedef void (*f32_gemm_tile_fn)(const f32_gemm_args* p, int64_t tiles);
@@ -286,7 +290,7 @@ typedef void (*f32_gemm_tile_fn)(const f32_gemm_args* p, int64_t tiles);
         for (int64_t t = 0; t < tiles; t++) \
             f32_gemm_tile(g.K, g.a + t * g.a_step, g.bias + t * g.bias_step, g.src + q * NV * VLEN, \
                           g.b_off, g.b_run, b_step, g.dst + q * NV * VLEN, g.c_off + t * ROWS, \
-                          g.r_off ? g.r_off + t * ROWS : NULL, \
+                          g.r_off ? g.r_off + t * ROWS : NULL, g.slope ? g.slope + t * ROWS : NULL, \
                           (int)(g.rows - t * ROWS < ROWS ? g.rows - t * ROWS : ROWS), \
                           EXTRA ? NV * VLEN : g.nvalid, bounds, ROWS, NV, EXTRA); \
     }

@@ -28,7 +28,7 @@ def _runs(name, offsets, given):
 def ukernel_gemm_tile(int64_t rows, int64_t nvalid, const float[::1] a, const float[::1] bias,
                       const float[::1] src, const int64_t[::1] b_off, int64_t nb0, float[::1] dst,
                       const int64_t[::1] c_off, r_off, int64_t nc0, int mr, float lo, float hi,
-                      int64_t repeat=1, b_run=None, int64_t tiles=1, int64_t pixel_tiles=1):
+                      int64_t repeat=1, b_run=None, int64_t tiles=1, int64_t pixel_tiles=1, slope=None):
     """The GEMM tile f32_gemm_tile_for(rows, nvalid), called for `tiles` row
     tiles of `rows` rows: K = len(b_off) rows of `a` packed per tile [K][rows];
     row r of the output (r < mr, the tiles' rows in turn) at dst[c_off[r] +
@@ -36,7 +36,8 @@ def ukernel_gemm_tile(int64_t rows, int64_t nvalid, const float[::1] a, const fl
     nb0:] (+ dst[r_off[r] + nc0:] when r_off is an offset table)); pixel_tiles
     > 1: as many whole tiles one after another (nvalid GEMM_NR, or for narrow
     rows GEMM_WIDE_PIXELS).  b_run:
-    the runs of b_off the tile steps along (plane_runs(b_off) unless given; checked)."""
+    the runs of b_off the tile steps along (plane_runs(b_off) unless given; checked);
+    slope: leaky ReLU after the clamp, row r's slope[r] (float32, mr of them)."""
     cdef int64_t K = b_off.shape[0], i, reach = 3 * VLEN + GEMM_EXTRA_MAX + 1
     if rows not in TILE_ROWS or tiles < 1 or not (tiles - 1) * rows < mr <= tiles * rows or nvalid < 1 or K < 1:
         raise ValueError(f'rows {rows} (one of {list(TILE_ROWS)}), tiles {tiles}, mr {mr}, nvalid {nvalid}, K {K}')
@@ -59,11 +60,16 @@ def ukernel_gemm_tile(int64_t rows, int64_t nvalid, const float[::1] a, const fl
         r = r_off
         _need('r_off', r, mr)
         _need('dst', dst, max(r[:mr]) + nc0 + reach)
+    cdef const float[::1] sl = None
+    if slope is not None:
+        sl = slope
+        _need('slope', sl, mr)
     cdef f32_gemm_tile_fn tile = f32_gemm_tile_for(rows, nvalid)
     cdef f32_gemm_args t
     t.K, t.a_step, t.bias_step, t.rows, t.nvalid, t.pixel_tiles = K, K * rows, rows, mr, nvalid, pixel_tiles
     t.a, t.bias, t.src, t.b_off, t.b_run = &a[0], &bias[0], &src[0] + nb0, &b_off[0], &run[0]
     t.dst, t.c_off, t.r_off = &dst[0] + nc0, &c_off[0], &r[0] if r is not None else NULL
+    t.slope = &sl[0] if sl is not None else NULL
     t.lo, t.hi = lo, hi
     with nogil:
         for i in range(repeat):
