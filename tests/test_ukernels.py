@@ -228,6 +228,13 @@ WINDOWS = [  # mode, k, s, p, d, (h, w): shapes with a special kernel and withou
     (WindowMode.WINDOW_CONV, 3, 1, 0, 1, (4, 5)), (WindowMode.WINDOW_CONV, 3, 2, 1, 1, (1, 4)),
     (WindowMode.WINDOW_MAX, 3, 2, 1, 1, (3, 2)), (WindowMode.WINDOW_AVG, 3, 1, 1, 1, (2, 9)),
     (WindowMode.WINDOW_CONV, 3, 2, 1, 1, (6, 12)), (WindowMode.WINDOW_CONV, 3, 2, 1, 1, (4, 9)),
+    # 5x5 (interleaved too): planes smaller than the window, a last block of 1 to 3, H != W,
+    # stride 2 with odd and even sides, no padding
+    (WindowMode.WINDOW_CONV, 5, 1, 2, 1, (1, 1)), (WindowMode.WINDOW_CONV, 5, 1, 2, 1, (2, 3)),
+    (WindowMode.WINDOW_CONV, 5, 1, 2, 1, (9, 6)), (WindowMode.WINDOW_CONV, 5, 1, 2, 1, (5, 11)),
+    (WindowMode.WINDOW_CONV, 5, 2, 2, 1, (7, 10)), (WindowMode.WINDOW_CONV, 5, 2, 2, 1, (2, 2)),
+    (WindowMode.WINDOW_CONV, 5, 2, 2, 1, (12, 9)), (WindowMode.WINDOW_CONV, 5, 1, 0, 1, (6, 13)),
+    (WindowMode.WINDOW_MAX, 5, 1, 2, 1, (7, 8)), (WindowMode.WINDOW_AVG, 5, 2, 2, 1, (9, 5)),
 ]
 
 
@@ -246,10 +253,15 @@ def framed_ok(k, s, p, d, hw):
     return k == 3 and s in (1, 2) and d == 1
 
 
+def interleaved_ok(k, s, p, d, hw):
+    """Whether the interleaved path takes the window (3x3 and 5x5, strides 1 and 2, no dilation)."""
+    return k in (3, 5) and s in (1, 2) and d == 1
+
+
 WINDOW_CASES = [(case, WindowPath.WINDOW_DIRECT) for case in WINDOWS] + [
     (case, WindowPath.WINDOW_FLAT) for case in WINDOWS if flat_ok(*case[1:])] + [
     (case, WindowPath.WINDOW_FRAMED) for case in WINDOWS if framed_ok(*case[1:])] + [
-    (case, WindowPath.WINDOW_INTERLEAVED) for case in WINDOWS if framed_ok(*case[1:])]
+    (case, WindowPath.WINDOW_INTERLEAVED) for case in WINDOWS if interleaved_ok(*case[1:])]
 
 
 @pytest.mark.parametrize('case,path', WINDOW_CASES,
@@ -259,7 +271,7 @@ def test_window(case, path):
     """Depthwise convolution and pooling of 5 channels, planes at scattered
     offsets, by the row kernels (strides above 2: one output at a time),
     flat where the path has tables for the shape, framed (3x3) and
-    interleaved (3x3; groups of VLEN channels, short ones too)."""
+    interleaved (3x3 and 5x5; groups of VLEN channels, short ones too)."""
     mode, k, s, p, d, hw = case
     rng = np.random.default_rng(k * 100 + s * 10 + p)
     c, (h, w) = 5, hw

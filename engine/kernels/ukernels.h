@@ -555,33 +555,30 @@ static void f32_window_plane_any(const f32_window_args* a, int mode, int64_t kh,
     else f32_window_plane(a, kh, kw, sh, sw, dh, dw, WINDOW_AVG);
 }
 
-/* The kernels of a path of 3x3 windows of stride 1 or 2 (framed,
- * interleaved): one function per stride, mode and clamp, each keeping its
- * weights in registers, IMPL(args, scratch, S, MODE, CLAMP) specialised; and
- * f32_window_<PATH>_for(mode, s, lo, hi) choosing one, with the clamp to
- * [lo, hi] where it is not the whole line. */
-#define ENGINE_WINDOW_3X3_ONE(NAME, ARGS, IMPL, S, MODE) \
+/* The kernels of a path of KxK windows of stride 1 or 2 (framed: 3x3;
+ * interleaved: 3x3 and 5x5): one function per stride, mode and clamp, each
+ * keeping its weights in registers, IMPL(args, scratch, S, MODE, CLAMP)
+ * specialised, and their table f32_window_<PATH>_<K>x<K>[mode][s - 1][clamped]
+ * (clamped: the clamp to [lo, hi] is not the whole line). */
+#define ENGINE_WINDOW_ONE(NAME, ARGS, IMPL, S, MODE) \
     static void ENGINE_ISA_NAME(NAME)(const ARGS* a, float* scratch) { IMPL(a, scratch, S, MODE, 0); } \
     static void ENGINE_ISA_NAME(NAME##_clamped)(const ARGS* a, float* scratch) { IMPL(a, scratch, S, MODE, 1); }
-#define ENGINE_WINDOW_3X3_PICK(NAME) {ENGINE_ISA_NAME(NAME), ENGINE_ISA_NAME(NAME##_clamped)}
-#define ENGINE_WINDOW_3X3_PATH(PATH, ARGS, IMPL) \
-    ENGINE_WINDOW_3X3_ONE(f32_dwconv_3x3s1_##PATH, ARGS, IMPL, 1, WINDOW_CONV) \
-    ENGINE_WINDOW_3X3_ONE(f32_dwconv_3x3s2_##PATH, ARGS, IMPL, 2, WINDOW_CONV) \
-    ENGINE_WINDOW_3X3_ONE(f32_maxpool_3x3s1_##PATH, ARGS, IMPL, 1, WINDOW_MAX) \
-    ENGINE_WINDOW_3X3_ONE(f32_maxpool_3x3s2_##PATH, ARGS, IMPL, 2, WINDOW_MAX) \
-    ENGINE_WINDOW_3X3_ONE(f32_avgpool_3x3s1_##PATH, ARGS, IMPL, 1, WINDOW_AVG) \
-    ENGINE_WINDOW_3X3_ONE(f32_avgpool_3x3s2_##PATH, ARGS, IMPL, 2, WINDOW_AVG) \
-    typedef void (*f32_window_##PATH##_fn)(const ARGS* a, float* scratch); \
-    static inline f32_window_##PATH##_fn f32_window_##PATH##_for(int mode, int64_t s, float lo, float hi) { \
-        static const f32_window_##PATH##_fn kernels[3][2][2] = { \
-            [WINDOW_CONV] = {ENGINE_WINDOW_3X3_PICK(f32_dwconv_3x3s1_##PATH), \
-                             ENGINE_WINDOW_3X3_PICK(f32_dwconv_3x3s2_##PATH)}, \
-            [WINDOW_MAX] = {ENGINE_WINDOW_3X3_PICK(f32_maxpool_3x3s1_##PATH), \
-                            ENGINE_WINDOW_3X3_PICK(f32_maxpool_3x3s2_##PATH)}, \
-            [WINDOW_AVG] = {ENGINE_WINDOW_3X3_PICK(f32_avgpool_3x3s1_##PATH), \
-                            ENGINE_WINDOW_3X3_PICK(f32_avgpool_3x3s2_##PATH)}}; \
-        return kernels[mode][s - 1][lo > -INFINITY || hi < INFINITY]; \
-    }
+#define ENGINE_WINDOW_PICK(NAME) {ENGINE_ISA_NAME(NAME), ENGINE_ISA_NAME(NAME##_clamped)}
+#define ENGINE_WINDOW_PATH(PATH, KXK, ARGS, IMPL) \
+    ENGINE_WINDOW_ONE(f32_dwconv_##KXK##s1_##PATH, ARGS, IMPL, 1, WINDOW_CONV) \
+    ENGINE_WINDOW_ONE(f32_dwconv_##KXK##s2_##PATH, ARGS, IMPL, 2, WINDOW_CONV) \
+    ENGINE_WINDOW_ONE(f32_maxpool_##KXK##s1_##PATH, ARGS, IMPL, 1, WINDOW_MAX) \
+    ENGINE_WINDOW_ONE(f32_maxpool_##KXK##s2_##PATH, ARGS, IMPL, 2, WINDOW_MAX) \
+    ENGINE_WINDOW_ONE(f32_avgpool_##KXK##s1_##PATH, ARGS, IMPL, 1, WINDOW_AVG) \
+    ENGINE_WINDOW_ONE(f32_avgpool_##KXK##s2_##PATH, ARGS, IMPL, 2, WINDOW_AVG) \
+    static const f32_window_##PATH##_fn f32_window_##PATH##_##KXK[3][2][2] = { \
+        [WINDOW_CONV] = {ENGINE_WINDOW_PICK(f32_dwconv_##KXK##s1_##PATH), \
+                         ENGINE_WINDOW_PICK(f32_dwconv_##KXK##s2_##PATH)}, \
+        [WINDOW_MAX] = {ENGINE_WINDOW_PICK(f32_maxpool_##KXK##s1_##PATH), \
+                        ENGINE_WINDOW_PICK(f32_maxpool_##KXK##s2_##PATH)}, \
+        [WINDOW_AVG] = {ENGINE_WINDOW_PICK(f32_avgpool_##KXK##s1_##PATH), \
+                        ENGINE_WINDOW_PICK(f32_avgpool_##KXK##s2_##PATH)}};
+#define ENGINE_WINDOW_CLAMPED(lo, hi) ((lo) > -INFINITY || (hi) < INFINITY)
 
 /* 3x3 windows of stride 1 or 2 through a framed plane: the input rows are
  * copied into a frame that holds the padding as rows and columns of fill
@@ -753,20 +750,24 @@ ENGINE_ALWAYS_INLINE void f32_window_plane_framed(const f32_window_args* a, floa
 #undef ROWS_OUT
 }
 
-ENGINE_WINDOW_3X3_PATH(framed, f32_window_args, f32_window_plane_framed)
+typedef void (*f32_window_framed_fn)(const f32_window_args* a, float* frames);
+ENGINE_WINDOW_PATH(framed, 3x3, f32_window_args, f32_window_plane_framed)
+static inline f32_window_framed_fn f32_window_framed_for(int mode, int64_t s, float lo, float hi) {
+    return f32_window_framed_3x3[mode][s - 1][ENGINE_WINDOW_CLAMPED(lo, hi)];
+}
 
-/* 3x3 windows (depthwise convolution, max and average pooling) of VLEN
+/* 3x3 and 5x5 windows (depthwise convolution, max and average pooling) of VLEN
  * channels at once, stride 1 or 2, their rows interleaved into one frame:
  * pixel x of frame row r is one vector of the channels' values (NEON: 4
  * loads and an ST4 per 4 pixels), so that each tap of an output pixel is one
  * FMA by the tap's weights across the channels (which stay in registers
- * for the whole plane), one max or one add.  No lane is spent on a narrow
+ * for the whole plane, 3x3; 5x5 reloads some), one max or one add.  No lane is spent on a narrow
  * row's end (a 7-wide row is 7 pixel vectors, where a plane's row is 2
  * vectors, the second 3/4 full), and loads of neighbouring pixels are one
  * instruction (NEON: LD1 of 4 registers).  Output pixels run DW_PX at a
  * time along a row (the row's last 1-3 in a block of their own: computed
  * again within a last whole block, they cost MobileNetV2's 14- and 7-wide
- * rows 0.9 M instructions on NEON), two rows at a time where the registers hold them,
+ * rows 0.9 M instructions on NEON), two 3x3 rows at a time where the registers hold them,
  * and go back to the channels' planes transposed (vf_store_lanes4).  The frame's
  * padding is written once per job (f32_interleaved_init), each group of
  * channels then overwrites its inside. */
@@ -774,30 +775,34 @@ ENGINE_WINDOW_3X3_PATH(framed, f32_window_args, f32_window_plane_framed)
 typedef struct {
     const float* src[VLEN];     /* the channels' input planes (a short group repeats its last) */
     float* out[VLEN];           /* their output planes */
-    const float* w[VLEN];       /* their 9 taps (convolution) */
+    const float* w[VLEN];       /* their k x k taps (convolution) */
     float init[VLEN];           /* their bias (pooling starts from each output's first tap) */
+    int64_t k;                  /* the window's side: 3 or 5 */
     int64_t in_h, in_w, ph, pw, out_h, out_w;
     float fill, lo, hi;         /* fill: the padding value */
     const float* aux;           /* reciprocal counts per output pixel (average) */
 } f32_window_group_args;
 
-/* pixels of a frame row: the columns under the row's outputs */
-static inline int64_t f32_interleaved_cols(int64_t out_w, int64_t s) {
-    return (out_w - 1) * s + 3;
+/* pixels of a frame row: the columns under the row's outputs; and its rows */
+static inline int64_t f32_interleaved_cols(int64_t out_w, int64_t s, int64_t k) {
+    return (out_w - 1) * s + k;
 }
-/* scratch of the interleaved path: the frame, as many rows as the framed path's */
-static inline int64_t f32_interleaved_floats(int64_t out_h, int64_t out_w, int64_t s) {
-    return f32_framed_rows(out_h, s) * f32_interleaved_cols(out_w, s) * VLEN;
+static inline int64_t f32_interleaved_rows(int64_t out_h, int64_t s, int64_t k) {
+    return (out_h - 1) * s + k;
+}
+/* scratch of the interleaved path: the frame */
+static inline int64_t f32_interleaved_floats(int64_t out_h, int64_t out_w, int64_t s, int64_t k) {
+    return f32_interleaved_rows(out_h, s, k) * f32_interleaved_cols(out_w, s, k) * VLEN;
 }
 /* the input rows' pixels inside the frame (a stride-2 row's last column may lie past it) */
 static inline int64_t f32_interleaved_inside(const f32_window_group_args* a, int64_t s) {
-    const int64_t room = f32_interleaved_cols(a->out_w, s) - a->pw;
+    const int64_t room = f32_interleaved_cols(a->out_w, s, a->k) - a->pw;
     return a->in_w < room ? a->in_w : room;
 }
 /* the frame's padding, once per job (each group of channels overwrites only
  * the inside): rows above and below the input, columns left and right of it */
 static inline void f32_interleaved_init(const f32_window_group_args* a, float* frame, int64_t s) {
-    const int64_t cols = f32_interleaved_cols(a->out_w, s), rows = f32_framed_rows(a->out_h, s);
+    const int64_t cols = f32_interleaved_cols(a->out_w, s, a->k), rows = f32_interleaved_rows(a->out_h, s, a->k);
     const int64_t right = a->pw + f32_interleaved_inside(a, s);
     const vf fill = vf_set1(a->fill);
     for (int64_t r = 0; r < rows; r++) {
@@ -819,15 +824,16 @@ ENGINE_ALWAYS_INLINE void f32_interleave_row(float* f, const float* const* src, 
             for (int j = 0; j < VLEN; j++) f[x * VLEN + j] = src[j][x];
 }
 
-/* R output rows (1 or 2) of PX pixels (DW_PX, or fewer at a row's end) from
- * frame row r0 on, frame rows fs floats apart; stored to the planes at `at` */
+/* R output rows (1 or 2) of PX pixels (DW_PX, or fewer at a row's end) of a
+ * KxK window from frame row r0 on, frame rows fs floats apart; stored to the
+ * planes at `at` */
 ENGINE_ALWAYS_INLINE void f32_window_interleaved_block(const float* r0, int64_t fs, const vf* wt, vf vinit,
         vf vlo, vf vhi, const float* aux, float* const* out, int64_t at, int64_t out_w,
-        const int S, const int MODE, const int R, const int CLAMP, const int PX) {
-    const int XS = (PX - 1) * S + 3;          /* input pixels under a block's row */
-    vf acc[2][DW_PX], x[2 * DW_PX + 1];
+        const int K, const int S, const int MODE, const int R, const int CLAMP, const int PX) {
+    const int XS = (PX - 1) * S + K;          /* input pixels under a block's row */
+    vf acc[2][DW_PX], x[2 * DW_PX + 3];
 #ifdef ENGINE_DW3X3S2_BLOCK
-    if (MODE == WINDOW_CONV && S == 2 && R == 2 && PX == 4)
+    if (MODE == WINDOW_CONV && K == 3 && S == 2 && R == 2 && PX == 4)
         f32_dw3x3s2_block_neon(acc, r0, fs, wt, vinit);
     else
 #endif
@@ -835,18 +841,18 @@ ENGINE_ALWAYS_INLINE void f32_window_interleaved_block(const float* r0, int64_t 
         /* (pooling starts from each output's first tap instead: no copy of vinit) */
         for (int i = 0; i < R && MODE == WINDOW_CONV; i++)
             for (int p = 0; p < PX; p++) acc[i][p] = vinit;
-        for (int ki = 0; ki < (R - 1) * S + 3; ki++) {
+        for (int ki = 0; ki < (R - 1) * S + K; ki++) {
             /* LD1s of 4 registers, the rest single loads (paired: LDP with an offset) */
             int p = 0;
             for (; p + 4 <= XS; p += 4) vf_loadu_n(x + p, r0 + ki * fs + p * VLEN, 4);
             for (; p < XS; p++) x[p] = vf_loadu(r0 + ki * fs + p * VLEN);
             for (int i = 0; i < R; i++) {
                 const int tr = ki - i * S;         /* output row i's tap row */
-                if (tr < 0 || tr >= 3) continue;
+                if (tr < 0 || tr >= K) continue;
                 for (int p = 0; p < PX; p++)
-                    for (int kj = 0; kj < 3; kj++) {
+                    for (int kj = 0; kj < K; kj++) {
                         const vf v = x[p * S + kj];
-                        if (MODE == WINDOW_CONV) acc[i][p] = vf_fma(wt[3 * tr + kj], v, acc[i][p]);
+                        if (MODE == WINDOW_CONV) acc[i][p] = vf_fma(wt[K * tr + kj], v, acc[i][p]);
                         else if (tr == 0 && kj == 0) acc[i][p] = v;
                         else if (MODE == WINDOW_MAX) acc[i][p] = vf_max_nan(acc[i][p], v);
                         else acc[i][p] = vf_add(acc[i][p], v);
@@ -866,18 +872,18 @@ ENGINE_ALWAYS_INLINE void f32_window_interleaved_block(const float* r0, int64_t 
 }
 
 ENGINE_ALWAYS_INLINE void f32_window_interleaved(const f32_window_group_args* a, float* frame,
-                                                 const int64_t S, const int MODE, const int CLAMP) {
-    const int64_t cols = f32_interleaved_cols(a->out_w, S), fs = cols * VLEN;
-    const int64_t rows = f32_framed_rows(a->out_h, S), out_w = a->out_w;
+                                                 const int K, const int64_t S, const int MODE, const int CLAMP) {
+    const int64_t cols = f32_interleaved_cols(a->out_w, S, K), fs = cols * VLEN;
+    const int64_t rows = f32_interleaved_rows(a->out_h, S, K), out_w = a->out_w;
     const int64_t inside = f32_interleaved_inside(a, S);
     const float* src[VLEN];
     for (int64_t r = a->ph > 0 ? a->ph : 0; r < rows && r - a->ph < a->in_h; r++) {
         for (int j = 0; j < VLEN; j++) src[j] = a->src[j] + (r - a->ph) * a->in_w;
         f32_interleave_row(frame + r * fs + a->pw * VLEN, src, inside);
     }
-    vf wt[9];
+    vf wt[K * K];
     float lanes[VLEN];
-    for (int t = 0; t < 9 && MODE == WINDOW_CONV; t++) {
+    for (int t = 0; t < K * K && MODE == WINDOW_CONV; t++) {
         for (int j = 0; j < VLEN; j++) lanes[j] = a->w[j][t];
         wt[t] = vf_loadu(lanes);
     }
@@ -885,8 +891,9 @@ ENGINE_ALWAYS_INLINE void f32_window_interleaved(const f32_window_group_args* a,
     float* out[VLEN];           /* in registers, not reloaded after each store */
     for (int j = 0; j < VLEN; j++) out[j] = a->out[j];
     /* two rows at a time share their input rows but one (stride 2) or two;
-     * with 16 registers one row (its weights and accumulators fill them) */
-    const int R = ENGINE_VREGS >= 32 ? 2 : 1;
+     * with 16 registers one row (its weights and accumulators fill them), and
+     * for 5x5 one row (25 weights: two rows' accumulators would spill more) */
+    const int R = ENGINE_VREGS >= 32 && K == 3 ? 2 : 1;
     int64_t oh = 0;
     /* blocks from the row's start, then a narrower one for the rest */
 #define ROWS(N) { \
@@ -894,14 +901,14 @@ ENGINE_ALWAYS_INLINE void f32_window_interleaved(const f32_window_group_args* a,
         int64_t ow = 0; \
         for (; ow + DW_PX <= out_w; ow += DW_PX, f += DW_PX * S * VLEN) \
             f32_window_interleaved_block(f, fs, wt, vinit, vlo, vhi, a->aux, out, oh * out_w + ow, out_w, \
-                                         S, MODE, N, CLAMP, DW_PX); \
+                                         K, S, MODE, N, CLAMP, DW_PX); \
         switch (out_w - ow) { \
         case 1: f32_window_interleaved_block(f, fs, wt, vinit, vlo, vhi, a->aux, out, oh * out_w + ow, \
-                                             out_w, S, MODE, N, CLAMP, 1); break; \
+                                             out_w, K, S, MODE, N, CLAMP, 1); break; \
         case 2: f32_window_interleaved_block(f, fs, wt, vinit, vlo, vhi, a->aux, out, oh * out_w + ow, \
-                                             out_w, S, MODE, N, CLAMP, 2); break; \
+                                             out_w, K, S, MODE, N, CLAMP, 2); break; \
         case 3: f32_window_interleaved_block(f, fs, wt, vinit, vlo, vhi, a->aux, out, oh * out_w + ow, \
-                                             out_w, S, MODE, N, CLAMP, 3); break; \
+                                             out_w, K, S, MODE, N, CLAMP, 3); break; \
         } \
     }
     for (; oh + R <= a->out_h; oh += R) ROWS(R)
@@ -909,7 +916,17 @@ ENGINE_ALWAYS_INLINE void f32_window_interleaved(const f32_window_group_args* a,
 #undef ROWS
 }
 
-ENGINE_WINDOW_3X3_PATH(interleaved, f32_window_group_args, f32_window_interleaved)
+#define f32_window_interleaved_3(a, frame, S, MODE, CLAMP) f32_window_interleaved(a, frame, 3, S, MODE, CLAMP)
+#define f32_window_interleaved_5(a, frame, S, MODE, CLAMP) f32_window_interleaved(a, frame, 5, S, MODE, CLAMP)
+typedef void (*f32_window_interleaved_fn)(const f32_window_group_args* a, float* frame);
+ENGINE_WINDOW_PATH(interleaved, 3x3, f32_window_group_args, f32_window_interleaved_3)
+ENGINE_WINDOW_PATH(interleaved, 5x5, f32_window_group_args, f32_window_interleaved_5)
+/* the interleaved kernel for a k x k window (3 or 5) */
+static inline f32_window_interleaved_fn f32_window_interleaved_for(int mode, int64_t k, int64_t s, float lo,
+                                                                   float hi) {
+    return (k == 5 ? f32_window_interleaved_5x5 : f32_window_interleaved_3x3)[mode][s - 1]
+                                                                           [ENGINE_WINDOW_CLAMPED(lo, hi)];
+}
 
 /* Small stride-1 planes whose output rows are as wide as the input's: output
  * pixel p reads input pixel p + tap_off[t] under tap t, so the whole plane runs

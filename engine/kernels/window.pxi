@@ -15,7 +15,7 @@ A job computes a run of output planes, each by one of these paths:
 - framed: 3x3 windows of stride 1 or 2 row by row, each input row copied
   once into a frame with its padding (f32_window_plane_framed), so that no
   lane needs a mask.
-- interleaved: 3x3 windows of stride 1 or 2, VLEN channels at a time,
+- interleaved: 3x3 and 5x5 windows of stride 1 or 2, VLEN channels at a time,
   their rows interleaved into one frame with the padding
   (f32_window_interleaved): a vector is one pixel of VLEN channels."""
 from libc.stdint cimport int64_t
@@ -51,13 +51,13 @@ cdef extern from "ukernels.h" nogil:
         float* out[VLEN]
         const float* w[VLEN]
         float init[VLEN]
-        int64_t in_h, in_w, ph, pw, out_h, out_w
+        int64_t k, in_h, in_w, ph, pw, out_h, out_w
         float fill, lo, hi
         const float* aux
     ctypedef void (*f32_window_interleaved_fn)(const f32_window_group_args* a, float* frame)
-    f32_window_interleaved_fn f32_window_interleaved_for(int mode, int64_t s, float lo, float hi)
+    f32_window_interleaved_fn f32_window_interleaved_for(int mode, int64_t k, int64_t s, float lo, float hi)
     void f32_interleaved_init(const f32_window_group_args* a, float* frame, int64_t s)
-    int64_t f32_interleaved_floats(int64_t out_h, int64_t out_w, int64_t s)
+    int64_t f32_interleaved_floats(int64_t out_h, int64_t out_w, int64_t s, int64_t k)
     const int ENGINE_PREFER_INTERLEAVED
     enum: FLAT_CH
     ctypedef struct f32_window_flat_args:
@@ -167,7 +167,7 @@ def scratch_floats(int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64
     if path == WINDOW_FLAT:
         return 0 if stride == 1 else 3 * ARENA_SLACK + 2 * FLAT_CH * 4 * phase_stride(out_h, out_w)
     if path == WINDOW_INTERLEAVED:
-        return f32_interleaved_floats(out_h, out_w, stride)
+        return f32_interleaved_floats(out_h, out_w, stride, kh)
     rows = aligned(2 * kh) + aligned(aligned(pw) + in_w + pw + ENGINE_ROW_OVERREAD)
     return rows + (f32_framed_floats(out_h, out_w, stride) if path == WINDOW_FRAMED else 0)
 
@@ -304,7 +304,9 @@ cdef void interleaved_rows(const Op* op, const float* in_base, float* out_base, 
     a.in_h, a.in_w, a.ph, a.pw = ih_hi - ih_lo, op.p.in_w, op.p.ph - oh0 * op.p.sh + ih_lo, op.p.pw
     a.out_h, a.out_w, a.fill, a.lo, a.hi = oh1 - oh0, op.p.out_w, op.p.fill, op.p.lo, op.p.hi
     a.aux = op.aux + oh0 * op.p.out_w if op.aux != NULL else NULL
-    cdef f32_window_interleaved_fn kernel = f32_window_interleaved_for(op.p.mode, op.p.sh, op.p.lo, op.p.hi)
+    a.k = op.p.kh
+    cdef f32_window_interleaved_fn kernel = f32_window_interleaved_for(op.p.mode, op.p.kh, op.p.sh, op.p.lo,
+                                                                      op.p.hi)
     f32_interleaved_init(&a, frame, op.p.sh)
     while c < c1:
         for g in range(VLEN):
