@@ -1,5 +1,7 @@
 """`python -m engine bench`: on-device latency of a model file or of a
-built-in architecture with seeded random weights."""
+built-in architecture with seeded random weights; for a detector also what
+decoding and NMS cost after the network (on --image's detections: that cost
+grows with what the network finds)."""
 import json
 import platform
 import time
@@ -7,7 +9,7 @@ import time
 import numpy as np
 
 import engine
-from engine import device, zoo
+from engine import detect, device, preprocess, zoo
 from engine.cli import nonnegative_int, positive_int
 
 
@@ -50,7 +52,14 @@ def run(args):
     if args.size:
         h = w = args.size
     shape = (args.batch, c, h, w)
-    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    settings = detect.settings_of(model) if 'detect' in model.graph.meta else None
+    if args.image and settings is None:
+        raise ValueError('--image is for detectors (it decides what decoding and NMS cost)')
+    if args.image:
+        fitted, _ = detect.fit(preprocess.decode(args.image, c), settings, h, w)
+        x = np.ascontiguousarray(np.broadcast_to(fitted, shape))
+    else:
+        x = np.random.default_rng(0).random(shape, dtype=np.float32)
     times = measure(lambda: model(x), args.warmup, args.runs)
     facts, warnings = device.report()
     single = model.runs_by_threads.get(1, 0) if model.threads > 1 else 0
@@ -63,6 +72,8 @@ def run(args):
                   device=facts, warnings=warnings)
     if note:
         result['note'] = note
+    if settings is not None:
+        result['postprocess'] = postprocess_cost(model, x[:1], settings, args)
     rows = model.profile(x, runs=max(3, min(args.runs, 50))) if args.profile else None
     if rows is not None:
         result['profile'] = rows
@@ -81,9 +92,26 @@ def run(args):
     print(f'{"":24s}{"min":>9s}{"median":>9s}{"max":>9s}   (ms)')
     s = result['ms']
     print(f'{"latency":24s}{s["min"]:9.3f}{s["median"]:9.3f}{s["max"]:9.3f}')
+    if settings is not None:
+        p = result['postprocess']
+        s = p['ms']
+        print(f'{"decoding + NMS, 1 image":24s}{s["min"]:9.3f}{s["median"]:9.3f}{s["max"]:9.3f}   '
+              f'({p["candidates"]} candidates above {settings["score_threshold"]}, {p["detections"]} kept)')
     if rows is not None:
         print()
         print(profile_table(rows))
+
+
+def postprocess_cost(model, x, settings, args):
+    """A detector's decoding and NMS of one image's output, timed as the
+    network is, with how many (point, class) pairs passed the threshold."""
+    _, _, h, w = x.shape
+    out = model.run(x)[0]
+    k = settings['num_classes']
+    candidates = int((1 / (1 + np.exp(-out[:, :k].astype(np.float64))) > settings['score_threshold']).sum())
+    kept = detect.postprocess(out, settings, h, w)[0]
+    times = measure(lambda: detect.postprocess(out, settings, h, w), args.warmup, args.runs)
+    return dict(ms=summary(times), candidates=candidates, detections=len(kept))
 
 
 def add_parser(sub):
@@ -96,6 +124,7 @@ def add_parser(sub):
     p.add_argument('--warmup', type=nonnegative_int, default=20, help='untimed runs first (default %(default)s)')
     p.add_argument('--batch', type=positive_int, default=1, help='images per run (default %(default)s)')
     p.add_argument('--size', type=positive_int, default=None, help='input height and width (default: the model\'s)')
+    p.add_argument('--image', help='a detector\'s input from this image (default: random pixels)')
     p.add_argument('--profile', action='store_true', help='also print per-layer times')
     p.add_argument('--json', action='store_true', help='print JSON instead of a table')
     p.set_defaults(func=run)

@@ -215,6 +215,18 @@ def iou(box, others):
     return inter / np.maximum(area + areas - inter, 1e-12)
 
 
+def postprocess(output, settings, height, width):
+    """One image's head output (points, channels) -> (boxes in input pixels,
+    scores, class ids) that NMS keeps, best first: decoding and NMS, what a
+    detection costs after the network."""
+    # only the points some class of which passes the threshold: most of a
+    # detector's points are background, and decoding them all costs more than NMS
+    best = output[:, :settings['num_classes']].max(axis=1).astype(np.float64)
+    chosen = 1 / (1 + np.exp(-best)) > settings['score_threshold']
+    b, s = decode(output[None], settings, height, width, chosen)
+    return nms(b[0], s[0], settings['score_threshold'], settings['iou_threshold'], settings['max_detections'])
+
+
 # --------------------------------------------------------------------------- the job
 
 def detect_batch(model, settings, images, names):
@@ -236,15 +248,8 @@ def detect_batch(model, settings, images, names):
     results = []
     if inputs:
         output = model.run(np.stack(inputs))
-        k = settings['num_classes']
         for i, ((sx, sy, tx, ty), (w, h)) in enumerate(zip(fits, sizes)):
-            # only the points some class of which passes the threshold: most of a
-            # detector's points are background, and decoding them all costs more than NMS
-            best = output[i, :, :k].max(axis=1).astype(np.float64)
-            chosen = 1 / (1 + np.exp(-best)) > settings['score_threshold']
-            b, s = decode(output[i:i + 1], settings, height, width, chosen)
-            kept, kept_scores, ids = nms(b[0], s[0], settings['score_threshold'], settings['iou_threshold'],
-                                         settings['max_detections'])
+            kept, kept_scores, ids = postprocess(output[i], settings, height, width)
             # back to the image's pixels, inside it
             kept = np.clip((kept - [tx, ty, tx, ty]) / [sx, sy, sx, sy], 0, [w, h, w, h])
             results.append([Detection(labels[i] if i < len(labels) else str(i), float(p),

@@ -112,6 +112,26 @@ def test_bench_and_info_on_a_model_file(tmp_path):
     assert d['macs'] > 0 and d['parameters'] > 0
 
 
+def test_bench_reports_a_detectors_decoding_and_nms(tmp_path):
+    """On a detector, bench also times decoding and NMS of one image's
+    output, on --image's detections: as many as Model.detect finds there."""
+    import engine
+    model, image = os.path.join(ROOT, 'weights', 'shapes_nanodet.engine'), os.path.join(
+        ROOT, 'weights', 'detect_samples', 'scene_1.png')
+    r = run(['-m', 'engine', 'bench', '--model', model, '--image', image, '--runs', '3', '--warmup', '1',
+             '--threads', '1', '--json'])
+    assert r.returncode == 0, r.stderr
+    p = json.loads(r.stdout)['postprocess']
+    found = engine.load(model).detect([image])[0]
+    assert p['detections'] == len(found) > 0 and p['candidates'] >= p['detections']
+    assert 0 < p['ms']['min'] <= p['ms']['median'] <= p['ms']['max']
+    r = run(['-m', 'engine', 'bench', '--model', model, '--runs', '2', '--warmup', '0', '--threads', '1'])
+    assert r.returncode == 0, r.stderr
+    assert 'decoding + NMS' in r.stdout
+    r = run(['-m', 'engine', 'bench', '--image', image, '--runs', '2'])
+    assert r.returncode == 2 and '--image is for detectors' in r.stderr
+
+
 def test_cli_errors_are_messages_not_tracebacks(tmp_path):
     bad = tmp_path / 'bad.engine'
     bad.write_bytes(b'\x10\x00\x00\x00\x00\x00\x00\x00{"a": 1}')
