@@ -43,7 +43,8 @@ class PlanOptions:
     framed_windows: bool = False  # 3x3 windows of stride 1 and 2 through framed rows, one plane
                                   # at a time (where they do not run interleaved)
     interleaved_windows: bool = None  # 3x3 and 5x5 windows of stride 1 and 2 with VLEN channels'
-                                 # rows interleaved, before framed (None: isa.PREFER_INTERLEAVED, NEON)
+                                 # rows interleaved, before framed (None: those of
+                                 # isa.INTERLEAVED_SIDES: NEON 3x3 and 5x5, x86 5x5)
     flat_max_pixels: int = 16384   # window ops: stride-1 output planes up to this size run flat,
     flat_s2_max_pixels: int = 64   # and stride-2 ones up to this size (through phase planes;
                                    # beyond it, building them costs more than they save)
@@ -128,11 +129,12 @@ def window_op(step, spatial, attrs, kernel, mode, options, direct_only=False, **
     else row by row."""
     k = kernel_fields(attrs, kernel)
     in_h, in_w, out_h, out_w = spatial['in_h'], spatial['in_w'], spatial['out_h'], spatial['out_w']
-    interleaved = isa.PREFER_INTERLEAVED if options.interleaved_windows is None else options.interleaved_windows
+    sides = (isa.INTERLEAVED_SIDES if options.interleaved_windows is None
+             else (3, 5) if options.interleaved_windows else ())
     square = k['kh'] == k['kw'] and (k['dh'], k['dw']) == (1, 1) and k['sh'] == k['sw'] and k['sh'] in (1, 2)
     three = square and k['kh'] == 3
     flat = None
-    if interleaved and square and k['kh'] in (3, 5):
+    if square and k['kh'] in sides:
         path = WindowPath.WINDOW_INTERLEAVED
     elif options.framed_windows and three:
         path = WindowPath.WINDOW_FRAMED

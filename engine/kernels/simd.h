@@ -89,8 +89,8 @@ static inline void vf_store_lanes4(float* const* dst, int64_t x, const vf* v) {
 }
 #endif
 
-#ifndef ENGINE_PREFER_INTERLEAVED
-#define ENGINE_PREFER_INTERLEAVED 0  /* whether the planner runs 3x3 windows interleaved by default */
+#ifndef ENGINE_INTERLEAVED_SIDES
+#define ENGINE_INTERLEAVED_SIDES 0   /* bit k: the planner runs k x k windows interleaved by default */
 #endif
 
 

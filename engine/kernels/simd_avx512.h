@@ -11,6 +11,8 @@
 #define ENGINE_SIMD_ISA "avx512"
 #define VLEN 16
 #define ENGINE_VREGS 32     /* vector registers (register-blocked kernels size their tiles by it) */
+/* 5x5 windows run interleaved, as on AVX2 (simd_avx2.h) */
+#define ENGINE_INTERLEAVED_SIDES (1 << 5)
 typedef __m512 vf;
 static inline vf vf_zero(void) { return _mm512_setzero_ps(); }
 static inline vf vf_set1(float x) { return _mm512_set1_ps(x); }

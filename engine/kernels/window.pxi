@@ -58,7 +58,7 @@ cdef extern from "ukernels.h" nogil:
     f32_window_interleaved_fn f32_window_interleaved_for(int mode, int64_t k, int64_t s, float lo, float hi)
     void f32_interleaved_init(const f32_window_group_args* a, float* frame, int64_t s)
     int64_t f32_interleaved_floats(int64_t out_h, int64_t out_w, int64_t s, int64_t k)
-    const int ENGINE_PREFER_INTERLEAVED
+    const int ENGINE_INTERLEAVED_SIDES
     enum: FLAT_CH
     ctypedef struct f32_window_flat_args:
         const float* src[FLAT_CH]
@@ -83,7 +83,8 @@ ARENA_SLACK = SLACK            # floats the arena keeps before its first and aft
                                # plane: flat planes and window rows read a little outside
 assert ARENA_SLACK >= ENGINE_ROW_OVERREAD
 FLAT_PLANES = FLAT_CH          # planes the flat path runs together
-PREFER_INTERLEAVED = bool(ENGINE_PREFER_INTERLEAVED)  # 3x3 windows run interleaved by default (NEON)
+# the windows (3x3, 5x5) the planner runs interleaved by default (simd_*.h: ENGINE_INTERLEAVED_SIDES)
+INTERLEAVED_SIDES = tuple(k for k in (3, 5) if ENGINE_INTERLEAVED_SIDES >> k & 1)
 VECTOR = VLEN                  # floats per vector
 
 
