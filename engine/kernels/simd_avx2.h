@@ -58,10 +58,10 @@ static inline vf vf_load_masked(const float* p, vmask m, vf fill) {
 static inline vf vf_select(vmask m, vf x, vf fill) { return _mm256_blendv_ps(fill, x, m); }
 
 #define ENGINE_ISA_TAG avx2     /* kernel names end in _avx2 (ENGINE_ISA_NAME) */
-/* GEMM tile rows: 6 x 2 accumulators and 2 loads fit 16 registers */
-/* the GEMM and fully connected tiles prefetch what they read next (measured
- * faster here; NEON's do not: an instruction per load, unmeasured on a Pi) */
-#define ENGINE_PREFETCH 1
+/* GEMM tile rows: 6 x 2 accumulators and 2 loads fit 16 registers.  The
+ * tiles do not prefetch (ENGINE_PREFETCH): on a Zen 3 without, ShuffleNetV2
+ * x1.0 ran 9-19 % and NanoDet-Plus-m 320 6-7 % faster (1 thread, interleaved
+ * A/B rounds; the AVX-512 build's prefetch was measured faster on a Xeon) */
 #define GEMM_MR 6
 #define GEMM_MR_SHORT 4
 #define GEMM_MR_NARROW 4
