@@ -11,7 +11,7 @@ import numpy as np
 from engine import fileformat, preprocess
 from engine.graph import validate
 from engine.kernels.isa import scatter_planes
-from engine.memory import check_memory
+from engine.memory import aligned_bytes, check_memory
 from engine.plan import PlanOptions, compile_graph
 
 
@@ -59,13 +59,6 @@ def _positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f'{name} must be an integer >= 1, got {value!r}')
     return int(value)
-
-
-def aligned_bytes(n):
-    """n zero bytes starting on a 64-byte boundary (arenas and scratch)."""
-    raw = np.zeros(n + 64, np.uint8)
-    start = -raw.ctypes.data % 64
-    return raw[start:start + n]
 
 
 DEFAULT_CACHE_BYTES = 256 << 20

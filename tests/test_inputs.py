@@ -187,6 +187,25 @@ def test_absurd_sizes_are_refused_without_allocating(model):
         model(np.broadcast_to(np.float32(0), (batch, 3, SIZE, SIZE)))
 
 
+def test_working_memory_is_aligned_zeroed_and_on_huge_pages_when_large(tmp_path):
+    """Arenas and scratch: n writable zero bytes from a 64-byte boundary;
+    from HUGE_MIN_BYTES on from a huge page's, where the kernel has them
+    (read from sysfs: a missing or garbled file means none)."""
+    from engine.memory import HUGE_MIN_BYTES, aligned_bytes, huge_page_bytes
+    huge = huge_page_bytes()
+    for n in (1, 1000, HUGE_MIN_BYTES - 1, HUGE_MIN_BYTES, 3 * HUGE_MIN_BYTES + 5):
+        a = aligned_bytes(n)
+        assert a.nbytes == n and a.flags.writeable and not a.any()
+        assert a.ctypes.data % (huge if huge and n >= HUGE_MIN_BYTES else 64) == 0
+        a[:] = 7            # all of it usable
+        assert (a == 7).all()
+    assert huge_page_bytes(str(tmp_path / 'none')) is None
+    (tmp_path / 'garbled').write_text('2M\n')
+    assert huge_page_bytes(str(tmp_path / 'garbled')) is None
+    (tmp_path / 'size').write_text('2097152\n')
+    assert huge_page_bytes(str(tmp_path / 'size')) == 2097152
+
+
 def test_no_memory_growth_over_10000_inferences():
     import resource
     m = engine.Model(zoo.shufflenet_v2('0.5', num_classes=10, input_size=16), threads=1)
