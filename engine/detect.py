@@ -189,19 +189,32 @@ def nms(boxes, scores, score_threshold, iou_threshold, max_detections):
     scores, class ids) kept, best first: every (point, class) above the
     threshold a candidate, and within each class, greedily, a box
     overlapping a better one by more than iou_threshold dropped (mmdet's
-    multiclass_nms)."""
+    multiclass_nms), then the best max_detections (ties: the lower class,
+    then the lower point).  Candidates that can no longer be among those are
+    not looked at: a class's boxes past its max_detections-th kept one, and
+    once max_detections are kept, boxes scoring below the worst of the best
+    max_detections (a detector that is unsure of everything passes most of
+    its points: 87,000 candidates took 3 s)."""
     point, cls = np.nonzero(scores > score_threshold)
     cand, cand_scores = boxes[point], scores[point, cls]
-    keep = []
-    for c in np.unique(cls):
+    keep, floor = [], -np.inf
+    classes = np.unique(cls)
+    best_of = np.full(scores.shape[1], -np.inf)
+    np.maximum.at(best_of, cls, cand_scores)
+    for c in classes[np.argsort(-best_of[classes], kind='stable')]:     # the likeliest classes first
         idx = np.flatnonzero(cls == c)
         idx = idx[np.argsort(-cand_scores[idx], kind='stable')]
-        while idx.size:
+        idx = idx[cand_scores[idx] >= floor]
+        kept = 0
+        while idx.size and kept < max_detections:
             best, idx = idx[0], idx[1:]
             keep.append(best)
+            kept += 1
             idx = idx[iou(cand[best], cand[idx]) <= iou_threshold]
+        if len(keep) >= max_detections:
+            floor = np.partition(cand_scores[keep], len(keep) - max_detections)[len(keep) - max_detections]
     keep = np.array(keep, np.int64)
-    keep = keep[np.argsort(-cand_scores[keep], kind='stable')][:max_detections]
+    keep = keep[np.lexsort((keep, cls[keep], -cand_scores[keep]))][:max_detections]
     return cand[keep], cand_scores[keep], cls[keep]
 
 

@@ -62,6 +62,42 @@ def test_nms_keeps_the_best_of_overlapping_boxes_of_one_class():
     assert len(detect.nms(boxes, scores, 0.25, 0.95, 100)[0]) == 5      # nothing overlaps that much
 
 
+def reference_nms(boxes, scores, score_threshold, iou_threshold, max_detections):
+    """mmdet's multiclass_nms, plainly: greedy NMS of every class's
+    candidates, then the best max_detections (ties: lower class, lower point)."""
+    point, cls = np.nonzero(scores > score_threshold)
+    kept = []
+    for c in np.unique(cls):
+        idx = sorted(np.flatnonzero(cls == c), key=lambda i: (-scores[point[i], c], i))
+        while idx:
+            best, idx = idx[0], idx[1:]
+            kept.append(best)
+            idx = [i for i in idx if detect.iou(boxes[point[best]], boxes[point[i]][None])[0] <= iou_threshold]
+    kept.sort(key=lambda i: (-scores[point[i], cls[i]], cls[i], i))
+    kept = kept[:max_detections]
+    return boxes[point[kept]], scores[point[kept], cls[kept]], cls[kept]
+
+
+@pytest.mark.parametrize('seed', range(6))
+def test_nms_skips_only_what_cannot_be_kept(seed):
+    """The pruned NMS (a class's boxes past max_detections kept, boxes below
+    the best max_detections so far) keeps what the plain one keeps, in its
+    order: clustered boxes, tied scores, many candidates and few."""
+    rng = np.random.default_rng(seed)
+    n, k = int(rng.integers(1, 400)), int(rng.integers(1, 6))
+    clusters = int(rng.integers(1, 8))
+    centres = rng.uniform(0, 100, (clusters, 2))[rng.integers(0, clusters, n)] + rng.normal(0, 3, (n, 2))
+    half = rng.uniform(2, 10, (n, 2))
+    boxes = np.concatenate([centres - half, centres + half], axis=1)
+    scores = np.round(rng.uniform(0, 1, (n, k)), 1 + seed % 2)      # ties
+    for max_detections in (1, 3, 17, 100):
+        for iou_threshold in (0.3, 0.6):
+            got = detect.nms(boxes, scores, 0.35, iou_threshold, max_detections)
+            want = reference_nms(boxes, scores, 0.35, iou_threshold, max_detections)
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w)
+
+
 @pytest.mark.parametrize('keep_ratio', [False, True])
 @pytest.mark.parametrize('size', [(100, 200), (90, 40)])
 def test_images_fitted_to_the_input_and_boxes_mapped_back(keep_ratio, size):
