@@ -2,16 +2,38 @@
 computes once per plan (engine/ops/resize.py: PyTorch's source indices and
 weights), so that one loop serves every scale, size and align_corners."""
 from libc.stdint cimport int64_t
+from libc.string cimport memcpy
 from engine.kernels.abi cimport RESIZE_NEAREST
-from engine.kernels.common cimport Op, Ctx, f32_image
+from engine.kernels.common cimport (Op, Ctx, VLEN, f32_image, f32_scratch, vf, vf_loadu, vf_storeu, vf_set1,
+                                    vf_mul, vf_fma)
+
+
+def resize_scratch_floats(int64_t out_w):
+    """Scratch one worker needs: two source rows resized across (bilinear)."""
+    return 2 * (out_w + VLEN)
+
+
+cdef inline void across(const float* a, const int64_t* col0, const int64_t* col1, const float* wx0,
+                        const float* wx1, int64_t ow, float* h) noexcept nogil:
+    """h[x] = wx0[x] * a[col0[x]] + wx1[x] * a[col1[x]]: a source row resized across."""
+    cdef int64_t x
+    for x in range(ow):
+        h[x] = wx0[x] * a[col0[x]] + wx1[x] * a[col1[x]]
+
+
+cdef inline int64_t held(const int64_t* tags, int64_t row) noexcept nogil:
+    """Which of the two slots holds source row `row` resized across, or -1."""
+    return 0 if tags[0] == row else 1 if tags[1] == row else -1
 
 
 cdef void resize_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
     """job = (image, run of per_job channels).  Bilinear: each output pixel
     is wy0 * (wx0 * a[x0] + wx1 * a[x1]) + wy1 * (wx0 * b[x0] + wx1 * b[x1]),
-    a and b its two source rows, in PyTorch's order of operations; nearest:
-    a[x0]."""
-    cdef int64_t c0 = job % op.p.jobs_per_image * op.p.per_job, c, y, x
+    a and b its two source rows, in PyTorch's order of operations: each
+    source row resized across once into the scratch (an upsampling's
+    neighbouring output rows share theirs), then the rows blended by
+    vectors.  Nearest: a[x0], an output row like the one before it copied."""
+    cdef int64_t c0 = job % op.p.jobs_per_image * op.p.per_job, c, y, x, ia, ib
     cdef float* base = f32_image(ctx, job // op.p.jobs_per_image)
     cdef int64_t oh = op.p.out_h, ow = op.p.out_w
     cdef const int64_t* row0 = op.tap_off
@@ -22,21 +44,44 @@ cdef void resize_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
     cdef const float* wy1 = wy0 + oh
     cdef const float* wx0 = wy1 + oh
     cdef const float* wx1 = wx0 + ow
+    cdef float* slots = f32_scratch(ctx, tid)     # two rows resized across, ow + VLEN apart
+    cdef int64_t tags[2]                         # their source rows (offsets), -1: none
     cdef const float* src
     cdef const float* a
-    cdef const float* b
+    cdef const float* ha
+    cdef const float* hb
     cdef float* out
-    cdef float fy0, fy1
+    cdef vf fy0, fy1
     for c in range(c0, min(c0 + op.p.per_job, op.p.n_out)):
         src = base + op.in_off[c]
+        tags[0] = tags[1] = -1
         for y in range(oh):
-            a, b = src + row0[y], src + row1[y]
             out = base + op.out_off[c] + y * ow
             if op.p.mode == RESIZE_NEAREST:
-                for x in range(ow):
-                    out[x] = a[col0[x]]
-            else:
-                fy0, fy1 = wy0[y], wy1[y]
-                for x in range(ow):
-                    out[x] = (fy0 * (wx0[x] * a[col0[x]] + wx1[x] * a[col1[x]])
-                              + fy1 * (wx0[x] * b[col0[x]] + wx1[x] * b[col1[x]]))
+                if y > 0 and row0[y] == row0[y - 1]:
+                    memcpy(out, out - ow, ow * sizeof(float))
+                else:
+                    a = src + row0[y]
+                    for x in range(ow):
+                        out[x] = a[col0[x]]
+                continue
+            ia = held(tags, row0[y])
+            if ia < 0:
+                ib = held(tags, row1[y])
+                ia = 1 - ib if ib >= 0 else 0      # (not the slot of the other row)
+                across(src + row0[y], col0, col1, wx0, wx1, ow, slots + ia * (ow + VLEN))
+                tags[ia] = row0[y]
+            ib = held(tags, row1[y])
+            if ib < 0:
+                ib = 1 - ia
+                across(src + row1[y], col0, col1, wx0, wx1, ow, slots + ib * (ow + VLEN))
+                tags[ib] = row1[y]
+            ha, hb = slots + ia * (ow + VLEN), slots + ib * (ow + VLEN)
+            fy0, fy1 = vf_set1(wy0[y]), vf_set1(wy1[y])
+            x = 0
+            while x + VLEN <= ow:
+                vf_storeu(out + x, vf_fma(fy1, vf_loadu(hb + x), vf_mul(fy0, vf_loadu(ha + x))))
+                x += VLEN
+            while x < ow:
+                out[x] = wy0[y] * ha[x] + wy1[y] * hb[x]
+                x += 1
