@@ -108,7 +108,7 @@ def postprocess_cost(model, x, settings, args):
     _, _, h, w = x.shape
     out = model.run(x)[0]
     k = settings['num_classes']
-    candidates = int((1 / (1 + np.exp(-out[:, :k].astype(np.float64))) > settings['score_threshold']).sum())
+    candidates = int((detect.class_scores(out[:, :k]) > settings['score_threshold']).sum())
     kept = detect.postprocess(out, settings, h, w)[0]
     times = measure(lambda: detect.postprocess(out, settings, h, w), args.warmup, args.runs)
     return dict(ms=summary(times), candidates=candidates, detections=len(kept))

@@ -163,6 +163,11 @@ def _priors(strides, offset, height, width):
     return points
 
 
+def class_scores(logits):
+    """The head's class logits as scores (sigmoid, in float64)."""
+    return 1 / (1 + np.exp(-np.asarray(logits, np.float64)))
+
+
 def decode(output, settings, height, width, points=None):
     """A NanoDet head's output (N, points, classes + 4 * (reg_max + 1)) ->
     (boxes (N, points, 4) x1 y1 x2 y2 in input pixels, scores (N, points,
@@ -175,7 +180,7 @@ def decode(output, settings, height, width, points=None):
     if points is not None:
         output, centres = output[:, points], centres[points]
     out = output.astype(np.float64)
-    scores = 1 / (1 + np.exp(-out[:, :, :k]))
+    scores = class_scores(out[:, :, :k])
     dist = out[:, :, k:].reshape(out.shape[0], -1, 4, bins)
     dist = np.exp(dist - dist.max(axis=3, keepdims=True))
     dist = (dist / dist.sum(axis=3, keepdims=True)) @ np.arange(bins) * centres[None, :, 2:3]
@@ -234,8 +239,7 @@ def postprocess(output, settings, height, width):
     detection costs after the network."""
     # only the points some class of which passes the threshold: most of a
     # detector's points are background, and decoding them all costs more than NMS
-    best = output[:, :settings['num_classes']].max(axis=1).astype(np.float64)
-    chosen = 1 / (1 + np.exp(-best)) > settings['score_threshold']
+    chosen = class_scores(output[:, :settings['num_classes']].max(axis=1)) > settings['score_threshold']
     b, s = decode(output[None], settings, height, width, chosen)
     return nms(b[0], s[0], settings['score_threshold'], settings['iou_threshold'], settings['max_detections'])
 

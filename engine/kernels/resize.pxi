@@ -8,9 +8,14 @@ from engine.kernels.common cimport (Op, Ctx, VLEN, f32_image, f32_scratch, vf, v
                                     vf_mul, vf_fma)
 
 
+cdef inline int64_t slot_floats(int64_t out_w) noexcept nogil:
+    """Floats of one scratch slot: a source row resized across, and a vector's slack."""
+    return out_w + VLEN
+
+
 def resize_scratch_floats(int64_t out_w):
-    """Scratch one worker needs: two source rows resized across (bilinear)."""
-    return 2 * (out_w + VLEN)
+    """Scratch one worker needs: two slots (bilinear)."""
+    return 2 * slot_floats(out_w)
 
 
 cdef inline void across(const float* a, const int64_t* col0, const int64_t* col1, const float* wx0,
@@ -34,6 +39,7 @@ cdef void resize_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
     neighbouring output rows share theirs), then the rows blended by
     vectors.  Nearest: a[x0], an output row like the one before it copied."""
     cdef int64_t c0 = job % op.p.jobs_per_image * op.p.per_job, c, y, x, ia, ib
+    cdef int64_t slot = slot_floats(op.p.out_w)
     cdef float* base = f32_image(ctx, job // op.p.jobs_per_image)
     cdef int64_t oh = op.p.out_h, ow = op.p.out_w
     cdef const int64_t* row0 = op.tap_off
@@ -44,7 +50,7 @@ cdef void resize_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
     cdef const float* wy1 = wy0 + oh
     cdef const float* wx0 = wy1 + oh
     cdef const float* wx1 = wx0 + ow
-    cdef float* slots = f32_scratch(ctx, tid)     # two rows resized across, ow + VLEN apart
+    cdef float* slots = f32_scratch(ctx, tid)     # two rows resized across, a slot apart
     cdef int64_t tags[2]                         # their source rows (offsets), -1: none
     cdef const float* src
     cdef const float* a
@@ -69,14 +75,14 @@ cdef void resize_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
             if ia < 0:
                 ib = held(tags, row1[y])
                 ia = 1 - ib if ib >= 0 else 0      # (not the slot of the other row)
-                across(src + row0[y], col0, col1, wx0, wx1, ow, slots + ia * (ow + VLEN))
+                across(src + row0[y], col0, col1, wx0, wx1, ow, slots + ia * slot)
                 tags[ia] = row0[y]
             ib = held(tags, row1[y])
             if ib < 0:
                 ib = 1 - ia
-                across(src + row1[y], col0, col1, wx0, wx1, ow, slots + ib * (ow + VLEN))
+                across(src + row1[y], col0, col1, wx0, wx1, ow, slots + ib * slot)
                 tags[ib] = row1[y]
-            ha, hb = slots + ia * (ow + VLEN), slots + ib * (ow + VLEN)
+            ha, hb = slots + ia * slot, slots + ib * slot
             fy0, fy1 = vf_set1(wy0[y]), vf_set1(wy1[y])
             x = 0
             while x + VLEN <= ow:
