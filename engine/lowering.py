@@ -23,6 +23,10 @@ class PlanOptions:
     channel_jobs: int = 16       # per-channel ops, convolutions: jobs per image, each a run of
                                  # channels, pixel tiles or output rows
     direct_conv: bool = True     # dense stride-1/2 convolutions read framed rows in place (else im2col)
+    winograd: int = None         # dense 3x3 stride-1 convolutions by Winograd F(m x m, 3x3): None:
+                                 # m = 2 or 4 or the direct path, whichever costs least (ops/conv.py:
+                                 # winograd_tile); 0: never; 2 or 4: that m for every one
+    winograd_bytes: int = 1 << 20  # a Winograd job's transform buffers: bands of tile rows this size
     # 1x1 convolutions, pixels per tile (_pixel_tiles):
     tail_tiles: bool = True      # a plane of TAIL_PIXELS pixels (7x7 on AVX-512) as one tile, and a
                                  # remainder of up to EXTRA_PIXELS past whole tiles in the last one

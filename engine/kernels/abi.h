@@ -16,6 +16,7 @@ enum OpKind {
     OP_CONV_DIRECT,       /* dense convolution, stride 1 or 2, no dilation */
     OP_EXPAND_DW,         /* 1x1 convolution, then the depthwise one reading it, band by band */
     OP_RESIZE,            /* planes resized (upsampled) through tables of source rows and columns */
+    OP_CONV_WINOGRAD,     /* dense 3x3 stride-1 convolution, Winograd F(2x2) or F(4x4) */
     OP_KIND_END
 };
 

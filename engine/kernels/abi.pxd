@@ -11,6 +11,7 @@ cdef extern from "abi.h":
         OP_CONV_DIRECT
         OP_EXPAND_DW
         OP_RESIZE
+        OP_CONV_WINOGRAD
         OP_KIND_END
     cpdef enum WindowMode:
         WINDOW_CONV

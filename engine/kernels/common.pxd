@@ -60,14 +60,17 @@ cdef struct OpParams:
     int64_t short_rows       # GEMM rows of the last short_tiles row tiles (shorter than tile_rows)
     int64_t short_tiles
     int64_t m_per_job        # row tiles one job computes
-    int64_t per_job          # channels (per-channel ops), pixel tiles (1x1, im2col) or output
-                             # rows (direct convolution; a fused op's band) one job computes
+    int64_t per_job          # channels (per-channel ops), pixel tiles (1x1, im2col), output
+                             # rows (direct convolution; a fused op's band) or tile rows
+                             # (Winograd) one job computes
     int64_t n_tiles          # GEMM pixel tiles per plane
     int64_t tile_pixels      # GEMM pixels per tile: GEMM_NR, or the whole plane (GEMM_TAIL_PIXELS)
     int64_t plane            # padded plane stride of the output
     int64_t k_splits         # OP_GEMM: 2 when the reduction runs in two halves (the second
                              # into part_off; an ELTWISE_ADD_SPLIT op sums them)
     int64_t jobs_per_image
+    int64_t wino             # OP_CONV_WINOGRAD: output tile side m (2 or 4)
+    int64_t wino_stride      # OP_CONV_WINOGRAD: floats from one row of its transform buffers to the next
 
 # One compiled operator: its numbers, then its tables.  Plane offsets are in
 # elements (of the op's dtype: float32) from the start of one image's slice

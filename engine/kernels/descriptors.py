@@ -133,6 +133,18 @@ class ConvIm2col(Gemm, Kernel):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ConvWinograd(Gemm, Kernel):
+    """Dense 3x3 stride-1 convolution by Winograd F(wino x wino, 3x3)
+    (kernels/winograd.pxi): w holds the transformed weights packed as
+    (wino + 2)^2 groups of cout_g x K (K = cin); b the plain bias; jobs of
+    per_job tile rows by m_per_job row tiles; in2_off[r] = r * the rows'
+    stride in the job's transform buffers (winograd_stride)."""
+    KIND = OpKind.OP_CONV_WINOGRAD
+    wino: int
+    in2_off: Offsets
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExpandDepthwise(Gemm):
     """A 1x1 convolution writing its output to scratch, planes `plane`
     floats apart, and the depthwise `then` reading it there: jobs of

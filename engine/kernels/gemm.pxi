@@ -12,11 +12,12 @@ import numpy as np
 from engine.kernels.common cimport (Op, Ctx, GEMM_MR, GEMM_NR, VLEN, ENGINE_PLANE_ALIGN,
                                     act_param, f32_activation, f32_image, f32_scratch)
 
-# how much of the reduction gemm_row_tiles computes
+# how much of the reduction gemm_row_tiles computes, and where to
 cdef enum:
     WHOLE_K = 0
     FIRST_HALF = 1     # of a K-split op (Op.k_splits)
     SECOND_HALF = 2
+    PRODUCTS = 3       # the whole reduction into scratch rows, bare (Winograd's products)
 
 cdef extern from "ukernels.h" nogil:
     ctypedef struct f32_gemm_args:
@@ -100,7 +101,7 @@ def plane_runs(b_off):
 
 cdef extern from *:
     """
-    /* the bias of a K-split op's second half: zeros, as many as a tile reads */
+    /* the bias of bare tiles (a K-split op's second half, Winograd's products): zeros, as many as a tile reads */
     static const float f32_no_bias[GEMM_MR + VLEN];
     """
     const float* NO_BIAS "f32_no_bias"
@@ -115,7 +116,7 @@ cdef inline int64_t tile_first_row(const Op* op, int64_t mt) noexcept nogil:
 cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt1,
                          const float* src, const int64_t* b_off, const int64_t* b_run, int64_t nb0,
                          float* dst, int64_t nc0, int64_t nvalid, int half,
-                         int64_t pixel_tiles=1) noexcept nogil:
+                         int64_t pixel_tiles=1, const int64_t* c_table=NULL) noexcept nogil:
     """Row tiles [mt0, mt1) of group g for one pixel tile: B read from src
     + b_off[k] (its runs b_run: f32_gemm_tile) at pixel nb0, nvalid pixels written to dst at nc0 (two vectors of them
     when more than one; past GEMM_NR, a plane's last pixels: see
@@ -124,7 +125,8 @@ cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt
     short_rows (lowering.pack_gemm).  half: WHOLE_K, or one half of the
     reduction of a K-split op: the first with the bias and residual into
     out_off, the second into part_off, both unclamped (ELTWISE_ADD_SPLIT
-    finishes)."""
+    finishes); or PRODUCTS: row r into dst + c_table[r], no bias, residual
+    or epilogue (c_table indexed by the row in the whole matrix)."""
     cdef int64_t k0 = 0 if half != SECOND_HALF else op.p.K // 2
     cdef int64_t k1 = op.p.K if half != FIRST_HALF else op.p.K // 2
     cdef int64_t cout_g = op.p.cout_g, K = op.p.K, r, n, rows
@@ -132,8 +134,10 @@ cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt
     # tile mt0's first row; the group's first packed row
     cdef int64_t m0 = tile_first_row(op, mt0), first = m0
     cdef int64_t row0 = g * tile_first_row(op, op.p.m_tiles)
-    cdef const int64_t* c_off = (op.part_off if half == SECOND_HALF else op.out_off) + g * cout_g
-    cdef const int64_t* res_off = op.res_off + g * cout_g if op.res_off != NULL else NULL
+    cdef const int64_t* c_off = (c_table if half == PRODUCTS else
+                                 (op.part_off if half == SECOND_HALF else op.out_off) + g * cout_g)
+    cdef bint bare = half == SECOND_HALF or half == PRODUCTS
+    cdef const int64_t* res_off = op.res_off + g * cout_g if op.res_off != NULL and not bare else NULL
     cdef f32_gemm_args t
     t.K, t.src, t.b_off, t.b_run = k1 - k0, src + nb0, b_off + k0, b_run + k0
     t.dst, t.nvalid, t.pixel_tiles = dst + nc0, nvalid, pixel_tiles
@@ -149,7 +153,7 @@ cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt
         n = (min(mt1, m_tall) if mt < m_tall else mt1) - mt
         t.a, t.a_step = op.w + (row0 + m0) * K + k0 * rows, rows * K
         t.c_off, t.rows = c_off + m0, min(cout_g - m0, n * rows)
-        if half == SECOND_HALF:
+        if bare:
             t.bias, t.bias_step = NO_BIAS, 0
         else:
             t.bias, t.bias_step = op.b + row0 + m0, rows

@@ -3,6 +3,7 @@
 # each its compiler flags), so that one build serves every CPU of its
 # architecture; engine/kernels/isa.py picks the module at import.
 #   gemm.pxi     1x1, direct and im2col convolutions, fully connected
+#   winograd.pxi dense 3x3 stride-1 convolutions by Winograd F(2x2) and F(4x4)
 #   window.pxi   depthwise convolution, max/average/global pooling
 #   eltwise.pxi  add, mul, affine, clamp
 #   fused.pxi    a 1x1 convolution and the depthwise one reading it
@@ -10,6 +11,7 @@
 #   program.pxi  the executor and the copies in and out of the arena
 #   ukernels.pxi the microkernels driven alone (tests, bench_kernels)
 include "gemm.pxi"
+include "winograd.pxi"
 include "window.pxi"
 include "eltwise.pxi"
 include "fused.pxi"

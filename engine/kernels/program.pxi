@@ -11,7 +11,7 @@ import numpy as np
 
 from engine.kernels.abi cimport (OP_GEMM, OP_CONV_IM2COL, OP_WINDOW, OP_GLOBAL_AVGPOOL, OP_LINEAR,
                                  OP_ELTWISE, OP_CONV_DIRECT, OP_EXPAND_DW, OP_RESIZE,
-                                 OP_KIND_END)
+                                 OP_CONV_WINOGRAD, OP_KIND_END)
 from engine.kernels.abi import DType, DTYPE_SIZE
 from engine.kernels.common cimport (Op, OpParams, Ctx, job_fn, ENGINE_SIMD_ISA, VLEN,
                                     GEMM_MR, GEMM_NR, ENGINE_PLANE_ALIGN)
@@ -51,6 +51,7 @@ JOBS[<int>OP_ELTWISE] = eltwise_job
 JOBS[<int>OP_CONV_DIRECT] = conv_direct_job
 JOBS[<int>OP_EXPAND_DW] = expand_dw_job
 JOBS[<int>OP_RESIZE] = resize_job
+JOBS[<int>OP_CONV_WINOGRAD] = conv_winograd_job
 
 
 def build_info():

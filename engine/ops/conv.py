@@ -4,15 +4,16 @@ a residual added before the epilogue (a fused add; not on depthwise
 convolutions).
 
 Lowered by shape: depthwise -> the window kernels; 1x1 on a 1x1 plane -> the
-fully connected tile; 1x1 -> GEMM over planes; dense stride 1/2 -> direct
-(framed rows read in place); any other -> im2col panels."""
+fully connected tile; 1x1 -> GEMM over planes; dense 3x3 stride 1 -> Winograd
+F(2x2) or F(4x4) where it costs less; dense stride 1/2 -> direct (framed rows
+read in place); any other -> im2col panels."""
 import numpy as np
 
 from engine.errors import ModelFileError
 from engine.kernels import isa
 from engine.kernels.abi import WindowMode
-from engine.kernels.descriptors import ConvDirect, ConvIm2col, Gemm
-from engine.lowering import (LINEAR_NO, NR, kernel_fields, linear_record, name_kernel, pack_gemm,
+from engine.kernels.descriptors import ConvDirect, ConvIm2col, ConvWinograd, Gemm
+from engine.lowering import (FLOAT, LINEAR_NO, NR, kernel_fields, linear_record, name_kernel, pack_gemm,
                              pixel_tiles, reduction_order, row_tiles, runs, window_op)
 from engine.ops import OpDef, register
 from engine.ops.activations import check_epilogue
@@ -51,6 +52,70 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
     if bias is not None:
         out += np.asarray(bias, np.float64)[None, :, None, None]
     return out
+
+
+# Winograd F(m x m, 3x3): the weights' transform G (a x 3, a = m + 2) of the
+# points of winograd.h's B^T and A^T (kernels.winograd_matrices), exact in float64
+WINOGRAD_G = {
+    2: np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]]),
+    4: np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                 [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
+}
+# what transforming an element of a Winograd job's buffers costs, in the
+# GEMM's multiply-adds (winograd_cost)
+WINOGRAD_TRANSFORM_MACS = 6
+
+
+def winograd_weights(weight, m):
+    """(cout, cin, 3, 3) -> ((m + 2)^2, cout, cin): G g G^T of every kernel,
+    element xi = i * (m + 2) + j first."""
+    g = WINOGRAD_G[m]
+    u = np.einsum('ik,ockl,jl->ijoc', g, np.asarray(weight, np.float64), g)
+    return u.reshape(-1, *weight.shape[:2]).astype(np.float32)
+
+
+def winograd_layout(m, cin, tiles, out_h, out_w, options):
+    """(band_rows, m_per_job, jobs_per_image) of a Winograd op: bands of tile rows whose transform buffers fit
+    options.winograd_bytes (but at least a GEMM tile of tiles), then row
+    tiles split into chunks until an image gives 2 jobs, for two threads
+    (each chunk transforms the band's input again)."""
+    tx, ty = -(-out_w // m), -(-out_h // m)
+    rows = tiles['m_tiles'] * tiles['tile_rows']
+    per_row = isa.winograd_scratch_floats(m, cin, rows, 1, tx) * FLOAT
+    band = max(1, -(-ty // max(1, -(-per_row * ty // options.winograd_bytes))))
+    while band * tx < NR and band < ty:
+        band += 1
+    bands = -(-ty // band)
+    chunks = min(tiles['m_tiles'], -(-2 // bands))
+    m_per_job = -(-tiles['m_tiles'] // chunks)
+    return band, m_per_job, bands * -(-tiles['m_tiles'] // m_per_job)
+
+
+def winograd_cost(m, cin, cout, out_h, out_w, options):
+    """Multiply-adds of F(m x m) on this shape, GEMM tiles' padding and the
+    transforms (WINOGRAD_TRANSFORM_MACS per element) included."""
+    a, tx, ty = m + 2, -(-out_w // m), -(-out_h // m)
+    band, _, _ = winograd_layout(m, cin, row_tiles(cout), out_h, out_w, options)
+    full, last = divmod(ty, band)
+    padded = full * -(-band * tx // NR) * NR + (-(-last * tx // NR) * NR if last else 0)
+    return a * a * cin * cout * padded + WINOGRAD_TRANSFORM_MACS * a * a * (cin + cout) * tx * ty
+
+
+def winograd_tile(attrs, spatial, options):
+    """m for a Winograd F(m x m) lowering of this convolution, or 0 (not
+    one Winograd runs, or the direct path costs less: its GEMM tiles cover
+    each output row in whole tiles)."""
+    a = attrs
+    if not (options.winograd != 0 and a['groups'] == 1 and tuple(a['kernel']) == (3, 3)
+            and tuple(a['stride']) == (1, 1) and tuple(a['dilation']) == (1, 1)
+            and tuple(a['padding']) in ((0, 0), (1, 1))):
+        return 0
+    if options.winograd:
+        return options.winograd
+    cin, cout, oh, ow = a['in_channels'], a['out_channels'], spatial['out_h'], spatial['out_w']
+    costs = {m: winograd_cost(m, cin, cout, oh, ow, options) for m in (2, 4)}
+    costs[0] = 9 * cin * cout * oh * -(-ow // NR) * NR
+    return min(costs, key=costs.get)
 
 
 def is_pointwise(node):
@@ -134,6 +199,9 @@ class Conv(OpDef):
 
         K = cin_g * kernel[0] * kernel[1]
         k = kernel_fields(a, kernel)
+        m = winograd_tile(a, spatial, options)
+        if m:
+            return self.lower_winograd(m, weight, bias, step, spatial, k, residual, options)
         direct = (not pointwise and options.direct_conv and groups == 1 and k['sh'] == k['sw']
                   and k['sh'] in (1, 2) and (k['dh'], k['dw']) == (1, 1))
         # the B table, per group: the input planes of a 1x1, the taps of a
@@ -182,6 +250,21 @@ class Conv(OpDef):
         record = ConvIm2col(**gemm, **k, m_per_job=m_tiles, per_job=jobs['per_job'],
                             jobs_per_image=groups * jobs['jobs_per_image'], in2_off=table)
         return record, name + '_im2col', isa.im2col_scratch_floats(K, k['kw'])
+
+    def lower_winograd(self, m, weight, bias, step, spatial, k, residual, options):
+        cout, cin = weight.shape[:2]
+        tiles = row_tiles(cout)
+        band, m_per_job, jobs = winograd_layout(m, cin, tiles, spatial['out_h'], spatial['out_w'], options)
+        tx = -(-spatial['out_w'] // m)
+        w_packed, _ = pack_gemm(winograd_weights(weight, m), np.zeros(((m + 2) ** 2, cout), np.float32), tiles)
+        table = np.arange(max(cin, cout), dtype=np.int64) * isa.winograd_stride(band, tx)
+        record = ConvWinograd(**step, **spatial, **tiles, **k, groups=1, cin_g=cin, cout_g=cout, K=cin,
+                              n_tiles=-(-spatial['out_h'] // m) * tx, tile_pixels=NR, w=w_packed,
+                              b=np.concatenate([bias, np.zeros(isa.WEIGHT_OVERREAD, np.float32)]),
+                              res_off=residual, k_runs=isa.plane_runs(table[None, :cin]), wino=m,
+                              in2_off=table, per_job=band, m_per_job=m_per_job, jobs_per_image=jobs)
+        need = isa.winograd_scratch_floats(m, cin, m_per_job * tiles['tile_rows'], band, tx)
+        return record, f'conv3x3_winograd{m}', need
 
 
 @converts('conv2d', 'convolution')

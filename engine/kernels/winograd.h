@@ -1,0 +1,151 @@
+/* Winograd F(m x m, 3 x 3) for dense 3x3 stride-1 convolutions
+ * (winograd.pxi runs them): an output tile of m x m pixels from an input tile
+ * of a x a (a = m + 2) as
+ *     Y = A^T [ (G g G^T) . (B^T d B) ] A
+ * with the weights' transform G g G^T made once at plan time (engine/ops/
+ * winograd.py), so that the a*a products per tile and channel pair are a*a
+ * GEMMs over the channels.  m = 2 (a = 4: 16 products for 4 outputs) or
+ * m = 4 (a = 6: 36 for 16; more rounding, fewer products).
+ *
+ * The transforms run VLEN tiles of a tile row at once, one lane per tile:
+ * the input rows are framed into m phase rows (phase p holds columns p, p+m,
+ * ...), so that each of a tile's a columns is a contiguous vector over tiles. */
+#ifndef ENGINE_WINOGRAD_H
+#define ENGINE_WINOGRAD_H
+#include "ukernels.h"     /* simd.h, ENGINE_ALWAYS_INLINE */
+
+#define WINO_A_MAX 6
+
+/* B^T (a x a) and A^T (m x a), by m: interpolation points 0, 1, -1 (m = 2)
+ * and 0, 1, -1, 2, -2 (m = 4), then infinity */
+static const float WINO_BT2[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+static const float WINO_AT2[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+static const float WINO_BT4[6][6] = {{4, 0, -5, 0, 1, 0}, {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                     {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+static const float WINO_AT4[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0},
+                                     {0, 1, -1, 8, -8, 1}};
+
+static inline const float* f32_wino_bt(int m) { return m == 2 ? &WINO_BT2[0][0] : &WINO_BT4[0][0]; }
+static inline const float* f32_wino_at(int m) { return m == 2 ? &WINO_AT2[0][0] : &WINO_AT4[0][0]; }
+
+/* sum_k c[k] * x[k * s], k < n, for constant c (inlined with constant m, the
+ * zero terms vanish and the ones are adds: no multiplications by 0 or +-1) */
+ENGINE_ALWAYS_INLINE vf f32_wino_dot(const float* c, const vf* x, const int n, const int s) {
+    vf acc = vf_zero();
+    int first = 1;
+#pragma GCC unroll 6
+    for (int k = 0; k < n; k++) {
+        const float ck = c[k];
+        if (ck == 0.0f) continue;
+        vf xk = x[k * s];
+        if (first) acc = ck == 1.0f ? xk : vf_mul(vf_set1(ck), xk);
+        else if (ck == 1.0f) acc = vf_add(acc, xk);
+        else if (ck == -1.0f) acc = vf_sub(acc, xk);
+        else acc = vf_fma(vf_set1(ck), xk, acc);
+        first = 0;
+    }
+    return acc;
+}
+
+/* p[ph * lt + t] = row[t * m + ph - pw] (0 outside the row, or everywhere
+ * when row is NULL), t < lt: one input row as m phase rows */
+static inline void f32_wino_frame_row(float* p, const float* row, int64_t in_w, int64_t pw,
+                                      int64_t lt, int m) {
+    for (int ph = 0; ph < m; ph++, p += lt) {
+        /* the columns inside the row: t0 <= t < t1 */
+        int64_t t0 = ph >= pw ? 0 : (pw - ph + m - 1) / m;
+        int64_t last = in_w - 1 + pw - ph;      /* the last column's t * m */
+        int64_t t1 = row && last >= 0 ? last / m + 1 : 0;
+        t1 = t1 < t0 ? t0 : t1 > lt ? lt : t1;
+        memset(p, 0, t0 * sizeof(float));
+        if (t1 > t0) f32_copy_strided(p + t0, row + t0 * m + ph - pw, t1 - t0, m);
+        memset(p + t1, 0, (lt - t1) * sizeof(float));
+    }
+}
+
+/* The input transform of `tiles` tiles of one tile row and one channel:
+ * frame holds the tile row's a input rows, each as m phase rows of lt floats
+ * (f32_wino_frame_row; lt >= tiles + VLEN); v[xi * xi_step + t] = element
+ * xi of tile t's B^T d B.  Writes whole vectors: up to VLEN - 1 past tiles. */
+ENGINE_ALWAYS_INLINE void f32_wino_input_row_m(const float* frame, int64_t lt, int64_t tiles,
+                                               float* v, int64_t xi_step, const int M) {
+    const int A = M + 2;
+    const float* bt = f32_wino_bt(M);
+    for (int64_t t = 0; t < tiles; t += VLEN) {
+        vf d[WINO_A_MAX * WINO_A_MAX], bd[WINO_A_MAX * WINO_A_MAX];
+#pragma GCC unroll 6
+        for (int r = 0; r < A; r++)
+#pragma GCC unroll 6
+            for (int c = 0; c < A; c++) d[r * A + c] = vf_loadu(frame + (r * M + c % M) * lt + t + c / M);
+#pragma GCC unroll 6
+        for (int i = 0; i < A; i++)
+#pragma GCC unroll 6
+            for (int c = 0; c < A; c++) bd[i * A + c] = f32_wino_dot(bt + i * A, d + c, A, A);
+#pragma GCC unroll 6
+        for (int i = 0; i < A; i++)
+#pragma GCC unroll 6
+            for (int j = 0; j < A; j++) vf_storeu(v + (i * A + j) * xi_step + t, f32_wino_dot(bt + j * A, bd + i * A, A, 1));
+    }
+}
+
+/* The output transform of `tiles` tiles of one tile row and one output
+ * channel: mrow[xi * xi_step + t] is element xi of tile t's product;
+ * out[i * out_step + t * m + j] = bias + pixel (i, j) of tile t's
+ * A^T M A, for t < tiles (out_step >= tiles * m). */
+ENGINE_ALWAYS_INLINE void f32_wino_output_row_m(const float* mrow, int64_t xi_step, int64_t tiles, float bias,
+                                                float* out, int64_t out_step, const int M) {
+    const int A = M + 2;
+    const float* at = f32_wino_at(M);
+    const vf vb = vf_set1(bias);
+    for (int64_t t = 0; t < tiles; t += VLEN) {
+        vf x[WINO_A_MAX * WINO_A_MAX], ax[4 * WINO_A_MAX];
+        float lanes[VLEN];
+        const int64_t n = tiles - t < VLEN ? tiles - t : VLEN;
+#pragma GCC unroll 36
+        for (int k = 0; k < A * A; k++) x[k] = vf_loadu(mrow + k * xi_step + t);
+#pragma GCC unroll 4
+        for (int i = 0; i < M; i++)
+#pragma GCC unroll 6
+            for (int c = 0; c < A; c++) ax[i * A + c] = f32_wino_dot(at + i * A, x + c, A, A);
+#pragma GCC unroll 4
+        for (int i = 0; i < M; i++)
+#pragma GCC unroll 4
+            for (int j = 0; j < M; j++) {
+                vf_storeu(lanes, vf_add(vb, f32_wino_dot(at + j * A, ax + i * A, A, 1)));
+                float* o = out + i * out_step + t * M + j;
+                for (int64_t l = 0; l < n; l++) o[l * M] = lanes[l];
+            }
+    }
+}
+
+static inline void f32_wino_input_row(const float* frame, int64_t lt, int64_t tiles, float* v,
+                                      int64_t xi_step, int m) {
+    if (m == 2) f32_wino_input_row_m(frame, lt, tiles, v, xi_step, 2);
+    else f32_wino_input_row_m(frame, lt, tiles, v, xi_step, 4);
+}
+
+static inline void f32_wino_output_row(const float* mrow, int64_t xi_step, int64_t tiles, float bias,
+                                       float* out, int64_t out_step, int m) {
+    if (m == 2) f32_wino_output_row_m(mrow, xi_step, tiles, bias, out, out_step, 2);
+    else f32_wino_output_row_m(mrow, xi_step, tiles, bias, out, out_step, 4);
+}
+
+/* dst[x] = clamp(src[x] (+ res[x]), lo, hi), x < n: an output row of the
+ * transform's buffer into its plane (NaN passes, as in the GEMM's store) */
+static inline void f32_wino_store_row(float* dst, const float* src, const float* res, int64_t n,
+                                      float lo, float hi) {
+    const vf vlo = vf_set1(lo), vhi = vf_set1(hi);
+    int64_t x = 0;
+    for (; x + VLEN <= n; x += VLEN) {
+        vf y = vf_loadu(src + x);
+        if (res) y = vf_add(y, vf_loadu(res + x));
+        vf_storeu(dst + x, vf_clamp(y, vlo, vhi));
+    }
+    for (; x < n; x++) {
+        float y = src[x] + (res ? res[x] : 0.0f);
+        y = y < lo ? lo : y;
+        dst[x] = y > hi ? hi : y;
+    }
+}
+
+#endif

@@ -1,0 +1,124 @@
+"""Dense 3x3 stride-1 convolutions by Winograd F(m x m, 3 x 3) (winograd.h).
+A job is a band of tile rows by a chunk of row tiles (output channels):
+every input channel's tiles of the band transformed into scratch (V: a*a
+matrices of cin rows by the band's tiles), a*a GEMMs of the transformed
+weights (packed as a*a groups: lowering.pack_gemm) by V through the GEMM tile
+into scratch (P: a*a matrices of the chunk's rows by tiles), then each
+output channel's tiles transformed back into its plane with the bias, the
+residual and the epilogue."""
+from libc.stdint cimport int64_t
+from libc.string cimport memset
+
+cdef extern from "winograd.h" nogil:
+    const int WINO_A_MAX
+    const float* f32_wino_bt(int m)
+    const float* f32_wino_at(int m)
+    void f32_wino_frame_row(float* p, const float* row, int64_t in_w, int64_t pw, int64_t lt, int m)
+    void f32_wino_input_row(const float* frame, int64_t lt, int64_t tiles, float* v, int64_t xi_step, int m)
+    void f32_wino_output_row(const float* mrow, int64_t xi_step, int64_t tiles, float bias, float* out,
+                             int64_t out_step, int m)
+    void f32_wino_store_row(float* dst, const float* src, const float* res, int64_t n, float lo, float hi)
+
+
+cdef inline int64_t wino_tiles(int64_t out, int64_t m) noexcept nogil:
+    """Tiles of m outputs across `out` pixels."""
+    return (out + m - 1) // m
+
+
+cdef inline int64_t wino_stride(int64_t band_rows, int64_t tiles_x) noexcept nogil:
+    """Floats per row of V and P: a band's tiles in whole GEMM tiles, then
+    the VLEN - 1 the transforms' vectors may run past them."""
+    return (band_rows * tiles_x + GEMM_NR - 1) // GEMM_NR * GEMM_NR + VLEN
+
+
+cdef struct WinoScratch:
+    float* v            # a*a x cin x stride
+    float* prod         # a*a x chunk_rows x stride
+    float* frame        # one channel's band of input rows, as m phase rows each
+    float* out          # m output rows of a tile row
+    int64_t end         # floats past the last
+
+
+cdef inline WinoScratch wino_scratch(float* at, int64_t m, int64_t cin, int64_t chunk_rows,
+                                     int64_t band_rows, int64_t tiles_x) noexcept nogil:
+    cdef int64_t a = m + 2, s = wino_stride(band_rows, tiles_x)
+    cdef WinoScratch w
+    w.v = at
+    w.prod = w.v + a * a * cin * s
+    w.frame = w.prod + a * a * chunk_rows * s
+    w.out = w.frame + (band_rows * m + 2) * m * (tiles_x + VLEN)
+    w.end = (w.out - at) + m * tiles_x * m
+    return w
+
+
+def winograd_stride(int64_t band_rows, int64_t tiles_x):
+    return wino_stride(band_rows, tiles_x)
+
+
+def winograd_scratch_floats(int64_t m, int64_t cin, int64_t chunk_rows, int64_t band_rows, int64_t tiles_x):
+    """Scratch one worker needs for a Winograd job (conv_winograd_job)."""
+    return wino_scratch(NULL, m, cin, chunk_rows, band_rows, tiles_x).end
+
+
+def winograd_matrices(int m):
+    """(B^T, A^T) of F(m x m, 3 x 3) as winograd.h has them (float64)."""
+    if m not in (2, 4):
+        raise ValueError(f'Winograd tiles are 2 or 4 pixels wide, not {m}')
+    cdef int a = m + 2
+    bt, at = f32_wino_bt(m), f32_wino_at(m)
+    return (np.array([bt[i] for i in range(a * a)], np.float64).reshape(a, a),
+            np.array([at[i] for i in range(m * a)], np.float64).reshape(m, a))
+
+
+cdef void conv_winograd_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
+    """job = (image, band of per_job tile rows, chunk of m_per_job row tiles);
+    op.in2_off[r] = r * wino_stride: row r of V and of P."""
+    cdef int64_t image = job // op.p.jobs_per_image
+    cdef int64_t r = job % op.p.jobs_per_image
+    cdef int64_t m_chunks = (op.p.m_tiles + op.p.m_per_job - 1) // op.p.m_per_job
+    cdef int64_t mt0 = r % m_chunks * op.p.m_per_job
+    cdef int64_t mt1 = min(mt0 + op.p.m_per_job, op.p.m_tiles)
+    cdef int m = <int>op.p.wino, a = m + 2
+    cdef int64_t tx = wino_tiles(op.p.out_w, m), lt = tx + VLEN, cin = op.p.cin_g
+    cdef int64_t ty0 = r // m_chunks * op.p.per_job
+    cdef int64_t ty1 = min(ty0 + op.p.per_job, wino_tiles(op.p.out_h, m))
+    cdef int64_t s = wino_stride(op.p.per_job, tx), chunk_rows = op.p.m_per_job * op.p.tile_rows
+    cdef WinoScratch w = wino_scratch(f32_scratch(ctx, tid), m, cin, chunk_rows, op.p.per_job, tx)
+    cdef float* base = f32_image(ctx, image)
+    cdef int64_t n_tiles = (ty1 - ty0) * tx
+    cdef int64_t pixel_tiles = (n_tiles + GEMM_NR - 1) // GEMM_NR
+    # the input transform writes whole vectors; the GEMM reads to its tiles' end
+    cdef int64_t written = (ty1 - ty0 - 1) * tx + (tx - 1) // VLEN * VLEN + VLEN
+    cdef int64_t ci, fr, ih, ty, xi
+    for ci in range(cin):
+        for fr in range((ty1 - ty0) * m + 2):
+            ih = ty0 * m - op.p.ph + fr
+            f32_wino_frame_row(w.frame + fr * m * lt,
+                               base + op.in_off[ci] + ih * op.p.in_w if 0 <= ih < op.p.in_h else NULL,
+                               op.p.in_w, op.p.pw, lt, m)
+        for ty in range(ty0, ty1):
+            f32_wino_input_row(w.frame + (ty - ty0) * m * m * lt, lt, tx, w.v + ci * s + (ty - ty0) * tx,
+                               cin * s, m)
+        if written < pixel_tiles * GEMM_NR:
+            for xi in range(a * a):
+                memset(w.v + (xi * cin + ci) * s + written, 0,
+                       (pixel_tiles * GEMM_NR - written) * sizeof(float))
+    cdef int64_t first = tile_first_row(op, mt0)
+    for xi in range(a * a):
+        # rows first.. of the chunk at P's rows 0..: c_table[row] = row * s
+        gemm_row_tiles(op, xi, mt0, mt1, w.v + xi * cin * s, op.in2_off, op.k_runs, 0,
+                       w.prod + (xi * chunk_rows - first) * s, 0, GEMM_NR, PRODUCTS, pixel_tiles, op.in2_off)
+    cdef int64_t co, i, oh
+    cdef float* dst
+    for co in range(first, min(tile_first_row(op, mt1), op.p.cout_g)):
+        for ty in range(ty0, ty1):
+            f32_wino_output_row(w.prod + (co - first) * s + (ty - ty0) * tx, chunk_rows * s, tx, op.b[co],
+                                w.out, tx * m, m)
+            for i in range(min(<int64_t>m, op.p.out_h - ty * m)):
+                oh = ty * m + i
+                dst = base + op.out_off[co] + oh * op.p.out_w
+                f32_wino_store_row(dst, w.out + i * tx * m,
+                                   base + op.res_off[co] + oh * op.p.out_w if op.res_off != NULL else NULL,
+                                   op.p.out_w, op.p.lo, op.p.hi)
+                if op.p.act:
+                    f32_activation(dst, op.p.out_w, op.p.act, act_param(op, co))
