@@ -9,6 +9,8 @@ import pytest
 
 import engine
 from engine import reference
+from engine.graph import infer_shapes
+from engine.kernels.isa import TILE_PIXELS
 from engine.ops.activations import NONLINEAR
 from engine.plan import PlanOptions, compile_graph
 from helpers import check_graph, one_op_graph, rand
@@ -34,11 +36,14 @@ WINDOW_PATHS = {
 
 def plan_options(window_path=None, conv_path=None, **more):
     """PlanOptions for a window path (WINDOW_PATHS) and a convolution path
-    ('direct': framed rows read in place, or 'im2col' panels)."""
+    ('direct': framed rows read in place, or 'im2col' panels; not Winograd,
+    which test_winograd takes), or 'winograd2' / 'winograd4' (F(2x2) or
+    F(4x4) for dense 3x3 stride-1 convolutions, direct for the others)."""
     if window_path:
         more = dict(WINDOW_PATHS[window_path], **more)
     if conv_path:
-        more['direct_conv'] = conv_path == 'direct'
+        more['direct_conv'] = conv_path != 'im2col'
+        more['winograd'] = int(conv_path[-1]) if conv_path.startswith('winograd') else 0
     return PlanOptions(**more)
 
 
@@ -274,6 +279,103 @@ def test_conv(case, window_path, conv_path):
                     options=plan_options(window_path, conv_path))
 
 
+# Winograd: planes of 1x1, 2x2 and one row or column, H != W, sides that are
+# not multiples of the tile (tiles cut short) or of VLEN tiles, channels off
+# the vector width and the GEMM tile's rows, padding 0 and 1; each with the
+# default bands, with bands of one tile row (winograd_bytes 1) and with row
+# tiles split into chunks (one band: two jobs).
+WINOGRAD_CASES = [
+    # cin, cout, h, w, pad, bias, clamp
+    (2, 1, 1, 1, 1, True, None), (3, 5, 2, 2, 1, False, None), (2, 7, 1, 19, 1, True, [0.0, None]),
+    (5, 3, 23, 1, 1, True, None), (4, 9, 6, 5, 0, True, [-0.5, 0.5]), (8, 13, 9, 11, 1, False, None),
+    (17, 6, 7, 7, 1, True, [0.0, 6.0]), (16, 25, 14, 13, 1, True, None), (7, 31, 30, 17, 1, True, None),
+    (33, 16, 3, 34, 0, False, None),
+]
+
+
+@pytest.mark.parametrize('m', [2, 4])
+@pytest.mark.parametrize('layout', ['default', 'one_row_bands'])
+@pytest.mark.parametrize('case', WINOGRAD_CASES, ids=lambda c: f'{c[0]}to{c[1]}_{c[2]}x{c[3]}_p{c[4]}')
+def test_winograd(case, m, layout):
+    """Dense 3x3 stride-1 convolutions by Winograd F(m x m) against the
+    reference, batch 1 and 3, one and two threads."""
+    cin, cout, h, w, pad, bias, clamp = case
+    rng = np.random.default_rng(cin * 31 + w)
+    params = {'weight': rand(rng, (cout, cin, 3, 3), (cin * 9) ** -0.5)}
+    if bias:
+        params['bias'] = rand(rng, cout)
+    attrs = dict(in_channels=cin, out_channels=cout, kernel=[3, 3], stride=[1, 1], padding=[pad, pad],
+                 dilation=[1, 1], groups=1, clamp=clamp)
+    options = PlanOptions(winograd=m, winograd_bytes=1 if layout == 'one_row_bands' else 1 << 20)
+    graph = one_op_graph('conv', (1, cin, h, w), attrs, params)
+    op, _, _ = lower(graph.nodes[0], infer_shapes(graph, h, w), options)
+    # bands of one tile row, or as few as make a GEMM tile of tiles
+    tiles_x, tiles_y = -(-(w + 2 * pad - 2) // m), -(-(h + 2 * pad - 2) // m)
+    band = 1 if tiles_x >= TILE_PIXELS else min(tiles_y, -(-TILE_PIXELS // tiles_x))
+    assert op.wino == m and (layout == 'default' or op.per_job == band)
+    for n in BATCHES:
+        x = rand(rng, (n, cin, h, w))
+        check_graph(one_op_graph('conv', x.shape, attrs, params), x, options=options)
+
+
+def test_winograd_jobs_split_row_tiles_when_bands_are_few():
+    """One band of tile rows gives two jobs by chunks of row tiles (each
+    transforms the input again), and the chunks' outputs are right."""
+    rng = np.random.default_rng(8)
+    cin, cout, hw = 6, 40, (7, 7)
+    attrs = dict(in_channels=cin, out_channels=cout, kernel=[3, 3], stride=[1, 1], padding=[1, 1],
+                 dilation=[1, 1], groups=1, clamp=None, act='hardswish')
+    params = {'weight': rand(rng, (cout, cin, 3, 3), 0.3), 'bias': rand(rng, cout)}
+    options = PlanOptions(winograd=2)
+    graph = one_op_graph('conv', (1, cin) + hw, attrs, params)
+    op, _, _ = lower(graph.nodes[0], infer_shapes(graph, *hw), options)
+    assert op.jobs_per_image == 2 and op.m_per_job < op.m_tiles
+    for n in BATCHES:
+        x = rand(rng, (n, cin) + hw)
+        check_graph(one_op_graph('conv', x.shape, attrs, params), x, options=options)
+
+
+def test_winograd_accuracy_against_the_direct_path():
+    """Winograd's rounding on ResNet-18's layer shapes (inputs >= 0, as after
+    a ReLU; weights of variance 1 / fan-in): the largest error relative to
+    the largest output, against the float64 reference, for F(2x2), F(4x4)
+    and the direct path (README, "Winograd"): F(4x4) rounds more, within 10x
+    the direct path's and the kernels' tolerance of 2e-5."""
+    from engine import reference
+    for cin, hw in [(64, 28), (256, 14), (512, 7)]:
+        rng = np.random.default_rng(cin)
+        attrs = dict(in_channels=cin, out_channels=64, kernel=[3, 3], stride=[1, 1], padding=[1, 1],
+                     dilation=[1, 1], groups=1, clamp=None)
+        params = {'weight': rand(rng, (64, cin, 3, 3), (cin * 9) ** -0.5), 'bias': rand(rng, 64)}
+        x = np.abs(rand(rng, (1, cin, hw, hw)))
+        graph = one_op_graph('conv', x.shape, attrs, params)
+        ref = reference.run_graph(graph, x)[0]
+        err = {m: float(np.abs(engine.Model(graph, options=PlanOptions(winograd=m))(x) - ref).max()
+                        / np.abs(ref).max()) for m in (0, 2, 4)}
+        assert err[2] <= 10 * err[0] and err[4] <= 10 * err[0] and max(err.values()) <= 2e-5, err
+
+
+def test_winograd_takes_the_shapes_it_wins():
+    """By default (PlanOptions.winograd None) the cost model gives ResNet's
+    3x3 stride-1 layers Winograd, F(4x4) on large planes and F(2x2) on 7x7,
+    a stem on 3 channels the direct path, and leaves stride 2, dilation and
+    groups to the other paths."""
+    def kind(cin, cout, hw, **more):
+        attrs = dict(dict(in_channels=cin, out_channels=cout, kernel=[3, 3], stride=[1, 1], padding=[1, 1],
+                          dilation=[1, 1], groups=1, clamp=None), **more)
+        weight = np.ones((cout, cin // attrs['groups'], 3, 3), np.float32)
+        return compile_graph(one_op_graph('conv', (1, cin, hw, hw), attrs, {'weight': weight}),
+                             hw, hw).layers[0].kind
+    assert kind(64, 64, 56) == 'conv3x3_winograd4'
+    if TILE_PIXELS >= 8:    # (F(4x4)'s 4 tiles of a 7x7 plane fill half a GEMM tile of 8)
+        assert kind(512, 512, 7) == 'conv3x3_winograd2'
+    assert kind(3, 32, 224) == 'conv3x3'
+    assert kind(64, 64, 56, stride=[2, 2]) == 'conv3x3s2'
+    assert kind(64, 64, 56, dilation=[2, 2], padding=[2, 2]) == 'conv3x3_im2col'
+    assert kind(64, 64, 56, groups=2) == 'conv3x3g2_im2col'
+    assert kind(64, 64, 56, **{'padding': [2, 2]}) == 'conv3x3'
+
+
 @pytest.mark.parametrize('w', range(1, 19))
 def test_flat_depthwise_every_row_alignment(w):
     """The flat path's 3x3 stride-1 convolution, whose tap rows start at any
@@ -502,7 +604,7 @@ def test_conv_grid(case, window_path, conv_path):
 
 
 @pytest.mark.parametrize('act', sorted(NONLINEAR))
-@pytest.mark.parametrize('where', ['gemm', 'direct', 'im2col', 'dwconv', 'linear', 'eltwise',
+@pytest.mark.parametrize('where', ['gemm', 'direct', 'im2col', 'winograd', 'dwconv', 'linear', 'eltwise',
                                    'whole_plane_pool'])
 def test_fused_nonlinear_activations(act, where):
     """Every activation the graph knows, fused into every kind of kernel; a
@@ -520,6 +622,9 @@ def test_fused_nonlinear_activations(act, where):
         node = Node('n', 'conv', ['input'], dict(conv, kernel=[3, 3], padding=[1, 1], groups=groups,
                                                  stride=[2, 2]),
                     {'weight': rand(rng, (c, c // groups, 3, 3), 0.3)})
+    elif where == 'winograd':       # dense 3x3 stride 1
+        node = Node('n', 'conv', ['input'], dict(conv, kernel=[3, 3], padding=[1, 1], groups=1),
+                    {'weight': rand(rng, (c, c, 3, 3), 0.3)})
     elif where == 'dwconv':
         node = Node('n', 'conv', ['input'], dict(conv, kernel=[3, 3], padding=[1, 1], groups=c),
                     {'weight': rand(rng, (c, 1, 3, 3), 0.5), 'bias': rand(rng, c)})
@@ -537,9 +642,10 @@ def test_fused_nonlinear_activations(act, where):
         nodes = [node]
     if act in PARAMETRIC:
         nodes[-1].params[ACT_PARAM] = rand(rng, 37 if where == 'linear' else c)
+    options = PlanOptions(winograd=2) if where == 'winograd' else None   # (F(4x4) rounds more: test_winograd)
     for n in BATCHES:
         x = rand(rng, (n, c, 7, 9), 3.0)
-        check_graph(Graph('input', x.shape, nodes, [nodes[-1].name]), x)
+        check_graph(Graph('input', x.shape, nodes, [nodes[-1].name]), x, options=options)
     if where == 'whole_plane_pool':
         layers = compile_graph(Graph('input', x.shape, nodes, ['n']), 7, 9).layers
         assert [l.kind for l in layers] == ['global_avgpool']
@@ -560,23 +666,27 @@ def test_mul(gate_hw):
         check_graph(Graph('input', x.shape, nodes, ['m']), x)
 
 
-@pytest.mark.parametrize('path', ['gemm', 'grouped', 'direct', 'im2col', 'linear'])
+@pytest.mark.parametrize('path', ['gemm', 'grouped', 'direct', 'im2col', 'linear', 'winograd2', 'winograd4'])
 def test_fused_residual_add(path):
     """conv(x) + r, then the activation, inside the convolution's tile."""
     from engine.graph import Graph, Node
     rng = np.random.default_rng(6)
     c, hw = 14, ((1, 1) if path == 'linear' else (7, 9))
     k, groups = {'gemm': (1, 1), 'grouped': (1, 2), 'direct': (3, 1), 'im2col': (3, 2),
-                 'linear': (1, 1)}[path]
+                 'linear': (1, 1), 'winograd2': (3, 1), 'winograd4': (3, 1)}[path]
     attrs = dict(in_channels=c, out_channels=c, kernel=[k, k], stride=[1, 1], padding=[k // 2] * 2,
                  dilation=[1, 1], groups=groups, clamp=[0.0, None],
                  act='hardswish' if k == 3 else None)
     nodes = [Node('r', 'affine', ['input'], {'clamp': None}, {'scale': rand(rng, c), 'shift': rand(rng, c)}),
              Node('conv', 'conv', ['input', 'r'], attrs,
                   {'weight': rand(rng, (c, c // groups, k, k), 0.3), 'bias': rand(rng, c)})]
+    options = plan_options(conv_path=path if path in ('direct', 'winograd2', 'winograd4') else None)
+    kind = compile_graph(Graph('input', (1, c) + hw, nodes, ['conv']), *hw, options).layers[-1].kind
+    assert kind == {'direct': 'conv3x3', 'winograd2': 'conv3x3_winograd2',
+                    'winograd4': 'conv3x3_winograd4'}.get(path, kind)
     for n in BATCHES:
         x = rand(rng, (n, c) + hw)
-        check_graph(Graph('input', x.shape, nodes, ['conv']), x)
+        check_graph(Graph('input', x.shape, nodes, ['conv']), x, options=options)
 
 
 def test_residual_is_refused_on_depthwise_convolutions():

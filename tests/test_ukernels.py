@@ -197,6 +197,98 @@ def test_phase_planes(hw):
         np.testing.assert_array_equal(got[:part.shape[0], :part.shape[1]], part)
 
 
+# -- Winograd F(m x m, 3x3): the transforms alone
+
+def test_winograd_matrices_compute_the_convolution():
+    """winograd.h's B^T and A^T with the weights' G (ops/conv.py) give each
+    output tile of a 3x3 correlation exactly (float64): in one dimension and
+    in two, A^T [(G g G^T) . (B^T d B)] A."""
+    from engine.ops.conv import WINOGRAD_G
+    rng = np.random.default_rng(0)
+    for m in (2, 4):
+        bt, at = isa.winograd_matrices(m)
+        g = WINOGRAD_G[m]
+        assert bt.shape == (m + 2, m + 2) and at.shape == (m, m + 2) and g.shape == (m + 2, 3)
+        d, k = rng.standard_normal((m + 2, m + 2)), rng.standard_normal((3, 3))
+        y = at @ ((g @ k @ g.T) * (bt @ d @ bt.T)) @ at.T
+        ref = np.array([[(d[i:i + 3, j:j + 3] * k).sum() for j in range(m)] for i in range(m)])
+        np.testing.assert_allclose(y, ref, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match='2 or 4'):
+        isa.winograd_matrices(3)
+
+
+@pytest.mark.parametrize('m', [2, 4])
+@pytest.mark.parametrize('in_w', [1, 2, 3, 5, 8, 17, 33])
+def test_wino_frame_row(m, in_w):
+    """One input row as m phase rows: phase ph holds columns ph - pw, ph + m
+    - pw, ... of the row, zeros outside it and for a padding row."""
+    row = np.arange(1, in_w + 2 * VLEN * m + 1, dtype=np.float32)
+    for pw in (0, 1):
+        lt = -(-(in_w + 2 * pw) // m) + VLEN
+        for given in (row, None):
+            dst = np.full(m * lt + VLEN, SENTINEL, np.float32)
+            isa.ukernel_wino_frame_row(dst, given, in_w, pw, lt, m)
+            cols = np.arange(lt)[None] * m + np.arange(m)[:, None] - pw
+            inside = (cols >= 0) & (cols < in_w) & (given is not None)
+            expected = np.where(inside, row[np.clip(cols, 0, in_w - 1)], 0)
+            np.testing.assert_array_equal(dst[:m * lt].reshape(m, lt), expected)
+            assert (dst[m * lt:] == SENTINEL).all()
+
+
+@pytest.mark.parametrize('m', [2, 4])
+@pytest.mark.parametrize('tiles', sorted({1, 2, max(1, VLEN - 1), VLEN, VLEN + 1, 2 * VLEN + 3}))
+def test_wino_input_row(m, tiles):
+    """B^T d B of each tile, its a x a inputs read from the phase rows; whole
+    vectors of tiles written, nothing past them."""
+    rng = np.random.default_rng(tiles * m)
+    a, span = m + 2, -(-tiles // VLEN) * VLEN
+    lt, xi_step = span + 1, span + 5
+    frame = rng.standard_normal(a * m * lt).astype(np.float32)
+    v = np.full(a * a * xi_step, SENTINEL, np.float32)
+    isa.ukernel_wino_input_row(frame, lt, tiles, v, xi_step, m)
+    bt, _ = isa.winograd_matrices(m)
+    rows = frame.reshape(a, m, lt)
+    for t in range(tiles):
+        d = np.array([[rows[r, c % m, t + c // m] for c in range(a)] for r in range(a)], np.float64)
+        np.testing.assert_allclose(v.reshape(a * a, xi_step)[:, t], (bt @ d @ bt.T).ravel(), rtol=1e-5, atol=1e-5)
+    assert (v.reshape(a * a, xi_step)[:, span:] == SENTINEL).all()
+
+
+@pytest.mark.parametrize('m', [2, 4])
+@pytest.mark.parametrize('tiles', sorted({1, 2, max(1, VLEN - 1), VLEN, VLEN + 1, 2 * VLEN + 3}))
+def test_wino_output_row(m, tiles):
+    """bias + A^T M A of each tile, its m x m pixels interleaved into m
+    output rows; whole vectors of tiles written, nothing past them."""
+    rng = np.random.default_rng(tiles * m + 1)
+    a, span = m + 2, -(-tiles // VLEN) * VLEN
+    xi_step, out_step = span + 3, span * m + 7
+    mrow = rng.standard_normal(a * a * xi_step).astype(np.float32)
+    out = np.full(m * out_step, SENTINEL, np.float32)
+    isa.ukernel_wino_output_row(mrow, xi_step, tiles, 0.25, out, out_step, m)
+    _, at = isa.winograd_matrices(m)
+    rows = out.reshape(m, out_step)
+    for t in range(tiles):
+        y = at @ mrow.reshape(a * a, xi_step)[:, t].astype(np.float64).reshape(a, a) @ at.T + 0.25
+        np.testing.assert_allclose(rows[:, t * m:(t + 1) * m], y, rtol=1e-5, atol=1e-5)
+    assert (rows[:, span * m:] == SENTINEL).all()
+
+
+@pytest.mark.parametrize('n', sorted({0, 1, VLEN - 1, VLEN, 3 * VLEN + 2}))
+def test_wino_store_row(n):
+    """An output row into its plane: the residual added (or not), the clamp,
+    NaN kept; nothing written past n."""
+    rng = np.random.default_rng(n)
+    src, res = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    if n:
+        src[n // 2] = np.nan
+    for r in (None, res):
+        dst = np.full(n + VLEN, SENTINEL, np.float32)
+        isa.ukernel_wino_store_row(dst, src, r, n, -0.5, 0.75)
+        y = src + (0 if r is None else r)
+        np.testing.assert_array_equal(dst[:n], np.where(np.isnan(y), y, np.clip(y, -0.5, 0.75)))
+        assert (dst[n:] == SENTINEL).all()
+
+
 # -- window and element-wise kernels: hand-made records through Program
 
 def run_records(records, arena_floats, fill):

@@ -36,6 +36,17 @@ static inline vf vf_sub(vf a, vf b) { return vsubq_f32(a, b); }
 static inline vf vf_mul(vf a, vf b) { return vmulq_f32(a, b); }
 static inline vf vf_max(vf a, vf b) { return vmaxq_f32(a, b); }
 static inline vf vf_min(vf a, vf b) { return vminq_f32(a, b); }
+/* a and b interleaved: *lo = a0 b0 a1 b1, *hi = a2 b2 a3 b3 */
+static inline void vf_zip(vf a, vf b, vf* lo, vf* hi) {
+#if defined(__aarch64__)
+    *lo = vzip1q_f32(a, b);
+    *hi = vzip2q_f32(a, b);
+#else
+    const float32x4x2_t z = vzipq_f32(a, b);
+    *lo = z.val[0];
+    *hi = z.val[1];
+#endif
+}
 static inline vf vf_max_nan(vf acc, vf x) { return vmaxq_f32(acc, x); }   /* NEON max keeps NaN */
 static inline float vf_hsum(vf v) {
 #if defined(__aarch64__)

@@ -21,6 +21,8 @@ static inline vf vf_mul(vf a, vf b) { return a * b; }
 /* as x86's maxps/minps: b when either is NaN, so clamp(bound, x) keeps x's NaN */
 static inline vf vf_max(vf a, vf b) { return a > b ? a : b; }
 static inline vf vf_min(vf a, vf b) { return a < b ? a : b; }
+/* a and b interleaved (one lane each) */
+static inline void vf_zip(vf a, vf b, vf* lo, vf* hi) { *lo = a; *hi = b; }
 static inline vf vf_max_nan(vf acc, vf x) { return (x != x || x > acc) ? x : acc; }
 static inline float vf_hsum(vf v) { return v; }
 static inline void vf_store_partial(float* p, vf v, int n) { if (n > 0) *p = v; }

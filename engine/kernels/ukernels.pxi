@@ -138,3 +138,64 @@ def ukernel_phase_planes(const float[::1] src, int64_t in_h, int64_t in_w, float
         raise ValueError('phase planes overlap')
     with nogil:
         f32_phase_planes(&src[0], in_h, in_w, &dst[0], ps, rows, cols)
+
+
+def _wino_m(int m):
+    if m not in (2, 4):
+        raise ValueError(f'Winograd tiles are 2 or 4 pixels wide, not {m}')
+
+
+def ukernel_wino_frame_row(float[::1] dst, row, int64_t in_w, int64_t pw, int64_t lt, int m):
+    """dst[ph * lt + t] = row[t * m + ph - pw] (0 outside the row; row None:
+    a padding row), t < lt, ph < m: one input row as Winograd's phase rows."""
+    cdef const float[::1] r = None
+    _wino_m(m)
+    if pw < 0 or lt < 1:
+        raise ValueError(f'pw {pw}, lt {lt}')
+    _need('dst', dst, m * lt)
+    if row is not None:
+        r = row
+        _need('row', r, in_w + 2 * VLEN * m)
+    with nogil:
+        f32_wino_frame_row(&dst[0], &r[0] if r is not None else NULL, in_w, pw, lt, m)
+
+
+def ukernel_wino_input_row(const float[::1] frame, int64_t lt, int64_t tiles, float[::1] v, int64_t xi_step,
+                           int m):
+    """B^T d B of `tiles` tiles: tile t's input element (r, c) at
+    frame[(r * m + c % m) * lt + t + c // m]; element xi at v[xi * xi_step + t]."""
+    _wino_m(m)
+    cdef int64_t a = m + 2, span = (tiles + VLEN - 1) // VLEN * VLEN
+    if tiles < 1 or lt < span + 1 or xi_step < span:
+        raise ValueError(f'tiles {tiles}, lt {lt}, xi_step {xi_step}')
+    _need('frame', frame, (a * m) * lt)
+    _need('v', v, (a * a - 1) * xi_step + span)
+    with nogil:
+        f32_wino_input_row(&frame[0], lt, tiles, &v[0], xi_step, m)
+
+
+def ukernel_wino_output_row(const float[::1] mrow, int64_t xi_step, int64_t tiles, float bias, float[::1] out,
+                            int64_t out_step, int m):
+    """bias + A^T M A of `tiles` tiles: element xi of tile t at mrow[xi *
+    xi_step + t]; pixel (i, j) to out[i * out_step + t * m + j]."""
+    _wino_m(m)
+    cdef int64_t a = m + 2, span = (tiles + VLEN - 1) // VLEN * VLEN
+    if tiles < 1 or xi_step < span or out_step < span * m:
+        raise ValueError(f'tiles {tiles}, xi_step {xi_step}, out_step {out_step}')
+    _need('mrow', mrow, (a * a - 1) * xi_step + span)
+    _need('out', out, (m - 1) * out_step + span * m)
+    with nogil:
+        f32_wino_output_row(&mrow[0], xi_step, tiles, bias, &out[0], out_step, m)
+
+
+def ukernel_wino_store_row(float[::1] dst, const float[::1] src, res, int64_t n, float lo, float hi):
+    """dst[x] = clamp(src[x] (+ res[x]), lo, hi) for x < n."""
+    cdef const float[::1] r = None
+    _need('dst', dst, n)
+    _need('src', src, n)
+    if res is not None:
+        r = res
+        _need('res', r, n)
+    if n:
+        with nogil:
+            f32_wino_store_row(&dst[0], &src[0], &r[0] if r is not None else NULL, n, lo, hi)

@@ -88,19 +88,38 @@ ENGINE_ALWAYS_INLINE void f32_wino_input_row_m(const float* frame, int64_t lt, i
     }
 }
 
+/* m vectors v[0..m) interleaved into m * VLEN floats at p: p[l * m + j] = lane l of v[j] */
+ENGINE_ALWAYS_INLINE void f32_wino_store_interleaved(float* p, const vf* v, const int M) {
+    vf lo, hi;
+    if (M == 2) {
+        vf_zip(v[0], v[1], &lo, &hi);
+        vf_storeu(p, lo);
+        vf_storeu(p + VLEN, hi);
+    } else {        /* (0, 2) and (1, 3) zipped, then the pairs: lanes 0 1 2 3 in order */
+        vf l02, h02, l13, h13;
+        vf_zip(v[0], v[2], &l02, &h02);
+        vf_zip(v[1], v[3], &l13, &h13);
+        vf_zip(l02, l13, &lo, &hi);
+        vf_storeu(p, lo);
+        vf_storeu(p + VLEN, hi);
+        vf_zip(h02, h13, &lo, &hi);
+        vf_storeu(p + 2 * VLEN, lo);
+        vf_storeu(p + 3 * VLEN, hi);
+    }
+}
+
 /* The output transform of `tiles` tiles of one tile row and one output
  * channel: mrow[xi * xi_step + t] is element xi of tile t's product;
  * out[i * out_step + t * m + j] = bias + pixel (i, j) of tile t's
- * A^T M A, for t < tiles (out_step >= tiles * m). */
+ * A^T M A.  Writes whole vectors of tiles: out_step >= m times tiles rounded
+ * up to VLEN. */
 ENGINE_ALWAYS_INLINE void f32_wino_output_row_m(const float* mrow, int64_t xi_step, int64_t tiles, float bias,
                                                 float* out, int64_t out_step, const int M) {
     const int A = M + 2;
     const float* at = f32_wino_at(M);
     const vf vb = vf_set1(bias);
     for (int64_t t = 0; t < tiles; t += VLEN) {
-        vf x[WINO_A_MAX * WINO_A_MAX], ax[4 * WINO_A_MAX];
-        float lanes[VLEN];
-        const int64_t n = tiles - t < VLEN ? tiles - t : VLEN;
+        vf x[WINO_A_MAX * WINO_A_MAX], ax[4 * WINO_A_MAX], y[4];
 #pragma GCC unroll 36
         for (int k = 0; k < A * A; k++) x[k] = vf_loadu(mrow + k * xi_step + t);
 #pragma GCC unroll 4
@@ -108,13 +127,11 @@ ENGINE_ALWAYS_INLINE void f32_wino_output_row_m(const float* mrow, int64_t xi_st
 #pragma GCC unroll 6
             for (int c = 0; c < A; c++) ax[i * A + c] = f32_wino_dot(at + i * A, x + c, A, A);
 #pragma GCC unroll 4
-        for (int i = 0; i < M; i++)
+        for (int i = 0; i < M; i++) {
 #pragma GCC unroll 4
-            for (int j = 0; j < M; j++) {
-                vf_storeu(lanes, vf_add(vb, f32_wino_dot(at + j * A, ax + i * A, A, 1)));
-                float* o = out + i * out_step + t * M + j;
-                for (int64_t l = 0; l < n; l++) o[l * M] = lanes[l];
-            }
+            for (int j = 0; j < M; j++) y[j] = vf_add(vb, f32_wino_dot(at + j * A, ax + i * A, A, 1));
+            f32_wino_store_interleaved(out + i * out_step + t * M, y, M);
+        }
     }
 }
 

@@ -31,6 +31,11 @@ cdef inline int64_t wino_stride(int64_t band_rows, int64_t tiles_x) noexcept nog
     return (band_rows * tiles_x + GEMM_NR - 1) // GEMM_NR * GEMM_NR + VLEN
 
 
+cdef inline int64_t wino_out_step(int64_t m, int64_t tiles_x) noexcept nogil:
+    """Floats per output row of the output transform's buffer (whole vectors of tiles)."""
+    return (tiles_x + VLEN - 1) // VLEN * VLEN * m
+
+
 cdef struct WinoScratch:
     float* v            # a*a x cin x stride
     float* prod         # a*a x chunk_rows x stride
@@ -47,7 +52,7 @@ cdef inline WinoScratch wino_scratch(float* at, int64_t m, int64_t cin, int64_t 
     w.prod = w.v + a * a * cin * s
     w.frame = w.prod + a * a * chunk_rows * s
     w.out = w.frame + (band_rows * m + 2) * m * (tiles_x + VLEN)
-    w.end = (w.out - at) + m * tiles_x * m
+    w.end = (w.out - at) + m * wino_out_step(m, tiles_x)
     return w
 
 
@@ -113,11 +118,11 @@ cdef void conv_winograd_job(const Op* op, const Ctx* ctx, int64_t job, int tid) 
     for co in range(first, min(tile_first_row(op, mt1), op.p.cout_g)):
         for ty in range(ty0, ty1):
             f32_wino_output_row(w.prod + (co - first) * s + (ty - ty0) * tx, chunk_rows * s, tx, op.b[co],
-                                w.out, tx * m, m)
+                                w.out, wino_out_step(m, tx), m)
             for i in range(min(<int64_t>m, op.p.out_h - ty * m)):
                 oh = ty * m + i
                 dst = base + op.out_off[co] + oh * op.p.out_w
-                f32_wino_store_row(dst, w.out + i * tx * m,
+                f32_wino_store_row(dst, w.out + i * wino_out_step(m, tx),
                                    base + op.res_off[co] + oh * op.p.out_w if op.res_off != NULL else NULL,
                                    op.p.out_w, op.p.lo, op.p.hi)
                 if op.p.act:

@@ -61,9 +61,14 @@ WINOGRAD_G = {
     4: np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
                  [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
 }
-# what transforming an element of a Winograd job's buffers costs, in the
-# GEMM's multiply-adds (winograd_cost)
-WINOGRAD_TRANSFORM_MACS = 6
+# A model of the time of a dense 3x3 stride-1 convolution by each path, in ns:
+# (per multiply-add of its GEMM tiles, per element they store, per element of
+# the transformed input, per op), fitted to single-layer timings (AVX2, Zen 3,
+# 1 thread, 21 shapes of 3-512 channels on 7x7 to 224x224 planes, within
+# about 25 %): Winograd's transforms cost more per element the larger the
+# tile, so F(4x4) wins on large planes, F(2x2) on small ones, the direct path
+# on few channels.
+PATH_COST_NS = {0: (0.0257, 0.393, 0.0, 41e3), 2: (0.0351, 0.328, 0.0633, 76e3), 4: (0.0446, 0.504, 0.0, 122e3)}
 
 
 def winograd_weights(weight, m):
@@ -91,20 +96,27 @@ def winograd_layout(m, cin, tiles, out_h, out_w, options):
     return band, m_per_job, bands * -(-tiles['m_tiles'] // m_per_job)
 
 
-def winograd_cost(m, cin, cout, out_h, out_w, options):
-    """Multiply-adds of F(m x m) on this shape, GEMM tiles' padding and the
-    transforms (WINOGRAD_TRANSFORM_MACS per element) included."""
+def path_cost(m, cin, cout, out_h, out_w, options):
+    """PATH_COST_NS's time of this convolution by Winograd F(m x m), or by
+    the direct path for m = 0 (its tiles cover each output row in whole
+    tiles; Winograd's the tiles of each band)."""
+    per_mac, per_store, per_input, per_op = PATH_COST_NS[m]
+    tiles = row_tiles(cout)
+    rows = tiles['m_tiles'] * tiles['tile_rows']
+    if m == 0:
+        pixels = out_h * -(-out_w // NR) * NR
+        return per_mac * 9 * cin * rows * pixels + per_store * rows * pixels + per_op
     a, tx, ty = m + 2, -(-out_w // m), -(-out_h // m)
-    band, _, _ = winograd_layout(m, cin, row_tiles(cout), out_h, out_w, options)
+    band, _, _ = winograd_layout(m, cin, tiles, out_h, out_w, options)
     full, last = divmod(ty, band)
     padded = full * -(-band * tx // NR) * NR + (-(-last * tx // NR) * NR if last else 0)
-    return a * a * cin * cout * padded + WINOGRAD_TRANSFORM_MACS * a * a * (cin + cout) * tx * ty
+    return (per_mac * a * a * cin * rows * padded + per_store * a * a * rows * padded
+            + per_input * a * a * cin * tx * ty + per_op)
 
 
 def winograd_tile(attrs, spatial, options):
     """m for a Winograd F(m x m) lowering of this convolution, or 0 (not
-    one Winograd runs, or the direct path costs less: its GEMM tiles cover
-    each output row in whole tiles)."""
+    one Winograd runs, or the direct path costs less: path_cost)."""
     a = attrs
     if not (options.winograd != 0 and a['groups'] == 1 and tuple(a['kernel']) == (3, 3)
             and tuple(a['stride']) == (1, 1) and tuple(a['dilation']) == (1, 1)
@@ -112,10 +124,8 @@ def winograd_tile(attrs, spatial, options):
         return 0
     if options.winograd:
         return options.winograd
-    cin, cout, oh, ow = a['in_channels'], a['out_channels'], spatial['out_h'], spatial['out_w']
-    costs = {m: winograd_cost(m, cin, cout, oh, ow, options) for m in (2, 4)}
-    costs[0] = 9 * cin * cout * oh * -(-ow // NR) * NR
-    return min(costs, key=costs.get)
+    shape = a['in_channels'], a['out_channels'], spatial['out_h'], spatial['out_w']
+    return min(PATH_COST_NS, key=lambda m: path_cost(m, *shape, options))
 
 
 def is_pointwise(node):
