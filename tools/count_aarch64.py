@@ -89,6 +89,9 @@ MODELS = {
     'shufflenet_v1_g3': ('family_models', 'shufflenet_v1_g3', 224),
     'mobilenet_v2': ('family_models', 'MobileNetV2', 224),
     'nanodet_plus_m_320': ('detection_models', 'nanodet_plus_m', 320),     # the network, not decoding
+    'resnet18': ('family_models', 'resnet18', 224),
+    'mnasnet1_0': ('family_models', 'mnasnet1_0', 224),
+    'squeezenet1_1': ('family_models', 'squeezenet1_1', 224),
 }
 ENGINES = ('engine', 'ncnn', 'ort')
 MCA_COVER = 0.97            # blocks given to llvm-mca: the hottest ones, this share of the instructions

@@ -64,6 +64,18 @@ static inline vf vf_load_strided(const float* p, int64_t s) {
     return vf_loadu(lanes);
 }
 
+#ifndef ENGINE_LOAD_QUADS
+/* v[j] = p[j], p[4 + j], ..., p[4 (VLEN - 1) + j] for j < 4: 4 * VLEN floats
+ * as their four phases (NEON: one LD4) */
+static inline void vf_load_quads(const float* p, vf* v) {
+    for (int j = 0; j < 4; j++) {
+        float lanes[VLEN];
+        for (int i = 0; i < VLEN; i++) lanes[i] = p[4 * i + j];
+        v[j] = vf_loadu(lanes);
+    }
+}
+#endif
+
 #ifndef ENGINE_INTERLEAVE
 /* dst[i * VLEN + j] = src[j][x + i] for i, j < VLEN: VLEN pixels of VLEN
  * channels as VLEN pixel vectors (NEON: one ST4) */

@@ -54,6 +54,21 @@ static inline vf vf_load_s2(const float* p) {
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t),
                                                   _MM_SHUFFLE(3, 1, 2, 0)));
 }
+/* 32 floats as their four phases: a 4x4 transpose in each 128-bit half of
+ * four loads gives p0 p8 p16 p24 | p4 p12 p20 p28 (phase 0), ...; a
+ * permutation puts each in order */
+#define ENGINE_LOAD_QUADS 1
+static inline void vf_load_quads(const float* p, vf* v) {
+    __m256 r0 = _mm256_loadu_ps(p), r1 = _mm256_loadu_ps(p + 8);
+    __m256 r2 = _mm256_loadu_ps(p + 16), r3 = _mm256_loadu_ps(p + 24);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    v[0] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), order);
+    v[1] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)), order);
+    v[2] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), order);
+    v[3] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)), order);
+}
 typedef __m256 vmask;       /* the flags themselves: blendv reads each lane's top bit */
 static inline vmask vf_mask(const int32_t* flags) {
     return _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i*)flags));

@@ -63,6 +63,15 @@ static inline void vf_store_partial(float* p, vf v, int n) {
     else if (n == 3) vst1q_lane_f32(p + 2, v, 2);
 }
 static inline vf vf_load_s2(const float* p) { return vld2q_f32(p).val[0]; }
+/* 16 floats as their four phases: one LD4 */
+#define ENGINE_LOAD_QUADS 1
+static inline void vf_load_quads(const float* p, vf* v) {
+    const float32x4x4_t x = vld4q_f32(p);
+    v[0] = x.val[0];
+    v[1] = x.val[1];
+    v[2] = x.val[2];
+    v[3] = x.val[3];
+}
 /* p[0], p[2], ... into *even and p[1], p[3], ... into *odd: one LD2 */
 #define ENGINE_LOAD_PAIRS 1
 static inline void vf_load_pairs(const float* p, vf* even, vf* odd) {

@@ -155,9 +155,11 @@ def ukernel_wino_frame_row(float[::1] dst, row, int64_t in_w, int64_t pw, int64_
     _need('dst', dst, m * lt)
     if row is not None:
         r = row
-        _need('row', r, in_w + 2 * VLEN * m)
+        _need('row', r, in_w)
+    pad = np.empty(m * lt, np.float32)
+    cdef float[::1] p = pad
     with nogil:
-        f32_wino_frame_row(&dst[0], &r[0] if r is not None else NULL, in_w, pw, lt, m)
+        f32_wino_frame_row(&dst[0], &p[0], &r[0] if r is not None else NULL, in_w, pw, lt, m)
 
 
 def ukernel_wino_input_row(const float[::1] frame, int64_t lt, int64_t tiles, float[::1] v, int64_t xi_step,

@@ -48,19 +48,34 @@ ENGINE_ALWAYS_INLINE vf f32_wino_dot(const float* c, const vf* x, const int n, c
 }
 
 /* p[ph * lt + t] = row[t * m + ph - pw] (0 outside the row, or everywhere
- * when row is NULL), t < lt: one input row as m phase rows */
-static inline void f32_wino_frame_row(float* p, const float* row, int64_t in_w, int64_t pw,
-                                      int64_t lt, int m) {
-    for (int ph = 0; ph < m; ph++, p += lt) {
-        /* the columns inside the row: t0 <= t < t1 */
-        int64_t t0 = ph >= pw ? 0 : (pw - ph + m - 1) / m;
-        int64_t last = in_w - 1 + pw - ph;      /* the last column's t * m */
-        int64_t t1 = row && last >= 0 ? last / m + 1 : 0;
-        t1 = t1 < t0 ? t0 : t1 > lt ? lt : t1;
-        memset(p, 0, t0 * sizeof(float));
-        if (t1 > t0) f32_copy_strided(p + t0, row + t0 * m + ph - pw, t1 - t0, m);
-        memset(p + t1, 0, (lt - t1) * sizeof(float));
+ * when row is NULL), t < lt: one input row as m phase rows.  The row is
+ * first copied with its padding into pad (m * lt floats), then split into
+ * phases a vector of each at a time. */
+ENGINE_ALWAYS_INLINE void f32_wino_frame_row_m(float* p, float* pad, const float* row, int64_t in_w,
+                                               int64_t pw, int64_t lt, const int M) {
+    const int64_t n = M * lt, body = in_w < n - pw ? in_w : n - pw;
+    if (!row) {
+        memset(p, 0, n * sizeof(float));
+        return;
     }
+    memset(pad, 0, pw * sizeof(float));
+    memcpy(pad + pw, row, body * sizeof(float));
+    memset(pad + pw + body, 0, (n - pw - body) * sizeof(float));
+    int64_t t = 0;
+    for (; t + VLEN <= lt; t += VLEN) {
+        vf v[4];
+        if (M == 2) vf_load_pairs(pad + t * M, &v[0], &v[1]);
+        else vf_load_quads(pad + t * M, v);
+        for (int ph = 0; ph < M; ph++) vf_storeu(p + ph * lt + t, v[ph]);
+    }
+    for (; t < lt; t++)
+        for (int ph = 0; ph < M; ph++) p[ph * lt + t] = pad[t * M + ph];
+}
+
+static inline void f32_wino_frame_row(float* p, float* pad, const float* row, int64_t in_w, int64_t pw,
+                                      int64_t lt, int m) {
+    if (m == 2) f32_wino_frame_row_m(p, pad, row, in_w, pw, lt, 2);
+    else f32_wino_frame_row_m(p, pad, row, in_w, pw, lt, 4);
 }
 
 /* The input transform of `tiles` tiles of one tile row and one channel:

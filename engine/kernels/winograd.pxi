@@ -13,7 +13,8 @@ cdef extern from "winograd.h" nogil:
     const int WINO_A_MAX
     const float* f32_wino_bt(int m)
     const float* f32_wino_at(int m)
-    void f32_wino_frame_row(float* p, const float* row, int64_t in_w, int64_t pw, int64_t lt, int m)
+    void f32_wino_frame_row(float* p, float* pad, const float* row, int64_t in_w, int64_t pw, int64_t lt,
+                            int m)
     void f32_wino_input_row(const float* frame, int64_t lt, int64_t tiles, float* v, int64_t xi_step, int m)
     void f32_wino_output_row(const float* mrow, int64_t xi_step, int64_t tiles, float bias, float* out,
                              int64_t out_step, int m)
@@ -41,6 +42,7 @@ cdef struct WinoScratch:
     float* prod         # a*a x chunk_rows x stride
     float* frame        # one channel's band of input rows, as m phase rows each
     float* out          # m output rows of a tile row
+    float* pad          # an input row with its padding (f32_wino_frame_row)
     int64_t end         # floats past the last
 
 
@@ -52,7 +54,8 @@ cdef inline WinoScratch wino_scratch(float* at, int64_t m, int64_t cin, int64_t 
     w.prod = w.v + a * a * cin * s
     w.frame = w.prod + a * a * chunk_rows * s
     w.out = w.frame + (band_rows * m + 2) * m * (tiles_x + VLEN)
-    w.end = (w.out - at) + m * wino_out_step(m, tiles_x)
+    w.pad = w.out + m * wino_out_step(m, tiles_x)
+    w.end = (w.pad - at) + m * (tiles_x + VLEN)
     return w
 
 
@@ -98,7 +101,7 @@ cdef void conv_winograd_job(const Op* op, const Ctx* ctx, int64_t job, int tid) 
     for ci in range(cin):
         for fr in range((ty1 - ty0) * m + 2):
             ih = ty0 * m - op.p.ph + fr
-            f32_wino_frame_row(w.frame + fr * m * lt,
+            f32_wino_frame_row(w.frame + fr * m * lt, w.pad,
                                base + op.in_off[ci] + ih * op.p.in_w if 0 <= ih < op.p.in_h else NULL,
                                op.p.in_w, op.p.pw, lt, m)
         for ty in range(ty0, ty1):

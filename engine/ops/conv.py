@@ -65,10 +65,11 @@ WINOGRAD_G = {
 # (per multiply-add of its GEMM tiles, per element they store, per element of
 # the transformed input, per op), fitted to single-layer timings (AVX2, Zen 3,
 # 1 thread, 21 shapes of 3-512 channels on 7x7 to 224x224 planes, within
-# about 25 %): Winograd's transforms cost more per element the larger the
-# tile, so F(4x4) wins on large planes, F(2x2) on small ones, the direct path
-# on few channels.
-PATH_COST_NS = {0: (0.0257, 0.393, 0.0, 41e3), 2: (0.0351, 0.328, 0.0633, 76e3), 4: (0.0446, 0.504, 0.0, 122e3)}
+# about 35 % on that noisy machine; the path it picks was within 21 % of the
+# fastest measured, 2 % on average): Winograd's transforms cost more per
+# element the larger the tile, so F(4x4) wins on large planes, F(2x2) on
+# small ones, the direct path on few channels.
+PATH_COST_NS = {0: (0.0194, 0.399, 0.0, 48.6e3), 2: (0.0264, 0.254, 0.150, 56e3), 4: (0.0335, 0.415, 0.0, 69.5e3)}
 
 
 def winograd_weights(weight, m):
