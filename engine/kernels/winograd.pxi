@@ -10,7 +10,6 @@ from libc.stdint cimport int64_t
 from libc.string cimport memset
 
 cdef extern from "winograd.h" nogil:
-    const int WINO_A_MAX
     const float* f32_wino_bt(int m)
     const float* f32_wino_at(int m)
     void f32_wino_frame_row(float* p, float* pad, const float* row, int64_t in_w, int64_t pw, int64_t lt,
@@ -60,6 +59,7 @@ cdef inline WinoScratch wino_scratch(float* at, int64_t m, int64_t cin, int64_t 
 
 
 def winograd_stride(int64_t band_rows, int64_t tiles_x):
+    """Floats per row of a Winograd job's V and P (the op's in2_off table: r times it)."""
     return wino_stride(band_rows, tiles_x)
 
 

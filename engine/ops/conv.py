@@ -80,12 +80,18 @@ def winograd_weights(weight, m):
     return u.reshape(-1, *weight.shape[:2]).astype(np.float32)
 
 
+def winograd_tiles(m, out_h, out_w):
+    """Tiles of m x m outputs across and down an output plane."""
+    return -(-out_w // m), -(-out_h // m)
+
+
 def winograd_layout(m, cin, tiles, out_h, out_w, options):
-    """(band_rows, m_per_job, jobs_per_image) of a Winograd op: bands of tile rows whose transform buffers fit
-    options.winograd_bytes (but at least a GEMM tile of tiles), then row
-    tiles split into chunks until an image gives 2 jobs, for two threads
-    (each chunk transforms the band's input again)."""
-    tx, ty = -(-out_w // m), -(-out_h // m)
+    """(band_rows, m_per_job, jobs_per_image) of a Winograd op: bands of
+    tile rows whose transform buffers fit options.winograd_bytes (but at
+    least a GEMM tile of tiles), then row tiles split into chunks until an
+    image gives 2 jobs, for two threads (each chunk transforms the band's
+    input again)."""
+    tx, ty = winograd_tiles(m, out_h, out_w)
     rows = tiles['m_tiles'] * tiles['tile_rows']
     per_row = isa.winograd_scratch_floats(m, cin, rows, 1, tx) * FLOAT
     band = max(1, -(-ty // max(1, -(-per_row * ty // options.winograd_bytes))))
@@ -107,7 +113,7 @@ def path_cost(m, cin, cout, out_h, out_w, options):
     if m == 0:
         pixels = out_h * -(-out_w // NR) * NR
         return per_mac * 9 * cin * rows * pixels + per_store * rows * pixels + per_op
-    a, tx, ty = m + 2, -(-out_w // m), -(-out_h // m)
+    a, (tx, ty) = m + 2, winograd_tiles(m, out_h, out_w)
     band, _, _ = winograd_layout(m, cin, tiles, out_h, out_w, options)
     full, last = divmod(ty, band)
     padded = full * -(-band * tx // NR) * NR + (-(-last * tx // NR) * NR if last else 0)
@@ -117,7 +123,8 @@ def path_cost(m, cin, cout, out_h, out_w, options):
 
 def winograd_tile(attrs, spatial, options):
     """m for a Winograd F(m x m) lowering of this convolution, or 0 (not
-    one Winograd runs, or the direct path costs less: path_cost)."""
+    one Winograd runs: 3x3, stride 1, no dilation or groups, padding 0 or
+    1; or the direct path costs less: path_cost)."""
     a = attrs
     if not (options.winograd != 0 and a['groups'] == 1 and tuple(a['kernel']) == (3, 3)
             and tuple(a['stride']) == (1, 1) and tuple(a['dilation']) == (1, 1)
@@ -266,11 +273,11 @@ class Conv(OpDef):
         cout, cin = weight.shape[:2]
         tiles = row_tiles(cout)
         band, m_per_job, jobs = winograd_layout(m, cin, tiles, spatial['out_h'], spatial['out_w'], options)
-        tx = -(-spatial['out_w'] // m)
+        tx, ty = winograd_tiles(m, spatial['out_h'], spatial['out_w'])
         w_packed, _ = pack_gemm(winograd_weights(weight, m), np.zeros(((m + 2) ** 2, cout), np.float32), tiles)
         table = np.arange(max(cin, cout), dtype=np.int64) * isa.winograd_stride(band, tx)
         record = ConvWinograd(**step, **spatial, **tiles, **k, groups=1, cin_g=cin, cout_g=cout, K=cin,
-                              n_tiles=-(-spatial['out_h'] // m) * tx, tile_pixels=NR, w=w_packed,
+                              n_tiles=tx * ty, tile_pixels=NR, w=w_packed,
                               b=np.concatenate([bias, np.zeros(isa.WEIGHT_OVERREAD, np.float32)]),
                               res_off=residual, k_runs=isa.plane_runs(table[None, :cin]), wino=m,
                               in2_off=table, per_job=band, m_per_job=m_per_job, jobs_per_image=jobs)
