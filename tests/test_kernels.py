@@ -309,13 +309,28 @@ def test_winograd(case, m, layout):
     options = PlanOptions(winograd=m, winograd_bytes=1 if layout == 'one_row_bands' else 1 << 20)
     graph = one_op_graph('conv', (1, cin, h, w), attrs, params)
     op, _, _ = lower(graph.nodes[0], infer_shapes(graph, h, w), options)
-    # bands of one tile row, or as few as make a GEMM tile of tiles
+    # bands of one tile row, or as few as make a GEMM tile of tiles (or one
+    # band, where the weights outweigh the buffers: test_winograd_bands)
     tiles_x, tiles_y = -(-(w + 2 * pad - 2) // m), -(-(h + 2 * pad - 2) // m)
     band = 1 if tiles_x >= TILE_PIXELS else min(tiles_y, -(-TILE_PIXELS // tiles_x))
-    assert op.wino == m and (layout == 'default' or op.per_job == band)
+    assert op.wino == m and (layout == 'default' or op.per_job in (band, tiles_y))
     for n in BATCHES:
         x = rand(rng, (n, cin, h, w))
         check_graph(one_op_graph('conv', x.shape, attrs, params), x, options=options)
+
+
+def test_winograd_bands():
+    """Bands of tile rows: as many as keep each band's transform buffers
+    within winograd_bytes, but at least a GEMM tile of tiles; one band where
+    the transformed weights outweigh all the tiles' buffers (each band reads
+    them all)."""
+    from engine.lowering import row_tiles
+    from engine.ops.conv import winograd_layout
+    small = PlanOptions(winograd_bytes=1)
+    assert winograd_layout(4, 8, row_tiles(8), 112, 112, small)[0] == 1        # 28 tiles across
+    assert winograd_layout(4, 8, row_tiles(8), 20, 20, small)[0] == -(-TILE_PIXELS // 5)
+    assert winograd_layout(4, 8, row_tiles(8), 112, 112, PlanOptions())[0] > 1
+    assert winograd_layout(2, 512, row_tiles(512), 14, 14, small)[0] == 7     # 16 MB of weights: one band
 
 
 def test_winograd_jobs_split_row_tiles_when_bands_are_few():

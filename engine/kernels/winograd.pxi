@@ -111,11 +111,19 @@ cdef void conv_winograd_job(const Op* op, const Ctx* ctx, int64_t job, int tid) 
             for xi in range(a * a):
                 memset(w.v + (xi * cin + ci) * s + written, 0,
                        (pixel_tiles * GEMM_NR - written) * sizeof(float))
-    cdef int64_t first = tile_first_row(op, mt0)
+    # whole GEMM tiles of tiles, then the rest in a tile as narrow as takes
+    # them (one vector: 7x7 planes by F(4x4) are 4 tiles)
+    cdef int64_t first = tile_first_row(op, mt0), whole = n_tiles // GEMM_NR, rest = n_tiles % GEMM_NR
+    cdef float* prod
     for xi in range(a * a):
         # rows first.. of the chunk at P's rows 0..: c_table[row] = row * s
-        gemm_row_tiles(op, xi, mt0, mt1, w.v + xi * cin * s, op.in2_off, op.k_runs, 0,
-                       w.prod + (xi * chunk_rows - first) * s, 0, GEMM_NR, PRODUCTS, pixel_tiles, op.in2_off)
+        prod = w.prod + (xi * chunk_rows - first) * s
+        if whole:
+            gemm_row_tiles(op, xi, mt0, mt1, w.v + xi * cin * s, op.in2_off, op.k_runs, 0, prod, 0, GEMM_NR,
+                           PRODUCTS, whole, op.in2_off)
+        if rest:
+            gemm_row_tiles(op, xi, mt0, mt1, w.v + xi * cin * s, op.in2_off, op.k_runs, whole * GEMM_NR, prod,
+                           whole * GEMM_NR, rest, PRODUCTS, 1, op.in2_off)
     cdef int64_t co, i, oh
     cdef float* dst
     for co in range(first, min(tile_first_row(op, mt1), op.p.cout_g)):

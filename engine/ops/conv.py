@@ -63,13 +63,16 @@ WINOGRAD_G = {
 }
 # A model of the time of a dense 3x3 stride-1 convolution by each path, in ns:
 # (per multiply-add of its GEMM tiles, per element they store, per element of
-# the transformed input, per op), fitted to single-layer timings (AVX2, Zen 3,
-# 1 thread, 21 shapes of 3-512 channels on 7x7 to 224x224 planes, within
-# about 35 % on that noisy machine; the path it picks was within 21 % of the
-# fastest measured, 2 % on average): Winograd's transforms cost more per
+# the transformed input, per weight read (Winograd's bands each read all the
+# transformed weights), per op), fitted to single-layer timings (AVX2, Zen 3,
+# 1 thread, 23 shapes of 3-512 channels on 7x7 to 224x224 planes, within
+# about 20 % on that noisy machine; the path it picks was within 12 % of the
+# fastest measured, 1 % on average): Winograd's transforms cost more per
 # element the larger the tile, so F(4x4) wins on large planes, F(2x2) on
-# small ones, the direct path on few channels.
-PATH_COST_NS = {0: (0.0194, 0.399, 0.0, 48.6e3), 2: (0.0264, 0.254, 0.150, 56e3), 4: (0.0335, 0.415, 0.0, 69.5e3)}
+# small ones (F(4x4)'s weights are 2.25x F(2x2)'s), the direct path on few
+# channels.
+PATH_COST_NS = {0: (0.0198, 0.4345, 0.0, 0.0, 16e3), 2: (0.0279, 0.2808, 0.0955, 0.1066, 28.6e3),
+                4: (0.0145, 0.5481, 0.5882, 0.4522, 39.4e3)}
 
 
 def winograd_weights(weight, m):
@@ -88,13 +91,17 @@ def winograd_tiles(m, out_h, out_w):
 def winograd_layout(m, cin, tiles, out_h, out_w, options):
     """(band_rows, m_per_job, jobs_per_image) of a Winograd op: bands of
     tile rows whose transform buffers fit options.winograd_bytes (but at
-    least a GEMM tile of tiles), then row tiles split into chunks until an
-    image gives 2 jobs, for two threads (each chunk transforms the band's
-    input again)."""
+    least a GEMM tile of tiles), or one band where the transformed weights
+    are larger than all the tiles' buffers (each band reads them all: at
+    14x14 with 512 channels, bands made F(2x2) slower than the direct path); then
+    row tiles split into chunks until an image gives 2 jobs, for two
+    threads (each chunk transforms the band's input again)."""
     tx, ty = winograd_tiles(m, out_h, out_w)
     rows = tiles['m_tiles'] * tiles['tile_rows']
     per_row = isa.winograd_scratch_floats(m, cin, rows, 1, tx) * FLOAT
     band = max(1, -(-ty // max(1, -(-per_row * ty // options.winograd_bytes))))
+    if (m + 2) ** 2 * cin * rows * FLOAT >= per_row * ty:
+        band = ty
     while band * tx < NR and band < ty:
         band += 1
     bands = -(-ty // band)
@@ -103,11 +110,18 @@ def winograd_layout(m, cin, tiles, out_h, out_w, options):
     return band, m_per_job, bands * -(-tiles['m_tiles'] // m_per_job)
 
 
+def gemm_pixels(n):
+    """Pixels the GEMM tiles compute for n (a Winograd job's tiles): whole
+    tiles, then a tile of one vector or of two."""
+    rest = n % NR
+    return n - rest + (0 if rest == 0 else isa.VECTOR if rest <= isa.VECTOR else NR)
+
+
 def path_cost(m, cin, cout, out_h, out_w, options):
     """PATH_COST_NS's time of this convolution by Winograd F(m x m), or by
     the direct path for m = 0 (its tiles cover each output row in whole
     tiles; Winograd's the tiles of each band)."""
-    per_mac, per_store, per_input, per_op = PATH_COST_NS[m]
+    per_mac, per_store, per_input, per_weight, per_op = PATH_COST_NS[m]
     tiles = row_tiles(cout)
     rows = tiles['m_tiles'] * tiles['tile_rows']
     if m == 0:
@@ -116,9 +130,9 @@ def path_cost(m, cin, cout, out_h, out_w, options):
     a, (tx, ty) = m + 2, winograd_tiles(m, out_h, out_w)
     band, _, _ = winograd_layout(m, cin, tiles, out_h, out_w, options)
     full, last = divmod(ty, band)
-    padded = full * -(-band * tx // NR) * NR + (-(-last * tx // NR) * NR if last else 0)
+    padded = full * gemm_pixels(band * tx) + gemm_pixels(last * tx)
     return (per_mac * a * a * cin * rows * padded + per_store * a * a * rows * padded
-            + per_input * a * a * cin * tx * ty + per_op)
+            + per_input * a * a * cin * tx * ty + per_weight * -(-ty // band) * a * a * cin * rows + per_op)
 
 
 def winograd_tile(attrs, spatial, options):
