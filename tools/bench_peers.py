@@ -29,6 +29,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -165,6 +166,12 @@ def prepare(model_name, size, workdir):
     return files, ref
 
 
+# between one worker's block of runs and the next: idle thread pools spin on
+# after a run (ONNX Runtime's for about 50 ms, measured: a core taken from the
+# next engine's block), then sleep
+SETTLE_S = 0.2
+
+
 class Worker:
     def __init__(self, peer, files, threads):
         self.peer = peer
@@ -207,6 +214,7 @@ def compare(model_name, threads, args, files, ref):
             order = workers if r % 2 == 0 else workers[::-1]
             for w in order:
                 rounds[w.peer].append(w.time(args.runs))
+                time.sleep(SETTLE_S)
     finally:
         for w in workers:
             w.close()
