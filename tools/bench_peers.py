@@ -8,7 +8,8 @@ threads, in one run.
 
 Each engine runs in a worker process of its own (thread pools of different
 runtimes must not compete for the cores); the driver interleaves them: every
-round, each worker times a block of runs in turn, so drift in the machine's
+round, each worker times a block of runs in turn (SETTLE_S apart, so that the
+last one's idle threads have stopped spinning), so drift in the machine's
 speed hits all engines alike.  Reported: medians over all timed runs, and each
 peer's median divided by the engine's (> 1: the engine is faster), with the
 range of that ratio over the rounds (each round's medians): when it straddles
