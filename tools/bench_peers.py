@@ -19,7 +19,9 @@ Peers are the ones installed of: onnxruntime (opset 17 export, ORT_ENABLE_ALL,
 intra-op threads = T, inter-op 1, sequential), openvino (from the same ONNX
 file, INFERENCE_PRECISION_HINT=f32 since its default on AVX-512-BF16 CPUs is
 bf16, INFERENCE_NUM_THREADS=T, PERFORMANCE_HINT=LATENCY), ncnn (through pnnx
-with fp16=False, and fp16/bf16 storage and arithmetic off), torch (eager,
+with fp16=False, and fp16/bf16 storage and arithmetic off), mnn (MNN's
+Python package: the ONNX file through its mnnconvert, a CPU session of T
+threads with precision 'high': fp32), torch (eager,
 torch.set_num_threads(T)).  Needs torch to build the models; all engines get
 the same weights and their outputs are checked against PyTorch's before
 timing.  --plot FILE.png draws the medians (needs matplotlib).
@@ -27,6 +29,7 @@ timing.  --plot FILE.png draws the medians (needs matplotlib).
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,7 +38,9 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PEERS = ['engine', 'onnxruntime', 'openvino', 'ncnn', 'torch']
+PEERS = ['engine', 'onnxruntime', 'openvino', 'ncnn', 'mnn', 'torch']
+MODULES = {'mnn': 'MNN'}        # a peer's Python module, where its name differs
+FILES = {'ncnn': 'ncnn_param', 'mnn': 'mnn'}    # the model file a peer needs beside the ONNX one
 
 
 # ---------------------------------------------------------------------------
@@ -85,6 +90,21 @@ def _load_runner(peer, files, threads):
             _, out = ex.extract('out0')
             return np.array(out)[None]
         return run_ncnn
+    if peer == 'mnn':
+        import MNN
+        interp = MNN.Interpreter(files['mnn'])
+        sess = interp.createSession({'numThread': threads, 'precision': 'high', 'backend': 'CPU'})
+        given = interp.getSessionInput(sess)
+
+        def run_mnn(x):
+            given.copyFrom(MNN.Tensor(x.shape, MNN.Halide_Type_Float, x, MNN.Tensor_DimensionType_Caffe))
+            interp.runSession(sess)
+            out = interp.getSessionOutput(sess)
+            host = MNN.Tensor(out.getShape(), MNN.Halide_Type_Float, np.zeros(out.getShape(), np.float32),
+                              MNN.Tensor_DimensionType_Caffe)
+            out.copyToHostTensor(host)
+            return np.array(host.getData(), np.float32).reshape(out.getShape())
+        return run_mnn
     if peer == 'torch':
         import torch
         torch.set_num_threads(threads)
@@ -98,10 +118,14 @@ def _load_runner(peer, files, threads):
 
 def worker(args):
     import time
+    # the protocol on a stdout of its own; what runtimes print (MNN's banner) to stderr
+    proto = os.fdopen(os.dup(1), 'w')
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     files = json.loads(args.files)
     run = _load_runner(args.worker, files, args.threads[0])
     x = np.load(files['input'])
-    print(json.dumps({'ready': True, 'output': run(x).ravel()[:1000].tolist()}), flush=True)
+    print(json.dumps({'ready': True, 'output': run(x).ravel()[:1000].tolist()}), file=proto, flush=True)
     for line in sys.stdin:
         cmd = json.loads(line)
         if cmd.get('quit'):
@@ -113,7 +137,7 @@ def worker(args):
             t0 = time.perf_counter()
             run(x)
             times.append((time.perf_counter() - t0) * 1e3)
-        print(json.dumps({'times': times}), flush=True)
+        print(json.dumps({'times': times}), file=proto, flush=True)
 
 
 # ---------------------------------------------------------------------------
@@ -123,7 +147,7 @@ def available(peer):
     if peer == 'engine':
         return True
     try:
-        __import__(peer)
+        __import__(MODULES.get(peer, peer))
         return True
     except ImportError:
         return False
@@ -164,6 +188,14 @@ def prepare(model_name, size, workdir):
         files['ncnn_bin'] = os.path.join(sub, 'model.ncnn.bin')
         pnnx.export(net, os.path.join(sub, 'model.pt'), (x,), ncnnparam=files['ncnn_param'],
                     ncnnbin=files['ncnn_bin'], fp16=False)
+    convert = shutil.which('mnnconvert', path=os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'])
+    if available('mnn') and convert:
+        mnn = os.path.join(workdir, f'{model_name}.mnn')
+        done = subprocess.run([convert, '-f', 'ONNX', '--modelFile', files['onnx'], '--MNNModel', mnn,
+                               '--bizCode', 'MNN'], capture_output=True, text=True)
+        if done.returncode or not os.path.exists(mnn):
+            raise SystemExit(f'mnnconvert failed on {model_name}: {done.stdout[-500:]}{done.stderr[-500:]}')
+        files['mnn'] = mnn
     return files, ref
 
 
@@ -201,7 +233,7 @@ class Worker:
 
 
 def compare(model_name, threads, args, files, ref):
-    peers = [p for p in args.peers if available(p) and (p != 'ncnn' or 'ncnn_param' in files)]
+    peers = [p for p in args.peers if available(p) and (p not in ('ncnn', 'mnn') or FILES[p] in files)]
     workers = [Worker(p, files, threads) for p in peers]
     try:
         for w in workers:
@@ -279,8 +311,8 @@ def versions():
     out = {}
     for peer in PEERS[1:]:
         if available(peer):
-            mod = __import__(peer)
-            out[peer] = getattr(mod, '__version__', '?')
+            mod = __import__(MODULES.get(peer, peer))
+            out[peer] = mod.version() if peer == 'mnn' else getattr(mod, '__version__', '?')
     return out
 
 

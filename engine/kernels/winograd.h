@@ -2,9 +2,9 @@
  * (winograd.pxi runs them): an output tile of m x m pixels from an input tile
  * of a x a (a = m + 2) as
  *     Y = A^T [ (G g G^T) . (B^T d B) ] A
- * with the weights' transform G g G^T made once at plan time (engine/ops/
- * winograd.py), so that the a*a products per tile and channel pair are a*a
- * GEMMs over the channels.  m = 2 (a = 4: 16 products for 4 outputs) or
+ * with the weights' transform G g G^T made once at plan time
+ * (engine/ops/conv.py: winograd_weights), so that the a*a products per tile
+ * and channel pair are a*a GEMMs over the channels.  m = 2 (a = 4: 16 products for 4 outputs) or
  * m = 4 (a = 6: 36 for 16; more rounding, fewer products).
  *
  * The transforms run VLEN tiles of a tile row at once, one lane per tile:
