@@ -263,6 +263,36 @@ def test_bench_peers_ratio_range_is_per_round():
     assert bench_peers.round_ratio_range(peer, engine) == pytest.approx([0.95, 1.5 / 1.1])
 
 
+def test_bench_peers_worker_protocol_survives_a_runtime_that_prints(tmp_path):
+    """A bench_peers worker answers on a stdout of its own: what a runtime
+    prints there while it loads (MNN's banner; here the engine's loader
+    made to print, from Python and from C) goes to stderr, and the driver
+    reads the output, then the times of the runs it asks for."""
+    import engine
+    path = os.path.join(ROOT, 'weights', 'digits_shufflenet.engine')
+    model = engine.load(path)
+    x = np.random.default_rng(0).random((1,) + tuple(model.input_shape[1:]), np.float32)
+    np.save(tmp_path / 'x.npy', x)
+    files = json.dumps({'engine': path, 'input': str(tmp_path / 'x.npy')})
+    code = ("import importlib.util, os, sys\n"
+            f"spec = importlib.util.spec_from_file_location('bench_peers', {os.path.join(ROOT, 'tools', 'bench_peers.py')!r})\n"
+            "bp = importlib.util.module_from_spec(spec); spec.loader.exec_module(bp)\n"
+            "load = bp._load_runner\n"
+            "def noisy(*a):\n"
+            "    print('a banner'); os.write(1, b'a banner from C\\n')\n"
+            "    return load(*a)\n"
+            "bp._load_runner = noisy\n"
+            f"bp.main(['--worker', 'engine', '--threads', '1', '--files', {files!r}])\n")
+    proc = subprocess.Popen([sys.executable, '-c', code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate('{"runs": 3}\n{"quit": true}\n', timeout=120)
+    assert proc.returncode == 0, err
+    assert 'a banner' in err and 'a banner from C' in err
+    ready, timed = (json.loads(line) for line in out.splitlines())
+    np.testing.assert_allclose(ready['output'], model(x).ravel()[:1000], rtol=1e-6)
+    assert len(timed['times']) == 3 and min(timed['times']) > 0
+
+
 @pytest.fixture
 def convert_tool(monkeypatch):
     """tools/convert_pytorch.py's main, run in this process from the project folder."""
