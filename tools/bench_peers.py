@@ -27,6 +27,8 @@ the same weights and their outputs are checked against PyTorch's before
 timing.  --plot FILE.png draws the medians (needs matplotlib).
 """
 import argparse
+import importlib.metadata
+import importlib.util
 import json
 import os
 import shutil
@@ -146,11 +148,8 @@ def worker(args):
 def available(peer):
     if peer == 'engine':
         return True
-    try:
-        __import__(MODULES.get(peer, peer))
-        return True
-    except ImportError:
-        return False
+    # found, not imported: importing some prints (MNN a banner, on the driver's JSON)
+    return importlib.util.find_spec(MODULES.get(peer, peer)) is not None
 
 
 def prepare(model_name, size, workdir):
@@ -311,8 +310,7 @@ def versions():
     out = {}
     for peer in PEERS[1:]:
         if available(peer):
-            mod = __import__(MODULES.get(peer, peer))
-            out[peer] = mod.version() if peer == 'mnn' else getattr(mod, '__version__', '?')
+            out[peer] = importlib.metadata.version(peer)
     return out
 
 
