@@ -155,7 +155,9 @@ def ukernel_wino_frame_row(float[::1] dst, row, int64_t in_w, int64_t pw, int64_
     _need('dst', dst, m * lt)
     if row is not None:
         r = row
-        _need('row', r, in_w)
+        _need('row', r, in_w + 2 * VLEN)
+    if pw + in_w > m * lt:
+        raise ValueError(f'{m} phase rows of {lt} do not hold {pw} + {in_w} columns')
     pad = np.empty(m * lt, np.float32)
     cdef float[::1] p = pad
     with nogil:

@@ -49,18 +49,15 @@ ENGINE_ALWAYS_INLINE vf f32_wino_dot(const float* c, const vf* x, const int n, c
 
 /* p[ph * lt + t] = row[t * m + ph - pw] (0 outside the row, or everywhere
  * when row is NULL), t < lt: one input row as m phase rows.  The row is
- * first copied with its padding into pad (m * lt floats), then split into
- * phases a vector of each at a time. */
+ * first framed with its padding into pad (m * lt floats: f32_frame_row, the
+ * direct convolution's), then split into phases a vector of each at a time. */
 ENGINE_ALWAYS_INLINE void f32_wino_frame_row_m(float* p, float* pad, const float* row, int64_t in_w,
                                                int64_t pw, int64_t lt, const int M) {
-    const int64_t n = M * lt, body = in_w < n - pw ? in_w : n - pw;
     if (!row) {
-        memset(p, 0, n * sizeof(float));
+        memset(p, 0, M * lt * sizeof(float));
         return;
     }
-    memset(pad, 0, pw * sizeof(float));
-    memcpy(pad + pw, row, body * sizeof(float));
-    memset(pad + pw + body, 0, (n - pw - body) * sizeof(float));
+    f32_frame_row(pad, row, in_w, pw, M * lt, 1);
     int64_t t = 0;
     for (; t + VLEN <= lt; t += VLEN) {
         vf v[4];

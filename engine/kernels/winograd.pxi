@@ -70,8 +70,7 @@ def winograd_scratch_floats(int64_t m, int64_t cin, int64_t chunk_rows, int64_t 
 
 def winograd_matrices(int m):
     """(B^T, A^T) of F(m x m, 3 x 3) as winograd.h has them (float64)."""
-    if m not in (2, 4):
-        raise ValueError(f'Winograd tiles are 2 or 4 pixels wide, not {m}')
+    _wino_m(m)
     cdef int a = m + 2
     bt, at = f32_wino_bt(m), f32_wino_at(m)
     return (np.array([bt[i] for i in range(a * a)], np.float64).reshape(a, a),
