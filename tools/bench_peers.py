@@ -21,8 +21,9 @@ file, INFERENCE_PRECISION_HINT=f32 since its default on AVX-512-BF16 CPUs is
 bf16, INFERENCE_NUM_THREADS=T, PERFORMANCE_HINT=LATENCY), ncnn (through pnnx
 with fp16=False, and fp16/bf16 storage and arithmetic off), mnn (MNN's
 Python package: the ONNX file through its mnnconvert, a CPU session of T
-threads with precision 'high': fp32), torch (eager,
-torch.set_num_threads(T)).  Needs torch to build the models; all engines get
+threads with precision 'high': fp32), xnnpack (XNNPACK through ExecuTorch,
+PyPI executorch: torch.export, every op XNNPACK takes delegated to it, fp32;
+its thread pool reset to T), torch (eager, torch.set_num_threads(T)).  Needs torch to build the models; all engines get
 the same weights and their outputs are checked against PyTorch's before
 timing.  --plot FILE.png draws the medians (needs matplotlib).
 """
@@ -40,9 +41,10 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PEERS = ['engine', 'onnxruntime', 'openvino', 'ncnn', 'mnn', 'torch']
-MODULES = {'mnn': 'MNN'}        # a peer's Python module, where its name differs
-FILES = {'ncnn': 'ncnn_param', 'mnn': 'mnn'}    # the model file a peer needs beside the ONNX one
+PEERS = ['engine', 'onnxruntime', 'openvino', 'ncnn', 'mnn', 'xnnpack', 'torch']
+MODULES = {'mnn': 'MNN', 'xnnpack': 'executorch'}       # a peer's Python module, where its name differs
+DISTRIBUTIONS = {'xnnpack': 'executorch'}               # its PyPI package, where that differs
+FILES = {'ncnn': 'ncnn_param', 'mnn': 'mnn', 'xnnpack': 'pte'}     # the model file a peer needs beside the ONNX one
 
 
 # ---------------------------------------------------------------------------
@@ -107,6 +109,13 @@ def _load_runner(peer, files, threads):
             out.copyToHostTensor(host)
             return np.array(host.getData(), np.float32).reshape(out.getShape())
         return run_mnn
+    if peer == 'xnnpack':
+        import torch
+        from executorch.extension.pybindings import portable_lib
+        from executorch.runtime import Runtime
+        portable_lib._unsafe_reset_threadpool(threads)      # XNNPACK's pool: all cores by default
+        method = Runtime.get().load_program(files['pte']).load_method('forward')
+        return lambda x: method.execute([torch.from_numpy(x)])[0].numpy()
     if peer == 'torch':
         import torch
         torch.set_num_threads(threads)
@@ -195,7 +204,26 @@ def prepare(model_name, size, workdir):
         if done.returncode or not os.path.exists(mnn):
             raise SystemExit(f'mnnconvert failed on {model_name}: {done.stdout[-500:]}{done.stderr[-500:]}')
         files['mnn'] = mnn
+    if available('xnnpack'):
+        files['pte'] = os.path.join(workdir, f'{model_name}.pte')
+        export_xnnpack(net, x, files['pte'])
     return files, ref
+
+
+def export_xnnpack(net, x, path):
+    """An ExecuTorch program of net with every op XNNPACK takes delegated to
+    it; says which ops are left to ExecuTorch's own (portable) kernels."""
+    import torch
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+    edge = to_edge_transform_and_lower(torch.export.export(net, (x,)), partitioner=[XnnpackPartitioner()])
+    left = sorted({str(n.target) for n in edge.exported_program().graph.nodes if n.op == 'call_function'
+                   and 'executorch_call_delegate' not in str(n.target) and 'getitem' not in str(n.target)})
+    if left:
+        print(f'xnnpack: not delegated, run by ExecuTorch\'s portable kernels: {", ".join(left)}',
+              file=sys.stderr)
+    with open(path, 'wb') as f:
+        f.write(edge.to_executorch().buffer)
 
 
 # between one worker's block of runs and the next: idle thread pools spin on
@@ -232,7 +260,7 @@ class Worker:
 
 
 def compare(model_name, threads, args, files, ref):
-    peers = [p for p in args.peers if available(p) and (p not in ('ncnn', 'mnn') or FILES[p] in files)]
+    peers = [p for p in args.peers if available(p) and (p not in FILES or FILES[p] in files)]
     workers = [Worker(p, files, threads) for p in peers]
     try:
         for w in workers:
@@ -310,7 +338,7 @@ def versions():
     out = {}
     for peer in PEERS[1:]:
         if available(peer):
-            out[peer] = importlib.metadata.version(peer)
+            out[peer] = importlib.metadata.version(DISTRIBUTIONS.get(peer, peer))
     return out
 
 
