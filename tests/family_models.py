@@ -554,3 +554,19 @@ mobilenet_v3_small = partial(MobileNetV3, 'small')
 mnasnet1_0 = MNASNet
 resnet18 = ResNet18
 squeezenet1_1 = SqueezeNet11
+
+
+def dense3x3_ladder():
+    """Not an architecture: dense 3x3 stride-1 convolutions (BatchNorm, ReLU)
+    of the channel counts and planes the Winograd path model is fitted to
+    (engine/ops/conv.py: PATH_COST_NS; tools/count_aarch64.py --models
+    dense3x3_ladder --plan winograd=0, 2, 4), for a 112x112 input: few
+    channels on large planes to many on 7x7, square and not."""
+    layers, cin = [], 3
+    for side, widths in ((112, (24, 32)), (56, (48, 40)), (28, (96, 64)), (14, (128, 384)), (7, (96, 192))):
+        if side < 112:
+            layers.append(nn.MaxPool2d(2))
+        for cout in widths:
+            layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+            cin = cout
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())

@@ -3,6 +3,7 @@
 
   sudo python tools/count_aarch64.py                                # ShuffleNetV2 x1.0, engine vs ncnn vs ORT, Pi 4 and 5
   sudo python tools/count_aarch64.py --models mobilenet_v2 --engines engine --cpus cortex-a72
+  sudo python tools/count_aarch64.py --models resnet18 --engines engine --plan winograd=4   # one path
   sudo python tools/count_aarch64.py --threads 1 4 --json counts.json
 
 For each model x engine x CPU x thread count it runs one process of the
@@ -92,6 +93,7 @@ MODELS = {
     'resnet18': ('family_models', 'resnet18', 224),
     'mnasnet1_0': ('family_models', 'mnasnet1_0', 224),
     'squeezenet1_1': ('family_models', 'squeezenet1_1', 224),
+    'dense3x3_ladder': ('family_models', 'dense3x3_ladder', 112),   # the Winograd path model's shapes
 }
 ENGINES = ('engine', 'ncnn', 'ort')
 MCA_COVER = 0.97            # blocks given to llvm-mca: the hottest ones, this share of the instructions
@@ -278,7 +280,8 @@ def total(per_vcpu, n):
 
 def run_cell(args, name, kind, cpu, threads):
     mdir = f'{args.work}/models/{name}'
-    tag = f'{name}-{kind}-{cpu}-t{threads}'
+    plan = args.plan if kind == 'engine' else []
+    tag = '-'.join([f'{name}-{kind}-{cpu}-t{threads}'] + plan)
     out = f'{args.work}/counts/{tag}'
     os.makedirs(os.path.dirname(out), exist_ok=True)
     c = CPUS[cpu]
@@ -292,7 +295,7 @@ def run_cell(args, name, kind, cpu, threads):
         env.pop(k, None)
     run(['qemu-aarch64', '-L', sysroot, '-cpu', cpu, '-plugin', f'{args.plugin},{opts}',
          f'{sysroot}/usr/bin/python{PYVER}', f'{ARM}/infer.py', kind, mdir, '--threads', str(threads),
-         '--iters', str(args.iters), '--json', f'{out}.json'], f'{out}.log', env=env)
+         '--iters', str(args.iters), '--json', f'{out}.json'] + [f'--plan={o}' for o in plan], f'{out}.log', env=env)
     with open(f'{out}.json') as f:
         info = json.load(f)
     names, marks, blocks = parse_probe(f'{out}.probe')
@@ -300,7 +303,7 @@ def run_cell(args, name, kind, cpu, threads):
     mark_cost = total(between(marks, 90, 91), len(names))
     window = between(marks, 10, 10 + n)
     per_inf = [t / n - m for t, m in zip(total(window, len(names)), mark_cost)]
-    cell = dict(model=name, engine=kind, cpu=cpu, threads=threads,
+    cell = dict(model=name, engine=kind, cpu=cpu, threads=threads, plan=plan,
                 counts=dict(zip(names, per_inf)),
                 threads_insns=sorted((v[0] / n for v in window.values()), reverse=True),
                 max_abs_diff=info['max_abs_diff'], ref_absmax=info['ref_absmax'],
@@ -435,8 +438,9 @@ def report(cells, functions):
     for (model, cpu, threads) in dict.fromkeys((c['model'], c['cpu'], c['threads']) for c in cells):
         group = [c for c in cells if (c['model'], c['cpu'], c['threads']) == (model, cpu, threads)]
         base = next((c for c in group if c['engine'] == 'engine'), None)
+        plan = f' (engine: {" ".join(base["plan"])})' if base and base['plan'] else ''
         lines += ['', f'{model}, {cpu} ({BOARDS[cpu].name}), {threads} thread{"s" * (threads > 1)}, '
-                      'per inference (M = millions)',
+                      f'per inference (M = millions){plan}',
                   f'{"engine":8} {"M insns":>8} {"/engine":>7} {"ld/st %":>7} {"FMLA %":>6} {"busiest":>8} '
                   f'{"L1D miss":>8} {"L2 miss":>8} {"L3 miss":>8} {"core Mcyc":>9} {"mem Mcyc":>8} {"est ms":>7}  '
                   'max diff']
@@ -474,6 +478,8 @@ def main(argv=None):
                    help="count the engine as last built in WORK (default: build this checkout first)")
     p.add_argument('--work', default=os.environ.get('WORK', '/tmp/engine-arm'))
     p.add_argument('--json', help='write every cell here')
+    p.add_argument('--plan', nargs='+', default=[], metavar='OPTION=VALUE',
+                   help="the engine's PlanOptions, e.g. winograd=0 (compare its paths on the board)")
     args = p.parse_args(argv)
     if min(args.threads) < 1 or args.iters < 1:
         p.error('--threads and --iters must be positive')

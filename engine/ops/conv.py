@@ -61,18 +61,34 @@ WINOGRAD_G = {
     4: np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
                  [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
 }
-# A model of the time of a dense 3x3 stride-1 convolution by each path, in ns:
-# (per multiply-add of its GEMM tiles, per element they store, per element of
-# the transformed input, per weight read (Winograd's bands each read all the
-# transformed weights), per op), fitted to single-layer timings (AVX2, Zen 3,
-# 1 thread, 23 shapes of 3-512 channels on 7x7 to 224x224 planes, within
-# about 20 % on that noisy machine; the path it picks was within 12 % of the
-# fastest measured, 1 % on average): Winograd's transforms cost more per
-# element the larger the tile, so F(4x4) wins on large planes, F(2x2) on
-# small ones (F(4x4)'s weights are 2.25x F(2x2)'s), the direct path on few
-# channels.
-PATH_COST_NS = {0: (0.0198, 0.4345, 0.0, 0.0, 16e3), 2: (0.0279, 0.2808, 0.0955, 0.1066, 28.6e3),
-                4: (0.0145, 0.5481, 0.5882, 0.4522, 39.4e3)}
+# A model of the time of a dense 3x3 stride-1 convolution by each path, in ns,
+# per ISA family: (per multiply-add of its GEMM tiles, per element they store,
+# per element of the transformed input, per weight read (Winograd's bands
+# each read all the transformed weights; the direct path reads its row tile's
+# weights per output row), per op).  Winograd's transforms cost more per
+# element the larger the tile, so F(4x4) wins on large planes, F(2x2) on small
+# ones (F(4x4)'s weights are 2.25x F(2x2)'s), the direct path on few channels.
+# x86: fitted to single-layer timings (AVX2, Zen 3, 1 thread, 23 shapes of
+# 3-512 channels on 7x7 to 224x224 planes, within about 20 % on that noisy
+# machine; its pick was within 12 % of the fastest measured, 1 % on average).
+# neon: fitted to tools/estimate_pi.py's Pi 4 time of each layer (0.868 cycles
+# per instruction, the misses of a simulated cache, 1.8 GHz) counted under qemu
+# as a Cortex-A72 by each path (tools/count_aarch64.py --plan winograd=0, 2, 4;
+# ResNet-18, SqueezeNet 1.1, dense3x3_ladder: 31 layers of 3-512 channels); its
+# pick was the best of the three on all 31.  The weights' traffic weighs more
+# there (a 1 MiB L2): 512 channels at 7x7 stay F(2x2), 64 to 128 channels at
+# 14x14 too.
+PATH_COST_NS = {
+    'x86': {0: (0.0198, 0.4345, 0.0, 0.0, 16e3), 2: (0.0279, 0.2808, 0.0955, 0.1066, 28.6e3),
+            4: (0.0145, 0.5481, 0.5882, 0.4522, 39.4e3)},
+    'neon': {0: (0.1609, 0.0, 0.0, 2.070, 0.0), 2: (0.2150, 1.918, 0.0, 1.866, 173.4e3),
+             4: (0.1857, 2.754, 4.875, 2.240, 268.3e3)},
+}
+
+
+def path_costs():
+    """PATH_COST_NS of the kernels this process runs (the scalar ones: x86's)."""
+    return PATH_COST_NS['neon' if isa.CHOSEN.startswith('neon') else 'x86']
 
 
 def winograd_weights(weight, m):
@@ -121,12 +137,13 @@ def path_cost(m, cin, cout, out_h, out_w, options):
     """PATH_COST_NS's time of this convolution by Winograd F(m x m), or by
     the direct path for m = 0 (its tiles cover each output row in whole
     tiles; Winograd's the tiles of each band)."""
-    per_mac, per_store, per_input, per_weight, per_op = PATH_COST_NS[m]
+    per_mac, per_store, per_input, per_weight, per_op = path_costs()[m]
     tiles = row_tiles(cout)
     rows = tiles['m_tiles'] * tiles['tile_rows']
     if m == 0:
         pixels = out_h * -(-out_w // NR) * NR
-        return per_mac * 9 * cin * rows * pixels + per_store * rows * pixels + per_op
+        return (per_mac * 9 * cin * rows * pixels + per_store * rows * pixels
+                + per_weight * 9 * cin * rows * out_h + per_op)
     a, (tx, ty) = m + 2, winograd_tiles(m, out_h, out_w)
     band, _, _ = winograd_layout(m, cin, tiles, out_h, out_w, options)
     full, last = divmod(ty, band)
@@ -147,7 +164,7 @@ def winograd_tile(attrs, spatial, options):
     if options.winograd:
         return options.winograd
     shape = a['in_channels'], a['out_channels'], spatial['out_h'], spatial['out_w']
-    return min(PATH_COST_NS, key=lambda m: path_cost(m, *shape, options))
+    return min(path_costs(), key=lambda m: path_cost(m, *shape, options))
 
 
 def is_pointwise(node):

@@ -1,9 +1,10 @@
 """Runs inside the emulated aarch64 python, under tools/arm/probe.c: one
 engine, one model, one process (tools/count_aarch64.py starts it).
 
-  python3.11 infer.py KIND MODELDIR [--threads T] [--iters N] [--warmup W] --json OUT
+  python3.11 infer.py KIND MODELDIR [--threads T] [--iters N] [--warmup W] [--plan K=V] --json OUT
 
-KIND: engine  this project, engine.load(MODELDIR/model.engine, threads=T)
+KIND: engine  this project, engine.load(MODELDIR/model.engine, threads=T), with PlanOptions
+              from --plan KEY=VALUE (repeated)
       ncnn    ncnn from PyPI, num_threads=T, fp32 throughout (fp16 packed/storage/arithmetic
               and bf16 storage off: its defaults store weights in fp16)
       ort     onnxruntime's CPU provider, intra_op_num_threads=T, sequential, all graph optimisations
@@ -30,11 +31,14 @@ def mark(tag, window=0):
     _syscall(MARKER, tag, window)
 
 
-def engine_runner(mdir, x, threads, info):
+def engine_runner(mdir, x, threads, info, plan):
+    import ast
     import engine
+    from engine.lowering import PlanOptions
     info['build'] = engine.build_info()
+    options = PlanOptions(**{k: ast.literal_eval(v) for k, v in (o.split('=', 1) for o in plan)})
     mark(1)
-    model = engine.load(f'{mdir}/model.engine', threads=threads)
+    model = engine.load(f'{mdir}/model.engine', threads=threads, options=options)
     mark(2)
 
     def by_layer():
@@ -45,7 +49,7 @@ def engine_runner(mdir, x, threads, info):
     return model, by_layer
 
 
-def ncnn_runner(mdir, x, threads, info):
+def ncnn_runner(mdir, x, threads, info, plan):
     import ncnn
     import numpy as np
     info['version'] = ncnn.__version__
@@ -67,7 +71,7 @@ def ncnn_runner(mdir, x, threads, info):
     return run, None
 
 
-def ort_runner(mdir, x, threads, info):
+def ort_runner(mdir, x, threads, info, plan):
     import onnxruntime as ort
     info['version'] = ort.__version__
     mark(1)
@@ -92,12 +96,13 @@ def main():
     ap.add_argument('--iters', type=int, default=2)
     ap.add_argument('--warmup', type=int, default=1)
     ap.add_argument('--json', required=True)
+    ap.add_argument('--plan', action='append', default=[], help="engine: a PlanOptions field, KEY=VALUE")
     a = ap.parse_args()
     import numpy as np
     x = np.load(f'{a.modeldir}/input.npy')
     ref = np.load(f'{a.modeldir}/reference.npy')
     info = dict(kind=a.kind, threads=a.threads, iters=a.iters)
-    run, by_layer = RUNNERS[a.kind](a.modeldir, x, a.threads, info)
+    run, by_layer = RUNNERS[a.kind](a.modeldir, x, a.threads, info, a.plan)
     y = np.asarray(run(x)).reshape(ref.shape)
     mark(3)
     info['max_abs_diff'] = float(np.abs(y - ref).max())
