@@ -75,6 +75,45 @@ static inline void f32_wino_frame_row(float* p, float* pad, const float* row, in
     else f32_wino_frame_row_m(p, pad, row, in_w, pw, lt, 4);
 }
 
+/* y[i * ys] = (B^T x)[i], x[k * s] the a inputs: by B^T's rows for m = 2
+ * (one operation each), factored for m = 4 (terms shared between rows: 12
+ * operations where B^T's rows take 22) */
+ENGINE_ALWAYS_INLINE void f32_wino_bt_col(const vf* x, int s, vf* y, int ys, const int M) {
+    if (M == 2) {
+        const float* bt = f32_wino_bt(2);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) y[i * ys] = f32_wino_dot(bt + i * 4, x, 4, s);
+        return;
+    }
+    const vf four = vf_set1(4.0f), m4 = vf_set1(-4.0f), m5 = vf_set1(-5.0f), two = vf_set1(2.0f);
+    const vf x1 = x[s], x2 = x[2 * s], x3 = x[3 * s], x4 = x[4 * s];
+    const vf t1 = vf_fma(m4, x2, x4), t2 = vf_fma(m4, x1, x3);     /* x4 - 4 x2, x3 - 4 x1 */
+    const vf t3 = vf_sub(x4, x2), d31 = vf_sub(x3, x1);
+    y[0] = vf_fma(m5, x2, vf_fma(four, x[0], x4));
+    y[ys] = vf_add(t1, t2);
+    y[2 * ys] = vf_sub(t1, t2);
+    y[3 * ys] = vf_fma(two, d31, t3);
+    y[4 * ys] = vf_fma(vf_set1(-2.0f), d31, t3);
+    y[5 * ys] = vf_fma(m5, x3, vf_fma(four, x1, x[5 * s]));
+}
+
+/* y[i * ys] = (A^T x)[i], i < m: by A^T's rows for m = 2, factored for
+ * m = 4 (sums and differences of x1, x2 and of x3, x4: 10 operations, not 14) */
+ENGINE_ALWAYS_INLINE void f32_wino_at_col(const vf* x, int s, vf* y, int ys, const int M) {
+    if (M == 2) {
+        const float* at = f32_wino_at(2);
+        y[0] = f32_wino_dot(at, x, 4, s);
+        y[ys] = f32_wino_dot(at + 4, x, 4, s);
+        return;
+    }
+    const vf x1 = x[s], x2 = x[2 * s], x3 = x[3 * s], x4 = x[4 * s];
+    const vf s12 = vf_add(x1, x2), d12 = vf_sub(x1, x2), s34 = vf_add(x3, x4), d34 = vf_sub(x3, x4);
+    y[0] = vf_add(vf_add(x[0], s12), s34);
+    y[ys] = vf_fma(vf_set1(2.0f), d34, d12);
+    y[2 * ys] = vf_fma(vf_set1(4.0f), s34, s12);
+    y[3 * ys] = vf_add(vf_fma(vf_set1(8.0f), d34, d12), x[5 * s]);
+}
+
 /* The input transform of `tiles` tiles of one tile row and one channel:
  * frame holds the tile row's a input rows, each as m phase rows of lt floats
  * (f32_wino_frame_row; lt >= tiles + VLEN); v[xi * xi_step + t] = element
@@ -82,21 +121,20 @@ static inline void f32_wino_frame_row(float* p, float* pad, const float* row, in
 ENGINE_ALWAYS_INLINE void f32_wino_input_row_m(const float* frame, int64_t lt, int64_t tiles,
                                                float* v, int64_t xi_step, const int M) {
     const int A = M + 2;
-    const float* bt = f32_wino_bt(M);
     for (int64_t t = 0; t < tiles; t += VLEN) {
-        vf d[WINO_A_MAX * WINO_A_MAX], bd[WINO_A_MAX * WINO_A_MAX];
+        vf d[WINO_A_MAX * WINO_A_MAX], bd[WINO_A_MAX * WINO_A_MAX], y[WINO_A_MAX];
 #pragma GCC unroll 6
         for (int r = 0; r < A; r++)
 #pragma GCC unroll 6
             for (int c = 0; c < A; c++) d[r * A + c] = vf_loadu(frame + (r * M + c % M) * lt + t + c / M);
 #pragma GCC unroll 6
-        for (int i = 0; i < A; i++)
+        for (int c = 0; c < A; c++) f32_wino_bt_col(d + c, A, bd + c, A, M);
 #pragma GCC unroll 6
-            for (int c = 0; c < A; c++) bd[i * A + c] = f32_wino_dot(bt + i * A, d + c, A, A);
+        for (int i = 0; i < A; i++) {
+            f32_wino_bt_col(bd + i * A, 1, y, 1, M);
 #pragma GCC unroll 6
-        for (int i = 0; i < A; i++)
-#pragma GCC unroll 6
-            for (int j = 0; j < A; j++) vf_storeu(v + (i * A + j) * xi_step + t, f32_wino_dot(bt + j * A, bd + i * A, A, 1));
+            for (int j = 0; j < A; j++) vf_storeu(v + (i * A + j) * xi_step + t, y[j]);
+        }
     }
 }
 
@@ -128,20 +166,18 @@ ENGINE_ALWAYS_INLINE void f32_wino_store_interleaved(float* p, const vf* v, cons
 ENGINE_ALWAYS_INLINE void f32_wino_output_row_m(const float* mrow, int64_t xi_step, int64_t tiles, float bias,
                                                 float* out, int64_t out_step, const int M) {
     const int A = M + 2;
-    const float* at = f32_wino_at(M);
     const vf vb = vf_set1(bias);
     for (int64_t t = 0; t < tiles; t += VLEN) {
         vf x[WINO_A_MAX * WINO_A_MAX], ax[4 * WINO_A_MAX], y[4];
 #pragma GCC unroll 36
         for (int k = 0; k < A * A; k++) x[k] = vf_loadu(mrow + k * xi_step + t);
-#pragma GCC unroll 4
-        for (int i = 0; i < M; i++)
 #pragma GCC unroll 6
-            for (int c = 0; c < A; c++) ax[i * A + c] = f32_wino_dot(at + i * A, x + c, A, A);
+        for (int c = 0; c < A; c++) f32_wino_at_col(x + c, A, ax + c, A, M);
 #pragma GCC unroll 4
         for (int i = 0; i < M; i++) {
+            f32_wino_at_col(ax + i * A, 1, y, 1, M);
 #pragma GCC unroll 4
-            for (int j = 0; j < M; j++) y[j] = vf_add(vb, f32_wino_dot(at + j * A, ax + i * A, A, 1));
+            for (int j = 0; j < M; j++) y[j] = vf_add(vb, y[j]);
             f32_wino_store_interleaved(out + i * out_step + t * M, y, M);
         }
     }

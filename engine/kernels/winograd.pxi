@@ -36,6 +36,13 @@ cdef inline int64_t wino_out_step(int64_t m, int64_t tiles_x) noexcept nogil:
     return (tiles_x + VLEN - 1) // VLEN * VLEN * m
 
 
+cdef inline int64_t wino_gemm_pixels(int64_t n) noexcept nogil:
+    """Pixels the GEMM tiles read and compute for n tiles of a band: whole
+    tiles, then one of one vector or of two (f32_gemm_tile_for)."""
+    cdef int64_t rest = n % GEMM_NR
+    return n - rest + (0 if rest == 0 else VLEN if rest <= VLEN else GEMM_NR)
+
+
 cdef struct WinoScratch:
     float* v            # a*a x cin x stride
     float* prod         # a*a x chunk_rows x stride
@@ -61,6 +68,11 @@ cdef inline WinoScratch wino_scratch(float* at, int64_t m, int64_t cin, int64_t 
 def winograd_stride(int64_t band_rows, int64_t tiles_x):
     """Floats per row of a Winograd job's V and P (the op's in2_off table: r times it)."""
     return wino_stride(band_rows, tiles_x)
+
+
+def winograd_gemm_pixels(int64_t n):
+    """Pixels a Winograd job's GEMM tiles compute for n tiles (the path model's)."""
+    return wino_gemm_pixels(n)
 
 
 def winograd_scratch_floats(int64_t m, int64_t cin, int64_t chunk_rows, int64_t band_rows, int64_t tiles_x):
@@ -92,8 +104,7 @@ cdef void conv_winograd_job(const Op* op, const Ctx* ctx, int64_t job, int tid) 
     cdef int64_t s = wino_stride(op.p.per_job, tx), chunk_rows = op.p.m_per_job * op.p.tile_rows
     cdef WinoScratch w = wino_scratch(f32_scratch(ctx, tid), m, cin, chunk_rows, op.p.per_job, tx)
     cdef float* base = f32_image(ctx, image)
-    cdef int64_t n_tiles = (ty1 - ty0) * tx
-    cdef int64_t pixel_tiles = (n_tiles + GEMM_NR - 1) // GEMM_NR
+    cdef int64_t n_tiles = (ty1 - ty0) * tx, gemm_end = wino_gemm_pixels(n_tiles)
     # the input transform writes whole vectors; the GEMM reads to its tiles' end
     cdef int64_t written = (ty1 - ty0 - 1) * tx + (tx - 1) // VLEN * VLEN + VLEN
     cdef int64_t ci, fr, ih, ty, xi
@@ -106,10 +117,9 @@ cdef void conv_winograd_job(const Op* op, const Ctx* ctx, int64_t job, int tid) 
         for ty in range(ty0, ty1):
             f32_wino_input_row(w.frame + (ty - ty0) * m * m * lt, lt, tx, w.v + ci * s + (ty - ty0) * tx,
                                cin * s, m)
-        if written < pixel_tiles * GEMM_NR:
+        if written < gemm_end:
             for xi in range(a * a):
-                memset(w.v + (xi * cin + ci) * s + written, 0,
-                       (pixel_tiles * GEMM_NR - written) * sizeof(float))
+                memset(w.v + (xi * cin + ci) * s + written, 0, (gemm_end - written) * sizeof(float))
     # whole GEMM tiles of tiles, then the rest in a tile as narrow as takes
     # them (one vector: 7x7 planes by F(4x4) are 4 tiles)
     cdef int64_t first = tile_first_row(op, mt0), whole = n_tiles // GEMM_NR, rest = n_tiles % GEMM_NR

@@ -126,13 +126,6 @@ def winograd_layout(m, cin, tiles, out_h, out_w, options):
     return band, m_per_job, bands * -(-tiles['m_tiles'] // m_per_job)
 
 
-def gemm_pixels(n):
-    """Pixels the GEMM tiles compute for n (a Winograd job's tiles): whole
-    tiles, then a tile of one vector or of two."""
-    rest = n % NR
-    return n - rest + (0 if rest == 0 else isa.VECTOR if rest <= isa.VECTOR else NR)
-
-
 def path_cost(m, cin, cout, out_h, out_w, options):
     """PATH_COST_NS's time of this convolution by Winograd F(m x m), or by
     the direct path for m = 0 (its tiles cover each output row in whole
@@ -147,7 +140,7 @@ def path_cost(m, cin, cout, out_h, out_w, options):
     a, (tx, ty) = m + 2, winograd_tiles(m, out_h, out_w)
     band, _, _ = winograd_layout(m, cin, tiles, out_h, out_w, options)
     full, last = divmod(ty, band)
-    padded = full * gemm_pixels(band * tx) + gemm_pixels(last * tx)
+    padded = full * isa.winograd_gemm_pixels(band * tx) + isa.winograd_gemm_pixels(last * tx)
     return (per_mac * a * a * cin * rows * padded + per_store * a * a * rows * padded
             + per_input * a * a * cin * tx * ty + per_weight * -(-ty // band) * a * a * cin * rows + per_op)
 
