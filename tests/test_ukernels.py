@@ -221,18 +221,27 @@ def test_winograd_matrices_compute_the_convolution():
 @pytest.mark.parametrize('in_w', [1, 2, 3, 5, 8, 17, 33])
 def test_wino_frame_row(m, in_w):
     """One input row as m phase rows: phase ph holds columns ph - pw, ph + m
-    - pw, ... of the row, zeros outside it and for a padding row."""
+    - pw, ... of the row, zeros outside it up to the columns the tiles read
+    (the tiles' m each and 2 more; past them what the buffer held), zeros
+    everywhere for a padding row."""
     row = np.arange(1, in_w + 2 * VLEN * m + 1, dtype=np.float32)
     for pw in (0, 1):
-        lt = -(-(in_w + 2 * pw) // m) + VLEN
+        tiles = -(-(in_w + 2 * pw - 2) // m)
+        lt = tiles + VLEN
         for given in (row, None):
             dst = np.full(m * lt + VLEN, SENTINEL, np.float32)
             isa.ukernel_wino_frame_row(dst, given, in_w, pw, lt, m)
             cols = np.arange(lt)[None] * m + np.arange(m)[:, None] - pw
             inside = (cols >= 0) & (cols < in_w) & (given is not None)
             expected = np.where(inside, row[np.clip(cols, 0, in_w - 1)], 0)
-            np.testing.assert_array_equal(dst[:m * lt].reshape(m, lt), expected)
+            read = (cols + pw < tiles * m + 2) | (given is None)
+            got = dst[:m * lt].reshape(m, lt)
+            np.testing.assert_array_equal(got[read], expected[read])
             assert (dst[m * lt:] == SENTINEL).all()
+    wide = in_w + m + 2         # more columns than one tile reads: refused
+    with pytest.raises(ValueError, match='do not hold'):
+        isa.ukernel_wino_frame_row(np.zeros(m * (VLEN + 1), np.float32), np.zeros(wide + 2 * VLEN, np.float32),
+                                   wide, 1, VLEN + 1, m)
 
 
 @pytest.mark.parametrize('m', [2, 4])

@@ -656,6 +656,14 @@ ENGINE_ALWAYS_INLINE void f32_framed_row(float* f, const float* row, int64_t in_
     for (; x < in_w; x++) (x % 2 ? second : first)[x / 2] = row[x];
 }
 
+/* dst[0 .. n) = 0 by vector stores: GCC makes a loop of scalar ones a
+ * memset call, a library call for a padding column or two */
+ENGINE_ALWAYS_INLINE void f32_zero_n(float* dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + VLEN <= n; i += VLEN) vf_storeu(dst + i, vf_zero());
+    vf_store_partial(dst + i, vf_zero(), (int)(n - i));
+}
+
 /* One input row as the direct convolution reads it: pl zeros, the row (or
  * zeros where row is NULL: padding rows), zeros to fw columns (pl + in_w <=
  * fw).  For stride 2 the even columns come first, then the odd ones (from
@@ -667,17 +675,20 @@ ENGINE_ALWAYS_INLINE void f32_frame_row(float* dst, const float* row, int64_t in
                                         int64_t s) {
     const int64_t half = s == 2 ? (fw + 1) / 2 : 0;
     if (!row) {
-        int64_t i = 0;
-        for (; i + VLEN <= fw; i += VLEN) vf_storeu(dst + i, vf_zero());
-        for (; i < fw; i++) dst[i] = 0.0f;
+        f32_zero_n(dst, fw);
         return;
     }
     /* the padding columns, then the row (f32_framed_row: its pairs of
      * columns by one LD2 at stride 2) */
-#define ZERO(c) dst[s == 2 ? ((c) % 2 ? half : 0) + (c) / 2 : (c)] = 0.0f
-    for (int64_t c = 0; c < pl; c++) ZERO(c);
-    for (int64_t c = pl + in_w; c < fw; c++) ZERO(c);
+    if (s == 1) {
+        f32_zero_n(dst, pl);
+        f32_zero_n(dst + pl + in_w, fw - pl - in_w);
+    } else {
+#define ZERO(c) dst[((c) % 2 ? half : 0) + (c) / 2] = 0.0f
+        for (int64_t c = 0; c < pl; c++) ZERO(c);
+        for (int64_t c = pl + in_w; c < fw; c++) ZERO(c);
 #undef ZERO
+    }
     if (s == 2) f32_framed_row(dst, row, in_w, pl, half, 2);
     else f32_framed_row(dst, row, in_w, pl, 0, 1);
 }

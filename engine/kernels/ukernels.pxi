@@ -147,7 +147,9 @@ def _wino_m(int m):
 
 def ukernel_wino_frame_row(float[::1] dst, row, int64_t in_w, int64_t pw, int64_t lt, int m):
     """dst[ph * lt + t] = row[t * m + ph - pw] (0 outside the row; row None:
-    a padding row), t < lt, ph < m: one input row as Winograd's phase rows."""
+    a padding row), t < lt, ph < m: one input row as Winograd's phase rows,
+    lt the row's tiles + VLEN (f32_wino_frame_row_m: columns past the tiles'
+    are left as the scratch held them)."""
     cdef const float[::1] r = None
     _wino_m(m)
     if pw < 0 or lt < 1:
@@ -156,8 +158,8 @@ def ukernel_wino_frame_row(float[::1] dst, row, int64_t in_w, int64_t pw, int64_
     if row is not None:
         r = row
         _need('row', r, in_w + 2 * VLEN)
-    if pw + in_w > m * lt:
-        raise ValueError(f'{m} phase rows of {lt} do not hold {pw} + {in_w} columns')
+    if pw + in_w > (lt - VLEN) * m + 2:
+        raise ValueError(f'{lt - VLEN} tiles of {m} (phase rows of {lt}) do not hold {pw} + {in_w} columns')
     pad = np.empty(m * lt, np.float32)
     cdef float[::1] p = pad
     with nogil:

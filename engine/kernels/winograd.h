@@ -48,16 +48,19 @@ ENGINE_ALWAYS_INLINE vf f32_wino_dot(const float* c, const vf* x, const int n, c
 }
 
 /* p[ph * lt + t] = row[t * m + ph - pw] (0 outside the row, or everywhere
- * when row is NULL), t < lt: one input row as m phase rows.  The row is
- * first framed with its padding into pad (m * lt floats: f32_frame_row, the
- * direct convolution's), then split into phases a vector of each at a time. */
+ * when row is NULL), t < lt = the row's tiles + VLEN: one input row as m
+ * phase rows.  The row is first framed with its padding into pad (m * lt
+ * floats: f32_frame_row, the direct convolution's), then split into phases a
+ * vector of each at a time.  Only the columns the tiles read, (lt - VLEN) * m
+ * + 2, are framed (the rest of pad as it was: they reach only the lanes past
+ * the last tile, never stored; zeroing them took a memset call per row). */
 ENGINE_ALWAYS_INLINE void f32_wino_frame_row_m(float* p, float* pad, const float* row, int64_t in_w,
                                                int64_t pw, int64_t lt, const int M) {
     if (!row) {
-        memset(p, 0, M * lt * sizeof(float));
+        f32_zero_n(p, M * lt);
         return;
     }
-    f32_frame_row(pad, row, in_w, pw, M * lt, 1);
+    f32_frame_row(pad, row, in_w, pw, (lt - VLEN) * M + 2, 1);
     int64_t t = 0;
     for (; t + VLEN <= lt; t += VLEN) {
         vf v[4];
