@@ -222,8 +222,8 @@ def test_winograd_matrices_compute_the_convolution():
 def test_wino_frame_row(m, in_w):
     """One input row as m phase rows: phase ph holds columns ph - pw, ph + m
     - pw, ... of the row, zeros outside it up to the columns the tiles read
-    (the tiles' m each and 2 more; past them what the buffer held), zeros
-    everywhere for a padding row."""
+    (the tiles' m each and 2 more, to tile `tiles`; past them what the
+    buffers held), zeros everywhere for a padding row."""
     row = np.arange(1, in_w + 2 * VLEN * m + 1, dtype=np.float32)
     for pw in (0, 1):
         tiles = -(-(in_w + 2 * pw - 2) // m)
@@ -234,7 +234,7 @@ def test_wino_frame_row(m, in_w):
             cols = np.arange(lt)[None] * m + np.arange(m)[:, None] - pw
             inside = (cols >= 0) & (cols < in_w) & (given is not None)
             expected = np.where(inside, row[np.clip(cols, 0, in_w - 1)], 0)
-            read = (cols + pw < tiles * m + 2) | (given is None)
+            read = ((cols + pw < tiles * m + 2) & (np.arange(lt) <= tiles)[None]) | (given is None)
             got = dst[:m * lt].reshape(m, lt)
             np.testing.assert_array_equal(got[read], expected[read])
             assert (dst[m * lt:] == SENTINEL).all()

@@ -52,8 +52,9 @@ ENGINE_ALWAYS_INLINE vf f32_wino_dot(const float* c, const vf* x, const int n, c
  * phase rows.  The row is first framed with its padding into pad (m * lt
  * floats: f32_frame_row, the direct convolution's), then split into phases a
  * vector of each at a time.  Only the columns the tiles read, (lt - VLEN) * m
- * + 2, are framed (the rest of pad as it was: they reach only the lanes past
- * the last tile, never stored; zeroing them took a memset call per row). */
+ * + 2, are framed, and split up to tile lt - VLEN (the rest of pad and of
+ * the phase rows as they were: they reach only the lanes past the last
+ * tile, never stored; zeroing them took a memset call per row). */
 ENGINE_ALWAYS_INLINE void f32_wino_frame_row_m(float* p, float* pad, const float* row, int64_t in_w,
                                                int64_t pw, int64_t lt, const int M) {
     if (!row) {
@@ -61,15 +62,13 @@ ENGINE_ALWAYS_INLINE void f32_wino_frame_row_m(float* p, float* pad, const float
         return;
     }
     f32_frame_row(pad, row, in_w, pw, (lt - VLEN) * M + 2, 1);
-    int64_t t = 0;
-    for (; t + VLEN <= lt; t += VLEN) {
+    /* whole vectors up to tile lt - VLEN, the last one a tile reads: no scalar tail */
+    for (int64_t t = 0; t <= lt - VLEN; t += VLEN) {
         vf v[4];
         if (M == 2) vf_load_pairs(pad + t * M, &v[0], &v[1]);
         else vf_load_quads(pad + t * M, v);
         for (int ph = 0; ph < M; ph++) vf_storeu(p + ph * lt + t, v[ph]);
     }
-    for (; t < lt; t++)
-        for (int ph = 0; ph < M; ph++) p[ph * lt + t] = pad[t * M + ph];
 }
 
 static inline void f32_wino_frame_row(float* p, float* pad, const float* row, int64_t in_w, int64_t pw,
