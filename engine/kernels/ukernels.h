@@ -656,8 +656,10 @@ ENGINE_ALWAYS_INLINE void f32_framed_row(float* f, const float* row, int64_t in_
     for (; x < in_w; x++) (x % 2 ? second : first)[x / 2] = row[x];
 }
 
-/* dst[0 .. n) = 0 by vector stores: GCC makes a loop of scalar ones a
- * memset call, a library call for a padding column or two */
+/* dst[0 .. n) = 0: whole vectors, then the few floats left by one partial
+ * store (GCC makes a loop of scalar zero stores a memset call: a library
+ * call for a padding column or two; the vector loop may still become one,
+ * for n of VLEN and more) */
 ENGINE_ALWAYS_INLINE void f32_zero_n(float* dst, int64_t n) {
     int64_t i = 0;
     for (; i + VLEN <= n; i += VLEN) vf_storeu(dst + i, vf_zero());
