@@ -1,5 +1,6 @@
 """The command line: tools/convert_pytorch.py, python -m engine bench / info,
 and running a converted file where torch cannot be imported."""
+import argparse
 import json
 import os
 import subprocess
@@ -427,3 +428,14 @@ def test_estimate_pi_adds_the_misses_and_takes_the_busiest_thread():
     e5 = est.estimate(dict(cell, cpu='cortex-a76'))
     assert e5['memory'] == pytest.approx(
         (30 * pi5.l2_cycles + 6 * pi5.l3_cycles + 4 * pi5.dram_ns * pi5.ghz) / pi5.overlap)
+
+
+def test_count_aarch64_checks_plan_options_before_counting():
+    """--plan OPTION=VALUE: a PlanOptions field and a Python literal, refused
+    on the host (not minutes later in the emulated process)."""
+    count = load_tool('count_aarch64')
+    parser = argparse.ArgumentParser()
+    count.check_plan(parser, ['winograd=4', 'direct_conv=False', 'winograd_bytes=1048576'])
+    for bad in (['winogard=4'], ['winograd'], ['winograd=four']):
+        with pytest.raises(SystemExit):
+            count.check_plan(parser, bad)

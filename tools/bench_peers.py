@@ -23,9 +23,10 @@ with fp16=False, and fp16/bf16 storage and arithmetic off), mnn (MNN's
 Python package: the ONNX file through its mnnconvert, a CPU session of T
 threads with precision 'high': fp32), xnnpack (XNNPACK through ExecuTorch,
 PyPI executorch: torch.export, every op XNNPACK takes delegated to it, fp32;
-its thread pool reset to T), torch (eager, torch.set_num_threads(T)).  Needs torch to build the models; all engines get
-the same weights and their outputs are checked against PyTorch's before
-timing.  --plot FILE.png draws the medians (needs matplotlib).
+its thread pool reset to T), torch (eager, torch.set_num_threads(T)).  Needs
+torch to build the models; all engines get the same weights and their
+outputs are checked against PyTorch's before timing.  --plot FILE.png draws
+the medians (needs matplotlib).
 """
 import argparse
 import importlib.metadata

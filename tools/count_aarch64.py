@@ -39,6 +39,7 @@ Neoverse N1's for the Cortex-A76, its server twin) and the memory system
 beyond the simulated misses (prefetchers, DRAM bandwidth, other cores).
 """
 import argparse
+import ast
 import bisect
 import concurrent.futures
 import dataclasses
@@ -463,6 +464,22 @@ def report(cells, functions):
     return '\n'.join(lines)
 
 
+def check_plan(parser, plan):
+    """--plan's OPTION=VALUE pairs name PlanOptions fields, with Python literals (checked here: in the
+    emulated process a typo would fail a cell minutes in)."""
+    sys.path.insert(0, ROOT)
+    from engine.lowering import PlanOptions
+    fields = {f.name for f in dataclasses.fields(PlanOptions)}
+    for option in plan:
+        key, eq, value = option.partition('=')
+        if not eq or key not in fields:
+            parser.error(f'--plan {option}: not OPTION=VALUE of a PlanOptions field ({", ".join(sorted(fields))})')
+        try:
+            ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            parser.error(f'--plan {option}: {value!r} is not a Python literal')
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--models', nargs='+', default=['shufflenet_v2_x1_0'], choices=sorted(MODELS))
@@ -483,6 +500,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if min(args.threads) < 1 or args.iters < 1:
         p.error('--threads and --iters must be positive')
+    check_plan(p, args.plan)
     setup(args)
     log('models: ' + ' '.join(args.models))
     for name in args.models:
