@@ -391,6 +391,15 @@ def test_winograd_takes_the_shapes_it_wins():
     assert kind(64, 64, 56, **{'padding': [2, 2]}) == 'conv3x3'
 
 
+def test_every_kernel_module_has_path_costs():
+    """The path model has costs for every ISA a build may run (a new one
+    without them would fail at its first 3x3 convolution)."""
+    from engine.kernels.variants import PREFERENCE
+    from engine.ops.conv import PATH_COST_NS
+    assert set(PATH_COST_NS) == set(PREFERENCE)
+    assert all(set(costs) == {0, 2, 4} for costs in PATH_COST_NS.values())
+
+
 @pytest.mark.parametrize('w', range(1, 19))
 def test_flat_depthwise_every_row_alignment(w):
     """The flat path's 3x3 stride-1 convolution, whose tap rows start at any

@@ -152,8 +152,8 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
     if (EXTRA) extra = f32_gemm_extra_pass(extra, K, a, src + NV * VLEN, b_off, b_run, b_step, MR, EXTRA);
 #endif
 #ifdef ENGINE_GEMM_REDUCE
-    if (ENGINE_GEMM_REDUCE(MR) && NV == 2)
-        f32_gemm_reduce_neon(acc, K, a, bias, src, b_off, b_run, b_step, MR);
+    if (ENGINE_GEMM_REDUCE(MR, NV))
+        f32_gemm_reduce_neon(acc, K, a, bias, src, b_off, b_run, b_step, MR, NV);
     else
 #endif
     {

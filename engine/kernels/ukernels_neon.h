@@ -14,9 +14,10 @@
  * takes 29; four k a turn took 26.5, eight 26.25).
  * The accumulators are v0-v23 (outputs only: an asm takes at most 30
  * operands), v24-v30 the two k's B and the rows' weights, x9-x16 the walk
- * along the runs.  ENGINE_GEMM_REDUCE(MR): whether MR rows have one
- * (f32_gemm_reduce_neon). */
-#define ENGINE_GEMM_REDUCE(MR) ((MR) == 12 || (MR) == 8)
+ * along the runs.  Tiles of one vector the same way (12 rows: 14 instructions
+ * for 12 FMLAs, where the C loop took 19).  ENGINE_GEMM_REDUCE(MR, NV):
+ * whether MR rows of NV vectors have one (f32_gemm_reduce_neon). */
+#define ENGINE_GEMM_REDUCE(MR, NV) (((MR) == 12 || (MR) == 8) && ((NV) == 1 || (NV) == 2))
 
 /* acc operand i += B vector bv times lane l of weights av */
 #define F(i, bv, av, l) "fmla %" #i ".4s, " bv ".4s, " av ".s[" #l "]\n\t"
@@ -30,8 +31,16 @@
     ROWS4(16, 17, 18, 19, 20, 21, 22, 23, b0, b1, "v28")
 #define K8(b0, b1) B_LOAD(b0, b1) "ld1 {v26.4s, v27.4s}, [x9], #32\n\t" \
     ROWS4(0, 1, 2, 3, 4, 5, 6, 7, b0, b1, "v26") ROWS4(8, 9, 10, 11, 12, 13, 14, 15, b0, b1, "v27")
+/* the same for one B vector (tiles of one vector: a row's or a band's last pixels) */
+#define ROWS4_1(i0, i1, i2, i3, b0, av) F(i0, b0, av, 0) F(i1, b0, av, 1) F(i2, b0, av, 2) F(i3, b0, av, 3)
+#define B_LOAD_1(b0) "ld1 {" b0 ".4s}, [x14], x15\n\t"
+#define K12_1(b0, b1) B_LOAD_1(b0) "ld1 {v26.4s, v27.4s, v28.4s}, [x9], #48\n\t" \
+    ROWS4_1(0, 1, 2, 3, b0, "v26") ROWS4_1(4, 5, 6, 7, b0, "v27") ROWS4_1(8, 9, 10, 11, b0, "v28")
+#define K8_1(b0, b1) B_LOAD_1(b0) "ld1 {v26.4s, v27.4s}, [x9], #32\n\t" \
+    ROWS4_1(0, 1, 2, 3, b0, "v26") ROWS4_1(4, 5, 6, 7, b0, "v27")
 /* row r's accumulators (operands i, j) start at bias[r] */
 #define BIAS(i, j) "ld1r {%" #i ".4s}, [x16], #4\n\tmov %" #j ".16b, %" #i ".16b\n\t"
+#define BIAS_1(i) "ld1r {%" #i ".4s}, [x16], #4\n\t"
 /* the asm's run operand: NULL for K > 1 planes of one run (b_step >= 0:
  * ONE_RUN; an asm takes at most 30 operands, none left for b_step) */
 static inline const int64_t* f32_runs_or_one(const int64_t* b_run, int64_t b_step, int64_t K) {
@@ -125,12 +134,35 @@ ENGINE_ALWAYS_INLINE void f32_gemm_reduce_8x2_neon(vf acc[GEMM_MR][GEMM_NV_MAX],
             : IN : CLOBBERS);
 }
 
+#define OUT_1(r) "=w"(acc[r][0])
+ENGINE_ALWAYS_INLINE void f32_gemm_reduce_12x1_neon(vf acc[GEMM_MR][GEMM_NV_MAX], int64_t K, const float* a,
+        const float* bias, const float* src, const int64_t* b_off, const int64_t* b_run) {
+    __asm__("mov x16, %[bias]\n\t"
+            BIAS_1(0) BIAS_1(1) BIAS_1(2) BIAS_1(3) BIAS_1(4) BIAS_1(5)
+            BIAS_1(6) BIAS_1(7) BIAS_1(8) BIAS_1(9) BIAS_1(10) BIAS_1(11)
+            REDUCE(K12_1, ONE_RUN)
+            : OUT_1(0), OUT_1(1), OUT_1(2), OUT_1(3), OUT_1(4), OUT_1(5), OUT_1(6), OUT_1(7), OUT_1(8),
+              OUT_1(9), OUT_1(10), OUT_1(11)
+            : IN : CLOBBERS);
+}
+
+ENGINE_ALWAYS_INLINE void f32_gemm_reduce_8x1_neon(vf acc[GEMM_MR][GEMM_NV_MAX], int64_t K, const float* a,
+        const float* bias, const float* src, const int64_t* b_off, const int64_t* b_run) {
+    __asm__("mov x16, %[bias]\n\t"
+            BIAS_1(0) BIAS_1(1) BIAS_1(2) BIAS_1(3) BIAS_1(4) BIAS_1(5) BIAS_1(6) BIAS_1(7)
+            REDUCE(K8_1, ONE_RUN)
+            : OUT_1(0), OUT_1(1), OUT_1(2), OUT_1(3), OUT_1(4), OUT_1(5), OUT_1(6), OUT_1(7)
+            : IN : CLOBBERS);
+}
+
 ENGINE_ALWAYS_INLINE void f32_gemm_reduce_neon(vf acc[GEMM_MR][GEMM_NV_MAX], int64_t K, const float* a,
         const float* bias, const float* src, const int64_t* b_off, const int64_t* b_run, int64_t b_step,
-        const int MR) {
+        const int MR, const int NV) {
     const int64_t* run = f32_runs_or_one(b_run, b_step, K);
-    if (MR == 12) f32_gemm_reduce_12x2_neon(acc, K, a, bias, src, b_off, run);
-    else f32_gemm_reduce_8x2_neon(acc, K, a, bias, src, b_off, run);
+    if (MR == 12 && NV == 2) f32_gemm_reduce_12x2_neon(acc, K, a, bias, src, b_off, run);
+    else if (MR == 8 && NV == 2) f32_gemm_reduce_8x2_neon(acc, K, a, bias, src, b_off, run);
+    else if (MR == 12) f32_gemm_reduce_12x1_neon(acc, K, a, bias, src, b_off, run);
+    else f32_gemm_reduce_8x1_neon(acc, K, a, bias, src, b_off, run);
 }
 
 /* The extra pixels' pass (ukernels.h: ENGINE_GEMM_EXTRA_PASS): x.v[p][e] +=
@@ -294,16 +326,22 @@ ENGINE_ALWAYS_INLINE void f32_linear_reduce_neon(vf acc[8], int64_t K, const flo
 #undef CLOBBERS
 #undef IN
 #undef OUT
+#undef OUT_1
 #undef REDUCE
 #undef EIGHT
 #undef FOUR
 #undef TWO
 #undef ONE_RUN
 #undef BIAS
+#undef BIAS_1
 #undef K8
 #undef K12
+#undef K8_1
+#undef K12_1
 #undef B_LOAD
+#undef B_LOAD_1
 #undef ROWS4
+#undef ROWS4_1
 #undef F
 
 #endif

@@ -197,22 +197,32 @@ static inline void f32_wino_output_row(const float* mrow, int64_t xi_step, int64
     else f32_wino_output_row_m(mrow, xi_step, tiles, bias, out, out_step, 4);
 }
 
+/* clamp(src[x] (+ res[x]), lo, hi), a vector from x */
+ENGINE_ALWAYS_INLINE vf f32_wino_store_vec(const float* src, const float* res, int64_t x, vf vlo, vf vhi) {
+    vf y = vf_loadu(src + x);
+    if (res) y = vf_add(y, vf_loadu(res + x));
+    return vf_clamp(y, vlo, vhi);
+}
+
 /* dst[x] = clamp(src[x] (+ res[x]), lo, hi), x < n: an output row of the
- * transform's buffer into its plane (NaN passes, as in the GEMM's store) */
+ * transform's buffer into its plane (NaN passes, as in the GEMM's store).
+ * Two vectors a turn, then the row's last part-vector as a vector stored in
+ * part (src has whole vectors; res is read past the row as the GEMM's store
+ * reads it, into the arena's slack): a scalar tail took 30 instructions a
+ * row under qemu. */
 static inline void f32_wino_store_row(float* dst, const float* src, const float* res, int64_t n,
                                       float lo, float hi) {
     const vf vlo = vf_set1(lo), vhi = vf_set1(hi);
     int64_t x = 0;
-    for (; x + VLEN <= n; x += VLEN) {
-        vf y = vf_loadu(src + x);
-        if (res) y = vf_add(y, vf_loadu(res + x));
-        vf_storeu(dst + x, vf_clamp(y, vlo, vhi));
+    for (; x + 2 * VLEN <= n; x += 2 * VLEN) {
+        vf_storeu(dst + x, f32_wino_store_vec(src, res, x, vlo, vhi));
+        vf_storeu(dst + x + VLEN, f32_wino_store_vec(src, res, x + VLEN, vlo, vhi));
     }
-    for (; x < n; x++) {
-        float y = src[x] + (res ? res[x] : 0.0f);
-        y = y < lo ? lo : y;
-        dst[x] = y > hi ? hi : y;
+    if (x + VLEN <= n) {
+        vf_storeu(dst + x, f32_wino_store_vec(src, res, x, vlo, vhi));
+        x += VLEN;
     }
+    if (x < n) vf_store_partial(dst + x, f32_wino_store_vec(src, res, x, vlo, vhi), (int)(n - x));
 }
 
 #endif

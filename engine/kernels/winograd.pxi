@@ -7,7 +7,6 @@ into scratch (P: a*a matrices of the chunk's rows by tiles), then each
 output channel's tiles transformed back into its plane with the bias, the
 residual and the epilogue."""
 from libc.stdint cimport int64_t
-from libc.string cimport memset
 
 cdef extern from "winograd.h" nogil:
     const float* f32_wino_bt(int m)
@@ -18,6 +17,7 @@ cdef extern from "winograd.h" nogil:
     void f32_wino_output_row(const float* mrow, int64_t xi_step, int64_t tiles, float bias, float* out,
                              int64_t out_step, int m)
     void f32_wino_store_row(float* dst, const float* src, const float* res, int64_t n, float lo, float hi)
+    void f32_zero_n(float* dst, int64_t n)
 
 
 cdef inline int64_t wino_tiles(int64_t out, int64_t m) noexcept nogil:
@@ -119,7 +119,7 @@ cdef void conv_winograd_job(const Op* op, const Ctx* ctx, int64_t job, int tid) 
                                cin * s, m)
         if written < gemm_end:
             for xi in range(a * a):
-                memset(w.v + (xi * cin + ci) * s + written, 0, (gemm_end - written) * sizeof(float))
+                f32_zero_n(w.v + (xi * cin + ci) * s + written, gemm_end - written)
     # whole GEMM tiles of tiles, then the rest in a tile as narrow as takes
     # them (one vector: 7x7 planes by F(4x4) are 4 tiles)
     cdef int64_t first = tile_first_row(op, mt0), whole = n_tiles // GEMM_NR, rest = n_tiles % GEMM_NR

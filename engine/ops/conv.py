@@ -62,7 +62,7 @@ WINOGRAD_G = {
                  [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
 }
 # A model of the time of a dense 3x3 stride-1 convolution by each path, in ns,
-# per ISA family: (per multiply-add of its GEMM tiles, per element they store,
+# per kernel module: (per multiply-add of its GEMM tiles, per element they store,
 # per element of the transformed input, per weight read (Winograd's bands
 # each read all the transformed weights; the direct path reads its row tile's
 # weights per output row), per op).  Winograd's transforms cost more per
@@ -78,17 +78,19 @@ WINOGRAD_G = {
 # pick was the best of the three on all 31.  The weights' traffic weighs more
 # there (a 1 MiB L2): 512 channels at 7x7 stay F(2x2), 64 to 128 channels at
 # 14x14 too.
-PATH_COST_NS = {
-    'x86': {0: (0.0198, 0.4345, 0.0, 0.0, 16e3), 2: (0.0279, 0.2808, 0.0955, 0.1066, 28.6e3),
-            4: (0.0145, 0.5481, 0.5882, 0.4522, 39.4e3)},
-    'neon': {0: (0.1609, 0.0, 0.0, 2.070, 0.0), 2: (0.2150, 1.918, 0.0, 1.866, 173.4e3),
-             4: (0.1857, 2.754, 4.875, 2.240, 268.3e3)},
-}
+_X86_COSTS = {0: (0.0198, 0.4345, 0.0, 0.0, 16e3), 2: (0.0279, 0.2808, 0.0955, 0.1066, 28.6e3),
+              4: (0.0145, 0.5481, 0.5882, 0.4522, 39.4e3)}
+_NEON_COSTS = {0: (0.1609, 0.0, 0.0, 2.070, 0.0), 2: (0.2150, 1.918, 0.0, 1.866, 173.4e3),
+               4: (0.1857, 2.754, 4.875, 2.240, 268.3e3)}
+# per kernel module (engine.kernels.variants.PREFERENCE): AVX-512 and the
+# scalar kernels have no fit of their own and take x86's; neon_dot NEON's
+PATH_COST_NS = {'avx512': _X86_COSTS, 'avx2': _X86_COSTS, 'neon_dot': _NEON_COSTS, 'neon': _NEON_COSTS,
+                'scalar': _X86_COSTS}
 
 
 def path_costs():
-    """PATH_COST_NS of the kernels this process runs (the scalar ones: x86's)."""
-    return PATH_COST_NS['neon' if isa.CHOSEN.startswith('neon') else 'x86']
+    """PATH_COST_NS of the kernels this process runs."""
+    return PATH_COST_NS[isa.CHOSEN]
 
 
 def winograd_weights(weight, m):
