@@ -430,6 +430,25 @@ def test_estimate_pi_adds_the_misses_and_takes_the_busiest_thread():
         (30 * pi5.l2_cycles + 6 * pi5.l3_cycles + 4 * pi5.dram_ns * pi5.ghz) / pi5.overlap)
 
 
+def test_count_aarch64_replaces_model_files_whole(tmp_path):
+    """A model file is written under another name and renamed into place (a
+    count beside it may be reading it): a writer that fails leaves the old
+    file as it was, and no temporary file behind."""
+    count = load_tool('count_aarch64')
+    path = tmp_path / 'input.npy'
+    count.replace_file(str(path), lambda name: np.save(name, np.arange(3)))
+    np.testing.assert_array_equal(np.load(path), np.arange(3))
+
+    def fails(name):
+        with open(name, 'wb') as f:
+            f.write(b'half')
+        raise OSError('disk full')
+    with pytest.raises(OSError, match='disk full'):
+        count.replace_file(str(path), fails)
+    np.testing.assert_array_equal(np.load(path), np.arange(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['input.npy']
+
+
 def test_count_aarch64_checks_plan_options_before_counting():
     """--plan OPTION=VALUE: a PlanOptions field and a Python literal, refused
     on the host (not minutes later in the emulated process)."""

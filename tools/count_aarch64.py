@@ -214,6 +214,17 @@ def sysroot_for(work, cpu):
 
 # -- the models, made here with torch: engine file, ncnn param/bin, ONNX, input, reference
 
+def replace_file(path, write):
+    """write(name) into a name of this process's, then renamed to path at once."""
+    tmp = f'{path}.{os.getpid()}.tmp{os.path.splitext(path)[1]}'      # (np.save keeps a .npy name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def prepare(args, name):
     mdir = f'{args.work}/models/{name}'
     os.makedirs(mdir, exist_ok=True)
@@ -229,9 +240,11 @@ def prepare(args, name):
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ref = model(x)
-    np.save(f'{mdir}/input.npy', x.numpy())
-    np.save(f'{mdir}/reference.npy', ref.numpy())
-    engine.from_torch(model, x).save(f'{mdir}/model.engine')      # every run: the format follows the code
+    # every run (the format follows the code), each file replaced whole: a
+    # count running beside this one may be reading it
+    replace_file(f'{mdir}/input.npy', lambda path: np.save(path, x.numpy()))
+    replace_file(f'{mdir}/reference.npy', lambda path: np.save(path, ref.numpy()))
+    replace_file(f'{mdir}/model.engine', engine.from_torch(model, x).save)
     if 'ncnn' in args.engines and not os.path.exists(f'{mdir}/model.ncnn.bin'):
         log(f'{name}: pnnx (TorchScript trace, fp16=0)')
         tmp = f'{mdir}/pnnx'
