@@ -451,6 +451,22 @@ def test_pool(op, k, s, p, ceil, cip, hw, window_path):
         check_graph(one_op_graph(op, x.shape, attrs), x, options=plan_options(window_path))
 
 
+@pytest.mark.parametrize('k,s', [(3, 1), (3, 2), (5, 1), (5, 2)])
+def test_maxpool_keeps_nan(k, s, window_path):
+    """A NaN anywhere in a window makes its maximum NaN (as PyTorch), on
+    every window path: the interleaved one takes each row's maximum across
+    before the maxima down."""
+    x = np.linspace(-3, 3, 2 * 6 * 11 * 13, dtype=np.float32).reshape(2, 6, 11, 13)
+    x[0, 0, 0, 0] = x[0, 5, 4, 7] = x[1, 3, 10, 12] = x[1, 2, 6, 1] = np.nan
+    attrs = dict(kernel=[k, k], stride=[s, s], padding=[k // 2] * 2, dilation=[1, 1], ceil_mode=False)
+    graph = one_op_graph('maxpool', x.shape, attrs)
+    ref = reference.run_graph(graph, x)[0]
+    out = engine.Model(graph, threads=1, options=plan_options(window_path))(x)
+    assert np.isnan(ref).any() and not np.isnan(ref).all()
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))
+    np.testing.assert_array_equal(out[~np.isnan(ref)], ref[~np.isnan(ref)])
+
+
 def test_maxpool_dilation(window_path):
     rng = np.random.default_rng(1)
     attrs = dict(kernel=[3, 3], stride=[1, 1], padding=[1, 1], dilation=[2, 2], ceil_mode=False)

@@ -837,6 +837,11 @@ ENGINE_ALWAYS_INLINE void f32_interleave_row(float* f, const float* const* src, 
             for (int j = 0; j < VLEN; j++) f[x * VLEN + j] = src[j][x];
 }
 
+/* two values of a pooling window into one: max (NaN kept) or sum */
+ENGINE_ALWAYS_INLINE vf f32_window_pool2(vf a, vf b, const int MODE) {
+    return MODE == WINDOW_MAX ? vf_max_nan(a, b) : vf_add(a, b);
+}
+
 /* R output rows (1 or 2) of PX pixels (DW_PX, or fewer at a row's end) of a
  * KxK window from frame row r0 on, frame rows fs floats apart; stored to the
  * planes at `at` */
@@ -859,17 +864,24 @@ ENGINE_ALWAYS_INLINE void f32_window_interleaved_block(const float* r0, int64_t 
             int p = 0;
             for (; p + 4 <= XS; p += 4) vf_loadu_n(x + p, r0 + ki * fs + p * VLEN, 4);
             for (; p < XS; p++) x[p] = vf_loadu(r0 + ki * fs + p * VLEN);
+            /* pooling: the row's window across first, once for the output
+             * rows that share it (3x3 stride 2: 56 maxima a block, not 64) */
+            vf across[DW_PX];
+            for (int p = 0; p < PX && MODE != WINDOW_CONV; p++) {
+                across[p] = x[p * S];
+                for (int kj = 1; kj < K; kj++)
+                    across[p] = f32_window_pool2(across[p], x[p * S + kj], MODE);
+            }
             for (int i = 0; i < R; i++) {
                 const int tr = ki - i * S;         /* output row i's tap row */
                 if (tr < 0 || tr >= K) continue;
-                for (int p = 0; p < PX; p++)
-                    for (int kj = 0; kj < K; kj++) {
-                        const vf v = x[p * S + kj];
-                        if (MODE == WINDOW_CONV) acc[i][p] = vf_fma(wt[K * tr + kj], v, acc[i][p]);
-                        else if (tr == 0 && kj == 0) acc[i][p] = v;
-                        else if (MODE == WINDOW_MAX) acc[i][p] = vf_max_nan(acc[i][p], v);
-                        else acc[i][p] = vf_add(acc[i][p], v);
+                for (int p = 0; p < PX; p++) {
+                    if (MODE != WINDOW_CONV) {
+                        acc[i][p] = tr == 0 ? across[p] : f32_window_pool2(acc[i][p], across[p], MODE);
+                        continue;
                     }
+                    for (int kj = 0; kj < K; kj++) acc[i][p] = vf_fma(wt[K * tr + kj], x[p * S + kj], acc[i][p]);
+                }
             }
         }
     }
