@@ -15,7 +15,8 @@
  * The accumulators are v0-v23 (outputs only: an asm takes at most 30
  * operands), v24-v30 the two k's B and the rows' weights, x9-x16 the walk
  * along the runs.  Tiles of one vector the same way (12 rows: 14 instructions
- * for 12 FMLAs, where the C loop took 19).  ENGINE_GEMM_REDUCE(MR, NV):
+ * a k for 12 FMLAs; ResNet-18's one-vector tiles, their stores included, 1.58
+ * instructions per FMLA by the C loop, 1.34 so).  ENGINE_GEMM_REDUCE(MR, NV):
  * whether MR rows of NV vectors have one (f32_gemm_reduce_neon). */
 #define ENGINE_GEMM_REDUCE(MR, NV) (((MR) == 12 || (MR) == 8) && ((NV) == 1 || (NV) == 2))
 

@@ -208,8 +208,8 @@ ENGINE_ALWAYS_INLINE vf f32_wino_store_vec(const float* src, const float* res, i
  * transform's buffer into its plane (NaN passes, as in the GEMM's store).
  * Two vectors a turn, then the row's last part-vector as a vector stored in
  * part (src has whole vectors; res is read past the row as the GEMM's store
- * reads it, into the arena's slack): a scalar tail took 30 instructions a
- * row under qemu. */
+ * reads it, into the arena's slack): a scalar tail took about 30
+ * instructions a row under qemu. */
 static inline void f32_wino_store_row(float* dst, const float* src, const float* res, int64_t n,
                                       float lo, float hi) {
     const vf vlo = vf_set1(lo), vhi = vf_set1(hi);
