@@ -285,17 +285,23 @@ def test_wino_output_row(m, tiles):
 @pytest.mark.parametrize('n', sorted({0, 1, VLEN - 1, VLEN, 3 * VLEN + 2}))
 def test_wino_store_row(n):
     """An output row into its plane: the residual added (or not), the clamp,
-    NaN kept; nothing written past n."""
+    NaN kept; nothing written past n.  src and res are read to whole vectors
+    (NaN there reaches nothing); shorter ones are refused."""
     rng = np.random.default_rng(n)
-    src, res = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    span = -(-n // VLEN) * VLEN
+    src, res = (np.full(span, np.nan, np.float32) for _ in range(2))
+    src[:n], res[:n] = rng.standard_normal(n), rng.standard_normal(n)
     if n:
         src[n // 2] = np.nan
     for r in (None, res):
         dst = np.full(n + VLEN, SENTINEL, np.float32)
         isa.ukernel_wino_store_row(dst, src, r, n, -0.5, 0.75)
-        y = src + (0 if r is None else r)
+        y = src[:n] + (0 if r is None else r[:n])
         np.testing.assert_array_equal(dst[:n], np.where(np.isnan(y), y, np.clip(y, -0.5, 0.75)))
         assert (dst[n:] == SENTINEL).all()
+    if span > n:
+        with pytest.raises(ValueError, match='src'):
+            isa.ukernel_wino_store_row(dst, src[:n], None, n, -0.5, 0.75)
 
 
 # -- window and element-wise kernels: hand-made records through Program

@@ -195,13 +195,16 @@ def ukernel_wino_output_row(const float[::1] mrow, int64_t xi_step, int64_t tile
 
 
 def ukernel_wino_store_row(float[::1] dst, const float[::1] src, res, int64_t n, float lo, float hi):
-    """dst[x] = clamp(src[x] (+ res[x]), lo, hi) for x < n."""
+    """dst[x] = clamp(src[x] (+ res[x]), lo, hi) for x < n.  src and res are
+    read in whole vectors (n rounded up to VLEN floats: the output buffer's
+    rows, and residual planes in the arena's slack)."""
     cdef const float[::1] r = None
+    cdef int64_t span = (n + VLEN - 1) // VLEN * VLEN
     _need('dst', dst, n)
-    _need('src', src, n)
+    _need('src', src, span)
     if res is not None:
         r = res
-        _need('res', r, n)
+        _need('res', r, span)
     if n:
         with nogil:
             f32_wino_store_row(&dst[0], &src[0], &r[0] if r is not None else NULL, n, lo, hi)
