@@ -480,7 +480,8 @@ def report(cells, functions):
 def check_plan(parser, plan):
     """--plan's OPTION=VALUE pairs name PlanOptions fields, with Python literals (checked here: in the
     emulated process a typo would fail a cell minutes in)."""
-    sys.path.insert(0, ROOT)
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
     from engine.lowering import PlanOptions
     fields = {f.name for f in dataclasses.fields(PlanOptions)}
     for option in plan:

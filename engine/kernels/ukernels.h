@@ -876,11 +876,11 @@ ENGINE_ALWAYS_INLINE void f32_window_interleaved_block(const float* r0, int64_t 
                 const int tr = ki - i * S;         /* output row i's tap row */
                 if (tr < 0 || tr >= K) continue;
                 for (int p = 0; p < PX; p++) {
-                    if (MODE != WINDOW_CONV) {
+                    if (MODE != WINDOW_CONV)
                         acc[i][p] = tr == 0 ? across[p] : f32_window_pool2(acc[i][p], across[p], MODE);
-                        continue;
-                    }
-                    for (int kj = 0; kj < K; kj++) acc[i][p] = vf_fma(wt[K * tr + kj], x[p * S + kj], acc[i][p]);
+                    else
+                        for (int kj = 0; kj < K; kj++)
+                            acc[i][p] = vf_fma(wt[K * tr + kj], x[p * S + kj], acc[i][p]);
                 }
             }
         }
