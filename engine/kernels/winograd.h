@@ -13,6 +13,10 @@
 #ifndef ENGINE_WINOGRAD_H
 #define ENGINE_WINOGRAD_H
 #include "ukernels.h"     /* simd.h, ENGINE_ALWAYS_INLINE */
+/* the ISA's own transforms, which the row functions below run where they apply */
+#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+#include "winograd_neon.h"
+#endif
 
 #define WINO_A_MAX 6
 
@@ -173,13 +177,13 @@ ENGINE_ALWAYS_INLINE void f32_wino_output_row_m(const float* mrow, int64_t xi_st
         vf x[WINO_A_MAX * WINO_A_MAX], ax[4 * WINO_A_MAX], y[4];
 #pragma GCC unroll 36
         for (int k = 0; k < A * A; k++) x[k] = vf_loadu(mrow + k * xi_step + t);
+        /* A^T's column 1 is all ones: the bias on element (1, 1) is on every pixel, one add not m * m */
+        x[A + 1] = vf_add(x[A + 1], vb);
 #pragma GCC unroll 6
         for (int c = 0; c < A; c++) f32_wino_at_col(x + c, A, ax + c, A, M);
 #pragma GCC unroll 4
         for (int i = 0; i < M; i++) {
             f32_wino_at_col(ax + i * A, 1, y, 1, M);
-#pragma GCC unroll 4
-            for (int j = 0; j < M; j++) y[j] = vf_add(vb, y[j]);
             f32_wino_store_interleaved(out + i * out_step + t * M, y, M);
         }
     }
@@ -188,13 +192,21 @@ ENGINE_ALWAYS_INLINE void f32_wino_output_row_m(const float* mrow, int64_t xi_st
 static inline void f32_wino_input_row(const float* frame, int64_t lt, int64_t tiles, float* v,
                                       int64_t xi_step, int m) {
     if (m == 2) f32_wino_input_row_m(frame, lt, tiles, v, xi_step, 2);
+#ifdef ENGINE_WINO_INPUT4_NEON
+    else f32_wino_input_row4_neon(frame, lt, tiles, v, xi_step);
+#else
     else f32_wino_input_row_m(frame, lt, tiles, v, xi_step, 4);
+#endif
 }
 
 static inline void f32_wino_output_row(const float* mrow, int64_t xi_step, int64_t tiles, float bias,
                                        float* out, int64_t out_step, int m) {
     if (m == 2) f32_wino_output_row_m(mrow, xi_step, tiles, bias, out, out_step, 2);
+#ifdef ENGINE_WINO_OUTPUT4_NEON
+    else f32_wino_output_row4_neon(mrow, xi_step, tiles, bias, out, out_step);
+#else
     else f32_wino_output_row_m(mrow, xi_step, tiles, bias, out, out_step, 4);
+#endif
 }
 
 /* clamp(src[x] (+ res[x]), lo, hi), a vector from x */

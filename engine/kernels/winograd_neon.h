@@ -1,0 +1,153 @@
+/* NEON (aarch64) Winograd transforms beside the generic ones of winograd.h,
+ * which includes this in the NEON modules only. */
+#ifndef ENGINE_WINOGRAD_NEON_H
+#define ENGINE_WINOGRAD_NEON_H
+#if defined(__aarch64__)
+
+/* F(4x4)'s input transform of one vector of tiles (f32_wino_input_row_m's
+ * loop body for M = 4), in asm for what GCC did not manage from intrinsics:
+ * it kept the 36 store and 24 load addresses in registers and spilled them
+ * (about 474 instructions a vector under qemu).  Here the loads walk the
+ * phase rows by register post-increment, the stores walk V the same way, and
+ * B^T runs on the rows first, through a 36-vector buffer on the stack
+ * (column j's six rows adjacent: three LDPs), then on the columns.  B^T of
+ * six vectors x0..x5 (v0-v5) in 13 operations (y0 v17, y1 v18, y2 v19, y3 v20,
+ * y4 v6, y5 v5), the constants 4, 5, 2 as lanes of %[c]: */
+#define NEON_BT4 \
+    "fsub v6.4s, v4.4s, v2.4s\n\t"          /* t3 = x4 - x2 */ \
+    "fsub v7.4s, v3.4s, v1.4s\n\t"          /* d31 = x3 - x1 */ \
+    "fmla v5.4s, v1.4s, %[c].s[0]\n\t" \
+    "fmls v5.4s, v3.4s, %[c].s[1]\n\t"      /* y5 = x5 + 4 x1 - 5 x3 */ \
+    "fmls v4.4s, v2.4s, %[c].s[0]\n\t"      /* t1 = x4 - 4 x2 */ \
+    "fsub v17.4s, v4.4s, v2.4s\n\t" \
+    "fmla v17.4s, v0.4s, %[c].s[0]\n\t"      /* y0 = t1 - x2 + 4 x0 */ \
+    "fmls v3.4s, v1.4s, %[c].s[0]\n\t"      /* t2 = x3 - 4 x1 */ \
+    "fadd v18.4s, v4.4s, v3.4s\n\t"          /* y1 = t1 + t2 */ \
+    "fsub v19.4s, v4.4s, v3.4s\n\t"         /* y2 = t1 - t2 */ \
+    "fadd v20.4s, v7.4s, v7.4s\n\t" \
+    "fadd v20.4s, v20.4s, v6.4s\n\t"        /* y3 = t3 + 2 d31 */ \
+    "fmls v6.4s, v7.4s, %[c].s[2]\n\t"      /* y4 = t3 - 2 d31 */
+/* input row r's six columns: phases 0..3, then phases 0 and 1 one tile on */
+#define WINO_LOAD_ROW4 \
+    "ldur q4, [%[p], #4]\n\t" \
+    "ld1 {v0.4s}, [%[p]], %[lt]\n\t" \
+    "ldur q5, [%[p], #4]\n\t" \
+    "ld1 {v1.4s}, [%[p]], %[lt]\n\t" \
+    "ld1 {v2.4s}, [%[p]], %[lt]\n\t" \
+    "ld1 {v3.4s}, [%[p]], %[lt]\n\t"
+/* row r's B^T x into the buffer as element (r, j) at (j * 6 + r) vectors */
+#define WINO_ROW4(r) WINO_LOAD_ROW4 NEON_BT4 \
+    "str q17, [%[tmp], #0*96+" #r "*16]\n\t" \
+    "str q18, [%[tmp], #1*96+" #r "*16]\n\t" \
+    "str q19, [%[tmp], #2*96+" #r "*16]\n\t" \
+    "str q20, [%[tmp], #3*96+" #r "*16]\n\t" \
+    "str q6, [%[tmp], #4*96+" #r "*16]\n\t" \
+    "str q5, [%[tmp], #5*96+" #r "*16]\n\t"
+/* column j: B^T of its six rows into V's elements (i, j), i = 0..5, each
+ * xi_step on: %[q] from element (0, j) to (0, j + 1) */
+#define WINO_COL4(j) \
+    "ldp q0, q1, [%[tmp], #" #j "*96]\n\t" \
+    "ldp q2, q3, [%[tmp], #" #j "*96+32]\n\t" \
+    "ldp q4, q5, [%[tmp], #" #j "*96+64]\n\t" \
+    NEON_BT4 \
+    "st1 {v17.4s}, [%[q]], %[s6]\n\t" \
+    "st1 {v18.4s}, [%[q]], %[s6]\n\t" \
+    "st1 {v19.4s}, [%[q]], %[s6]\n\t" \
+    "st1 {v20.4s}, [%[q]], %[s6]\n\t" \
+    "st1 {v6.4s}, [%[q]], %[s6]\n\t" \
+    "st1 {v5.4s}, [%[q]], %[s6]\n\t" \
+    "sub %[q], %[q], %[s35]\n\t"
+
+#define ENGINE_WINO_INPUT4_NEON 1
+static inline void f32_wino_input_row4_neon(const float* frame, int64_t lt, int64_t tiles, float* v,
+                                            int64_t xi_step) {
+    float tmp[36 * 4] __attribute__((aligned(16)));
+    const float32x4_t c = {4.0f, 5.0f, 2.0f, 0.0f};
+    const int64_t lt_bytes = lt * 4, s6 = 6 * xi_step * 4, s35 = 35 * xi_step * 4;
+    for (int64_t t = 0; t < tiles; t += 4) {
+        const float* p = frame + t;
+        float* q = v + t;
+        __asm__ volatile(
+            WINO_ROW4(0) WINO_ROW4(1) WINO_ROW4(2) WINO_ROW4(3) WINO_ROW4(4) WINO_ROW4(5)
+            WINO_COL4(0) WINO_COL4(1) WINO_COL4(2) WINO_COL4(3) WINO_COL4(4) WINO_COL4(5)
+            : [p] "+r"(p), [q] "+r"(q)
+            : [tmp] "r"(tmp), [lt] "r"(lt_bytes), [s6] "r"(s6), [s35] "r"(s35), [c] "w"(c)
+            : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v17", "v18", "v19", "v20", "memory");
+    }
+}
+
+/* F(4x4)'s output transform of one vector of tiles (f32_wino_output_row_m's
+ * loop body for M = 4) the same way: the 36 products loaded in order by one
+ * register post-increment, A^T on the rows into a 24-vector buffer (column
+ * j's six rows adjacent), then on the columns into v16-v31, pixel (i, j) of
+ * the tiles in v(16 + 4 i + j), so that one ST4 stores output row i's tiles
+ * interleaved (four zips and a store per pair of vectors took twice the
+ * instructions).  The bias is added to element (1, 1) (see the C loop).
+ * A^T of six vectors x0..x5 (v0-v5) in 10 operations into y0..y3, with
+ * temporaries s34 and d34 (v8, v9); the constants 2, 4, 8 as lanes of %[c]: */
+#define NEON_AT4(y0, y1, y2, y3) \
+    "fadd " y2 ".4s, v1.4s, v2.4s\n\t"      /* s12 */ \
+    "fsub " y1 ".4s, v1.4s, v2.4s\n\t"      /* d12 */ \
+    "fadd v8.4s, v3.4s, v4.4s\n\t"          /* s34 */ \
+    "fsub v9.4s, v3.4s, v4.4s\n\t"          /* d34 */ \
+    "fadd " y0 ".4s, v0.4s, " y2 ".4s\n\t" \
+    "fadd " y0 ".4s, " y0 ".4s, v8.4s\n\t"  /* y0 = x0 + s12 + s34 */ \
+    "fadd " y3 ".4s, v5.4s, " y1 ".4s\n\t" \
+    "fmla " y3 ".4s, v9.4s, %[c].s[2]\n\t"  /* y3 = x5 + d12 + 8 d34 */ \
+    "fmla " y1 ".4s, v9.4s, %[c].s[0]\n\t"  /* y1 = d12 + 2 d34 */ \
+    "fmla " y2 ".4s, v8.4s, %[c].s[1]\n\t"  /* y2 = s12 + 4 s34 */
+#define WINO_LOAD_PRODUCTS \
+    "ld1 {v0.4s}, [%[p]], %[s]\n\t" \
+    "ld1 {v1.4s}, [%[p]], %[s]\n\t" \
+    "ld1 {v2.4s}, [%[p]], %[s]\n\t" \
+    "ld1 {v3.4s}, [%[p]], %[s]\n\t" \
+    "ld1 {v4.4s}, [%[p]], %[s]\n\t" \
+    "ld1 {v5.4s}, [%[p]], %[s]\n\t"
+/* row r's A^T x into the buffer as element (r, j) at (j * 6 + r) vectors */
+#define WINO_AT_ROW4(r) NEON_AT4("v6", "v7", "v10", "v11") \
+    "str q6, [%[tmp], #0*96+" #r "*16]\n\t" \
+    "str q7, [%[tmp], #1*96+" #r "*16]\n\t" \
+    "str q10, [%[tmp], #2*96+" #r "*16]\n\t" \
+    "str q11, [%[tmp], #3*96+" #r "*16]\n\t"
+/* column j: pixels (0..3, j) into v(16 + j), v(20 + j), v(24 + j), v(28 + j) */
+#define WINO_AT_COL4(j, y0, y1, y2, y3) \
+    "ldp q0, q1, [%[tmp], #" #j "*96]\n\t" \
+    "ldp q2, q3, [%[tmp], #" #j "*96+32]\n\t" \
+    "ldp q4, q5, [%[tmp], #" #j "*96+64]\n\t" \
+    NEON_AT4(y0, y1, y2, y3)
+#define WINO_STORE_ROW4(v) "st4 {" v "}, [%[o]], %[os]\n\t"
+
+#define ENGINE_WINO_OUTPUT4_NEON 1
+static inline void f32_wino_output_row4_neon(const float* mrow, int64_t xi_step, int64_t tiles, float bias,
+                                             float* out, int64_t out_step) {
+    float tmp[24 * 4] __attribute__((aligned(16)));
+    const float32x4_t c = {2.0f, 4.0f, 8.0f, 0.0f}, vb = vdupq_n_f32(bias);
+    const int64_t s = xi_step * 4, os = out_step * 4;
+    for (int64_t t = 0; t < tiles; t += 4) {
+        const float* p = mrow + t;
+        float* o = out + t * 4;
+        __asm__ volatile(
+            WINO_LOAD_PRODUCTS WINO_AT_ROW4(0)
+            WINO_LOAD_PRODUCTS "fadd v1.4s, v1.4s, %[b].4s\n\t" WINO_AT_ROW4(1)
+            WINO_LOAD_PRODUCTS WINO_AT_ROW4(2)
+            WINO_LOAD_PRODUCTS WINO_AT_ROW4(3)
+            WINO_LOAD_PRODUCTS WINO_AT_ROW4(4)
+            WINO_LOAD_PRODUCTS WINO_AT_ROW4(5)
+            WINO_AT_COL4(0, "v16", "v20", "v24", "v28")
+            WINO_AT_COL4(1, "v17", "v21", "v25", "v29")
+            WINO_AT_COL4(2, "v18", "v22", "v26", "v30")
+            WINO_AT_COL4(3, "v19", "v23", "v27", "v31")
+            WINO_STORE_ROW4("v16.4s, v17.4s, v18.4s, v19.4s")
+            WINO_STORE_ROW4("v20.4s, v21.4s, v22.4s, v23.4s")
+            WINO_STORE_ROW4("v24.4s, v25.4s, v26.4s, v27.4s")
+            WINO_STORE_ROW4("v28.4s, v29.4s, v30.4s, v31.4s")
+            : [p] "+r"(p), [o] "+r"(o)
+            : [tmp] "r"(tmp), [s] "r"(s), [os] "r"(os), [c] "w"(c), [b] "w"(vb)
+            : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11",
+              "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23",
+              "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31", "memory");
+    }
+}
+
+#endif
+#endif
