@@ -191,20 +191,22 @@ ENGINE_ALWAYS_INLINE void f32_wino_output_row_m(const float* mrow, int64_t xi_st
 
 static inline void f32_wino_input_row(const float* frame, int64_t lt, int64_t tiles, float* v,
                                       int64_t xi_step, int m) {
-    if (m == 2) f32_wino_input_row_m(frame, lt, tiles, v, xi_step, 2);
-#ifdef ENGINE_WINO_INPUT4_NEON
+#ifdef ENGINE_WINO_NEON
+    if (m == 2) f32_wino_input_row2_neon(frame, lt, tiles, v, xi_step);
     else f32_wino_input_row4_neon(frame, lt, tiles, v, xi_step);
 #else
+    if (m == 2) f32_wino_input_row_m(frame, lt, tiles, v, xi_step, 2);
     else f32_wino_input_row_m(frame, lt, tiles, v, xi_step, 4);
 #endif
 }
 
 static inline void f32_wino_output_row(const float* mrow, int64_t xi_step, int64_t tiles, float bias,
                                        float* out, int64_t out_step, int m) {
-    if (m == 2) f32_wino_output_row_m(mrow, xi_step, tiles, bias, out, out_step, 2);
-#ifdef ENGINE_WINO_OUTPUT4_NEON
+#ifdef ENGINE_WINO_NEON
+    if (m == 2) f32_wino_output_row2_neon(mrow, xi_step, tiles, bias, out, out_step);
     else f32_wino_output_row4_neon(mrow, xi_step, tiles, bias, out, out_step);
 #else
+    if (m == 2) f32_wino_output_row_m(mrow, xi_step, tiles, bias, out, out_step, 2);
     else f32_wino_output_row_m(mrow, xi_step, tiles, bias, out, out_step, 4);
 #endif
 }

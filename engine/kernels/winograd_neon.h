@@ -3,6 +3,9 @@
 #ifndef ENGINE_WINOGRAD_NEON_H
 #define ENGINE_WINOGRAD_NEON_H
 #if defined(__aarch64__)
+/* f32_wino_input_row and f32_wino_output_row run F(2x2)'s and F(4x4)'s
+ * transforms by these */
+#define ENGINE_WINO_NEON 1
 
 /* F(4x4)'s input transform of one vector of tiles (f32_wino_input_row_m's
  * loop body for M = 4), in asm for what GCC did not manage from intrinsics:
@@ -58,7 +61,6 @@
     "st1 {v5.4s}, [%[q]], %[s6]\n\t" \
     "sub %[q], %[q], %[s35]\n\t"
 
-#define ENGINE_WINO_INPUT4_NEON 1
 static inline void f32_wino_input_row4_neon(const float* frame, int64_t lt, int64_t tiles, float* v,
                                             int64_t xi_step) {
     float tmp[36 * 4] __attribute__((aligned(16)));
@@ -117,7 +119,6 @@ static inline void f32_wino_input_row4_neon(const float* frame, int64_t lt, int6
     NEON_AT4(y0, y1, y2, y3)
 #define WINO_STORE_ROW4(v) "st4 {" v "}, [%[o]], %[os]\n\t"
 
-#define ENGINE_WINO_OUTPUT4_NEON 1
 static inline void f32_wino_output_row4_neon(const float* mrow, int64_t xi_step, int64_t tiles, float bias,
                                              float* out, int64_t out_step) {
     float tmp[24 * 4] __attribute__((aligned(16)));
@@ -146,6 +147,89 @@ static inline void f32_wino_output_row4_neon(const float* mrow, int64_t xi_step,
             : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11",
               "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23",
               "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31", "memory");
+    }
+}
+
+/* F(2x2)'s input transform of one vector of tiles the same way, without a
+ * buffer: the rows' B^T x (16 vectors) stay in v16-v31, element (r, j) in
+ * v(16 + 4 r + j).  B^T of x0..x3 in 4 operations (GCC took 105 instructions
+ * a vector, this 68). */
+#define NEON_BT2(x0, x1, x2, x3, y0, y1, y2, y3) \
+    "fsub " y0 ".4s, " x0 ".4s, " x2 ".4s\n\t" \
+    "fadd " y1 ".4s, " x1 ".4s, " x2 ".4s\n\t" \
+    "fsub " y2 ".4s, " x2 ".4s, " x1 ".4s\n\t" \
+    "fsub " y3 ".4s, " x1 ".4s, " x3 ".4s\n\t"
+/* input row r's four columns: phases 0 and 1, then the same one tile on */
+#define WINO_ROW2(y0, y1, y2, y3) \
+    "ldur q2, [%[p], #4]\n\t" \
+    "ld1 {v0.4s}, [%[p]], %[lt]\n\t" \
+    "ldur q3, [%[p], #4]\n\t" \
+    "ld1 {v1.4s}, [%[p]], %[lt]\n\t" \
+    NEON_BT2("v0", "v1", "v2", "v3", y0, y1, y2, y3)
+/* column j into V's elements (i, j), i = 0..3 */
+#define WINO_COL2(x0, x1, x2, x3) \
+    NEON_BT2(x0, x1, x2, x3, "v4", "v5", "v6", "v7") \
+    "st1 {v4.4s}, [%[q]], %[s4]\n\t" \
+    "st1 {v5.4s}, [%[q]], %[s4]\n\t" \
+    "st1 {v6.4s}, [%[q]], %[s4]\n\t" \
+    "st1 {v7.4s}, [%[q]], %[s4]\n\t" \
+    "sub %[q], %[q], %[s15]\n\t"
+
+static inline void f32_wino_input_row2_neon(const float* frame, int64_t lt, int64_t tiles, float* v,
+                                            int64_t xi_step) {
+    const int64_t lt_bytes = lt * 4, s4 = 4 * xi_step * 4, s15 = 15 * xi_step * 4;
+    for (int64_t t = 0; t < tiles; t += 4) {
+        const float* p = frame + t;
+        float* q = v + t;
+        __asm__ volatile(
+            WINO_ROW2("v16", "v17", "v18", "v19") WINO_ROW2("v20", "v21", "v22", "v23")
+            WINO_ROW2("v24", "v25", "v26", "v27") WINO_ROW2("v28", "v29", "v30", "v31")
+            WINO_COL2("v16", "v20", "v24", "v28") WINO_COL2("v17", "v21", "v25", "v29")
+            WINO_COL2("v18", "v22", "v26", "v30") WINO_COL2("v19", "v23", "v27", "v31")
+            : [p] "+r"(p), [q] "+r"(q)
+            : [lt] "r"(lt_bytes), [s4] "r"(s4), [s15] "r"(s15)
+            : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7",
+              "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23",
+              "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31", "memory");
+    }
+}
+
+/* F(2x2)'s output transform of one vector of tiles, without a buffer: the
+ * rows' A^T x in v16-v23 (element (r, j) in v(16 + 2 r + j)), pixel (i, j)
+ * in v(24 + 2 i + j), output row i stored by one ST2 (GCC took about 143
+ * instructions a vector, this 43).  A^T of x0..x3 in 4 operations: */
+#define NEON_AT2(x0, x1, x2, x3, y0, y1) \
+    "fadd " y0 ".4s, " x1 ".4s, " x2 ".4s\n\t" \
+    "fsub " y1 ".4s, " x1 ".4s, " x2 ".4s\n\t" \
+    "fadd " y0 ".4s, " y0 ".4s, " x0 ".4s\n\t"  /* y0 = x0 + x1 + x2 */ \
+    "fsub " y1 ".4s, " y1 ".4s, " x3 ".4s\n\t"  /* y1 = x1 - x2 - x3 */
+#define WINO_LOAD_PRODUCTS2 \
+    "ld1 {v0.4s}, [%[p]], %[s]\n\t" \
+    "ld1 {v1.4s}, [%[p]], %[s]\n\t" \
+    "ld1 {v2.4s}, [%[p]], %[s]\n\t" \
+    "ld1 {v3.4s}, [%[p]], %[s]\n\t"
+#define WINO_AT_ROW2(y0, y1) NEON_AT2("v0", "v1", "v2", "v3", y0, y1)
+
+static inline void f32_wino_output_row2_neon(const float* mrow, int64_t xi_step, int64_t tiles, float bias,
+                                             float* out, int64_t out_step) {
+    const float32x4_t vb = vdupq_n_f32(bias);
+    const int64_t s = xi_step * 4, os = out_step * 4;
+    for (int64_t t = 0; t < tiles; t += 4) {
+        const float* p = mrow + t;
+        float* o = out + t * 2;
+        __asm__ volatile(
+            WINO_LOAD_PRODUCTS2 WINO_AT_ROW2("v16", "v17")
+            WINO_LOAD_PRODUCTS2 "fadd v1.4s, v1.4s, %[b].4s\n\t" WINO_AT_ROW2("v18", "v19")
+            WINO_LOAD_PRODUCTS2 WINO_AT_ROW2("v20", "v21")
+            WINO_LOAD_PRODUCTS2 WINO_AT_ROW2("v22", "v23")
+            NEON_AT2("v16", "v18", "v20", "v22", "v24", "v26")
+            NEON_AT2("v17", "v19", "v21", "v23", "v25", "v27")
+            "st2 {v24.4s, v25.4s}, [%[o]], %[os]\n\t"
+            "st2 {v26.4s, v27.4s}, [%[o]], %[os]\n\t"
+            : [p] "+r"(p), [o] "+r"(o)
+            : [s] "r"(s), [os] "r"(os), [b] "w"(vb)
+            : "v0", "v1", "v2", "v3", "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23",
+              "v24", "v25", "v26", "v27", "memory");
     }
 }
 
