@@ -10,12 +10,12 @@
 /* F(4x4)'s input transform of one vector of tiles (f32_wino_input_row_m's
  * loop body for M = 4), in asm for what GCC did not manage from intrinsics:
  * it kept the 36 store and 24 load addresses in registers and spilled them
- * (about 474 instructions a vector under qemu).  Here the loads walk the
- * phase rows by register post-increment, the stores walk V the same way, and
- * B^T runs on the rows first, through a 36-vector buffer on the stack
- * (column j's six rows adjacent: three LDPs), then on the columns.  B^T of
- * six vectors x0..x5 (v0-v5) in 13 operations (y0 v17, y1 v18, y2 v19, y3 v20,
- * y4 v6, y5 v5), the constants 4, 5, 2 as lanes of %[c]: */
+ * (about 474 instructions a vector under qemu; this takes about 270).  The
+ * loads walk the phase rows by register post-increment, the stores walk V the
+ * same way, and B^T runs on the rows first, through a 36-vector buffer on
+ * the stack (column j's six rows adjacent: three LDPs), then on the columns.
+ * B^T of six vectors x0..x5 (v0-v5) in 13 operations (y0 v17, y1 v18, y2
+ * v19, y3 v20, y4 v6, y5 v5), the constants 4, 5, 2 as lanes of %[c]: */
 #define NEON_BT4 \
     "fsub v6.4s, v4.4s, v2.4s\n\t"          /* t3 = x4 - x2 */ \
     "fsub v7.4s, v3.4s, v1.4s\n\t"          /* d31 = x3 - x1 */ \
@@ -23,9 +23,9 @@
     "fmls v5.4s, v3.4s, %[c].s[1]\n\t"      /* y5 = x5 + 4 x1 - 5 x3 */ \
     "fmls v4.4s, v2.4s, %[c].s[0]\n\t"      /* t1 = x4 - 4 x2 */ \
     "fsub v17.4s, v4.4s, v2.4s\n\t" \
-    "fmla v17.4s, v0.4s, %[c].s[0]\n\t"      /* y0 = t1 - x2 + 4 x0 */ \
+    "fmla v17.4s, v0.4s, %[c].s[0]\n\t"     /* y0 = t1 - x2 + 4 x0 */ \
     "fmls v3.4s, v1.4s, %[c].s[0]\n\t"      /* t2 = x3 - 4 x1 */ \
-    "fadd v18.4s, v4.4s, v3.4s\n\t"          /* y1 = t1 + t2 */ \
+    "fadd v18.4s, v4.4s, v3.4s\n\t"         /* y1 = t1 + t2 */ \
     "fsub v19.4s, v4.4s, v3.4s\n\t"         /* y2 = t1 - t2 */ \
     "fadd v20.4s, v7.4s, v7.4s\n\t" \
     "fadd v20.4s, v20.4s, v6.4s\n\t"        /* y3 = t3 + 2 d31 */ \
@@ -201,7 +201,7 @@ static inline void f32_wino_input_row2_neon(const float* frame, int64_t lt, int6
 #define NEON_AT2(x0, x1, x2, x3, y0, y1) \
     "fadd " y0 ".4s, " x1 ".4s, " x2 ".4s\n\t" \
     "fsub " y1 ".4s, " x1 ".4s, " x2 ".4s\n\t" \
-    "fadd " y0 ".4s, " y0 ".4s, " x0 ".4s\n\t"  /* y0 = x0 + x1 + x2 */ \
+    "fadd " y0 ".4s, " y0 ".4s, " x0 ".4s\n\t"/* y0 = x0 + x1 + x2 */ \
     "fsub " y1 ".4s, " y1 ".4s, " x3 ".4s\n\t"  /* y1 = x1 - x2 - x3 */
 #define WINO_LOAD_PRODUCTS2 \
     "ld1 {v0.4s}, [%[p]], %[s]\n\t" \
