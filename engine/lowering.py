@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.kernels import isa
-from engine.kernels.abi import DTYPE_OF, DTYPE_SIZE, Act, DType, WindowPath
+from engine.kernels.abi import DTYPE_OF, DTYPE_SIZE, Act, DType, WindowMode, WindowPath
 from engine.kernels.descriptors import Linear, Window
 from engine.ops.activations import ACT_PARAM, clamp_bounds
 
@@ -48,7 +48,8 @@ class PlanOptions:
                                   # at a time (where they do not run interleaved)
     interleaved_windows: bool = None  # 3x3 and 5x5 windows of stride 1 and 2 with VLEN channels'
                                  # rows interleaved, before framed (None: those of
-                                 # isa.INTERLEAVED_SIDES: NEON 3x3 and 5x5, x86 5x5)
+                                 # isa.INTERLEAVED_SIDES: NEON 3x3 and 5x5, x86 5x5; but not
+                                 # 3x3 pooling at stride 2: row by row, separably)
     flat_max_pixels: int = 16384   # window ops: stride-1 output planes up to this size run flat,
     flat_s2_max_pixels: int = 64   # and stride-2 ones up to this size (through phase planes;
                                    # beyond it, building them costs more than they save)
@@ -130,21 +131,26 @@ def window_op(step, spatial, attrs, kernel, mode, options, direct_only=False, **
     """(Window record, scratch floats): interleaved (3x3 and 5x5, strides 1
     and 2) where the options or the ISA say so, framed (3x3) where the
     options say so, flat where the plane is small enough and the tables fit,
-    else row by row."""
+    else row by row.  3x3 pooling at stride 2 runs row by row unless the
+    options name a path: its rows read in place, separably
+    (f32_pool_plane_3x3s2), take fewer instructions than interleaved or flat
+    ones (NEON)."""
     k = kernel_fields(attrs, kernel)
     in_h, in_w, out_h, out_w = spatial['in_h'], spatial['in_w'], spatial['out_h'], spatial['out_w']
     sides = (isa.INTERLEAVED_SIDES if options.interleaved_windows is None
              else (3, 5) if options.interleaved_windows else ())
     square = k['kh'] == k['kw'] and (k['dh'], k['dw']) == (1, 1) and k['sh'] == k['sw'] and k['sh'] in (1, 2)
     three = square and k['kh'] == 3
+    pool_s2 = (mode != WindowMode.WINDOW_CONV and three and k['sh'] == 2
+               and options.interleaved_windows is None and not options.framed_windows)
     flat = None
-    if square and k['kh'] in sides:
+    if square and k['kh'] in sides and not pool_s2:
         path = WindowPath.WINDOW_INTERLEAVED
     elif options.framed_windows and three:
         path = WindowPath.WINDOW_FRAMED
     else:
         flat_max = {1: options.flat_max_pixels, 2: options.flat_s2_max_pixels}.get(k['sh'], 0)
-        if not direct_only and k['sh'] == k['sw'] and out_h * out_w <= flat_max:
+        if not direct_only and not pool_s2 and k['sh'] == k['sw'] and out_h * out_w <= flat_max:
             flat = isa.flat_tables(in_h, in_w, out_h, out_w, k['kh'], k['kw'], k['ph'], k['pw'],
                                    k['dh'], k['dw'], k['sh'])
         if flat is not None:

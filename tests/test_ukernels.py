@@ -342,6 +342,11 @@ WINDOWS = [  # mode, k, s, p, d, (h, w): shapes with a special kernel and withou
     (WindowMode.WINDOW_CONV, 5, 2, 2, 1, (7, 10)), (WindowMode.WINDOW_CONV, 5, 2, 2, 1, (2, 2)),
     (WindowMode.WINDOW_CONV, 5, 2, 2, 1, (12, 9)), (WindowMode.WINDOW_CONV, 5, 1, 0, 1, (6, 13)),
     (WindowMode.WINDOW_MAX, 5, 1, 2, 1, (7, 8)), (WindowMode.WINDOW_AVG, 5, 2, 2, 1, (9, 5)),
+    # 3x3 pooling at stride 2 (the row path's columns of one and two vectors, walking down):
+    # no padding, 1x1 and 2x2 planes, rows of several vectors inside and a part-vector at the end
+    (WindowMode.WINDOW_MAX, 3, 2, 0, 1, (9, 21)), (WindowMode.WINDOW_MAX, 3, 2, 1, 1, (1, 1)),
+    (WindowMode.WINDOW_AVG, 3, 2, 1, 1, (2, 2)), (WindowMode.WINDOW_MAX, 3, 2, 1, 1, (23, 70)),
+    (WindowMode.WINDOW_AVG, 3, 2, 0, 1, (13, 36)),
 ]
 
 

@@ -514,6 +514,90 @@ ENGINE_ALWAYS_INLINE void f32_window_plane(const f32_window_args* a,
 
 typedef void (*f32_window_plane_fn)(const f32_window_args*);
 
+/* whether a window op's clamp to [lo, hi] is not the whole line */
+#define ENGINE_WINDOW_CLAMPED(lo, hi) ((lo) > -INFINITY || (hi) < INFINITY)
+
+/* A 3x3 pooling window's row across at stride 2 for a vector of outputs
+ * from column `row` on: columns 0 and 1 of each window by one pair load,
+ * column 2 by a strided one; lanes outside the input row take fill where
+ * blk (the vector's lane flags, f32_window_row's) is given. */
+ENGINE_ALWAYS_INLINE vf f32_pool3s2_across(const float* row, const int32_t* blk, vf vfill, const int MODE) {
+    vf x0, x1, x2 = vf_load_strided(row + 2, 2);
+    vf_load_pairs(row, &x0, &x1);
+    if (blk) {
+        x0 = vf_select(vf_mask(blk), x0, vfill);
+        x1 = vf_select(vf_mask(blk + VLEN), x1, vfill);
+        x2 = vf_select(vf_mask(blk + 2 * VLEN), x2, vfill);
+    }
+    return MODE == WINDOW_MAX ? vf_max_nan(vf_max_nan(x0, x1), x2) : vf_add(vf_add(x0, x1), x2);
+}
+
+/* Max and average pooling of 3x3 windows at stride 2, separably: NV
+ * vectors of output columns from ow walk down the plane, each input row's
+ * windows taken across once (f32_pool3s2_across) for the two output rows
+ * that read it, then down.  The same reads, border lanes and padding rows as
+ * f32_window_row, which reduces the nine taps of every output.  The
+ * accumulators' start (channel_start: -inf for max, 0 for average) is the
+ * reduction's identity, so is left out; CLAMP: lo and hi are not the whole
+ * line. */
+ENGINE_ALWAYS_INLINE void f32_pool_columns_3x3s2(const f32_window_args* a, int64_t ow, const int32_t* blocks,
+                                                 const int NV, const int MASKED, const int MODE, const int CLAMP) {
+    const int64_t in_h = a->in_h, in_w = a->in_w, ph = a->ph, out_h = a->out_h, out_w = a->out_w;
+    const float* src = a->src + ow * 2 - a->pw;
+    const float* fill_row = a->fill_row + ow * 2 - a->pw;
+    float* out = a->out + ow;
+    const float* aux = MODE == WINDOW_AVG ? a->aux + ow : 0;
+    const vf vfill = vf_set1(a->fill), vlo = vf_set1(a->lo), vhi = vf_set1(a->hi);
+    const int32_t* blk[2] = {0, 0};      /* (MASKED: the border strips; the others test no lanes) */
+    for (int v = 0; v < NV; v++)
+        if (MASKED && a->lanes[ow / VLEN + v]) blk[v] = blocks + (ow / VLEN + v) * 3 * VLEN;
+#define ROW(ih) ((ih) >= 0 && (ih) < in_h ? src + (ih) * in_w : fill_row)
+#define ACROSS(r, h) for (int v = 0; v < NV; v++) h[v] = f32_pool3s2_across((r) + v * 2 * VLEN, blk[v], vfill, MODE)
+    /* output row oh from input rows r1, r2 (2 oh - ph + 1 and + 2) and shared (2 oh - ph) */
+#define OUT_ROW(r1, r2) do { \
+        ACROSS(r1, h1); \
+        ACROSS(r2, h2); \
+        for (int v = 0; v < NV; v++) { \
+            vf acc = MODE == WINDOW_MAX ? vf_max_nan(vf_max_nan(shared[v], h1[v]), h2[v]) \
+                                        : vf_mul(vf_add(vf_add(shared[v], h1[v]), h2[v]), \
+                                                 vf_loadu(aux + oh * out_w + v * VLEN)); \
+            if (CLAMP) acc = vf_min(vhi, vf_max(vlo, acc)); \
+            if (v + 1 < NV || whole) vf_storeu(out + oh * out_w + v * VLEN, acc); \
+            else vf_store_partial(out + oh * out_w + v * VLEN, acc, (int)(out_w - ow - v * VLEN)); \
+            shared[v] = h2[v]; \
+        } \
+    } while (0)
+    const int whole = out_w - ow >= NV * VLEN;
+    vf shared[2], h1[2], h2[2];
+    ACROSS(ROW(-ph), shared);
+    /* the output rows whose input rows are all inside [oh_in, oh_end): no padding row to pick */
+    const int64_t oh_in = ph / 2, oh_end = in_h + ph < 3 ? 0 : (in_h + ph - 3) / 2 + 1;
+    int64_t oh = 0;
+    for (; oh < out_h && oh < oh_in; oh++) OUT_ROW(ROW(oh * 2 - ph + 1), ROW(oh * 2 - ph + 2));
+    const float* r = src + (oh * 2 - ph + 1) * in_w;
+    for (; oh < out_h && oh < oh_end; oh++, r += 2 * in_w) OUT_ROW(r, r + in_w);
+    for (; oh < out_h; oh++) OUT_ROW(ROW(oh * 2 - ph + 1), ROW(oh * 2 - ph + 2));
+#undef OUT_ROW
+#undef ACROSS
+#undef ROW
+}
+
+ENGINE_ALWAYS_INLINE void f32_pool_plane_3x3s2(const f32_window_args* a, const int MODE, const int CLAMP) {
+    const int64_t nvec = (a->out_w + VLEN - 1) / VLEN;
+    const int32_t* blocks = a->lanes + (nvec + VLEN - 1) / VLEN * VLEN;
+    int64_t v = 0;
+    for (; v + 2 <= nvec; v += 2) {
+        if (a->lanes[v] || a->lanes[v + 1]) f32_pool_columns_3x3s2(a, v * VLEN, blocks, 2, 1, MODE, CLAMP);
+        else f32_pool_columns_3x3s2(a, v * VLEN, blocks, 2, 0, MODE, CLAMP);
+    }
+    if (v < nvec) f32_pool_columns_3x3s2(a, v * VLEN, blocks, 1, 1, MODE, CLAMP);
+}
+#define ENGINE_POOL_3X3S2(NAME, MODE) \
+    static void ENGINE_ISA_NAME(NAME)(const f32_window_args* a) { \
+        if (ENGINE_WINDOW_CLAMPED(a->lo, a->hi)) f32_pool_plane_3x3s2(a, MODE, 1); \
+        else f32_pool_plane_3x3s2(a, MODE, 0); \
+    }
+
 #define ENGINE_WINDOW_PLANE(NAME, K, S, MODE) \
     static void ENGINE_ISA_NAME(NAME)(const f32_window_args* a) { f32_window_plane(a, K, K, S, S, 1, 1, MODE); }
 ENGINE_WINDOW_PLANE(f32_dwconv_3x3s1, 3, 1, WINDOW_CONV)
@@ -523,10 +607,10 @@ ENGINE_WINDOW_PLANE(f32_dwconv_5x5s2, 5, 2, WINDOW_CONV)
 ENGINE_WINDOW_PLANE(f32_dwconv_7x7s1, 7, 1, WINDOW_CONV)
 ENGINE_WINDOW_PLANE(f32_dwconv_7x7s2, 7, 2, WINDOW_CONV)
 ENGINE_WINDOW_PLANE(f32_maxpool_3x3s1, 3, 1, WINDOW_MAX)
-ENGINE_WINDOW_PLANE(f32_maxpool_3x3s2, 3, 2, WINDOW_MAX)
+ENGINE_POOL_3X3S2(f32_maxpool_3x3s2, WINDOW_MAX)
 ENGINE_WINDOW_PLANE(f32_maxpool_2x2s2, 2, 2, WINDOW_MAX)
 ENGINE_WINDOW_PLANE(f32_avgpool_3x3s1, 3, 1, WINDOW_AVG)
-ENGINE_WINDOW_PLANE(f32_avgpool_3x3s2, 3, 2, WINDOW_AVG)
+ENGINE_POOL_3X3S2(f32_avgpool_3x3s2, WINDOW_AVG)
 ENGINE_WINDOW_PLANE(f32_avgpool_2x2s2, 2, 2, WINDOW_AVG)
 
 /* the specialised plane kernel for a square window without dilation, or NULL */
@@ -578,7 +662,6 @@ static void f32_window_plane_any(const f32_window_args* a, int mode, int64_t kh,
                         ENGINE_WINDOW_PICK(f32_maxpool_##KXK##s2_##PATH)}, \
         [WINDOW_AVG] = {ENGINE_WINDOW_PICK(f32_avgpool_##KXK##s1_##PATH), \
                         ENGINE_WINDOW_PICK(f32_avgpool_##KXK##s2_##PATH)}};
-#define ENGINE_WINDOW_CLAMPED(lo, hi) ((lo) > -INFINITY || (hi) < INFINITY)
 
 /* 3x3 windows of stride 1 or 2 through a framed plane: the input rows are
  * copied into a frame that holds the padding as rows and columns of fill
