@@ -7,7 +7,10 @@ A job computes a run of output planes, each by one of these paths:
   lanes of the border vectors whose taps fall outside the row replaced by
   the padding value (strides above 2: borders one output at a time); rows
   under the padding read a row of the padding value (0 for convolution and
-  average, -inf for max).
+  average, -inf for max).  3x3 pooling at stride 2 (the default path for it)
+  walks vectors of output columns down the plane instead, each input row's
+  windows taken across once for the two output rows that read it
+  (f32_pool_plane_3x3s2).
 - flat: small stride-1 planes as wide as their output run as flat vectors,
   lanes outside the input masked to the padding value: no per-row work;
   FLAT_CH planes at a time.  Small stride-2 windows run the same way over
