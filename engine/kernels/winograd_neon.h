@@ -83,8 +83,8 @@ static inline void f32_wino_input_row4_neon(const float* frame, int64_t lt, int6
  * register post-increment, A^T on the rows into a 24-vector buffer (column
  * j's six rows adjacent), then on the columns into v16-v31, pixel (i, j) of
  * the tiles in v(16 + 4 i + j), so that one ST4 stores output row i's tiles
- * interleaved (four zips and a store per pair of vectors took twice the
- * instructions).  The bias is added to element (1, 1) (see the C loop).
+ * interleaved (the C loop's zips and stores: 12 instructions a row).  The
+ * bias is added to element (1, 1) (see the C loop).
  * A^T of six vectors x0..x5 (v0-v5) in 10 operations into y0..y3, with
  * temporaries s34 and d34 (v8, v9); the constants 2, 4, 8 as lanes of %[c]: */
 #define NEON_AT4(y0, y1, y2, y3) \
@@ -232,6 +232,23 @@ static inline void f32_wino_output_row2_neon(const float* mrow, int64_t xi_step,
               "v24", "v25", "v26", "v27", "memory");
     }
 }
+
+/* the asm pieces are for the functions above only */
+#undef NEON_AT2
+#undef NEON_AT4
+#undef NEON_BT2
+#undef NEON_BT4
+#undef WINO_AT_COL4
+#undef WINO_AT_ROW2
+#undef WINO_AT_ROW4
+#undef WINO_COL2
+#undef WINO_COL4
+#undef WINO_LOAD_PRODUCTS
+#undef WINO_LOAD_PRODUCTS2
+#undef WINO_LOAD_ROW4
+#undef WINO_ROW2
+#undef WINO_ROW4
+#undef WINO_STORE_ROW4
 
 #endif
 #endif
