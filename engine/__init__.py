@@ -20,13 +20,14 @@ __all__ = ['load', 'from_torch', 'from_onnx', 'quantize', 'Model', 'ModelFileErr
            'build_info', 'default_threads', 'channel_shuffle']
 
 
-def load(path, *, threads=None, verify=True, cache_bytes=DEFAULT_CACHE_BYTES, options=None):
+def load(path, *, threads=None, verify=True, cache_bytes=DEFAULT_CACHE_BYTES, options=None, precision='fp32'):
     """Open a model file written by Model.save or tools/convert_pytorch.py.
     verify=False skips the file's CRC-32 (a few ms per 10 MB); cache_bytes
     bounds the plans and working memory kept between calls; options: how
-    plans are made (engine.lowering.PlanOptions; Model)."""
+    plans are made (engine.lowering.PlanOptions; Model); precision: 'fp32',
+    or 'fp16' on CPUs with fp16 arithmetic (Model)."""
     return Model(_load_graph(path, verify=verify, check=False), threads=threads, cache_bytes=cache_bytes,
-                 options=options)
+                 options=options, precision=precision)
 
 
 def from_torch(module, example_input, *, threads=None, cache_bytes=DEFAULT_CACHE_BYTES):

@@ -11,8 +11,6 @@ from engine.kernels.abi import DTYPE_OF, DTYPE_SIZE, Act, DType, WindowMode, Win
 from engine.kernels.descriptors import Linear, Window
 from engine.ops.activations import ACT_PARAM, clamp_bounds
 
-TILE_ROWS, NR, LINEAR_NO = isa.TILE_ROWS, isa.TILE_PIXELS, isa.LINEAR_OUTPUTS
-
 
 @dataclass(frozen=True)
 class PlanOptions:
@@ -55,12 +53,12 @@ class PlanOptions:
                                    # beyond it, building them costs more than they save)
 
 
-FLOAT = DTYPE_SIZE[DType.DTYPE_F32]        # bytes: the kernels' scratch holds floats
-PLANE_BYTES = isa.PLANE_ALIGN * FLOAT       # planes start on these boundaries (64 bytes)
+PLANE_BYTES = isa.PLANE_ALIGN * DTYPE_SIZE[DType.DTYPE_F32]     # planes start on these boundaries (64 bytes)
 
 
 def padded_plane(pixels):
-    """A float32 plane's stride in floats: the kernels' `plane`."""
+    """A plane's stride in elements: the kernels' `plane` (ENGINE_PLANE_ALIGN, the
+    same in every kernel module)."""
     return -(-pixels // isa.PLANE_ALIGN) * isa.PLANE_ALIGN
 
 
@@ -79,13 +77,15 @@ def plane_bytes(pixels, dtype):
 class Lowering:
     """What lowering one node needs beyond the node: shapes {value: (C, H, W)},
     dtypes {value: element type}, offsets(value) (its planes' offsets in
-    bytes), the options; in_off and out_off replace the node's own planes (a
-    fused op's scratch, bytes), and direct_only keeps window ops on the
-    direct path (they read bands)."""
+    bytes), the options, the kernel module the program will run on (its
+    tiles, vector width and table builders: engine.kernels.isa.kernels); in_off
+    and out_off replace the node's own planes (a fused op's scratch, bytes),
+    and direct_only keeps window ops on the direct path (they read bands)."""
     shapes: dict
     dtypes: dict
     offsets: object
     options: PlanOptions
+    kernels: object
     in_off: np.ndarray = None
     out_off: np.ndarray = None
     direct_only: bool = False
@@ -127,7 +127,7 @@ def kernel_fields(attrs, kernel):
     return dict(kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw)
 
 
-def window_op(step, spatial, attrs, kernel, mode, options, direct_only=False, **tables):
+def window_op(kernels, step, spatial, attrs, kernel, mode, options, direct_only=False, **tables):
     """(Window record, scratch floats): interleaved (3x3 and 5x5, strides 1
     and 2) where the options or the ISA say so, framed (3x3) where the
     options say so, flat where the plane is small enough and the tables fit,
@@ -137,7 +137,7 @@ def window_op(step, spatial, attrs, kernel, mode, options, direct_only=False, **
     ones (NEON)."""
     k = kernel_fields(attrs, kernel)
     in_h, in_w, out_h, out_w = spatial['in_h'], spatial['in_w'], spatial['out_h'], spatial['out_w']
-    sides = (isa.INTERLEAVED_SIDES if options.interleaved_windows is None
+    sides = (kernels.INTERLEAVED_SIDES if options.interleaved_windows is None
              else (3, 5) if options.interleaved_windows else ())
     square = k['kh'] == k['kw'] and (k['dh'], k['dw']) == (1, 1) and k['sh'] == k['sw'] and k['sh'] in (1, 2)
     three = square and k['kh'] == 3
@@ -151,7 +151,7 @@ def window_op(step, spatial, attrs, kernel, mode, options, direct_only=False, **
     else:
         flat_max = {1: options.flat_max_pixels, 2: options.flat_s2_max_pixels}.get(k['sh'], 0)
         if not direct_only and not pool_s2 and k['sh'] == k['sw'] and out_h * out_w <= flat_max:
-            flat = isa.flat_tables(in_h, in_w, out_h, out_w, k['kh'], k['kw'], k['ph'], k['pw'],
+            flat = kernels.flat_tables(in_h, in_w, out_h, out_w, k['kh'], k['kw'], k['ph'], k['pw'],
                                    k['dh'], k['dw'], k['sh'])
         if flat is not None:
             path = WindowPath.WINDOW_FLAT
@@ -159,20 +159,20 @@ def window_op(step, spatial, attrs, kernel, mode, options, direct_only=False, **
         else:
             path = WindowPath.WINDOW_DIRECT
             if k['sw'] <= 2:
-                tables.update(lanes=isa.row_tables(in_w, out_w, k['kw'], k['sw'], k['pw'], k['dw']))
+                tables.update(lanes=kernels.row_tables(in_w, out_w, k['kw'], k['sw'], k['pw'], k['dw']))
     # the flat path takes FLAT_PLANES planes at a time, the interleaved one
     # VECTOR channels: runs of whole groups
-    group = isa.FLAT_PLANES if flat is not None else isa.VECTOR if path == WindowPath.WINDOW_INTERLEAVED else 1
+    group = kernels.FLAT_PLANES if flat is not None else kernels.VECTOR if path == WindowPath.WINDOW_INTERLEAVED else 1
     jobs = channel_runs(step['n_out'], options, group)
     record = Window(**step, **spatial, **k, mode=mode, path=path, **jobs, **tables)
-    return record, isa.scratch_floats(in_w, out_h, out_w, k['kh'], k['pw'], k['sh'], path)
+    return record, kernels.scratch_floats(in_w, out_h, out_w, k['kh'], k['pw'], k['sh'], path)
 
 
 def name_kernel(prefix, kernel, stride):
     return f'{prefix}{kernel[0]}x{kernel[1]}' + ('' if tuple(stride) == (1, 1) else f's{stride[0]}')
 
 
-def pixel_tiles(pixels, plane, rows, K, tail, options):
+def pixel_tiles(kernels, pixels, plane, rows, K, tail, options):
     """(pixels per tile, tiles) of a 1x1 convolution's plane (gemm_job): the
     whole plane for a tail tile; else tiles of TILE_PIXELS, or WIDE_PIXELS
     for narrow rows and a long reduction, to the padded plane's end, except
@@ -181,39 +181,42 @@ def pixel_tiles(pixels, plane, rows, K, tail, options):
     shorter)."""
     if tail:
         return pixels, 1
-    if options.wide_tiles and rows == isa.NARROW_ROWS and K >= options.wide_min_k and isa.WIDE_PIXELS:
-        return isa.WIDE_PIXELS, -(-plane // isa.WIDE_PIXELS)
-    if options.tail_tiles and pixels > NR and 0 < pixels % NR <= isa.EXTRA_PIXELS:
-        return NR, pixels // NR
-    return NR, -(-plane // NR)
+    nr = kernels.TILE_PIXELS
+    if options.wide_tiles and rows == kernels.NARROW_ROWS and K >= options.wide_min_k and kernels.WIDE_PIXELS:
+        return kernels.WIDE_PIXELS, -(-plane // kernels.WIDE_PIXELS)
+    if options.tail_tiles and pixels > nr and 0 < pixels % nr <= kernels.EXTRA_PIXELS:
+        return nr, pixels // nr
+    return nr, -(-plane // nr)
 
 
-def reduction_order(table, first=None):
+def reduction_order(kernels, table, first=None):
     """The order in which a GEMM reduces over its B table (groups, K), each
     group's planes or taps by offset (by `first`, then offset, when given),
     and the runs of equally spaced entries in that order (k_runs: the tile
     steps a pointer along a run).  Returns (order (groups, K), k_runs)."""
     order = (np.argsort(table, axis=1, kind='stable') if first is None
              else np.stack([np.lexsort((t, f)) for t, f in zip(table, first)]))
-    return order, isa.plane_runs(np.take_along_axis(table, order, axis=1))
+    return order, kernels.plane_runs(np.take_along_axis(table, order, axis=1))
 
 
-def row_tiles(m, rows=None):
+def row_tiles(kernels, m, rows=None):
     """How a GEMM covers m rows (output channels per group) with the tile
     heights of TILE_ROWS: tile_rows-row tiles, then short_tiles tiles of
     short_rows (0: none; ShuffleNet V1's 20 rows per group on NEON as
     12 + 8 rather than two 12s).  The mix whose rows, empty ones included,
     cost least, then the one with fewer tiles, then the taller; rows: one
     height only, that one.  Returns a dict of Gemm's four fields."""
+    rate = kernels.TILE_ROWS          # {rows: cost per row}
+
     def cost(tall, n_tall, short, n_short):
-        return (n_tall * tall * TILE_ROWS[tall] + n_short * short * TILE_ROWS.get(short, 0),
+        return (n_tall * tall * rate[tall] + n_short * short * rate.get(short, 0),
                 n_tall + n_short, -tall)
     if rows is not None:
         mixes = [(rows, -(-m // rows), 0, 0)]
     else:
-        mixes = [(tall, -(-m // tall), 0, 0) for tall in TILE_ROWS]
+        mixes = [(tall, -(-m // tall), 0, 0) for tall in rate]
         mixes += [(tall, -(-(m - n * short) // tall), short, n)
-                  for tall in TILE_ROWS for short in TILE_ROWS if short < tall
+                  for tall in rate for short in rate if short < tall
                   for n in range(1, -(-m // short)) if m - n * short > 0]
     tall, n_tall, short, n_short = min(mixes, key=lambda mix: cost(*mix))
     return dict(tile_rows=tall, m_tiles=n_tall + n_short, short_rows=short, short_tiles=n_short)
@@ -227,7 +230,7 @@ def tile_starts(tiles):
     return np.cumsum([0] + heights)
 
 
-def pack_gemm(w, b, tiles):
+def pack_gemm(kernels, w, b, tiles):
     """w (G, M, K) -> per group, row tiles [K][rows] (row_tiles' tiles:
     tile_rows-row ones, then short_rows-row ones) zero-padded; b -> per group
     the padded rows; each followed by the floats the tiles may read past it.
@@ -241,20 +244,21 @@ def pack_gemm(w, b, tiles):
     bp[:, :m] = b
     wp = np.concatenate([wp[:, r0:r1].transpose(0, 2, 1).reshape(g, -1)
                          for r0, r1 in zip(starts[:-1], starts[1:])], axis=1)
-    slack = np.zeros(isa.WEIGHT_OVERREAD, np.float32)
+    slack = np.zeros(kernels.WEIGHT_OVERREAD, np.float32)
     return np.concatenate([wp.ravel(), slack]), np.concatenate([bp.ravel(), slack])
 
 
-def linear_record(weight, bias, step, residual):
+def linear_record(kernels, weight, bias, step, residual):
     """weight (O, K) -> [O/NO][K][NO] tiles zero-padded; the input's runs of
     equally spaced planes (the tile steps along them)."""
     o, k = weight.shape
-    tiles = -(-o // LINEAR_NO)
-    wp = np.zeros((tiles * LINEAR_NO, k), np.float32)
+    no = kernels.LINEAR_OUTPUTS
+    tiles = -(-o // no)
+    wp = np.zeros((tiles * no, k), np.float32)
     wp[:o] = weight
-    bp = np.zeros(tiles * LINEAR_NO, np.float32)
+    bp = np.zeros(tiles * no, np.float32)
     if bias is not None:
         bp[:o] = bias
-    wp = np.ascontiguousarray(wp.reshape(tiles, LINEAR_NO, k).transpose(0, 2, 1)).ravel()
-    return Linear(**step, K=k, w=wp, b=bp, k_runs=isa.plane_runs(step['in_off'][None]), res_off=residual,
+    wp = np.ascontiguousarray(wp.reshape(tiles, no, k).transpose(0, 2, 1)).ravel()
+    return Linear(**step, K=k, w=wp, b=bp, k_runs=kernels.plane_runs(step['in_off'][None]), res_off=residual,
                   jobs_per_image=tiles)

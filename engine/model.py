@@ -10,7 +10,7 @@ import numpy as np
 
 from engine import fileformat, preprocess
 from engine.graph import validate
-from engine.kernels.isa import scatter_planes
+from engine.kernels import isa
 from engine.memory import aligned_bytes, check_memory
 from engine.plan import PlanOptions, compile_graph
 
@@ -42,9 +42,13 @@ def _cgroup_cpus(path='/sys/fs/cgroup/cpu.max'):
         return None
 
 
-def _from_bytes(data, threads, cache_bytes, options):
+PRECISION_OF = {'float32': 'fp32', 'float16': 'fp16'}     # a kernel module's ELEMENT -> its precision
+
+
+def _from_bytes(data, threads, cache_bytes, options, precision='fp32'):
     """A Model from its file's bytes (unpickling)."""
-    return Model(fileformat.parse(data, check=False), threads=threads, cache_bytes=cache_bytes, options=options)
+    return Model(fileformat.parse(data, check=False), threads=threads, cache_bytes=cache_bytes, options=options,
+                 precision=precision)
 
 
 def _image_list(images, job):
@@ -156,12 +160,23 @@ class Model:
     and kept, with the working memory of past calls, in a cache of at most
     cache_bytes (least recently used out first; the plan of the call running
     always stays), so a long-running process meeting many sizes stays
-    bounded.  Pickles as its model file's bytes."""
+    bounded.  Pickles as its model file's bytes.
 
-    def __init__(self, graph, *, threads=None, cache_bytes=DEFAULT_CACHE_BYTES, options=None):
+    precision: 'fp32', or 'fp16': tensors and weights held as fp16 and
+    computed in fp16 arithmetic, on CPUs that have it (ValueError on the
+    others: engine.kernels.isa.kernels).  kernels: the kernel module to run
+    on instead of the precision's (tests: the scalar fp16 reference,
+    isa.kernels('fp16', allow_scalar=True))."""
+
+    def __init__(self, graph, *, threads=None, cache_bytes=DEFAULT_CACHE_BYTES, options=None, precision='fp32',
+                 kernels=None):
         self._info = validate(graph)     # once: every plan of this graph uses it
         self.graph = graph
         self.options = PlanOptions() if options is None else options    # how plans are made
+        self.kernels = isa.kernels(precision) if kernels is None else kernels
+        self.precision = PRECISION_OF[self.kernels.ELEMENT]     # what the kernels compute in
+        if kernels is not None and precision not in ('fp32', self.precision):
+            raise ValueError(f'precision {precision!r}, but kernels {self.kernels.ISA} compute in {self.precision}')
         self.threads = threads
         self._cache = _Cache(0)
         self.cache_bytes = cache_bytes
@@ -207,7 +222,7 @@ class Model:
 
     def __reduce__(self):
         return _from_bytes, (fileformat.to_bytes(self.graph), self._threads_asked, self.cache_bytes,
-                             self.options)
+                             self.options, self.precision)
 
     # -- metadata
     @property
@@ -325,12 +340,12 @@ class Model:
             choice = self._thread_choice(key)
             threads = choice.next() if choice else 1
             t0 = time.perf_counter()
-            scatter_planes(x, arena, plan.image_bytes, plan.input_offsets, threads)
+            plan.scatter(x, arena, threads)
             threads = plan.program.run(arena, n, scratch, threads)
             if choice:
                 choice.record(threads, time.perf_counter() - t0)
             self.runs_by_threads[threads] = self.runs_by_threads.get(threads, 0) + 1
-            outs = [out.gather(arena, plan.image_bytes, n) for out in plan.outputs]
+            outs = plan.gather(arena, n)
         finally:
             self._give(key, arena, scratch)
         return outs[0] if len(outs) == 1 else outs
@@ -379,7 +394,7 @@ class Model:
         plan = self._plan(h, w)
         key, arena, scratch = self._take(plan, n, h, w)
         try:
-            scatter_planes(x, arena, plan.image_bytes, plan.input_offsets)
+            plan.scatter(x, arena)
             for i, layer in enumerate(plan.layers):
                 yield i, layer.name
                 plan.program.run(arena, n, scratch, key[4], i, i + 1)
@@ -428,7 +443,7 @@ class Model:
                 # one thread: no K-split (it keeps each of two threads on the channels
                 # its core wrote; alone, the split's sum is work for nothing)
                 options = self.options if several else replace(self.options, k_split=False)
-                plan = compile_graph(self.graph, h, w, options, self._info)
+                plan = compile_graph(self.graph, h, w, options, self._info, self.kernels)
                 self._cache.put(key, plan, plan.program.nbytes)
         return plan
 

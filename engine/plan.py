@@ -19,8 +19,7 @@ import numpy as np
 
 from engine.graph import infer_shapes, is_view, validate, value_dtypes
 from engine.kernels import isa
-from engine.kernels.isa import Program, gather_planes
-from engine.lowering import FLOAT, Lowering, PlanOptions, padded_plane, plane_bytes, whole_lines
+from engine.lowering import Lowering, PlanOptions, padded_plane, plane_bytes, whole_lines
 from engine.memory import check_memory
 from engine.ops import REGISTRY
 from engine.optimize import optimize_for_size
@@ -43,8 +42,8 @@ class Output:
     transpose: bool
     shape: tuple                    # one image's
 
-    def gather(self, arena, image_bytes, n):
-        parts = [gather_planes(arena, image_bytes, n, off, pixels) for off, pixels in self.pieces]
+    def gather(self, kernels, arena, image_bytes, n):
+        parts = [kernels.gather_planes(arena, image_bytes, n, off, pixels) for off, pixels in self.pieces]
         out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
         if self.transpose:
             out = np.ascontiguousarray(out.transpose(0, 2, 1))
@@ -53,12 +52,21 @@ class Output:
 
 @dataclass
 class CompiledPlan:
-    program: Program
+    kernels: object                 # the kernel module it runs on (engine.kernels.isa.kernels)
+    program: object                 # that module's Program
     image_bytes: int                # arena bytes per image
     scratch_bytes: int              # scratch bytes per thread
     input_offsets: np.ndarray       # bytes
     outputs: list                   # Output per graph output
     layers: list                    # Layer per op of the program
+
+    def scatter(self, x, arena, threads=1):
+        """The float32 batch x into its arena's input planes."""
+        self.kernels.scatter_planes(x, arena, self.image_bytes, self.input_offsets, threads)
+
+    def gather(self, arena, n):
+        """The outputs of n images from the arena, float32."""
+        return [out.gather(self.kernels, arena, self.image_bytes, n) for out in self.outputs]
 
 
 class _Arena:
@@ -92,14 +100,19 @@ class _Arena:
         self.free = merged
 
 
-def compile_graph(graph, height, width, options=PlanOptions(), info=None):
-    """The plan of `graph` for inputs of height x width.  info: what
-    graph.validate returned for it (Model validates once for all its plans),
-    or None to validate it here."""
+def compile_graph(graph, height, width, options=PlanOptions(), info=None, kernels=None):
+    """The plan of `graph` for inputs of height x width, on the kernel module
+    `kernels` (None: isa.kernels(), float32).  info: what graph.validate
+    returned for it (Model validates once for all its plans), or None to
+    validate it here."""
     if info is None:
         info = validate(graph)
+    if kernels is None:
+        kernels = isa.kernels()
     graph, shapes = optimize_for_size(graph, infer_shapes(graph, height, width), options)
-    dtypes = value_dtypes(graph)
+    # what the graph computes in float32 the kernels hold as their element type
+    dtypes = {value: kernels.ELEMENT if dtype == 'float32' else dtype
+              for value, dtype in value_dtypes(graph).items()}
 
     # -- 2. channel references; regions with their lifetimes in compute steps
     region_shape = []       # (channels, plane stride in bytes)
@@ -151,7 +164,7 @@ def compile_graph(graph, height, width, options=PlanOptions(), info=None):
         offset[r] = arena.alloc(region_shape[r][0] * region_shape[r][1])
     # slack before the first plane and after the last: window kernels read a
     # little outside planes
-    slack = FLOAT * isa.ARENA_SLACK
+    slack = kernels.ELEMENT_BYTES * kernels.ARENA_SLACK
     image_bytes = whole_lines(slack + arena.peak + slack)
     check_memory(image_bytes, f'an image of {height}x{width}')
 
@@ -163,7 +176,7 @@ def compile_graph(graph, height, width, options=PlanOptions(), info=None):
         return region_offset[r] + ch * region_stride[r]
 
     # -- 4. kernels
-    ctx = Lowering(shapes, dtypes, offsets, options)
+    ctx = Lowering(shapes, dtypes, offsets, options, kernels)
     records, layers, scratch = [], [], [1]
     for node in computes:
         definition = REGISTRY[node.op]
@@ -173,8 +186,8 @@ def compile_graph(graph, height, width, options=PlanOptions(), info=None):
         rank = 4 if definition.plan_only else info[node.name][1]
         layers.append(Layer(node.attrs['label'] if definition.plan_only else node.name, kind,
                             definition.image_shape(node, shapes[node.name], rank)))
-    scratch_bytes = FLOAT * padded_plane(max(scratch))        # the kernels' scratch is floats
-    program = Program(records, image_bytes, scratch_bytes)
+    scratch_bytes = whole_lines(kernels.ELEMENT_BYTES * max(scratch))     # scratch: elements
+    program = kernels.Program(records, image_bytes, scratch_bytes)
     pixels = {value: h * w for value, (_, h, w) in shapes.items()}
     by_name = {node.name: node for node in graph.nodes}
     outputs = []
@@ -188,6 +201,6 @@ def compile_graph(graph, height, width, options=PlanOptions(), info=None):
         outputs.append(Output(pieces, transpose, shape))
     # the planes copied in and out on every call
     for off, n in [(offsets(graph.input_name), pixels[graph.input_name])] + [p for o in outputs for p in o.pieces]:
-        isa.check_planes(image_bytes, off, n)
-    return CompiledPlan(program, image_bytes, scratch_bytes, offsets(graph.input_name),
+        kernels.check_planes(image_bytes, off, n)
+    return CompiledPlan(kernels, program, image_bytes, scratch_bytes, offsets(graph.input_name),
                         outputs, layers)

@@ -13,11 +13,12 @@ def one_op_graph(op, in_shape, attrs=None, params=None, extra_inputs=0):
     return Graph('input', tuple(in_shape), [node], ['op'])
 
 
-def check_graph(graph, x, threads=(1, 2), rtol=2e-5, options=None):
+def check_graph(graph, x, threads=(1, 2), rtol=2e-5, options=None, kernels=None):
     """Run graph on x with each thread count (planned with `options`, a
-    PlanOptions); compare with the reference."""
+    PlanOptions, on the kernel module `kernels`: None, fp32's); compare with
+    the reference."""
     ref = reference.run_graph(graph, x)[0]
-    model = engine.Model(graph, threads=threads[0], options=options)
+    model = engine.Model(graph, threads=threads[0], options=options, kernels=kernels)
     for t in threads:
         model.threads = t
         out = model(x)

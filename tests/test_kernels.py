@@ -10,6 +10,7 @@ import pytest
 import engine
 from engine import reference
 from engine.graph import infer_shapes
+from engine.kernels import isa
 from engine.kernels.isa import TILE_PIXELS
 from engine.ops.activations import NONLINEAR
 from engine.plan import PlanOptions, compile_graph
@@ -57,16 +58,34 @@ def conv_path(request):
     return request.param
 
 
+# The kernel cases run in both precisions: fp32, and fp16 on the fp16 module
+# this CPU runs (neon_fp16 where it has fp16 arithmetic, else the scalar_fp16
+# reference), to fp16's tolerance (check_graph's rtol: of the output's
+# largest magnitude).
+PRECISION_RTOL = {'fp32': 2e-5, 'fp16': 1e-2}
+
+
+@pytest.fixture(params=list(PRECISION_RTOL))
+def precision(request):
+    return request.param
+
+
+def run_in(precision):
+    """check_graph's kernel module and tolerance for a precision."""
+    return dict(kernels=isa.kernels(precision, allow_scalar=True), rtol=PRECISION_RTOL[precision])
+
+
 def test_gemm_row_tiles_are_the_cheapest_mix():
     """A GEMM's rows are covered by tiles of one height, or of a taller then
     a shorter one, whichever mix of the heights compiled costs least, empty
     rows included; the packing holds the weights tile by tile, zero past m."""
-    from engine.kernels.isa import WEIGHT_OVERREAD
-    from engine.lowering import TILE_ROWS, pack_gemm, row_tiles
+    from engine.lowering import pack_gemm, row_tiles
+    kernels = isa.kernels()
+    TILE_ROWS, WEIGHT_OVERREAD = kernels.TILE_ROWS, kernels.WEIGHT_OVERREAD
     rng = np.random.default_rng(2)
     mixed = set()
     for m in range(1, 90):
-        tiles = row_tiles(m)
+        tiles = row_tiles(kernels, m)
         tall, n_tall = tiles['tile_rows'], tiles['m_tiles'] - tiles['short_tiles']
         short, n_short = tiles['short_rows'], tiles['short_tiles']
         heights = [tall] * n_tall + [short] * n_short
@@ -80,7 +99,7 @@ def test_gemm_row_tiles_are_the_cheapest_mix():
         if n_short:
             mixed.add(m)
         w, b = rand(rng, (2, m, 5)), rand(rng, (2, m))
-        wp, bp = pack_gemm(w, b, tiles)
+        wp, bp = pack_gemm(kernels, w, b, tiles)
         rows = sum(heights)
         assert wp.size == 2 * rows * 5 + WEIGHT_OVERREAD and bp.size == 2 * rows + WEIGHT_OVERREAD
         # the packed tiles, each [K][its rows], then the floats a tile may read past them
@@ -95,7 +114,7 @@ def test_gemm_row_tiles_are_the_cheapest_mix():
         assert not unpacked[:, m:].any()
         # a height asked for is the only one
         narrow = min(TILE_ROWS)
-        assert row_tiles(m, narrow) == dict(tile_rows=narrow, m_tiles=-(-m // narrow), short_rows=0,
+        assert row_tiles(kernels, m, narrow) == dict(tile_rows=narrow, m_tiles=-(-m // narrow), short_rows=0,
                                             short_tiles=0)
     # every build's tallest and shortest heights make some row counts a mix
     assert len(TILE_ROWS) > 1 and mixed
@@ -106,12 +125,15 @@ def _pointwise_attrs(cin, cout, groups, **extra):
                 dilation=[1, 1], groups=groups, **extra)
 
 
-def lower(node, shapes, options):
-    """A node's (record, layer kind, scratch) with zero offset tables."""
+def lower(node, shapes, options, kernels=None):
+    """A node's (record, layer kind, scratch) with zero offset tables, for
+    a kernel module (None: fp32's)."""
     from engine.lowering import Lowering
     from engine.ops import REGISTRY
-    return REGISTRY[node.op].lower(node, Lowering(shapes, dict.fromkeys(shapes, 'float32'),
-                                                  lambda v: np.zeros(shapes[v][0], np.int64), options))
+    kernels = kernels or isa.kernels()
+    return REGISTRY[node.op].lower(node, Lowering(shapes, dict.fromkeys(shapes, kernels.ELEMENT),
+                                                  lambda v: np.zeros(shapes[v][0], np.int64), options,
+                                                  kernels))
 
 
 def _tail_shapes():
@@ -263,7 +285,7 @@ def conv_id(c):
 
 
 @pytest.mark.parametrize('case', CONV_CASES, ids=conv_id)
-def test_conv(case, window_path, conv_path):
+def test_conv(case, window_path, conv_path, precision):
     rng = np.random.default_rng(len(conv_id(case)))
     cin, cout, g = case['cin'], case['cout'], case['groups']
     kh, kw = case['kernel']
@@ -276,7 +298,7 @@ def test_conv(case, window_path, conv_path):
     for n in BATCHES:
         x = rand(rng, (n, cin) + case['hw'])
         check_graph(one_op_graph('conv', x.shape, attrs, params), x,
-                    options=plan_options(window_path, conv_path))
+                    options=plan_options(window_path, conv_path), **run_in(precision))
 
 
 # Winograd: planes of 1x1, 2x2 and one row or column, H != W, sides that are
@@ -293,10 +315,10 @@ WINOGRAD_CASES = [
 ]
 
 
-@pytest.mark.parametrize('m', [2, 4])
+@pytest.mark.parametrize('m,precision', [(2, 'fp32'), (4, 'fp32'), (2, 'fp16')])     # (fp16: not F(4x4))
 @pytest.mark.parametrize('layout', ['default', 'one_row_bands'])
 @pytest.mark.parametrize('case', WINOGRAD_CASES, ids=lambda c: f'{c[0]}to{c[1]}_{c[2]}x{c[3]}_p{c[4]}')
-def test_winograd(case, m, layout):
+def test_winograd(case, m, precision, layout):
     """Dense 3x3 stride-1 convolutions by Winograd F(m x m) against the
     reference, batch 1 and 3, one and two threads."""
     cin, cout, h, w, pad, bias, clamp = case
@@ -308,15 +330,17 @@ def test_winograd(case, m, layout):
                  dilation=[1, 1], groups=1, clamp=clamp)
     options = PlanOptions(winograd=m, winograd_bytes=1 if layout == 'one_row_bands' else 1 << 20)
     graph = one_op_graph('conv', (1, cin, h, w), attrs, params)
-    op, _, _ = lower(graph.nodes[0], infer_shapes(graph, h, w), options)
+    kernels = run_in(precision)['kernels']
+    op, _, _ = lower(graph.nodes[0], infer_shapes(graph, h, w), options, kernels)
     # bands of one tile row, or as few as make a GEMM tile of tiles (or one
     # band, where the weights outweigh the buffers: test_winograd_bands)
     tiles_x, tiles_y = -(-(w + 2 * pad - 2) // m), -(-(h + 2 * pad - 2) // m)
-    band = 1 if tiles_x >= TILE_PIXELS else min(tiles_y, -(-TILE_PIXELS // tiles_x))
+    nr = kernels.TILE_PIXELS
+    band = 1 if tiles_x >= nr else min(tiles_y, -(-nr // tiles_x))
     assert op.wino == m and (layout == 'default' or op.per_job in (band, tiles_y))
     for n in BATCHES:
         x = rand(rng, (n, cin, h, w))
-        check_graph(one_op_graph('conv', x.shape, attrs, params), x, options=options)
+        check_graph(one_op_graph('conv', x.shape, attrs, params), x, options=options, **run_in(precision))
 
 
 def test_winograd_bands():
@@ -326,11 +350,11 @@ def test_winograd_bands():
     them all)."""
     from engine.lowering import row_tiles
     from engine.ops.conv import winograd_layout
-    small = PlanOptions(winograd_bytes=1)
-    assert winograd_layout(4, 8, row_tiles(8), 112, 112, small)[0] == 1        # 28 tiles across
-    assert winograd_layout(4, 8, row_tiles(8), 20, 20, small)[0] == -(-TILE_PIXELS // 5)
-    assert winograd_layout(4, 8, row_tiles(8), 112, 112, PlanOptions())[0] > 1
-    assert winograd_layout(2, 512, row_tiles(512), 14, 14, small)[0] == 7     # 16 MB of weights: one band
+    small, k = PlanOptions(winograd_bytes=1), isa.kernels()
+    assert winograd_layout(k, 4, 8, row_tiles(k, 8), 112, 112, small)[0] == 1        # 28 tiles across
+    assert winograd_layout(k, 4, 8, row_tiles(k, 8), 20, 20, small)[0] == -(-TILE_PIXELS // 5)
+    assert winograd_layout(k, 4, 8, row_tiles(k, 8), 112, 112, PlanOptions())[0] > 1
+    assert winograd_layout(k, 2, 512, row_tiles(k, 512), 14, 14, small)[0] == 7     # 16 MB of weights: one band
 
 
 def test_winograd_jobs_split_row_tiles_when_bands_are_few():
@@ -394,10 +418,11 @@ def test_winograd_takes_the_shapes_it_wins():
 def test_every_kernel_module_has_path_costs():
     """The path model has costs for every ISA a build may run (a new one
     without them would fail at its first 3x3 convolution)."""
-    from engine.kernels.variants import PREFERENCE
+    from engine.kernels.variants import FP16_PREFERENCE, PREFERENCE
     from engine.ops.conv import PATH_COST_NS
-    assert set(PATH_COST_NS) == set(PREFERENCE)
-    assert all(set(costs) == {0, 2, 4} for costs in PATH_COST_NS.values())
+    assert set(PATH_COST_NS) == set(PREFERENCE + FP16_PREFERENCE)
+    assert all(set(PATH_COST_NS[isa]) == {0, 2, 4} for isa in PREFERENCE)
+    assert all(set(PATH_COST_NS[isa]) == {0, 2} for isa in FP16_PREFERENCE)     # no F(4x4) in fp16
 
 
 @pytest.mark.parametrize('w', range(1, 19))
@@ -439,7 +464,7 @@ POOL_CASES = [
 
 
 @pytest.mark.parametrize('op,k,s,p,ceil,cip,hw', POOL_CASES)
-def test_pool(op, k, s, p, ceil, cip, hw, window_path):
+def test_pool(op, k, s, p, ceil, cip, hw, window_path, precision):
     rng = np.random.default_rng(k * 100 + s * 10 + p)
     attrs = dict(kernel=[k, k], stride=[s, s], padding=[p, p], ceil_mode=ceil)
     if op == 'maxpool':
@@ -448,7 +473,7 @@ def test_pool(op, k, s, p, ceil, cip, hw, window_path):
         attrs['count_include_pad'] = cip
     for n in BATCHES:
         x = rand(rng, (n, 19) + hw)
-        check_graph(one_op_graph(op, x.shape, attrs), x, options=plan_options(window_path))
+        check_graph(one_op_graph(op, x.shape, attrs), x, options=plan_options(window_path), **run_in(precision))
 
 
 @pytest.mark.parametrize('k,s', [(3, 1), (3, 2), (5, 1), (5, 2)])
@@ -475,7 +500,7 @@ def test_maxpool_dilation(window_path):
 
 
 @pytest.mark.parametrize('cin,cout', [(1, 1), (7, 3), (64, 64), (65, 100), (300, 129), (1024, 1000)])
-def test_linear(cin, cout):
+def test_linear(cin, cout, precision):
     rng = np.random.default_rng(cin + cout)
     params = {'weight': rand(rng, (cout, cin), cin ** -0.5), 'bias': rand(rng, cout)}
     attrs = dict(in_features=cin, out_features=cout, clamp=[0.0, None] if cin % 2 else None)
@@ -485,7 +510,7 @@ def test_linear(cin, cout):
         x = rand(rng, (n, cin, 3, 2))
         g = Graph('input', x.shape, [Node('pool', 'global_avgpool', ['input'], {'keepdims': False}),
                                      Node('fc', 'linear', ['pool'], attrs, params)], ['fc'])
-        check_graph(g, x)
+        check_graph(g, x, **run_in(precision))
 
 
 @pytest.mark.parametrize('hw', [(1, 1), (2, 2), (3, 5), (7, 7), (4, 4), (17, 3), (14, 14)])
@@ -604,7 +629,6 @@ def test_build_info_reports_the_chosen_path():
     """The kernels this process runs: the best the CPU has among those built,
     or the ones ENGINE_ISA names (CI runs these tests once per ISA)."""
     import os
-    from engine.kernels import isa
     info = engine.build_info()
     assert info['isa'] in info['built'] and 'scalar' in info['built']
     assert info['vector_floats'] == {'avx512': 16, 'avx2': 8, 'neon_dot': 4, 'neon': 4, 'scalar': 1}[info['isa']]
@@ -639,8 +663,8 @@ def _grid():
 
 
 @pytest.mark.parametrize('case', _grid(), ids=conv_id)
-def test_conv_grid(case, window_path, conv_path):
-    test_conv(case, window_path, conv_path)
+def test_conv_grid(case, window_path, conv_path, precision):
+    test_conv(case, window_path, conv_path, precision)
 
 
 @pytest.mark.parametrize('act', sorted(NONLINEAR))
@@ -777,7 +801,7 @@ EXPAND_DW_CASES = [
 
 @pytest.mark.parametrize('band_bytes', [1, 8 << 10, 1 << 30])
 @pytest.mark.parametrize('cin,e,k,s,p,hw', EXPAND_DW_CASES)
-def test_fused_expand_depthwise(cin, e, k, s, p, hw, band_bytes, window_path):
+def test_fused_expand_depthwise(cin, e, k, s, p, hw, band_bytes, window_path, precision):
     """A 1x1 convolution and the depthwise one reading it run as one op,
     blocks of channels band by band (one output row per band, a few rows, or
     the whole plane), with activations on both; the unfused pair gives the
@@ -797,9 +821,10 @@ def test_fused_expand_depthwise(cin, e, k, s, p, hw, band_bytes, window_path):
     for n in BATCHES:
         x = rand(rng, (n, cin) + hw)
         g = Graph('input', x.shape, nodes, ['dw'])
-        assert [l.kind for l in compile_graph(g, *hw, options).layers] == [f'conv1x1+dwconv{k}x{k}'
-                                                                          + ('s2' if s == 2 else '')]
-        check_graph(g, x, options=options)
+        kernels = run_in(precision)['kernels']
+        assert [l.kind for l in compile_graph(g, *hw, options, kernels=kernels).layers] == \
+            [f'conv1x1+dwconv{k}x{k}' + ('s2' if s == 2 else '')]
+        check_graph(g, x, options=options, **run_in(precision))
 
 
 def depthwise_then_pointwise(rng, c, m, residual=False, act=None):

@@ -20,8 +20,9 @@ cdef extern from *:
     #include <sys/auxv.h>
     #include <asm/hwcap.h>
     static int engine_cpu_has(int which) {
-        const unsigned long need = HWCAP_ASIMDDP | HWCAP_ASIMDHP | HWCAP_FPHP;
-        if (which == 3) return (getauxval(AT_HWCAP) & need) == need;
+        const unsigned long fp16 = HWCAP_ASIMDHP | HWCAP_FPHP, dot = HWCAP_ASIMDDP | fp16;
+        if (which == 3) return (getauxval(AT_HWCAP) & dot) == dot;
+        if (which == 4) return (getauxval(AT_HWCAP) & fp16) == fp16;
         return which == 2;          /* NEON is the aarch64 baseline */
     }
     #elif defined(__aarch64__)
@@ -36,11 +37,12 @@ cdef extern from *:
     """
     int engine_cpu_has(int which) nogil
 
-_CODES = {'avx512': 0, 'avx2': 1, 'neon': 2, 'neon_dot': 3}
+_CODES = {'avx512': 0, 'avx2': 1, 'neon': 2, 'neon_dot': 3, 'neon_fp16': 4}
 
 
 def supports(str isa):
-    """Whether this CPU runs the kernels built for `isa` ('scalar': always)."""
-    if isa == 'scalar':
+    """Whether this CPU runs the kernels built for `isa` ('scalar' and
+    'scalar_fp16': always)."""
+    if isa in ('scalar', 'scalar_fp16'):
         return True
     return isa in _CODES and engine_cpu_has(_CODES[isa]) != 0

@@ -8,11 +8,12 @@ cdef extern from "simd.h" nogil:
     const int GEMM_MR
     const int GEMM_NR
     const int ENGINE_PLANE_ALIGN
+    ctypedef float ef    # the element type of tensors, weights and scratch (simd.h): float or _Float16
     ctypedef float vf    # opaque to Cython: only passed between these calls
     vf vf_zero()
     vf vf_set1(float x)
-    vf vf_loadu(const float* p)
-    void vf_storeu(float* p, vf v)
+    vf vf_loadu(const ef* p)
+    void vf_storeu(ef* p, vf v)
     vf vf_fma(vf a, vf b, vf c)
     vf vf_add(vf a, vf b)
     vf vf_mul(vf a, vf b)
@@ -22,7 +23,7 @@ cdef extern from "simd.h" nogil:
 
 
 cdef extern from "ukernels.h" nogil:
-    void f32_activation(float* p, int64_t n, int act, float param)
+    void f32_activation(ef* p, int64_t n, int act, float param)
 
 
 cdef struct Op
@@ -87,10 +88,10 @@ cdef struct Op:
     const int64_t* k_runs    # GEMMs, fully connected: per entry of the B table (in_off, or
                              # in2_off), how many entries from it are equally spaced
                              # (f32_gemm_tile's b_run)
-    const float* w           # prepacked weights
-    const float* b           # bias, padded to the tile
-    const float* aux         # per-pixel reciprocal counts of average pooling; OP_RESIZE: weights
-    const float* act_w       # the activation's number per output channel (parametric ones), or NULL
+    const ef* w           # prepacked weights
+    const ef* b           # bias, padded to the tile
+    const ef* aux         # per-pixel reciprocal counts of average pooling; OP_RESIZE: weights
+    const ef* act_w       # the activation's number per output channel (parametric ones), or NULL
     const int64_t* tap_off   # WINDOW_FLAT: input offset of each tap; OP_RESIZE: source rows, columns
     const int* lanes         # WINDOW_FLAT: valid lanes per (output vector, tap)
     const Op* then           # OP_EXPAND_DW: the depthwise op that reads this op's output
@@ -106,14 +107,14 @@ cdef struct Ctx:
     int nthreads
 
 
-cdef inline float* f32_image(const Ctx* ctx, int64_t image) noexcept nogil:
-    """Image `image`'s slice of the arena, as floats."""
-    return <float*>(ctx.arena + image * ctx.image_bytes)
+cdef inline ef* image_data(const Ctx* ctx, int64_t image) noexcept nogil:
+    """Image `image`'s slice of the arena, as elements (ef)."""
+    return <ef*>(ctx.arena + image * ctx.image_bytes)
 
 
-cdef inline float* f32_scratch(const Ctx* ctx, int tid) noexcept nogil:
-    """Worker tid's scratch, as floats."""
-    return <float*>(ctx.scratch + tid * ctx.scratch_bytes)
+cdef inline ef* worker_scratch(const Ctx* ctx, int tid) noexcept nogil:
+    """Worker tid's scratch, as elements (ef)."""
+    return <ef*>(ctx.scratch + tid * ctx.scratch_bytes)
 
 
 # A unit of work: job index within the op's (images x jobs_per_image) jobs,

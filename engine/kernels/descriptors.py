@@ -9,7 +9,8 @@ kind does not use are zero there.  Arrays are typed by what they hold:
 Planes (int64 offsets of planes in bytes, from the start of an image's
 slice of the arena, or of a worker's scratch for the ops a fused op runs
 there), Offsets (int64 offsets in elements: taps within a plane, rows of a
-scratch panel), Floats (float32 weights, bias, divisors), Flags (int32 lane
+scratch panel), Floats (weights, bias, divisors: float32, held as the kernel
+module's element type), Flags (int32 lane
 flags of the window kernels), Counts (int64 numbers of table entries).  Optional arrays default to None.  Every
 record says the element type of the tensors it reads and writes (dtype):
 Program turns its Planes into element offsets of that type, the kernels'
@@ -30,7 +31,7 @@ class Offsets(np.ndarray):
 
 
 class Floats(np.ndarray):
-    """float32 values."""
+    """float32 values (Program holds them as its module's elements)."""
 
 
 class Flags(np.ndarray):

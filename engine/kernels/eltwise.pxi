@@ -6,7 +6,7 @@ whole vectors; the padding lanes compute garbage that nothing reads."""
 from libc.stdint cimport int64_t
 from engine.kernels.abi cimport (ELTWISE_ADD, ELTWISE_AFFINE, ELTWISE_MUL, ELTWISE_MUL_CHANNEL,
                                  ELTWISE_ADD_SPLIT)
-from engine.kernels.common cimport Op, Ctx, VLEN, act_param, f32_activation, f32_image
+from engine.kernels.common cimport Op, ef, Ctx, VLEN, act_param, f32_activation, image_data
 
 from engine.kernels.common cimport vf, vf_set1, vf_loadu, vf_storeu, vf_fma, vf_add, vf_mul, vf_max, vf_min
 
@@ -15,7 +15,7 @@ cdef void eltwise_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
     (image, run of per_job vectors of every plane): split by pixels, as the
     1x1 convolutions reading its output are."""
     cdef int64_t c0 = job % op.p.jobs_per_image * op.p.per_job, c
-    cdef float* base = f32_image(ctx, job // op.p.jobs_per_image)
+    cdef ef* base = image_data(ctx, job // op.p.jobs_per_image)
     cdef int64_t nvec = op.p.plane // VLEN
     if op.p.mode == ELTWISE_ADD_SPLIT:
         for c in range(op.p.n_out):
@@ -25,12 +25,12 @@ cdef void eltwise_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
         eltwise_vectors(op, base, c, 0, nvec)
 
 
-cdef inline void eltwise_vectors(const Op* op, float* base, int64_t c, int64_t v0,
+cdef inline void eltwise_vectors(const Op* op, ef* base, int64_t c, int64_t v0,
                                  int64_t v1) noexcept nogil:
     """Vectors [v0, v1) of channel c."""
-    cdef const float* a = base + op.in_off[c]
-    cdef const float* b
-    cdef float* out = base + op.out_off[c]
+    cdef const ef* a = base + op.in_off[c]
+    cdef const ef* b
+    cdef ef* out = base + op.out_off[c]
     cdef vf vlo = vf_set1(op.p.lo), vhi = vf_set1(op.p.hi), scale, shift, y
     cdef int64_t i, v
     if op.p.mode == ELTWISE_ADD or op.p.mode == ELTWISE_ADD_SPLIT:

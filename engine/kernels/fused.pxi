@@ -13,7 +13,7 @@ and the depthwise reads them there while they are in cache: at stride 1 by
 the flat path, in bands of whole vectors; at stride 2 row by row."""
 from libc.stdint cimport int64_t
 from engine.kernels.abi cimport WINDOW_FLAT
-from engine.kernels.common cimport Op, Ctx, GEMM_NR, VLEN, f32_image, f32_scratch
+from engine.kernels.common cimport Op, ef, Ctx, GEMM_NR, VLEN, image_data, worker_scratch
 
 
 cdef void expand_dw_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
@@ -28,8 +28,8 @@ cdef void expand_dw_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noex
     cdef int64_t mt1 = min(mt0 + op.p.m_per_job, op.p.m_tiles)
     cdef int64_t c0 = tile_first_row(op, mt0), c1 = min(tile_first_row(op, mt1), op.p.n_out)
     cdef int64_t w = dw.p.in_w, band, oh0, oh1, ih_lo, ih_hi, n, whole
-    cdef float* base = f32_image(ctx, image)
-    cdef float* bands = f32_scratch(ctx, tid) - c0 * op.p.plane
+    cdef ef* base = image_data(ctx, image)
+    cdef ef* bands = worker_scratch(ctx, tid) - c0 * op.p.plane
     for band in range((dw.p.out_h + op.p.per_job - 1) // op.p.per_job):
         oh0 = band * op.p.per_job
         oh1 = min(oh0 + op.p.per_job, dw.p.out_h)

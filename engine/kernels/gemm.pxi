@@ -9,8 +9,8 @@ from libc.stdint cimport int64_t
 from libc.math cimport INFINITY
 from engine.kernels.abi cimport ACT_LEAKY_RELU
 import numpy as np
-from engine.kernels.common cimport (Op, Ctx, GEMM_MR, GEMM_NR, VLEN, ENGINE_PLANE_ALIGN,
-                                    act_param, f32_activation, f32_image, f32_scratch)
+from engine.kernels.common cimport (Op, ef, Ctx, GEMM_MR, GEMM_NR, VLEN, ENGINE_PLANE_ALIGN,
+                                    act_param, f32_activation, image_data, worker_scratch)
 
 # how much of the reduction gemm_row_tiles computes, and where to
 cdef enum:
@@ -22,25 +22,25 @@ cdef enum:
 cdef extern from "ukernels.h" nogil:
     ctypedef struct f32_gemm_args:
         int64_t K, a_step, bias_step, rows, nvalid, pixel_tiles
-        const float* a
-        const float* bias
-        const float* src
+        const ef* a
+        const ef* bias
+        const ef* src
         const int64_t* b_off
         const int64_t* b_run
-        float* dst
+        ef* dst
         const int64_t* c_off
         const int64_t* r_off
-        const float* slope
+        const ef* slope
         float lo, hi
     ctypedef void (*f32_gemm_tile_fn)(const f32_gemm_args* p, int64_t tiles)
     f32_gemm_tile_fn f32_gemm_tile_for(int64_t rows, int64_t nvalid)
     const int GEMM_MR_SHORT, GEMM_MR_NARROW, GEMM_TAIL_PIXELS, GEMM_EXTRA_MAX, GEMM_WIDE_PIXELS
-    void f32_frame_row(float* dst, const float* row, int64_t in_w, int64_t pl, int64_t fw,
+    void f32_frame_row(ef* dst, const ef* row, int64_t in_w, int64_t pl, int64_t fw,
                        int64_t s)
-    void f32_linear_tile(int64_t K, const float* w, const float* bias, const float* src,
-                         const int64_t* x_off, const int64_t* x_run, float* y, float lo, float hi)
+    void f32_linear_tile(int64_t K, const ef* w, const ef* bias, const ef* src,
+                         const int64_t* x_off, const int64_t* x_run, ef* y, float lo, float hi)
     const int LINEAR_NO
-    void f32_copy_strided(float* dst, const float* src, int64_t n, int64_t s)
+    void f32_copy_strided(ef* dst, const ef* src, int64_t n, int64_t s)
     const int ACT_END
     void f32_fma_peak_loop(int64_t iters, float* sink)
     const int PEAK_CHAINS
@@ -102,9 +102,9 @@ def plane_runs(b_off):
 cdef extern from *:
     """
     /* the bias of bare tiles (a K-split op's second half, Winograd's products): zeros, as many as a tile reads */
-    static const float f32_no_bias[GEMM_MR + VLEN];
+    static const ef f32_no_bias[GEMM_MR + VLEN];
     """
-    const float* NO_BIAS "f32_no_bias"
+    const ef* NO_BIAS "f32_no_bias"
 
 
 cdef inline int64_t tile_first_row(const Op* op, int64_t mt) noexcept nogil:
@@ -114,8 +114,8 @@ cdef inline int64_t tile_first_row(const Op* op, int64_t mt) noexcept nogil:
 
 
 cdef inline void gemm_row_tiles(const Op* op, int64_t g, int64_t mt0, int64_t mt1,
-                         const float* src, const int64_t* b_off, const int64_t* b_run, int64_t nb0,
-                         float* dst, int64_t nc0, int64_t nvalid, int half,
+                         const ef* src, const int64_t* b_off, const int64_t* b_run, int64_t nb0,
+                         ef* dst, int64_t nc0, int64_t nvalid, int half,
                          int64_t pixel_tiles=1, const int64_t* c_table=NULL) noexcept nogil:
     """Row tiles [mt0, mt1) of group g for one pixel tile: B read from src
     + b_off[k] (its runs b_run: f32_gemm_tile) at pixel nb0, nvalid pixels written to dst at nc0 (two vectors of them
@@ -196,7 +196,7 @@ cdef void gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept 
     cdef int64_t nt1 = min(nt0 + op.p.per_job, op.p.n_tiles)
     cdef int64_t mt0 = r // n_runs * op.p.m_per_job
     cdef int64_t mt1 = min(mt0 + op.p.m_per_job, op.p.m_tiles)
-    cdef float* base = f32_image(ctx, image)
+    cdef ef* base = image_data(ctx, image)
     cdef const int64_t* b_off = op.in_off + g * op.p.cin_g
     cdef const int64_t* b_run = op.k_runs + g * op.p.cin_g
     cdef int64_t tp = op.p.tile_pixels, whole = nt1 - nt0 - (nt1 == op.p.n_tiles), n0, nvalid
@@ -210,22 +210,22 @@ cdef void gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept 
         gemm_row_tiles(op, g, mt0, mt1, base, b_off, b_run, n0, base, n0, nvalid, half)
 
 
-cdef inline void zero(float* p, int64_t n) noexcept nogil:
+cdef inline void zero(ef* p, int64_t n) noexcept nogil:
     cdef int64_t i
     for i in range(n):
         p[i] = 0
 
 
-cdef void im2col_panel(const Op* op, const float* base, int64_t g, int64_t n0,
-                       float* panel, int64_t* col_lo, int64_t* col_hi) noexcept nogil:
+cdef void im2col_panel(const Op* op, const ef* base, int64_t g, int64_t n0,
+                       ef* panel, int64_t* col_lo, int64_t* col_hi) noexcept nogil:
     """panel[k][0:GEMM_NR] = input pixel under tap k = (ci, ki, kj) for output
     pixels n0 .. n0+GEMM_NR-1 of group g, zero outside the input.  Each output
     row's stretch of the tile is one strided copy between zeroed borders."""
     cdef int64_t npix = op.p.out_h * op.p.out_w
     cdef int64_t k = 0, ci, ki, kj, n, oh, ow, seg, ih, x0, lo, hi
     cdef int64_t oh0 = n0 // op.p.out_w, ow0 = n0 % op.p.out_w
-    cdef const float* plane
-    cdef float* row
+    cdef const ef* plane
+    cdef ef* row
     # output columns [col_lo[kj], col_hi[kj]) read inside the input row under tap column kj
     for kj in range(op.p.kw):
         x0 = kj * op.p.dw - op.p.pw
@@ -260,14 +260,15 @@ cdef void im2col_panel(const Op* op, const float* base, int64_t g, int64_t n0,
 
 
 cdef inline int64_t im2col_panel_floats(int64_t K) noexcept nogil:
-    """Floats of one im2col panel: K rows of a tile's pixels."""
-    return K * GEMM_NR
+    """Elements of one im2col panel: K rows of a tile's pixels, then to a
+    whole line (the int64 column bounds after the second stay aligned)."""
+    return (K * GEMM_NR + ENGINE_PLANE_ALIGN - 1) // ENGINE_PLANE_ALIGN * ENGINE_PLANE_ALIGN
 
 
 def im2col_scratch_floats(int64_t K, int64_t kw):
     """Scratch one worker needs for im2col (conv_im2col_job's layout): two
     panels, then two int64 column bounds per kernel column."""
-    return 2 * im2col_panel_floats(K) + 2 * kw * <int64_t>(sizeof(int64_t) // sizeof(float))
+    return 2 * im2col_panel_floats(K) + 2 * kw * <int64_t>(sizeof(int64_t) // sizeof(ef))
 
 
 cdef void conv_im2col_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
@@ -282,9 +283,9 @@ cdef void conv_im2col_job(const Op* op, const Ctx* ctx, int64_t job, int tid) no
     cdef int64_t g = r // runs
     cdef int64_t t0 = (r % runs) * op.p.per_job
     cdef int64_t t1 = min(t0 + op.p.per_job, op.p.n_tiles), t, n0
-    cdef float* base = f32_image(ctx, image)
-    cdef float* panels[2]
-    panels[0] = f32_scratch(ctx, tid)
+    cdef ef* base = image_data(ctx, image)
+    cdef ef* panels[2]
+    panels[0] = worker_scratch(ctx, tid)
     panels[1] = panels[0] + im2col_panel_floats(op.p.K)
     cdef int64_t* col_lo = <int64_t*>(panels[1] + im2col_panel_floats(op.p.K))
     im2col_panel(op, base, g, t0 * GEMM_NR, panels[0], col_lo, col_lo + op.p.kw)
@@ -294,7 +295,7 @@ cdef void conv_im2col_job(const Op* op, const Ctx* ctx, int64_t job, int tid) no
                          col_lo + op.p.kw)
         n0 = t * GEMM_NR
         # op.in2_off holds k * GEMM_NR: the panel's rows, read at pixel 0
-        gemm_row_tiles(op, g, 0, op.p.m_tiles, <const float*>panels[(t - t0) & 1], op.in2_off,
+        gemm_row_tiles(op, g, 0, op.p.m_tiles, <const ef*>panels[(t - t0) & 1], op.in2_off,
                        op.k_runs, 0, base, n0, min(<int64_t>GEMM_NR, op.p.plane - n0), WHOLE_K)
 
 
@@ -350,9 +351,9 @@ cdef void conv_direct_job(const Op* op, const Ctx* ctx, int64_t job, int tid) no
     cdef int64_t oh1 = min(oh0 + op.p.per_job, op.p.out_h)
     cdef int64_t fs = direct_row_floats(op), band = direct_band_rows(op)
     cdef int64_t ih0 = oh0 * op.p.sh - op.p.ph, ci, ki, ih, oh
-    cdef float* base = f32_image(ctx, image)
-    cdef float* frame = f32_scratch(ctx, tid)
-    cdef const float* row
+    cdef ef* base = image_data(ctx, image)
+    cdef ef* frame = worker_scratch(ctx, tid)
+    cdef const ef* row
     for ci in range(op.p.cin_g):
         for ki in range(min(band, (oh1 - oh0 - 1) * op.p.sh + op.p.kh)):
             ih = ih0 + ki
@@ -375,8 +376,8 @@ cdef void linear_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
     """Fully connected: job = (image, tile of LINEAR_NO outputs)."""
     cdef int64_t image = job // op.p.jobs_per_image
     cdef int64_t t = job % op.p.jobs_per_image
-    cdef float* base = f32_image(ctx, image)
-    cdef float* y = f32_scratch(ctx, tid)
+    cdef ef* base = image_data(ctx, image)
+    cdef ef* y = worker_scratch(ctx, tid)
     cdef int64_t o0 = t * LINEAR_NO, o
     cdef int64_t n = min(o0 + LINEAR_NO, op.p.n_out) - o0
     cdef float v

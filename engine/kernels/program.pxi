@@ -12,10 +12,10 @@ import numpy as np
 from engine.kernels.abi cimport (OP_GEMM, OP_CONV_IM2COL, OP_WINDOW, OP_GLOBAL_AVGPOOL, OP_LINEAR,
                                  OP_ELTWISE, OP_CONV_DIRECT, OP_EXPAND_DW, OP_RESIZE,
                                  OP_CONV_WINOGRAD, OP_KIND_END)
-from engine.kernels.abi import DType, DTYPE_SIZE
-from engine.kernels.common cimport (Op, OpParams, Ctx, job_fn, ENGINE_SIMD_ISA, VLEN,
+from engine.kernels.abi import DTYPE_OF, DTYPE_SIZE
+from engine.kernels.common cimport (Op, ef, OpParams, Ctx, job_fn, ENGINE_SIMD_ISA, VLEN,
                                     GEMM_MR, GEMM_NR, ENGINE_PLANE_ALIGN)
-from engine.kernels.descriptors import ARRAY_DTYPES, Planes
+from engine.kernels.descriptors import ARRAY_DTYPES, Floats, Planes
 
 cdef extern from "pool.h" nogil:
     enum: ENGINE_MAX_THREADS
@@ -39,6 +39,9 @@ cdef extern from *:
     const char* ENGINE_CFLAGS
 
 PLANE_ALIGN = ENGINE_PLANE_ALIGN
+ISA = ENGINE_SIMD_ISA.decode()      # this module's instruction set (variants.py)
+ELEMENT_BYTES = sizeof(ef)          # and its element type (simd.h), by its graph name
+ELEMENT = {4: 'float32', 2: 'float16'}[ELEMENT_BYTES]
 
 # the job of each kind (index: OpKind)
 cdef job_fn JOBS[<int>OP_KIND_END]
@@ -195,8 +198,9 @@ cdef class Program:
         """Op from a record: numbers into OpParams by name (the others 0),
         arrays into the tables, plane offsets from bytes to elements of the
         record's dtype; a name the Op has not is a TypeError."""
-        if step.dtype != DType.DTYPE_F32:
-            raise TypeError(f'{type(step).__name__}: no {step.dtype.name} kernels in this version')
+        if step.dtype != DTYPE_OF[ELEMENT]:
+            raise TypeError(f'{type(step).__name__}: {step.dtype.name} tensors, but this module '
+                            f'({ISA}) computes on {ELEMENT}')
         params = dict.fromkeys(_PARAM_FIELDS, 0)
         params['kind'] = type(step).KIND
         arrays = {}
@@ -205,8 +209,8 @@ cdef class Program:
             if f.type is Planes and value is not None:
                 arrays[f.name] = (_elements(value, DTYPE_SIZE[step.dtype], f'{type(step).__name__}.{f.name}'),
                                   np.int64)
-            elif f.type in ARRAY_DTYPES:
-                arrays[f.name] = (value, ARRAY_DTYPES[f.type])
+            elif f.type in ARRAY_DTYPES:     # weights and the like as the module's elements
+                arrays[f.name] = (value, ELEMENT if f.type is Floats else ARRAY_DTYPES[f.type])
             elif f.name in _PARAM_FIELDS:
                 params[f.name] = value
             elif f.name not in ('then', 'dtype'):
@@ -220,10 +224,10 @@ cdef class Program:
         op.k_runs = <const int64_t*>self._array(arrays, 'k_runs')
         op.tap_off = <const int64_t*>self._array(arrays, 'tap_off')
         op.lanes = <const int*>self._array(arrays, 'lanes')
-        op.w = <const float*>self._array(arrays, 'w')
-        op.b = <const float*>self._array(arrays, 'b')
-        op.aux = <const float*>self._array(arrays, 'aux')
-        op.act_w = <const float*>self._array(arrays, 'act_w')
+        op.w = <const ef*>self._array(arrays, 'w')
+        op.b = <const ef*>self._array(arrays, 'b')
+        op.aux = <const ef*>self._array(arrays, 'aux')
+        op.act_w = <const ef*>self._array(arrays, 'act_w')
         if arrays:
             raise TypeError(f'{type(step).__name__}: the Op record has no tables {sorted(arrays)}')
         return 0
@@ -285,31 +289,33 @@ cdef void scatter_rows(void* arg, int tid, int team) noexcept nogil:
     cdef Scatter* s = <Scatter*>arg
     cdef Py_ssize_t H = s.shape[2], W = s.shape[3], n, c, h, w
     cdef Py_ssize_t h0 = H * tid // team, h1 = H * (tid + 1) // team
-    cdef float* plane
+    cdef ef* plane
     cdef const char* src
-    cdef bint rows_contiguous = s.strides[3] == sizeof(float) and s.strides[2] == W * sizeof(float)
+    # rows copied whole where the arena holds float32 too; else element by element, converted
+    cdef bint rows_copied = (sizeof(ef) == sizeof(float) and s.strides[3] == sizeof(float)
+                             and s.strides[2] == W * sizeof(float))
     for n in range(s.shape[0]):
         for c in range(s.shape[1]):
-            plane = <float*>(s.arena + n * s.image_bytes + s.offsets[c])
+            plane = <ef*>(s.arena + n * s.image_bytes + s.offsets[c])
             src = s.x + n * s.strides[0] + c * s.strides[1]
-            if rows_contiguous:
+            if rows_copied:
                 if h1 > h0:
                     memcpy(plane + h0 * W, src + h0 * s.strides[2], (h1 - h0) * W * sizeof(float))
                 continue
             for h in range(h0, h1):
                 for w in range(W):
-                    plane[h * W + w] = (<const float*>(src + h * s.strides[2] + w * s.strides[3]))[0]
+                    plane[h * W + w] = <ef>(<const float*>(src + h * s.strides[2] + w * s.strides[3]))[0]
 
 
 def check_planes(int64_t image_bytes, const int64_t[::1] offsets, int64_t pixels):
-    """That each plane of `pixels` floats at offsets (bytes) lies in an image
-    of image_bytes: the planner asks once per plan for the planes
+    """That each plane of `pixels` elements at offsets (bytes) lies in an
+    image of image_bytes: the planner asks once per plan for the planes
     scatter_planes and gather_planes copy on every call."""
     cdef Py_ssize_t c
     for c in range(offsets.shape[0]):
-        if offsets[c] < 0 or offsets[c] + pixels * <int64_t>sizeof(float) > image_bytes or \
-                offsets[c] % sizeof(float):
-            raise ValueError(f'plane offset {offsets[c]} outside the image or not a whole float')
+        if offsets[c] < 0 or offsets[c] + pixels * <int64_t>sizeof(ef) > image_bytes or \
+                offsets[c] % sizeof(ef):
+            raise ValueError(f'plane offset {offsets[c]} outside the image or not a whole element')
 
 
 cdef int _check_batch(Py_ssize_t arena_bytes, int64_t image_bytes, int64_t n_images) except -1:
@@ -352,11 +358,11 @@ def gather_planes(const unsigned char[::1] arena, int64_t image_bytes, int64_t n
     cdef Py_ssize_t n, c
     _check_batch(arena.shape[0], image_bytes, n_images)
     cdef Py_ssize_t p
-    cdef const float* plane
+    cdef const ef* plane
     with nogil:     # (a loop, not memcpy: a classifier's output is a thousand planes of one float)
         for n in range(n_images):
             for c in range(offsets.shape[0]):
-                plane = <const float*>(<const char*>&arena[0] + n * image_bytes + offsets[c])
+                plane = <const ef*>(<const char*>&arena[0] + n * image_bytes + offsets[c])
                 for p in range(pixels):
                     o[n, c, p] = plane[p]
     return out

@@ -4,7 +4,7 @@ weights), so that one loop serves every scale, size and align_corners."""
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 from engine.kernels.abi cimport RESIZE_NEAREST
-from engine.kernels.common cimport (Op, Ctx, VLEN, f32_image, f32_scratch, vf, vf_loadu, vf_storeu, vf_set1,
+from engine.kernels.common cimport (Op, ef, Ctx, VLEN, image_data, worker_scratch, vf, vf_loadu, vf_storeu, vf_set1,
                                     vf_mul, vf_fma)
 
 
@@ -18,8 +18,8 @@ def resize_scratch_floats(int64_t out_w):
     return 2 * slot_floats(out_w)
 
 
-cdef inline void across(const float* a, const int64_t* col0, const int64_t* col1, const float* wx0,
-                        const float* wx1, int64_t ow, float* h) noexcept nogil:
+cdef inline void across(const ef* a, const int64_t* col0, const int64_t* col1, const ef* wx0,
+                        const ef* wx1, int64_t ow, ef* h) noexcept nogil:
     """h[x] = wx0[x] * a[col0[x]] + wx1[x] * a[col1[x]]: a source row resized across."""
     cdef int64_t x
     for x in range(ow):
@@ -40,23 +40,23 @@ cdef void resize_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
     vectors.  Nearest: a[x0], an output row like the one before it copied."""
     cdef int64_t c0 = job % op.p.jobs_per_image * op.p.per_job, c, y, x, ia, ib
     cdef int64_t slot = slot_floats(op.p.out_w)
-    cdef float* base = f32_image(ctx, job // op.p.jobs_per_image)
+    cdef ef* base = image_data(ctx, job // op.p.jobs_per_image)
     cdef int64_t oh = op.p.out_h, ow = op.p.out_w
     cdef const int64_t* row0 = op.tap_off
     cdef const int64_t* row1 = row0 + oh
     cdef const int64_t* col0 = row1 + oh
     cdef const int64_t* col1 = col0 + ow
-    cdef const float* wy0 = op.aux
-    cdef const float* wy1 = wy0 + oh
-    cdef const float* wx0 = wy1 + oh
-    cdef const float* wx1 = wx0 + ow
-    cdef float* slots = f32_scratch(ctx, tid)     # two rows resized across, a slot apart
+    cdef const ef* wy0 = op.aux
+    cdef const ef* wy1 = wy0 + oh
+    cdef const ef* wx0 = wy1 + oh
+    cdef const ef* wx1 = wx0 + ow
+    cdef ef* slots = worker_scratch(ctx, tid)     # two rows resized across, a slot apart
     cdef int64_t tags[2]                         # their source rows (offsets), -1: none
-    cdef const float* src
-    cdef const float* a
-    cdef const float* ha
-    cdef const float* hb
-    cdef float* out
+    cdef const ef* src
+    cdef const ef* a
+    cdef const ef* ha
+    cdef const ef* hb
+    cdef ef* out
     cdef vf fy0, fy1
     for c in range(c0, min(c0 + op.p.per_job, op.p.n_out)):
         src = base + op.in_off[c]
@@ -65,7 +65,7 @@ cdef void resize_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
             out = base + op.out_off[c] + y * ow
             if op.p.mode == RESIZE_NEAREST:
                 if y > 0 and row0[y] == row0[y - 1]:
-                    memcpy(out, out - ow, ow * sizeof(float))
+                    memcpy(out, out - ow, ow * sizeof(ef))
                 else:
                     a = src + row0[y]
                     for x in range(ow):

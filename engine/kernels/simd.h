@@ -6,13 +6,31 @@
 #ifndef ENGINE_SIMD_H
 #define ENGINE_SIMD_H
 
+/* ef: the element type of the module's tensors, weights and scratch: float,
+ * or IEEE half in the fp16 modules (ENGINE_F16: neon_fp16, scalar_fp16).
+ * The kernels read and write ef and compute in vf (halves on neon_fp16,
+ * floats on scalar_fp16); scalars handed to them (bias of one channel, clamp
+ * bounds, padding values) stay float. */
+#if defined(ENGINE_ISA_NEON_FP16) || defined(ENGINE_ISA_SCALAR_FP16)
+#define ENGINE_F16 1
+#if defined(__aarch64__) || defined(__arm__)
+typedef __fp16 ef;              /* arm_neon.h's float16_t */
+#else
+typedef _Float16 ef;
+#endif
+#else
+typedef float ef;
+#endif
+
 #if defined(ENGINE_ISA_AVX512)
 #include "simd_avx512.h"
 #elif defined(ENGINE_ISA_AVX2)
 #include "simd_avx2.h"
 #elif defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
 #include "simd_neon.h"
-#elif defined(ENGINE_ISA_SCALAR)
+#elif defined(ENGINE_ISA_NEON_FP16)
+#include "simd_neon_fp16.h"
+#elif defined(ENGINE_ISA_SCALAR) || defined(ENGINE_ISA_SCALAR_FP16)
 #include "simd_scalar.h"
 #else
 #error "a kernel module is compiled with one ENGINE_ISA_ macro (engine/kernels/variants.py)"
@@ -35,31 +53,31 @@ static inline vf vf_leaky(vf y, vf slope) { return vf_fma(slope, vf_min(vf_zero(
 
 #ifndef ENGINE_STOREU_N
 /* n vectors to p */
-static inline void vf_storeu_n(float* p, const vf* v, int n) {
+static inline void vf_storeu_n(ef* p, const vf* v, int n) {
     for (int i = 0; i < n; i++) vf_storeu(p + i * VLEN, v[i]);
 }
 #endif
 
 #ifndef ENGINE_LOADU_N
 /* v[0 .. n) = n vectors from p (NEON aarch64: one LD1) */
-static inline void vf_loadu_n(vf* v, const float* p, int n) {
+static inline void vf_loadu_n(vf* v, const ef* p, int n) {
     for (int i = 0; i < n; i++) v[i] = vf_loadu(p + i * VLEN);
 }
 #endif
 
 #ifndef ENGINE_LOAD_PAIRS
 /* p[0], p[2], ... into *even and p[1], p[3], ... into *odd (NEON: one LD2) */
-static inline void vf_load_pairs(const float* p, vf* even, vf* odd) {
+static inline void vf_load_pairs(const ef* p, vf* even, vf* odd) {
     *even = vf_load_s2(p);
     *odd = vf_load_s2(p + 1);
 }
 #endif
 
 /* lanes p[0], p[s], ..., p[(VLEN-1)*s]: the window kernels' input row */
-static inline vf vf_load_strided(const float* p, int64_t s) {
+static inline vf vf_load_strided(const ef* p, int64_t s) {
     if (s == 1) return vf_loadu(p);
     if (s == 2) return vf_load_s2(p);
-    float lanes[VLEN];
+    ef lanes[VLEN];
     for (int i = 0; i < VLEN; i++) lanes[i] = p[i * s];
     return vf_loadu(lanes);
 }
@@ -67,9 +85,9 @@ static inline vf vf_load_strided(const float* p, int64_t s) {
 #ifndef ENGINE_LOAD_QUADS
 /* v[j] = p[j], p[4 + j], ..., p[4 (VLEN - 1) + j] for j < 4: 4 * VLEN floats
  * as their four phases (NEON: one LD4) */
-static inline void vf_load_quads(const float* p, vf* v) {
+static inline void vf_load_quads(const ef* p, vf* v) {
     for (int j = 0; j < 4; j++) {
-        float lanes[VLEN];
+        ef lanes[VLEN];
         for (int i = 0; i < VLEN; i++) lanes[i] = p[4 * i + j];
         v[j] = vf_loadu(lanes);
     }
@@ -79,7 +97,7 @@ static inline void vf_load_quads(const float* p, vf* v) {
 #ifndef ENGINE_INTERLEAVE
 /* dst[i * VLEN + j] = src[j][x + i] for i, j < VLEN: VLEN pixels of VLEN
  * channels as VLEN pixel vectors (NEON: one ST4) */
-static inline void vf_interleave(float* dst, const float* const* src, int64_t x) {
+static inline void vf_interleave(ef* dst, const ef* const* src, int64_t x) {
     for (int i = 0; i < VLEN; i++)
         for (int j = 0; j < VLEN; j++) dst[i * VLEN + j] = src[j][x + i];
 }
@@ -87,8 +105,8 @@ static inline void vf_interleave(float* dst, const float* const* src, int64_t x)
 
 /* dst[j][x + i] = lane j of v[i], for n <= 4 pixel vectors v and j < VLEN:
  * pixel vectors of VLEN channels back to the channels' planes */
-static inline void vf_store_lanes_n(float* const* dst, int64_t x, const vf* v, int n) {
-    float lanes[4][VLEN];
+static inline void vf_store_lanes_n(ef* const* dst, int64_t x, const vf* v, int n) {
+    ef lanes[4][VLEN];
     for (int i = 0; i < n; i++) vf_storeu(lanes[i], v[i]);
     for (int j = 0; j < VLEN; j++)
         for (int i = 0; i < n; i++) dst[j][x + i] = lanes[i][j];
@@ -96,7 +114,7 @@ static inline void vf_store_lanes_n(float* const* dst, int64_t x, const vf* v, i
 
 #ifndef ENGINE_STORE_LANES4
 /* vf_store_lanes_n of 4 (NEON aarch64: a 4x4 transpose and a store per channel) */
-static inline void vf_store_lanes4(float* const* dst, int64_t x, const vf* v) {
+static inline void vf_store_lanes4(ef* const* dst, int64_t x, const vf* v) {
     vf_store_lanes_n(dst, x, v, 4);
 }
 #endif

@@ -17,7 +17,7 @@
  * produces the values, on its output while still in cache): n values of one
  * channel, `param` that channel's number for a parametric activation. */
 
-static inline void f32_activation(float* p, int64_t n, int act, float param) {
+static inline void f32_activation(ef* p, int64_t n, int act, float param) {
     int64_t i = 0;
     if (act == ACT_HARDSWISH || act == ACT_HARDSIGMOID) {
         /* PyTorch: hardswish(x) = x * relu6(x + 3) / 6, hardsigmoid(x) = relu6(x + 3) / 6 */
@@ -50,7 +50,7 @@ static inline void f32_activation(float* p, int64_t n, int act, float param) {
 /* dst[i] = src[i * s] for i < n: a row of an im2col panel.  Like the window
  * rows, strides 1 and 2 finish with a part-full vector (reading a little past
  * the row, inside the arena's slack). */
-static inline void f32_copy_strided(float* dst, const float* src, int64_t n, int64_t s) {
+static inline void f32_copy_strided(ef* dst, const ef* src, int64_t n, int64_t s) {
     int64_t i = 0;
     for (; i + VLEN <= n; i += VLEN) vf_storeu(dst + i, vf_load_strided(src + i * s, s));
     if (i < n && s <= 2) vf_store_partial(dst + i, vf_load_strided(src + i * s, s), (int)(n - i));
@@ -61,9 +61,9 @@ static inline void f32_copy_strided(float* dst, const float* src, int64_t n, int
  * the residual (RES), then max with lo (LO) and min with hi (HI): a bound at
  * infinity changes nothing, NaN included, and costs an instruction per vector;
  * then leaky ReLU by row r's slope[r] (LEAKY). */
-ENGINE_ALWAYS_INLINE void f32_gemm_store(vf acc[GEMM_MR][GEMM_NV_MAX], float* dst,
+ENGINE_ALWAYS_INLINE void f32_gemm_store(vf acc[GEMM_MR][GEMM_NV_MAX], ef* dst,
         const int64_t* restrict c_off, const int64_t* restrict r_off, vf vlo, vf vhi,
-        const float* restrict slope, const int MR, const int NV, const int RES, const int LO, const int HI,
+        const ef* restrict slope, const int MR, const int NV, const int RES, const int LO, const int HI,
         const int LEAKY) {
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++) {
@@ -106,8 +106,8 @@ static inline int64_t f32_gemm_one_run(int64_t K, const int64_t* restrict b_off,
 }
 
 /* one k of a tile's extra pixels (f32_gemm_extras): x.v[p][e] += a[e * VLEN ...] * b[p] */
-ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra_k(f32_gemm_extras x, const float* restrict a,
-        const float* b, const int MR, const int EXTRA) {
+ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra_k(f32_gemm_extras x, const ef* restrict a,
+        const ef* b, const int MR, const int EXTRA) {
     const int EV = (MR + VLEN - 1) / VLEN;
     vf ae[GEMM_EV_MAX];
     vf_loadu_n(ae, a, EV);
@@ -138,9 +138,9 @@ ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra_k(f32_gemm_extras x, const f
  * The clamp is to [bounds[0], bounds[1]], read once the reduction is done;
  * then, unless slope is NULL, leaky ReLU with row r's slope[r]. */
 ENGINE_ALWAYS_INLINE void f32_gemm_tile(
-        int64_t K, const float* restrict a, const float* restrict bias,
-        const float* src, const int64_t* restrict b_off, const int64_t* restrict b_run, int64_t b_step,
-        float* dst, const int64_t* restrict c_off, const int64_t* restrict r_off, const float* restrict slope,
+        int64_t K, const ef* restrict a, const ef* restrict bias,
+        const ef* src, const int64_t* restrict b_off, const int64_t* restrict b_run, int64_t b_step,
+        ef* dst, const int64_t* restrict c_off, const int64_t* restrict r_off, const ef* restrict slope,
         int mr, int64_t nvalid, const volatile float* bounds, const int MR, const int NV, const int EXTRA) {
     vf acc[GEMM_MR][GEMM_NV_MAX];
     /* EXTRA more pixels after the NV vectors (lanes past MR unused) */
@@ -161,7 +161,7 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         for (int v = 0; v < NV; v++) acc[r][v] = vf_set1(bias[r]);
     for (int64_t k = 0, step; k < K;) {
         int64_t n = b_step >= 0 ? (step = b_step, K) : f32_gemm_run(k, K, b_off, b_run, &step);
-        const float* b = src + b_off[k];
+        const ef* b = src + b_off[k];
         k += n;
         for (; n > 0; n--, b += step, a += MR) {
             vf bv[GEMM_NV_MAX];
@@ -222,13 +222,13 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
         }
         for (int r = 0; r < mr; r++)
             for (int v = 0; v < NV && v * VLEN < nvalid; v++) {
-                float* c = dst + c_off[r] + v * VLEN;
+                ef* c = dst + c_off[r] + v * VLEN;
                 if (nvalid - v * VLEN >= VLEN) vf_storeu(c, part[r][v]);
                 else vf_store_partial(c, part[r][v], (int)(nvalid - v * VLEN));
             }
     }
     for (int x = 0; x < EXTRA; x++) {
-        float lanes[GEMM_MR + VLEN];
+        ef lanes[GEMM_MR + VLEN];
         const int64_t n = NV * VLEN + x;
         for (int e = 0; e < EV; e++) vf_storeu(lanes + e * VLEN, extra.v[x][e]);
         for (int r = 0; r < mr; r++) {
@@ -259,15 +259,15 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
  * tiles of no extra pixels, nvalid NV * VLEN).  The other fields: f32_gemm_tile's. */
 typedef struct {
     int64_t K, a_step, bias_step, rows, nvalid, pixel_tiles;
-    const float* a;
-    const float* bias;
-    const float* src;
+    const ef* a;
+    const ef* bias;
+    const ef* src;
     const int64_t* b_off;
     const int64_t* b_run;
-    float* dst;
+    ef* dst;
     const int64_t* c_off;
     const int64_t* r_off;
-    const float* slope;     /* leaky ReLU after the clamp, row r's slope[r]; or NULL */
+    const ef* slope;     /* leaky ReLU after the clamp, row r's slope[r]; or NULL */
     float lo, hi;       /* (in this order: the tile reads them as bounds[0], bounds[1]) */
 } f32_gemm_args;
 typedef void (*f32_gemm_tile_fn)(const f32_gemm_args* p, int64_t tiles);
@@ -367,9 +367,9 @@ static void f32_fma_peak_loop(int64_t iters, float* sink) {
 #define LINEAR_NO (LINEAR_NV * VLEN)
 #define LINEAR_PREFETCH_ROWS 32     /* rows of w ahead (8 KB on AVX-512; 16 and 64 were slower) */
 #define f32_linear_tile ENGINE_ISA_NAME(f32_linear_tile)
-static void f32_linear_tile(int64_t K, const float* restrict w, const float* restrict bias,
-        const float* src, const int64_t* restrict x_off, const int64_t* restrict x_run,
-        float* restrict y, float lo, float hi) {
+static void f32_linear_tile(int64_t K, const ef* restrict w, const ef* restrict bias,
+        const ef* src, const int64_t* restrict x_off, const int64_t* restrict x_run,
+        ef* restrict y, float lo, float hi) {
     /* (every loop over v unrolled: one that is not keeps acc in memory, stored
      * on each turn of the loops over k) */
     vf acc[LINEAR_NV];
@@ -415,8 +415,8 @@ ENGINE_ALWAYS_INLINE float f32_window_reduce(float acc, float x, float w, const 
 }
 
 ENGINE_ALWAYS_INLINE void f32_window_row(
-        const float* const* rows, int64_t in_w, int64_t pw, int64_t out_w,
-        const float* w, float init, float fill, const float* aux, float* out, float lo, float hi,
+        const ef* const* rows, int64_t in_w, int64_t pw, int64_t out_w,
+        const ef* w, float init, float fill, const ef* aux, ef* out, float lo, float hi,
         const int32_t* lanes,
         const int64_t KH, const int64_t KW, const int64_t S, const int64_t DW, const int MODE) {
     /* the vector body: every tap inside the row */
@@ -485,22 +485,22 @@ ENGINE_ALWAYS_INLINE void f32_window_row(
 /* One plane of a window op: its input rows (the padding row where a window
  * row is outside) through f32_window_row, output row by output row. */
 typedef struct {
-    const float* src;           /* input plane, rows of in_w */
+    const ef* src;           /* input plane, rows of in_w */
     int64_t in_h, in_w, ph, pw;
     int64_t out_h, out_w;
-    const float* w;             /* kernel weights (convolution) */
+    const ef* w;             /* kernel weights (convolution) */
     float init, fill, lo, hi;
-    const float* aux;           /* reciprocal counts per output pixel (average) */
-    float* out;
-    const float* fill_row;      /* in_w + ENGINE_ROW_OVERREAD floats of fill */
-    const float** rows;         /* room for kh row pointers */
+    const ef* aux;           /* reciprocal counts per output pixel (average) */
+    ef* out;
+    const ef* fill_row;      /* in_w + ENGINE_ROW_OVERREAD floats of fill */
+    const ef** rows;         /* room for kh row pointers */
     const int32_t* lanes;       /* the row kernel's lane flags (strides 1 and 2) */
 } f32_window_args;
 
 ENGINE_ALWAYS_INLINE void f32_window_plane(const f32_window_args* a,
         const int64_t KH, const int64_t KW, const int64_t SH, const int64_t SW,
         const int64_t DH, const int64_t DW, const int MODE) {
-    const float** rows = a->rows;
+    const ef** rows = a->rows;
     for (int64_t oh = 0; oh < a->out_h; oh++) {
         for (int64_t ki = 0; ki < KH; ki++) {
             int64_t ih = oh * SH - a->ph + ki * DH;
@@ -521,7 +521,7 @@ typedef void (*f32_window_plane_fn)(const f32_window_args*);
  * from column `row` on: columns 0 and 1 of each window by one pair load,
  * column 2 by a strided one; lanes outside the input row take fill where
  * blk (the vector's lane flags, f32_window_row's) is given. */
-ENGINE_ALWAYS_INLINE vf f32_pool3s2_across(const float* row, const int32_t* blk, vf vfill, const int MODE) {
+ENGINE_ALWAYS_INLINE vf f32_pool3s2_across(const ef* row, const int32_t* blk, vf vfill, const int MODE) {
     vf x0, x1, x2 = vf_load_strided(row + 2, 2);
     vf_load_pairs(row, &x0, &x1);
     if (blk) {
@@ -543,10 +543,10 @@ ENGINE_ALWAYS_INLINE vf f32_pool3s2_across(const float* row, const int32_t* blk,
 ENGINE_ALWAYS_INLINE void f32_pool_columns_3x3s2(const f32_window_args* a, int64_t ow, const int32_t* blocks,
                                                  const int NV, const int MASKED, const int MODE, const int CLAMP) {
     const int64_t in_h = a->in_h, in_w = a->in_w, ph = a->ph, out_h = a->out_h, out_w = a->out_w;
-    const float* src = a->src + ow * 2 - a->pw;
-    const float* fill_row = a->fill_row + ow * 2 - a->pw;
-    float* out = a->out + ow;
-    const float* aux = MODE == WINDOW_AVG ? a->aux + ow : 0;
+    const ef* src = a->src + ow * 2 - a->pw;
+    const ef* fill_row = a->fill_row + ow * 2 - a->pw;
+    ef* out = a->out + ow;
+    const ef* aux = MODE == WINDOW_AVG ? a->aux + ow : 0;
     const vf vfill = vf_set1(a->fill), vlo = vf_set1(a->lo), vhi = vf_set1(a->hi);
     const int32_t* blk[2] = {0, 0};      /* (MASKED: the border strips; the others test no lanes) */
     for (int v = 0; v < NV; v++)
@@ -574,7 +574,7 @@ ENGINE_ALWAYS_INLINE void f32_pool_columns_3x3s2(const f32_window_args* a, int64
     const int64_t oh_in = ph / 2, oh_end = in_h + ph < 3 ? 0 : (in_h + ph - 3) / 2 + 1;
     int64_t oh = 0;
     for (; oh < out_h && oh < oh_in; oh++) OUT_ROW(ROW(oh * 2 - ph + 1), ROW(oh * 2 - ph + 2));
-    const float* r = src + (oh * 2 - ph + 1) * in_w;
+    const ef* r = src + (oh * 2 - ph + 1) * in_w;
     for (; oh < out_h && oh < oh_end; oh++, r += 2 * in_w) OUT_ROW(r, r + in_w);
     for (; oh < out_h; oh++) OUT_ROW(ROW(oh * 2 - ph + 1), ROW(oh * 2 - ph + 2));
 #undef OUT_ROW
@@ -645,8 +645,8 @@ static void f32_window_plane_any(const f32_window_args* a, int mode, int64_t kh,
  * specialised, and their table f32_window_<PATH>_<K>x<K>[mode][s - 1][clamped]
  * (clamped: the clamp to [lo, hi] is not the whole line). */
 #define ENGINE_WINDOW_ONE(NAME, ARGS, IMPL, S, MODE) \
-    static void ENGINE_ISA_NAME(NAME)(const ARGS* a, float* scratch) { IMPL(a, scratch, S, MODE, 0); } \
-    static void ENGINE_ISA_NAME(NAME##_clamped)(const ARGS* a, float* scratch) { IMPL(a, scratch, S, MODE, 1); }
+    static void ENGINE_ISA_NAME(NAME)(const ARGS* a, ef* scratch) { IMPL(a, scratch, S, MODE, 0); } \
+    static void ENGINE_ISA_NAME(NAME##_clamped)(const ARGS* a, ef* scratch) { IMPL(a, scratch, S, MODE, 1); }
 #define ENGINE_WINDOW_PICK(NAME) {ENGINE_ISA_NAME(NAME), ENGINE_ISA_NAME(NAME##_clamped)}
 #define ENGINE_WINDOW_PATH(PATH, KXK, ARGS, IMPL) \
     ENGINE_WINDOW_ONE(f32_dwconv_##KXK##s1_##PATH, ARGS, IMPL, 1, WINDOW_CONV) \
@@ -691,7 +691,7 @@ static inline int64_t f32_framed_floats(int64_t out_h, int64_t out_w, int64_t s)
 }
 
 /* the frame all fill, once per job (planes copy only their rows' inside) */
-static inline void f32_window_framed_init(const f32_window_args* a, float* frames, int64_t s) {
+static inline void f32_window_framed_init(const f32_window_args* a, ef* frames, int64_t s) {
     const int64_t n = f32_framed_floats(a->out_h, a->out_w, s);
     const vf fill = vf_set1(a->fill);
     for (int64_t i = 0; i < n; i += VLEN) vf_storeu(frames + i, fill);
@@ -699,7 +699,7 @@ static inline void f32_window_framed_init(const f32_window_args* a, float* frame
 
 /* input row `row` (in_w floats) into frame row f: at column pl, or for
  * stride 2 column c to f[c / 2], or to f[half + c / 2] when c is odd */
-ENGINE_ALWAYS_INLINE void f32_framed_row(float* f, const float* row, int64_t in_w, int64_t pl,
+ENGINE_ALWAYS_INLINE void f32_framed_row(ef* f, const ef* row, int64_t in_w, int64_t pl,
                                          int64_t half, const int64_t S) {
     int64_t x = 0;
     if (S == 1) {
@@ -716,12 +716,12 @@ ENGINE_ALWAYS_INLINE void f32_framed_row(float* f, const float* row, int64_t in_
         return;
     }
     /* columns x, x + 2, ... land on one side, x + 1, x + 3, ... on the other */
-    float* first = pl % 2 ? f + half + pl / 2 : f + pl / 2;
-    float* second = pl % 2 ? f + (pl + 1) / 2 : f + half + pl / 2;
+    ef* first = pl % 2 ? f + half + pl / 2 : f + pl / 2;
+    ef* second = pl % 2 ? f + (pl + 1) / 2 : f + half + pl / 2;
     vf even, odd;
     /* (pointers stepped, not x / 2 per store: 5 instructions a turn on NEON, from 7) */
-    float* a = first;
-    float* b = second;
+    ef* a = first;
+    ef* b = second;
     for (; x + 2 * VLEN <= in_w; x += 2 * VLEN, a += VLEN, b += VLEN) {
         vf_load_pairs(row + x, &even, &odd);
         vf_storeu(a, even);
@@ -743,7 +743,7 @@ ENGINE_ALWAYS_INLINE void f32_framed_row(float* f, const float* row, int64_t in_
  * store (GCC makes a loop of scalar zero stores a memset call: a library
  * call for a padding column or two; the vector loop may still become one,
  * for n of VLEN and more) */
-ENGINE_ALWAYS_INLINE void f32_zero_n(float* dst, int64_t n) {
+ENGINE_ALWAYS_INLINE void f32_zero_n(ef* dst, int64_t n) {
     int64_t i = 0;
     for (; i + VLEN <= n; i += VLEN) vf_storeu(dst + i, vf_zero());
     vf_store_partial(dst + i, vf_zero(), (int)(n - i));
@@ -756,7 +756,7 @@ ENGINE_ALWAYS_INLINE void f32_zero_n(float* dst, int64_t n) {
  * as contiguous vectors.  Either way the fw columns are dst[0 .. fw).
  * (Inlined into its job, as when it had one caller: the microkernel tester's
  * second call made GCC keep it apart, 0.3 M more instructions under qemu.) */
-ENGINE_ALWAYS_INLINE void f32_frame_row(float* dst, const float* row, int64_t in_w, int64_t pl, int64_t fw,
+ENGINE_ALWAYS_INLINE void f32_frame_row(ef* dst, const ef* row, int64_t in_w, int64_t pl, int64_t fw,
                                         int64_t s) {
     const int64_t half = s == 2 ? (fw + 1) / 2 : 0;
     if (!row) {
@@ -785,8 +785,8 @@ ENGINE_ALWAYS_INLINE void f32_frame_row(float* dst, const float* row, int64_t in
  * it: not so for all but the last of the R rows (the next one's were
  * written before), nor past the last row (for the last of the R rows,
  * vectors from whole - (R - 1) * out_w on are stored in part). */
-ENGINE_ALWAYS_INLINE void f32_framed_vector(const float* r0, int64_t fs, int64_t half, float* out,
-        int64_t out_w, const float* aux, int64_t whole, const vf* wt, vf vinit, vf vlo, vf vhi,
+ENGINE_ALWAYS_INLINE void f32_framed_vector(const ef* r0, int64_t fs, int64_t half, ef* out,
+        int64_t out_w, const ef* aux, int64_t whole, const vf* wt, vf vinit, vf vlo, vf vhi,
         int64_t ow, const int TAIL, const int64_t S, const int MODE, const int CLAMP, const int R) {
     vf acc[FRAMED_R];
     for (int i = 0; i < R; i++) acc[i] = vinit;
@@ -812,8 +812,8 @@ ENGINE_ALWAYS_INLINE void f32_framed_vector(const float* r0, int64_t fs, int64_t
     }
 }
 
-ENGINE_ALWAYS_INLINE void f32_framed_rows_out(const float* r0, int64_t fs, int64_t half, float* out,
-        int64_t out_w, const float* aux, int64_t whole, const vf* wt, vf vinit, vf vlo, vf vhi,
+ENGINE_ALWAYS_INLINE void f32_framed_rows_out(const ef* r0, int64_t fs, int64_t half, ef* out,
+        int64_t out_w, const ef* aux, int64_t whole, const vf* wt, vf vinit, vf vlo, vf vhi,
         const int64_t S, const int MODE, const int CLAMP, const int R) {
     int64_t ow = 0;
     for (; ow + VLEN <= out_w; ow += VLEN)
@@ -822,7 +822,7 @@ ENGINE_ALWAYS_INLINE void f32_framed_rows_out(const float* r0, int64_t fs, int64
         f32_framed_vector(r0, fs, half, out, out_w, aux, whole, wt, vinit, vlo, vhi, ow, 1, S, MODE, CLAMP, R);
 }
 
-ENGINE_ALWAYS_INLINE void f32_window_plane_framed(const f32_window_args* a, float* frames,
+ENGINE_ALWAYS_INLINE void f32_window_plane_framed(const f32_window_args* a, ef* frames,
                                                   const int64_t S, const int MODE, const int CLAMP) {
     const int64_t fs = f32_framed_stride(a->out_w, S), in_h = a->in_h, in_w = a->in_w, ph = a->ph;
     const int64_t out_h = a->out_h, out_w = a->out_w, nrows = f32_framed_rows(out_h, S);
@@ -846,7 +846,7 @@ ENGINE_ALWAYS_INLINE void f32_window_plane_framed(const f32_window_args* a, floa
 #undef ROWS_OUT
 }
 
-typedef void (*f32_window_framed_fn)(const f32_window_args* a, float* frames);
+typedef void (*f32_window_framed_fn)(const f32_window_args* a, ef* frames);
 ENGINE_WINDOW_PATH(framed, 3x3, f32_window_args, f32_window_plane_framed)
 static inline f32_window_framed_fn f32_window_framed_for(int mode, int64_t s, float lo, float hi) {
     return f32_window_framed_3x3[mode][s - 1][ENGINE_WINDOW_CLAMPED(lo, hi)];
@@ -869,14 +869,14 @@ static inline f32_window_framed_fn f32_window_framed_for(int mode, int64_t s, fl
  * channels then overwrites its inside. */
 #define DW_PX 4
 typedef struct {
-    const float* src[VLEN];     /* the channels' input planes (a short group repeats its last) */
-    float* out[VLEN];           /* their output planes */
-    const float* w[VLEN];       /* their k x k taps (convolution) */
-    float init[VLEN];           /* their bias (pooling starts from each output's first tap) */
+    const ef* src[VLEN];     /* the channels' input planes (a short group repeats its last) */
+    ef* out[VLEN];           /* their output planes */
+    const ef* w[VLEN];       /* their k x k taps (convolution) */
+    ef init[VLEN];           /* their bias (pooling starts from each output's first tap) */
     int64_t k;                  /* the window's side: 3 or 5 */
     int64_t in_h, in_w, ph, pw, out_h, out_w;
     float fill, lo, hi;         /* fill: the padding value */
-    const float* aux;           /* reciprocal counts per output pixel (average) */
+    const ef* aux;           /* reciprocal counts per output pixel (average) */
 } f32_window_group_args;
 
 /* pixels of a frame row: the columns under the row's outputs; and its rows */
@@ -897,12 +897,12 @@ static inline int64_t f32_interleaved_inside(const f32_window_group_args* a, int
 }
 /* the frame's padding, once per job (each group of channels overwrites only
  * the inside): rows above and below the input, columns left and right of it */
-static inline void f32_interleaved_init(const f32_window_group_args* a, float* frame, int64_t s) {
+static inline void f32_interleaved_init(const f32_window_group_args* a, ef* frame, int64_t s) {
     const int64_t cols = f32_interleaved_cols(a->out_w, s, a->k), rows = f32_interleaved_rows(a->out_h, s, a->k);
     const int64_t right = a->pw + f32_interleaved_inside(a, s);
     const vf fill = vf_set1(a->fill);
     for (int64_t r = 0; r < rows; r++) {
-        float* row = frame + r * cols * VLEN;
+        ef* row = frame + r * cols * VLEN;
         const int inside = r >= a->ph && r - a->ph < a->in_h;
         for (int64_t x = 0; x < (inside ? a->pw : cols); x++) vf_storeu(row + x * VLEN, fill);
         for (int64_t x = right; inside && x < cols; x++) vf_storeu(row + x * VLEN, fill);
@@ -911,7 +911,7 @@ static inline void f32_interleaved_init(const f32_window_group_args* a, float* f
 
 /* n pixels from column x of the rows src[0 .. VLEN) into f, pixel by pixel;
  * the part past whole vectors as the last whole one (the same values again) */
-ENGINE_ALWAYS_INLINE void f32_interleave_row(float* f, const float* const* src, int64_t n) {
+ENGINE_ALWAYS_INLINE void f32_interleave_row(ef* f, const ef* const* src, int64_t n) {
     int64_t x = 0;
     for (; x + VLEN <= n; x += VLEN) vf_interleave(f + x * VLEN, src, x);
     if (x < n && n >= VLEN) vf_interleave(f + (n - VLEN) * VLEN, src, n - VLEN);
@@ -928,8 +928,8 @@ ENGINE_ALWAYS_INLINE vf f32_window_pool2(vf a, vf b, const int MODE) {
 /* R output rows (1 or 2) of PX pixels (DW_PX, or fewer at a row's end) of a
  * KxK window from frame row r0 on, frame rows fs floats apart; stored to the
  * planes at `at` */
-ENGINE_ALWAYS_INLINE void f32_window_interleaved_block(const float* r0, int64_t fs, const vf* wt, vf vinit,
-        vf vlo, vf vhi, const float* aux, float* const* out, int64_t at, int64_t out_w,
+ENGINE_ALWAYS_INLINE void f32_window_interleaved_block(const ef* r0, int64_t fs, const vf* wt, vf vinit,
+        vf vlo, vf vhi, const ef* aux, ef* const* out, int64_t at, int64_t out_w,
         const int K, const int S, const int MODE, const int R, const int CLAMP, const int PX) {
     const int XS = (PX - 1) * S + K;          /* input pixels under a block's row */
     vf acc[2][DW_PX], x[2 * DW_PX + 3];
@@ -979,24 +979,24 @@ ENGINE_ALWAYS_INLINE void f32_window_interleaved_block(const float* r0, int64_t 
     }
 }
 
-ENGINE_ALWAYS_INLINE void f32_window_interleaved(const f32_window_group_args* a, float* frame,
+ENGINE_ALWAYS_INLINE void f32_window_interleaved(const f32_window_group_args* a, ef* frame,
                                                  const int K, const int64_t S, const int MODE, const int CLAMP) {
     const int64_t cols = f32_interleaved_cols(a->out_w, S, K), fs = cols * VLEN;
     const int64_t rows = f32_interleaved_rows(a->out_h, S, K), out_w = a->out_w;
     const int64_t inside = f32_interleaved_inside(a, S);
-    const float* src[VLEN];
+    const ef* src[VLEN];
     for (int64_t r = a->ph > 0 ? a->ph : 0; r < rows && r - a->ph < a->in_h; r++) {
         for (int j = 0; j < VLEN; j++) src[j] = a->src[j] + (r - a->ph) * a->in_w;
         f32_interleave_row(frame + r * fs + a->pw * VLEN, src, inside);
     }
     vf wt[K * K];
-    float lanes[VLEN];
+    ef lanes[VLEN];
     for (int t = 0; t < K * K && MODE == WINDOW_CONV; t++) {
         for (int j = 0; j < VLEN; j++) lanes[j] = a->w[j][t];
         wt[t] = vf_loadu(lanes);
     }
     const vf vinit = vf_loadu(a->init), vlo = vf_set1(a->lo), vhi = vf_set1(a->hi);
-    float* out[VLEN];           /* in registers, not reloaded after each store */
+    ef* out[VLEN];           /* in registers, not reloaded after each store */
     for (int j = 0; j < VLEN; j++) out[j] = a->out[j];
     /* two rows at a time share their input rows but one (stride 2) or two;
      * with 16 registers one row (its weights and accumulators fill them), and
@@ -1005,7 +1005,7 @@ ENGINE_ALWAYS_INLINE void f32_window_interleaved(const f32_window_group_args* a,
     int64_t oh = 0;
     /* blocks from the row's start, then a narrower one for the rest */
 #define ROWS(N) { \
-        const float* f = frame + oh * S * fs; \
+        const ef* f = frame + oh * S * fs; \
         int64_t ow = 0; \
         for (; ow + DW_PX <= out_w; ow += DW_PX, f += DW_PX * S * VLEN) \
             f32_window_interleaved_block(f, fs, wt, vinit, vlo, vhi, a->aux, out, oh * out_w + ow, out_w, \
@@ -1026,7 +1026,7 @@ ENGINE_ALWAYS_INLINE void f32_window_interleaved(const f32_window_group_args* a,
 
 #define f32_window_interleaved_3(a, frame, S, MODE, CLAMP) f32_window_interleaved(a, frame, 3, S, MODE, CLAMP)
 #define f32_window_interleaved_5(a, frame, S, MODE, CLAMP) f32_window_interleaved(a, frame, 5, S, MODE, CLAMP)
-typedef void (*f32_window_interleaved_fn)(const f32_window_group_args* a, float* frame);
+typedef void (*f32_window_interleaved_fn)(const f32_window_group_args* a, ef* frame);
 ENGINE_WINDOW_PATH(interleaved, 3x3, f32_window_group_args, f32_window_interleaved_3)
 ENGINE_WINDOW_PATH(interleaved, 5x5, f32_window_group_args, f32_window_interleaved_5)
 /* the interleaved kernel for a k x k window (3 or 5) */
@@ -1049,16 +1049,16 @@ static inline f32_window_interleaved_fn f32_window_interleaved_for(int mode, int
  * plane's padding). */
 #define FLAT_CH 4
 typedef struct {
-    const float* src[FLAT_CH];
-    float* out[FLAT_CH];
-    const float* w[FLAT_CH];    /* kernel weights (convolution) */
-    float init[FLAT_CH];        /* the accumulators' start: bias, 0 or -inf */
+    const ef* src[FLAT_CH];
+    ef* out[FLAT_CH];
+    const ef* w[FLAT_CH];    /* kernel weights (convolution) */
+    ef init[FLAT_CH];        /* the accumulators' start: bias, 0 or -inf */
     const int64_t* tap_off;
     int64_t taps, nvec;         /* nvec: the plane's output vectors */
     int64_t j0, j1;             /* the ones to compute */
     const int32_t* lanes;
     float lo, hi;
-    const float* aux;           /* reciprocal counts per output pixel (average) */
+    const ef* aux;           /* reciprocal counts per output pixel (average) */
     /* set once per job by f32_window_flat_tap_rows, for the AVX-512 path:
      * whether the taps are three rows of three adjacent offsets (3x3,
      * stride 1); then for each row its first tap offset rounded down to a
@@ -1147,13 +1147,13 @@ static void f32_window_flat(const f32_window_flat_args* a, int mode) {
  * floats past it: into the next row, written later, or after the plane
  * (ps leaves VLEN floats for it). */
 #define f32_phase_planes ENGINE_ISA_NAME(f32_phase_planes)
-static void f32_phase_planes(const float* src, int64_t in_h, int64_t in_w, float* dst, int64_t ps,
+static void f32_phase_planes(const ef* src, int64_t in_h, int64_t in_w, ef* dst, int64_t ps,
                              int64_t rows, int64_t cols) {
     for (int64_t a = 0; a < 2; a++)
         for (int64_t i = 0; i < rows && 2 * i + a < in_h; i++) {
-            const float* row = src + (2 * i + a) * in_w;
+            const ef* row = src + (2 * i + a) * in_w;
             for (int64_t b = 0; b < 2; b++) {
-                float* d = dst + (2 * a + b) * ps + i * cols;
+                ef* d = dst + (2 * a + b) * ps + i * cols;
                 for (int64_t j = 0; j < cols; j += VLEN) vf_storeu(d + j, vf_load_s2(row + b + 2 * j));
             }
         }

@@ -5,11 +5,29 @@
 # the buffers are long enough for everything the kernel reads and writes.
 # The window and element-wise kernels take whole records instead
 # (descriptors.py through Program: tests/test_ukernels.py builds them by hand).
+# Buffers of elements are 1-D arrays of the module's ELEMENT type (float32, or
+# float16 in the fp16 modules).
 
 
 def _need(name, buffer, int64_t floats):
     if buffer.shape[0] < floats:
         raise ValueError(f'{name} has {buffer.shape[0]} elements, the kernel reaches {floats}')
+
+
+cdef ef* _element_data(str name, buffer, int64_t need, bint writes=False) except? NULL:
+    """A buffer's data as elements (None: NULL), once it is checked to be a
+    contiguous 1-D array of ELEMENT at least `need` long (and writable if
+    the kernel `writes` it)."""
+    if buffer is None:
+        return NULL
+    if not isinstance(buffer, np.ndarray) or buffer.dtype != ELEMENT or buffer.ndim != 1 \
+            or not buffer.flags.c_contiguous:
+        raise TypeError(f'{name}: a contiguous 1-D {ELEMENT} array, got '
+                        f'{getattr(buffer, "dtype", type(buffer).__name__)} {getattr(buffer, "shape", "")}')
+    if writes and not buffer.flags.writeable:
+        raise ValueError(f'{name} is read-only')
+    _need(name, buffer, need)
+    return <ef*><uintptr_t>buffer.ctypes.data
 
 
 def _runs(name, offsets, given):
@@ -25,8 +43,7 @@ def _runs(name, offsets, given):
     return runs
 
 
-def ukernel_gemm_tile(int64_t rows, int64_t nvalid, const float[::1] a, const float[::1] bias,
-                      const float[::1] src, const int64_t[::1] b_off, int64_t nb0, float[::1] dst,
+def ukernel_gemm_tile(int64_t rows, int64_t nvalid, a, bias, src, const int64_t[::1] b_off, int64_t nb0, dst,
                       const int64_t[::1] c_off, r_off, int64_t nc0, int mr, float lo, float hi,
                       int64_t repeat=1, b_run=None, int64_t tiles=1, int64_t pixel_tiles=1, slope=None):
     """The GEMM tile f32_gemm_tile_for(rows, nvalid), called for `tiles` row
@@ -37,7 +54,7 @@ def ukernel_gemm_tile(int64_t rows, int64_t nvalid, const float[::1] a, const fl
     > 1: as many whole tiles one after another (nvalid GEMM_NR, or for narrow
     rows GEMM_WIDE_PIXELS).  b_run:
     the runs of b_off the tile steps along (plane_runs(b_off) unless given; checked);
-    slope: leaky ReLU after the clamp, row r's slope[r] (float32, mr of them)."""
+    slope: leaky ReLU after the clamp, row r's slope[r] (mr of them)."""
     cdef int64_t K = b_off.shape[0], i, reach = 3 * VLEN + GEMM_EXTRA_MAX + 1
     if rows not in TILE_ROWS or tiles < 1 or not (tiles - 1) * rows < mr <= tiles * rows or nvalid < 1 or K < 1:
         raise ValueError(f'rows {rows} (one of {list(TILE_ROWS)}), tiles {tiles}, mr {mr}, nvalid {nvalid}, K {K}')
@@ -49,95 +66,87 @@ def ukernel_gemm_tile(int64_t rows, int64_t nvalid, const float[::1] a, const fl
         raise ValueError(f'pixel_tiles {pixel_tiles} of {nvalid} pixels (more than one: whole tiles)')
     reach += (pixel_tiles - 1) * nvalid
     runs = _runs('b', b_off, b_run)
-    _need('a', a, tiles * K * rows + VLEN)
-    _need('bias', bias, tiles * rows + VLEN)
     _need('c_off', c_off, mr)
-    _need('src', src, max(b_off) + nb0 + reach)
-    _need('dst', dst, max(c_off[:mr]) + nc0 + reach)
+    cdef int64_t dst_reach = max(c_off[:mr]) + nc0 + reach
     cdef const int64_t[::1] r = None
     cdef const int64_t[::1] run = runs
     if r_off is not None:
         r = r_off
         _need('r_off', r, mr)
-        _need('dst', dst, max(r[:mr]) + nc0 + reach)
-    cdef const float[::1] sl = None
-    if slope is not None:
-        sl = slope
-        _need('slope', sl, mr)
+        dst_reach = max(dst_reach, max(r[:mr]) + nc0 + reach)
     cdef f32_gemm_tile_fn tile = f32_gemm_tile_for(rows, nvalid)
     cdef f32_gemm_args t
     t.K, t.a_step, t.bias_step, t.rows, t.nvalid, t.pixel_tiles = K, K * rows, rows, mr, nvalid, pixel_tiles
-    t.a, t.bias, t.src, t.b_off, t.b_run = &a[0], &bias[0], &src[0] + nb0, &b_off[0], &run[0]
-    t.dst, t.c_off, t.r_off = &dst[0] + nc0, &c_off[0], &r[0] if r is not None else NULL
-    t.slope = &sl[0] if sl is not None else NULL
+    t.a, t.bias = _element_data('a', a, tiles * K * rows + VLEN), _element_data('bias', bias, tiles * rows + VLEN)
+    t.src, t.b_off, t.b_run = _element_data('src', src, max(b_off) + nb0 + reach) + nb0, &b_off[0], &run[0]
+    t.dst, t.c_off, t.r_off = _element_data('dst', dst, dst_reach, True) + nc0, &c_off[0], &r[0] if r is not None else NULL
+    t.slope = _element_data('slope', slope, mr)
     t.lo, t.hi = lo, hi
     with nogil:
         for i in range(repeat):
             tile(&t, tiles)
 
 
-def ukernel_linear_tile(const float[::1] w, const float[::1] bias, const float[::1] src,
-                        const int64_t[::1] x_off, float lo, float hi, int64_t repeat=1, x_run=None):
+def ukernel_linear_tile(w, bias, src, const int64_t[::1] x_off, float lo, float hi, int64_t repeat=1,
+                        x_run=None):
     """The fully connected tile: y[o] = clamp(bias[o] + sum_k w[k, o] * src[x_off[k]])
     for LINEAR_OUTPUTS outputs, w packed [K][LINEAR_OUTPUTS]; x_run: the runs
     of x_off the tile steps along (plane_runs(x_off) unless given; checked)."""
     cdef int64_t K = x_off.shape[0], i
-    _need('w', w, K * LINEAR_NO + LINEAR_NO * 33)      # the tile prefetches rows ahead (reads no data)
-    _need('bias', bias, LINEAR_NO)
-    if K and (min(x_off) < 0 or max(x_off) >= src.shape[0]):
+    cdef const ef* wp = _element_data('w', w, K * LINEAR_NO + LINEAR_NO * 33)   # the tile prefetches rows ahead
+    cdef const ef* bp = _element_data('bias', bias, LINEAR_NO)
+    cdef const ef* xp = _element_data('src', src, max(x_off) + 1 if K else 0)
+    if K and min(x_off) < 0:
         raise ValueError('x_off points outside src')
     cdef const int64_t[::1] run = _runs('x', x_off, x_run)
-    y = np.empty(LINEAR_NO, np.float32)
-    cdef float[::1] out = y
+    y = np.empty(LINEAR_NO, ELEMENT)
+    cdef ef* out = _element_data('y', y, LINEAR_NO, True)
     with nogil:
         for i in range(repeat):
-            f32_linear_tile(K, &w[0], &bias[0], &src[0], &x_off[0] if K else NULL,
-                            &run[0] if K else NULL, &out[0], lo, hi)
+            f32_linear_tile(K, wp, bp, xp, &x_off[0] if K else NULL, &run[0] if K else NULL, out, lo, hi)
     return y
 
 
-def ukernel_activation(float[::1] x, int act, float param=0):
+def ukernel_activation(x, int act, float param=0):
     """f32_activation in place on x (one channel's values)."""
     if not 0 <= act < ACT_END:
         raise ValueError(f'act {act} is not a code of abi.h')
+    cdef ef* p = _element_data('x', x, 0, True)
+    cdef int64_t n = x.shape[0]
     with nogil:
-        f32_activation(&x[0] if x.shape[0] else NULL, x.shape[0], act, param)
+        f32_activation(p, n, act, param)
 
 
-def ukernel_copy_strided(float[::1] dst, const float[::1] src, int64_t n, int64_t s):
+def ukernel_copy_strided(dst, src, int64_t n, int64_t s):
     """dst[i] = src[i * s] for i < n (vector stores: dst needs VLEN floats of room)."""
-    _need('dst', dst, n + VLEN)
-    _need('src', src, (n - 1) * s + 1 + 2 * VLEN if n else 0)
+    cdef ef* d = _element_data('dst', dst, n + VLEN, True)
+    cdef const ef* x = _element_data('src', src, (n - 1) * s + 1 + 2 * VLEN if n else 0)
     if n:
         with nogil:
-            f32_copy_strided(&dst[0], &src[0], n, s)
+            f32_copy_strided(d, x, n, s)
 
 
-def ukernel_frame_row(float[::1] dst, row, int64_t in_w, int64_t pl, int64_t fw, int64_t s):
+def ukernel_frame_row(dst, row, int64_t in_w, int64_t pl, int64_t fw, int64_t s):
     """One input row framed for the direct convolution: pl zeros, the row
     (None: a padding row of zeros), zeros to fw columns; stride 2 even
     columns first, then odd ones from dst[(fw + 1) // 2]."""
-    cdef const float[::1] r = None
     if s not in (1, 2) or pl < 0 or fw < 1:
         raise ValueError(f'stride {s}, pl {pl}, fw {fw}')
-    _need('dst', dst, fw + VLEN)
-    if row is not None:
-        r = row
-        _need('row', r, in_w + 2 * VLEN)
+    cdef ef* d = _element_data('dst', dst, fw + VLEN, True)
+    cdef const ef* r = _element_data('row', row, in_w + 2 * VLEN)
     with nogil:
-        f32_frame_row(&dst[0], &r[0] if r is not None else NULL, in_w, pl, fw, s)
+        f32_frame_row(d, r, in_w, pl, fw, s)
 
 
-def ukernel_phase_planes(const float[::1] src, int64_t in_h, int64_t in_w, float[::1] dst, int64_t ps,
-                         int64_t rows, int64_t cols):
+def ukernel_phase_planes(src, int64_t in_h, int64_t in_w, dst, int64_t ps, int64_t rows, int64_t cols):
     """The four phase planes (even/odd rows x even/odd columns, ps floats
     apart, rows x cols each) of an in_h x in_w plane."""
-    _need('src', src, in_h * in_w + 2 * cols + 2 * VLEN + 1)
-    _need('dst', dst, 3 * ps + rows * cols + VLEN)
+    cdef const ef* x = _element_data('src', src, in_h * in_w + 2 * cols + 2 * VLEN + 1)
+    cdef ef* d = _element_data('dst', dst, 3 * ps + rows * cols + VLEN, True)
     if ps < rows * cols:
         raise ValueError('phase planes overlap')
     with nogil:
-        f32_phase_planes(&src[0], in_h, in_w, &dst[0], ps, rows, cols)
+        f32_phase_planes(x, in_h, in_w, d, ps, rows, cols)
 
 
 def _wino_m(int m):
@@ -145,66 +154,58 @@ def _wino_m(int m):
         raise ValueError(f'Winograd tiles are 2 or 4 pixels wide, not {m}')
 
 
-def ukernel_wino_frame_row(float[::1] dst, row, int64_t in_w, int64_t pw, int64_t lt, int m):
+def ukernel_wino_frame_row(dst, row, int64_t in_w, int64_t pw, int64_t lt, int m):
     """dst[ph * lt + t] = row[t * m + ph - pw] (0 outside the row; row None:
     a padding row), t < lt, ph < m: one input row as Winograd's phase rows,
     lt the row's tiles + VLEN (f32_wino_frame_row_m: columns past the tiles'
     are left as the scratch held them)."""
-    cdef const float[::1] r = None
     _wino_m(m)
     if pw < 0 or lt < 1:
         raise ValueError(f'pw {pw}, lt {lt}')
-    _need('dst', dst, m * lt)
-    if row is not None:
-        r = row
-        _need('row', r, in_w + 2 * VLEN)
+    cdef ef* d = _element_data('dst', dst, m * lt, True)
+    cdef const ef* r = _element_data('row', row, in_w + 2 * VLEN)
     if pw + in_w > (lt - VLEN) * m + 2:
         raise ValueError(f'{lt - VLEN} tiles of {m} (phase rows of {lt}) do not hold {pw} + {in_w} columns')
-    pad = np.empty(m * lt, np.float32)
-    cdef float[::1] p = pad
+    pad = np.empty(m * lt, ELEMENT)
+    cdef ef* p = _element_data('pad', pad, m * lt, True)
     with nogil:
-        f32_wino_frame_row(&dst[0], &p[0], &r[0] if r is not None else NULL, in_w, pw, lt, m)
+        f32_wino_frame_row(d, p, r, in_w, pw, lt, m)
 
 
-def ukernel_wino_input_row(const float[::1] frame, int64_t lt, int64_t tiles, float[::1] v, int64_t xi_step,
-                           int m):
+def ukernel_wino_input_row(frame, int64_t lt, int64_t tiles, v, int64_t xi_step, int m):
     """B^T d B of `tiles` tiles: tile t's input element (r, c) at
     frame[(r * m + c % m) * lt + t + c // m]; element xi at v[xi * xi_step + t]."""
     _wino_m(m)
     cdef int64_t a = m + 2, span = (tiles + VLEN - 1) // VLEN * VLEN
     if tiles < 1 or lt < span + 1 or xi_step < span:
         raise ValueError(f'tiles {tiles}, lt {lt}, xi_step {xi_step}')
-    _need('frame', frame, (a * m) * lt)
-    _need('v', v, (a * a - 1) * xi_step + span)
+    cdef const ef* f = _element_data('frame', frame, (a * m) * lt)
+    cdef ef* vp = _element_data('v', v, (a * a - 1) * xi_step + span, True)
     with nogil:
-        f32_wino_input_row(&frame[0], lt, tiles, &v[0], xi_step, m)
+        f32_wino_input_row(f, lt, tiles, vp, xi_step, m)
 
 
-def ukernel_wino_output_row(const float[::1] mrow, int64_t xi_step, int64_t tiles, float bias, float[::1] out,
-                            int64_t out_step, int m):
+def ukernel_wino_output_row(mrow, int64_t xi_step, int64_t tiles, float bias, out, int64_t out_step, int m):
     """bias + A^T M A of `tiles` tiles: element xi of tile t at mrow[xi *
     xi_step + t]; pixel (i, j) to out[i * out_step + t * m + j]."""
     _wino_m(m)
     cdef int64_t a = m + 2, span = (tiles + VLEN - 1) // VLEN * VLEN
     if tiles < 1 or xi_step < span or out_step < span * m:
         raise ValueError(f'tiles {tiles}, xi_step {xi_step}, out_step {out_step}')
-    _need('mrow', mrow, (a * a - 1) * xi_step + span)
-    _need('out', out, (m - 1) * out_step + span * m)
+    cdef const ef* mp = _element_data('mrow', mrow, (a * a - 1) * xi_step + span)
+    cdef ef* o = _element_data('out', out, (m - 1) * out_step + span * m, True)
     with nogil:
-        f32_wino_output_row(&mrow[0], xi_step, tiles, bias, &out[0], out_step, m)
+        f32_wino_output_row(mp, xi_step, tiles, bias, o, out_step, m)
 
 
-def ukernel_wino_store_row(float[::1] dst, const float[::1] src, res, int64_t n, float lo, float hi):
+def ukernel_wino_store_row(dst, src, res, int64_t n, float lo, float hi):
     """dst[x] = clamp(src[x] (+ res[x]), lo, hi) for x < n.  src and res are
     read in whole vectors (n rounded up to VLEN floats: the output buffer's
     rows, and residual planes in the arena's slack)."""
-    cdef const float[::1] r = None
     cdef int64_t span = (n + VLEN - 1) // VLEN * VLEN
-    _need('dst', dst, n)
-    _need('src', src, span)
-    if res is not None:
-        r = res
-        _need('res', r, span)
+    cdef ef* d = _element_data('dst', dst, n, True)
+    cdef const ef* x = _element_data('src', src, span)
+    cdef const ef* r = _element_data('res', res, span)
     if n:
         with nogil:
-            f32_wino_store_row(&dst[0], &src[0], &r[0] if r is not None else NULL, n, lo, hi)
+            f32_wino_store_row(d, x, r, n, lo, hi)

@@ -12,21 +12,28 @@ VARIANTS = {
         'avx512': ['-mavx512f', '-mavx512vl', '-mavx512bw', '-mavx512dq', '-mavx2', '-mfma'],
         'avx2': ['-mavx2', '-mfma'],
         'scalar': [],
+        'scalar_fp16': [],                  # fp16 tensors, float arithmetic: the fp16 reference
     },
     'aarch64': {
         # ARMv8.2-A with the dot product and fp16 arithmetic (Cortex-A55/A76: Pi 5); the
-        # home of the int8 and fp16 kernels to come, today the fp32 ones built for it
+        # home of the int8 kernels to come, today the fp32 ones built for it
         'neon_dot': ['-march=armv8.2-a+dotprod+fp16'],
         'neon': [],                         # the aarch64 baseline (Cortex-A53/A72: Pi 3, Pi 4)
         'scalar': [],
+        'neon_fp16': ['-march=armv8.2-a+fp16'],     # fp16 tensors and arithmetic (Pi 5)
+        'scalar_fp16': [],
     },
     'armv7': {
         'neon': ['-mfpu=neon-vfpv4'],       # 32-bit Pi OS's gcc leaves NEON off unless asked
         'scalar': [],
+        'scalar_fp16': ['-mfp16-format=ieee'],      # (gcc's __fp16 is off by default there)
     },
     'other': {'scalar': []},
 }
-PREFERENCE = ('avx512', 'avx2', 'neon_dot', 'neon', 'scalar')     # every ISA, fastest first
+# every ISA of a precision, fastest first (fp16: the CPUs with fp16 arithmetic;
+# scalar_fp16 only when asked for, as the reference: isa.py)
+PREFERENCE = ('avx512', 'avx2', 'neon_dot', 'neon', 'scalar')
+FP16_PREFERENCE = ('neon_fp16', 'scalar_fp16')
 
 
 def architecture(machine):

@@ -24,58 +24,58 @@ A job computes a run of output planes, each by one of these paths:
 from libc.stdint cimport int64_t
 from engine.kernels.abi cimport (WINDOW_CONV, WINDOW_MAX, WINDOW_AVG, WINDOW_DIRECT, WINDOW_FLAT, WINDOW_FRAMED,
                                  WINDOW_INTERLEAVED)
-from engine.kernels.common cimport (Op, Ctx, VLEN, ENGINE_PLANE_ALIGN, act_param, f32_activation, f32_image,
-                                    f32_scratch)
+from engine.kernels.common cimport (Op, ef, Ctx, VLEN, ENGINE_PLANE_ALIGN, act_param, f32_activation, image_data,
+                                    worker_scratch)
 import numpy as np
 
 from engine.kernels.common cimport vf, vf_zero, vf_loadu, vf_add, vf_hsum
 cdef extern from "ukernels.h" nogil:
     ctypedef struct f32_window_args:
-        const float* src
+        const ef* src
         int64_t in_h, in_w, ph, pw, out_h, out_w
-        const float* w
+        const ef* w
         float init, fill, lo, hi
-        const float* aux
-        float* out
-        const float* fill_row
-        const float** rows
+        const ef* aux
+        ef* out
+        const ef* fill_row
+        const ef** rows
         const int* lanes
     ctypedef void (*f32_window_plane_fn)(const f32_window_args* a)
     f32_window_plane_fn f32_window_plane_special(int mode, int64_t kh, int64_t kw, int64_t sh,
                                                  int64_t sw, int64_t dh, int64_t dw)
     void f32_window_plane_any(const f32_window_args* a, int mode, int64_t kh, int64_t kw,
                               int64_t sh, int64_t sw, int64_t dh, int64_t dw)
-    ctypedef void (*f32_window_framed_fn)(const f32_window_args* a, float* frames)
+    ctypedef void (*f32_window_framed_fn)(const f32_window_args* a, ef* frames)
     f32_window_framed_fn f32_window_framed_for(int mode, int64_t s, float lo, float hi)
-    void f32_window_framed_init(const f32_window_args* a, float* frames, int64_t s)
+    void f32_window_framed_init(const f32_window_args* a, ef* frames, int64_t s)
     int64_t f32_framed_floats(int64_t out_h, int64_t out_w, int64_t s)
     ctypedef struct f32_window_group_args:
-        const float* src[VLEN]
-        float* out[VLEN]
-        const float* w[VLEN]
-        float init[VLEN]
+        const ef* src[VLEN]
+        ef* out[VLEN]
+        const ef* w[VLEN]
+        ef init[VLEN]
         int64_t k, in_h, in_w, ph, pw, out_h, out_w
         float fill, lo, hi
-        const float* aux
-    ctypedef void (*f32_window_interleaved_fn)(const f32_window_group_args* a, float* frame)
+        const ef* aux
+    ctypedef void (*f32_window_interleaved_fn)(const f32_window_group_args* a, ef* frame)
     f32_window_interleaved_fn f32_window_interleaved_for(int mode, int64_t k, int64_t s, float lo, float hi)
-    void f32_interleaved_init(const f32_window_group_args* a, float* frame, int64_t s)
+    void f32_interleaved_init(const f32_window_group_args* a, ef* frame, int64_t s)
     int64_t f32_interleaved_floats(int64_t out_h, int64_t out_w, int64_t s, int64_t k)
     const int ENGINE_INTERLEAVED_SIDES
     enum: FLAT_CH
     ctypedef struct f32_window_flat_args:
-        const float* src[FLAT_CH]
-        float* out[FLAT_CH]
-        const float* w[FLAT_CH]
-        float init[FLAT_CH]
+        const ef* src[FLAT_CH]
+        ef* out[FLAT_CH]
+        const ef* w[FLAT_CH]
+        ef init[FLAT_CH]
         const int64_t* tap_off
         int64_t taps, nvec, j0, j1
         const int* lanes
         float lo, hi
-        const float* aux
+        const ef* aux
     void f32_window_flat_tap_rows(f32_window_flat_args* a)
     void f32_window_flat(const f32_window_flat_args* a, int mode)
-    void f32_phase_planes(const float* src, int64_t in_h, int64_t in_w, float* dst, int64_t ps,
+    void f32_phase_planes(const ef* src, int64_t in_h, int64_t in_w, ef* dst, int64_t ps,
                           int64_t rows, int64_t cols)
     const int ENGINE_ROW_OVERREAD
 
@@ -161,6 +161,11 @@ cdef inline int64_t aligned(int64_t floats) noexcept nogil:
     return (floats + ENGINE_PLANE_ALIGN - 1) // ENGINE_PLANE_ALIGN * ENGINE_PLANE_ALIGN
 
 
+cdef inline int64_t pointers_room(int64_t n) noexcept nogil:
+    """Elements of scratch that hold n row pointers, aligned."""
+    return aligned(n * <int64_t>(sizeof(void*) // sizeof(ef)))
+
+
 def scratch_floats(int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t pw, int64_t stride,
                    int path):
     """Scratch one worker needs: for the direct path kh row pointers, then
@@ -172,11 +177,11 @@ def scratch_floats(int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64
         return 0 if stride == 1 else 3 * ARENA_SLACK + 2 * FLAT_CH * 4 * phase_stride(out_h, out_w)
     if path == WINDOW_INTERLEAVED:
         return f32_interleaved_floats(out_h, out_w, stride, kh)
-    rows = aligned(2 * kh) + aligned(aligned(pw) + in_w + pw + ENGINE_ROW_OVERREAD)
+    rows = pointers_room(kh) + aligned(aligned(pw) + in_w + pw + ENGINE_ROW_OVERREAD)
     return rows + (f32_framed_floats(out_h, out_w, stride) if path == WINDOW_FRAMED else 0)
 
 
-cdef inline const float* channel_taps(const Op* op, int64_t c) noexcept nogil:
+cdef inline const ef* channel_taps(const Op* op, int64_t c) noexcept nogil:
     """Channel c's kernel weights (convolution), or NULL."""
     return op.w + c * op.p.kh * op.p.kw if op.p.mode == WINDOW_CONV else NULL
 
@@ -188,8 +193,8 @@ cdef inline float channel_start(const Op* op, int64_t c) noexcept nogil:
     return op.p.fill if op.p.mode == WINDOW_MAX else 0
 
 
-cdef void split_phases(const Op* op, const float* base, int64_t c, int64_t n,
-                       float* dst) noexcept nogil:
+cdef void split_phases(const Op* op, const ef* base, int64_t c, int64_t n,
+                       ef* dst) noexcept nogil:
     """The phase planes of channels c .. c+n-1, each channel's four phase_stride apart."""
     cdef int64_t g, ps = phase_stride(op.p.out_h, op.p.out_w)
     for g in range(n):
@@ -197,7 +202,7 @@ cdef void split_phases(const Op* op, const float* base, int64_t c, int64_t n,
                          op.p.out_h, op.p.out_w)
 
 
-cdef void flat_planes(const Op* op, const float* in_base, float* out_base, float* buf,
+cdef void flat_planes(const Op* op, const ef* in_base, ef* out_base, ef* buf,
                       int64_t c0, int64_t c1, int64_t j0, int64_t j1) noexcept nogil:
     """Output vectors [j0, j1) of channels [c0, c1), FLAT_CH channels at a
     time, channel c's input plane at in_base + in_off[c].  Stride 2 reads
@@ -206,7 +211,7 @@ cdef void flat_planes(const Op* op, const float* in_base, float* out_base, float
     cdef f32_window_flat_args a
     cdef int64_t c = c0, g, ch, n, turn = 0
     cdef int64_t block = 4 * phase_stride(op.p.out_h, op.p.out_w)
-    cdef float* phases[2]
+    cdef ef* phases[2]
     a.tap_off, a.taps, a.lanes = op.tap_off, op.p.kh * op.p.kw, op.lanes
     a.nvec, a.j0, a.j1 = (op.p.out_h * op.p.out_w + VLEN - 1) // VLEN, j0, j1
     a.lo, a.hi, a.aux = op.p.lo, op.p.hi, op.aux
@@ -244,16 +249,16 @@ cdef void window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcep
     cdef int64_t image = job // op.p.jobs_per_image
     cdef int64_t c0 = job % op.p.jobs_per_image * op.p.per_job
     cdef int64_t c1 = min(c0 + op.p.per_job, op.p.n_out)
-    cdef float* base = f32_image(ctx, image)
+    cdef ef* base = image_data(ctx, image)
     if op.p.path == WINDOW_FLAT:
-        flat_planes(op, base, base, f32_scratch(ctx, tid), c0, c1,
+        flat_planes(op, base, base, worker_scratch(ctx, tid), c0, c1,
                     0, (op.p.out_h * op.p.out_w + VLEN - 1) // VLEN)
     else:
-        window_rows(op, base, base, f32_scratch(ctx, tid), c0, c1,
+        window_rows(op, base, base, worker_scratch(ctx, tid), c0, c1,
                     0, op.p.in_h, 0, op.p.out_h)
 
 
-cdef void window_rows(const Op* op, const float* in_base, float* out_base, float* buf,
+cdef void window_rows(const Op* op, const ef* in_base, ef* out_base, ef* buf,
                       int64_t c0, int64_t c1, int64_t ih_lo, int64_t ih_hi,
                       int64_t oh0, int64_t oh1) noexcept nogil:
     """Output rows [oh0, oh1) of channels [c0, c1) by the direct, framed or
@@ -265,9 +270,9 @@ cdef void window_rows(const Op* op, const float* in_base, float* out_base, float
         return
     cdef int64_t c, i
     cdef f32_window_args a
-    a.rows = <const float**>buf
-    buf = buf + aligned(2 * op.p.kh)
-    cdef float* frames = buf + aligned(aligned(op.p.pw) + op.p.in_w + op.p.pw + ENGINE_ROW_OVERREAD)
+    a.rows = <const ef**>buf
+    buf = buf + pointers_room(op.p.kh)
+    cdef ef* frames = buf + aligned(aligned(op.p.pw) + op.p.in_w + op.p.pw + ENGINE_ROW_OVERREAD)
     # rows relative to ih_lo: output row oh0 + r reads local row r * sh - ph' + ki * dh
     a.in_h, a.in_w, a.ph, a.pw = ih_hi - ih_lo, op.p.in_w, op.p.ph - oh0 * op.p.sh + ih_lo, op.p.pw
     a.out_h, a.out_w = oh1 - oh0, op.p.out_w
@@ -297,7 +302,7 @@ cdef void window_rows(const Op* op, const float* in_base, float* out_base, float
             f32_activation(a.out, a.out_h * op.p.out_w, op.p.act, act_param(op, c))
 
 
-cdef void interleaved_rows(const Op* op, const float* in_base, float* out_base, float* frame,
+cdef void interleaved_rows(const Op* op, const ef* in_base, ef* out_base, ef* frame,
                            int64_t c0, int64_t c1, int64_t ih_lo, int64_t ih_hi,
                            int64_t oh0, int64_t oh1) noexcept nogil:
     """window_rows for the interleaved path: VLEN channels at a time (a
@@ -330,9 +335,9 @@ cdef void global_avgpool_job(const Op* op, const Ctx* ctx, int64_t job, int tid)
     """job = (image, run of per_job channels): each plane's mean into its
     1x1 output plane."""
     cdef int64_t c0 = job % op.p.jobs_per_image * op.p.per_job, c, i
-    cdef float* base = f32_image(ctx, job // op.p.jobs_per_image)
-    cdef const float* src
-    cdef float* dst
+    cdef ef* base = image_data(ctx, job // op.p.jobs_per_image)
+    cdef const ef* src
+    cdef ef* dst
     cdef int64_t npix = op.p.in_h * op.p.in_w, full = npix - npix % VLEN
     cdef vf acc, acc2
     cdef float total

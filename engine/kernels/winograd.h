@@ -59,7 +59,7 @@ ENGINE_ALWAYS_INLINE vf f32_wino_dot(const float* c, const vf* x, const int n, c
  * + 2, are framed, and split up to tile lt - VLEN (the rest of pad and of
  * the phase rows as they were: they reach only the lanes past the last
  * tile, never stored; zeroing them took a memset call per row). */
-ENGINE_ALWAYS_INLINE void f32_wino_frame_row_m(float* p, float* pad, const float* row, int64_t in_w,
+ENGINE_ALWAYS_INLINE void f32_wino_frame_row_m(ef* p, ef* pad, const ef* row, int64_t in_w,
                                                int64_t pw, int64_t lt, const int M) {
     if (!row) {
         f32_zero_n(p, M * lt);
@@ -75,7 +75,7 @@ ENGINE_ALWAYS_INLINE void f32_wino_frame_row_m(float* p, float* pad, const float
     }
 }
 
-static inline void f32_wino_frame_row(float* p, float* pad, const float* row, int64_t in_w, int64_t pw,
+static inline void f32_wino_frame_row(ef* p, ef* pad, const ef* row, int64_t in_w, int64_t pw,
                                       int64_t lt, int m) {
     if (m == 2) f32_wino_frame_row_m(p, pad, row, in_w, pw, lt, 2);
     else f32_wino_frame_row_m(p, pad, row, in_w, pw, lt, 4);
@@ -124,8 +124,8 @@ ENGINE_ALWAYS_INLINE void f32_wino_at_col(const vf* x, int s, vf* y, int ys, con
  * frame holds the tile row's a input rows, each as m phase rows of lt floats
  * (f32_wino_frame_row; lt >= tiles + VLEN); v[xi * xi_step + t] = element
  * xi of tile t's B^T d B.  Writes whole vectors: up to VLEN - 1 past tiles. */
-ENGINE_ALWAYS_INLINE void f32_wino_input_row_m(const float* frame, int64_t lt, int64_t tiles,
-                                               float* v, int64_t xi_step, const int M) {
+ENGINE_ALWAYS_INLINE void f32_wino_input_row_m(const ef* frame, int64_t lt, int64_t tiles,
+                                               ef* v, int64_t xi_step, const int M) {
     const int A = M + 2;
     for (int64_t t = 0; t < tiles; t += VLEN) {
         vf d[WINO_A_MAX * WINO_A_MAX], bd[WINO_A_MAX * WINO_A_MAX], y[WINO_A_MAX];
@@ -145,7 +145,7 @@ ENGINE_ALWAYS_INLINE void f32_wino_input_row_m(const float* frame, int64_t lt, i
 }
 
 /* m vectors v[0..m) interleaved into m * VLEN floats at p: p[l * m + j] = lane l of v[j] */
-ENGINE_ALWAYS_INLINE void f32_wino_store_interleaved(float* p, const vf* v, const int M) {
+ENGINE_ALWAYS_INLINE void f32_wino_store_interleaved(ef* p, const vf* v, const int M) {
     vf lo, hi;
     if (M == 2) {
         vf_zip(v[0], v[1], &lo, &hi);
@@ -169,8 +169,8 @@ ENGINE_ALWAYS_INLINE void f32_wino_store_interleaved(float* p, const vf* v, cons
  * out[i * out_step + t * m + j] = bias + pixel (i, j) of tile t's
  * A^T M A.  Writes whole vectors of tiles: out_step >= m times tiles rounded
  * up to VLEN. */
-ENGINE_ALWAYS_INLINE void f32_wino_output_row_m(const float* mrow, int64_t xi_step, int64_t tiles, float bias,
-                                                float* out, int64_t out_step, const int M) {
+ENGINE_ALWAYS_INLINE void f32_wino_output_row_m(const ef* mrow, int64_t xi_step, int64_t tiles, float bias,
+                                                ef* out, int64_t out_step, const int M) {
     const int A = M + 2;
     const vf vb = vf_set1(bias);
     for (int64_t t = 0; t < tiles; t += VLEN) {
@@ -189,7 +189,7 @@ ENGINE_ALWAYS_INLINE void f32_wino_output_row_m(const float* mrow, int64_t xi_st
     }
 }
 
-static inline void f32_wino_input_row(const float* frame, int64_t lt, int64_t tiles, float* v,
+static inline void f32_wino_input_row(const ef* frame, int64_t lt, int64_t tiles, ef* v,
                                       int64_t xi_step, int m) {
 #ifdef ENGINE_WINO_NEON
     if (m == 2) f32_wino_input_row2_neon(frame, lt, tiles, v, xi_step);
@@ -200,8 +200,8 @@ static inline void f32_wino_input_row(const float* frame, int64_t lt, int64_t ti
 #endif
 }
 
-static inline void f32_wino_output_row(const float* mrow, int64_t xi_step, int64_t tiles, float bias,
-                                       float* out, int64_t out_step, int m) {
+static inline void f32_wino_output_row(const ef* mrow, int64_t xi_step, int64_t tiles, float bias,
+                                       ef* out, int64_t out_step, int m) {
 #ifdef ENGINE_WINO_NEON
     if (m == 2) f32_wino_output_row2_neon(mrow, xi_step, tiles, bias, out, out_step);
     else f32_wino_output_row4_neon(mrow, xi_step, tiles, bias, out, out_step);
@@ -212,7 +212,7 @@ static inline void f32_wino_output_row(const float* mrow, int64_t xi_step, int64
 }
 
 /* clamp(src[x] (+ res[x]), lo, hi), a vector from x */
-ENGINE_ALWAYS_INLINE vf f32_wino_store_vec(const float* src, const float* res, int64_t x, vf vlo, vf vhi) {
+ENGINE_ALWAYS_INLINE vf f32_wino_store_vec(const ef* src, const ef* res, int64_t x, vf vlo, vf vhi) {
     vf y = vf_loadu(src + x);
     if (res) y = vf_add(y, vf_loadu(res + x));
     return vf_clamp(y, vlo, vhi);
@@ -224,7 +224,7 @@ ENGINE_ALWAYS_INLINE vf f32_wino_store_vec(const float* src, const float* res, i
  * part (src has whole vectors; res is read past the row as the GEMM's store
  * reads it, into the arena's slack): a scalar tail took about 30
  * instructions a row under qemu. */
-static inline void f32_wino_store_row(float* dst, const float* src, const float* res, int64_t n,
+static inline void f32_wino_store_row(ef* dst, const ef* src, const ef* res, int64_t n,
                                       float lo, float hi) {
     const vf vlo = vf_set1(lo), vhi = vf_set1(hi);
     int64_t x = 0;

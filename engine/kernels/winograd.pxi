@@ -11,13 +11,13 @@ from libc.stdint cimport int64_t
 cdef extern from "winograd.h" nogil:
     const float* f32_wino_bt(int m)
     const float* f32_wino_at(int m)
-    void f32_wino_frame_row(float* p, float* pad, const float* row, int64_t in_w, int64_t pw, int64_t lt,
+    void f32_wino_frame_row(ef* p, ef* pad, const ef* row, int64_t in_w, int64_t pw, int64_t lt,
                             int m)
-    void f32_wino_input_row(const float* frame, int64_t lt, int64_t tiles, float* v, int64_t xi_step, int m)
-    void f32_wino_output_row(const float* mrow, int64_t xi_step, int64_t tiles, float bias, float* out,
+    void f32_wino_input_row(const ef* frame, int64_t lt, int64_t tiles, ef* v, int64_t xi_step, int m)
+    void f32_wino_output_row(const ef* mrow, int64_t xi_step, int64_t tiles, float bias, ef* out,
                              int64_t out_step, int m)
-    void f32_wino_store_row(float* dst, const float* src, const float* res, int64_t n, float lo, float hi)
-    void f32_zero_n(float* dst, int64_t n)
+    void f32_wino_store_row(ef* dst, const ef* src, const ef* res, int64_t n, float lo, float hi)
+    void f32_zero_n(ef* dst, int64_t n)
 
 
 cdef inline int64_t wino_tiles(int64_t out, int64_t m) noexcept nogil:
@@ -44,15 +44,15 @@ cdef inline int64_t wino_gemm_pixels(int64_t n) noexcept nogil:
 
 
 cdef struct WinoScratch:
-    float* v            # a*a x cin x stride
-    float* prod         # a*a x chunk_rows x stride
-    float* frame        # one channel's band of input rows, as m phase rows each
-    float* out          # m output rows of a tile row
-    float* pad          # an input row with its padding (f32_wino_frame_row)
+    ef* v            # a*a x cin x stride
+    ef* prod         # a*a x chunk_rows x stride
+    ef* frame        # one channel's band of input rows, as m phase rows each
+    ef* out          # m output rows of a tile row
+    ef* pad          # an input row with its padding (f32_wino_frame_row)
     int64_t end         # floats past the last
 
 
-cdef inline WinoScratch wino_scratch(float* at, int64_t m, int64_t cin, int64_t chunk_rows,
+cdef inline WinoScratch wino_scratch(ef* at, int64_t m, int64_t cin, int64_t chunk_rows,
                                      int64_t band_rows, int64_t tiles_x) noexcept nogil:
     cdef int64_t a = m + 2, s = wino_stride(band_rows, tiles_x)
     cdef WinoScratch w
@@ -102,8 +102,8 @@ cdef void conv_winograd_job(const Op* op, const Ctx* ctx, int64_t job, int tid) 
     cdef int64_t ty0 = r // m_chunks * op.p.per_job
     cdef int64_t ty1 = min(ty0 + op.p.per_job, wino_tiles(op.p.out_h, m))
     cdef int64_t s = wino_stride(op.p.per_job, tx), chunk_rows = op.p.m_per_job * op.p.tile_rows
-    cdef WinoScratch w = wino_scratch(f32_scratch(ctx, tid), m, cin, chunk_rows, op.p.per_job, tx)
-    cdef float* base = f32_image(ctx, image)
+    cdef WinoScratch w = wino_scratch(worker_scratch(ctx, tid), m, cin, chunk_rows, op.p.per_job, tx)
+    cdef ef* base = image_data(ctx, image)
     cdef int64_t n_tiles = (ty1 - ty0) * tx, gemm_end = wino_gemm_pixels(n_tiles)
     # the input transform writes whole vectors; the GEMM reads to its tiles' end
     cdef int64_t written = (ty1 - ty0 - 1) * tx + (tx - 1) // VLEN * VLEN + VLEN
@@ -123,7 +123,7 @@ cdef void conv_winograd_job(const Op* op, const Ctx* ctx, int64_t job, int tid) 
     # whole GEMM tiles of tiles, then the rest in a tile as narrow as takes
     # them (one vector: 7x7 planes by F(4x4) are 4 tiles)
     cdef int64_t first = tile_first_row(op, mt0), whole = n_tiles // GEMM_NR, rest = n_tiles % GEMM_NR
-    cdef float* prod
+    cdef ef* prod
     for xi in range(a * a):
         # rows first.. of the chunk at P's rows 0..: c_table[row] = row * s
         prod = w.prod + (xi * chunk_rows - first) * s
@@ -134,7 +134,7 @@ cdef void conv_winograd_job(const Op* op, const Ctx* ctx, int64_t job, int tid) 
             gemm_row_tiles(op, xi, mt0, mt1, w.v + xi * cin * s, op.in2_off, op.k_runs, whole * GEMM_NR, prod,
                            whole * GEMM_NR, rest, PRODUCTS, 1, op.in2_off)
     cdef int64_t co, i, oh
-    cdef float* dst
+    cdef ef* dst
     for co in range(first, min(tile_first_row(op, mt1), op.p.cout_g)):
         for ty in range(ty0, ty1):
             f32_wino_output_row(w.prod + (co - first) * s + (ty - ty0) * tx, chunk_rows * s, tx, op.b[co],

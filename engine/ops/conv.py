@@ -10,11 +10,10 @@ read in place); any other -> im2col panels."""
 import numpy as np
 
 from engine.errors import ModelFileError
-from engine.kernels import isa
 from engine.kernels.abi import WindowMode
 from engine.kernels.descriptors import ConvDirect, ConvIm2col, ConvWinograd, Gemm
-from engine.lowering import (FLOAT, LINEAR_NO, NR, kernel_fields, linear_record, name_kernel, pack_gemm,
-                             pixel_tiles, reduction_order, row_tiles, runs, window_op)
+from engine.lowering import (kernel_fields, linear_record, name_kernel, pack_gemm, pixel_tiles, reduction_order,
+                             row_tiles, runs, window_op)
 from engine.ops import OpDef, register
 from engine.ops.activations import check_epilogue
 from engine.ops.aten import arg, converts, pair as pair_of
@@ -82,15 +81,20 @@ _X86_COSTS = {0: (0.0198, 0.4345, 0.0, 0.0, 16e3), 2: (0.0279, 0.2808, 0.0955, 0
               4: (0.0145, 0.5481, 0.5882, 0.4522, 39.4e3)}
 _NEON_COSTS = {0: (0.1609, 0.0, 0.0, 2.070, 0.0), 2: (0.2150, 1.918, 0.0, 1.866, 173.4e3),
                4: (0.1857, 2.754, 4.875, 2.240, 268.3e3)}
-# per kernel module (engine.kernels.variants.PREFERENCE): AVX-512 and the
-# scalar kernels have no fit of their own and take x86's; neon_dot NEON's
+# per kernel module (engine.kernels.variants.PREFERENCE, FP16_PREFERENCE):
+# AVX-512 and the scalar kernels have no fit of their own and take x86's;
+# neon_dot NEON's.  The fp16 modules take their ISA's fp32 costs (not refit
+# for halves) without F(4x4): its transforms grow values up to 100-fold,
+# and fp16 keeps 11 bits.
 PATH_COST_NS = {'avx512': _X86_COSTS, 'avx2': _X86_COSTS, 'neon_dot': _NEON_COSTS, 'neon': _NEON_COSTS,
-                'scalar': _X86_COSTS}
+                'scalar': _X86_COSTS,
+                'neon_fp16': {m: c for m, c in _NEON_COSTS.items() if m != 4},
+                'scalar_fp16': {m: c for m, c in _X86_COSTS.items() if m != 4}}
 
 
-def path_costs():
-    """PATH_COST_NS of the kernels this process runs."""
-    return PATH_COST_NS[isa.CHOSEN]
+def path_costs(kernels):
+    """PATH_COST_NS of a kernel module."""
+    return PATH_COST_NS[kernels.ISA]
 
 
 def winograd_weights(weight, m):
@@ -106,7 +110,7 @@ def winograd_tiles(m, out_h, out_w):
     return -(-out_w // m), -(-out_h // m)
 
 
-def winograd_layout(m, cin, tiles, out_h, out_w, options):
+def winograd_layout(kernels, m, cin, tiles, out_h, out_w, options):
     """(band_rows, m_per_job, jobs_per_image) of a Winograd op: bands of
     tile rows whose transform buffers fit options.winograd_bytes (but at
     least a GEMM tile of tiles), or one band where the transformed weights
@@ -116,11 +120,12 @@ def winograd_layout(m, cin, tiles, out_h, out_w, options):
     threads (each chunk transforms the band's input again)."""
     tx, ty = winograd_tiles(m, out_h, out_w)
     rows = tiles['m_tiles'] * tiles['tile_rows']
-    per_row = isa.winograd_scratch_floats(m, cin, rows, 1, tx) * FLOAT
+    size = kernels.ELEMENT_BYTES
+    per_row = kernels.winograd_scratch_floats(m, cin, rows, 1, tx) * size
     band = max(1, -(-ty // max(1, -(-per_row * ty // options.winograd_bytes))))
-    if (m + 2) ** 2 * cin * rows * FLOAT >= per_row * ty:
+    if (m + 2) ** 2 * cin * rows * size >= per_row * ty:
         band = ty
-    while band * tx < NR and band < ty:
+    while band * tx < kernels.TILE_PIXELS and band < ty:
         band += 1
     bands = -(-ty // band)
     chunks = min(tiles['m_tiles'], -(-2 // bands))
@@ -128,26 +133,27 @@ def winograd_layout(m, cin, tiles, out_h, out_w, options):
     return band, m_per_job, bands * -(-tiles['m_tiles'] // m_per_job)
 
 
-def path_cost(m, cin, cout, out_h, out_w, options):
+def path_cost(kernels, m, cin, cout, out_h, out_w, options):
     """PATH_COST_NS's time of this convolution by Winograd F(m x m), or by
     the direct path for m = 0 (its tiles cover each output row in whole
     tiles; Winograd's the tiles of each band)."""
-    per_mac, per_store, per_input, per_weight, per_op = path_costs()[m]
-    tiles = row_tiles(cout)
+    per_mac, per_store, per_input, per_weight, per_op = path_costs(kernels)[m]
+    tiles = row_tiles(kernels, cout)
     rows = tiles['m_tiles'] * tiles['tile_rows']
     if m == 0:
-        pixels = out_h * -(-out_w // NR) * NR
+        nr = kernels.TILE_PIXELS
+        pixels = out_h * -(-out_w // nr) * nr
         return (per_mac * 9 * cin * rows * pixels + per_store * rows * pixels
                 + per_weight * 9 * cin * rows * out_h + per_op)
     a, (tx, ty) = m + 2, winograd_tiles(m, out_h, out_w)
-    band, _, _ = winograd_layout(m, cin, tiles, out_h, out_w, options)
+    band, _, _ = winograd_layout(kernels, m, cin, tiles, out_h, out_w, options)
     full, last = divmod(ty, band)
-    padded = full * isa.winograd_gemm_pixels(band * tx) + isa.winograd_gemm_pixels(last * tx)
+    padded = full * kernels.winograd_gemm_pixels(band * tx) + kernels.winograd_gemm_pixels(last * tx)
     return (per_mac * a * a * cin * rows * padded + per_store * a * a * rows * padded
             + per_input * a * a * cin * tx * ty + per_weight * -(-ty // band) * a * a * cin * rows + per_op)
 
 
-def winograd_tile(attrs, spatial, options):
+def winograd_tile(kernels, attrs, spatial, options):
     """m for a Winograd F(m x m) lowering of this convolution, or 0 (not
     one Winograd runs: 3x3, stride 1, no dilation or groups, padding 0 or
     1; or the direct path costs less: path_cost)."""
@@ -159,7 +165,7 @@ def winograd_tile(attrs, spatial, options):
     if options.winograd:
         return options.winograd
     shape = a['in_channels'], a['out_channels'], spatial['out_h'], spatial['out_w']
-    return min(path_costs(), key=lambda m: path_cost(m, *shape, options))
+    return min(path_costs(kernels), key=lambda m: path_cost(kernels, m, *shape, options))
 
 
 def is_pointwise(node):
@@ -220,7 +226,7 @@ class Conv(OpDef):
         return int(node.params['weight'][0].size) * oc * oh * ow
 
     def lower(self, node, ctx):
-        a, p, options = node.attrs, node.params, ctx.options
+        a, p, options, kernels = node.attrs, node.params, ctx.options, ctx.kernels
         step, spatial = ctx.step(node), ctx.spatial(node)
         residual = ctx.offsets(node.inputs[1]) if len(node.inputs) == 2 else None
         groups, cin, cout = a['groups'], a['in_channels'], a['out_channels']
@@ -232,20 +238,21 @@ class Conv(OpDef):
 
         if cin_g == 1:      # depthwise, possibly with a channel multiplier
             step = dict(step, in_off=step['in_off'][np.arange(cout) // cout_g])
-            record, need = window_op(step, spatial, a, kernel, WindowMode.WINDOW_CONV, options,
+            record, need = window_op(kernels, step, spatial, a, kernel, WindowMode.WINDOW_CONV, options,
                                      ctx.direct_only, fill=0.0, w=weight.reshape(cout, -1), b=bias)
             return record, name_kernel('dwconv', kernel, stride), need
 
         pixels = spatial['out_h'] * spatial['out_w']
         pointwise = kernel == (1, 1) and stride == (1, 1) and padding == (0, 0)
         if pointwise and groups == 1 and pixels == 1:
-            return linear_record(weight.reshape(cout, cin), bias, step, residual), 'conv1x1', LINEAR_NO
+            return (linear_record(kernels, weight.reshape(cout, cin), bias, step, residual), 'conv1x1',
+                    kernels.LINEAR_OUTPUTS)
 
         K = cin_g * kernel[0] * kernel[1]
         k = kernel_fields(a, kernel)
-        m = winograd_tile(a, spatial, options)
+        m = winograd_tile(kernels, a, spatial, options)
         if m:
-            return self.lower_winograd(m, weight, bias, step, spatial, k, residual, options)
+            return self.lower_winograd(kernels, m, weight, bias, step, spatial, k, residual, options)
         direct = (not pointwise and options.direct_conv and groups == 1 and k['sh'] == k['sw']
                   and k['sh'] in (1, 2) and (k['dh'], k['dw']) == (1, 1))
         # the B table, per group: the input planes of a 1x1, the taps of a
@@ -256,21 +263,22 @@ class Conv(OpDef):
             table = step['in_off'].reshape(groups, K)
         elif direct:
             jobs = runs(spatial['out_h'], options.channel_jobs)
-            table, column = isa.direct_tap_offsets(cin, spatial['in_w'], k['pw'], k['kh'], k['kw'],
-                                                   k['sw'], jobs['per_job'])
+            table, column = kernels.direct_tap_offsets(cin, spatial['in_w'], k['pw'], k['kh'], k['kw'],
+                                                       k['sw'], jobs['per_job'])
             table, column = table[None], column[None]
         else:
-            table = np.arange(K, dtype=np.int64)[None] * NR
-        order, k_runs = reduction_order(table, column)
+            table = np.arange(K, dtype=np.int64)[None] * kernels.TILE_PIXELS
+        order, k_runs = reduction_order(kernels, table, column)
         weight = np.take_along_axis(weight.reshape(groups, cout_g, K),
                                     np.broadcast_to(order[:, None, :], (groups, cout_g, K)), axis=2)
         table = np.take_along_axis(table, order, axis=1).ravel()
-        tail = pointwise and options.tail_tiles and pixels == isa.TAIL_PIXELS
-        tiles = row_tiles(cout_g, isa.NARROW_ROWS if tail else None)
+        tail = pointwise and options.tail_tiles and pixels == kernels.TAIL_PIXELS
+        tiles = row_tiles(kernels, cout_g, kernels.NARROW_ROWS if tail else None)
         m_tiles = tiles['m_tiles']
-        w_packed, b_packed = pack_gemm(weight, bias.reshape(groups, cout_g), tiles)
-        tile_pixels, n_tiles = (pixel_tiles(pixels, step['plane'], tiles['tile_rows'], K, tail, options) if pointwise
-                                else (NR, -(-step['plane'] // NR)))
+        w_packed, b_packed = pack_gemm(kernels, weight, bias.reshape(groups, cout_g), tiles)
+        nr = kernels.TILE_PIXELS
+        tile_pixels, n_tiles = (pixel_tiles(kernels, pixels, step['plane'], tiles['tile_rows'], K, tail, options)
+                                if pointwise else (nr, -(-step['plane'] // nr)))
         gemm = dict(step, **spatial, **tiles, groups=groups, cin_g=cin_g, cout_g=cout_g, K=K,
                     n_tiles=n_tiles, tile_pixels=tile_pixels, w=w_packed, b=b_packed,
                     res_off=residual, k_runs=k_runs)
@@ -288,26 +296,27 @@ class Conv(OpDef):
         name = name_kernel('conv', kernel, stride) + ('' if groups == 1 else f'g{groups}')
         if direct:
             record = ConvDirect(**gemm, **k, **jobs, m_per_job=m_tiles, in2_off=table)
-            return record, name, isa.direct_scratch_floats(cin, spatial['in_w'], k['pw'], k['kh'],
-                                                             k['sh'], jobs['per_job'])
+            return record, name, kernels.direct_scratch_floats(cin, spatial['in_w'], k['pw'], k['kh'],
+                                                                 k['sh'], jobs['per_job'])
         jobs = runs(n_tiles, max(1, -(-options.channel_jobs // groups)))
         record = ConvIm2col(**gemm, **k, m_per_job=m_tiles, per_job=jobs['per_job'],
                             jobs_per_image=groups * jobs['jobs_per_image'], in2_off=table)
-        return record, name + '_im2col', isa.im2col_scratch_floats(K, k['kw'])
+        return record, name + '_im2col', kernels.im2col_scratch_floats(K, k['kw'])
 
-    def lower_winograd(self, m, weight, bias, step, spatial, k, residual, options):
+    def lower_winograd(self, kernels, m, weight, bias, step, spatial, k, residual, options):
         cout, cin = weight.shape[:2]
-        tiles = row_tiles(cout)
-        band, m_per_job, jobs = winograd_layout(m, cin, tiles, spatial['out_h'], spatial['out_w'], options)
+        tiles = row_tiles(kernels, cout)
+        band, m_per_job, jobs = winograd_layout(kernels, m, cin, tiles, spatial['out_h'], spatial['out_w'], options)
         tx, ty = winograd_tiles(m, spatial['out_h'], spatial['out_w'])
-        w_packed, _ = pack_gemm(winograd_weights(weight, m), np.zeros(((m + 2) ** 2, cout), np.float32), tiles)
-        table = np.arange(max(cin, cout), dtype=np.int64) * isa.winograd_stride(band, tx)
+        w_packed, _ = pack_gemm(kernels, winograd_weights(weight, m), np.zeros(((m + 2) ** 2, cout), np.float32),
+                                tiles)
+        table = np.arange(max(cin, cout), dtype=np.int64) * kernels.winograd_stride(band, tx)
         record = ConvWinograd(**step, **spatial, **tiles, **k, groups=1, cin_g=cin, cout_g=cout, K=cin,
-                              n_tiles=tx * ty, tile_pixels=NR, w=w_packed,
-                              b=np.concatenate([bias, np.zeros(isa.WEIGHT_OVERREAD, np.float32)]),
-                              res_off=residual, k_runs=isa.plane_runs(table[None, :cin]), wino=m,
+                              n_tiles=tx * ty, tile_pixels=kernels.TILE_PIXELS, w=w_packed,
+                              b=np.concatenate([bias, np.zeros(kernels.WEIGHT_OVERREAD, np.float32)]),
+                              res_off=residual, k_runs=kernels.plane_runs(table[None, :cin]), wino=m,
                               in2_off=table, per_job=band, m_per_job=m_per_job, jobs_per_image=jobs)
-        need = isa.winograd_scratch_floats(m, cin, m_per_job * tiles['tile_rows'], band, tx)
+        need = kernels.winograd_scratch_floats(m, cin, m_per_job * tiles['tile_rows'], band, tx)
         return record, f'conv3x3_winograd{m}', need
 
 

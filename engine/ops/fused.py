@@ -16,10 +16,9 @@ from dataclasses import fields, replace
 import numpy as np
 
 from engine.errors import ModelFileError
-from engine.kernels import isa
 from engine.kernels.abi import EltwiseMode, WindowPath
 from engine.kernels import descriptors
-from engine.lowering import FLOAT, padded_plane, runs, tile_starts
+from engine.lowering import padded_plane, runs, tile_starts
 from engine.ops import REGISTRY, OpDef, register
 from engine.ops.conv import conv2d
 
@@ -52,7 +51,7 @@ class ExpandDepthwise(_PlanOnly):
         blocks of pw's row tiles (options.fuse_min_jobs of them at least), each
         its channels band by band, bands as tall as options.fuse_band_bytes
         of scratch holds for a block."""
-        pw, dw, options = node.attrs['expand'], node.attrs['depthwise'], ctx.options
+        pw, dw, options, kernels = node.attrs['expand'], node.attrs['depthwise'], ctx.options, ctx.kernels
         conv = REGISTRY['conv']
         e, h, w = conv.shape(pw, [ctx.shapes[i] for i in pw.inputs])
         ctx = replace(ctx, shapes={**ctx.shapes, pw.name: (e, h, w)},
@@ -66,15 +65,15 @@ class ExpandDepthwise(_PlanOnly):
         first = np.minimum(first[:-1][::m_per_job].tolist() + [first[-1]], e)   # jobs' first channels, then e
         block = int(np.diff(first).max())                                  # channels of a job at most
 
-        def band_plane(rows):       # floats per channel of a band of `rows` output rows
+        def band_plane(rows):       # elements per channel of a band of `rows` output rows
             return padded_plane(((rows - 1) * sh + (kh - 1) * dh + 1) * w)
 
         rows = out_h
-        while rows > 1 and 4 * block * band_plane(rows) > options.fuse_band_bytes:
+        while rows > 1 and kernels.ELEMENT_BYTES * block * band_plane(rows) > options.fuse_band_bytes:
             rows -= 1
         # at stride 1 the depthwise runs flat, if bands but the last can be
         # whole vectors: rows a multiple of `step`
-        step = isa.VECTOR // np.gcd(w, isa.VECTOR)
+        step = kernels.VECTOR // np.gcd(w, kernels.VECTOR)
         flat = sh == 1 and ctx.shapes[dw.name][2] == w and (rows == out_h or rows >= step)
         if flat and rows < out_h:
             rows -= rows % step
@@ -82,8 +81,8 @@ class ExpandDepthwise(_PlanOnly):
         # channel c's band at head + c * plane (a job shifts its block's first
         # to the head): the depthwise's border vectors read up to pw floats
         # before a row, the flat path up to ARENA_SLACK floats around the bands
-        head = isa.ARENA_SLACK if flat else padded_plane(dw.attrs['padding'][1])
-        bands = FLOAT * (head + np.arange(e, dtype=np.int64) * plane)      # the records' bytes
+        head = kernels.ARENA_SLACK if flat else padded_plane(dw.attrs['padding'][1])
+        bands = kernels.ELEMENT_BYTES * (head + np.arange(e, dtype=np.int64) * plane)      # the records' bytes
         then, dw_kind, dw_need = conv.lower(dw, replace(ctx, direct_only=not flat, in_off=bands))
         if flat and then.path != WindowPath.WINDOW_FLAT:     # no flat tables: the direct path
             flat = False
@@ -92,7 +91,7 @@ class ExpandDepthwise(_PlanOnly):
         values.update(out_off=bands, plane=plane, m_per_job=m_per_job, per_job=rows,
                       jobs_per_image=len(first) - 1)
         record = descriptors.ExpandDepthwise(**values, then=then)
-        after = isa.ARENA_SLACK if flat else dw_need      # the flat reads, or the direct path's scratch
+        after = kernels.ARENA_SLACK if flat else dw_need      # the flat reads, or the direct path's scratch
         return record, f'{kind}+{dw_kind}', head + block * plane + after
 
 
@@ -143,4 +142,4 @@ class AddHalves(_PlanOnly):
         c = len(halves) // 2
         step.update(in_off=halves[:c])
         return descriptors.Eltwise(**step, mode=EltwiseMode.ELTWISE_ADD_SPLIT, in2_off=halves[c:],
-                       **runs(step['plane'] // isa.VECTOR, ctx.options.channel_jobs)), 'k_halves_sum', 0
+                       **runs(step['plane'] // ctx.kernels.VECTOR, ctx.options.channel_jobs)), 'k_halves_sum', 0

@@ -4,7 +4,7 @@ LINEAR_OUTPUTS outputs)."""
 import numpy as np
 
 from engine.errors import ModelFileError
-from engine.lowering import LINEAR_NO, linear_record
+from engine.lowering import linear_record
 from engine.ops import OpDef, register
 from engine.ops.activations import check_epilogue
 from engine.ops.aten import arg, converts
@@ -40,7 +40,8 @@ class Linear(OpDef):
 
     def lower(self, node, ctx):
         p = node.params
-        return linear_record(p['weight'], p.get('bias'), ctx.step(node), None), 'linear', LINEAR_NO
+        return (linear_record(ctx.kernels, p['weight'], p.get('bias'), ctx.step(node), None), 'linear',
+                ctx.kernels.LINEAR_OUTPUTS)
 
 
 @converts('linear')

@@ -94,8 +94,8 @@ class MaxPool(_Window):
 
     def lower(self, node, ctx):
         a = node.attrs
-        record, need = window_op(ctx.step(node), ctx.spatial(node), a, a['kernel'], WindowMode.WINDOW_MAX,
-                                 ctx.options, fill=-np.inf)
+        record, need = window_op(ctx.kernels, ctx.step(node), ctx.spatial(node), a, a['kernel'],
+                                 WindowMode.WINDOW_MAX, ctx.options, fill=-np.inf)
         return record, name_kernel(node.op, a['kernel'], a['stride']), need
 
 
@@ -120,8 +120,9 @@ class AvgPool(_Window):
             return _global_record(node, ctx)     # one window, the whole plane
         div = avgpool_divisors(spatial['in_h'], spatial['in_w'], spatial['out_h'], spatial['out_w'],
                                a['kernel'], a['stride'], a['padding'], a['count_include_pad'])
-        record, need = window_op(ctx.step(node), spatial, a, a['kernel'], WindowMode.WINDOW_AVG, ctx.options,
-                                 fill=0.0, aux=np.concatenate([div.ravel(), np.zeros(PLANE_ALIGN, np.float32)]))
+        record, need = window_op(ctx.kernels, ctx.step(node), spatial, a, a['kernel'], WindowMode.WINDOW_AVG,
+                                 ctx.options, fill=0.0,
+                                 aux=np.concatenate([div.ravel(), np.zeros(PLANE_ALIGN, np.float32)]))
         return record, name_kernel(node.op, a['kernel'], a['stride']), need
 
 

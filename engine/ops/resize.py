@@ -14,7 +14,6 @@ import math
 import numpy as np
 
 from engine.errors import ModelFileError
-from engine.kernels import isa
 from engine.kernels.abi import ResizeMode
 from engine.kernels.descriptors import Resize as ResizeRecord
 from engine.lowering import channel_runs
@@ -128,7 +127,7 @@ class Resize(OpDef):
                               mode=MODES[node.attrs['mode']],
                               tap_off=np.concatenate([r0 * in_w, r1 * in_w, c0, c1]),
                               aux=np.concatenate([wy0, wy1, wx0, wx1]))
-        return record, f'resize_{node.attrs["mode"]}', isa.resize_scratch_floats(spatial['out_w'])
+        return record, f'resize_{node.attrs["mode"]}', ctx.kernels.resize_scratch_floats(spatial['out_w'])
 
 
 def _resize(cv, fx, x, mode, size, align_corners, scales):
