@@ -11,6 +11,7 @@ import numpy as np
 import engine
 from engine import detect, device, preprocess, zoo
 from engine.cli import nonnegative_int, positive_int
+from engine.kernels.isa import PRECISIONS
 
 
 def measure(fn, warmup, runs):
@@ -41,11 +42,11 @@ def profile_table(rows):
 
 def run(args):
     if args.model:
-        model = engine.load(args.model, threads=args.threads)
+        model = engine.load(args.model, threads=args.threads, precision=args.precision)
         label = args.model
         note = None
     else:
-        model = engine.Model(zoo.MODELS[args.arch](), threads=args.threads)
+        model = engine.Model(zoo.MODELS[args.arch](), threads=args.threads, precision=args.precision)
         label = f'{args.arch} (built in)'
         note = 'random weights (seed 0): speed does not depend on weight values'
     n, c, h, w = model.input_shape
@@ -66,7 +67,8 @@ def run(args):
     if single > (args.warmup + args.runs) // 8:
         warnings = warnings + [f'{single} of {args.warmup + args.runs} runs went faster on one thread than on '
                                f'{model.threads}: other programs have the cores (tools/bench_contention.py)']
-    result = dict(model=label, input_shape=list(shape), threads=model.threads,
+    result = dict(model=label, input_shape=list(shape), threads=model.threads, precision=model.precision,
+                  kernels=model.kernels.ISA,
                   warmup=args.warmup, runs=args.runs, ms=summary(times),
                   build=engine.build_info(), machine=platform.machine(), engine=engine.__version__,
                   device=facts, warnings=warnings)
@@ -81,7 +83,8 @@ def run(args):
         print(json.dumps(result, indent=2, default=list))
         return
     b = result['build']
-    print(f'engine {engine.__version__}  isa {b["isa"]}  threads {model.threads}  {platform.machine()}')
+    print(f'engine {engine.__version__}  isa {model.kernels.ISA}  precision {model.precision}  '
+          f'threads {model.threads}  {platform.machine()}')
     print(f'cpu    {facts["cpu"]}  ({facts["cores"]} cores, governor {facts["governor"] or "unknown"})')
     for w in warnings:
         print(f'WARNING: {w}')
@@ -120,6 +123,8 @@ def add_parser(sub):
     p.add_argument('--arch', default='shufflenet_v2_x1_0', choices=list(zoo.MODELS),
                    help='built-in architecture (default %(default)s)')
     p.add_argument('--threads', type=positive_int, default=None, help='threads (default: usable cores)')
+    p.add_argument('--precision', choices=PRECISIONS, default='fp32',
+                   help='fp16: tensors, weights and arithmetic in fp16 (CPUs with fp16 arithmetic: Pi 5)')
     p.add_argument('--runs', type=positive_int, default=200, help='timed runs (default %(default)s)')
     p.add_argument('--warmup', type=nonnegative_int, default=20, help='untimed runs first (default %(default)s)')
     p.add_argument('--batch', type=positive_int, default=1, help='images per run (default %(default)s)')

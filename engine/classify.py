@@ -17,6 +17,7 @@ import numpy as np
 import engine
 from engine import preprocess
 from engine.cli import positive_int
+from engine.kernels.isa import PRECISIONS
 from engine.preprocess import IMAGE_SUFFIXES
 
 
@@ -87,10 +88,12 @@ def run(args):
                                        std=args.std).items() if v is not None}
     if args.ray is not None or args.output or args.actors:
         return run_on_ray(args, override)
-    model = engine.load(args.model, threads=args.threads)
+    model = engine.load(args.model, threads=args.threads, precision=args.precision)
     files, problems = collect(args.images)
     if not files:
         raise ValueError('no images found in ' + ', '.join(args.images))
+    if not args.quiet:
+        print(f'precision {model.precision} ({model.kernels.ISA} kernels)', file=sys.stderr)
     update, close = progress_bar(len(files), any(os.path.isdir(p) for p in args.images) and not args.quiet)
     try:
         rows = list(classify_files(model, files, args.top_k, args.batch_size, override, update))
@@ -142,6 +145,8 @@ def add_parser(sub):
     p.add_argument('model', help='model file')
     p.add_argument('images', nargs='+', metavar='IMAGE_OR_FOLDER', help='image files and folders (recursively)')
     p.add_argument('--top-k', type=positive_int, default=5, help='labels per image (default %(default)s)')
+    p.add_argument('--precision', choices=PRECISIONS, default='fp32',
+                   help='fp16: tensors, weights and arithmetic in fp16 (CPUs with fp16 arithmetic: Pi 5)')
     p.add_argument('--threads', type=positive_int, default=None,
                    help='threads (default: the usable cores; with --ray: per actor, default 1)')
     p.add_argument('--batch-size', type=positive_int, default=16,

@@ -61,8 +61,9 @@ def conv_path(request):
 # The kernel cases run in both precisions: fp32, and fp16 on the fp16 module
 # this CPU runs (neon_fp16 where it has fp16 arithmetic, else the scalar_fp16
 # reference), to fp16's tolerance (check_graph's rtol: of the output's
-# largest magnitude).
-PRECISION_RTOL = {'fp32': 2e-5, 'fp16': 1e-2}
+# largest magnitude; neon_fp16 accumulates in fp16: 1.4e-2 on the
+# 1024-long reduction of test_linear, scalar_fp16 in float: 2e-3 at most).
+PRECISION_RTOL = {'fp32': 2e-5, 'fp16': 2e-2}
 
 
 @pytest.fixture(params=list(PRECISION_RTOL))

@@ -98,7 +98,9 @@ MODELS = {
 }
 ENGINES = ('engine', 'ncnn', 'ort')
 MCA_COVER = 0.97            # blocks given to llvm-mca: the hottest ones, this share of the instructions
-TOLERANCE = 1e-4            # outputs within TOLERANCE x max(1, max|ref|) of PyTorch's
+# outputs within TOLERANCE[precision] x max(1, max|ref|) of PyTorch's (fp16: tensors and
+# weights rounded to 11 bits, arithmetic in fp16)
+TOLERANCE = {'fp32': 1e-4, 'fp16': 2e-2}
 
 
 def log(msg):
@@ -295,7 +297,8 @@ def total(per_vcpu, n):
 def run_cell(args, name, kind, cpu, threads):
     mdir = f'{args.work}/models/{name}'
     plan = args.plan if kind == 'engine' else []
-    tag = '-'.join([f'{name}-{kind}-{cpu}-t{threads}'] + plan)
+    precision = args.precision if kind == 'engine' else 'fp32'
+    tag = '-'.join([f'{name}-{kind}-{cpu}-t{threads}'] + plan + ([precision] if precision != 'fp32' else []))
     out = f'{args.work}/counts/{tag}'
     os.makedirs(os.path.dirname(out), exist_ok=True)
     c = CPUS[cpu]
@@ -309,7 +312,8 @@ def run_cell(args, name, kind, cpu, threads):
         env.pop(k, None)
     run(['qemu-aarch64', '-L', sysroot, '-cpu', cpu, '-plugin', f'{args.plugin},{opts}',
          f'{sysroot}/usr/bin/python{PYVER}', f'{ARM}/infer.py', kind, mdir, '--threads', str(threads),
-         '--iters', str(args.iters), '--json', f'{out}.json'] + [f'--plan={o}' for o in plan], f'{out}.log', env=env)
+         '--iters', str(args.iters), '--json', f'{out}.json', '--precision', precision]
+        + [f'--plan={o}' for o in plan], f'{out}.log', env=env)
     with open(f'{out}.json') as f:
         info = json.load(f)
     names, marks, blocks = parse_probe(f'{out}.probe')
@@ -317,12 +321,12 @@ def run_cell(args, name, kind, cpu, threads):
     mark_cost = total(between(marks, 90, 91), len(names))
     window = between(marks, 10, 10 + n)
     per_inf = [t / n - m for t, m in zip(total(window, len(names)), mark_cost)]
-    cell = dict(model=name, engine=kind, cpu=cpu, threads=threads, plan=plan,
+    cell = dict(model=name, engine=kind, cpu=cpu, threads=threads, plan=plan, precision=precision,
                 counts=dict(zip(names, per_inf)),
                 threads_insns=sorted((v[0] / n for v in window.values()), reverse=True),
                 max_abs_diff=info['max_abs_diff'], ref_absmax=info['ref_absmax'],
                 version=info.get('version') or info.get('build', {}).get('isa'))
-    cell['ok'] = cell['max_abs_diff'] <= TOLERANCE * max(1.0, cell['ref_absmax'])
+    cell['ok'] = cell['max_abs_diff'] <= TOLERANCE[precision] * max(1.0, cell['ref_absmax'])
     if kind == 'engine':
         runs = info['runs_by_threads']
         if threads > 1 and set(runs) != {str(threads)}:
@@ -511,6 +515,8 @@ def main(argv=None):
     p.add_argument('--json', help='write every cell here')
     p.add_argument('--plan', nargs='+', default=[], metavar='OPTION=VALUE',
                    help="the engine's PlanOptions, e.g. winograd=0 (compare its paths on the board)")
+    p.add_argument('--precision', choices=['fp32', 'fp16'], default='fp32',
+                   help="the engine's (fp16: CPUs with fp16 arithmetic, e.g. cortex-a76)")
     args = p.parse_args(argv)
     if min(args.threads) < 1 or args.iters < 1:
         p.error('--threads and --iters must be positive')
@@ -534,8 +540,8 @@ def main(argv=None):
             json.dump(dict(cpus={k: dataclasses.asdict(v) for k, v in CPUS.items()}, cells=cells), f, indent=1)
     bad = [f'{c["model"]}/{c["engine"]}/{c["cpu"]}' for c in cells if not c['ok']]
     if bad:
-        raise SystemExit(f'count_aarch64: outputs differ from PyTorch beyond {TOLERANCE:g} x max(1, max|ref|): '
-                         + ', '.join(bad))
+        raise SystemExit(f'count_aarch64: outputs differ from PyTorch beyond {TOLERANCE[args.precision]:g} '
+                         'x max(1, max|ref|): ' + ', '.join(bad))
     return 0
 
 

@@ -85,10 +85,6 @@ ENGINE_ALWAYS_INLINE void f32_gemm_store(vf acc[GEMM_MR][GEMM_NV_MAX], ef* dst,
 #define GEMM_EV_MAX ((GEMM_MR + VLEN - 1) / VLEN)
 typedef struct { vf v[GEMM_EXTRA_MAX][GEMM_EV_MAX]; } f32_gemm_extras;
 
-/* the ISA's own GEMM steps, which the tile below runs where they apply */
-#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
-#include "ukernels_neon.h"
-#endif
 
 /* Entry k's run of B planes (b_run, below): how many from k on (K at most)
  * and the step between them (0 for a run of one). */
@@ -115,6 +111,11 @@ ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra_k(f32_gemm_extras x, const e
         for (int p = 0; p < EXTRA; p++) x.v[p][e] = vf_fma(ae[e], vf_set1(b[p]), x.v[p][e]);
     return x;
 }
+
+/* the ISA's own GEMM steps, which the tile below runs where they apply */
+#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT) || defined(ENGINE_ISA_NEON_FP16)
+#include "ukernels_neon.h"
+#endif
 
 /* The extra pixels of all k in a pass of their own where
  * ENGINE_GEMM_EXTRA_PASS (NEON: f32_gemm_extra_pass; beside the asm
@@ -181,7 +182,11 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
              * (Reads up to VLEN - 1 floats past the rows: the packing's slack.) */
             vf av[(GEMM_MR + VLEN - 1) / VLEN];
             vf_loadu_n(av, a, (MR + VLEN - 1) / VLEN);
+            /* (unrolled, so that each lane is a constant: GCC left the fp16 module's
+             * loop rolled, its accumulators in memory) */
+#pragma GCC unroll 16
             for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
                 for (int v = 0; v < NV; v++) acc[r][v] = vf_fma_lane(acc[r][v], bv[v], av[r / VLEN], r % VLEN);
 #else
             for (int r = 0; r < MR; r++) {

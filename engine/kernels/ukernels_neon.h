@@ -20,28 +20,78 @@
  * whether MR rows of NV vectors have one (f32_gemm_reduce_neon). */
 #define ENGINE_GEMM_REDUCE(MR, NV) (((MR) == 12 || (MR) == 8) && ((NV) == 1 || (NV) == 2))
 
+/* The element in the asm: its arrangement (E), a lane of it (E_LANE), its
+ * bytes as a shift (E_SHIFT) and in full (E_BYTES).  In fp16 (neon_fp16) a
+ * vector holds 8, and FMLA by element takes an .h lane from v0-v15 only: the
+ * weights and B go to v0-v5 there (fp32: v24-v30), the accumulators to the
+ * registers left. */
+#ifdef ENGINE_F16
+#define E ".8h"
+#define E_LANE ".h"
+#define E_SHIFT "1"
+#define E_BYTES "2"
+#define B0 "v2"
+#define B1 "v3"
+#define B2 "v4"
+#define B3 "v5"
+#define REDUCE_CLOBBERS "x8", "v0", "v1", "v2", "v3", "v4", "v5"
+#else
+#define E ".4s"
+#define E_LANE ".s"
+#define E_SHIFT "2"
+#define E_BYTES "4"
+#define B0 "v24"
+#define B1 "v25"
+#define B2 "v29"
+#define B3 "v30"
+#define REDUCE_CLOBBERS "v24", "v25", "v26", "v27", "v28", "v29", "v30"
+#endif
+
 /* acc operand i += B vector bv times lane l of weights av */
-#define F(i, bv, av, l) "fmla %" #i ".4s, " bv ".4s, " av ".s[" #l "]\n\t"
-/* four rows (accumulator operands i0 .. i7) from the lanes of av */
-#define ROWS4(i0, i1, i2, i3, i4, i5, i6, i7, b0, b1, av) \
-    F(i0, b0, av, 0) F(i1, b1, av, 0) F(i2, b0, av, 1) F(i3, b1, av, 1) \
-    F(i4, b0, av, 2) F(i5, b1, av, 2) F(i6, b0, av, 3) F(i7, b1, av, 3)
-#define B_LOAD(b0, b1) "ld1 {" b0 ".4s, " b1 ".4s}, [x14], x15\n\t"
-#define K12(b0, b1) B_LOAD(b0, b1) "ld1 {v26.4s, v27.4s, v28.4s}, [x9], #48\n\t" \
-    ROWS4(0, 1, 2, 3, 4, 5, 6, 7, b0, b1, "v26") ROWS4(8, 9, 10, 11, 12, 13, 14, 15, b0, b1, "v27") \
-    ROWS4(16, 17, 18, 19, 20, 21, 22, 23, b0, b1, "v28")
-#define K8(b0, b1) B_LOAD(b0, b1) "ld1 {v26.4s, v27.4s}, [x9], #32\n\t" \
-    ROWS4(0, 1, 2, 3, 4, 5, 6, 7, b0, b1, "v26") ROWS4(8, 9, 10, 11, 12, 13, 14, 15, b0, b1, "v27")
+#define F(i, bv, av, l) "fmla %" #i E ", " bv E ", " av E_LANE "[" #l "]\n\t"
+/* four rows (accumulator operands i0 .. i7) from lanes l .. l+3 of av */
+#define ROWS4(i0, i1, i2, i3, i4, i5, i6, i7, b0, b1, av, l0, l1, l2, l3) \
+    F(i0, b0, av, l0) F(i1, b1, av, l0) F(i2, b0, av, l1) F(i3, b1, av, l1) \
+    F(i4, b0, av, l2) F(i5, b1, av, l2) F(i6, b0, av, l3) F(i7, b1, av, l3)
+#define B_LOAD(b0, b1) "ld1 {" b0 E ", " b1 E "}, [x14], x15\n\t"
 /* the same for one B vector (tiles of one vector: a row's or a band's last pixels) */
-#define ROWS4_1(i0, i1, i2, i3, b0, av) F(i0, b0, av, 0) F(i1, b0, av, 1) F(i2, b0, av, 2) F(i3, b0, av, 3)
-#define B_LOAD_1(b0) "ld1 {" b0 ".4s}, [x14], x15\n\t"
+#define ROWS4_1(i0, i1, i2, i3, b0, av, l0, l1, l2, l3) \
+    F(i0, b0, av, l0) F(i1, b0, av, l1) F(i2, b0, av, l2) F(i3, b0, av, l3)
+#define B_LOAD_1(b0) "ld1 {" b0 E "}, [x14], x15\n\t"
+#ifdef ENGINE_F16
+/* 12 rows' weights: 24 bytes, two vectors loaded (the packing's slack) and x8 = 24 stepped */
+#define W12 "ld1 {v0.8h, v1.8h}, [x9], x8\n\t"
+#define W12_SETUP "mov x8, #24\n\t"
+#define K12(b0, b1) B_LOAD(b0, b1) W12 \
+    ROWS4(0, 1, 2, 3, 4, 5, 6, 7, b0, b1, "v0", 0, 1, 2, 3) \
+    ROWS4(8, 9, 10, 11, 12, 13, 14, 15, b0, b1, "v0", 4, 5, 6, 7) \
+    ROWS4(16, 17, 18, 19, 20, 21, 22, 23, b0, b1, "v1", 0, 1, 2, 3)
+#define K8(b0, b1) B_LOAD(b0, b1) "ld1 {v0.8h}, [x9], #16\n\t" \
+    ROWS4(0, 1, 2, 3, 4, 5, 6, 7, b0, b1, "v0", 0, 1, 2, 3) \
+    ROWS4(8, 9, 10, 11, 12, 13, 14, 15, b0, b1, "v0", 4, 5, 6, 7)
+#define K12_1(b0, b1) B_LOAD_1(b0) W12 \
+    ROWS4_1(0, 1, 2, 3, b0, "v0", 0, 1, 2, 3) ROWS4_1(4, 5, 6, 7, b0, "v0", 4, 5, 6, 7) \
+    ROWS4_1(8, 9, 10, 11, b0, "v1", 0, 1, 2, 3)
+#define K8_1(b0, b1) B_LOAD_1(b0) "ld1 {v0.8h}, [x9], #16\n\t" \
+    ROWS4_1(0, 1, 2, 3, b0, "v0", 0, 1, 2, 3) ROWS4_1(4, 5, 6, 7, b0, "v0", 4, 5, 6, 7)
+#else
+#define W12_SETUP ""
+#define K12(b0, b1) B_LOAD(b0, b1) "ld1 {v26.4s, v27.4s, v28.4s}, [x9], #48\n\t" \
+    ROWS4(0, 1, 2, 3, 4, 5, 6, 7, b0, b1, "v26", 0, 1, 2, 3) \
+    ROWS4(8, 9, 10, 11, 12, 13, 14, 15, b0, b1, "v27", 0, 1, 2, 3) \
+    ROWS4(16, 17, 18, 19, 20, 21, 22, 23, b0, b1, "v28", 0, 1, 2, 3)
+#define K8(b0, b1) B_LOAD(b0, b1) "ld1 {v26.4s, v27.4s}, [x9], #32\n\t" \
+    ROWS4(0, 1, 2, 3, 4, 5, 6, 7, b0, b1, "v26", 0, 1, 2, 3) \
+    ROWS4(8, 9, 10, 11, 12, 13, 14, 15, b0, b1, "v27", 0, 1, 2, 3)
 #define K12_1(b0, b1) B_LOAD_1(b0) "ld1 {v26.4s, v27.4s, v28.4s}, [x9], #48\n\t" \
-    ROWS4_1(0, 1, 2, 3, b0, "v26") ROWS4_1(4, 5, 6, 7, b0, "v27") ROWS4_1(8, 9, 10, 11, b0, "v28")
+    ROWS4_1(0, 1, 2, 3, b0, "v26", 0, 1, 2, 3) ROWS4_1(4, 5, 6, 7, b0, "v27", 0, 1, 2, 3) \
+    ROWS4_1(8, 9, 10, 11, b0, "v28", 0, 1, 2, 3)
 #define K8_1(b0, b1) B_LOAD_1(b0) "ld1 {v26.4s, v27.4s}, [x9], #32\n\t" \
-    ROWS4_1(0, 1, 2, 3, b0, "v26") ROWS4_1(4, 5, 6, 7, b0, "v27")
+    ROWS4_1(0, 1, 2, 3, b0, "v26", 0, 1, 2, 3) ROWS4_1(4, 5, 6, 7, b0, "v27", 0, 1, 2, 3)
+#endif
 /* row r's accumulators (operands i, j) start at bias[r] */
-#define BIAS(i, j) "ld1r {%" #i ".4s}, [x16], #4\n\tmov %" #j ".16b, %" #i ".16b\n\t"
-#define BIAS_1(i) "ld1r {%" #i ".4s}, [x16], #4\n\t"
+#define BIAS(i, j) "ld1r {%" #i E "}, [x16], #" E_BYTES "\n\tmov %" #j ".16b, %" #i ".16b\n\t"
+#define BIAS_1(i) "ld1r {%" #i E "}, [x16], #" E_BYTES "\n\t"
 /* the asm's run operand: NULL for K > 1 planes of one run (b_step >= 0:
  * ONE_RUN; an asm takes at most 30 operands, none left for b_step) */
 static inline const int64_t* f32_runs_or_one(const int64_t* b_run, int64_t b_step, int64_t K) {
@@ -54,13 +104,13 @@ static inline const int64_t* f32_runs_or_one(const int64_t* b_run, int64_t b_ste
 #define ONE_RUN \
         "cbnz %[run], 3f\n\t" \
         "ldp x13, x15, [%[off]]\n\t" \
-        "add x14, %[src], x13, lsl #2\n\t" \
+        "add x14, %[src], x13, lsl #" E_SHIFT "\n\t" \
         "sub x15, x15, x13\n\t" \
-        "lsl x15, x15, #2\n\t" \
+        "lsl x15, x15, #" E_SHIFT "\n\t" \
         "mov x11, %[K]\n\t" \
         "b 4f\n"
 /* k steps in turn with the two B registers each (one loads while the other is used) */
-#define TWO(K_STEP) K_STEP("v24", "v25") K_STEP("v29", "v30")
+#define TWO(K_STEP) K_STEP(B0, B1) K_STEP(B2, B3)
 #define FOUR(K_STEP) TWO(K_STEP) TWO(K_STEP)
 #define EIGHT(K_STEP) FOUR(K_STEP) FOUR(K_STEP)
 #define REDUCE(K_STEP, FIRST) \
@@ -76,17 +126,17 @@ static inline const int64_t* f32_runs_or_one(const int64_t* b_run, int64_t b_ste
         "csel x11, x11, x12, le\n\t" \
         "add x12, %[off], x10, lsl #3\n\t" \
         "ldr x13, [x12]\n\t" \
-        "add x14, %[src], x13, lsl #2\n\t" \
+        "add x14, %[src], x13, lsl #" E_SHIFT "\n\t" \
         "mov x15, #0\n\t" \
         "cmp x11, #1\n\t" \
         "b.le 4f\n\t" \
         "ldr x15, [x12, #8]\n\t" \
         "sub x15, x15, x13\n\t" \
-        "lsl x15, x15, #2\n" \
+        "lsl x15, x15, #" E_SHIFT "\n" \
         "4:\n\t" \
         "add x10, x10, x11\n\t" \
         "tbz x11, #0, 1f\n\t"            /* an odd count: one k first */ \
-        K_STEP("v24", "v25") \
+        K_STEP(B0, B1) \
         "subs x11, x11, #1\n\t" \
         "b.eq 3b\n" \
         "1:\n\t" \
@@ -113,12 +163,11 @@ static inline const int64_t* f32_runs_or_one(const int64_t* b_run, int64_t b_ste
         "5:\n\t"
 #define OUT(r) "=w"(acc[r][0]), "=w"(acc[r][1])
 #define IN [K] "r"(K), [a] "r"(a), [bias] "r"(bias), [src] "r"(src), [off] "r"(b_off), [run] "r"(b_run)
-#define CLOBBERS "x9", "x10", "x11", "x12", "x13", "x14", "x15", "x16", \
-    "v24", "v25", "v26", "v27", "v28", "v29", "v30", "cc", "memory"
+#define CLOBBERS "x9", "x10", "x11", "x12", "x13", "x14", "x15", "x16", REDUCE_CLOBBERS, "cc", "memory"
 
-ENGINE_ALWAYS_INLINE void f32_gemm_reduce_12x2_neon(vf acc[GEMM_MR][GEMM_NV_MAX], int64_t K, const float* a,
-        const float* bias, const float* src, const int64_t* b_off, const int64_t* b_run) {
-    __asm__("mov x16, %[bias]\n\t"
+ENGINE_ALWAYS_INLINE void f32_gemm_reduce_12x2_neon(vf acc[GEMM_MR][GEMM_NV_MAX], int64_t K, const ef* a,
+        const ef* bias, const ef* src, const int64_t* b_off, const int64_t* b_run) {
+    __asm__("mov x16, %[bias]\n\t" W12_SETUP
             BIAS(0, 1) BIAS(2, 3) BIAS(4, 5) BIAS(6, 7) BIAS(8, 9) BIAS(10, 11)
             BIAS(12, 13) BIAS(14, 15) BIAS(16, 17) BIAS(18, 19) BIAS(20, 21) BIAS(22, 23)
             REDUCE(K12, ONE_RUN)
@@ -126,8 +175,8 @@ ENGINE_ALWAYS_INLINE void f32_gemm_reduce_12x2_neon(vf acc[GEMM_MR][GEMM_NV_MAX]
             : IN : CLOBBERS);
 }
 
-ENGINE_ALWAYS_INLINE void f32_gemm_reduce_8x2_neon(vf acc[GEMM_MR][GEMM_NV_MAX], int64_t K, const float* a,
-        const float* bias, const float* src, const int64_t* b_off, const int64_t* b_run) {
+ENGINE_ALWAYS_INLINE void f32_gemm_reduce_8x2_neon(vf acc[GEMM_MR][GEMM_NV_MAX], int64_t K, const ef* a,
+        const ef* bias, const ef* src, const int64_t* b_off, const int64_t* b_run) {
     __asm__("mov x16, %[bias]\n\t"
             BIAS(0, 1) BIAS(2, 3) BIAS(4, 5) BIAS(6, 7) BIAS(8, 9) BIAS(10, 11) BIAS(12, 13) BIAS(14, 15)
             REDUCE(K8, ONE_RUN)
@@ -136,9 +185,9 @@ ENGINE_ALWAYS_INLINE void f32_gemm_reduce_8x2_neon(vf acc[GEMM_MR][GEMM_NV_MAX],
 }
 
 #define OUT_1(r) "=w"(acc[r][0])
-ENGINE_ALWAYS_INLINE void f32_gemm_reduce_12x1_neon(vf acc[GEMM_MR][GEMM_NV_MAX], int64_t K, const float* a,
-        const float* bias, const float* src, const int64_t* b_off, const int64_t* b_run) {
-    __asm__("mov x16, %[bias]\n\t"
+ENGINE_ALWAYS_INLINE void f32_gemm_reduce_12x1_neon(vf acc[GEMM_MR][GEMM_NV_MAX], int64_t K, const ef* a,
+        const ef* bias, const ef* src, const int64_t* b_off, const int64_t* b_run) {
+    __asm__("mov x16, %[bias]\n\t" W12_SETUP
             BIAS_1(0) BIAS_1(1) BIAS_1(2) BIAS_1(3) BIAS_1(4) BIAS_1(5)
             BIAS_1(6) BIAS_1(7) BIAS_1(8) BIAS_1(9) BIAS_1(10) BIAS_1(11)
             REDUCE(K12_1, ONE_RUN)
@@ -147,8 +196,8 @@ ENGINE_ALWAYS_INLINE void f32_gemm_reduce_12x1_neon(vf acc[GEMM_MR][GEMM_NV_MAX]
             : IN : CLOBBERS);
 }
 
-ENGINE_ALWAYS_INLINE void f32_gemm_reduce_8x1_neon(vf acc[GEMM_MR][GEMM_NV_MAX], int64_t K, const float* a,
-        const float* bias, const float* src, const int64_t* b_off, const int64_t* b_run) {
+ENGINE_ALWAYS_INLINE void f32_gemm_reduce_8x1_neon(vf acc[GEMM_MR][GEMM_NV_MAX], int64_t K, const ef* a,
+        const ef* bias, const ef* src, const int64_t* b_off, const int64_t* b_run) {
     __asm__("mov x16, %[bias]\n\t"
             BIAS_1(0) BIAS_1(1) BIAS_1(2) BIAS_1(3) BIAS_1(4) BIAS_1(5) BIAS_1(6) BIAS_1(7)
             REDUCE(K8_1, ONE_RUN)
@@ -156,8 +205,8 @@ ENGINE_ALWAYS_INLINE void f32_gemm_reduce_8x1_neon(vf acc[GEMM_MR][GEMM_NV_MAX],
             : IN : CLOBBERS);
 }
 
-ENGINE_ALWAYS_INLINE void f32_gemm_reduce_neon(vf acc[GEMM_MR][GEMM_NV_MAX], int64_t K, const float* a,
-        const float* bias, const float* src, const int64_t* b_off, const int64_t* b_run, int64_t b_step,
+ENGINE_ALWAYS_INLINE void f32_gemm_reduce_neon(vf acc[GEMM_MR][GEMM_NV_MAX], int64_t K, const ef* a,
+        const ef* bias, const ef* src, const int64_t* b_off, const int64_t* b_run, int64_t b_step,
         const int MR, const int NV) {
     const int64_t* run = f32_runs_or_one(b_run, b_step, K);
     if (MR == 12 && NV == 2) f32_gemm_reduce_12x2_neon(acc, K, a, bias, src, b_off, run);
@@ -166,6 +215,7 @@ ENGINE_ALWAYS_INLINE void f32_gemm_reduce_neon(vf acc[GEMM_MR][GEMM_NV_MAX], int
     else f32_gemm_reduce_8x1_neon(acc, K, a, bias, src, b_off, run);
 }
 
+#ifndef ENGINE_F16
 /* The extra pixels' pass (ukernels.h: ENGINE_GEMM_EXTRA_PASS): x.v[p][e] +=
  * sum_k a[k][4e ..] * B_k[p], p < EXTRA, along the runs as the reduction
  * above.  Per k one LD1 of the pixels (a lane, two lanes or a vector: past
@@ -245,6 +295,22 @@ ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra_pass(f32_gemm_extras x, int6
 #undef W_2
 #undef W_1
 #undef W_0
+#else
+/* fp16: the extra pixels' pass in C, along the runs as the reduction (the
+ * asm reduction leaves them; the fp32 pass's asm takes 4 rows a vector) */
+#define ENGINE_GEMM_EXTRA_PASS 1
+ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra_pass(f32_gemm_extras x, int64_t K, const ef* a,
+        const ef* src, const int64_t* b_off, const int64_t* b_run, int64_t b_step,
+        const int MR, const int EXTRA) {
+    for (int64_t k = 0, step; k < K;) {
+        int64_t n = b_step >= 0 ? (step = b_step, K) : f32_gemm_run(k, K, b_off, b_run, &step);
+        const ef* b = src + b_off[k];
+        k += n;
+        for (; n > 0; n--, b += step, a += MR) x = f32_gemm_extra_k(x, a, b, MR, EXTRA);
+    }
+    return x;
+}
+#endif
 
 /* The 3x3 stride-2 depthwise block of the interleaved path (ukernels.h:
  * f32_window_interleaved_block; 2 output rows of 4 pixels, 4 channels a
@@ -253,6 +319,7 @@ ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra_pass(f32_gemm_extras x, int6
  * registers and one LD1 that steps to the next row, into fixed registers
  * (v20-v28); from intrinsics GCC moved the LD1s' results out of the
  * consecutive registers they need (172 instructions a block, now 144). */
+#ifndef ENGINE_F16
 #define ENGINE_DW3X3S2_BLOCK 1
 #define X0 "v20"
 #define X1 "v21"
@@ -301,6 +368,7 @@ ENGINE_ALWAYS_INLINE void f32_dw3x3s2_block_neon(vf acc[2][4], const float* r0, 
 #undef X2
 #undef X1
 #undef X0
+#endif
 
 /* The fully connected tile's reduction (ukernels.h: f32_linear_tile, 8
  * vectors of outputs): acc[v] += sum_k w[k][v] * src[x_off[k]], along the
@@ -309,21 +377,32 @@ ENGINE_ALWAYS_INLINE void f32_dw3x3s2_block_neon(vf acc[2][4], const float* r0, 
  * 4 weight vectors, 8 FMLAs by that lane (11 instructions for 8 FMLAs, where
  * the C loop's gather and LDPs took 16).  Weights in v16-v23. */
 #define ENGINE_LINEAR_REDUCE 1
-#define KL(xv, unused) "ld1 {" xv ".s}[0], [x14], x15\n\t" \
-    "ld1 {v16.4s, v17.4s, v18.4s, v19.4s}, [x9], #64\n\t" \
-    "ld1 {v20.4s, v21.4s, v22.4s, v23.4s}, [x9], #64\n\t" \
+#define KL(xv, unused) "ld1 {" xv E_LANE "}[0], [x14], x15\n\t" \
+    "ld1 {v16" E ", v17" E ", v18" E ", v19" E "}, [x9], #64\n\t" \
+    "ld1 {v20" E ", v21" E ", v22" E ", v23" E "}, [x9], #64\n\t" \
     F(0, "v16", xv, 0) F(1, "v17", xv, 0) F(2, "v18", xv, 0) F(3, "v19", xv, 0) \
     F(4, "v20", xv, 0) F(5, "v21", xv, 0) F(6, "v22", xv, 0) F(7, "v23", xv, 0)
-ENGINE_ALWAYS_INLINE void f32_linear_reduce_neon(vf acc[8], int64_t K, const float* w, const float* src,
+ENGINE_ALWAYS_INLINE void f32_linear_reduce_neon(vf acc[8], int64_t K, const ef* w, const ef* src,
         const int64_t* x_off, const int64_t* x_run) {
     __asm__(REDUCE(KL, "")
             : "+w"(acc[0]), "+w"(acc[1]), "+w"(acc[2]), "+w"(acc[3]),
               "+w"(acc[4]), "+w"(acc[5]), "+w"(acc[6]), "+w"(acc[7])
             : [K] "r"(K), [a] "r"(w), [src] "r"(src), [off] "r"(x_off), [run] "r"(x_run)
             : "x9", "x10", "x11", "x12", "x13", "x14", "x15", "v16", "v17", "v18", "v19", "v20", "v21",
-              "v22", "v23", "v24", "v29", "cc", "memory");
+              "v22", "v23", B0, B2, "cc", "memory");
 }
 #undef KL
+#undef REDUCE_CLOBBERS
+#undef B3
+#undef B2
+#undef B1
+#undef B0
+#undef E_BYTES
+#undef E_SHIFT
+#undef E_LANE
+#undef E
+#undef W12_SETUP
+#undef W12
 #undef CLOBBERS
 #undef IN
 #undef OUT

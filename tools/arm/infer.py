@@ -3,8 +3,8 @@ engine, one model, one process (tools/count_aarch64.py starts it).
 
   python3.11 infer.py KIND MODELDIR [--threads T] [--iters N] [--warmup W] [--plan K=V] --json OUT
 
-KIND: engine  this project, engine.load(MODELDIR/model.engine, threads=T), with PlanOptions
-              from --plan KEY=VALUE (repeated)
+KIND: engine  this project, engine.load(MODELDIR/model.engine, threads=T, precision=P), with
+              PlanOptions from --plan KEY=VALUE (repeated) and P from --precision (fp32, fp16)
       ncnn    ncnn from PyPI, num_threads=T, fp32 throughout (fp16 packed/storage/arithmetic
               and bf16 storage off: its defaults store weights in fp16)
       ort     onnxruntime's CPU provider, intra_op_num_threads=T, sequential, all graph optimisations
@@ -31,14 +31,15 @@ def mark(tag, window=0):
     _syscall(MARKER, tag, window)
 
 
-def engine_runner(mdir, x, threads, info, plan):
+def engine_runner(mdir, x, threads, info, plan, precision):
     import ast
     import engine
     from engine.lowering import PlanOptions
     info['build'] = engine.build_info()
     options = PlanOptions(**{k: ast.literal_eval(v) for k, v in (o.split('=', 1) for o in plan)})
     mark(1)
-    model = engine.load(f'{mdir}/model.engine', threads=threads, options=options)
+    model = engine.load(f'{mdir}/model.engine', threads=threads, options=options, precision=precision)
+    info['kernels'] = model.kernels.ISA
     mark(2)
 
     def by_layer():
@@ -49,7 +50,7 @@ def engine_runner(mdir, x, threads, info, plan):
     return model, by_layer
 
 
-def ncnn_runner(mdir, x, threads, info, plan):
+def ncnn_runner(mdir, x, threads, info, plan, precision):
     import ncnn
     import numpy as np
     info['version'] = ncnn.__version__
@@ -71,7 +72,7 @@ def ncnn_runner(mdir, x, threads, info, plan):
     return run, None
 
 
-def ort_runner(mdir, x, threads, info, plan):
+def ort_runner(mdir, x, threads, info, plan, precision):
     import onnxruntime as ort
     info['version'] = ort.__version__
     mark(1)
@@ -97,12 +98,13 @@ def main():
     ap.add_argument('--warmup', type=int, default=1)
     ap.add_argument('--json', required=True)
     ap.add_argument('--plan', action='append', default=[], help="engine: a PlanOptions field, KEY=VALUE")
+    ap.add_argument('--precision', default='fp32', help="engine: fp32 or fp16")
     a = ap.parse_args()
     import numpy as np
     x = np.load(f'{a.modeldir}/input.npy')
     ref = np.load(f'{a.modeldir}/reference.npy')
     info = dict(kind=a.kind, threads=a.threads, iters=a.iters)
-    run, by_layer = RUNNERS[a.kind](a.modeldir, x, a.threads, info, a.plan)
+    run, by_layer = RUNNERS[a.kind](a.modeldir, x, a.threads, info, a.plan, a.precision)
     y = np.asarray(run(x)).reshape(ref.shape)
     mark(3)
     info['max_abs_diff'] = float(np.abs(y - ref).max())
