@@ -641,6 +641,32 @@ def test_build_info_reports_the_chosen_path():
     assert isa.supports('scalar') and not isa.supports('sse9')
 
 
+def test_fp16_kernels_only_where_the_cpu_computes_in_fp16():
+    """precision 'fp16' runs neon_fp16 where the CPU has fp16 arithmetic (a
+    Cortex-A76 under qemu), scalar_fp16 under ENGINE_ISA=scalar, and is a
+    clear error elsewhere (x86 here, a Cortex-A72) unless the scalar
+    reference is allowed; a model says which
+    precision it computes in, and its plans lay every tensor out as float16."""
+    import os
+    from engine import zoo
+    hardware = [i for i in isa.FP16_PREFERENCE if i != 'scalar_fp16' and i in isa.built() and isa.supports(i)]
+    if os.environ.get('ENGINE_ISA') == 'scalar':      # the scalar modules, asked for
+        assert isa.kernels('fp16').ISA == 'scalar_fp16'
+    elif hardware:
+        assert isa.kernels('fp16').ISA == hardware[0]
+    else:
+        with pytest.raises(ValueError, match="precision 'fp16' needs a CPU with fp16 arithmetic"):
+            engine.Model(zoo.shufflenet_v2('0.5'), precision='fp16')
+    kernels = isa.kernels('fp16', allow_scalar=True)
+    assert kernels.ELEMENT == 'float16' and kernels.ELEMENT_BYTES == 2
+    model = engine.Model(zoo.shufflenet_v2('0.5', input_size=64), kernels=kernels)
+    assert model.precision == 'fp16' and engine.Model(model.graph).precision == 'fp32'
+    plan = compile_graph(model.graph, 64, 64, kernels=kernels)
+    assert plan.kernels is kernels and plan.program.image_bytes < compile_graph(model.graph, 64, 64).image_bytes
+    with pytest.raises(ValueError, match='precision'):
+        engine.Model(model.graph, precision='fp64')
+
+
 def _grid():
     """Generated convolution cases: kernel 1-7 (square and not), stride 1-3,
     dilation 1-3, any padding, groups from 1 to the channel count, channels

@@ -30,6 +30,9 @@ cdef extern from "pool.h" nogil:
     int engine_pool_run(engine_task_fn fn, engine_init_fn init, void* arg, int team)
     void engine_pool_barrier(int team, engine_last_fn last, void* arg)
 
+cdef extern from "ukernels.h" nogil:
+    void ef_from_f32(ef* dst, const float* src, int64_t n)
+
 cdef extern from *:
     """
     #ifndef ENGINE_CFLAGS
@@ -291,16 +294,17 @@ cdef void scatter_rows(void* arg, int tid, int team) noexcept nogil:
     cdef Py_ssize_t h0 = H * tid // team, h1 = H * (tid + 1) // team
     cdef ef* plane
     cdef const char* src
-    # rows copied whole where the arena holds float32 too; else element by element, converted
-    cdef bint rows_copied = (sizeof(ef) == sizeof(float) and s.strides[3] == sizeof(float)
-                             and s.strides[2] == W * sizeof(float))
+    # contiguous rows copied whole (or converted where the arena's elements are not float32)
+    cdef bint rows_contiguous = s.strides[3] == sizeof(float) and s.strides[2] == W * sizeof(float)
     for n in range(s.shape[0]):
         for c in range(s.shape[1]):
             plane = <ef*>(s.arena + n * s.image_bytes + s.offsets[c])
             src = s.x + n * s.strides[0] + c * s.strides[1]
-            if rows_copied:
-                if h1 > h0:
+            if rows_contiguous:
+                if h1 > h0 and sizeof(ef) == sizeof(float):
                     memcpy(plane + h0 * W, src + h0 * s.strides[2], (h1 - h0) * W * sizeof(float))
+                elif h1 > h0:
+                    ef_from_f32(plane + h0 * W, <const float*>(src + h0 * s.strides[2]), (h1 - h0) * W)
                 continue
             for h in range(h0, h1):
                 for w in range(W):

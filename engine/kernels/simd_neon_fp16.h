@@ -71,6 +71,56 @@ static inline vf vf_fma_lane(vf acc, vf b, vf a, int lane) {
     }
 }
 
+/* dst[i * 8 + j] = src[j][x + i]: 8 pixels of 8 channels as 8 pixel vectors
+ * (ukernels.h: the interleaved depthwise frame), an 8x8 transpose by TRN1/TRN2
+ * of halves, of pairs and of quads */
+#define ENGINE_INTERLEAVE 1
+static inline void vf_interleave(ef* dst, const ef* const* src, int64_t x) {
+    vf c[8], t[8];
+    for (int j = 0; j < 8; j++) c[j] = vld1q_f16(src[j] + x);
+    for (int j = 0; j < 8; j += 2) {
+        t[j] = vtrn1q_f16(c[j], c[j + 1]);
+        t[j + 1] = vtrn2q_f16(c[j], c[j + 1]);
+    }
+    for (int j = 0; j < 8; j += 4)
+        for (int k = 0; k < 2; k++) {
+            const uint32x4_t a = vreinterpretq_u32_f16(t[j + k]), b = vreinterpretq_u32_f16(t[j + k + 2]);
+            c[j + k] = vreinterpretq_f16_u32(vtrn1q_u32(a, b));
+            c[j + k + 2] = vreinterpretq_f16_u32(vtrn2q_u32(a, b));
+        }
+    for (int k = 0; k < 4; k++) {
+        const uint64x2_t a = vreinterpretq_u64_f16(c[k]), b = vreinterpretq_u64_f16(c[k + 4]);
+        vst1q_f16(dst + k * 8, vreinterpretq_f16_u64(vtrn1q_u64(a, b)));
+        vst1q_f16(dst + (k + 4) * 8, vreinterpretq_f16_u64(vtrn2q_u64(a, b)));
+    }
+}
+/* dst[j][x + i] = lane j of v[i] for 4 pixel vectors v: a 4x8 transpose by
+ * TRN1/TRN2 of halves and of pairs, then each channel's 4 pixels stored
+ * (channels j and j + 4 share a register) */
+#define ENGINE_STORE_LANES4 1
+static inline void vf_store_lanes4(ef* const* dst, int64_t x, const vf* v) {
+    const uint32x4_t a0 = vreinterpretq_u32_f16(vtrn1q_f16(v[0], v[1]));
+    const uint32x4_t a1 = vreinterpretq_u32_f16(vtrn2q_f16(v[0], v[1]));
+    const uint32x4_t b0 = vreinterpretq_u32_f16(vtrn1q_f16(v[2], v[3]));
+    const uint32x4_t b1 = vreinterpretq_u32_f16(vtrn2q_f16(v[2], v[3]));
+    const vf c[4] = {vreinterpretq_f16_u32(vtrn1q_u32(a0, b0)), vreinterpretq_f16_u32(vtrn1q_u32(a1, b1)),
+                     vreinterpretq_f16_u32(vtrn2q_u32(a0, b0)), vreinterpretq_f16_u32(vtrn2q_u32(a1, b1))};
+    for (int j = 0; j < 4; j++) {
+        vst1_f16(dst[j] + x, vget_low_f16(c[j]));
+        vst1_f16(dst[j + 4] + x, vget_high_f16(c[j]));
+    }
+}
+/* ukernels.h's ef_from_f32 by vectors (GCC leaves the loop of __fp16 stores scalar) */
+#define ENGINE_EF_FROM_F32 1
+static inline void ef_from_f32(ef* restrict dst, const float* restrict src, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        vst1q_f16(dst + i, vcombine_f16(vcvt_f16_f32(vld1q_f32(src + i)), vcvt_f16_f32(vld1q_f32(src + i + 4))));
+    for (; i < n; i++) dst[i] = (ef)src[i];
+}
+/* 3x3 and 5x5 windows run interleaved, as in fp32 (simd_neon.h) */
+#define ENGINE_INTERLEAVED_SIDES ((1 << 3) | (1 << 5))
+
 #define ENGINE_ISA_TAG neon_fp16  /* kernel names end in _neon_fp16 (ENGINE_ISA_NAME) */
 /* the fully connected tile: 8 vectors of outputs, as in fp32 */
 #define LINEAR_NV 8

@@ -17,6 +17,14 @@
  * produces the values, on its output while still in cache): n values of one
  * channel, `param` that channel's number for a parametric activation. */
 
+#ifndef ENGINE_EF_FROM_F32
+/* dst[i] = src[i] for i < n, float32 into the module's elements (the input's
+ * copy into the arena where they are not float32) */
+static inline void ef_from_f32(ef* restrict dst, const float* restrict src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = (ef)src[i];
+}
+#endif
+
 static inline void f32_activation(ef* p, int64_t n, int act, float param) {
     int64_t i = 0;
     if (act == ACT_HARDSWISH || act == ACT_HARDSIGMOID) {
