@@ -456,7 +456,8 @@ def report(cells, functions):
     for (model, cpu, threads) in dict.fromkeys((c['model'], c['cpu'], c['threads']) for c in cells):
         group = [c for c in cells if (c['model'], c['cpu'], c['threads']) == (model, cpu, threads)]
         base = next((c for c in group if c['engine'] == 'engine'), None)
-        plan = f' (engine: {" ".join(base["plan"])})' if base and base['plan'] else ''
+        said = (base['plan'] + ([base['precision']] if base['precision'] != 'fp32' else [])) if base else []
+        plan = f' (engine: {" ".join(said)})' if said else ''
         lines += ['', f'{model}, {cpu} ({BOARDS[cpu].name}), {threads} thread{"s" * (threads > 1)}, '
                       f'per inference (M = millions){plan}',
                   f'{"engine":8} {"M insns":>8} {"/engine":>7} {"ld/st %":>7} {"FMLA %":>6} {"busiest":>8} '
@@ -467,7 +468,7 @@ def report(cells, functions):
             lines.append(
                 f'{c["engine"]:8} {k["insns"] / M:8.2f} '
                 f'{k["insns"] / base["counts"]["insns"] if base else float("nan"):7.2f} '
-                f'{100 * k["ldst"] / k["insns"]:7.1f} {100 * k["fmla_f32"] / k["insns"]:6.1f} '
+                f'{100 * k["ldst"] / k["insns"]:7.1f} {100 * (k["fmla_f32"] + k["fmla_f16"]) / k["insns"]:6.1f} '
                 f'{c["threads_insns"][0] / M:8.2f} {k["l1d_miss"] / M:8.3f} {k["l2_miss"] / M:8.3f} '
                 f'{k["l3_miss"] / M:8.3f} {cy["core"] / M:9.2f} {cy["memory"] / M:8.2f} {cy["ms"]:7.2f}  '
                 f'{c["max_abs_diff"]:.1e}{"" if c["ok"] else " OVER TOLERANCE"}')
