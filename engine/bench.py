@@ -82,7 +82,6 @@ def run(args):
     if args.json:
         print(json.dumps(result, indent=2, default=list))
         return
-    b = result['build']
     print(f'engine {engine.__version__}  isa {model.kernels.ISA}  precision {model.precision}  '
           f'threads {model.threads}  {platform.machine()}')
     print(f'cpu    {facts["cpu"]}  ({facts["cores"]} cores, governor {facts["governor"] or "unknown"})')

@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.graph import infer_shapes, is_view, validate, value_dtypes
 from engine.kernels import isa
-from engine.lowering import Lowering, PlanOptions, padded_plane, plane_bytes, whole_lines
+from engine.lowering import Lowering, PlanOptions, plane_bytes, whole_lines
 from engine.memory import check_memory
 from engine.ops import REGISTRY
 from engine.optimize import optimize_for_size
