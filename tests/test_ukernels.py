@@ -118,26 +118,39 @@ def test_gemm_tile_refuses_buffers_it_would_overrun():
                               np.zeros(256, np.float32), zero, None, 0, 1, -1, 1)
 
 
-@pytest.mark.parametrize('K', [0, 1, 2, 3, 5, 64, 67])
+# a sum's error allowed: fp32 sums' (1e-5, growing as sqrt(K) past 64 terms),
+# and in fp16 the output's rounding too (half an fp16 step, 2**-11 of the
+# value): the tile sums in fp32 there (fp16 sums of K = 67 standard normal
+# products err about 50 times that)
+LINEAR_RTOL = {'fp32': 1e-5, 'fp16': 2 ** -11 + 1e-5}
+
+
+@pytest.mark.parametrize('K', [0, 1, 2, 3, 5, 64, 67, 1027])
 @pytest.mark.parametrize('layout', ['scattered', 'planes', 'two runs'])
-def test_linear_tile(K, layout):
+@pytest.mark.parametrize('precision', list(LINEAR_RTOL))
+def test_linear_tile(K, layout, precision):
     """The fully connected tile over inputs anywhere (runs of one), in
     equally spaced planes (one run: global pooling's output), and in two
-    runs of different steps (a concatenation), odd lengths among them."""
+    runs of different steps (a concatenation), odd lengths among them; in
+    each precision's module (fp16: on the CPU's fp16 arithmetic where it
+    has it), against the sum in float64 of the same (rounded) numbers."""
+    kernels = isa.kernels(precision, allow_scalar=True)
     rng = np.random.default_rng(K)
-    no = isa.LINEAR_OUTPUTS
-    w = rng.standard_normal(K * no + no * 33).astype(np.float32)
-    bias = rng.standard_normal(no).astype(np.float32)
-    src = rng.standard_normal(16 * K + 5).astype(np.float32)
+    no = kernels.LINEAR_OUTPUTS
+    w = rng.standard_normal(K * no + no * 33).astype(kernels.ELEMENT)
+    bias = rng.standard_normal(no).astype(kernels.ELEMENT)
+    src = rng.standard_normal(16 * K + 5).astype(kernels.ELEMENT)
     if layout == 'scattered':
         x_off = rng.permutation(3 * K + 5)[:K].astype(np.int64)
     elif layout == 'planes':
         x_off = 3 + 16 * np.arange(K, dtype=np.int64)
     else:
         x_off = np.concatenate([16 * np.arange(K // 2), 8 * K + 1 + 5 * np.arange(K - K // 2)]).astype(np.int64)
-    y = isa.ukernel_linear_tile(w, bias, src, x_off, -2.0, 1.5)
+    y = kernels.ukernel_linear_tile(w, bias, src, x_off, -2.0, 1.5)
+    assert y.dtype == kernels.ELEMENT
     ref = bias + w[:K * no].reshape(K, no).T.astype(np.float64) @ src[x_off]
-    np.testing.assert_allclose(y, np.clip(ref, -2.0, 1.5), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y, np.clip(ref, -2.0, 1.5), rtol=LINEAR_RTOL[precision],
+                               atol=1e-5 * max(1.0, np.sqrt(K / 64)))
 
 
 @pytest.mark.parametrize('name', sorted(NONLINEAR))

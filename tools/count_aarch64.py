@@ -22,7 +22,7 @@ plugin (tools/arm/probe.c) and reports, per inference:
 
 Engines: `engine` (this build: tools/check_aarch64.sh's, cross-built from this
 checkout), `ncnn` (PyPI's aarch64 wheel, fp32: fp16 storage/packing/arithmetic
-and bf16 off; the model through pnnx), `ort` (onnxruntime's aarch64 wheel, CPU
+and bf16 off, or with --precision fp16 its fp16 defaults; the model through pnnx), `ort` (onnxruntime's aarch64 wheel, CPU
 provider, all graph optimisations; the model through torch.onnx.export,
 opset 17).  All run the same seeded weights (tests/torch_models.randomize) on
 the same input; each output is checked against PyTorch's on this machine.
@@ -99,8 +99,14 @@ MODELS = {
 ENGINES = ('engine', 'ncnn', 'ort')
 MCA_COVER = 0.97            # blocks given to llvm-mca: the hottest ones, this share of the instructions
 # outputs within TOLERANCE[precision] x max(1, max|ref|) of PyTorch's (fp16: tensors and
-# weights rounded to 11 bits, arithmetic in fp16)
+# weights rounded to 11 bits, arithmetic in fp16); ncnn's fp16 sums in fp16 throughout
+# (2.5 % of ShuffleNetV2's largest logit, 9.6 % of MobileNetV2's)
 TOLERANCE = {'fp32': 1e-4, 'fp16': 2e-2}
+NCNN_FP16_TOLERANCE = 0.15
+
+
+def tolerance(kind, precision):
+    return NCNN_FP16_TOLERANCE if (kind, precision) == ('ncnn', 'fp16') else TOLERANCE[precision]
 
 
 def log(msg):
@@ -297,7 +303,7 @@ def total(per_vcpu, n):
 def run_cell(args, name, kind, cpu, threads):
     mdir = f'{args.work}/models/{name}'
     plan = args.plan if kind == 'engine' else []
-    precision = args.precision if kind == 'engine' else 'fp32'
+    precision = args.precision if kind in ('engine', 'ncnn') else 'fp32'
     tag = '-'.join([f'{name}-{kind}-{cpu}-t{threads}'] + plan + ([precision] if precision != 'fp32' else []))
     out = f'{args.work}/counts/{tag}'
     os.makedirs(os.path.dirname(out), exist_ok=True)
@@ -326,7 +332,7 @@ def run_cell(args, name, kind, cpu, threads):
                 threads_insns=sorted((v[0] / n for v in window.values()), reverse=True),
                 max_abs_diff=info['max_abs_diff'], ref_absmax=info['ref_absmax'],
                 version=info.get('version') or info.get('build', {}).get('isa'))
-    cell['ok'] = cell['max_abs_diff'] <= TOLERANCE[precision] * max(1.0, cell['ref_absmax'])
+    cell['ok'] = cell['max_abs_diff'] <= tolerance(kind, precision) * max(1.0, cell['ref_absmax'])
     if kind == 'engine':
         runs = info['runs_by_threads']
         if threads > 1 and set(runs) != {str(threads)}:
@@ -517,7 +523,8 @@ def main(argv=None):
     p.add_argument('--plan', nargs='+', default=[], metavar='OPTION=VALUE',
                    help="the engine's PlanOptions, e.g. winograd=0 (compare its paths on the board)")
     p.add_argument('--precision', choices=['fp32', 'fp16'], default='fp32',
-                   help="the engine's (fp16: CPUs with fp16 arithmetic, e.g. cortex-a76)")
+                   help="the engine's and ncnn's (fp16: CPUs with fp16 arithmetic, e.g. cortex-a76; "
+                        "ncnn with its defaults, fp16 storage, packing and arithmetic)")
     args = p.parse_args(argv)
     if min(args.threads) < 1 or args.iters < 1:
         p.error('--threads and --iters must be positive')
@@ -541,8 +548,9 @@ def main(argv=None):
             json.dump(dict(cpus={k: dataclasses.asdict(v) for k, v in CPUS.items()}, cells=cells), f, indent=1)
     bad = [f'{c["model"]}/{c["engine"]}/{c["cpu"]}' for c in cells if not c['ok']]
     if bad:
-        raise SystemExit(f'count_aarch64: outputs differ from PyTorch beyond {TOLERANCE[args.precision]:g} '
-                         'x max(1, max|ref|): ' + ', '.join(bad))
+        raise SystemExit('count_aarch64: outputs differ from PyTorch beyond the tolerance '
+                         f'({TOLERANCE[args.precision]:g}, ncnn fp16 {NCNN_FP16_TOLERANCE:g}) x max(1, max|ref|): '
+                         + ', '.join(bad))
     return 0
 
 

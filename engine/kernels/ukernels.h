@@ -383,6 +383,9 @@ static void f32_fma_peak_loop(int64_t iters, float* sink) {
 static void f32_linear_tile(int64_t K, const ef* restrict w, const ef* restrict bias,
         const ef* src, const int64_t* restrict x_off, const int64_t* restrict x_run,
         ef* restrict y, float lo, float hi) {
+#ifdef ENGINE_LINEAR_TILE_NEON     /* fp16: sums in fp32 */
+    f16_linear_tile_f32sum_neon(K, w, bias, src, x_off, x_run, y, lo, hi);
+#else
     /* (every loop over v unrolled: one that is not keeps acc in memory, stored
      * on each turn of the loops over k) */
     vf acc[LINEAR_NV];
@@ -410,6 +413,7 @@ static void f32_linear_tile(int64_t K, const ef* restrict w, const ef* restrict 
 #pragma GCC unroll 16
     for (int v = 0; v < LINEAR_NV; v++)
         vf_storeu(y + v * VLEN, vf_min(vhi, vf_max(vlo, acc[v])));
+#endif
 }
 
 /* One output row of a sliding window, read straight from the input planes:

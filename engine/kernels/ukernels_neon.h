@@ -370,6 +370,58 @@ ENGINE_ALWAYS_INLINE void f32_dw3x3s2_block_neon(vf acc[2][4], const float* r0, 
 #undef X0
 #endif
 
+#ifdef ENGINE_F16
+/* The fully connected tile in fp16 (ukernels.h: f32_linear_tile, which calls
+ * this): the same sums, kept in fp32.  A classifier's K (1024 in
+ * ShuffleNetV2) summed in fp16 gave most of a model's fp16 error (a NumPy
+ * emulation: 1.17 of ShuffleNetV2's 1.18 on logits up to 110, storage alone
+ * 0.07), and Cortex-A76 has no widening FMLAL (FEAT_FHM): per k one LD1 of the
+ * input's lane and its FCVT, two LD1s of the 64 weights, 16 FCVTLs to
+ * fp32 and 16 FMLAs by the lane (36 instructions where fp16 sums take 11;
+ * about 0.4 M instructions on ShuffleNetV2).  Weights in v4-v7, widened in
+ * v8-v15; the 16 accumulators are the asm's operands. */
+#define ENGINE_LINEAR_TILE_NEON 1
+_Static_assert(LINEAR_NV == 8, "the fp16 fully connected asm takes 8 vectors of outputs");
+/* 4 vectors of halves at [p] into 8 of floats */
+#define WIDEN4(p, a, b, c, d, e, f, g, h) "ld1 {v4.8h, v5.8h, v6.8h, v7.8h}, " p ", #64\n\t" \
+    "fcvtl " a ".4s, v4.4h\n\tfcvtl2 " b ".4s, v4.8h\n\tfcvtl " c ".4s, v5.4h\n\tfcvtl2 " d ".4s, v5.8h\n\t" \
+    "fcvtl " e ".4s, v6.4h\n\tfcvtl2 " f ".4s, v6.8h\n\tfcvtl " g ".4s, v7.4h\n\tfcvtl2 " h ".4s, v7.8h\n\t"
+#define WF(acc, wv) "fmla " acc ".4s, " wv ".4s, v0.s[0]\n\t"
+/* half of one k's weights (32 outputs) widened and summed into accumulators a .. h */
+#define KW_HALF(a, b, c, d, e, f, g, h) WIDEN4("[x9]", "v8", "v9", "v10", "v11", "v12", "v13", "v14", "v15") \
+    WF(a, "v8") WF(b, "v9") WF(c, "v10") WF(d, "v11") WF(e, "v12") WF(f, "v13") WF(g, "v14") WF(h, "v15")
+#define ACC_LO "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23"
+#define ACC_HI "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31"
+#define WITH(m, ...) m(__VA_ARGS__)   /* m of ACC_LO's registers: the list expanded first */
+#define KW(unused0, unused1) "ld1 {v0.h}[0], [x14], x15\n\t" "fcvt s0, h0\n\t" \
+    WITH(KW_HALF, ACC_LO) WITH(KW_HALF, ACC_HI)
+/* 4 accumulators clamped and narrowed into v4-v5, stored at [y] */
+#define CLAMP(r) "fmax " r ".4s, " r ".4s, %[lo].4s\n\tfmin " r ".4s, " r ".4s, %[hi].4s\n\t"
+#define STORE4(a, b, c, d) CLAMP(a) CLAMP(b) CLAMP(c) CLAMP(d) \
+    "fcvtn v4.4h, " a ".4s\n\tfcvtn2 v4.8h, " b ".4s\n\tfcvtn v5.4h, " c ".4s\n\tfcvtn2 v5.8h, " d ".4s\n\t" \
+    "st1 {v4.8h, v5.8h}, [%[y]], #32\n\t"
+ENGINE_ALWAYS_INLINE void f16_linear_tile_f32sum_neon(int64_t K, const ef* w, const ef* bias, const ef* src,
+        const int64_t* x_off, const int64_t* x_run, ef* y, float lo, float hi) {
+    __asm__ volatile(WITH(WIDEN4, "[%[bias]]", ACC_LO) WITH(WIDEN4, "[%[bias]]", ACC_HI)
+            REDUCE(KW, "")
+            STORE4("v16", "v17", "v18", "v19") STORE4("v20", "v21", "v22", "v23")
+            STORE4("v24", "v25", "v26", "v27") STORE4("v28", "v29", "v30", "v31")
+            : [bias] "+r"(bias), [y] "+r"(y)     /* (volatile: y is written through memory only) */
+            : [K] "r"(K), [a] "r"(w), [src] "r"(src), [off] "r"(x_off), [run] "r"(x_run),
+              [lo] "w"(vdupq_n_f32(lo)), [hi] "w"(vdupq_n_f32(hi))
+            : "x9", "x10", "x11", "x12", "x13", "x14", "x15", "v0", "v4", "v5", "v6", "v7", "v8", "v9",
+              "v10", "v11", "v12", "v13", "v14", "v15", ACC_LO, ACC_HI, "cc", "memory");
+}
+#undef KW
+#undef WITH
+#undef STORE4
+#undef CLAMP
+#undef ACC_HI
+#undef ACC_LO
+#undef KW_HALF
+#undef WF
+#undef WIDEN4
+#else
 /* The fully connected tile's reduction (ukernels.h: f32_linear_tile, 8
  * vectors of outputs): acc[v] += sum_k w[k][v] * src[x_off[k]], along the
  * runs of x_run.  Per k one LD1 of the input's lane (register
@@ -392,6 +444,7 @@ ENGINE_ALWAYS_INLINE void f32_linear_reduce_neon(vf acc[8], int64_t K, const ef*
               "v22", "v23", B0, B2, "cc", "memory");
 }
 #undef KL
+#endif
 #undef REDUCE_CLOBBERS
 #undef B3
 #undef B2

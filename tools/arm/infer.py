@@ -5,8 +5,9 @@ engine, one model, one process (tools/count_aarch64.py starts it).
 
 KIND: engine  this project, engine.load(MODELDIR/model.engine, threads=T, precision=P), with
               PlanOptions from --plan KEY=VALUE (repeated) and P from --precision (fp32, fp16)
-      ncnn    ncnn from PyPI, num_threads=T, fp32 throughout (fp16 packed/storage/arithmetic
-              and bf16 storage off: its defaults store weights in fp16)
+      ncnn    ncnn from PyPI, num_threads=T; fp32: fp32 throughout (fp16 packed/storage/
+              arithmetic and bf16 storage off: its defaults store weights in fp16); fp16: its
+              fp16 defaults (storage, packing, arithmetic where the CPU has it)
       ort     onnxruntime's CPU provider, intra_op_num_threads=T, sequential, all graph optimisations
 
 One inference is what a caller does per image (ncnn: a new Extractor, a Mat from the
@@ -57,7 +58,10 @@ def ncnn_runner(mdir, x, threads, info, plan, precision):
     mark(1)
     net = ncnn.Net()
     net.opt.num_threads = threads
-    net.opt.use_fp16_packed = net.opt.use_fp16_storage = net.opt.use_fp16_arithmetic = False
+    # fp32: fp16 and bf16 off (ncnn's defaults store weights in fp16); fp16: ncnn's
+    # defaults, fp16 storage, packing and arithmetic where the CPU has them
+    fp16 = precision == 'fp16'
+    net.opt.use_fp16_packed = net.opt.use_fp16_storage = net.opt.use_fp16_arithmetic = fp16
     net.opt.use_bf16_storage = False
     net.load_param(f'{mdir}/model.ncnn.param')
     net.load_model(f'{mdir}/model.ncnn.bin')
@@ -98,7 +102,7 @@ def main():
     ap.add_argument('--warmup', type=int, default=1)
     ap.add_argument('--json', required=True)
     ap.add_argument('--plan', action='append', default=[], help="engine: a PlanOptions field, KEY=VALUE")
-    ap.add_argument('--precision', default='fp32', help="engine: fp32 or fp16")
+    ap.add_argument('--precision', default='fp32', help="engine and ncnn: fp32 or fp16")
     a = ap.parse_args()
     import numpy as np
     x = np.load(f'{a.modeldir}/input.npy')
