@@ -313,13 +313,13 @@ ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra_pass(f32_gemm_extras x, int6
 #endif
 
 /* The 3x3 stride-2 depthwise block of the interleaved path (ukernels.h:
- * f32_window_interleaved_block; 2 output rows of 4 pixels, 4 channels a
- * vector): acc[i][p] = init + sum of the taps over frame rows r0 .. r0 + 4.
+ * f32_window_interleaved_block; 2 output rows of 4 pixels, a vector of
+ * channels): acc[i][p] = init + sum of the taps over frame rows r0 .. r0 + 4.
  * In asm for the loads: each frame row's 9 pixels are two LD1s of 4
  * registers and one LD1 that steps to the next row, into fixed registers
  * (v20-v28); from intrinsics GCC moved the LD1s' results out of the
- * consecutive registers they need (172 instructions a block, now 144). */
-#ifndef ENGINE_F16
+ * consecutive registers they need (172 instructions a block, now 144).
+ * fp32 and fp16 alike (E: the element's arrangement). */
 #define ENGINE_DW3X3S2_BLOCK 1
 #define X0 "v20"
 #define X1 "v21"
@@ -331,16 +331,16 @@ ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra_pass(f32_gemm_extras x, int6
 #define X7 "v27"
 #define X8 "v28"
 /* acc[i][p] += w[t] * frame pixel j of the row loaded */
-#define FM(i, p, t, j) "fmla %[a" #i #p "].4s, %[w" #t "].4s, " X##j ".4s\n\t"
+#define FM(i, p, t, j) "fmla %[a" #i #p "]" E ", %[w" #t "]" E ", " X##j E "\n\t"
 /* output row i's 4 pixels from the row loaded, under taps t0 t1 t2 of a tap row */
 #define TAPS(i, t0, t1, t2) \
     FM(i, 0, t0, 0) FM(i, 0, t1, 1) FM(i, 0, t2, 2) FM(i, 1, t0, 2) FM(i, 1, t1, 3) FM(i, 1, t2, 4) \
     FM(i, 2, t0, 4) FM(i, 2, t1, 5) FM(i, 2, t2, 6) FM(i, 3, t0, 6) FM(i, 3, t1, 7) FM(i, 3, t2, 8)
-#define ROW "ld1 {v20.4s-v23.4s}, [%[r]], #64\n\t" "ld1 {v24.4s-v27.4s}, [%[r]], #64\n\t" \
-    "ld1 {v28.4s}, [%[r]], %[next]\n\t"
+#define ROW "ld1 {v20" E "-v23" E "}, [%[r]], #64\n\t" "ld1 {v24" E "-v27" E "}, [%[r]], #64\n\t" \
+    "ld1 {v28" E "}, [%[r]], %[next]\n\t"
 #define INIT(i, p) "mov %[a" #i #p "].16b, %[init].16b\n\t"
-ENGINE_ALWAYS_INLINE void f32_dw3x3s2_block_neon(vf acc[2][4], const float* r0, int64_t fs, const vf* wt, vf vinit) {
-    const int64_t next = (fs - 8 * 4) * (int64_t)sizeof(float);   /* bytes from pixel 8 to the next row */
+ENGINE_ALWAYS_INLINE void f32_dw3x3s2_block_neon(vf acc[2][4], const ef* r0, int64_t fs, const vf* wt, vf vinit) {
+    const int64_t next = (fs - 8 * VLEN) * (int64_t)sizeof(ef);   /* bytes from pixel 8 to the next row */
     __asm__(INIT(0, 0) INIT(0, 1) INIT(0, 2) INIT(0, 3) INIT(1, 0) INIT(1, 1) INIT(1, 2) INIT(1, 3)
             ROW TAPS(0, 0, 1, 2)
             ROW TAPS(0, 3, 4, 5)
@@ -368,7 +368,6 @@ ENGINE_ALWAYS_INLINE void f32_dw3x3s2_block_neon(vf acc[2][4], const float* r0, 
 #undef X2
 #undef X1
 #undef X0
-#endif
 
 #ifdef ENGINE_F16
 /* The fully connected tile in fp16 (ukernels.h: f32_linear_tile, which calls
