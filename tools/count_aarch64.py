@@ -22,9 +22,9 @@ plugin (tools/arm/probe.c) and reports, per inference:
 
 Engines: `engine` (this build: tools/check_aarch64.sh's, cross-built from this
 checkout), `ncnn` (PyPI's aarch64 wheel, fp32: fp16 storage/packing/arithmetic
-and bf16 off, or with --precision fp16 its fp16 defaults; the model through pnnx), `ort` (onnxruntime's aarch64 wheel, CPU
-provider, all graph optimisations; the model through torch.onnx.export,
-opset 17).  All run the same seeded weights (tests/torch_models.randomize) on
+and bf16 off, or with --precision fp16 its fp16 defaults; the model through
+pnnx), `ort` (onnxruntime's aarch64 wheel, CPU provider, all graph
+optimisations; the model through torch.onnx.export, opset 17).  All run the same seeded weights (tests/torch_models.randomize) on
 the same input; each output is checked against PyTorch's on this machine.
 
 Needs root (apt-get, mmdebstrap, binfmt_misc), torch and the engine built on
@@ -462,17 +462,17 @@ def report(cells, functions):
     for (model, cpu, threads) in dict.fromkeys((c['model'], c['cpu'], c['threads']) for c in cells):
         group = [c for c in cells if (c['model'], c['cpu'], c['threads']) == (model, cpu, threads)]
         base = next((c for c in group if c['engine'] == 'engine'), None)
-        said = (base['plan'] + ([base['precision']] if base['precision'] != 'fp32' else [])) if base else []
-        plan = f' (engine: {" ".join(said)})' if said else ''
+        plan = f' (engine: {" ".join(base["plan"])})' if base and base['plan'] else ''
         lines += ['', f'{model}, {cpu} ({BOARDS[cpu].name}), {threads} thread{"s" * (threads > 1)}, '
                       f'per inference (M = millions){plan}',
-                  f'{"engine":8} {"M insns":>8} {"/engine":>7} {"ld/st %":>7} {"FMLA %":>6} {"busiest":>8} '
+                  f'{"engine":11} {"M insns":>8} {"/engine":>7} {"ld/st %":>7} {"FMLA %":>6} {"busiest":>8} '
                   f'{"L1D miss":>8} {"L2 miss":>8} {"L3 miss":>8} {"core Mcyc":>9} {"mem Mcyc":>8} {"est ms":>7}  '
                   'max diff']
         for c in group:
             k, cy = c['counts'], estimate(c)
+            name = c['engine'] + ('' if c['precision'] == 'fp32' else ' ' + c['precision'])
             lines.append(
-                f'{c["engine"]:8} {k["insns"] / M:8.2f} '
+                f'{name:11} {k["insns"] / M:8.2f} '
                 f'{k["insns"] / base["counts"]["insns"] if base else float("nan"):7.2f} '
                 f'{100 * k["ldst"] / k["insns"]:7.1f} {100 * (k["fmla_f32"] + k["fmla_f16"]) / k["insns"]:6.1f} '
                 f'{c["threads_insns"][0] / M:8.2f} {k["l1d_miss"] / M:8.3f} {k["l2_miss"] / M:8.3f} '
