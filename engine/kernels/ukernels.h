@@ -950,9 +950,9 @@ ENGINE_ALWAYS_INLINE void f32_window_interleaved_block(const ef* r0, int64_t fs,
         const int K, const int S, const int MODE, const int R, const int CLAMP, const int PX) {
     const int XS = (PX - 1) * S + K;          /* input pixels under a block's row */
     vf acc[2][DW_PX], x[2 * DW_PX + 3];
-#ifdef ENGINE_DW3X3S2_BLOCK
-    if (MODE == WINDOW_CONV && K == 3 && S == 2 && R == 2 && PX == 4)
-        f32_dw3x3s2_block_neon(acc, r0, fs, wt, vinit);
+#ifdef ENGINE_DW3X3_BLOCK
+    if (MODE == WINDOW_CONV && K == 3 && R == 2 && PX == 4)
+        f32_dw3x3_block_neon(acc, r0, fs, wt, vinit, S);
     else
 #endif
     {

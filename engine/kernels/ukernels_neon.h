@@ -312,15 +312,16 @@ ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra_pass(f32_gemm_extras x, int6
 }
 #endif
 
-/* The 3x3 stride-2 depthwise block of the interleaved path (ukernels.h:
- * f32_window_interleaved_block; 2 output rows of 4 pixels, a vector of
- * channels): acc[i][p] = init + sum of the taps over frame rows r0 .. r0 + 4.
- * In asm for the loads: each frame row's 9 pixels are two LD1s of 4
- * registers and one LD1 that steps to the next row, into fixed registers
- * (v20-v28); from intrinsics GCC moved the LD1s' results out of the
- * consecutive registers they need (172 instructions a block, now 144).
- * fp32 and fp16 alike (E: the element's arrangement). */
-#define ENGINE_DW3X3S2_BLOCK 1
+/* The 3x3 depthwise block of the interleaved path, strides 1 and 2
+ * (ukernels.h: f32_window_interleaved_block; 2 output rows of 4 pixels, a
+ * vector of channels): acc[i][p] = init + sum of the taps over frame rows
+ * r0 .. r0 + 2S.  In asm for the loads: each frame row's pixels (6 at stride
+ * 1, 9 at stride 2) are LD1s of 4 registers and a last LD1 that steps to the
+ * next row, into fixed registers (v20-v28); from intrinsics GCC moved the
+ * LD1s' results out of the consecutive registers they need (stride 2: 172
+ * instructions a block, 144 so).  fp32 and fp16 alike (E: the element's
+ * arrangement). */
+#define ENGINE_DW3X3_BLOCK 1
 #define X0 "v20"
 #define X1 "v21"
 #define X2 "v22"
@@ -333,31 +334,49 @@ ENGINE_ALWAYS_INLINE f32_gemm_extras f32_gemm_extra_pass(f32_gemm_extras x, int6
 /* acc[i][p] += w[t] * frame pixel j of the row loaded */
 #define FM(i, p, t, j) "fmla %[a" #i #p "]" E ", %[w" #t "]" E ", " X##j E "\n\t"
 /* output row i's 4 pixels from the row loaded, under taps t0 t1 t2 of a tap row */
-#define TAPS(i, t0, t1, t2) \
+#define TAPS_S1(i, t0, t1, t2) \
+    FM(i, 0, t0, 0) FM(i, 0, t1, 1) FM(i, 0, t2, 2) FM(i, 1, t0, 1) FM(i, 1, t1, 2) FM(i, 1, t2, 3) \
+    FM(i, 2, t0, 2) FM(i, 2, t1, 3) FM(i, 2, t2, 4) FM(i, 3, t0, 3) FM(i, 3, t1, 4) FM(i, 3, t2, 5)
+#define TAPS_S2(i, t0, t1, t2) \
     FM(i, 0, t0, 0) FM(i, 0, t1, 1) FM(i, 0, t2, 2) FM(i, 1, t0, 2) FM(i, 1, t1, 3) FM(i, 1, t2, 4) \
     FM(i, 2, t0, 4) FM(i, 2, t1, 5) FM(i, 2, t2, 6) FM(i, 3, t0, 6) FM(i, 3, t1, 7) FM(i, 3, t2, 8)
-#define ROW "ld1 {v20" E "-v23" E "}, [%[r]], #64\n\t" "ld1 {v24" E "-v27" E "}, [%[r]], #64\n\t" \
+#define ROW_S1 "ld1 {v20" E "-v23" E "}, [%[r]], #64\n\t" "ld1 {v24" E ", v25" E "}, [%[r]], %[next]\n\t"
+#define ROW_S2 "ld1 {v20" E "-v23" E "}, [%[r]], #64\n\t" "ld1 {v24" E "-v27" E "}, [%[r]], #64\n\t" \
     "ld1 {v28" E "}, [%[r]], %[next]\n\t"
 #define INIT(i, p) "mov %[a" #i #p "].16b, %[init].16b\n\t"
-ENGINE_ALWAYS_INLINE void f32_dw3x3s2_block_neon(vf acc[2][4], const ef* r0, int64_t fs, const vf* wt, vf vinit) {
-    const int64_t next = (fs - 8 * VLEN) * (int64_t)sizeof(ef);   /* bytes from pixel 8 to the next row */
-    __asm__(INIT(0, 0) INIT(0, 1) INIT(0, 2) INIT(0, 3) INIT(1, 0) INIT(1, 1) INIT(1, 2) INIT(1, 3)
-            ROW TAPS(0, 0, 1, 2)
-            ROW TAPS(0, 3, 4, 5)
-            ROW TAPS(0, 6, 7, 8) TAPS(1, 0, 1, 2)
-            ROW TAPS(1, 3, 4, 5)
-            ROW TAPS(1, 6, 7, 8)
-            : [a00] "=&w"(acc[0][0]), [a01] "=&w"(acc[0][1]), [a02] "=&w"(acc[0][2]), [a03] "=&w"(acc[0][3]),
-              [a10] "=&w"(acc[1][0]), [a11] "=&w"(acc[1][1]), [a12] "=&w"(acc[1][2]), [a13] "=&w"(acc[1][3]),
-              [r] "+r"(r0)
-            : [w0] "w"(wt[0]), [w1] "w"(wt[1]), [w2] "w"(wt[2]), [w3] "w"(wt[3]), [w4] "w"(wt[4]),
-              [w5] "w"(wt[5]), [w6] "w"(wt[6]), [w7] "w"(wt[7]), [w8] "w"(wt[8]), [init] "w"(vinit),
-              [next] "r"(next)
-            : "v20", "v21", "v22", "v23", "v24", "v25", "v26", "v27", "v28", "memory");
+#define INITS INIT(0, 0) INIT(0, 1) INIT(0, 2) INIT(0, 3) INIT(1, 0) INIT(1, 1) INIT(1, 2) INIT(1, 3)
+#define DW_OUT [a00] "=&w"(acc[0][0]), [a01] "=&w"(acc[0][1]), [a02] "=&w"(acc[0][2]), [a03] "=&w"(acc[0][3]), \
+    [a10] "=&w"(acc[1][0]), [a11] "=&w"(acc[1][1]), [a12] "=&w"(acc[1][2]), [a13] "=&w"(acc[1][3]), [r] "+r"(r0)
+#define DW_IN [w0] "w"(wt[0]), [w1] "w"(wt[1]), [w2] "w"(wt[2]), [w3] "w"(wt[3]), [w4] "w"(wt[4]), \
+    [w5] "w"(wt[5]), [w6] "w"(wt[6]), [w7] "w"(wt[7]), [w8] "w"(wt[8]), [init] "w"(vinit), [next] "r"(next)
+ENGINE_ALWAYS_INLINE void f32_dw3x3_block_neon(vf acc[2][4], const ef* r0, int64_t fs, const vf* wt, vf vinit,
+                                               const int S) {
+    /* bytes from the last pixel loaded to the next row */
+    const int64_t next = (fs - (S == 1 ? 4 : 8) * VLEN) * (int64_t)sizeof(ef);
+    if (S == 1)
+        __asm__(INITS
+                ROW_S1 TAPS_S1(0, 0, 1, 2)
+                ROW_S1 TAPS_S1(0, 3, 4, 5) TAPS_S1(1, 0, 1, 2)
+                ROW_S1 TAPS_S1(0, 6, 7, 8) TAPS_S1(1, 3, 4, 5)
+                ROW_S1 TAPS_S1(1, 6, 7, 8)
+                : DW_OUT : DW_IN : "v20", "v21", "v22", "v23", "v24", "v25", "memory");
+    else
+        __asm__(INITS
+                ROW_S2 TAPS_S2(0, 0, 1, 2)
+                ROW_S2 TAPS_S2(0, 3, 4, 5)
+                ROW_S2 TAPS_S2(0, 6, 7, 8) TAPS_S2(1, 0, 1, 2)
+                ROW_S2 TAPS_S2(1, 3, 4, 5)
+                ROW_S2 TAPS_S2(1, 6, 7, 8)
+                : DW_OUT : DW_IN : "v20", "v21", "v22", "v23", "v24", "v25", "v26", "v27", "v28", "memory");
 }
+#undef DW_IN
+#undef DW_OUT
+#undef INITS
+#undef ROW_S2
+#undef ROW_S1
+#undef TAPS_S2
+#undef TAPS_S1
 #undef INIT
-#undef ROW
-#undef TAPS
 #undef FM
 #undef X8
 #undef X7
