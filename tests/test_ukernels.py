@@ -319,13 +319,14 @@ def test_wino_store_row(n):
 
 # -- window and element-wise kernels: hand-made records through Program
 
-def run_records(records, arena_floats, fill):
+def run_records(records, arena_floats, fill, scratch_bytes=1 << 16):
     """Run records on one image's arena of `fill` (floats); the arena after,
     as floats.  (The records' plane offsets are bytes: 4 * the floats'.)"""
     image_bytes = -(-4 * arena_floats // 64) * 64        # whole cache lines
     arena = aligned_bytes(image_bytes)
     arena.view(np.float32)[:arena_floats] = fill(arena_floats)
-    isa.Program(records, image_bytes, 1 << 16).run(arena, 1, aligned_bytes(1 << 16), 1)
+    scratch_bytes = -(-scratch_bytes // 64) * 64
+    isa.Program(records, image_bytes, scratch_bytes).run(arena, 1, aligned_bytes(scratch_bytes), 1)
     return arena.view(np.float32)[:arena_floats]
 
 
@@ -430,7 +431,11 @@ def test_window(case, path):
         for ch in range(c):
             a[in_off[ch]:in_off[ch] + h * w] = x[0, ch].ravel()
         return a
-    arena = run_records([record], top, fill)
+    need = 4 * isa.scratch_floats(w, oh, ow, k, p, s, path)
+    if need > 64:       # a program with less scratch than the path needs is refused
+        with pytest.raises(ValueError, match='bytes of scratch'):
+            isa.Program([record], 64, (need - 1) // 64 * 64)
+    arena = run_records([record], top, fill, max(need, 1 << 16))
     xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (p, p), (p, p)),
                 constant_values=-np.inf if mode == WindowMode.WINDOW_MAX else 0)
     if mode == WindowMode.WINDOW_CONV:

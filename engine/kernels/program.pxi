@@ -218,6 +218,11 @@ cdef class Program:
                 params[f.name] = value
             elif f.name not in ('then', 'dtype'):
                 raise TypeError(f'{type(step).__name__}.{f.name}: the Op record has no such field')
+        if params['kind'] == OP_WINDOW:         # (the planner sizes scratch so; a hand-made record may not)
+            need = scratch_floats(step.in_w, step.out_h, step.out_w, step.kh, step.pw, step.sh, step.path)
+            if need * sizeof(ef) > self.scratch_bytes:
+                raise ValueError(f'Window: its path needs {need * sizeof(ef)} bytes of scratch per thread, '
+                                 f'the program has {self.scratch_bytes}')
         op.p = params
         op.in_off = <const int64_t*>self._array(arrays, 'in_off')
         op.in2_off = <const int64_t*>self._array(arrays, 'in2_off')
