@@ -1,6 +1,7 @@
 """The model file: a safetensors container (8-byte little-endian header
 length, a JSON header, raw little-endian float32 tensors, or float16 for the
-kernels and matrices of a model saved so: graph.stored_dtype), with the graph as
+kernels and matrices of a model saved so, int8 for those of int8 layers:
+graph.stored_dtype), with the graph as
 JSON in the header's __metadata__, so standard tools can list the tensors.
 
 Opening a file never runs code (no pickle) and every number in it is checked
@@ -25,7 +26,7 @@ MAX_HEADER = 64 << 20          # bytes of JSON a sane model file needs, with roo
 CHECKSUM_PREFIX = b'{"__metadata__": {"file_crc32": "'
 CHECKSUM_AT = 8 + len(CHECKSUM_PREFIX)      # where the checksum's 8 hex digits start
 UNSET = b'0' * 8
-DTYPES = {'F32': np.dtype('<f4'), 'F16': np.dtype('<f2')}     # safetensors' names of the stored types
+DTYPES = {'F32': np.dtype('<f4'), 'F16': np.dtype('<f2'), 'I8': np.dtype('i1')}     # safetensors' names of the stored types
 
 
 def to_bytes(graph):
@@ -205,7 +206,7 @@ def _entries(header):
         if key == '__metadata__':
             continue
         if not isinstance(entry, dict) or entry.get('dtype') not in DTYPES:
-            raise ModelFileError(f'tensor {key!r}: only float32 (F32) and float16 (F16) tensors are supported, '
+            raise ModelFileError(f'tensor {key!r}: only float32 (F32), float16 (F16) and int8 (I8) tensors are supported, '
                                  f'got {entry!r}'[:300])
         dtype = DTYPES[entry['dtype']]
         shape, offs = entry.get('shape'), entry.get('data_offsets')

@@ -18,10 +18,11 @@ import numpy as np
 
 from engine.errors import ModelFileError
 from engine.ops import REGISTRY
+from engine.ops.quant import WEIGHT_RANGE, check_quant
 from engine.sizes import SizeDomain
 
 FORMAT_VERSION = 2          # 2: input_sizes; version 1 files (any size) still load
-WEIGHT_STORAGE = ('float32', 'float16')     # how a file may store a layer's kernels and matrices (stored_dtype)
+WEIGHT_STORAGE = ('float32', 'float16')     # how a file may store a float32 layer's kernels and matrices (stored_dtype)
 
 
 @dataclass
@@ -67,6 +68,7 @@ def validate(graph):
     if not isinstance(graph.input_name, str):
         raise ModelFileError(f'input name must be a string, got {graph.input_name!r}')
     info = {graph.input_name: (graph.input_channels, 4)}
+    quants = {graph.input_name: None}     # value -> (scale, zero point) of an int8 value, None for float32
     layouts = set()         # output-only values (OpDef.output_only): no node may read them
     for node in graph.nodes:
         name = node.name
@@ -88,6 +90,7 @@ def validate(graph):
         if definition is None or definition.plan_only:
             raise ModelFileError(f'node {name!r}: unknown op {node.op!r}')
         info[name] = definition.check(node, [info[i] for i in node.inputs])
+        quants[name] = _check_int8(node, definition, [quants[i] for i in node.inputs])
         if definition.output_only:
             layouts.add(name)
     if not graph.outputs or not isinstance(graph.outputs, list) or not all(isinstance(o, str) for o in graph.outputs):
@@ -96,6 +99,43 @@ def validate(graph):
         if o not in info:
             raise ModelFileError(f'output {o!r} is not a value of the graph')
     return info
+
+
+def _check_int8(node, definition, ins):
+    """The quantization of the node's output (value_quants), its inputs'
+    being `ins`; ModelFileError where int8 values reach an op that cannot
+    read them, a concat joins different ones, or an int8 layer's weights are
+    not int8 with a scale per output channel."""
+    reads_int8 = any(q is not None for q in ins)
+    if reads_int8 and not definition.int8:
+        raise ModelFileError(f'node {node.name!r}: op {node.op!r} cannot read int8 values')
+    if definition.view:
+        if 'quant' in node.attrs or len(set(ins)) > 1:
+            raise ModelFileError(f'node {node.name!r}: the values of a view share one quantization '
+                                 f'(got {sorted(set(map(str, ins)))}), and it has none of its own')
+        return ins[0]
+    if node.op == 'dequantize' and not reads_int8:
+        raise ModelFileError(f'node {node.name!r}: dequantize of a value that is already float32')
+    if 'weight' in node.params:
+        w, scale = node.params['weight'], node.params.get('weight_scale')
+        if not (scale is not None) == reads_int8 == (node.storage == 'int8'):
+            raise ModelFileError(f'node {node.name!r}: a layer reading int8 values has int8 weights with a '
+                                 'weight_scale, and only such a layer')
+        if scale is not None:
+            if scale.shape != w.shape[:1] or not np.all(np.isfinite(scale) & (scale > 0)):
+                raise ModelFileError(f'node {node.name!r}: weight_scale must be {w.shape[0]} positive numbers')
+            if not np.all((w == np.round(w)) & (w >= WEIGHT_RANGE[0]) & (w <= WEIGHT_RANGE[1])):
+                raise ModelFileError(f'node {node.name!r}: int8 weights must be integers in {list(WEIGHT_RANGE)}')
+    return check_quant(node)
+
+
+def value_quants(graph):
+    """value -> (scale, zero_point) of each int8 value (engine/int8.py), None
+    for float32 ones; views share their input's."""
+    quants = {graph.input_name: None}
+    for node in graph.nodes:
+        quants[node.name] = (quants[node.inputs[0]] if is_view(node) else check_quant(node))
+    return quants
 
 
 def is_view(node):

@@ -9,7 +9,8 @@ from dataclasses import replace
 import numpy as np
 
 from engine import fileformat, preprocess
-from engine.graph import validate
+from engine.errors import ModelFileError
+from engine.graph import validate, value_dtypes
 from engine.kernels import isa
 from engine.memory import aligned_bytes, check_memory
 from engine.plan import PlanOptions, compile_graph
@@ -171,6 +172,9 @@ class Model:
     def __init__(self, graph, *, threads=None, cache_bytes=DEFAULT_CACHE_BYTES, options=None, precision='fp32',
                  kernels=None):
         self._info = validate(graph)     # once: every plan of this graph uses it
+        if 'int8' in value_dtypes(graph).values():
+            raise ModelFileError('an int8 model: this version has no int8 kernels yet (engine.reference.run_graph '
+                                 'computes it, in NumPy: engine/int8.py)')
         self.graph = graph
         self.options = PlanOptions() if options is None else options    # how plans are made
         self.kernels = isa.kernels(precision) if kernels is None else kernels

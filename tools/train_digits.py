@@ -5,6 +5,7 @@ it, and write what weights/ ships:
   weights/digits_shufflenet.engine   the converted model (labels and preprocessing inside)
   weights/digits_shufflenet.pth      the PyTorch state dict it came from (torch.load(..., weights_only=True))
   weights/digits_test.npz            the held-out images, their labels and PyTorch's logits
+  weights/digits_calibration.npz     training images for int8 calibration (engine/int8.py)
   weights/samples/*.png              a few held-out images to classify
 
   pip install -e ".[test]" scikit-learn && python tools/train_digits.py
@@ -29,6 +30,7 @@ sys.path.insert(0, os.path.join(ROOT, 'tests'))
 
 SIZE = 32
 PREPROCESS = {'resize': SIZE, 'crop': SIZE, 'mean': [0.25], 'std': [0.35]}
+CALIBRATION_IMAGES = 200
 
 
 def digits_images():
@@ -38,6 +40,22 @@ def digits_images():
     small = np.round(d.images * (255 / 16)).astype(np.uint8)           # 0..16 -> 0..255
     big = small.repeat(SIZE // 8, axis=1).repeat(SIZE // 8, axis=2)     # 8x8 -> 32x32
     return big, d.target.astype(np.int64)
+
+
+def split(labels):
+    """(training indices, held-out indices): 20 % held out, stratified."""
+    from sklearn.model_selection import train_test_split
+    return train_test_split(np.arange(len(labels)), test_size=0.2, random_state=0, stratify=labels)
+
+
+def write_calibration(folder):
+    """digits_calibration.npz: the first CALIBRATION_IMAGES training images
+    (a random sample: the split shuffles), for int8 calibration, apart from
+    the held-out ones the accuracy is measured on."""
+    images, labels = digits_images()
+    idx_train, _ = split(labels)
+    pick = idx_train[:CALIBRATION_IMAGES]
+    np.savez_compressed(os.path.join(folder, 'digits_calibration.npz'), images=images[pick], labels=labels[pick])
 
 
 def build_net():
@@ -81,14 +99,12 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     import torch
-    from sklearn.model_selection import train_test_split
     import engine
     from engine.preprocess import to_array
 
     torch.manual_seed(0)
     images, labels = digits_images()
-    idx_train, idx_test = train_test_split(np.arange(len(labels)), test_size=0.2, random_state=0,
-                                           stratify=labels)
+    idx_train, idx_test = split(labels)
     # exactly the inputs engine.Model.classify makes of these images
     x = np.stack([to_array(im, PREPROCESS, 1) for im in images])
     xt, yt = torch.from_numpy(x[idx_train]), torch.from_numpy(labels[idx_train])
@@ -135,6 +151,7 @@ def main(argv=None):
     model = engine.load(os.path.join(args.out, 'digits_shufflenet.engine'))
     np.savez_compressed(os.path.join(args.out, 'digits_test.npz'), images=images[idx_test],
                         labels=labels[idx_test], torch_logits=logits)
+    write_calibration(args.out)
     engine_acc = float((model(x[idx_test]).argmax(1) == labels[idx_test]).mean())
     print(f'held-out accuracy (engine):  {engine_acc:.4f}')
 

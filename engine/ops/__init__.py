@@ -10,6 +10,7 @@ An op's definition (an OpDef in REGISTRY) says, for nodes of that op:
   (record, layer kind, scratch floats per thread)
 - macs(node, shapes): multiply-adds, for `info`
 - dtype(node, ins): its output's element type for inputs of those types
+  (int8 where the node has a quantization: engine/int8.py)
 - image_shape(node, chw, rank): one image's output shape as the caller gets it
 
 The graph's validation and shape inference, the reference interpreter, the
@@ -24,6 +25,7 @@ class OpDef:
     epilogue = True     # takes a fused clamp and activation (activations.py)
     plan_only = False   # made by the planner's passes (fused.py), never in a file
     output_only = False  # a layout of a model's output, made by the copy out (no op may read it)
+    int8 = False        # may read int8 values: has an int8 form (engine/int8.py)
 
     def check(self, node, ins):
         raise NotImplementedError
@@ -41,8 +43,12 @@ class OpDef:
         return 0
 
     def dtype(self, node, ins):
-        """Its inputs' type: every op of this version reads and writes float32."""
-        return ins[0]
+        """int8 where the node has a quantization (attrs 'quant': its
+        output's scale and zero point), else its input's float type (float32
+        for an int8 input: the sums dequantized)."""
+        if node.attrs.get('quant') is not None:
+            return 'int8'
+        return 'float32' if ins[0] == 'int8' else ins[0]
 
     def image_shape(self, node, chw, rank):
         """One image's output, (C, H, W) or (C,), from its shape() and rank."""
@@ -63,4 +69,4 @@ def per_channel_shape(node, ins):
     return ins[0]
 
 
-from engine.ops import conv, elementwise, fused, linear, norm, pool, resize, views  # noqa: E402,F401  (they register)
+from engine.ops import conv, elementwise, fused, linear, norm, pool, quant, resize, views  # noqa: E402,F401  (they register)

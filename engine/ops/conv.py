@@ -184,6 +184,7 @@ def is_depthwise(node):
 @register
 class Conv(OpDef):
     name = 'conv'
+    int8 = True
 
     def check(self, node, ins):
         c, _ = one_input(node, ins[:1], 4)

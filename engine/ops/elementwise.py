@@ -34,6 +34,7 @@ class _Binary(OpDef):
 @register
 class Add(_Binary):
     name = 'add'
+    int8 = True
 
     def shape(self, node, ins):
         if ins[0] != ins[1]:

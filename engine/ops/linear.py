@@ -14,6 +14,7 @@ from engine.ops.checks import integer, one_input, param
 @register
 class Linear(OpDef):
     name = 'linear'
+    int8 = True
 
     def check(self, node, ins):
         c, _ = one_input(node, ins, 2)

@@ -55,6 +55,8 @@ def _padded(x, kernel, stride, padding, dilation, ceil_mode, value):
 
 
 class _Window(OpDef):
+    int8 = True
+
     def check(self, node, ins):
         c, _ = one_input(node, ins, 4)
         a = node.attrs
@@ -136,6 +138,7 @@ def _global_record(node, ctx):
 @register
 class GlobalAvgPool(OpDef):
     name = 'global_avgpool'
+    int8 = True
     epilogue = False
 
     def check(self, node, ins):

@@ -16,6 +16,11 @@ from engine.ops.checks import one_input
 class _View(OpDef):
     view = True
     epilogue = False
+    int8 = True
+
+    def dtype(self, node, ins):
+        """Its input's (graph.validate: a concat's inputs share one)."""
+        return ins[0]
 
 
 @register

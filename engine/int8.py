@@ -1,0 +1,355 @@
+"""int8 models: what a quantized graph computes, and how calibration picks
+its scales.  The kernels are to come; until then the NumPy reference
+(engine/reference.py) runs int8 graphs, and it is the oracle they will be
+tested against.
+
+The scheme (TFLite's and XNNPACK's signed one):
+- An int8 value holds q in [-128, 127], meaning scale * (q - zero_point),
+  one (scale, zero_point) per tensor: the `quant` attribute of the node that
+  writes it.  Zero is exactly one q, so padding and ReLU lose nothing.
+- An int8 layer's weights are int8 in [-127, 127], one scale per output
+  channel (its `weight` and `weight_scale` parameters; symmetric, so sums
+  need no weight zero point).  It sums (q - zero_point) * w in int32, adds
+  its bias rounded to the sum's scale (input scale * weight scale), and
+  writes round(sum * input scale * weight scale / output scale) + output
+  zero point (half to even), clamped to int8 and to its epilogue's clamp;
+  or, with no `quant` of its own, the sum as float32 (the classifier).  A
+  float32 layer with a `quant` rounds its output so (a quantizing epilogue:
+  the first convolution).
+- Views move no data, so the values they join share one quantization: a
+  concat's inputs and output, a shuffle's or a split's input and outputs
+  (scale_groups).  A ShuffleNetV2 stage is one group: each unit's concat
+  holds half of the previous one's.  Max pooling keeps its input's too.
+- Where a value is read by float32 and int8 layers both, `quantize` and
+  `dequantize` nodes convert it (engine/ops/quant.py).
+
+The reference computes this in real numbers: each layer on its inputs' and
+weights' real values (q times scales, exact in float64), its output rounded
+to its grid.  Kernels computing in int32 and requantizing in float32 may
+differ from it by one step where a value falls near a rounding boundary
+(KERNEL_STEPS)."""
+from dataclasses import replace
+
+import numpy as np
+
+from engine.graph import Node, is_view, value_dtypes
+from engine.ops import REGISTRY
+from engine.ops.quant import INT8_RANGE, WEIGHT_RANGE
+
+KERNEL_STEPS = 1        # a kernel's int8 outputs against the reference's, in steps of q at most
+SHARES_INPUT_SCALE = ('maxpool',)      # int8 layers whose output keeps their input's quantization
+METHODS = ('minmax', 'percentile', 'entropy', 'mse')
+PERCENTILE = 99.99      # the percentile method's range: this share of the calibration values
+HISTOGRAM_BINS = 2048   # of |x|, for the methods other than minmax
+SIGNED_LEVELS = 128     # steps of int8 on one side of zero: what |x| of a signed range gets (256 if one-signed)
+
+
+# -- the grid ------------------------------------------------------------------
+
+def to_int8(x, quant):
+    """The q an int8 tensor of quantization (scale, zero_point) holds for real x."""
+    scale, zero = quant
+    return np.clip(np.rint(np.asarray(x, np.float64) / scale) + zero, *INT8_RANGE).astype(np.int8)
+
+
+def on_grid(x, quant):
+    """x rounded to the nearest values an int8 tensor of that quantization holds."""
+    scale, zero = quant
+    return scale * (to_int8(x, quant).astype(np.float64) - zero)
+
+
+def real_weights(node):
+    """The node with its int8 weights as the real numbers they mean (times
+    their channel's scale), for the reference; other nodes as they are."""
+    scale = node.params.get('weight_scale')
+    if scale is None:
+        return node
+    w = node.params['weight']
+    real = w.astype(np.float64) * scale.astype(np.float64).reshape((-1,) + (1,) * (w.ndim - 1))
+    return replace(node, params={**node.params, 'weight': real})
+
+
+def quant_of(lo, hi):
+    """The (scale, zero_point) whose 256 steps span [lo, hi] widened to hold
+    zero (ReLU's outputs, [0, hi], get zero point -128)."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if not np.isfinite(hi - lo):
+        raise ValueError(f'cannot quantize values in [{lo}, {hi}]')
+    if hi == lo:            # all zeros
+        return 1.0, 0
+    qmin, qmax = INT8_RANGE
+    scale = (hi - lo) / (qmax - qmin)
+    return scale, int(np.clip(np.rint(qmin - lo / scale), qmin, qmax))
+
+
+def weight_scales(weight):
+    """Per output channel: the scale that maps its largest |w| to 127 (1 for
+    a channel of zeros)."""
+    amax = np.abs(np.asarray(weight, np.float64)).reshape(len(weight), -1).max(axis=1)
+    return np.where(amax > 0, amax / WEIGHT_RANGE[1], 1.0).astype(np.float32)
+
+
+def int8_weights(weight, scale):
+    """weight rounded to q = round(w / scale) per output channel (as float32)."""
+    s = np.asarray(scale, np.float64).reshape((-1,) + (1,) * (np.ndim(weight) - 1))
+    return np.clip(np.rint(np.asarray(weight, np.float64) / s), *WEIGHT_RANGE).astype(np.float32)
+
+
+def integer_layer(node, q, in_quant, residual=None):
+    """What an int8 convolution or fully connected layer's kernel computes
+    from the q of its input (and of its residual: (q, quant)), in integer
+    arithmetic: int32 sums of (q - zero point) * w plus the bias rounded to
+    the sums' scale, then rint(float32(sum) * float32(multiplier)) + zero
+    point, clamped (or, with no quant, float32(sum) * float32(scale)).  The
+    kernels' exact oracle; the reference's real arithmetic is within
+    KERNEL_STEPS of it."""
+    from engine.ops.activations import clamp_bounds
+    from engine.ops.conv import conv2d
+    a, p = node.attrs, node.params
+    sx, zx = in_quant
+    sw = p['weight_scale'].astype(np.float64)
+    x = np.asarray(q, np.float64) - zx
+    if node.op == 'conv':
+        acc = conv2d(x, p['weight'], None, a['stride'], a['padding'], a['dilation'], a['groups'])
+    else:
+        acc = x @ p['weight'].astype(np.float64).T
+    shape = (1, -1) + (1,) * (acc.ndim - 2)
+    if 'bias' in p:
+        acc = acc + np.rint(p['bias'] / (sx * sw)).reshape(shape)
+    acc = acc.astype(np.int64)
+    assert np.abs(acc).max(initial=0) < 1 << 31, 'int32 sums overflow'
+    acc32 = acc.astype(np.float32)
+    lo, hi = clamp_bounds(a.get('clamp'))
+    if a.get('quant') is None:
+        return np.clip(acc32 * (sx * sw).astype(np.float32).reshape(shape), lo, hi).astype(np.float32)
+    so, zo = a['quant']
+    y = acc32 * (sx * sw / so).astype(np.float32).reshape(shape)
+    if residual is not None:
+        rq, (sr, zr) = residual
+        y = y + (np.asarray(rq, np.float32) - np.float32(zr)) * np.float32(sr / so)
+    qlo = max(INT8_RANGE[0], zo + np.rint(lo / so)) if np.isfinite(lo) else INT8_RANGE[0]
+    qhi = min(INT8_RANGE[1], zo + np.rint(hi / so)) if np.isfinite(hi) else INT8_RANGE[1]
+    return np.clip(np.rint(y) + zo, qlo, qhi).astype(np.int8)
+
+
+# -- which values share a quantization -----------------------------------------
+
+def scale_groups(graph):
+    """value -> the name of its group (one of its members): values joined by
+    views, and max pooling's input and output, must share one quantization."""
+    parent = {}
+
+    def root(v):
+        while parent.get(v, v) != v:
+            v = parent[v]
+        return v
+
+    for node in graph.nodes:
+        if is_view(node) or node.op in SHARES_INPUT_SCALE:
+            for i in node.inputs:
+                parent[root(i)] = root(node.name)
+    return {v: root(v) for v in [graph.input_name] + [n.name for n in graph.nodes]}
+
+
+# -- calibration -----------------------------------------------------------------
+
+def _batches(inputs, batch_size):
+    for start in range(0, len(inputs), batch_size):
+        yield np.asarray(inputs[start:start + batch_size], np.float64)
+
+
+def calibrate(graph, inputs, method='mse', batch_size=8, progress=None):
+    """group -> (lo, hi): the range each scale group's quantization should
+    span, from the float32 graph's values on `inputs` (N, C, H, W),
+    computed by the reference.  method: 'minmax' (the extremes),
+    'percentile' (PERCENTILE % of the nonzero |values|), 'entropy' (the
+    clipping whose quantized histogram has the least KL divergence from the
+    full one: TensorRT's), 'mse' (the least squared error, rounding and
+    clipping together: the best or near it on every model
+    tools/int8_accuracy.py measures).  progress(done, total) is called after
+    each batch of each pass."""
+    from engine.reference import values
+    if method not in METHODS:
+        raise ValueError(f'calibration method must be one of {", ".join(METHODS)}, got {method!r}')
+    inputs = np.asarray(inputs)
+    if inputs.ndim != 4 or len(inputs) == 0:
+        raise ValueError(f'calibration inputs must be a non-empty N x C x H x W array, got shape {inputs.shape}')
+    groups = scale_groups(graph)
+    passes = 1 if method == 'minmax' else 2
+    total, done = passes * -(-len(inputs) // batch_size), 0
+    lo, hi = {}, {}
+    for x in _batches(inputs, batch_size):
+        for v, y in values(graph, x).items():
+            g = groups[v]
+            lo[g], hi[g] = min(lo.get(g, np.inf), float(y.min())), max(hi.get(g, -np.inf), float(y.max()))
+        done += 1
+        if progress:
+            progress(done, total)
+    if method == 'minmax':
+        return {g: (lo[g], hi[g]) for g in lo}
+    top = {g: max(-lo[g], hi[g]) for g in lo}
+    hist = {g: np.zeros(HISTOGRAM_BINS) for g in lo}
+    for x in _batches(inputs, batch_size):
+        for v, y in values(graph, x).items():
+            g = groups[v]
+            if top[g] > 0:      # (exact zeros left out: they lose nothing, and ReLU makes many)
+                hist[g] += np.histogram(np.abs(y[y != 0]), HISTOGRAM_BINS, (0, top[g]))[0]
+        done += 1
+        if progress:
+            progress(done, total)
+    ranges = {}
+    for g in lo:
+        levels = SIGNED_LEVELS * (2 if lo[g] >= 0 else 1)
+        if method == 'percentile':
+            clip = _percentile_clip(hist[g])
+        elif method == 'entropy':
+            clip = _entropy_clip(hist[g], levels)
+        else:
+            clip = _mse_clip(hist[g], levels)
+        t = clip * top[g] / HISTOGRAM_BINS if top[g] > 0 else 0.0
+        ranges[g] = (max(lo[g], -t), min(hi[g], t))
+    return ranges
+
+
+def _percentile_clip(hist):
+    """The bin edge (in bins) below which PERCENTILE % of the histogram lies."""
+    cum = np.cumsum(hist)
+    return int(np.searchsorted(cum, cum[-1] * PERCENTILE / 100)) + 1
+
+
+def _mse_clip(hist, levels):
+    """The bin edge (in bins) whose clipping makes the least squared error:
+    rounding (a step^2 / 12 per value below it, steps of edge / levels) plus
+    clipping (the distance past it of each value above)."""
+    centers = np.arange(len(hist)) + 0.5
+    edges = np.arange(1, len(hist) + 1)
+    below = np.cumsum(hist)
+    # sum over bins past each edge of count * (center - edge)^2, expanded in powers of edge
+    c0, c1, c2 = (np.cumsum((hist * centers ** k)[::-1])[::-1] for k in (0, 1, 2))
+    past = np.append(c2[1:], 0) - 2 * edges * np.append(c1[1:], 0) + edges ** 2 * np.append(c0[1:], 0)
+    return int(edges[np.argmin(below * (edges / levels) ** 2 / 12 + past)])
+
+
+def _entropy_clip(hist, levels):
+    """The bin edge (in bins) whose clipping loses the least information:
+    the KL divergence of the clipped histogram (the outliers in its last
+    bin) from the histogram below the edge quantized to `levels` levels."""
+    best, best_kl = len(hist), np.inf
+    for t in range(levels, len(hist) + 1, 16):
+        p = hist[:t].astype(np.float64).copy()
+        p[-1] += hist[t:].sum()
+        # each level takes an equal span of bins, its count spread back over its nonzero bins
+        edges = np.linspace(0, t, levels + 1).astype(int)
+        q = np.zeros(t)
+        for a, b in zip(edges[:-1], edges[1:]):
+            nonzero = hist[a:b] > 0
+            if nonzero.any():
+                q[a:b][nonzero] = hist[a:b].sum() / nonzero.sum()
+        mask = p > 0
+        pn, qn = p[mask] / p.sum(), q[mask] / q.sum()
+        kl = float(np.sum(pn * np.log(pn / np.maximum(qn, 1e-12))))
+        if kl < best_kl:
+            best, best_kl = t, kl
+    return best
+
+
+# -- the int8 graph ---------------------------------------------------------------
+
+def keep_reasons(graph, keep=None):
+    """layer -> why it stays float32: the names in `keep` (None: the
+    defaults, a first convolution on at most 4 channels), and the layers no
+    int8 kernel can run (ops whose OpDef.int8 is False, nonlinear activations)."""
+    reasons = {}
+    for node in graph.nodes:
+        if is_view(node):
+            continue
+        if not REGISTRY[node.op].int8:
+            reasons[node.name] = f'op {node.op} has no int8 form'
+        elif node.attrs.get('act') is not None:
+            reasons[node.name] = f'activation {node.attrs["act"]} has no int8 form'
+    names = {n.name for n in graph.nodes}
+    if keep is None:
+        first = [n for n in graph.nodes if graph.input_name in n.inputs and n.op == 'conv']
+        for n in first:
+            if n.attrs['in_channels'] <= 4:
+                reasons.setdefault(n.name, f'reads the image ({n.attrs["in_channels"]} channels): its int8 '
+                                           'sums would be mostly padding, and its error reaches every layer')
+    else:
+        unknown = set(keep) - names
+        if unknown:
+            raise ValueError(f'no layers named {", ".join(map(repr, sorted(unknown)))} in the model')
+        for name in keep:
+            reasons.setdefault(name, 'kept float32 as asked')
+    return reasons
+
+
+def quantize_graph(graph, ranges, keep=None):
+    """(int8 graph, {layer: why it stays float32}) of a float32 graph:
+    ranges from calibrate() (per scale group); keep as keep_reasons takes it.
+
+    Each layer that can runs in int8.  A value is int8 where int8 layers
+    read it and its writer can write int8 (an int8 layer, or a float32 one
+    whose readers are all int8); a float32 layer or a model output reading
+    an int8 value reads it through a dequantize node, an int8 layer reading
+    a float32 value through a quantize one."""
+    if 'int8' in value_dtypes(graph).values():
+        raise ValueError('the graph is int8 already')
+    reasons = keep_reasons(graph, keep)
+    groups = scale_groups(graph)
+    writers = {graph.input_name: ()}     # value -> the layers whose outputs it holds (views: several)
+    for node in graph.nodes:
+        writers[node.name] = sum((writers[i] for i in node.inputs), ()) if is_view(node) else (node.name,)
+    int8_layer = {n.name: not is_view(n) and n.name not in reasons for n in graph.nodes}
+    readers = {}        # layer -> 'int8' / 'float32' of each reader of its output (through views)
+    for node in graph.nodes:
+        if not is_view(node):
+            for i in node.inputs:
+                for w in writers[i]:
+                    readers.setdefault(w, []).append('int8' if int8_layer[node.name] else 'float32')
+    for o in graph.outputs:
+        for w in writers[o]:
+            readers.setdefault(w, []).append('float32')
+
+    def int8_output(layer):
+        r = readers.get(layer, [])
+        return 'int8' in r and (int8_layer[layer] or all(t == 'int8' for t in r))
+
+    is_int8 = {v: any(map(int8_output, w)) for v, w in writers.items()}   # a view: if any part is
+    quant = {v: quant_of(*ranges[groups[v]]) for v, q in is_int8.items() if q}
+
+    nodes, converted = [], {}
+
+    def read(value, as_int8):
+        """The name of `value` as an int8 layer (as_int8) or a float32 one reads it."""
+        if is_int8[value] == as_int8:
+            return value
+        key = (value, as_int8)
+        if key not in converted:
+            op = 'quantize' if as_int8 else 'dequantize'
+            attrs = {'quant': list(quant_of(*ranges[groups[value]]))} if as_int8 else {}
+            converted[key] = f'{value}.{op}'
+            nodes.append(Node(converted[key], op, [value], attrs))
+        return converted[key]
+
+    for n in graph.nodes:
+        attrs, params, storage = dict(n.attrs), dict(n.params), n.storage
+        if is_view(n):
+            inputs = [read(i, is_int8[n.name]) for i in n.inputs]
+        else:
+            inputs = [read(i, int8_layer[n.name]) for i in n.inputs]
+            if int8_layer[n.name] and 'weight' in params:
+                scale = weight_scales(params['weight'])
+                params['weight'], params['weight_scale'], storage = int8_weights(params['weight'], scale), scale, 'int8'
+            if is_int8[n.name]:
+                attrs['quant'] = list(quant[n.name])
+        nodes.append(Node(n.name, n.op, inputs, attrs, params, storage))
+    outputs = [read(o, False) for o in graph.outputs]
+    meta = dict(graph.meta, int8={'kept_float32': reasons})
+    return replace(graph, nodes=nodes, outputs=outputs, meta=meta), reasons
+
+
+def sqnr_db(reference, test):
+    """Signal-to-quantization-noise ratio of test against reference, in dB."""
+    reference, test = np.asarray(reference, np.float64), np.asarray(test, np.float64)
+    noise = np.sum((test - reference) ** 2)
+    return float('inf') if noise == 0 else float(10 * np.log10(np.sum(reference ** 2) / noise))
