@@ -26,7 +26,7 @@ MAX_HEADER = 64 << 20          # bytes of JSON a sane model file needs, with roo
 CHECKSUM_PREFIX = b'{"__metadata__": {"file_crc32": "'
 CHECKSUM_AT = 8 + len(CHECKSUM_PREFIX)      # where the checksum's 8 hex digits start
 UNSET = b'0' * 8
-DTYPES = {'F32': np.dtype('<f4'), 'F16': np.dtype('<f2'), 'I8': np.dtype('i1')}     # safetensors' names of the stored types
+DTYPES = {'F32': np.dtype('<f4'), 'F16': np.dtype('<f2'), 'I8': np.dtype('i1')}     # safetensors' type names
 
 
 def to_bytes(graph):
@@ -206,8 +206,8 @@ def _entries(header):
         if key == '__metadata__':
             continue
         if not isinstance(entry, dict) or entry.get('dtype') not in DTYPES:
-            raise ModelFileError(f'tensor {key!r}: only float32 (F32), float16 (F16) and int8 (I8) tensors are supported, '
-                                 f'got {entry!r}'[:300])
+            raise ModelFileError(f'tensor {key!r}: only float32 (F32), float16 (F16) and int8 (I8) tensors are '
+                                 f'supported, got {entry!r}'[:300])
         dtype = DTYPES[entry['dtype']]
         shape, offs = entry.get('shape'), entry.get('data_offsets')
         if (not isinstance(shape, list) or len(shape) > 8 or

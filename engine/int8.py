@@ -32,7 +32,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from engine.graph import Node, is_view, value_dtypes
+from engine.graph import Node, is_view, value_dtypes, value_quants
 from engine.ops import REGISTRY
 from engine.ops.quant import INT8_RANGE, WEIGHT_RANGE
 
@@ -251,6 +251,50 @@ def _entropy_clip(hist, levels):
         if kl < best_kl:
             best, best_kl = t, kl
     return best
+
+
+def calibration_inputs(path, spec, channels, limit=None):
+    """Calibration inputs (N, C, H, W float32) from `path`: a folder of
+    images (found as `classify` finds them) or an .npz / .npy of uint8 images
+    (N x H x W, or N x H x W x C), each preprocessed by `spec` (a model's
+    preprocessing); or an .npy / .npz of float inputs (N x C x H x W), as
+    they are.  An .npz gives its 'inputs' or 'images' array, or its only
+    one.  At most `limit` of them."""
+    import os
+    from engine.classify import collect
+    from engine.preprocess import to_array
+    if os.path.isdir(path):
+        files, _ = collect([path])
+        if not files:
+            raise ValueError(f'{path}: no image files in this folder')
+        return np.stack([to_array(f, spec, channels) for f in files[:limit]])
+    if not path.endswith(('.npy', '.npz')):
+        raise ValueError(f'{path}: calibration data is a folder of images or an .npy / .npz file')
+    data = np.load(path, allow_pickle=False)
+    if path.endswith('.npz'):
+        names = [k for k in ('inputs', 'images') if k in data] or list(data)
+        if len(names) != 1:
+            raise ValueError(f'{path}: which array? it has {", ".join(data)} (name one inputs or images)')
+        data = data[names[0]]
+    data = data[:limit]
+    if data.dtype == np.uint8 and data.ndim in (3, 4):
+        return np.stack([to_array(im, spec, channels) for im in data])
+    if data.ndim == 4 and data.shape[1] == channels and np.issubdtype(data.dtype, np.floating):
+        return data.astype(np.float32)
+    raise ValueError(f'{path}: expected uint8 images (N x H x W[ x C]) or float inputs (N x {channels} x H x W), '
+                     f'got {data.dtype} {data.shape}')
+
+
+def layer_errors(graph, quantized, inputs):
+    """Each layer of the int8 graph beside the float32 one on `inputs`: dicts
+    with name, op, dtype (of its output), quant ((scale, zero point) or
+    None) and sqnr_db (its output against float32's, in dB), in graph order."""
+    from engine.reference import values
+    exact, approx = values(graph, inputs), values(quantized, inputs)
+    quants = value_quants(quantized)
+    return [dict(name=n.name, op=n.op, dtype='int8' if quants[n.name] else 'float32', quant=quants[n.name],
+                 sqnr_db=sqnr_db(exact[n.name], approx[n.name]))
+            for n in quantized.nodes if n.name in exact and not is_view(n)]
 
 
 # -- the int8 graph ---------------------------------------------------------------

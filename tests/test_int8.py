@@ -283,6 +283,43 @@ def test_calibration_reports_progress(shufflenet):
     assert seen == [(i, 6) for i in range(1, 7)]          # two passes of three batches
 
 
+def test_calibration_inputs_from_folders_and_arrays(tmp_path):
+    model = engine.load(os.path.join(WEIGHTS, 'digits_shufflenet.engine'))
+    spec = model.preprocessing
+    samples = os.path.join(WEIGHTS, 'samples')
+    x = int8.calibration_inputs(samples, spec, 1)
+    assert x.shape == (10, 1, 32, 32) and x.dtype == np.float32
+    assert np.array_equal(x[3], to_array(os.path.join(samples, 'digit_3.png'), spec, 1))
+    images = np.load(os.path.join(WEIGHTS, 'digits_calibration.npz'))['images']
+    x = int8.calibration_inputs(os.path.join(WEIGHTS, 'digits_calibration.npz'), spec, 1, limit=7)
+    assert np.array_equal(x, np.stack([to_array(im, spec, 1) for im in images[:7]]))
+    floats = np.random.default_rng(0).standard_normal((3, 1, 32, 32)).astype(np.float32)
+    np.save(tmp_path / 'x.npy', floats)
+    np.savez(tmp_path / 'x.npz', inputs=floats, other=floats[:1])
+    for name in ('x.npy', 'x.npz'):
+        assert np.array_equal(int8.calibration_inputs(str(tmp_path / name), spec, 1), floats)
+    np.savez(tmp_path / 'two.npz', a=floats, b=floats)
+    np.save(tmp_path / 'rgb.npy', floats.repeat(3, axis=1))
+    (tmp_path / 'empty').mkdir()
+    (tmp_path / 'notes.txt').write_text('hello')
+    for name, message in [('two.npz', 'which array'), ('rgb.npy', r'float inputs \(N x 1 x H x W\)'),
+                          ('empty', 'no image files'), ('notes.txt', 'a folder of images or an .npy')]:
+        with pytest.raises(ValueError, match=message):
+            int8.calibration_inputs(str(tmp_path / name), spec, 1)
+
+
+def test_layer_errors(shufflenet):
+    graph, xc, xt = shufflenet
+    q, _ = int8.quantize_graph(graph, int8.calibrate(graph, xc))
+    rows = {r['name']: r for r in int8.layer_errors(graph, q, xt)}
+    assert list(rows) == [n.name for n in graph.nodes if not is_view(n)]
+    assert rows['conv1.0']['dtype'] == 'int8' and rows['fc']['dtype'] == 'float32' and rows['fc']['quant'] is None
+    assert rows['stage2.0.branch2.0']['quant'] == value_quants(q)['stage2.0.branch2.0']
+    sqnr = [r['sqnr_db'] for r in rows.values()]
+    assert all(10 < v < 60 for v in sqnr)
+    assert rows['fc']['sqnr_db'] < rows['conv1.0']['sqnr_db']      # errors grow through the network
+
+
 # -- accuracy ---------------------------------------------------------------------------
 
 def test_digits_int8_accuracy():
