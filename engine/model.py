@@ -79,6 +79,7 @@ class _ThreadChoice:
     do not depend on the thread count."""
     EXPLORE_EVERY = (16, 256)     # runs between tries of the other choice: often while the
                                   # two are close, rarely once one is clearly faster
+    EXPLORE_RUNS = 3              # runs of the other choice a try makes
     SMOOTHING = 0.25              # weight of a new time in the running averages
     MARGIN = 0.95                 # one thread must be this much faster to be chosen
 
@@ -88,18 +89,25 @@ class _ThreadChoice:
         self.use = threads
         self.every = self.EXPLORE_EVERY[0]
         self.since = 0
+        self.last = None            # the thread count of the last run
 
     def next(self):
         """The thread count for the next run."""
         self.since += 1
-        if self.since >= self.every:
+        if self.since <= self.every:
+            return self.use
+        if self.since >= self.every + self.EXPLORE_RUNS:
             self.since = 0
-            return 1 if self.use == self.threads else self.threads
-        return self.use
+        return 1 if self.use == self.threads else self.threads
 
     def record(self, threads, seconds):
-        """A run's time with the threads it ran on."""
-        if threads not in self.seconds:
+        """A run's time with the threads it ran on.  The first run after a
+        change of thread count is not counted: it pays for the change (threads
+        woken, caches cold: ShuffleNetV2 x0.5's first two-thread run after
+        one-thread ones took 1.18x the steady time on an EPYC VM), which
+        biased every try against the other choice."""
+        changed, self.last = threads != self.last, threads
+        if threads not in self.seconds or changed:
             return
         old = self.seconds[threads]
         self.seconds[threads] = seconds if old is None else old + self.SMOOTHING * (seconds - old)
