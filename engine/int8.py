@@ -34,6 +34,8 @@ import numpy as np
 
 from engine.graph import Node, is_view, value_dtypes, value_quants
 from engine.ops import REGISTRY
+from engine.ops.activations import clamp_bounds
+from engine.ops.conv import conv2d
 from engine.ops.quant import INT8_RANGE, WEIGHT_RANGE
 
 KERNEL_STEPS = 1        # a kernel's int8 outputs against the reference's, in steps of q at most
@@ -103,8 +105,6 @@ def integer_layer(node, q, in_quant, residual=None):
     point, clamped (or, with no quant, float32(sum) * float32(scale)).  The
     kernels' exact oracle; the reference's real arithmetic is within
     KERNEL_STEPS of it."""
-    from engine.ops.activations import clamp_bounds
-    from engine.ops.conv import conv2d
     a, p = node.attrs, node.params
     sx, zx = in_quant
     sw = p['weight_scale'].astype(np.float64)
@@ -359,7 +359,9 @@ def quantize_graph(graph, ranges, keep=None):
         return 'int8' in r and (int8_layer[layer] or all(t == 'int8' for t in r))
 
     is_int8 = {v: any(map(int8_output, w)) for v, w in writers.items()}   # a view: if any part is
-    quant = {v: quant_of(*ranges[groups[v]]) for v, q in is_int8.items() if q}
+
+    def quant(v):
+        return list(quant_of(*ranges[groups[v]]))
 
     nodes, converted = [], {}
 
@@ -370,7 +372,7 @@ def quantize_graph(graph, ranges, keep=None):
         key = (value, as_int8)
         if key not in converted:
             op = 'quantize' if as_int8 else 'dequantize'
-            attrs = {'quant': list(quant_of(*ranges[groups[value]]))} if as_int8 else {}
+            attrs = {'quant': quant(value)} if as_int8 else {}
             converted[key] = f'{value}.{op}'
             nodes.append(Node(converted[key], op, [value], attrs))
         return converted[key]
@@ -385,7 +387,7 @@ def quantize_graph(graph, ranges, keep=None):
                 scale = weight_scales(params['weight'])
                 params['weight'], params['weight_scale'], storage = int8_weights(params['weight'], scale), scale, 'int8'
             if is_int8[n.name]:
-                attrs['quant'] = list(quant[n.name])
+                attrs['quant'] = quant(n.name)
         nodes.append(Node(n.name, n.op, inputs, attrs, params, storage))
     outputs = [read(o, False) for o in graph.outputs]
     meta = dict(graph.meta, int8={'kept_float32': reasons})

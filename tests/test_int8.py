@@ -176,6 +176,10 @@ def test_conversions_where_float32_and_int8_layers_share_a_value(shufflenet):
     assert conversions(q) == {'maxpool.quantize': ('quantize', ['maxpool'])}
     assert inputs(q, 'stage2.0.branch1.0') == ['maxpool.quantize']
     assert value_quants(q)['maxpool'] is None and value_quants(q)['conv1.0'] is None
+    # nothing kept: the image itself is quantized for the first convolution
+    q, kept = int8.quantize_graph(graph, ranges, keep=())
+    assert kept == {} and conversions(q) == {'input.quantize': ('quantize', ['input'])}
+    assert inputs(q, 'conv1.0') == ['input.quantize']
 
 
 def test_unknown_kept_layer_and_int8_graph_are_refused(shufflenet):
