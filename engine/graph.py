@@ -98,6 +98,8 @@ def validate(graph):
     for o in graph.outputs:
         if o not in info:
             raise ModelFileError(f'output {o!r} is not a value of the graph')
+        if quants[o] is not None:
+            raise ModelFileError(f'output {o!r} is int8: a model returns float32 (dequantize it)')
     return info
 
 

@@ -35,8 +35,10 @@ import numpy as np
 from engine.graph import Node, is_view, value_dtypes, value_quants
 from engine.ops import REGISTRY
 from engine.ops.activations import clamp_bounds
-from engine.ops.conv import conv2d
-from engine.ops.quant import INT8_RANGE, WEIGHT_RANGE
+from engine.ops.conv import conv2d, windows
+from engine.ops.pool import avgpool_divisors, global_divisor, padded
+from engine.ops.quant import (INT8_RANGE, WEIGHT_RANGE, fma32, layer_arithmetic, pool_multipliers, q_bounds,
+                              quantize_multiplier, ratio, requantize)
 
 KERNEL_STEPS = 1        # a kernel's int8 outputs against the reference's, in steps of q at most
 SHARES_INPUT_SCALE = ('maxpool',)      # int8 layers whose output keeps their input's quantization
@@ -101,35 +103,82 @@ def integer_layer(node, q, in_quant, residual=None):
     """What an int8 convolution or fully connected layer's kernel computes
     from the q of its input (and of its residual: (q, quant)), in integer
     arithmetic: int32 sums of (q - zero point) * w plus the bias rounded to
-    the sums' scale, then rint(float32(sum) * float32(multiplier)) + zero
-    point, clamped (or, with no quant, float32(sum) * float32(scale)).  The
-    kernels' exact oracle; the reference's real arithmetic is within
-    KERNEL_STEPS of it."""
+    the sums' scale, then float32(sum) * float32(multiplier) (plus the
+    residual's (q - zero point) * its ratio, fused), rounded half to even,
+    plus the zero point, clamped (or, with no quant, float32(sum) *
+    float32(scale) plus the residual's real value, fused, clamped).  The kernels' exact oracle; the reference's
+    real arithmetic is within KERNEL_STEPS of it."""
     a, p = node.attrs, node.params
-    sx, zx = in_quant
-    sw = p['weight_scale'].astype(np.float64)
-    x = np.asarray(q, np.float64) - zx
+    x = np.asarray(q, np.float64) - in_quant[1]
     if node.op == 'conv':
         acc = conv2d(x, p['weight'], None, a['stride'], a['padding'], a['dilation'], a['groups'])
     else:
         acc = x @ p['weight'].astype(np.float64).T
+    qb, mult = layer_arithmetic(node, in_quant)
     shape = (1, -1) + (1,) * (acc.ndim - 2)
-    if 'bias' in p:
-        acc = acc + np.rint(p['bias'] / (sx * sw)).reshape(shape)
-    acc = acc.astype(np.int64)
+    acc = (acc + qb.reshape(shape)).astype(np.int64)
     assert np.abs(acc).max(initial=0) < 1 << 31, 'int32 sums overflow'
-    acc32 = acc.astype(np.float32)
-    lo, hi = clamp_bounds(a.get('clamp'))
-    if a.get('quant') is None:
-        return np.clip(acc32 * (sx * sw).astype(np.float32).reshape(shape), lo, hi).astype(np.float32)
-    so, zo = a['quant']
-    y = acc32 * (sx * sw / so).astype(np.float32).reshape(shape)
+    y = acc.astype(np.float32) * mult.reshape(shape)
+    quant = a.get('quant')
     if residual is not None:
-        rq, (sr, zr) = residual
-        y = y + (np.asarray(rq, np.float32) - np.float32(zr)) * np.float32(sr / so)
-    qlo = max(INT8_RANGE[0], zo + np.rint(lo / so)) if np.isfinite(lo) else INT8_RANGE[0]
-    qhi = min(INT8_RANGE[1], zo + np.rint(hi / so)) if np.isfinite(hi) else INT8_RANGE[1]
-    return np.clip(np.rint(y) + zo, qlo, qhi).astype(np.int8)
+        rq, r_quant = residual
+        y = fma32(np.asarray(rq, np.int32) - r_quant[1], ratio(r_quant, quant), y)
+    if quant is None:
+        return np.clip(y, *clamp_bounds(a.get('clamp'))).astype(np.float32)
+    return requantize(y, quant, q_bounds(a.get('clamp'), quant))
+
+
+def integer_node(node, ins, quants):
+    """What the kernels compute for one node of an int8 graph: ins are its
+    inputs as the kernels hold them (int8 values as q, float32 ones as
+    float32), quants {value: (scale, zero point) or None}.  int8 layers
+    exactly (their oracle); float32 layers by their reference."""
+    from engine.reference import run_node
+    definition, a = REGISTRY[node.op], node.attrs
+    in_quant, quant = quants[node.inputs[0]], a.get('quant')
+    if is_view(node):
+        return definition.reference(node, ins)
+    if node.op == 'quantize':
+        y = np.asarray(ins[0], np.float32) * quantize_multiplier(quant)
+        return requantize(y, quant, INT8_RANGE)
+    if node.op == 'dequantize':
+        return (np.asarray(ins[0], np.int32) - in_quant[1]).astype(np.float32) * np.float32(in_quant[0])
+    if in_quant is None:        # a float32 layer
+        return np.asarray(run_node(node, [np.asarray(x, np.float64) for x in ins]), np.float32)
+    if node.op in ('conv', 'linear'):
+        residual = (ins[1], quants[node.inputs[1]]) if len(ins) == 2 else None
+        return integer_layer(node, ins[0], in_quant, residual)
+    bounds = q_bounds(a.get('clamp'), quant)
+    x = np.asarray(ins[0], np.int64)
+    if node.op == 'maxpool':
+        return np.clip(definition.reference(node, [x.astype(np.float64)]), *bounds).astype(np.int8)
+    if node.op == 'add':
+        y = (x - in_quant[1]).astype(np.float32) * ratio(in_quant, quant)
+        b_quant = quants[node.inputs[1]]
+        return requantize(fma32(np.asarray(ins[1], np.int64) - b_quant[1], ratio(b_quant, quant), y), quant, bounds)
+    x = x - in_quant[1]
+    if node.op == 'global_avgpool':
+        div = global_divisor(*x.shape[2:])
+        y = requantize(x.sum(axis=(2, 3), keepdims=True).astype(np.float32) * pool_multipliers(div, in_quant, quant),
+                       quant, bounds)
+        return y if a['keepdims'] else y.reshape(y.shape[:2])
+    if node.op == 'avgpool':
+        out_hw, xp = padded(x, a['kernel'], a['stride'], a['padding'], (1, 1), a['ceil_mode'], 0)
+        sums = sum(patch for _, _, patch in windows(xp, a['kernel'], a['stride'], (1, 1), out_hw))
+        div = avgpool_divisors(x.shape[2], x.shape[3], *out_hw, a['kernel'], a['stride'], a['padding'],
+                               a['count_include_pad'])
+        return requantize(sums.astype(np.float32) * pool_multipliers(div, in_quant, quant), quant, bounds)
+    raise ValueError(f'node {node.name!r}: op {node.op} has no int8 form')
+
+
+def integer_values(graph, x):
+    """Every value of an int8 graph on float32 input x as its kernels hold
+    it (integer_node): exact where every layer from the input on is int8."""
+    quants = value_quants(graph)
+    out = {graph.input_name: np.asarray(x, np.float32)}
+    for node in graph.nodes:
+        out[node.name] = integer_node(node, [out[i] for i in node.inputs], quants)
+    return out
 
 
 # -- which values share a quantization -----------------------------------------

@@ -76,13 +76,15 @@ def plane_bytes(pixels, dtype):
 @dataclass(frozen=True)
 class Lowering:
     """What lowering one node needs beyond the node: shapes {value: (C, H, W)},
-    dtypes {value: element type}, offsets(value) (its planes' offsets in
+    dtypes {value: element type}, quants {value: (scale, zero point) of an
+    int8 value, else None}, offsets(value) (its planes' offsets in
     bytes), the options, the kernel module the program will run on (its
     tiles, vector width and table builders: engine.kernels.isa.kernels); in_off
     and out_off replace the node's own planes (a fused op's scratch, bytes),
     and direct_only keeps window ops on the direct path (they read bands)."""
     shapes: dict
     dtypes: dict
+    quants: dict
     offsets: object
     options: PlanOptions
     kernels: object

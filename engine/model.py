@@ -9,7 +9,6 @@ from dataclasses import replace
 import numpy as np
 
 from engine import fileformat, preprocess
-from engine.errors import ModelFileError
 from engine.graph import validate, value_dtypes
 from engine.kernels import isa
 from engine.memory import aligned_bytes, check_memory
@@ -180,15 +179,14 @@ class Model:
     def __init__(self, graph, *, threads=None, cache_bytes=DEFAULT_CACHE_BYTES, options=None, precision='fp32',
                  kernels=None):
         self._info = validate(graph)     # once: every plan of this graph uses it
-        if 'int8' in value_dtypes(graph).values():
-            raise ModelFileError('an int8 model: this version has no int8 kernels yet (engine.reference.run_graph '
-                                 'computes it, in NumPy: engine/int8.py)')
         self.graph = graph
         self.options = PlanOptions() if options is None else options    # how plans are made
         self.kernels = isa.kernels(precision) if kernels is None else kernels
         self.precision = PRECISION_OF[self.kernels.ELEMENT]     # what the kernels compute in
         if kernels is not None and precision not in ('fp32', self.precision):
             raise ValueError(f'precision {precision!r}, but kernels {self.kernels.ISA} compute in {self.precision}')
+        if 'int8' in value_dtypes(graph).values() and self.precision != 'fp32':
+            raise ValueError(f"an int8 model runs its float32 layers in precision 'fp32', not {self.precision!r}")
         self.threads = threads
         self._cache = _Cache(0)
         self.cache_bytes = cache_bytes

@@ -6,13 +6,14 @@ residual adds, x * hardsigmoid(x) and activations into their producer (through c
 simplify channel views, drop what does not reach an output.
 
 optimize_for_size(graph, shapes, options), in the planner for one input
-size (the choices depend on it and on PlanOptions): fuse_expand_depthwise
-and split_reductions, into the plan-only ops of engine/ops/fused.py."""
+size (the choices depend on it and on PlanOptions): split_quantizing_layers
+(int8 models), fuse_expand_depthwise and split_reductions (float32 layers),
+into the plan-only ops of engine/ops/fused.py."""
 from dataclasses import replace
 
 import numpy as np
 
-from engine.graph import Node, infer_shapes, validate
+from engine.graph import Node, infer_shapes, is_view, validate, value_dtypes
 from engine.ops import REGISTRY
 from engine.ops.activations import ACT_PARAM
 from engine.ops.conv import is_depthwise, is_pointwise
@@ -232,12 +233,42 @@ def _drop_dead(g):
 def optimize_for_size(graph, shapes, options):
     """(graph, shapes) for one input size (`shapes`: infer_shapes of graph)."""
     g = replace(graph, nodes=list(graph.nodes), outputs=list(graph.outputs))
+    _, h, w = shapes[g.input_name]
+    if split_quantizing_layers(g):
+        shapes = infer_shapes(g, h, w)
     if options.fuse_expand_dw:
         fuse_expand_depthwise(g, shapes, options)
     if options.k_split:
         split_reductions(g, shapes, options)
-    _, h, w = shapes[g.input_name]
     return g, infer_shapes(g, h, w)
+
+
+def split_quantizing_layers(g):
+    """A float32 layer writing int8 (a `quant` on a layer reading float32:
+    the first convolution of an int8 model) writes float32, and a quantize
+    node, with the layer's name, converts it: the float32 kernels have no
+    int8 epilogue (yet).  Returns whether it split any."""
+    dtypes = value_dtypes(g)
+    split = False
+    names = {g.input_name} | {n.name for n in g.nodes}
+    for n in list(g.nodes):
+        if (n.attrs.get('quant') is None or is_view(n) or n.op == 'quantize'
+                or any(dtypes[i] == 'int8' for i in n.inputs)):
+            continue
+        float_name = f'{n.name}/float32'
+        while float_name in names:
+            float_name += "'"
+        attrs = {k: v for k, v in n.attrs.items() if k != 'quant'}
+        layer = replace(n, name=float_name, attrs=dict(attrs, label=n.name))
+        i = g.nodes.index(n)
+        g.nodes[i:i + 1] = [layer, Node(n.name, 'quantize', [float_name], {'quant': n.attrs['quant']})]
+        split = True
+    return split
+
+
+def _float32_layer(node):
+    """Neither int8 weights nor an int8 output: the float32 fusions apply."""
+    return 'weight_scale' not in node.params and node.attrs.get('quant') is None
 
 
 def fuse_expand_depthwise(g, shapes, options):
@@ -254,11 +285,12 @@ def fuse_expand_depthwise(g, shapes, options):
     producer = {n.name: n for n in g.nodes}
     for dw in list(g.nodes):
         a = dw.attrs
-        if not (is_depthwise(dw) and len(dw.inputs) == 1
+        if not (is_depthwise(dw) and _float32_layer(dw) and len(dw.inputs) == 1
                 and tuple(a['stride']) in ((1, 1), (2, 2)) and tuple(a['dilation']) == (1, 1)):
             continue
         pw = producer.get(dw.inputs[0])
-        if pw is None or not is_pointwise(pw) or len(pw.inputs) != 1 or readers[pw.name] != 1:
+        if (pw is None or not is_pointwise(pw) or not _float32_layer(pw) or len(pw.inputs) != 1
+                or readers[pw.name] != 1):
             continue
         c, h, w = shapes[pw.name]
         if h * w > 1 and 4 * c * h * w >= options.fuse_min_bytes:
@@ -281,7 +313,7 @@ def split_reductions(g, shapes, options):
     for n in list(g.nodes):
         src = producer.get(n.inputs[0])
         pixels = shapes[n.name][1] * shapes[n.name][2]
-        if not (is_pointwise(n) and n.attrs['in_channels'] >= options.k_split_min_k
+        if not (is_pointwise(n) and _float32_layer(n) and n.attrs['in_channels'] >= options.k_split_min_k
                 and options.k_split_pixels[0] <= pixels <= options.k_split_pixels[1]
                 and src is not None and is_depthwise(src)):
             continue

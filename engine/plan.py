@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.graph import infer_shapes, is_view, validate, value_dtypes
+from engine.graph import infer_shapes, is_view, validate, value_dtypes, value_quants
 from engine.kernels import isa
 from engine.lowering import Lowering, PlanOptions, plane_bytes, whole_lines
 from engine.memory import check_memory
@@ -176,16 +176,16 @@ def compile_graph(graph, height, width, options=PlanOptions(), info=None, kernel
         return region_offset[r] + ch * region_stride[r]
 
     # -- 4. kernels
-    ctx = Lowering(shapes, dtypes, offsets, options, kernels)
+    ctx = Lowering(shapes, dtypes, value_quants(graph), offsets, options, kernels)
     records, layers, scratch = [], [], [1]
     for node in computes:
         definition = REGISTRY[node.op]
         record, kind, need = definition.lower(node, ctx)
         records.append(record)
         scratch.append(need)
-        rank = 4 if definition.plan_only else info[node.name][1]
-        layers.append(Layer(node.attrs['label'] if definition.plan_only else node.name, kind,
-                            definition.image_shape(node, shapes[node.name], rank)))
+        name = node.attrs.get('label', node.name)     # (the graph's layer a pass's node came from)
+        rank = 4 if definition.plan_only else info[name][1]
+        layers.append(Layer(name, kind, definition.image_shape(node, shapes[node.name], rank)))
     scratch_bytes = whole_lines(kernels.ELEMENT_BYTES * max(scratch))     # scratch: elements
     program = kernels.Program(records, image_bytes, scratch_bytes)
     pixels = {value: h * w for value, (_, h, w) in shapes.items()}

@@ -133,7 +133,8 @@ def lower(node, shapes, options, kernels=None):
     from engine.ops import REGISTRY
     kernels = kernels or isa.kernels()
     return REGISTRY[node.op].lower(node, Lowering(shapes, dict.fromkeys(shapes, kernels.ELEMENT),
-                                                  lambda v: np.zeros(shapes[v][0], np.int64), options,
+                                                  dict.fromkeys(shapes), lambda v: np.zeros(shapes[v][0], np.int64),
+                                                  options,
                                                   kernels))
 
 

@@ -26,7 +26,7 @@ QEMU_CPUS=${QEMU_CPUS:-"cortex-a72 cortex-a76"}
 ARMHF=${ARMHF:-0}
 BUILD_ONLY=${BUILD_ONLY:-0}
 WHEELS=${WHEELS:-}
-TESTS="tests/test_kernels.py tests/test_ukernels.py tests/test_inputs.py tests/test_fileformat.py tests/test_shuffle.py tests/test_fixtures.py tests/test_abi.py"
+TESTS="tests/test_kernels.py tests/test_ukernels.py tests/test_inputs.py tests/test_fileformat.py tests/test_shuffle.py tests/test_fixtures.py tests/test_abi.py tests/test_int8_kernels.py"
 NEEDS_TORCH="--deselect tests/test_shuffle.py::test_same_as_torch"     # the one torch test among them
 NAME=check_aarch64
 # shellcheck source=tools/arm_env.sh
@@ -118,7 +118,7 @@ for cpu in $QEMU_CPUS; do
 done
 # the plain C fallback of the same build, once: kernels, microkernels and the models
 spawn "$SR64" "$WORK/build-arm64" cortex-a72 scalar scalar tests/test_kernels.py tests/test_ukernels.py \
-    tests/test_fixtures.py tests/test_abi.py
+    tests/test_fixtures.py tests/test_abi.py tests/test_int8_kernels.py
 failed=0
 for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
 [ "$failed" = 0 ] || die "some suites failed (above; logs in $LOGS)"

@@ -17,6 +17,9 @@ enum OpKind {
     OP_EXPAND_DW,         /* 1x1 convolution, then the depthwise one reading it, band by band */
     OP_RESIZE,            /* planes resized (upsampled) through tables of source rows and columns */
     OP_CONV_WINOGRAD,     /* dense 3x3 stride-1 convolution, Winograd F(2x2) or F(4x4) */
+    OP_I8_CONV,           /* int8 convolution (any) or fully connected, int32 sums */
+    OP_I8_WINDOW,         /* int8 max and average pooling (global too) */
+    OP_I8_ELTWISE,        /* int8 add; float32 <-> int8 conversions */
     OP_KIND_END
 };
 
@@ -39,6 +42,12 @@ enum EltwiseMode {
     ELTWISE_ADD_SPLIT     /* a + b: the halves of a K-split 1x1 convolution, split by pixels */
 };
 
+enum Int8Mode {
+    I8_ADD = 0,           /* int8 a + b, each rescaled to the output's scale */
+    I8_QUANTIZE,          /* float32 -> int8 */
+    I8_DEQUANTIZE         /* int8 -> float32 */
+};
+
 enum ResizeMode {
     RESIZE_NEAREST = 0,   /* each output pixel a copy of one input pixel */
     RESIZE_BILINEAR       /* weighted sum of two input rows by two columns */
@@ -59,7 +68,8 @@ enum ResizeMode {
 
 /* Element types of tensors: the graph's dtype names and their sizes.  The
  * planner lays out each tensor by its size (engine/plan.py: offsets in
- * bytes); the kernels of this version compute on float32 only. */
+ * bytes); the kernel modules compute on their element type (float32 or
+ * float16), and the fp32 ones on int8 too (the OP_I8_ kinds). */
 #define ENGINE_DTYPES(X) \
     X(DTYPE_F32, "float32", 4) \
     X(DTYPE_F16, "float16", 2) \

@@ -12,6 +12,9 @@ cdef extern from "abi.h":
         OP_EXPAND_DW
         OP_RESIZE
         OP_CONV_WINOGRAD
+        OP_I8_CONV
+        OP_I8_WINDOW
+        OP_I8_ELTWISE
         OP_KIND_END
     cpdef enum WindowMode:
         WINDOW_CONV
@@ -29,6 +32,10 @@ cdef extern from "abi.h":
         ELTWISE_MUL
         ELTWISE_MUL_CHANNEL
         ELTWISE_ADD_SPLIT
+    cpdef enum Int8Mode:
+        I8_ADD
+        I8_QUANTIZE
+        I8_DEQUANTIZE
     cpdef enum ResizeMode:
         RESIZE_NEAREST
         RESIZE_BILINEAR

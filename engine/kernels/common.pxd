@@ -72,11 +72,21 @@ cdef struct OpParams:
     int64_t jobs_per_image
     int64_t wino             # OP_CONV_WINOGRAD: output tile side m (2 or 4)
     int64_t wino_stride      # OP_CONV_WINOGRAD: floats from one row of its transform buffers to the next
+    # the int8 kinds (OP_I8_*, kernels/int8.pxi; engine/int8.py: the arithmetic)
+    int in_zero              # the input's zero point (I8_ADD: the first operand's)
+    float in_scale           # I8_ADD: the first operand's multiplier; I8_QUANTIZE 1 / scale, I8_DEQUANTIZE scale
+    int in2_zero             # the residual's or I8_ADD's second operand's zero point
+    float in2_scale          # ... and its multiplier (its scale / the output's)
+    int out_zero             # the output's zero point
+    int qlo                  # the output's clamp, in q
+    int qhi
+    int out_f32              # OP_I8_CONV: writes float32 (sums times mult, clamped to [lo, hi])
 
 # One compiled operator: its numbers, then its tables.  Plane offsets are in
-# elements (of the op's dtype: float32) from the start of one image's slice
-# of the arena (Program converts the records' bytes); every channel of every
-# tensor is one plane there.
+# elements (of the op's dtype: the module's element, or int8's bytes for the
+# int8 kinds, whose inputs or outputs may be float32) from the start of one
+# image's slice of the arena (Program converts the records' bytes); every
+# channel of every tensor is one plane there.
 cdef struct Op:
     OpParams p
     const int64_t* in_off    # plane offset of each input channel
@@ -92,6 +102,10 @@ cdef struct Op:
     const ef* b           # bias, padded to the tile
     const ef* aux         # per-pixel reciprocal counts of average pooling; OP_RESIZE: weights
     const ef* act_w       # the activation's number per output channel (parametric ones), or NULL
+    const signed char* qw    # OP_I8_CONV: int8 weights, [n_out][cin_g][kh][kw]
+    const int* qb            # OP_I8_CONV: int32 bias per output channel, in the sums' scale
+    const float* mult        # OP_I8_CONV: per output channel, OP_I8_WINDOW average: per output
+                             # pixel, the multiplier of the sums (engine/int8.py)
     const int64_t* tap_off   # WINDOW_FLAT: input offset of each tap; OP_RESIZE: source rows, columns
     const int* lanes         # WINDOW_FLAT: valid lanes per (output vector, tap)
     const Op* then           # OP_EXPAND_DW: the depthwise op that reads this op's output

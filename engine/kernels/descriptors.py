@@ -11,7 +11,8 @@ slice of the arena, or of a worker's scratch for the ops a fused op runs
 there), Offsets (int64 offsets in elements: taps within a plane, rows of a
 scratch panel), Floats (weights, bias, divisors: float32, held as the kernel
 module's element type), Flags (int32 lane
-flags of the window kernels), Counts (int64 numbers of table entries).  Optional arrays default to None.  Every
+flags of the window kernels), Counts (int64 numbers of table entries),
+Int8s and Int32s (the int8 kinds' weights and bias).  Optional arrays default to None.  Every
 record says the element type of the tensors it reads and writes (dtype):
 Program turns its Planes into element offsets of that type, the kernels'
 unit, and refuses a type it has no kernels for."""
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.kernels.abi import Act, DType, EltwiseMode, OpKind, ResizeMode, WindowMode, WindowPath
+from engine.kernels.abi import Act, DType, EltwiseMode, Int8Mode, OpKind, ResizeMode, WindowMode, WindowPath
 
 
 class Planes(np.ndarray):
@@ -34,6 +35,14 @@ class Floats(np.ndarray):
     """float32 values (Program holds them as its module's elements)."""
 
 
+class Int8s(np.ndarray):
+    """int8 values (the int8 kinds' weights)."""
+
+
+class Int32s(np.ndarray):
+    """int32 values (the int8 kinds' bias)."""
+
+
 class Flags(np.ndarray):
     """int32 lane flags."""
 
@@ -43,7 +52,7 @@ class Counts(np.ndarray):
 
 
 ARRAY_DTYPES = {Planes: np.int64, Offsets: np.int64, Floats: np.float32, Flags: np.int32,
-                Counts: np.int64}
+                Counts: np.int64, Int8s: np.int8, Int32s: np.int32}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -217,3 +226,61 @@ class Resize(Step, Spatial):
     per_job: int
     tap_off: Offsets
     aux: Floats
+
+
+@dataclass(frozen=True, kw_only=True)
+class Int8Step(Step):
+    """What the int8 kinds share (engine/int8.py: the arithmetic): dtype
+    int8, their plane offsets in bytes whatever a plane holds; the input's
+    zero point, the output's, and the output's clamp in q [qlo, qhi]."""
+    dtype: DType = DType.DTYPE_I8
+    in_zero: int
+    out_zero: int
+    qlo: int
+    qhi: int
+    per_job: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Int8Conv(Int8Step, Spatial, Kernel):
+    """int8 convolution (any kernel, stride, padding, dilation, groups) or
+    fully connected layer (1x1 planes): each output channel's int32 sums of
+    (q - in_zero) * qw over its group's cin_g planes, plus qb; times mult
+    (per output channel), plus a residual's (q - in2_zero) * in2_scale
+    (res_off), rounded to int8; or with out_f32, float32 clamped to [lo, hi].
+    Jobs of per_job output channels; scratch: a plane of int32 sums."""
+    KIND = OpKind.OP_I8_CONV
+    groups: int
+    cin_g: int
+    cout_g: int
+    qw: Int8s
+    qb: Int32s
+    mult: Floats
+    out_f32: int
+    res_off: Planes = None
+    in2_zero: int = 0
+    in2_scale: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Int8Window(Int8Step, Spatial, Kernel):
+    """int8 max pooling (the output keeps the input's quantization) or
+    average pooling (qw: the window's weights, all 1; mult per output
+    pixel).  Jobs of per_job channels; scratch: a plane of int32 sums."""
+    KIND = OpKind.OP_I8_WINDOW
+    mode: WindowMode
+    qw: Int8s = None
+    mult: Floats = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Int8Eltwise(Int8Step):
+    """int8 add (in_scale, in2_scale: each operand's scale over the
+    output's), float32 -> int8 (in_scale: 1 / scale) or int8 -> float32
+    (in_scale: scale), over whole padded planes; jobs of per_job channels."""
+    KIND = OpKind.OP_I8_ELTWISE
+    mode: Int8Mode
+    in_scale: float
+    in2_off: Planes = None
+    in2_zero: int = 0
+    in2_scale: float = 0.0

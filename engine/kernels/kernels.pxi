@@ -8,6 +8,7 @@
 #   eltwise.pxi  add, mul, affine, clamp
 #   fused.pxi    a 1x1 convolution and the depthwise one reading it
 #   resize.pxi   nearest and bilinear resizing (upsampling)
+#   int8.pxi     the int8 kinds: convolutions, pooling, add, conversions
 #   program.pxi  the executor and the copies in and out of the arena
 #   ukernels.pxi the microkernels driven alone (tests, bench_kernels)
 include "gemm.pxi"
@@ -16,5 +17,6 @@ include "window.pxi"
 include "eltwise.pxi"
 include "fused.pxi"
 include "resize.pxi"
+include "int8.pxi"
 include "program.pxi"
 include "ukernels.pxi"

@@ -11,8 +11,8 @@ import numpy as np
 
 from engine.kernels.abi cimport (OP_GEMM, OP_CONV_IM2COL, OP_WINDOW, OP_GLOBAL_AVGPOOL, OP_LINEAR,
                                  OP_ELTWISE, OP_CONV_DIRECT, OP_EXPAND_DW, OP_RESIZE,
-                                 OP_CONV_WINOGRAD, OP_KIND_END)
-from engine.kernels.abi import DTYPE_OF, DTYPE_SIZE
+                                 OP_CONV_WINOGRAD, OP_I8_CONV, OP_I8_WINDOW, OP_I8_ELTWISE, OP_KIND_END)
+from engine.kernels.abi import DTYPE_OF, DTYPE_SIZE, DType
 from engine.kernels.common cimport (Op, ef, OpParams, Ctx, job_fn, ENGINE_SIMD_ISA, VLEN,
                                     GEMM_MR, GEMM_NR, ENGINE_PLANE_ALIGN)
 from engine.kernels.descriptors import ARRAY_DTYPES, Floats, Planes
@@ -58,6 +58,10 @@ JOBS[<int>OP_CONV_DIRECT] = conv_direct_job
 JOBS[<int>OP_EXPAND_DW] = expand_dw_job
 JOBS[<int>OP_RESIZE] = resize_job
 JOBS[<int>OP_CONV_WINOGRAD] = conv_winograd_job
+JOBS[<int>OP_I8_CONV] = i8_conv_job
+JOBS[<int>OP_I8_WINDOW] = i8_window_job
+JOBS[<int>OP_I8_ELTWISE] = i8_eltwise_job
+INT8_KINDS = frozenset([OP_I8_CONV, OP_I8_WINDOW, OP_I8_ELTWISE])    # their records' dtype: int8
 
 
 def build_info():
@@ -201,7 +205,11 @@ cdef class Program:
         """Op from a record: numbers into OpParams by name (the others 0),
         arrays into the tables, plane offsets from bytes to elements of the
         record's dtype; a name the Op has not is a TypeError."""
-        if step.dtype != DTYPE_OF[ELEMENT]:
+        if type(step).KIND in INT8_KINDS:       # (their float32 sides and multipliers: float32 only)
+            if step.dtype != DType.DTYPE_I8 or ELEMENT != 'float32':
+                raise TypeError(f'{type(step).__name__}: int8 kinds run on int8 records in float32 '
+                                f'modules; this is {step.dtype.name} in {ISA} ({ELEMENT})')
+        elif step.dtype != DTYPE_OF[ELEMENT]:
             raise TypeError(f'{type(step).__name__}: {step.dtype.name} tensors, but this module '
                             f'({ISA}) computes on {ELEMENT}')
         params = dict.fromkeys(_PARAM_FIELDS, 0)
@@ -218,11 +226,10 @@ cdef class Program:
                 params[f.name] = value
             elif f.name not in ('then', 'dtype'):
                 raise TypeError(f'{type(step).__name__}.{f.name}: the Op record has no such field')
-        if params['kind'] == OP_WINDOW:         # (the planner sizes scratch so; a hand-made record may not)
-            need = scratch_floats(step.in_w, step.out_h, step.out_w, step.kh, step.pw, step.sh, step.path)
-            if need * sizeof(ef) > self.scratch_bytes:
-                raise ValueError(f'Window: its path needs {need * sizeof(ef)} bytes of scratch per thread, '
-                                 f'the program has {self.scratch_bytes}')
+        need = _scratch_bytes(step)     # (the planner sizes scratch so; a hand-made record may not)
+        if need > self.scratch_bytes:
+            raise ValueError(f'{type(step).__name__}: it needs {need} bytes of scratch per thread, '
+                             f'the program has {self.scratch_bytes}')
         op.p = params
         op.in_off = <const int64_t*>self._array(arrays, 'in_off')
         op.in2_off = <const int64_t*>self._array(arrays, 'in2_off')
@@ -236,6 +243,9 @@ cdef class Program:
         op.b = <const ef*>self._array(arrays, 'b')
         op.aux = <const ef*>self._array(arrays, 'aux')
         op.act_w = <const ef*>self._array(arrays, 'act_w')
+        op.qw = <const signed char*>self._array(arrays, 'qw')
+        op.qb = <const int*>self._array(arrays, 'qb')
+        op.mult = <const float*>self._array(arrays, 'mult')
         if arrays:
             raise TypeError(f'{type(step).__name__}: the Op record has no tables {sorted(arrays)}')
         return 0
@@ -269,6 +279,18 @@ cdef class Program:
             else:
                 team = run_parallel(self.ops, start, stop, &ctx, n_images)
         return team
+
+
+def _scratch_bytes(step):
+    """The scratch per thread a record's jobs use, where the kind's size is
+    the record's alone (window ops by their path; the int8 ones: a plane
+    of int32 sums); 0 for the others (checked by their planner only)."""
+    kind = type(step).KIND
+    if kind == OP_WINDOW:
+        return sizeof(ef) * scratch_floats(step.in_w, step.out_h, step.out_w, step.kh, step.pw, step.sh, step.path)
+    if kind == OP_I8_CONV or kind == OP_I8_WINDOW:
+        return sizeof(int) * step.out_h * step.out_w
+    return 0
 
 
 def _elements(offsets, int size, what):

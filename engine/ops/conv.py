@@ -18,6 +18,7 @@ from engine.ops import OpDef, register
 from engine.ops.activations import check_epilogue
 from engine.ops.aten import arg, converts, pair as pair_of
 from engine.ops.checks import integer, one_input, pair, param
+from engine.ops.quant import int8_layer_record
 
 
 def conv_out_size(size, kernel, stride, pad, dilation):
@@ -228,6 +229,13 @@ class Conv(OpDef):
 
     def lower(self, node, ctx):
         a, p, options, kernels = node.attrs, node.params, ctx.options, ctx.kernels
+        kernel, stride = tuple(a['kernel']), tuple(a['stride'])
+        if 'weight_scale' in p:         # an int8 layer
+            depthwise = a['in_channels'] == a['groups']
+            kind = (name_kernel('dwconv' if depthwise else 'conv', kernel, stride)
+                    + ('' if depthwise or a['groups'] == 1 else f"g{a['groups']}"))
+            return int8_layer_record(node, ctx, dict(ctx.spatial(node), **kernel_fields(a, kernel)), a['groups'],
+                                     kind)
         step, spatial = ctx.step(node), ctx.spatial(node)
         residual = ctx.offsets(node.inputs[1]) if len(node.inputs) == 2 else None
         groups, cin, cout = a['groups'], a['in_channels'], a['out_channels']
@@ -235,7 +243,7 @@ class Conv(OpDef):
         weight = np.asarray(p['weight'], np.float32)
         bias = p.get('bias')
         bias = np.zeros(cout, np.float32) if bias is None else np.asarray(bias, np.float32)
-        kernel, stride, padding = tuple(a['kernel']), tuple(a['stride']), tuple(a['padding'])
+        padding = tuple(a['padding'])
 
         if cin_g == 1:      # depthwise, possibly with a channel multiplier
             step = dict(step, in_off=step['in_off'][np.arange(cout) // cout_g])

@@ -7,13 +7,14 @@ import math
 import numpy as np
 
 from engine.errors import ModelFileError
-from engine.kernels.abi import EltwiseMode
+from engine.kernels.abi import EltwiseMode, Int8Mode
 from engine.kernels.descriptors import Eltwise
 from engine.lowering import channel_runs
 from engine.ops import OpDef, per_channel_shape, register
 from engine.ops.activations import check_epilogue
 from engine.ops.aten import arg, converts, is_number
 from engine.ops.checks import one_input
+from engine.ops.quant import int8_eltwise_record, ratio
 
 
 class _Binary(OpDef):
@@ -45,6 +46,11 @@ class Add(_Binary):
         return ins[0] + ins[1]
 
     def lower(self, node, ctx):
+        quant, (a, b) = node.attrs.get('quant'), (ctx.quants[i] for i in node.inputs)
+        if quant is not None:           # int8: each operand rescaled to the output's scale
+            return int8_eltwise_record(node, ctx, Int8Mode.I8_ADD, in_scale=float(ratio(a, quant)),
+                                       in2_off=ctx.offsets(node.inputs[1]), in2_zero=b[1],
+                                       in2_scale=float(ratio(b, quant)))
         return self.record(node, ctx, EltwiseMode.ELTWISE_ADD), node.op, 0
 
 

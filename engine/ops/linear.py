@@ -9,6 +9,7 @@ from engine.ops import OpDef, register
 from engine.ops.activations import check_epilogue
 from engine.ops.aten import arg, converts
 from engine.ops.checks import integer, one_input, param
+from engine.ops.quant import int8_layer_record
 
 
 @register
@@ -41,6 +42,9 @@ class Linear(OpDef):
 
     def lower(self, node, ctx):
         p = node.params
+        if 'weight_scale' in p:         # an int8 layer: a 1x1 convolution of 1x1 planes
+            one = dict(in_h=1, in_w=1, out_h=1, out_w=1, kh=1, kw=1, sh=1, sw=1, ph=0, pw=0, dh=1, dw=1)
+            return int8_layer_record(node, ctx, one, 1, 'linear')
         return (linear_record(ctx.kernels, p['weight'], p.get('bias'), ctx.step(node), None), 'linear',
                 ctx.kernels.LINEAR_OUTPUTS)
 

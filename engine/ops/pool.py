@@ -9,12 +9,13 @@ from engine.errors import ModelFileError
 from engine.kernels.abi import WindowMode
 from engine.kernels import descriptors
 from engine.kernels.isa import PLANE_ALIGN
-from engine.lowering import channel_runs, name_kernel, window_op
+from engine.lowering import channel_runs, kernel_fields, name_kernel, window_op
 from engine.ops import OpDef, register
 from engine.ops.activations import check_epilogue
 from engine.ops.aten import arg, converts, pair as pair_of
 from engine.ops.checks import flag, one_input, pair
 from engine.ops.conv import windows
+from engine.ops.quant import int8_step, pool_multipliers
 
 
 def pool_out_size(size, kernel, stride, pad, dilation, ceil_mode):
@@ -41,7 +42,12 @@ def avgpool_divisors(in_h, in_w, out_h, out_w, kernel, stride, padding, count_in
     return (1.0 / n).astype(np.float32)
 
 
-def _padded(x, kernel, stride, padding, dilation, ceil_mode, value):
+def global_divisor(h, w):
+    """Global average pooling's divisor, as average pooling's (float32 1 / count)."""
+    return avgpool_divisors(h, w, 1, 1, (h, w), (1, 1), (0, 0), True)
+
+
+def padded(x, kernel, stride, padding, dilation, ceil_mode, value):
     """((out_h, out_w), x padded by `value` enough for ceil_mode's partial windows)."""
     n, c, h, w = x.shape
     oh = pool_out_size(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
@@ -88,7 +94,7 @@ class MaxPool(_Window):
     def reference(self, node, ins):
         a = node.attrs
         x = np.asarray(ins[0], np.float64)
-        out_hw, xp = _padded(x, a['kernel'], a['stride'], a['padding'], a['dilation'], a['ceil_mode'], -np.inf)
+        out_hw, xp = padded(x, a['kernel'], a['stride'], a['padding'], a['dilation'], a['ceil_mode'], -np.inf)
         out = np.full(x.shape[:2] + out_hw, -np.inf)
         for _, _, patch in windows(xp, a['kernel'], a['stride'], a['dilation'], out_hw):
             out = np.maximum(out, patch)
@@ -96,6 +102,9 @@ class MaxPool(_Window):
 
     def lower(self, node, ctx):
         a = node.attrs
+        if ctx.quants[node.inputs[0]] is not None:
+            return _int8_window(node, ctx, WindowMode.WINDOW_MAX, kernel_fields(a, a['kernel']),
+                                name_kernel(node.op, a['kernel'], a['stride']))
         record, need = window_op(ctx.kernels, ctx.step(node), ctx.spatial(node), a, a['kernel'],
                                  WindowMode.WINDOW_MAX, ctx.options, fill=-np.inf)
         return record, name_kernel(node.op, a['kernel'], a['stride']), need
@@ -108,7 +117,7 @@ class AvgPool(_Window):
     def reference(self, node, ins):
         a = node.attrs
         x = np.asarray(ins[0], np.float64)
-        out_hw, xp = _padded(x, a['kernel'], a['stride'], a['padding'], (1, 1), a['ceil_mode'], 0.0)
+        out_hw, xp = padded(x, a['kernel'], a['stride'], a['padding'], (1, 1), a['ceil_mode'], 0.0)
         out = np.zeros(x.shape[:2] + out_hw)
         for _, _, patch in windows(xp, a['kernel'], a['stride'], (1, 1), out_hw):
             out += patch
@@ -117,19 +126,37 @@ class AvgPool(_Window):
 
     def lower(self, node, ctx):
         a, spatial = node.attrs, ctx.spatial(node)
+        div = avgpool_divisors(spatial['in_h'], spatial['in_w'], spatial['out_h'], spatial['out_w'],
+                               a['kernel'], a['stride'], a['padding'], a['count_include_pad'])
+        if ctx.quants[node.inputs[0]] is not None:
+            return _int8_window(node, ctx, WindowMode.WINDOW_AVG, kernel_fields(a, a['kernel']),
+                                name_kernel(node.op, a['kernel'], a['stride']), div)
         if (tuple(a['kernel']) == (spatial['in_h'], spatial['in_w']) and not any(a['padding'])
                 and (spatial['out_h'], spatial['out_w']) == (1, 1)):
             return _global_record(node, ctx)     # one window, the whole plane
-        div = avgpool_divisors(spatial['in_h'], spatial['in_w'], spatial['out_h'], spatial['out_w'],
-                               a['kernel'], a['stride'], a['padding'], a['count_include_pad'])
         record, need = window_op(ctx.kernels, ctx.step(node), spatial, a, a['kernel'], WindowMode.WINDOW_AVG,
                                  ctx.options, fill=0.0,
                                  aux=np.concatenate([div.ravel(), np.zeros(PLANE_ALIGN, np.float32)]))
         return record, name_kernel(node.op, a['kernel'], a['stride']), need
 
 
+def _int8_window(node, ctx, mode, kernel, kind, divisors=None):
+    """(record, kind, scratch) of int8 max or average pooling (divisors:
+    average's, 1 / count per output pixel; kernel: Kernel's fields)."""
+    spatial, fields = ctx.spatial(node), {}
+    if divisors is not None:
+        fields = dict(qw=np.ones(kernel['kh'] * kernel['kw'], np.int8),
+                      mult=pool_multipliers(divisors.ravel(), ctx.quants[node.inputs[0]], node.attrs['quant']))
+    record = descriptors.Int8Window(**int8_step(node, ctx), **spatial, **kernel, mode=mode, **fields)
+    return record, 'i8_' + kind, spatial['out_h'] * spatial['out_w']
+
+
 def _global_record(node, ctx):
     spatial = ctx.spatial(node)
+    if ctx.quants[node.inputs[0]] is not None:      # int8: average pooling of one window, the plane
+        h, w = spatial['in_h'], spatial['in_w']
+        whole = dict(kh=h, kw=w, sh=1, sw=1, ph=0, pw=0, dh=1, dw=1)
+        return _int8_window(node, ctx, WindowMode.WINDOW_AVG, whole, 'global_avgpool', global_divisor(h, w))
     record = descriptors.GlobalAvgPool(**ctx.step(node), in_h=spatial['in_h'], in_w=spatial['in_w'],
                                        **channel_runs(ctx.shapes[node.name][0], ctx.options))
     return record, 'global_avgpool', 0

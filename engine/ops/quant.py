@@ -1,12 +1,20 @@
 """quantize and dequantize: where a graph's values change between float32
 and int8 (engine/int8.py), when the layer on one side cannot convert in its
-epilogue (a value that float32 and int8 layers both read).  And the check of
-the `quant` attribute any op's node may carry: its output is int8, with that
-scale and zero point."""
+epilogue (a value that float32 and int8 layers both read).  And what every
+int8 op shares: the check of the `quant` attribute any op's node may carry
+(its output is int8, with that scale and zero point), the numbers of the
+int8 kernels' arithmetic (defined here once, for the planner and for the
+kernels' oracle in engine/int8.py), and the int8 kinds' records."""
 import math
 
+import numpy as np
+
 from engine.errors import ModelFileError
+from engine.kernels.abi import DType, Int8Mode
+from engine.kernels.descriptors import Int8Conv, Int8Eltwise
+from engine.lowering import channel_runs
 from engine.ops import OpDef, per_channel_shape, register
+from engine.ops.activations import clamp_bounds
 from engine.ops.checks import one_input
 
 INT8_RANGE = (-128, 127)        # an int8 value's q; it means scale * (q - zero_point)
@@ -26,6 +34,100 @@ def check_quant(node):
                              f'{list(INT8_RANGE)}], got {q!r}')
     return float(q[0]), q[1]
 
+
+# -- the int8 arithmetic (the kernels' and their oracle's: engine/int8.py) ------------
+
+def q_bounds(clamp, quant):
+    """An int8 output's clamp in q: the epilogue's [lo, hi] on quant's grid,
+    within int8."""
+    lo, hi = clamp_bounds(clamp)
+    so, zo = quant
+    qlo = max(INT8_RANGE[0], zo + int(np.rint(lo / so))) if np.isfinite(lo) else INT8_RANGE[0]
+    qhi = min(INT8_RANGE[1], zo + int(np.rint(hi / so))) if np.isfinite(hi) else INT8_RANGE[1]
+    return qlo, qhi
+
+
+def layer_arithmetic(node, in_quant):
+    """An int8 convolution's or fully connected layer's numbers, as its
+    kernel takes them: (bias in the sums' scale (int32), multiplier per
+    output channel (float32): input scale * weight scale / output scale,
+    or without one (a float32 output) input scale * weight scale)."""
+    sx, _ = in_quant
+    sw = node.params['weight_scale'].astype(np.float64)
+    bias = node.params.get('bias')
+    qb = np.zeros(len(sw), np.int64) if bias is None else np.rint(np.asarray(bias, np.float64) / (sx * sw))
+    if np.abs(qb).max(initial=0) >= 1 << 31:
+        raise ValueError(f'layer {node.name!r}: its bias overflows int32 at its scales')
+    quant = node.attrs.get('quant')
+    mult = sx * sw / (1.0 if quant is None else quant[0])
+    return qb.astype(np.int32), mult.astype(np.float32)
+
+
+def ratio(quant, out_quant):
+    """float32(scale / output scale): what an operand's (q - zero point) is
+    multiplied by; a float32 output's: the scale itself."""
+    return np.float32(quant[0] / (1.0 if out_quant is None else out_quant[0]))
+
+
+def pool_multipliers(divisors, in_quant, out_quant):
+    """An int8 average pooling's multiplier per output pixel: its divisor
+    (1 / count) times input scale / output scale, float32."""
+    return (np.asarray(divisors, np.float64) * in_quant[0] / out_quant[0]).astype(np.float32)
+
+
+def quantize_multiplier(quant):
+    """float32 -> int8 multiplies by float32(1 / scale)."""
+    return np.float32(1 / quant[0])
+
+
+def requantize(y, quant, bounds):
+    """float32 y to q: rounded half to even, plus the zero point, clamped to bounds."""
+    return np.clip(np.rint(y) + quant[1], *bounds).astype(np.int8)
+
+
+def fma32(a, b, c):
+    """float32 a * b + c rounded once (the kernels' fmaf): exact in float64
+    for the operands the kernels give it (a an int8 difference)."""
+    return (np.asarray(a, np.float64) * np.float64(b) + np.asarray(c, np.float32)).astype(np.float32)
+
+
+
+# -- the int8 kinds' records ---------------------------------------------------------
+
+def int8_step(node, ctx):
+    """The fields every int8 record has (descriptors.Int8Step) for node: the
+    input's zero point, the output's quantization and its clamp in q (a
+    float32 output: zero point 0 and int8's range, unused)."""
+    in_quant, quant = ctx.quants[node.inputs[0]], node.attrs.get('quant')
+    qlo, qhi = INT8_RANGE if quant is None else q_bounds(node.attrs.get('clamp'), quant)
+    return dict(ctx.step(node), dtype=DType.DTYPE_I8, in_zero=0 if in_quant is None else in_quant[1],
+                out_zero=0 if quant is None else quant[1], qlo=qlo, qhi=qhi,
+                **channel_runs(ctx.shapes[node.name][0], ctx.options))
+
+
+def int8_layer_record(node, ctx, geometry, groups, kind):
+    """(record, layer kind, scratch) of an int8 convolution or fully
+    connected layer (geometry: Spatial and Kernel fields)."""
+    in_quant, quant = ctx.quants[node.inputs[0]], node.attrs.get('quant')
+    weight = np.asarray(node.params['weight'])
+    cout, taps = len(weight), geometry['kh'] * geometry['kw']
+    qb, mult = layer_arithmetic(node, in_quant)
+    residual = {}
+    if len(node.inputs) == 2:
+        r_quant = ctx.quants[node.inputs[1]]
+        residual = dict(res_off=ctx.offsets(node.inputs[1]), in2_zero=r_quant[1],
+                        in2_scale=float(ratio(r_quant, quant)))
+    record = Int8Conv(**int8_step(node, ctx), **geometry, **residual, groups=groups,
+                      cin_g=weight[0].size // taps, cout_g=cout // groups,
+                      qw=weight.reshape(cout, -1).astype(np.int8), qb=qb, mult=mult, out_f32=int(quant is None))
+    return record, 'i8_' + kind, geometry['out_h'] * geometry['out_w']
+
+
+def int8_eltwise_record(node, ctx, mode, **fields):
+    return Int8Eltwise(**int8_step(node, ctx), mode=mode, **fields), f'i8_{node.op}', 0
+
+
+# -- the ops ---------------------------------------------------------------------------
 
 class _Convert(OpDef):
     epilogue = False
@@ -52,9 +154,17 @@ class Quantize(_Convert):
             raise ModelFileError(f'node {node.name!r}: quantize needs its quant')
         return super().check(node, ins)
 
+    def lower(self, node, ctx):
+        return int8_eltwise_record(node, ctx, Int8Mode.I8_QUANTIZE,
+                                   in_scale=float(quantize_multiplier(node.attrs['quant'])))
+
 
 @register
 class Dequantize(_Convert):
     """int8 -> float32."""
     name = 'dequantize'
     int8 = True
+
+    def lower(self, node, ctx):
+        return int8_eltwise_record(node, ctx, Int8Mode.I8_DEQUANTIZE,
+                                   in_scale=float(np.float32(ctx.quants[node.inputs[0]][0])))

@@ -1,0 +1,93 @@
+"""The int8 kinds' jobs (engine/int8.py: the scheme; ukernels_int8.h: the
+arithmetic).  Their plane offsets are bytes (int8's elements), whatever the
+type of the plane: a convolution may write float32 (out_f32), a conversion
+reads or writes it.  A convolution's job computes each output channel's
+plane of int32 sums in the worker's scratch, then stores it."""
+from libc.stdint cimport int64_t, int8_t, int32_t
+from engine.kernels.abi cimport WINDOW_MAX, I8_ADD, I8_QUANTIZE
+from engine.kernels.common cimport Op, Ctx
+
+cdef extern from "ukernels_int8.h" nogil:
+    void i8_window_sums(int32_t* acc, const int8_t* base, const int64_t* off, int64_t cin,
+                        const int8_t* w, int32_t zero, int64_t in_h, int64_t in_w, int64_t out_h,
+                        int64_t out_w, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,
+                        int64_t pw, int64_t dh, int64_t dw)
+    void i8_store_q(int8_t* out, const int32_t* acc, int64_t n, int32_t bias, const float* mult,
+                    int64_t mult_step, int32_t zero, int32_t qlo, int32_t qhi, const int8_t* res,
+                    int32_t res_zero, float res_mult)
+    void i8_store_f32(float* out, const int32_t* acc, int64_t n, int32_t bias, float mult, float lo, float hi,
+                      const int8_t* res, int32_t res_zero, float res_mult)
+    void i8_add(int8_t* out, const int8_t* a, const int8_t* b, int64_t n, int32_t a_zero, float a_mult,
+                int32_t b_zero, float b_mult, int32_t zero, int32_t qlo, int32_t qhi)
+    void i8_quantize(int8_t* out, const float* x, int64_t n, float inv_scale, int32_t zero, int32_t qlo,
+                     int32_t qhi)
+    void i8_dequantize(float* out, const int8_t* q, int64_t n, int32_t zero, float scale)
+
+cdef float ONE = 1.0
+
+
+cdef inline char* image_bytes(const Ctx* ctx, int64_t job, int64_t jobs_per_image) noexcept nogil:
+    """The arena slice of the image job belongs to."""
+    return ctx.arena + job // jobs_per_image * ctx.image_bytes
+
+
+cdef inline void sums(const Op* op, int32_t* acc, const char* base, int64_t c, int64_t cin,
+                      const int8_t* w) noexcept nogil:
+    i8_window_sums(acc, <const int8_t*>base, op.in_off + c, cin, w, op.p.in_zero, op.p.in_h,
+                   op.p.in_w, op.p.out_h, op.p.out_w, op.p.kh, op.p.kw, op.p.sh, op.p.sw, op.p.ph,
+                   op.p.pw, op.p.dh, op.p.dw)
+
+
+cdef void i8_conv_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
+    """job = (image, run of per_job output channels), each reading its
+    group's cin_g input planes."""
+    cdef int64_t c0 = job % op.p.jobs_per_image * op.p.per_job, c
+    cdef char* base = image_bytes(ctx, job, op.p.jobs_per_image)
+    cdef int32_t* acc = <int32_t*>(ctx.scratch + tid * ctx.scratch_bytes)
+    cdef int64_t npix = op.p.out_h * op.p.out_w, taps = op.p.cin_g * op.p.kh * op.p.kw
+    cdef const int8_t* res
+    for c in range(c0, min(c0 + op.p.per_job, op.p.n_out)):
+        sums(op, acc, base, c // op.p.cout_g * op.p.cin_g, op.p.cin_g, op.qw + c * taps)
+        res = <const int8_t*>(base + op.res_off[c]) if op.res_off != NULL else NULL
+        if op.p.out_f32:
+            i8_store_f32(<float*>(base + op.out_off[c]), acc, npix, op.qb[c], op.mult[c], op.p.lo, op.p.hi,
+                         res, op.p.in2_zero, op.p.in2_scale)
+            continue
+        i8_store_q(<int8_t*>(base + op.out_off[c]), acc, npix, op.qb[c], op.mult + c, 0, op.p.out_zero,
+                   op.p.qlo, op.p.qhi, res, op.p.in2_zero, op.p.in2_scale)
+
+
+cdef void i8_window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
+    """job = (image, run of per_job channels): max pooling keeps its input's
+    quantization (the maxima clamped); average pooling is a depthwise
+    convolution of weights 1 (qw) with a multiplier per output pixel."""
+    cdef int64_t c0 = job % op.p.jobs_per_image * op.p.per_job, c
+    cdef char* base = image_bytes(ctx, job, op.p.jobs_per_image)
+    cdef int32_t* acc = <int32_t*>(ctx.scratch + tid * ctx.scratch_bytes)
+    cdef int64_t npix = op.p.out_h * op.p.out_w
+    cdef bint is_max = op.p.mode == WINDOW_MAX
+    for c in range(c0, min(c0 + op.p.per_job, op.p.n_out)):
+        sums(op, acc, base, c, 1, NULL if is_max else op.qw)
+        if is_max:
+            i8_store_q(<int8_t*>(base + op.out_off[c]), acc, npix, 0, &ONE, 0, 0, op.p.qlo, op.p.qhi,
+                       NULL, 0, 0)
+        else:
+            i8_store_q(<int8_t*>(base + op.out_off[c]), acc, npix, 0, op.mult, 1, op.p.out_zero,
+                       op.p.qlo, op.p.qhi, NULL, 0, 0)
+
+
+cdef void i8_eltwise_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
+    """job = (image, run of per_job channels), each a whole padded plane."""
+    cdef int64_t c0 = job % op.p.jobs_per_image * op.p.per_job, c
+    cdef char* base = image_bytes(ctx, job, op.p.jobs_per_image)
+    for c in range(c0, min(c0 + op.p.per_job, op.p.n_out)):
+        if op.p.mode == I8_ADD:
+            i8_add(<int8_t*>(base + op.out_off[c]), <const int8_t*>(base + op.in_off[c]),
+                   <const int8_t*>(base + op.in2_off[c]), op.p.plane, op.p.in_zero, op.p.in_scale,
+                   op.p.in2_zero, op.p.in2_scale, op.p.out_zero, op.p.qlo, op.p.qhi)
+        elif op.p.mode == I8_QUANTIZE:
+            i8_quantize(<int8_t*>(base + op.out_off[c]), <const float*>(base + op.in_off[c]), op.p.plane,
+                        op.p.in_scale, op.p.out_zero, op.p.qlo, op.p.qhi)
+        else:
+            i8_dequantize(<float*>(base + op.out_off[c]), <const int8_t*>(base + op.in_off[c]), op.p.plane,
+                          op.p.in_zero, op.p.in_scale)

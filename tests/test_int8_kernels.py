@@ -1,0 +1,251 @@
+"""The int8 kernels (kernels/int8.pxi, ukernels_int8.h) against their exact
+oracle (engine/int8.py: integer_node), bit for bit, over grids of awkward
+shapes and arithmetic, on the kernel module this process runs (CI runs this
+file with every ISA, and under qemu with the ARM ones); then whole int8
+models.  NumPy only: no torch, no ONNX.
+
+Each case is a small graph: the float32 input quantized, the layer under
+test, its int8 output dequantized (an exact map: equal floats are equal q).
+A layer's input is quantized by the kernels too, so the kernels and the
+oracle start from the same q."""
+import numpy as np
+import pytest
+
+import engine
+from engine import int8, zoo
+from engine.errors import ModelFileError
+from engine.graph import Graph, Node
+
+IN_QUANT = [0.05, -7]           # input values in about [-6.0, 6.7]
+RES_QUANT = [0.03, 11]
+OUT_QUANT = [0.11, 5]
+RELU, RELU6 = [0.0, None], [0.0, 6.0]
+
+
+def graph_of(layers, channels, outputs=None):
+    """A graph: the input (channels planes) quantized to IN_QUANT as 'x', to
+    RES_QUANT as 'r', then `layers`; its outputs (default: the last layer's)
+    dequantized where int8."""
+    nodes = [Node('x', 'quantize', ['input'], {'quant': IN_QUANT}),
+             Node('r', 'quantize', ['input'], {'quant': RES_QUANT})] + layers
+    outs = []
+    for name in outputs or [layers[-1].name]:
+        node = next(n for n in nodes if n.name == name)
+        if 'quant' in node.attrs or node.op in ('maxpool',):
+            nodes.append(Node(f'{name}.f', 'dequantize', [name]))
+            name = f'{name}.f'
+        outs.append(name)
+    return Graph('input', (1, channels, 8, 8), nodes, outs)
+
+
+def check(graph, shape, threads, seed=0, distinct=8):
+    """The compiled graph on inputs of `shape` against integer_values, exactly;
+    and not a degenerate case (at least `distinct` different outputs)."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-6.5, 7.0, shape).astype(np.float32)
+    got = engine.Model(graph, threads=threads).run(x)
+    got = got if isinstance(got, list) else [got]
+    want = int8.integer_values(graph, x)
+    for out, name in zip(got, graph.outputs):
+        np.testing.assert_array_equal(out, want[name].reshape(out.shape), err_msg=name)
+        assert len(np.unique(out)) >= min(distinct, out.size), 'a degenerate case: too few distinct outputs'
+
+
+def conv(cin, cout, k=(1, 1), stride=1, pad=0, dilation=1, groups=1, clamp=None, quant=OUT_QUANT,
+         residual=False, seed=0, name='layer'):
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((cout, cin // groups) + tuple(k))
+    scale = int8.weight_scales(w)
+    attrs = dict(in_channels=cin, out_channels=cout, groups=groups, kernel=list(k), stride=[stride] * 2,
+                 padding=[pad] * 2 if np.isscalar(pad) else list(pad), dilation=[dilation] * 2, clamp=clamp)
+    if quant is not None:
+        attrs['quant'] = quant
+    params = {'weight': int8.int8_weights(w, scale), 'weight_scale': scale,
+              'bias': rng.standard_normal(cout).astype(np.float32)}
+    return Node(name, 'conv', ['x', 'r'] if residual else ['x'], attrs, params, 'int8')
+
+
+# -- convolutions: (cin, cout, kernel, stride, padding, dilation, groups), plane (H, W) --------------------
+
+CONVS = {
+    '1x1': (16, 24, (1, 1), 1, 0, 1, 1),
+    '1x1_odd': (5, 7, (1, 1), 1, 0, 1, 1),
+    '1x1_g3': (12, 9, (1, 1), 1, 0, 1, 3),      # ShuffleNet V1's grouped 1x1s
+    '1x1_g2_wide': (8, 34, (1, 1), 1, 0, 1, 2),
+    '3x3s1p1': (6, 10, (3, 3), 1, 1, 1, 1),
+    '3x3s2p1': (3, 8, (3, 3), 2, 1, 1, 1),       # the image's first convolution
+    '3x3d2p2': (4, 5, (3, 3), 1, 2, 2, 1),
+    '5x5s2p2': (3, 4, (5, 5), 2, 2, 1, 1),
+    '7x7s2p3': (3, 6, (7, 7), 2, 3, 1, 1),
+    '1x3p01': (4, 6, (1, 3), 1, (0, 1), 1, 1),
+    '3x3s1p1_g2': (8, 6, (3, 3), 1, 1, 1, 2),
+    'dw3x3s1': (12, 12, (3, 3), 1, 1, 1, 12),
+    'dw3x3s2': (17, 17, (3, 3), 2, 1, 1, 17),
+    'dw5x5s1': (9, 9, (5, 5), 1, 2, 1, 9),
+    'dw5x5s2': (9, 9, (5, 5), 2, 2, 1, 9),
+    'dw7x7s1': (5, 5, (7, 7), 1, 3, 1, 5),
+    'dw7x7s2': (5, 5, (7, 7), 2, 3, 1, 5),
+    'dw3x3_x2': (6, 12, (3, 3), 1, 1, 1, 6),     # a channel multiplier of 2
+}
+PLANES = {'13x9': (13, 9), '1x1': (1, 1), '2x2': (2, 2), '7x16': (7, 16)}
+
+
+@pytest.mark.parametrize('plane', PLANES)
+@pytest.mark.parametrize('layer', CONVS)
+def test_convolution(layer, plane):
+    cin, cout, k, stride, pad, dilation, groups = CONVS[layer]
+    node = conv(cin, cout, k, stride, pad, dilation, groups, seed=len(layer))
+    check(graph_of([node], cin), (2, cin) + PLANES[plane], threads=1 + len(plane) % 2, seed=len(plane))
+
+
+EPILOGUES = [(layer, output) for layer in ('1x1', '3x3s1p1', 'dw3x3s1')
+             for output in ('int8', 'float32', 'residual', 'residual_float32')
+             if not (layer.startswith('dw') and output.startswith('residual'))]   # (none on depthwise)
+
+
+@pytest.mark.parametrize('clamp', [None, RELU, RELU6], ids=['none', 'relu', 'relu6'])
+@pytest.mark.parametrize('layer, output', EPILOGUES)
+def test_convolution_epilogues(layer, output, clamp):
+    """Clamps in q, a float32 output (sums times scales), a residual added
+    (to int8 and float32 outputs: MobileNetV2's and ShuffleNet V1's adds
+    fused into the convolution)."""
+    cin, _, k, stride, pad, dilation, groups = CONVS[layer]
+    node = conv(cin, cin, k, stride, pad, dilation, groups, clamp=clamp, residual=output.startswith('residual'),
+                quant=None if output.endswith('float32') else OUT_QUANT, seed=3)
+    check(graph_of([node], cin), (2, cin, 9, 11), threads=2)
+
+
+@pytest.mark.parametrize('output', ['int8', 'float32'])
+@pytest.mark.parametrize('features', [(10, 7), (1, 3), (64, 33)])
+def test_linear(features, output):
+    """Fully connected (the classifier: float32 out), after a global pool."""
+    cin, cout = features
+    rng = np.random.default_rng(cin)
+    w = rng.standard_normal((cout, cin))
+    scale = int8.weight_scales(w)
+    attrs = dict(in_features=cin, out_features=cout)
+    if output == 'int8':
+        attrs['quant'] = OUT_QUANT
+    pool = Node('pool', 'global_avgpool', ['x'], {'keepdims': False, 'quant': IN_QUANT})
+    fc = Node('fc', 'linear', ['pool'], attrs, {'weight': int8.int8_weights(w, scale), 'weight_scale': scale,
+                                                'bias': rng.standard_normal(cout).astype(np.float32)}, 'int8')
+    check(graph_of([pool, fc], cin), (3, cin, 5, 4), threads=2, distinct=min(cout, 3))
+
+
+# -- pooling, add, conversions ------------------------------------------------------------
+
+def pool(op, k, stride, pad, ceil_mode=False, other=None, quant=None, clamp=None):
+    attrs = dict(kernel=[k, k], stride=[stride] * 2, padding=[pad] * 2, ceil_mode=ceil_mode, clamp=clamp)
+    if op == 'maxpool':
+        attrs['dilation'] = [other or 1] * 2
+        attrs['quant'] = IN_QUANT       # (max pooling keeps its input's quantization)
+    else:
+        attrs['count_include_pad'] = bool(other)
+        attrs['quant'] = quant or OUT_QUANT
+    return Node('layer', op, ['x'], attrs)
+
+
+POOLS = {
+    'max3x3s2p1': ('maxpool', 3, 2, 1),
+    'max3x3s2p1_ceil': ('maxpool', 3, 2, 1, True),
+    'max2x2s2': ('maxpool', 2, 2, 0),
+    'max3x3s1p1_d2': ('maxpool', 3, 1, 1, False, 2),
+    'max3x3s2_relu': ('maxpool', 3, 2, 1, False, None, None, RELU),
+    'avg3x3s2p1': ('avgpool', 3, 2, 1),                  # ShuffleNet V1's shortcut
+    'avg3x3s2p1_incl': ('avgpool', 3, 2, 1, False, True),
+    'avg3x3s2p1_ceil': ('avgpool', 3, 2, 1, True, True),
+    'avg2x2s2': ('avgpool', 2, 2, 0),
+    'avg3x3s1p1_relu6': ('avgpool', 3, 1, 1, False, False, None, RELU6),
+}
+
+
+def fits(layer, plane):
+    """The window fits the plane (a 2x2 unpadded one does not fit 1x1)."""
+    from engine.ops.pool import pool_out_size
+    _, k, stride, pad, ceil_mode, dilation = (POOLS[layer] + (False, 1))[:6]
+    return min(pool_out_size(n, k, stride, pad, dilation or 1, ceil_mode) for n in PLANES[plane]) >= 1
+
+
+@pytest.mark.parametrize('layer, plane', [(layer, plane) for layer in POOLS for plane in PLANES if fits(layer, plane)])
+def test_pooling(layer, plane):
+    check(graph_of([pool(*POOLS[layer])], 7), (2, 7) + PLANES[plane], threads=1 + len(layer) % 2,
+          distinct=2 if PLANES[plane] == (1, 1) else 8)
+
+
+@pytest.mark.parametrize('keepdims', [True, False])
+@pytest.mark.parametrize('plane', [(7, 7), (1, 1), (5, 12)])
+def test_global_average_pooling(plane, keepdims):
+    node = Node('layer', 'global_avgpool', ['x'], {'keepdims': keepdims, 'quant': OUT_QUANT})
+    check(graph_of([node], 19), (2, 19) + plane, threads=2)
+
+
+@pytest.mark.parametrize('clamp', [None, RELU], ids=['none', 'relu'])
+def test_add(clamp):
+    """Two int8 values of different quantizations into a third."""
+    check(graph_of([Node('layer', 'add', ['x', 'r'], {'quant': OUT_QUANT, 'clamp': clamp})], 6),
+          (2, 6, 9, 5), threads=2)
+
+
+@pytest.mark.parametrize('quant', [[0.125, -3], IN_QUANT], ids=['exact_ties', 'inexact'])
+def test_quantize_rounds_half_to_even_and_saturates(quant):
+    """float32 -> int8 -> float32 on ties, values beyond the range and
+    infinities, against the oracle; and against the scheme's rounding in
+    real numbers: exactly where x * (1 / scale) is exact in float32 (a
+    power-of-two scale: every tie a tie, rounded to even), within a step
+    elsewhere."""
+    s, z = quant
+    ties = (np.arange(-40, 40) + 0.5) * s
+    x = np.concatenate([ties, [1e30, -1e30, np.inf, -np.inf, 200 * s, -200 * s, 0.0], np.linspace(-7, 7, 37)])
+    x = np.resize(x.astype(np.float32), (1, 2, 8, 10))
+    graph = Graph('input', (1, 2, 8, 10), [Node('x', 'quantize', ['input'], {'quant': quant}),
+                                           Node('y', 'dequantize', ['x'])], ['y'])
+    got = engine.Model(graph, threads=1).run(x)
+    np.testing.assert_array_equal(got, int8.integer_values(graph, x)['y'])
+    q = np.rint(got / s).astype(int) + z
+    assert q.min() == -128 and q.max() == 127
+    steps = np.abs(q - int8.to_int8(x, quant))
+    assert steps.max() == 0 if s == 0.125 else steps.max() <= int8.KERNEL_STEPS
+
+
+def test_an_int8_output_is_refused():
+    graph = Graph('input', (1, 2, 8, 8), [Node('x', 'quantize', ['input'], {'quant': IN_QUANT})], ['x'])
+    with pytest.raises(ModelFileError, match="output 'x' is int8"):
+        engine.Model(graph)
+
+
+# -- whole models --------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def shufflenet():
+    graph = zoo.shufflenet_v2('0.5', input_size=64)
+    x = np.random.default_rng(3).uniform(-1, 1, (10, 3, 64, 64)).astype(np.float32)
+    return graph, x[:6], x[6:]
+
+
+@pytest.mark.parametrize('threads', [1, 2])
+def test_int8_shufflenet_equals_its_oracle(shufflenet, threads):
+    """The image quantized too (nothing kept float32): every layer int8,
+    the logits float32, equal to the oracle's bit for bit; and a copy-free
+    plan (no kernel for a shuffle, split or concat)."""
+    graph, xc, xt = shufflenet
+    q, _ = int8.quantize_graph(graph, int8.calibrate(graph, xc), keep=[])
+    model = engine.Model(q, threads=threads)
+    np.testing.assert_array_equal(model.run(xt), int8.integer_values(q, xt)[q.outputs[0]])
+    kinds = [layer['kind'] for layer in model.layers(xt)]
+    assert all(k.startswith('i8_') for k in kinds) and kinds.count('i8_quantize') == 1
+
+
+def test_int8_shufflenet_with_its_first_convolution_float32(shufflenet):
+    """The default: the first convolution float32, then quantized (its
+    float32 sums may round a step apart from the oracle's float64 ones, so
+    this compares with the real arithmetic: within what quantization costs)."""
+    from engine.reference import run_graph
+    graph, xc, xt = shufflenet
+    q, reasons = int8.quantize_graph(graph, int8.calibrate(graph, xc))
+    assert list(reasons) == ['conv1.0']
+    model = engine.Model(q, threads=2)
+    got, ref, exact = model.run(xt), run_graph(q, xt)[0], run_graph(graph, xt)[0]
+    assert int8.sqnr_db(exact, got) > int8.sqnr_db(exact, ref) - 1.0
+    assert int8.sqnr_db(ref, got) > 20
+    names = [(layer['name'], layer['kind']) for layer in model.layers(xt)][:2]
+    assert names == [('conv1.0', 'conv3x3s2'), ('conv1.0', 'i8_quantize')]
