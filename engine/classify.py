@@ -93,7 +93,8 @@ def run(args):
     if not files:
         raise ValueError('no images found in ' + ', '.join(args.images))
     if not args.quiet:
-        print(f'precision {model.precision} ({model.kernels.ISA} kernels)', file=sys.stderr)
+        print(f'precision {"int8/" if model.int8 else ""}{model.precision} ({model.kernels.ISA} kernels)',
+              file=sys.stderr)
     update, close = progress_bar(len(files), any(os.path.isdir(p) for p in args.images) and not args.quiet)
     try:
         rows = list(classify_files(model, files, args.top_k, args.batch_size, override, update))

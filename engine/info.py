@@ -2,11 +2,9 @@
 import json
 import os
 
-import numpy as np
-
 import engine
 from engine import fileformat
-from engine.graph import infer_shapes, is_view, storage_counts, stored_dtype
+from engine.graph import infer_shapes, is_view, storage_counts, stored_dtype, value_dtypes, value_quants
 from engine.ops import REGISTRY
 
 
@@ -27,7 +25,9 @@ def describe(model, path=None, layers=False):
              parameters=params, weights=storage_counts(g), macs=macs, labels=len(labels) if labels else None,
              labels_first=labels[:5] if labels else None, **how, meta=meta, build=engine.build_info())
     if layers:       # each layer's output at the example's size, and its tensors as the file stores them
-        d['layers'] = [dict(name=node.name, op=node.op, output=list(shapes[node.name]),
+        dtypes, quants = value_dtypes(g), value_quants(g)
+        d['layers'] = [dict(name=node.name, op=node.op, output=list(shapes[node.name]), dtype=dtypes[node.name],
+                            quant=list(quants[node.name]) if quants[node.name] else None,
                             params={k: f'{stored_dtype(node, p).name}{list(p.shape)}' for k, p in node.params.items()})
                        for node in g.nodes]
     if path:
@@ -47,12 +47,15 @@ def run(args):
             print(f'{k:16s} {v}')
     for layer in d.get('layers', []):
         params = ' '.join(f'{k} {v}' for k, v in layer['params'].items())
-        print(f'  {layer["name"]:32s} {layer["op"]:16s} {str(layer["output"]):20s} {params}')
+        quant = f'int8 scale {layer["quant"][0]:.4g} zero {layer["quant"][1]}' if layer['quant'] else layer['dtype']
+        print(f'  {layer["name"]:32s} {layer["op"]:16s} {str(layer["output"]):20s} {quant:30s} {params}')
 
 
 def add_parser(sub):
     p = sub.add_parser('info', help='describe a model file')
     p.add_argument('model', help='model file')
     p.add_argument('--json', action='store_true', help='print JSON instead of a table')
-    p.add_argument('--layers', action='store_true', help='also each layer: its output shape, its tensors and their types')
+    p.add_argument('--layers', action='store_true',
+                   help='also each layer: its output shape and type (int8: its scale and zero point), '
+                        'its tensors and their types')
     p.set_defaults(func=run)

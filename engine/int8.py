@@ -1,7 +1,7 @@
-"""int8 models: what a quantized graph computes, and how calibration picks
-its scales.  The kernels are to come; until then the NumPy reference
-(engine/reference.py) runs int8 graphs, and it is the oracle they will be
-tested against.
+"""int8 models: what a quantized graph computes, how calibration picks its
+scales, and the kernels' exact oracle (integer_node, integer_values).
+engine.quantize (engine/quantization.py) makes int8 models with these; the
+int8 kinds of the kernel modules (kernels/int8.pxi) run them.
 
 The scheme (TFLite's and XNNPACK's signed one):
 - An int8 value holds q in [-128, 127], meaning scale * (q - zero_point),
@@ -27,7 +27,8 @@ The reference computes this in real numbers: each layer on its inputs' and
 weights' real values (q times scales, exact in float64), its output rounded
 to its grid.  Kernels computing in int32 and requantizing in float32 may
 differ from it by one step where a value falls near a rounding boundary
-(KERNEL_STEPS)."""
+(KERNEL_STEPS); integer_node is their arithmetic exactly (the numbers it
+uses are engine/ops/quant.py's, which the planner gives the kernels)."""
 from dataclasses import replace
 
 import numpy as np

@@ -185,7 +185,8 @@ class Model:
         self.precision = PRECISION_OF[self.kernels.ELEMENT]     # what the kernels compute in
         if kernels is not None and precision not in ('fp32', self.precision):
             raise ValueError(f'precision {precision!r}, but kernels {self.kernels.ISA} compute in {self.precision}')
-        if 'int8' in value_dtypes(graph).values() and self.precision != 'fp32':
+        self.int8 = 'int8' in value_dtypes(graph).values()      # an int8 model (engine/int8.py)
+        if self.int8 and self.precision != 'fp32':
             raise ValueError(f"an int8 model runs its float32 layers in precision 'fp32', not {self.precision!r}")
         self.threads = threads
         self._cache = _Cache(0)

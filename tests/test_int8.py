@@ -367,3 +367,52 @@ def test_as_good_as_onnx_runtime(tmp_path):
     ours = int8_accuracy.engine_rows(net, xc, xe, None, ['mse'])['engine mse']['sqnr_db']
     theirs = int8_accuracy.ort_rows(net, xc, xe, None, str(tmp_path), ('MinMax', 'Percentile'))
     assert ours >= max(row['sqnr_db'] for row in theirs.values()), (ours, theirs)
+
+
+# -- engine.quantize and the command line ------------------------------------------------------
+
+def test_quantize_int8_api(tmp_path):
+    """engine.quantize(weights='int8') from a calibration file: the model
+    runs on the int8 kernels, saves and loads as any other, and is refused
+    a second quantization; missing calibration is a clear error."""
+    model = engine.load(os.path.join(WEIGHTS, 'digits_shufflenet.engine'))
+    _, _, xt, _ = digits()
+    with pytest.raises(ValueError, match='needs calibration inputs'):
+        engine.quantize(model, weights='int8')
+    calls = []
+    small = engine.quantize(model, weights='int8', calibration=os.path.join(WEIGHTS, 'digits_calibration.npz'),
+                            progress=lambda done, total: calls.append((done, total)))
+    assert small.int8 and calls[-1][0] == calls[-1][1]
+    assert int8.sqnr_db(model(xt[:40]), small(xt[:40])) > 25
+    small.save(tmp_path / 'd8.engine')
+    np.testing.assert_array_equal(engine.load(tmp_path / 'd8.engine')(xt[:8]), small(xt[:8]))
+    with pytest.raises(ValueError, match='int8 already'):
+        engine.quantize(small, weights='int8', calibration=xt[:4])
+
+
+def test_quantize_int8_command(tmp_path):
+    """python -m engine quantize --int8 --calibration FOLDER --report, then
+    info --layers and classify on the result."""
+    import subprocess
+    from PIL import Image
+    images = np.load(os.path.join(WEIGHTS, 'digits_calibration.npz'))['images'][:24]
+    for i, im in enumerate(images):
+        Image.fromarray(im).save(tmp_path / f'{i}.png')
+    out = tmp_path / 'd8.engine'
+
+    def cli(*args):
+        done = subprocess.run([sys.executable, '-m', 'engine', *map(str, args)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout + done.stderr
+
+    text = cli('quantize', os.path.join(WEIGHTS, 'digits_shufflenet.engine'), '-o', out, '--int8',
+               '--calibration', tmp_path, '--method', 'minmax', '--report')
+    assert 'float32 kept: conv1.0: reads the image' in text and 'SQNR' in text
+    report = [line.split() for line in text.splitlines() if line.startswith(('stage', 'fc '))]
+    assert len(report) == 20 and all(float(row[-1]) > 15 for row in report)
+    info = cli('info', out, '--layers')
+    assert 'int8 scale' in info and "'int8':" in info
+    lines = cli('classify', out, os.path.join(WEIGHTS, 'samples')).splitlines()
+    assert 'precision int8/fp32' in '\n'.join(lines)
+    tops = [(os.path.basename(a), b.split()[-1]) for a, b in zip(lines, lines[1:]) if a.endswith('.png')]
+    assert len(tops) == 10 and all(name == f'digit_{label}.png' for name, label in tops)
