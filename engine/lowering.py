@@ -119,6 +119,18 @@ def runs(items, jobs, multiple=1):
     return dict(per_job=per_job, jobs_per_image=-(-items // per_job))
 
 
+def gemm_jobs(m_tiles, n_tiles, groups, options):
+    """A 1x1 convolution's jobs: row tiles split where pixel tiles are too
+    few for options.min_jobs; runs of pixel tiles, options.channel_jobs of
+    them (one GEMM call each).  The fields m_per_job, per_job (pixel tiles)
+    and jobs_per_image (groups x pixel runs x row chunks)."""
+    m_chunks = min(m_tiles, max(1, -(-options.min_jobs // (groups * n_tiles))))
+    m_per_job = -(-m_tiles // m_chunks)
+    m_chunks = -(-m_tiles // m_per_job)
+    pix = runs(n_tiles, max(1, -(-options.channel_jobs // (groups * m_chunks))))
+    return dict(m_per_job=m_per_job, per_job=pix['per_job'], jobs_per_image=groups * pix['jobs_per_image'] * m_chunks)
+
+
 def channel_runs(channels, options, multiple=1):
     return runs(channels, options.channel_jobs, multiple)
 

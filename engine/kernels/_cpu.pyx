@@ -11,7 +11,8 @@ cdef extern from *:
         __builtin_cpu_init();
         switch (which) {
         case 0: return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
-                       && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+                       && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")
+                       && __builtin_cpu_supports("avx512vnni");     /* the int8 tile's vpdpbusd */
         case 1: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
         default: return 0;
         }

@@ -18,6 +18,7 @@ enum OpKind {
     OP_RESIZE,            /* planes resized (upsampled) through tables of source rows and columns */
     OP_CONV_WINOGRAD,     /* dense 3x3 stride-1 convolution, Winograd F(2x2) or F(4x4) */
     OP_I8_CONV,           /* int8 convolution (any) or fully connected, int32 sums */
+    OP_I8_GEMM,           /* int8 1x1 stride-1 convolution, any groups: packed panels */
     OP_I8_WINDOW,         /* int8 max and average pooling (global too) */
     OP_I8_ELTWISE,        /* int8 add; float32 <-> int8 conversions */
     OP_KIND_END

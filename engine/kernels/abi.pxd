@@ -13,6 +13,7 @@ cdef extern from "abi.h":
         OP_RESIZE
         OP_CONV_WINOGRAD
         OP_I8_CONV
+        OP_I8_GEMM
         OP_I8_WINDOW
         OP_I8_ELTWISE
         OP_KIND_END

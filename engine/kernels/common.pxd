@@ -1,6 +1,6 @@
 # Declarations shared by every kernel module: the SIMD layer, the compiled
 # operator record the executor walks, and the signature of a unit of work.
-from libc.stdint cimport int64_t
+from libc.stdint cimport int8_t, int32_t, int64_t
 
 cdef extern from "simd.h" nogil:
     const char* ENGINE_SIMD_ISA
@@ -102,9 +102,11 @@ cdef struct Op:
     const ef* b           # bias, padded to the tile
     const ef* aux         # per-pixel reciprocal counts of average pooling; OP_RESIZE: weights
     const ef* act_w       # the activation's number per output channel (parametric ones), or NULL
-    const signed char* qw    # OP_I8_CONV: int8 weights, [n_out][cin_g][kh][kw]
-    const int* qb            # OP_I8_CONV: int32 bias per output channel, in the sums' scale
-    const float* mult        # OP_I8_CONV: per output channel, OP_I8_WINDOW average: per output
+    const int8_t* qw         # OP_I8_CONV: int8 weights, [n_out][cin_g][kh][kw] (OP_I8_GEMM: packed;
+                             # OP_I8_WINDOW average: the window's, all 1)
+    const int32_t* qb        # OP_I8_CONV: int32 bias per output channel, in the sums' scale (OP_I8_GEMM:
+                             # per padded row, the panel's offset taken off)
+    const float* mult        # OP_I8_CONV, OP_I8_GEMM: per output channel, OP_I8_WINDOW average: per output
                              # pixel, the multiplier of the sums (engine/int8.py)
     const int64_t* tap_off   # WINDOW_FLAT: input offset of each tap; OP_RESIZE: source rows, columns
     const int* lanes         # WINDOW_FLAT: valid lanes per (output vector, tap)

@@ -263,6 +263,33 @@ class Int8Conv(Int8Step, Spatial, Kernel):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Int8Gemm(Int8Step, Spatial):
+    """int8 1x1 stride-1 convolution (kernels/int8.pxi: i8_gemm_job), the
+    arithmetic of Int8Conv: per group, m_tiles tiles of INT8_TILE_ROWS
+    output channels over panels of INT8_TILE_PIXELS pixels (n_tiles per
+    plane), K the input channels per group rounded up to INT8_K_GROUP; qw
+    packed per tile [K / INT8_K_GROUP][rows][INT8_K_GROUP], qb per padded row
+    with the panel's offset taken off (ops/quant.py: int8_gemm_record).
+    Jobs of m_per_job row tiles by per_job pixel tiles; scratch: a panel and
+    a tile's sums (int8_gemm_scratch)."""
+    KIND = OpKind.OP_I8_GEMM
+    groups: int
+    cin_g: int
+    cout_g: int
+    K: int
+    m_tiles: int
+    m_per_job: int
+    n_tiles: int
+    qw: Int8s
+    qb: Int32s
+    mult: Floats
+    out_f32: int
+    res_off: Planes = None
+    in2_zero: int = 0
+    in2_scale: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Int8Window(Int8Step, Spatial, Kernel):
     """int8 max pooling (the output keeps the input's quantization) or
     average pooling (qw: the window's weights, all 1; mult per output

@@ -2,8 +2,9 @@
 arithmetic).  Their plane offsets are bytes (int8's elements), whatever the
 type of the plane: a convolution may write float32 (out_f32), a conversion
 reads or writes it.  A convolution's job computes each output channel's
-plane of int32 sums in the worker's scratch, then stores it."""
-from libc.stdint cimport int64_t, int8_t, int32_t
+plane of int32 sums in the worker's scratch, then stores it; a 1x1's
+(OP_I8_GEMM) computes tiles of channels x pixels over packed panels."""
+from libc.stdint cimport int64_t, int8_t, int32_t, uint8_t
 from engine.kernels.abi cimport WINDOW_MAX, I8_ADD, I8_QUANTIZE
 from engine.kernels.common cimport Op, Ctx
 
@@ -12,6 +13,14 @@ cdef extern from "ukernels_int8.h" nogil:
                         const int8_t* w, int32_t zero, int64_t in_h, int64_t in_w, int64_t out_h,
                         int64_t out_w, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,
                         int64_t pw, int64_t dh, int64_t dw)
+    void i8_dot_rows(int32_t* acc, int32_t* xz, const int8_t* base, const int64_t* off, int64_t cin,
+                     const int8_t* w, int64_t n, int32_t zero)
+    enum: I8_MR
+    enum: I8_NR
+    enum: I8_KG
+    enum: I8_PANEL_OFFSET
+    void i8_pack_panel(uint8_t* panel, const int8_t* base, const int64_t* off, int64_t K, int64_t kp, int64_t p0)
+    void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, const int32_t* bias, int32_t* acc)
     void i8_store_q(int8_t* out, const int32_t* acc, int64_t n, int32_t bias, const float* mult,
                     int64_t mult_step, int32_t zero, int32_t qlo, int32_t qhi, const int8_t* res,
                     int32_t res_zero, float res_mult)
@@ -24,6 +33,24 @@ cdef extern from "ukernels_int8.h" nogil:
     void i8_dequantize(float* out, const int8_t* q, int64_t n, int32_t zero, float scale)
 
 cdef float ONE = 1.0
+
+# the 1x1 tiles (ukernels_int8.h), for the planner's packing (ops/quant.py)
+INT8_TILE_ROWS = I8_MR
+INT8_TILE_PIXELS = I8_NR
+INT8_K_GROUP = I8_KG
+INT8_PANEL_OFFSET = I8_PANEL_OFFSET
+
+
+def int8_gemm_scratch(int64_t kp):
+    """int32s of scratch an OP_I8_GEMM job uses for kp (padded) input
+    channels: the panel, then the tile's sums (64-byte aligned)."""
+    return (kp * I8_NR + 63) // 64 * 16 + I8_MR * I8_NR
+
+
+def int8_conv_scratch(int64_t out_pixels, int64_t cin_g, int64_t per_job):
+    """int32s of scratch an OP_I8_CONV job uses: a plane of sums (1x1
+    planes: a sum per channel of the job), then the gathered input vector."""
+    return max(out_pixels, per_job) + cin_g
 
 
 cdef inline char* image_bytes(const Ctx* ctx, int64_t job, int64_t jobs_per_image) noexcept nogil:
@@ -45,16 +72,29 @@ cdef void i8_conv_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
     cdef char* base = image_bytes(ctx, job, op.p.jobs_per_image)
     cdef int32_t* acc = <int32_t*>(ctx.scratch + tid * ctx.scratch_bytes)
     cdef int64_t npix = op.p.out_h * op.p.out_w, taps = op.p.cin_g * op.p.kh * op.p.kw
+    cdef int64_t c1 = min(c0 + op.p.per_job, op.p.n_out), g
     cdef const int8_t* res
-    for c in range(c0, min(c0 + op.p.per_job, op.p.n_out)):
-        sums(op, acc, base, c // op.p.cout_g * op.p.cin_g, op.p.cin_g, op.qw + c * taps)
+    cdef bint dots = npix == 1 and taps == op.p.cin_g     # fully connected: one sum per channel
+    if dots:        # (each group's run of channels at once)
+        c = c0
+        while c < c1:
+            g = c // op.p.cout_g
+            i8_dot_rows(acc + c - c0, acc + op.p.per_job, <const int8_t*>base, op.in_off + g * op.p.cin_g,
+                        op.p.cin_g, op.qw + c * taps, min(c1, (g + 1) * op.p.cout_g) - c, op.p.in_zero)
+            c = min(c1, (g + 1) * op.p.cout_g)
+    cdef int32_t* plane_sums = acc
+    for c in range(c0, c1):
+        if dots:
+            plane_sums = acc + c - c0
+        else:
+            sums(op, acc, base, c // op.p.cout_g * op.p.cin_g, op.p.cin_g, op.qw + c * taps)
         res = <const int8_t*>(base + op.res_off[c]) if op.res_off != NULL else NULL
         if op.p.out_f32:
-            i8_store_f32(<float*>(base + op.out_off[c]), acc, npix, op.qb[c], op.mult[c], op.p.lo, op.p.hi,
-                         res, op.p.in2_zero, op.p.in2_scale)
-            continue
-        i8_store_q(<int8_t*>(base + op.out_off[c]), acc, npix, op.qb[c], op.mult + c, 0, op.p.out_zero,
-                   op.p.qlo, op.p.qhi, res, op.p.in2_zero, op.p.in2_scale)
+            i8_store_f32(<float*>(base + op.out_off[c]), plane_sums, npix, op.qb[c], op.mult[c], op.p.lo,
+                         op.p.hi, res, op.p.in2_zero, op.p.in2_scale)
+        else:
+            i8_store_q(<int8_t*>(base + op.out_off[c]), plane_sums, npix, op.qb[c], op.mult + c, 0,
+                       op.p.out_zero, op.p.qlo, op.p.qhi, res, op.p.in2_zero, op.p.in2_scale)
 
 
 cdef void i8_window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
@@ -91,3 +131,36 @@ cdef void i8_eltwise_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noe
         else:
             i8_dequantize(<float*>(base + op.out_off[c]), <const int8_t*>(base + op.in_off[c]), op.p.plane,
                           op.p.in_zero, op.p.in_scale)
+
+
+cdef void i8_gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
+    """job = (image, group, run of per_job pixel tiles, run of m_per_job row
+    tiles): each pixel tile packed once, then its row tiles, each stored
+    row by row (ukernels_int8.h)."""
+    cdef int64_t j = job % op.p.jobs_per_image
+    cdef int64_t m_chunks = (op.p.m_tiles + op.p.m_per_job - 1) // op.p.m_per_job     # (as gemm_jobs)
+    cdef int64_t pix_jobs = op.p.jobs_per_image // (op.p.groups * m_chunks)
+    cdef int64_t g = j // (pix_jobs * m_chunks), rest = j % (pix_jobs * m_chunks)
+    cdef int64_t t0 = rest % m_chunks * op.p.m_per_job, t1 = min(t0 + op.p.m_per_job, op.p.m_tiles)
+    cdef int64_t n0 = rest // m_chunks * op.p.per_job, n1 = min(n0 + op.p.per_job, op.p.n_tiles)
+    cdef char* base = image_bytes(ctx, job, op.p.jobs_per_image)
+    cdef int64_t kp = op.p.K, npix = op.p.out_h * op.p.out_w, n, t, r, o, p0
+    cdef uint8_t* panel = <uint8_t*>(ctx.scratch + tid * ctx.scratch_bytes)
+    cdef int32_t* acc = <int32_t*>panel + (kp * I8_NR + 63) // 64 * 16
+    cdef const int8_t* res
+    for n in range(n0, n1):
+        p0 = n * I8_NR
+        i8_pack_panel(panel, <const int8_t*>base, op.in_off + g * op.p.cin_g, op.p.cin_g, kp, p0)
+        for t in range(t0, t1):
+            i8_gemm_tile(op.qw + (g * op.p.m_tiles + t) * I8_MR * kp, panel, kp,
+                         op.qb + (g * op.p.m_tiles + t) * I8_MR, acc)
+            for r in range(min(I8_MR, op.p.cout_g - t * I8_MR)):
+                o = g * op.p.cout_g + t * I8_MR + r
+                res = <const int8_t*>(base + op.res_off[o] + p0) if op.res_off != NULL else NULL
+                if op.p.out_f32:
+                    i8_store_f32(<float*>(base + op.out_off[o]) + p0, acc + r * I8_NR, min(I8_NR, npix - p0), 0,
+                                 op.mult[o], op.p.lo, op.p.hi, res, op.p.in2_zero, op.p.in2_scale)
+                else:
+                    i8_store_q(<int8_t*>(base + op.out_off[o]) + p0, acc + r * I8_NR, min(I8_NR, npix - p0), 0,
+                               op.mult + o, 0, op.p.out_zero, op.p.qlo, op.p.qhi, res, op.p.in2_zero,
+                               op.p.in2_scale)

@@ -3,7 +3,7 @@ nogil loop (threads == 1) or as one task of the engine's thread pool
 (pool.h), whose threads take each op's jobs in equal contiguous shares (and
 then any another thread has not started) and meet at a barrier before the
 next op.  Also the copies in and out of the arena, and build facts."""
-from libc.stdint cimport int64_t, uintptr_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uintptr_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 from dataclasses import fields
@@ -11,7 +11,8 @@ import numpy as np
 
 from engine.kernels.abi cimport (OP_GEMM, OP_CONV_IM2COL, OP_WINDOW, OP_GLOBAL_AVGPOOL, OP_LINEAR,
                                  OP_ELTWISE, OP_CONV_DIRECT, OP_EXPAND_DW, OP_RESIZE,
-                                 OP_CONV_WINOGRAD, OP_I8_CONV, OP_I8_WINDOW, OP_I8_ELTWISE, OP_KIND_END)
+                                 OP_CONV_WINOGRAD, OP_I8_CONV, OP_I8_GEMM, OP_I8_WINDOW, OP_I8_ELTWISE,
+                                 OP_KIND_END)
 from engine.kernels.abi import DTYPE_OF, DTYPE_SIZE, DType
 from engine.kernels.common cimport (Op, ef, OpParams, Ctx, job_fn, ENGINE_SIMD_ISA, VLEN,
                                     GEMM_MR, GEMM_NR, ENGINE_PLANE_ALIGN)
@@ -59,9 +60,10 @@ JOBS[<int>OP_EXPAND_DW] = expand_dw_job
 JOBS[<int>OP_RESIZE] = resize_job
 JOBS[<int>OP_CONV_WINOGRAD] = conv_winograd_job
 JOBS[<int>OP_I8_CONV] = i8_conv_job
+JOBS[<int>OP_I8_GEMM] = i8_gemm_job
 JOBS[<int>OP_I8_WINDOW] = i8_window_job
 JOBS[<int>OP_I8_ELTWISE] = i8_eltwise_job
-INT8_KINDS = frozenset([OP_I8_CONV, OP_I8_WINDOW, OP_I8_ELTWISE])    # their records' dtype: int8
+INT8_KINDS = frozenset([OP_I8_CONV, OP_I8_GEMM, OP_I8_WINDOW, OP_I8_ELTWISE])    # their records' dtype: int8
 
 
 def build_info():
@@ -243,8 +245,8 @@ cdef class Program:
         op.b = <const ef*>self._array(arrays, 'b')
         op.aux = <const ef*>self._array(arrays, 'aux')
         op.act_w = <const ef*>self._array(arrays, 'act_w')
-        op.qw = <const signed char*>self._array(arrays, 'qw')
-        op.qb = <const int*>self._array(arrays, 'qb')
+        op.qw = <const int8_t*>self._array(arrays, 'qw')
+        op.qb = <const int32_t*>self._array(arrays, 'qb')
         op.mult = <const float*>self._array(arrays, 'mult')
         if arrays:
             raise TypeError(f'{type(step).__name__}: the Op record has no tables {sorted(arrays)}')
@@ -288,8 +290,12 @@ def _scratch_bytes(step):
     kind = type(step).KIND
     if kind == OP_WINDOW:
         return sizeof(ef) * scratch_floats(step.in_w, step.out_h, step.out_w, step.kh, step.pw, step.sh, step.path)
-    if kind == OP_I8_CONV or kind == OP_I8_WINDOW:
+    if kind == OP_I8_CONV:
+        return sizeof(int) * int8_conv_scratch(step.out_h * step.out_w, step.cin_g, step.per_job)
+    if kind == OP_I8_WINDOW:
         return sizeof(int) * step.out_h * step.out_w
+    if kind == OP_I8_GEMM:
+        return sizeof(int) * int8_gemm_scratch(step.K)
     return 0
 
 

@@ -9,6 +9,7 @@ these flags and -DENGINE_ISA_X (simd.h: which vector header it takes)."""
 
 VARIANTS = {
     'x86': {
+        # (and VNNI at run time, _cpu.supports: the int8 tile's vpdpbusd is inline asm)
         'avx512': ['-mavx512f', '-mavx512vl', '-mavx512bw', '-mavx512dq', '-mavx2', '-mfma'],
         'avx2': ['-mavx2', '-mfma'],
         'scalar': [],

@@ -12,7 +12,7 @@ import numpy as np
 from engine.errors import ModelFileError
 from engine.kernels.abi import WindowMode
 from engine.kernels.descriptors import ConvDirect, ConvIm2col, ConvWinograd, Gemm
-from engine.lowering import (kernel_fields, linear_record, name_kernel, pack_gemm, pixel_tiles, reduction_order,
+from engine.lowering import (gemm_jobs, kernel_fields, linear_record, name_kernel, pack_gemm, pixel_tiles, reduction_order,
                              row_tiles, runs, window_op)
 from engine.ops import OpDef, register
 from engine.ops.activations import check_epilogue
@@ -292,15 +292,8 @@ class Conv(OpDef):
                     n_tiles=n_tiles, tile_pixels=tile_pixels, w=w_packed, b=b_packed,
                     res_off=residual, k_runs=k_runs)
         if pointwise:
-            # row tiles split where pixel tiles are too few for min_jobs; runs
-            # of pixel tiles, channel_jobs of them (one GEMM call for each)
-            m_chunks = min(m_tiles, max(1, -(-options.min_jobs // (groups * n_tiles))))
-            m_per_job = -(-m_tiles // m_chunks)
-            m_chunks = -(-m_tiles // m_per_job)
-            pix = runs(n_tiles, max(1, -(-options.channel_jobs // (groups * m_chunks))))
             gemm.update(in_off=table)
-            record = Gemm(**gemm, m_per_job=m_per_job, per_job=pix['per_job'],
-                          jobs_per_image=groups * pix['jobs_per_image'] * m_chunks)
+            record = Gemm(**gemm, **gemm_jobs(m_tiles, n_tiles, groups, options))
             return record, 'conv1x1' + ('' if groups == 1 else f'g{groups}'), 0
         name = name_kernel('conv', kernel, stride) + ('' if groups == 1 else f'g{groups}')
         if direct:

@@ -11,8 +11,8 @@ import numpy as np
 
 from engine.errors import ModelFileError
 from engine.kernels.abi import DType, Int8Mode
-from engine.kernels.descriptors import Int8Conv, Int8Eltwise
-from engine.lowering import channel_runs
+from engine.kernels.descriptors import Int8Conv, Int8Eltwise, Int8Gemm, Kernel
+from engine.lowering import channel_runs, gemm_jobs
 from engine.ops import OpDef, per_channel_shape, register
 from engine.ops.activations import clamp_bounds
 from engine.ops.checks import one_input
@@ -107,20 +107,47 @@ def int8_step(node, ctx):
 
 def int8_layer_record(node, ctx, geometry, groups, kind):
     """(record, layer kind, scratch) of an int8 convolution or fully
-    connected layer (geometry: Spatial and Kernel fields)."""
+    connected layer (geometry: Spatial and Kernel fields): 1x1 stride-1 ones
+    on planes of more than a pixel through packed panels (int8_gemm_record),
+    the others directly."""
     in_quant, quant = ctx.quants[node.inputs[0]], node.attrs.get('quant')
     weight = np.asarray(node.params['weight'])
     cout, taps = len(weight), geometry['kh'] * geometry['kw']
     qb, mult = layer_arithmetic(node, in_quant)
-    residual = {}
+    fields = dict(int8_step(node, ctx), **geometry, groups=groups, cin_g=weight[0].size // taps,
+                  cout_g=cout // groups, mult=mult, out_f32=int(quant is None))
     if len(node.inputs) == 2:
         r_quant = ctx.quants[node.inputs[1]]
-        residual = dict(res_off=ctx.offsets(node.inputs[1]), in2_zero=r_quant[1],
-                        in2_scale=float(ratio(r_quant, quant)))
-    record = Int8Conv(**int8_step(node, ctx), **geometry, **residual, groups=groups,
-                      cin_g=weight[0].size // taps, cout_g=cout // groups,
-                      qw=weight.reshape(cout, -1).astype(np.int8), qb=qb, mult=mult, out_f32=int(quant is None))
-    return record, 'i8_' + kind, geometry['out_h'] * geometry['out_w']
+        fields.update(res_off=ctx.offsets(node.inputs[1]), in2_zero=r_quant[1], in2_scale=float(ratio(r_quant, quant)))
+    pixels = geometry['out_h'] * geometry['out_w']
+    pointwise = taps == 1 and (geometry['sh'], geometry['sw'], geometry['ph'], geometry['pw']) == (1, 1, 0, 0)
+    if pointwise and pixels > 1:
+        record, need = int8_gemm_record(ctx, fields, weight.reshape(groups, cout // groups, -1), qb, in_quant[1])
+    else:
+        record = Int8Conv(**fields, qw=weight.reshape(cout, -1).astype(np.int8), qb=qb)
+        need = ctx.kernels.int8_conv_scratch(pixels, fields['cin_g'], fields['per_job'])
+    return record, 'i8_' + kind, need
+
+
+def int8_gemm_record(ctx, fields, weight, qb, in_zero):
+    """An Int8Gemm: weight (groups, rows, K) packed in tiles of the module's
+    INT8_TILE_ROWS rows, K padded to INT8_K_GROUP (zeros), each tile
+    [K / group][rows][group]; the bias per padded row with the panel's
+    offset and the input's zero point taken off (ukernels_int8.h)."""
+    kernels, options = ctx.kernels, ctx.options
+    groups, rows, k = weight.shape
+    mr, nr, kg = kernels.INT8_TILE_ROWS, kernels.INT8_TILE_PIXELS, kernels.INT8_K_GROUP
+    m_tiles, kp = -(-rows // mr), -(-k // kg) * kg
+    w = np.zeros((groups, m_tiles * mr, kp), np.int64)
+    w[:, :rows, :k] = weight
+    bias = np.zeros((groups, m_tiles * mr), np.int64)
+    bias[:, :rows] = qb.reshape(groups, rows) - (in_zero + kernels.INT8_PANEL_OFFSET) * w[:, :rows].sum(axis=2)
+    packed = w.reshape(groups, m_tiles, mr, kp // kg, kg).transpose(0, 1, 3, 2, 4)
+    n_tiles = -(-fields['out_h'] * fields['out_w'] // nr)
+    fields = {k: v for k, v in fields.items() if k not in Kernel.__annotations__}     # (1x1, stride 1)
+    record = Int8Gemm(**dict(fields, **gemm_jobs(m_tiles, n_tiles, groups, options)), K=kp, m_tiles=m_tiles,
+                      n_tiles=n_tiles, qw=packed.astype(np.int8).ravel(), qb=bias.astype(np.int32).ravel())
+    return record, kernels.int8_gemm_scratch(kp)
 
 
 def int8_eltwise_record(node, ctx, mode, **fields):
