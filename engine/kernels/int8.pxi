@@ -9,6 +9,8 @@ from engine.kernels.abi cimport WINDOW_MAX, I8_ADD, I8_QUANTIZE
 from engine.kernels.common cimport Op, Ctx
 
 cdef extern from "ukernels_int8.h" nogil:
+    int64_t i8_window_scratch(int64_t out_h, int64_t out_w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                              int64_t dh, int64_t dw)
     void i8_window_sums(int32_t* acc, const int8_t* base, const int64_t* off, int64_t cin,
                         const int8_t* w, int32_t zero, int64_t in_h, int64_t in_w, int64_t out_h,
                         int64_t out_w, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,
@@ -47,10 +49,17 @@ def int8_gemm_scratch(int64_t kp):
     return (kp * I8_NR + 63) // 64 * 16 + I8_MR * I8_NR
 
 
-def int8_conv_scratch(int64_t out_pixels, int64_t cin_g, int64_t per_job):
-    """int32s of scratch an OP_I8_CONV job uses: a plane of sums (1x1
-    planes: a sum per channel of the job), then the gathered input vector."""
-    return max(out_pixels, per_job) + cin_g
+def int8_window_scratch(step):
+    """int32s of scratch an OP_I8_WINDOW job (or OP_I8_CONV's sums) uses
+    for a record with Spatial and Kernel fields: a plane of sums, and the
+    frames (ukernels_int8.h: i8_window_scratch)."""
+    return i8_window_scratch(step.out_h, step.out_w, step.kh, step.kw, step.sh, step.sw, step.dh, step.dw)
+
+
+def int8_conv_scratch(step):
+    """int32s of scratch an OP_I8_CONV job uses: its sums (1x1 planes: a sum
+    per channel of the job), then the gathered input vector."""
+    return max(int8_window_scratch(step), step.per_job) + step.cin_g
 
 
 cdef inline char* image_bytes(const Ctx* ctx, int64_t job, int64_t jobs_per_image) noexcept nogil:
@@ -60,9 +69,24 @@ cdef inline char* image_bytes(const Ctx* ctx, int64_t job, int64_t jobs_per_imag
 
 cdef inline void sums(const Op* op, int32_t* acc, const char* base, int64_t c, int64_t cin,
                       const int8_t* w) noexcept nogil:
-    i8_window_sums(acc, <const int8_t*>base, op.in_off + c, cin, w, op.p.in_zero, op.p.in_h,
-                   op.p.in_w, op.p.out_h, op.p.out_w, op.p.kh, op.p.kw, op.p.sh, op.p.sw, op.p.ph,
-                   op.p.pw, op.p.dh, op.p.dw)
+    """One output plane's sums into acc."""
+    i8_window_sums(acc, <const int8_t*>base, op.in_off + c, cin, w, op.p.in_zero, op.p.in_h, op.p.in_w,
+                   op.p.out_h, op.p.out_w, op.p.kh, op.p.kw, op.p.sh, op.p.sw, op.p.ph, op.p.pw, op.p.dh,
+                   op.p.dw)
+
+
+cdef void store_plane(const Op* op, char* base, int64_t c, const int32_t* acc, int32_t bias,
+                      const float* mult, int64_t mult_step, int32_t zero) noexcept nogil:
+    """Output plane c from its sums: int8 (mult per channel, or per pixel:
+    mult_step 1), or float32 (out_f32); the residual, if any, added."""
+    cdef int64_t n = op.p.out_h * op.p.out_w
+    cdef const int8_t* res = <const int8_t*>(base + op.res_off[c]) if op.res_off != NULL else NULL
+    if op.p.out_f32:
+        i8_store_f32(<float*>(base + op.out_off[c]), acc, n, bias, mult[0], op.p.lo, op.p.hi, res,
+                     op.p.in2_zero, op.p.in2_scale)
+    else:
+        i8_store_q(<int8_t*>(base + op.out_off[c]), acc, n, bias, mult, mult_step, zero, op.p.qlo, op.p.qhi, res,
+                   op.p.in2_zero, op.p.in2_scale)
 
 
 cdef void i8_conv_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
@@ -73,7 +97,6 @@ cdef void i8_conv_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
     cdef int32_t* acc = <int32_t*>(ctx.scratch + tid * ctx.scratch_bytes)
     cdef int64_t npix = op.p.out_h * op.p.out_w, taps = op.p.cin_g * op.p.kh * op.p.kw
     cdef int64_t c1 = min(c0 + op.p.per_job, op.p.n_out), g
-    cdef const int8_t* res
     cdef bint dots = npix == 1 and taps == op.p.cin_g     # fully connected: one sum per channel
     if dots:        # (each group's run of channels at once)
         c = c0
@@ -82,19 +105,12 @@ cdef void i8_conv_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
             i8_dot_rows(acc + c - c0, acc + op.p.per_job, <const int8_t*>base, op.in_off + g * op.p.cin_g,
                         op.p.cin_g, op.qw + c * taps, min(c1, (g + 1) * op.p.cout_g) - c, op.p.in_zero)
             c = min(c1, (g + 1) * op.p.cout_g)
-    cdef int32_t* plane_sums = acc
     for c in range(c0, c1):
         if dots:
-            plane_sums = acc + c - c0
+            store_plane(op, base, c, acc + c - c0, op.qb[c], op.mult + c, 0, op.p.out_zero)
         else:
             sums(op, acc, base, c // op.p.cout_g * op.p.cin_g, op.p.cin_g, op.qw + c * taps)
-        res = <const int8_t*>(base + op.res_off[c]) if op.res_off != NULL else NULL
-        if op.p.out_f32:
-            i8_store_f32(<float*>(base + op.out_off[c]), plane_sums, npix, op.qb[c], op.mult[c], op.p.lo,
-                         op.p.hi, res, op.p.in2_zero, op.p.in2_scale)
-        else:
-            i8_store_q(<int8_t*>(base + op.out_off[c]), plane_sums, npix, op.qb[c], op.mult + c, 0,
-                       op.p.out_zero, op.p.qlo, op.p.qhi, res, op.p.in2_zero, op.p.in2_scale)
+            store_plane(op, base, c, acc, op.qb[c], op.mult + c, 0, op.p.out_zero)
 
 
 cdef void i8_window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
@@ -104,16 +120,13 @@ cdef void i8_window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noex
     cdef int64_t c0 = job % op.p.jobs_per_image * op.p.per_job, c
     cdef char* base = image_bytes(ctx, job, op.p.jobs_per_image)
     cdef int32_t* acc = <int32_t*>(ctx.scratch + tid * ctx.scratch_bytes)
-    cdef int64_t npix = op.p.out_h * op.p.out_w
     cdef bint is_max = op.p.mode == WINDOW_MAX
     for c in range(c0, min(c0 + op.p.per_job, op.p.n_out)):
         sums(op, acc, base, c, 1, NULL if is_max else op.qw)
         if is_max:
-            i8_store_q(<int8_t*>(base + op.out_off[c]), acc, npix, 0, &ONE, 0, 0, op.p.qlo, op.p.qhi,
-                       NULL, 0, 0)
+            store_plane(op, base, c, acc, 0, &ONE, 0, 0)
         else:
-            i8_store_q(<int8_t*>(base + op.out_off[c]), acc, npix, 0, op.mult, 1, op.p.out_zero,
-                       op.p.qlo, op.p.qhi, NULL, 0, 0)
+            store_plane(op, base, c, acc, 0, op.mult, 1, op.p.out_zero)
 
 
 cdef void i8_eltwise_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:

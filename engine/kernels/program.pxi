@@ -291,9 +291,9 @@ def _scratch_bytes(step):
     if kind == OP_WINDOW:
         return sizeof(ef) * scratch_floats(step.in_w, step.out_h, step.out_w, step.kh, step.pw, step.sh, step.path)
     if kind == OP_I8_CONV:
-        return sizeof(int) * int8_conv_scratch(step.out_h * step.out_w, step.cin_g, step.per_job)
+        return sizeof(int) * int8_conv_scratch(step)
     if kind == OP_I8_WINDOW:
-        return sizeof(int) * step.out_h * step.out_w
+        return sizeof(int) * int8_window_scratch(step)
     if kind == OP_I8_GEMM:
         return sizeof(int) * int8_gemm_scratch(step.K)
     return 0

@@ -52,9 +52,114 @@ static inline void i8_tap_columns(int64_t shift, int64_t sw, int64_t in_w, int64
     *ox1 = b < out_w ? b : out_w;
 }
 
+/* -- windows through frames ------------------------------------------------------
+ * Single-plane windows (depthwise convolution, average and max pooling) of
+ * stride 1 or 2 (both ways) and no dilation: the padded plane is copied into
+ * s x s phase frames of int16 (phase (a, b): its rows a, a + s, ... and
+ * columns b, b + s, ...), holding q - zero (the padding: 0) or, for max
+ * pooling, q (the padding: below any q).  Output (oy, ox) reads tap (ky, kx)
+ * from phase (ky % s, kx % s) at row oy + ky / s, column ox + kx / s: with
+ * the output laid out in rows as wide as a frame (fw), each tap is one flat
+ * run over the frame at a constant offset.  The columns past out_w are
+ * computed from the next row's start and dropped. */
+static inline int i8_framed(int64_t sh, int64_t sw, int64_t dh, int64_t dw)
+{
+    return sh == sw && (sh == 1 || sh == 2) && dh == 1 && dw == 1;
+}
+
+static inline int64_t i8_frame_width(int64_t out_w, int64_t kw, int64_t s)
+{
+    return out_w + (kw - 1) / s;
+}
+
+/* int32s of scratch i8_window_sums takes: the sums (rows of fw, or out_w),
+ * then the frames (int16, a row of slack each) */
+static inline int64_t i8_window_scratch(int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
+                                        int64_t sh, int64_t sw, int64_t dh, int64_t dw)
+{
+    if (!i8_framed(sh, sw, dh, dw))
+        return out_h * out_w;
+    int64_t fw = i8_frame_width(out_w, kw, sh), fh = out_h + (kh - 1) / sh;
+    return out_h * fw + (sh * sh * (fh + 1) * fw + 1) / 2 + 16;
+}
+
+/* dst[j] = src[j * s] - sub (s 1 or 2) for j < n, in whole blocks of 16
+ * (vectors, where short rows would run a scalar loop): it writes up to 15
+ * past n, which the frames' next writes cover (and their slack), and reads
+ * up to 31 bytes past the row (the arena's slack covers the last plane). */
+static void i8_widen(int16_t* restrict dst, const int8_t* restrict src, int64_t n, int64_t s, int32_t sub)
+{
+    int64_t j, t;
+    if (s == 1)
+        for (j = 0; j < n; j += 16)
+            for (t = 0; t < 16; t++)
+                dst[j + t] = (int16_t)(src[j + t] - sub);
+    else
+        for (j = 0; j < n; j += 16)
+            for (t = 0; t < 16; t++)
+                dst[j + t] = (int16_t)(src[2 * (j + t)] - sub);
+}
+
+static void i8_window_framed(int32_t* restrict acc, int16_t* restrict frames, const int8_t* x, int32_t zero,
+                             const int8_t* w, int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w,
+                             int64_t kh, int64_t kw, int64_t s, int64_t ph, int64_t pw)
+{
+    int64_t fw = i8_frame_width(out_w, kw, s), fh = out_h + (kh - 1) / s, size = (fh + 1) * fw;
+    int64_t a, b, i, j, ky, kx, n = out_h * fw;
+    int16_t fill = w != NULL ? 0 : INT16_MIN;
+    int32_t sub = w != NULL ? zero : 0;
+    for (a = 0; a < s; a++)
+        for (b = 0; b < s; b++) {
+            int16_t* f = frames + (a * s + b) * size;
+            for (i = 0; i < fh + 1; i++) {
+                int64_t r = s * i + a - ph;
+                int16_t* row = f + i * fw;
+                if (r < 0 || r >= in_h || i == fh) {
+                    for (j = 0; j < fw; j++)
+                        row[j] = fill;
+                    continue;
+                }
+                /* columns j0 <= j < j1 read the input (s * j + b - pw in [0, in_w)); the rest is padding */
+                int64_t j0 = pw - b > 0 ? (pw - b + s - 1) / s : 0;
+                int64_t j1 = in_w - 1 + pw - b >= 0 ? (in_w - 1 + pw - b) / s + 1 : 0;
+                j1 = j1 < fw ? j1 : fw;
+                j0 = j0 < j1 ? j0 : j1;
+                const int8_t* src = x + r * in_w + s * j0 + b - pw;
+                for (j = 0; j < j0; j++)
+                    row[j] = fill;
+                i8_widen(row + j0, src, j1 - j0, s, sub);
+                for (j = j1; j < fw; j++)
+                    row[j] = fill;
+            }
+        }
+    for (ky = 0; ky < kh; ky++)
+        for (kx = 0; kx < kw; kx++) {
+            const int16_t* f = frames + ((ky % s) * s + kx % s) * size + (ky / s) * fw + kx / s;
+            if (w == NULL) {
+                if (ky == 0 && kx == 0)
+                    for (i = 0; i < n; i++)
+                        acc[i] = f[i];
+                else
+                    for (i = 0; i < n; i++)
+                        acc[i] = acc[i] > f[i] ? acc[i] : f[i];
+                continue;
+            }
+            int32_t wv = w[ky * kw + kx];
+            if (ky == 0 && kx == 0)
+                for (i = 0; i < n; i++)
+                    acc[i] = f[i] * wv;
+            else
+                for (i = 0; i < n; i++)
+                    acc[i] += f[i] * wv;
+        }
+    for (i = 1; i < out_h; i++)         /* rows of out_w, as the other paths leave them */
+        memmove(acc + i * out_w, acc + i * fw, out_w * sizeof(int32_t));
+}
+
 /* One output plane's int32 sums of a convolution (max pooling: its maxima,
  * w NULL): acc[oy * out_w + ox] over cin input planes, plane c at
- * base + off[c] (bytes), with weights w[c][kh][kw]. */
+ * base + off[c] (bytes), with weights w[c][kh][kw] (single planes through
+ * frames where they can: their scratch after the sums, i8_window_scratch). */
 static void i8_window_sums(int32_t* restrict acc, const int8_t* base, const int64_t* off, int64_t cin,
                            const int8_t* w, int32_t zero,
                            int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w,
@@ -62,6 +167,24 @@ static void i8_window_sums(int32_t* restrict acc, const int8_t* base, const int6
                            int64_t ph, int64_t pw, int64_t dh, int64_t dw)
 {
     int64_t npix = out_h * out_w, c, ky, kx, oy, ox, ox0, ox1, i;
+    if (cin == 1 && npix == 1 && kh == in_h && kw == in_w && ph == 0 && pw == 0) {    /* the whole plane */
+        const int8_t* x = base + off[0];
+        int32_t t = w != NULL ? 0 : INT8_MIN;
+        if (w != NULL)
+            for (i = 0; i < kh * kw; i++)
+                t += ((int32_t)x[i] - zero) * w[i];
+        else
+            for (i = 0; i < kh * kw; i++)
+                t = t > x[i] ? t : x[i];
+        acc[0] = t;
+        return;
+    }
+    if (cin == 1 && kh * kw > 1 && i8_framed(sh, sw, dh, dw)) {
+        int64_t fw = i8_frame_width(out_w, kw, sh);
+        i8_window_framed(acc, (int16_t*)(acc + out_h * fw), base + off[0], zero, w, in_h, in_w, out_h, out_w,
+                         kh, kw, sh, ph, pw);
+        return;
+    }
     if (w == NULL) {
         for (i = 0; i < npix; i++)
             acc[i] = INT8_MIN;
@@ -128,6 +251,12 @@ static void i8_store_q(int8_t* restrict out, const int32_t* acc, int64_t n, int3
                        const int8_t* res, int32_t res_zero, float res_mult)
 {
     int64_t i;
+    if (mult_step == 0 && res == NULL) {        /* (the common case, in a loop the compiler vectorizes) */
+        float m = mult[0];
+        for (i = 0; i < n; i++)
+            out[i] = i8_clamp(i8_round((float)(acc[i] + bias) * m) + zero, qlo, qhi);
+        return;
+    }
     if (res != NULL) {
         for (i = 0; i < n; i++) {
             float y = (float)(acc[i] + bias) * mult[i * mult_step];
@@ -213,6 +342,29 @@ static void i8_pack_panel(uint8_t* restrict panel, const int8_t* base, const int
                           int64_t kp, int64_t p0)
 {
     int64_t k, px, j;
+#if defined(ENGINE_ISA_AVX512)
+    /* four planes' 16 pixels interleaved by two rounds of unpacking (the
+     * generic loop below would move a byte at a time) */
+    const __m128i flip = _mm_set1_epi8((char)0x80);
+    for (k = 0; k + 4 <= K; k += 4)
+        for (px = 0; px < 32; px += 16) {
+            __m128i r0 = _mm_xor_si128(_mm_loadu_si128((const __m128i*)(base + off[k] + p0 + px)), flip);
+            __m128i r1 = _mm_xor_si128(_mm_loadu_si128((const __m128i*)(base + off[k + 1] + p0 + px)), flip);
+            __m128i r2 = _mm_xor_si128(_mm_loadu_si128((const __m128i*)(base + off[k + 2] + p0 + px)), flip);
+            __m128i r3 = _mm_xor_si128(_mm_loadu_si128((const __m128i*)(base + off[k + 3] + p0 + px)), flip);
+            __m128i a = _mm_unpacklo_epi8(r0, r1), b = _mm_unpackhi_epi8(r0, r1);
+            __m128i c = _mm_unpacklo_epi8(r2, r3), d = _mm_unpackhi_epi8(r2, r3);
+            uint8_t* o = panel + k * 32 + px * 4;
+            _mm_storeu_si128((__m128i*)o, _mm_unpacklo_epi16(a, c));
+            _mm_storeu_si128((__m128i*)(o + 16), _mm_unpackhi_epi16(a, c));
+            _mm_storeu_si128((__m128i*)(o + 32), _mm_unpacklo_epi16(b, d));
+            _mm_storeu_si128((__m128i*)(o + 48), _mm_unpackhi_epi16(b, d));
+        }
+    panel += k * I8_NR;         /* the last group of fewer than four, below */
+    off += k;
+    K -= k;
+    kp -= k;
+#endif
     for (k = 0; k < kp; k += I8_KG)
         for (j = 0; j < I8_KG; j++) {
             uint8_t* dst = panel + k * I8_NR + j;

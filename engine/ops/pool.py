@@ -148,7 +148,7 @@ def _int8_window(node, ctx, mode, kernel, kind, divisors=None):
         fields = dict(qw=np.ones(kernel['kh'] * kernel['kw'], np.int8),
                       mult=pool_multipliers(divisors.ravel(), ctx.quants[node.inputs[0]], node.attrs['quant']))
     record = descriptors.Int8Window(**int8_step(node, ctx), **spatial, **kernel, mode=mode, **fields)
-    return record, 'i8_' + kind, spatial['out_h'] * spatial['out_w']
+    return record, 'i8_' + kind, ctx.kernels.int8_window_scratch(record)
 
 
 def _global_record(node, ctx):

@@ -125,7 +125,7 @@ def int8_layer_record(node, ctx, geometry, groups, kind):
         record, need = int8_gemm_record(ctx, fields, weight.reshape(groups, cout // groups, -1), qb, in_quant[1])
     else:
         record = Int8Conv(**fields, qw=weight.reshape(cout, -1).astype(np.int8), qb=qb)
-        need = ctx.kernels.int8_conv_scratch(pixels, fields['cin_g'], fields['per_job'])
+        need = ctx.kernels.int8_conv_scratch(record)
     return record, 'i8_' + kind, need
 
 
