@@ -251,10 +251,25 @@ static void i8_store_q(int8_t* restrict out, const int32_t* acc, int64_t n, int3
                        const int8_t* res, int32_t res_zero, float res_mult)
 {
     int64_t i;
-    if (mult_step == 0 && res == NULL) {        /* (the common case, in a loop the compiler vectorizes) */
+    if (mult_step == 0 && res == NULL) {        /* the common case */
         float m = mult[0];
+#if defined(ENGINE_ISA_AVX512)
+        /* (GCC vectorizes the loop below into masked blends: 3-4x the instructions) */
+        __m512 vm = _mm512_set1_ps(m), lim = _mm512_set1_ps(I8_Y_LIMIT), nlim = _mm512_set1_ps(-I8_Y_LIMIT);
+        __m512i vb = _mm512_set1_epi32(bias), vz = _mm512_set1_epi32(zero);
+        __m512i vlo = _mm512_set1_epi32(qlo), vhi = _mm512_set1_epi32(qhi);
+        for (i = 0; i < n; i += 16) {
+            __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+            __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_maskz_loadu_epi32(k, acc + i), vb)), vm);
+            y = _mm512_min_ps(_mm512_max_ps(y, nlim), lim);
+            __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(y), vz);        /* (rounding: half to even) */
+            q = _mm512_min_epi32(_mm512_max_epi32(q, vlo), vhi);
+            _mm_mask_storeu_epi8(out + i, k, _mm512_cvtepi32_epi8(q));
+        }
+#else
         for (i = 0; i < n; i++)
             out[i] = i8_clamp(i8_round((float)(acc[i] + bias) * m) + zero, qlo, qhi);
+#endif
         return;
     }
     if (res != NULL) {
