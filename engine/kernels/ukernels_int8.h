@@ -62,9 +62,11 @@ static inline void i8_tap_columns(int64_t shift, int64_t sw, int64_t in_w, int64
  * the output laid out in rows as wide as a frame (fw), each tap is one flat
  * run over the frame at a constant offset.  The columns past out_w are
  * computed from the next row's start and dropped. */
-static inline int i8_framed(int64_t sh, int64_t sw, int64_t dh, int64_t dw)
+#define I8_FRAMED_KW_MAX 16         /* (wider windows run the generic loops) */
+
+static inline int i8_framed(int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t kw)
 {
-    return sh == sw && (sh == 1 || sh == 2) && dh == 1 && dw == 1;
+    return sh == sw && (sh == 1 || sh == 2) && dh == 1 && dw == 1 && kw <= I8_FRAMED_KW_MAX;
 }
 
 static inline int64_t i8_frame_width(int64_t out_w, int64_t kw, int64_t s)
@@ -77,27 +79,38 @@ static inline int64_t i8_frame_width(int64_t out_w, int64_t kw, int64_t s)
 static inline int64_t i8_window_scratch(int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
                                         int64_t sh, int64_t sw, int64_t dh, int64_t dw)
 {
-    if (!i8_framed(sh, sw, dh, dw))
+    if (!i8_framed(sh, sw, dh, dw, kw))
         return out_h * out_w;
     int64_t fw = i8_frame_width(out_w, kw, sh), fh = out_h + (kh - 1) / sh;
     return out_h * fw + (sh * sh * (fh + 1) * fw + 1) / 2 + 16;
 }
 
-/* dst[j] = src[j * s] - sub (s 1 or 2) for j < n, in whole blocks of 16
- * (vectors, where short rows would run a scalar loop): it writes up to 15
- * past n, which the frames' next writes cover (and their slack), and reads
- * up to 31 bytes past the row (the arena's slack covers the last plane). */
+/* dst[j] = src[j * s] - sub (s 1 or 2) for j < n */
 static void i8_widen(int16_t* restrict dst, const int8_t* restrict src, int64_t n, int64_t s, int32_t sub)
 {
-    int64_t j, t;
+    int64_t j;
+#if defined(ENGINE_ISA_AVX512)
+    /* (GCC's loops run short rows scalar, and stride 2 an element at a time) */
+    __m512i vs = _mm512_set1_epi16((short)sub);
+    for (j = 0; j < n; j += 16) {
+        __mmask16 k = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+        if (s == 1) {
+            __m256i v = _mm256_cvtepi8_epi16(_mm_maskz_loadu_epi8(k, src + j));
+            _mm256_mask_storeu_epi16(dst + j, k, _mm256_sub_epi16(v, _mm512_castsi512_si256(vs)));
+        } else {        /* 32 bytes widened, the even ones kept (vpmovdw: the low half of each pair) */
+            __mmask32 k2 = n - j >= 16 ? (__mmask32)0xffffffffu : (__mmask32)((1u << (2 * (n - j))) - 1);
+            __m512i v = _mm512_sub_epi16(_mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(k2, src + 2 * j)), vs);
+            _mm256_mask_storeu_epi16(dst + j, k, _mm512_cvtepi32_epi16(v));
+        }
+    }
+#else
     if (s == 1)
-        for (j = 0; j < n; j += 16)
-            for (t = 0; t < 16; t++)
-                dst[j + t] = (int16_t)(src[j + t] - sub);
+        for (j = 0; j < n; j++)
+            dst[j] = (int16_t)(src[j] - sub);
     else
-        for (j = 0; j < n; j += 16)
-            for (t = 0; t < 16; t++)
-                dst[j + t] = (int16_t)(src[2 * (j + t)] - sub);
+        for (j = 0; j < n; j++)
+            dst[j] = (int16_t)(src[2 * j] - sub);
+#endif
 }
 
 static void i8_window_framed(int32_t* restrict acc, int16_t* restrict frames, const int8_t* x, int32_t zero,
@@ -105,53 +118,56 @@ static void i8_window_framed(int32_t* restrict acc, int16_t* restrict frames, co
                              int64_t kh, int64_t kw, int64_t s, int64_t ph, int64_t pw)
 {
     int64_t fw = i8_frame_width(out_w, kw, s), fh = out_h + (kh - 1) / s, size = (fh + 1) * fw;
-    int64_t a, b, i, j, ky, kx, n = out_h * fw;
+    int64_t a, b, i, ky, kx, n = out_h * fw;
     int16_t fill = w != NULL ? 0 : INT16_MIN;
     int32_t sub = w != NULL ? zero : 0;
+    for (i = 0; i < s * s * size; i++)      /* the padding, then the rows read from the input */
+        frames[i] = fill;
     for (a = 0; a < s; a++)
         for (b = 0; b < s; b++) {
-            int16_t* f = frames + (a * s + b) * size;
-            for (i = 0; i < fh + 1; i++) {
+            /* columns j0 <= j < j1 read the input (s * j + b - pw in [0, in_w)) */
+            int64_t j0 = pw - b > 0 ? (pw - b + s - 1) / s : 0;
+            int64_t j1 = in_w - 1 + pw - b >= 0 ? (in_w - 1 + pw - b) / s + 1 : 0;
+            j1 = j1 < fw ? j1 : fw;
+            j0 = j0 < j1 ? j0 : j1;
+            for (i = 0; i < fh; i++) {
                 int64_t r = s * i + a - ph;
-                int16_t* row = f + i * fw;
-                if (r < 0 || r >= in_h || i == fh) {
-                    for (j = 0; j < fw; j++)
-                        row[j] = fill;
-                    continue;
-                }
-                /* columns j0 <= j < j1 read the input (s * j + b - pw in [0, in_w)); the rest is padding */
-                int64_t j0 = pw - b > 0 ? (pw - b + s - 1) / s : 0;
-                int64_t j1 = in_w - 1 + pw - b >= 0 ? (in_w - 1 + pw - b) / s + 1 : 0;
-                j1 = j1 < fw ? j1 : fw;
-                j0 = j0 < j1 ? j0 : j1;
-                const int8_t* src = x + r * in_w + s * j0 + b - pw;
-                for (j = 0; j < j0; j++)
-                    row[j] = fill;
-                i8_widen(row + j0, src, j1 - j0, s, sub);
-                for (j = j1; j < fw; j++)
-                    row[j] = fill;
+                if (r >= 0 && r < in_h)
+                    i8_widen(frames + (a * s + b) * size + i * fw + j0, x + r * in_w + s * j0 + b - pw, j1 - j0,
+                             s, sub);
             }
         }
-    for (ky = 0; ky < kh; ky++)
-        for (kx = 0; kx < kw; kx++) {
-            const int16_t* f = frames + ((ky % s) * s + kx % s) * size + (ky / s) * fw + kx / s;
+    for (ky = 0; ky < kh; ky++) {
+        const int16_t* f[I8_FRAMED_KW_MAX];
+        for (kx = 0; kx < kw; kx++)
+            f[kx] = frames + ((ky % s) * s + kx % s) * size + (ky / s) * fw + kx / s;
+        if (kw == 3) {          /* a row of taps in one pass */
+            const int16_t *f0 = f[0], *f1 = f[1], *f2 = f[2];
             if (w == NULL) {
-                if (ky == 0 && kx == 0)
-                    for (i = 0; i < n; i++)
-                        acc[i] = f[i];
-                else
-                    for (i = 0; i < n; i++)
-                        acc[i] = acc[i] > f[i] ? acc[i] : f[i];
+                for (i = 0; i < n; i++) {
+                    int32_t m = f0[i] > f1[i] ? f0[i] : f1[i];
+                    m = m > f2[i] ? m : f2[i];
+                    acc[i] = ky == 0 || acc[i] < m ? m : acc[i];
+                }
+                continue;
+            }
+            int32_t w0 = w[ky * 3], w1 = w[ky * 3 + 1], w2 = w[ky * 3 + 2];
+            for (i = 0; i < n; i++)
+                acc[i] = (ky == 0 ? 0 : acc[i]) + f0[i] * w0 + f1[i] * w1 + f2[i] * w2;
+            continue;
+        }
+        for (kx = 0; kx < kw; kx++) {
+            const int16_t* t = f[kx];
+            if (w == NULL) {
+                for (i = 0; i < n; i++)
+                    acc[i] = ky + kx == 0 || acc[i] < t[i] ? t[i] : acc[i];
                 continue;
             }
             int32_t wv = w[ky * kw + kx];
-            if (ky == 0 && kx == 0)
-                for (i = 0; i < n; i++)
-                    acc[i] = f[i] * wv;
-            else
-                for (i = 0; i < n; i++)
-                    acc[i] += f[i] * wv;
+            for (i = 0; i < n; i++)
+                acc[i] = (ky + kx == 0 ? 0 : acc[i]) + t[i] * wv;
         }
+    }
     for (i = 1; i < out_h; i++)         /* rows of out_w, as the other paths leave them */
         memmove(acc + i * out_w, acc + i * fw, out_w * sizeof(int32_t));
 }
@@ -179,7 +195,7 @@ static void i8_window_sums(int32_t* restrict acc, const int8_t* base, const int6
         acc[0] = t;
         return;
     }
-    if (cin == 1 && kh * kw > 1 && i8_framed(sh, sw, dh, dw)) {
+    if (cin == 1 && kh * kw > 1 && i8_framed(sh, sw, dh, dw, kw)) {
         int64_t fw = i8_frame_width(out_w, kw, sh);
         i8_window_framed(acc, (int16_t*)(acc + out_h * fw), base + off[0], zero, w, in_h, in_w, out_h, out_w,
                          kh, kw, sh, ph, pw);
