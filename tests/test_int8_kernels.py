@@ -72,6 +72,8 @@ CONVS = {
     '1x1_odd': (5, 7, (1, 1), 1, 0, 1, 1),
     '1x1_g3': (12, 9, (1, 1), 1, 0, 1, 3),      # ShuffleNet V1's grouped 1x1s
     '1x1_g2_wide': (8, 34, (1, 1), 1, 0, 1, 2),
+    '1x1_deep': (300, 40, (1, 1), 1, 0, 1, 1),   # many steps of the reduction
+    '1x1_many_rows': (16, 100, (1, 1), 1, 0, 1, 1),   # row tiles split among jobs
     '3x3s1p1': (6, 10, (3, 3), 1, 1, 1, 1),
     '3x3s2p1': (3, 8, (3, 3), 2, 1, 1, 1),       # the image's first convolution
     '3x3d2p2': (4, 5, (3, 3), 1, 2, 2, 1),
@@ -249,3 +251,69 @@ def test_int8_shufflenet_with_its_first_convolution_float32(shufflenet):
     assert int8.sqnr_db(ref, got) > 20
     names = [(layer['name'], layer['kind']) for layer in model.layers(xt)][:2]
     assert names == [('conv1.0', 'conv3x3s2'), ('conv1.0', 'i8_quantize')]
+
+
+# -- the microkernels alone --------------------------------------------------------------
+
+@pytest.mark.parametrize('K', [1, 3, 4, 5, 17, 64, 301])
+@pytest.mark.parametrize('rows', [1, 5, 'all'])
+def test_gemm_tile(K, rows):
+    """The 1x1 tile of this module (INT8_TILE_ROWS x INT8_TILE_PIXELS) over
+    a panel it packs, with weights packed as the planner packs them: the
+    sums of (q - zero point) * w plus the bias, at the extremes of int8."""
+    from engine.kernels import isa
+    from engine.ops.quant import pack_int8_tiles
+    mr, nr = isa.INT8_TILE_ROWS, isa.INT8_TILE_PIXELS
+    rows = mr if rows == 'all' else min(rows, mr)
+    rng = np.random.default_rng(K * 7 + rows)
+    w = rng.integers(-127, 128, (1, rows, K))
+    w[0, 0, :] = 127            # (a row of the largest products)
+    x = rng.integers(-128, 128, (K, 3 * nr + 5)).astype(np.int8)
+    x[:, 0] = -128
+    zero, qb = -9, rng.integers(-1000, 1000, (1, rows))
+    packed, bias, m_tiles, _ = pack_int8_tiles(isa, w, qb, zero)
+    assert m_tiles == 1
+    for p0 in (0, 1, nr + 5):
+        got = isa.ukernel_i8_gemm_tile(x, p0, packed, bias)
+        want = qb[0, :, None] + w[0] @ (x[:, p0:p0 + nr].astype(np.int64) - zero)
+        np.testing.assert_array_equal(got[:rows], want)
+
+
+WINDOWS = [((3, 3), (1, 1), (1, 1), (1, 1)), ((3, 3), (2, 2), (1, 1), (1, 1)), ((5, 5), (2, 2), (2, 2), (1, 1)),
+           ((7, 7), (1, 1), (3, 3), (1, 1)), ((2, 2), (2, 2), (0, 0), (1, 1)), ((3, 3), (1, 1), (2, 2), (2, 2)),
+           ((3, 3), (3, 3), (1, 1), (1, 1)), ((1, 3), (1, 1), (0, 1), (1, 1)), ((3, 3), (2, 2), (0, 0), (1, 1))]
+
+
+def window_out(window, plane):
+    from engine.ops.conv import conv_out_size
+    kernel, stride, pad, dil = window
+    return tuple(conv_out_size(n, k, s, p, d) for n, k, s, p, d in zip(plane, kernel, stride, pad, dil))
+
+
+@pytest.mark.parametrize('window, plane', [(w, p) for w in WINDOWS for p in [(1, 1), (2, 2), (9, 13), (14, 14), (20, 7)]
+                                           if min(window_out(w, p)) >= 1],      # (those the window fits)
+                         ids=lambda v: 'x'.join(map(str, v)) if isinstance(v[0], int) else
+                         'k{}s{}p{}d{}'.format(*[a[0] for a in v]))
+@pytest.mark.parametrize('weights', [True, False], ids=['sums', 'max'])
+def test_window_sums(window, plane, weights):
+    """One plane's window sums or maxima (frames for strides 1 and 2, the
+    generic loops for the others) against NumPy, padding adding nothing."""
+    from engine.kernels import isa
+    (kh, kw), stride, pad, dil = window
+    h, w = plane
+    out_h, out_w = window_out(window, plane)
+    rng = np.random.default_rng(h * 31 + kh)
+    x = rng.integers(-128, 128, plane).astype(np.int8)
+    wt = rng.integers(-127, 128, (kh, kw)) if weights else None
+    zero = 13
+    got = isa.ukernel_i8_window_sums(x, wt, zero, out_h, out_w, (kh, kw), stride, pad, dil)
+    fill = 0 if weights else -10 ** 6
+    xp = np.full((h + 2 * pad[0], w + 2 * pad[1]), fill, np.int64)
+    xp[pad[0]:pad[0] + h, pad[1]:pad[1] + w] = x.astype(np.int64) - (zero if weights else 0)
+    want = np.zeros((out_h, out_w), np.int64) if weights else np.full((out_h, out_w), -128, np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            patch = xp[i * dil[0]:i * dil[0] + stride[0] * (out_h - 1) + 1:stride[0],
+                       j * dil[1]:j * dil[1] + stride[1] * (out_w - 1) + 1:stride[1]]
+            want = want + patch * wt[i, j] if weights else np.maximum(want, patch)
+    np.testing.assert_array_equal(got, want)

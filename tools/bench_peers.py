@@ -5,6 +5,7 @@ threads, in one run.
   python tools/bench_peers.py                          # the four models of the README, 1 and 2 threads
   python tools/bench_peers.py --models shufflenet_v2_x0_5 shufflenet_v2_x1_0 --threads 1 --json
   python tools/bench_peers.py --models nanodet_plus_m --size 320      # the detector's network
+  python tools/bench_peers.py --int8 --models shufflenet_v2_x1_0      # int8 models
 
 Each engine runs in a worker process of its own (thread pools of different
 runtimes must not compete for the cores); the driver interleaves them: every
@@ -27,6 +28,13 @@ its thread pool reset to T), torch (eager, torch.set_num_threads(T)).  Needs
 torch to build the models; all engines get the same weights and their
 outputs are checked against PyTorch's before timing.  --plot FILE.png draws
 the medians (needs matplotlib).
+
+--int8: int8 models of each network, calibrated on the same INT8_CALIBRATION
+random inputs: the engine's (engine.quantize, its defaults), ONNX Runtime's
+(quantize_static: QDQ, per channel, int8 activations and weights, MinMax,
+every layer) run by onnxruntime and by openvino (which runs QDQ models in
+int8); each output's SQNR against PyTorch's float32 is checked (at least
+INT8_MIN_SQNR_DB) and reported.
 """
 import argparse
 import importlib.metadata
@@ -46,6 +54,9 @@ PEERS = ['engine', 'onnxruntime', 'openvino', 'ncnn', 'mnn', 'xnnpack', 'torch']
 MODULES = {'mnn': 'MNN', 'xnnpack': 'executorch'}       # a peer's Python module, where its name differs
 DISTRIBUTIONS = {'xnnpack': 'executorch'}               # its PyPI package, where that differs
 FILES = {'ncnn': 'ncnn_param', 'mnn': 'mnn', 'xnnpack': 'pte'}     # the model file a peer needs beside the ONNX one
+INT8_PEERS = ('engine', 'onnxruntime', 'openvino')      # the ones --int8 times (on the int8 files)
+INT8_CALIBRATION = 16
+INT8_MIN_SQNR_DB = 10.0     # (a sanity check: the int8 models reach 16-20 dB on random weights)
 
 
 # ---------------------------------------------------------------------------
@@ -162,8 +173,9 @@ def available(peer):
     return importlib.util.find_spec(MODULES.get(peer, peer)) is not None
 
 
-def prepare(model_name, size, workdir):
-    """Model files for every peer from one torch model, and the reference."""
+def prepare(model_name, size, workdir, int8=False):
+    """Model files for every peer from one torch model, and the reference
+    (int8: the int8 models of the engine and of ONNX Runtime)."""
     import torch
     sys.path.insert(0, os.path.join(ROOT, 'tests'))
     sys.path.insert(0, ROOT)
@@ -185,6 +197,16 @@ def prepare(model_name, size, workdir):
     files['onnx'] = os.path.join(workdir, f'{model_name}.onnx')
     torch.onnx.export(net, (x,), files['onnx'], opset_version=17, dynamo=False,
                       input_names=['input'], output_names=['output'])
+    if int8:
+        sys.path.insert(0, os.path.join(ROOT, 'tools'))
+        from int8_accuracy import ort_quantize
+        cal = torch.rand(INT8_CALIBRATION, 3, size, size, generator=torch.Generator().manual_seed(1)).numpy()
+        engine.quantize(engine.load(files['engine']), weights='int8', calibration=cal).save(files['engine'])
+        files['onnx_int8'] = os.path.join(workdir, f'{model_name}-int8.onnx')
+        ort_quantize(files['onnx'], files['onnx_int8'], cal)
+        files['onnx'] = files['onnx_int8']
+        with torch.no_grad():
+            return files, net(x).numpy().ravel()[:1000]
     files['torchscript'] = os.path.join(workdir, f'{model_name}.pt')
     with torch.no_grad():
         torch.jit.trace(net, x).save(files['torchscript'])
@@ -261,10 +283,17 @@ class Worker:
 
 
 def compare(model_name, threads, args, files, ref):
-    peers = [p for p in args.peers if available(p) and (p not in FILES or FILES[p] in files)]
+    peers = [p for p in args.peers if available(p) and (p not in FILES or FILES[p] in files)
+             and (not args.int8 or p in INT8_PEERS)]
     workers = [Worker(p, files, threads) for p in peers]
+    sqnr = {}
     try:
         for w in workers:
+            if args.int8:
+                sqnr[w.peer] = 10 * np.log10(np.sum(ref ** 2) / np.sum((w.output.ravel()[:len(ref)] - ref) ** 2))
+                if sqnr[w.peer] < INT8_MIN_SQNR_DB:
+                    raise SystemExit(f'{w.peer} int8 is far from PyTorch on {model_name}: SQNR {sqnr[w.peer]:.1f} dB')
+                continue
             err = float(np.abs(w.output - ref).max())
             if err > 1e-3 * max(1, np.abs(ref).max()):
                 raise SystemExit(f'{w.peer} disagrees with PyTorch on {model_name}: max error {err:.3g}')
@@ -283,7 +312,8 @@ def compare(model_name, threads, args, files, ref):
     med = {p: float(np.median(t)) for p, t in times.items()}
     return {p: dict(median_ms=med[p], min_ms=float(np.min(times[p])), runs=len(times[p]),
                     ratio_to_engine=med[p] / med['engine'],
-                    ratio_range=round_ratio_range(rounds[p], rounds['engine']))
+                    ratio_range=round_ratio_range(rounds[p], rounds['engine']),
+                    **({'sqnr_db': float(sqnr[p])} if p in sqnr else {}))
             for p in times}
 
 
@@ -306,6 +336,7 @@ def main(argv=None):
     p.add_argument('--runs', type=int, default=30, help='timed runs per round (default %(default)s)')
     p.add_argument('--warmup', type=int, default=20)
     p.add_argument('--json', action='store_true')
+    p.add_argument('--int8', action='store_true', help='int8 models (engine, onnxruntime, openvino)')
     p.add_argument('--plot', help='write a bar chart of the medians to this PNG (needs matplotlib)')
     p.add_argument('--worker', help=argparse.SUPPRESS)
     p.add_argument('--files', help=argparse.SUPPRESS)
@@ -317,15 +348,17 @@ def main(argv=None):
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for model_name in args.models:
-            files, ref = prepare(model_name, args.size, tmp)
+            files, ref = prepare(model_name, args.size, tmp, args.int8)
             for t in args.threads:
                 r = compare(model_name, t, args, files, ref)
-                results.append(dict(model=model_name, threads=t, size=args.size, results=r))
+                results.append(dict(model=model_name, threads=t, size=args.size, int8=args.int8, results=r))
                 if not args.json:
-                    print(f'{model_name} {args.size}x{args.size}, {t} thread(s): ' + ', '.join(
+                    print(f'{model_name} {args.size}x{args.size}{" int8" if args.int8 else ""}, {t} thread(s): '
+                          + ', '.join(
                         f'{peer} {v["median_ms"]:.3f} ms' + ('' if peer == 'engine' else
                                                              ' (x{:.2f}, rounds {:.2f}-{:.2f})'.format(
                                                                  v['ratio_to_engine'], *v['ratio_range']))
+                        + (f' [{v["sqnr_db"]:.1f} dB]' if 'sqnr_db' in v else '')
                         for peer, v in r.items()), flush=True)
     if args.json:
         import platform

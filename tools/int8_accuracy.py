@@ -93,12 +93,11 @@ def engine_rows(net, xc, xe, labels, methods=None):
     return rows
 
 
-def ort_rows(net, xc, xe, labels, workdir, methods=ORT_METHODS):
-    """{label: scores} of ONNX Runtime's int8 model by each calibration
-    method, quantizing every layer and keeping the first convolution float32."""
-    import onnx
-    import onnxruntime as ort
-    import torch
+def ort_quantize(f32, path, xc, method='MinMax', exclude=()):
+    """ONNX Runtime's static quantization of the ONNX file f32 (input named
+    'input') into path: QDQ, per channel, int8 activations and weights,
+    calibrated on xc (N, C, H, W) by `method`; the nodes named in exclude
+    stay float32."""
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
 
@@ -109,6 +108,17 @@ def ort_rows(net, xc, xe, labels, workdir, methods=ORT_METHODS):
         def get_next(self):
             x = next(self.batches, None)
             return None if x is None else {'input': x}
+    quantize_static(f32, path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=getattr(CalibrationMethod, method), nodes_to_exclude=list(exclude))
+
+
+def ort_rows(net, xc, xe, labels, workdir, methods=ORT_METHODS):
+    """{label: scores} of ONNX Runtime's int8 model by each calibration
+    method, quantizing every layer and keeping the first convolution float32."""
+    import onnx
+    import onnxruntime as ort
+    import torch
 
     def run(path):
         session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
@@ -123,9 +133,7 @@ def ort_rows(net, xc, xe, labels, workdir, methods=ORT_METHODS):
     for method in methods:
         for label, exclude in (('', []), (', first conv fp32', [first_conv])):
             path = os.path.join(workdir, f'model-{method}{len(exclude)}.onnx')
-            quantize_static(f32, path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=getattr(CalibrationMethod, method), nodes_to_exclude=exclude)
+            ort_quantize(f32, path, xc, method, exclude)
             rows[f'ORT {method}{label}'] = scores(ref, run(path), labels)
     return rows
 

@@ -177,3 +177,51 @@ cdef void i8_gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
                     i8_store_q(<int8_t*>(base + op.out_off[o]) + p0, acc + r * I8_NR, min(I8_NR, npix - p0), 0,
                                op.mult + o, 0, op.p.out_zero, op.p.qlo, op.p.qhi, res, op.p.in2_zero,
                                op.p.in2_scale)
+
+
+# -- the microkernels driven alone (tests/test_int8_kernels.py) --------------------
+
+def ukernel_i8_gemm_tile(const int8_t[:, ::1] x, int64_t p0, const int8_t[::1] w, const int32_t[::1] bias):
+    """The panel of planes x (K, pixels) from pixel p0, then one tile over it:
+    w packed as the planner packs a tile (ops/quant.py: pack_int8_tiles;
+    K rounded up to INT8_K_GROUP), bias one per row (INT8_TILE_ROWS).  Returns
+    the tile's int32 sums, (INT8_TILE_ROWS, INT8_TILE_PIXELS): bias + w . (x +
+    INT8_PANEL_OFFSET)."""
+    cdef int64_t K = x.shape[0], kp = (K + I8_KG - 1) // I8_KG * I8_KG, k
+    if K < 1 or p0 < 0 or x.shape[1] < p0 + I8_NR or w.shape[0] != kp * I8_MR or bias.shape[0] != I8_MR:
+        raise ValueError(f'x {x.shape[0]} x {x.shape[1]} from {p0}: {I8_NR} pixels; w {kp * I8_MR} bytes, '
+                         f'bias {I8_MR}')
+    off = np.arange(K, dtype=np.int64) * x.shape[1]
+    cdef const int64_t[::1] offs = off
+    panel = np.zeros(kp * I8_NR + 64, np.uint8)
+    cdef uint8_t[::1] pv = panel
+    acc = np.zeros((I8_MR, I8_NR), np.int32)
+    cdef int32_t[:, ::1] av = acc
+    i8_pack_panel(&pv[0], &x[0, 0], &offs[0], K, kp, p0)
+    i8_gemm_tile(&w[0], &pv[0], kp, &bias[0], &av[0, 0])
+    return acc
+
+
+def ukernel_i8_window_sums(const int8_t[:, ::1] x, w, int zero, int64_t out_h, int64_t out_w, kernel, stride,
+                           padding, dilation):
+    """One plane's window sums (w: int8 kh x kw weights; None: maxima), as
+    i8_window_sums computes them for a single-plane window op."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    cdef int64_t need = i8_window_scratch(out_h, out_w, kh, kw, sh, sw, dh, dw)
+    scratch = np.zeros(need + 16, np.int32)
+    cdef int32_t[::1] sv = scratch
+    cdef const int8_t[::1] wv
+    cdef const int8_t* wp = NULL
+    if w is not None:
+        w = np.ascontiguousarray(w, np.int8).ravel()
+        if w.shape[0] != kh * kw:
+            raise ValueError(f'w: {kh * kw} weights')
+        wv = w
+        wp = &wv[0]
+    plane = np.zeros(x.shape[0] * x.shape[1] + 64, np.int8)     # (the kernels read a little past a plane)
+    plane[:x.shape[0] * x.shape[1]] = np.asarray(x).ravel()
+    cdef const int8_t[::1] xv = plane
+    cdef int64_t zero_off = 0
+    i8_window_sums(&sv[0], &xv[0], &zero_off, 1, wp, zero, x.shape[0], x.shape[1], out_h, out_w, kh, kw, sh, sw,
+                   ph, pw, dh, dw)
+    return scratch[:out_h * out_w].reshape(out_h, out_w).copy()

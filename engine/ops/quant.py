@@ -135,19 +135,31 @@ def int8_gemm_record(ctx, fields, weight, qb, in_zero):
     [K / group][rows][group]; the bias per padded row with the panel's
     offset and the input's zero point taken off (ukernels_int8.h)."""
     kernels, options = ctx.kernels, ctx.options
+    groups, rows, _ = weight.shape
+    packed, bias, m_tiles, kp = pack_int8_tiles(kernels, weight, qb.reshape(groups, rows), in_zero)
+    n_tiles = -(-fields['out_h'] * fields['out_w'] // kernels.INT8_TILE_PIXELS)
+    fields = {k: v for k, v in fields.items() if k not in Kernel.__annotations__}     # (1x1, stride 1)
+    record = Int8Gemm(**dict(fields, **gemm_jobs(m_tiles, n_tiles, groups, options)), K=kp, m_tiles=m_tiles,
+                      n_tiles=n_tiles, qw=packed, qb=bias)
+    return record, kernels.int8_gemm_scratch(kp)
+
+
+def pack_int8_tiles(kernels, weight, qb, in_zero):
+    """(weights, bias, row tiles per group, K padded) of a 1x1's weight
+    (groups, rows, K) and bias qb (groups, rows) for the module's int8 tile:
+    per group, tiles of INT8_TILE_ROWS rows (zero rows past the last), K
+    padded to INT8_K_GROUP (zeros), each tile [K / group][rows][group]; the
+    bias per padded row less (zero point + the panel's offset) * the row's
+    weights (ukernels_int8.h)."""
     groups, rows, k = weight.shape
-    mr, nr, kg = kernels.INT8_TILE_ROWS, kernels.INT8_TILE_PIXELS, kernels.INT8_K_GROUP
+    mr, kg = kernels.INT8_TILE_ROWS, kernels.INT8_K_GROUP
     m_tiles, kp = -(-rows // mr), -(-k // kg) * kg
     w = np.zeros((groups, m_tiles * mr, kp), np.int64)
     w[:, :rows, :k] = weight
     bias = np.zeros((groups, m_tiles * mr), np.int64)
-    bias[:, :rows] = qb.reshape(groups, rows) - (in_zero + kernels.INT8_PANEL_OFFSET) * w[:, :rows].sum(axis=2)
+    bias[:, :rows] = qb - (in_zero + kernels.INT8_PANEL_OFFSET) * w[:, :rows].sum(axis=2)
     packed = w.reshape(groups, m_tiles, mr, kp // kg, kg).transpose(0, 1, 3, 2, 4)
-    n_tiles = -(-fields['out_h'] * fields['out_w'] // nr)
-    fields = {k: v for k, v in fields.items() if k not in Kernel.__annotations__}     # (1x1, stride 1)
-    record = Int8Gemm(**dict(fields, **gemm_jobs(m_tiles, n_tiles, groups, options)), K=kp, m_tiles=m_tiles,
-                      n_tiles=n_tiles, qw=packed.astype(np.int8).ravel(), qb=bias.astype(np.int32).ravel())
-    return record, kernels.int8_gemm_scratch(kp)
+    return packed.astype(np.int8).ravel(), bias.astype(np.int32).ravel(), m_tiles, kp
 
 
 def int8_eltwise_record(node, ctx, mode, **fields):
