@@ -22,7 +22,13 @@ cdef extern from "ukernels_int8.h" nogil:
     enum: I8_KG
     enum: I8_PANEL_OFFSET
     void i8_pack_panel(uint8_t* panel, const int8_t* base, const int64_t* off, int64_t K, int64_t kp, int64_t p0)
-    void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, const int32_t* bias, int32_t* acc)
+    ctypedef struct i8_tile_store:
+        int8_t* out[12]         # (I8_MR of them: the C struct is the one used)
+        int64_t rows, n
+        const float* mult
+        int32_t zero, qlo, qhi
+    void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, const int32_t* bias, int32_t* acc,
+                      const i8_tile_store* st)
     void i8_store_q(int8_t* out, const int32_t* acc, int64_t n, int32_t bias, const float* mult,
                     int64_t mult_step, int32_t zero, int32_t qlo, int32_t qhi, const int8_t* res,
                     int32_t res_zero, float res_mult)
@@ -161,12 +167,21 @@ cdef void i8_gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
     cdef uint8_t* panel = <uint8_t*>(ctx.scratch + tid * ctx.scratch_bytes)
     cdef int32_t* acc = <int32_t*>panel + (kp * I8_NR + 63) // 64 * 16
     cdef const int8_t* res
+    cdef i8_tile_store st
+    cdef bint fused = not op.p.out_f32 and op.res_off == NULL     # (the tile stores its rows itself)
+    st.zero, st.qlo, st.qhi = op.p.out_zero, op.p.qlo, op.p.qhi
     for n in range(n0, n1):
         p0 = n * I8_NR
         i8_pack_panel(panel, <const int8_t*>base, op.in_off + g * op.p.cin_g, op.p.cin_g, kp, p0)
         for t in range(t0, t1):
+            o = g * op.p.cout_g + t * I8_MR
+            st.rows, st.n, st.mult = min(I8_MR, op.p.cout_g - t * I8_MR), min(I8_NR, npix - p0), op.mult + o
+            for r in range(st.rows):
+                st.out[r] = <int8_t*>(base + op.out_off[o + r]) + p0
             i8_gemm_tile(op.qw + (g * op.p.m_tiles + t) * I8_MR * kp, panel, kp,
-                         op.qb + (g * op.p.m_tiles + t) * I8_MR, acc)
+                         op.qb + (g * op.p.m_tiles + t) * I8_MR, acc, &st if fused else NULL)
+            if fused:
+                continue
             for r in range(min(I8_MR, op.p.cout_g - t * I8_MR)):
                 o = g * op.p.cout_g + t * I8_MR + r
                 res = <const int8_t*>(base + op.res_off[o] + p0) if op.res_off != NULL else NULL
@@ -198,7 +213,7 @@ def ukernel_i8_gemm_tile(const int8_t[:, ::1] x, int64_t p0, const int8_t[::1] w
     acc = np.zeros((I8_MR, I8_NR), np.int32)
     cdef int32_t[:, ::1] av = acc
     i8_pack_panel(&pv[0], &x[0, 0], &offs[0], K, kp, p0)
-    i8_gemm_tile(&w[0], &pv[0], kp, &bias[0], &av[0, 0])
+    i8_gemm_tile(&w[0], &pv[0], kp, &bias[0], &av[0, 0], NULL)
     return acc
 
 
