@@ -242,14 +242,11 @@ class Int8Step(Step):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Int8Conv(Int8Step, Spatial, Kernel):
-    """int8 convolution (any kernel, stride, padding, dilation, groups) or
-    fully connected layer (1x1 planes): each output channel's int32 sums of
+class Int8Layer(Int8Step, Spatial):
+    """What int8 convolutions share: each output channel's int32 sums of
     (q - in_zero) * qw over its group's cin_g planes, plus qb; times mult
     (per output channel), plus a residual's (q - in2_zero) * in2_scale
-    (res_off), rounded to int8; or with out_f32, float32 clamped to [lo, hi].
-    Jobs of per_job output channels; scratch: a plane of int32 sums."""
-    KIND = OpKind.OP_I8_CONV
+    (res_off), rounded to int8; or with out_f32, float32 clamped to [lo, hi]."""
     groups: int
     cin_g: int
     cout_g: int
@@ -263,30 +260,28 @@ class Int8Conv(Int8Step, Spatial, Kernel):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Int8Gemm(Int8Step, Spatial):
-    """int8 1x1 stride-1 convolution (kernels/int8.pxi: i8_gemm_job), the
-    arithmetic of Int8Conv: per group, m_tiles tiles of INT8_TILE_ROWS
-    output channels over panels of INT8_TILE_PIXELS pixels (n_tiles per
-    plane), K the input channels per group rounded up to INT8_K_GROUP; qw
-    packed per tile [K / INT8_K_GROUP][rows][INT8_K_GROUP], qb per padded row
-    with the panel's offset taken off (ops/quant.py: int8_gemm_record).
-    Jobs of m_per_job row tiles by per_job pixel tiles; scratch: a panel and
-    a tile's sums (int8_gemm_scratch)."""
+class Int8Conv(Int8Layer, Kernel):
+    """int8 convolution (any kernel, stride, padding, dilation, groups) or
+    fully connected layer (1x1 planes), directly: qw [n_out][cin_g][kh][kw].
+    Jobs of per_job output channels; scratch: int8_conv_scratch."""
+    KIND = OpKind.OP_I8_CONV
+
+
+@dataclass(frozen=True, kw_only=True)
+class Int8Gemm(Int8Layer):
+    """int8 1x1 stride-1 convolution (kernels/int8.pxi: i8_gemm_job): per
+    group, m_tiles tiles of INT8_TILE_ROWS output channels over panels of
+    INT8_TILE_PIXELS pixels (n_tiles per plane), K the input channels per
+    group rounded up to INT8_K_GROUP; qw packed per tile [K /
+    INT8_K_GROUP][rows][INT8_K_GROUP], qb per padded row with the panel's
+    offset taken off (ops/quant.py: pack_int8_tiles).  Jobs of m_per_job row
+    tiles by per_job pixel tiles; scratch: a panel and a tile's sums
+    (int8_gemm_scratch)."""
     KIND = OpKind.OP_I8_GEMM
-    groups: int
-    cin_g: int
-    cout_g: int
     K: int
     m_tiles: int
     m_per_job: int
     n_tiles: int
-    qw: Int8s
-    qb: Int32s
-    mult: Floats
-    out_f32: int
-    res_off: Planes = None
-    in2_zero: int = 0
-    in2_scale: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,6 +21,7 @@ cdef extern from "ukernels_int8.h" nogil:
     enum: I8_NR
     enum: I8_KG
     enum: I8_PANEL_OFFSET
+    enum: I8_ELEM_BYTES
     void i8_pack_panel(uint8_t* panel, const int8_t* base, const int64_t* off, int64_t K, int64_t kp, int64_t p0)
     ctypedef struct i8_tile_store:
         int8_t* out[12]         # (I8_MR of them: the C struct is the one used)
@@ -47,12 +48,13 @@ INT8_TILE_ROWS = I8_MR
 INT8_TILE_PIXELS = I8_NR
 INT8_K_GROUP = I8_KG
 INT8_PANEL_OFFSET = I8_PANEL_OFFSET
+INT8_ELEMENT_BYTES = I8_ELEM_BYTES       # the panel's and the packed weights' elements (int16 on AVX2)
 
 
 def int8_gemm_scratch(int64_t kp):
     """int32s of scratch an OP_I8_GEMM job uses for kp (padded) input
     channels: the panel, then the tile's sums (64-byte aligned)."""
-    return (kp * I8_NR + 63) // 64 * 16 + I8_MR * I8_NR
+    return (kp * I8_NR * I8_ELEM_BYTES + 63) // 64 * 16 + I8_MR * I8_NR
 
 
 def int8_window_scratch(step):
@@ -165,7 +167,7 @@ cdef void i8_gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
     cdef char* base = image_bytes(ctx, job, op.p.jobs_per_image)
     cdef int64_t kp = op.p.K, npix = op.p.out_h * op.p.out_w, n, t, r, o, p0
     cdef uint8_t* panel = <uint8_t*>(ctx.scratch + tid * ctx.scratch_bytes)
-    cdef int32_t* acc = <int32_t*>panel + (kp * I8_NR + 63) // 64 * 16
+    cdef int32_t* acc = <int32_t*>panel + (kp * I8_NR * I8_ELEM_BYTES + 63) // 64 * 16
     cdef const int8_t* res
     cdef i8_tile_store st
     cdef bint fused = not op.p.out_f32 and op.res_off == NULL     # (the tile stores its rows itself)
@@ -178,7 +180,7 @@ cdef void i8_gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
             st.rows, st.n, st.mult = min(I8_MR, op.p.cout_g - t * I8_MR), min(I8_NR, npix - p0), op.mult + o
             for r in range(st.rows):
                 st.out[r] = <int8_t*>(base + op.out_off[o + r]) + p0
-            i8_gemm_tile(op.qw + (g * op.p.m_tiles + t) * I8_MR * kp, panel, kp,
+            i8_gemm_tile(op.qw + (g * op.p.m_tiles + t) * I8_MR * kp * I8_ELEM_BYTES, panel, kp,
                          op.qb + (g * op.p.m_tiles + t) * I8_MR, acc, &st if fused else NULL)
             if fused:
                 continue
@@ -203,12 +205,13 @@ def ukernel_i8_gemm_tile(const int8_t[:, ::1] x, int64_t p0, const int8_t[::1] w
     the tile's int32 sums, (INT8_TILE_ROWS, INT8_TILE_PIXELS): bias + w . (x +
     INT8_PANEL_OFFSET)."""
     cdef int64_t K = x.shape[0], kp = (K + I8_KG - 1) // I8_KG * I8_KG, k
-    if K < 1 or p0 < 0 or x.shape[1] < p0 + I8_NR or w.shape[0] != kp * I8_MR or bias.shape[0] != I8_MR:
-        raise ValueError(f'x {x.shape[0]} x {x.shape[1]} from {p0}: {I8_NR} pixels; w {kp * I8_MR} bytes, '
-                         f'bias {I8_MR}')
+    if (K < 1 or p0 < 0 or x.shape[1] < p0 + I8_NR or w.shape[0] != kp * I8_MR * I8_ELEM_BYTES
+            or bias.shape[0] != I8_MR):
+        raise ValueError(f'x {x.shape[0]} x {x.shape[1]} from {p0}: {I8_NR} pixels; w {kp * I8_MR * I8_ELEM_BYTES} '
+                         f'bytes, bias {I8_MR}')
     off = np.arange(K, dtype=np.int64) * x.shape[1]
     cdef const int64_t[::1] offs = off
-    panel = np.zeros(kp * I8_NR + 64, np.uint8)
+    panel = np.zeros(kp * I8_NR * I8_ELEM_BYTES + 64, np.uint8)
     cdef uint8_t[::1] pv = panel
     acc = np.zeros((I8_MR, I8_NR), np.int32)
     cdef int32_t[:, ::1] av = acc

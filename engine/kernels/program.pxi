@@ -72,6 +72,7 @@ def build_info():
         'isa': ENGINE_SIMD_ISA.decode(),
         'vector_floats': VLEN,
         'gemm_tiles': [(rows, GEMM_NR) for rows in TILE_ROWS],
+        'int8_tile': (INT8_TILE_ROWS, INT8_TILE_PIXELS),     # (kernels/int8.pxi)
         'threads': f'engine pool (pthreads), up to {ENGINE_MAX_THREADS}, waits spin '
                    f'{ENGINE_SPIN_NS // 1000} us then sleep',
         'cflags': ENGINE_CFLAGS.decode(),

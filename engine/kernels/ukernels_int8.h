@@ -18,7 +18,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#if defined(ENGINE_ISA_AVX512)
+#if defined(ENGINE_ISA_AVX512) || defined(ENGINE_ISA_AVX2)
 #include <immintrin.h>
 #endif
 
@@ -282,6 +282,22 @@ static void i8_store_q(int8_t* restrict out, const int32_t* acc, int64_t n, int3
             q = _mm512_min_epi32(_mm512_max_epi32(q, vlo), vhi);
             _mm_mask_storeu_epi8(out + i, k, _mm512_cvtepi32_epi8(q));
         }
+#elif defined(ENGINE_ISA_AVX2)
+        /* (GCC leaves the loop below scalar here) */
+        __m256 vm = _mm256_set1_ps(m), lim = _mm256_set1_ps(I8_Y_LIMIT), nlim = _mm256_set1_ps(-I8_Y_LIMIT);
+        __m256i vb = _mm256_set1_epi32(bias), vz = _mm256_set1_epi32(zero);
+        __m256i vlo = _mm256_set1_epi32(qlo), vhi = _mm256_set1_epi32(qhi);
+        for (i = 0; i + 8 <= n; i += 8) {
+            __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_loadu_si256((const __m256i*)(acc + i)),
+                                                                          vb)), vm);
+            y = _mm256_min_ps(_mm256_max_ps(y, nlim), lim);
+            __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(y), vz);        /* (rounding: half to even) */
+            q = _mm256_min_epi32(_mm256_max_epi32(q, vlo), vhi);
+            __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+            _mm_storel_epi64((__m128i*)(out + i), _mm_packs_epi16(h, h));
+        }
+        for (; i < n; i++)
+            out[i] = i8_clamp(i8_round((float)(acc[i] + bias) * m) + zero, qlo, qhi);
 #else
         for (i = 0; i < n; i++)
             out[i] = i8_clamp(i8_round((float)(acc[i] + bias) * m) + zero, qlo, qhi);
@@ -345,13 +361,14 @@ static void i8_dequantize(float* restrict out, const int8_t* q, int64_t n, int32
 
 /* -- 1x1 convolutions: a GEMM over packed panels ---------------------------------
  * A pixel tile of I8_NR pixels of the group's K input planes is packed into
- * a panel, [K / I8_KG][I8_NR][I8_KG] bytes each holding q + I8_PANEL_OFFSET
+ * a panel, [K / I8_KG][I8_NR][I8_KG] elements (i8_panel_t) each holding q + I8_PANEL_OFFSET
  * (channels past K: 0), and tiles of I8_MR output channels run over it with
  * weights packed [K / I8_KG][I8_MR][I8_KG] (ops/quant.py: int8_gemm_record)
  * and a bias that takes the panel's offset and the input's zero point off:
  * qb - (zero point + offset) * sum(w), so the sums are the convolution's.
  *   AVX-512 (with VNNI: vpdpbusd multiplies u8 by s8, four at a time):
  *     12 x 32 tiles, K in groups of 4, the panel as u8 (q ^ 0x80 = q + 128)
+ *   AVX2: 6 x 16 tiles, K in pairs, panel and weights as int16 (vpmaddwd)
  *   the others: 8 x 16 tiles, K one by one, in C (the compiler vectorizes
  *     the pixels) */
 #if defined(ENGINE_ISA_AVX512)
@@ -359,11 +376,25 @@ static void i8_dequantize(float* restrict out, const int8_t* q, int64_t n, int32
 #define I8_NR 32
 #define I8_KG 4
 #define I8_PANEL_OFFSET 128
+#define I8_ELEM_BYTES 1     /* the panel's and weights' elements: bytes */
+#elif defined(ENGINE_ISA_AVX2)
+/* vpmaddwd: int16 pairs (AVX2 has no u8 x s8 product that cannot saturate) */
+#define I8_MR 6             /* (12 accumulators of 8 lanes: the registers AVX2 has, with the panel's) */
+#define I8_NR 16
+#define I8_KG 2
+#define I8_PANEL_OFFSET 0
+#define I8_ELEM_BYTES 2     /* int16 panel and weights */
 #else
 #define I8_MR 8
 #define I8_NR 16
 #define I8_KG 1
 #define I8_PANEL_OFFSET 0
+#define I8_ELEM_BYTES 1
+#endif
+#if I8_ELEM_BYTES == 2
+typedef int16_t i8_panel_t;
+#else
+typedef uint8_t i8_panel_t;
 #endif
 
 /* The panel of pixels [p0, p0 + I8_NR) of planes base + off[0..K) (K
@@ -395,10 +426,23 @@ static void i8_pack_panel(uint8_t* restrict panel, const int8_t* base, const int
     off += k;
     K -= k;
     kp -= k;
+#elif defined(ENGINE_ISA_AVX2)
+    /* two planes' 16 pixels widened to int16 and interleaved */
+    for (k = 0; k + 2 <= K; k += 2) {
+        __m256i a = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(base + off[k] + p0)));
+        __m256i b = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(base + off[k + 1] + p0)));
+        __m256i lo = _mm256_unpacklo_epi16(a, b), hi = _mm256_unpackhi_epi16(a, b);
+        _mm256_storeu_si256((__m256i*)(panel + k * 32), _mm256_permute2x128_si256(lo, hi, 0x20));
+        _mm256_storeu_si256((__m256i*)(panel + k * 32 + 32), _mm256_permute2x128_si256(lo, hi, 0x31));
+    }
+    panel += k * I8_NR * I8_ELEM_BYTES;     /* an odd last plane, below */
+    off += k;
+    K -= k;
+    kp -= k;
 #endif
     for (k = 0; k < kp; k += I8_KG)
         for (j = 0; j < I8_KG; j++) {
-            uint8_t* dst = panel + k * I8_NR + j;
+            i8_panel_t* dst = (i8_panel_t*)panel + k * I8_NR + j;
             if (k + j >= K) {
                 for (px = 0; px < I8_NR; px++)
                     dst[px * I8_KG] = 0;
@@ -406,7 +450,7 @@ static void i8_pack_panel(uint8_t* restrict panel, const int8_t* base, const int
             }
             const int8_t* src = base + off[k + j] + p0;
             for (px = 0; px < I8_NR; px++)
-                dst[px * I8_KG] = (uint8_t)(src[px] ^ (int8_t)I8_PANEL_OFFSET);
+                dst[px * I8_KG] = (i8_panel_t)(src[px] ^ (int8_t)I8_PANEL_OFFSET);
         }
 }
 
@@ -465,22 +509,53 @@ static void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, cons
     __m128i vlo = _mm_set1_epi8((char)st->qlo), vhi = _mm_set1_epi8((char)st->qhi);
     I8_ROWS(I8_ROW_Q)
 }
+#elif defined(ENGINE_ISA_AVX2)
+/* acc[6][16] = bias + w . panel: 12 accumulators; a row's weights for a
+ * pair of k broadcast as one int32 (two int16), vpmaddwd then vpaddd. */
+#define I8_ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define I8_AVX2_INIT(r) __m256i a##r##0 = _mm256_set1_epi32(bias[r]), a##r##1 = a##r##0;
+#define I8_AVX2_DOT(r) { __m256i wr = _mm256_set1_epi32(wk[r]); \
+    a##r##0 = _mm256_add_epi32(a##r##0, _mm256_madd_epi16(b0, wr)); \
+    a##r##1 = _mm256_add_epi32(a##r##1, _mm256_madd_epi16(b1, wr)); }
+#define I8_AVX2_STORE(r) _mm256_storeu_si256((__m256i*)(acc + (r) * 16), a##r##0); \
+    _mm256_storeu_si256((__m256i*)(acc + (r) * 16 + 8), a##r##1);
+static void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, const int32_t* bias,
+                         int32_t* restrict acc, const i8_tile_store* st)
+{
+    I8_ROWS6(I8_AVX2_INIT)
+    int64_t k, r;
+    for (k = 0; k < kp; k += 2) {
+        __m256i b0 = _mm256_loadu_si256((const __m256i*)(panel + k * 32));
+        __m256i b1 = _mm256_loadu_si256((const __m256i*)(panel + k * 32 + 32));
+        const int32_t* wk = (const int32_t*)(w + k * 12);     /* [k / 2][6][2] int16 */
+        I8_ROWS6(I8_AVX2_DOT)
+    }
+    I8_ROWS6(I8_AVX2_STORE)
+    if (st != NULL)
+        for (r = 0; r < st->rows; r++)
+            i8_store_q(st->out[r], acc + r * I8_NR, st->n, 0, st->mult + r, 0, st->zero, st->qlo, st->qhi,
+                       NULL, 0, 0);
+}
 #else
 static void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, const int32_t* bias,
                          int32_t* restrict acc, const i8_tile_store* st)
 {
     int64_t k, r, px;
+    int32_t c[I8_MR][I8_NR];        /* (a local tile: no pointer the compiler must fear aliases it) */
     for (r = 0; r < I8_MR; r++)
         for (px = 0; px < I8_NR; px++)
-            acc[r * I8_NR + px] = bias[r];
+            c[r][px] = bias[r];
     for (k = 0; k < kp; k++) {
-        const int8_t* b = (const int8_t*)panel + k * I8_NR;
+        int32_t b[I8_NR];
+        for (px = 0; px < I8_NR; px++)
+            b[px] = ((const int8_t*)panel)[k * I8_NR + px];
         for (r = 0; r < I8_MR; r++) {
             int32_t wv = w[k * I8_MR + r];
             for (px = 0; px < I8_NR; px++)
-                acc[r * I8_NR + px] += wv * b[px];
+                c[r][px] += wv * b[px];
         }
     }
+    memcpy(acc, c, sizeof(c));
     if (st != NULL)
         for (r = 0; r < st->rows; r++)
             i8_store_q(st->out[r], acc + r * I8_NR, st->n, 0, st->mult + r, 0, st->zero, st->qlo, st->qhi,

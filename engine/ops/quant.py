@@ -148,8 +148,8 @@ def pack_int8_tiles(kernels, weight, qb, in_zero):
     """(weights, bias, row tiles per group, K padded) of a 1x1's weight
     (groups, rows, K) and bias qb (groups, rows) for the module's int8 tile:
     per group, tiles of INT8_TILE_ROWS rows (zero rows past the last), K
-    padded to INT8_K_GROUP (zeros), each tile [K / group][rows][group]; the
-    bias per padded row less (zero point + the panel's offset) * the row's
+    padded to INT8_K_GROUP (zeros), each tile [K / group][rows][group] of
+    INT8_ELEMENT_BYTES-byte integers, as bytes; the bias per padded row less (zero point + the panel's offset) * the row's
     weights (ukernels_int8.h)."""
     groups, rows, k = weight.shape
     mr, kg = kernels.INT8_TILE_ROWS, kernels.INT8_K_GROUP
@@ -159,7 +159,8 @@ def pack_int8_tiles(kernels, weight, qb, in_zero):
     bias = np.zeros((groups, m_tiles * mr), np.int64)
     bias[:, :rows] = qb - (in_zero + kernels.INT8_PANEL_OFFSET) * w[:, :rows].sum(axis=2)
     packed = w.reshape(groups, m_tiles, mr, kp // kg, kg).transpose(0, 1, 3, 2, 4)
-    return packed.astype(np.int8).ravel(), bias.astype(np.int32).ravel(), m_tiles, kp
+    element = {1: np.int8, 2: np.int16}[kernels.INT8_ELEMENT_BYTES]        # (int16 on AVX2: its bytes)
+    return packed.astype(element).ravel().view(np.int8), bias.astype(np.int32).ravel(), m_tiles, kp
 
 
 def int8_eltwise_record(node, ctx, mode, **fields):
