@@ -156,8 +156,9 @@ cdef void i8_eltwise_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noe
 
 cdef void i8_gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
     """job = (image, group, run of per_job pixel tiles, run of m_per_job row
-    tiles): each pixel tile packed once, then its row tiles, each stored
-    row by row (ukernels_int8.h)."""
+    tiles): each pixel tile packed once, then its row tiles, which store
+    their rows requantized (or leave their sums for the stores here: float32
+    outputs, residuals)."""
     cdef int64_t j = job % op.p.jobs_per_image
     cdef int64_t m_chunks = (op.p.m_tiles + op.p.m_per_job - 1) // op.p.m_per_job     # (as gemm_jobs)
     cdef int64_t pix_jobs = op.p.jobs_per_image // (op.p.groups * m_chunks)
@@ -184,16 +185,14 @@ cdef void i8_gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
                          op.qb + (g * op.p.m_tiles + t) * I8_MR, acc, &st if fused else NULL)
             if fused:
                 continue
-            for r in range(min(I8_MR, op.p.cout_g - t * I8_MR)):
-                o = g * op.p.cout_g + t * I8_MR + r
-                res = <const int8_t*>(base + op.res_off[o] + p0) if op.res_off != NULL else NULL
+            for r in range(st.rows):
+                res = <const int8_t*>(base + op.res_off[o + r] + p0) if op.res_off != NULL else NULL
                 if op.p.out_f32:
-                    i8_store_f32(<float*>(base + op.out_off[o]) + p0, acc + r * I8_NR, min(I8_NR, npix - p0), 0,
-                                 op.mult[o], op.p.lo, op.p.hi, res, op.p.in2_zero, op.p.in2_scale)
+                    i8_store_f32(<float*>(base + op.out_off[o + r]) + p0, acc + r * I8_NR, st.n, 0, op.mult[o + r],
+                                 op.p.lo, op.p.hi, res, op.p.in2_zero, op.p.in2_scale)
                 else:
-                    i8_store_q(<int8_t*>(base + op.out_off[o]) + p0, acc + r * I8_NR, min(I8_NR, npix - p0), 0,
-                               op.mult + o, 0, op.p.out_zero, op.p.qlo, op.p.qhi, res, op.p.in2_zero,
-                               op.p.in2_scale)
+                    i8_store_q(st.out[r], acc + r * I8_NR, st.n, 0, op.mult + o + r, 0, op.p.out_zero, op.p.qlo,
+                               op.p.qhi, res, op.p.in2_zero, op.p.in2_scale)
 
 
 # -- the microkernels driven alone (tests/test_int8_kernels.py) --------------------
