@@ -149,8 +149,14 @@ def add_arguments(p):
     p.add_argument('--check', action='store_true',
                    help=f'run both (PyTorch, or ONNX Runtime for an ONNX file) and print the largest difference '
                         f'relative to the largest output (tolerance {TOLERANCE:g})')
-    p.add_argument('--fp16', action='store_true',
-                   help='store kernels and matrices as float16: a file about half the size (engine.quantize)')
+    small = p.add_mutually_exclusive_group()
+    small.add_argument('--fp16', action='store_true',
+                       help='store kernels and matrices as float16: a file about half the size (engine.quantize)')
+    small.add_argument('--int8', action='store_true',
+                       help='an int8 model, calibrated on --calibration (engine.quantize; its defaults)')
+    p.add_argument('--calibration', metavar='PATH',
+                   help='--int8: a folder of images (preprocessed by the model\'s settings) or an .npy/.npz '
+                        'of images or inputs')
     p.add_argument('--labels', help='text file, one class name per line, stored in the model file')
     p.add_argument('--task', choices=('classify', 'detect'), default='classify',
                    help='what the model does (default %(default)s): detect stores --detect-config\'s settings '
@@ -236,6 +242,8 @@ def run(args):
     from engine.preprocess import check_spec, default_spec
 
     check_output_path(args.output)
+    if args.int8 != bool(args.calibration):
+        raise ConversionError('--int8 needs --calibration PATH (and --calibration goes with it)')
     for flag, path in (('--checkpoint', args.checkpoint), ('--labels', args.labels),
                        ('--detect-config', args.detect_config)):
         if path and not os.path.isfile(path):
@@ -279,6 +287,11 @@ def run(args):
         model.graph.meta['labels'] = labels
     if args.fp16:
         model = engine.quantize(model, weights='fp16')
+    if args.int8:
+        float_model = model
+        model = engine.quantize(model, weights='int8', calibration=args.calibration)
+        print(f'int8: calibrated on {args.calibration}; float32 kept: '
+              + (', '.join(f'{k} ({v})' for k, v in model.graph.meta['int8']['kept_float32'].items()) or 'none'))
     model.save(args.output)
 
     d = describe(engine.load(args.output), args.output)
@@ -292,6 +305,12 @@ def run(args):
         refs = reference(example)
         outs = engine.load(args.output)(example)
         outs = outs if isinstance(outs, list) else [outs]
+        if args.int8:       # the float32 conversion is checked; the int8 model's rounding noise, measured
+            from engine.int8 import sqnr_db
+            saved, outs = outs, float_model(example)
+            outs = outs if isinstance(outs, list) else [outs]
+            for i, (q, f) in enumerate(zip(saved, outs)):
+                print(f'check: output {i}: int8 SQNR {sqnr_db(f, q):.1f} dB against the float32 conversion')
         worst = 0.0
         peer = 'onnxruntime' if is_onnx(args.source) else 'torch'
         for i, (out, ref) in enumerate(zip(outs, refs)):

@@ -126,7 +126,7 @@ def run(args):
 
 def run_int8(model, args):
     if not args.calibration:
-        raise SystemExit('--int8 needs --calibration PATH (a folder of images, or an .npy/.npz of inputs)')
+        raise ValueError('--int8 needs --calibration PATH (a folder of images, or an .npy/.npz of inputs)')
     x = calibration_inputs(args.calibration, model.preprocessing, model.input_shape[1], args.limit)
     print(f'calibrating on {len(x)} inputs from {args.calibration} ({args.method})', file=sys.stderr)
 

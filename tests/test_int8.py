@@ -416,3 +416,21 @@ def test_quantize_int8_command(tmp_path):
     assert 'precision int8/fp32' in '\n'.join(lines)
     tops = [(os.path.basename(a), b.split()[-1]) for a, b in zip(lines, lines[1:]) if a.endswith('.png')]
     assert len(tops) == 10 and all(name == f'digit_{label}.png' for name, label in tops)
+
+
+def test_convert_int8(tmp_path):
+    """tools/convert_pytorch.py --int8 --calibration FOLDER --check: an int8
+    file, its float32 conversion checked against torch and its int8 noise
+    reported; --int8 without --calibration is a clear error."""
+    import subprocess
+    require_torch()
+    tool = os.path.join(ROOT, 'tools', 'convert_pytorch.py')
+    args = [sys.executable, tool, 'torch_models:shufflenet_v2_x0_5', '--input-shape', '1,3,64,64', '-o',
+            str(tmp_path / 'c8.engine')]
+    done = subprocess.run(args + ['--int8', '--calibration', os.path.join(WEIGHTS, 'samples'), '--check'],
+                          capture_output=True, text=True, cwd=os.path.join(ROOT, 'tests'))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert 'int8 SQNR' in done.stdout and 'float32 kept: conv1.0' in done.stdout and 'OK' in done.stdout
+    assert engine.load(tmp_path / 'c8.engine').int8
+    done = subprocess.run(args + ['--int8'], capture_output=True, text=True, cwd=os.path.join(ROOT, 'tests'))
+    assert done.returncode == 2 and '--int8 needs --calibration' in done.stderr and 'Traceback' not in done.stderr
