@@ -18,7 +18,7 @@ import numpy as np
 
 from engine.errors import ModelFileError
 from engine.ops import REGISTRY
-from engine.ops.quant import WEIGHT_RANGE, check_quant
+from engine.ops.quant import FLOAT_OUTPUT_OPS, WEIGHT_RANGE, check_quant
 from engine.sizes import SizeDomain
 
 FORMAT_VERSION = 2          # 2: input_sizes; version 1 files (any size) still load
@@ -118,6 +118,8 @@ def _check_int8(node, definition, ins):
         return ins[0]
     if node.op == 'dequantize' and not reads_int8:
         raise ModelFileError(f'node {node.name!r}: dequantize of a value that is already float32')
+    if reads_int8 and node.op not in FLOAT_OUTPUT_OPS and 'quant' not in node.attrs:
+        raise ModelFileError(f'node {node.name!r}: an int8 {node.op} writes int8: it needs its quant')
     if 'weight' in node.params:
         w, scale = node.params['weight'], node.params.get('weight_scale')
         if not (scale is not None) == reads_int8 == (node.storage == 'int8'):

@@ -38,7 +38,7 @@ from engine.ops import REGISTRY
 from engine.ops.activations import clamp_bounds
 from engine.ops.conv import conv2d, windows
 from engine.ops.pool import avgpool_divisors, global_divisor, padded
-from engine.ops.quant import (INT8_RANGE, WEIGHT_RANGE, fma32, layer_arithmetic, pool_multipliers, q_bounds,
+from engine.ops.quant import (FLOAT_OUTPUT_OPS, INT8_RANGE, WEIGHT_RANGE, fma32, layer_arithmetic, pool_multipliers, q_bounds,
                               quantize_multiplier, ratio, requantize)
 
 KERNEL_STEPS = 1        # a kernel's int8 outputs against the reference's, in steps of q at most
@@ -383,13 +383,23 @@ def quantize_graph(graph, ranges, keep=None):
 
     Each layer that can runs in int8.  A value is int8 where int8 layers
     read it and its writer can write int8 (an int8 layer, or a float32 one
-    whose readers are all int8); a float32 layer or a model output reading
-    an int8 value reads it through a dequantize node, an int8 layer reading
-    a float32 value through a quantize one."""
+    whose readers are all int8), and where an int8 layer that cannot write
+    float32 (not of FLOAT_OUTPUT_OPS: pooling, add) writes it; a float32
+    layer or a model output reading an int8 value reads it through a
+    dequantize node, an int8 layer reading a float32 value through a
+    quantize one."""
     if 'int8' in value_dtypes(graph).values():
         raise ValueError('the graph is int8 already')
     reasons = keep_reasons(graph, keep)
     groups = scale_groups(graph)
+
+    def quant(v):
+        return list(quant_of(*ranges[groups[v]]))
+
+    for n in graph.nodes:
+        if n.name not in reasons and not is_view(n) and 'bias' in n.params and not _sums_fit(n, quant(n.inputs[0])):
+            reasons[n.name] = ('its bias in the scale of its int8 sums would overflow int32 (its input\'s range '
+                               'is tiny beside the bias)')
     writers = {graph.input_name: ()}     # value -> the layers whose outputs it holds (views: several)
     for node in graph.nodes:
         writers[node.name] = sum((writers[i] for i in node.inputs), ()) if is_view(node) else (node.name,)
@@ -404,14 +414,15 @@ def quantize_graph(graph, ranges, keep=None):
         for w in writers[o]:
             readers.setdefault(w, []).append('float32')
 
+    op = {n.name: n.op for n in graph.nodes}
+
     def int8_output(layer):
         r = readers.get(layer, [])
+        if int8_layer[layer] and op[layer] not in FLOAT_OUTPUT_OPS:
+            return True         # (float32 readers read it through a dequantize node)
         return 'int8' in r and (int8_layer[layer] or all(t == 'int8' for t in r))
 
     is_int8 = {v: any(map(int8_output, w)) for v, w in writers.items()}   # a view: if any part is
-
-    def quant(v):
-        return list(quant_of(*ranges[groups[v]]))
 
     nodes, converted = [], {}
 
@@ -442,6 +453,15 @@ def quantize_graph(graph, ranges, keep=None):
     outputs = [read(o, False) for o in graph.outputs]
     meta = dict(graph.meta, int8={'kept_float32': reasons})
     return replace(graph, nodes=nodes, outputs=outputs, meta=meta), reasons
+
+
+def _sums_fit(node, in_quant):
+    """Whether a layer's int32 sums hold its bias at in_quant's scale and its
+    largest products: |bias / (input scale * weight scale)| + K * 255 * 127."""
+    w = node.params['weight']
+    sw = weight_scales(w).astype(np.float64)
+    qb = np.abs(np.rint(np.asarray(node.params['bias'], np.float64) / (in_quant[0] * sw)))
+    return qb.max(initial=0) + w[0].size * 255 * 127 < 1 << 31
 
 
 def sqnr_db(reference, test):

@@ -221,6 +221,7 @@ def _bad(q, name, **change):
     ('reader', 'cannot read int8'),
     ('dequantize', 'already float32'),
     ('quantize', 'cannot read int8'),
+    ('pool_output', 'writes int8: it needs its quant'),
 ])
 def test_malformed_int8_graphs_are_refused(shufflenet, case, message):
     graph, xc, _ = shufflenet
@@ -244,6 +245,9 @@ def test_malformed_int8_graphs_are_refused(shufflenet, case, message):
                                                                            'scale': [2.0, 2.0], 'size': None})])
     elif case == 'dequantize':
         bad = replace(q, nodes=q.nodes + [Node('dq', 'dequantize', ['fc'])])
+    elif case == 'pool_output':
+        pool = next(n for n in q.nodes if n.op == 'global_avgpool')
+        bad = _bad(q, pool.name, attrs={k: v for k, v in pool.attrs.items() if k != 'quant'})
     else:
         bad = replace(q, nodes=q.nodes + [Node('q', 'quantize', ['maxpool'], {'quant': [0.1, 0]})])
     with pytest.raises(ModelFileError, match=message):
@@ -434,3 +438,16 @@ def test_convert_int8(tmp_path):
     assert engine.load(tmp_path / 'c8.engine').int8
     done = subprocess.run(args + ['--int8'], capture_output=True, text=True, cwd=os.path.join(ROOT, 'tests'))
     assert done.returncode == 2 and '--int8 needs --calibration' in done.stderr and 'Traceback' not in done.stderr
+
+
+def test_a_bias_too_large_for_int32_sums_keeps_its_layer_float32(shufflenet):
+    """A layer whose bias, in the scale of its int8 sums, would overflow
+    int32 (an input range tiny beside it: seen on an untrained network's
+    classifier) stays float32 with that reason, and the model runs."""
+    graph, xc, xt = shufflenet
+    nodes = [replace(n, params={**n.params, 'bias': n.params['bias'] + 1e7}) if n.name == 'fc' else n
+             for n in graph.nodes]
+    big = replace(graph, nodes=nodes)
+    q, reasons = int8.quantize_graph(big, int8.calibrate(big, xc, 'minmax'))
+    assert 'overflow int32' in reasons['fc']
+    assert int8.sqnr_db(run_graph(big, xt)[0], engine.Model(q).run(xt)) > 15

@@ -18,6 +18,7 @@ from engine.ops.activations import clamp_bounds
 from engine.ops.checks import one_input
 
 INT8_RANGE = (-128, 127)        # an int8 value's q; it means scale * (q - zero_point)
+FLOAT_OUTPUT_OPS = ('conv', 'linear', 'dequantize')     # ops that read int8 and may write float32
 WEIGHT_RANGE = (-127, 127)      # an int8 layer's weights (symmetric: -128 left out)
 
 
