@@ -92,7 +92,6 @@ def fma32(a, b, c):
     return (np.asarray(a, np.float64) * np.float64(b) + np.asarray(c, np.float32)).astype(np.float32)
 
 
-
 # -- the int8 kinds' records ---------------------------------------------------------
 
 def int8_step(node, ctx):
