@@ -27,6 +27,12 @@ pnnx), `ort` (onnxruntime's aarch64 wheel, CPU provider, all graph
 optimisations; the model through torch.onnx.export, opset 17).  All run the same seeded weights (tests/torch_models.randomize) on
 the same input; each output is checked against PyTorch's on this machine.
 
+--precision int8: the engine's int8 model (engine.quantize) and ONNX Runtime's
+(quantize_static: QDQ, per channel, MinMax, as tools/bench_peers.py --int8),
+both calibrated on the same INT8_CALIBRATION seeded inputs (not the counted
+one); each output's SQNR against PyTorch's is checked (at least
+INT8_MIN_SQNR_DB).  ncnn's int8 needs its own calibration tool, not in its wheel.
+
 Needs root (apt-get, mmdebstrap, binfmt_misc), torch and the engine built on
 this machine (`pip install -e ".[test]"`: the models are converted here), and
 about 10 minutes the first time (packages, sysroot, wheels); then about a
@@ -103,10 +109,20 @@ MCA_COVER = 0.97            # blocks given to llvm-mca: the hottest ones, this s
 # (2.5 % of ShuffleNetV2's largest logit, 9.6 % of MobileNetV2's)
 TOLERANCE = {'fp32': 1e-4, 'fp16': 2e-2}
 NCNN_FP16_TOLERANCE = 0.15
+INT8_CALIBRATION = 16
+INT8_MIN_SQNR_DB = 10.0     # int8 outputs: a sanity check (the models reach 16-20 dB on random weights)
 
 
 def tolerance(kind, precision):
     return NCNN_FP16_TOLERANCE if (kind, precision) == ('ncnn', 'fp16') else TOLERANCE[precision]
+
+
+def output_ok(cell):
+    """The cell's output near enough PyTorch's: fp32/fp16 within the tolerance,
+    int8 at least INT8_MIN_SQNR_DB."""
+    if cell['precision'] == 'int8':
+        return cell['sqnr_db'] >= INT8_MIN_SQNR_DB
+    return cell['max_abs_diff'] <= tolerance(cell['engine'], cell['precision']) * max(1.0, cell['ref_absmax'])
 
 
 def log(msg):
@@ -269,6 +285,13 @@ def prepare(args, name):
         warnings.simplefilter('ignore', DeprecationWarning)      # the exporter the peers' figures used
         torch.onnx.export(model, (x,), f'{mdir}/model.onnx', dynamo=False, opset_version=17,
                           input_names=['input'], output_names=['output'])
+    if args.precision == 'int8':
+        from int8_accuracy import ort_quantize
+        cal = torch.randn(INT8_CALIBRATION, 3, size, size, generator=torch.Generator().manual_seed(1)).numpy()
+        replace_file(f'{mdir}/model-int8.engine',
+                     engine.quantize(engine.load(f'{mdir}/model.engine'), weights='int8', calibration=cal).save)
+        if 'ort' in args.engines:
+            replace_file(f'{mdir}/model-int8.onnx', lambda path: ort_quantize(f'{mdir}/model.onnx', path, cal))
     return mdir
 
 
@@ -303,7 +326,7 @@ def total(per_vcpu, n):
 def run_cell(args, name, kind, cpu, threads):
     mdir = f'{args.work}/models/{name}'
     plan = args.plan if kind == 'engine' else []
-    precision = args.precision if kind in ('engine', 'ncnn') else 'fp32'
+    precision = args.precision if kind in ('engine', 'ncnn') or args.precision == 'int8' else 'fp32'
     tag = '-'.join([f'{name}-{kind}-{cpu}-t{threads}'] + plan + ([precision] if precision != 'fp32' else []))
     out = f'{args.work}/counts/{tag}'
     os.makedirs(os.path.dirname(out), exist_ok=True)
@@ -330,9 +353,9 @@ def run_cell(args, name, kind, cpu, threads):
     cell = dict(model=name, engine=kind, cpu=cpu, threads=threads, plan=plan, precision=precision,
                 counts=dict(zip(names, per_inf)),
                 threads_insns=sorted((v[0] / n for v in window.values()), reverse=True),
-                max_abs_diff=info['max_abs_diff'], ref_absmax=info['ref_absmax'],
+                max_abs_diff=info['max_abs_diff'], ref_absmax=info['ref_absmax'], sqnr_db=info['sqnr_db'],
                 version=info.get('version') or info.get('build', {}).get('isa'))
-    cell['ok'] = cell['max_abs_diff'] <= tolerance(kind, precision) * max(1.0, cell['ref_absmax'])
+    cell['ok'] = output_ok(cell)
     if kind == 'engine':
         runs = info['runs_by_threads']
         if threads > 1 and set(runs) != {str(threads)}:
@@ -467,7 +490,7 @@ def report(cells, functions):
                       f'per inference (M = millions){plan}',
                   f'{"engine":11} {"M insns":>8} {"/engine":>7} {"ld/st %":>7} {"FMLA %":>6} {"busiest":>8} '
                   f'{"L1D miss":>8} {"L2 miss":>8} {"L3 miss":>8} {"core Mcyc":>9} {"mem Mcyc":>8} {"est ms":>7}  '
-                  'max diff']
+                  'max diff (int8: SQNR)']
         for c in group:
             k, cy = c['counts'], estimate(c)
             name = c['engine'] + ('' if c['precision'] == 'fp32' else ' ' + c['precision'])
@@ -477,7 +500,8 @@ def report(cells, functions):
                 f'{100 * k["ldst"] / k["insns"]:7.1f} {100 * (k["fmla_f32"] + k["fmla_f16"]) / k["insns"]:6.1f} '
                 f'{c["threads_insns"][0] / M:8.2f} {k["l1d_miss"] / M:8.3f} {k["l2_miss"] / M:8.3f} '
                 f'{k["l3_miss"] / M:8.3f} {cy["core"] / M:9.2f} {cy["memory"] / M:8.2f} {cy["ms"]:7.2f}  '
-                f'{c["max_abs_diff"]:.1e}{"" if c["ok"] else " OVER TOLERANCE"}')
+                + (f'SQNR {c["sqnr_db"]:.1f} dB' if c['precision'] == 'int8' else f'{c["max_abs_diff"]:.1e}')
+                + ('' if c['ok'] else ' OVER TOLERANCE'))
         for c in group:
             lines.append(f'  {c["engine"]} by function: ' + ', '.join(
                 f'{fn[:60]} {v / M:.2f}' for fn, v in c['by_function'][:functions]))
@@ -522,13 +546,17 @@ def main(argv=None):
     p.add_argument('--json', help='write every cell here')
     p.add_argument('--plan', nargs='+', default=[], metavar='OPTION=VALUE',
                    help="the engine's PlanOptions, e.g. winograd=0 (compare its paths on the board)")
-    p.add_argument('--precision', choices=['fp32', 'fp16'], default='fp32',
+    p.add_argument('--precision', choices=['fp32', 'fp16', 'int8'], default='fp32',
                    help="the engine's and ncnn's (fp16: CPUs with fp16 arithmetic, e.g. cortex-a76; "
-                        "ncnn with its defaults, fp16 storage, packing and arithmetic)")
+                        "ncnn with its defaults, fp16 storage, packing and arithmetic); int8: the engine's "
+                        "and ONNX Runtime's int8 models")
     args = p.parse_args(argv)
     if min(args.threads) < 1 or args.iters < 1:
         p.error('--threads and --iters must be positive')
     check_plan(p, args.plan)
+    if args.precision == 'int8' and 'ncnn' in args.engines:
+        p.error("--precision int8 counts the engine and ort (ncnn's int8 needs its calibration tool, "
+                "not in its wheel): --engines engine ort")
     setup(args)
     log('models: ' + ' '.join(args.models))
     for name in args.models:
@@ -548,9 +576,9 @@ def main(argv=None):
             json.dump(dict(cpus={k: dataclasses.asdict(v) for k, v in CPUS.items()}, cells=cells), f, indent=1)
     bad = [f'{c["model"]}/{c["engine"]}/{c["cpu"]}' for c in cells if not c['ok']]
     if bad:
-        raise SystemExit('count_aarch64: outputs differ from PyTorch beyond the tolerance '
-                         f'({TOLERANCE[args.precision]:g}, ncnn fp16 {NCNN_FP16_TOLERANCE:g}) x max(1, max|ref|): '
-                         + ', '.join(bad))
+        limit = (f'(SQNR below {INT8_MIN_SQNR_DB:g} dB)' if args.precision == 'int8' else
+                 f'({TOLERANCE[args.precision]:g}, ncnn fp16 {NCNN_FP16_TOLERANCE:g}) x max(1, max|ref|)')
+        raise SystemExit(f'count_aarch64: outputs differ from PyTorch beyond the tolerance {limit}: ' + ', '.join(bad))
     return 0
 
 

@@ -20,6 +20,8 @@
 #include <string.h>
 #if defined(ENGINE_ISA_AVX512) || defined(ENGINE_ISA_AVX2)
 #include <immintrin.h>
+#elif defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+#include <arm_neon.h>
 #endif
 
 /* 1.5 * 2^23: (y + M) - M is y rounded half to even, for |y| < 2^22 */
@@ -39,6 +41,28 @@ static inline int8_t i8_clamp(int32_t q, int32_t qlo, int32_t qhi)
 {
     return (int8_t)(q < qlo ? qlo : q > qhi ? qhi : q);
 }
+
+#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+/* i8_round on four lanes (GCC leaves its loops scalar here) */
+static inline int32x4_t i8_round4(float32x4_t y)
+{
+    float32x4_t lo = vdupq_n_f32(-I8_Y_LIMIT), hi = vdupq_n_f32(I8_Y_LIMIT);
+#if defined(__aarch64__)
+    return vcvtnq_s32_f32(vminq_f32(vmaxnmq_f32(y, lo), hi));        /* (maxnm: NaN -> the low end) */
+#else
+    float32x4_t m = vdupq_n_f32(I8_ROUND_MAGIC);
+    y = vminq_f32(vbslq_f32(vcgtq_f32(y, lo), y, lo), hi);
+    return vcvtq_s32_f32(vsubq_f32(vaddq_f32(y, m), m));
+#endif
+}
+
+/* eight q (+ zero) saturated to int8, clamped to [lo, hi], stored */
+static inline void i8_store8(int8_t* out, int32x4_t q0, int32x4_t q1, int32x4_t vz, int8x8_t lo, int8x8_t hi)
+{
+    int16x8_t h = vcombine_s16(vqmovn_s32(vaddq_s32(q0, vz)), vqmovn_s32(vaddq_s32(q1, vz)));
+    vst1_s8(out, vmin_s8(vmax_s8(vqmovn_s16(h), lo), hi));
+}
+#endif
 
 /* The valid output columns [*ox0, *ox1) of a tap at input column offset
  * kx * dw - pw: those whose input column ox * sw + (kx * dw - pw) is in
@@ -298,6 +322,15 @@ static void i8_store_q(int8_t* restrict out, const int32_t* acc, int64_t n, int3
         }
         for (; i < n; i++)
             out[i] = i8_clamp(i8_round((float)(acc[i] + bias) * m) + zero, qlo, qhi);
+#elif defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+        float32x4_t vm = vdupq_n_f32(m);
+        int32x4_t vb = vdupq_n_s32(bias), vz = vdupq_n_s32(zero);
+        int8x8_t vlo = vdup_n_s8((int8_t)qlo), vhi = vdup_n_s8((int8_t)qhi);
+        for (i = 0; i + 8 <= n; i += 8)
+            i8_store8(out + i, i8_round4(vmulq_f32(vcvtq_f32_s32(vaddq_s32(vld1q_s32(acc + i), vb)), vm)),
+                      i8_round4(vmulq_f32(vcvtq_f32_s32(vaddq_s32(vld1q_s32(acc + i + 4), vb)), vm)), vz, vlo, vhi);
+        for (; i < n; i++)
+            out[i] = i8_clamp(i8_round((float)(acc[i] + bias) * m) + zero, qlo, qhi);
 #else
         for (i = 0; i < n; i++)
             out[i] = i8_clamp(i8_round((float)(acc[i] + bias) * m) + zero, qlo, qhi);
@@ -346,8 +379,16 @@ static void i8_add(int8_t* restrict out, const int8_t* a, const int8_t* b, int64
 static void i8_quantize(int8_t* restrict out, const float* x, int64_t n, float inv_scale, int32_t zero,
                         int32_t qlo, int32_t qhi)
 {
-    int64_t i;
-    for (i = 0; i < n; i++)
+    int64_t i = 0;
+#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+    float32x4_t vs = vdupq_n_f32(inv_scale);
+    int32x4_t vz = vdupq_n_s32(zero);
+    int8x8_t vlo = vdup_n_s8((int8_t)qlo), vhi = vdup_n_s8((int8_t)qhi);
+    for (; i + 8 <= n; i += 8)
+        i8_store8(out + i, i8_round4(vmulq_f32(vld1q_f32(x + i), vs)), i8_round4(vmulq_f32(vld1q_f32(x + i + 4), vs)),
+                  vz, vlo, vhi);
+#endif
+    for (; i < n; i++)
         out[i] = i8_clamp(i8_round(x[i] * inv_scale) + zero, qlo, qhi);
 }
 
@@ -369,6 +410,11 @@ static void i8_dequantize(float* restrict out, const int8_t* q, int64_t n, int32
  *   AVX-512 (with VNNI: vpdpbusd multiplies u8 by s8, four at a time):
  *     12 x 32 tiles, K in groups of 4, the panel as u8 (q ^ 0x80 = q + 128)
  *   AVX2: 6 x 16 tiles, K in pairs, panel and weights as int16 (vpmaddwd)
+ *   NEON with the dot product (ARMv8.2-A: Cortex-A55/A76, Pi 5): 12 x 8
+ *     tiles, K in groups of 4 (sdot: four products per lane)
+ *   NEON (Cortex-A72, armv7): 8 x 8 tiles (4 x 8 on armv7's 16 registers),
+ *     K in pairs: smull + smlal sum two pairs' products in int16 (|w| <= 127:
+ *     2 * 127 * 128 fits), sadalp adds them into int32
  *   the others: 8 x 16 tiles, K one by one, in C (the compiler vectorizes
  *     the pixels) */
 #if defined(ENGINE_ISA_AVX512)
@@ -384,6 +430,22 @@ static void i8_dequantize(float* restrict out, const int8_t* q, int64_t n, int32
 #define I8_KG 2
 #define I8_PANEL_OFFSET 0
 #define I8_ELEM_BYTES 2     /* int16 panel and weights */
+#elif defined(ENGINE_ISA_NEON_DOT)
+#define I8_MR 12            /* (24 accumulators of 4 lanes, of 32 registers) */
+#define I8_NR 8
+#define I8_KG 4
+#define I8_PANEL_OFFSET 0
+#define I8_ELEM_BYTES 1
+#elif defined(ENGINE_ISA_NEON)
+#if defined(__aarch64__)
+#define I8_MR 8             /* (16 accumulators, the panel's 8 rotations: of 32 registers) */
+#else
+#define I8_MR 4             /* (armv7: 16 registers) */
+#endif
+#define I8_NR 8
+#define I8_KG 2
+#define I8_PANEL_OFFSET 0
+#define I8_ELEM_BYTES 1
 #else
 #define I8_MR 8
 #define I8_NR 16
@@ -436,6 +498,22 @@ static void i8_pack_panel(uint8_t* restrict panel, const int8_t* base, const int
         _mm256_storeu_si256((__m256i*)(panel + k * 32 + 32), _mm256_permute2x128_si256(lo, hi, 0x31));
     }
     panel += k * I8_NR * I8_ELEM_BYTES;     /* an odd last plane, below */
+    off += k;
+    K -= k;
+    kp -= k;
+#elif defined(ENGINE_ISA_NEON_DOT) || defined(ENGINE_ISA_NEON)
+    /* I8_KG planes' 8 pixels interleaved by one st4 (st2) */
+    for (k = 0; k + I8_KG <= K; k += I8_KG) {
+#if I8_KG == 4
+        int8x8x4_t v = {{vld1_s8(base + off[k] + p0), vld1_s8(base + off[k + 1] + p0),
+                         vld1_s8(base + off[k + 2] + p0), vld1_s8(base + off[k + 3] + p0)}};
+        vst4_s8((int8_t*)panel + k * 8, v);
+#else
+        int8x8x2_t v = {{vld1_s8(base + off[k] + p0), vld1_s8(base + off[k + 1] + p0)}};
+        vst2_s8((int8_t*)panel + k * 8, v);
+#endif
+    }
+    panel += k * I8_NR;         /* a last group of fewer planes, below */
     off += k;
     K -= k;
     kp -= k;
@@ -531,6 +609,118 @@ static void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, cons
         I8_ROWS6(I8_AVX2_DOT)
     }
     I8_ROWS6(I8_AVX2_STORE)
+    if (st != NULL)
+        for (r = 0; r < st->rows; r++)
+            i8_store_q(st->out[r], acc + r * I8_NR, st->n, 0, st->mult + r, 0, st->zero, st->qlo, st->qhi,
+                       NULL, 0, 0);
+}
+#elif defined(ENGINE_ISA_NEON_DOT)
+/* acc[12][8] = bias + w . panel: 24 accumulators, sdot by element (lane i
+ * of a 16-byte weight group: row i's four weights). */
+#define I8_SDOT(r, g, i) c[r][0] = vdotq_laneq_s32(c[r][0], b0, w##g, i); \
+    c[r][1] = vdotq_laneq_s32(c[r][1], b1, w##g, i);
+static void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, const int32_t* bias,
+                         int32_t* restrict acc, const i8_tile_store* st)
+{
+    int32x4_t c[12][2];
+    int64_t k, r;
+    for (r = 0; r < 12; r++)
+        c[r][0] = c[r][1] = vdupq_n_s32(bias[r]);
+    for (k = 0; k < kp; k += 4) {
+        int8x16_t b0 = vld1q_s8((const int8_t*)panel + k * 8), b1 = vld1q_s8((const int8_t*)panel + k * 8 + 16);
+        int8x16_t w0 = vld1q_s8(w + k * 12), w1 = vld1q_s8(w + k * 12 + 16), w2 = vld1q_s8(w + k * 12 + 32);
+        I8_SDOT(0, 0, 0) I8_SDOT(1, 0, 1) I8_SDOT(2, 0, 2) I8_SDOT(3, 0, 3)
+        I8_SDOT(4, 1, 0) I8_SDOT(5, 1, 1) I8_SDOT(6, 1, 2) I8_SDOT(7, 1, 3)
+        I8_SDOT(8, 2, 0) I8_SDOT(9, 2, 1) I8_SDOT(10, 2, 2) I8_SDOT(11, 2, 3)
+    }
+    for (r = 0; r < 12; r++) {
+        vst1q_s32(acc + r * 8, c[r][0]);
+        vst1q_s32(acc + r * 8 + 4, c[r][1]);
+    }
+    if (st != NULL)
+        for (r = 0; r < st->rows; r++)
+            i8_store_q(st->out[r], acc + r * I8_NR, st->n, 0, st->mult + r, 0, st->zero, st->qlo, st->qhi,
+                       NULL, 0, 0);
+}
+#elif defined(ENGINE_ISA_NEON)
+/* acc[I8_MR][8] = bias + w . panel without a product by element for bytes:
+ * 4 rows x 4 pixels at a time, the panel's pixel pairs (16-bit units: one
+ * pixel's two k) rotated within each half four ways so that lane i meets
+ * pixel i ^ j in rotation j.  c[g][h][j] lane i: row 4g + i, pixel
+ * 4h + (i ^ j); i8_unrotate puts them back in rows. */
+static inline int8x16_t i8_rotate(int8x16_t x, int j)
+{
+    int16x8_t v = vreinterpretq_s16_s8(x);
+    return j == 1 ? vreinterpretq_s8_s16(vrev32q_s16(v))                          /* i ^ 1 */
+         : j == 2 ? vreinterpretq_s8_s32(vrev64q_s32(vreinterpretq_s32_s8(x)))    /* i ^ 2 */
+         : j == 3 ? vreinterpretq_s8_s16(vrev64q_s16(v)) : x;                     /* i ^ 3 */
+}
+
+/* rows 0-3 (stride apart) of a 4 x 4 block from its rotations: row i,
+ * pixel p = a[i ^ p] lane i (a transpose, then row i's lanes by i ^ p) */
+static inline void i8_unrotate(int32_t* out, int64_t stride, int32x4_t a0, int32x4_t a1, int32x4_t a2,
+                               int32x4_t a3)
+{
+    int32x4x2_t t01 = vtrnq_s32(a0, a1), t23 = vtrnq_s32(a2, a3);
+    int32x4_t r1 = vcombine_s32(vget_low_s32(t01.val[1]), vget_low_s32(t23.val[1]));
+    int32x4_t r2 = vcombine_s32(vget_high_s32(t01.val[0]), vget_high_s32(t23.val[0]));
+    int32x4_t r3 = vrev64q_s32(vcombine_s32(vget_high_s32(t01.val[1]), vget_high_s32(t23.val[1])));
+    vst1q_s32(out, vcombine_s32(vget_low_s32(t01.val[0]), vget_low_s32(t23.val[0])));
+    vst1q_s32(out + stride, vrev64q_s32(r1));
+    vst1q_s32(out + 2 * stride, vextq_s32(r2, r2, 2));
+    vst1q_s32(out + 3 * stride, vextq_s32(r3, r3, 2));
+}
+
+#if defined(__aarch64__)
+#define I8_MULL_HI(a, b) vmull_high_s8(a, b)
+#define I8_MLAL_HI(c, a, b) vmlal_high_s8(c, a, b)
+#else
+#define I8_MULL_HI(a, b) vmull_s8(vget_high_s8(a), vget_high_s8(b))
+#define I8_MLAL_HI(c, a, b) vmlal_s8(c, vget_high_s8(a), vget_high_s8(b))
+#endif
+/* a row group's weights of pair k (8 bytes), in both halves */
+#define I8_WPAIR(k, g) vreinterpretq_s8_s64(vld1q_dup_s64((const int64_t*)(w + (k) * I8_MR + (g) * 8)))
+/* (GCC's first scheduling pass starts every product at once and spills
+ * accumulators: measured 75 instructions a step with it) */
+__attribute__((optimize("no-schedule-insns")))
+static void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, const int32_t* bias,
+                         int32_t* restrict acc, const i8_tile_store* st)
+{
+    int32x4_t c[I8_MR / 4][2][4];
+    int64_t k, r;
+    int g, h, j;
+    for (g = 0; g < I8_MR / 4; g++)
+        for (h = 0; h < 2; h++) {
+            c[g][h][0] = vld1q_s32(bias + 4 * g);
+            c[g][h][1] = c[g][h][2] = c[g][h][3] = c[g][h][0];
+        }
+    for (k = 0; k + 4 <= kp; k += 4) {          /* two pairs: products of both summed in int16 */
+        int8x16_t x0 = vld1q_s8((const int8_t*)panel + k * 8), x1 = vld1q_s8((const int8_t*)panel + k * 8 + 16);
+#pragma GCC unroll 4
+        for (j = 0; j < 4; j++) {
+            int8x16_t y0 = i8_rotate(x0, j), y1 = i8_rotate(x1, j);
+#pragma GCC unroll 4
+            for (g = 0; g < I8_MR / 4; g++) {
+                int8x16_t w0 = I8_WPAIR(k, g), w1 = I8_WPAIR(k + 2, g);
+                c[g][0][j] = vpadalq_s16(c[g][0][j], vmlal_s8(vmull_s8(vget_low_s8(w0), vget_low_s8(y0)),
+                                                              vget_low_s8(w1), vget_low_s8(y1)));
+                c[g][1][j] = vpadalq_s16(c[g][1][j], I8_MLAL_HI(I8_MULL_HI(w0, y0), w1, y1));
+            }
+        }
+    }
+    if (k < kp)                                 /* a last pair */
+#pragma GCC unroll 4
+        for (j = 0; j < 4; j++) {
+            int8x16_t y0 = i8_rotate(vld1q_s8((const int8_t*)panel + k * 8), j);
+            for (g = 0; g < I8_MR / 4; g++) {
+                int8x16_t w0 = I8_WPAIR(k, g);
+                c[g][0][j] = vpadalq_s16(c[g][0][j], vmull_s8(vget_low_s8(w0), vget_low_s8(y0)));
+                c[g][1][j] = vpadalq_s16(c[g][1][j], I8_MULL_HI(w0, y0));
+            }
+        }
+    for (g = 0; g < I8_MR / 4; g++)
+        for (h = 0; h < 2; h++)
+            i8_unrotate(acc + 4 * g * 8 + 4 * h, 8, c[g][h][0], c[g][h][1], c[g][h][2], c[g][h][3]);
     if (st != NULL)
         for (r = 0; r < st->rows; r++)
             i8_store_q(st->out[r], acc + r * I8_NR, st->n, 0, st->mult + r, 0, st->zero, st->qlo, st->qhi,

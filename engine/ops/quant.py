@@ -82,7 +82,10 @@ def quantize_multiplier(quant):
 
 
 def requantize(y, quant, bounds):
-    """float32 y to q: rounded half to even, plus the zero point, clamped to bounds."""
+    """float32 y to q: rounded half to even, plus the zero point, clamped to
+    bounds; NaN to the low bound (the kernels clamp y before rounding, and
+    NaN fails the low end's test)."""
+    y = np.nan_to_num(np.asarray(y, np.float32), nan=-np.inf)
     return np.clip(np.rint(y) + quant[1], *bounds).astype(np.int8)
 
 

@@ -4,11 +4,13 @@ engine, one model, one process (tools/count_aarch64.py starts it).
   python3.11 infer.py KIND MODELDIR [--threads T] [--iters N] [--warmup W] [--plan K=V] --json OUT
 
 KIND: engine  this project, engine.load(MODELDIR/model.engine, threads=T, precision=P), with
-              PlanOptions from --plan KEY=VALUE (repeated) and P from --precision (fp32, fp16)
+              PlanOptions from --plan KEY=VALUE (repeated) and P from --precision (fp32, fp16;
+              int8: MODELDIR/model-int8.engine)
       ncnn    ncnn from PyPI, num_threads=T; fp32: fp32 throughout (fp16 packed/storage/
               arithmetic and bf16 storage off: its defaults store weights in fp16); fp16: its
               fp16 defaults (storage, packing, arithmetic where the CPU has it)
       ort     onnxruntime's CPU provider, intra_op_num_threads=T, sequential, all graph optimisations
+              (--precision int8: MODELDIR/model-int8.onnx)
 
 One inference is what a caller does per image (ncnn: a new Extractor, a Mat from the
 array, extract, back to an array).  The process marks points with syscall 0x7e57
@@ -39,7 +41,9 @@ def engine_runner(mdir, x, threads, info, plan, precision):
     info['build'] = engine.build_info()
     options = PlanOptions(**{k: ast.literal_eval(v) for k, v in (o.split('=', 1) for o in plan)})
     mark(1)
-    model = engine.load(f'{mdir}/model.engine', threads=threads, options=options, precision=precision)
+    int8 = precision == 'int8'
+    model = engine.load(f'{mdir}/model{"-int8" if int8 else ""}.engine', threads=threads, options=options,
+                        precision='fp32' if int8 else precision)
     info['kernels'] = model.kernels.ISA
     mark(2)
 
@@ -85,7 +89,8 @@ def ort_runner(mdir, x, threads, info, plan, precision):
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(f'{mdir}/model.onnx', so, providers=['CPUExecutionProvider'])
+    sess = ort.InferenceSession(f'{mdir}/model{"-int8" if precision == "int8" else ""}.onnx', so,
+                                providers=['CPUExecutionProvider'])
     mark(2)
     return (lambda a: sess.run(None, {'input': a})[0]), None
 
@@ -102,7 +107,7 @@ def main():
     ap.add_argument('--warmup', type=int, default=1)
     ap.add_argument('--json', required=True)
     ap.add_argument('--plan', action='append', default=[], help="engine: a PlanOptions field, KEY=VALUE")
-    ap.add_argument('--precision', default='fp32', help="engine and ncnn: fp32 or fp16")
+    ap.add_argument('--precision', default='fp32', help="engine and ncnn: fp32 or fp16; engine and ort: int8")
     a = ap.parse_args()
     import numpy as np
     x = np.load(f'{a.modeldir}/input.npy')
@@ -113,6 +118,8 @@ def main():
     mark(3)
     info['max_abs_diff'] = float(np.abs(y - ref).max())
     info['ref_absmax'] = float(np.abs(ref).max())
+    info['sqnr_db'] = float(10 * np.log10(np.sum(ref.astype(np.float64) ** 2)
+                                          / max(np.sum((y - ref).astype(np.float64) ** 2), 1e-300)))
     for _ in range(a.warmup):
         run(x)
     for i in range(a.iters):
