@@ -62,6 +62,15 @@ static inline void i8_store8(int8_t* out, int32x4_t q0, int32x4_t q1, int32x4_t 
     int16x8_t h = vcombine_s16(vqmovn_s32(vaddq_s32(q0, vz)), vqmovn_s32(vaddq_s32(q1, vz)));
     vst1_s8(out, vmin_s8(vmax_s8(vqmovn_s16(h), lo), hi));
 }
+
+/* eight sums (a0, a1) requantized with multiplier m and stored */
+static inline void i8_row_q8(int8_t* out, int32x4_t a0, int32x4_t a1, float m, int32x4_t vz, int8x8_t lo,
+                             int8x8_t hi)
+{
+    float32x4_t vm = vdupq_n_f32(m);
+    i8_store8(out, i8_round4(vmulq_f32(vcvtq_f32_s32(a0), vm)), i8_round4(vmulq_f32(vcvtq_f32_s32(a1), vm)), vz, lo,
+              hi);
+}
 #endif
 
 /* The valid output columns [*ox0, *ox1) of a tap at input column offset
@@ -128,39 +137,41 @@ static void i8_widen(int16_t* restrict dst, const int8_t* restrict src, int64_t 
         }
     }
 #else
+    j = 0;
+#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+    /* eight at a time, the last eight overlapping the ones before (short
+     * rows' scalar tails cost more than their sums); ld2: the even bytes of
+     * 16, the last ones read from src + 2n - 17 (its odd bytes), none past
+     * src[2n - 2] */
+    int16x8_t vs = vdupq_n_s16((int16_t)sub);
+    if (s == 1 && n >= 8) {
+        for (; j + 8 < n; j += 8)
+            vst1q_s16(dst + j, vsubq_s16(vmovl_s8(vld1_s8(src + j)), vs));
+        vst1q_s16(dst + n - 8, vsubq_s16(vmovl_s8(vld1_s8(src + n - 8)), vs));
+        return;
+    }
+    if (s == 2 && n >= 9) {
+        for (; j + 8 < n; j += 8)
+            vst1q_s16(dst + j, vsubq_s16(vmovl_s8(vld2_s8(src + 2 * j).val[0]), vs));
+        vst1q_s16(dst + n - 8, vsubq_s16(vmovl_s8(vld2_s8(src + 2 * n - 17).val[1]), vs));
+        return;
+    }
+#endif
     if (s == 1)
-        for (j = 0; j < n; j++)
+        for (; j < n; j++)
             dst[j] = (int16_t)(src[j] - sub);
     else
-        for (j = 0; j < n; j++)
+        for (; j < n; j++)
             dst[j] = (int16_t)(src[2 * j] - sub);
 #endif
 }
 
-static void i8_window_framed(int32_t* restrict acc, int16_t* restrict frames, const int8_t* x, int32_t zero,
-                             const int8_t* w, int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w,
-                             int64_t kh, int64_t kw, int64_t s, int64_t ph, int64_t pw)
+/* acc[i] (i < n) = the window's sum (w) or max (w NULL) over the taps,
+ * a row of taps at a time; frames as i8_window_framed lays them out */
+static void i8_window_rows(int32_t* restrict acc, const int16_t* frames, const int8_t* w, int64_t kh, int64_t kw,
+                           int64_t s, int64_t size, int64_t fw, int64_t n)
 {
-    int64_t fw = i8_frame_width(out_w, kw, s), fh = out_h + (kh - 1) / s, size = (fh + 1) * fw;
-    int64_t a, b, i, ky, kx, n = out_h * fw;
-    int16_t fill = w != NULL ? 0 : INT16_MIN;
-    int32_t sub = w != NULL ? zero : 0;
-    for (i = 0; i < s * s * size; i++)      /* the padding, then the rows read from the input */
-        frames[i] = fill;
-    for (a = 0; a < s; a++)
-        for (b = 0; b < s; b++) {
-            /* columns j0 <= j < j1 read the input (s * j + b - pw in [0, in_w)) */
-            int64_t j0 = pw - b > 0 ? (pw - b + s - 1) / s : 0;
-            int64_t j1 = in_w - 1 + pw - b >= 0 ? (in_w - 1 + pw - b) / s + 1 : 0;
-            j1 = j1 < fw ? j1 : fw;
-            j0 = j0 < j1 ? j0 : j1;
-            for (i = 0; i < fh; i++) {
-                int64_t r = s * i + a - ph;
-                if (r >= 0 && r < in_h)
-                    i8_widen(frames + (a * s + b) * size + i * fw + j0, x + r * in_w + s * j0 + b - pw, j1 - j0,
-                             s, sub);
-            }
-        }
+    int64_t i, ky, kx;
     for (ky = 0; ky < kh; ky++) {
         const int16_t* f[I8_FRAMED_KW_MAX];
         for (kx = 0; kx < kw; kx++)
@@ -192,6 +203,98 @@ static void i8_window_framed(int32_t* restrict acc, int16_t* restrict frames, co
                 acc[i] = (ky + kx == 0 ? 0 : acc[i]) + t[i] * wv;
         }
     }
+}
+
+#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+#define I8_TAPS_MAX 49      /* (7 x 7; larger windows: i8_window_rows) */
+/* i8_window_rows with every tap per 8 pixels, the sums in registers (GCC's
+ * loops reload and store acc per tap row); taps a constant where inlined */
+static inline __attribute__((always_inline)) void i8_taps(int32_t* restrict acc, const int16_t* const* f,
+                                                          const int16_t* wt, int64_t taps, int64_t n)
+{
+    int64_t i, t;
+    int16x8_t wv[I8_TAPS_MAX];      /* (the weights in registers: GCC reloads scalars each pass) */
+    for (t = 0; t < taps; t++)
+        wv[t] = vdupq_n_s16(wt != NULL ? wt[t] : 0);
+    for (i = 0; i + 8 <= n; i += 8) {
+        int32x4_t a0, a1;
+        if (wt != NULL) {
+            a0 = a1 = vdupq_n_s32(0);
+            for (t = 0; t < taps; t++) {
+                int16x8_t v = vld1q_s16(f[t] + i);
+                a0 = vmlal_s16(a0, vget_low_s16(v), vget_low_s16(wv[t]));
+#if defined(__aarch64__)
+                a1 = vmlal_high_s16(a1, v, wv[t]);
+#else
+                a1 = vmlal_s16(a1, vget_high_s16(v), vget_high_s16(wv[t]));
+#endif
+            }
+        } else {
+            int16x8_t m = vld1q_s16(f[0] + i);
+            for (t = 1; t < taps; t++)
+                m = vmaxq_s16(m, vld1q_s16(f[t] + i));
+            a0 = vmovl_s16(vget_low_s16(m));
+            a1 = vmovl_s16(vget_high_s16(m));
+        }
+        vst1q_s32(acc + i, a0);
+        vst1q_s32(acc + i + 4, a1);
+    }
+    for (; i < n; i++) {        /* (acc ends where the frames begin: no vector store past n) */
+        int32_t a = wt != NULL ? 0 : INT16_MIN;
+        for (t = 0; t < taps; t++)
+            a = wt != NULL ? a + f[t][i] * wt[t] : (a > f[t][i] ? a : f[t][i]);
+        acc[i] = a;
+    }
+}
+
+static void i8_window_taps(int32_t* restrict acc, const int16_t* frames, const int8_t* w, int64_t kh, int64_t kw,
+                           int64_t s, int64_t size, int64_t fw, int64_t n)
+{
+    const int16_t* f[I8_TAPS_MAX];
+    int16_t wt[I8_TAPS_MAX];
+    int64_t ky, kx, taps = kh * kw;
+    for (ky = 0; ky < kh; ky++)
+        for (kx = 0; kx < kw; kx++) {
+            f[ky * kw + kx] = frames + ((ky % s) * s + kx % s) * size + (ky / s) * fw + kx / s;
+            wt[ky * kw + kx] = w != NULL ? w[ky * kw + kx] : 0;
+        }
+    if (taps == 9)
+        i8_taps(acc, f, w != NULL ? wt : NULL, 9, n);
+    else
+        i8_taps(acc, f, w != NULL ? wt : NULL, taps, n);
+}
+#endif
+
+static void i8_window_framed(int32_t* restrict acc, int16_t* restrict frames, const int8_t* x, int32_t zero,
+                             const int8_t* w, int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w,
+                             int64_t kh, int64_t kw, int64_t s, int64_t ph, int64_t pw)
+{
+    int64_t fw = i8_frame_width(out_w, kw, s), fh = out_h + (kh - 1) / s, size = (fh + 1) * fw;
+    int64_t a, b, i, n = out_h * fw;
+    int16_t fill = w != NULL ? 0 : INT16_MIN;
+    int32_t sub = w != NULL ? zero : 0;
+    for (i = 0; i < s * s * size; i++)      /* the padding, then the rows read from the input */
+        frames[i] = fill;
+    for (a = 0; a < s; a++)
+        for (b = 0; b < s; b++) {
+            /* columns j0 <= j < j1 read the input (s * j + b - pw in [0, in_w)) */
+            int64_t j0 = pw - b > 0 ? (pw - b + s - 1) / s : 0;
+            int64_t j1 = in_w - 1 + pw - b >= 0 ? (in_w - 1 + pw - b) / s + 1 : 0;
+            j1 = j1 < fw ? j1 : fw;
+            j0 = j0 < j1 ? j0 : j1;
+            for (i = 0; i < fh; i++) {
+                int64_t r = s * i + a - ph;
+                if (r >= 0 && r < in_h)
+                    i8_widen(frames + (a * s + b) * size + i * fw + j0, x + r * in_w + s * j0 + b - pw, j1 - j0,
+                             s, sub);
+            }
+        }
+#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+    if (kh * kw <= I8_TAPS_MAX)
+        i8_window_taps(acc, frames, w, kh, kw, s, size, fw, n);
+    else
+#endif
+        i8_window_rows(acc, frames, w, kh, kw, s, size, fw, n);
     for (i = 1; i < out_h; i++)         /* rows of out_w, as the other paths leave them */
         memmove(acc + i * out_w, acc + i * fw, out_w * sizeof(int32_t));
 }
@@ -323,12 +426,11 @@ static void i8_store_q(int8_t* restrict out, const int32_t* acc, int64_t n, int3
         for (; i < n; i++)
             out[i] = i8_clamp(i8_round((float)(acc[i] + bias) * m) + zero, qlo, qhi);
 #elif defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
-        float32x4_t vm = vdupq_n_f32(m);
         int32x4_t vb = vdupq_n_s32(bias), vz = vdupq_n_s32(zero);
         int8x8_t vlo = vdup_n_s8((int8_t)qlo), vhi = vdup_n_s8((int8_t)qhi);
         for (i = 0; i + 8 <= n; i += 8)
-            i8_store8(out + i, i8_round4(vmulq_f32(vcvtq_f32_s32(vaddq_s32(vld1q_s32(acc + i), vb)), vm)),
-                      i8_round4(vmulq_f32(vcvtq_f32_s32(vaddq_s32(vld1q_s32(acc + i + 4), vb)), vm)), vz, vlo, vhi);
+            i8_row_q8(out + i, vaddq_s32(vld1q_s32(acc + i), vb), vaddq_s32(vld1q_s32(acc + i + 4), vb), m, vz, vlo,
+                      vhi);
         for (; i < n; i++)
             out[i] = i8_clamp(i8_round((float)(acc[i] + bias) * m) + zero, qlo, qhi);
 #else
@@ -614,7 +716,34 @@ static void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, cons
             i8_store_q(st->out[r], acc + r * I8_NR, st->n, 0, st->mult + r, 0, st->zero, st->qlo, st->qhi,
                        NULL, 0, 0);
 }
-#elif defined(ENGINE_ISA_NEON_DOT)
+#elif defined(ENGINE_ISA_NEON_DOT) || defined(ENGINE_ISA_NEON)
+/* A NEON tile's rows c[r] (8 sums each) to acc, or with st and whole rows
+ * of pixels requantized from the registers (inline, constant r: c stays in
+ * registers) */
+static inline void i8_tile_rows(int32x4_t c[I8_MR][2], int32_t* restrict acc, const i8_tile_store* st)
+{
+    int r;
+    if (st != NULL && st->n == I8_NR) {
+        int32x4_t vz = vdupq_n_s32(st->zero);
+        int8x8_t lo = vdup_n_s8((int8_t)st->qlo), hi = vdup_n_s8((int8_t)st->qhi);
+#pragma GCC unroll 12
+        for (r = 0; r < I8_MR; r++)
+            if (r < st->rows)
+                i8_row_q8(st->out[r], c[r][0], c[r][1], st->mult[r], vz, lo, hi);
+        return;
+    }
+#pragma GCC unroll 12
+    for (r = 0; r < I8_MR; r++) {
+        vst1q_s32(acc + r * 8, c[r][0]);
+        vst1q_s32(acc + r * 8 + 4, c[r][1]);
+    }
+    if (st != NULL)
+        for (r = 0; r < st->rows; r++)
+            i8_store_q(st->out[r], acc + r * I8_NR, st->n, 0, st->mult + r, 0, st->zero, st->qlo, st->qhi,
+                       NULL, 0, 0);
+}
+#endif
+#if defined(ENGINE_ISA_NEON_DOT)
 /* acc[12][8] = bias + w . panel: 24 accumulators, sdot by element (lane i
  * of a 16-byte weight group: row i's four weights). */
 #define I8_SDOT(r, g, i) c[r][0] = vdotq_laneq_s32(c[r][0], b0, w##g, i); \
@@ -633,14 +762,7 @@ static void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, cons
         I8_SDOT(4, 1, 0) I8_SDOT(5, 1, 1) I8_SDOT(6, 1, 2) I8_SDOT(7, 1, 3)
         I8_SDOT(8, 2, 0) I8_SDOT(9, 2, 1) I8_SDOT(10, 2, 2) I8_SDOT(11, 2, 3)
     }
-    for (r = 0; r < 12; r++) {
-        vst1q_s32(acc + r * 8, c[r][0]);
-        vst1q_s32(acc + r * 8 + 4, c[r][1]);
-    }
-    if (st != NULL)
-        for (r = 0; r < st->rows; r++)
-            i8_store_q(st->out[r], acc + r * I8_NR, st->n, 0, st->mult + r, 0, st->zero, st->qlo, st->qhi,
-                       NULL, 0, 0);
+    i8_tile_rows(c, acc, st);
 }
 #elif defined(ENGINE_ISA_NEON)
 /* acc[I8_MR][8] = bias + w . panel without a product by element for bytes:
@@ -656,19 +778,17 @@ static inline int8x16_t i8_rotate(int8x16_t x, int j)
          : j == 3 ? vreinterpretq_s8_s16(vrev64q_s16(v)) : x;                     /* i ^ 3 */
 }
 
-/* rows 0-3 (stride apart) of a 4 x 4 block from its rotations: row i,
- * pixel p = a[i ^ p] lane i (a transpose, then row i's lanes by i ^ p) */
-static inline void i8_unrotate(int32_t* out, int64_t stride, int32x4_t a0, int32x4_t a1, int32x4_t a2,
-                               int32x4_t a3)
+/* rows 0-3 of a 4 x 4 block from its rotations a: row i, pixel p =
+ * a[i ^ p] lane i (a transpose, then row i's lanes by i ^ p) */
+static inline void i8_unrotate(int32x4_t row[4], const int32x4_t a[4])
 {
-    int32x4x2_t t01 = vtrnq_s32(a0, a1), t23 = vtrnq_s32(a2, a3);
-    int32x4_t r1 = vcombine_s32(vget_low_s32(t01.val[1]), vget_low_s32(t23.val[1]));
+    int32x4x2_t t01 = vtrnq_s32(a[0], a[1]), t23 = vtrnq_s32(a[2], a[3]);
     int32x4_t r2 = vcombine_s32(vget_high_s32(t01.val[0]), vget_high_s32(t23.val[0]));
     int32x4_t r3 = vrev64q_s32(vcombine_s32(vget_high_s32(t01.val[1]), vget_high_s32(t23.val[1])));
-    vst1q_s32(out, vcombine_s32(vget_low_s32(t01.val[0]), vget_low_s32(t23.val[0])));
-    vst1q_s32(out + stride, vrev64q_s32(r1));
-    vst1q_s32(out + 2 * stride, vextq_s32(r2, r2, 2));
-    vst1q_s32(out + 3 * stride, vextq_s32(r3, r3, 2));
+    row[0] = vcombine_s32(vget_low_s32(t01.val[0]), vget_low_s32(t23.val[0]));
+    row[1] = vrev64q_s32(vcombine_s32(vget_low_s32(t01.val[1]), vget_low_s32(t23.val[1])));
+    row[2] = vextq_s32(r2, r2, 2);
+    row[3] = vextq_s32(r3, r3, 2);
 }
 
 #if defined(__aarch64__)
@@ -687,7 +807,7 @@ static void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, cons
                          int32_t* restrict acc, const i8_tile_store* st)
 {
     int32x4_t c[I8_MR / 4][2][4];
-    int64_t k, r;
+    int64_t k;
     int g, h, j;
     for (g = 0; g < I8_MR / 4; g++)
         for (h = 0; h < 2; h++) {
@@ -718,13 +838,18 @@ static void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, cons
                 c[g][1][j] = vpadalq_s16(c[g][1][j], I8_MULL_HI(w0, y0));
             }
         }
-    for (g = 0; g < I8_MR / 4; g++)
-        for (h = 0; h < 2; h++)
-            i8_unrotate(acc + 4 * g * 8 + 4 * h, 8, c[g][h][0], c[g][h][1], c[g][h][2], c[g][h][3]);
-    if (st != NULL)
-        for (r = 0; r < st->rows; r++)
-            i8_store_q(st->out[r], acc + r * I8_NR, st->n, 0, st->mult + r, 0, st->zero, st->qlo, st->qhi,
-                       NULL, 0, 0);
+    int32x4_t rows[I8_MR][2];
+#pragma GCC unroll 4
+    for (g = 0; g < I8_MR / 4; g++) {
+        int32x4_t lo[4], hi[4];
+        i8_unrotate(lo, c[g][0]);
+        i8_unrotate(hi, c[g][1]);
+        for (j = 0; j < 4; j++) {
+            rows[4 * g + j][0] = lo[j];
+            rows[4 * g + j][1] = hi[j];
+        }
+    }
+    i8_tile_rows(rows, acc, st);
 }
 #else
 static void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, const int32_t* bias,
