@@ -644,6 +644,34 @@ typedef struct {
     int32_t zero, qlo, qhi;
 } i8_tile_store;
 
+#if defined(ENGINE_ISA_NEON_DOT) || defined(ENGINE_ISA_NEON)
+/* A NEON tile's rows c[r] (8 sums each) to acc, or with st and whole rows
+ * of pixels requantized from the registers (inline, constant r: c stays in
+ * registers) */
+static inline void i8_tile_rows(int32x4_t c[I8_MR][2], int32_t* restrict acc, const i8_tile_store* st)
+{
+    int r;
+    if (st != NULL && st->n == I8_NR) {
+        int32x4_t vz = vdupq_n_s32(st->zero);
+        int8x8_t lo = vdup_n_s8((int8_t)st->qlo), hi = vdup_n_s8((int8_t)st->qhi);
+#pragma GCC unroll 12
+        for (r = 0; r < I8_MR; r++)
+            if (r < st->rows)
+                i8_row_q8(st->out[r], c[r][0], c[r][1], st->mult[r], vz, lo, hi);
+        return;
+    }
+#pragma GCC unroll 12
+    for (r = 0; r < I8_MR; r++) {
+        vst1q_s32(acc + r * 8, c[r][0]);
+        vst1q_s32(acc + r * 8 + 4, c[r][1]);
+    }
+    if (st != NULL)
+        for (r = 0; r < st->rows; r++)
+            i8_store_q(st->out[r], acc + r * I8_NR, st->n, 0, st->mult + r, 0, st->zero, st->qlo, st->qhi,
+                       NULL, 0, 0);
+}
+#endif
+
 #if defined(ENGINE_ISA_AVX512)
 /* acc[12][32] = bias + w . panel: 24 accumulators, the weights of a row
  * broadcast 4 bytes at a time.  vpdpbusd in asm: GCC 12 spills the
@@ -716,34 +744,7 @@ static void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, cons
             i8_store_q(st->out[r], acc + r * I8_NR, st->n, 0, st->mult + r, 0, st->zero, st->qlo, st->qhi,
                        NULL, 0, 0);
 }
-#elif defined(ENGINE_ISA_NEON_DOT) || defined(ENGINE_ISA_NEON)
-/* A NEON tile's rows c[r] (8 sums each) to acc, or with st and whole rows
- * of pixels requantized from the registers (inline, constant r: c stays in
- * registers) */
-static inline void i8_tile_rows(int32x4_t c[I8_MR][2], int32_t* restrict acc, const i8_tile_store* st)
-{
-    int r;
-    if (st != NULL && st->n == I8_NR) {
-        int32x4_t vz = vdupq_n_s32(st->zero);
-        int8x8_t lo = vdup_n_s8((int8_t)st->qlo), hi = vdup_n_s8((int8_t)st->qhi);
-#pragma GCC unroll 12
-        for (r = 0; r < I8_MR; r++)
-            if (r < st->rows)
-                i8_row_q8(st->out[r], c[r][0], c[r][1], st->mult[r], vz, lo, hi);
-        return;
-    }
-#pragma GCC unroll 12
-    for (r = 0; r < I8_MR; r++) {
-        vst1q_s32(acc + r * 8, c[r][0]);
-        vst1q_s32(acc + r * 8 + 4, c[r][1]);
-    }
-    if (st != NULL)
-        for (r = 0; r < st->rows; r++)
-            i8_store_q(st->out[r], acc + r * I8_NR, st->n, 0, st->mult + r, 0, st->zero, st->qlo, st->qhi,
-                       NULL, 0, 0);
-}
-#endif
-#if defined(ENGINE_ISA_NEON_DOT)
+#elif defined(ENGINE_ISA_NEON_DOT)
 /* acc[12][8] = bias + w . panel: 24 accumulators, sdot by element (lane i
  * of a 16-byte weight group: row i's four weights). */
 #define I8_SDOT(r, g, i) c[r][0] = vdotq_laneq_s32(c[r][0], b0, w##g, i); \
