@@ -254,6 +254,19 @@ def test_malformed_int8_graphs_are_refused(shufflenet, case, message):
         validate(bad)
 
 
+def test_a_multiplier_beyond_float32_is_refused(shufflenet):
+    """Scales valid one by one whose ratio no float32 holds (a hostile file):
+    a ValueError naming the layer when the model is planned, not an int8
+    answer from an infinite multiplier."""
+    graph, xc, xt = shufflenet
+    q, _ = int8.quantize_graph(graph, int8.calibrate(graph, xc[:2], 'minmax'))
+    node = next(n for n in q.nodes if n.name == 'stage2.0.branch2.0')
+    bad = _bad(q, node.name, attrs={**node.attrs, 'quant': [1e-44, 0]})
+    validate(bad)
+    with pytest.raises(ValueError, match="layer 'stage2.0.branch2.0': its scales give a multiplier beyond float32"):
+        engine.Model(bad).run(xt)       # (planned for its first input's shape)
+
+
 # -- calibration ----------------------------------------------------------------------
 
 def test_calibration_methods_on_a_known_distribution():

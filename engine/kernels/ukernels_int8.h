@@ -56,10 +56,22 @@ static inline int32x4_t i8_round4(float32x4_t y)
 #endif
 }
 
+/* i8_round4 of a y that is not NaN (sums times a finite multiplier): on
+ * aarch64 without the clamp, as fcvtns saturates and i8_store8's adds and
+ * narrowings saturate, giving what clamping to the limit first gives */
+static inline int32x4_t i8_round4_number(float32x4_t y)
+{
+#if defined(__aarch64__)
+    return vcvtnq_s32_f32(y);
+#else
+    return i8_round4(y);
+#endif
+}
+
 /* eight q (+ zero) saturated to int8, clamped to [lo, hi], stored */
 static inline void i8_store8(int8_t* out, int32x4_t q0, int32x4_t q1, int32x4_t vz, int8x8_t lo, int8x8_t hi)
 {
-    int16x8_t h = vcombine_s16(vqmovn_s32(vaddq_s32(q0, vz)), vqmovn_s32(vaddq_s32(q1, vz)));
+    int16x8_t h = vcombine_s16(vqmovn_s32(vqaddq_s32(q0, vz)), vqmovn_s32(vqaddq_s32(q1, vz)));
     vst1_s8(out, vmin_s8(vmax_s8(vqmovn_s16(h), lo), hi));
 }
 
@@ -68,8 +80,8 @@ static inline void i8_row_q8(int8_t* out, int32x4_t a0, int32x4_t a1, float m, i
                              int8x8_t hi)
 {
     float32x4_t vm = vdupq_n_f32(m);
-    i8_store8(out, i8_round4(vmulq_f32(vcvtq_f32_s32(a0), vm)), i8_round4(vmulq_f32(vcvtq_f32_s32(a1), vm)), vz, lo,
-              hi);
+    i8_store8(out, i8_round4_number(vmulq_f32(vcvtq_f32_s32(a0), vm)),
+              i8_round4_number(vmulq_f32(vcvtq_f32_s32(a1), vm)), vz, lo, hi);
 }
 #endif
 

@@ -48,6 +48,17 @@ def q_bounds(clamp, quant):
     return qlo, qhi
 
 
+def multipliers32(values, what):
+    """values as the float32 multipliers the kernels take; a ValueError
+    naming `what` if any is not finite in float32 (scales far apart: a
+    kernel's sums times it would have no int8 answer)."""
+    with np.errstate(over='ignore'):
+        m = np.asarray(values, np.float64).astype(np.float32)
+    if not np.isfinite(m).all():
+        raise ValueError(f'{what}: its scales give a multiplier beyond float32')
+    return m
+
+
 def layer_arithmetic(node, in_quant):
     """An int8 convolution's or fully connected layer's numbers, as its
     kernel takes them: (bias in the sums' scale (int32), multiplier per
@@ -61,24 +72,24 @@ def layer_arithmetic(node, in_quant):
         raise ValueError(f'layer {node.name!r}: its bias overflows int32 at its scales')
     quant = node.attrs.get('quant')
     mult = sx * sw / (1.0 if quant is None else quant[0])
-    return qb.astype(np.int32), mult.astype(np.float32)
+    return qb.astype(np.int32), multipliers32(mult, f'layer {node.name!r}')
 
 
 def ratio(quant, out_quant):
     """float32(scale / output scale): what an operand's (q - zero point) is
     multiplied by; a float32 output's: the scale itself."""
-    return np.float32(quant[0] / (1.0 if out_quant is None else out_quant[0]))
+    return np.float32(multipliers32(quant[0] / (1.0 if out_quant is None else out_quant[0]), 'a requantization'))
 
 
 def pool_multipliers(divisors, in_quant, out_quant):
     """An int8 average pooling's multiplier per output pixel: its divisor
     (1 / count) times input scale / output scale, float32."""
-    return (np.asarray(divisors, np.float64) * in_quant[0] / out_quant[0]).astype(np.float32)
+    return multipliers32(np.asarray(divisors, np.float64) * in_quant[0] / out_quant[0], 'an average pooling')
 
 
 def quantize_multiplier(quant):
     """float32 -> int8 multiplies by float32(1 / scale)."""
-    return np.float32(1 / quant[0])
+    return np.float32(multipliers32(1 / quant[0], 'a quantize'))
 
 
 def requantize(y, quant, bounds):
