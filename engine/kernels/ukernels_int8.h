@@ -1,9 +1,9 @@
 /* int8 microkernels (engine/int8.py: the scheme; int8.pxi: the jobs).
  *
- * Generic C, compiled into every fp32 kernel module with its flags (the
- * compiler vectorizes the inner loops for the module's ISA); the exact
- * arithmetic they implement is engine/int8.py's integer oracle, tested bit
- * for bit:
+ * Generic C, compiled into every fp32 kernel module with its flags, with
+ * intrinsics (AVX-512, AVX2, NEON) where the compiler's loops fell short
+ * and in the 1x1 tiles; the exact arithmetic they implement is
+ * engine/int8.py's integer oracle, tested bit for bit on every ISA:
  *   sums    int32: sum of (q - zero point) * w over the valid taps (padding
  *           holds the zero point, so it adds 0), plus the bias in the sums' scale
  *   int8    y = float32(sums) * mult  [then y = fmaf(float32(r - r_zero), r_mult, y)
