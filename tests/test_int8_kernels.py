@@ -121,7 +121,7 @@ def test_convolution_epilogues(layer, output, clamp):
 
 
 @pytest.mark.parametrize('output', ['int8', 'float32'])
-@pytest.mark.parametrize('features', [(10, 7), (1, 3), (64, 33)])
+@pytest.mark.parametrize('features', [(10, 7), (1, 3), (64, 33), (37, 5)])
 def test_linear(features, output):
     """Fully connected (the classifier: float32 out), after a global pool."""
     cin, cout = features

@@ -24,8 +24,9 @@ cdef extern from "ukernels_int8.h" nogil:
     enum: I8_ELEM_BYTES
     void i8_pack_panel(uint8_t* panel, const int8_t* base, const int64_t* off, int64_t K, int64_t kp, int64_t p0)
     ctypedef struct i8_tile_store:
-        int8_t* out[12]         # (I8_MR of them: the C struct is the one used)
-        int64_t rows, n
+        char* base
+        const int64_t* off
+        int64_t p0, rows, n
         const float* mult
         int32_t zero, qlo, qhi
     void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, const int32_t* bias, int32_t* acc,
@@ -172,15 +173,14 @@ cdef void i8_gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
     cdef const int8_t* res
     cdef i8_tile_store st
     cdef bint fused = not op.p.out_f32 and op.res_off == NULL     # (the tile stores its rows itself)
-    st.zero, st.qlo, st.qhi = op.p.out_zero, op.p.qlo, op.p.qhi
+    st.zero, st.qlo, st.qhi, st.base = op.p.out_zero, op.p.qlo, op.p.qhi, base
     for n in range(n0, n1):
         p0 = n * I8_NR
         i8_pack_panel(panel, <const int8_t*>base, op.in_off + g * op.p.cin_g, op.p.cin_g, kp, p0)
         for t in range(t0, t1):
             o = g * op.p.cout_g + t * I8_MR
             st.rows, st.n, st.mult = min(I8_MR, op.p.cout_g - t * I8_MR), min(I8_NR, npix - p0), op.mult + o
-            for r in range(st.rows):
-                st.out[r] = <int8_t*>(base + op.out_off[o + r]) + p0
+            st.off, st.p0 = op.out_off + o, p0
             i8_gemm_tile(op.qw + (g * op.p.m_tiles + t) * I8_MR * kp * I8_ELEM_BYTES, panel, kp,
                          op.qb + (g * op.p.m_tiles + t) * I8_MR, acc, &st if fused else NULL)
             if fused:
@@ -191,8 +191,8 @@ cdef void i8_gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
                     i8_store_f32(<float*>(base + op.out_off[o + r]) + p0, acc + r * I8_NR, st.n, 0, op.mult[o + r],
                                  op.p.lo, op.p.hi, res, op.p.in2_zero, op.p.in2_scale)
                 else:
-                    i8_store_q(st.out[r], acc + r * I8_NR, st.n, 0, op.mult + o + r, 0, op.p.out_zero, op.p.qlo,
-                               op.p.qhi, res, op.p.in2_zero, op.p.in2_scale)
+                    i8_store_q(<int8_t*>(base + op.out_off[o + r]) + p0, acc + r * I8_NR, st.n, 0, op.mult + o + r, 0,
+                               op.p.out_zero, op.p.qlo, op.p.qhi, res, op.p.in2_zero, op.p.in2_scale)
 
 
 # -- the microkernels driven alone (tests/test_int8_kernels.py) --------------------

@@ -389,6 +389,34 @@ static void i8_dot_rows(int32_t* restrict acc, int32_t* restrict xz, const int8_
                         int64_t cin, const int8_t* w, int64_t n, int32_t zero)
 {
     int64_t c, o;
+#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+    /* q gathered as bytes, then sum(q * w) - zero * sum(w) 16 at a time
+     * (sdot; or smull + smlal summing two products in int16, sadalp) */
+    int8_t* xq = (int8_t*)xz;
+    for (c = 0; c < cin; c++)
+        xq[c] = base[off[c]];
+    for (o = 0; o < n; o++) {
+        const int8_t* wo = w + o * cin;
+        int32x4_t sq = vdupq_n_s32(0), sw = sq;
+        for (c = 0; c + 16 <= cin; c += 16) {
+            int8x16_t wv = vld1q_s8(wo + c), xv = vld1q_s8(xq + c);
+#if defined(ENGINE_ISA_NEON_DOT)
+            sq = vdotq_s32(sq, wv, xv);
+            sw = vdotq_s32(sw, wv, vdupq_n_s8(1));
+#else
+            int16x8_t p = vmull_s8(vget_low_s8(wv), vget_low_s8(xv));
+            sq = vpadalq_s16(sq, vmlal_s8(p, vget_high_s8(wv), vget_high_s8(xv)));
+            sw = vpadalq_s16(sw, vpaddlq_s8(wv));
+#endif
+        }
+        int32x4_t t = vsubq_s32(sq, vmulq_n_s32(sw, zero));
+        int32x2_t h = vadd_s32(vget_low_s32(t), vget_high_s32(t));
+        int32_t sum = vget_lane_s32(vpadd_s32(h, h), 0);
+        for (; c < cin; c++)
+            sum += ((int32_t)xq[c] - zero) * wo[c];
+        acc[o] = sum;
+    }
+#else
     for (c = 0; c < cin; c++)
         xz[c] = (int32_t)base[off[c]] - zero;
     for (o = 0; o < n; o++) {
@@ -397,6 +425,7 @@ static void i8_dot_rows(int32_t* restrict acc, int32_t* restrict xz, const int8_
             sum += xz[c] * w[o * cin + c];
         acc[o] = sum;
     }
+#endif
 }
 
 /* int8 outputs from sums: mult per output channel (mult_step 0) or per
@@ -648,13 +677,20 @@ static void i8_pack_panel(uint8_t* restrict panel, const int8_t* base, const int
 
 /* The requantizing store of a tile's rows (int8 outputs with one
  * multiplier per row, no residual: the common 1x1), fused into the tile
- * where it can be: out[r] gets n pixels of row r < rows. */
+ * where it can be: row r < rows's n pixels go to base + off[r] + p0 (the
+ * offset table read here: no per-tile table of pointers to fill). */
 typedef struct {
-    int8_t* out[I8_MR];
-    int64_t rows, n;
+    char* base;
+    const int64_t* off;
+    int64_t p0, rows, n;
     const float* mult;
     int32_t zero, qlo, qhi;
 } i8_tile_store;
+
+static inline int8_t* i8_tile_out(const i8_tile_store* st, int64_t r)
+{
+    return (int8_t*)(st->base + st->off[r]) + st->p0;
+}
 
 #if defined(ENGINE_ISA_NEON_DOT) || defined(ENGINE_ISA_NEON)
 /* A NEON tile's rows c[r] (8 sums each) to acc, or with st and whole rows
@@ -669,7 +705,7 @@ static inline void i8_tile_rows(int32x4_t c[I8_MR][2], int32_t* restrict acc, co
 #pragma GCC unroll 12
         for (r = 0; r < I8_MR; r++)
             if (r < st->rows)
-                i8_row_q8(st->out[r], c[r][0], c[r][1], st->mult[r], vz, lo, hi);
+                i8_row_q8(i8_tile_out(st, r), c[r][0], c[r][1], st->mult[r], vz, lo, hi);
         return;
     }
 #pragma GCC unroll 12
@@ -679,7 +715,7 @@ static inline void i8_tile_rows(int32x4_t c[I8_MR][2], int32_t* restrict acc, co
     }
     if (st != NULL)
         for (r = 0; r < st->rows; r++)
-            i8_store_q(st->out[r], acc + r * I8_NR, st->n, 0, st->mult + r, 0, st->zero, st->qlo, st->qhi,
+            i8_store_q(i8_tile_out(st, r), acc + r * I8_NR, st->n, 0, st->mult + r, 0, st->zero, st->qlo, st->qhi,
                        NULL, 0, 0);
 }
 #endif
@@ -696,8 +732,8 @@ static inline void i8_tile_rows(int32x4_t c[I8_MR][2], int32_t* restrict acc, co
 #define I8_ACC_STORE(r) _mm512_storeu_si512(acc + (r) * 32, a##r##0); _mm512_storeu_si512(acc + (r) * 32 + 16, a##r##1);
 #define I8_ROW_Q(r) if ((r) < st->rows) { \
     __m512 m = _mm512_set1_ps(st->mult[r]); \
-    _mm_mask_storeu_epi8(st->out[r], k0, i8_requant16(a##r##0, m, lim, vz, vlo, vhi)); \
-    _mm_mask_storeu_epi8(st->out[r] + 16, k1, i8_requant16(a##r##1, m, lim, vz, vlo, vhi)); }
+    _mm_mask_storeu_epi8(i8_tile_out(st, r), k0, i8_requant16(a##r##0, m, lim, vz, vlo, vhi)); \
+    _mm_mask_storeu_epi8(i8_tile_out(st, r) + 16, k1, i8_requant16(a##r##1, m, lim, vz, vlo, vhi)); }
 #define I8_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 
 static inline __m128i i8_requant16(__m512i a, __m512 m, __m512 lim, __m512i vz, __m128i vlo, __m128i vhi)
@@ -753,7 +789,7 @@ static void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, cons
     I8_ROWS6(I8_AVX2_STORE)
     if (st != NULL)
         for (r = 0; r < st->rows; r++)
-            i8_store_q(st->out[r], acc + r * I8_NR, st->n, 0, st->mult + r, 0, st->zero, st->qlo, st->qhi,
+            i8_store_q(i8_tile_out(st, r), acc + r * I8_NR, st->n, 0, st->mult + r, 0, st->zero, st->qlo, st->qhi,
                        NULL, 0, 0);
 }
 #elif defined(ENGINE_ISA_NEON_DOT)
@@ -886,7 +922,7 @@ static void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, cons
     memcpy(acc, c, sizeof(c));
     if (st != NULL)
         for (r = 0; r < st->rows; r++)
-            i8_store_q(st->out[r], acc + r * I8_NR, st->n, 0, st->mult + r, 0, st->zero, st->qlo, st->qhi,
+            i8_store_q(i8_tile_out(st, r), acc + r * I8_NR, st->n, 0, st->mult + r, 0, st->zero, st->qlo, st->qhi,
                        NULL, 0, 0);
 }
 #endif
