@@ -39,7 +39,7 @@ from engine.ops.activations import clamp_bounds
 from engine.ops.conv import conv2d, windows
 from engine.ops.pool import avgpool_divisors, global_divisor, padded
 from engine.ops.quant import (FLOAT_OUTPUT_OPS, INT8_RANGE, WEIGHT_RANGE, fma32, layer_arithmetic, pool_multipliers, q_bounds,
-                              quantize_multiplier, ratio, requantize)
+                              quantize_multiplier, ratio, requantize, sums_fit)
 
 KERNEL_STEPS = 1        # a kernel's int8 outputs against the reference's, in steps of q at most
 SHARES_INPUT_SCALE = ('maxpool',)      # int8 layers whose output keeps their input's quantization
@@ -456,12 +456,11 @@ def quantize_graph(graph, ranges, keep=None):
 
 
 def _sums_fit(node, in_quant):
-    """Whether a layer's int32 sums hold its bias at in_quant's scale and its
-    largest products: |bias / (input scale * weight scale)| + K * 255 * 127."""
+    """Whether a float32 layer's int32 sums would hold its bias at in_quant's
+    scale and its largest products (ops/quant.py: sums_fit, the planner's rule)."""
     w = node.params['weight']
     sw = weight_scales(w).astype(np.float64)
-    qb = np.abs(np.rint(np.asarray(node.params['bias'], np.float64) / (in_quant[0] * sw)))
-    return qb.max(initial=0) + w[0].size * 255 * 127 < 1 << 31
+    return sums_fit(np.rint(np.asarray(node.params['bias'], np.float64) / (in_quant[0] * sw)), w[0].size)
 
 
 def sqnr_db(reference, test):

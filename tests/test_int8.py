@@ -254,10 +254,10 @@ def test_malformed_int8_graphs_are_refused(shufflenet, case, message):
         validate(bad)
 
 
-def test_a_multiplier_beyond_float32_is_refused(shufflenet):
-    """Scales valid one by one whose ratio no float32 holds (a hostile file):
-    a ValueError naming the layer when the model is planned, not an int8
-    answer from an infinite multiplier."""
+def test_a_multiplier_beyond_float32_or_sums_beyond_int32_are_refused(shufflenet):
+    """Scales valid one by one whose ratio no float32 holds, or a bias that
+    int32 sums cannot hold (a hostile file): a ValueError naming the layer
+    when the model is planned, not a wrong int8 answer."""
     graph, xc, xt = shufflenet
     q, _ = int8.quantize_graph(graph, int8.calibrate(graph, xc[:2], 'minmax'))
     node = next(n for n in q.nodes if n.name == 'stage2.0.branch2.0')
@@ -265,6 +265,12 @@ def test_a_multiplier_beyond_float32_is_refused(shufflenet):
     validate(bad)
     with pytest.raises(ValueError, match="layer 'stage2.0.branch2.0': its scales give a multiplier beyond float32"):
         engine.Model(bad).run(xt)       # (planned for its first input's shape)
+    # a bias that int32 holds but not with the sums beside it, in a file (quantize keeps such a layer float32)
+    sx = next(n for n in q.nodes if n.name == node.inputs[0]).attrs['quant'][0]
+    qb = (1 << 31) - 1000 - 255 * 127 * node.params['weight'][0].size // 2
+    bad = _bad(q, node.name, params={**node.params, 'bias': qb * sx * node.params['weight_scale'].astype(np.float64)})
+    with pytest.raises(ValueError, match="layer 'stage2.0.branch2.0': its bias and sums overflow int32"):
+        engine.Model(bad).run(xt)
 
 
 # -- calibration ----------------------------------------------------------------------

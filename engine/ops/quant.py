@@ -59,6 +59,13 @@ def multipliers32(values, what):
     return m
 
 
+def sums_fit(qb, k):
+    """Whether int32 sums hold a layer's bias qb (in the sums' scale) and k
+    products of the largest size: an input difference (q - zero point; the
+    AVX-512 panel's q + 128) of at most 255 times a weight of at most 127."""
+    return np.abs(qb).max(initial=0) + k * 255 * 127 < 1 << 31
+
+
 def layer_arithmetic(node, in_quant):
     """An int8 convolution's or fully connected layer's numbers, as its
     kernel takes them: (bias in the sums' scale (int32), multiplier per
@@ -68,8 +75,8 @@ def layer_arithmetic(node, in_quant):
     sw = node.params['weight_scale'].astype(np.float64)
     bias = node.params.get('bias')
     qb = np.zeros(len(sw), np.int64) if bias is None else np.rint(np.asarray(bias, np.float64) / (sx * sw))
-    if np.abs(qb).max(initial=0) >= 1 << 31:
-        raise ValueError(f'layer {node.name!r}: its bias overflows int32 at its scales')
+    if not sums_fit(qb, node.params['weight'][0].size):
+        raise ValueError(f'layer {node.name!r}: its bias and sums overflow int32 at its scales')
     quant = node.attrs.get('quant')
     mult = sx * sw / (1.0 if quant is None else quant[0])
     return qb.astype(np.int32), multipliers32(mult, f'layer {node.name!r}')
