@@ -312,13 +312,59 @@ def test_window_sums(window, plane, weights):
     wt = rng.integers(-127, 128, (kh, kw)) if weights else None
     zero = 13
     got = isa.ukernel_i8_window_sums(x, wt, zero, out_h, out_w, (kh, kw), stride, pad, dil)
-    fill = 0 if weights else -10 ** 6
+    np.testing.assert_array_equal(got, window_reference(x, wt, zero, window))
+
+
+def window_reference(x, wt, zero, window):
+    """NumPy's window sums of (x - zero) * wt (wt None: maxima of x), the
+    padding adding nothing."""
+    (kh, kw), stride, pad, dil = window
+    (h, w), (out_h, out_w) = x.shape, window_out(window, x.shape)
+    fill = 0 if wt is not None else -10 ** 6
     xp = np.full((h + 2 * pad[0], w + 2 * pad[1]), fill, np.int64)
-    xp[pad[0]:pad[0] + h, pad[1]:pad[1] + w] = x.astype(np.int64) - (zero if weights else 0)
-    want = np.zeros((out_h, out_w), np.int64) if weights else np.full((out_h, out_w), -128, np.int64)
+    xp[pad[0]:pad[0] + h, pad[1]:pad[1] + w] = x.astype(np.int64) - (zero if wt is not None else 0)
+    want = np.zeros((out_h, out_w), np.int64) if wt is not None else np.full((out_h, out_w), -128, np.int64)
     for i in range(kh):
         for j in range(kw):
             patch = xp[i * dil[0]:i * dil[0] + stride[0] * (out_h - 1) + 1:stride[0],
                        j * dil[1]:j * dil[1] + stride[1] * (out_w - 1) + 1:stride[1]]
-            want = want + patch * wt[i, j] if weights else np.maximum(want, patch)
-    np.testing.assert_array_equal(got, want)
+            want = want + patch * wt[i, j] if wt is not None else np.maximum(want, patch)
+    return want
+
+
+# strides 1 and 2 undilated: straight from the plane on NEON (the taps in
+# registers up to 7 x 7); the others through the window sums everywhere
+DW_WINDOWS = WINDOWS + [((5, 5), (1, 1), (2, 2), (1, 1)), ((7, 7), (2, 2), (3, 3), (1, 1)),
+                        ((7, 7), (1, 1), (0, 0), (1, 1)), ((9, 9), (1, 1), (4, 4), (1, 1))]
+DW_PLANES = [(1, 1), (2, 2), (7, 7), (9, 8), (5, 9), (14, 14), (3, 17), (11, 33)]
+
+
+@pytest.mark.parametrize('window, plane', [(w, p) for w in DW_WINDOWS for p in DW_PLANES
+                                           if min(window_out(w, p)) >= 1],
+                         ids=lambda v: 'x'.join(map(str, v)) if isinstance(v[0], int) else
+                         'k{}s{}p{}d{}'.format(*[a[0] for a in v]))
+@pytest.mark.parametrize('bounds', [(-128, 127), (3, 127)], ids=['full', 'relu'])
+def test_depthwise_plane(window, plane, bounds):
+    """One depthwise plane to int8 (i8_dw_plane: on NEON straight from a
+    padded copy of the plane for strides 1 and 2) against NumPy: sums plus
+    bias, times the multiplier in float32, rounded half to even, plus the
+    zero point, clamped; at the extremes of int8 (the largest sums
+    saturating), and not a byte past the plane written."""
+    from engine.kernels import isa
+    from engine.ops.quant import requantize
+    (kh, kw), stride, pad, dil = window
+    out_h, out_w = window_out(window, plane)
+    rng = np.random.default_rng(plane[0] * 31 + plane[1] * 7 + kh)
+    x = rng.integers(-128, 128, plane).astype(np.int8)
+    x[0, :] = -128
+    wt = rng.integers(-127, 128, (kh, kw))
+    wt[0, :] = 127                  # (with the row above: the largest products)
+    in_zero, zero = 13, 3
+    bias = 1000 - int(np.median(window_reference(x, wt, in_zero, window)))   # (about half below the zero point)
+    sums = window_reference(x, wt, in_zero, window) + bias
+    mult = np.float32(160 / max(np.abs(sums).max(), 1))         # (the largest sums saturate)
+    got = isa.ukernel_i8_dw_plane(x, wt, in_zero, bias, mult, zero, *bounds, out_h, out_w, (kh, kw), stride, pad, dil)
+    want = requantize(sums.astype(np.float32) * mult, [None, zero], bounds)
+    np.testing.assert_array_equal(got[:out_h * out_w].reshape(out_h, out_w), want)
+    np.testing.assert_array_equal(got[out_h * out_w:], 0x5a)
+    assert len(np.unique(want)) >= min(8, want.size // 4) and set(bounds) & set(want.ravel())

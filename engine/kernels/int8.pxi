@@ -31,6 +31,10 @@ cdef extern from "ukernels_int8.h" nogil:
         int32_t zero, qlo, qhi
     void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, const int32_t* bias, int32_t* acc,
                       const i8_tile_store* st)
+    void i8_dw_plane(int8_t* out, int32_t* acc, const int8_t* x, const int8_t* w, int32_t in_zero, int32_t bias,
+                     float mult, int32_t zero, int32_t qlo, int32_t qhi, int64_t in_h, int64_t in_w, int64_t out_h,
+                     int64_t out_w, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                     int64_t dh, int64_t dw)
     void i8_store_q(int8_t* out, const int32_t* acc, int64_t n, int32_t bias, const float* mult,
                     int64_t mult_step, int32_t zero, int32_t qlo, int32_t qhi, const int8_t* res,
                     int32_t res_zero, float res_mult)
@@ -98,6 +102,15 @@ cdef void store_plane(const Op* op, char* base, int64_t c, const int32_t* acc, i
                    op.p.in2_zero, op.p.in2_scale)
 
 
+cdef inline void dw_plane(const Op* op, char* base, int64_t c, int32_t* acc) noexcept nogil:
+    """Output channel c of a depthwise convolution to int8, without a
+    residual: straight from its input plane where the module can."""
+    i8_dw_plane(<int8_t*>(base + op.out_off[c]), acc, <const int8_t*>(base + op.in_off[c // op.p.cout_g]),
+                op.qw + c * op.p.kh * op.p.kw, op.p.in_zero, op.qb[c], op.mult[c], op.p.out_zero, op.p.qlo, op.p.qhi,
+                op.p.in_h, op.p.in_w, op.p.out_h, op.p.out_w, op.p.kh, op.p.kw, op.p.sh, op.p.sw, op.p.ph, op.p.pw,
+                op.p.dh, op.p.dw)
+
+
 cdef void i8_conv_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
     """job = (image, run of per_job output channels), each reading its
     group's cin_g input planes."""
@@ -107,6 +120,7 @@ cdef void i8_conv_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
     cdef int64_t npix = op.p.out_h * op.p.out_w, taps = op.p.cin_g * op.p.kh * op.p.kw
     cdef int64_t c1 = min(c0 + op.p.per_job, op.p.n_out), g
     cdef bint dots = npix == 1 and taps == op.p.cin_g     # fully connected: one sum per channel
+    cdef bint dw = op.p.cin_g == 1 and not op.p.out_f32 and op.res_off == NULL
     if dots:        # (each group's run of channels at once)
         c = c0
         while c < c1:
@@ -117,6 +131,8 @@ cdef void i8_conv_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
     for c in range(c0, c1):
         if dots:
             store_plane(op, base, c, acc + c - c0, op.qb[c], op.mult + c, 0, op.p.out_zero)
+        elif dw:
+            dw_plane(op, base, c, acc)
         else:
             sums(op, acc, base, c // op.p.cout_g * op.p.cin_g, op.p.cin_g, op.qw + c * taps)
             store_plane(op, base, c, acc, op.qb[c], op.mult + c, 0, op.p.out_zero)
@@ -242,3 +258,25 @@ def ukernel_i8_window_sums(const int8_t[:, ::1] x, w, int zero, int64_t out_h, i
     i8_window_sums(&sv[0], &xv[0], &zero_off, 1, wp, zero, x.shape[0], x.shape[1], out_h, out_w, kh, kw, sh, sw,
                    ph, pw, dh, dw)
     return scratch[:out_h * out_w].reshape(out_h, out_w).copy()
+
+
+def ukernel_i8_dw_plane(const int8_t[:, ::1] x, w, int in_zero, int bias, float mult, int zero, int qlo, int qhi,
+                        int64_t out_h, int64_t out_w, kernel, stride, padding, dilation):
+    """One depthwise output plane stored as int8 by i8_dw_plane (w: int8 kh x
+    kw weights), into a buffer of out_h x out_w bytes and 16 more holding
+    0x5a, returned whole (the kernel must leave those 16 alone)."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    w = np.ascontiguousarray(w, np.int8).ravel()
+    if w.shape[0] != kh * kw:
+        raise ValueError(f'w: {kh * kw} weights')
+    cdef const int8_t[::1] wv = w
+    scratch = np.zeros(i8_window_scratch(out_h, out_w, kh, kw, sh, sw, dh, dw) + 16, np.int32)
+    cdef int32_t[::1] sv = scratch
+    plane = np.zeros(x.shape[0] * x.shape[1] + 64, np.int8)     # (the kernels read a little past a plane)
+    plane[:x.shape[0] * x.shape[1]] = np.asarray(x).ravel()
+    cdef const int8_t[::1] xv = plane
+    out = np.full(out_h * out_w + 16, 0x5a, np.int8)
+    cdef int8_t[::1] ov = out
+    i8_dw_plane(&ov[0], &sv[0], &xv[0], &wv[0], in_zero, bias, mult, zero, qlo, qhi, x.shape[0], x.shape[1],
+                out_h, out_w, kh, kw, sh, sw, ph, pw, dh, dw)
+    return out

@@ -119,15 +119,47 @@ static inline int64_t i8_frame_width(int64_t out_w, int64_t kw, int64_t s)
     return out_w + (kw - 1) / s;
 }
 
+#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+#define I8_TAPS_MAX 49      /* (7 x 7: the taps held in registers; larger windows: the loops) */
+/* i8_dw_plane's padded int8 plane (NEON, below): rows s (out_h - 1) + kh
+ * of s (out_w - 1) + kw bytes, then slack for the loads of a narrow row's
+ * 8 outputs (up to 14 + kw + 16 bytes from the last row's start) */
+#define I8_PAD_SLACK 32
+
+static inline int i8_dw_direct(int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t kh, int64_t kw)
+{
+    return sh == sw && (sh == 1 || sh == 2) && dh == 1 && dw == 1 && kh * kw <= I8_TAPS_MAX;
+}
+
+static inline int64_t i8_padded_width(int64_t out_w, int64_t kw, int64_t s)
+{
+    return s * (out_w - 1) + kw;
+}
+
+static inline int64_t i8_padded_bytes(int64_t out_h, int64_t out_w, int64_t kh, int64_t kw, int64_t s)
+{
+    return (s * (out_h - 1) + kh) * i8_padded_width(out_w, kw, s) + I8_PAD_SLACK;
+}
+#endif
+
 /* int32s of scratch i8_window_sums takes: the sums (rows of fw, or out_w),
- * then the frames (int16, a row of slack each) */
+ * then the frames (int16, a row of slack each); on NEON at least
+ * i8_dw_plane's padded plane */
 static inline int64_t i8_window_scratch(int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
                                         int64_t sh, int64_t sw, int64_t dh, int64_t dw)
 {
-    if (!i8_framed(sh, sw, dh, dw, kw))
-        return out_h * out_w;
-    int64_t fw = i8_frame_width(out_w, kw, sh), fh = out_h + (kh - 1) / sh;
-    return out_h * fw + (sh * sh * (fh + 1) * fw + 1) / 2 + 16;
+    int64_t need = out_h * out_w;
+    if (i8_framed(sh, sw, dh, dw, kw)) {
+        int64_t fw = i8_frame_width(out_w, kw, sh), fh = out_h + (kh - 1) / sh;
+        need = out_h * fw + (sh * sh * (fh + 1) * fw + 1) / 2 + 16;
+    }
+#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+    if (i8_dw_direct(sh, sw, dh, dw, kh, kw)) {
+        int64_t padded = (i8_padded_bytes(out_h, out_w, kh, kw, sh) + 3) / 4;
+        need = need > padded ? need : padded;
+    }
+#endif
+    return need;
 }
 
 /* dst[j] = src[j * s] - sub (s 1 or 2) for j < n */
@@ -218,7 +250,6 @@ static void i8_window_rows(int32_t* restrict acc, const int16_t* frames, const i
 }
 
 #if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
-#define I8_TAPS_MAX 49      /* (7 x 7; larger windows: i8_window_rows) */
 /* i8_window_rows with every tap per 8 pixels, the sums in registers (GCC's
  * loops reload and store acc per tap row); taps a constant where inlined */
 static inline __attribute__((always_inline)) void i8_taps(int32_t* restrict acc, const int16_t* const* f,
@@ -504,6 +535,153 @@ static void i8_store_f32(float* restrict out, const int32_t* acc, int64_t n, int
             y = fmaf((float)((int32_t)res[i] - res_zero), res_mult, y);
         out[i] = y < lo ? lo : y > hi ? hi : y;
     }
+}
+
+/* -- depthwise planes straight to int8 --------------------------------------------
+ * One output plane of a single-plane convolution (depthwise), int8 with one
+ * multiplier and no residual: out = clamp(round(float32(sums + bias) * mult)
+ * + zero).  On NEON, strides 1 and 2 without dilation: from a padded int8
+ * copy of the plane (the padding: the input's zero point, so every tap
+ * reads a q and zero x sum(w) comes off the bias), 8 outputs at a time with
+ * every tap in registers, requantized from them.  Elsewhere: the plane's sums
+ * (i8_window_sums, into acc) then i8_store_q. */
+#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+/* dst[0, n) = src[0, n), 16 or 8 bytes at a time, the last ones overlapping */
+static inline void i8_copy_row(int8_t* restrict dst, const int8_t* restrict src, int64_t n)
+{
+    int64_t j = 0;
+    if (n >= 16) {
+        for (; j + 16 < n; j += 16)
+            vst1q_s8(dst + j, vld1q_s8(src + j));
+        vst1q_s8(dst + n - 16, vld1q_s8(src + n - 16));
+    } else if (n >= 8) {
+        vst1_s8(dst, vld1_s8(src));
+        vst1_s8(dst + n - 8, vld1_s8(src + n - 8));
+    } else {
+        for (; j < n; j++)
+            dst[j] = src[j];
+    }
+}
+
+/* x's rows and columns [-ph, rows - ph) x [-pw, width - pw) into p (rows
+ * of width bytes), fill outside x */
+static void i8_pad_plane(int8_t* restrict p, const int8_t* restrict x, int8_t fill, int64_t in_h, int64_t in_w,
+                         int64_t rows, int64_t width, int64_t ph, int64_t pw)
+{
+    int64_t c0 = pw < width ? pw : width, c1 = pw + in_w < width ? pw + in_w : width, r, j;
+    int8x16_t f = vdupq_n_s8(fill);
+    for (j = 0; j + 16 <= rows * width; j += 16)
+        vst1q_s8(p + j, f);
+    for (; j < rows * width; j++)
+        p[j] = fill;
+    for (r = ph > 0 ? ph : 0; r < rows && r - ph < in_h; r++)
+        if (c1 > c0)
+            i8_copy_row(p + r * width + c0, x + (r - ph) * in_w + c0 - pw, c1 - c0);
+}
+
+/* 8 bytes of p, every s-th (taps kx and kx + 1 of stride 2 share an ld2) */
+#define I8_DW_TAP(q, kx, s, pair) ((s) == 1 ? vld1_s8((q) + (kx)) : \
+    ((kx) % 2 == 0 ? ((pair) = vld2_s8((q) + (kx))).val[0] : (pair).val[1]))
+
+/* The sums of 8 outputs whose taps start at q: products of two taps summed
+ * in int16 (|q w| <= 128 x 127: two fit), then widened into the sums */
+static inline __attribute__((always_inline)) int32x4x2_t i8_dw8(const int8_t* q, int64_t width, const int8x8_t* wv,
+                                                               int64_t kh, int64_t kw, int64_t s, int32x4_t vb)
+{
+    int32x4x2_t a = {{vb, vb}};
+    int16x8_t h = vdupq_n_s16(0);
+    int8x8x2_t pair;
+    int64_t ky, kx;
+    int pending = 0;
+    for (ky = 0; ky < kh; ky++)
+        for (kx = 0; kx < kw; kx++) {
+            int8x8_t v = I8_DW_TAP(q + ky * width, kx, s, pair);
+            if (!pending) {
+                h = vmull_s8(v, wv[ky * kw + kx]);
+            } else {
+                h = vmlal_s8(h, v, wv[ky * kw + kx]);
+                a.val[0] = vaddw_s16(a.val[0], vget_low_s16(h));
+                a.val[1] = vaddw_s16(a.val[1], vget_high_s16(h));
+            }
+            pending = !pending;
+        }
+    if (pending) {
+        a.val[0] = vaddw_s16(a.val[0], vget_low_s16(h));
+        a.val[1] = vaddw_s16(a.val[1], vget_high_s16(h));
+    }
+    return a;
+}
+
+/* The outputs from the padded plane p, 8 at a time: a row's last 8
+ * overlapping those before; rows narrower than 8 by 8 lanes too, their
+ * store running into the next row (stored again after) except where it
+ * would pass the plane's end (a copy of the lanes wanted).  Inlined with
+ * constant taps and stride: the loads' offsets fold. */
+static inline __attribute__((always_inline)) void i8_dw_rows(int8_t* restrict out, const int8_t* p, int64_t width,
+                                                             const int8_t* w, int64_t kh, int64_t kw, int64_t s,
+                                                             int32_t bias, float m, int32_t zero, int32_t qlo,
+                                                             int32_t qhi, int64_t out_h, int64_t out_w)
+{
+    int8x8_t wv[I8_TAPS_MAX];
+    int64_t oy, ox, t;
+    for (t = 0; t < kh * kw; t++)
+        wv[t] = vdup_n_s8(w[t]);
+    int32x4_t vb = vdupq_n_s32(bias), vz = vdupq_n_s32(zero);
+    int8x8_t lo = vdup_n_s8((int8_t)qlo), hi = vdup_n_s8((int8_t)qhi);
+    for (oy = 0; oy < out_h; oy++) {
+        const int8_t* row = p + oy * s * width;
+        int8_t* dst = out + oy * out_w;
+        int32x4x2_t a;
+        for (ox = 0; ox + 8 <= out_w; ox += 8) {
+            a = i8_dw8(row + ox * s, width, wv, kh, kw, s, vb);
+            i8_row_q8(dst + ox, a.val[0], a.val[1], m, vz, lo, hi);
+        }
+        if (ox == out_w)
+            continue;
+        if (out_w >= 8) {
+            a = i8_dw8(row + (out_w - 8) * s, width, wv, kh, kw, s, vb);
+            i8_row_q8(dst + out_w - 8, a.val[0], a.val[1], m, vz, lo, hi);
+        } else {        /* a narrow row */
+            a = i8_dw8(row, width, wv, kh, kw, s, vb);
+            if (oy * out_w + 8 <= out_h * out_w) {
+                i8_row_q8(dst, a.val[0], a.val[1], m, vz, lo, hi);
+            } else {
+                int8_t lanes[8];
+                i8_row_q8(lanes, a.val[0], a.val[1], m, vz, lo, hi);
+                memcpy(dst, lanes, (size_t)out_w);
+            }
+        }
+    }
+}
+#undef I8_DW_TAP
+#endif
+
+static void i8_dw_plane(int8_t* restrict out, int32_t* restrict acc, const int8_t* x, const int8_t* w,
+                        int32_t in_zero, int32_t bias, float mult, int32_t zero, int32_t qlo, int32_t qhi,
+                        int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
+                        int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw)
+{
+#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+    if (i8_dw_direct(sh, sw, dh, dw, kh, kw)) {
+        int64_t t, width = i8_padded_width(out_w, kw, sh);
+        int8_t* p = (int8_t*)acc;
+        for (t = 0; t < kh * kw; t++)
+            bias -= in_zero * w[t];
+        i8_pad_plane(p, x, (int8_t)in_zero, in_h, in_w, sh * (out_h - 1) + kh, width, ph, pw);
+        if (kh == 3 && kw == 3 && sh == 1)
+            i8_dw_rows(out, p, width, w, 3, 3, 1, bias, mult, zero, qlo, qhi, out_h, out_w);
+        else if (kh == 3 && kw == 3)
+            i8_dw_rows(out, p, width, w, 3, 3, 2, bias, mult, zero, qlo, qhi, out_h, out_w);
+        else if (sh == 1)
+            i8_dw_rows(out, p, width, w, kh, kw, 1, bias, mult, zero, qlo, qhi, out_h, out_w);
+        else
+            i8_dw_rows(out, p, width, w, kh, kw, 2, bias, mult, zero, qlo, qhi, out_h, out_w);
+        return;
+    }
+#endif
+    int64_t origin = 0;
+    i8_window_sums(acc, x, &origin, 1, w, in_zero, in_h, in_w, out_h, out_w, kh, kw, sh, sw, ph, pw, dh, dw);
+    i8_store_q(out, acc, out_h * out_w, bias, &mult, 0, zero, qlo, qhi, NULL, 0, 0);
 }
 
 /* add: q = round(fmaf(b - b_zero, b_mult, (a - a_zero) * a_mult)) + zero, clamped */
