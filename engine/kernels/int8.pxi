@@ -35,6 +35,9 @@ cdef extern from "ukernels_int8.h" nogil:
                      float mult, int32_t zero, int32_t qlo, int32_t qhi, int64_t in_h, int64_t in_w, int64_t out_h,
                      int64_t out_w, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
                      int64_t dh, int64_t dw)
+    void i8_max_plane(int8_t* out, int32_t* acc, const int8_t* x, int32_t qlo, int32_t qhi, int64_t in_h,
+                      int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                      int64_t ph, int64_t pw, int64_t dh, int64_t dw)
     void i8_store_q(int8_t* out, const int32_t* acc, int64_t n, int32_t bias, const float* mult,
                     int64_t mult_step, int32_t zero, int32_t qlo, int32_t qhi, const int8_t* res,
                     int32_t res_zero, float res_mult)
@@ -147,6 +150,11 @@ cdef void i8_window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noex
     cdef int32_t* acc = <int32_t*>(ctx.scratch + tid * ctx.scratch_bytes)
     cdef bint is_max = op.p.mode == WINDOW_MAX
     for c in range(c0, min(c0 + op.p.per_job, op.p.n_out)):
+        if is_max and not op.p.out_f32 and op.res_off == NULL:     # (straight from the plane where the module can)
+            i8_max_plane(<int8_t*>(base + op.out_off[c]), acc, <const int8_t*>(base + op.in_off[c]), op.p.qlo,
+                         op.p.qhi, op.p.in_h, op.p.in_w, op.p.out_h, op.p.out_w, op.p.kh, op.p.kw, op.p.sh, op.p.sw,
+                         op.p.ph, op.p.pw, op.p.dh, op.p.dw)
+            continue
         sums(op, acc, base, c, 1, NULL if is_max else op.qw)
         if is_max:
             store_plane(op, base, c, acc, 0, &ONE, 0, 0)
@@ -260,16 +268,20 @@ def ukernel_i8_window_sums(const int8_t[:, ::1] x, w, int zero, int64_t out_h, i
     return scratch[:out_h * out_w].reshape(out_h, out_w).copy()
 
 
-def ukernel_i8_dw_plane(const int8_t[:, ::1] x, w, int in_zero, int bias, float mult, int zero, int qlo, int qhi,
-                        int64_t out_h, int64_t out_w, kernel, stride, padding, dilation):
-    """One depthwise output plane stored as int8 by i8_dw_plane (w: int8 kh x
-    kw weights), into a buffer of out_h x out_w bytes and 16 more holding
-    0x5a, returned whole (the kernel must leave those 16 alone)."""
+def ukernel_i8_window_plane(const int8_t[:, ::1] x, w, int in_zero, int bias, float mult, int zero, int qlo,
+                            int qhi, int64_t out_h, int64_t out_w, kernel, stride, padding, dilation):
+    """One output plane stored as int8: of a depthwise convolution by
+    i8_dw_plane (w: int8 kh x kw weights), or of max pooling by i8_max_plane
+    (w None: in_zero, bias, mult and zero unused); into a buffer of out_h x
+    out_w bytes and 16 more holding 0x5a, returned whole (the kernel must
+    leave those 16 alone)."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-    w = np.ascontiguousarray(w, np.int8).ravel()
-    if w.shape[0] != kh * kw:
-        raise ValueError(f'w: {kh * kw} weights')
-    cdef const int8_t[::1] wv = w
+    cdef const int8_t[::1] wv
+    if w is not None:
+        w = np.ascontiguousarray(w, np.int8).ravel()
+        if w.shape[0] != kh * kw:
+            raise ValueError(f'w: {kh * kw} weights')
+        wv = w
     scratch = np.zeros(i8_window_scratch(out_h, out_w, kh, kw, sh, sw, dh, dw) + 16, np.int32)
     cdef int32_t[::1] sv = scratch
     plane = np.zeros(x.shape[0] * x.shape[1] + 64, np.int8)     # (the kernels read a little past a plane)
@@ -277,6 +289,10 @@ def ukernel_i8_dw_plane(const int8_t[:, ::1] x, w, int in_zero, int bias, float 
     cdef const int8_t[::1] xv = plane
     out = np.full(out_h * out_w + 16, 0x5a, np.int8)
     cdef int8_t[::1] ov = out
-    i8_dw_plane(&ov[0], &sv[0], &xv[0], &wv[0], in_zero, bias, mult, zero, qlo, qhi, x.shape[0], x.shape[1],
-                out_h, out_w, kh, kw, sh, sw, ph, pw, dh, dw)
+    if w is None:
+        i8_max_plane(&ov[0], &sv[0], &xv[0], qlo, qhi, x.shape[0], x.shape[1], out_h, out_w, kh, kw, sh, sw, ph, pw,
+                     dh, dw)
+    else:
+        i8_dw_plane(&ov[0], &sv[0], &xv[0], &wv[0], in_zero, bias, mult, zero, qlo, qhi, x.shape[0], x.shape[1],
+                    out_h, out_w, kh, kw, sh, sw, ph, pw, dh, dw)
     return out

@@ -57,7 +57,7 @@ static inline int32x4_t i8_round4(float32x4_t y)
 }
 
 /* i8_round4 of a y that is not NaN (sums times a finite multiplier): on
- * aarch64 without the clamp, as fcvtns saturates and i8_store8's adds and
+ * aarch64 without the clamp, as fcvtns saturates and i8_narrow8's adds and
  * narrowings saturate, giving what clamping to the limit first gives */
 static inline int32x4_t i8_round4_number(float32x4_t y)
 {
@@ -68,20 +68,26 @@ static inline int32x4_t i8_round4_number(float32x4_t y)
 #endif
 }
 
-/* eight q (+ zero) saturated to int8, clamped to [lo, hi], stored */
-static inline void i8_store8(int8_t* out, int32x4_t q0, int32x4_t q1, int32x4_t vz, int8x8_t lo, int8x8_t hi)
+/* eight q (+ zero) saturated to int8, clamped to [lo, hi] */
+static inline int8x8_t i8_narrow8(int32x4_t q0, int32x4_t q1, int32x4_t vz, int8x8_t lo, int8x8_t hi)
 {
     int16x8_t h = vcombine_s16(vqmovn_s32(vqaddq_s32(q0, vz)), vqmovn_s32(vqaddq_s32(q1, vz)));
-    vst1_s8(out, vmin_s8(vmax_s8(vqmovn_s16(h), lo), hi));
+    return vmin_s8(vmax_s8(vqmovn_s16(h), lo), hi);
+}
+
+/* eight sums (a0, a1) requantized with multiplier m */
+static inline int8x8_t i8_q8(int32x4_t a0, int32x4_t a1, float m, int32x4_t vz, int8x8_t lo, int8x8_t hi)
+{
+    float32x4_t vm = vdupq_n_f32(m);
+    return i8_narrow8(i8_round4_number(vmulq_f32(vcvtq_f32_s32(a0), vm)),
+                      i8_round4_number(vmulq_f32(vcvtq_f32_s32(a1), vm)), vz, lo, hi);
 }
 
 /* eight sums (a0, a1) requantized with multiplier m and stored */
 static inline void i8_row_q8(int8_t* out, int32x4_t a0, int32x4_t a1, float m, int32x4_t vz, int8x8_t lo,
                              int8x8_t hi)
 {
-    float32x4_t vm = vdupq_n_f32(m);
-    i8_store8(out, i8_round4_number(vmulq_f32(vcvtq_f32_s32(a0), vm)),
-              i8_round4_number(vmulq_f32(vcvtq_f32_s32(a1), vm)), vz, lo, hi);
+    vst1_s8(out, i8_q8(a0, a1, m, vz, lo, hi));
 }
 #endif
 
@@ -537,123 +543,155 @@ static void i8_store_f32(float* restrict out, const int32_t* acc, int64_t n, int
     }
 }
 
-/* -- depthwise planes straight to int8 --------------------------------------------
- * One output plane of a single-plane convolution (depthwise), int8 with one
- * multiplier and no residual: out = clamp(round(float32(sums + bias) * mult)
- * + zero).  On NEON, strides 1 and 2 without dilation: from a padded int8
- * copy of the plane (the padding: the input's zero point, so every tap
- * reads a q and zero x sum(w) comes off the bias), 8 outputs at a time with
- * every tap in registers, requantized from them.  Elsewhere: the plane's sums
- * (i8_window_sums, into acc) then i8_store_q. */
+/* -- single-plane windows straight to int8 ----------------------------------------
+ * One output plane of a depthwise convolution (int8, one multiplier, no
+ * residual: out = clamp(round(float32(sums + bias) * mult) + zero)) or of
+ * max pooling (int8: out = clamp(max)).  On NEON, strides 1 and 2 without
+ * dilation: from a padded int8 copy of the plane (the padding: the input's
+ * zero point, so that every tap reads a q and zero x sum(w) comes off the
+ * bias; for max pooling -128, which changes no maximum), 8 outputs at a
+ * time with every tap in registers.  Elsewhere: the plane's sums or maxima
+ * (i8_window_sums, into acc), then i8_store_q. */
 #if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
-/* dst[0, n) = src[0, n), 16 or 8 bytes at a time, the last ones overlapping */
-static inline void i8_copy_row(int8_t* restrict dst, const int8_t* restrict src, int64_t n)
-{
-    int64_t j = 0;
-    if (n >= 16) {
-        for (; j + 16 < n; j += 16)
-            vst1q_s8(dst + j, vld1q_s8(src + j));
-        vst1q_s8(dst + n - 16, vld1q_s8(src + n - 16));
-    } else if (n >= 8) {
-        vst1_s8(dst, vld1_s8(src));
-        vst1_s8(dst + n - 8, vld1_s8(src + n - 8));
-    } else {
-        for (; j < n; j++)
-            dst[j] = src[j];
-    }
-}
-
 /* x's rows and columns [-ph, rows - ph) x [-pw, width - pw) into p (rows
- * of width bytes), fill outside x */
+ * of width bytes), fill outside x; each row's bytes by the widest loads
+ * that fit, the last ones overlapping those before */
 static void i8_pad_plane(int8_t* restrict p, const int8_t* restrict x, int8_t fill, int64_t in_h, int64_t in_w,
                          int64_t rows, int64_t width, int64_t ph, int64_t pw)
 {
-    int64_t c0 = pw < width ? pw : width, c1 = pw + in_w < width ? pw + in_w : width, r, j;
+    int64_t c0 = pw < width ? pw : width, c1 = pw + in_w < width ? pw + in_w : width, n = c1 - c0, r, j;
+    int64_t r0 = ph < rows ? ph : rows, r1 = ph + in_h < rows ? ph + in_h : rows;
     int8x16_t f = vdupq_n_s8(fill);
     for (j = 0; j + 16 <= rows * width; j += 16)
         vst1q_s8(p + j, f);
     for (; j < rows * width; j++)
         p[j] = fill;
-    for (r = ph > 0 ? ph : 0; r < rows && r - ph < in_h; r++)
-        if (c1 > c0)
-            i8_copy_row(p + r * width + c0, x + (r - ph) * in_w + c0 - pw, c1 - c0);
+    int8_t* d = p + r0 * width + c0;
+    const int8_t* src = x + (r0 - ph) * in_w + c0 - pw;
+    if (n >= 16) {
+        for (r = r0; r < r1; r++, d += width, src += in_w) {
+            for (j = 0; j + 16 < n; j += 16)
+                vst1q_s8(d + j, vld1q_s8(src + j));
+            vst1q_s8(d + n - 16, vld1q_s8(src + n - 16));
+        }
+    } else if (n >= 8) {
+        for (r = r0; r < r1; r++, d += width, src += in_w) {
+            vst1_s8(d, vld1_s8(src));
+            vst1_s8(d + n - 8, vld1_s8(src + n - 8));
+        }
+    } else if (n > 0) {
+        for (r = r0; r < r1; r++, d += width, src += in_w)
+            memcpy(d, src, (size_t)n);
+    }
 }
 
-/* 8 bytes of p, every s-th (taps kx and kx + 1 of stride 2 share an ld2) */
-#define I8_DW_TAP(q, kx, s, pair) ((s) == 1 ? vld1_s8((q) + (kx)) : \
+/* a tap's 8 bytes from q: every s-th (taps kx and kx + 1 of stride 2 share
+ * an ld2) */
+#define I8_TAP8(q, kx, s, pair) ((s) == 1 ? vld1_s8((q) + (kx)) : \
     ((kx) % 2 == 0 ? ((pair) = vld2_s8((q) + (kx))).val[0] : (pair).val[1]))
 
-/* The sums of 8 outputs whose taps start at q: products of two taps summed
- * in int16 (|q w| <= 128 x 127: two fit), then widened into the sums */
-static inline __attribute__((always_inline)) int32x4x2_t i8_dw8(const int8_t* q, int64_t width, const int8x8_t* wv,
-                                                               int64_t kh, int64_t kw, int64_t s, int32x4_t vb)
+/* what turns 8 windows' sums into int8 */
+typedef struct {
+    int32x4_t bias, zero;
+    float mult;
+    int8x8_t lo, hi;
+} i8_requant8;
+
+/* 8 outputs whose windows start at q: for weights wv, products of two taps
+ * summed in int16 (|q w| <= 128 x 127: two fit), widened into the sums,
+ * requantized; without (wv NULL), the maxima, clamped */
+static inline __attribute__((always_inline)) int8x8_t i8_window8(const int8_t* q, int64_t width, const int8x8_t* wv,
+                                                                 int64_t kh, int64_t kw, int64_t s,
+                                                                 const i8_requant8* rq)
 {
-    int32x4x2_t a = {{vb, vb}};
+    int32x4_t a0 = rq->bias, a1 = rq->bias;
     int16x8_t h = vdupq_n_s16(0);
+    int8x8_t mx = vdup_n_s8(INT8_MIN);
     int8x8x2_t pair;
     int64_t ky, kx;
     int pending = 0;
     for (ky = 0; ky < kh; ky++)
         for (kx = 0; kx < kw; kx++) {
-            int8x8_t v = I8_DW_TAP(q + ky * width, kx, s, pair);
-            if (!pending) {
+            int8x8_t v = I8_TAP8(q + ky * width, kx, s, pair);
+            if (wv == NULL) {
+                mx = vmax_s8(mx, v);
+            } else if (!pending) {
                 h = vmull_s8(v, wv[ky * kw + kx]);
+                pending = 1;
             } else {
                 h = vmlal_s8(h, v, wv[ky * kw + kx]);
-                a.val[0] = vaddw_s16(a.val[0], vget_low_s16(h));
-                a.val[1] = vaddw_s16(a.val[1], vget_high_s16(h));
+                a0 = vaddw_s16(a0, vget_low_s16(h));
+                a1 = vaddw_s16(a1, vget_high_s16(h));
+                pending = 0;
             }
-            pending = !pending;
         }
+    if (wv == NULL)
+        return vmin_s8(vmax_s8(mx, rq->lo), rq->hi);
     if (pending) {
-        a.val[0] = vaddw_s16(a.val[0], vget_low_s16(h));
-        a.val[1] = vaddw_s16(a.val[1], vget_high_s16(h));
+        a0 = vaddw_s16(a0, vget_low_s16(h));
+        a1 = vaddw_s16(a1, vget_high_s16(h));
     }
-    return a;
+    return i8_q8(a0, a1, rq->mult, rq->zero, rq->lo, rq->hi);
 }
+#undef I8_TAP8
 
-/* The outputs from the padded plane p, 8 at a time: a row's last 8
+/* The plane's outputs from the padded plane p, 8 at a time: a row's last 8
  * overlapping those before; rows narrower than 8 by 8 lanes too, their
  * store running into the next row (stored again after) except where it
  * would pass the plane's end (a copy of the lanes wanted).  Inlined with
  * constant taps and stride: the loads' offsets fold. */
-static inline __attribute__((always_inline)) void i8_dw_rows(int8_t* restrict out, const int8_t* p, int64_t width,
-                                                             const int8_t* w, int64_t kh, int64_t kw, int64_t s,
-                                                             int32_t bias, float m, int32_t zero, int32_t qlo,
-                                                             int32_t qhi, int64_t out_h, int64_t out_w)
+static inline __attribute__((always_inline)) void i8_padded_rows(int8_t* restrict out, const int8_t* p, int64_t width,
+                                                                 const int8x8_t* wv, int64_t kh, int64_t kw, int64_t s,
+                                                                 const i8_requant8* rq, int64_t out_h, int64_t out_w)
 {
-    int8x8_t wv[I8_TAPS_MAX];
-    int64_t oy, ox, t;
-    for (t = 0; t < kh * kw; t++)
-        wv[t] = vdup_n_s8(w[t]);
-    int32x4_t vb = vdupq_n_s32(bias), vz = vdupq_n_s32(zero);
-    int8x8_t lo = vdup_n_s8((int8_t)qlo), hi = vdup_n_s8((int8_t)qhi);
+    int64_t oy, ox;
     for (oy = 0; oy < out_h; oy++) {
         const int8_t* row = p + oy * s * width;
         int8_t* dst = out + oy * out_w;
-        int32x4x2_t a;
-        for (ox = 0; ox + 8 <= out_w; ox += 8) {
-            a = i8_dw8(row + ox * s, width, wv, kh, kw, s, vb);
-            i8_row_q8(dst + ox, a.val[0], a.val[1], m, vz, lo, hi);
-        }
+        for (ox = 0; ox + 8 <= out_w; ox += 8)
+            vst1_s8(dst + ox, i8_window8(row + ox * s, width, wv, kh, kw, s, rq));
         if (ox == out_w)
             continue;
         if (out_w >= 8) {
-            a = i8_dw8(row + (out_w - 8) * s, width, wv, kh, kw, s, vb);
-            i8_row_q8(dst + out_w - 8, a.val[0], a.val[1], m, vz, lo, hi);
-        } else {        /* a narrow row */
-            a = i8_dw8(row, width, wv, kh, kw, s, vb);
-            if (oy * out_w + 8 <= out_h * out_w) {
-                i8_row_q8(dst, a.val[0], a.val[1], m, vz, lo, hi);
-            } else {
-                int8_t lanes[8];
-                i8_row_q8(lanes, a.val[0], a.val[1], m, vz, lo, hi);
-                memcpy(dst, lanes, (size_t)out_w);
-            }
+            vst1_s8(dst + out_w - 8, i8_window8(row + (out_w - 8) * s, width, wv, kh, kw, s, rq));
+        } else if (oy * out_w + 8 <= out_h * out_w) {
+            vst1_s8(dst, i8_window8(row, width, wv, kh, kw, s, rq));
+        } else {
+            int8_t lanes[8];
+            vst1_s8(lanes, i8_window8(row, width, wv, kh, kw, s, rq));
+            memcpy(dst, lanes, (size_t)out_w);
         }
     }
 }
-#undef I8_DW_TAP
+
+static void i8_direct_plane(int8_t* restrict out, int8_t* restrict p, const int8_t* x, const int8_t* w,
+                            int8_t fill, const i8_requant8* rq, int64_t in_h, int64_t in_w, int64_t out_h,
+                            int64_t out_w, int64_t kh, int64_t kw, int64_t s, int64_t ph, int64_t pw)
+{
+    int8x8_t wv[I8_TAPS_MAX];
+    int64_t t, width = i8_padded_width(out_w, kw, s);
+    for (t = 0; w != NULL && t < kh * kw; t++)
+        wv[t] = vdup_n_s8(w[t]);
+    i8_pad_plane(p, x, fill, in_h, in_w, s * (out_h - 1) + kh, width, ph, pw);
+    if (w == NULL && kh == 3 && kw == 3 && s == 2)
+        i8_padded_rows(out, p, width, NULL, 3, 3, 2, rq, out_h, out_w);
+    else if (w == NULL)
+        i8_padded_rows(out, p, width, NULL, kh, kw, s, rq, out_h, out_w);
+    else if (kh == 3 && kw == 3 && s == 1)
+        i8_padded_rows(out, p, width, wv, 3, 3, 1, rq, out_h, out_w);
+    else if (kh == 3 && kw == 3)
+        i8_padded_rows(out, p, width, wv, 3, 3, 2, rq, out_h, out_w);
+    else if (s == 1)
+        i8_padded_rows(out, p, width, wv, kh, kw, 1, rq, out_h, out_w);
+    else
+        i8_padded_rows(out, p, width, wv, kh, kw, 2, rq, out_h, out_w);
+}
+
+static inline i8_requant8 i8_requant(int32_t bias, float mult, int32_t zero, int32_t qlo, int32_t qhi)
+{
+    i8_requant8 rq = {vdupq_n_s32(bias), vdupq_n_s32(zero), mult, vdup_n_s8((int8_t)qlo), vdup_n_s8((int8_t)qhi)};
+    return rq;
+}
 #endif
 
 static void i8_dw_plane(int8_t* restrict out, int32_t* restrict acc, const int8_t* x, const int8_t* w,
@@ -663,25 +701,34 @@ static void i8_dw_plane(int8_t* restrict out, int32_t* restrict acc, const int8_
 {
 #if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
     if (i8_dw_direct(sh, sw, dh, dw, kh, kw)) {
-        int64_t t, width = i8_padded_width(out_w, kw, sh);
-        int8_t* p = (int8_t*)acc;
+        int64_t t;
         for (t = 0; t < kh * kw; t++)
             bias -= in_zero * w[t];
-        i8_pad_plane(p, x, (int8_t)in_zero, in_h, in_w, sh * (out_h - 1) + kh, width, ph, pw);
-        if (kh == 3 && kw == 3 && sh == 1)
-            i8_dw_rows(out, p, width, w, 3, 3, 1, bias, mult, zero, qlo, qhi, out_h, out_w);
-        else if (kh == 3 && kw == 3)
-            i8_dw_rows(out, p, width, w, 3, 3, 2, bias, mult, zero, qlo, qhi, out_h, out_w);
-        else if (sh == 1)
-            i8_dw_rows(out, p, width, w, kh, kw, 1, bias, mult, zero, qlo, qhi, out_h, out_w);
-        else
-            i8_dw_rows(out, p, width, w, kh, kw, 2, bias, mult, zero, qlo, qhi, out_h, out_w);
+        i8_requant8 rq = i8_requant(bias, mult, zero, qlo, qhi);
+        i8_direct_plane(out, (int8_t*)acc, x, w, (int8_t)in_zero, &rq, in_h, in_w, out_h, out_w, kh, kw, sh, ph, pw);
         return;
     }
 #endif
     int64_t origin = 0;
     i8_window_sums(acc, x, &origin, 1, w, in_zero, in_h, in_w, out_h, out_w, kh, kw, sh, sw, ph, pw, dh, dw);
     i8_store_q(out, acc, out_h * out_w, bias, &mult, 0, zero, qlo, qhi, NULL, 0, 0);
+}
+
+static void i8_max_plane(int8_t* restrict out, int32_t* restrict acc, const int8_t* x, int32_t qlo, int32_t qhi,
+                         int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
+                         int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw)
+{
+#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+    if (i8_dw_direct(sh, sw, dh, dw, kh, kw)) {
+        i8_requant8 rq = i8_requant(0, 1.0f, 0, qlo, qhi);
+        i8_direct_plane(out, (int8_t*)acc, x, NULL, INT8_MIN, &rq, in_h, in_w, out_h, out_w, kh, kw, sh, ph, pw);
+        return;
+    }
+#endif
+    int64_t origin = 0;
+    float one = 1.0f;
+    i8_window_sums(acc, x, &origin, 1, NULL, 0, in_h, in_w, out_h, out_w, kh, kw, sh, sw, ph, pw, dh, dw);
+    i8_store_q(out, acc, out_h * out_w, 0, &one, 0, 0, qlo, qhi, NULL, 0, 0);
 }
 
 /* add: q = round(fmaf(b - b_zero, b_mult, (a - a_zero) * a_mult)) + zero, clamped */
@@ -706,8 +753,8 @@ static void i8_quantize(int8_t* restrict out, const float* x, int64_t n, float i
     int32x4_t vz = vdupq_n_s32(zero);
     int8x8_t vlo = vdup_n_s8((int8_t)qlo), vhi = vdup_n_s8((int8_t)qhi);
     for (; i + 8 <= n; i += 8)
-        i8_store8(out + i, i8_round4(vmulq_f32(vld1q_f32(x + i), vs)), i8_round4(vmulq_f32(vld1q_f32(x + i + 4), vs)),
-                  vz, vlo, vhi);
+        vst1_s8(out + i, i8_narrow8(i8_round4(vmulq_f32(vld1q_f32(x + i), vs)),
+                                    i8_round4(vmulq_f32(vld1q_f32(x + i + 4), vs)), vz, vlo, vhi));
 #endif
     for (; i < n; i++)
         out[i] = i8_clamp(i8_round(x[i] * inv_scale) + zero, qlo, qhi);
