@@ -125,12 +125,20 @@ static inline int64_t i8_frame_width(int64_t out_w, int64_t kw, int64_t s)
     return out_w + (kw - 1) / s;
 }
 
-#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
 #define I8_TAPS_MAX 49      /* (7 x 7: the taps held in registers; larger windows: the loops) */
-/* i8_dw_plane's padded int8 plane (NEON, below): rows s (out_h - 1) + kh
- * of s (out_w - 1) + kw bytes, then slack for the loads of a narrow row's
- * 8 outputs (up to 14 + kw + 16 bytes from the last row's start) */
-#define I8_PAD_SLACK 32
+#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT) || defined(ENGINE_ISA_AVX2) || defined(ENGINE_ISA_AVX512)
+/* single planes straight to int8 (i8_dw_plane, i8_max_plane below), I8_DW_PX
+ * outputs at a time */
+#define I8_DIRECT 1
+#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+#define I8_DW_PX 8
+#else
+#define I8_DW_PX 16
+#endif
+/* their padded int8 plane: rows s (out_h - 1) + kh of s (out_w - 1) + kw
+ * bytes, then slack: a tap's load at stride 2 takes 2 I8_DW_PX bytes, so a
+ * narrow last row's reads end up to 2 I8_DW_PX - 2 past the plane */
+#define I8_PAD_SLACK (2 * I8_DW_PX)
 
 static inline int i8_dw_direct(int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t kh, int64_t kw)
 {
@@ -149,8 +157,8 @@ static inline int64_t i8_padded_bytes(int64_t out_h, int64_t out_w, int64_t kh, 
 #endif
 
 /* int32s of scratch i8_window_sums takes: the sums (rows of fw, or out_w),
- * then the frames (int16, a row of slack each); on NEON at least
- * i8_dw_plane's padded plane */
+ * then the frames (int16, a row of slack each); at least i8_dw_plane's
+ * padded plane where it has one */
 static inline int64_t i8_window_scratch(int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
                                         int64_t sh, int64_t sw, int64_t dh, int64_t dw)
 {
@@ -159,7 +167,7 @@ static inline int64_t i8_window_scratch(int64_t out_h, int64_t out_w, int64_t kh
         int64_t fw = i8_frame_width(out_w, kw, sh), fh = out_h + (kh - 1) / sh;
         need = out_h * fw + (sh * sh * (fh + 1) * fw + 1) / 2 + 16;
     }
-#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+#if defined(I8_DIRECT)
     if (i8_dw_direct(sh, sw, dh, dw, kh, kw)) {
         int64_t padded = (i8_padded_bytes(out_h, out_w, kh, kw, sh) + 3) / 4;
         need = need > padded ? need : padded;
@@ -546,38 +554,35 @@ static void i8_store_f32(float* restrict out, const int32_t* acc, int64_t n, int
 /* -- single-plane windows straight to int8 ----------------------------------------
  * One output plane of a depthwise convolution (int8, one multiplier, no
  * residual: out = clamp(round(float32(sums + bias) * mult) + zero)) or of
- * max pooling (int8: out = clamp(max)).  On NEON, strides 1 and 2 without
- * dilation: from a padded int8 copy of the plane (the padding: the input's
- * zero point, so that every tap reads a q and zero x sum(w) comes off the
- * bias; for max pooling -128, which changes no maximum), 8 outputs at a
- * time with every tap in registers.  Elsewhere: the plane's sums or maxima
+ * max pooling (int8: out = clamp(max)).  With I8_DIRECT (NEON, AVX2,
+ * AVX-512), strides 1 and 2 without dilation: from a padded int8 copy of
+ * the plane (the padding: the input's zero point, so that every tap reads a
+ * q and zero x sum(w) comes off the bias; for max pooling -128, which
+ * changes no maximum), I8_DW_PX outputs at a time with every tap in
+ * registers, requantized from them.  Otherwise: the plane's sums or maxima
  * (i8_window_sums, into acc), then i8_store_q. */
-#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+#if defined(I8_DIRECT)
 /* x's rows and columns [-ph, rows - ph) x [-pw, width - pw) into p (rows
- * of width bytes), fill outside x; each row's bytes by the widest loads
+ * of width bytes), fill outside x; each row's bytes by the widest copies
  * that fit, the last ones overlapping those before */
 static void i8_pad_plane(int8_t* restrict p, const int8_t* restrict x, int8_t fill, int64_t in_h, int64_t in_w,
                          int64_t rows, int64_t width, int64_t ph, int64_t pw)
 {
     int64_t c0 = pw < width ? pw : width, c1 = pw + in_w < width ? pw + in_w : width, n = c1 - c0, r, j;
     int64_t r0 = ph < rows ? ph : rows, r1 = ph + in_h < rows ? ph + in_h : rows;
-    int8x16_t f = vdupq_n_s8(fill);
-    for (j = 0; j + 16 <= rows * width; j += 16)
-        vst1q_s8(p + j, f);
-    for (; j < rows * width; j++)
-        p[j] = fill;
+    memset(p, fill, (size_t)(rows * width));
     int8_t* d = p + r0 * width + c0;
     const int8_t* src = x + (r0 - ph) * in_w + c0 - pw;
     if (n >= 16) {
         for (r = r0; r < r1; r++, d += width, src += in_w) {
             for (j = 0; j + 16 < n; j += 16)
-                vst1q_s8(d + j, vld1q_s8(src + j));
-            vst1q_s8(d + n - 16, vld1q_s8(src + n - 16));
+                memcpy(d + j, src + j, 16);
+            memcpy(d + n - 16, src + n - 16, 16);
         }
     } else if (n >= 8) {
         for (r = r0; r < r1; r++, d += width, src += in_w) {
-            vst1_s8(d, vld1_s8(src));
-            vst1_s8(d + n - 8, vld1_s8(src + n - 8));
+            memcpy(d, src, 8);
+            memcpy(d + n - 8, src + n - 8, 8);
         }
     } else if (n > 0) {
         for (r = r0; r < r1; r++, d += width, src += in_w)
@@ -585,24 +590,39 @@ static void i8_pad_plane(int8_t* restrict p, const int8_t* restrict x, int8_t fi
     }
 }
 
+#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+typedef int8x8_t i8_tapw;           /* a tap's weight in every lane */
+#define I8_TAPW(taps) (taps)
+typedef struct {                    /* what turns sums into int8 */
+    int32x4_t bias, zero;
+    float mult;
+    int8x8_t lo, hi;
+} i8_requant_px;
+
+static inline void i8_load_taps(i8_tapw* wv, const int8_t* w, int64_t taps)
+{
+    int64_t t;
+    for (t = 0; t < taps; t++)
+        wv[t] = vdup_n_s8(w[t]);
+}
+
+static inline i8_requant_px i8_requant(int32_t bias, float mult, int32_t zero, int32_t qlo, int32_t qhi)
+{
+    i8_requant_px rq = {vdupq_n_s32(bias), vdupq_n_s32(zero), mult, vdup_n_s8((int8_t)qlo), vdup_n_s8((int8_t)qhi)};
+    return rq;
+}
+
 /* a tap's 8 bytes from q: every s-th (taps kx and kx + 1 of stride 2 share
  * an ld2) */
 #define I8_TAP8(q, kx, s, pair) ((s) == 1 ? vld1_s8((q) + (kx)) : \
     ((kx) % 2 == 0 ? ((pair) = vld2_s8((q) + (kx))).val[0] : (pair).val[1]))
 
-/* what turns 8 windows' sums into int8 */
-typedef struct {
-    int32x4_t bias, zero;
-    float mult;
-    int8x8_t lo, hi;
-} i8_requant8;
-
-/* 8 outputs whose windows start at q: for weights wv, products of two taps
- * summed in int16 (|q w| <= 128 x 127: two fit), widened into the sums,
- * requantized; without (wv NULL), the maxima, clamped */
-static inline __attribute__((always_inline)) int8x8_t i8_window8(const int8_t* q, int64_t width, const int8x8_t* wv,
-                                                                 int64_t kh, int64_t kw, int64_t s,
-                                                                 const i8_requant8* rq)
+/* 8 outputs whose windows start at q, to out: for weights wv, products of
+ * two taps summed in int16 (|q w| <= 128 x 127: two fit), widened into the
+ * sums, requantized; without (wv NULL), the maxima, clamped */
+static inline __attribute__((always_inline)) void i8_window_px(int8_t* out, const int8_t* q, int64_t width,
+                                                               const i8_tapw* wv, int64_t kh, int64_t kw, int64_t s,
+                                                               const i8_requant_px* rq)
 {
     int32x4_t a0 = rq->bias, a1 = rq->bias;
     int16x8_t h = vdupq_n_s16(0);
@@ -625,53 +645,130 @@ static inline __attribute__((always_inline)) int8x8_t i8_window8(const int8_t* q
                 pending = 0;
             }
         }
-    if (wv == NULL)
-        return vmin_s8(vmax_s8(mx, rq->lo), rq->hi);
+    if (wv == NULL) {
+        vst1_s8(out, vmin_s8(vmax_s8(mx, rq->lo), rq->hi));
+        return;
+    }
     if (pending) {
         a0 = vaddw_s16(a0, vget_low_s16(h));
         a1 = vaddw_s16(a1, vget_high_s16(h));
     }
-    return i8_q8(a0, a1, rq->mult, rq->zero, rq->lo, rq->hi);
+    vst1_s8(out, i8_q8(a0, a1, rq->mult, rq->zero, rq->lo, rq->hi));
 }
 #undef I8_TAP8
+#else
+/* AVX2 (and AVX-512, on 256-bit vectors): 16 outputs' taps as int16, two
+ * taps' interleaved against a pair of weights by vpmaddwd */
+typedef __m256i i8_tapw;            /* a pair of taps' weights (int16 w_t, w_t+1) in every int32 */
+#define I8_TAPW(taps) (((taps) + 1) / 2)
+typedef struct {
+    __m256i bias;
+    __m256 mult;
+    __m256i zero;
+    __m128i lo, hi;
+} i8_requant_px;
 
-/* The plane's outputs from the padded plane p, 8 at a time: a row's last 8
- * overlapping those before; rows narrower than 8 by 8 lanes too, their
- * store running into the next row (stored again after) except where it
- * would pass the plane's end (a copy of the lanes wanted).  Inlined with
- * constant taps and stride: the loads' offsets fold. */
+static inline void i8_load_taps(i8_tapw* wv, const int8_t* w, int64_t taps)
+{
+    int64_t t;
+    for (t = 0; t < taps; t += 2)
+        wv[t / 2] = _mm256_set1_epi32((int32_t)((uint32_t)(uint16_t)w[t] |
+                                                (t + 1 < taps ? (uint32_t)(uint16_t)w[t + 1] << 16 : 0)));
+}
+
+static inline i8_requant_px i8_requant(int32_t bias, float mult, int32_t zero, int32_t qlo, int32_t qhi)
+{
+    i8_requant_px rq = {_mm256_set1_epi32(bias), _mm256_set1_ps(mult), _mm256_set1_epi16((short)zero),
+                        _mm_set1_epi8((char)qlo), _mm_set1_epi8((char)qhi)};
+    return rq;
+}
+
+/* a tap's 16 int16 from q: every s-th byte (taps kx and kx + 1 of stride 2
+ * share a load: the even bytes of its int16s, then the odd) */
+#define I8_TAP16(q, kx, s, pair) ((s) == 1 ? _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)((q) + (kx)))) : \
+    ((kx) % 2 == 0 ? _mm256_srai_epi16(_mm256_slli_epi16( \
+                         (pair) = _mm256_loadu_si256((const __m256i*)((q) + (kx))), 8), 8) \
+                   : _mm256_srai_epi16((pair), 8)))
+
+/* 16 outputs whose windows start at q, to out: for weights wv, the sums of
+ * pairs of taps by vpmaddwd (the products' order within 128-bit lanes: the
+ * low half's pixels 0-3 and 8-11, the high half's 4-7 and 12-15, put back
+ * by the packs), requantized; without (wv NULL), the maxima, clamped */
+static inline __attribute__((always_inline)) void i8_window_px(int8_t* out, const int8_t* q, int64_t width,
+                                                               const i8_tapw* wv, int64_t kh, int64_t kw, int64_t s,
+                                                               const i8_requant_px* rq)
+{
+    __m256i lo = rq->bias, hi = rq->bias, prev = _mm256_setzero_si256(), mx = _mm256_set1_epi16(INT8_MIN), pair;
+    int64_t ky, kx, t = 0;
+    for (ky = 0; ky < kh; ky++)
+        for (kx = 0; kx < kw; kx++, t++) {
+            __m256i v = I8_TAP16(q + ky * width, kx, s, pair);
+            if (wv == NULL) {
+                mx = _mm256_max_epi16(mx, v);
+            } else if (t % 2 == 0) {
+                prev = v;
+            } else {
+                lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(prev, v), wv[t / 2]));
+                hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(prev, v), wv[t / 2]));
+            }
+        }
+    __m256i q16;
+    if (wv == NULL) {
+        q16 = mx;
+    } else {
+        if (t % 2 == 1) {       /* the last tap's pair: its weight and 0 */
+            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(prev, prev), wv[t / 2]));
+            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(prev, prev), wv[t / 2]));
+        }
+        __m256 lim = _mm256_set1_ps(I8_Y_LIMIT), nlim = _mm256_set1_ps(-I8_Y_LIMIT);
+        __m256 ylo = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(lo), rq->mult), nlim), lim);
+        __m256 yhi = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(hi), rq->mult), nlim), lim);
+        q16 = _mm256_adds_epi16(_mm256_packs_epi32(_mm256_cvtps_epi32(ylo), _mm256_cvtps_epi32(yhi)), rq->zero);
+    }
+    __m128i b = _mm_packs_epi16(_mm256_castsi256_si128(q16), _mm256_extracti128_si256(q16, 1));
+    _mm_storeu_si128((__m128i*)out, _mm_min_epi8(_mm_max_epi8(b, rq->lo), rq->hi));
+}
+#undef I8_TAP16
+#endif
+
+/* The plane's outputs from the padded plane p, I8_DW_PX at a time: a row's
+ * last ones overlapping those before; rows narrower than I8_DW_PX by a
+ * whole vector too, its store running into the next row (stored again
+ * after) except where it would pass the plane's end (a copy of the lanes
+ * wanted).  Inlined with constant taps and stride: the loads' offsets fold. */
 static inline __attribute__((always_inline)) void i8_padded_rows(int8_t* restrict out, const int8_t* p, int64_t width,
-                                                                 const int8x8_t* wv, int64_t kh, int64_t kw, int64_t s,
-                                                                 const i8_requant8* rq, int64_t out_h, int64_t out_w)
+                                                                 const i8_tapw* wv, int64_t kh, int64_t kw, int64_t s,
+                                                                 const i8_requant_px* rq, int64_t out_h,
+                                                                 int64_t out_w)
 {
     int64_t oy, ox;
     for (oy = 0; oy < out_h; oy++) {
         const int8_t* row = p + oy * s * width;
         int8_t* dst = out + oy * out_w;
-        for (ox = 0; ox + 8 <= out_w; ox += 8)
-            vst1_s8(dst + ox, i8_window8(row + ox * s, width, wv, kh, kw, s, rq));
+        for (ox = 0; ox + I8_DW_PX <= out_w; ox += I8_DW_PX)
+            i8_window_px(dst + ox, row + ox * s, width, wv, kh, kw, s, rq);
         if (ox == out_w)
             continue;
-        if (out_w >= 8) {
-            vst1_s8(dst + out_w - 8, i8_window8(row + (out_w - 8) * s, width, wv, kh, kw, s, rq));
-        } else if (oy * out_w + 8 <= out_h * out_w) {
-            vst1_s8(dst, i8_window8(row, width, wv, kh, kw, s, rq));
+        if (out_w >= I8_DW_PX) {
+            i8_window_px(dst + out_w - I8_DW_PX, row + (out_w - I8_DW_PX) * s, width, wv, kh, kw, s, rq);
+        } else if (oy * out_w + I8_DW_PX <= out_h * out_w) {
+            i8_window_px(dst, row, width, wv, kh, kw, s, rq);
         } else {
-            int8_t lanes[8];
-            vst1_s8(lanes, i8_window8(row, width, wv, kh, kw, s, rq));
+            int8_t lanes[I8_DW_PX];
+            i8_window_px(lanes, row, width, wv, kh, kw, s, rq);
             memcpy(dst, lanes, (size_t)out_w);
         }
     }
 }
 
 static void i8_direct_plane(int8_t* restrict out, int8_t* restrict p, const int8_t* x, const int8_t* w,
-                            int8_t fill, const i8_requant8* rq, int64_t in_h, int64_t in_w, int64_t out_h,
+                            int8_t fill, const i8_requant_px* rq, int64_t in_h, int64_t in_w, int64_t out_h,
                             int64_t out_w, int64_t kh, int64_t kw, int64_t s, int64_t ph, int64_t pw)
 {
-    int8x8_t wv[I8_TAPS_MAX];
-    int64_t t, width = i8_padded_width(out_w, kw, s);
-    for (t = 0; w != NULL && t < kh * kw; t++)
-        wv[t] = vdup_n_s8(w[t]);
+    i8_tapw wv[I8_TAPW(I8_TAPS_MAX)];
+    int64_t width = i8_padded_width(out_w, kw, s);
+    if (w != NULL)
+        i8_load_taps(wv, w, kh * kw);
     i8_pad_plane(p, x, fill, in_h, in_w, s * (out_h - 1) + kh, width, ph, pw);
     if (w == NULL && kh == 3 && kw == 3 && s == 2)
         i8_padded_rows(out, p, width, NULL, 3, 3, 2, rq, out_h, out_w);
@@ -686,12 +783,6 @@ static void i8_direct_plane(int8_t* restrict out, int8_t* restrict p, const int8
     else
         i8_padded_rows(out, p, width, wv, kh, kw, 2, rq, out_h, out_w);
 }
-
-static inline i8_requant8 i8_requant(int32_t bias, float mult, int32_t zero, int32_t qlo, int32_t qhi)
-{
-    i8_requant8 rq = {vdupq_n_s32(bias), vdupq_n_s32(zero), mult, vdup_n_s8((int8_t)qlo), vdup_n_s8((int8_t)qhi)};
-    return rq;
-}
 #endif
 
 static void i8_dw_plane(int8_t* restrict out, int32_t* restrict acc, const int8_t* x, const int8_t* w,
@@ -699,12 +790,12 @@ static void i8_dw_plane(int8_t* restrict out, int32_t* restrict acc, const int8_
                         int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
                         int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw)
 {
-#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+#if defined(I8_DIRECT)
     if (i8_dw_direct(sh, sw, dh, dw, kh, kw)) {
         int64_t t;
         for (t = 0; t < kh * kw; t++)
             bias -= in_zero * w[t];
-        i8_requant8 rq = i8_requant(bias, mult, zero, qlo, qhi);
+        i8_requant_px rq = i8_requant(bias, mult, zero, qlo, qhi);
         i8_direct_plane(out, (int8_t*)acc, x, w, (int8_t)in_zero, &rq, in_h, in_w, out_h, out_w, kh, kw, sh, ph, pw);
         return;
     }
@@ -718,9 +809,9 @@ static void i8_max_plane(int8_t* restrict out, int32_t* restrict acc, const int8
                          int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
                          int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw)
 {
-#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+#if defined(I8_DIRECT)
     if (i8_dw_direct(sh, sw, dh, dw, kh, kw)) {
-        i8_requant8 rq = i8_requant(0, 1.0f, 0, qlo, qhi);
+        i8_requant_px rq = i8_requant(0, 1.0f, 0, qlo, qhi);
         i8_direct_plane(out, (int8_t*)acc, x, NULL, INT8_MIN, &rq, in_h, in_w, out_h, out_w, kh, kw, sh, ph, pw);
         return;
     }
