@@ -91,6 +91,24 @@ static inline void i8_row_q8(int8_t* out, int32x4_t a0, int32x4_t a1, float m, i
 }
 #endif
 
+#if defined(ENGINE_ISA_AVX512) || defined(ENGINE_ISA_AVX2)
+/* i8_round on eight lanes (the clamp first: max_ps gives its second operand
+ * for NaN, the low end; cvtps2dq rounds half to even) */
+static inline __m256i i8_round8(__m256 y)
+{
+    return _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(y, _mm256_set1_ps(-I8_Y_LIMIT)),
+                                            _mm256_set1_ps(I8_Y_LIMIT)));
+}
+
+/* sixteen q (int16, in order) + zero saturated to int8, clamped to [lo, hi] */
+static inline __m128i i8_narrow16(__m256i q16, __m256i zero16, __m128i lo, __m128i hi)
+{
+    q16 = _mm256_adds_epi16(q16, zero16);
+    __m128i b = _mm_packs_epi16(_mm256_castsi256_si128(q16), _mm256_extracti128_si256(q16, 1));
+    return _mm_min_epi8(_mm_max_epi8(b, lo), hi);
+}
+#endif
+
 /* The valid output columns [*ox0, *ox1) of a tap at input column offset
  * kx * dw - pw: those whose input column ox * sw + (kx * dw - pw) is in
  * [0, in_w). */
@@ -720,13 +738,10 @@ static inline __attribute__((always_inline)) void i8_window_px(int8_t* out, cons
             lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(prev, prev), wv[t / 2]));
             hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(prev, prev), wv[t / 2]));
         }
-        __m256 lim = _mm256_set1_ps(I8_Y_LIMIT), nlim = _mm256_set1_ps(-I8_Y_LIMIT);
-        __m256 ylo = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(lo), rq->mult), nlim), lim);
-        __m256 yhi = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(hi), rq->mult), nlim), lim);
-        q16 = _mm256_adds_epi16(_mm256_packs_epi32(_mm256_cvtps_epi32(ylo), _mm256_cvtps_epi32(yhi)), rq->zero);
+        q16 = _mm256_packs_epi32(i8_round8(_mm256_mul_ps(_mm256_cvtepi32_ps(lo), rq->mult)),
+                                 i8_round8(_mm256_mul_ps(_mm256_cvtepi32_ps(hi), rq->mult)));
     }
-    __m128i b = _mm_packs_epi16(_mm256_castsi256_si128(q16), _mm256_extracti128_si256(q16, 1));
-    _mm_storeu_si128((__m128i*)out, _mm_min_epi8(_mm_max_epi8(b, rq->lo), rq->hi));
+    _mm_storeu_si128((__m128i*)out, i8_narrow16(q16, rq->zero, rq->lo, rq->hi));
 }
 #undef I8_TAP16
 #endif
@@ -846,6 +861,18 @@ static void i8_quantize(int8_t* restrict out, const float* x, int64_t n, float i
     for (; i + 8 <= n; i += 8)
         vst1_s8(out + i, i8_narrow8(i8_round4(vmulq_f32(vld1q_f32(x + i), vs)),
                                     i8_round4(vmulq_f32(vld1q_f32(x + i + 4), vs)), vz, vlo, vhi));
+#elif defined(ENGINE_ISA_AVX512) || defined(ENGINE_ISA_AVX2)
+    /* (GCC's loop below runs scalar here) */
+    __m256 vs = _mm256_set1_ps(inv_scale);
+    __m256i vz = _mm256_set1_epi16((short)zero);
+    __m128i vlo = _mm_set1_epi8((char)qlo), vhi = _mm_set1_epi8((char)qhi);
+    for (; i + 16 <= n; i += 16) {
+        __m256i q16 = _mm256_packs_epi32(i8_round8(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs)),
+                                         i8_round8(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8), vs)));
+        /* (packs interleaves the 128-bit lanes: 0-3, 8-11, 4-7, 12-15) */
+        q16 = _mm256_permute4x64_epi64(q16, 0xd8);
+        _mm_storeu_si128((__m128i*)(out + i), i8_narrow16(q16, vz, vlo, vhi));
+    }
 #endif
     for (; i < n; i++)
         out[i] = i8_clamp(i8_round(x[i] * inv_scale) + zero, qlo, qhi);
