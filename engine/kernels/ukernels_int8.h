@@ -68,15 +68,17 @@ static inline int32x4_t i8_round4_number(float32x4_t y)
 #endif
 }
 
-/* eight q (+ zero) saturated to int8, clamped to [lo, hi] */
-static inline int8x8_t i8_narrow8(int32x4_t q0, int32x4_t q1, int32x4_t vz, int8x8_t lo, int8x8_t hi)
+/* eight q (+ zero) saturated to int8, clamped to [lo, hi] (the zero point
+ * added in int16: |zero| <= 128 cannot turn a q saturated there back into
+ * the int8 range) */
+static inline int8x8_t i8_narrow8(int32x4_t q0, int32x4_t q1, int16x8_t vz, int8x8_t lo, int8x8_t hi)
 {
-    int16x8_t h = vcombine_s16(vqmovn_s32(vqaddq_s32(q0, vz)), vqmovn_s32(vqaddq_s32(q1, vz)));
+    int16x8_t h = vqaddq_s16(vcombine_s16(vqmovn_s32(q0), vqmovn_s32(q1)), vz);
     return vmin_s8(vmax_s8(vqmovn_s16(h), lo), hi);
 }
 
 /* eight sums (a0, a1) requantized with multiplier m */
-static inline int8x8_t i8_q8(int32x4_t a0, int32x4_t a1, float m, int32x4_t vz, int8x8_t lo, int8x8_t hi)
+static inline int8x8_t i8_q8(int32x4_t a0, int32x4_t a1, float m, int16x8_t vz, int8x8_t lo, int8x8_t hi)
 {
     float32x4_t vm = vdupq_n_f32(m);
     return i8_narrow8(i8_round4_number(vmulq_f32(vcvtq_f32_s32(a0), vm)),
@@ -84,7 +86,7 @@ static inline int8x8_t i8_q8(int32x4_t a0, int32x4_t a1, float m, int32x4_t vz, 
 }
 
 /* eight sums (a0, a1) requantized with multiplier m and stored */
-static inline void i8_row_q8(int8_t* out, int32x4_t a0, int32x4_t a1, float m, int32x4_t vz, int8x8_t lo,
+static inline void i8_row_q8(int8_t* out, int32x4_t a0, int32x4_t a1, float m, int16x8_t vz, int8x8_t lo,
                              int8x8_t hi)
 {
     vst1_s8(out, i8_q8(a0, a1, m, vz, lo, hi));
@@ -530,7 +532,8 @@ static void i8_store_q(int8_t* restrict out, const int32_t* acc, int64_t n, int3
         for (; i < n; i++)
             out[i] = i8_clamp(i8_round((float)(acc[i] + bias) * m) + zero, qlo, qhi);
 #elif defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
-        int32x4_t vb = vdupq_n_s32(bias), vz = vdupq_n_s32(zero);
+        int32x4_t vb = vdupq_n_s32(bias);
+        int16x8_t vz = vdupq_n_s16((int16_t)zero);
         int8x8_t vlo = vdup_n_s8((int8_t)qlo), vhi = vdup_n_s8((int8_t)qhi);
         for (i = 0; i + 8 <= n; i += 8)
             i8_row_q8(out + i, vaddq_s32(vld1q_s32(acc + i), vb), vaddq_s32(vld1q_s32(acc + i + 4), vb), m, vz, vlo,
@@ -612,7 +615,8 @@ static void i8_pad_plane(int8_t* restrict p, const int8_t* restrict x, int8_t fi
 typedef int8x8_t i8_tapw;           /* a tap's weight in every lane */
 #define I8_TAPW(taps) (taps)
 typedef struct {                    /* what turns sums into int8 */
-    int32x4_t bias, zero;
+    int32x4_t bias;
+    int16x8_t zero;
     float mult;
     int8x8_t lo, hi;
 } i8_requant_px;
@@ -626,7 +630,7 @@ static inline void i8_load_taps(i8_tapw* wv, const int8_t* w, int64_t taps)
 
 static inline i8_requant_px i8_requant(int32_t bias, float mult, int32_t zero, int32_t qlo, int32_t qhi)
 {
-    i8_requant_px rq = {vdupq_n_s32(bias), vdupq_n_s32(zero), mult, vdup_n_s8((int8_t)qlo), vdup_n_s8((int8_t)qhi)};
+    i8_requant_px rq = {vdupq_n_s32(bias), vdupq_n_s16((int16_t)zero), mult, vdup_n_s8((int8_t)qlo), vdup_n_s8((int8_t)qhi)};
     return rq;
 }
 
@@ -856,7 +860,7 @@ static void i8_quantize(int8_t* restrict out, const float* x, int64_t n, float i
     int64_t i = 0;
 #if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
     float32x4_t vs = vdupq_n_f32(inv_scale);
-    int32x4_t vz = vdupq_n_s32(zero);
+    int16x8_t vz = vdupq_n_s16((int16_t)zero);
     int8x8_t vlo = vdup_n_s8((int8_t)qlo), vhi = vdup_n_s8((int8_t)qhi);
     for (; i + 8 <= n; i += 8)
         vst1_s8(out + i, i8_narrow8(i8_round4(vmulq_f32(vld1q_f32(x + i), vs)),
@@ -1043,8 +1047,14 @@ static inline void i8_tile_rows(int32x4_t c[I8_MR][2], int32_t* restrict acc, co
 {
     int r;
     if (st != NULL && st->n == I8_NR) {
-        int32x4_t vz = vdupq_n_s32(st->zero);
+        int16x8_t vz = vdupq_n_s16((int16_t)st->zero);
         int8x8_t lo = vdup_n_s8((int8_t)st->qlo), hi = vdup_n_s8((int8_t)st->qhi);
+        if (st->rows == I8_MR) {    /* (no test a row: the common tile) */
+#pragma GCC unroll 12
+            for (r = 0; r < I8_MR; r++)
+                i8_row_q8(i8_tile_out(st, r), c[r][0], c[r][1], st->mult[r], vz, lo, hi);
+            return;
+        }
 #pragma GCC unroll 12
         for (r = 0; r < I8_MR; r++)
             if (r < st->rows)
