@@ -547,7 +547,43 @@ static void i8_store_q(int8_t* restrict out, const int32_t* acc, int64_t n, int3
         return;
     }
     if (res != NULL) {
-        for (i = 0; i < n; i++) {
+        i = 0;
+        if (mult_step == 0) {       /* (a residual's store: vectors, the same fused multiply-add) */
+#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+            float32x4_t vm = vdupq_n_f32(mult[0]), vr = vdupq_n_f32(res_mult);
+            int32x4_t vb = vdupq_n_s32(bias);
+            int16x8_t vrz = vdupq_n_s16((int16_t)res_zero), vz = vdupq_n_s16((int16_t)zero);
+            int8x8_t vlo = vdup_n_s8((int8_t)qlo), vhi = vdup_n_s8((int8_t)qhi);
+            for (; i + 8 <= n; i += 8) {
+                int16x8_t r = vsubq_s16(vmovl_s8(vld1_s8(res + i)), vrz);
+                float32x4_t y0 = vmulq_f32(vcvtq_f32_s32(vaddq_s32(vld1q_s32(acc + i), vb)), vm);
+                float32x4_t y1 = vmulq_f32(vcvtq_f32_s32(vaddq_s32(vld1q_s32(acc + i + 4), vb)), vm);
+                y0 = vfmaq_f32(y0, vcvtq_f32_s32(vmovl_s16(vget_low_s16(r))), vr);
+                y1 = vfmaq_f32(y1, vcvtq_f32_s32(vmovl_s16(vget_high_s16(r))), vr);
+                vst1_s8(out + i, i8_narrow8(i8_round4(y0), i8_round4(y1), vz, vlo, vhi));
+            }
+#elif defined(ENGINE_ISA_AVX512) || defined(ENGINE_ISA_AVX2)
+            __m256 vm = _mm256_set1_ps(mult[0]), vr = _mm256_set1_ps(res_mult);
+            __m256i vb = _mm256_set1_epi32(bias), vrz = _mm256_set1_epi32(res_zero);
+            __m256i vz = _mm256_set1_epi16((short)zero);
+            __m128i vlo = _mm_set1_epi8((char)qlo), vhi = _mm_set1_epi8((char)qhi);
+            for (; i + 16 <= n; i += 16) {
+                __m256i q[2];
+                int h;
+                for (h = 0; h < 2; h++) {
+                    __m256i a = _mm256_add_epi32(_mm256_loadu_si256((const __m256i*)(acc + i + 8 * h)), vb);
+                    __m256i r = _mm256_sub_epi32(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(res + i + 8 * h))),
+                                                 vrz);
+                    q[h] = i8_round8(_mm256_fmadd_ps(_mm256_cvtepi32_ps(r), vr,
+                                                     _mm256_mul_ps(_mm256_cvtepi32_ps(a), vm)));
+                }
+                /* (packs interleaves the 128-bit lanes: 0-3, 8-11, 4-7, 12-15) */
+                __m256i q16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q[0], q[1]), 0xd8);
+                _mm_storeu_si128((__m128i*)(out + i), i8_narrow16(q16, vz, vlo, vhi));
+            }
+#endif
+        }
+        for (; i < n; i++) {
             float y = (float)(acc[i] + bias) * mult[i * mult_step];
             y = fmaf((float)((int32_t)res[i] - res_zero), res_mult, y);
             out[i] = i8_clamp(i8_round(y) + zero, qlo, qhi);
