@@ -336,10 +336,10 @@ def window_reference(x, wt, zero, window):
 # registers up to 7 x 7); the others through the window sums everywhere
 PLANE_WINDOWS = WINDOWS + [((5, 5), (1, 1), (2, 2), (1, 1)), ((7, 7), (2, 2), (3, 3), (1, 1)),
                            ((7, 7), (1, 1), (0, 0), (1, 1)), ((9, 9), (1, 1), (4, 4), (1, 1))]
-PLANES_1 = [(1, 1), (2, 2), (7, 7), (9, 8), (5, 9), (14, 14), (3, 17), (11, 33)]
+WINDOW_PLANES = [(1, 1), (2, 2), (7, 7), (9, 8), (5, 9), (14, 14), (3, 17), (11, 33)]
 
 
-@pytest.mark.parametrize('window, plane', [(w, p) for w in PLANE_WINDOWS for p in PLANES_1
+@pytest.mark.parametrize('window, plane', [(w, p) for w in PLANE_WINDOWS for p in WINDOW_PLANES
                                            if min(window_out(w, p)) >= 1],
                          ids=lambda v: 'x'.join(map(str, v)) if isinstance(v[0], int) else
                          'k{}s{}p{}d{}'.format(*[a[0] for a in v]))

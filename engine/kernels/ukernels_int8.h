@@ -572,8 +572,8 @@ static void i8_store_q(int8_t* restrict out, const int32_t* acc, int64_t n, int3
                 int h;
                 for (h = 0; h < 2; h++) {
                     __m256i a = _mm256_add_epi32(_mm256_loadu_si256((const __m256i*)(acc + i + 8 * h)), vb);
-                    __m256i r = _mm256_sub_epi32(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(res + i + 8 * h))),
-                                                 vrz);
+                    __m128i r8 = _mm_loadl_epi64((const __m128i*)(res + i + 8 * h));
+                    __m256i r = _mm256_sub_epi32(_mm256_cvtepi8_epi32(r8), vrz);
                     q[h] = i8_round8(_mm256_fmadd_ps(_mm256_cvtepi32_ps(r), vr,
                                                      _mm256_mul_ps(_mm256_cvtepi32_ps(a), vm)));
                 }
@@ -666,7 +666,8 @@ static inline void i8_load_taps(i8_tapw* wv, const int8_t* w, int64_t taps)
 
 static inline i8_requant_px i8_requant(int32_t bias, float mult, int32_t zero, int32_t qlo, int32_t qhi)
 {
-    i8_requant_px rq = {vdupq_n_s32(bias), vdupq_n_s16((int16_t)zero), mult, vdup_n_s8((int8_t)qlo), vdup_n_s8((int8_t)qhi)};
+    i8_requant_px rq = {vdupq_n_s32(bias), vdupq_n_s16((int16_t)zero), mult, vdup_n_s8((int8_t)qlo),
+                        vdup_n_s8((int8_t)qhi)};
     return rq;
 }
 
