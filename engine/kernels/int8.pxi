@@ -3,8 +3,8 @@ arithmetic).  Their plane offsets are bytes (int8's elements), whatever the
 type of the plane: a convolution may write float32 (out_f32), a conversion
 reads or writes it.  A convolution's job computes each output channel's
 plane of int32 sums in the worker's scratch, then stores it (a depthwise
-plane to int8, and max pooling's: i8_dw_plane, i8_max_plane, which on NEON
-go straight from the input plane); a 1x1's (OP_I8_GEMM) computes tiles of
+plane to int8, and max pooling's: i8_dw_plane, i8_max_plane, which on NEON,
+AVX2 and AVX-512 go straight from the input plane); a 1x1's (OP_I8_GEMM) computes tiles of
 channels x pixels over packed panels."""
 from libc.stdint cimport int64_t, int8_t, int32_t, uint8_t
 from engine.kernels.abi cimport WINDOW_MAX, I8_ADD, I8_QUANTIZE
@@ -70,7 +70,7 @@ def int8_gemm_scratch(int64_t kp):
 def int8_window_scratch(step):
     """int32s of scratch an OP_I8_WINDOW job (or OP_I8_CONV's sums) uses
     for a record with Spatial and Kernel fields: a plane of sums, and the
-    frames, or on NEON a padded int8 plane (ukernels_int8.h:
+    frames, or a padded int8 plane where the module has one (ukernels_int8.h:
     i8_window_scratch)."""
     return i8_window_scratch(step.out_h, step.out_w, step.kh, step.kw, step.sh, step.sw, step.dh, step.dw)
 
