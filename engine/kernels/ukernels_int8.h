@@ -172,8 +172,8 @@ static inline int64_t i8_frame_width(int64_t out_w, int64_t kw, int64_t s)
 /* single planes straight to int8 (i8_dw_plane, i8_max_plane below), I8_DW_PX
  * outputs at a time */
 #define I8_DIRECT 1
-#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
-#define I8_DW_PX 8
+#if (defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)) && !defined(__aarch64__)
+#define I8_DW_PX 8          /* (armv7: 16 registers) */
 #else
 #define I8_DW_PX 16
 #endif
@@ -670,26 +670,53 @@ static void i8_pad_plane(int8_t* restrict p, const int8_t* restrict x, int8_t fi
 }
 
 #if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
-typedef int8x8_t i8_tapw;           /* a tap's weight in every lane */
+/* a vector of I8_DW_PX bytes: 16 on aarch64, 8 on armv7 (whose rows of up
+ * to 8 outputs take the 8-byte half on aarch64 too) */
+#if I8_DW_PX == 16
+typedef int8x16_t i8_vpx;
+#define I8_VPX_DUP vdupq_n_s8
+#define I8_LOW8(v) vget_low_s8(v)
+#else
+typedef int8x8_t i8_vpx;
+#define I8_VPX_DUP vdup_n_s8
+#define I8_LOW8(v) (v)
+#endif
+typedef i8_vpx i8_tapw;             /* a tap's weight in every lane */
 #define I8_TAPW(taps) (taps)
 typedef struct {                    /* what turns sums into int8 */
     int32x4_t bias;
     int16x8_t zero;
     float mult;
-    int8x8_t lo, hi;
+    i8_vpx lo, hi;
 } i8_requant_px;
 
-static inline void i8_load_taps(i8_tapw* wv, const int8_t* w, int64_t taps)
+#if defined(ENGINE_ISA_NEON_DOT)
+/* sdot's taps: a row's weights in groups of four (the last group's missing
+ * ones 0), each group in every 32-bit lane */
+static inline void i8_load_taps(i8_tapw* wv, const int8_t* w, int64_t kh, int64_t kw)
+{
+    int64_t ky, g, t;
+    for (ky = 0; ky < kh; ky++)
+        for (g = 0; g < kw; g += 4) {
+            uint32_t four = 0;
+            for (t = 0; t < 4 && g + t < kw; t++)
+                four |= (uint32_t)(uint8_t)w[ky * kw + g + t] << (8 * t);
+            *wv++ = vreinterpretq_s8_u32(vdupq_n_u32(four));
+        }
+}
+#else
+static inline void i8_load_taps(i8_tapw* wv, const int8_t* w, int64_t kh, int64_t kw)
 {
     int64_t t;
-    for (t = 0; t < taps; t++)
-        wv[t] = vdup_n_s8(w[t]);
+    for (t = 0; t < kh * kw; t++)
+        wv[t] = I8_VPX_DUP(w[t]);
 }
+#endif
 
 static inline i8_requant_px i8_requant(int32_t bias, float mult, int32_t zero, int32_t qlo, int32_t qhi)
 {
-    i8_requant_px rq = {vdupq_n_s32(bias), vdupq_n_s16((int16_t)zero), mult, vdup_n_s8((int8_t)qlo),
-                        vdup_n_s8((int8_t)qhi)};
+    i8_requant_px rq = {vdupq_n_s32(bias), vdupq_n_s16((int16_t)zero), mult, I8_VPX_DUP((int8_t)qlo),
+                        I8_VPX_DUP((int8_t)qhi)};
     return rq;
 }
 
@@ -701,9 +728,9 @@ static inline i8_requant_px i8_requant(int32_t bias, float mult, int32_t zero, i
 /* 8 outputs whose windows start at q, to out: for weights wv, products of
  * two taps summed in int16 (|q w| <= 128 x 127: two fit), widened into the
  * sums, requantized; without (wv NULL), the maxima, clamped */
-static inline __attribute__((always_inline)) void i8_window_px(int8_t* out, const int8_t* q, int64_t width,
-                                                               const i8_tapw* wv, int64_t kh, int64_t kw, int64_t s,
-                                                               const i8_requant_px* rq)
+static inline __attribute__((always_inline)) void i8_window_8px(int8_t* out, const int8_t* q, int64_t width,
+                                                                const i8_tapw* wv, int64_t kh, int64_t kw, int64_t s,
+                                                                const i8_requant_px* rq)
 {
     int32x4_t a0 = rq->bias, a1 = rq->bias;
     int16x8_t h = vdupq_n_s16(0);
@@ -717,26 +744,141 @@ static inline __attribute__((always_inline)) void i8_window_px(int8_t* out, cons
             if (wv == NULL) {
                 mx = vmax_s8(mx, v);
             } else if (!pending) {
-                h = vmull_s8(v, wv[ky * kw + kx]);
+                h = vmull_s8(v, I8_LOW8(wv[ky * kw + kx]));
                 pending = 1;
             } else {
-                h = vmlal_s8(h, v, wv[ky * kw + kx]);
+                h = vmlal_s8(h, v, I8_LOW8(wv[ky * kw + kx]));
                 a0 = vaddw_s16(a0, vget_low_s16(h));
                 a1 = vaddw_s16(a1, vget_high_s16(h));
                 pending = 0;
             }
         }
     if (wv == NULL) {
-        vst1_s8(out, vmin_s8(vmax_s8(mx, rq->lo), rq->hi));
+        vst1_s8(out, vmin_s8(vmax_s8(mx, I8_LOW8(rq->lo)), I8_LOW8(rq->hi)));
         return;
     }
     if (pending) {
         a0 = vaddw_s16(a0, vget_low_s16(h));
         a1 = vaddw_s16(a1, vget_high_s16(h));
     }
-    vst1_s8(out, i8_q8(a0, a1, rq->mult, rq->zero, rq->lo, rq->hi));
+    vst1_s8(out, i8_q8(a0, a1, rq->mult, rq->zero, I8_LOW8(rq->lo), I8_LOW8(rq->hi)));
 }
 #undef I8_TAP8
+
+#if I8_DW_PX == 16
+/* a tap's 16 bytes from q, as I8_TAP8 */
+#define I8_TAP16(q, kx, s, pair) ((s) == 1 ? vld1q_s8((q) + (kx)) : \
+    ((kx) % 2 == 0 ? ((pair) = vld2q_s8((q) + (kx))).val[0] : (pair).val[1]))
+
+/* 16 outputs as i8_window_8px computes 8: each half's products apart */
+static inline __attribute__((always_inline)) void i8_window_16px(int8_t* out, const int8_t* q, int64_t width,
+                                                                 const i8_tapw* wv, int64_t kh, int64_t kw,
+                                                                 int64_t s, const i8_requant_px* rq)
+{
+    int32x4_t a[4] = {rq->bias, rq->bias, rq->bias, rq->bias};
+    int16x8_t lo = vdupq_n_s16(0), hi = lo;
+    int8x16_t mx = vdupq_n_s8(INT8_MIN);
+    int8x16x2_t pair;
+    int64_t ky, kx;
+    int pending = 0;
+    for (ky = 0; ky < kh; ky++)
+        for (kx = 0; kx < kw; kx++) {
+            int8x16_t v = I8_TAP16(q + ky * width, kx, s, pair), wt = wv == NULL ? v : wv[ky * kw + kx];
+            if (wv == NULL) {
+                mx = vmaxq_s8(mx, v);
+            } else if (!pending) {
+                lo = vmull_s8(vget_low_s8(v), vget_low_s8(wt));
+                hi = vmull_high_s8(v, wt);
+                pending = 1;
+            } else {
+                lo = vmlal_s8(lo, vget_low_s8(v), vget_low_s8(wt));
+                hi = vmlal_high_s8(hi, v, wt);
+                a[0] = vaddw_s16(a[0], vget_low_s16(lo));
+                a[1] = vaddw_high_s16(a[1], lo);
+                a[2] = vaddw_s16(a[2], vget_low_s16(hi));
+                a[3] = vaddw_high_s16(a[3], hi);
+                pending = 0;
+            }
+        }
+    if (wv == NULL) {
+        vst1q_s8(out, vminq_s8(vmaxq_s8(mx, rq->lo), rq->hi));
+        return;
+    }
+    if (pending) {
+        a[0] = vaddw_s16(a[0], vget_low_s16(lo));
+        a[1] = vaddw_high_s16(a[1], lo);
+        a[2] = vaddw_s16(a[2], vget_low_s16(hi));
+        a[3] = vaddw_high_s16(a[3], hi);
+    }
+    int8x16_t v = vcombine_s8(vqmovn_s16(i8_zq16_sums(a[0], a[1], rq->mult, rq->zero)),
+                              vqmovn_s16(i8_zq16_sums(a[2], a[3], rq->mult, rq->zero)));
+    vst1q_s8(out, vminq_s8(vmaxq_s8(v, rq->lo), rq->hi));
+}
+#undef I8_TAP16
+#endif
+
+#if defined(ENGINE_ISA_NEON_DOT)
+/* which bytes of a 16-byte load make output i's four (of a group of four
+ * outputs): at stride 1 bytes i .. i + 3 (and of the next group, 4 on), at
+ * stride 2 bytes 2i .. 2i + 3 */
+static const uint8_t i8_dot_gather[3][16] = {
+    {0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6},
+    {4, 5, 6, 7, 5, 6, 7, 8, 6, 7, 8, 9, 7, 8, 9, 10},
+    {0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7, 8, 9},
+};
+
+/* n (8 or 16) outputs of a depthwise convolution by sdot: per row of taps
+ * and group of four, each output's four bytes gathered by tbl (stride 1:
+ * two groups of outputs from one load) and dotted with the group's weights
+ * into the int32 sums, which start at the bias (no widening steps) */
+static inline __attribute__((always_inline)) void i8_window_dot(int8_t* out, const int8_t* q, int64_t width,
+                                                                const i8_tapw* wv, int64_t kh, int64_t kw,
+                                                                int64_t s, const i8_requant_px* rq, int n)
+{
+    int32x4_t a[4] = {rq->bias, rq->bias, rq->bias, rq->bias};
+    uint8x16_t g0 = vld1q_u8(i8_dot_gather[s == 1 ? 0 : 2]), g1 = vld1q_u8(i8_dot_gather[1]);
+    int64_t ky, g;
+    int j;
+    for (ky = 0; ky < kh; ky++)
+        for (g = 0; g < kw; g += 4, wv++)
+            for (j = 0; j < n / 4; j++) {
+                const int8_t* src = q + ky * width + g + 4 * s * j;
+                if (s == 1 && j % 2 == 1) {     /* (its bytes in the load before) */
+                    a[j] = vdotq_s32(a[j], vqtbl1q_s8(vld1q_s8(src - 4), g1), *wv);
+                    continue;
+                }
+                a[j] = vdotq_s32(a[j], vqtbl1q_s8(vld1q_s8(src), g0), *wv);
+            }
+    int8x8_t lo = vget_low_s8(rq->lo), hi = vget_low_s8(rq->hi);
+    if (n == 8) {
+        vst1_s8(out, i8_q8(a[0], a[1], rq->mult, rq->zero, lo, hi));
+        return;
+    }
+    int8x16_t v = vcombine_s8(vqmovn_s16(i8_zq16_sums(a[0], a[1], rq->mult, rq->zero)),
+                              vqmovn_s16(i8_zq16_sums(a[2], a[3], rq->mult, rq->zero)));
+    vst1q_s8(out, vminq_s8(vmaxq_s8(v, rq->lo), rq->hi));
+}
+#endif
+
+/* n (8 or I8_DW_PX) outputs whose windows start at q */
+static inline __attribute__((always_inline)) void i8_window_px(int8_t* out, const int8_t* q, int64_t width,
+                                                               const i8_tapw* wv, int64_t kh, int64_t kw, int64_t s,
+                                                               const i8_requant_px* rq, int n)
+{
+#if defined(ENGINE_ISA_NEON_DOT)
+    if (wv != NULL) {
+        i8_window_dot(out, q, width, wv, kh, kw, s, rq, n);
+        return;
+    }
+#endif
+#if I8_DW_PX == 16
+    if (n == 16) {
+        i8_window_16px(out, q, width, wv, kh, kw, s, rq);
+        return;
+    }
+#endif
+    i8_window_8px(out, q, width, wv, kh, kw, s, rq);
+}
 #else
 /* AVX2 (and AVX-512, on 256-bit vectors): 16 outputs' taps as int16, two
  * taps' interleaved against a pair of weights by vpmaddwd */
@@ -749,9 +891,9 @@ typedef struct {
     __m128i lo, hi;
 } i8_requant_px;
 
-static inline void i8_load_taps(i8_tapw* wv, const int8_t* w, int64_t taps)
+static inline void i8_load_taps(i8_tapw* wv, const int8_t* w, int64_t kh, int64_t kw)
 {
-    int64_t t;
+    int64_t t, taps = kh * kw;
     for (t = 0; t < taps; t += 2)
         wv[t / 2] = _mm256_set1_epi32((int32_t)((uint32_t)(uint16_t)w[t] |
                                                 (t + 1 < taps ? (uint32_t)(uint16_t)w[t + 1] << 16 : 0)));
@@ -777,8 +919,9 @@ static inline i8_requant_px i8_requant(int32_t bias, float mult, int32_t zero, i
  * by the packs), requantized; without (wv NULL), the maxima, clamped */
 static inline __attribute__((always_inline)) void i8_window_px(int8_t* out, const int8_t* q, int64_t width,
                                                                const i8_tapw* wv, int64_t kh, int64_t kw, int64_t s,
-                                                               const i8_requant_px* rq)
+                                                               const i8_requant_px* rq, int n)
 {
+    (void)n;                    /* (always I8_DW_PX) */
     __m256i lo = rq->bias, hi = rq->bias, prev = _mm256_setzero_si256(), mx = _mm256_set1_epi16(INT8_MIN), pair;
     int64_t ky, kx, t = 0;
     for (ky = 0; ky < kh; ky++)
@@ -809,34 +952,60 @@ static inline __attribute__((always_inline)) void i8_window_px(int8_t* out, cons
 #undef I8_TAP16
 #endif
 
-/* The plane's outputs from the padded plane p, I8_DW_PX at a time: a row's
- * last ones overlapping those before; rows narrower than I8_DW_PX by a
- * whole vector too, its store running into the next row (stored again
+/* a narrower vector for short rows and rows' last few outputs, where
+ * vectors are wider than 8 */
+#if (defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)) && I8_DW_PX > 8
+#define I8_NARROW_PX 8
+#else
+#define I8_NARROW_PX I8_DW_PX
+#endif
+
+/* The plane's outputs from the padded plane p, n (8 or I8_DW_PX) at a
+ * time: a row's last ones overlapping those before; rows narrower than n
+ * by a whole vector too, its store running into the next row (stored again
  * after) except where it would pass the plane's end (a copy of the lanes
- * wanted).  Inlined with constant taps and stride: the loads' offsets fold. */
-static inline __attribute__((always_inline)) void i8_padded_rows(int8_t* restrict out, const int8_t* p, int64_t width,
-                                                                 const i8_tapw* wv, int64_t kh, int64_t kw, int64_t s,
-                                                                 const i8_requant_px* rq, int64_t out_h,
-                                                                 int64_t out_w)
+ * wanted).  Inlined with constant taps, stride and n: the loads' offsets
+ * fold. */
+static inline __attribute__((always_inline)) void i8_padded_rows_n(int8_t* restrict out, const int8_t* p,
+                                                                   int64_t width, const i8_tapw* wv, int64_t kh,
+                                                                   int64_t kw, int64_t s, const i8_requant_px* rq,
+                                                                   int64_t out_h, int64_t out_w, int n)
 {
     int64_t oy, ox;
     for (oy = 0; oy < out_h; oy++) {
         const int8_t* row = p + oy * s * width;
         int8_t* dst = out + oy * out_w;
-        for (ox = 0; ox + I8_DW_PX <= out_w; ox += I8_DW_PX)
-            i8_window_px(dst + ox, row + ox * s, width, wv, kh, kw, s, rq);
+        for (ox = 0; ox + n <= out_w; ox += n)
+            i8_window_px(dst + ox, row + ox * s, width, wv, kh, kw, s, rq, n);
         if (ox == out_w)
             continue;
-        if (out_w >= I8_DW_PX) {
-            i8_window_px(dst + out_w - I8_DW_PX, row + (out_w - I8_DW_PX) * s, width, wv, kh, kw, s, rq);
-        } else if (oy * out_w + I8_DW_PX <= out_h * out_w) {
-            i8_window_px(dst, row, width, wv, kh, kw, s, rq);
+        if (n > I8_NARROW_PX && out_w - ox <= I8_NARROW_PX) {     /* (the last few by a narrower vector) */
+            i8_window_px(dst + out_w - I8_NARROW_PX, row + (out_w - I8_NARROW_PX) * s, width, wv, kh, kw, s, rq,
+                         I8_NARROW_PX);
+        } else if (out_w >= n) {
+            i8_window_px(dst + out_w - n, row + (out_w - n) * s, width, wv, kh, kw, s, rq, n);
+        } else if (oy * out_w + n <= out_h * out_w) {
+            i8_window_px(dst, row, width, wv, kh, kw, s, rq, n);
         } else {
             int8_t lanes[I8_DW_PX];
-            i8_window_px(lanes, row, width, wv, kh, kw, s, rq);
+            i8_window_px(lanes, row, width, wv, kh, kw, s, rq, n);
             memcpy(dst, lanes, (size_t)out_w);
         }
     }
+}
+
+/* (rows of up to I8_NARROW_PX outputs that many at a time: a wider vector
+ * would compute twice what they keep) */
+static inline __attribute__((always_inline)) void i8_padded_rows(int8_t* restrict out, const int8_t* p, int64_t width,
+                                                                 const i8_tapw* wv, int64_t kh, int64_t kw, int64_t s,
+                                                                 const i8_requant_px* rq, int64_t out_h,
+                                                                 int64_t out_w)
+{
+    if (I8_NARROW_PX < I8_DW_PX && out_w <= I8_NARROW_PX) {
+        i8_padded_rows_n(out, p, width, wv, kh, kw, s, rq, out_h, out_w, I8_NARROW_PX);
+        return;
+    }
+    i8_padded_rows_n(out, p, width, wv, kh, kw, s, rq, out_h, out_w, I8_DW_PX);
 }
 
 static void i8_direct_plane(int8_t* restrict out, int8_t* restrict p, const int8_t* x, const int8_t* w,
@@ -846,7 +1015,7 @@ static void i8_direct_plane(int8_t* restrict out, int8_t* restrict p, const int8
     i8_tapw wv[I8_TAPW(I8_TAPS_MAX)];
     int64_t width = i8_padded_width(out_w, kw, s);
     if (w != NULL)
-        i8_load_taps(wv, w, kh * kw);
+        i8_load_taps(wv, w, kh, kw);
     i8_pad_plane(p, x, fill, in_h, in_w, s * (out_h - 1) + kh, width, ph, pw);
     if (w == NULL && kh == 3 && kw == 3 && s == 2)
         i8_padded_rows(out, p, width, NULL, 3, 3, 2, rq, out_h, out_w);
