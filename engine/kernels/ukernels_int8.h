@@ -103,13 +103,16 @@ static inline void i8_row_q8(int8_t* out, int32x4_t a0, int32x4_t a1, float m, i
 }
 
 /* two rows' eight sums (a, b) requantized with multipliers ma, mb and
- * stored: narrowed into one vector, so that one clamp serves both */
-static inline void i8_rows_q8x2(int8_t* out_a, int8_t* out_b, const int32x4_t a[2], const int32x4_t b[2], float ma,
-                                float mb, int16x8_t vz, int8x16_t lo, int8x16_t hi)
+ * stored: narrowed into one vector, so that one clamp serves both (none
+ * where the range is all of int8: the narrowing saturates to it) */
+static inline __attribute__((always_inline)) void i8_rows_q8x2(int8_t* out_a, int8_t* out_b, const int32x4_t a[2],
+                                                               const int32x4_t b[2], float ma, float mb,
+                                                               int16x8_t vz, int8x16_t lo, int8x16_t hi, int clamp)
 {
     int8x16_t q = vcombine_s8(vqmovn_s16(i8_zq16_sums(a[0], a[1], ma, vz)),
                               vqmovn_s16(i8_zq16_sums(b[0], b[1], mb, vz)));
-    q = vminq_s8(vmaxq_s8(q, lo), hi);
+    if (clamp)
+        q = vminq_s8(vmaxq_s8(q, lo), hi);
     vst1_s8(out_a, vget_low_s8(q));
     vst1_s8(out_b, vget_high_s8(q));
 }
@@ -1271,29 +1274,40 @@ static inline int8_t* i8_tile_out(const i8_tile_store* st, int64_t r)
 /* A NEON tile's rows c[r] (8 sums each) to acc, or with st and whole rows
  * of pixels requantized from the registers, two rows at a time (inline,
  * constant r: c stays in registers) */
+static inline __attribute__((always_inline)) void i8_tile_rows_q(int32x4_t c[I8_MR][2], const i8_tile_store* st,
+                                                                 int clamp)
+{
+    int16x8_t vz = vdupq_n_s16((int16_t)st->zero);
+    int8x16_t lo = vdupq_n_s8((int8_t)st->qlo), hi = vdupq_n_s8((int8_t)st->qhi);
+    char* base = st->base + st->p0;     /* (row r at base + off[r]: one add fewer a row) */
+    __asm__("" : "+r"(base));           /* (else GCC adds p0 to each row's offset again) */
+    const int64_t* off = st->off;
+    const float* m = st->mult;
+    int r;
+    if (st->rows == I8_MR) {    /* (no test a row: the common tile) */
+#pragma GCC unroll 6
+        for (r = 0; r < I8_MR; r += 2)
+            i8_rows_q8x2((int8_t*)(base + off[r]), (int8_t*)(base + off[r + 1]), c[r], c[r + 1], m[r], m[r + 1], vz,
+                         lo, hi, clamp);
+        return;
+    }
+#pragma GCC unroll 6
+    for (r = 0; r < I8_MR; r += 2)
+        if (r + 1 < st->rows)
+            i8_rows_q8x2((int8_t*)(base + off[r]), (int8_t*)(base + off[r + 1]), c[r], c[r + 1], m[r], m[r + 1], vz,
+                         lo, hi, clamp);
+        else if (r < st->rows)
+            i8_row_q8((int8_t*)(base + off[r]), c[r][0], c[r][1], m[r], vz, vget_low_s8(lo), vget_low_s8(hi));
+}
+
 static inline void i8_tile_rows(int32x4_t c[I8_MR][2], int32_t* restrict acc, const i8_tile_store* st)
 {
     int r;
     if (st != NULL && st->n == I8_NR) {
-        int16x8_t vz = vdupq_n_s16((int16_t)st->zero);
-        int8x16_t lo = vdupq_n_s8((int8_t)st->qlo), hi = vdupq_n_s8((int8_t)st->qhi);
-        char* base = st->base + st->p0;     /* (row r at base + off[r]: one add fewer a row) */
-        const int64_t* off = st->off;
-        const float* m = st->mult;
-        if (st->rows == I8_MR) {    /* (no test a row: the common tile) */
-#pragma GCC unroll 6
-            for (r = 0; r < I8_MR; r += 2)
-                i8_rows_q8x2((int8_t*)(base + off[r]), (int8_t*)(base + off[r + 1]), c[r], c[r + 1], m[r], m[r + 1],
-                             vz, lo, hi);
-            return;
-        }
-#pragma GCC unroll 6
-        for (r = 0; r < I8_MR; r += 2)
-            if (r + 1 < st->rows)
-                i8_rows_q8x2((int8_t*)(base + off[r]), (int8_t*)(base + off[r + 1]), c[r], c[r + 1], m[r],
-                             m[r + 1], vz, lo, hi);
-            else if (r < st->rows)
-                i8_row_q8((int8_t*)(base + off[r]), c[r][0], c[r][1], m[r], vz, vget_low_s8(lo), vget_low_s8(hi));
+        if (st->qlo == INT8_MIN && st->qhi == INT8_MAX)     /* (after a ReLU whose zero point is -128, too) */
+            i8_tile_rows_q(c, st, 0);
+        else
+            i8_tile_rows_q(c, st, 1);
         return;
     }
 #pragma GCC unroll 12
@@ -1385,13 +1399,16 @@ static void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, cons
  * of a 16-byte weight group: row i's four weights). */
 #define I8_SDOT(r, g, i) c[r][0] = vdotq_laneq_s32(c[r][0], b0, w##g, i); \
     c[r][1] = vdotq_laneq_s32(c[r][1], b1, w##g, i);
-static void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, const int32_t* bias,
+/* (inlined into the job's loop: as a call it costs ~40 instructions a tile) */
+static inline __attribute__((always_inline)) void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, const int32_t* bias,
                          int32_t* restrict acc, const i8_tile_store* st)
 {
     int32x4_t c[12][2];
-    int r;
-    for (r = 0; r < 12; r++)
-        c[r][0] = c[r][1] = vdupq_n_s32(bias[r]);
+    int32x4_t bv[3] = {vld1q_s32(bias), vld1q_s32(bias + 4), vld1q_s32(bias + 8)};  /* (3 loads, not 12) */
+#define I8_BIAS(r) c[r][0] = c[r][1] = vdupq_laneq_s32(bv[(r) / 4], (r) % 4);
+    I8_BIAS(0) I8_BIAS(1) I8_BIAS(2) I8_BIAS(3) I8_BIAS(4) I8_BIAS(5)
+    I8_BIAS(6) I8_BIAS(7) I8_BIAS(8) I8_BIAS(9) I8_BIAS(10) I8_BIAS(11)
+#undef I8_BIAS
     const int8_t *x = (const int8_t*)panel, *end = x + kp * 8;
     /* (one ld1 of two and one of three registers a step, two steps a turn:
      * 55 instructions for 48 sdot, where separate loads took 31 for 24) */
