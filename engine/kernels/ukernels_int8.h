@@ -46,12 +46,14 @@ static inline int8_t i8_clamp(int32_t q, int32_t qlo, int32_t qhi)
 /* i8_round on four lanes (GCC leaves its loops scalar here) */
 static inline int32x4_t i8_round4(float32x4_t y)
 {
-    float32x4_t lo = vdupq_n_f32(-I8_Y_LIMIT), hi = vdupq_n_f32(I8_Y_LIMIT);
+    float32x4_t lo = vdupq_n_f32(-I8_Y_LIMIT);
 #if defined(__aarch64__)
-    return vcvtnq_s32_f32(vminq_f32(vmaxnmq_f32(y, lo), hi));        /* (maxnm: NaN -> the low end) */
+    /* (maxnm: NaN -> the low end; no upper clamp: fcvtns saturates, and so do
+     * the narrowings that follow every use, giving what the clamp gives) */
+    return vcvtnq_s32_f32(vmaxnmq_f32(y, lo));
 #else
     float32x4_t m = vdupq_n_f32(I8_ROUND_MAGIC);
-    y = vminq_f32(vbslq_f32(vcgtq_f32(y, lo), y, lo), hi);
+    y = vminq_f32(vbslq_f32(vcgtq_f32(y, lo), y, lo), vdupq_n_f32(I8_Y_LIMIT));
     return vcvtq_s32_f32(vsubq_f32(vaddq_f32(y, m), m));
 #endif
 }
@@ -1092,10 +1094,13 @@ static void i8_quantize(int8_t* restrict out, const float* x, int64_t n, float i
 #if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
     float32x4_t vs = vdupq_n_f32(inv_scale);
     int16x8_t vz = vdupq_n_s16((int16_t)zero);
-    int8x8_t vlo = vdup_n_s8((int8_t)qlo), vhi = vdup_n_s8((int8_t)qhi);
-    for (; i + 8 <= n; i += 8)
-        vst1_s8(out + i, i8_narrow8(i8_round4(vmulq_f32(vld1q_f32(x + i), vs)),
-                                    i8_round4(vmulq_f32(vld1q_f32(x + i + 4), vs)), vz, vlo, vhi));
+    /* (a quantize node's range is all of int8, which the saturating
+     * narrowing gives: no clamp; another range takes the loop below) */
+    for (; qlo == INT8_MIN && qhi == INT8_MAX && i + 16 <= n; i += 16)
+        vst1q_s8(out + i, vcombine_s8(vqmovn_s16(i8_zq16(i8_round4(vmulq_f32(vld1q_f32(x + i), vs)),
+                                                         i8_round4(vmulq_f32(vld1q_f32(x + i + 4), vs)), vz)),
+                                      vqmovn_s16(i8_zq16(i8_round4(vmulq_f32(vld1q_f32(x + i + 8), vs)),
+                                                         i8_round4(vmulq_f32(vld1q_f32(x + i + 12), vs)), vz))));
 #elif defined(ENGINE_ISA_AVX512) || defined(ENGINE_ISA_AVX2)
     /* (GCC's loop below runs scalar here) */
     __m256 vs = _mm256_set1_ps(inv_scale);
