@@ -91,17 +91,11 @@ static inline int16x8_t i8_zq16_sums(int32x4_t a0, int32x4_t a1, float m, int16x
                    i8_round4_number(vmulq_f32(vcvtq_f32_s32(a1), vm)), vz);
 }
 
-/* eight sums (a0, a1) requantized with multiplier m */
-static inline int8x8_t i8_q8(int32x4_t a0, int32x4_t a1, float m, int16x8_t vz, int8x8_t lo, int8x8_t hi)
-{
-    return vmin_s8(vmax_s8(vqmovn_s16(i8_zq16_sums(a0, a1, m, vz)), lo), hi);
-}
-
 /* eight sums (a0, a1) requantized with multiplier m and stored */
 static inline void i8_row_q8(int8_t* out, int32x4_t a0, int32x4_t a1, float m, int16x8_t vz, int8x8_t lo,
                              int8x8_t hi)
 {
-    vst1_s8(out, i8_q8(a0, a1, m, vz, lo, hi));
+    vst1_s8(out, vmin_s8(vmax_s8(vqmovn_s16(i8_zq16_sums(a0, a1, m, vz)), lo), hi));
 }
 
 /* two rows' eight sums (a, b) requantized with multipliers ma, mb and
@@ -129,12 +123,17 @@ static inline __m256i i8_round8(__m256 y)
                                             _mm256_set1_ps(I8_Y_LIMIT)));
 }
 
-/* sixteen q (int16, in order) + zero saturated to int8, clamped to [lo, hi] */
-static inline __m128i i8_narrow16(__m256i q16, __m256i zero16, __m128i lo, __m128i hi)
+/* sixteen q (int16, in order) + zero saturated to int8 */
+static inline __m128i i8_narrow16_full(__m256i q16, __m256i zero16)
 {
     q16 = _mm256_adds_epi16(q16, zero16);
-    __m128i b = _mm_packs_epi16(_mm256_castsi256_si128(q16), _mm256_extracti128_si256(q16, 1));
-    return _mm_min_epi8(_mm_max_epi8(b, lo), hi);
+    return _mm_packs_epi16(_mm256_castsi256_si128(q16), _mm256_extracti128_si256(q16, 1));
+}
+
+/* the same clamped to [lo, hi] */
+static inline __m128i i8_narrow16(__m256i q16, __m256i zero16, __m128i lo, __m128i hi)
+{
+    return _mm_min_epi8(_mm_max_epi8(i8_narrow16_full(q16, zero16), lo), hi);
 }
 #endif
 
@@ -668,9 +667,15 @@ static void i8_pad_plane(int8_t* restrict p, const int8_t* restrict x, int8_t fi
             memcpy(d, src, 8);
             memcpy(d + n - 8, src + n - 8, 8);
         }
+    } else if (n >= 4) {
+        for (r = r0; r < r1; r++, d += width, src += in_w) {
+            memcpy(d, src, 4);
+            memcpy(d + n - 4, src + n - 4, 4);
+        }
     } else if (n > 0) {
         for (r = r0; r < r1; r++, d += width, src += in_w)
-            memcpy(d, src, (size_t)n);
+            for (j = 0; j < n; j++)
+                d[j] = src[j];
     }
 }
 
@@ -735,7 +740,7 @@ static inline i8_requant_px i8_requant(int32_t bias, float mult, int32_t zero, i
  * sums, requantized; without (wv NULL), the maxima, clamped */
 static inline __attribute__((always_inline)) void i8_window_8px(int8_t* out, const int8_t* q, int64_t width,
                                                                 const i8_tapw* wv, int64_t kh, int64_t kw, int64_t s,
-                                                                const i8_requant_px* rq)
+                                                                const i8_requant_px* rq, int clamp)
 {
     int32x4_t a0 = rq->bias, a1 = rq->bias;
     int16x8_t h = vdupq_n_s16(0);
@@ -758,19 +763,29 @@ static inline __attribute__((always_inline)) void i8_window_8px(int8_t* out, con
                 pending = 0;
             }
         }
-    if (wv == NULL) {
-        vst1_s8(out, vmin_s8(vmax_s8(mx, I8_LOW8(rq->lo)), I8_LOW8(rq->hi)));
-        return;
-    }
-    if (pending) {
+    if (wv != NULL && pending) {
         a0 = vaddw_s16(a0, vget_low_s16(h));
         a1 = vaddw_s16(a1, vget_high_s16(h));
     }
-    vst1_s8(out, i8_q8(a0, a1, rq->mult, rq->zero, I8_LOW8(rq->lo), I8_LOW8(rq->hi)));
+    int8x8_t v = wv == NULL ? mx : vqmovn_s16(i8_zq16_sums(a0, a1, rq->mult, rq->zero));
+    vst1_s8(out, clamp ? vmin_s8(vmax_s8(v, I8_LOW8(rq->lo)), I8_LOW8(rq->hi)) : v);
 }
 #undef I8_TAP8
 
 #if I8_DW_PX == 16
+/* sixteen sums a[0..3] requantized, saturated to int8 */
+static inline int8x16_t i8_q16(const int32x4_t a[4], const i8_requant_px* rq)
+{
+    return vcombine_s8(vqmovn_s16(i8_zq16_sums(a[0], a[1], rq->mult, rq->zero)),
+                       vqmovn_s16(i8_zq16_sums(a[2], a[3], rq->mult, rq->zero)));
+}
+
+/* sixteen int8 stored, clamped to rq's range where it is not all of int8 */
+static inline void i8_store16(int8_t* out, int8x16_t v, const i8_requant_px* rq, int clamp)
+{
+    vst1q_s8(out, clamp ? vminq_s8(vmaxq_s8(v, rq->lo), rq->hi) : v);
+}
+
 /* a tap's 16 bytes from q, as I8_TAP8 */
 #define I8_TAP16(q, kx, s, pair) ((s) == 1 ? vld1q_s8((q) + (kx)) : \
     ((kx) % 2 == 0 ? ((pair) = vld2q_s8((q) + (kx))).val[0] : (pair).val[1]))
@@ -778,7 +793,7 @@ static inline __attribute__((always_inline)) void i8_window_8px(int8_t* out, con
 /* 16 outputs as i8_window_8px computes 8: each half's products apart */
 static inline __attribute__((always_inline)) void i8_window_16px(int8_t* out, const int8_t* q, int64_t width,
                                                                  const i8_tapw* wv, int64_t kh, int64_t kw,
-                                                                 int64_t s, const i8_requant_px* rq)
+                                                                 int64_t s, const i8_requant_px* rq, int clamp)
 {
     int32x4_t a[4] = {rq->bias, rq->bias, rq->bias, rq->bias};
     int16x8_t lo = vdupq_n_s16(0), hi = lo;
@@ -805,19 +820,13 @@ static inline __attribute__((always_inline)) void i8_window_16px(int8_t* out, co
                 pending = 0;
             }
         }
-    if (wv == NULL) {
-        vst1q_s8(out, vminq_s8(vmaxq_s8(mx, rq->lo), rq->hi));
-        return;
-    }
-    if (pending) {
+    if (wv != NULL && pending) {
         a[0] = vaddw_s16(a[0], vget_low_s16(lo));
         a[1] = vaddw_high_s16(a[1], lo);
         a[2] = vaddw_s16(a[2], vget_low_s16(hi));
         a[3] = vaddw_high_s16(a[3], hi);
     }
-    int8x16_t v = vcombine_s8(vqmovn_s16(i8_zq16_sums(a[0], a[1], rq->mult, rq->zero)),
-                              vqmovn_s16(i8_zq16_sums(a[2], a[3], rq->mult, rq->zero)));
-    vst1q_s8(out, vminq_s8(vmaxq_s8(v, rq->lo), rq->hi));
+    i8_store16(out, wv == NULL ? mx : i8_q16(a, rq), rq, clamp);
 }
 #undef I8_TAP16
 #endif
@@ -838,7 +847,7 @@ static const uint8_t i8_dot_gather[3][16] = {
  * into the int32 sums, which start at the bias (no widening steps) */
 static inline __attribute__((always_inline)) void i8_window_dot(int8_t* out, const int8_t* q, int64_t width,
                                                                 const i8_tapw* wv, int64_t kh, int64_t kw,
-                                                                int64_t s, const i8_requant_px* rq, int n)
+                                                                int64_t s, const i8_requant_px* rq, int n, int clamp)
 {
     int32x4_t a[4] = {rq->bias, rq->bias, rq->bias, rq->bias};
     uint8x16_t g0 = vld1q_u8(i8_dot_gather[s == 1 ? 0 : 2]), g1 = vld1q_u8(i8_dot_gather[1]);
@@ -854,35 +863,33 @@ static inline __attribute__((always_inline)) void i8_window_dot(int8_t* out, con
                 }
                 a[j] = vdotq_s32(a[j], vqtbl1q_s8(vld1q_s8(src), g0), *wv);
             }
-    int8x8_t lo = vget_low_s8(rq->lo), hi = vget_low_s8(rq->hi);
     if (n == 8) {
-        vst1_s8(out, i8_q8(a[0], a[1], rq->mult, rq->zero, lo, hi));
+        int8x8_t v = vqmovn_s16(i8_zq16_sums(a[0], a[1], rq->mult, rq->zero));
+        vst1_s8(out, clamp ? vmin_s8(vmax_s8(v, vget_low_s8(rq->lo)), vget_low_s8(rq->hi)) : v);
         return;
     }
-    int8x16_t v = vcombine_s8(vqmovn_s16(i8_zq16_sums(a[0], a[1], rq->mult, rq->zero)),
-                              vqmovn_s16(i8_zq16_sums(a[2], a[3], rq->mult, rq->zero)));
-    vst1q_s8(out, vminq_s8(vmaxq_s8(v, rq->lo), rq->hi));
+    i8_store16(out, i8_q16(a, rq), rq, clamp);
 }
 #endif
 
 /* n (8 or I8_DW_PX) outputs whose windows start at q */
 static inline __attribute__((always_inline)) void i8_window_px(int8_t* out, const int8_t* q, int64_t width,
                                                                const i8_tapw* wv, int64_t kh, int64_t kw, int64_t s,
-                                                               const i8_requant_px* rq, int n)
+                                                               const i8_requant_px* rq, int n, int clamp)
 {
 #if defined(ENGINE_ISA_NEON_DOT)
     if (wv != NULL) {
-        i8_window_dot(out, q, width, wv, kh, kw, s, rq, n);
+        i8_window_dot(out, q, width, wv, kh, kw, s, rq, n, clamp);
         return;
     }
 #endif
 #if I8_DW_PX == 16
     if (n == 16) {
-        i8_window_16px(out, q, width, wv, kh, kw, s, rq);
+        i8_window_16px(out, q, width, wv, kh, kw, s, rq, clamp);
         return;
     }
 #endif
-    i8_window_8px(out, q, width, wv, kh, kw, s, rq);
+    i8_window_8px(out, q, width, wv, kh, kw, s, rq, clamp);
 }
 #else
 /* AVX2 (and AVX-512, on 256-bit vectors): 16 outputs' taps as int16, two
@@ -924,7 +931,7 @@ static inline i8_requant_px i8_requant(int32_t bias, float mult, int32_t zero, i
  * by the packs), requantized; without (wv NULL), the maxima, clamped */
 static inline __attribute__((always_inline)) void i8_window_px(int8_t* out, const int8_t* q, int64_t width,
                                                                const i8_tapw* wv, int64_t kh, int64_t kw, int64_t s,
-                                                               const i8_requant_px* rq, int n)
+                                                               const i8_requant_px* rq, int n, int clamp)
 {
     (void)n;                    /* (always I8_DW_PX) */
     __m256i lo = rq->bias, hi = rq->bias, prev = _mm256_setzero_si256(), mx = _mm256_set1_epi16(INT8_MIN), pair;
@@ -952,7 +959,8 @@ static inline __attribute__((always_inline)) void i8_window_px(int8_t* out, cons
         q16 = _mm256_packs_epi32(i8_round8(_mm256_mul_ps(_mm256_cvtepi32_ps(lo), rq->mult)),
                                  i8_round8(_mm256_mul_ps(_mm256_cvtepi32_ps(hi), rq->mult)));
     }
-    _mm_storeu_si128((__m128i*)out, i8_narrow16(q16, rq->zero, rq->lo, rq->hi));
+    _mm_storeu_si128((__m128i*)out, clamp ? i8_narrow16(q16, rq->zero, rq->lo, rq->hi) :
+                                            i8_narrow16_full(q16, rq->zero));
 }
 #undef I8_TAP16
 #endif
@@ -974,26 +982,26 @@ static inline __attribute__((always_inline)) void i8_window_px(int8_t* out, cons
 static inline __attribute__((always_inline)) void i8_padded_rows_n(int8_t* restrict out, const int8_t* p,
                                                                    int64_t width, const i8_tapw* wv, int64_t kh,
                                                                    int64_t kw, int64_t s, const i8_requant_px* rq,
-                                                                   int64_t out_h, int64_t out_w, int n)
+                                                                   int64_t out_h, int64_t out_w, int n, int clamp)
 {
     int64_t oy, ox;
     for (oy = 0; oy < out_h; oy++) {
         const int8_t* row = p + oy * s * width;
         int8_t* dst = out + oy * out_w;
         for (ox = 0; ox + n <= out_w; ox += n)
-            i8_window_px(dst + ox, row + ox * s, width, wv, kh, kw, s, rq, n);
+            i8_window_px(dst + ox, row + ox * s, width, wv, kh, kw, s, rq, n, clamp);
         if (ox == out_w)
             continue;
         if (n > I8_NARROW_PX && out_w - ox <= I8_NARROW_PX) {     /* (the last few by a narrower vector) */
             i8_window_px(dst + out_w - I8_NARROW_PX, row + (out_w - I8_NARROW_PX) * s, width, wv, kh, kw, s, rq,
-                         I8_NARROW_PX);
+                         I8_NARROW_PX, clamp);
         } else if (out_w >= n) {
-            i8_window_px(dst + out_w - n, row + (out_w - n) * s, width, wv, kh, kw, s, rq, n);
+            i8_window_px(dst + out_w - n, row + (out_w - n) * s, width, wv, kh, kw, s, rq, n, clamp);
         } else if (oy * out_w + n <= out_h * out_w) {
-            i8_window_px(dst, row, width, wv, kh, kw, s, rq, n);
+            i8_window_px(dst, row, width, wv, kh, kw, s, rq, n, clamp);
         } else {
             int8_t lanes[I8_DW_PX];
-            i8_window_px(lanes, row, width, wv, kh, kw, s, rq, n);
+            i8_window_px(lanes, row, width, wv, kh, kw, s, rq, n, clamp);
             memcpy(dst, lanes, (size_t)out_w);
         }
     }
@@ -1004,36 +1012,42 @@ static inline __attribute__((always_inline)) void i8_padded_rows_n(int8_t* restr
 static inline __attribute__((always_inline)) void i8_padded_rows(int8_t* restrict out, const int8_t* p, int64_t width,
                                                                  const i8_tapw* wv, int64_t kh, int64_t kw, int64_t s,
                                                                  const i8_requant_px* rq, int64_t out_h,
-                                                                 int64_t out_w)
+                                                                 int64_t out_w, int clamp)
 {
     if (I8_NARROW_PX < I8_DW_PX && out_w <= I8_NARROW_PX) {
-        i8_padded_rows_n(out, p, width, wv, kh, kw, s, rq, out_h, out_w, I8_NARROW_PX);
+        i8_padded_rows_n(out, p, width, wv, kh, kw, s, rq, out_h, out_w, I8_NARROW_PX, clamp);
         return;
     }
-    i8_padded_rows_n(out, p, width, wv, kh, kw, s, rq, out_h, out_w, I8_DW_PX);
+    i8_padded_rows_n(out, p, width, wv, kh, kw, s, rq, out_h, out_w, I8_DW_PX, clamp);
 }
 
 static void i8_direct_plane(int8_t* restrict out, int8_t* restrict p, const int8_t* x, const int8_t* w,
-                            int8_t fill, const i8_requant_px* rq, int64_t in_h, int64_t in_w, int64_t out_h,
-                            int64_t out_w, int64_t kh, int64_t kw, int64_t s, int64_t ph, int64_t pw)
+                            int8_t fill, const i8_requant_px* rq, int clamp, int64_t in_h, int64_t in_w,
+                            int64_t out_h, int64_t out_w, int64_t kh, int64_t kw, int64_t s, int64_t ph, int64_t pw)
 {
     i8_tapw wv[I8_TAPW(I8_TAPS_MAX)];
     int64_t width = i8_padded_width(out_w, kw, s);
     if (w != NULL)
         i8_load_taps(wv, w, kh, kw);
     i8_pad_plane(p, x, fill, in_h, in_w, s * (out_h - 1) + kh, width, ph, pw);
+    /* (the common windows inlined with constant taps and stride; 3 x 3
+     * depthwise without the clamp too, where the range is all of int8) */
     if (w == NULL && kh == 3 && kw == 3 && s == 2)
-        i8_padded_rows(out, p, width, NULL, 3, 3, 2, rq, out_h, out_w);
+        i8_padded_rows(out, p, width, NULL, 3, 3, 2, rq, out_h, out_w, 1);
     else if (w == NULL)
-        i8_padded_rows(out, p, width, NULL, kh, kw, s, rq, out_h, out_w);
+        i8_padded_rows(out, p, width, NULL, kh, kw, s, rq, out_h, out_w, 1);
+    else if (kh == 3 && kw == 3 && s == 1 && clamp)
+        i8_padded_rows(out, p, width, wv, 3, 3, 1, rq, out_h, out_w, 1);
     else if (kh == 3 && kw == 3 && s == 1)
-        i8_padded_rows(out, p, width, wv, 3, 3, 1, rq, out_h, out_w);
+        i8_padded_rows(out, p, width, wv, 3, 3, 1, rq, out_h, out_w, 0);
+    else if (kh == 3 && kw == 3 && clamp)
+        i8_padded_rows(out, p, width, wv, 3, 3, 2, rq, out_h, out_w, 1);
     else if (kh == 3 && kw == 3)
-        i8_padded_rows(out, p, width, wv, 3, 3, 2, rq, out_h, out_w);
+        i8_padded_rows(out, p, width, wv, 3, 3, 2, rq, out_h, out_w, 0);
     else if (s == 1)
-        i8_padded_rows(out, p, width, wv, kh, kw, 1, rq, out_h, out_w);
+        i8_padded_rows(out, p, width, wv, kh, kw, 1, rq, out_h, out_w, 1);
     else
-        i8_padded_rows(out, p, width, wv, kh, kw, 2, rq, out_h, out_w);
+        i8_padded_rows(out, p, width, wv, kh, kw, 2, rq, out_h, out_w, 1);
 }
 #endif
 
@@ -1044,11 +1058,12 @@ static void i8_dw_plane(int8_t* restrict out, int32_t* restrict acc, const int8_
 {
 #if defined(I8_DIRECT)
     if (i8_dw_direct(sh, sw, dh, dw, kh, kw)) {
-        int64_t t;
+        int32_t t, sum = 0;
         for (t = 0; t < kh * kw; t++)
-            bias -= in_zero * w[t];
-        i8_requant_px rq = i8_requant(bias, mult, zero, qlo, qhi);
-        i8_direct_plane(out, (int8_t*)acc, x, w, (int8_t)in_zero, &rq, in_h, in_w, out_h, out_w, kh, kw, sh, ph, pw);
+            sum += w[t];
+        i8_requant_px rq = i8_requant(bias - in_zero * sum, mult, zero, qlo, qhi);
+        i8_direct_plane(out, (int8_t*)acc, x, w, (int8_t)in_zero, &rq, qlo > INT8_MIN || qhi < INT8_MAX, in_h, in_w,
+                        out_h, out_w, kh, kw, sh, ph, pw);
         return;
     }
 #endif
@@ -1064,7 +1079,7 @@ static void i8_max_plane(int8_t* restrict out, int32_t* restrict acc, const int8
 #if defined(I8_DIRECT)
     if (i8_dw_direct(sh, sw, dh, dw, kh, kw)) {
         i8_requant_px rq = i8_requant(0, 1.0f, 0, qlo, qhi);
-        i8_direct_plane(out, (int8_t*)acc, x, NULL, INT8_MIN, &rq, in_h, in_w, out_h, out_w, kh, kw, sh, ph, pw);
+        i8_direct_plane(out, (int8_t*)acc, x, NULL, INT8_MIN, &rq, 1, in_h, in_w, out_h, out_w, kh, kw, sh, ph, pw);
         return;
     }
 #endif
