@@ -200,16 +200,22 @@ cdef void i8_gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
     cdef const int8_t* res
     cdef i8_tile_store st
     cdef bint fused = not op.p.out_f32 and op.res_off == NULL     # (the tile stores its rows itself)
+    # the row tiles' weights, biases and first channel, stepped tile by tile
+    # (locals: the stores through char pointers would make the C reload op's fields)
+    cdef int64_t w_step = I8_MR * kp * I8_ELEM_BYTES, o0 = g * op.p.cout_g + t0 * I8_MR, o_end = (g + 1) * op.p.cout_g
+    cdef const int8_t* w0 = op.qw + (g * op.p.m_tiles + t0) * w_step
+    cdef const int32_t* b0 = op.qb + (g * op.p.m_tiles + t0) * I8_MR
+    cdef const float* mult = op.mult
+    cdef const int64_t* out_off = op.out_off
     st.zero, st.qlo, st.qhi, st.base = op.p.out_zero, op.p.qlo, op.p.qhi, base
     for n in range(n0, n1):
         p0 = n * I8_NR
         i8_pack_panel(panel, <const int8_t*>base, op.in_off + g * op.p.cin_g, op.p.cin_g, kp, p0)
-        for t in range(t0, t1):
-            o = g * op.p.cout_g + t * I8_MR
-            st.rows, st.n, st.mult = min(I8_MR, op.p.cout_g - t * I8_MR), min(I8_NR, npix - p0), op.mult + o
-            st.off, st.p0 = op.out_off + o, p0
-            i8_gemm_tile(op.qw + (g * op.p.m_tiles + t) * I8_MR * kp * I8_ELEM_BYTES, panel, kp,
-                         op.qb + (g * op.p.m_tiles + t) * I8_MR, acc, &st if fused else NULL)
+        st.n, st.p0 = min(I8_NR, npix - p0), p0
+        for t in range(t1 - t0):
+            o = o0 + t * I8_MR
+            st.rows, st.mult, st.off = min(I8_MR, o_end - o), mult + o, out_off + o
+            i8_gemm_tile(w0 + t * w_step, panel, kp, b0 + t * I8_MR, acc, &st if fused else NULL)
             if fused:
                 continue
             for r in range(st.rows):
