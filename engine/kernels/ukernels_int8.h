@@ -402,6 +402,46 @@ static void i8_window_framed(int32_t* restrict acc, int16_t* restrict frames, co
         memmove(acc + i * out_w, acc + i * fw, out_w * sizeof(int32_t));
 }
 
+/* sum((x[i] - zero) * w[r * n + i]) for i < n into acc[r], r < rows (1 or
+ * 4: four rows share x's loads); on NEON sum(x w) - zero * sum(w), 16 at a
+ * time (sdot, or smull + smlal summing two products in int16 and sadalp) */
+static inline __attribute__((always_inline)) void i8_dot_zero(int32_t* acc, const int8_t* x, const int8_t* w,
+                                                              int64_t n, int rows, int32_t zero)
+{
+    int64_t i = 0;
+    int r;
+#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
+    int32x4_t sq[4], sw[4];
+    for (r = 0; r < rows; r++)
+        sq[r] = sw[r] = vdupq_n_s32(0);
+    for (; i + 16 <= n; i += 16) {
+        int8x16_t xv = vld1q_s8(x + i);
+        for (r = 0; r < rows; r++) {
+            int8x16_t wv = vld1q_s8(w + r * n + i);
+#if defined(ENGINE_ISA_NEON_DOT)
+            sq[r] = vdotq_s32(sq[r], wv, xv);
+            sw[r] = vdotq_s32(sw[r], wv, vdupq_n_s8(1));
+#else
+            int16x8_t p = vmull_s8(vget_low_s8(wv), vget_low_s8(xv));
+            sq[r] = vpadalq_s16(sq[r], vmlal_s8(p, vget_high_s8(wv), vget_high_s8(xv)));
+            sw[r] = vpadalq_s16(sw[r], vpaddlq_s8(wv));
+#endif
+        }
+    }
+    for (r = 0; r < rows; r++) {
+        int32x4_t t = vsubq_s32(sq[r], vmulq_n_s32(sw[r], zero));
+        int32x2_t h = vadd_s32(vget_low_s32(t), vget_high_s32(t));
+        acc[r] = vget_lane_s32(vpadd_s32(h, h), 0);
+    }
+#else
+    for (r = 0; r < rows; r++)
+        acc[r] = 0;
+#endif
+    for (; i < n; i++)
+        for (r = 0; r < rows; r++)
+            acc[r] += ((int32_t)x[i] - zero) * w[r * n + i];
+}
+
 /* One output plane's int32 sums of a convolution (max pooling: its maxima,
  * w NULL): acc[oy * out_w + ox] over cin input planes, plane c at
  * base + off[c] (bytes), with weights w[c][kh][kw] (single planes through
@@ -415,10 +455,9 @@ static void i8_window_sums(int32_t* restrict acc, const int8_t* base, const int6
     int64_t npix = out_h * out_w, c, ky, kx, oy, ox, ox0, ox1, i;
     if (cin == 1 && npix == 1 && kh == in_h && kw == in_w && ph == 0 && pw == 0) {    /* the whole plane */
         const int8_t* x = base + off[0];
-        int32_t t = w != NULL ? 0 : INT8_MIN;
+        int32_t t = INT8_MIN;
         if (w != NULL)
-            for (i = 0; i < kh * kw; i++)
-                t += ((int32_t)x[i] - zero) * w[i];
+            i8_dot_zero(&t, x, w, kh * kw, 1, zero);
         else
             for (i = 0; i < kh * kw; i++)
                 t = t > x[i] ? t : x[i];
@@ -475,48 +514,19 @@ static void i8_window_sums(int32_t* restrict acc, const int8_t* base, const int6
 }
 
 /* A 1x1 convolution of 1x1 planes (fully connected): the sums of n output
- * channels' rows of w (cin each) with x - zero, x gathered once into xz. */
+ * channels' rows of w (cin each) with x - zero, x's bytes gathered once
+ * into xz. */
 static void i8_dot_rows(int32_t* restrict acc, int32_t* restrict xz, const int8_t* base, const int64_t* off,
                         int64_t cin, const int8_t* w, int64_t n, int32_t zero)
 {
-    int64_t c, o;
-#if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
-    /* q gathered as bytes, then sum(q * w) - zero * sum(w) 16 at a time
-     * (sdot; or smull + smlal summing two products in int16, sadalp) */
     int8_t* xq = (int8_t*)xz;
+    int64_t c, o;
     for (c = 0; c < cin; c++)
         xq[c] = base[off[c]];
-    for (o = 0; o < n; o++) {
-        const int8_t* wo = w + o * cin;
-        int32x4_t sq = vdupq_n_s32(0), sw = sq;
-        for (c = 0; c + 16 <= cin; c += 16) {
-            int8x16_t wv = vld1q_s8(wo + c), xv = vld1q_s8(xq + c);
-#if defined(ENGINE_ISA_NEON_DOT)
-            sq = vdotq_s32(sq, wv, xv);
-            sw = vdotq_s32(sw, wv, vdupq_n_s8(1));
-#else
-            int16x8_t p = vmull_s8(vget_low_s8(wv), vget_low_s8(xv));
-            sq = vpadalq_s16(sq, vmlal_s8(p, vget_high_s8(wv), vget_high_s8(xv)));
-            sw = vpadalq_s16(sw, vpaddlq_s8(wv));
-#endif
-        }
-        int32x4_t t = vsubq_s32(sq, vmulq_n_s32(sw, zero));
-        int32x2_t h = vadd_s32(vget_low_s32(t), vget_high_s32(t));
-        int32_t sum = vget_lane_s32(vpadd_s32(h, h), 0);
-        for (; c < cin; c++)
-            sum += ((int32_t)xq[c] - zero) * wo[c];
-        acc[o] = sum;
-    }
-#else
-    for (c = 0; c < cin; c++)
-        xz[c] = (int32_t)base[off[c]] - zero;
-    for (o = 0; o < n; o++) {
-        int32_t sum = 0;
-        for (c = 0; c < cin; c++)
-            sum += xz[c] * w[o * cin + c];
-        acc[o] = sum;
-    }
-#endif
+    for (o = 0; o + 4 <= n; o += 4)
+        i8_dot_zero(acc + o, xq, w + o * cin, cin, 4, zero);
+    for (; o < n; o++)
+        i8_dot_zero(acc + o, xq, w + o * cin, cin, 1, zero);
 }
 
 /* int8 outputs from sums: mult per output channel (mult_step 0) or per
