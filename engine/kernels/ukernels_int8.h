@@ -783,13 +783,6 @@ static inline __attribute__((always_inline)) void i8_window_8px(int8_t* out, con
 #undef I8_TAP8
 
 #if I8_DW_PX == 16
-/* sixteen sums a[0..3] requantized, saturated to int8 */
-static inline int8x16_t i8_q16(const int32x4_t a[4], const i8_requant_px* rq)
-{
-    return vcombine_s8(vqmovn_s16(i8_zq16_sums(a[0], a[1], rq->mult, rq->zero)),
-                       vqmovn_s16(i8_zq16_sums(a[2], a[3], rq->mult, rq->zero)));
-}
-
 /* sixteen int8 stored, clamped to rq's range where it is not all of int8 */
 static inline void i8_store16(int8_t* out, int8x16_t v, const i8_requant_px* rq, int clamp)
 {
@@ -800,43 +793,18 @@ static inline void i8_store16(int8_t* out, int8x16_t v, const i8_requant_px* rq,
 #define I8_TAP16(q, kx, s, pair) ((s) == 1 ? vld1q_s8((q) + (kx)) : \
     ((kx) % 2 == 0 ? ((pair) = vld2q_s8((q) + (kx))).val[0] : (pair).val[1]))
 
-/* 16 outputs as i8_window_8px computes 8: each half's products apart */
-static inline __attribute__((always_inline)) void i8_window_16px(int8_t* out, const int8_t* q, int64_t width,
-                                                                 const i8_tapw* wv, int64_t kh, int64_t kw,
-                                                                 int64_t s, const i8_requant_px* rq, int clamp)
+/* 16 outputs' maxima, clamped */
+static inline __attribute__((always_inline)) void i8_window_max16(int8_t* out, const int8_t* q, int64_t width,
+                                                                  int64_t kh, int64_t kw, int64_t s,
+                                                                  const i8_requant_px* rq, int clamp)
 {
-    int32x4_t a[4] = {rq->bias, rq->bias, rq->bias, rq->bias};
-    int16x8_t lo = vdupq_n_s16(0), hi = lo;
     int8x16_t mx = vdupq_n_s8(INT8_MIN);
     int8x16x2_t pair;
     int64_t ky, kx;
-    int pending = 0;
     for (ky = 0; ky < kh; ky++)
-        for (kx = 0; kx < kw; kx++) {
-            int8x16_t v = I8_TAP16(q + ky * width, kx, s, pair), wt = wv == NULL ? v : wv[ky * kw + kx];
-            if (wv == NULL) {
-                mx = vmaxq_s8(mx, v);
-            } else if (!pending) {
-                lo = vmull_s8(vget_low_s8(v), vget_low_s8(wt));
-                hi = vmull_high_s8(v, wt);
-                pending = 1;
-            } else {
-                lo = vmlal_s8(lo, vget_low_s8(v), vget_low_s8(wt));
-                hi = vmlal_high_s8(hi, v, wt);
-                a[0] = vaddw_s16(a[0], vget_low_s16(lo));
-                a[1] = vaddw_high_s16(a[1], lo);
-                a[2] = vaddw_s16(a[2], vget_low_s16(hi));
-                a[3] = vaddw_high_s16(a[3], hi);
-                pending = 0;
-            }
-        }
-    if (wv != NULL && pending) {
-        a[0] = vaddw_s16(a[0], vget_low_s16(lo));
-        a[1] = vaddw_high_s16(a[1], lo);
-        a[2] = vaddw_s16(a[2], vget_low_s16(hi));
-        a[3] = vaddw_high_s16(a[3], hi);
-    }
-    i8_store16(out, wv == NULL ? mx : i8_q16(a, rq), rq, clamp);
+        for (kx = 0; kx < kw; kx++)
+            mx = vmaxq_s8(mx, I8_TAP16(q + ky * width, kx, s, pair));
+    i8_store16(out, mx, rq, clamp);
 }
 #undef I8_TAP16
 #endif
@@ -850,6 +818,13 @@ static const uint8_t i8_dot_gather[3][16] = {
     {4, 5, 6, 7, 5, 6, 7, 8, 6, 7, 8, 9, 7, 8, 9, 10},
     {0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7, 8, 9},
 };
+
+/* sixteen sums a[0..3] requantized, saturated to int8 */
+static inline int8x16_t i8_q16(const int32x4_t a[4], const i8_requant_px* rq)
+{
+    return vcombine_s8(vqmovn_s16(i8_zq16_sums(a[0], a[1], rq->mult, rq->zero)),
+                       vqmovn_s16(i8_zq16_sums(a[2], a[3], rq->mult, rq->zero)));
+}
 
 /* n (8 or 16) outputs of a depthwise convolution by sdot: per row of taps
  * and group of four, each output's four bytes gathered by tbl (stride 1:
@@ -894,8 +869,13 @@ static inline __attribute__((always_inline)) void i8_window_px(int8_t* out, cons
     }
 #endif
 #if I8_DW_PX == 16
-    if (n == 16) {
-        i8_window_16px(out, q, width, wv, kh, kw, s, rq, clamp);
+    if (n == 16 && wv == NULL) {
+        i8_window_max16(out, q, width, kh, kw, s, rq, clamp);
+        return;
+    }
+    if (n == 16) {              /* (without sdot: two halves, each product in int16 as wide as 8 bytes) */
+        i8_window_8px(out, q, width, wv, kh, kw, s, rq, clamp);
+        i8_window_8px(out + 8, q + 8 * s, width, wv, kh, kw, s, rq, clamp);
         return;
     }
 #endif
