@@ -215,9 +215,10 @@ cdef void i8_gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
         for t in range(t1 - t0):
             o = o0 + t * I8_MR
             st.rows, st.mult, st.off = min(I8_MR, o_end - o), mult + o, out_off + o
-            i8_gemm_tile(w0 + t * w_step, panel, kp, b0 + t * I8_MR, acc, &st if fused else NULL)
-            if fused:
+            if fused:       # (a call of its own: the C keeps st in registers, not on the stack)
+                i8_gemm_tile(w0 + t * w_step, panel, kp, b0 + t * I8_MR, acc, &st)
                 continue
+            i8_gemm_tile(w0 + t * w_step, panel, kp, b0 + t * I8_MR, acc, NULL)
             for r in range(st.rows):
                 res = <const int8_t*>(base + op.res_off[o + r] + p0) if op.res_off != NULL else NULL
                 if op.p.out_f32:

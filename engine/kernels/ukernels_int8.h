@@ -437,9 +437,11 @@ static inline __attribute__((always_inline)) void i8_dot_zero(int32_t* acc, cons
     for (r = 0; r < rows; r++)
         acc[r] = 0;
 #endif
-    for (; i < n; i++)
-        for (r = 0; r < rows; r++)
-            acc[r] += ((int32_t)x[i] - zero) * w[r * n + i];
+    for (r = 0; r < rows; r++) {
+        int64_t j;
+        for (j = i; j < n; j++)
+            acc[r] += ((int32_t)x[j] - zero) * w[r * n + j];
+    }
 }
 
 /* One output plane's int32 sums of a convolution (max pooling: its maxima,
@@ -690,8 +692,8 @@ static void i8_pad_plane(int8_t* restrict p, const int8_t* restrict x, int8_t fi
 }
 
 #if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
-/* a vector of I8_DW_PX bytes: 16 on aarch64, 8 on armv7 (whose rows of up
- * to 8 outputs take the 8-byte half on aarch64 too) */
+/* a vector of I8_DW_PX bytes (16 on aarch64, 8 on armv7): a tap's weight
+ * or a clamp bound in every lane; 8-output windows take its low half */
 #if I8_DW_PX == 16
 typedef int8x16_t i8_vpx;
 #define I8_VPX_DUP vdupq_n_s8
@@ -1041,10 +1043,11 @@ static void i8_direct_plane(int8_t* restrict out, int8_t* restrict p, const int8
 }
 #endif
 
-static void i8_dw_plane(int8_t* restrict out, int32_t* restrict acc, const int8_t* x, const int8_t* w,
-                        int32_t in_zero, int32_t bias, float mult, int32_t zero, int32_t qlo, int32_t qhi,
-                        int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
-                        int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw)
+/* (inline: called per channel, its 22 arguments would pass through the stack) */
+static inline void i8_dw_plane(int8_t* restrict out, int32_t* restrict acc, const int8_t* x, const int8_t* w,
+                               int32_t in_zero, int32_t bias, float mult, int32_t zero, int32_t qlo, int32_t qhi,
+                               int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
+                               int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw)
 {
 #if defined(I8_DIRECT)
     if (i8_dw_direct(sh, sw, dh, dw, kh, kw)) {
@@ -1410,8 +1413,9 @@ static void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, cons
 #define I8_SDOT(r, g, i) c[r][0] = vdotq_laneq_s32(c[r][0], b0, w##g, i); \
     c[r][1] = vdotq_laneq_s32(c[r][1], b1, w##g, i);
 /* (inlined into the job's loop: as a call it costs ~40 instructions a tile) */
-static inline __attribute__((always_inline)) void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, const int32_t* bias,
-                         int32_t* restrict acc, const i8_tile_store* st)
+static inline __attribute__((always_inline)) void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp,
+                                                               const int32_t* bias, int32_t* restrict acc,
+                                                               const i8_tile_store* st)
 {
     int32x4_t c[12][2];
     int32x4_t bv[3] = {vld1q_s32(bias), vld1q_s32(bias + 4), vld1q_s32(bias + 8)};  /* (3 loads, not 12) */
@@ -1419,50 +1423,18 @@ static inline __attribute__((always_inline)) void i8_gemm_tile(const int8_t* w, 
     I8_BIAS(0) I8_BIAS(1) I8_BIAS(2) I8_BIAS(3) I8_BIAS(4) I8_BIAS(5)
     I8_BIAS(6) I8_BIAS(7) I8_BIAS(8) I8_BIAS(9) I8_BIAS(10) I8_BIAS(11)
 #undef I8_BIAS
-    const int8_t* x = (const int8_t*)panel;
-    int64_t pairs = kp / 8;
-    if (kp / 4 % 2) {           /* an odd step first */
+    const int8_t *x = (const int8_t*)panel, *end = x + kp * 8;
+    /* (one ld1 of two and one of three registers a step, two steps a turn:
+     * 56 instructions for 48 sdot, where separate loads took 31 for 24) */
+#pragma GCC unroll 2
+    for (; x < end; x += 32, w += 48) {
         int8x16x2_t b = vld1q_s8_x2(x);
         int8x16x3_t ws = vld1q_s8_x3(w);
         int8x16_t b0 = b.val[0], b1 = b.val[1], w0 = ws.val[0], w1 = ws.val[1], w2 = ws.val[2];
         I8_SDOT(0, 0, 0) I8_SDOT(1, 0, 1) I8_SDOT(2, 0, 2) I8_SDOT(3, 0, 3)
         I8_SDOT(4, 1, 0) I8_SDOT(5, 1, 1) I8_SDOT(6, 1, 2) I8_SDOT(7, 1, 3)
         I8_SDOT(8, 2, 0) I8_SDOT(9, 2, 1) I8_SDOT(10, 2, 2) I8_SDOT(11, 2, 3)
-        x += 32;
-        w += 48;
     }
-    /* then two steps a turn, each one ld1 of the panel's two registers, one
-     * of the weights' three (asm: their pointers post-incremented), 24 sdot
-     * (asm: 24 accumulators in and out are more operands than one asm may
-     * have): 54 instructions for 48 sdot, where GCC's unrolled loop took 56 */
-#define I8_LOAD_ASM __asm__("ld1 {%[b0].16b, %[b1].16b}, [%[x]], #32\n\t" \
-                            "ld1 {%[w0].16b, %[w1].16b, %[w2].16b}, [%[w]], #48" \
-                            : [b0] "=w"(b0), [b1] "=w"(b1), [w0] "=w"(w0), [w1] "=w"(w1), [w2] "=w"(w2), \
-                              [x] "+r"(x), [w] "+r"(w) : : "memory");
-#define I8_SDOT_ASM(r, g, i) "sdot %[c" #r "a].4s, %[b0].16b, %[w" #g "].4b[" #i "]\n\t" \
-                             "sdot %[c" #r "b].4s, %[b1].16b, %[w" #g "].4b[" #i "]\n\t"
-#define I8_ACC_ASM(r) [c##r##a] "+w"(c[r][0]), [c##r##b] "+w"(c[r][1])
-#define I8_IN_ASM [b0] "w"(b0), [b1] "w"(b1), [w0] "w"(w0), [w1] "w"(w1), [w2] "w"(w2)
-#define I8_STEP_ASM \
-    I8_LOAD_ASM \
-    __asm__(I8_SDOT_ASM(0, 0, 0) I8_SDOT_ASM(1, 0, 1) I8_SDOT_ASM(2, 0, 2) I8_SDOT_ASM(3, 0, 3) \
-            I8_SDOT_ASM(4, 1, 0) I8_SDOT_ASM(5, 1, 1) \
-            : I8_ACC_ASM(0), I8_ACC_ASM(1), I8_ACC_ASM(2), I8_ACC_ASM(3), I8_ACC_ASM(4), I8_ACC_ASM(5) \
-            : I8_IN_ASM); \
-    __asm__(I8_SDOT_ASM(6, 1, 2) I8_SDOT_ASM(7, 1, 3) \
-            I8_SDOT_ASM(8, 2, 0) I8_SDOT_ASM(9, 2, 1) I8_SDOT_ASM(10, 2, 2) I8_SDOT_ASM(11, 2, 3) \
-            : I8_ACC_ASM(6), I8_ACC_ASM(7), I8_ACC_ASM(8), I8_ACC_ASM(9), I8_ACC_ASM(10), I8_ACC_ASM(11) \
-            : I8_IN_ASM);
-    for (; pairs > 0; pairs--) {
-        int8x16_t b0, b1, w0, w1, w2;
-        I8_STEP_ASM
-        I8_STEP_ASM
-    }
-#undef I8_LOAD_ASM
-#undef I8_SDOT_ASM
-#undef I8_ACC_ASM
-#undef I8_IN_ASM
-#undef I8_STEP_ASM
     i8_tile_rows(c, acc, st);
 }
 #elif defined(ENGINE_ISA_NEON)
