@@ -200,8 +200,9 @@ cdef void i8_gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
     cdef const int8_t* res
     cdef i8_tile_store st
     cdef bint fused = not op.p.out_f32 and op.res_off == NULL     # (the tile stores its rows itself)
-    # the row tiles' weights, biases and first channel, stepped tile by tile
-    # (locals: the stores through char pointers would make the C reload op's fields)
+    # the job's first row tile's weights, biases and channel; tile t's are
+    # t steps on (locals: the stores through char pointers would make the C
+    # reload op's fields after every tile)
     cdef int64_t w_step = I8_MR * kp * I8_ELEM_BYTES, o0 = g * op.p.cout_g + t0 * I8_MR, o_end = (g + 1) * op.p.cout_g
     cdef const int8_t* w0 = op.qw + (g * op.p.m_tiles + t0) * w_step
     cdef const int32_t* b0 = op.qb + (g * op.p.m_tiles + t0) * I8_MR
