@@ -44,9 +44,9 @@ class PlanOptions:
                                  # what the split saves)
     framed_windows: bool = False  # 3x3 windows of stride 1 and 2 through framed rows, one plane
                                   # at a time (where they do not run interleaved)
-    interleaved_windows: bool = None  # 3x3 and 5x5 windows of stride 1 and 2 with VLEN channels'
+    interleaved_windows: bool = None  # 3x3, 5x5 and 7x7 windows of stride 1 and 2 with VLEN channels'
                                  # rows interleaved, before framed (None: those of
-                                 # the kernels' INTERLEAVED_SIDES: NEON 3x3 and 5x5, x86 5x5; but not
+                                 # the kernels' INTERLEAVED_SIDES: NEON 3x3 and 5x5, x86 5x5 and 7x7; but not
                                  # 3x3 pooling at stride 2: row by row, separably)
     flat_max_pixels: int = 16384   # window ops: stride-1 output planes up to this size run flat,
     flat_s2_max_pixels: int = 64   # and stride-2 ones up to this size (through phase planes;
@@ -142,7 +142,7 @@ def kernel_fields(attrs, kernel):
 
 
 def window_op(kernels, step, spatial, attrs, kernel, mode, options, direct_only=False, **tables):
-    """(Window record, scratch floats): interleaved (3x3 and 5x5, strides 1
+    """(Window record, scratch floats): interleaved (3x3, 5x5 and 7x7, strides 1
     and 2) where the options or the ISA say so, framed (3x3) where the
     options say so, flat where the plane is small enough and the tables fit,
     else row by row.  3x3 pooling at stride 2 runs row by row unless the
@@ -152,7 +152,7 @@ def window_op(kernels, step, spatial, attrs, kernel, mode, options, direct_only=
     k = kernel_fields(attrs, kernel)
     in_h, in_w, out_h, out_w = spatial['in_h'], spatial['in_w'], spatial['out_h'], spatial['out_w']
     sides = (kernels.INTERLEAVED_SIDES if options.interleaved_windows is None
-             else (3, 5) if options.interleaved_windows else ())
+             else kernels.INTERLEAVABLE_SIDES if options.interleaved_windows else ())
     square = k['kh'] == k['kw'] and (k['dh'], k['dw']) == (1, 1) and k['sh'] == k['sw'] and k['sh'] in (1, 2)
     three = square and k['kh'] == 3
     pool_s2 = (mode != WindowMode.WINDOW_CONV and three and k['sh'] == 2

@@ -356,6 +356,13 @@ WINDOWS = [  # mode, k, s, p, d, (h, w): shapes with a special kernel and withou
     (WindowMode.WINDOW_CONV, 5, 2, 2, 1, (7, 10)), (WindowMode.WINDOW_CONV, 5, 2, 2, 1, (2, 2)),
     (WindowMode.WINDOW_CONV, 5, 2, 2, 1, (12, 9)), (WindowMode.WINDOW_CONV, 5, 1, 0, 1, (6, 13)),
     (WindowMode.WINDOW_MAX, 5, 1, 2, 1, (7, 8)), (WindowMode.WINDOW_AVG, 5, 2, 2, 1, (9, 5)),
+    # 7x7 (interleaved too: rows of 13 frame pixels under a stride-2 block), as 5x5, and a plane
+    # of 14x14 (ShuffleNetV2+'s) and 56x56 to 28x28 at stride 2
+    (WindowMode.WINDOW_CONV, 7, 1, 3, 1, (1, 1)), (WindowMode.WINDOW_CONV, 7, 1, 3, 1, (3, 2)),
+    (WindowMode.WINDOW_CONV, 7, 1, 3, 1, (14, 14)), (WindowMode.WINDOW_CONV, 7, 1, 3, 1, (6, 11)),
+    (WindowMode.WINDOW_CONV, 7, 2, 3, 1, (9, 14)), (WindowMode.WINDOW_CONV, 7, 2, 3, 1, (2, 2)),
+    (WindowMode.WINDOW_CONV, 7, 2, 3, 1, (56, 56)), (WindowMode.WINDOW_CONV, 7, 1, 0, 1, (9, 13)),
+    (WindowMode.WINDOW_MAX, 7, 1, 3, 1, (8, 5)), (WindowMode.WINDOW_AVG, 7, 2, 3, 1, (10, 9)),
     # 3x3 pooling at stride 2 (the row path's columns of one and two vectors, walking down):
     # no padding, 1x1 and 2x2 planes, rows of several vectors inside and a part-vector at the end
     (WindowMode.WINDOW_MAX, 3, 2, 0, 1, (9, 21)), (WindowMode.WINDOW_MAX, 3, 2, 1, 1, (1, 1)),
@@ -380,8 +387,8 @@ def framed_ok(k, s, p, d, hw):
 
 
 def interleaved_ok(k, s, p, d, hw):
-    """Whether the interleaved path takes the window (3x3 and 5x5, strides 1 and 2, no dilation)."""
-    return k in (3, 5) and s in (1, 2) and d == 1
+    """Whether the interleaved path takes the window (3x3, 5x5 and 7x7, strides 1 and 2, no dilation)."""
+    return k in isa.INTERLEAVABLE_SIDES and s in (1, 2) and d == 1
 
 
 WINDOW_CASES = [(case, WindowPath.WINDOW_DIRECT) for case in WINDOWS] + [
@@ -397,7 +404,7 @@ def test_window(case, path):
     """Depthwise convolution and pooling of 5 channels, planes at scattered
     offsets, by the row kernels (strides above 2: one output at a time),
     flat where the path has tables for the shape, framed (3x3) and
-    interleaved (3x3 and 5x5; groups of VLEN channels, short ones too)."""
+    interleaved (3x3, 5x5 and 7x7; groups of VLEN channels, short ones too)."""
     mode, k, s, p, d, hw = case
     rng = np.random.default_rng(k * 100 + s * 10 + p)
     c, (h, w) = 5, hw

@@ -31,7 +31,7 @@ enum WindowPath {
     WINDOW_DIRECT = 0,    /* rows read in place, border lanes replaced by the padding value */
     WINDOW_FLAT,          /* small planes as flat vectors with lane masks (stride 2: phase planes) */
     WINDOW_FRAMED,        /* 3x3, stride 1 or 2: rows copied into frames with the padding, no masks */
-    WINDOW_INTERLEAVED    /* 3x3, stride 1 or 2: VLEN channels' rows interleaved into one frame */
+    WINDOW_INTERLEAVED    /* 3x3, 5x5, 7x7, stride 1 or 2: VLEN channels' rows interleaved into one frame */
 };
 
 enum EltwiseMode {

@@ -11,8 +11,9 @@
 #define ENGINE_SIMD_ISA "avx512"
 #define VLEN 16
 #define ENGINE_VREGS 32     /* vector registers (register-blocked kernels size their tiles by it) */
-/* 5x5 windows run interleaved, as on AVX2 (simd_avx2.h) */
-#define ENGINE_INTERLEAVED_SIDES (1 << 5)
+/* 5x5 and 7x7 windows run interleaved, as on AVX2 (simd_avx2.h; Zen 4, ShuffleNetV2+'s
+ * 7x7 stride-2 layers 0.157 -> 0.105 ms, its 14x14 stride-1 one 0.042 -> 0.033) */
+#define ENGINE_INTERLEAVED_SIDES ((1 << 5) | (1 << 7))
 typedef __m512 vf;
 static inline vf vf_zero(void) { return _mm512_setzero_ps(); }
 static inline vf vf_set1(float x) { return _mm512_set1_ps(x); }

@@ -657,7 +657,7 @@ static void f32_window_plane_any(const f32_window_args* a, int mode, int64_t kh,
 }
 
 /* The kernels of a path of KxK windows of stride 1 or 2 (framed: 3x3;
- * interleaved: 3x3 and 5x5): one function per stride, mode and clamp, each
+ * interleaved: 3x3, 5x5 and 7x7): one function per stride, mode and clamp, each
  * keeping its weights in registers, IMPL(args, scratch, S, MODE, CLAMP)
  * specialised, and their table f32_window_<PATH>_<K>x<K>[mode][s - 1][clamped]
  * (clamped: the clamp to [lo, hi] is not the whole line). */
@@ -869,12 +869,12 @@ static inline f32_window_framed_fn f32_window_framed_for(int mode, int64_t s, fl
     return f32_window_framed_3x3[mode][s - 1][ENGINE_WINDOW_CLAMPED(lo, hi)];
 }
 
-/* 3x3 and 5x5 windows (depthwise convolution, max and average pooling) of VLEN
+/* 3x3, 5x5 and 7x7 windows (depthwise convolution, max and average pooling) of VLEN
  * channels at once, stride 1 or 2, their rows interleaved into one frame:
  * pixel x of frame row r is one vector of the channels' values (NEON: 4
  * loads and an ST4 per 4 pixels), so that each tap of an output pixel is one
  * FMA by the tap's weights across the channels (which stay in registers
- * for the whole plane, 3x3; 5x5 reloads some), one max or one add.  No lane is spent on a narrow
+ * for the whole plane, 3x3; 5x5 and 7x7 reload some), one max or one add.  No lane is spent on a narrow
  * row's end (a 7-wide row is 7 pixel vectors, where a plane's row is 2
  * vectors, the second 3/4 full), and loads of neighbouring pixels are one
  * instruction (NEON: LD1 of 4 registers).  Output pixels run DW_PX at a
@@ -885,12 +885,13 @@ static inline f32_window_framed_fn f32_window_framed_for(int mode, int64_t s, fl
  * padding is written once per job (f32_interleaved_init), each group of
  * channels then overwrites its inside. */
 #define DW_PX 4
+#define DW_K_MAX 7      /* the widest window the path takes */
 typedef struct {
     const ef* src[VLEN];     /* the channels' input planes (a short group repeats its last) */
     ef* out[VLEN];           /* their output planes */
     const ef* w[VLEN];       /* their k x k taps (convolution) */
     ef init[VLEN];           /* their bias (pooling starts from each output's first tap) */
-    int64_t k;                  /* the window's side: 3 or 5 */
+    int64_t k;                  /* the window's side: 3, 5 or 7 */
     int64_t in_h, in_w, ph, pw, out_h, out_w;
     float fill, lo, hi;         /* fill: the padding value */
     const ef* aux;           /* reciprocal counts per output pixel (average) */
@@ -949,7 +950,7 @@ ENGINE_ALWAYS_INLINE void f32_window_interleaved_block(const ef* r0, int64_t fs,
         vf vlo, vf vhi, const ef* aux, ef* const* out, int64_t at, int64_t out_w,
         const int K, const int S, const int MODE, const int R, const int CLAMP, const int PX) {
     const int XS = (PX - 1) * S + K;          /* input pixels under a block's row */
-    vf acc[2][DW_PX], x[2 * DW_PX + 3];
+    vf acc[2][DW_PX], x[(DW_PX - 1) * 2 + DW_K_MAX];
 #ifdef ENGINE_DW3X3_BLOCK
     if (MODE == WINDOW_CONV && K == 3 && R == 2 && PX == 4)
         f32_dw3x3_block_neon(acc, r0, fs, wt, vinit, S);
@@ -1017,7 +1018,7 @@ ENGINE_ALWAYS_INLINE void f32_window_interleaved(const f32_window_group_args* a,
     for (int j = 0; j < VLEN; j++) out[j] = a->out[j];
     /* two rows at a time share their input rows but one (stride 2) or two;
      * with 16 registers one row (its weights and accumulators fill them), and
-     * for 5x5 one row (25 weights: two rows' accumulators would spill more) */
+     * for 5x5 and 7x7 one row (25 or 49 weights: two rows' accumulators would spill more) */
     const int R = ENGINE_VREGS >= 32 && K == 3 ? 2 : 1;
     int64_t oh = 0;
     /* blocks from the row's start, then a narrower one for the rest */
@@ -1043,14 +1044,16 @@ ENGINE_ALWAYS_INLINE void f32_window_interleaved(const f32_window_group_args* a,
 
 #define f32_window_interleaved_3(a, frame, S, MODE, CLAMP) f32_window_interleaved(a, frame, 3, S, MODE, CLAMP)
 #define f32_window_interleaved_5(a, frame, S, MODE, CLAMP) f32_window_interleaved(a, frame, 5, S, MODE, CLAMP)
+#define f32_window_interleaved_7(a, frame, S, MODE, CLAMP) f32_window_interleaved(a, frame, 7, S, MODE, CLAMP)
 typedef void (*f32_window_interleaved_fn)(const f32_window_group_args* a, ef* frame);
 ENGINE_WINDOW_PATH(interleaved, 3x3, f32_window_group_args, f32_window_interleaved_3)
 ENGINE_WINDOW_PATH(interleaved, 5x5, f32_window_group_args, f32_window_interleaved_5)
-/* the interleaved kernel for a k x k window (3 or 5) */
+ENGINE_WINDOW_PATH(interleaved, 7x7, f32_window_group_args, f32_window_interleaved_7)
+/* the interleaved kernel for a k x k window (3, 5 or 7) */
 static inline f32_window_interleaved_fn f32_window_interleaved_for(int mode, int64_t k, int64_t s, float lo,
                                                                    float hi) {
-    return (k == 5 ? f32_window_interleaved_5x5 : f32_window_interleaved_3x3)[mode][s - 1]
-                                                                           [ENGINE_WINDOW_CLAMPED(lo, hi)];
+    return (k == 7 ? f32_window_interleaved_7x7 : k == 5 ? f32_window_interleaved_5x5 : f32_window_interleaved_3x3)
+        [mode][s - 1][ENGINE_WINDOW_CLAMPED(lo, hi)];
 }
 
 /* Small stride-1 planes whose output rows are as wide as the input's: output

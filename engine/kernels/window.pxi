@@ -18,7 +18,7 @@ A job computes a run of output planes, each by one of these paths:
 - framed: 3x3 windows of stride 1 or 2 row by row, each input row copied
   once into a frame with its padding (f32_window_plane_framed), so that no
   lane needs a mask.
-- interleaved: 3x3 and 5x5 windows of stride 1 or 2, VLEN channels at a time,
+- interleaved: 3x3, 5x5 and 7x7 windows of stride 1 or 2, VLEN channels at a time,
   their rows interleaved into one frame with the padding
   (f32_window_interleaved): a vector is one pixel of VLEN channels."""
 from libc.stdint cimport int64_t
@@ -86,8 +86,9 @@ ARENA_SLACK = SLACK            # floats the arena keeps before its first and aft
                                # plane: flat planes and window rows read a little outside
 assert ARENA_SLACK >= ENGINE_ROW_OVERREAD
 FLAT_PLANES = FLAT_CH          # planes the flat path runs together
-# the windows (3x3, 5x5) the planner runs interleaved by default (simd_*.h: ENGINE_INTERLEAVED_SIDES)
-INTERLEAVED_SIDES = tuple(k for k in (3, 5) if ENGINE_INTERLEAVED_SIDES >> k & 1)
+INTERLEAVABLE_SIDES = (3, 5, 7)     # the windows the interleaved path takes (ukernels.h: DW_K_MAX)
+# those the planner runs interleaved by default (simd_*.h: ENGINE_INTERLEAVED_SIDES)
+INTERLEAVED_SIDES = tuple(k for k in INTERLEAVABLE_SIDES if ENGINE_INTERLEAVED_SIDES >> k & 1)
 VECTOR = VLEN                  # floats per vector
 
 
