@@ -100,6 +100,7 @@ MODELS = {
     'resnet18': ('family_models', 'resnet18', 224),
     'mnasnet1_0': ('family_models', 'mnasnet1_0', 224),
     'squeezenet1_1': ('family_models', 'squeezenet1_1', 224),
+    'shufflenet_v2_plus': ('family_models', 'shufflenet_v2_plus', 224),   # 5x5 and 7x7 depthwise
     'dense3x3_ladder': ('family_models', 'dense3x3_ladder', 112),   # the Winograd path model's shapes
 }
 ENGINES = ('engine', 'ncnn', 'ort')
