@@ -885,7 +885,7 @@ static inline f32_window_framed_fn f32_window_framed_for(int mode, int64_t s, fl
  * padding is written once per job (f32_interleaved_init), each group of
  * channels then overwrites its inside. */
 #define DW_PX 4
-#define DW_K_MAX 7      /* the widest window the path takes */
+#define DW_K_MAX 7      /* the widest window the path takes (3, 5 and 7: f32_window_interleaved_for) */
 typedef struct {
     const ef* src[VLEN];     /* the channels' input planes (a short group repeats its last) */
     ef* out[VLEN];           /* their output planes */
@@ -950,7 +950,7 @@ ENGINE_ALWAYS_INLINE void f32_window_interleaved_block(const ef* r0, int64_t fs,
         vf vlo, vf vhi, const ef* aux, ef* const* out, int64_t at, int64_t out_w,
         const int K, const int S, const int MODE, const int R, const int CLAMP, const int PX) {
     const int XS = (PX - 1) * S + K;          /* input pixels under a block's row */
-    vf acc[2][DW_PX], x[(DW_PX - 1) * 2 + DW_K_MAX];
+    vf acc[2][DW_PX], x[(DW_PX - 1) * 2 + DW_K_MAX];     /* (XS at most: stride 2, the widest window) */
 #ifdef ENGINE_DW3X3_BLOCK
     if (MODE == WINDOW_CONV && K == 3 && R == 2 && PX == 4)
         f32_dw3x3_block_neon(acc, r0, fs, wt, vinit, S);

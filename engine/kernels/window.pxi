@@ -62,6 +62,7 @@ cdef extern from "ukernels.h" nogil:
     void f32_interleaved_init(const f32_window_group_args* a, ef* frame, int64_t s)
     int64_t f32_interleaved_floats(int64_t out_h, int64_t out_w, int64_t s, int64_t k)
     const int ENGINE_INTERLEAVED_SIDES
+    const int DW_K_MAX
     enum: FLAT_CH
     ctypedef struct f32_window_flat_args:
         const ef* src[FLAT_CH]
@@ -86,7 +87,7 @@ ARENA_SLACK = SLACK            # floats the arena keeps before its first and aft
                                # plane: flat planes and window rows read a little outside
 assert ARENA_SLACK >= ENGINE_ROW_OVERREAD
 FLAT_PLANES = FLAT_CH          # planes the flat path runs together
-INTERLEAVABLE_SIDES = (3, 5, 7)     # the windows the interleaved path takes (ukernels.h: DW_K_MAX)
+INTERLEAVABLE_SIDES = tuple(range(3, DW_K_MAX + 1, 2))     # the windows the interleaved path takes
 # those the planner runs interleaved by default (simd_*.h: ENGINE_INTERLEAVED_SIDES)
 INTERLEAVED_SIDES = tuple(k for k in INTERLEAVABLE_SIDES if ENGINE_INTERLEAVED_SIDES >> k & 1)
 VECTOR = VLEN                  # floats per vector
