@@ -3,8 +3,9 @@ memory per call, outputs out of the arena."""
 import os
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import replace
+from statistics import median
 
 import numpy as np
 
@@ -79,12 +80,12 @@ class _ThreadChoice:
     EXPLORE_EVERY = (16, 256)     # runs between tries of the other choice: often while the
                                   # two are close, rarely once one is clearly faster
     EXPLORE_RUNS = 3              # runs of the other choice a try makes
-    SMOOTHING = 0.25              # weight of a new time in the running averages
+    WINDOW = 5                    # each choice's time: the median of its last this many runs
     MARGIN = 0.95                 # one thread must be this much faster to be chosen
 
     def __init__(self, threads):
         self.threads = threads
-        self.seconds = {threads: None, 1: None}
+        self.times = {threads: deque(maxlen=self.WINDOW), 1: deque(maxlen=self.WINDOW)}
         self.use = threads
         self.every = self.EXPLORE_EVERY[0]
         self.since = 0
@@ -104,15 +105,17 @@ class _ThreadChoice:
         change of thread count is not counted: it pays for the change (threads
         woken, caches cold: ShuffleNetV2 x0.5's first two-thread run after
         one-thread ones took 1.18x the steady time on an EPYC VM), which
-        biased every try against the other choice."""
+        biased every try against the other choice.  A median, not an average:
+        a run after a pause wakes sleeping workers (on an EPYC VM one took 12x
+        the steady time), and an average of it chose one thread for hundreds
+        of runs."""
         changed, self.last = threads != self.last, threads
-        if threads not in self.seconds or changed:
+        if threads not in self.times or changed:
             return
-        old = self.seconds[threads]
-        self.seconds[threads] = seconds if old is None else old + self.SMOOTHING * (seconds - old)
-        many, one = self.seconds[self.threads], self.seconds[1]
-        if many is None or one is None:
+        self.times[threads].append(seconds)
+        if not self.times[self.threads] or not self.times[1]:
             return
+        many, one = median(self.times[self.threads]), median(self.times[1])
         self.use = 1 if one < self.MARGIN * many else self.threads
         clear = max(many, one) > 1.3 * min(many, one)
         self.every = min(2 * self.every, self.EXPLORE_EVERY[1]) if clear else self.EXPLORE_EVERY[0]

@@ -395,6 +395,22 @@ def test_thread_choice_follows_the_faster_option():
     assert choice.use == 2 and used[-1000:].count(1) <= tries
 
 
+def test_thread_choice_ignores_a_slow_run_now_and_then():
+    """A run after a pause wakes sleeping workers (12x the steady time, once
+    in a while): two threads stay chosen, and one thread is still chosen when
+    it is faster."""
+    from engine.model import _ThreadChoice
+    choice = _ThreadChoice(2)
+    tries = _ThreadChoice.EXPLORE_RUNS * -(-1000 // _ThreadChoice.EXPLORE_EVERY[1])
+    for speed, best in (({2: 1.0, 1: 1.8}, 2), ({2: 3.0, 1: 1.8}, 1)):
+        used = []
+        for i in range(2000):
+            t = choice.next()
+            used.append(t)
+            choice.record(t, speed[t] * (12.0 if i % 10 == 0 else 1.0))
+        assert choice.use == best and used[-1000:].count(3 - best) <= tries
+
+
 def test_runs_count_the_threads_they_had(x):
     g = zoo.shufflenet_v2('0.5', num_classes=10, input_size=SIZE)
     m = engine.Model(g, threads=2)
