@@ -284,6 +284,45 @@ def test_gemm_tile(K, rows):
         np.testing.assert_array_equal(got[:rows], want)
 
 
+@pytest.mark.parametrize('n', ['all', 5])
+@pytest.mark.parametrize('epilogue', ['full', 'relu', 'residual', 'residual_relu'])
+@pytest.mark.parametrize('rows', [1, 5, 6, 'all'])
+def test_gemm_tile_store(rows, epilogue, n):
+    """The tile's requantizing store (a whole tile's pixels from its
+    registers where the module can, a tile cut short through its sums):
+    each row's multiplier, the zero point, the clamp (none where it is all
+    of int8), the residual's q added by a fused multiply-add; nothing
+    written past a row's n pixels."""
+    from engine.kernels import isa
+    from engine.ops.quant import fma32, pack_int8_tiles, requantize
+    mr, nr = isa.INT8_TILE_ROWS, isa.INT8_TILE_PIXELS
+    rows = mr if rows == 'all' else min(rows, mr)
+    n = nr if n == 'all' else n
+    K, zero, out_zero = 37, 3, -4
+    rng = np.random.default_rng(rows * 5 + n)
+    w = rng.integers(-127, 128, (1, rows, K))
+    x = rng.integers(-128, 128, (K, 2 * nr + 3)).astype(np.int8)
+    qb = rng.integers(0, 40000, (1, rows))      # (most outputs above the ReLU's clamp)
+    mult = rng.uniform(1e-4, 4e-4, rows).astype(np.float32)
+    mult[-1] = 0.25 if rows > 1 else mult[-1]      # (a row that saturates)
+    packed, bias, _, _ = pack_int8_tiles(isa, w, qb, zero)
+    bounds = (-128, 127) if epilogue in ('full', 'residual') else (-128 if out_zero < -128 else out_zero, 127)
+    res, res_zero, res_mult = None, 0, 0.0
+    if epilogue.startswith('residual'):
+        res, res_zero, res_mult = rng.integers(-128, 128, (rows, x.shape[1])).astype(np.int8), -7, 0.37
+    seen = set()
+    for p0 in (0, nr + 3):
+        got = isa.ukernel_i8_gemm_tile(x, p0, packed, bias, mult, out_zero, *bounds, res, res_zero, res_mult, n)
+        acc = qb[0, :, None] + w[0] @ (x[:, p0:p0 + n].astype(np.int64) - zero)
+        y = acc.astype(np.float32) * mult[:, None]
+        if res is not None:
+            y = fma32(res[:, p0:p0 + n].astype(np.int32) - res_zero, res_mult, y)
+        np.testing.assert_array_equal(got[:, :n], requantize(y, (None, out_zero), bounds))
+        assert (got[:, n:] == 0x5a).all(), 'the store ran past its pixels'
+        seen.update(got[:, :n].ravel().tolist())
+    assert len(seen) >= min(6, rows * n), 'a degenerate case'
+
+
 WINDOWS = [((3, 3), (1, 1), (1, 1), (1, 1)), ((3, 3), (2, 2), (1, 1), (1, 1)), ((5, 5), (2, 2), (2, 2), (1, 1)),
            ((7, 7), (1, 1), (3, 3), (1, 1)), ((2, 2), (2, 2), (0, 0), (1, 1)), ((3, 3), (1, 1), (2, 2), (2, 2)),
            ((3, 3), (3, 3), (1, 1), (1, 1)), ((1, 3), (1, 1), (0, 1), (1, 1)), ((3, 3), (2, 2), (0, 0), (1, 1))]

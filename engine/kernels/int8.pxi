@@ -28,11 +28,14 @@ cdef extern from "ukernels_int8.h" nogil:
     ctypedef struct i8_tile_store:
         char* base
         const int64_t* off
+        const int64_t* res_off
         int64_t p0, rows, n
         const float* mult
-        int32_t zero, qlo, qhi
+        int32_t zero, qlo, qhi, res_zero
+        float res_mult
     void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, const int32_t* bias, int32_t* acc,
                       const i8_tile_store* st)
+    void i8_tile_store_sums(const int32_t* acc, const i8_tile_store* st)
     void i8_dw_plane(int8_t* out, int32_t* acc, const int8_t* x, const int8_t* w, int32_t in_zero, int32_t bias,
                      float mult, int32_t zero, int32_t qlo, int32_t qhi, int64_t in_h, int64_t in_w, int64_t out_h,
                      int64_t out_w, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
@@ -185,8 +188,8 @@ cdef void i8_eltwise_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noe
 cdef void i8_gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
     """job = (image, group, run of per_job pixel tiles, run of m_per_job row
     tiles): each pixel tile packed once, then its row tiles, which store
-    their rows requantized (or leave their sums for the stores here: float32
-    outputs, residuals)."""
+    their rows requantized (or leave their sums: for i8_tile_store_sums to
+    add a residual, or for the float32 stores here)."""
     cdef int64_t j = job % op.p.jobs_per_image
     cdef int64_t m_chunks = (op.p.m_tiles + op.p.m_per_job - 1) // op.p.m_per_job     # (as gemm_jobs)
     cdef int64_t pix_jobs = op.p.jobs_per_image // (op.p.groups * m_chunks)
@@ -199,7 +202,6 @@ cdef void i8_gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
     cdef int32_t* acc = <int32_t*>panel + (kp * I8_NR * I8_ELEM_BYTES + 63) // 64 * 16
     cdef const int8_t* res
     cdef i8_tile_store st
-    cdef bint fused = not op.p.out_f32 and op.res_off == NULL     # (the tile stores its rows itself)
     # the job's first row tile's weights, biases and channel; tile t's are
     # t steps on (locals: the stores through char pointers would make the C
     # reload op's fields after every tile)
@@ -208,7 +210,9 @@ cdef void i8_gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
     cdef const int32_t* b0 = op.qb + (g * op.p.m_tiles + t0) * I8_MR
     cdef const float* mult = op.mult
     cdef const int64_t* out_off = op.out_off
-    st.zero, st.qlo, st.qhi, st.base = op.p.out_zero, op.p.qlo, op.p.qhi, base
+    cdef bint fused = not op.p.out_f32 and op.res_off == NULL     # (the tile stores its rows itself)
+    st.zero, st.qlo, st.qhi, st.base, st.res_off = op.p.out_zero, op.p.qlo, op.p.qhi, base, NULL
+    st.res_zero, st.res_mult = op.p.in2_zero, op.p.in2_scale
     for n in range(n0, n1):
         p0 = n * I8_NR
         i8_pack_panel(panel, <const int8_t*>base, op.in_off + g * op.p.cin_g, op.p.cin_g, kp, p0)
@@ -220,29 +224,36 @@ cdef void i8_gemm_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
                 i8_gemm_tile(w0 + t * w_step, panel, kp, b0 + t * I8_MR, acc, &st)
                 continue
             i8_gemm_tile(w0 + t * w_step, panel, kp, b0 + t * I8_MR, acc, NULL)
+            if not op.p.out_f32:
+                st.res_off = op.res_off + o
+                i8_tile_store_sums(acc, &st)
+                continue
             for r in range(st.rows):
                 res = <const int8_t*>(base + op.res_off[o + r] + p0) if op.res_off != NULL else NULL
-                if op.p.out_f32:
-                    i8_store_f32(<float*>(base + op.out_off[o + r]) + p0, acc + r * I8_NR, st.n, 0, op.mult[o + r],
-                                 op.p.lo, op.p.hi, res, op.p.in2_zero, op.p.in2_scale)
-                else:
-                    i8_store_q(<int8_t*>(base + op.out_off[o + r]) + p0, acc + r * I8_NR, st.n, 0, op.mult + o + r, 0,
-                               op.p.out_zero, op.p.qlo, op.p.qhi, res, op.p.in2_zero, op.p.in2_scale)
+                i8_store_f32(<float*>(base + op.out_off[o + r]) + p0, acc + r * I8_NR, st.n, 0, op.mult[o + r],
+                             op.p.lo, op.p.hi, res, op.p.in2_zero, op.p.in2_scale)
 
 
 # -- the microkernels driven alone (tests/test_int8_kernels.py) --------------------
 
-def ukernel_i8_gemm_tile(const int8_t[:, ::1] x, int64_t p0, const int8_t[::1] w, const int32_t[::1] bias):
+def ukernel_i8_gemm_tile(const int8_t[:, ::1] x, int64_t p0, const int8_t[::1] w, const int32_t[::1] bias,
+                         mult=None, int zero=0, int qlo=-128, int qhi=127, res=None, int res_zero=0,
+                         float res_mult=0.0, int64_t n=I8_NR):
     """The panel of planes x (K, pixels) from pixel p0, then one tile over it:
     w packed as the planner packs a tile (ops/quant.py: pack_int8_tiles;
     K rounded up to INT8_K_GROUP), bias one per row (INT8_TILE_ROWS).  Returns
     the tile's int32 sums, (INT8_TILE_ROWS, INT8_TILE_PIXELS): bias + w . (x +
-    INT8_PANEL_OFFSET)."""
+    INT8_PANEL_OFFSET).  With mult (float32, one per row: the rows stored),
+    the tile's requantizing store instead: its first n pixels of each row as
+    int8 (zero, clamped to [qlo, qhi]; res: int8 planes (rows, pixels) whose
+    q from p0 are added, zero point res_zero, ratio res_mult), returned as
+    (rows, n + 16): the 16 after each row hold 0x5a unless the store ran
+    over."""
     cdef int64_t K = x.shape[0], kp = (K + I8_KG - 1) // I8_KG * I8_KG, k
     if (K < 1 or p0 < 0 or x.shape[1] < p0 + I8_NR or w.shape[0] != kp * I8_MR * I8_ELEM_BYTES
-            or bias.shape[0] != I8_MR):
+            or bias.shape[0] != I8_MR or not 1 <= n <= I8_NR):
         raise ValueError(f'x {x.shape[0]} x {x.shape[1]} from {p0}: {I8_NR} pixels; w {kp * I8_MR * I8_ELEM_BYTES} '
-                         f'bytes, bias {I8_MR}')
+                         f'bytes, bias {I8_MR}, n 1..{I8_NR}')
     off = np.arange(K, dtype=np.int64) * x.shape[1]
     cdef const int64_t[::1] offs = off
     panel = np.zeros(kp * I8_NR * I8_ELEM_BYTES + 64, np.uint8)
@@ -250,8 +261,33 @@ def ukernel_i8_gemm_tile(const int8_t[:, ::1] x, int64_t p0, const int8_t[::1] w
     acc = np.zeros((I8_MR, I8_NR), np.int32)
     cdef int32_t[:, ::1] av = acc
     i8_pack_panel(&pv[0], &x[0, 0], &offs[0], K, kp, p0)
-    i8_gemm_tile(&w[0], &pv[0], kp, &bias[0], &av[0, 0], NULL)
-    return acc
+    if mult is None:
+        i8_gemm_tile(&w[0], &pv[0], kp, &bias[0], &av[0, 0], NULL)
+        return acc
+    # outputs and residual planes in one buffer (the store's offsets are from one base)
+    mult = np.ascontiguousarray(mult, np.float32)
+    cdef int64_t rows = mult.shape[0], width = I8_NR + 16
+    if not 1 <= rows <= I8_MR or (res is not None and (res.shape[0] < rows or res.shape[1] < p0 + n)):
+        raise ValueError(f'mult: 1..{I8_MR} rows; res: as many planes, {p0 + n} pixels')
+    buf = np.full(rows * width + (0 if res is None else rows * res.shape[1]), 0x5a, np.int8)
+    if res is not None:
+        buf[rows * width:] = np.asarray(res, np.int8)[:rows].ravel()
+    out_offs = np.arange(rows, dtype=np.int64) * width - p0
+    res_offs = rows * width + np.arange(rows, dtype=np.int64) * (0 if res is None else res.shape[1])
+    cdef int8_t[::1] bv = buf
+    cdef const int64_t[::1] oo = out_offs
+    cdef const int64_t[::1] ro = res_offs
+    cdef const float[::1] mv = mult
+    cdef i8_tile_store st
+    st.base, st.off, st.res_off = <char*>&bv[0], &oo[0], &ro[0] if res is not None else NULL
+    st.p0, st.rows, st.n, st.mult = p0, rows, n, &mv[0]
+    st.zero, st.qlo, st.qhi, st.res_zero, st.res_mult = zero, qlo, qhi, res_zero, res_mult
+    if res is None:
+        i8_gemm_tile(&w[0], &pv[0], kp, &bias[0], &av[0, 0], &st)
+    else:           # (as the 1x1's job: the tile's sums, then their store)
+        i8_gemm_tile(&w[0], &pv[0], kp, &bias[0], &av[0, 0], NULL)
+        i8_tile_store_sums(&av[0, 0], &st)
+    return buf[:rows * width].reshape(rows, width).copy()
 
 
 def ukernel_i8_window_sums(const int8_t[:, ::1] x, w, int zero, int64_t out_h, int64_t out_w, kernel, stride,

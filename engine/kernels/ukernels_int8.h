@@ -91,6 +91,19 @@ static inline int16x8_t i8_zq16_sums(int32x4_t a0, int32x4_t a1, float m, int16x
                    i8_round4_number(vmulq_f32(vcvtq_f32_s32(a1), vm)), vz);
 }
 
+/* eight sums (a0, a1) requantized with multiplier m and a residual's eight
+ * q (res, its zero point rz) added at ratio rm by a fused multiply-add:
+ * q + zero in int16 (as i8_store_q's loop: NaN to the low end) */
+static inline int16x8_t i8_zq16_sums_res(int32x4_t a0, int32x4_t a1, float m, int16x8_t vz, int8x8_t res,
+                                         int8x8_t rz, float rm)
+{
+    float32x4_t vm = vdupq_n_f32(m), vr = vdupq_n_f32(rm);
+    int16x8_t r = vsubl_s8(res, rz);    /* (exact in int16) */
+    float32x4_t y0 = vfmaq_f32(vmulq_f32(vcvtq_f32_s32(a0), vm), vcvtq_f32_s32(vmovl_s16(vget_low_s16(r))), vr);
+    float32x4_t y1 = vfmaq_f32(vmulq_f32(vcvtq_f32_s32(a1), vm), vcvtq_f32_s32(vmovl_s16(vget_high_s16(r))), vr);
+    return i8_zq16(i8_round4(y0), i8_round4(y1), vz);
+}
+
 /* eight sums (a0, a1) requantized with multiplier m and stored */
 static inline void i8_row_q8(int8_t* out, int32x4_t a0, int32x4_t a1, float m, int16x8_t vz, int8x8_t lo,
                              int8x8_t hi)
@@ -98,15 +111,20 @@ static inline void i8_row_q8(int8_t* out, int32x4_t a0, int32x4_t a1, float m, i
     vst1_s8(out, vmin_s8(vmax_s8(vqmovn_s16(i8_zq16_sums(a0, a1, m, vz)), lo), hi));
 }
 
-/* two rows' eight sums (a, b) requantized with multipliers ma, mb and
- * stored: narrowed into one vector, so that one clamp serves both (none
- * where the range is all of int8: the narrowing saturates to it) */
+/* two rows' eight sums (a, b) requantized with multipliers ma, mb (and,
+ * with res, their residuals' q at res_a, res_b added: i8_zq16_sums_res) and stored:
+ * narrowed into one vector, so that one clamp serves both (none where the
+ * range is all of int8: the narrowing saturates to it) */
 static inline __attribute__((always_inline)) void i8_rows_q8x2(int8_t* out_a, int8_t* out_b, const int32x4_t a[2],
                                                                const int32x4_t b[2], float ma, float mb,
-                                                               int16x8_t vz, int8x16_t lo, int8x16_t hi, int clamp)
+                                                               int16x8_t vz, int8x16_t lo, int8x16_t hi, int clamp,
+                                                               int res, const int8_t* res_a, const int8_t* res_b,
+                                                               int8x8_t rz, float rm)
 {
-    int8x16_t q = vcombine_s8(vqmovn_s16(i8_zq16_sums(a[0], a[1], ma, vz)),
-                              vqmovn_s16(i8_zq16_sums(b[0], b[1], mb, vz)));
+    int8x16_t q = !res ? vcombine_s8(vqmovn_s16(i8_zq16_sums(a[0], a[1], ma, vz)),
+                                     vqmovn_s16(i8_zq16_sums(b[0], b[1], mb, vz)))
+                       : vcombine_s8(vqmovn_s16(i8_zq16_sums_res(a[0], a[1], ma, vz, vld1_s8(res_a), rz, rm)),
+                                     vqmovn_s16(i8_zq16_sums_res(b[0], b[1], mb, vz, vld1_s8(res_b), rz, rm)));
     if (clamp)
         q = vminq_s8(vmaxq_s8(q, lo), hi);
     vst1_s8(out_a, vget_low_s8(q));
@@ -588,17 +606,13 @@ static void i8_store_q(int8_t* restrict out, const int32_t* acc, int64_t n, int3
         i = 0;
         if (mult_step == 0) {       /* (a residual's store: vectors, the same fused multiply-add) */
 #if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)
-            float32x4_t vm = vdupq_n_f32(mult[0]), vr = vdupq_n_f32(res_mult);
             int32x4_t vb = vdupq_n_s32(bias);
-            int16x8_t vrz = vdupq_n_s16((int16_t)res_zero), vz = vdupq_n_s16((int16_t)zero);
-            int8x8_t vlo = vdup_n_s8((int8_t)qlo), vhi = vdup_n_s8((int8_t)qhi);
+            int16x8_t vz = vdupq_n_s16((int16_t)zero);
+            int8x8_t vrz = vdup_n_s8((int8_t)res_zero), vlo = vdup_n_s8((int8_t)qlo), vhi = vdup_n_s8((int8_t)qhi);
             for (; i + 8 <= n; i += 8) {
-                int16x8_t r = vsubq_s16(vmovl_s8(vld1_s8(res + i)), vrz);
-                float32x4_t y0 = vmulq_f32(vcvtq_f32_s32(vaddq_s32(vld1q_s32(acc + i), vb)), vm);
-                float32x4_t y1 = vmulq_f32(vcvtq_f32_s32(vaddq_s32(vld1q_s32(acc + i + 4), vb)), vm);
-                y0 = vfmaq_f32(y0, vcvtq_f32_s32(vmovl_s16(vget_low_s16(r))), vr);
-                y1 = vfmaq_f32(y1, vcvtq_f32_s32(vmovl_s16(vget_high_s16(r))), vr);
-                vst1_s8(out + i, i8_narrow8(i8_round4(y0), i8_round4(y1), vz, vlo, vhi));
+                int16x8_t q = i8_zq16_sums_res(vaddq_s32(vld1q_s32(acc + i), vb), vaddq_s32(vld1q_s32(acc + i + 4), vb),
+                                               mult[0], vz, vld1_s8(res + i), vrz, res_mult);
+                vst1_s8(out + i, vmin_s8(vmax_s8(vqmovn_s16(q), vlo), vhi));
             }
 #elif defined(ENGINE_ISA_AVX512) || defined(ENGINE_ISA_AVX2)
             __m256 vm = _mm256_set1_ps(mult[0]), vr = _mm256_set1_ps(res_mult);
@@ -1267,15 +1281,21 @@ static void i8_pack_panel(uint8_t* restrict panel, const int8_t* base, const int
 }
 
 /* The requantizing store of a tile's rows (int8 outputs with one
- * multiplier per row, no residual: the common 1x1), fused into the tile
- * where it can be: row r < rows's n pixels go to base + off[r] + p0 (the
- * offset table read here: no per-tile table of pointers to fill). */
+ * multiplier per row: every 1x1 but those writing float32): row r < rows's
+ * n pixels go to base + off[r] + p0 (the offset table read here: no
+ * per-tile table of pointers to fill), the residual's at base + res_off[r]
+ * + p0 added (res_off NULL: none; as i8_store_q adds it).  Fused into the
+ * tile without a residual; with one, i8_tile_store_sums from the tile's
+ * sums (inlined beside the tile's own store, its registers made GCC spill
+ * in the tile's loop). */
 typedef struct {
     char* base;
     const int64_t* off;
+    const int64_t* res_off;
     int64_t p0, rows, n;
     const float* mult;
-    int32_t zero, qlo, qhi;
+    int32_t zero, qlo, qhi, res_zero;
+    float res_mult;
 } i8_tile_store;
 
 static inline int8_t* i8_tile_out(const i8_tile_store* st, int64_t r)
@@ -1283,44 +1303,67 @@ static inline int8_t* i8_tile_out(const i8_tile_store* st, int64_t r)
     return (int8_t*)(st->base + st->off[r]) + st->p0;
 }
 
+static inline const int8_t* i8_tile_res(const i8_tile_store* st, int64_t r)
+{
+    return st->res_off == NULL ? NULL : (const int8_t*)(st->base + st->res_off[r]) + st->p0;
+}
+
+/* a tile's rows stored from its sums in acc (I8_NR a row) by i8_store_q;
+ * with res, the residual added (without, inlined with a constant NULL as
+ * the tiles' own stores of a few pixels: GCC then inlines i8_store_q) */
+static inline __attribute__((always_inline)) void i8_tile_rows_stored(const int32_t* acc, const i8_tile_store* st,
+                                                                      int res)
+{
+    int64_t r;
+    for (r = 0; r < st->rows; r++)
+        i8_store_q(i8_tile_out(st, r), acc + r * I8_NR, st->n, 0, st->mult + r, 0, st->zero, st->qlo, st->qhi,
+                   res ? i8_tile_res(st, r) : NULL, st->res_zero, st->res_mult);
+}
+
 #if defined(ENGINE_ISA_NEON_DOT) || defined(ENGINE_ISA_NEON)
 /* A NEON tile's rows c[r] (8 sums each) to acc, or with st and whole rows
- * of pixels requantized from the registers, two rows at a time (inline,
- * constant r: c stays in registers) */
+ * of pixels requantized from the registers (and the residual added where
+ * st has one), two rows at a time (inline, constant r: c stays in
+ * registers; constant clamp and res: no test a row) */
 static inline __attribute__((always_inline)) void i8_tile_rows_q(int32x4_t c[I8_MR][2], const i8_tile_store* st,
-                                                                 int clamp)
+                                                                 int clamp, int res)
 {
     int16x8_t vz = vdupq_n_s16((int16_t)st->zero);
     int8x16_t lo = vdupq_n_s8((int8_t)st->qlo), hi = vdupq_n_s8((int8_t)st->qhi);
+    int8x8_t rz = vdup_n_s8((int8_t)st->res_zero);
     char* base = st->base + st->p0;     /* (row r at base + off[r]: one add fewer a row) */
     __asm__("" : "+r"(base));           /* (else GCC adds p0 to each row's offset again) */
-    const int64_t* off = st->off;
+    const int64_t *off = st->off, *roff = st->res_off;
     const float* m = st->mult;
     int r;
+#define I8_ROWS_Q(ra, rb) i8_rows_q8x2((int8_t*)(base + off[ra]), (int8_t*)(base + off[rb]), c[ra], c[rb], m[ra], \
+    m[rb], vz, lo, hi, clamp, res, (const int8_t*)(base + (res ? roff[ra] : 0)), \
+    (const int8_t*)(base + (res ? roff[rb] : 0)), rz, st->res_mult)
     if (st->rows == I8_MR) {    /* (no test a row: the common tile) */
 #pragma GCC unroll 6
         for (r = 0; r < I8_MR; r += 2)
-            i8_rows_q8x2((int8_t*)(base + off[r]), (int8_t*)(base + off[r + 1]), c[r], c[r + 1], m[r], m[r + 1], vz,
-                         lo, hi, clamp);
+            I8_ROWS_Q(r, r + 1);
         return;
     }
 #pragma GCC unroll 6
     for (r = 0; r < I8_MR; r += 2)
         if (r + 1 < st->rows)
-            i8_rows_q8x2((int8_t*)(base + off[r]), (int8_t*)(base + off[r + 1]), c[r], c[r + 1], m[r], m[r + 1], vz,
-                         lo, hi, clamp);
+            I8_ROWS_Q(r, r + 1);
         else if (r < st->rows)
-            i8_row_q8((int8_t*)(base + off[r]), c[r][0], c[r][1], m[r], vz, vget_low_s8(lo), vget_low_s8(hi));
+            I8_ROWS_Q(r, r);    /* (a last row alone: stored twice) */
+#undef I8_ROWS_Q
 }
 
-static inline void i8_tile_rows(int32x4_t c[I8_MR][2], int32_t* restrict acc, const i8_tile_store* st)
+static inline __attribute__((always_inline)) void i8_tile_rows(int32x4_t c[I8_MR][2], int32_t* restrict acc,
+                                                               const i8_tile_store* st)
 {
     int r;
     if (st != NULL && st->n == I8_NR) {
-        if (st->qlo == INT8_MIN && st->qhi == INT8_MAX)     /* (after a ReLU whose zero point is -128, too) */
-            i8_tile_rows_q(c, st, 0);
+        /* (no clamp where the range is all of int8: after a ReLU whose zero point is -128, too) */
+        if (st->qlo == INT8_MIN && st->qhi == INT8_MAX)
+            i8_tile_rows_q(c, st, 0, 0);
         else
-            i8_tile_rows_q(c, st, 1);
+            i8_tile_rows_q(c, st, 1, 0);
         return;
     }
 #pragma GCC unroll 12
@@ -1329,9 +1372,7 @@ static inline void i8_tile_rows(int32x4_t c[I8_MR][2], int32_t* restrict acc, co
         vst1q_s32(acc + r * 8 + 4, c[r][1]);
     }
     if (st != NULL)
-        for (r = 0; r < st->rows; r++)
-            i8_store_q(i8_tile_out(st, r), acc + r * I8_NR, st->n, 0, st->mult + r, 0, st->zero, st->qlo, st->qhi,
-                       NULL, 0, 0);
+        i8_tile_rows_stored(acc, st, 0);
 }
 #endif
 
@@ -1394,7 +1435,7 @@ static void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, cons
                          int32_t* restrict acc, const i8_tile_store* st)
 {
     I8_ROWS6(I8_AVX2_INIT)
-    int64_t k, r;
+    int64_t k;
     for (k = 0; k < kp; k += 2) {
         __m256i b0 = _mm256_loadu_si256((const __m256i*)(panel + k * 32));
         __m256i b1 = _mm256_loadu_si256((const __m256i*)(panel + k * 32 + 32));
@@ -1403,9 +1444,7 @@ static void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, cons
     }
     I8_ROWS6(I8_AVX2_STORE)
     if (st != NULL)
-        for (r = 0; r < st->rows; r++)
-            i8_store_q(i8_tile_out(st, r), acc + r * I8_NR, st->n, 0, st->mult + r, 0, st->zero, st->qlo, st->qhi,
-                       NULL, 0, 0);
+        i8_tile_rows_stored(acc, st, 0);
 }
 #elif defined(ENGINE_ISA_NEON_DOT)
 /* acc[12][8] = bias + w . panel: 24 accumulators, sdot by element (lane i
@@ -1545,10 +1584,33 @@ static void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, cons
     }
     memcpy(acc, c, sizeof(c));
     if (st != NULL)
-        for (r = 0; r < st->rows; r++)
-            i8_store_q(i8_tile_out(st, r), acc + r * I8_NR, st->n, 0, st->mult + r, 0, st->zero, st->qlo, st->qhi,
-                       NULL, 0, 0);
+        i8_tile_rows_stored(acc, st, 0);
 }
 #endif
+
+/* A tile's rows stored from its sums in acc (I8_NR a row), the residual
+ * added where st has one: the 1x1's store where the tile's own (which
+ * takes no residual) does not serve.  NEON: a whole tile's pixels from
+ * registers, two rows at a time. */
+static void i8_tile_store_sums(const int32_t* acc, const i8_tile_store* st)
+{
+#if defined(ENGINE_ISA_NEON_DOT) || defined(ENGINE_ISA_NEON)
+    if (st->n == I8_NR) {
+        int32x4_t c[I8_MR][2];
+        int r;
+#pragma GCC unroll 12
+        for (r = 0; r < I8_MR; r++) {
+            c[r][0] = vld1q_s32(acc + r * 8);
+            c[r][1] = vld1q_s32(acc + r * 8 + 4);
+        }
+        if (st->qlo == INT8_MIN && st->qhi == INT8_MAX)
+            i8_tile_rows_q(c, st, 0, 1);
+        else
+            i8_tile_rows_q(c, st, 1, 1);
+        return;
+    }
+#endif
+    i8_tile_rows_stored(acc, st, 1);
+}
 
 #endif
