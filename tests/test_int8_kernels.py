@@ -390,7 +390,8 @@ def test_window_plane(window, plane, bounds, weights):
     against NumPy: sums plus bias, times the multiplier in float32, rounded
     half to even, plus the zero point, clamped (maxima: clamped); at the
     extremes of int8 (the largest sums saturating), and not a byte past the
-    plane written."""
+    plane written; as a job's first plane, and as its next (the padding
+    the first left in the scratch reused)."""
     from engine.kernels import isa
     from engine.ops.quant import requantize
     (kh, kw), stride, pad, dil = window
@@ -408,10 +409,11 @@ def test_window_plane(window, plane, bounds, weights):
     sums = window_reference(x, wt, in_zero, window)
     bias = 1000 - int(np.median(sums))      # (about half below the zero point)
     mult = np.float32(160 / max(np.abs(sums + bias).max(), 1))        # (the largest sums saturate)
-    got = isa.ukernel_i8_window_plane(x, wt, in_zero, bias, mult, zero, *bounds, out_h, out_w, (kh, kw), stride,
-                                      pad, dil)
     want = (requantize((sums + bias).astype(np.float32) * mult, [None, zero], bounds) if weights else
             np.clip(sums, *bounds).astype(np.int8))
-    np.testing.assert_array_equal(got[:out_h * out_w].reshape(out_h, out_w), want)
-    np.testing.assert_array_equal(got[out_h * out_w:], 0x5a)
+    for before in (None, rng.integers(-128, 128, plane)):       # (a job's first channel, and its next)
+        got = isa.ukernel_i8_window_plane(x, wt, in_zero, bias, mult, zero, *bounds, out_h, out_w, (kh, kw), stride,
+                                          pad, dil, before)
+        np.testing.assert_array_equal(got[:out_h * out_w].reshape(out_h, out_w), want)
+        np.testing.assert_array_equal(got[out_h * out_w:], 0x5a)
     assert len(np.unique(want)) >= min(4, want.size // 8 + 1) and (not weights or set(bounds) & set(want.ravel()))

@@ -39,10 +39,10 @@ cdef extern from "ukernels_int8.h" nogil:
     void i8_dw_plane(int8_t* out, int32_t* acc, const int8_t* x, const int8_t* w, int32_t in_zero, int32_t bias,
                      float mult, int32_t zero, int32_t qlo, int32_t qhi, int64_t in_h, int64_t in_w, int64_t out_h,
                      int64_t out_w, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
-                     int64_t dh, int64_t dw)
+                     int64_t dh, int64_t dw, int border)
     void i8_max_plane(int8_t* out, int32_t* acc, const int8_t* x, int32_t qlo, int32_t qhi, int64_t in_h,
                       int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
-                      int64_t ph, int64_t pw, int64_t dh, int64_t dw)
+                      int64_t ph, int64_t pw, int64_t dh, int64_t dw, int border)
     void i8_store_q(int8_t* out, const int32_t* acc, int64_t n, int32_t bias, const float* mult,
                     int64_t mult_step, int32_t zero, int32_t qlo, int32_t qhi, const int8_t* res,
                     int32_t res_zero, float res_mult)
@@ -111,13 +111,14 @@ cdef void store_plane(const Op* op, char* base, int64_t c, const int32_t* acc, i
                    op.p.in2_zero, op.p.in2_scale)
 
 
-cdef inline void dw_plane(const Op* op, char* base, int64_t c, int32_t* acc) noexcept nogil:
+cdef inline void dw_plane(const Op* op, char* base, int64_t c, int32_t* acc, bint border) noexcept nogil:
     """Output channel c of a depthwise convolution to int8, without a
-    residual: straight from its input plane where the module can."""
+    residual: straight from its input plane where the module can (border:
+    the job's first channel, i8_direct_plane)."""
     i8_dw_plane(<int8_t*>(base + op.out_off[c]), acc, <const int8_t*>(base + op.in_off[c // op.p.cout_g]),
                 op.qw + c * op.p.kh * op.p.kw, op.p.in_zero, op.qb[c], op.mult[c], op.p.out_zero, op.p.qlo, op.p.qhi,
                 op.p.in_h, op.p.in_w, op.p.out_h, op.p.out_w, op.p.kh, op.p.kw, op.p.sh, op.p.sw, op.p.ph, op.p.pw,
-                op.p.dh, op.p.dw)
+                op.p.dh, op.p.dw, border)
 
 
 cdef void i8_conv_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
@@ -141,7 +142,7 @@ cdef void i8_conv_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
         if dots:
             store_plane(op, base, c, acc + c - c0, op.qb[c], op.mult + c, 0, op.p.out_zero)
         elif dw:
-            dw_plane(op, base, c, acc)
+            dw_plane(op, base, c, acc, c == c0)
         else:
             sums(op, acc, base, c // op.p.cout_g * op.p.cin_g, op.p.cin_g, op.qw + c * taps)
             store_plane(op, base, c, acc, op.qb[c], op.mult + c, 0, op.p.out_zero)
@@ -159,7 +160,7 @@ cdef void i8_window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noex
         if is_max and not op.p.out_f32 and op.res_off == NULL:     # (straight from the plane where the module can)
             i8_max_plane(<int8_t*>(base + op.out_off[c]), acc, <const int8_t*>(base + op.in_off[c]), op.p.qlo,
                          op.p.qhi, op.p.in_h, op.p.in_w, op.p.out_h, op.p.out_w, op.p.kh, op.p.kw, op.p.sh, op.p.sw,
-                         op.p.ph, op.p.pw, op.p.dh, op.p.dw)
+                         op.p.ph, op.p.pw, op.p.dh, op.p.dw, c == c0)
             continue
         sums(op, acc, base, c, 1, NULL if is_max else op.qw)
         if is_max:
@@ -316,12 +317,14 @@ def ukernel_i8_window_sums(const int8_t[:, ::1] x, w, int zero, int64_t out_h, i
 
 
 def ukernel_i8_window_plane(const int8_t[:, ::1] x, w, int in_zero, int bias, float mult, int zero, int qlo,
-                            int qhi, int64_t out_h, int64_t out_w, kernel, stride, padding, dilation):
+                            int qhi, int64_t out_h, int64_t out_w, kernel, stride, padding, dilation, before=None):
     """One output plane stored as int8: of a depthwise convolution by
     i8_dw_plane (w: int8 kh x kw weights), or of max pooling by i8_max_plane
     (w None: in_zero, bias, mult and zero unused); into a buffer of out_h x
     out_w bytes and 16 more holding 0x5a, returned whole (the kernel must
-    leave those 16 alone)."""
+    leave those 16 alone).  before: a plane of x's shape run first, in the
+    same scratch, as a job's first channel: x's then finds its padding
+    there, as the job's next channels do."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
     cdef const int8_t[::1] wv
     if w is not None:
@@ -331,15 +334,18 @@ def ukernel_i8_window_plane(const int8_t[:, ::1] x, w, int in_zero, int bias, fl
         wv = w
     scratch = np.zeros(i8_window_scratch(out_h, out_w, kh, kw, sh, sw, dh, dw) + 16, np.int32)
     cdef int32_t[::1] sv = scratch
-    plane = np.zeros(x.shape[0] * x.shape[1] + 64, np.int8)     # (the kernels read a little past a plane)
-    plane[:x.shape[0] * x.shape[1]] = np.asarray(x).ravel()
-    cdef const int8_t[::1] xv = plane
     out = np.full(out_h * out_w + 16, 0x5a, np.int8)
     cdef int8_t[::1] ov = out
-    if w is None:
-        i8_max_plane(&ov[0], &sv[0], &xv[0], qlo, qhi, x.shape[0], x.shape[1], out_h, out_w, kh, kw, sh, sw, ph, pw,
-                     dh, dw)
-    else:
-        i8_dw_plane(&ov[0], &sv[0], &xv[0], &wv[0], in_zero, bias, mult, zero, qlo, qhi, x.shape[0], x.shape[1],
-                    out_h, out_w, kh, kw, sh, sw, ph, pw, dh, dw)
+    cdef const int8_t[::1] xv
+    planes = [x] if before is None else [np.ascontiguousarray(before, np.int8).reshape(x.shape[0], x.shape[1]), x]
+    for i, p in enumerate(planes):
+        plane = np.zeros(x.shape[0] * x.shape[1] + 64, np.int8)     # (the kernels read a little past a plane)
+        plane[:x.shape[0] * x.shape[1]] = np.asarray(p).ravel()
+        xv = plane
+        if w is None:
+            i8_max_plane(&ov[0], &sv[0], &xv[0], qlo, qhi, x.shape[0], x.shape[1], out_h, out_w, kh, kw, sh, sw, ph,
+                         pw, dh, dw, i == 0)
+        else:
+            i8_dw_plane(&ov[0], &sv[0], &xv[0], &wv[0], in_zero, bias, mult, zero, qlo, qhi, x.shape[0], x.shape[1],
+                        out_h, out_w, kh, kw, sh, sw, ph, pw, dh, dw, i == 0)
     return out

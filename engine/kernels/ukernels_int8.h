@@ -668,18 +668,22 @@ static void i8_store_f32(float* restrict out, const int32_t* acc, int64_t n, int
  * the plane (the padding: the input's zero point, so that every tap reads a
  * q and zero x sum(w) comes off the bias; for max pooling -128, which
  * changes no maximum), I8_DW_PX outputs at a time with every tap in
- * registers, requantized from them.  Otherwise: the plane's sums or maxima
- * (i8_window_sums, into acc), then i8_store_q. */
+ * registers, requantized from them (border: fill the copy's padding too;
+ * a job's later planes of the same op find it in their scratch).
+ * Otherwise: the plane's sums or maxima (i8_window_sums, into acc), then
+ * i8_store_q. */
 #if defined(I8_DIRECT)
 /* x's rows and columns [-ph, rows - ph) x [-pw, width - pw) into p (rows
- * of width bytes), fill outside x; each row's bytes by the widest copies
- * that fit, the last ones overlapping those before */
+ * of width bytes), with border fill outside x (else left as it is); each
+ * row's bytes by the widest copies that fit, the last ones overlapping
+ * those before */
 static void i8_pad_plane(int8_t* restrict p, const int8_t* restrict x, int8_t fill, int64_t in_h, int64_t in_w,
-                         int64_t rows, int64_t width, int64_t ph, int64_t pw)
+                         int64_t rows, int64_t width, int64_t ph, int64_t pw, int border)
 {
     int64_t c0 = pw < width ? pw : width, c1 = pw + in_w < width ? pw + in_w : width, n = c1 - c0, r, j;
     int64_t r0 = ph < rows ? ph : rows, r1 = ph + in_h < rows ? ph + in_h : rows;
-    memset(p, fill, (size_t)(rows * width));
+    if (border)
+        memset(p, fill, (size_t)(rows * width));
     int8_t* d = p + r0 * width + c0;
     const int8_t* src = x + (r0 - ph) * in_w + c0 - pw;
     if (n >= 16) {
@@ -732,6 +736,15 @@ typedef struct {                    /* what turns sums into int8 */
 static inline void i8_load_taps(i8_tapw* wv, const int8_t* w, int64_t kh, int64_t kw)
 {
     int64_t ky, g, t;
+    if (kh == 3 && kw == 3) {   /* (the common window: three groups by one tbl) */
+        static const uint8_t rows3[16] = {0, 1, 2, 255, 3, 4, 5, 255, 6, 7, 8, 255, 255, 255, 255, 255};
+        int32x4_t groups = vreinterpretq_s32_s8(vqtbl1q_s8(vcombine_s8(vld1_s8(w), vdup_n_s8(w[8])),
+                                                           vld1q_u8(rows3)));
+        wv[0] = vreinterpretq_s8_s32(vdupq_laneq_s32(groups, 0));
+        wv[1] = vreinterpretq_s8_s32(vdupq_laneq_s32(groups, 1));
+        wv[2] = vreinterpretq_s8_s32(vdupq_laneq_s32(groups, 2));
+        return;
+    }
     for (ky = 0; ky < kh; ky++)
         for (g = 0; g < kw; g += 4) {
             uint32_t four = 0;
@@ -1029,13 +1042,14 @@ static inline __attribute__((always_inline)) void i8_padded_rows(int8_t* restric
 
 static void i8_direct_plane(int8_t* restrict out, int8_t* restrict p, const int8_t* x, const int8_t* w,
                             int8_t fill, const i8_requant_px* rq, int clamp, int64_t in_h, int64_t in_w,
-                            int64_t out_h, int64_t out_w, int64_t kh, int64_t kw, int64_t s, int64_t ph, int64_t pw)
+                            int64_t out_h, int64_t out_w, int64_t kh, int64_t kw, int64_t s, int64_t ph, int64_t pw,
+                            int border)
 {
     i8_tapw wv[I8_TAPW(I8_TAPS_MAX)];
     int64_t width = i8_padded_width(out_w, kw, s);
     if (w != NULL)
         i8_load_taps(wv, w, kh, kw);
-    i8_pad_plane(p, x, fill, in_h, in_w, s * (out_h - 1) + kh, width, ph, pw);
+    i8_pad_plane(p, x, fill, in_h, in_w, s * (out_h - 1) + kh, width, ph, pw, border);
     /* (the common windows inlined with constant taps and stride; 3 x 3
      * depthwise without the clamp too, where the range is all of int8) */
     if (w == NULL && kh == 3 && kw == 3 && s == 2)
@@ -1057,11 +1071,12 @@ static void i8_direct_plane(int8_t* restrict out, int8_t* restrict p, const int8
 }
 #endif
 
-/* (inline: called per channel, its 22 arguments would pass through the stack) */
+/* (inline: called per channel, its 23 arguments would pass through the
+ * stack; border: the job's first plane, as i8_direct_plane) */
 static inline void i8_dw_plane(int8_t* restrict out, int32_t* restrict acc, const int8_t* x, const int8_t* w,
                                int32_t in_zero, int32_t bias, float mult, int32_t zero, int32_t qlo, int32_t qhi,
                                int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
-                               int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw)
+                               int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int border)
 {
 #if defined(I8_DIRECT)
     if (i8_dw_direct(sh, sw, dh, dw, kh, kw)) {
@@ -1070,28 +1085,31 @@ static inline void i8_dw_plane(int8_t* restrict out, int32_t* restrict acc, cons
             sum += w[t];
         i8_requant_px rq = i8_requant(bias - in_zero * sum, mult, zero, qlo, qhi);
         i8_direct_plane(out, (int8_t*)acc, x, w, (int8_t)in_zero, &rq, qlo > INT8_MIN || qhi < INT8_MAX, in_h, in_w,
-                        out_h, out_w, kh, kw, sh, ph, pw);
+                        out_h, out_w, kh, kw, sh, ph, pw, border);
         return;
     }
 #endif
     int64_t origin = 0;
+    (void)border;
     i8_window_sums(acc, x, &origin, 1, w, in_zero, in_h, in_w, out_h, out_w, kh, kw, sh, sw, ph, pw, dh, dw);
     i8_store_q(out, acc, out_h * out_w, bias, &mult, 0, zero, qlo, qhi, NULL, 0, 0);
 }
 
 static void i8_max_plane(int8_t* restrict out, int32_t* restrict acc, const int8_t* x, int32_t qlo, int32_t qhi,
                          int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
-                         int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw)
+                         int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int border)
 {
 #if defined(I8_DIRECT)
     if (i8_dw_direct(sh, sw, dh, dw, kh, kw)) {
         i8_requant_px rq = i8_requant(0, 1.0f, 0, qlo, qhi);
-        i8_direct_plane(out, (int8_t*)acc, x, NULL, INT8_MIN, &rq, 1, in_h, in_w, out_h, out_w, kh, kw, sh, ph, pw);
+        i8_direct_plane(out, (int8_t*)acc, x, NULL, INT8_MIN, &rq, 1, in_h, in_w, out_h, out_w, kh, kw, sh, ph, pw,
+                        border);
         return;
     }
 #endif
     int64_t origin = 0;
     float one = 1.0f;
+    (void)border;
     i8_window_sums(acc, x, &origin, 1, NULL, 0, in_h, in_w, out_h, out_w, kh, kw, sh, sw, ph, pw, dh, dw);
     i8_store_q(out, acc, out_h * out_w, 0, &one, 0, 0, qlo, qhi, NULL, 0, 0);
 }
