@@ -385,8 +385,9 @@ WINDOW_PLANES = [(1, 1), (2, 2), (7, 7), (9, 8), (5, 9), (14, 14), (4, 16), (3, 
 @pytest.mark.parametrize('bounds', [(-128, 127), (3, 127)], ids=['full', 'relu'])
 @pytest.mark.parametrize('weights', [True, False], ids=['conv', 'max'])
 def test_window_plane(window, plane, bounds, weights):
-    """One plane to int8 (depthwise: i8_dw_plane; max pooling: i8_max_plane;
-    on NEON straight from a padded copy of the plane for strides 1 and 2)
+    """One plane to int8 by i8_window_planes (depthwise, max pooling; on
+    NEON, AVX2 and AVX-512 straight from a padded copy of the plane for
+    strides 1 and 2)
     against NumPy: sums plus bias, times the multiplier in float32, rounded
     half to even, plus the zero point, clamped (maxima: clamped); at the
     extremes of int8 (the largest sums saturating), and not a byte past the

@@ -3,9 +3,10 @@ arithmetic).  Their plane offsets are bytes (int8's elements), whatever the
 type of the plane: a convolution may write float32 (out_f32), a conversion
 reads or writes it.  A convolution's job computes each output channel's
 plane of int32 sums in the worker's scratch, then stores it (a depthwise
-plane to int8, and max pooling's: i8_dw_plane, i8_max_plane, which on NEON,
-AVX2 and AVX-512 go straight from the input plane); a 1x1's (OP_I8_GEMM) computes tiles of
-channels x pixels over packed panels."""
+convolution's and max pooling's planes to int8: i8_window_planes, a call a
+job, which on NEON, AVX2 and AVX-512 goes straight from the input planes);
+a 1x1's (OP_I8_GEMM) computes tiles of channels x pixels over packed
+panels."""
 from libc.stdint cimport int64_t, int8_t, int32_t, uint8_t
 from engine.kernels.abi cimport WINDOW_MAX, I8_ADD, I8_QUANTIZE
 from engine.kernels.common cimport Op, Ctx
@@ -36,13 +37,11 @@ cdef extern from "ukernels_int8.h" nogil:
     void i8_gemm_tile(const int8_t* w, const uint8_t* panel, int64_t kp, const int32_t* bias, int32_t* acc,
                       const i8_tile_store* st)
     void i8_tile_store_sums(const int32_t* acc, const i8_tile_store* st)
-    void i8_dw_plane(int8_t* out, int32_t* acc, const int8_t* x, const int8_t* w, int32_t in_zero, int32_t bias,
-                     float mult, int32_t zero, int32_t qlo, int32_t qhi, int64_t in_h, int64_t in_w, int64_t out_h,
-                     int64_t out_w, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
-                     int64_t dh, int64_t dw, int border)
-    void i8_max_plane(int8_t* out, int32_t* acc, const int8_t* x, int32_t qlo, int32_t qhi, int64_t in_h,
-                      int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
-                      int64_t ph, int64_t pw, int64_t dh, int64_t dw, int border)
+    void i8_window_planes(char* base, const int64_t* out_off, const int64_t* in_off, int64_t c0, int64_t c1,
+                          int64_t cout_g, const int8_t* w, const int32_t* bias, const float* mult, int32_t in_zero,
+                          int32_t zero, int32_t qlo, int32_t qhi, int32_t* acc, int64_t in_h, int64_t in_w,
+                          int64_t out_h, int64_t out_w, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,
+                          int64_t pw, int64_t dh, int64_t dw)
     void i8_store_q(int8_t* out, const int32_t* acc, int64_t n, int32_t bias, const float* mult,
                     int64_t mult_step, int32_t zero, int32_t qlo, int32_t qhi, const int8_t* res,
                     int32_t res_zero, float res_mult)
@@ -111,14 +110,15 @@ cdef void store_plane(const Op* op, char* base, int64_t c, const int32_t* acc, i
                    op.p.in2_zero, op.p.in2_scale)
 
 
-cdef inline void dw_plane(const Op* op, char* base, int64_t c, int32_t* acc, bint border) noexcept nogil:
-    """Output channel c of a depthwise convolution to int8, without a
-    residual: straight from its input plane where the module can (border:
-    the job's first channel, i8_direct_plane)."""
-    i8_dw_plane(<int8_t*>(base + op.out_off[c]), acc, <const int8_t*>(base + op.in_off[c // op.p.cout_g]),
-                op.qw + c * op.p.kh * op.p.kw, op.p.in_zero, op.qb[c], op.mult[c], op.p.out_zero, op.p.qlo, op.p.qhi,
-                op.p.in_h, op.p.in_w, op.p.out_h, op.p.out_w, op.p.kh, op.p.kw, op.p.sh, op.p.sw, op.p.ph, op.p.pw,
-                op.p.dh, op.p.dw, border)
+cdef inline void window_planes(const Op* op, char* base, int64_t c0, int64_t c1, int32_t* acc, const int8_t* w,
+                               int64_t cout_g) noexcept nogil:
+    """The job's output channels [c0, c1) of a depthwise convolution (w: its
+    weights, cout_g output channels an input plane) or of max pooling (w
+    NULL, cout_g 1) to int8, without a residual: straight from their input
+    planes where the module can."""
+    i8_window_planes(base, op.out_off, op.in_off, c0, c1, cout_g, w, op.qb, op.mult, op.p.in_zero,
+                     op.p.out_zero, op.p.qlo, op.p.qhi, acc, op.p.in_h, op.p.in_w, op.p.out_h, op.p.out_w, op.p.kh,
+                     op.p.kw, op.p.sh, op.p.sw, op.p.ph, op.p.pw, op.p.dh, op.p.dw)
 
 
 cdef void i8_conv_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
@@ -130,7 +130,9 @@ cdef void i8_conv_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
     cdef int64_t npix = op.p.out_h * op.p.out_w, taps = op.p.cin_g * op.p.kh * op.p.kw
     cdef int64_t c1 = min(c0 + op.p.per_job, op.p.n_out), g
     cdef bint dots = npix == 1 and taps == op.p.cin_g     # fully connected: one sum per channel
-    cdef bint dw = op.p.cin_g == 1 and not op.p.out_f32 and op.res_off == NULL
+    if not dots and op.p.cin_g == 1 and not op.p.out_f32 and op.res_off == NULL:     # (depthwise)
+        window_planes(op, base, c0, c1, acc, op.qw, op.p.cout_g)
+        return
     if dots:        # (each group's run of channels at once)
         c = c0
         while c < c1:
@@ -141,8 +143,6 @@ cdef void i8_conv_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexce
     for c in range(c0, c1):
         if dots:
             store_plane(op, base, c, acc + c - c0, op.qb[c], op.mult + c, 0, op.p.out_zero)
-        elif dw:
-            dw_plane(op, base, c, acc, c == c0)
         else:
             sums(op, acc, base, c // op.p.cout_g * op.p.cin_g, op.p.cin_g, op.qw + c * taps)
             store_plane(op, base, c, acc, op.qb[c], op.mult + c, 0, op.p.out_zero)
@@ -156,12 +156,10 @@ cdef void i8_window_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noex
     cdef char* base = image_bytes(ctx, job, op.p.jobs_per_image)
     cdef int32_t* acc = <int32_t*>(ctx.scratch + tid * ctx.scratch_bytes)
     cdef bint is_max = op.p.mode == WINDOW_MAX
+    if is_max and not op.p.out_f32 and op.res_off == NULL:
+        window_planes(op, base, c0, min(c0 + op.p.per_job, op.p.n_out), acc, NULL, 1)
+        return
     for c in range(c0, min(c0 + op.p.per_job, op.p.n_out)):
-        if is_max and not op.p.out_f32 and op.res_off == NULL:     # (straight from the plane where the module can)
-            i8_max_plane(<int8_t*>(base + op.out_off[c]), acc, <const int8_t*>(base + op.in_off[c]), op.p.qlo,
-                         op.p.qhi, op.p.in_h, op.p.in_w, op.p.out_h, op.p.out_w, op.p.kh, op.p.kw, op.p.sh, op.p.sw,
-                         op.p.ph, op.p.pw, op.p.dh, op.p.dw, c == c0)
-            continue
         sums(op, acc, base, c, 1, NULL if is_max else op.qw)
         if is_max:
             store_plane(op, base, c, acc, 0, &ONE, 0, 0)
@@ -318,34 +316,40 @@ def ukernel_i8_window_sums(const int8_t[:, ::1] x, w, int zero, int64_t out_h, i
 
 def ukernel_i8_window_plane(const int8_t[:, ::1] x, w, int in_zero, int bias, float mult, int zero, int qlo,
                             int qhi, int64_t out_h, int64_t out_w, kernel, stride, padding, dilation, before=None):
-    """One output plane stored as int8: of a depthwise convolution by
-    i8_dw_plane (w: int8 kh x kw weights), or of max pooling by i8_max_plane
-    (w None: in_zero, bias, mult and zero unused); into a buffer of out_h x
-    out_w bytes and 16 more holding 0x5a, returned whole (the kernel must
-    leave those 16 alone).  before: a plane of x's shape run first, in the
-    same scratch, as a job's first channel: x's then finds its padding
-    there, as the job's next channels do."""
+    """One output plane stored as int8 by i8_window_planes: of a depthwise
+    convolution (w: int8 kh x kw weights), or of max pooling (w None:
+    in_zero, bias, mult and zero unused); into a buffer of out_h x out_w
+    bytes and 16 more holding 0x5a, returned whole (the kernel must leave
+    those 16 alone).  before: a plane of x's shape for the run's first
+    channel (same weights), x's the second: it then finds its padding in
+    the scratch, as a job's later channels do."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-    cdef const int8_t[::1] wv
+    planes = [np.asarray(x)] if before is None else [np.asarray(before, np.int8).reshape(x.shape[0], x.shape[1]),
+                                                     np.asarray(x)]
+    cdef int64_t n = len(planes), size = x.shape[0] * x.shape[1], out_size = out_h * out_w + 16
     if w is not None:
         w = np.ascontiguousarray(w, np.int8).ravel()
         if w.shape[0] != kh * kw:
             raise ValueError(f'w: {kh * kw} weights')
-        wv = w
     scratch = np.zeros(i8_window_scratch(out_h, out_w, kh, kw, sh, sw, dh, dw) + 16, np.int32)
     cdef int32_t[::1] sv = scratch
-    out = np.full(out_h * out_w + 16, 0x5a, np.int8)
-    cdef int8_t[::1] ov = out
-    cdef const int8_t[::1] xv
-    planes = [x] if before is None else [np.ascontiguousarray(before, np.int8).reshape(x.shape[0], x.shape[1]), x]
+    # the run's outputs (0x5a after each), then its input planes (64 bytes of slack each: the kernels read a
+    # little past a plane), at offsets from one base
+    buf = np.full(n * out_size + n * (size + 64), 0x5a, np.int8)
     for i, p in enumerate(planes):
-        plane = np.zeros(x.shape[0] * x.shape[1] + 64, np.int8)     # (the kernels read a little past a plane)
-        plane[:x.shape[0] * x.shape[1]] = np.asarray(p).ravel()
-        xv = plane
-        if w is None:
-            i8_max_plane(&ov[0], &sv[0], &xv[0], qlo, qhi, x.shape[0], x.shape[1], out_h, out_w, kh, kw, sh, sw, ph,
-                         pw, dh, dw, i == 0)
-        else:
-            i8_dw_plane(&ov[0], &sv[0], &xv[0], &wv[0], in_zero, bias, mult, zero, qlo, qhi, x.shape[0], x.shape[1],
-                        out_h, out_w, kh, kw, sh, sw, ph, pw, dh, dw, i == 0)
-    return out
+        buf[n * out_size + i * (size + 64):][:size + 64] = 0
+        buf[n * out_size + i * (size + 64):][:size] = p.ravel()
+    out_off = np.arange(n, dtype=np.int64) * out_size
+    in_off = n * out_size + np.arange(n, dtype=np.int64) * (size + 64)
+    ws = np.tile(w, n) if w is not None else np.zeros(1, np.int8)
+    bs, ms = np.full(n, bias, np.int32), np.full(n, mult, np.float32)
+    cdef int8_t[::1] bv = buf
+    cdef const int64_t[::1] oo = out_off
+    cdef const int64_t[::1] io = in_off
+    cdef const int8_t[::1] wv = ws
+    cdef const int32_t[::1] bsv = bs
+    cdef const float[::1] msv = ms
+    i8_window_planes(<char*>&bv[0], &oo[0], &io[0], 0, n, 1, &wv[0] if w is not None else NULL, &bsv[0], &msv[0],
+                     in_zero, zero, qlo, qhi, &sv[0], x.shape[0], x.shape[1], out_h, out_w, kh, kw, sh, sw, ph, pw, dh,
+                     dw)
+    return buf[(n - 1) * out_size:n * out_size].copy()

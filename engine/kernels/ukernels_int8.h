@@ -191,8 +191,8 @@ static inline int64_t i8_frame_width(int64_t out_w, int64_t kw, int64_t s)
 
 #define I8_TAPS_MAX 49      /* (7 x 7: the taps held in registers; larger windows: the loops) */
 #if defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT) || defined(ENGINE_ISA_AVX2) || defined(ENGINE_ISA_AVX512)
-/* single planes straight to int8 (i8_dw_plane, i8_max_plane below), I8_DW_PX
- * outputs at a time */
+/* planes straight to int8 (i8_window_planes below), I8_DW_PX outputs at a
+ * time */
 #define I8_DIRECT 1
 #if (defined(ENGINE_ISA_NEON) || defined(ENGINE_ISA_NEON_DOT)) && !defined(__aarch64__)
 #define I8_DW_PX 8          /* (armv7: 16 registers) */
@@ -221,8 +221,8 @@ static inline int64_t i8_padded_bytes(int64_t out_h, int64_t out_w, int64_t kh, 
 #endif
 
 /* int32s of scratch i8_window_sums takes: the sums (rows of fw, or out_w),
- * then the frames (int16, a row of slack each); at least i8_dw_plane's
- * padded plane where it has one */
+ * then the frames (int16, a row of slack each); at least
+ * i8_window_planes's padded plane where it has one */
 static inline int64_t i8_window_scratch(int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
                                         int64_t sh, int64_t sw, int64_t dh, int64_t dw)
 {
@@ -668,10 +668,9 @@ static void i8_store_f32(float* restrict out, const int32_t* acc, int64_t n, int
  * the plane (the padding: the input's zero point, so that every tap reads a
  * q and zero x sum(w) comes off the bias; for max pooling -128, which
  * changes no maximum), I8_DW_PX outputs at a time with every tap in
- * registers, requantized from them (border: fill the copy's padding too;
- * a job's later planes of the same op find it in their scratch).
- * Otherwise: the plane's sums or maxima (i8_window_sums, into acc), then
- * i8_store_q. */
+ * registers, requantized from them (the copy's padding filled for a run's
+ * first plane: the run's later ones find it in the scratch).  Otherwise:
+ * the plane's sums or maxima (i8_window_sums, into acc), then i8_store_q. */
 #if defined(I8_DIRECT)
 /* x's rows and columns [-ph, rows - ph) x [-pw, width - pw) into p (rows
  * of width bytes), with border fill outside x (else left as it is); each
@@ -1040,78 +1039,80 @@ static inline __attribute__((always_inline)) void i8_padded_rows(int8_t* restric
     i8_padded_rows_n(out, p, width, wv, kh, kw, s, rq, out_h, out_w, I8_DW_PX, clamp);
 }
 
-static void i8_direct_plane(int8_t* restrict out, int8_t* restrict p, const int8_t* x, const int8_t* w,
-                            int8_t fill, const i8_requant_px* rq, int clamp, int64_t in_h, int64_t in_w,
-                            int64_t out_h, int64_t out_w, int64_t kh, int64_t kw, int64_t s, int64_t ph, int64_t pw,
-                            int border)
+/* i8_window_planes's run of planes from padded copies (strides 1 and 2,
+ * no dilation) */
+static void i8_direct_planes(char* base, const int64_t* out_off, const int64_t* in_off, int64_t c0, int64_t c1,
+                             int64_t cout_g, const int8_t* w, const int32_t* bias, const float* mult,
+                             int32_t in_zero, int32_t zero, int32_t qlo, int32_t qhi, int8_t* restrict p,
+                             int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
+                             int64_t s, int64_t ph, int64_t pw)
 {
     i8_tapw wv[I8_TAPW(I8_TAPS_MAX)];
-    int64_t width = i8_padded_width(out_w, kw, s);
-    if (w != NULL)
-        i8_load_taps(wv, w, kh, kw);
-    i8_pad_plane(p, x, fill, in_h, in_w, s * (out_h - 1) + kh, width, ph, pw, border);
-    /* (the common windows inlined with constant taps and stride; 3 x 3
-     * depthwise without the clamp too, where the range is all of int8) */
-    if (w == NULL && kh == 3 && kw == 3 && s == 2)
-        i8_padded_rows(out, p, width, NULL, 3, 3, 2, rq, out_h, out_w, 1);
-    else if (w == NULL)
-        i8_padded_rows(out, p, width, NULL, kh, kw, s, rq, out_h, out_w, 1);
-    else if (kh == 3 && kw == 3 && s == 1 && clamp)
-        i8_padded_rows(out, p, width, wv, 3, 3, 1, rq, out_h, out_w, 1);
-    else if (kh == 3 && kw == 3 && s == 1)
-        i8_padded_rows(out, p, width, wv, 3, 3, 1, rq, out_h, out_w, 0);
-    else if (kh == 3 && kw == 3 && clamp)
-        i8_padded_rows(out, p, width, wv, 3, 3, 2, rq, out_h, out_w, 1);
-    else if (kh == 3 && kw == 3)
-        i8_padded_rows(out, p, width, wv, 3, 3, 2, rq, out_h, out_w, 0);
-    else if (s == 1)
-        i8_padded_rows(out, p, width, wv, kh, kw, 1, rq, out_h, out_w, 1);
-    else
-        i8_padded_rows(out, p, width, wv, kh, kw, 2, rq, out_h, out_w, 1);
+    int64_t width = i8_padded_width(out_w, kw, s), rows = s * (out_h - 1) + kh, taps = kh * kw, c, t;
+    int8_t fill = w != NULL ? (int8_t)in_zero : INT8_MIN;
+    int clamp = w == NULL || qlo > INT8_MIN || qhi < INT8_MAX;
+    i8_requant_px rq = i8_requant(0, 1.0f, 0, qlo, qhi);
+    for (c = c0; c < c1; c++) {
+        int8_t* out = (int8_t*)(base + out_off[c]);
+        if (w != NULL) {
+            const int8_t* wc = w + c * taps;
+            int32_t sum = 0;
+            for (t = 0; t < taps; t++)
+                sum += wc[t];
+            i8_load_taps(wv, wc, kh, kw);
+            rq = i8_requant(bias[c] - in_zero * sum, mult[c], zero, qlo, qhi);
+        }
+        i8_pad_plane(p, (const int8_t*)(base + in_off[c / cout_g]), fill, in_h, in_w, rows, width, ph, pw, c == c0);
+        /* (the common windows inlined with constant taps and stride; 3 x 3
+         * depthwise without the clamp too, where the range is all of int8) */
+        if (w == NULL && kh == 3 && kw == 3 && s == 2)
+            i8_padded_rows(out, p, width, NULL, 3, 3, 2, &rq, out_h, out_w, 1);
+        else if (w == NULL)
+            i8_padded_rows(out, p, width, NULL, kh, kw, s, &rq, out_h, out_w, 1);
+        else if (kh == 3 && kw == 3 && s == 1 && clamp)
+            i8_padded_rows(out, p, width, wv, 3, 3, 1, &rq, out_h, out_w, 1);
+        else if (kh == 3 && kw == 3 && s == 1)
+            i8_padded_rows(out, p, width, wv, 3, 3, 1, &rq, out_h, out_w, 0);
+        else if (kh == 3 && kw == 3 && clamp)
+            i8_padded_rows(out, p, width, wv, 3, 3, 2, &rq, out_h, out_w, 1);
+        else if (kh == 3 && kw == 3)
+            i8_padded_rows(out, p, width, wv, 3, 3, 2, &rq, out_h, out_w, 0);
+        else if (s == 1)
+            i8_padded_rows(out, p, width, wv, kh, kw, 1, &rq, out_h, out_w, 1);
+        else
+            i8_padded_rows(out, p, width, wv, kh, kw, 2, &rq, out_h, out_w, 1);
+    }
 }
 #endif
 
-/* (inline: called per channel, its 23 arguments would pass through the
- * stack; border: the job's first plane, as i8_direct_plane) */
-static inline void i8_dw_plane(int8_t* restrict out, int32_t* restrict acc, const int8_t* x, const int8_t* w,
-                               int32_t in_zero, int32_t bias, float mult, int32_t zero, int32_t qlo, int32_t qhi,
-                               int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
-                               int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int border)
+/* A job's run of output planes [c0, c1) of a depthwise convolution (w: kh
+ * x kw weights a channel, cout_g channels an input plane; int8, one
+ * multiplier a channel, no residual) or of max pooling (w NULL: in_zero,
+ * bias, mult and zero unused) to int8: plane c from base + in_off[c /
+ * cout_g] to base + out_off[c]; acc: the job's scratch.  One call a run:
+ * its geometry passed once, not a channel at a time. */
+static void i8_window_planes(char* base, const int64_t* out_off, const int64_t* in_off, int64_t c0, int64_t c1,
+                             int64_t cout_g, const int8_t* w, const int32_t* bias, const float* mult,
+                             int32_t in_zero, int32_t zero, int32_t qlo, int32_t qhi, int32_t* restrict acc,
+                             int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
+                             int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw)
 {
-#if defined(I8_DIRECT)
-    if (i8_dw_direct(sh, sw, dh, dw, kh, kw)) {
-        int32_t t, sum = 0;
-        for (t = 0; t < kh * kw; t++)
-            sum += w[t];
-        i8_requant_px rq = i8_requant(bias - in_zero * sum, mult, zero, qlo, qhi);
-        i8_direct_plane(out, (int8_t*)acc, x, w, (int8_t)in_zero, &rq, qlo > INT8_MIN || qhi < INT8_MAX, in_h, in_w,
-                        out_h, out_w, kh, kw, sh, ph, pw, border);
-        return;
-    }
-#endif
-    int64_t origin = 0;
-    (void)border;
-    i8_window_sums(acc, x, &origin, 1, w, in_zero, in_h, in_w, out_h, out_w, kh, kw, sh, sw, ph, pw, dh, dw);
-    i8_store_q(out, acc, out_h * out_w, bias, &mult, 0, zero, qlo, qhi, NULL, 0, 0);
-}
-
-static void i8_max_plane(int8_t* restrict out, int32_t* restrict acc, const int8_t* x, int32_t qlo, int32_t qhi,
-                         int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_t kh, int64_t kw,
-                         int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int border)
-{
-#if defined(I8_DIRECT)
-    if (i8_dw_direct(sh, sw, dh, dw, kh, kw)) {
-        i8_requant_px rq = i8_requant(0, 1.0f, 0, qlo, qhi);
-        i8_direct_plane(out, (int8_t*)acc, x, NULL, INT8_MIN, &rq, 1, in_h, in_w, out_h, out_w, kh, kw, sh, ph, pw,
-                        border);
-        return;
-    }
-#endif
-    int64_t origin = 0;
+    int64_t c, origin = 0;
     float one = 1.0f;
-    (void)border;
-    i8_window_sums(acc, x, &origin, 1, NULL, 0, in_h, in_w, out_h, out_w, kh, kw, sh, sw, ph, pw, dh, dw);
-    i8_store_q(out, acc, out_h * out_w, 0, &one, 0, 0, qlo, qhi, NULL, 0, 0);
+#if defined(I8_DIRECT)
+    if (i8_dw_direct(sh, sw, dh, dw, kh, kw)) {
+        i8_direct_planes(base, out_off, in_off, c0, c1, cout_g, w, bias, mult, in_zero, zero, qlo, qhi, (int8_t*)acc,
+                         in_h, in_w, out_h, out_w, kh, kw, sh, ph, pw);
+        return;
+    }
+#endif
+    for (c = c0; c < c1; c++) {
+        int max = w == NULL;
+        i8_window_sums(acc, (const int8_t*)(base + in_off[c / cout_g]), &origin, 1, max ? NULL : w + c * kh * kw,
+                       max ? 0 : in_zero, in_h, in_w, out_h, out_w, kh, kw, sh, sw, ph, pw, dh, dw);
+        i8_store_q((int8_t*)(base + out_off[c]), acc, out_h * out_w, max ? 0 : bias[c], max ? &one : mult + c, 0,
+                   max ? 0 : zero, qlo, qhi, NULL, 0, 0);
+    }
 }
 
 /* add: q = round(fmaf(b - b_zero, b_mult, (a - a_zero) * a_mult)) + zero, clamped */
