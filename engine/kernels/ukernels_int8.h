@@ -731,33 +731,42 @@ typedef struct {                    /* what turns sums into int8 */
 
 #if defined(ENGINE_ISA_NEON_DOT)
 /* sdot's taps: a row's weights in groups of four (the last group's missing
- * ones 0), each group in every 32-bit lane */
-static inline void i8_load_taps(i8_tapw* wv, const int8_t* w, int64_t kh, int64_t kw)
+ * ones 0), each group in every 32-bit lane; returns the weights' sum (as
+ * every i8_load_taps: the zero point's share of the sums comes off the bias) */
+static inline int32_t i8_load_taps(i8_tapw* wv, const int8_t* w, int64_t kh, int64_t kw)
 {
     int64_t ky, g, t;
-    if (kh == 3 && kw == 3) {   /* (the common window: three groups by one tbl) */
+    int32_t sum = 0;
+    if (kh == 3 && kw == 3) {   /* (the common window: three groups by one tbl, their sum by one sdot) */
         static const uint8_t rows3[16] = {0, 1, 2, 255, 3, 4, 5, 255, 6, 7, 8, 255, 255, 255, 255, 255};
-        int32x4_t groups = vreinterpretq_s32_s8(vqtbl1q_s8(vcombine_s8(vld1_s8(w), vdup_n_s8(w[8])),
-                                                           vld1q_u8(rows3)));
+        int8x16_t bytes = vqtbl1q_s8(vcombine_s8(vld1_s8(w), vdup_n_s8(w[8])), vld1q_u8(rows3));
+        int32x4_t groups = vreinterpretq_s32_s8(bytes);
         wv[0] = vreinterpretq_s8_s32(vdupq_laneq_s32(groups, 0));
         wv[1] = vreinterpretq_s8_s32(vdupq_laneq_s32(groups, 1));
         wv[2] = vreinterpretq_s8_s32(vdupq_laneq_s32(groups, 2));
-        return;
+        return vaddvq_s32(vdotq_s32(vdupq_n_s32(0), bytes, vdupq_n_s8(1)));
     }
     for (ky = 0; ky < kh; ky++)
         for (g = 0; g < kw; g += 4) {
             uint32_t four = 0;
-            for (t = 0; t < 4 && g + t < kw; t++)
+            for (t = 0; t < 4 && g + t < kw; t++) {
                 four |= (uint32_t)(uint8_t)w[ky * kw + g + t] << (8 * t);
+                sum += w[ky * kw + g + t];
+            }
             *wv++ = vreinterpretq_s8_u32(vdupq_n_u32(four));
         }
+    return sum;
 }
 #else
-static inline void i8_load_taps(i8_tapw* wv, const int8_t* w, int64_t kh, int64_t kw)
+static inline int32_t i8_load_taps(i8_tapw* wv, const int8_t* w, int64_t kh, int64_t kw)
 {
     int64_t t;
-    for (t = 0; t < kh * kw; t++)
+    int32_t sum = 0;
+    for (t = 0; t < kh * kw; t++) {
         wv[t] = I8_VPX_DUP(w[t]);
+        sum += w[t];
+    }
+    return sum;
 }
 #endif
 
@@ -921,12 +930,16 @@ typedef struct {
     __m128i lo, hi;
 } i8_requant_px;
 
-static inline void i8_load_taps(i8_tapw* wv, const int8_t* w, int64_t kh, int64_t kw)
+static inline int32_t i8_load_taps(i8_tapw* wv, const int8_t* w, int64_t kh, int64_t kw)
 {
     int64_t t, taps = kh * kw;
-    for (t = 0; t < taps; t += 2)
+    int32_t sum = 0;
+    for (t = 0; t < taps; t += 2) {
         wv[t / 2] = _mm256_set1_epi32((int32_t)((uint32_t)(uint16_t)w[t] |
                                                 (t + 1 < taps ? (uint32_t)(uint16_t)w[t + 1] << 16 : 0)));
+        sum += w[t] + (t + 1 < taps ? w[t + 1] : 0);
+    }
+    return sum;
 }
 
 static inline i8_requant_px i8_requant(int32_t bias, float mult, int32_t zero, int32_t qlo, int32_t qhi)
@@ -1048,18 +1061,14 @@ static void i8_direct_planes(char* base, const int64_t* out_off, const int64_t* 
                              int64_t s, int64_t ph, int64_t pw)
 {
     i8_tapw wv[I8_TAPW(I8_TAPS_MAX)];
-    int64_t width = i8_padded_width(out_w, kw, s), rows = s * (out_h - 1) + kh, taps = kh * kw, c, t;
+    int64_t width = i8_padded_width(out_w, kw, s), rows = s * (out_h - 1) + kh, taps = kh * kw, c;
     int8_t fill = w != NULL ? (int8_t)in_zero : INT8_MIN;
     int clamp = w == NULL || qlo > INT8_MIN || qhi < INT8_MAX;
     i8_requant_px rq = i8_requant(0, 1.0f, 0, qlo, qhi);
     for (c = c0; c < c1; c++) {
         int8_t* out = (int8_t*)(base + out_off[c]);
         if (w != NULL) {
-            const int8_t* wc = w + c * taps;
-            int32_t sum = 0;
-            for (t = 0; t < taps; t++)
-                sum += wc[t];
-            i8_load_taps(wv, wc, kh, kw);
+            int32_t sum = i8_load_taps(wv, w + c * taps, kh, kw);
             rq = i8_requant(bias[c] - in_zero * sum, mult[c], zero, qlo, qhi);
         }
         i8_pad_plane(p, (const int8_t*)(base + in_off[c / cout_g]), fill, in_h, in_w, rows, width, ph, pw, c == c0);
