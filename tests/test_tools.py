@@ -268,7 +268,8 @@ def test_bench_peers_worker_protocol_survives_a_runtime_that_prints(tmp_path):
     """A bench_peers worker answers on a stdout of its own: what a runtime
     prints there while it loads (MNN's banner; here the engine's loader
     made to print, from Python and from C) goes to stderr, and the driver
-    reads the output, then the times of the runs it asks for."""
+    reads the output, then the times of the runs it asks for and how many
+    of them ran on one thread."""
     import engine
     path = os.path.join(ROOT, 'weights', 'digits_shufflenet.engine')
     model = engine.load(path)
@@ -292,6 +293,7 @@ def test_bench_peers_worker_protocol_survives_a_runtime_that_prints(tmp_path):
     ready, timed = (json.loads(line) for line in out.splitlines())
     np.testing.assert_allclose(ready['output'], model(x).ravel()[:1000], rtol=1e-6)
     assert len(timed['times']) == 3 and min(timed['times']) > 0
+    assert timed['one_thread'] == 3         # runs its thread choice gave one thread: all, at --threads 1
 
 
 @pytest.fixture

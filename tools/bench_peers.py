@@ -14,7 +14,9 @@ last one's idle threads have stopped spinning), so drift in the machine's
 speed hits all engines alike.  Reported: medians over all timed runs, and each
 peer's median divided by the engine's (> 1: the engine is faster), with the
 range of that ratio over the rounds (each round's medians): when it straddles
-1, the run does not separate the two.
+1, the run does not separate the two.  At several threads, also how many of
+the engine's timed runs its thread choice ran on one thread (it tries one now
+and then, and keeps to one while that is faster: cores busy).
 
 Peers are the ones installed of: onnxruntime (opset 17 export, ORT_ENABLE_ALL,
 intra-op threads = T, inter-op 1, sequential), openvino (from the same ONNX
@@ -68,7 +70,12 @@ def _load_runner(peer, files, threads):
         sys.path.insert(0, ROOT)
         import engine
         model = engine.load(files['engine'], threads=threads)
-        return model.run
+
+        def run_engine(x):
+            return model.run(x)
+        # the runs its thread choice gave one thread (engine/model.py: _ThreadChoice), reported
+        run_engine.runs_by_threads = model.runs_by_threads
+        return run_engine
     if peer == 'onnxruntime':
         import onnxruntime as ort
         opts = ort.SessionOptions()
@@ -155,12 +162,15 @@ def worker(args):
             break
         for _ in range(cmd.get('warmup', 0)):
             run(x)
+        by_threads = getattr(run, 'runs_by_threads', {})
+        one_before = by_threads.get(1, 0)
         times = []
         for _ in range(cmd['runs']):
             t0 = time.perf_counter()
             run(x)
             times.append((time.perf_counter() - t0) * 1e3)
-        print(json.dumps({'times': times}), file=proto, flush=True)
+        print(json.dumps({'times': times, 'one_thread': by_threads.get(1, 0) - one_before}), file=proto,
+              flush=True)
 
 
 # ---------------------------------------------------------------------------
@@ -272,9 +282,11 @@ class Worker:
         return json.loads(line)
 
     def time(self, runs, warmup=0):
+        """The block's times (ms), and how many of its runs had one thread."""
         self.proc.stdin.write(json.dumps({'runs': runs, 'warmup': warmup}) + '\n')
         self.proc.stdin.flush()
-        return self._read()['times']
+        reply = self._read()
+        return reply['times'], reply['one_thread']
 
     def close(self):
         self.proc.stdin.write('{"quit": true}\n')
@@ -298,12 +310,15 @@ def compare(model_name, threads, args, files, ref):
             if err > 1e-3 * max(1, np.abs(ref).max()):
                 raise SystemExit(f'{w.peer} disagrees with PyTorch on {model_name}: max error {err:.3g}')
         rounds = {w.peer: [] for w in workers}
+        one_thread = 0      # the engine's timed runs its thread choice gave one thread
         for w in workers:
             w.time(0, warmup=args.warmup)
         for r in range(args.rounds):
             order = workers if r % 2 == 0 else workers[::-1]
             for w in order:
-                rounds[w.peer].append(w.time(args.runs))
+                block, one = w.time(args.runs)
+                rounds[w.peer].append(block)
+                one_thread += one if w.peer == 'engine' else 0
                 time.sleep(SETTLE_S)
     finally:
         for w in workers:
@@ -313,7 +328,8 @@ def compare(model_name, threads, args, files, ref):
     return {p: dict(median_ms=med[p], min_ms=float(np.min(times[p])), runs=len(times[p]),
                     ratio_to_engine=med[p] / med['engine'],
                     ratio_range=round_ratio_range(rounds[p], rounds['engine']),
-                    **({'sqnr_db': float(sqnr[p])} if p in sqnr else {}))
+                    **({'sqnr_db': float(sqnr[p])} if p in sqnr else {}),
+                    **({'one_thread_runs': one_thread} if p == 'engine' and threads > 1 else {}))
             for p in times}
 
 
@@ -355,7 +371,10 @@ def main(argv=None):
                 if not args.json:
                     print(f'{model_name} {args.size}x{args.size}{" int8" if args.int8 else ""}, {t} thread(s): '
                           + ', '.join(
-                        f'{peer} {v["median_ms"]:.3f} ms' + ('' if peer == 'engine' else
+                        f'{peer} {v["median_ms"]:.3f} ms'
+                        + (f' [{v["one_thread_runs"]} of {v["runs"]} runs on one thread]'
+                           if 'one_thread_runs' in v else '')
+                        + ('' if peer == 'engine' else
                                                              ' (x{:.2f}, rounds {:.2f}-{:.2f})'.format(
                                                                  v['ratio_to_engine'], *v['ratio_range']))
                         + (f' [{v["sqnr_db"]:.1f} dB]' if 'sqnr_db' in v else '')
