@@ -76,29 +76,20 @@ class _ThreadChoice:
     cores (a camera pipeline beside the engine on a Pi), threads that wait
     for each other's turn on a core can be slower than one thread alone,
     and then one thread is used, the threads tried now and then.  Results
-    do not depend on the thread count.
-
-    A try is set against the runs just around it, not against older ones:
-    the machine's speed drifts (after an idle pause, an EPYC VM's two-thread
-    runs took up to 2.5x their steady time for the next ten or so runs,
-    one-thread runs 1.3x for the first two), and tries set against runs from
-    another phase of that drift chose one thread for half the runs of a
-    workload that two threads ran 1.35x faster."""
+    do not depend on the thread count."""
     EXPLORE_EVERY = (16, 256)     # runs between tries of the other choice: often while the
                                   # two are close, rarely once one is clearly faster
-    EXPLORE_RUNS = 4              # runs of the other choice a try makes
-    AROUND = 3                    # counted runs of the current choice on each side of a try
+    EXPLORE_RUNS = 3              # runs of the other choice a try makes
+    WINDOW = 5                    # each choice's time: the median of its last this many runs
     MARGIN = 0.95                 # one thread must be this much faster to be chosen
 
     def __init__(self, threads):
         self.threads = threads
+        self.times = {threads: deque(maxlen=self.WINDOW), 1: deque(maxlen=self.WINDOW)}
         self.use = threads
         self.every = self.EXPLORE_EVERY[0]
         self.since = 0
         self.last = None            # the thread count of the last run
-        self.before = deque(maxlen=self.AROUND)     # the current choice's last counted runs
-        self.tried = []             # the try's counted runs
-        self.after = []             # the current choice's counted runs since them
 
     def next(self):
         """The thread count for the next run."""
@@ -114,35 +105,20 @@ class _ThreadChoice:
         change of thread count is not counted: it pays for the change (threads
         woken, caches cold: ShuffleNetV2 x0.5's first two-thread run after
         one-thread ones took 1.18x the steady time on an EPYC VM), which
-        biased every try against the other choice.  Medians of three runs,
-        not averages: a run after a pause wakes sleeping workers (on an EPYC
-        VM one took 12x the steady time)."""
+        biased every try against the other choice.  A median, not an average:
+        a run after a pause wakes sleeping workers (on an EPYC VM one took 12x
+        the steady time), and an average of it chose one thread for hundreds
+        of runs."""
         changed, self.last = threads != self.last, threads
-        if threads not in (1, self.threads) or changed:
+        if threads not in self.times or changed:
             return
-        if threads != self.use:
-            self.tried.append(seconds)
-        elif not self.tried:
-            self.before.append(seconds)
-        else:
-            self.after.append(seconds)
-            if len(self.after) == self.AROUND:
-                self._decide()
-
-    def _decide(self):
-        """The try against the mean of the medians just before and just after
-        it: a steady drift in speed through the three cancels out."""
-        around = median(self.after)
-        if self.before:
-            around = (median(self.before) + around) / 2
-        tried = median(self.tried)
-        many, one = (around, tried) if self.use == self.threads else (tried, around)
-        use, self.use = self.use, 1 if one < self.MARGIN * many else self.threads
+        self.times[threads].append(seconds)
+        if not self.times[self.threads] or not self.times[1]:
+            return
+        many, one = median(self.times[self.threads]), median(self.times[1])
+        self.use = 1 if one < self.MARGIN * many else self.threads
         clear = max(many, one) > 1.3 * min(many, one)
         self.every = min(2 * self.every, self.EXPLORE_EVERY[1]) if clear else self.EXPLORE_EVERY[0]
-        # the runs after the try are the next one's runs before it, if they are still the choice's
-        self.before = deque(self.after if self.use == use else (), maxlen=self.AROUND)
-        self.tried, self.after = [], []
 
 
 class _Cache:

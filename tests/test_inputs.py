@@ -373,9 +373,7 @@ def test_thread_choice_follows_the_faster_option():
         t = choice.next()
         used.append(t)
         choice.record(t, speed[t])
-    # tries ever rarer: a few while the gap between them doubles, then one every EXPLORE_EVERY[1] runs
-    rare = _ThreadChoice.EXPLORE_RUNS * (2000 // _ThreadChoice.EXPLORE_EVERY[1] + 4)
-    assert used[:15] == [2] * 15 and used.count(1) <= rare and choice.every == _ThreadChoice.EXPLORE_EVERY[1]
+    assert used[:15] == [2] * 15 and used.count(1) < 30 and choice.every == _ThreadChoice.EXPLORE_EVERY[1]
     speed = {2: 3.0, 1: 1.8}                 # the cores taken: one thread is faster
     used = []
     for _ in range(2000):
@@ -411,33 +409,6 @@ def test_thread_choice_ignores_a_slow_run_now_and_then():
             used.append(t)
             choice.record(t, speed[t] * (12.0 if i % 10 == 0 else 1.0))
         assert choice.use == best and used[-1000:].count(3 - best) <= tries
-
-
-def test_thread_choice_sets_a_try_against_the_runs_around_it():
-    """Runs in blocks of ten after idle pauses: each block's two-thread runs
-    start at 2.5x their steady time and reach it by the seventh run, one-thread
-    runs 1.3x for the first, 1.1x for the second (as on an EPYC VM).  Two
-    threads are faster over a block (1.53 against 1.85): they stay chosen for
-    most runs (tried against one often, the two being close in some phases:
-    the choice set tries against older runs used one thread for 78% of them),
-    and one thread is chosen when the cores are taken."""
-    from engine.model import _ThreadChoice
-
-    def block_time(threads, position, slower):
-        if threads == 1:
-            return 1.8 * (1.3 if position == 0 else 1.1 if position == 1 else 1.0)
-        return slower * (1.0 + 1.5 * max(0.0, 1 - position / 6))
-
-    choice = _ThreadChoice(2)
-    tries = _ThreadChoice.EXPLORE_RUNS * -(-1000 // _ThreadChoice.EXPLORE_EVERY[1])
-    for slower, best in ((1.0, 2), (3.0, 1), (1.0, 2)):
-        used = []
-        for i in range(3000):
-            t = choice.next()
-            used.append(t)
-            choice.record(t, block_time(t, i % 10, slower))
-        other = used[-1000:].count(3 - best)
-        assert choice.use == best and (other <= 250 if best == 2 else other <= tries)
 
 
 def test_runs_count_the_threads_they_had(x):
