@@ -5,6 +5,7 @@
  * job run twice or never shows up in the sums.  Several caller threads at
  * once, teams of 1 to 5 threads, then a fork.  tests/test_pool.py builds it
  * with ThreadSanitizer and runs it.  Exit status 0: all sums right. */
+#define _GNU_SOURCE     /* as Python.h has it for the engine's modules: workers pinned to CPUs */
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>

@@ -21,6 +21,7 @@ from engine.kernels.descriptors import ARRAY_DTYPES, Floats, Planes
 cdef extern from "pool.h" nogil:
     enum: ENGINE_MAX_THREADS
     enum: ENGINE_SPIN_NS
+    enum: ENGINE_PIN_WORKERS
     ctypedef struct engine_share:
         long long end
     ctypedef void (*engine_task_fn)(void* arg, int tid, int team) noexcept nogil
@@ -74,7 +75,8 @@ def build_info():
         'gemm_tiles': [(rows, GEMM_NR) for rows in TILE_ROWS],
         'int8_tile': (INT8_TILE_ROWS, INT8_TILE_PIXELS),     # (kernels/int8.pxi)
         'threads': f'engine pool (pthreads), up to {ENGINE_MAX_THREADS}, waits spin '
-                   f'{ENGINE_SPIN_NS // 1000} us then sleep',
+                   f'{ENGINE_SPIN_NS // 1000} us then sleep'
+                   + (', each worker on a CPU of its own' if ENGINE_PIN_WORKERS else ''),
         'cflags': ENGINE_CFLAGS.decode(),
     }
 
