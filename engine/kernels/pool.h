@@ -167,7 +167,8 @@ static void engine_pool_barrier(int team, void (*last)(void*), void* arg) {
  * caller's CPU for the next ten or so runs (two-thread runs of
  * MobileNetV3-small up to 2.5x their steady time, and the model's thread
  * choice took that for busy cores and ran one thread); with the worker
- * pinned, 130-138 of 140 such runs kept two threads instead of 21-81.
+ * pinned, 137-138 of 140 runs in blocks of ten after 0.2 s pauses kept
+ * two threads instead of 53-78, and took 1.23-1.39 ms, not 1.92-2.33.
  * Without an affinity call (other systems), or where it fails, workers
  * float as before. */
 static void engine_pin_worker(int tid) {
