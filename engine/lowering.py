@@ -20,7 +20,9 @@ class PlanOptions:
     min_jobs: int = 8            # split a GEMM's row tiles until an image gives this many jobs
     channel_jobs: int = 16       # per-channel ops, convolutions: jobs per image, each a run of
                                  # channels, pixel tiles or output rows
-    direct_conv: bool = True     # dense stride-1/2 convolutions read framed rows in place (else im2col)
+    direct_conv: bool = None     # dense stride-1/2 convolutions read framed rows in place (else im2col):
+                                 # None: where their output rows fill the tiles (ops/conv.py:
+                                 # direct_pays); True: always; False: never
     winograd: int = None         # dense 3x3 stride-1 convolutions by Winograd F(m x m, 3x3): None:
                                  # m = 2 or 4 or the direct path, whichever costs least (ops/conv.py:
                                  # winograd_tile); 0: never; 2 or 4: that m for every one

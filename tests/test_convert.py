@@ -480,7 +480,8 @@ def test_resize(kw, module):
         out = model(x.numpy())
         assert out.shape == ref.shape
         assert np.abs(out - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max()), shape
-    kinds = [layer.kind for layer in compile_graph(model.graph, 9, 7).layers]
+    # (the 3x3s run direct or by im2col: their planes are narrow)
+    kinds = [layer.kind.removesuffix('_im2col') for layer in compile_graph(model.graph, 9, 7).layers]
     assert kinds == ['conv3x3s2', f'resize_{kw["mode"].replace("-", "_")}', 'conv1x1', 'conv3x3'], kinds
 
 

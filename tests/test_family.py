@@ -81,14 +81,16 @@ def test_residual_adds_are_fused_into_convolutions():
 def test_dense3x3_ladder_by_every_path(winograd):
     """The dense 3x3 stride-1 layers the path model is fitted to (3-384
     channels, 112x112 to 7x7 planes, batch 2), by the path it picks (None),
-    direct (0), F(2x2) and F(4x4), against PyTorch on every output pixel."""
+    direct (0: narrow planes too), F(2x2) and F(4x4), against PyTorch on
+    every output pixel."""
     from engine.convert import convert
     from engine.lowering import PlanOptions
     net = randomize(F.dense3x3_ladder(), seed=1)[:-2]      # the feature maps, not their means
     x = torch.randn(2, 3, 112, 112, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         ref = net(x).numpy()
-    model = engine.Model(convert(net, x[:1]), threads=2, options=PlanOptions(winograd=winograd))
+    options = PlanOptions(winograd=winograd, direct_conv=True if winograd == 0 else None)
+    model = engine.Model(convert(net, x[:1]), threads=2, options=options)
     out = model(x.numpy())
     assert out.shape == ref.shape
     assert np.abs(out - ref).max() <= 1e-4 * max(1.0, float(np.abs(ref).max()))

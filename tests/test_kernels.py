@@ -334,12 +334,13 @@ def test_winograd(case, m, precision, layout):
     graph = one_op_graph('conv', (1, cin, h, w), attrs, params)
     kernels = run_in(precision)['kernels']
     op, _, _ = lower(graph.nodes[0], infer_shapes(graph, h, w), options, kernels)
-    # bands of one tile row, or as few as make a GEMM tile of tiles (or one
+    # bands of one tile row, or as few as make a GEMM tile of tiles (fewer
+    # where that evens the bands: test_winograd_bands_halve_evenly; or one
     # band, where the weights outweigh the buffers: test_winograd_bands)
     tiles_x, tiles_y = -(-(w + 2 * pad - 2) // m), -(-(h + 2 * pad - 2) // m)
     nr = kernels.TILE_PIXELS
     band = 1 if tiles_x >= nr else min(tiles_y, -(-nr // tiles_x))
-    assert op.wino == m and (layout == 'default' or op.per_job in (band, tiles_y))
+    assert op.wino == m and (layout == 'default' or op.per_job <= band or op.per_job == tiles_y)
     for n in BATCHES:
         x = rand(rng, (n, cin, h, w))
         check_graph(one_op_graph('conv', x.shape, attrs, params), x, options=options, **run_in(precision))
@@ -358,6 +359,27 @@ def test_winograd_bands():
     assert winograd_layout(k, 4, 8, row_tiles(k, 8), 112, 112, PlanOptions())[0] > 1
     # 2048 -> 2048 channels (64 MB of weights, 3-16x the tiles' buffers on every ISA): one band
     assert winograd_layout(k, 2, 2048, row_tiles(k, 2048), 14, 14, small)[0] == 7
+
+
+@pytest.mark.parametrize('m', [2, 4])
+def test_winograd_bands_halve_evenly(m):
+    """Several bands are an even number (or one tile row each), their tile
+    rows as equal as whole rows make them: two threads' contiguous halves of
+    the jobs differ by at most one tile row (but for one-row bands, odd in
+    number)."""
+    from engine.lowering import row_tiles
+    from engine.ops.conv import winograd_layout, winograd_tiles
+    k = isa.kernels()
+    for cin, hw in itertools.product([8, 64, 128, 256], [5, 13, 28, 56, 57, 112]):
+        for options in (PlanOptions(), PlanOptions(winograd_bytes=1 << 16)):
+            tiles = row_tiles(k, cin)
+            band, m_per_job, jobs = winograd_layout(k, m, cin, tiles, hw, hw, options)
+            ty = winograd_tiles(m, hw, hw)[1]
+            bands = jobs // -(-tiles['m_tiles'] // m_per_job)
+            rows = k.winograd_band_rows(ty, bands)
+            assert sum(rows) == ty and max(rows) == band and max(rows) - min(rows) <= 1
+            if bands > 1 and band > 1:
+                assert bands % 2 == 0 and abs(sum(rows[:bands // 2]) - sum(rows[bands // 2:])) <= 1
 
 
 def test_winograd_jobs_split_row_tiles_when_bands_are_few():
@@ -405,7 +427,7 @@ def test_winograd_takes_the_shapes_it_wins():
     def kind(cin, cout, hw, **more):
         attrs = dict(dict(in_channels=cin, out_channels=cout, kernel=[3, 3], stride=[1, 1], padding=[1, 1],
                           dilation=[1, 1], groups=1, clamp=None), **more)
-        weight = np.ones((cout, cin // attrs['groups'], 3, 3), np.float32)
+        weight = np.ones((cout, cin // attrs['groups'], *attrs['kernel']), np.float32)
         return compile_graph(one_op_graph('conv', (1, cin, hw, hw), attrs, {'weight': weight}),
                              hw, hw).layers[0].kind
     assert kind(64, 64, 56) == 'conv3x3_winograd4'
@@ -413,6 +435,11 @@ def test_winograd_takes_the_shapes_it_wins():
         assert kind(512, 512, 7) == 'conv3x3_winograd2'
     assert kind(3, 32, 224) == 'conv3x3'
     assert kind(64, 64, 56, stride=[2, 2]) == 'conv3x3s2'
+    # a 7x7 output's rows fill 7 of a 16-lane tile (AVX-512): im2col's run
+    # over the whole plane; 8-lane tiles and narrower take the rows as they are
+    assert kind(256, 64, 14, stride=[2, 2]) == ('conv3x3s2_im2col' if isa.VECTOR >= 16 else 'conv3x3s2')
+    assert kind(256, 64, 14, stride=[2, 2], kernel=[1, 1], padding=[0, 0]) == (
+        'conv1x1s2_im2col' if isa.VECTOR >= 16 else 'conv1x1s2')
     assert kind(64, 64, 56, dilation=[2, 2], padding=[2, 2]) == 'conv3x3_im2col'
     assert kind(64, 64, 56, groups=2) == 'conv3x3g2_im2col'
     assert kind(64, 64, 56, **{'padding': [2, 2]}) == 'conv3x3'
@@ -622,7 +649,9 @@ def test_spatial_concat_lays_planes_end_to_end_at_the_output(transpose):
         ref = check_graph(g, x)
         pixels = sum(h * w for h, w in [((hw[0] + 1) // 2, (hw[1] + 1) // 2)] + [((hw[0] + 3) // 4, (hw[1] + 3) // 4)] * 2)
         assert ref.shape == ((n, pixels, 5) if transpose else (n, 5, pixels))
-    assert [layer.kind for layer in compile_graph(g, 9, 7).layers] == ['conv3x3s2', 'conv3x3s2', 'conv1x1', 'conv1x1']
+    # (the 3x3s may run direct or by im2col: their planes are narrow)
+    kinds = [layer.kind.removesuffix('_im2col') for layer in compile_graph(g, 9, 7).layers]
+    assert kinds == ['conv3x3s2', 'conv3x3s2', 'conv1x1', 'conv1x1']
     reader = Graph('input', (1, 3, 9, 7), nodes + [Node('r', 'act', ['points'], {'clamp': [0.0, None]})], ['r'])
     with pytest.raises(ModelFileError, match="reads 'points', the layout of an output"):
         validate(reader)

@@ -61,6 +61,19 @@ WEIGHT_OVERREAD = VLEN       # floats the tiles may read past the packed weights
 LINEAR_OUTPUTS = LINEAR_NO   # outputs per packed fully-connected tile
 
 
+cdef inline int64_t covered_pixels(int64_t n) noexcept nogil:
+    """Pixels the GEMM tiles read and compute to cover a run of n pixels
+    (gemm_row_tiles with no extra pixels): whole tiles, then one of one
+    vector or of two (f32_gemm_tile_for)."""
+    cdef int64_t rest = n % GEMM_NR
+    return n - rest + (0 if rest == 0 else VLEN if rest <= VLEN else GEMM_NR)
+
+
+def gemm_covered_pixels(int64_t n):
+    """covered_pixels: the planner's cost of a run of n pixels."""
+    return covered_pixels(n)
+
+
 def fma_peak_gflops(double seconds=0.2):
     """One core's measured fp32 FMA throughput in GFLOP/s with this build's
     vectors (independent FMA chains, no memory traffic): the ceiling the

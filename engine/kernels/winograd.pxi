@@ -31,16 +31,20 @@ cdef inline int64_t wino_stride(int64_t band_rows, int64_t tiles_x) noexcept nog
     return (band_rows * tiles_x + GEMM_NR - 1) // GEMM_NR * GEMM_NR + VLEN
 
 
+cdef inline int64_t wino_band_start(int64_t tiles_y, int64_t bands, int64_t b) noexcept nogil:
+    """The first tile row of band b of `bands` over tiles_y tile rows: bands
+    as equal as whole tile rows make them."""
+    return b * tiles_y // bands
+
+
+def winograd_band_rows(int64_t tiles_y, int64_t bands):
+    """Tile rows of each band (wino_band_start)."""
+    return [wino_band_start(tiles_y, bands, b + 1) - wino_band_start(tiles_y, bands, b) for b in range(bands)]
+
+
 cdef inline int64_t wino_out_step(int64_t m, int64_t tiles_x) noexcept nogil:
     """Floats per output row of the output transform's buffer (whole vectors of tiles)."""
     return (tiles_x + VLEN - 1) // VLEN * VLEN * m
-
-
-cdef inline int64_t wino_gemm_pixels(int64_t n) noexcept nogil:
-    """Pixels the GEMM tiles read and compute for n tiles of a band: whole
-    tiles, then one of one vector or of two (f32_gemm_tile_for)."""
-    cdef int64_t rest = n % GEMM_NR
-    return n - rest + (0 if rest == 0 else VLEN if rest <= VLEN else GEMM_NR)
 
 
 cdef struct WinoScratch:
@@ -70,11 +74,6 @@ def winograd_stride(int64_t band_rows, int64_t tiles_x):
     return wino_stride(band_rows, tiles_x)
 
 
-def winograd_gemm_pixels(int64_t n):
-    """Pixels a Winograd job's GEMM tiles compute for n tiles (the path model's)."""
-    return wino_gemm_pixels(n)
-
-
 def winograd_scratch_floats(int64_t m, int64_t cin, int64_t chunk_rows, int64_t band_rows, int64_t tiles_x):
     """Scratch one worker needs for a Winograd job (conv_winograd_job)."""
     return wino_scratch(NULL, m, cin, chunk_rows, band_rows, tiles_x).end
@@ -90,8 +89,8 @@ def winograd_matrices(int m):
 
 
 cdef void conv_winograd_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
-    """job = (image, band of per_job tile rows, chunk of m_per_job row tiles);
-    op.in2_off[r] = r * wino_stride: row r of V and of P."""
+    """job = (image, band of at most per_job tile rows, chunk of m_per_job
+    row tiles); op.in2_off[r] = r * wino_stride: row r of V and of P."""
     cdef int64_t image = job // op.p.jobs_per_image
     cdef int64_t r = job % op.p.jobs_per_image
     cdef int64_t m_chunks = (op.p.m_tiles + op.p.m_per_job - 1) // op.p.m_per_job
@@ -99,12 +98,13 @@ cdef void conv_winograd_job(const Op* op, const Ctx* ctx, int64_t job, int tid) 
     cdef int64_t mt1 = min(mt0 + op.p.m_per_job, op.p.m_tiles)
     cdef int m = <int>op.p.wino, a = m + 2
     cdef int64_t tx = wino_tiles(op.p.out_w, m), lt = tx + VLEN, cin = op.p.cin_g
-    cdef int64_t ty0 = r // m_chunks * op.p.per_job
-    cdef int64_t ty1 = min(ty0 + op.p.per_job, wino_tiles(op.p.out_h, m))
+    cdef int64_t tiles_y = wino_tiles(op.p.out_h, m), bands = op.p.jobs_per_image // m_chunks
+    cdef int64_t ty0 = wino_band_start(tiles_y, bands, r // m_chunks)
+    cdef int64_t ty1 = wino_band_start(tiles_y, bands, r // m_chunks + 1)
     cdef int64_t s = wino_stride(op.p.per_job, tx), chunk_rows = op.p.m_per_job * op.p.tile_rows
     cdef WinoScratch w = wino_scratch(worker_scratch(ctx, tid), m, cin, chunk_rows, op.p.per_job, tx)
     cdef ef* base = image_data(ctx, image)
-    cdef int64_t n_tiles = (ty1 - ty0) * tx, gemm_end = wino_gemm_pixels(n_tiles)
+    cdef int64_t n_tiles = (ty1 - ty0) * tx, gemm_end = covered_pixels(n_tiles)
     # the input transform writes whole vectors; the GEMM reads to its tiles' end
     cdef int64_t written = (ty1 - ty0 - 1) * tx + (tx - 1) // VLEN * VLEN + VLEN
     cdef int64_t ci, fr, ih, ty, xi

@@ -6,7 +6,8 @@ convolutions).
 Lowered by shape: depthwise -> the window kernels; 1x1 on a 1x1 plane -> the
 fully connected tile; 1x1 -> GEMM over planes; dense 3x3 stride 1 -> Winograd
 F(2x2) or F(4x4) where it costs less; dense stride 1/2 -> direct (framed rows
-read in place); any other -> im2col panels."""
+read in place) unless its rows are too narrow for the tiles; any other ->
+im2col panels."""
 import numpy as np
 
 from engine.errors import ModelFileError
@@ -116,9 +117,13 @@ def winograd_layout(kernels, m, cin, tiles, out_h, out_w, options):
     tile rows whose transform buffers fit options.winograd_bytes (but at
     least a GEMM tile of tiles), or one band where the transformed weights
     are larger than all the tiles' buffers (each band reads them all: at
-    14x14 with 512 channels, bands made F(2x2) slower than the direct path); then
-    row tiles split into chunks until an image gives 2 jobs, for two
-    threads (each chunk transforms the band's input again)."""
+    14x14 with 512 channels, bands made F(2x2) slower than the direct path);
+    several bands an even number of them, as equal as whole tile rows make
+    them (kernels.winograd_band_rows; band_rows the largest), so that two
+    threads' halves are (28x28 in bands of 5 and 2 tile rows ran 1.45x as
+    fast on two threads, 4 and 3 1.7x); one band: row tiles split into
+    chunks until an image gives 2 jobs (each chunk transforms the band's
+    input again)."""
     tx, ty = winograd_tiles(m, out_h, out_w)
     rows = tiles['m_tiles'] * tiles['tile_rows']
     size = kernels.ELEMENT_BYTES
@@ -129,9 +134,11 @@ def winograd_layout(kernels, m, cin, tiles, out_h, out_w, options):
     while band * tx < kernels.TILE_PIXELS and band < ty:
         band += 1
     bands = -(-ty // band)
+    if bands % 2 and 1 < bands < ty:
+        bands += 1
     chunks = min(tiles['m_tiles'], -(-2 // bands))
     m_per_job = -(-tiles['m_tiles'] // chunks)
-    return band, m_per_job, bands * -(-tiles['m_tiles'] // m_per_job)
+    return -(-ty // bands), m_per_job, bands * -(-tiles['m_tiles'] // m_per_job)
 
 
 def path_cost(kernels, m, cin, cout, out_h, out_w, options):
@@ -147,11 +154,11 @@ def path_cost(kernels, m, cin, cout, out_h, out_w, options):
         return (per_mac * 9 * cin * rows * pixels + per_store * rows * pixels
                 + per_weight * 9 * cin * rows * out_h + per_op)
     a, (tx, ty) = m + 2, winograd_tiles(m, out_h, out_w)
-    band, _, _ = winograd_layout(kernels, m, cin, tiles, out_h, out_w, options)
-    full, last = divmod(ty, band)
-    padded = full * kernels.winograd_gemm_pixels(band * tx) + kernels.winograd_gemm_pixels(last * tx)
+    _, m_per_job, jobs = winograd_layout(kernels, m, cin, tiles, out_h, out_w, options)
+    bands = jobs // -(-tiles['m_tiles'] // m_per_job)
+    padded = sum(kernels.gemm_covered_pixels(n * tx) for n in kernels.winograd_band_rows(ty, bands))
     return (per_mac * a * a * cin * rows * padded + per_store * a * a * rows * padded
-            + per_input * a * a * cin * tx * ty + per_weight * -(-ty // band) * a * a * cin * rows + per_op)
+            + per_input * a * a * cin * tx * ty + per_weight * bands * a * a * cin * rows + per_op)
 
 
 def winograd_tile(kernels, attrs, spatial, options):
@@ -167,6 +174,22 @@ def winograd_tile(kernels, attrs, spatial, options):
         return options.winograd
     shape = a['in_channels'], a['out_channels'], spatial['out_h'], spatial['out_w']
     return min(path_costs(kernels), key=lambda m: path_cost(kernels, m, *shape, options))
+
+
+# im2col's time per pixel its tiles compute, relative to the direct path's
+# (its panels' copies): AVX-512, ResNet-18's 3x3 stride-2 layers, 1 thread:
+# at 28x28 the direct path was 3-4 % faster computing 14 % more pixels, at
+# 14x14 (8 % more) as fast, at 7x7 (75 % more) 1.6x slower
+IM2COL_COST = 1.15
+
+
+def direct_pays(kernels, out_h, out_w, plane):
+    """Whether a dense convolution runs direct rather than by im2col: the
+    direct path's tiles cover each output row on its own, so narrow rows
+    leave lanes empty (7 wide in 16-pixel tiles), where im2col's run over
+    the whole plane (`plane` pixels) at the price of its copies."""
+    covered = kernels.gemm_covered_pixels
+    return out_h * covered(out_w) <= IM2COL_COST * covered(plane)
 
 
 def is_pointwise(node):
@@ -262,8 +285,10 @@ class Conv(OpDef):
         m = winograd_tile(kernels, a, spatial, options)
         if m:
             return self.lower_winograd(kernels, m, weight, bias, step, spatial, k, residual, options)
-        direct = (not pointwise and options.direct_conv and groups == 1 and k['sh'] == k['sw']
-                  and k['sh'] in (1, 2) and (k['dh'], k['dw']) == (1, 1))
+        direct = (not pointwise and groups == 1 and k['sh'] == k['sw'] and k['sh'] in (1, 2)
+                  and (k['dh'], k['dw']) == (1, 1)
+                  and (options.direct_conv if options.direct_conv is not None
+                       else direct_pays(kernels, spatial['out_h'], spatial['out_w'], step['plane'])))
         # the B table, per group: the input planes of a 1x1, the taps of a
         # direct convolution's frame, the rows of an im2col panel (every group's)
         # (a direct convolution's taps column by column: each column one run)
