@@ -94,23 +94,32 @@ static inline void vf_load_quads(const ef* p, vf* v) {
 }
 #endif
 
-#ifndef ENGINE_INTERLEAVE
-/* dst[i * VLEN + j] = src[j][x + i] for i, j < VLEN: VLEN pixels of VLEN
- * channels as VLEN pixel vectors (NEON: one ST4) */
-static inline void vf_interleave(ef* dst, const ef* const* src, int64_t x) {
-    for (int i = 0; i < VLEN; i++)
+/* dst[i * VLEN + j] = src[j][x + i] for i < n <= VLEN, j < VLEN: n pixels
+ * of VLEN channels as n pixel vectors, no float past x + n read; with n =
+ * VLEN, vf_interleave (NEON: one ST4; AVX: shuffles) */
+static inline void vf_interleave_floats(ef* dst, const ef* const* src, int64_t x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
         for (int j = 0; j < VLEN; j++) dst[i * VLEN + j] = src[j][x + i];
 }
+#ifndef ENGINE_INTERLEAVE
+static inline void vf_interleave(ef* dst, const ef* const* src, int64_t x) {
+    vf_interleave_floats(dst, src, x, VLEN);
+}
+#endif
+#ifndef ENGINE_INTERLEAVE_N
+#define vf_interleave_n vf_interleave_floats
 #endif
 
+#ifndef ENGINE_STORE_LANES_N
 /* dst[j][x + i] = lane j of v[i], for n <= 4 pixel vectors v and j < VLEN:
- * pixel vectors of VLEN channels back to the channels' planes */
+ * pixel vectors of VLEN channels back to the channels' planes (AVX: shuffles) */
 static inline void vf_store_lanes_n(ef* const* dst, int64_t x, const vf* v, int n) {
     ef lanes[4][VLEN];
     for (int i = 0; i < n; i++) vf_storeu(lanes[i], v[i]);
     for (int j = 0; j < VLEN; j++)
         for (int i = 0; i < n; i++) dst[j][x + i] = lanes[i][j];
 }
+#endif
 
 #ifndef ENGINE_STORE_LANES4
 /* vf_store_lanes_n of 4 (NEON aarch64: a 4x4 transpose and a store per channel) */

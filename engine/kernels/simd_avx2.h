@@ -80,6 +80,51 @@ static inline vf vf_load_masked(const float* p, vmask m, vf fill) {
 }
 static inline vf vf_select(vmask m, vf x, vf fill) { return _mm256_blendv_ps(fill, x, m); }
 
+/* The interleaved windows' transposes (simd_avx512.h's, 8 lanes).
+ * vf_quads: u[k] lane 4L + i = v[i] lane 4L + k (i, k < 4; L the 128-bit lane). */
+static inline void vf_quads(const vf* v, vf* u) {
+    const __m256d t0 = _mm256_castps_pd(_mm256_unpacklo_ps(v[0], v[1]));
+    const __m256d t1 = _mm256_castps_pd(_mm256_unpackhi_ps(v[0], v[1]));
+    const __m256d t2 = _mm256_castps_pd(_mm256_unpacklo_ps(v[2], v[3]));
+    const __m256d t3 = _mm256_castps_pd(_mm256_unpackhi_ps(v[2], v[3]));
+    u[0] = _mm256_castpd_ps(_mm256_unpacklo_pd(t0, t2));
+    u[1] = _mm256_castpd_ps(_mm256_unpackhi_pd(t0, t2));
+    u[2] = _mm256_castpd_ps(_mm256_unpacklo_pd(t1, t3));
+    u[3] = _mm256_castpd_ps(_mm256_unpackhi_pd(t1, t3));
+}
+/* dst[i * VLEN + j] = src[j][x + i] for i < n <= VLEN (no float past x + n read) */
+#define ENGINE_INTERLEAVE 1
+#define ENGINE_INTERLEAVE_N 1
+static inline void vf_interleave_n(float* dst, const float* const* src, int64_t x, int64_t n) {
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    vf rows[8], u[8];
+    for (int j = 0; j < 8; j++) rows[j] = _mm256_maskload_ps(src[j] + x, m);
+    vf_quads(rows, u);
+    vf_quads(rows + 4, u + 4);
+    for (int k = 0; k < 4; k++) {
+        if (k < n) vf_storeu(dst + k * VLEN, _mm256_permute2f128_ps(u[k], u[4 + k], 0x20));
+        if (4 + k < n) vf_storeu(dst + (4 + k) * VLEN, _mm256_permute2f128_ps(u[k], u[4 + k], 0x31));
+    }
+}
+static inline void vf_interleave(float* dst, const float* const* src, int64_t x) {
+    vf_interleave_n(dst, src, x, VLEN);
+}
+/* dst[j][x + i] = lane j of v[i], i < n <= 4: a 128-bit store per channel (masked: n < 4) */
+#define ENGINE_STORE_LANES_N 1
+static inline void vf_store_lanes_n(float* const* dst, int64_t x, const vf* v, int n) {
+    const vf w[4] = {v[0], v[n > 1], v[2 * (n > 2)], v[3 * (n > 3)]};     /* (lanes past n: any) */
+    vf u[4];
+    vf_quads(w, u);
+    const __m128i m = _mm_cmpgt_epi32(_mm_set1_epi32(n), _mm_setr_epi32(0, 1, 2, 3));
+    for (int k = 0; k < 4; k++) {
+        const __m128 q[2] = {_mm256_castps256_ps128(u[k]), _mm256_extractf128_ps(u[k], 1)};
+        for (int L = 0; L < 2; L++) {
+            if (n == 4) _mm_storeu_ps(dst[4 * L + k] + x, q[L]);
+            else _mm_maskstore_ps(dst[4 * L + k] + x, m, q[L]);
+        }
+    }
+}
+
 #define ENGINE_ISA_TAG avx2     /* kernel names end in _avx2 (ENGINE_ISA_NAME) */
 /* GEMM tile rows: 6 x 2 accumulators and 2 loads fit 16 registers.  The
  * tiles do not prefetch (ENGINE_PREFETCH): on a Zen 3 without, ShuffleNetV2

@@ -62,6 +62,68 @@ static inline vf vf_load_masked(const float* p, vmask m, vf fill) {
 /* lanes of x where m has the lane, else fill */
 static inline vf vf_select(vmask m, vf x, vf fill) { return _mm512_mask_blend_ps(m, fill, x); }
 
+/* The interleaved windows' transposes (ukernels.h: f32_window_interleaved),
+ * by shuffles where the generic ones (simd.h) move a float at a time through
+ * memory: that made 5x5 windows slower interleaved than flat on Zen 4.
+ * vf_quads: u[k] lane 4L + i = v[i] lane 4L + k (i, k < 4; L the 128-bit
+ * lane): 4 vectors transposed within each 128-bit lane. */
+static inline void vf_quads(const vf* v, vf* u) {
+    const __m512d t0 = _mm512_castps_pd(_mm512_unpacklo_ps(v[0], v[1]));
+    const __m512d t1 = _mm512_castps_pd(_mm512_unpackhi_ps(v[0], v[1]));
+    const __m512d t2 = _mm512_castps_pd(_mm512_unpacklo_ps(v[2], v[3]));
+    const __m512d t3 = _mm512_castps_pd(_mm512_unpackhi_ps(v[2], v[3]));
+    u[0] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+    u[1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+    u[2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+    u[3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+}
+/* rows[j] lane i -> dst[i * VLEN + j] for i < n (16x16 transposed: quads of
+ * 4 rows, then their 128-bit lanes gathered across) */
+static inline void vf_transpose_store(float* dst, const vf* rows, int64_t n) {
+    vf u[16];
+    for (int q = 0; q < 4; q++) vf_quads(rows + 4 * q, u + 4 * q);
+    for (int k = 0; k < 4; k++) {
+        /* (0x88: lanes 0 and 2 of each operand, 0xDD: lanes 1 and 3) */
+        const vf a = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x88), b = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xDD);
+        const vf c = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x88);
+        const vf d = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xDD);
+        const vf col[4] = {_mm512_shuffle_f32x4(a, c, 0x88), _mm512_shuffle_f32x4(b, d, 0x88),
+                           _mm512_shuffle_f32x4(a, c, 0xDD), _mm512_shuffle_f32x4(b, d, 0xDD)};
+        for (int L = 0; L < 4; L++)
+            if (4 * L + k < n) vf_storeu(dst + (4 * L + k) * VLEN, col[L]);
+    }
+}
+/* dst[i * VLEN + j] = src[j][x + i] for i < n <= VLEN: n pixels of VLEN
+ * channels as pixel vectors (no float past x + n read) */
+#define ENGINE_INTERLEAVE 1
+#define ENGINE_INTERLEAVE_N 1
+static inline void vf_interleave_n(float* dst, const float* const* src, int64_t x, int64_t n) {
+    const __mmask16 m = (__mmask16)((1u << n) - 1u);
+    vf rows[16];
+    for (int j = 0; j < 16; j++) rows[j] = _mm512_maskz_loadu_ps(m, src[j] + x);
+    vf_transpose_store(dst, rows, n);
+}
+static inline void vf_interleave(float* dst, const float* const* src, int64_t x) {
+    vf_interleave_n(dst, src, x, VLEN);
+}
+/* dst[j][x + i] = lane j of v[i], i < n <= 4: pixel vectors back to the
+ * channels' planes, a 128-bit store per channel (masked: n < 4) */
+#define ENGINE_STORE_LANES_N 1
+static inline void vf_store_lanes_n(float* const* dst, int64_t x, const vf* v, int n) {
+    const vf w[4] = {v[0], v[n > 1], v[2 * (n > 2)], v[3 * (n > 3)]};     /* (lanes past n: any) */
+    vf u[4];
+    vf_quads(w, u);
+    const __mmask8 m = (__mmask8)((1u << n) - 1u);
+    for (int k = 0; k < 4; k++) {
+        const __m128 q[4] = {_mm512_castps512_ps128(u[k]), _mm512_extractf32x4_ps(u[k], 1),
+                             _mm512_extractf32x4_ps(u[k], 2), _mm512_extractf32x4_ps(u[k], 3)};
+        for (int L = 0; L < 4; L++) {
+            if (n == 4) _mm_storeu_ps(dst[4 * L + k] + x, q[L]);
+            else _mm_mask_storeu_ps(dst[4 * L + k] + x, m, q[L]);
+        }
+    }
+}
+
 /* Column kj < 3 of a stride-2 window row: lanes p[2i + kj].  The three
  * columns come from three loads (the even and odd lanes of two vectors, and
  * the even ones moved a lane), where vf_load_s2 per column makes six, each

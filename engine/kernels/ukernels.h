@@ -927,15 +927,13 @@ static inline void f32_interleaved_init(const f32_window_group_args* a, ef* fram
     }
 }
 
-/* n pixels from column x of the rows src[0 .. VLEN) into f, pixel by pixel;
+/* n pixels from column 0 of the rows src[0 .. VLEN) into f, pixel by pixel;
  * the part past whole vectors as the last whole one (the same values again) */
 ENGINE_ALWAYS_INLINE void f32_interleave_row(ef* f, const ef* const* src, int64_t n) {
     int64_t x = 0;
     for (; x + VLEN <= n; x += VLEN) vf_interleave(f + x * VLEN, src, x);
     if (x < n && n >= VLEN) vf_interleave(f + (n - VLEN) * VLEN, src, n - VLEN);
-    else
-        for (; x < n; x++)
-            for (int j = 0; j < VLEN; j++) f[x * VLEN + j] = src[j][x];
+    else if (x < n) vf_interleave_n(f, src, 0, n);
 }
 
 /* two values of a pooling window into one: max (NaN kept) or sum */
@@ -1007,12 +1005,11 @@ ENGINE_ALWAYS_INLINE void f32_window_interleaved(const f32_window_group_args* a,
         for (int j = 0; j < VLEN; j++) src[j] = a->src[j] + (r - a->ph) * a->in_w;
         f32_interleave_row(frame + r * fs + a->pw * VLEN, src, inside);
     }
+    /* the taps across the channels: tap t's weights one vector */
     vf wt[K * K];
-    ef lanes[VLEN];
-    for (int t = 0; t < K * K && MODE == WINDOW_CONV; t++) {
-        for (int j = 0; j < VLEN; j++) lanes[j] = a->w[j][t];
-        wt[t] = vf_loadu(lanes);
-    }
+    ef taps[K * K * VLEN];
+    if (MODE == WINDOW_CONV) f32_interleave_row(taps, a->w, K * K);
+    for (int t = 0; t < K * K && MODE == WINDOW_CONV; t++) wt[t] = vf_loadu(taps + t * VLEN);
     const vf vinit = vf_loadu(a->init), vlo = vf_set1(a->lo), vhi = vf_set1(a->hi);
     ef* out[VLEN];           /* in registers, not reloaded after each store */
     for (int j = 0; j < VLEN; j++) out[j] = a->out[j];
