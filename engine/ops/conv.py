@@ -120,10 +120,10 @@ def winograd_layout(kernels, m, cin, tiles, out_h, out_w, options):
     14x14 with 512 channels, bands made F(2x2) slower than the direct path);
     several bands an even number of them, as equal as whole tile rows make
     them (kernels.winograd_band_rows; band_rows the largest), so that two
-    threads' halves are (28x28 in bands of 5 and 2 tile rows ran 1.45x as
-    fast on two threads, 4 and 3 1.7x); one band: row tiles split into
-    chunks until an image gives 2 jobs (each chunk transforms the band's
-    input again)."""
+    threads get equal halves (28x28 in bands of 5 and 2 tile rows ran 1.45x
+    as fast on two threads as on one, in 4 and 3 1.9x); one band: row tiles
+    split into chunks until an image gives 2 jobs (each chunk transforms the
+    band's input again)."""
     tx, ty = winograd_tiles(m, out_h, out_w)
     rows = tiles['m_tiles'] * tiles['tile_rows']
     size = kernels.ELEMENT_BYTES
