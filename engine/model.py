@@ -78,7 +78,8 @@ class _ThreadChoice:
     and then one thread is used, the threads tried now and then.  Results
     do not depend on the thread count."""
     EXPLORE_EVERY = (16, 256)     # runs between tries of the other choice: often while the
-                                  # two are close, rarely once one is clearly faster
+                                  # two are close or the choice has just changed, twice as
+                                  # far apart after each try that finds one clearly faster
     EXPLORE_RUNS = 3              # runs of the other choice a try makes
     WINDOW = 5                    # each choice's time: the median of its last this many runs
     MARGIN = 0.95                 # one thread must be this much faster to be chosen
@@ -88,17 +89,33 @@ class _ThreadChoice:
         self.times = {threads: deque(maxlen=self.WINDOW), 1: deque(maxlen=self.WINDOW)}
         self.use = threads
         self.every = self.EXPLORE_EVERY[0]
-        self.since = 0
+        self.since = 0              # runs since the last try
+        self.tried = False          # a try has just ended
         self.last = None            # the thread count of the last run
 
     def next(self):
-        """The thread count for the next run."""
+        """The thread count for the next run.  A try measures the other
+        choice afresh: its runs from before the last stretch are dropped
+        (kept, a slow spell of the cores that made one thread the choice
+        outvoted the try's runs after it ended, and one thread stayed
+        chosen for hundreds of runs)."""
         self.since += 1
+        if self.since == 1 and self.tried:      # a try's runs all recorded
+            self.tried = False
+            self.every = min(2 * self.every, self.EXPLORE_EVERY[1]) if self._clear() else self.EXPLORE_EVERY[0]
         if self.since <= self.every:
             return self.use
+        other = 1 if self.use == self.threads else self.threads
+        if self.since == self.every + 1:
+            self.times[other].clear()
         if self.since >= self.every + self.EXPLORE_RUNS:
-            self.since = 0
-        return 1 if self.use == self.threads else self.threads
+            self.since, self.tried = 0, True
+        return other
+
+    def _clear(self):
+        """Whether one choice is clearly (1.3x) faster than the other."""
+        many, one = self.times[self.threads], self.times[1]
+        return bool(many and one) and max(median(many), median(one)) > 1.3 * min(median(many), median(one))
 
     def record(self, threads, seconds):
         """A run's time with the threads it ran on.  The first run after a
@@ -116,9 +133,9 @@ class _ThreadChoice:
         if not self.times[self.threads] or not self.times[1]:
             return
         many, one = median(self.times[self.threads]), median(self.times[1])
-        self.use = 1 if one < self.MARGIN * many else self.threads
-        clear = max(many, one) > 1.3 * min(many, one)
-        self.every = min(2 * self.every, self.EXPLORE_EVERY[1]) if clear else self.EXPLORE_EVERY[0]
+        use = 1 if one < self.MARGIN * many else self.threads
+        if use != self.use:         # a new choice (mid-try too): a new stretch, the next try soon
+            self.use, self.every, self.since, self.tried = use, self.EXPLORE_EVERY[0], 0, False
 
 
 class _Cache:

@@ -373,7 +373,12 @@ def test_thread_choice_follows_the_faster_option():
         t = choice.next()
         used.append(t)
         choice.record(t, speed[t])
-    assert used[:15] == [2] * 15 and used.count(1) < 30 and choice.every == _ThreadChoice.EXPLORE_EVERY[1]
+    # tries 16, 32, 64, 128, then 256 runs apart
+    starts = [i for i in range(1, len(used)) if used[i] == 1 and used[i - 1] == 2]
+    runs = _ThreadChoice.EXPLORE_RUNS
+    assert used[:16] == [2] * 16 and starts[0] == 16 and choice.every == _ThreadChoice.EXPLORE_EVERY[1]
+    assert [b - a - runs for a, b in zip(starts, starts[1:])][:5] == [32, 64, 128, 256, 256]
+    assert used.count(1) == runs * len(starts) < 0.02 * len(used)
     speed = {2: 3.0, 1: 1.8}                 # the cores taken: one thread is faster
     used = []
     for _ in range(2000):
@@ -393,6 +398,29 @@ def test_thread_choice_follows_the_faster_option():
         choice.record(t, speed[t] * (2.5 if used and used[-1] != t else 1.0))
         used.append(t)
     assert choice.use == 2 and used[-1000:].count(1) <= tries
+
+
+@pytest.mark.parametrize('spell', [10, 100, 1000])
+def test_thread_choice_takes_the_threads_back_after_a_slow_spell(spell):
+    """The cores slow for a spell (two threads 3x their time, one thread
+    faster), then free again: one thread is chosen during the spell, and two
+    again within one stretch between tries and one try after it, however
+    long the spell (the try's runs alone decide: the spell's are dropped)."""
+    from engine.model import _ThreadChoice
+    choice = _ThreadChoice(2)
+    quiet, slow = {2: 1.0, 1: 1.8}, {2: 3.0, 1: 1.8}
+    for speed, n in ((quiet, 2000), (slow, spell)):
+        for _ in range(n):
+            t = choice.next()
+            choice.record(t, speed[t])
+    assert choice.use == 1
+    chosen = []
+    for _ in range(1000):
+        t = choice.next()
+        choice.record(t, quiet[t])
+        chosen.append(choice.use)
+    back = len(chosen) - chosen[::-1].index(1)      # runs until two threads are chosen for good
+    assert back <= _ThreadChoice.EXPLORE_EVERY[1] + _ThreadChoice.EXPLORE_RUNS
 
 
 def test_thread_choice_ignores_a_slow_run_now_and_then():
