@@ -55,20 +55,41 @@ static inline vf vf_load_s2(const float* p) {
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t),
                                                   _MM_SHUFFLE(3, 1, 2, 0)));
 }
-/* 32 floats as their four phases: a 4x4 transpose in each 128-bit half of
- * four loads gives p0 p8 p16 p24 | p4 p12 p20 p28 (phase 0), ...; a
- * permutation puts each in order */
-#define ENGINE_LOAD_QUADS 1
-static inline void vf_load_quads(const float* p, vf* v) {
-    __m256 r0 = _mm256_loadu_ps(p), r1 = _mm256_loadu_ps(p + 8);
-    __m256 r2 = _mm256_loadu_ps(p + 16), r3 = _mm256_loadu_ps(p + 24);
-    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+/* Phases of consecutive vectors (Winograd's framed rows): x[0], x[1] as
+ * their even and odd floats (v[0], v[1]); x[0..4) as their four phases,
+ * v[j] = floats j, 4 + j, ...: a 4x4 transpose in each 128-bit half gives
+ * x0 x8 x16 x24 | x4 x12 x20 x28 (phase 0), ...; a permutation puts each in
+ * order */
+static inline void vf_unzip2(const vf* x, vf* v) {
+    const __m256 e = _mm256_shuffle_ps(x[0], x[1], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m256 o = _mm256_shuffle_ps(x[0], x[1], _MM_SHUFFLE(3, 1, 3, 1));
+    v[0] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+    v[1] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+static inline void vf_unzip4(const vf* x, vf* v) {
+    __m256 t0 = _mm256_unpacklo_ps(x[0], x[1]), t1 = _mm256_unpackhi_ps(x[0], x[1]);
+    __m256 t2 = _mm256_unpacklo_ps(x[2], x[3]), t3 = _mm256_unpackhi_ps(x[2], x[3]);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     v[0] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), order);
     v[1] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)), order);
     v[2] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), order);
     v[3] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)), order);
+}
+/* 32 floats as their four phases */
+#define ENGINE_LOAD_QUADS 1
+static inline void vf_load_quads(const float* p, vf* v) {
+    const vf x[4] = {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), _mm256_loadu_ps(p + 16), _mm256_loadu_ps(p + 24)};
+    vf_unzip4(x, v);
+}
+/* lanes row[c + i] for 0 <= c + i < n, zeros elsewhere; nothing outside
+ * row[0 .. n) read (a masked load) */
+#define ENGINE_LOAD_RANGE 1
+static inline vf vf_load_range(const float* row, int64_t c, int64_t n) {
+    if (c >= 0 && c + 8 <= n) return _mm256_loadu_ps(row + c);
+    const __m256i i = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)c));
+    const __m256i in = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), i),
+                                           _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), i));
+    return _mm256_maskload_ps(row + c, in);
 }
 typedef __m256 vmask;       /* the flags themselves: blendv reads each lane's top bit */
 static inline vmask vf_mask(const int32_t* flags) {

@@ -77,6 +77,38 @@ static inline void vf_quads(const vf* v, vf* u) {
     u[2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
     u[3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
 }
+/* Phases of consecutive vectors (Winograd's framed rows): x[0], x[1] as
+ * their even and odd floats (v[0], v[1]); x[0..4) as their four phases,
+ * v[j] = floats j, 4 + j, ...: within each 128-bit lane a 4x4 transpose puts
+ * float i = 4k + L of phase j at lane 4L + k, one permutation in order */
+static inline void vf_unzip2(const vf* x, vf* v) {
+    v[0] = vf_even_lanes(x[0], x[1]);
+    v[1] = vf_odd_lanes(x[0], x[1]);
+}
+static inline void vf_unzip4(const vf* x, vf* v) {
+    const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    vf u[4];
+    vf_quads(x, u);
+    for (int j = 0; j < 4; j++) v[j] = _mm512_permutexvar_ps(order, u[j]);
+}
+/* lanes row[c + i] for 0 <= c + i < n, zeros elsewhere; nothing outside
+ * row[0 .. n) read (a masked load) */
+#define ENGINE_LOAD_RANGE 1
+static inline vf vf_load_range(const float* row, int64_t c, int64_t n) {
+    if (c >= 0 && c + 16 <= n) return _mm512_loadu_ps(row + c);
+    const int64_t lo = c < 0 ? -c : 0, hi = n - c < 16 ? n - c : 16;
+    if (hi <= lo) return _mm512_setzero_ps();
+    return _mm512_maskz_loadu_ps((__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u)), row + c);
+}
+/* p[0], p[2], ... into *even and p[1], p[3], ... into *odd: two loads, not the generic four */
+#define ENGINE_LOAD_PAIRS 1
+static inline void vf_load_pairs(const float* p, vf* even, vf* odd) {
+    const vf x[2] = {vf_loadu(p), vf_loadu(p + 16)};
+    vf v[2];
+    vf_unzip2(x, v);
+    *even = v[0];
+    *odd = v[1];
+}
 /* rows[j] lane i -> dst[i * VLEN + j] for i < n (16x16 transposed: quads of
  * 4 rows, then their 128-bit lanes gathered across) */
 static inline void vf_transpose_store(float* dst, const vf* rows, int64_t n) {

@@ -53,24 +53,35 @@ ENGINE_ALWAYS_INLINE vf f32_wino_dot(const float* c, const vf* x, const int n, c
 
 /* p[ph * lt + t] = row[t * m + ph - pw] (0 outside the row, or everywhere
  * when row is NULL), t < lt = the row's tiles + VLEN: one input row as m
- * phase rows.  The row is first framed with its padding into pad (m * lt
- * floats: f32_frame_row, the direct convolution's), then split into phases a
- * vector of each at a time.  Only the columns the tiles read, (lt - VLEN) * m
- * + 2, are framed, and split up to tile lt - VLEN (the rest of pad and of
- * the phase rows as they were: they reach only the lanes past the last
- * tile, never stored; zeroing them took a memset call per row). */
+ * phase rows, split a vector of each at a time up to tile lt - VLEN, the
+ * last one a tile reads (the rest of the phase rows as they were: they reach
+ * only the lanes past the last tile, never stored; zeroing them took a
+ * memset call per row).  Where the ISA has masked loads (vf_load_range) the
+ * vectors come straight from the row, zeros outside it; elsewhere the row is
+ * first framed with its padding into pad (m * lt floats: f32_frame_row, the
+ * direct convolution's) and split from there (NEON: one LD2 or LD4 a
+ * vector).  Framing first on AVX-512 stalled each load on the stores just
+ * made (store forwarding): a quarter of a 56x56 F(4x4) layer's time. */
 ENGINE_ALWAYS_INLINE void f32_wino_frame_row_m(ef* p, ef* pad, const ef* row, int64_t in_w,
                                                int64_t pw, int64_t lt, const int M) {
     if (!row) {
         f32_zero_n(p, M * lt);
         return;
     }
+#ifndef ENGINE_LOAD_RANGE
     f32_frame_row(pad, row, in_w, pw, (lt - VLEN) * M + 2, 1);
-    /* whole vectors up to tile lt - VLEN, the last one a tile reads: no scalar tail */
+#endif
     for (int64_t t = 0; t <= lt - VLEN; t += VLEN) {
         vf v[4];
+#ifdef ENGINE_LOAD_RANGE
+        vf x[4];
+        for (int k = 0; k < M; k++) x[k] = vf_load_range(row, t * M - pw + k * VLEN, in_w);
+        if (M == 2) vf_unzip2(x, v);
+        else vf_unzip4(x, v);
+#else
         if (M == 2) vf_load_pairs(pad + t * M, &v[0], &v[1]);
         else vf_load_quads(pad + t * M, v);
+#endif
         for (int ph = 0; ph < M; ph++) vf_storeu(p + ph * lt + t, v[ph]);
     }
 }
