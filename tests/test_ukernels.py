@@ -233,52 +233,53 @@ def test_winograd_matrices_compute_the_convolution():
 @pytest.mark.parametrize('m', [2, 4])
 @pytest.mark.parametrize('in_w', [1, 2, 3, 5, 8, 17, 33])
 def test_wino_frame_row(m, in_w):
-    """One input row as m phase rows: phase ph holds columns ph - pw, ph + m
-    - pw, ... of the row, zeros outside it up to the columns the tiles read
-    (the tiles' m each and 2 more, to tile `tiles`; past them what the
-    buffers held), zeros everywhere for a padding row."""
-    row = np.arange(1, in_w + 2 * VLEN * m + 1, dtype=np.float32)
+    """One input row as the columns of its tiles: column c of tile t holds
+    input column t * m + c - pw, zeros outside the row, zeros everywhere for
+    a padding row; whole vectors of tiles written, nothing past them."""
+    a = m + 2
+    row = np.arange(1, in_w + 1, dtype=np.float32)
     for pw in (0, 1):
-        tiles = -(-(in_w + 2 * pw - 2) // m)
-        lt = tiles + VLEN
+        tx = max(1, -(-(in_w + 2 * pw - 2) // m))
+        span = -(-tx // VLEN) * VLEN
+        fs = span + 3
         for given in (row, None):
-            dst = np.full(m * lt + VLEN, SENTINEL, np.float32)
-            isa.ukernel_wino_frame_row(dst, given, in_w, pw, lt, m)
-            cols = np.arange(lt)[None] * m + np.arange(m)[:, None] - pw
+            dst = np.full(a * fs + VLEN, SENTINEL, np.float32)
+            isa.ukernel_wino_frame_row(dst, fs, given, in_w, pw, tx, m)
+            cols = np.arange(tx)[None] * m + np.arange(a)[:, None] - pw
             inside = (cols >= 0) & (cols < in_w) & (given is not None)
             expected = np.where(inside, row[np.clip(cols, 0, in_w - 1)], 0)
-            read = ((cols + pw < tiles * m + 2) & (np.arange(lt) <= tiles)[None]) | (given is None)
-            got = dst[:m * lt].reshape(m, lt)
-            np.testing.assert_array_equal(got[read], expected[read])
-            assert (dst[m * lt:] == SENTINEL).all()
-    wide = in_w + m + 2         # more columns than one tile reads: refused
-    with pytest.raises(ValueError, match='do not hold'):
-        isa.ukernel_wino_frame_row(np.zeros(m * (VLEN + 1), np.float32), np.zeros(wide + 2 * VLEN, np.float32),
-                                   wide, 1, VLEN + 1, m)
+            got = dst[:a * fs].reshape(a, fs)
+            np.testing.assert_array_equal(got[:, :tx], expected)
+            assert (got[:, span:] == SENTINEL).all() and (dst[a * fs:] == SENTINEL).all()
+    with pytest.raises(ValueError, match='do not hold'):     # more columns than the tiles read
+        isa.ukernel_wino_frame_row(np.zeros(a * VLEN, np.float32), VLEN, np.zeros(m + 2, np.float32),
+                                   m + 2, 1, 1, m)
 
 
 @pytest.mark.parametrize('m', [2, 4])
 @pytest.mark.parametrize('tiles', sorted({1, 2, max(1, VLEN - 1), VLEN, VLEN + 1, 2 * VLEN + 3}))
-def test_wino_input_row(m, tiles):
-    """B^T d B of each tile, its a x a inputs read from the phase rows; whole
-    vectors of tiles written, nothing past them."""
-    rng = np.random.default_rng(tiles * m)
+@pytest.mark.parametrize('tx', [1, 3, VLEN + 1])
+def test_wino_input_tiles(m, tiles, tx):
+    """B^T d B of each tile of a band, its a x a inputs read from the frame
+    (input rows m.. of a tile row as rows 0.. of the next, tx tiles on);
+    whole vectors of tiles written, nothing past them."""
+    rng = np.random.default_rng(tiles * m + tx)
     a, span = m + 2, -(-tiles // VLEN) * VLEN
-    lt, xi_step = span + 1, span + 5
-    frame = rng.standard_normal(a * m * lt).astype(np.float32)
+    fs, xi_step = span + tx + 2, span + 5
+    frame = rng.standard_normal(m * a * fs).astype(np.float32)
     v = np.full(a * a * xi_step, SENTINEL, np.float32)
-    isa.ukernel_wino_input_row(frame, lt, tiles, v, xi_step, m)
+    isa.ukernel_wino_input_tiles(frame, fs, tx, tiles, v, xi_step, m)
     bt, _ = isa.winograd_matrices(m)
-    rows = frame.reshape(a, m, lt)
-    for t in range(tiles):
-        d = np.array([[rows[r, c % m, t + c // m] for c in range(a)] for r in range(a)], np.float64)
-        np.testing.assert_allclose(v.reshape(a * a, xi_step)[:, t], (bt @ d @ bt.T).ravel(), rtol=1e-5, atol=1e-5)
+    rows = frame.reshape(m, a, fs)
+    for g in range(tiles):
+        d = np.array([[rows[r % m, c, g + r // m * tx] for c in range(a)] for r in range(a)], np.float64)
+        np.testing.assert_allclose(v.reshape(a * a, xi_step)[:, g], (bt @ d @ bt.T).ravel(), rtol=1e-5, atol=1e-5)
     assert (v.reshape(a * a, xi_step)[:, span:] == SENTINEL).all()
 
 
 @pytest.mark.parametrize('m', [2, 4])
 @pytest.mark.parametrize('tiles', sorted({1, 2, max(1, VLEN - 1), VLEN, VLEN + 1, 2 * VLEN + 3}))
-def test_wino_output_row(m, tiles):
+def test_wino_output_tiles(m, tiles):
     """bias + A^T M A of each tile, its m x m pixels interleaved into m
     output rows; whole vectors of tiles written, nothing past them."""
     rng = np.random.default_rng(tiles * m + 1)
@@ -286,7 +287,7 @@ def test_wino_output_row(m, tiles):
     xi_step, out_step = span + 3, span * m + 7
     mrow = rng.standard_normal(a * a * xi_step).astype(np.float32)
     out = np.full(m * out_step, SENTINEL, np.float32)
-    isa.ukernel_wino_output_row(mrow, xi_step, tiles, 0.25, out, out_step, m)
+    isa.ukernel_wino_output_tiles(mrow, xi_step, tiles, 0.25, out, out_step, m)
     _, at = isa.winograd_matrices(m)
     rows = out.reshape(m, out_step)
     for t in range(tiles):

@@ -154,40 +154,42 @@ def _wino_m(int m):
         raise ValueError(f'Winograd tiles are 2 or 4 pixels wide, not {m}')
 
 
-def ukernel_wino_frame_row(dst, row, int64_t in_w, int64_t pw, int64_t lt, int m):
-    """dst[ph * lt + t] = row[t * m + ph - pw] (0 outside the row; row None:
-    a padding row), t < lt, ph < m: one input row as Winograd's phase rows,
-    lt the row's tiles + VLEN (f32_wino_frame_row_m: columns past the tiles'
-    are left as the scratch held them)."""
+def ukernel_wino_frame_row(dst, int64_t fs, row, int64_t in_w, int64_t pw, int64_t tx, int m):
+    """dst[c * fs + t] = row[t * m + c - pw] (0 outside the row; row None:
+    a padding row), c < m + 2, t < tx: one input row as the columns of its
+    tiles (f32_wino_frame_row_m: whole vectors of tiles, up to VLEN - 1 past
+    tx written too)."""
     _wino_m(m)
-    if pw < 0 or lt < 1:
-        raise ValueError(f'pw {pw}, lt {lt}')
-    cdef ef* d = _element_data('dst', dst, m * lt, True)
-    cdef const ef* r = _element_data('row', row, in_w + 2 * VLEN)
-    if pw + in_w > (lt - VLEN) * m + 2:
-        raise ValueError(f'{lt - VLEN} tiles of {m} (phase rows of {lt}) do not hold {pw} + {in_w} columns')
-    pad = np.empty(m * lt, ELEMENT)
-    cdef ef* p = _element_data('pad', pad, m * lt, True)
+    cdef int64_t span = (tx + VLEN - 1) // VLEN * VLEN
+    if pw < 0 or tx < 1 or fs < span:
+        raise ValueError(f'pw {pw}, tx {tx}, fs {fs}')
+    if pw + in_w > tx * m + 2:
+        raise ValueError(f'{tx} tiles of {m} do not hold {pw} + {in_w} columns')
+    cdef ef* d = _element_data('dst', dst, (m + 1) * fs + span, True)
+    cdef const ef* r = _element_data('row', row, in_w)
+    pad = np.empty(m * (tx + VLEN), ELEMENT)
+    cdef ef* p = _element_data('pad', pad, m * (tx + VLEN), True)
     with nogil:
-        f32_wino_frame_row(d, p, r, in_w, pw, lt, m)
+        f32_wino_frame_row(d, fs, p, r, in_w, pw, tx, m)
 
 
-def ukernel_wino_input_row(frame, int64_t lt, int64_t tiles, v, int64_t xi_step, int m):
-    """B^T d B of `tiles` tiles: tile t's input element (r, c) at
-    frame[(r * m + c % m) * lt + t + c // m]; element xi at v[xi * xi_step + t]."""
+def ukernel_wino_input_tiles(frame, int64_t fs, int64_t tx, int64_t tiles, v, int64_t xi_step, int m):
+    """B^T d B of `tiles` tiles: tile g's input element (r, c) at
+    frame[((r % m) * (m + 2) + c) * fs + g + r // m * tx]; element xi at
+    v[xi * xi_step + g]."""
     _wino_m(m)
     cdef int64_t a = m + 2, span = (tiles + VLEN - 1) // VLEN * VLEN
-    if tiles < 1 or lt < span + 1 or xi_step < span:
-        raise ValueError(f'tiles {tiles}, lt {lt}, xi_step {xi_step}')
-    cdef const ef* f = _element_data('frame', frame, (a * m) * lt)
+    if tiles < 1 or tx < 1 or fs < span + tx or xi_step < span:
+        raise ValueError(f'tiles {tiles}, tx {tx}, fs {fs}, xi_step {xi_step}')
+    cdef const ef* f = _element_data('frame', frame, m * a * fs)
     cdef ef* vp = _element_data('v', v, (a * a - 1) * xi_step + span, True)
     with nogil:
-        f32_wino_input_row(f, lt, tiles, vp, xi_step, m)
+        f32_wino_input_tiles(f, fs, tx, tiles, vp, xi_step, m)
 
 
-def ukernel_wino_output_row(mrow, int64_t xi_step, int64_t tiles, float bias, out, int64_t out_step, int m):
-    """bias + A^T M A of `tiles` tiles: element xi of tile t at mrow[xi *
-    xi_step + t]; pixel (i, j) to out[i * out_step + t * m + j]."""
+def ukernel_wino_output_tiles(mrow, int64_t xi_step, int64_t tiles, float bias, out, int64_t out_step, int m):
+    """bias + A^T M A of `tiles` tiles: element xi of tile g at mrow[xi *
+    xi_step + g]; pixel (i, j) to out[i * out_step + g * m + j]."""
     _wino_m(m)
     cdef int64_t a = m + 2, span = (tiles + VLEN - 1) // VLEN * VLEN
     if tiles < 1 or xi_step < span or out_step < span * m:
@@ -195,7 +197,7 @@ def ukernel_wino_output_row(mrow, int64_t xi_step, int64_t tiles, float bias, ou
     cdef const ef* mp = _element_data('mrow', mrow, (a * a - 1) * xi_step + span)
     cdef ef* o = _element_data('out', out, (m - 1) * out_step + span * m, True)
     with nogil:
-        f32_wino_output_row(mp, xi_step, tiles, bias, o, out_step, m)
+        f32_wino_output_tiles(mp, xi_step, tiles, bias, o, out_step, m)
 
 
 def ukernel_wino_store_row(dst, src, res, int64_t n, float lo, float hi):

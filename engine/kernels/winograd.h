@@ -7,9 +7,16 @@
  * and channel pair are a*a GEMMs over the channels.  m = 2 (a = 4: 16 products for 4 outputs) or
  * m = 4 (a = 6: 36 for 16; more rounding, fewer products).
  *
- * The transforms run VLEN tiles of a tile row at once, one lane per tile:
- * the input rows are framed into m phase rows (phase p holds columns p, p+m,
- * ...), so that each of a tile's a columns is a contiguous vector over tiles. */
+ * The transforms run VLEN tiles at once, one lane per tile, the tiles of a
+ * band of tile rows one after another (tile g = q * tx + t: tile t of the
+ * band's tile row q), so that a 14x14 plane's 4 x 4 tiles fill one 16-lane
+ * vector rather than a quarter of four.  Each input row is framed into its
+ * tiles' a columns (column c of tile t: input column t * m + c - pw) at the
+ * position of its tile row, so that each of a tile's a x a inputs is a
+ * contiguous vector over tiles:
+ *     frame[(r * a + c) * fs + q * tx + t] = input row q * m + r, column c of tile t
+ * for r < m; input rows m .. a - 1 of tile row q are rows 0 .. a - m - 1 of
+ * tile row q + 1 (the frame holds one tile row more), tx tiles across. */
 #ifndef ENGINE_WINOGRAD_H
 #define ENGINE_WINOGRAD_H
 #include "ukernels.h"     /* simd.h, ENGINE_ALWAYS_INLINE */
@@ -51,45 +58,57 @@ ENGINE_ALWAYS_INLINE vf f32_wino_dot(const float* c, const vf* x, const int n, c
     return acc;
 }
 
-/* p[ph * lt + t] = row[t * m + ph - pw] (0 outside the row, or everywhere
- * when row is NULL), t < lt = the row's tiles + VLEN: one input row as m
- * phase rows, split a vector of each at a time up to tile lt - VLEN, the
- * last one a tile reads (the rest of the phase rows as they were: they reach
- * only the lanes past the last tile, never stored; zeroing them took a
- * memset call per row).  Where the ISA has masked loads (vf_load_range) the
- * vectors come straight from the row, zeros outside it; elsewhere the row is
- * first framed with its padding into pad (m * lt floats: f32_frame_row, the
- * direct convolution's) and split from there (NEON: one LD2 or LD4 a
- * vector).  Framing first on AVX-512 stalled each load on the stores just
- * made (store forwarding): a quarter of a 56x56 F(4x4) layer's time. */
-ENGINE_ALWAYS_INLINE void f32_wino_frame_row_m(ef* p, ef* pad, const ef* row, int64_t in_w,
-                                               int64_t pw, int64_t lt, const int M) {
+/* One input row into the frame at f: f[c * fs + t] = row[t * m + c - pw]
+ * (0 outside the row, or everywhere when row is NULL), c < a, t < tx, in
+ * whole vectors of tiles: up to VLEN - 1 tiles past tx written too (the next
+ * tile rows' places, framed after this one, or the frame's slack).  The row
+ * is split into its m phases (phase ph: columns ph, ph + m, ...: columns c <
+ * m), and again one tile on (columns m .. a - 1).  Where the ISA has masked
+ * loads (vf_load_range) the vectors come straight from the row, zeros
+ * outside it; elsewhere the row is first framed with its padding into pad
+ * (m * (tx + VLEN + 1) floats: f32_frame_row, the direct convolution's) and
+ * split from there (NEON: one LD2 or LD4 a vector).  Framing first on
+ * AVX-512 stalled each load on the stores just made (store forwarding): a
+ * quarter of a 56x56 F(4x4) layer's time. */
+ENGINE_ALWAYS_INLINE void f32_wino_phases(vf* v, const ef* pad, const ef* row, int64_t col, int64_t in_w,
+                                          const int M) {
+#ifdef ENGINE_LOAD_RANGE
+    vf x[4];
+    for (int k = 0; k < M; k++) x[k] = vf_load_range(row, col + k * VLEN, in_w);
+    if (M == 2) vf_unzip2(x, v);
+    else vf_unzip4(x, v);
+#else
+    if (M == 2) vf_load_pairs(pad + col, &v[0], &v[1]);
+    else vf_load_quads(pad + col, v);
+#endif
+}
+
+ENGINE_ALWAYS_INLINE void f32_wino_frame_row_m(ef* f, int64_t fs, ef* pad, const ef* row, int64_t in_w,
+                                               int64_t pw, int64_t tx, const int M) {
+    const int A = M + 2;
     if (!row) {
-        f32_zero_n(p, M * lt);
+        for (int c = 0; c < A; c++) f32_zero_n(f + c * fs, (tx + VLEN - 1) / VLEN * VLEN);
         return;
     }
-#ifndef ENGINE_LOAD_RANGE
-    f32_frame_row(pad, row, in_w, pw, (lt - VLEN) * M + 2, 1);
-#endif
-    for (int64_t t = 0; t <= lt - VLEN; t += VLEN) {
-        vf v[4];
 #ifdef ENGINE_LOAD_RANGE
-        vf x[4];
-        for (int k = 0; k < M; k++) x[k] = vf_load_range(row, t * M - pw + k * VLEN, in_w);
-        if (M == 2) vf_unzip2(x, v);
-        else vf_unzip4(x, v);
+    const int64_t start = -pw;
 #else
-        if (M == 2) vf_load_pairs(pad + t * M, &v[0], &v[1]);
-        else vf_load_quads(pad + t * M, v);
+    const int64_t start = 0;
+    f32_frame_row(pad, row, in_w, pw, tx * M + 2, 1);
 #endif
-        for (int ph = 0; ph < M; ph++) vf_storeu(p + ph * lt + t, v[ph]);
+    for (int64_t t = 0; t < tx; t += VLEN) {
+        vf v[4], next[4];
+        f32_wino_phases(v, pad, row, start + t * M, in_w, M);
+        f32_wino_phases(next, pad, row, start + (t + 1) * M, in_w, M);
+        for (int c = 0; c < M; c++) vf_storeu(f + c * fs + t, v[c]);
+        for (int c = M; c < A; c++) vf_storeu(f + c * fs + t, next[c - M]);
     }
 }
 
-static inline void f32_wino_frame_row(ef* p, ef* pad, const ef* row, int64_t in_w, int64_t pw,
-                                      int64_t lt, int m) {
-    if (m == 2) f32_wino_frame_row_m(p, pad, row, in_w, pw, lt, 2);
-    else f32_wino_frame_row_m(p, pad, row, in_w, pw, lt, 4);
+static inline void f32_wino_frame_row(ef* f, int64_t fs, ef* pad, const ef* row, int64_t in_w, int64_t pw,
+                                      int64_t tx, int m) {
+    if (m == 2) f32_wino_frame_row_m(f, fs, pad, row, in_w, pw, tx, 2);
+    else f32_wino_frame_row_m(f, fs, pad, row, in_w, pw, tx, 4);
 }
 
 /* y[i * ys] = (B^T x)[i], x[k * s] the a inputs: by B^T's rows for m = 2
@@ -131,26 +150,26 @@ ENGINE_ALWAYS_INLINE void f32_wino_at_col(const vf* x, int s, vf* y, int ys, con
     y[3 * ys] = vf_add(vf_fma(vf_set1(8.0f), d34, d12), x[5 * s]);
 }
 
-/* The input transform of `tiles` tiles of one tile row and one channel:
- * frame holds the tile row's a input rows, each as m phase rows of lt floats
- * (f32_wino_frame_row; lt >= tiles + VLEN); v[xi * xi_step + t] = element
- * xi of tile t's B^T d B.  Writes whole vectors: up to VLEN - 1 past tiles. */
-ENGINE_ALWAYS_INLINE void f32_wino_input_row_m(const ef* frame, int64_t lt, int64_t tiles,
-                                               ef* v, int64_t xi_step, const int M) {
+/* The input transform of `tiles` tiles of a band and one channel: frame as
+ * f32_wino_frame_row left it (rows of fs floats, tx tiles a tile row);
+ * v[xi * xi_step + g] = element xi of tile g's B^T d B.  Writes whole
+ * vectors: up to VLEN - 1 past tiles. */
+ENGINE_ALWAYS_INLINE void f32_wino_input_tiles_m(const ef* frame, int64_t fs, int64_t tx, int64_t tiles,
+                                                 ef* v, int64_t xi_step, const int M) {
     const int A = M + 2;
-    for (int64_t t = 0; t < tiles; t += VLEN) {
+    for (int64_t g = 0; g < tiles; g += VLEN) {
         vf d[WINO_A_MAX * WINO_A_MAX], bd[WINO_A_MAX * WINO_A_MAX], y[WINO_A_MAX];
 #pragma GCC unroll 6
         for (int r = 0; r < A; r++)
 #pragma GCC unroll 6
-            for (int c = 0; c < A; c++) d[r * A + c] = vf_loadu(frame + (r * M + c % M) * lt + t + c / M);
+            for (int c = 0; c < A; c++) d[r * A + c] = vf_loadu(frame + ((r % M) * A + c) * fs + g + r / M * tx);
 #pragma GCC unroll 6
         for (int c = 0; c < A; c++) f32_wino_bt_col(d + c, A, bd + c, A, M);
 #pragma GCC unroll 6
         for (int i = 0; i < A; i++) {
             f32_wino_bt_col(bd + i * A, 1, y, 1, M);
 #pragma GCC unroll 6
-            for (int j = 0; j < A; j++) vf_storeu(v + (i * A + j) * xi_step + t, y[j]);
+            for (int j = 0; j < A; j++) vf_storeu(v + (i * A + j) * xi_step + g, y[j]);
         }
     }
 }
@@ -175,12 +194,13 @@ ENGINE_ALWAYS_INLINE void f32_wino_store_interleaved(ef* p, const vf* v, const i
     }
 }
 
-/* The output transform of `tiles` tiles of one tile row and one output
- * channel: mrow[xi * xi_step + t] is element xi of tile t's product;
- * out[i * out_step + t * m + j] = bias + pixel (i, j) of tile t's
- * A^T M A.  Writes whole vectors of tiles: out_step >= m times tiles rounded
- * up to VLEN. */
-ENGINE_ALWAYS_INLINE void f32_wino_output_row_m(const ef* mrow, int64_t xi_step, int64_t tiles, float bias,
+/* The output transform of `tiles` tiles and one output channel:
+ * mrow[xi * xi_step + g] is element xi of tile g's product;
+ * out[i * out_step + g * m + j] = bias + pixel (i, j) of tile g's A^T M A
+ * (a band's tiles one after another: output row q * m + i of tile row q is
+ * out[i * out_step + q * tx * m ..], tx * m floats).  Writes whole vectors
+ * of tiles: out_step >= m times tiles rounded up to VLEN. */
+ENGINE_ALWAYS_INLINE void f32_wino_output_tiles_m(const ef* mrow, int64_t xi_step, int64_t tiles, float bias,
                                                 ef* out, int64_t out_step, const int M) {
     const int A = M + 2;
     const vf vb = vf_set1(bias);
@@ -200,25 +220,25 @@ ENGINE_ALWAYS_INLINE void f32_wino_output_row_m(const ef* mrow, int64_t xi_step,
     }
 }
 
-static inline void f32_wino_input_row(const ef* frame, int64_t lt, int64_t tiles, ef* v,
-                                      int64_t xi_step, int m) {
+static inline void f32_wino_input_tiles(const ef* frame, int64_t fs, int64_t tx, int64_t tiles, ef* v,
+                                        int64_t xi_step, int m) {
 #ifdef ENGINE_WINO_NEON
-    if (m == 2) f32_wino_input_row2_neon(frame, lt, tiles, v, xi_step);
-    else f32_wino_input_row4_neon(frame, lt, tiles, v, xi_step);
+    if (m == 2) f32_wino_input_tiles2_neon(frame, fs, tx, tiles, v, xi_step);
+    else f32_wino_input_tiles4_neon(frame, fs, tx, tiles, v, xi_step);
 #else
-    if (m == 2) f32_wino_input_row_m(frame, lt, tiles, v, xi_step, 2);
-    else f32_wino_input_row_m(frame, lt, tiles, v, xi_step, 4);
+    if (m == 2) f32_wino_input_tiles_m(frame, fs, tx, tiles, v, xi_step, 2);
+    else f32_wino_input_tiles_m(frame, fs, tx, tiles, v, xi_step, 4);
 #endif
 }
 
-static inline void f32_wino_output_row(const ef* mrow, int64_t xi_step, int64_t tiles, float bias,
-                                       ef* out, int64_t out_step, int m) {
+static inline void f32_wino_output_tiles(const ef* mrow, int64_t xi_step, int64_t tiles, float bias,
+                                         ef* out, int64_t out_step, int m) {
 #ifdef ENGINE_WINO_NEON
-    if (m == 2) f32_wino_output_row2_neon(mrow, xi_step, tiles, bias, out, out_step);
-    else f32_wino_output_row4_neon(mrow, xi_step, tiles, bias, out, out_step);
+    if (m == 2) f32_wino_output_tiles2_neon(mrow, xi_step, tiles, bias, out, out_step);
+    else f32_wino_output_tiles4_neon(mrow, xi_step, tiles, bias, out, out_step);
 #else
-    if (m == 2) f32_wino_output_row_m(mrow, xi_step, tiles, bias, out, out_step, 2);
-    else f32_wino_output_row_m(mrow, xi_step, tiles, bias, out, out_step, 4);
+    if (m == 2) f32_wino_output_tiles_m(mrow, xi_step, tiles, bias, out, out_step, 2);
+    else f32_wino_output_tiles_m(mrow, xi_step, tiles, bias, out, out_step, 4);
 #endif
 }
 

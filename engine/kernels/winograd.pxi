@@ -11,11 +11,12 @@ from libc.stdint cimport int64_t
 cdef extern from "winograd.h" nogil:
     const float* f32_wino_bt(int m)
     const float* f32_wino_at(int m)
-    void f32_wino_frame_row(ef* p, ef* pad, const ef* row, int64_t in_w, int64_t pw, int64_t lt,
+    void f32_wino_frame_row(ef* f, int64_t fs, ef* pad, const ef* row, int64_t in_w, int64_t pw, int64_t tx,
                             int m)
-    void f32_wino_input_row(const ef* frame, int64_t lt, int64_t tiles, ef* v, int64_t xi_step, int m)
-    void f32_wino_output_row(const ef* mrow, int64_t xi_step, int64_t tiles, float bias, ef* out,
-                             int64_t out_step, int m)
+    void f32_wino_input_tiles(const ef* frame, int64_t fs, int64_t tx, int64_t tiles, ef* v, int64_t xi_step,
+                              int m)
+    void f32_wino_output_tiles(const ef* mrow, int64_t xi_step, int64_t tiles, float bias, ef* out,
+                               int64_t out_step, int m)
     void f32_wino_store_row(ef* dst, const ef* src, const ef* res, int64_t n, float lo, float hi)
     void f32_zero_n(ef* dst, int64_t n)
 
@@ -42,17 +43,23 @@ def winograd_band_rows(int64_t tiles_y, int64_t bands):
     return [wino_band_start(tiles_y, bands, b + 1) - wino_band_start(tiles_y, bands, b) for b in range(bands)]
 
 
-cdef inline int64_t wino_out_step(int64_t m, int64_t tiles_x) noexcept nogil:
+cdef inline int64_t wino_frame_stride(int64_t band_rows, int64_t tiles_x) noexcept nogil:
+    """Floats per row of the frame (winograd.h): the band's tile rows and one
+    more, then the VLEN - 1 tiles the framing's vectors may run past them."""
+    return (band_rows + 1) * tiles_x + VLEN
+
+
+cdef inline int64_t wino_out_step(int64_t m, int64_t tiles) noexcept nogil:
     """Floats per output row of the output transform's buffer (whole vectors of tiles)."""
-    return (tiles_x + VLEN - 1) // VLEN * VLEN * m
+    return (tiles + VLEN - 1) // VLEN * VLEN * m
 
 
 cdef struct WinoScratch:
     ef* v            # a*a x cin x stride
     ef* prod         # a*a x chunk_rows x stride
-    ef* frame        # one channel's band of input rows, as m phase rows each
-    ef* out          # m output rows of a tile row
-    ef* pad          # an input row with its padding (f32_wino_frame_row)
+    ef* frame        # one channel's band of input rows as its tiles' columns (m * a frame rows)
+    ef* out          # m output rows of a band's tiles
+    ef* pad          # an input row with its padding (f32_wino_frame_row without masked loads)
     int64_t end         # floats past the last
 
 
@@ -63,8 +70,8 @@ cdef inline WinoScratch wino_scratch(ef* at, int64_t m, int64_t cin, int64_t chu
     w.v = at
     w.prod = w.v + a * a * cin * s
     w.frame = w.prod + a * a * chunk_rows * s
-    w.out = w.frame + (band_rows * m + 2) * m * (tiles_x + VLEN)
-    w.pad = w.out + m * wino_out_step(m, tiles_x)
+    w.out = w.frame + m * a * wino_frame_stride(band_rows, tiles_x)
+    w.pad = w.out + m * wino_out_step(m, band_rows * tiles_x)
     w.end = (w.pad - at) + m * (tiles_x + VLEN)
     return w
 
@@ -97,7 +104,7 @@ cdef void conv_winograd_job(const Op* op, const Ctx* ctx, int64_t job, int tid) 
     cdef int64_t mt0 = r % m_chunks * op.p.m_per_job
     cdef int64_t mt1 = min(mt0 + op.p.m_per_job, op.p.m_tiles)
     cdef int m = <int>op.p.wino, a = m + 2
-    cdef int64_t tx = wino_tiles(op.p.out_w, m), lt = tx + VLEN, cin = op.p.cin_g
+    cdef int64_t tx = wino_tiles(op.p.out_w, m), cin = op.p.cin_g
     cdef int64_t tiles_y = wino_tiles(op.p.out_h, m), bands = op.p.jobs_per_image // m_chunks
     cdef int64_t ty0 = wino_band_start(tiles_y, bands, r // m_chunks)
     cdef int64_t ty1 = wino_band_start(tiles_y, bands, r // m_chunks + 1)
@@ -105,18 +112,18 @@ cdef void conv_winograd_job(const Op* op, const Ctx* ctx, int64_t job, int tid) 
     cdef WinoScratch w = wino_scratch(worker_scratch(ctx, tid), m, cin, chunk_rows, op.p.per_job, tx)
     cdef ef* base = image_data(ctx, image)
     cdef int64_t n_tiles = (ty1 - ty0) * tx, gemm_end = covered_pixels(n_tiles)
+    cdef int64_t fs = wino_frame_stride(op.p.per_job, tx)
     # the input transform writes whole vectors; the GEMM reads to its tiles' end
-    cdef int64_t written = (ty1 - ty0 - 1) * tx + (tx - 1) // VLEN * VLEN + VLEN
+    cdef int64_t written = (n_tiles + VLEN - 1) // VLEN * VLEN
     cdef int64_t ci, fr, ih, ty, xi
     for ci in range(cin):
+        # frame row fr is row fr % m of tile row fr // m
         for fr in range((ty1 - ty0) * m + 2):
             ih = ty0 * m - op.p.ph + fr
-            f32_wino_frame_row(w.frame + fr * m * lt, w.pad,
+            f32_wino_frame_row(w.frame + fr % m * a * fs + fr // m * tx, fs, w.pad,
                                base + op.in_off[ci] + ih * op.p.in_w if 0 <= ih < op.p.in_h else NULL,
-                               op.p.in_w, op.p.pw, lt, m)
-        for ty in range(ty0, ty1):
-            f32_wino_input_row(w.frame + (ty - ty0) * m * m * lt, lt, tx, w.v + ci * s + (ty - ty0) * tx,
-                               cin * s, m)
+                               op.p.in_w, op.p.pw, tx, m)
+        f32_wino_input_tiles(w.frame, fs, tx, n_tiles, w.v + ci * s, cin * s, m)
         if written < gemm_end:
             for xi in range(a * a):
                 f32_zero_n(w.v + (xi * cin + ci) * s + written, gemm_end - written)
@@ -133,16 +140,15 @@ cdef void conv_winograd_job(const Op* op, const Ctx* ctx, int64_t job, int tid) 
         if rest:
             gemm_row_tiles(op, xi, mt0, mt1, w.v + xi * cin * s, op.in2_off, op.k_runs, whole * GEMM_NR, prod,
                            whole * GEMM_NR, rest, PRODUCTS, 1, op.in2_off)
-    cdef int64_t co, i, oh
+    cdef int64_t co, i, oh, out_step = wino_out_step(m, n_tiles)
     cdef ef* dst
     for co in range(first, min(tile_first_row(op, mt1), op.p.cout_g)):
+        f32_wino_output_tiles(w.prod + (co - first) * s, chunk_rows * s, n_tiles, op.b[co], w.out, out_step, m)
         for ty in range(ty0, ty1):
-            f32_wino_output_row(w.prod + (co - first) * s + (ty - ty0) * tx, chunk_rows * s, tx, op.b[co],
-                                w.out, wino_out_step(m, tx), m)
             for i in range(min(<int64_t>m, op.p.out_h - ty * m)):
                 oh = ty * m + i
                 dst = base + op.out_off[co] + oh * op.p.out_w
-                f32_wino_store_row(dst, w.out + i * wino_out_step(m, tx),
+                f32_wino_store_row(dst, w.out + i * out_step + (ty - ty0) * tx * m,
                                    base + op.res_off[co] + oh * op.p.out_w if op.res_off != NULL else NULL,
                                    op.p.out_w, op.p.lo, op.p.hi)
                 if op.p.act:

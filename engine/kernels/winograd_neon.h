@@ -3,15 +3,16 @@
 #ifndef ENGINE_WINOGRAD_NEON_H
 #define ENGINE_WINOGRAD_NEON_H
 #if defined(__aarch64__)
-/* f32_wino_input_row and f32_wino_output_row run F(2x2)'s and F(4x4)'s
+/* f32_wino_input_tiles and f32_wino_output_tiles run F(2x2)'s and F(4x4)'s
  * transforms by these */
 #define ENGINE_WINO_NEON 1
 
-/* F(4x4)'s input transform of one vector of tiles (f32_wino_input_row_m's
+/* F(4x4)'s input transform of one vector of tiles (f32_wino_input_tiles_m's
  * loop body for M = 4), in asm for what GCC did not manage from intrinsics:
  * it kept the 36 store and 24 load addresses in registers and spilled them
  * (about 474 instructions a vector under qemu; this takes about 270).  The
- * loads walk the phase rows by register post-increment, the stores walk V the
+ * loads walk the frame's rows by register post-increment (input rows 4 and
+ * 5 are rows 0 and 1 one tile row on: a step back), the stores walk V the
  * same way, and B^T runs on the rows first, through a 36-vector buffer on
  * the stack (column j's six rows adjacent: three LDPs), then on the columns.
  * B^T of six vectors x0..x5 (v0-v5) in 13 operations (y0 v17, y1 v18, y2
@@ -30,14 +31,14 @@
     "fadd v20.4s, v7.4s, v7.4s\n\t" \
     "fadd v20.4s, v20.4s, v6.4s\n\t"        /* y3 = t3 + 2 d31 */ \
     "fmls v6.4s, v7.4s, %[c].s[2]\n\t"      /* y4 = t3 - 2 d31 */
-/* input row r's six columns: phases 0..3, then phases 0 and 1 one tile on */
+/* input row r's six columns, a frame row (fs) apart */
 #define WINO_LOAD_ROW4 \
-    "ldur q4, [%[p], #4]\n\t" \
-    "ld1 {v0.4s}, [%[p]], %[lt]\n\t" \
-    "ldur q5, [%[p], #4]\n\t" \
-    "ld1 {v1.4s}, [%[p]], %[lt]\n\t" \
-    "ld1 {v2.4s}, [%[p]], %[lt]\n\t" \
-    "ld1 {v3.4s}, [%[p]], %[lt]\n\t"
+    "ld1 {v0.4s}, [%[p]], %[fs]\n\t" \
+    "ld1 {v1.4s}, [%[p]], %[fs]\n\t" \
+    "ld1 {v2.4s}, [%[p]], %[fs]\n\t" \
+    "ld1 {v3.4s}, [%[p]], %[fs]\n\t" \
+    "ld1 {v4.4s}, [%[p]], %[fs]\n\t" \
+    "ld1 {v5.4s}, [%[p]], %[fs]\n\t"
 /* row r's B^T x into the buffer as element (r, j) at (j * 6 + r) vectors */
 #define WINO_ROW4(r) WINO_LOAD_ROW4 NEON_BT4 \
     "str q17, [%[tmp], #0*96+" #r "*16]\n\t" \
@@ -61,24 +62,26 @@
     "st1 {v5.4s}, [%[q]], %[s6]\n\t" \
     "sub %[q], %[q], %[s35]\n\t"
 
-static inline void f32_wino_input_row4_neon(const float* frame, int64_t lt, int64_t tiles, float* v,
-                                            int64_t xi_step) {
+static inline void f32_wino_input_tiles4_neon(const float* frame, int64_t fs, int64_t tx, int64_t tiles, float* v,
+                                              int64_t xi_step) {
     float tmp[36 * 4] __attribute__((aligned(16)));
     const float32x4_t c = {4.0f, 5.0f, 2.0f, 0.0f};
-    const int64_t lt_bytes = lt * 4, s6 = 6 * xi_step * 4, s35 = 35 * xi_step * 4;
+    const int64_t fs_bytes = fs * 4, back = (24 * fs - tx) * 4, s6 = 6 * xi_step * 4, s35 = 35 * xi_step * 4;
     for (int64_t t = 0; t < tiles; t += 4) {
         const float* p = frame + t;
         float* q = v + t;
         __asm__ volatile(
-            WINO_ROW4(0) WINO_ROW4(1) WINO_ROW4(2) WINO_ROW4(3) WINO_ROW4(4) WINO_ROW4(5)
+            WINO_ROW4(0) WINO_ROW4(1) WINO_ROW4(2) WINO_ROW4(3)
+            "sub %[p], %[p], %[back]\n\t"
+            WINO_ROW4(4) WINO_ROW4(5)
             WINO_COL4(0) WINO_COL4(1) WINO_COL4(2) WINO_COL4(3) WINO_COL4(4) WINO_COL4(5)
             : [p] "+r"(p), [q] "+r"(q)
-            : [tmp] "r"(tmp), [lt] "r"(lt_bytes), [s6] "r"(s6), [s35] "r"(s35), [c] "w"(c)
+            : [tmp] "r"(tmp), [fs] "r"(fs_bytes), [back] "r"(back), [s6] "r"(s6), [s35] "r"(s35), [c] "w"(c)
             : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v17", "v18", "v19", "v20", "memory");
     }
 }
 
-/* F(4x4)'s output transform of one vector of tiles (f32_wino_output_row_m's
+/* F(4x4)'s output transform of one vector of tiles (f32_wino_output_tiles_m's
  * loop body for M = 4) the same way: the 36 products loaded in order by one
  * register post-increment, A^T on the rows into a 24-vector buffer (column
  * j's six rows adjacent), then on the columns into v16-v31, pixel (i, j) of
@@ -119,7 +122,7 @@ static inline void f32_wino_input_row4_neon(const float* frame, int64_t lt, int6
     NEON_AT4(y0, y1, y2, y3)
 #define WINO_STORE_ROW4(v) "st4 {" v "}, [%[o]], %[os]\n\t"
 
-static inline void f32_wino_output_row4_neon(const float* mrow, int64_t xi_step, int64_t tiles, float bias,
+static inline void f32_wino_output_tiles4_neon(const float* mrow, int64_t xi_step, int64_t tiles, float bias,
                                              float* out, int64_t out_step) {
     float tmp[24 * 4] __attribute__((aligned(16)));
     const float32x4_t c = {2.0f, 4.0f, 8.0f, 0.0f}, vb = vdupq_n_f32(bias);
@@ -159,12 +162,12 @@ static inline void f32_wino_output_row4_neon(const float* mrow, int64_t xi_step,
     "fadd " y1 ".4s, " x1 ".4s, " x2 ".4s\n\t" \
     "fsub " y2 ".4s, " x2 ".4s, " x1 ".4s\n\t" \
     "fsub " y3 ".4s, " x1 ".4s, " x3 ".4s\n\t"
-/* input row r's four columns: phases 0 and 1, then the same one tile on */
+/* input row r's four columns, a frame row (fs) apart */
 #define WINO_ROW2(y0, y1, y2, y3) \
-    "ldur q2, [%[p], #4]\n\t" \
-    "ld1 {v0.4s}, [%[p]], %[lt]\n\t" \
-    "ldur q3, [%[p], #4]\n\t" \
-    "ld1 {v1.4s}, [%[p]], %[lt]\n\t" \
+    "ld1 {v0.4s}, [%[p]], %[fs]\n\t" \
+    "ld1 {v1.4s}, [%[p]], %[fs]\n\t" \
+    "ld1 {v2.4s}, [%[p]], %[fs]\n\t" \
+    "ld1 {v3.4s}, [%[p]], %[fs]\n\t" \
     NEON_BT2("v0", "v1", "v2", "v3", y0, y1, y2, y3)
 /* column j into V's elements (i, j), i = 0..3 */
 #define WINO_COL2(x0, x1, x2, x3) \
@@ -175,19 +178,20 @@ static inline void f32_wino_output_row4_neon(const float* mrow, int64_t xi_step,
     "st1 {v7.4s}, [%[q]], %[s4]\n\t" \
     "sub %[q], %[q], %[s15]\n\t"
 
-static inline void f32_wino_input_row2_neon(const float* frame, int64_t lt, int64_t tiles, float* v,
-                                            int64_t xi_step) {
-    const int64_t lt_bytes = lt * 4, s4 = 4 * xi_step * 4, s15 = 15 * xi_step * 4;
+static inline void f32_wino_input_tiles2_neon(const float* frame, int64_t fs, int64_t tx, int64_t tiles, float* v,
+                                              int64_t xi_step) {
+    const int64_t fs_bytes = fs * 4, back = (8 * fs - tx) * 4, s4 = 4 * xi_step * 4, s15 = 15 * xi_step * 4;
     for (int64_t t = 0; t < tiles; t += 4) {
         const float* p = frame + t;
         float* q = v + t;
         __asm__ volatile(
             WINO_ROW2("v16", "v17", "v18", "v19") WINO_ROW2("v20", "v21", "v22", "v23")
+            "sub %[p], %[p], %[back]\n\t"
             WINO_ROW2("v24", "v25", "v26", "v27") WINO_ROW2("v28", "v29", "v30", "v31")
             WINO_COL2("v16", "v20", "v24", "v28") WINO_COL2("v17", "v21", "v25", "v29")
             WINO_COL2("v18", "v22", "v26", "v30") WINO_COL2("v19", "v23", "v27", "v31")
             : [p] "+r"(p), [q] "+r"(q)
-            : [lt] "r"(lt_bytes), [s4] "r"(s4), [s15] "r"(s15)
+            : [fs] "r"(fs_bytes), [back] "r"(back), [s4] "r"(s4), [s15] "r"(s15)
             : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7",
               "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23",
               "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31", "memory");
@@ -210,7 +214,7 @@ static inline void f32_wino_input_row2_neon(const float* frame, int64_t lt, int6
     "ld1 {v3.4s}, [%[p]], %[s]\n\t"
 #define WINO_AT_ROW2(y0, y1) NEON_AT2("v0", "v1", "v2", "v3", y0, y1)
 
-static inline void f32_wino_output_row2_neon(const float* mrow, int64_t xi_step, int64_t tiles, float bias,
+static inline void f32_wino_output_tiles2_neon(const float* mrow, int64_t xi_step, int64_t tiles, float bias,
                                              float* out, int64_t out_step) {
     const float32x4_t vb = vdupq_n_f32(bias);
     const int64_t s = xi_step * 4, os = out_step * 4;
