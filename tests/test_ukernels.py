@@ -231,7 +231,7 @@ def test_winograd_matrices_compute_the_convolution():
 
 
 @pytest.mark.parametrize('m', [2, 4])
-@pytest.mark.parametrize('in_w', [1, 2, 3, 5, 8, 17, 33])
+@pytest.mark.parametrize('in_w', [1, 2, 3, 5, 8, 17, 33, 9 * VLEN + 1])   # (the last: tiles of several vectors)
 def test_wino_frame_row(m, in_w):
     """One input row as the columns of its tiles: column c of tile t holds
     input column t * m + c - pw, zeros outside the row, zeros everywhere for

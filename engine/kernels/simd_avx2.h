@@ -34,6 +34,11 @@ static inline void vf_zip(vf a, vf b, vf* lo, vf* hi) {
     *lo = _mm256_permute2f128_ps(l, h, 0x20);
     *hi = _mm256_permute2f128_ps(l, h, 0x31);
 }
+/* lanes a[1], ..., a[VLEN - 1], b[0]: a vector one lane on (Winograd's framing) */
+static inline vf vf_shift_in(vf a, vf b) {
+    const __m256i t = _mm256_castps_si256(_mm256_permute2f128_ps(a, b, 0x21));     /* a's high half, b's low */
+    return _mm256_castsi256_ps(_mm256_alignr_epi8(t, _mm256_castps_si256(a), 4));
+}
 static inline vf vf_max_nan(vf acc, vf x) {
     return _mm256_blendv_ps(_mm256_max_ps(x, acc), x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }

@@ -47,6 +47,8 @@ static inline void vf_zip(vf a, vf b, vf* lo, vf* hi) {
     *hi = z.val[1];
 #endif
 }
+/* lanes a[1], ..., a[VLEN - 1], b[0]: a vector one lane on (Winograd's framing) */
+static inline vf vf_shift_in(vf a, vf b) { return vextq_f32(a, b, 1); }
 static inline vf vf_max_nan(vf acc, vf x) { return vmaxq_f32(acc, x); }   /* NEON max keeps NaN */
 static inline float vf_hsum(vf v) {
 #if defined(__aarch64__)

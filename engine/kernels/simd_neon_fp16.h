@@ -30,6 +30,8 @@ static inline void vf_zip(vf a, vf b, vf* lo, vf* hi) {
     *lo = vzip1q_f16(a, b);
     *hi = vzip2q_f16(a, b);
 }
+/* lanes a[1], ..., a[VLEN - 1], b[0]: a vector one lane on (Winograd's framing) */
+static inline vf vf_shift_in(vf a, vf b) { return vextq_f16(a, b, 1); }
 static inline vf vf_max_nan(vf acc, vf x) { return vmaxq_f16(acc, x); }   /* NEON max keeps NaN */
 /* the sum in float: the two halves widened, then added */
 static inline float vf_hsum(vf v) {

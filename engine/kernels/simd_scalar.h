@@ -29,6 +29,8 @@ static inline vf vf_max(vf a, vf b) { return a > b ? a : b; }
 static inline vf vf_min(vf a, vf b) { return a < b ? a : b; }
 /* a and b interleaved (one lane each) */
 static inline void vf_zip(vf a, vf b, vf* lo, vf* hi) { *lo = a; *hi = b; }
+/* lanes a[1], ..., a[VLEN - 1], b[0]: a vector one lane on (Winograd's framing) */
+static inline vf vf_shift_in(vf a, vf b) { (void)a; return b; }
 static inline vf vf_max_nan(vf acc, vf x) { return (x != x || x > acc) ? x : acc; }
 static inline float vf_hsum(vf v) { return v; }
 static inline void vf_store_partial(ef* p, vf v, int n) { if (n > 0) *p = v; }

@@ -167,8 +167,8 @@ def ukernel_wino_frame_row(dst, int64_t fs, row, int64_t in_w, int64_t pw, int64
         raise ValueError(f'{tx} tiles of {m} do not hold {pw} + {in_w} columns')
     cdef ef* d = _element_data('dst', dst, (m + 1) * fs + span, True)
     cdef const ef* r = _element_data('row', row, in_w)
-    pad = np.empty(m * (tx + VLEN), ELEMENT)
-    cdef ef* p = _element_data('pad', pad, m * (tx + VLEN), True)
+    pad = np.empty(m * (tx + 2 * VLEN), ELEMENT)
+    cdef ef* p = _element_data('pad', pad, m * (tx + 2 * VLEN), True)
     with nogil:
         f32_wino_frame_row(d, fs, p, r, in_w, pw, tx, m)
 

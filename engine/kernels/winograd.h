@@ -63,15 +63,20 @@ ENGINE_ALWAYS_INLINE vf f32_wino_dot(const float* c, const vf* x, const int n, c
  * whole vectors of tiles: up to VLEN - 1 tiles past tx written too (the next
  * tile rows' places, framed after this one, or the frame's slack).  The row
  * is split into its m phases (phase ph: columns ph, ph + m, ...: columns c <
- * m), and again one tile on (columns m .. a - 1).  Where the ISA has masked
- * loads (vf_load_range) the vectors come straight from the row, zeros
- * outside it; elsewhere the row is first framed with its padding into pad
- * (m * (tx + VLEN + 1) floats: f32_frame_row, the direct convolution's) and
- * split from there (NEON: one LD2 or LD4 a vector).  Framing first on
- * AVX-512 stalled each load on the stores just made (store forwarding): a
- * quarter of a 56x56 F(4x4) layer's time. */
+ * m) a vector of tiles at a time, and columns m .. a - 1 are phases 0 .. a -
+ * m - 1 one tile on (each vector moved a lane in from the next one's).
+ * Where the ISA has masked loads (vf_load_range) the vectors come straight
+ * from the row, zeros outside it; elsewhere the row is first framed with its
+ * padding into pad (m * (tx + 2 VLEN) floats: f32_frame_row, the direct
+ * convolution's) and split from there (NEON: one LD2 or LD4 a vector).
+ * Framing first on AVX-512 stalled each load on the stores just made (store
+ * forwarding): a quarter of a 56x56 F(4x4) layer's time. */
 ENGINE_ALWAYS_INLINE void f32_wino_phases(vf* v, const ef* pad, const ef* row, int64_t col, int64_t in_w,
                                           const int M) {
+    if (!row) {
+        for (int k = 0; k < M; k++) v[k] = vf_zero();
+        return;
+    }
 #ifdef ENGINE_LOAD_RANGE
     vf x[4];
     for (int k = 0; k < M; k++) x[k] = vf_load_range(row, col + k * VLEN, in_w);
@@ -83,30 +88,41 @@ ENGINE_ALWAYS_INLINE void f32_wino_phases(vf* v, const ef* pad, const ef* row, i
 #endif
 }
 
+/* a vector of tiles' a columns from its phases v and the next vector's */
+ENGINE_ALWAYS_INLINE void f32_wino_frame_store(ef* f, int64_t fs, const vf* v, const vf* next, const int M) {
+    for (int c = 0; c < M; c++) vf_storeu(f + c * fs, v[c]);
+    for (int c = M; c < M + 2; c++) vf_storeu(f + c * fs, vf_shift_in(v[c - M], next[c - M]));
+}
+
+/* the next vector's phases where the last tile of this one needs them (else zeros) */
+ENGINE_ALWAYS_INLINE void f32_wino_next_phases(vf* next, const ef* pad, const ef* row, int64_t start,
+                                               int64_t t, int64_t in_w, int64_t tx, const int M) {
+    f32_wino_phases(next, pad, t + VLEN <= tx ? row : NULL, start + (t + VLEN) * M, in_w, M);
+}
+
+/* (two vectors a turn, the phases passed between them: no copies) */
 ENGINE_ALWAYS_INLINE void f32_wino_frame_row_m(ef* f, int64_t fs, ef* pad, const ef* row, int64_t in_w,
                                                int64_t pw, int64_t tx, const int M) {
-    const int A = M + 2;
-    if (!row) {
-        for (int c = 0; c < A; c++) f32_zero_n(f + c * fs, (tx + VLEN - 1) / VLEN * VLEN);
-        return;
-    }
 #ifdef ENGINE_LOAD_RANGE
     const int64_t start = -pw;
 #else
     const int64_t start = 0;
-    f32_frame_row(pad, row, in_w, pw, tx * M + 2, 1);
+    if (row) f32_frame_row(pad, row, in_w, pw, tx * M + 2, 1);
 #endif
-    for (int64_t t = 0; t < tx; t += VLEN) {
-        vf v[4], next[4];
-        f32_wino_phases(v, pad, row, start + t * M, in_w, M);
-        f32_wino_phases(next, pad, row, start + (t + 1) * M, in_w, M);
-        for (int c = 0; c < M; c++) vf_storeu(f + c * fs + t, v[c]);
-        for (int c = M; c < A; c++) vf_storeu(f + c * fs + t, next[c - M]);
+    vf v[4], next[4];
+    f32_wino_phases(v, pad, row, start, in_w, M);
+    for (int64_t t = 0;;) {
+        f32_wino_next_phases(next, pad, row, start, t, in_w, tx, M);
+        f32_wino_frame_store(f + t, fs, v, next, M);
+        if ((t += VLEN) >= tx) break;
+        f32_wino_next_phases(v, pad, row, start, t, in_w, tx, M);
+        f32_wino_frame_store(f + t, fs, next, v, M);
+        if ((t += VLEN) >= tx) break;
     }
 }
 
-static inline void f32_wino_frame_row(ef* f, int64_t fs, ef* pad, const ef* row, int64_t in_w, int64_t pw,
-                                      int64_t tx, int m) {
+ENGINE_ALWAYS_INLINE void f32_wino_frame_row(ef* f, int64_t fs, ef* pad, const ef* row, int64_t in_w,
+                                             int64_t pw, int64_t tx, int m) {
     if (m == 2) f32_wino_frame_row_m(f, fs, pad, row, in_w, pw, tx, 2);
     else f32_wino_frame_row_m(f, fs, pad, row, in_w, pw, tx, 4);
 }

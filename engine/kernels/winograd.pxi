@@ -72,7 +72,7 @@ cdef inline WinoScratch wino_scratch(ef* at, int64_t m, int64_t cin, int64_t chu
     w.frame = w.prod + a * a * chunk_rows * s
     w.out = w.frame + m * a * wino_frame_stride(band_rows, tiles_x)
     w.pad = w.out + m * wino_out_step(m, band_rows * tiles_x)
-    w.end = (w.pad - at) + m * (tiles_x + VLEN)
+    w.end = (w.pad - at) + m * (tiles_x + 2 * VLEN)
     return w
 
 
