@@ -153,9 +153,16 @@ static inline void vf_store_lanes_n(float* const* dst, int64_t x, const vf* v, i
 
 #define ENGINE_ISA_TAG avx2     /* kernel names end in _avx2 (ENGINE_ISA_NAME) */
 /* GEMM tile rows: 6 x 2 accumulators and 2 loads fit 16 registers.  The
- * tiles do not prefetch (ENGINE_PREFETCH): on a Zen 3 without, ShuffleNetV2
+ * tiles do not prefetch their pixels (ENGINE_PREFETCH): on a Zen 3 without, ShuffleNetV2
  * x1.0 ran 9-19 % and NanoDet-Plus-m 320 6-7 % faster (1 thread, interleaved
  * A/B rounds; the AVX-512 build's prefetch was measured faster on a Xeon) */
+/* the GEMM tile prefetches its packed weights this many k ahead: Winograd's
+ * transformed weights (4-17 MB a ResNet-18 layer) stream from memory, and
+ * the hardware prefetcher alone left them late (Zen 4, 1 thread, A/B by
+ * process: ResNet-18 24.4 -> 22.3 ms with AVX-512, 26.6 -> 23.7 with AVX2;
+ * ShuffleNetV2 x1.5 and SqueezeNet 1-4 % faster; 32 to 128 k alike, 16
+ * slower).  NEON's do not (an instruction a k, unmeasured on a Pi). */
+#define ENGINE_PREFETCH_WEIGHTS 64
 #define GEMM_MR 6
 #define GEMM_MR_SHORT 4
 #define GEMM_MR_NARROW 4

@@ -183,6 +183,9 @@ ENGINE_ALWAYS_INLINE void f32_gemm_tile(
                 __builtin_prefetch(b + (NV > GEMM_NV ? NV : GEMM_NV) * VLEN + 16);
             }
 #endif
+#ifdef ENGINE_PREFETCH_WEIGHTS
+            __builtin_prefetch(a + MR * ENGINE_PREFETCH_WEIGHTS);
+#endif
             for (int v = 0; v < NV; v++) bv[v] = vf_loadu(b + v * VLEN);
 #ifdef ENGINE_FMA_LANE
             /* the rows' weights as whole vectors, each row's taken by lane (NEON's
