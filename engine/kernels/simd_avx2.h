@@ -156,6 +156,9 @@ static inline void vf_store_lanes_n(float* const* dst, int64_t x, const vf* v, i
  * tiles do not prefetch their pixels (ENGINE_PREFETCH): on a Zen 3 without, ShuffleNetV2
  * x1.0 ran 9-19 % and NanoDet-Plus-m 320 6-7 % faster (1 thread, interleaved
  * A/B rounds; the AVX-512 build's prefetch was measured faster on a Xeon) */
+#define GEMM_MR 6
+#define GEMM_MR_SHORT 4
+#define GEMM_MR_NARROW 4
 /* the GEMM tile prefetches its packed weights this many k ahead: Winograd's
  * transformed weights (4-17 MB a ResNet-18 layer) stream from memory, and
  * the hardware prefetcher alone left them late (Zen 4, 1 thread, A/B by
@@ -163,8 +166,5 @@ static inline void vf_store_lanes_n(float* const* dst, int64_t x, const vf* v, i
  * ShuffleNetV2 x1.5 and SqueezeNet 1-4 % faster; 32 to 128 k alike, 16
  * slower).  NEON's do not (an instruction a k, unmeasured on a Pi). */
 #define ENGINE_PREFETCH_WEIGHTS 64
-#define GEMM_MR 6
-#define GEMM_MR_SHORT 4
-#define GEMM_MR_NARROW 4
 
 #endif

@@ -18,7 +18,6 @@ cdef extern from "winograd.h" nogil:
     void f32_wino_output_tiles(const ef* mrow, int64_t xi_step, int64_t tiles, float bias, ef* out,
                                int64_t out_step, int m)
     void f32_wino_store_row(ef* dst, const ef* src, const ef* res, int64_t n, float lo, float hi)
-    void f32_zero_n(ef* dst, int64_t n)
 
 
 cdef inline int64_t wino_tiles(int64_t out, int64_t m) noexcept nogil:
@@ -111,10 +110,9 @@ cdef void conv_winograd_job(const Op* op, const Ctx* ctx, int64_t job, int tid) 
     cdef int64_t s = wino_stride(op.p.per_job, tx), chunk_rows = op.p.m_per_job * op.p.tile_rows
     cdef WinoScratch w = wino_scratch(worker_scratch(ctx, tid), m, cin, chunk_rows, op.p.per_job, tx)
     cdef ef* base = image_data(ctx, image)
-    cdef int64_t n_tiles = (ty1 - ty0) * tx, gemm_end = covered_pixels(n_tiles)
-    cdef int64_t fs = wino_frame_stride(op.p.per_job, tx)
-    # the input transform writes whole vectors; the GEMM reads to its tiles' end
-    cdef int64_t written = (n_tiles + VLEN - 1) // VLEN * VLEN
+    # the input transform writes whole vectors of tiles, all the GEMM tiles
+    # read (covered_pixels: whole tiles, then one of one vector or two)
+    cdef int64_t n_tiles = (ty1 - ty0) * tx, fs = wino_frame_stride(op.p.per_job, tx)
     cdef int64_t ci, fr, ih, ty, xi
     for ci in range(cin):
         # frame row fr is row fr % m of tile row fr // m
@@ -124,9 +122,6 @@ cdef void conv_winograd_job(const Op* op, const Ctx* ctx, int64_t job, int tid) 
                                base + op.in_off[ci] + ih * op.p.in_w if 0 <= ih < op.p.in_h else NULL,
                                op.p.in_w, op.p.pw, tx, m)
         f32_wino_input_tiles(w.frame, fs, tx, n_tiles, w.v + ci * s, cin * s, m)
-        if written < gemm_end:
-            for xi in range(a * a):
-                f32_zero_n(w.v + (xi * cin + ci) * s + written, gemm_end - written)
     # whole GEMM tiles of tiles, then the rest in a tile as narrow as takes
     # them (one vector: 7x7 planes by F(4x4) are 4 tiles)
     cdef int64_t first = tile_first_row(op, mt0), whole = n_tiles // GEMM_NR, rest = n_tiles % GEMM_NR
