@@ -27,6 +27,10 @@ class PlanOptions:
                                  # m = 2 or 4 or the direct path, whichever costs least (ops/conv.py:
                                  # winograd_tile); 0: never; 2 or 4: that m for every one
     winograd_bytes: int = 1 << 20  # a Winograd job's transform buffers: bands of tile rows this size
+    weight_block_bytes: int = 256 << 10  # a convolution's jobs take chunks of row tiles whose packed
+                                 # weights fit this (in L2 while the job runs over its pixels; all
+                                 # of a larger layer's were read again for every pixel tile or
+                                 # output row: SqueezeNet's 2 MB classifier 21 times a run on NEON)
     # 1x1 convolutions, pixels per tile (_pixel_tiles):
     tail_tiles: bool = True      # a plane of TAIL_PIXELS pixels (7x7 on AVX-512) as one tile, and a
                                  # remainder of up to EXTRA_PIXELS past whole tiles in the last one
@@ -121,13 +125,23 @@ def runs(items, jobs, multiple=1):
     return dict(per_job=per_job, jobs_per_image=-(-items // per_job))
 
 
-def gemm_jobs(m_tiles, n_tiles, groups, options):
+def weight_block(kernels, tiles, K, items, options):
+    """Row tiles per job of a convolution whose jobs each run over `items`
+    pixel tiles or output rows: those whose packed weights (tile_rows x K a
+    tile) fit options.weight_block_bytes, or all where one item reads each
+    weight once anyway."""
+    per_tile = tiles['tile_rows'] * K * kernels.ELEMENT_BYTES
+    return tiles['m_tiles'] if items <= 1 else max(1, min(tiles['m_tiles'], options.weight_block_bytes // per_tile))
+
+
+def gemm_jobs(m_tiles, n_tiles, groups, options, m_block=None):
     """A 1x1 convolution's jobs: row tiles split where pixel tiles are too
-    few for options.min_jobs; runs of pixel tiles, options.channel_jobs of
-    them (one GEMM call each).  The fields m_per_job, per_job (pixel tiles)
-    and jobs_per_image (groups x pixel runs x row chunks)."""
+    few for options.min_jobs, and in chunks of at most m_block (weight_block);
+    runs of pixel tiles, options.channel_jobs of them (one GEMM call each).
+    The fields m_per_job, per_job (pixel tiles) and jobs_per_image (groups x
+    row chunks x pixel runs)."""
     m_chunks = min(m_tiles, max(1, -(-options.min_jobs // (groups * n_tiles))))
-    m_per_job = -(-m_tiles // m_chunks)
+    m_per_job = min(-(-m_tiles // m_chunks), m_block or m_tiles)
     m_chunks = -(-m_tiles // m_per_job)
     pix = runs(n_tiles, max(1, -(-options.channel_jobs // (groups * m_chunks))))
     return dict(m_per_job=m_per_job, per_job=pix['per_job'], jobs_per_image=groups * pix['jobs_per_image'] * m_chunks)

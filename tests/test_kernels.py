@@ -121,6 +121,35 @@ def test_gemm_row_tiles_are_the_cheapest_mix():
     assert len(TILE_ROWS) > 1 and mixed
 
 
+@pytest.mark.parametrize('groups', [1, 2])
+def test_gemm_jobs_take_the_weights_in_blocks(groups):
+    """A 1x1 convolution whose packed weights pass options.weight_block_bytes
+    runs in chunks of row tiles that fit it (each chunk's jobs over the
+    plane: the weights read once, not once per pixel tile), and the chunks'
+    outputs are right; one pixel tile reads each weight once anyway, so its
+    row tiles stay whole."""
+    kernels = isa.kernels()
+    rng = np.random.default_rng(11)
+    cin, cout = 48, 96
+    params = {'weight': rand(rng, (cout, cin // groups, 1, 1), 0.3), 'bias': rand(rng, cout)}
+    block = PlanOptions(weight_block_bytes=4096, min_jobs=1)
+    # several pixel tiles; one (but for the scalar build's planes of 16 in tiles of 2)
+    for hw in ((9, 2 * kernels.TILE_PIXELS // 9 + 1), (1, kernels.TILE_PIXELS)):
+        graph = one_op_graph('conv', (1, cin) + hw, _pointwise_attrs(cin, cout, groups, clamp=None), params)
+        op, _, _ = lower(graph.nodes[0], infer_shapes(graph, *hw), block)
+        whole, _, _ = lower(graph.nodes[0], infer_shapes(graph, *hw), PlanOptions(min_jobs=1))
+        per_tile = op.tile_rows * op.K * kernels.ELEMENT_BYTES
+        assert whole.m_per_job == op.m_tiles
+        if op.n_tiles > 1:
+            assert op.m_per_job == min(op.m_tiles, max(1, 4096 // per_tile)) < op.m_tiles
+            assert op.jobs_per_image == groups * -(-op.m_tiles // op.m_per_job) * -(-op.n_tiles // op.per_job)
+        else:
+            assert op.m_per_job == op.m_tiles
+        for n in BATCHES:
+            x = rand(rng, (n, cin) + hw)
+            check_graph(one_op_graph('conv', x.shape, graph.nodes[0].attrs, params), x, options=block)
+
+
 def _pointwise_attrs(cin, cout, groups, **extra):
     return dict(in_channels=cin, out_channels=cout, kernel=[1, 1], stride=[1, 1], padding=[0, 0],
                 dilation=[1, 1], groups=groups, **extra)

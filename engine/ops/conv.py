@@ -14,7 +14,7 @@ from engine.errors import ModelFileError
 from engine.kernels.abi import WindowMode
 from engine.kernels.descriptors import ConvDirect, ConvIm2col, ConvWinograd, Gemm
 from engine.lowering import (gemm_jobs, kernel_fields, linear_record, name_kernel, pack_gemm, pixel_tiles, reduction_order,
-                             row_tiles, runs, window_op)
+                             row_tiles, runs, weight_block, window_op)
 from engine.ops import OpDef, register
 from engine.ops.activations import check_epilogue
 from engine.ops.aten import arg, converts, pair as pair_of
@@ -318,7 +318,8 @@ class Conv(OpDef):
                     res_off=residual, k_runs=k_runs)
         if pointwise:
             gemm.update(in_off=table)
-            record = Gemm(**gemm, **gemm_jobs(m_tiles, n_tiles, groups, options))
+            record = Gemm(**gemm, **gemm_jobs(m_tiles, n_tiles, groups, options,
+                                              weight_block(kernels, tiles, K, n_tiles, options)))
             return record, 'conv1x1' + ('' if groups == 1 else f'g{groups}'), 0
         name = name_kernel('conv', kernel, stride) + ('' if groups == 1 else f'g{groups}')
         if direct:
