@@ -27,10 +27,11 @@ class PlanOptions:
                                  # m = 2 or 4 or the direct path, whichever costs least (ops/conv.py:
                                  # winograd_tile); 0: never; 2 or 4: that m for every one
     winograd_bytes: int = 1 << 20  # a Winograd job's transform buffers: bands of tile rows this size
-    weight_block_bytes: int = 256 << 10  # a convolution's jobs take chunks of row tiles whose packed
-                                 # weights fit this (in L2 while the job runs over its pixels; all
-                                 # of a larger layer's were read again for every pixel tile or
-                                 # output row: SqueezeNet's 2 MB classifier 21 times a run on NEON)
+    weight_block_bytes: int = None  # 1x1 and direct convolutions run their row tiles in blocks whose
+                                 # packed weights fit this, each over many pixels (in cache the while):
+                                 # a 1x1's jobs take such chunks (weight_block); None: WEIGHT_BLOCK_BYTES
+    weight_block_bands: int = 4  # ... and a direct convolution with such weights in this many bands
+                                 # of output rows (each band reads them all once)
     # 1x1 convolutions, pixels per tile (_pixel_tiles):
     tail_tiles: bool = True      # a plane of TAIL_PIXELS pixels (7x7 on AVX-512) as one tile, and a
                                  # remainder of up to EXTRA_PIXELS past whole tiles in the last one
@@ -125,13 +126,27 @@ def runs(items, jobs, multiple=1):
     return dict(per_job=per_job, jobs_per_image=-(-items // per_job))
 
 
+# The packed weights a 1x1 or direct convolution keeps in cache while it runs
+# over the pixels, by kernel module (PlanOptions.weight_block_bytes None).
+# Without blocks every weight was read again for each pixel tile or output
+# row: on NEON SqueezeNet's 2 MB classifier 21 times a run, ResNet-18's 1.2-4.7
+# MB stride-2 layers once a row (counted as a Cortex-A72, L2 misses 1.37 ->
+# 0.72 M and 4.39 -> 3.71 M a run; a Pi 4's 1 MB L2 is shared by its cores,
+# with nothing behind it but memory).  x86 none: its L3 streamed them as fast,
+# and the blocks' extra calls cost ResNet-18 1-2.5 % (AVX-512, Zen 4).
+WEIGHT_BLOCK_BYTES = {'neon': 256 << 10, 'neon_dot': 256 << 10, 'neon_fp16': 256 << 10}
+
+
 def weight_block(kernels, tiles, K, items, options):
-    """Row tiles per job of a convolution whose jobs each run over `items`
+    """Row tiles a block of a convolution whose jobs each run over `items`
     pixel tiles or output rows: those whose packed weights (tile_rows x K a
-    tile) fit options.weight_block_bytes, or all where one item reads each
-    weight once anyway."""
-    per_tile = tiles['tile_rows'] * K * kernels.ELEMENT_BYTES
-    return tiles['m_tiles'] if items <= 1 else max(1, min(tiles['m_tiles'], options.weight_block_bytes // per_tile))
+    tile) fit the block bytes (options.weight_block_bytes, WEIGHT_BLOCK_BYTES);
+    all where there are none, or where one item reads each weight once anyway."""
+    budget = (WEIGHT_BLOCK_BYTES.get(kernels.ISA) if options.weight_block_bytes is None
+              else options.weight_block_bytes)
+    if budget is None or items <= 1:
+        return tiles['m_tiles']
+    return max(1, min(tiles['m_tiles'], budget // (tiles['tile_rows'] * K * kernels.ELEMENT_BYTES)))
 
 
 def gemm_jobs(m_tiles, n_tiles, groups, options, m_block=None):

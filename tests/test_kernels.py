@@ -150,6 +150,32 @@ def test_gemm_jobs_take_the_weights_in_blocks(groups):
             check_graph(one_op_graph('conv', x.shape, graph.nodes[0].attrs, params), x, options=block)
 
 
+@pytest.mark.parametrize('stride', [1, 2])
+def test_direct_conv_takes_the_weights_in_blocks(stride):
+    """A direct convolution whose packed weights pass the block runs in
+    weight_block_bands bands of output rows, each over its rows a block of
+    row tiles at a time (m_block), and its outputs are right; under the
+    block, one block and options.channel_jobs bands."""
+    kernels = isa.kernels()
+    rng = np.random.default_rng(12)
+    cin, cout, hw = 5, 40, (11, 2 * kernels.TILE_PIXELS + 3)
+    attrs = dict(in_channels=cin, out_channels=cout, kernel=[3, 3], stride=[stride] * 2, padding=[1, 1],
+                 dilation=[1, 1], groups=1, clamp=[0.0, 6.0], act=None)
+    params = {'weight': rand(rng, (cout, cin, 3, 3), 0.3), 'bias': rand(rng, cout)}
+    graph = one_op_graph('conv', (1, cin) + hw, attrs, params)
+    shapes = infer_shapes(graph, *hw)
+    block = PlanOptions(direct_conv=True, winograd=0, weight_block_bytes=2048, weight_block_bands=3)
+    op, kind, _ = lower(graph.nodes[0], shapes, block)
+    assert kind == f'conv3x3{"s2" if stride == 2 else ""}' and op.out_h > 3
+    assert op.m_block == min(op.m_tiles, max(1, 2048 // (op.tile_rows * op.K * kernels.ELEMENT_BYTES))) < op.m_tiles
+    assert op.jobs_per_image == 3 and op.per_job == -(-op.out_h // 3)
+    whole, _, _ = lower(graph.nodes[0], shapes, PlanOptions(direct_conv=True, winograd=0, weight_block_bytes=1 << 30))
+    assert whole.m_block == whole.m_tiles and whole.per_job == -(-whole.out_h // PlanOptions().channel_jobs)
+    for n in BATCHES:
+        x = rand(rng, (n, cin) + hw)
+        check_graph(one_op_graph('conv', x.shape, attrs, params), x, options=block)
+
+
 def _pointwise_attrs(cin, cout, groups, **extra):
     return dict(in_channels=cin, out_channels=cout, kernel=[1, 1], stride=[1, 1], padding=[0, 0],
                 dilation=[1, 1], groups=groups, **extra)

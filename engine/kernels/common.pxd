@@ -61,6 +61,7 @@ cdef struct OpParams:
     int64_t short_rows       # GEMM rows of the last short_tiles row tiles (shorter than tile_rows)
     int64_t short_tiles
     int64_t m_per_job        # row tiles one job computes
+    int64_t m_block          # OP_CONV_DIRECT: row tiles a job runs over all its rows before the next
     int64_t per_job          # channels (per-channel ops), pixel tiles (1x1, im2col), output
                              # rows (direct convolution; a fused op's band) or tile rows
                              # (Winograd) one job computes

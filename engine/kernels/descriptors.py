@@ -129,9 +129,11 @@ class Gemm(Step, Spatial):
 @dataclass(frozen=True, kw_only=True)
 class ConvDirect(Gemm, Kernel):
     """Dense convolution, stride 1 or 2, read from framed rows in place:
-    jobs of per_job output rows; in2_off is each tap's offset in the frame."""
+    jobs of per_job output rows, each over its rows m_block row tiles at a
+    time (lowering.weight_block); in2_off is each tap's offset in the frame."""
     KIND = OpKind.OP_CONV_DIRECT
     in2_off: Offsets
+    m_block: int
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -289,6 +289,9 @@ class Conv(OpDef):
                   and (k['dh'], k['dw']) == (1, 1)
                   and (options.direct_conv if options.direct_conv is not None
                        else direct_pays(kernels, spatial['out_h'], spatial['out_w'], step['plane'])))
+        tail = pointwise and options.tail_tiles and pixels == kernels.TAIL_PIXELS
+        tiles = row_tiles(kernels, cout_g, kernels.NARROW_ROWS if tail else None)
+        m_tiles = tiles['m_tiles']
         # the B table, per group: the input planes of a 1x1, the taps of a
         # direct convolution's frame, the rows of an im2col panel (every group's)
         # (a direct convolution's taps column by column: each column one run)
@@ -296,7 +299,9 @@ class Conv(OpDef):
         if pointwise:
             table = step['in_off'].reshape(groups, K)
         elif direct:
-            jobs = runs(spatial['out_h'], options.channel_jobs)
+            # bands of output rows, few where the weights pass the block (each band reads them all)
+            m_block = weight_block(kernels, tiles, K, spatial['out_h'], options)
+            jobs = runs(spatial['out_h'], options.channel_jobs if m_block == m_tiles else options.weight_block_bands)
             table, column = kernels.direct_tap_offsets(cin, spatial['in_w'], k['pw'], k['kh'], k['kw'],
                                                        k['sw'], jobs['per_job'])
             table, column = table[None], column[None]
@@ -306,9 +311,6 @@ class Conv(OpDef):
         weight = np.take_along_axis(weight.reshape(groups, cout_g, K),
                                     np.broadcast_to(order[:, None, :], (groups, cout_g, K)), axis=2)
         table = np.take_along_axis(table, order, axis=1).ravel()
-        tail = pointwise and options.tail_tiles and pixels == kernels.TAIL_PIXELS
-        tiles = row_tiles(kernels, cout_g, kernels.NARROW_ROWS if tail else None)
-        m_tiles = tiles['m_tiles']
         w_packed, b_packed = pack_gemm(kernels, weight, bias.reshape(groups, cout_g), tiles)
         nr = kernels.TILE_PIXELS
         tile_pixels, n_tiles = (pixel_tiles(kernels, pixels, step['plane'], tiles['tile_rows'], K, tail, options)
@@ -323,7 +325,7 @@ class Conv(OpDef):
             return record, 'conv1x1' + ('' if groups == 1 else f'g{groups}'), 0
         name = name_kernel('conv', kernel, stride) + ('' if groups == 1 else f'g{groups}')
         if direct:
-            record = ConvDirect(**gemm, **k, **jobs, m_per_job=m_tiles, in2_off=table)
+            record = ConvDirect(**gemm, **k, **jobs, m_per_job=m_tiles, m_block=m_block, in2_off=table)
             return record, name, kernels.direct_scratch_floats(cin, spatial['in_w'], k['pw'], k['kh'],
                                                                  k['sh'], jobs['per_job'])
         jobs = runs(n_tiles, max(1, -(-options.channel_jobs // groups)))
