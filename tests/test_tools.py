@@ -264,6 +264,30 @@ def test_bench_peers_ratio_range_is_per_round():
     assert bench_peers.round_ratio_range(peer, engine) == pytest.approx([0.95, 1.5 / 1.1])
 
 
+def test_bench_peers_layer_models(tmp_path):
+    """A model conv:CIN-COUT-HW-K-S is one convolution (then a ReLU) on a
+    CIN x HW x HW input; every peer's files are made from it and the
+    engine's agrees with PyTorch; a malformed name is a clear error."""
+    import importlib.util
+    import engine
+    spec = importlib.util.spec_from_file_location('bench_peers', os.path.join(ROOT, 'tools', 'bench_peers.py'))
+    bench_peers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_peers)
+    net, shape = bench_peers.layer_model('conv:8-12-9-3-2')
+    conv = net.conv
+    assert shape == (1, 8, 9, 9) and (conv.in_channels, conv.out_channels) == (8, 12)
+    assert conv.kernel_size == (3, 3) and conv.stride == (2, 2) and conv.padding == (1, 1)
+    assert bench_peers.layer_model('shufflenet_v2_x1_0') is None
+    files, ref = bench_peers.prepare('conv:8-12-9-3-2', 224, str(tmp_path))
+    x = np.load(files['input'])
+    assert x.shape == shape and os.path.exists(files['onnx'])
+    out = engine.load(files['engine'])(x)
+    assert out.shape == (1, 12, 5, 5)
+    np.testing.assert_allclose(out.ravel()[:ref.size], ref, rtol=1e-4, atol=1e-5)
+    with pytest.raises(SystemExit, match='five integers'):
+        bench_peers.layer_model('conv:8-12-9')
+
+
 def test_bench_peers_worker_protocol_survives_a_runtime_that_prints(tmp_path):
     """A bench_peers worker answers on a stdout of its own: what a runtime
     prints there while it loads (MNN's banner; here the engine's loader

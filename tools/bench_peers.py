@@ -6,6 +6,7 @@ threads, in one run.
   python tools/bench_peers.py --models shufflenet_v2_x0_5 shufflenet_v2_x1_0 --threads 1 --json
   python tools/bench_peers.py --models nanodet_plus_m --size 320      # the detector's network
   python tools/bench_peers.py --int8 --models shufflenet_v2_x1_0      # int8 models
+  python tools/bench_peers.py --models conv:128-256-28-3-2 --threads 1 # one layer (below)
 
 Each engine runs in a worker process of its own (thread pools of different
 runtimes must not compete for the cores); the driver interleaves them: every
@@ -30,6 +31,11 @@ its thread pool reset to T), torch (eager, torch.set_num_threads(T)).  Needs
 torch to build the models; all engines get the same weights and their
 outputs are checked against PyTorch's before timing.  --plot FILE.png draws
 the medians (needs matplotlib).
+
+A model named conv:CIN-COUT-HW-K-S is one layer: a K x K convolution of stride
+S (padding K // 2, bias) from CIN to COUT channels on an HW x HW input, then a
+ReLU (conv:128-256-28-3-2 is ResNet-18's layer3.0.conv1): where a network is
+slower than a peer, which of its layers are.
 
 --int8: int8 models of each network, calibrated on the same INT8_CALIBRATION
 random inputs: the engine's (engine.quantize, its defaults), ONNX Runtime's
@@ -183,6 +189,31 @@ def available(peer):
     return importlib.util.find_spec(MODULES.get(peer, peer)) is not None
 
 
+LAYER = 'conv:'      # a one-layer model's name: conv:CIN-COUT-HW-K-S
+
+
+def layer_model(name):
+    """(torch module, input shape) of a one-layer model conv:CIN-COUT-HW-K-S,
+    or None for another name.  (The layer is `conv`: pnnx's names must not
+    be a Sequential's indices.)"""
+    import torch
+    if not name.startswith(LAYER):
+        return None
+    try:
+        cin, cout, hw, k, s = (int(v) for v in name[len(LAYER):].split('-'))
+    except ValueError:
+        raise SystemExit(f'{name!r}: a layer model is conv:CIN-COUT-HW-K-S, five integers') from None
+
+    class Layer(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(cin, cout, k, s, k // 2)
+
+        def forward(self, x):
+            return torch.relu(self.conv(x))
+    return Layer(), (1, cin, hw, hw)
+
+
 def prepare(model_name, size, workdir, int8=False):
     """Model files for every peer from one torch model, and the reference
     (int8: the int8 models of the engine and of ONNX Runtime)."""
@@ -193,13 +224,17 @@ def prepare(model_name, size, workdir, int8=False):
     import family_models
     import torch_models
     import engine
-    build = next((getattr(m, model_name) for m in (torch_models, family_models, detection_models)
-                  if hasattr(m, model_name)), None)
+    layer = layer_model(model_name)
+    build = (lambda: layer[0]) if layer else next(
+        (getattr(m, model_name) for m in (torch_models, family_models, detection_models)
+         if hasattr(m, model_name)), None)
     if build is None:
         raise SystemExit(f'unknown model {model_name!r}: a builder of tests/torch_models.py, '
-                         'tests/family_models.py or tests/detection_models.py')
-    net = torch_models.randomize(build(), seed=0)
-    x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+                         'tests/family_models.py or tests/detection_models.py, or a layer conv:...')
+    net = torch_models.randomize(build(), seed=0, calibrate=not layer)     # (a layer has no BatchNorm)
+    shape = layer[1] if layer else (1, 3, size, size)
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
+    model_name = model_name.replace(':', '-')       # (file names)
     files = {'input': os.path.join(workdir, f'{model_name}.npy')}
     np.save(files['input'], x.numpy())
     files['engine'] = os.path.join(workdir, f'{model_name}.engine')
@@ -210,7 +245,7 @@ def prepare(model_name, size, workdir, int8=False):
     if int8:
         sys.path.insert(0, os.path.join(ROOT, 'tools'))
         from int8_accuracy import ort_quantize
-        cal = torch.rand(INT8_CALIBRATION, 3, size, size, generator=torch.Generator().manual_seed(1)).numpy()
+        cal = torch.rand(INT8_CALIBRATION, *shape[1:], generator=torch.Generator().manual_seed(1)).numpy()
         engine.quantize(engine.load(files['engine']), weights='int8', calibration=cal).save(files['engine'])
         files['onnx_int8'] = os.path.join(workdir, f'{model_name}-int8.onnx')
         ort_quantize(files['onnx'], files['onnx_int8'], cal)
@@ -365,11 +400,13 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         for model_name in args.models:
             files, ref = prepare(model_name, args.size, tmp, args.int8)
+            size = None if model_name.startswith(LAYER) else args.size     # (a layer's is in its name)
             for t in args.threads:
                 r = compare(model_name, t, args, files, ref)
-                results.append(dict(model=model_name, threads=t, size=args.size, int8=args.int8, results=r))
+                results.append(dict(model=model_name, threads=t, size=size, int8=args.int8, results=r))
                 if not args.json:
-                    print(f'{model_name} {args.size}x{args.size}{" int8" if args.int8 else ""}, {t} thread(s): '
+                    print(f'{model_name}{f" {size}x{size}" if size else ""}{" int8" if args.int8 else ""}, '
+                          f'{t} thread(s): '
                           + ', '.join(
                         f'{peer} {v["median_ms"]:.3f} ms'
                         + (f' [{v["one_thread_runs"]} of {v["runs"]} runs on one thread]'
