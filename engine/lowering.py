@@ -35,9 +35,7 @@ class PlanOptions:
     # 1x1 convolutions, pixels per tile (_pixel_tiles):
     tail_tiles: bool = True      # a plane of TAIL_PIXELS pixels (7x7 on AVX-512) as one tile, and a
                                  # remainder of up to EXTRA_PIXELS past whole tiles in the last one
-                                 # (the rows as lanes, not a vector mostly empty); im2col's too,
-    tail_chunks: int = 2         # its row tiles in this many jobs (for two threads; each job builds
-                                 # the panel)
+                                 # (the rows as lanes, not a vector mostly empty)
     wide_tiles: bool = True      # narrow row tiles three vectors wide from wide_min_k input channels
     wide_min_k: int = 64         # (at 16-32 the wider tile's B reloads cost more)
     fuse_expand_dw: bool = True  # run a 1x1 convolution and the depthwise one reading it as one op

@@ -472,9 +472,8 @@ class Model:
             plan = self._cache.get(key)
             if plan is None:
                 # one thread: no K-split (it keeps each of two threads on the channels
-                # its core wrote; alone, the split's sum is work for nothing), and a
-                # tail tile's im2col panel built once, not per chunk of row tiles
-                options = self.options if several else replace(self.options, k_split=False, tail_chunks=1)
+                # its core wrote; alone, the split's sum is work for nothing)
+                options = self.options if several else replace(self.options, k_split=False)
                 plan = compile_graph(self.graph, h, w, options, self._info, self.kernels)
                 self._cache.put(key, plan, plan.program.nbytes)
         return plan

@@ -176,34 +176,6 @@ def test_direct_conv_takes_the_weights_in_blocks(stride):
         check_graph(one_op_graph('conv', x.shape, attrs, params), x, options=block)
 
 
-@pytest.mark.parametrize('stride', [1, 2])
-def test_im2col_tail_tile(stride):
-    """An im2col convolution whose output plane is TAIL_PIXELS pixels runs
-    as one tile of narrow rows, the whole plane (AVX-512's 7x7 took two
-    32-pixel tiles, a quarter of their lanes empty), its row tiles in
-    tail_chunks jobs, each building the panel; the outputs are right."""
-    kernels = isa.kernels()
-    rng = np.random.default_rng(14)
-    cin, cout, tail = 5, 40, kernels.TAIL_PIXELS
-    hw = (stride, stride * tail)        # one output row of TAIL_PIXELS
-    attrs = dict(in_channels=cin, out_channels=cout, kernel=[3, 3], stride=[stride] * 2, padding=[1, 1],
-                 dilation=[1, 1], groups=1, clamp=[0.0, None], act=None)
-    params = {'weight': rand(rng, (cout, cin, 3, 3), 0.3), 'bias': rand(rng, cout)}
-    graph = one_op_graph('conv', (1, cin) + hw, attrs, params)
-    shapes = infer_shapes(graph, *hw)
-    for chunks in (1, 2, 3):
-        options = PlanOptions(direct_conv=False, winograd=0, tail_chunks=chunks)
-        op, kind, _ = lower(graph.nodes[0], shapes, options)
-        assert kind.endswith('_im2col') and op.out_h * op.out_w == tail
-        assert (op.tile_pixels, op.n_tiles, op.tile_rows) == (tail, 1, kernels.NARROW_ROWS)
-        assert op.jobs_per_image == -(-op.m_tiles // op.m_per_job) == min(chunks, op.m_tiles)
-        for n in BATCHES:
-            x = rand(rng, (n, cin) + hw)
-            check_graph(one_op_graph('conv', x.shape, attrs, params), x, options=options)
-    plain, _, _ = lower(graph.nodes[0], shapes, PlanOptions(direct_conv=False, winograd=0, tail_tiles=False))
-    assert plain.tile_pixels == kernels.TILE_PIXELS and plain.m_per_job == plain.m_tiles
-
-
 def _pointwise_attrs(cin, cout, groups, **extra):
     return dict(in_channels=cin, out_channels=cout, kernel=[1, 1], stride=[1, 1], padding=[0, 0],
                 dilation=[1, 1], groups=groups, **extra)

@@ -231,11 +231,10 @@ cdef inline void zero(ef* p, int64_t n) noexcept nogil:
 
 cdef void im2col_panel(const Op* op, const ef* base, int64_t g, int64_t n0,
                        ef* panel, int64_t* col_lo, int64_t* col_hi) noexcept nogil:
-    """panel[k][0:tp] = input pixel under tap k = (ci, ki, kj) for output
-    pixels n0 .. n0+tp-1 of group g (tp = op.p.tile_pixels), zero outside
-    the input.  Each output row's stretch of the tile is one strided copy
-    between zeroed borders."""
-    cdef int64_t npix = op.p.out_h * op.p.out_w, tp = op.p.tile_pixels
+    """panel[k][0:GEMM_NR] = input pixel under tap k = (ci, ki, kj) for output
+    pixels n0 .. n0+GEMM_NR-1 of group g, zero outside the input.  Each output
+    row's stretch of the tile is one strided copy between zeroed borders."""
+    cdef int64_t npix = op.p.out_h * op.p.out_w
     cdef int64_t k = 0, ci, ki, kj, n, oh, ow, seg, ih, x0, lo, hi
     cdef int64_t oh0 = n0 // op.p.out_w, ow0 = n0 % op.p.out_w
     cdef const ef* plane
@@ -249,14 +248,14 @@ cdef void im2col_panel(const Op* op, const ef* base, int64_t g, int64_t n0,
         plane = base + op.in_off[g * op.p.cin_g + ci]
         for ki in range(op.p.kh):
             for kj in range(op.p.kw):
-                row = panel + k * tp
+                row = panel + k * GEMM_NR
                 k += 1
                 n, oh, ow = n0, oh0, ow0
-                while n < n0 + tp:
+                while n < n0 + GEMM_NR:
                     if n >= npix:               # the tile's padding columns
-                        zero(row + n - n0, n0 + tp - n)
+                        zero(row + n - n0, n0 + GEMM_NR - n)
                         break
-                    seg = min(n0 + tp - n, op.p.out_w - ow)
+                    seg = min(n0 + GEMM_NR - n, op.p.out_w - ow)
                     ih = oh * op.p.sh - op.p.ph + ki * op.p.dh
                     lo = max(<int64_t>0, col_lo[kj] - ow)
                     hi = min(seg, col_hi[kj] - ow)
@@ -273,50 +272,44 @@ cdef void im2col_panel(const Op* op, const ef* base, int64_t g, int64_t n0,
                     oh += 1
 
 
-cdef inline int64_t im2col_panel_floats(int64_t K, int64_t tile_pixels) noexcept nogil:
+cdef inline int64_t im2col_panel_floats(int64_t K) noexcept nogil:
     """Elements of one im2col panel: K rows of a tile's pixels, then to a
     whole line (the int64 column bounds after the second stay aligned)."""
-    return (K * tile_pixels + ENGINE_PLANE_ALIGN - 1) // ENGINE_PLANE_ALIGN * ENGINE_PLANE_ALIGN
+    return (K * GEMM_NR + ENGINE_PLANE_ALIGN - 1) // ENGINE_PLANE_ALIGN * ENGINE_PLANE_ALIGN
 
 
-def im2col_scratch_floats(int64_t K, int64_t kw, int64_t tile_pixels):
+def im2col_scratch_floats(int64_t K, int64_t kw):
     """Scratch one worker needs for im2col (conv_im2col_job's layout): two
-    panels of tile_pixels-pixel tiles, then two int64 column bounds per
-    kernel column."""
-    return 2 * im2col_panel_floats(K, tile_pixels) + 2 * kw * <int64_t>(sizeof(int64_t) // sizeof(ef))
+    panels, then two int64 column bounds per kernel column."""
+    return 2 * im2col_panel_floats(K) + 2 * kw * <int64_t>(sizeof(int64_t) // sizeof(ef))
 
 
 cdef void conv_im2col_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
-    """General convolution: job = (image, group, chunk of m_per_job row
-    tiles, run of per_job pixel tiles).  Each tile's im2col panel is built
-    in this worker's scratch, then multiplied; the panel of the next tile is
-    built before this one is multiplied (two panels in turn), since reading
-    a panel right after writing it stalls on store forwarding.  Tiles of
-    tile_pixels pixels: GEMM_NR, or a tail tile's whole plane (its row tiles
-    then in chunks: one tile would be one job)."""
+    """General convolution: job = (image, group, run of per_job pixel tiles).
+    Each tile's im2col panel is built in this worker's scratch, then
+    multiplied; the panel of the next tile is built before this one is
+    multiplied (two panels in turn), since reading a panel right after
+    writing it stalls on store forwarding."""
     cdef int64_t image = job // op.p.jobs_per_image
     cdef int64_t r = job % op.p.jobs_per_image
     cdef int64_t runs = (op.p.n_tiles + op.p.per_job - 1) // op.p.per_job
-    cdef int64_t m_chunks = (op.p.m_tiles + op.p.m_per_job - 1) // op.p.m_per_job
-    cdef int64_t g = r // (runs * m_chunks)
-    cdef int64_t mt0 = r // runs % m_chunks * op.p.m_per_job
-    cdef int64_t mt1 = min(mt0 + op.p.m_per_job, op.p.m_tiles)
+    cdef int64_t g = r // runs
     cdef int64_t t0 = (r % runs) * op.p.per_job
-    cdef int64_t t1 = min(t0 + op.p.per_job, op.p.n_tiles), t, n0, tp = op.p.tile_pixels
+    cdef int64_t t1 = min(t0 + op.p.per_job, op.p.n_tiles), t, n0
     cdef ef* base = image_data(ctx, image)
     cdef ef* panels[2]
     panels[0] = worker_scratch(ctx, tid)
-    panels[1] = panels[0] + im2col_panel_floats(op.p.K, tp)
-    cdef int64_t* col_lo = <int64_t*>(panels[1] + im2col_panel_floats(op.p.K, tp))
-    im2col_panel(op, base, g, t0 * tp, panels[0], col_lo, col_lo + op.p.kw)
+    panels[1] = panels[0] + im2col_panel_floats(op.p.K)
+    cdef int64_t* col_lo = <int64_t*>(panels[1] + im2col_panel_floats(op.p.K))
+    im2col_panel(op, base, g, t0 * GEMM_NR, panels[0], col_lo, col_lo + op.p.kw)
     for t in range(t0, t1):
         if t + 1 < t1:
-            im2col_panel(op, base, g, (t + 1) * tp, panels[(t + 1 - t0) & 1], col_lo,
+            im2col_panel(op, base, g, (t + 1) * GEMM_NR, panels[(t + 1 - t0) & 1], col_lo,
                          col_lo + op.p.kw)
-        n0 = t * tp
-        # op.in2_off holds k * tp: the panel's rows, read at pixel 0
-        gemm_row_tiles(op, g, mt0, mt1, <const ef*>panels[(t - t0) & 1], op.in2_off,
-                       op.k_runs, 0, base, n0, min(tp, op.p.plane - n0), WHOLE_K)
+        n0 = t * GEMM_NR
+        # op.in2_off holds k * GEMM_NR: the panel's rows, read at pixel 0
+        gemm_row_tiles(op, g, 0, op.p.m_tiles, <const ef*>panels[(t - t0) & 1], op.in2_off,
+                       op.k_runs, 0, base, n0, min(<int64_t>GEMM_NR, op.p.plane - n0), WHOLE_K)
 
 
 cdef inline int64_t direct_row_floats(const Op* op) noexcept nogil:

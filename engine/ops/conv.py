@@ -289,8 +289,7 @@ class Conv(OpDef):
                   and (k['dh'], k['dw']) == (1, 1)
                   and (options.direct_conv if options.direct_conv is not None
                        else direct_pays(kernels, spatial['out_h'], spatial['out_w'], step['plane'])))
-        # a plane of TAIL_PIXELS in one tile (1x1 and im2col)
-        tail = not direct and options.tail_tiles and pixels == kernels.TAIL_PIXELS
+        tail = pointwise and options.tail_tiles and pixels == kernels.TAIL_PIXELS
         tiles = row_tiles(kernels, cout_g, kernels.NARROW_ROWS if tail else None)
         m_tiles = tiles['m_tiles']
         # the B table, per group: the input planes of a 1x1, the taps of a
@@ -307,7 +306,7 @@ class Conv(OpDef):
                                                        k['sw'], jobs['per_job'])
             table, column = table[None], column[None]
         else:
-            table = np.arange(K, dtype=np.int64)[None] * (pixels if tail else kernels.TILE_PIXELS)
+            table = np.arange(K, dtype=np.int64)[None] * kernels.TILE_PIXELS
         order, k_runs = reduction_order(kernels, table, column)
         weight = np.take_along_axis(weight.reshape(groups, cout_g, K),
                                     np.broadcast_to(order[:, None, :], (groups, cout_g, K)), axis=2)
@@ -315,7 +314,7 @@ class Conv(OpDef):
         w_packed, b_packed = pack_gemm(kernels, weight, bias.reshape(groups, cout_g), tiles)
         nr = kernels.TILE_PIXELS
         tile_pixels, n_tiles = (pixel_tiles(kernels, pixels, step['plane'], tiles['tile_rows'], K, tail, options)
-                                if pointwise or tail else (nr, -(-step['plane'] // nr)))
+                                if pointwise else (nr, -(-step['plane'] // nr)))
         gemm = dict(step, **spatial, **tiles, groups=groups, cin_g=cin_g, cout_g=cout_g, K=K,
                     n_tiles=n_tiles, tile_pixels=tile_pixels, w=w_packed, b=b_packed,
                     res_off=residual, k_runs=k_runs)
@@ -329,13 +328,10 @@ class Conv(OpDef):
             record = ConvDirect(**gemm, **k, **jobs, m_per_job=m_tiles, m_block=m_block, in2_off=table)
             return record, name, kernels.direct_scratch_floats(cin, spatial['in_w'], k['pw'], k['kh'],
                                                                  k['sh'], jobs['per_job'])
-        # a tail tile's row tiles in options.tail_chunks chunks (each builds the panel), else whole
-        m_per_job = -(-m_tiles // min(m_tiles, options.tail_chunks)) if tail else m_tiles
-        m_chunks = -(-m_tiles // m_per_job)
         jobs = runs(n_tiles, max(1, -(-options.channel_jobs // groups)))
-        record = ConvIm2col(**gemm, **k, m_per_job=m_per_job, per_job=jobs['per_job'],
-                            jobs_per_image=groups * m_chunks * jobs['jobs_per_image'], in2_off=table)
-        return record, name + '_im2col', kernels.im2col_scratch_floats(K, k['kw'], tile_pixels)
+        record = ConvIm2col(**gemm, **k, m_per_job=m_tiles, per_job=jobs['per_job'],
+                            jobs_per_image=groups * jobs['jobs_per_image'], in2_off=table)
+        return record, name + '_im2col', kernels.im2col_scratch_floats(K, k['kw'])
 
     def lower_winograd(self, kernels, m, weight, bias, step, spatial, k, residual, options):
         cout, cin = weight.shape[:2]
