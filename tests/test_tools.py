@@ -475,6 +475,19 @@ def test_count_aarch64_replaces_model_files_whole(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['input.npy']
 
 
+def test_count_aarch64_takes_one_layer_models():
+    """--models: a counted model, or one layer conv:CIN-COUT-HW-K-S (bench_peers'),
+    its input that layer's; another name is refused on the host."""
+    count = load_tool('count_aarch64')
+    net, shape = count.model_and_shape('conv:8-12-9-3-2')
+    assert shape == (1, 8, 9, 9) and (net.conv.in_channels, net.conv.out_channels) == (8, 12)
+    assert count.model_name('conv:8-12-9-3-2') == 'conv:8-12-9-3-2'
+    assert count.model_name('resnet18') == 'resnet18'
+    assert count.model_and_shape('resnet18')[1] == (1, 3, 224, 224)
+    with pytest.raises(argparse.ArgumentTypeError, match='nor a layer'):
+        count.model_name('resnet19')
+
+
 def test_count_aarch64_checks_plan_options_before_counting():
     """--plan OPTION=VALUE: a PlanOptions field and a Python literal, refused
     on the host (not minutes later in the emulated process)."""

@@ -4,6 +4,7 @@
   sudo python tools/count_aarch64.py                                # ShuffleNetV2 x1.0, engine vs ncnn vs ORT, Pi 4 and 5
   sudo python tools/count_aarch64.py --models mobilenet_v2 --engines engine --cpus cortex-a72
   sudo python tools/count_aarch64.py --models resnet18 --engines engine --plan winograd=4   # one path
+  sudo python tools/count_aarch64.py --models conv:128-256-28-3-2 --engines engine ncnn   # one layer
   sudo python tools/count_aarch64.py --threads 1 4 --json counts.json
 
 For each model x engine x CPU x thread count it runs one process of the
@@ -61,6 +62,7 @@ import warnings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'tools'))
+from bench_peers import LAYER, layer_model  # noqa: E402  (one-layer models: conv:CIN-COUT-HW-K-S)
 from estimate_pi import BOARDS, estimate  # noqa: E402  (the time model: cycles to ms)
 ARM = os.path.join(ROOT, 'tools', 'arm')
 PYVER = '3.11'
@@ -250,6 +252,25 @@ def replace_file(path, write):
             os.remove(tmp)
 
 
+def model_and_shape(name):
+    """(torch module, input shape) of a MODELS name or a one-layer model
+    (bench_peers.layer_model: which layers of a network a peer runs in fewer
+    instructions)."""
+    layer = layer_model(name)
+    if layer:
+        return layer
+    module_name, fn, size = MODELS[name]
+    return getattr(importlib.import_module(module_name), fn)(), (1, 3, size, size)
+
+
+def model_name(name):
+    """argparse's check of a --models name."""
+    if name not in MODELS and not name.startswith(LAYER):
+        raise argparse.ArgumentTypeError(f'{name!r}: not one of {", ".join(sorted(MODELS))} '
+                                         f'nor a layer {LAYER}CIN-COUT-HW-K-S')
+    return name
+
+
 def prepare(args, name):
     mdir = f'{args.work}/models/{name}'
     os.makedirs(mdir, exist_ok=True)
@@ -260,9 +281,10 @@ def prepare(args, name):
             sys.path.insert(0, path)
     import engine
     import torch_models
-    module_name, fn, size = MODELS[name]
-    model = torch_models.randomize(getattr(importlib.import_module(module_name), fn)(), seed=0).eval()
-    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    model, shape = model_and_shape(name)
+    # (a layer has no BatchNorm to calibrate)
+    model = torch_models.randomize(model, seed=0, calibrate=not name.startswith(LAYER)).eval()
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ref = model(x)
     # every run (the format follows the code), each file replaced whole: a
@@ -276,7 +298,7 @@ def prepare(args, name):
         os.makedirs(tmp, exist_ok=True)
         torch.jit.trace(model, x).save(f'{tmp}/model.pt')
         pnnx = f'{args.work}/pnnx-x86/pnnx/pnnx'
-        run([pnnx, f'{tmp}/model.pt', f'inputshape=[1,3,{size},{size}]f32', 'fp16=0',
+        run([pnnx, f'{tmp}/model.pt', f'inputshape=[{",".join(map(str, shape))}]f32', 'fp16=0',
              f'ncnnparam={tmp}/model.ncnn.param', f'ncnnbin={tmp}/model.ncnn.bin',
              f'pnnxparam={tmp}/p.param', f'pnnxbin={tmp}/p.bin', f'pnnxpy={tmp}/p.py',
              f'pnnxonnx={tmp}/p.onnx', f'ncnnpy={tmp}/n.py'], f'{tmp}/pnnx.log', cwd=tmp)
@@ -288,7 +310,7 @@ def prepare(args, name):
                           input_names=['input'], output_names=['output'])
     if args.precision == 'int8':
         from int8_accuracy import ort_quantize
-        cal = torch.randn(INT8_CALIBRATION, 3, size, size, generator=torch.Generator().manual_seed(1)).numpy()
+        cal = torch.randn(INT8_CALIBRATION, *shape[1:], generator=torch.Generator().manual_seed(1)).numpy()
         replace_file(f'{mdir}/model-int8.engine',
                      engine.quantize(engine.load(f'{mdir}/model.engine'), weights='int8', calibration=cal).save)
         if 'ort' in args.engines:
@@ -532,7 +554,9 @@ def check_plan(parser, plan):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--models', nargs='+', default=['shufflenet_v2_x1_0'], choices=sorted(MODELS))
+    p.add_argument('--models', nargs='+', default=['shufflenet_v2_x1_0'], type=model_name,
+                   metavar='MODEL', help=f'of {", ".join(sorted(MODELS))}, or one layer: {LAYER}CIN-COUT-HW-K-S '
+                                         '(a K x K convolution of stride S and a ReLU, as tools/bench_peers.py)')
     p.add_argument('--engines', nargs='+', default=list(ENGINES), choices=ENGINES)
     p.add_argument('--cpus', nargs='+', default=sorted(CPUS), choices=sorted(CPUS))
     p.add_argument('--threads', nargs='+', type=int, default=[1])
