@@ -26,7 +26,8 @@ class PlanOptions:
     winograd: int = None         # dense 3x3 stride-1 convolutions by Winograd F(m x m, 3x3): None:
                                  # m = 2 or 4 or the direct path, whichever costs least (ops/conv.py:
                                  # winograd_tile); 0: never; 2 or 4: that m for every one
-    winograd_bytes: int = 1 << 20  # a Winograd job's transform buffers: bands of tile rows this size
+    winograd_bytes: int = None   # a Winograd job's transform buffers: bands of tile rows this size
+                                 # (None: ops/conv.py's WINOGRAD_BYTES or the weights' bytes)
     weight_block_bytes: int = None  # 1x1 and direct convolutions run their row tiles in blocks whose
                                  # packed weights fit this, each over many pixels (in cache the while):
                                  # a 1x1's jobs take such chunks (weight_block); None: WEIGHT_BLOCK_BYTES

@@ -420,6 +420,25 @@ def test_winograd_bands():
     assert winograd_layout(k, 2, 2048, row_tiles(k, 2048), 14, 14, small)[0] == 7
 
 
+def test_winograd_bands_hold_as_much_as_the_weights():
+    """By default (winograd_bytes None) a band's transform buffers take
+    WINOGRAD_BYTES or as many bytes as the transformed weights, which each
+    band reads all of, whichever is more (ResNet-18's 28x28 layers, 2.3 MB of
+    weights: on NEON 2 bands, not 4 by 1 MB); a winograd_bytes given is taken
+    as it is."""
+    from engine.lowering import row_tiles
+    from engine.ops.conv import WINOGRAD_BYTES, winograd_layout
+    k = isa.kernels()
+    for m, cin, hw in ((4, 128, 28), (4, 128, 56), (2, 256, 56), (4, 64, 56), (4, 16, 55), (2, 48, 13)):
+        tiles = row_tiles(k, cin)
+        weights = (m + 2) ** 2 * cin * tiles['m_tiles'] * tiles['tile_rows'] * k.ELEMENT_BYTES
+
+        def layout(nbytes):
+            return winograd_layout(k, m, cin, tiles, hw, hw, PlanOptions(winograd_bytes=nbytes))
+        assert layout(None) == layout(max(WINOGRAD_BYTES, weights))
+        assert layout(4 * weights)[0] >= layout(weights)[0]
+
+
 @pytest.mark.parametrize('m', [2, 4])
 def test_winograd_bands_halve_evenly(m):
     """Several bands are an even number (or one tile row each), their tile
