@@ -17,17 +17,25 @@ class PlanOptions:
     """How the planner splits work and picks kernels, tiles and fusions.
     The defaults are what measured fastest (README); tests and benchmarks
     pass others (Model(..., options=PlanOptions(direct_conv=False)))."""
+    single_thread: bool = False  # the plan runs on one thread (engine.Model sets it): its jobs need
+                                 # not share out, so it takes fewer, larger ones where they read
+                                 # less (several threads: as measured on two; a Pi's four slowed)
     min_jobs: int = 8            # split a GEMM's row tiles until an image gives this many jobs
     channel_jobs: int = 16       # per-channel ops, convolutions: jobs per image, each a run of
                                  # channels, pixel tiles or output rows
     direct_conv: bool = None     # dense stride-1/2 convolutions read framed rows in place (else im2col):
                                  # None: where their output rows fill the tiles (ops/conv.py:
                                  # direct_pays); True: always; False: never
+    direct_panel: bool = None    # ... their pixels across output rows through a panel: None: in a
+                                 # one-thread plan where rows leave the tiles' lanes empty
+                                 # (ops/conv.py: panel_pays)
+    panel_jobs: int = 2          # ... in this many runs of pixel tiles per image (each frames its
+                                 # rows and reads all the weights; one thread: one)
     winograd: int = None         # dense 3x3 stride-1 convolutions by Winograd F(m x m, 3x3): None:
                                  # m = 2 or 4 or the direct path, whichever costs least (ops/conv.py:
                                  # winograd_tile); 0: never; 2 or 4: that m for every one
-    winograd_bytes: int = None   # a Winograd job's transform buffers: bands of tile rows this size
-                                 # (None: ops/conv.py's WINOGRAD_BYTES or the weights' bytes)
+    winograd_bytes: int = 1 << 20  # a Winograd job's transform buffers: bands of tile rows this size
+                                   # (one thread: or as large as the transformed weights)
     weight_block_bytes: int = None  # 1x1 and direct convolutions run their row tiles in blocks whose
                                  # packed weights fit this, each over many pixels (in cache the while):
                                  # a 1x1's jobs take such chunks (weight_block); None: WEIGHT_BLOCK_BYTES

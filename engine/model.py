@@ -472,8 +472,9 @@ class Model:
             plan = self._cache.get(key)
             if plan is None:
                 # one thread: no K-split (it keeps each of two threads on the channels
-                # its core wrote; alone, the split's sum is work for nothing)
-                options = self.options if several else replace(self.options, k_split=False)
+                # its core wrote; alone, the split's sum is work for nothing), and
+                # jobs laid out for one (PlanOptions.single_thread)
+                options = self.options if several else replace(self.options, k_split=False, single_thread=True)
                 plan = compile_graph(self.graph, h, w, options, self._info, self.kernels)
                 self._cache.put(key, plan, plan.program.nbytes)
         return plan

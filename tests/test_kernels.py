@@ -37,13 +37,15 @@ WINDOW_PATHS = {
 
 def plan_options(window_path=None, conv_path=None, **more):
     """PlanOptions for a window path (WINDOW_PATHS) and a convolution path
-    ('direct': framed rows read in place, or 'im2col' panels; not Winograd,
+    ('direct': framed rows read in place, 'direct-panel': across rows through
+    a panel (test_direct_panel), or 'im2col' panels; not Winograd,
     which test_winograd takes), or 'winograd2' / 'winograd4' (F(2x2) or
     F(4x4) for dense 3x3 stride-1 convolutions, direct for the others)."""
     if window_path:
         more = dict(WINDOW_PATHS[window_path], **more)
     if conv_path:
         more['direct_conv'] = conv_path != 'im2col'
+        more['direct_panel'] = conv_path == 'direct-panel'
         more['winograd'] = int(conv_path[-1]) if conv_path.startswith('winograd') else 0
     return PlanOptions(**more)
 
@@ -164,16 +166,92 @@ def test_direct_conv_takes_the_weights_in_blocks(stride):
     params = {'weight': rand(rng, (cout, cin, 3, 3), 0.3), 'bias': rand(rng, cout)}
     graph = one_op_graph('conv', (1, cin) + hw, attrs, params)
     shapes = infer_shapes(graph, *hw)
-    block = PlanOptions(direct_conv=True, winograd=0, weight_block_bytes=2048, weight_block_bands=3)
+    block = PlanOptions(direct_conv=True, direct_panel=False, winograd=0, weight_block_bytes=2048,
+                        weight_block_bands=3)
     op, kind, _ = lower(graph.nodes[0], shapes, block)
     assert kind == f'conv3x3{"s2" if stride == 2 else ""}' and op.out_h > 3
     assert op.m_block == min(op.m_tiles, max(1, 2048 // (op.tile_rows * op.K * kernels.ELEMENT_BYTES))) < op.m_tiles
     assert op.jobs_per_image == 3 and op.per_job == -(-op.out_h // 3)
-    whole, _, _ = lower(graph.nodes[0], shapes, PlanOptions(direct_conv=True, winograd=0, weight_block_bytes=1 << 30))
+    whole, _, _ = lower(graph.nodes[0], shapes, PlanOptions(direct_conv=True, direct_panel=False, winograd=0,
+                                                           weight_block_bytes=1 << 30))
     assert whole.m_block == whole.m_tiles and whole.per_job == -(-whole.out_h // PlanOptions().channel_jobs)
     for n in BATCHES:
         x = rand(rng, (n, cin) + hw)
         check_graph(one_op_graph('conv', x.shape, attrs, params), x, options=block)
+
+
+# Direct convolutions through a panel: output rows that leave the tiles'
+# lanes empty (odd widths, 1x1 and 2x2 planes, H != W, one row or column),
+# stride 1 and 2, kernels 1x1 (stride 2) to 7x7, padding 0 to 3, channels off
+# the tile rows; jobs of pixel runs that start and end inside rows (3 of
+# them), with and without weight blocks.
+DIRECT_PANEL_CASES = [
+    # cin, cout, k, stride, pad, h, w
+    (3, 8, 3, 2, 1, 13, 13), (5, 13, 3, 2, 1, 27, 27), (4, 25, 3, 1, 1, 7, 7), (2, 3, 3, 1, 1, 1, 1),
+    (3, 5, 3, 1, 1, 2, 2), (6, 7, 5, 1, 2, 9, 11), (5, 6, 7, 2, 3, 15, 13), (7, 12, 3, 2, 0, 9, 20),
+    (4, 9, 1, 2, 0, 7, 5), (8, 31, 3, 1, 1, 3, 40), (17, 16, 3, 1, 1, 40, 3), (3, 4, 3, 2, 1, 1, 9),
+]
+
+
+@pytest.mark.parametrize('blocks', [False, True])
+@pytest.mark.parametrize('case', DIRECT_PANEL_CASES, ids=lambda c: '{}to{}_k{}s{}p{}_{}x{}'.format(*c))
+def test_direct_panel(case, blocks, precision):
+    """A direct convolution through a panel: jobs of whole pixel tiles
+    across rows (panel_jobs of them), against the reference at
+    batch 1 and 3, one and two threads."""
+    cin, cout, k, stride, pad, h, w = case
+    rng = np.random.default_rng(cin * 7 + w)
+    attrs = dict(in_channels=cin, out_channels=cout, kernel=[k, k], stride=[stride] * 2, padding=[pad] * 2,
+                 dilation=[1, 1], groups=1, clamp=[0.0, 6.0] if cout % 2 else None)
+    params = {'weight': rand(rng, (cout, cin, k, k), (cin * k * k) ** -0.5), 'bias': rand(rng, cout)}
+    options = PlanOptions(direct_conv=True, direct_panel=True, winograd=0, panel_jobs=3,
+                          weight_block_bytes=1 if blocks else 1 << 30)
+    kernels = run_in(precision)['kernels']
+    graph = one_op_graph('conv', (1, cin, h, w), attrs, params)
+    op, _, _ = lower(graph.nodes[0], infer_shapes(graph, h, w), options, kernels)
+    pixels = op.out_h * op.out_w
+    assert op.panel == 1 and op.per_job % kernels.TILE_PIXELS == 0
+    assert op.jobs_per_image == -(-pixels // op.per_job) <= 3
+    assert (op.m_block < op.m_tiles) == (blocks and op.m_tiles > 1 and op.out_h > 1)   # (one row: read once)
+    for n in BATCHES:
+        x = rand(rng, (n, cin, h, w))
+        check_graph(one_op_graph('conv', x.shape, attrs, params), x, options=options, **run_in(precision))
+
+
+def test_direct_panel_takes_the_residual_and_activation():
+    """conv(x) + r, then the activation, through a panel (the tiles' store)."""
+    from engine.graph import Graph, Node
+    rng = np.random.default_rng(16)
+    c, hw = 10, (9, 7)
+    attrs = dict(in_channels=c, out_channels=c, kernel=[3, 3], stride=[1, 1], padding=[1, 1],
+                 dilation=[1, 1], groups=1, clamp=[0.0, None], act='hardswish')
+    nodes = [Node('r', 'affine', ['input'], {'clamp': None}, {'scale': rand(rng, c), 'shift': rand(rng, c)}),
+             Node('conv', 'conv', ['input', 'r'], attrs,
+                  {'weight': rand(rng, (c, c, 3, 3), 0.3), 'bias': rand(rng, c)})]
+    options = plan_options(conv_path='direct-panel')
+    for n in BATCHES:
+        x = rand(rng, (n, c) + hw)
+        check_graph(Graph('input', x.shape, nodes, ['conv']), x, options=options)
+
+
+def test_direct_panel_where_rows_leave_lanes_empty():
+    """By default a one-thread plan's direct convolution takes a panel, in
+    one job, where its rows in whole tiles cover PANEL_GAIN times the pixels
+    the plane's tiles do, not where the rows fill them; several threads'
+    plans take none."""
+    from engine.ops.conv import PANEL_GAIN
+    kernels = isa.kernels()
+    covered, nr = kernels.gemm_covered_pixels, kernels.TILE_PIXELS
+    for h, w in ((7, 7), (14, 14), (nr + 1, nr + 1), (5, 2 * nr), (9, 1), (1, 9)):
+        attrs = dict(in_channels=4, out_channels=8, kernel=[3, 3], stride=[1, 1], padding=[1, 1],
+                     dilation=[1, 1], groups=1)
+        graph = one_op_graph('conv', (1, 4, h, w), attrs, {'weight': np.ones((8, 4, 3, 3), np.float32)})
+        shapes = infer_shapes(graph, h, w)
+        op, _, _ = lower(graph.nodes[0], shapes, PlanOptions(direct_conv=True, winograd=0, single_thread=True))
+        assert op.panel == (h * covered(w) > PANEL_GAIN * covered(h * w))
+        assert not op.panel or op.jobs_per_image == 1
+        assert not lower(graph.nodes[0], shapes, PlanOptions(direct_conv=True, winograd=0))[0].panel
+    assert not covered(2 * nr) * 5 > PANEL_GAIN * covered(5 * 2 * nr)    # (whole rows: no panel)
 
 
 def _pointwise_attrs(cin, cout, groups, **extra):
@@ -421,22 +499,23 @@ def test_winograd_bands():
 
 
 def test_winograd_bands_hold_as_much_as_the_weights():
-    """By default (winograd_bytes None) a band's transform buffers take
-    WINOGRAD_BYTES or as many bytes as the transformed weights, which each
-    band reads all of, whichever is more (ResNet-18's 28x28 layers, 2.3 MB of
-    weights: on NEON 2 bands, not 4 by 1 MB); a winograd_bytes given is taken
-    as it is."""
+    """A one-thread plan's bands of transform buffers take winograd_bytes or
+    as many bytes as the transformed weights, which each band reads all of,
+    whichever is more (ResNet-18's 28x28 layers, 2.3 MB of weights: on NEON 2
+    bands, not 4 by 1 MB); several threads' take winograd_bytes."""
     from engine.lowering import row_tiles
-    from engine.ops.conv import WINOGRAD_BYTES, winograd_layout
+    from engine.ops.conv import winograd_layout
     k = isa.kernels()
     for m, cin, hw in ((4, 128, 28), (4, 128, 56), (2, 256, 56), (4, 64, 56), (4, 16, 55), (2, 48, 13)):
         tiles = row_tiles(k, cin)
         weights = (m + 2) ** 2 * cin * tiles['m_tiles'] * tiles['tile_rows'] * k.ELEMENT_BYTES
 
-        def layout(nbytes):
-            return winograd_layout(k, m, cin, tiles, hw, hw, PlanOptions(winograd_bytes=nbytes))
-        assert layout(None) == layout(max(WINOGRAD_BYTES, weights))
-        assert layout(4 * weights)[0] >= layout(weights)[0]
+        def layout(nbytes, single_thread):
+            options = PlanOptions(winograd_bytes=nbytes, single_thread=single_thread)
+            return winograd_layout(k, m, cin, tiles, hw, hw, options)
+        assert layout(1 << 20, True) == layout(max(1 << 20, weights), False)
+        assert layout(1, True) == layout(weights, False)
+        assert layout(4 * weights, True)[0] >= layout(weights, True)[0]
 
 
 @pytest.mark.parametrize('m', [2, 4])

@@ -195,6 +195,34 @@ def test_frame_row(s, in_w):
             assert (dst[fw:] == SENTINEL).all()         # nothing past the frame row
 
 
+@pytest.mark.parametrize('out_w', [1, 2, 3, 7, VLEN, VLEN + 1, 13])
+def test_direct_panel(out_w):
+    """The direct convolution's panel: each tap's pixels p0 .. p1 - 1 of the
+    output plane one after another, from the rows of the frame (runs that
+    start and end inside rows, one pixel, whole rows); nothing written past
+    the K rows but their VLEN floats of slack."""
+    rng = np.random.default_rng(out_w)
+    row_step, out_h = out_w + 5, 4
+    frame = rng.standard_normal(3 * row_step * out_h + 4 * VLEN).astype(np.float32)
+    for tap in ([0], [3, row_step + 1, 2, 2 * row_step]):
+        K = len(tap)
+        for p0, p1 in ((0, out_w * out_h), (out_w - 1, out_w + 1), (1, 1 + out_w), (2, 3),
+                       (out_w, 3 * out_w - 1), (0, 1)):
+            p1 = min(p1, out_w * out_h)
+            if p0 >= p1:
+                continue
+            oh0 = p0 // out_w
+            stride = p1 - p0 + 3
+            panel = np.full(K * stride + 2 * VLEN, SENTINEL, np.float32)
+            isa.ukernel_direct_panel(panel, stride, frame, tap, p0, p1, out_w, oh0, row_step)
+            p = np.arange(p0, p1)
+            for k, t in enumerate(tap):
+                np.testing.assert_array_equal(panel[k * stride:k * stride + p1 - p0],
+                                              frame[t + (p // out_w - oh0) * row_step + p % out_w])
+            # (a row's last vector may run VLEN - 1 floats past it)
+            assert (panel[(K - 1) * stride + p1 - p0 + VLEN - 1:] == SENTINEL).all()
+
+
 @pytest.mark.parametrize('hw', [(1, 1), (2, 2), (5, 7), (8, 3), (13, 16)])
 def test_phase_planes(hw):
     h, w = hw

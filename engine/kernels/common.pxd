@@ -62,9 +62,10 @@ cdef struct OpParams:
     int64_t short_tiles
     int64_t m_per_job        # row tiles one job computes
     int64_t m_block          # OP_CONV_DIRECT: row tiles a job runs over all its rows before the next
+    int64_t panel            # OP_CONV_DIRECT: 1: jobs of per_job pixels across rows, through a panel
     int64_t per_job          # channels (per-channel ops), pixel tiles (1x1, im2col), output
-                             # rows (direct convolution; a fused op's band) or tile rows
-                             # (Winograd) one job computes
+                             # rows (direct convolution; a fused op's band; with a panel
+                             # pixels) or tile rows (Winograd) one job computes
     int64_t n_tiles          # GEMM pixel tiles per plane
     int64_t tile_pixels      # GEMM pixels per tile: GEMM_NR, or the whole plane (GEMM_TAIL_PIXELS)
     int64_t plane            # padded plane stride of the output

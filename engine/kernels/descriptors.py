@@ -130,10 +130,13 @@ class Gemm(Step, Spatial):
 class ConvDirect(Gemm, Kernel):
     """Dense convolution, stride 1 or 2, read from framed rows in place:
     jobs of per_job output rows, each over its rows m_block row tiles at a
-    time (lowering.weight_block); in2_off is each tap's offset in the frame."""
+    time (lowering.weight_block); in2_off is each tap's offset in the frame.
+    panel 1: jobs of per_job pixels across rows, each tap's pixels copied
+    from the frame into a panel (rows too narrow for the tiles' lanes)."""
     KIND = OpKind.OP_CONV_DIRECT
     in2_off: Offsets
     m_block: int
+    panel: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -41,6 +41,8 @@ cdef extern from "ukernels.h" nogil:
                          const int64_t* x_off, const int64_t* x_run, ef* y, float lo, float hi)
     const int LINEAR_NO
     void f32_copy_strided(ef* dst, const ef* src, int64_t n, int64_t s)
+    void f32_direct_panel(ef* panel, int64_t stride, const ef* frame, const int64_t* tap, int64_t K,
+                          int64_t p0, int64_t p1, int64_t out_w, int64_t oh0, int64_t row_step)
     const int ACT_END
     void f32_fma_peak_loop(int64_t iters, float* sink)
     const int PEAK_CHAINS
@@ -317,34 +319,55 @@ cdef inline int64_t direct_row_floats(const Op* op) noexcept nogil:
     return (op.p.in_w + 2 * op.p.pw + ENGINE_PLANE_ALIGN - 1) // ENGINE_PLANE_ALIGN * ENGINE_PLANE_ALIGN
 
 
-cdef inline int64_t direct_band_rows(const Op* op) noexcept nogil:
-    """Input rows under one job's band of per_job output rows."""
-    return (op.p.per_job - 1) * op.p.sh + op.p.kh
+cdef inline int64_t direct_band_rows(const Op* op, int64_t rows) noexcept nogil:
+    """Input rows under `rows` output rows."""
+    return (rows - 1) * op.p.sh + op.p.kh
 
 
-cdef inline Op direct_geometry(int64_t in_w, int64_t pw, int64_t kh, int64_t sh,
-                              int64_t rows_per_job) noexcept:
+cdef inline int64_t panel_rows(int64_t pixels, int64_t out_w, int64_t out_h) noexcept nogil:
+    """Output rows a run of pixels may span (starting anywhere in a row)."""
+    return min(out_h, (pixels + out_w - 2) // out_w + 1)
+
+
+def direct_panel_rows(int64_t pixels, int64_t out_w, int64_t out_h):
+    """panel_rows: the rows a panel job of `pixels` frames."""
+    return panel_rows(pixels, out_w, out_h)
+
+
+cdef inline int64_t direct_job_rows(const Op* op) noexcept nogil:
+    """Output rows one job's band spans: per_job, or with a panel those its
+    per_job pixels may span."""
+    return panel_rows(op.p.per_job, op.p.out_w, op.p.out_h) if op.p.panel else op.p.per_job
+
+
+cdef inline int64_t direct_frame_floats(const Op* op, int64_t cin, int64_t rows) noexcept nogil:
+    """A band's frame: the input rows under `rows` output rows, every
+    channel's, then the slack the tile reads past a row."""
+    return cin * direct_band_rows(op, rows) * direct_row_floats(op) + 2 * GEMM_NR
+
+
+cdef inline Op direct_geometry(int64_t in_w, int64_t pw, int64_t kh, int64_t sh) noexcept:
     cdef Op op
-    op.p.in_w, op.p.pw, op.p.kh, op.p.sh, op.p.per_job = in_w, pw, kh, sh, rows_per_job
+    op.p.in_w, op.p.pw, op.p.kh, op.p.sh = in_w, pw, kh, sh
     return op
 
 
 def direct_scratch_floats(int64_t cin, int64_t in_w, int64_t pw, int64_t kh, int64_t sh,
-                          int64_t rows_per_job):
-    """Scratch one worker needs for a direct convolution: the band's framed
-    input rows of every channel, then the slack the tile reads past a row."""
-    cdef Op op = direct_geometry(in_w, pw, kh, sh, rows_per_job)
-    return cin * direct_band_rows(&op) * direct_row_floats(&op) + 2 * GEMM_NR
+                          int64_t rows_per_job, int64_t K=0, int64_t panel_pixels=0):
+    """Scratch one worker needs for a direct convolution: the band's frame
+    (rows_per_job output rows), then with a panel of panel_pixels its K
+    rows and the slack of their copy."""
+    cdef Op op = direct_geometry(in_w, pw, kh, sh)
+    return direct_frame_floats(&op, cin, rows_per_job) + (K * panel_pixels + VLEN if panel_pixels else 0)
 
 
-def direct_tap_offsets(int64_t cin, int64_t in_w, int64_t pw, int64_t kh, int64_t kw,
-                       int64_t stride, int64_t rows_per_job):
+def direct_tap_offsets(int64_t cin, int64_t in_w, int64_t pw, int64_t kh, int64_t kw, int64_t stride):
     """(offsets, columns): where tap (ci, ki, kj) of the first output row of
     a band starts in the band's frame (the direct convolution's B rows;
     planned once, read by every job), and its column there.  The frame holds
     band row r of channel ci as its row r * cin + ci, so that the taps of one
     column are equally spaced over (ki, ci): one run.  stride: 1 or 2, both ways."""
-    cdef Op op = direct_geometry(in_w, pw, kh, stride, rows_per_job)
+    cdef Op op = direct_geometry(in_w, pw, kh, stride)
     fw = in_w + 2 * pw
     ci, ki, kj = np.meshgrid(np.arange(cin), np.arange(kh), np.arange(kw), indexing='ij')
     column = kj if stride == 1 else kj % 2 * ((fw + 1) // 2) + kj // 2
@@ -352,30 +375,39 @@ def direct_tap_offsets(int64_t cin, int64_t in_w, int64_t pw, int64_t kh, int64_
     return offsets.astype(np.int64).ravel(), column.astype(np.int64).ravel()
 
 
-cdef void conv_direct_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
-    """Dense convolution, stride 1 or 2 (both ways), no dilation: job =
-    (image, band of per_job output rows).  The band's input rows are framed
-    in scratch (zero padding; for stride 2 even columns, then odd), so each
-    tap's pixels under an output row are contiguous: the GEMM tile reads them
-    in place, no im2col panel.  op.in2_off: each tap's offset in the frame
-    (direct_tap_offsets: band row r of channel ci is its row r * cin + ci).
-    The row tiles m_block at a time, each block over all the band's rows:
-    its weights stay in cache across them (all the weights for each row
-    read ResNet-18's 1.2-4.7 MB ones from memory once a row on a Pi)."""
-    cdef int64_t image = job // op.p.jobs_per_image
-    cdef int64_t oh0 = job % op.p.jobs_per_image * op.p.per_job
-    cdef int64_t oh1 = min(oh0 + op.p.per_job, op.p.out_h)
-    cdef int64_t fs = direct_row_floats(op), band = direct_band_rows(op)
-    cdef int64_t ih0 = oh0 * op.p.sh - op.p.ph, ci, ki, ih, oh
-    cdef ef* base = image_data(ctx, image)
-    cdef ef* frame = worker_scratch(ctx, tid)
+cdef inline void direct_frame(const Op* op, const ef* base, ef* frame, int64_t oh0, int64_t oh1) noexcept nogil:
+    """The input rows under output rows oh0 .. oh1 - 1 framed in scratch
+    (zero padding; for stride 2 even columns, then odd): band row r of
+    channel ci is frame row r * cin + ci (direct_tap_offsets)."""
+    cdef int64_t fs = direct_row_floats(op), ih0 = oh0 * op.p.sh - op.p.ph, ci, ki, ih
     cdef const ef* row
     for ci in range(op.p.cin_g):
-        for ki in range(min(band, (oh1 - oh0 - 1) * op.p.sh + op.p.kh)):
+        for ki in range(direct_band_rows(op, oh1 - oh0)):
             ih = ih0 + ki
             row = base + op.in_off[ci] + ih * op.p.in_w if 0 <= ih < op.p.in_h else NULL
             f32_frame_row(frame + (ki * op.p.cin_g + ci) * fs, row, op.p.in_w, op.p.pw,
                           op.p.in_w + 2 * op.p.pw, op.p.sw)
+
+
+cdef void conv_direct_job(const Op* op, const Ctx* ctx, int64_t job, int tid) noexcept nogil:
+    """Dense convolution, stride 1 or 2 (both ways), no dilation: job =
+    (image, band of per_job output rows).  The band's input rows are framed
+    (direct_frame), so each tap's pixels under an output row are contiguous:
+    the GEMM tile reads them in place, no im2col panel.  op.in2_off: each
+    tap's offset in the frame.  The row tiles m_block at a time, each block
+    over all the band's rows: its weights stay in cache across them (all
+    the weights for each row read ResNet-18's 1.2-4.7 MB ones from memory
+    once a row on a Pi).  With op.p.panel, direct_panel_job."""
+    cdef int64_t image = job // op.p.jobs_per_image
+    if op.p.panel:
+        direct_panel_job(op, image_data(ctx, image), worker_scratch(ctx, tid), job % op.p.jobs_per_image)
+        return
+    cdef int64_t oh0 = job % op.p.jobs_per_image * op.p.per_job
+    cdef int64_t oh1 = min(oh0 + op.p.per_job, op.p.out_h)
+    cdef int64_t fs = direct_row_floats(op), oh
+    cdef ef* base = image_data(ctx, image)
+    cdef ef* frame = worker_scratch(ctx, tid)
+    direct_frame(op, base, frame, oh0, oh1)
     # each output row: its whole pixel tiles in one call, then the rest
     cdef int64_t whole = op.p.out_w // GEMM_NR, nb, nc, mt0 = 0, mt1
     while mt0 < op.p.m_tiles:
@@ -388,6 +420,35 @@ cdef void conv_direct_job(const Op* op, const Ctx* ctx, int64_t job, int tid) no
             if op.p.out_w > whole * GEMM_NR:
                 gemm_row_tiles(op, 0, mt0, mt1, frame, op.in2_off, op.k_runs, nb + whole * GEMM_NR,
                                base, nc + whole * GEMM_NR, op.p.out_w - whole * GEMM_NR, WHOLE_K)
+        mt0 = mt1
+
+
+cdef inline void direct_panel_job(const Op* op, ef* base, ef* scratch, int64_t j) noexcept nogil:
+    """A direct convolution whose output rows would leave the GEMM tiles'
+    lanes empty (7 or 14 pixels wide in 8-pixel tiles): job j takes per_job
+    pixels of the plane across rows, frames the rows under them, copies each
+    tap's pixels into a panel row (f32_direct_panel: one run of K rows), and
+    runs its tiles over the panel, m_block row tiles at a time; the last
+    tile takes up to GEMM_EXTRA_MAX pixels past whole tiles."""
+    cdef int64_t p0 = j * op.p.per_job, p1 = min(p0 + op.p.per_job, op.p.out_h * op.p.out_w)
+    cdef int64_t oh0 = p0 // op.p.out_w, oh1 = (p1 - 1) // op.p.out_w + 1
+    cdef ef* panel = scratch + direct_frame_floats(op, op.p.cin_g, direct_job_rows(op))
+    cdef int64_t off[2]
+    cdef int64_t run = op.p.K               # the panel's rows: one run, per_job floats apart
+    off[0], off[1] = 0, op.p.per_job
+    direct_frame(op, base, scratch, oh0, oh1)
+    f32_direct_panel(panel, op.p.per_job, scratch, op.in2_off, op.p.K, p0, p1, op.p.out_w, oh0,
+                     op.p.sh * op.p.cin_g * direct_row_floats(op))
+    cdef int64_t whole = (p1 - p0) // GEMM_NR, rest = p1 - p0 - whole * GEMM_NR, mt0 = 0, mt1
+    if whole and 0 < rest <= GEMM_EXTRA_MAX:
+        whole, rest = whole - 1, rest + GEMM_NR
+    while mt0 < op.p.m_tiles:
+        mt1 = min(mt0 + op.p.m_block, op.p.m_tiles)
+        if whole:
+            gemm_row_tiles(op, 0, mt0, mt1, panel, off, &run, 0, base, p0, GEMM_NR, WHOLE_K, whole)
+        if rest:
+            gemm_row_tiles(op, 0, mt0, mt1, panel, off, &run, whole * GEMM_NR, base, p0 + whole * GEMM_NR,
+                           rest, WHOLE_K)
         mt0 = mt1
 
 

@@ -798,6 +798,28 @@ ENGINE_ALWAYS_INLINE void f32_frame_row(ef* dst, const ef* row, int64_t in_w, in
     else f32_framed_row(dst, row, in_w, pl, 0, 1);
 }
 
+/* A direct convolution's panel (conv_direct_job with a panel): row k (of K,
+ * `stride` floats apart) holds tap k's pixels p0 .. p1 - 1 of the output
+ * plane (out_w wide) one after another, copied from the framed rows: the
+ * tap's pixels of output row oh start at frame + tap[k] + (oh - oh0) *
+ * row_step + its column.  So the GEMM tiles run across output rows (a 7x7
+ * plane in 8-pixel tiles: 49 pixels in 7 tiles, not 56 in 7 half-empty).
+ * Whole vectors: a row's last one runs into the next row's place, written
+ * after it, and past the last (the caller's slack: VLEN floats); the reads
+ * past a framed row stay in the frame (its slack). */
+static inline void f32_direct_panel(ef* panel, int64_t stride, const ef* frame, const int64_t* restrict tap,
+                                    int64_t K, int64_t p0, int64_t p1, int64_t out_w, int64_t oh0, int64_t row_step) {
+    for (int64_t k = 0; k < K; k++) {
+        ef* dst = panel + k * stride;
+        for (int64_t p = p0, oh = p0 / out_w; p < p1; oh++) {
+            const int64_t ow = p - oh * out_w, n = p1 - p < out_w - ow ? p1 - p : out_w - ow;
+            const ef* src = frame + tap[k] + (oh - oh0) * row_step + ow;
+            for (int64_t i = 0; i < n; i += VLEN) vf_storeu(dst + (p - p0) + i, vf_loadu(src + i));
+            p += n;
+        }
+    }
+}
+
 #define FRAMED_R 4
 /* Vector ow of R output rows (1 to FRAMED_R) of a framed window from frame
  * row r0 on, each input row's taps loaded once for all of them.  A row's

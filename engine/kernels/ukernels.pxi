@@ -138,6 +138,26 @@ def ukernel_frame_row(dst, row, int64_t in_w, int64_t pl, int64_t fw, int64_t s)
         f32_frame_row(d, r, in_w, pl, fw, s)
 
 
+def ukernel_direct_panel(panel, int64_t stride, frame, tap, int64_t p0, int64_t p1, int64_t out_w,
+                         int64_t oh0, int64_t row_step):
+    """A direct convolution's panel: panel[k * stride + p - p0] = frame[tap[k]
+    + (p // out_w - oh0) * row_step + p % out_w] for p0 <= p < p1 (vector
+    copies: panel needs VLEN floats of room past its K rows, frame past its
+    last row)."""
+    cdef const int64_t[::1] taps = np.ascontiguousarray(tap, np.int64)
+    cdef int64_t K = taps.shape[0]
+    if not (0 <= oh0 * out_w <= p0 <= p1 and out_w > 0 and p1 - p0 <= stride):
+        raise ValueError(f'pixels {p0}..{p1} from row {oh0} of {out_w}, stride {stride}')
+    if K and min(tap) < 0:
+        raise ValueError('tap points outside frame')
+    last = max(tap) + ((p1 - 1) // out_w - oh0) * row_step + out_w if K and p1 > p0 else 0
+    cdef ef* d = _element_data('panel', panel, K * stride + VLEN, True)
+    cdef const ef* f = _element_data('frame', frame, last + VLEN)
+    if K:
+        with nogil:
+            f32_direct_panel(d, stride, f, &taps[0], K, p0, p1, out_w, oh0, row_step)
+
+
 def ukernel_phase_planes(src, int64_t in_h, int64_t in_w, dst, int64_t ps, int64_t rows, int64_t cols):
     """The four phase planes (even/odd rows x even/odd columns, ps floats
     apart, rows x cols each) of an in_h x in_w plane."""

@@ -112,17 +112,11 @@ def winograd_tiles(m, out_h, out_w):
     return -(-out_w // m), -(-out_h // m)
 
 
-# A Winograd band's transform buffers (PlanOptions.winograd_bytes None): 1 MB, or
-# as many bytes as the transformed weights, which each band reads all of (on NEON
-# ResNet-18's 28x28 layers, 2.3 MB of weights, ran in 4 bands: in 2, counted as a
-# Cortex-A72, 279.27 -> 275.78 M instructions, L2 misses 3.71 -> 3.49 M).
-WINOGRAD_BYTES = 1 << 20
-
-
 def winograd_layout(kernels, m, cin, tiles, out_h, out_w, options):
     """(band_rows, m_per_job, jobs_per_image) of a Winograd op: bands of
-    tile rows whose transform buffers fit options.winograd_bytes (default:
-    WINOGRAD_BYTES or the transformed weights' bytes, the larger; but at
+    tile rows whose transform buffers fit options.winograd_bytes (in a
+    one-thread plan: or the transformed weights' bytes, which each band reads
+    all of, if more; but at
     least a GEMM tile of tiles), or one band where the transformed weights
     are larger than all the tiles' buffers (each band reads them all: at
     14x14 with 512 channels, bands made F(2x2) slower than the direct path);
@@ -137,7 +131,7 @@ def winograd_layout(kernels, m, cin, tiles, out_h, out_w, options):
     size = kernels.ELEMENT_BYTES
     per_row = kernels.winograd_scratch_floats(m, cin, rows, 1, tx) * size
     weights = (m + 2) ** 2 * cin * rows * size
-    budget = max(WINOGRAD_BYTES, weights) if options.winograd_bytes is None else options.winograd_bytes
+    budget = max(options.winograd_bytes, weights) if options.single_thread else options.winograd_bytes
     band = max(1, -(-ty // max(1, -(-per_row * ty // budget))))
     if weights >= per_row * ty:
         band = ty
@@ -200,6 +194,24 @@ def direct_pays(kernels, out_h, out_w, plane):
     the whole plane (`plane` pixels) at the price of its copies."""
     covered = kernels.gemm_covered_pixels
     return out_h * covered(out_w) <= IM2COL_COST * covered(plane)
+
+
+# A direct convolution's pixels run across rows through a panel (gemm.pxi:
+# direct_panel_job) where its rows in whole tiles cover this many times the
+# pixels the plane's tiles do (ResNet-18's 14x14 and 7x7 stride-2 outputs in
+# 8-pixel NEON tiles: 1.14x); each tap's pixels copied once pay for a few per cent.
+# By default in one-thread plans only: in runs of pixels for four threads on a Pi
+# the busiest thread's count rose (ResNet-18 as a Cortex-A72).
+PANEL_GAIN = 1.05
+
+
+def panel_pays(kernels, out_h, out_w, options):
+    """Whether a direct convolution takes its pixels across rows through a
+    panel (options.direct_panel, or None: in a one-thread plan, by PANEL_GAIN)."""
+    if options.direct_panel is not None:
+        return options.direct_panel
+    covered = kernels.gemm_covered_pixels
+    return options.single_thread and out_h * covered(out_w) > PANEL_GAIN * covered(out_h * out_w)
 
 
 def is_pointwise(node):
@@ -309,11 +321,19 @@ class Conv(OpDef):
         if pointwise:
             table = step['in_off'].reshape(groups, K)
         elif direct:
-            # bands of output rows, few where the weights pass the block (each band reads them all)
+            # bands of output rows, few where the weights pass the block (each band reads them all);
+            # with a panel, runs of whole pixel tiles across rows
             m_block = weight_block(kernels, tiles, K, spatial['out_h'], options)
-            jobs = runs(spatial['out_h'], options.channel_jobs if m_block == m_tiles else options.weight_block_bands)
-            table, column = kernels.direct_tap_offsets(cin, spatial['in_w'], k['pw'], k['kh'], k['kw'],
-                                                       k['sw'], jobs['per_job'])
+            panel = panel_pays(kernels, spatial['out_h'], spatial['out_w'], options)
+            if panel:
+                jobs = runs(-(-pixels // kernels.TILE_PIXELS), 1 if options.single_thread else options.panel_jobs)
+                jobs['per_job'] *= kernels.TILE_PIXELS
+                rows = kernels.direct_panel_rows(jobs['per_job'], spatial['out_w'], spatial['out_h'])
+            else:
+                jobs = runs(spatial['out_h'],
+                            options.channel_jobs if m_block == m_tiles else options.weight_block_bands)
+                rows = jobs['per_job']
+            table, column = kernels.direct_tap_offsets(cin, spatial['in_w'], k['pw'], k['kh'], k['kw'], k['sw'])
             table, column = table[None], column[None]
         else:
             table = np.arange(K, dtype=np.int64)[None] * kernels.TILE_PIXELS
@@ -335,9 +355,10 @@ class Conv(OpDef):
             return record, 'conv1x1' + ('' if groups == 1 else f'g{groups}'), 0
         name = name_kernel('conv', kernel, stride) + ('' if groups == 1 else f'g{groups}')
         if direct:
-            record = ConvDirect(**gemm, **k, **jobs, m_per_job=m_tiles, m_block=m_block, in2_off=table)
-            return record, name, kernels.direct_scratch_floats(cin, spatial['in_w'], k['pw'], k['kh'],
-                                                                 k['sh'], jobs['per_job'])
+            record = ConvDirect(**gemm, **k, **jobs, m_per_job=m_tiles, m_block=m_block, in2_off=table,
+                                panel=int(panel))
+            return record, name, kernels.direct_scratch_floats(cin, spatial['in_w'], k['pw'], k['kh'], k['sh'],
+                                                                 rows, K, jobs['per_job'] if panel else 0)
         jobs = runs(n_tiles, max(1, -(-options.channel_jobs // groups)))
         record = ConvIm2col(**gemm, **k, m_per_job=m_tiles, per_job=jobs['per_job'],
                             jobs_per_image=groups * jobs['jobs_per_image'], in2_off=table)
