@@ -125,7 +125,8 @@ def winograd_layout(kernels, m, cin, tiles, out_h, out_w, options):
     threads get equal halves (28x28 in bands of 5 and 2 tile rows ran 1.45x
     as fast on two threads as on one, in 4 and 3 1.9x); one band: row tiles
     split into chunks until an image gives 2 jobs (each chunk transforms the
-    band's input again)."""
+    band's input again).  A one-thread plan's bands are neither evened nor
+    chunked."""
     tx, ty = winograd_tiles(m, out_h, out_w)
     rows = tiles['m_tiles'] * tiles['tile_rows']
     size = kernels.ELEMENT_BYTES
@@ -138,9 +139,9 @@ def winograd_layout(kernels, m, cin, tiles, out_h, out_w, options):
     while band * tx < kernels.TILE_PIXELS and band < ty:
         band += 1
     bands = -(-ty // band)
-    if bands % 2 and 1 < bands < ty:
+    if bands % 2 and 1 < bands < ty and not options.single_thread:
         bands += 1
-    chunks = min(tiles['m_tiles'], -(-2 // bands))
+    chunks = 1 if options.single_thread else min(tiles['m_tiles'], -(-2 // bands))
     m_per_job = -(-tiles['m_tiles'] // chunks)
     return -(-ty // bands), m_per_job, bands * -(-tiles['m_tiles'] // m_per_job)
 
