@@ -19,7 +19,7 @@ class PlanOptions:
     pass others (Model(..., options=PlanOptions(direct_conv=False)))."""
     single_thread: bool = False  # the plan runs on one thread (engine.Model sets it): its jobs need
                                  # not share out, so it takes fewer, larger ones where they read
-                                 # less (several threads: as measured on two; a Pi's four slowed)
+                                 # less (several threads: laid out as measured on two)
     min_jobs: int = 8            # split a GEMM's row tiles until an image gives this many jobs
     channel_jobs: int = 16       # per-channel ops, convolutions: jobs per image, each a run of
                                  # channels, pixel tiles or output rows

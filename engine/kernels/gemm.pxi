@@ -334,12 +334,6 @@ def direct_panel_rows(int64_t pixels, int64_t out_w, int64_t out_h):
     return panel_rows(pixels, out_w, out_h)
 
 
-cdef inline int64_t direct_job_rows(const Op* op) noexcept nogil:
-    """Output rows one job's band spans: per_job, or with a panel those its
-    per_job pixels may span."""
-    return panel_rows(op.p.per_job, op.p.out_w, op.p.out_h) if op.p.panel else op.p.per_job
-
-
 cdef inline int64_t direct_frame_floats(const Op* op, int64_t cin, int64_t rows) noexcept nogil:
     """A band's frame: the input rows under `rows` output rows, every
     channel's, then the slack the tile reads past a row."""
@@ -432,7 +426,7 @@ cdef inline void direct_panel_job(const Op* op, ef* base, ef* scratch, int64_t j
     tile takes up to GEMM_EXTRA_MAX pixels past whole tiles."""
     cdef int64_t p0 = j * op.p.per_job, p1 = min(p0 + op.p.per_job, op.p.out_h * op.p.out_w)
     cdef int64_t oh0 = p0 // op.p.out_w, oh1 = (p1 - 1) // op.p.out_w + 1
-    cdef ef* panel = scratch + direct_frame_floats(op, op.p.cin_g, direct_job_rows(op))
+    cdef ef* panel = scratch + direct_frame_floats(op, op.p.cin_g, panel_rows(op.p.per_job, op.p.out_w, op.p.out_h))
     cdef int64_t off[2]
     cdef int64_t run = op.p.K               # the panel's rows: one run, per_job floats apart
     off[0], off[1] = 0, op.p.per_job

@@ -211,8 +211,9 @@ def direct_pays(kernels, out_h, out_w, plane):
 # direct_panel_job) where its rows in whole tiles cover this many times the
 # pixels the plane's tiles do (ResNet-18's 14x14 and 7x7 stride-2 outputs in
 # 8-pixel NEON tiles: 1.14x); each tap's pixels copied once pay for a few per cent.
-# By default in one-thread plans only: in runs of pixels for four threads on a Pi
-# the busiest thread's count rose (ResNet-18 as a Cortex-A72).
+# By default in one-thread plans only (several threads' jobs are laid out for two;
+# a Pi's four-thread counts under qemu varied 8 % between runs of one plan, too
+# much to tell).
 PANEL_GAIN = 1.05
 
 
