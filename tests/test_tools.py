@@ -440,20 +440,41 @@ def test_count_aarch64_core_cycles():
     assert e['mca_share'] == pytest.approx(2100 / 3000)
 
 
-def test_estimate_pi_adds_the_misses_and_takes_the_busiest_thread():
-    """estimate_pi: each level's hits at its latency over the misses in flight,
-    added to the core cycles; the time is the busiest thread's share."""
+def test_estimate_pi_scales_the_core_cycles_and_takes_the_busiest_thread():
+    """estimate_pi: the core cycles at the board's core_scale and clock, the
+    busiest thread's share of them; misses are not added."""
     est = load_tool('estimate_pi')
     pi4, pi5 = est.BOARDS['cortex-a72'], est.BOARDS['cortex-a76']
     counts = dict(insns=3000, l1d_access=500, l1d_miss=40, l2_miss=10, l3_miss=4)
-    cell = dict(cpu='cortex-a72', counts=counts, core_cycles=4000.0, threads_insns=[1500, 1500])
-    e = est.estimate(cell)
-    memory = (30 * pi4.l2_cycles + 10 * pi4.dram_ns * pi4.ghz) / pi4.overlap      # no L3 on a Pi 4
-    assert e['memory'] == pytest.approx(memory)
-    assert e['ms'] == pytest.approx((4000 + memory) / 2 / pi4.ghz / 1e6)
-    e5 = est.estimate(dict(cell, cpu='cortex-a76'))
-    assert e5['memory'] == pytest.approx(
-        (30 * pi5.l2_cycles + 6 * pi5.l3_cycles + 4 * pi5.dram_ns * pi5.ghz) / pi5.overlap)
+    cell = dict(cpu='cortex-a72', counts=counts, core_cycles=4000.0, threads_insns=[2000, 1000])
+    assert est.estimate(cell)['ms'] == pytest.approx(4000 * pi4.core_scale * 2 / 3 / pi4.ghz / 1e6)
+    missing = dict(cell, counts=dict(counts, l1d_miss=400, l2_miss=300))
+    assert est.estimate(missing)['ms'] == est.estimate(cell)['ms']
+    assert est.estimate(dict(cell, cpu='cortex-a76'))['ms'] == pytest.approx(
+        4000 * pi5.core_scale * 2 / 3 / pi5.ghz / 1e6)
+
+
+def test_estimate_pi_fits_the_core_scale_to_the_published_figures():
+    """--fit: the least-squares scale of ncnn's one-thread core cycles onto
+    PUBLISHED_NCNN, per board; other engines, thread counts and models are
+    left out."""
+    est = load_tool('estimate_pi')
+    pi4 = est.BOARDS['cortex-a72']
+    published = {m: ms for (cpu, m, precision), ms in est.PUBLISHED_NCNN.items()
+                 if (cpu, precision) == ('cortex-a72', 'fp32')}
+    (a, ms_a), (b, ms_b) = list(published.items())[:2]
+
+    def cell(model, seconds, engine='ncnn', threads=1):
+        return dict(model=model, cpu='cortex-a72', engine=engine, threads=threads, precision='fp32',
+                    core_cycles=seconds * pi4.ghz * 1e9)
+    # a at 1/2 of its published time, b at 1/4: scale = (x . y) / (x . x)
+    x, y = np.array([ms_a / 2, ms_b / 4]), np.array([ms_a, ms_b])
+    cells = [cell(a, ms_a / 2e3), cell(b, ms_b / 4e3), cell(a, 1.0, engine='engine'), cell(a, 1.0, threads=4),
+             cell('not_published', 1.0)]
+    scale, errors = est.fit_core_scale(cells)['cortex-a72']
+    assert scale == pytest.approx(x @ y / (x @ x))
+    assert errors == pytest.approx({a: scale / 2 - 1, b: scale / 4 - 1})
+    assert 'cortex-a76' not in est.fit_core_scale(cells)
 
 
 def test_count_aarch64_replaces_model_files_whole(tmp_path):

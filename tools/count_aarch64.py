@@ -17,7 +17,7 @@ plugin (tools/arm/probe.c) and reports, per inference:
                    (LRU, no hardware prefetcher: demand misses of a cache that does
                    not prefetch)
   cycles           llvm-mca cycles of every hot block of code (as a loop, on the
-                   CPU's scheduling model) times how often it ran; with the misses,
+                   CPU's scheduling model) times how often it ran, and from them
                    tools/estimate_pi.py's estimate of the time on the board
   where            the engine per layer; every engine per shared object and function
 
@@ -512,7 +512,7 @@ def report(cells, functions):
         lines += ['', f'{model}, {cpu} ({BOARDS[cpu].name}), {threads} thread{"s" * (threads > 1)}, '
                       f'per inference (M = millions){plan}',
                   f'{"engine":11} {"M insns":>8} {"/engine":>7} {"ld/st %":>7} {"FMLA %":>6} {"busiest":>8} '
-                  f'{"L1D miss":>8} {"L2 miss":>8} {"L3 miss":>8} {"core Mcyc":>9} {"mem Mcyc":>8} {"est ms":>7}  '
+                  f'{"L1D miss":>8} {"L2 miss":>8} {"L3 miss":>8} {"core Mcyc":>9} {"est ms":>7}  '
                   'max diff (int8: SQNR)']
         for c in group:
             k, cy = c['counts'], estimate(c)
@@ -522,7 +522,7 @@ def report(cells, functions):
                 f'{k["insns"] / base["counts"]["insns"] if base else float("nan"):7.2f} '
                 f'{100 * k["ldst"] / k["insns"]:7.1f} {100 * (k["fmla_f32"] + k["fmla_f16"]) / k["insns"]:6.1f} '
                 f'{c["threads_insns"][0] / M:8.2f} {k["l1d_miss"] / M:8.3f} {k["l2_miss"] / M:8.3f} '
-                f'{k["l3_miss"] / M:8.3f} {cy["core"] / M:9.2f} {cy["memory"] / M:8.2f} {cy["ms"]:7.2f}  '
+                f'{k["l3_miss"] / M:8.3f} {cy["core"] / M:9.2f} {cy["ms"]:7.2f}  '
                 + (f'SQNR {c["sqnr_db"]:.1f} dB' if c['precision'] == 'int8' else f'{c["max_abs_diff"]:.1e}')
                 + ('' if c['ok'] else ' OVER TOLERANCE'))
         for c in group:
@@ -562,7 +562,7 @@ def main(argv=None):
     p.add_argument('--threads', nargs='+', type=int, default=[1])
     p.add_argument('--iters', type=int, default=2, help='counted inferences per cell (default %(default)s)')
     p.add_argument('--no-cache', dest='cache', action='store_false',
-                   help='skip the cache simulation (3-4x faster; no misses, no memory cycles)')
+                   help='skip the cache simulation (3-4x faster; no misses)')
     p.add_argument('--functions', type=int, default=8, help='functions and layers listed per cell')
     p.add_argument('--jobs', type=int, default=os.cpu_count(), help='cells run side by side')
     p.add_argument('--no-build', dest='build_engine', action='store_false',

@@ -72,17 +72,19 @@ WINOGRAD_G = {
 # x86: fitted to single-layer timings (AVX2, Zen 3, 1 thread, 23 shapes of
 # 3-512 channels on 7x7 to 224x224 planes, within about 20 % on that noisy
 # machine; its pick was within 12 % of the fastest measured, 1 % on average).
-# neon: fitted to tools/estimate_pi.py's Pi 4 time of each layer (0.868 cycles
-# per instruction, the misses of a simulated cache, 1.8 GHz) counted under qemu
-# as a Cortex-A72 by each path (tools/count_aarch64.py --plan winograd=0, 2, 4;
-# ResNet-18, SqueezeNet 1.1, dense3x3_ladder: 31 layers of 3-512 channels); its
-# pick was the best of the three on all 31.  The weights' traffic weighs more
-# there (a 1 MiB L2): 512 channels at 7x7 stay F(2x2), 64 to 128 channels at
-# 14x14 too.
+# neon: fitted by tools/fit_path_costs.py to tools/estimate_pi.py's Pi 4 time
+# of each layer (its instructions at the cell's core cycles per instruction)
+# counted under qemu as a Cortex-A72 by each path, one thread
+# (tools/count_aarch64.py --plan winograd=0, 2, 4; ResNet-18, SqueezeNet 1.1,
+# dense3x3_ladder: 31 layers of 3-512 channels, in relative error); its pick
+# was the fastest counted on all 31.  The estimate adds no time for cache
+# misses (fitted to ncnn's published Pi 4 times, it weighed them at zero), so
+# F(4x4) wins everywhere but on the fewest channels, 7x7 planes of 512
+# channels too, as ncnn takes them.
 _X86_COSTS = {0: (0.0198, 0.4345, 0.0, 0.0, 16e3), 2: (0.0279, 0.2808, 0.0955, 0.1066, 28.6e3),
               4: (0.0145, 0.5481, 0.5882, 0.4522, 39.4e3)}
-_NEON_COSTS = {0: (0.1609, 0.0, 0.0, 2.070, 0.0), 2: (0.2150, 1.918, 0.0, 1.866, 173.4e3),
-               4: (0.1857, 2.754, 4.875, 2.240, 268.3e3)}
+_NEON_COSTS = {0: (0.1999, 1.558, 0.0, 0.09427, 354.4e3), 2: (0.234, 1.972, 0.3302, 0.2343, 199.8e3),
+               4: (0.2326, 2.577, 1.455, 0.1732, 181.1e3)}
 # per kernel module (engine.kernels.variants.PREFERENCE, FP16_PREFERENCE):
 # AVX-512 and the scalar kernels have no fit of their own and take x86's;
 # neon_dot NEON's.  The fp16 modules take their ISA's fp32 costs (not refit
@@ -156,24 +158,30 @@ def winograd_layout(kernels, m, cin, tiles, out_h, out_w, options):
     return -(-ty // bands), m_per_job, bands * -(-tiles['m_tiles'] // m_per_job)
 
 
-def path_cost(kernels, m, cin, cout, out_h, out_w, options):
-    """PATH_COST_NS's time of this convolution by Winograd F(m x m), or by
-    the direct path for m = 0 (its tiles cover each output row in whole
-    tiles; Winograd's the tiles of each band)."""
-    per_mac, per_store, per_input, per_weight, per_op = path_costs(kernels)[m]
+def path_terms(kernels, m, cin, cout, out_h, out_w, options):
+    """What PATH_COST_NS's five costs multiply for this convolution by
+    Winograd F(m x m), or by the direct path for m = 0: (multiply-adds of
+    its GEMM tiles, elements they store, elements of the transformed input,
+    weights read, 1).  The direct path's tiles cover each output row in whole
+    tiles; Winograd's the tiles of each band (tools/fit_path_costs.py fits
+    the costs to counted layers by these)."""
     tiles = row_tiles(kernels, cout)
     rows = tiles['m_tiles'] * tiles['tile_rows']
     if m == 0:
         nr = kernels.TILE_PIXELS
         pixels = out_h * -(-out_w // nr) * nr
-        return (per_mac * 9 * cin * rows * pixels + per_store * rows * pixels
-                + per_weight * 9 * cin * rows * out_h + per_op)
+        return 9 * cin * rows * pixels, rows * pixels, 0, 9 * cin * rows * out_h, 1
     a, (tx, ty) = m + 2, winograd_tiles(m, out_h, out_w)
     _, m_per_job, jobs = winograd_layout(kernels, m, cin, tiles, out_h, out_w, options)
     bands = jobs // -(-tiles['m_tiles'] // m_per_job)
     padded = sum(kernels.gemm_covered_pixels(n * tx) for n in kernels.winograd_band_rows(ty, bands))
-    return (per_mac * a * a * cin * rows * padded + per_store * a * a * rows * padded
-            + per_input * a * a * cin * tx * ty + per_weight * bands * a * a * cin * rows + per_op)
+    return a * a * cin * rows * padded, a * a * rows * padded, a * a * cin * tx * ty, bands * a * a * cin * rows, 1
+
+
+def path_cost(kernels, m, cin, cout, out_h, out_w, options):
+    """PATH_COST_NS's time of this convolution by Winograd F(m x m), or by
+    the direct path for m = 0."""
+    return sum(c * t for c, t in zip(path_costs(kernels)[m], path_terms(kernels, m, cin, cout, out_h, out_w, options)))
 
 
 def winograd_tile(kernels, attrs, spatial, options):
