@@ -258,51 +258,49 @@ def test_winograd_matrices_compute_the_convolution():
         isa.winograd_matrices(3)
 
 
+# output planes (out_h, out_w) of a 3x3 stride-1 convolution: 1x1 and 2x2,
+# one row, one column, H != W, widths of one tile short of a vector, of one
+# past, of several vectors (AVX-512: 16 tiles)
+WINO_PLANES = [(1, 1), (2, 2), (1, 9), (9, 1), (5, 7), (7, 13), (3, 4 * VLEN - 3), (6, 4 * VLEN + 5),
+               (2, 9 * VLEN + 1)]
+
+
 @pytest.mark.parametrize('m', [2, 4])
-@pytest.mark.parametrize('in_w', [1, 2, 3, 5, 8, 17, 33, 9 * VLEN + 1])   # (the last: tiles of several vectors)
-def test_wino_frame_row(m, in_w):
-    """One input row as the columns of its tiles: column c of tile t holds
-    input column t * m + c - pw, zeros outside the row, zeros everywhere for
-    a padding row; whole vectors of tiles written, nothing past them."""
+@pytest.mark.parametrize('plane', WINO_PLANES)
+def test_wino_frame_band_and_input_tiles(m, plane):
+    """B^T d B of every tile of a band of tile rows, d its a x a inputs of
+    the padded plane (zeros outside; padding 0 and 1), from a frame of the
+    band's rows as the ISA's input transform reads it: bands of one tile row,
+    of the first and of the last rows, and of all; at most VLEN - 1 floats
+    written past the band's tiles."""
     a = m + 2
-    row = np.arange(1, in_w + 1, dtype=np.float32)
-    for pw in (0, 1):
-        tx = max(1, -(-(in_w + 2 * pw - 2) // m))
-        span = -(-tx // VLEN) * VLEN
-        fs = span + 3
-        for given in (row, None):
-            dst = np.full(a * fs + VLEN, SENTINEL, np.float32)
-            isa.ukernel_wino_frame_row(dst, fs, given, in_w, pw, tx, m)
-            cols = np.arange(tx)[None] * m + np.arange(a)[:, None] - pw
-            inside = (cols >= 0) & (cols < in_w) & (given is not None)
-            expected = np.where(inside, row[np.clip(cols, 0, in_w - 1)], 0)
-            got = dst[:a * fs].reshape(a, fs)
-            np.testing.assert_array_equal(got[:, :tx], expected)
-            assert (got[:, span:] == SENTINEL).all() and (dst[a * fs:] == SENTINEL).all()
-    with pytest.raises(ValueError, match='do not hold'):     # more columns than the tiles read
-        isa.ukernel_wino_frame_row(np.zeros(a * VLEN, np.float32), VLEN, np.zeros(m + 2, np.float32),
-                                   m + 2, 1, 1, m)
-
-
-@pytest.mark.parametrize('m', [2, 4])
-@pytest.mark.parametrize('tiles', sorted({1, 2, max(1, VLEN - 1), VLEN, VLEN + 1, 2 * VLEN + 3}))
-@pytest.mark.parametrize('tx', [1, 3, VLEN + 1])
-def test_wino_input_tiles(m, tiles, tx):
-    """B^T d B of each tile of a band, its a x a inputs read from the frame
-    (input rows m.. of a tile row as rows 0.. of the next, tx tiles on);
-    whole vectors of tiles written, nothing past them."""
-    rng = np.random.default_rng(tiles * m + tx)
-    a, span = m + 2, -(-tiles // VLEN) * VLEN
-    fs, xi_step = span + tx + 2, span + 5
-    frame = rng.standard_normal(m * a * fs).astype(np.float32)
-    v = np.full(a * a * xi_step, SENTINEL, np.float32)
-    isa.ukernel_wino_input_tiles(frame, fs, tx, tiles, v, xi_step, m)
+    out_h, out_w = plane
     bt, _ = isa.winograd_matrices(m)
-    rows = frame.reshape(m, a, fs)
-    for g in range(tiles):
-        d = np.array([[rows[r % m, c, g + r // m * tx] for c in range(a)] for r in range(a)], np.float64)
-        np.testing.assert_allclose(v.reshape(a * a, xi_step)[:, g], (bt @ d @ bt.T).ravel(), rtol=1e-5, atol=1e-5)
-    assert (v.reshape(a * a, xi_step)[:, span:] == SENTINEL).all()
+    for pad in (0, 1):
+        in_h, in_w = out_h + 2 - 2 * pad, out_w + 2 - 2 * pad
+        if in_h < 1 or in_w < 1:
+            continue
+        x = np.random.default_rng(in_h * in_w + m).standard_normal((in_h, in_w)).astype(np.float32)
+        tx, ty = -(-out_w // m), -(-out_h // m)
+        padded = np.zeros((ty * m + 2, tx * m + 2))
+        padded[pad:pad + in_h, pad:pad + in_w] = x
+        for ty0, ty1 in sorted({(0, ty), (0, 1), (ty - 1, ty), (ty // 2, ty)}):
+            frame, fs = isa.ukernel_wino_frame_band(x, pad, pad, ty0, ty1, tx, m)
+            tiles = (ty1 - ty0) * tx
+            xi_step = tiles + VLEN + 2
+            v = np.full(a * a * xi_step, SENTINEL, np.float32)
+            isa.ukernel_wino_input_tiles(frame, fs, tx, tiles, v, xi_step, m)
+            got = v.reshape(a * a, xi_step)
+            for g in range(tiles):
+                q, t = ty0 + g // tx, g % tx
+                d = padded[q * m:q * m + a, t * m:t * m + a]
+                np.testing.assert_allclose(got[:, g], (bt @ d @ bt.T).ravel(), rtol=1e-5, atol=1e-5)
+            assert (got[:, tiles + VLEN - 1:] == SENTINEL).all()
+    with pytest.raises(ValueError, match='do not hold'):     # more columns than the tiles read
+        isa.ukernel_wino_frame_band(np.zeros((3, m + 2), np.float32), 1, 1, 0, 1, 1, m)
+    frame, fs = isa.ukernel_wino_frame_band(np.zeros((3, 3), np.float32), 1, 1, 0, 1, 1, m)
+    with pytest.raises(ValueError, match='not the frame'):
+        isa.ukernel_wino_input_tiles(frame, fs + 1, 1, 1, np.zeros(a * a * 2 * VLEN, np.float32), 2 * VLEN, m)
 
 
 @pytest.mark.parametrize('m', [2, 4])

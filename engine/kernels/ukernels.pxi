@@ -174,34 +174,39 @@ def _wino_m(int m):
         raise ValueError(f'Winograd tiles are 2 or 4 pixels wide, not {m}')
 
 
-def ukernel_wino_frame_row(dst, int64_t fs, row, int64_t in_w, int64_t pw, int64_t tx, int m):
-    """dst[c * fs + t] = row[t * m + c - pw] (0 outside the row; row None:
-    a padding row), c < m + 2, t < tx: one input row as the columns of its
-    tiles (f32_wino_frame_row_m: whole vectors of tiles, up to VLEN - 1 past
-    tx written too)."""
+def ukernel_wino_frame_band(plane, int64_t ph, int64_t pw, int64_t ty0, int64_t ty1, int64_t tx, int m):
+    """(frame, fs): one channel's input rows of tile rows ty0 .. ty1 - 1 (a
+    2-D plane, ph and pw padding rows and columns, 0 or 1; tx tiles across)
+    as ukernel_wino_input_tiles reads them (f32_wino_frame_band: the layout
+    is the ISA's)."""
     _wino_m(m)
-    cdef int64_t span = (tx + VLEN - 1) // VLEN * VLEN
-    if pw < 0 or tx < 1 or fs < span:
-        raise ValueError(f'pw {pw}, tx {tx}, fs {fs}')
+    cdef int64_t in_h = np.shape(plane)[0], in_w = np.shape(plane)[1]
+    if not (0 <= ph <= 1 and 0 <= pw <= 1 and 0 <= ty0 < ty1 and tx >= 1):
+        raise ValueError(f'ph {ph}, pw {pw}, tile rows {ty0} .. {ty1}, tx {tx}')
     if pw + in_w > tx * m + 2:
         raise ValueError(f'{tx} tiles of {m} do not hold {pw} + {in_w} columns')
-    cdef ef* d = _element_data('dst', dst, (m + 1) * fs + span, True)
-    cdef const ef* r = _element_data('row', row, in_w)
-    pad = np.empty(m * (tx + 2 * VLEN), ELEMENT)
+    cdef int64_t fs = f32_wino_frame_stride(ty1 - ty0, tx, m), n = f32_wino_frame_floats(ty1 - ty0, tx, m)
+    frame, pad = np.zeros(n, ELEMENT), np.zeros(m * (tx + 2 * VLEN), ELEMENT)
+    cdef ef* f = _element_data('frame', frame, n, True)
     cdef ef* p = _element_data('pad', pad, m * (tx + 2 * VLEN), True)
+    flat = np.ascontiguousarray(plane).reshape(-1)
+    cdef const ef* x = _element_data('plane', flat, in_h * in_w)
     with nogil:
-        f32_wino_frame_row(d, fs, p, r, in_w, pw, tx, m)
+        f32_wino_frame_band(f, fs, p, x, in_h, in_w, ph, pw, ty0, ty1, tx, m)
+    return frame, fs
 
 
 def ukernel_wino_input_tiles(frame, int64_t fs, int64_t tx, int64_t tiles, v, int64_t xi_step, int m):
-    """B^T d B of `tiles` tiles: tile g's input element (r, c) at
-    frame[((r % m) * (m + 2) + c) * fs + g + r // m * tx]; element xi at
-    v[xi * xi_step + g]."""
+    """B^T d B of `tiles` tiles (whole tile rows of tx) of the frame that
+    ukernel_wino_frame_band made (its fs): element xi of tile g at
+    v[xi * xi_step + g], up to VLEN - 1 floats written past the tiles."""
     _wino_m(m)
-    cdef int64_t a = m + 2, span = (tiles + VLEN - 1) // VLEN * VLEN
-    if tiles < 1 or tx < 1 or fs < span + tx or xi_step < span:
-        raise ValueError(f'tiles {tiles}, tx {tx}, fs {fs}, xi_step {xi_step}')
-    cdef const ef* f = _element_data('frame', frame, m * a * fs)
+    cdef int64_t a = m + 2, span = tiles + VLEN - 1
+    if tiles < 1 or tx < 1 or tiles % tx or xi_step < span:
+        raise ValueError(f'tiles {tiles}, tx {tx}, xi_step {xi_step}')
+    if fs != f32_wino_frame_stride(tiles // tx, tx, m):
+        raise ValueError(f'fs {fs} is not the frame\'s ({f32_wino_frame_stride(tiles // tx, tx, m)})')
+    cdef const ef* f = _element_data('frame', frame, f32_wino_frame_floats(tiles // tx, tx, m))
     cdef ef* vp = _element_data('v', v, (a * a - 1) * xi_step + span, True)
     with nogil:
         f32_wino_input_tiles(f, fs, tx, tiles, vp, xi_step, m)

@@ -16,7 +16,10 @@
  * contiguous vector over tiles:
  *     frame[(r * a + c) * fs + q * tx + t] = input row q * m + r, column c of tile t
  * for r < m; input rows m .. a - 1 of tile row q are rows 0 .. a - m - 1 of
- * tile row q + 1 (the frame holds one tile row more), tx tiles across. */
+ * tile row q + 1 (the frame holds one tile row more), tx tiles across.
+ * NEON's transforms (winograd_neon.h) read the band's input rows padded
+ * instead, their tiles' columns by LD4 and LD2: f32_wino_frame_band makes
+ * whichever the ISA's input transform reads. */
 #ifndef ENGINE_WINOGRAD_H
 #define ENGINE_WINOGRAD_H
 #include "ukernels.h"     /* simd.h, ENGINE_ALWAYS_INLINE */
@@ -127,6 +130,44 @@ ENGINE_ALWAYS_INLINE void f32_wino_frame_row(ef* f, int64_t fs, ef* pad, const e
     else f32_wino_frame_row_m(f, fs, pad, row, in_w, pw, tx, 4);
 }
 
+/* Floats per row of a band's frame (rows of tiles' columns; NEON: padded
+ * input rows), and of the whole frame, band_rows tile rows of tx tiles
+ * (NEON: and the zeros its padded rows' last stores run past it) */
+static inline int64_t f32_wino_frame_stride(int64_t band_rows, int64_t tx, int m) {
+#ifdef ENGINE_WINO_NEON
+    return f32_wino_pad_stride_neon(tx, m);
+#else
+    return (band_rows + 1) * tx + VLEN;
+#endif
+}
+
+static inline int64_t f32_wino_frame_floats(int64_t band_rows, int64_t tx, int m) {
+#ifdef ENGINE_WINO_NEON
+    return (band_rows * m + 2) * f32_wino_frame_stride(band_rows, tx, m) + WINO_PAD_ZEROS;
+#else
+    return m * (m + 2) * f32_wino_frame_stride(band_rows, tx, m);
+#endif
+}
+
+/* One channel's input rows of tile rows ty0 .. ty1 - 1 (plane: in_h rows of
+ * in_w, ph and pw padding rows and columns, 0 or 1) into the frame f (rows
+ * fs floats apart) that f32_wino_input_tiles reads; pad: an input row's
+ * place with its padding (m * (tx + 2 VLEN) floats) */
+static inline void f32_wino_frame_band(ef* f, int64_t fs, ef* pad, const ef* plane, int64_t in_h, int64_t in_w,
+                                       int64_t ph, int64_t pw, int64_t ty0, int64_t ty1, int64_t tx, int m) {
+    for (int64_t fr = 0; fr < (ty1 - ty0) * m + 2; fr++) {
+        const int64_t ih = ty0 * m - ph + fr;
+        const ef* row = 0 <= ih && ih < in_h ? plane + ih * in_w : NULL;
+#ifdef ENGINE_WINO_NEON
+        (void)pad;
+        f32_wino_pad_row_neon(f + fr * fs, row, in_w, pw, fs);
+#else
+        /* frame row fr is row fr % m of tile row fr / m */
+        f32_wino_frame_row(f + fr % m * (m + 2) * fs + fr / m * tx, fs, pad, row, in_w, pw, tx, m);
+#endif
+    }
+}
+
 /* y[i * ys] = (B^T x)[i], x[k * s] the a inputs: by B^T's rows for m = 2
  * (one operation each), factored for m = 4 (terms shared between rows: 12
  * operations where B^T's rows take 22) */
@@ -167,7 +208,7 @@ ENGINE_ALWAYS_INLINE void f32_wino_at_col(const vf* x, int s, vf* y, int ys, con
 }
 
 /* The input transform of `tiles` tiles of a band and one channel: frame as
- * f32_wino_frame_row left it (rows of fs floats, tx tiles a tile row);
+ * f32_wino_frame_band left it (rows of fs floats, tx tiles a tile row);
  * v[xi * xi_step + g] = element xi of tile g's B^T d B.  Writes whole
  * vectors: up to VLEN - 1 past tiles. */
 ENGINE_ALWAYS_INLINE void f32_wino_input_tiles_m(const ef* frame, int64_t fs, int64_t tx, int64_t tiles,

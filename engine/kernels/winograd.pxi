@@ -11,8 +11,10 @@ from libc.stdint cimport int64_t
 cdef extern from "winograd.h" nogil:
     const float* f32_wino_bt(int m)
     const float* f32_wino_at(int m)
-    void f32_wino_frame_row(ef* f, int64_t fs, ef* pad, const ef* row, int64_t in_w, int64_t pw, int64_t tx,
-                            int m)
+    int64_t f32_wino_frame_stride(int64_t band_rows, int64_t tx, int m)
+    int64_t f32_wino_frame_floats(int64_t band_rows, int64_t tx, int m)
+    void f32_wino_frame_band(ef* f, int64_t fs, ef* pad, const ef* plane, int64_t in_h, int64_t in_w, int64_t ph,
+                             int64_t pw, int64_t ty0, int64_t ty1, int64_t tx, int m)
     void f32_wino_input_tiles(const ef* frame, int64_t fs, int64_t tx, int64_t tiles, ef* v, int64_t xi_step,
                               int m)
     void f32_wino_output_tiles(const ef* mrow, int64_t xi_step, int64_t tiles, float bias, ef* out,
@@ -42,12 +44,6 @@ def winograd_band_rows(int64_t tiles_y, int64_t bands):
     return [wino_band_start(tiles_y, bands, b + 1) - wino_band_start(tiles_y, bands, b) for b in range(bands)]
 
 
-cdef inline int64_t wino_frame_stride(int64_t band_rows, int64_t tiles_x) noexcept nogil:
-    """Floats per row of the frame (winograd.h): the band's tile rows and one
-    more, then the VLEN - 1 tiles the framing's vectors may run past them."""
-    return (band_rows + 1) * tiles_x + VLEN
-
-
 cdef inline int64_t wino_out_step(int64_t m, int64_t tiles) noexcept nogil:
     """Floats per output row of the output transform's buffer (whole vectors of tiles)."""
     return (tiles + VLEN - 1) // VLEN * VLEN * m
@@ -56,7 +52,7 @@ cdef inline int64_t wino_out_step(int64_t m, int64_t tiles) noexcept nogil:
 cdef struct WinoScratch:
     ef* v            # a*a x cin x stride
     ef* prod         # a*a x chunk_rows x stride
-    ef* frame        # one channel's band of input rows as its tiles' columns (m * a frame rows)
+    ef* frame        # one channel's band of input rows as the input transform reads them
     ef* out          # m output rows of a band's tiles
     ef* pad          # an input row with its padding (f32_wino_frame_row without masked loads)
     int64_t end         # floats past the last
@@ -69,7 +65,7 @@ cdef inline WinoScratch wino_scratch(ef* at, int64_t m, int64_t cin, int64_t chu
     w.v = at
     w.prod = w.v + a * a * cin * s
     w.frame = w.prod + a * a * chunk_rows * s
-    w.out = w.frame + m * a * wino_frame_stride(band_rows, tiles_x)
+    w.out = w.frame + f32_wino_frame_floats(band_rows, tiles_x, <int>m)
     w.pad = w.out + m * wino_out_step(m, band_rows * tiles_x)
     w.end = (w.pad - at) + m * (tiles_x + 2 * VLEN)
     return w
@@ -112,15 +108,11 @@ cdef void conv_winograd_job(const Op* op, const Ctx* ctx, int64_t job, int tid) 
     cdef ef* base = image_data(ctx, image)
     # the input transform writes whole vectors of tiles, all the GEMM tiles
     # read (covered_pixels: whole tiles, then one of one vector or two)
-    cdef int64_t n_tiles = (ty1 - ty0) * tx, fs = wino_frame_stride(op.p.per_job, tx)
-    cdef int64_t ci, fr, ih, ty, xi
+    cdef int64_t n_tiles = (ty1 - ty0) * tx, fs = f32_wino_frame_stride(op.p.per_job, tx, m)
+    cdef int64_t ci, ty, xi
     for ci in range(cin):
-        # frame row fr is row fr % m of tile row fr // m
-        for fr in range((ty1 - ty0) * m + 2):
-            ih = ty0 * m - op.p.ph + fr
-            f32_wino_frame_row(w.frame + fr % m * a * fs + fr // m * tx, fs, w.pad,
-                               base + op.in_off[ci] + ih * op.p.in_w if 0 <= ih < op.p.in_h else NULL,
-                               op.p.in_w, op.p.pw, tx, m)
+        f32_wino_frame_band(w.frame, fs, w.pad, base + op.in_off[ci], op.p.in_h, op.p.in_w, op.p.ph, op.p.pw,
+                            ty0, ty1, tx, m)
         f32_wino_input_tiles(w.frame, fs, tx, n_tiles, w.v + ci * s, cin * s, m)
     # whole GEMM tiles of tiles, then the rest in a tile as narrow as takes
     # them (one vector: 7x7 planes by F(4x4) are 4 tiles)

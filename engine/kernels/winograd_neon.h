@@ -7,14 +7,54 @@
  * transforms by these */
 #define ENGINE_WINO_NEON 1
 
+/* The band's input rows, padded (f32_wino_pad_row_neon), are what the input
+ * transforms read: column c of tile t of a tile row is padded column t * m
+ * + c, so one LD4 (LD2 for m = 2) takes columns 0 .. m - 1 of a vector of
+ * tiles, one lane a tile, and a second one m columns on the last two: no
+ * frame of the tiles' columns to write (winograd.h's, which took about 220
+ * instructions a 56-pixel row, now about 40).  A vector of tiles stays in its
+ * tile row: the last one of a row runs up to VLEN - 1 tiles into the next
+ * row's places in V (written after it) or past the band's last tile. */
+static inline int64_t f32_wino_pad_stride_neon(int64_t tx, int m) { return m * ((tx + 3) / 4 * 4 + 1); }
+
+/* The right padding of a row is at most 5 m - 2 floats (the stride's whole
+ * vectors of tiles and one more tile's columns past the plane's m tx - 2 +
+ * pw: pw <= 1): five zero vectors cover it, which can run this far past the
+ * row (into the next, written after it, or past the last: the frame's slack) */
+#define WINO_PAD_ZEROS 20
+
+/* d[c] = row[c - pw] for c < fs, 0 outside the row (row NULL: a padding
+ * row); pw is 0 or 1 and in_w + 2 pw - 2 at most m tx wide (3x3, stride 1).
+ * The row by LD1/ST1 of two vectors, then its last part-vector as its last
+ * vector; no library calls (GCC made the padding's loop a memset call). */
+static inline void f32_wino_pad_row_neon(float* d, const float* row, int64_t in_w, int64_t pw, int64_t fs) {
+    const float32x4_t z = vdupq_n_f32(0.0f);
+    if (!row) {
+        for (int64_t x = 0; x < fs; x += 4) vst1q_f32(d + x, z);
+        return;
+    }
+    vst1q_f32(d, z);                  /* the left padding, under the row's first vector */
+    float* o = d + pw;
+    int64_t x = 0;
+    for (; x + 8 <= in_w; x += 8) vst1q_f32_x2(o + x, vld1q_f32_x2(row + x));
+    if (x + 4 <= in_w) {
+        vst1q_f32(o + x, vld1q_f32(row + x));
+        x += 4;
+    }
+    if (x < in_w && in_w >= 4) vst1q_f32(o + in_w - 4, vld1q_f32(row + in_w - 4));
+    else for (; x < in_w; x++) o[x] = row[x];
+#pragma GCC unroll 5
+    for (int k = 0; k < WINO_PAD_ZEROS; k += 4) vst1q_f32(o + in_w + k, z);
+}
+
 /* F(4x4)'s input transform of one vector of tiles (f32_wino_input_tiles_m's
  * loop body for M = 4), in asm for what GCC did not manage from intrinsics:
- * it kept the 36 store and 24 load addresses in registers and spilled them
- * (about 474 instructions a vector under qemu; this takes about 270).  The
- * loads walk the frame's rows by register post-increment (input rows 4 and
- * 5 are rows 0 and 1 one tile row on: a step back), the stores walk V the
- * same way, and B^T runs on the rows first, through a 36-vector buffer on
- * the stack (column j's six rows adjacent: three LDPs), then on the columns.
+ * it kept the 36 store and 24 load addresses in registers and spilled them.
+ * The six input rows' columns come by two LD4s a row (columns 0-3, then
+ * 4-7 of which 4 and 5 are the tiles'), the rows walked by register
+ * post-increment, the stores walk V the same way, and B^T runs on the rows
+ * first, through a 36-vector buffer on the stack (column j's six rows
+ * adjacent: three LDPs), then on the columns.
  * B^T of six vectors x0..x5 (v0-v5) in 13 operations (y0 v17, y1 v18, y2
  * v19, y3 v20, y4 v6, y5 v5), the constants 4, 5, 2 as lanes of %[c]: */
 #define NEON_BT4 \
@@ -31,14 +71,10 @@
     "fadd v20.4s, v7.4s, v7.4s\n\t" \
     "fadd v20.4s, v20.4s, v6.4s\n\t"        /* y3 = t3 + 2 d31 */ \
     "fmls v6.4s, v7.4s, %[c].s[2]\n\t"      /* y4 = t3 - 2 d31 */
-/* input row r's six columns, a frame row (fs) apart */
+/* input row r's six columns (v6, v7: the next tiles' columns 2, 3, unused) */
 #define WINO_LOAD_ROW4 \
-    "ld1 {v0.4s}, [%[p]], %[fs]\n\t" \
-    "ld1 {v1.4s}, [%[p]], %[fs]\n\t" \
-    "ld1 {v2.4s}, [%[p]], %[fs]\n\t" \
-    "ld1 {v3.4s}, [%[p]], %[fs]\n\t" \
-    "ld1 {v4.4s}, [%[p]], %[fs]\n\t" \
-    "ld1 {v5.4s}, [%[p]], %[fs]\n\t"
+    "ld4 {v0.4s, v1.4s, v2.4s, v3.4s}, [%[p]], %[fs]\n\t" \
+    "ld4 {v4.4s, v5.4s, v6.4s, v7.4s}, [%[p4]], %[fs]\n\t"
 /* row r's B^T x into the buffer as element (r, j) at (j * 6 + r) vectors */
 #define WINO_ROW4(r) WINO_LOAD_ROW4 NEON_BT4 \
     "str q17, [%[tmp], #0*96+" #r "*16]\n\t" \
@@ -66,18 +102,19 @@ static inline void f32_wino_input_tiles4_neon(const float* frame, int64_t fs, in
                                               int64_t xi_step) {
     float tmp[36 * 4] __attribute__((aligned(16)));
     const float32x4_t c = {4.0f, 5.0f, 2.0f, 0.0f};
-    const int64_t fs_bytes = fs * 4, back = (24 * fs - tx) * 4, s6 = 6 * xi_step * 4, s35 = 35 * xi_step * 4;
-    for (int64_t t = 0; t < tiles; t += 4) {
-        const float* p = frame + t;
-        float* q = v + t;
-        __asm__ volatile(
-            WINO_ROW4(0) WINO_ROW4(1) WINO_ROW4(2) WINO_ROW4(3)
-            "sub %[p], %[p], %[back]\n\t"
-            WINO_ROW4(4) WINO_ROW4(5)
-            WINO_COL4(0) WINO_COL4(1) WINO_COL4(2) WINO_COL4(3) WINO_COL4(4) WINO_COL4(5)
-            : [p] "+r"(p), [q] "+r"(q)
-            : [tmp] "r"(tmp), [fs] "r"(fs_bytes), [back] "r"(back), [s6] "r"(s6), [s35] "r"(s35), [c] "w"(c)
-            : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v17", "v18", "v19", "v20", "memory");
+    const int64_t fs_bytes = fs * 4, s6 = 6 * xi_step * 4, s35 = 35 * xi_step * 4;
+    for (int64_t g = 0; g < tiles; g += tx, frame += 4 * fs) {    /* a tile row: input rows 0 .. 5 on */
+        for (int64_t t = 0; t < tx; t += 4) {
+            const float* p = frame + 4 * t;
+            const float* p4 = p + 4;
+            float* q = v + g + t;
+            __asm__ volatile(
+                WINO_ROW4(0) WINO_ROW4(1) WINO_ROW4(2) WINO_ROW4(3) WINO_ROW4(4) WINO_ROW4(5)
+                WINO_COL4(0) WINO_COL4(1) WINO_COL4(2) WINO_COL4(3) WINO_COL4(4) WINO_COL4(5)
+                : [p] "+r"(p), [p4] "+r"(p4), [q] "+r"(q)
+                : [tmp] "r"(tmp), [fs] "r"(fs_bytes), [s6] "r"(s6), [s35] "r"(s35), [c] "w"(c)
+                : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v17", "v18", "v19", "v20", "memory");
+        }
     }
 }
 
@@ -153,21 +190,19 @@ static inline void f32_wino_output_tiles4_neon(const float* mrow, int64_t xi_ste
     }
 }
 
-/* F(2x2)'s input transform of one vector of tiles the same way, without a
- * buffer: the rows' B^T x (16 vectors) stay in v16-v31, element (r, j) in
- * v(16 + 4 r + j).  B^T of x0..x3 in 4 operations (GCC took 105 instructions
- * a vector, this 68). */
+/* F(2x2)'s input transform of one vector of tiles the same way (two LD2s
+ * a row), without a buffer: the rows' B^T x (16 vectors) stay in v16-v31,
+ * element (r, j) in v(16 + 4 r + j).  B^T of x0..x3 in 4 operations (GCC
+ * took 105 instructions a vector from the frame, this 60). */
 #define NEON_BT2(x0, x1, x2, x3, y0, y1, y2, y3) \
     "fsub " y0 ".4s, " x0 ".4s, " x2 ".4s\n\t" \
     "fadd " y1 ".4s, " x1 ".4s, " x2 ".4s\n\t" \
     "fsub " y2 ".4s, " x2 ".4s, " x1 ".4s\n\t" \
     "fsub " y3 ".4s, " x1 ".4s, " x3 ".4s\n\t"
-/* input row r's four columns, a frame row (fs) apart */
+/* input row r's four columns */
 #define WINO_ROW2(y0, y1, y2, y3) \
-    "ld1 {v0.4s}, [%[p]], %[fs]\n\t" \
-    "ld1 {v1.4s}, [%[p]], %[fs]\n\t" \
-    "ld1 {v2.4s}, [%[p]], %[fs]\n\t" \
-    "ld1 {v3.4s}, [%[p]], %[fs]\n\t" \
+    "ld2 {v0.4s, v1.4s}, [%[p]], %[fs]\n\t" \
+    "ld2 {v2.4s, v3.4s}, [%[p2]], %[fs]\n\t" \
     NEON_BT2("v0", "v1", "v2", "v3", y0, y1, y2, y3)
 /* column j into V's elements (i, j), i = 0..3 */
 #define WINO_COL2(x0, x1, x2, x3) \
@@ -180,21 +215,23 @@ static inline void f32_wino_output_tiles4_neon(const float* mrow, int64_t xi_ste
 
 static inline void f32_wino_input_tiles2_neon(const float* frame, int64_t fs, int64_t tx, int64_t tiles, float* v,
                                               int64_t xi_step) {
-    const int64_t fs_bytes = fs * 4, back = (8 * fs - tx) * 4, s4 = 4 * xi_step * 4, s15 = 15 * xi_step * 4;
-    for (int64_t t = 0; t < tiles; t += 4) {
-        const float* p = frame + t;
-        float* q = v + t;
-        __asm__ volatile(
-            WINO_ROW2("v16", "v17", "v18", "v19") WINO_ROW2("v20", "v21", "v22", "v23")
-            "sub %[p], %[p], %[back]\n\t"
-            WINO_ROW2("v24", "v25", "v26", "v27") WINO_ROW2("v28", "v29", "v30", "v31")
-            WINO_COL2("v16", "v20", "v24", "v28") WINO_COL2("v17", "v21", "v25", "v29")
-            WINO_COL2("v18", "v22", "v26", "v30") WINO_COL2("v19", "v23", "v27", "v31")
-            : [p] "+r"(p), [q] "+r"(q)
-            : [fs] "r"(fs_bytes), [back] "r"(back), [s4] "r"(s4), [s15] "r"(s15)
-            : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7",
-              "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23",
-              "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31", "memory");
+    const int64_t fs_bytes = fs * 4, s4 = 4 * xi_step * 4, s15 = 15 * xi_step * 4;
+    for (int64_t g = 0; g < tiles; g += tx, frame += 2 * fs) {    /* a tile row: input rows 0 .. 3 on */
+        for (int64_t t = 0; t < tx; t += 4) {
+            const float* p = frame + 2 * t;
+            const float* p2 = p + 2;
+            float* q = v + g + t;
+            __asm__ volatile(
+                WINO_ROW2("v16", "v17", "v18", "v19") WINO_ROW2("v20", "v21", "v22", "v23")
+                WINO_ROW2("v24", "v25", "v26", "v27") WINO_ROW2("v28", "v29", "v30", "v31")
+                WINO_COL2("v16", "v20", "v24", "v28") WINO_COL2("v17", "v21", "v25", "v29")
+                WINO_COL2("v18", "v22", "v26", "v30") WINO_COL2("v19", "v23", "v27", "v31")
+                : [p] "+r"(p), [p2] "+r"(p2), [q] "+r"(q)
+                : [fs] "r"(fs_bytes), [s4] "r"(s4), [s15] "r"(s15)
+                : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7",
+                  "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23",
+                  "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31", "memory");
+        }
     }
 }
 

