@@ -83,8 +83,8 @@ WINOGRAD_G = {
 # channels too, as ncnn takes them.
 _X86_COSTS = {0: (0.0198, 0.4345, 0.0, 0.0, 16e3), 2: (0.0279, 0.2808, 0.0955, 0.1066, 28.6e3),
               4: (0.0145, 0.5481, 0.5882, 0.4522, 39.4e3)}
-_NEON_COSTS = {0: (0.1999, 1.558, 0.0, 0.09427, 354.4e3), 2: (0.234, 1.972, 0.3302, 0.2343, 199.8e3),
-               4: (0.2326, 2.577, 1.455, 0.1732, 181.1e3)}
+_NEON_COSTS = {0: (0.1999, 1.558, 0.0, 0.09425, 354.4e3), 2: (0.2281, 2.038, 0.0, 0.1533, 162.5e3),
+               4: (0.2237, 2.743, 0.847, 0.1328, 128.6e3)}
 # per kernel module (engine.kernels.variants.PREFERENCE, FP16_PREFERENCE):
 # AVX-512 and the scalar kernels have no fit of their own and take x86's;
 # neon_dot NEON's.  The fp16 modules take their ISA's fp32 costs (not refit
