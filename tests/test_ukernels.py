@@ -322,26 +322,36 @@ def test_wino_output_tiles(m, tiles):
     assert (rows[:, span * m:] == SENTINEL).all()
 
 
-@pytest.mark.parametrize('n', sorted({0, 1, VLEN - 1, VLEN, 3 * VLEN + 2}))
-def test_wino_store_row(n):
-    """An output row into its plane: the residual added (or not), the clamp,
-    NaN kept; nothing written past n.  src and res are read to whole vectors
-    (NaN there reaches nothing); shorter ones are refused."""
+@pytest.mark.parametrize('n', sorted({0, 1, VLEN - 1, VLEN, 2 * VLEN + 1, 3 * VLEN + 2}))
+def test_wino_store_rows(n):
+    """Output rows into their plane: the residual added (or not), the clamp
+    by each way of its bounds (both, ReLU's lower only, a finite upper only,
+    none), NaN kept; nothing written past n in a row.  src and res are read
+    to whole vectors (NaN there reaches nothing); shorter ones are refused."""
     rng = np.random.default_rng(n)
-    span = -(-n // VLEN) * VLEN
-    src, res = (np.full(span, np.nan, np.float32) for _ in range(2))
-    src[:n], res[:n] = rng.standard_normal(n), rng.standard_normal(n)
+    rows, span = 3, -(-n // VLEN) * VLEN
+    src_step, dst_step = span + 2, n + 3
+    src = np.full(rows * src_step, np.nan, np.float32)
+    res = np.full(rows * dst_step + span, np.nan, np.float32)
+    for r in range(rows):
+        src[r * src_step:r * src_step + n] = rng.standard_normal(n)
+        res[r * dst_step:r * dst_step + n] = rng.standard_normal(n)
     if n:
-        src[n // 2] = np.nan
-    for r in (None, res):
-        dst = np.full(n + VLEN, SENTINEL, np.float32)
-        isa.ukernel_wino_store_row(dst, src, r, n, -0.5, 0.75)
-        y = src[:n] + (0 if r is None else r[:n])
-        np.testing.assert_array_equal(dst[:n], np.where(np.isnan(y), y, np.clip(y, -0.5, 0.75)))
-        assert (dst[n:] == SENTINEL).all()
+        src[src_step + n // 2] = np.nan
+    inf = np.float32(np.inf)
+    for lo, hi in ((-0.5, 0.75), (0.0, inf), (-inf, 0.75), (-inf, inf)):
+        for given in (None, res):
+            dst = np.full(rows * dst_step, SENTINEL, np.float32)
+            isa.ukernel_wino_store_rows(dst, dst_step, src, src_step, given, rows, n, lo, hi)
+            for r in range(rows):
+                y = src[r * src_step:r * src_step + n] + (0 if given is None else res[r * dst_step:r * dst_step + n])
+                got = dst[r * dst_step:(r + 1) * dst_step]
+                np.testing.assert_array_equal(got[:n], np.where(np.isnan(y), y, np.clip(y, lo, hi)))
+                assert (got[n:] == SENTINEL).all()
     if span > n:
         with pytest.raises(ValueError, match='src'):
-            isa.ukernel_wino_store_row(dst, src[:n], None, n, -0.5, 0.75)
+            isa.ukernel_wino_store_rows(dst, dst_step, src[:(rows - 1) * src_step + n], src_step, None, rows, n,
+                                        -0.5, 0.75)
 
 
 # -- window and element-wise kernels: hand-made records through Program

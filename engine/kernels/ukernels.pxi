@@ -225,14 +225,18 @@ def ukernel_wino_output_tiles(mrow, int64_t xi_step, int64_t tiles, float bias, 
         f32_wino_output_tiles(mp, xi_step, tiles, bias, o, out_step, m)
 
 
-def ukernel_wino_store_row(dst, src, res, int64_t n, float lo, float hi):
-    """dst[x] = clamp(src[x] (+ res[x]), lo, hi) for x < n.  src and res are
-    read in whole vectors (n rounded up to VLEN floats: the output buffer's
-    rows, and residual planes in the arena's slack)."""
+def ukernel_wino_store_rows(dst, int64_t dst_step, src, int64_t src_step, res, int64_t rows, int64_t n,
+                            float lo, float hi):
+    """dst[r * dst_step + x] = clamp(src[r * src_step + x] (+ res[r *
+    dst_step + x]), lo, hi) for x < n, r < rows.  src and res are read in
+    whole vectors (n rounded up to VLEN floats: the output buffer's rows, and
+    residual planes in the arena's slack)."""
     cdef int64_t span = (n + VLEN - 1) // VLEN * VLEN
-    cdef ef* d = _element_data('dst', dst, n, True)
-    cdef const ef* x = _element_data('src', src, span)
-    cdef const ef* r = _element_data('res', res, span)
+    if rows < 1 or dst_step < n or src_step < span:
+        raise ValueError(f'rows {rows}, n {n}, dst_step {dst_step}, src_step {src_step}')
+    cdef ef* d = _element_data('dst', dst, (rows - 1) * dst_step + n, True)
+    cdef const ef* x = _element_data('src', src, (rows - 1) * src_step + span)
+    cdef const ef* r = _element_data('res', res, (rows - 1) * dst_step + span)
     if n:
         with nogil:
-            f32_wino_store_row(d, x, r, n, lo, hi)
+            f32_wino_store_rows(d, dst_step, x, src_step, r, rows, n, lo, hi)

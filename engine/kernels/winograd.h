@@ -299,32 +299,80 @@ static inline void f32_wino_output_tiles(const ef* mrow, int64_t xi_step, int64_
 #endif
 }
 
-/* clamp(src[x] (+ res[x]), lo, hi), a vector from x */
-ENGINE_ALWAYS_INLINE vf f32_wino_store_vec(const ef* src, const ef* res, int64_t x, vf vlo, vf vhi) {
-    vf y = vf_loadu(src + x);
-    if (res) y = vf_add(y, vf_loadu(res + x));
-    return vf_clamp(y, vlo, vhi);
+/* Floats per output row of the output transform's buffer: whole vectors of tiles */
+static inline int64_t f32_wino_out_step(int m, int64_t tiles) { return (tiles + VLEN - 1) / VLEN * VLEN * m; }
+
+/* clamp(src (+ res), lo, hi), a vector; the bounds at infinity left out (LO,
+ * HI: whether there is one).  max(lo, y): NaN passes, as in the GEMM's store */
+ENGINE_ALWAYS_INLINE vf f32_wino_store_vec(const ef* src, const ef* res, vf vlo, vf vhi, const int RES,
+                                           const int LO, const int HI) {
+    vf y = vf_loadu(src);
+    if (RES) y = vf_add(y, vf_loadu(res));
+    if (LO) y = vf_max(vlo, y);
+    if (HI) y = vf_min(vhi, y);
+    return y;
 }
 
-/* dst[x] = clamp(src[x] (+ res[x]), lo, hi), x < n: an output row of the
- * transform's buffer into its plane (NaN passes, as in the GEMM's store).
- * Two vectors a turn, then the row's last part-vector as a vector stored in
- * part (src has whole vectors; res is read past the row as the GEMM's store
- * reads it, into the arena's slack): a scalar tail took about 30
- * instructions a row under qemu. */
-static inline void f32_wino_store_row(ef* dst, const ef* src, const ef* res, int64_t n,
-                                      float lo, float hi) {
+ENGINE_ALWAYS_INLINE void f32_wino_store_rows_v(ef* dst, int64_t dst_step, const ef* src, int64_t src_step,
+                                                const ef* res, int64_t rows, int64_t n, vf vlo, vf vhi,
+                                                const int RES, const int LO, const int HI) {
+    for (int64_t r = 0; r < rows; r++, dst += dst_step, src += src_step, res += dst_step) {
+        const ef* s = src;
+        const ef* q = res;
+        ef* d = dst;
+        ef* const end = dst + n;
+        for (; d + 2 * VLEN <= end; d += 2 * VLEN, s += 2 * VLEN, q += 2 * VLEN) {
+            const vf a = f32_wino_store_vec(s, q, vlo, vhi, RES, LO, HI);
+            const vf b = f32_wino_store_vec(s + VLEN, q + VLEN, vlo, vhi, RES, LO, HI);
+            vf_storeu(d, a);
+            vf_storeu(d + VLEN, b);
+        }
+        if (d + VLEN <= end) {
+            vf_storeu(d, f32_wino_store_vec(s, q, vlo, vhi, RES, LO, HI));
+            d += VLEN, s += VLEN, q += VLEN;
+        }
+        if (d < end) vf_store_partial(d, f32_wino_store_vec(s, q, vlo, vhi, RES, LO, HI), (int)(end - d));
+    }
+}
+
+/* dst[r * dst_step + x] = clamp(src[r * src_step + x] (+ res[r * dst_step +
+ * x]), lo, hi), x < n, r < rows: output rows of the transform's buffer into
+ * their plane.  Two vectors a turn, then the row's last part-vector as a
+ * vector stored in part (src has whole vectors; res is read past the row as
+ * the GEMM's store reads it, into the arena's slack); one loop for each way
+ * of the residual and the bounds (ReLU's +infinity: no min).  Without a
+ * residual res walks dst, unread (no arithmetic on NULL). */
+static inline void f32_wino_store_rows(ef* dst, int64_t dst_step, const ef* src, int64_t src_step, const ef* res,
+                                       int64_t rows, int64_t n, float lo, float hi) {
     const vf vlo = vf_set1(lo), vhi = vf_set1(hi);
-    int64_t x = 0;
-    for (; x + 2 * VLEN <= n; x += 2 * VLEN) {
-        vf_storeu(dst + x, f32_wino_store_vec(src, res, x, vlo, vhi));
-        vf_storeu(dst + x + VLEN, f32_wino_store_vec(src, res, x + VLEN, vlo, vhi));
+    const int LO = lo > -INFINITY || hi < INFINITY, HI = hi < INFINITY;
+#define ROWS(RES, LO, HI) f32_wino_store_rows_v(dst, dst_step, src, src_step, RES ? res : dst, rows, n, vlo, vhi, \
+                                                RES, LO, HI)
+    if (res) {
+        if (HI) ROWS(1, 1, 1);
+        else if (LO) ROWS(1, 1, 0);
+        else ROWS(1, 0, 0);
+    } else {
+        if (HI) ROWS(0, 1, 1);
+        else if (LO) ROWS(0, 1, 0);
+        else ROWS(0, 0, 0);
     }
-    if (x + VLEN <= n) {
-        vf_storeu(dst + x, f32_wino_store_vec(src, res, x, vlo, vhi));
-        x += VLEN;
+#undef ROWS
+}
+
+/* One output channel of a band of tile rows ty0 .. ty1 - 1 (tx tiles each):
+ * the output transform of its tiles' products (mrow, xi_step apart) with
+ * the bias into buf, then its output rows into the plane dst (out_h rows of
+ * out_w) with the residual plane's (res, or NULL) and the clamp */
+static inline void f32_wino_output_band(const ef* mrow, int64_t xi_step, int64_t ty0, int64_t ty1, int64_t tx,
+                                        float bias, ef* buf, ef* dst, const ef* res, int64_t out_h, int64_t out_w,
+                                        float lo, float hi, int m) {
+    const int64_t step = f32_wino_out_step(m, (ty1 - ty0) * tx);
+    f32_wino_output_tiles(mrow, xi_step, (ty1 - ty0) * tx, bias, buf, step, m);
+    for (int64_t ty = ty0; ty < ty1; ty++, buf += tx * m) {
+        const int64_t oh = ty * m, rows = out_h - oh < m ? out_h - oh : m;
+        f32_wino_store_rows(dst + oh * out_w, out_w, buf, step, res ? res + oh * out_w : NULL, rows, out_w, lo, hi);
     }
-    if (x < n) vf_store_partial(dst + x, f32_wino_store_vec(src, res, x, vlo, vhi), (int)(n - x));
 }
 
 #endif

@@ -19,7 +19,12 @@ cdef extern from "winograd.h" nogil:
                               int m)
     void f32_wino_output_tiles(const ef* mrow, int64_t xi_step, int64_t tiles, float bias, ef* out,
                                int64_t out_step, int m)
-    void f32_wino_store_row(ef* dst, const ef* src, const ef* res, int64_t n, float lo, float hi)
+    int64_t f32_wino_out_step(int m, int64_t tiles)
+    void f32_wino_store_rows(ef* dst, int64_t dst_step, const ef* src, int64_t src_step, const ef* res,
+                             int64_t rows, int64_t n, float lo, float hi)
+    void f32_wino_output_band(const ef* mrow, int64_t xi_step, int64_t ty0, int64_t ty1, int64_t tx, float bias,
+                              ef* buf, ef* dst, const ef* res, int64_t out_h, int64_t out_w, float lo, float hi,
+                              int m)
 
 
 cdef inline int64_t wino_tiles(int64_t out, int64_t m) noexcept nogil:
@@ -44,11 +49,6 @@ def winograd_band_rows(int64_t tiles_y, int64_t bands):
     return [wino_band_start(tiles_y, bands, b + 1) - wino_band_start(tiles_y, bands, b) for b in range(bands)]
 
 
-cdef inline int64_t wino_out_step(int64_t m, int64_t tiles) noexcept nogil:
-    """Floats per output row of the output transform's buffer (whole vectors of tiles)."""
-    return (tiles + VLEN - 1) // VLEN * VLEN * m
-
-
 cdef struct WinoScratch:
     ef* v            # a*a x cin x stride
     ef* prod         # a*a x chunk_rows x stride
@@ -66,7 +66,7 @@ cdef inline WinoScratch wino_scratch(ef* at, int64_t m, int64_t cin, int64_t chu
     w.prod = w.v + a * a * cin * s
     w.frame = w.prod + a * a * chunk_rows * s
     w.out = w.frame + f32_wino_frame_floats(band_rows, tiles_x, <int>m)
-    w.pad = w.out + m * wino_out_step(m, band_rows * tiles_x)
+    w.pad = w.out + m * f32_wino_out_step(<int>m, band_rows * tiles_x)
     w.end = (w.pad - at) + m * (tiles_x + 2 * VLEN)
     return w
 
@@ -109,7 +109,7 @@ cdef void conv_winograd_job(const Op* op, const Ctx* ctx, int64_t job, int tid) 
     # the input transform writes whole vectors of tiles, all the GEMM tiles
     # read (covered_pixels: whole tiles, then one of one vector or two)
     cdef int64_t n_tiles = (ty1 - ty0) * tx, fs = f32_wino_frame_stride(op.p.per_job, tx, m)
-    cdef int64_t ci, ty, xi
+    cdef int64_t ci, xi
     for ci in range(cin):
         f32_wino_frame_band(w.frame, fs, w.pad, base + op.in_off[ci], op.p.in_h, op.p.in_w, op.p.ph, op.p.pw,
                             ty0, ty1, tx, m)
@@ -127,16 +127,11 @@ cdef void conv_winograd_job(const Op* op, const Ctx* ctx, int64_t job, int tid) 
         if rest:
             gemm_row_tiles(op, xi, mt0, mt1, w.v + xi * cin * s, op.in2_off, op.k_runs, whole * GEMM_NR, prod,
                            whole * GEMM_NR, rest, PRODUCTS, 1, op.in2_off)
-    cdef int64_t co, i, oh, out_step = wino_out_step(m, n_tiles)
-    cdef ef* dst
+    cdef int64_t co, oh0 = ty0 * m, oh1 = min(ty1 * m, op.p.out_h)
     for co in range(first, min(tile_first_row(op, mt1), op.p.cout_g)):
-        f32_wino_output_tiles(w.prod + (co - first) * s, chunk_rows * s, n_tiles, op.b[co], w.out, out_step, m)
-        for ty in range(ty0, ty1):
-            for i in range(min(<int64_t>m, op.p.out_h - ty * m)):
-                oh = ty * m + i
-                dst = base + op.out_off[co] + oh * op.p.out_w
-                f32_wino_store_row(dst, w.out + i * out_step + (ty - ty0) * tx * m,
-                                   base + op.res_off[co] + oh * op.p.out_w if op.res_off != NULL else NULL,
-                                   op.p.out_w, op.p.lo, op.p.hi)
-                if op.p.act:
-                    f32_activation(dst, op.p.out_w, op.p.act, act_param(op, co))
+        f32_wino_output_band(w.prod + (co - first) * s, chunk_rows * s, ty0, ty1, tx, op.b[co], w.out,
+                             base + op.out_off[co], base + op.res_off[co] if op.res_off != NULL else NULL,
+                             op.p.out_h, op.p.out_w, op.p.lo, op.p.hi, m)
+        if op.p.act:
+            f32_activation(base + op.out_off[co] + oh0 * op.p.out_w, (oh1 - oh0) * op.p.out_w, op.p.act,
+                           act_param(op, co))
