@@ -323,16 +323,21 @@ def test_wino_output_tiles(m, tiles):
 
 
 @pytest.mark.parametrize('n', sorted({0, 1, VLEN - 1, VLEN, 2 * VLEN + 1, 3 * VLEN + 2}))
-def test_wino_store_rows(n):
+@pytest.mark.parametrize('spill', [False, True])
+def test_wino_store_rows(n, spill):
     """Output rows into their plane: the residual added (or not), the clamp
     by each way of its bounds (both, ReLU's lower only, a finite upper only,
-    none), NaN kept; nothing written past n in a row.  src and res are read
-    to whole vectors (NaN there reaches nothing); shorter ones are refused."""
+    none), NaN kept; nothing written past n in a row, or with rows that
+    spill (their tails stored whole into the next rows, written after them:
+    rows end to end, all but those the last 2 VLEN - 1 floats need) past the
+    last.  src and res are read to whole vectors (NaN there reaches
+    nothing); shorter ones are refused."""
     rng = np.random.default_rng(n)
-    rows, span = 3, -(-n // VLEN) * VLEN
-    src_step, dst_step = span + 2, n + 3
+    rows, span = 3 + 2 * VLEN, -(-n // VLEN) * VLEN
+    src_step, dst_step = span + 2 * VLEN, n if spill else n + 3
+    spills = rows - -(-(2 * VLEN - 1) // n) if spill and n else 0
     src = np.full(rows * src_step, np.nan, np.float32)
-    res = np.full(rows * dst_step + span, np.nan, np.float32)
+    res = np.full(rows * dst_step + span + 2 * VLEN, np.nan, np.float32)
     for r in range(rows):
         src[r * src_step:r * src_step + n] = rng.standard_normal(n)
         res[r * dst_step:r * dst_step + n] = rng.standard_normal(n)
@@ -341,17 +346,21 @@ def test_wino_store_rows(n):
     inf = np.float32(np.inf)
     for lo, hi in ((-0.5, 0.75), (0.0, inf), (-inf, 0.75), (-inf, inf)):
         for given in (None, res):
-            dst = np.full(rows * dst_step, SENTINEL, np.float32)
-            isa.ukernel_wino_store_rows(dst, dst_step, src, src_step, given, rows, n, lo, hi)
+            dst = np.full(rows * dst_step + VLEN, SENTINEL, np.float32)
+            isa.ukernel_wino_store_rows(dst, dst_step, src, src_step, given, rows, spills, n, lo, hi)
             for r in range(rows):
                 y = src[r * src_step:r * src_step + n] + (0 if given is None else res[r * dst_step:r * dst_step + n])
                 got = dst[r * dst_step:(r + 1) * dst_step]
                 np.testing.assert_array_equal(got[:n], np.where(np.isnan(y), y, np.clip(y, lo, hi)))
                 assert (got[n:] == SENTINEL).all()
+            assert (dst[rows * dst_step:] == SENTINEL).all()
     if span > n:
         with pytest.raises(ValueError, match='src'):
-            isa.ukernel_wino_store_rows(dst, dst_step, src[:(rows - 1) * src_step + n], src_step, None, rows, n,
+            isa.ukernel_wino_store_rows(dst, dst_step, src[:(rows - 1) * src_step + n], src_step, None, rows, 0, n,
                                         -0.5, 0.75)
+    if n and VLEN > 1:
+        with pytest.raises(ValueError, match='spill'):       # the last rows would spill past the plane
+            isa.ukernel_wino_store_rows(dst, n, src, src_step, None, rows, rows, n, -0.5, 0.75)
 
 
 # -- window and element-wise kernels: hand-made records through Program

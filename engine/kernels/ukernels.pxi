@@ -225,18 +225,24 @@ def ukernel_wino_output_tiles(mrow, int64_t xi_step, int64_t tiles, float bias, 
         f32_wino_output_tiles(mp, xi_step, tiles, bias, o, out_step, m)
 
 
-def ukernel_wino_store_rows(dst, int64_t dst_step, src, int64_t src_step, res, int64_t rows, int64_t n,
-                            float lo, float hi):
+def ukernel_wino_store_rows(dst, int64_t dst_step, src, int64_t src_step, res, int64_t rows, int64_t spill,
+                            int64_t n, float lo, float hi):
     """dst[r * dst_step + x] = clamp(src[r * src_step + x] (+ res[r *
-    dst_step + x]), lo, hi) for x < n, r < rows.  src and res are read in
-    whole vectors (n rounded up to VLEN floats: the output buffer's rows, and
-    residual planes in the arena's slack)."""
+    dst_step + x]), lo, hi) for x < n, r < rows; rows r < spill may write up
+    to 2 VLEN - 1 floats past n (into the rows after them, which must hold
+    that many: dst_step = n).  src and res are read in whole vectors (n
+    rounded up to VLEN floats: the output buffer's rows, and residual planes
+    in the arena's slack)."""
     cdef int64_t span = (n + VLEN - 1) // VLEN * VLEN
     if rows < 1 or dst_step < n or src_step < span:
         raise ValueError(f'rows {rows}, n {n}, dst_step {dst_step}, src_step {src_step}')
+    if spill > 0 and (dst_step != n or (rows - min(spill, rows)) * n < 2 * VLEN - 1):
+        raise ValueError(f'{spill} rows spill past {rows} rows of {n}')
+    if spill > 0 and src_step < (n + 2 * VLEN - 1) // (2 * VLEN) * 2 * VLEN:
+        raise ValueError(f'src_step {src_step}: rows that spill read src in pairs of vectors')
     cdef ef* d = _element_data('dst', dst, (rows - 1) * dst_step + n, True)
     cdef const ef* x = _element_data('src', src, (rows - 1) * src_step + span)
     cdef const ef* r = _element_data('res', res, (rows - 1) * dst_step + span)
     if n:
         with nogil:
-            f32_wino_store_rows(d, dst_step, x, src_step, r, rows, n, lo, hi)
+            f32_wino_store_rows(d, dst_step, x, src_step, r, rows, spill, n, lo, hi)

@@ -300,6 +300,7 @@ static inline void f32_wino_output_tiles(const ef* mrow, int64_t xi_step, int64_
 }
 
 /* Floats per output row of the output transform's buffer: whole vectors of tiles */
+#define WINO_SPILL (2 * VLEN - 1)   /* floats f32_wino_store_rows may write past a row it spills */
 static inline int64_t f32_wino_out_step(int m, int64_t tiles) { return (tiles + VLEN - 1) / VLEN * VLEN * m; }
 
 /* clamp(src (+ res), lo, hi), a vector; the bounds at infinity left out (LO,
@@ -314,40 +315,52 @@ ENGINE_ALWAYS_INLINE vf f32_wino_store_vec(const ef* src, const ef* res, vf vlo,
 }
 
 ENGINE_ALWAYS_INLINE void f32_wino_store_rows_v(ef* dst, int64_t dst_step, const ef* src, int64_t src_step,
-                                                const ef* res, int64_t rows, int64_t n, vf vlo, vf vhi,
-                                                const int RES, const int LO, const int HI) {
-    for (int64_t r = 0; r < rows; r++, dst += dst_step, src += src_step, res += dst_step) {
-        const ef* s = src;
-        const ef* q = res;
-        ef* d = dst;
-        ef* const end = dst + n;
-        for (; d + 2 * VLEN <= end; d += 2 * VLEN, s += 2 * VLEN, q += 2 * VLEN) {
-            const vf a = f32_wino_store_vec(s, q, vlo, vhi, RES, LO, HI);
-            const vf b = f32_wino_store_vec(s + VLEN, q + VLEN, vlo, vhi, RES, LO, HI);
-            vf_storeu(d, a);
-            vf_storeu(d + VLEN, b);
+                                                const ef* res, int64_t rows, int64_t spill, int64_t n, vf vlo,
+                                                vf vhi, const int RES, const int LO, const int HI) {
+#define VEC(x) f32_wino_store_vec(s + (x), q + (x), vlo, vhi, RES, LO, HI)
+    for (int64_t r = 0; r < rows; r++) {
+        const ef* s = src + r * src_step;
+        const ef* q = res + r * dst_step;
+        ef* d = dst + r * dst_step;
+        int64_t x = 0;
+        if (r < spill) {
+            for (; x < n; x += 2 * VLEN) {
+                const vf a = VEC(x), b = VEC(x + VLEN);
+                vf_storeu(d + x, a);
+                vf_storeu(d + x + VLEN, b);
+            }
+            continue;
         }
-        if (d + VLEN <= end) {
-            vf_storeu(d, f32_wino_store_vec(s, q, vlo, vhi, RES, LO, HI));
-            d += VLEN, s += VLEN, q += VLEN;
+        for (; x + 2 * VLEN <= n; x += 2 * VLEN) {
+            const vf a = VEC(x), b = VEC(x + VLEN);
+            vf_storeu(d + x, a);
+            vf_storeu(d + x + VLEN, b);
         }
-        if (d < end) vf_store_partial(d, f32_wino_store_vec(s, q, vlo, vhi, RES, LO, HI), (int)(end - d));
+        if (x + VLEN <= n) {
+            vf_storeu(d + x, VEC(x));
+            x += VLEN;
+        }
+        if (x < n) vf_store_partial(d + x, VEC(x), (int)(n - x));
     }
+#undef VEC
 }
 
 /* dst[r * dst_step + x] = clamp(src[r * src_step + x] (+ res[r * dst_step +
  * x]), lo, hi), x < n, r < rows: output rows of the transform's buffer into
- * their plane.  Two vectors a turn, then the row's last part-vector as a
- * vector stored in part (src has whole vectors; res is read past the row as
- * the GEMM's store reads it, into the arena's slack); one loop for each way
- * of the residual and the bounds (ReLU's +infinity: no min).  Without a
- * residual res walks dst, unread (no arithmetic on NULL). */
+ * their plane, two vectors a turn: rows r < spill end on a whole turn, up to
+ * WINO_SPILL floats into the rows after them (written later); the others
+ * take their last part-vector as a vector stored in part (a row's tail
+ * took about 25 instructions so).  src has whole vectors; res is
+ * read past the row as the GEMM's store reads it, into the arena's slack.
+ * One loop for each way of the residual and the bounds (ReLU's +infinity:
+ * no min).  Without a residual res walks dst, unread (no arithmetic on
+ * NULL). */
 static inline void f32_wino_store_rows(ef* dst, int64_t dst_step, const ef* src, int64_t src_step, const ef* res,
-                                       int64_t rows, int64_t n, float lo, float hi) {
+                                       int64_t rows, int64_t spill, int64_t n, float lo, float hi) {
     const vf vlo = vf_set1(lo), vhi = vf_set1(hi);
     const int LO = lo > -INFINITY || hi < INFINITY, HI = hi < INFINITY;
-#define ROWS(RES, LO, HI) f32_wino_store_rows_v(dst, dst_step, src, src_step, RES ? res : dst, rows, n, vlo, vhi, \
-                                                RES, LO, HI)
+#define ROWS(RES, LO, HI) f32_wino_store_rows_v(dst, dst_step, src, src_step, RES ? res : dst, rows, spill, n, \
+                                                vlo, vhi, RES, LO, HI)
     if (res) {
         if (HI) ROWS(1, 1, 1);
         else if (LO) ROWS(1, 1, 0);
@@ -363,15 +376,19 @@ static inline void f32_wino_store_rows(ef* dst, int64_t dst_step, const ef* src,
 /* One output channel of a band of tile rows ty0 .. ty1 - 1 (tx tiles each):
  * the output transform of its tiles' products (mrow, xi_step apart) with
  * the bias into buf, then its output rows into the plane dst (out_h rows of
- * out_w) with the residual plane's (res, or NULL) and the clamp */
+ * out_w) with the residual plane's (res, or NULL) and the clamp.  Rows whose
+ * next WINO_SPILL floats are the band's spill (the band's last rows do not:
+ * past them, another job's rows or another plane) */
 static inline void f32_wino_output_band(const ef* mrow, int64_t xi_step, int64_t ty0, int64_t ty1, int64_t tx,
                                         float bias, ef* buf, ef* dst, const ef* res, int64_t out_h, int64_t out_w,
                                         float lo, float hi, int m) {
     const int64_t step = f32_wino_out_step(m, (ty1 - ty0) * tx);
+    const int64_t oh1 = ty1 * m < out_h ? ty1 * m : out_h, exact = (WINO_SPILL + out_w - 1) / out_w;
     f32_wino_output_tiles(mrow, xi_step, (ty1 - ty0) * tx, bias, buf, step, m);
     for (int64_t ty = ty0; ty < ty1; ty++, buf += tx * m) {
         const int64_t oh = ty * m, rows = out_h - oh < m ? out_h - oh : m;
-        f32_wino_store_rows(dst + oh * out_w, out_w, buf, step, res ? res + oh * out_w : NULL, rows, out_w, lo, hi);
+        f32_wino_store_rows(dst + oh * out_w, out_w, buf, step, res ? res + oh * out_w : NULL, rows,
+                            oh1 - exact - oh, out_w, lo, hi);
     }
 }
 

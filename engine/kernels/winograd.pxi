@@ -21,7 +21,7 @@ cdef extern from "winograd.h" nogil:
                                int64_t out_step, int m)
     int64_t f32_wino_out_step(int m, int64_t tiles)
     void f32_wino_store_rows(ef* dst, int64_t dst_step, const ef* src, int64_t src_step, const ef* res,
-                             int64_t rows, int64_t n, float lo, float hi)
+                             int64_t rows, int64_t spill, int64_t n, float lo, float hi)
     void f32_wino_output_band(const ef* mrow, int64_t xi_step, int64_t ty0, int64_t ty1, int64_t tx, float bias,
                               ef* buf, ef* dst, const ef* res, int64_t out_h, int64_t out_w, float lo, float hi,
                               int m)
