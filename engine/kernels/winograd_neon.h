@@ -20,7 +20,8 @@ static inline int64_t f32_wino_pad_stride_neon(int64_t tx, int m) { return m * (
 /* The right padding of a row is at most 5 m - 2 floats (the stride's whole
  * vectors of tiles and one more tile's columns past the plane's m tx - 2 +
  * pw: pw <= 1): five zero vectors cover it, which can run this far past the
- * row (into the next, written after it, or past the last: the frame's slack) */
+ * row (into the next, written after it, or past the last: the frame's
+ * slack; a padding row's four-vector stores run up to 15 past) */
 #define WINO_PAD_ZEROS 20
 
 /* d[c] = row[c - pw] for c < fs, 0 outside the row (row NULL: a padding
@@ -29,8 +30,9 @@ static inline int64_t f32_wino_pad_stride_neon(int64_t tx, int m) { return m * (
  * vector; no library calls (GCC made the padding's loop a memset call). */
 static inline void f32_wino_pad_row_neon(float* d, const float* row, int64_t in_w, int64_t pw, int64_t fs) {
     const float32x4_t z = vdupq_n_f32(0.0f);
-    if (!row) {
-        for (int64_t x = 0; x < fs; x += 4) vst1q_f32(d + x, z);
+    if (!row) {     /* (ST1 of four vectors: GCC made a loop of vector stores a memset call) */
+        const float32x4x4_t z4 = {{z, z, z, z}};
+        for (int64_t x = 0; x < fs; x += 16) vst1q_f32_x4(d + x, z4);
         return;
     }
     vst1q_f32(d, z);                  /* the left padding, under the row's first vector */
