@@ -77,13 +77,15 @@ WINOGRAD_G = {
 # counted under qemu as a Cortex-A72 by each path, one thread
 # (tools/count_aarch64.py --plan winograd=0, 2, 4; ResNet-18, SqueezeNet 1.1,
 # dense3x3_ladder: 31 layers of 3-512 channels, in relative error); its pick
-# was the fastest counted on all 31.  The estimate adds no time for cache
+# was the fastest counted on all 31 (the direct path's op term capped at the
+# Winograd paths': fitted, 0.35 ms, it sent a 4-channel 9x70 layer to
+# F(4x4)).  The estimate adds no time for cache
 # misses (fitted to ncnn's published Pi 4 times, it weighed them at zero), so
 # F(4x4) wins everywhere but on the fewest channels, 7x7 planes of 512
 # channels too, as ncnn takes them.
 _X86_COSTS = {0: (0.0198, 0.4345, 0.0, 0.0, 16e3), 2: (0.0279, 0.2808, 0.0955, 0.1066, 28.6e3),
               4: (0.0145, 0.5481, 0.5882, 0.4522, 39.4e3)}
-_NEON_COSTS = {0: (0.1999, 1.558, 0.0, 0.09425, 354.4e3), 2: (0.2281, 2.038, 0.0, 0.1533, 162.5e3),
+_NEON_COSTS = {0: (0.1999, 1.558, 0.0, 0.09425, 128.6e3), 2: (0.2281, 2.038, 0.0, 0.1533, 162.5e3),
                4: (0.2237, 2.743, 0.847, 0.1328, 128.6e3)}
 # per kernel module (engine.kernels.variants.PREFERENCE, FP16_PREFERENCE):
 # AVX-512 and the scalar kernels have no fit of their own and take x86's;
