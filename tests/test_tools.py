@@ -477,6 +477,22 @@ def test_estimate_pi_fits_the_core_scale_to_the_published_figures():
     assert 'cortex-a76' not in est.fit_core_scale(cells)
 
 
+def test_fit_path_costs_least_squares_stay_non_negative():
+    """fit_path_costs.nnls: the least squares where they are >= 0 already;
+    else the non-negative optimum (Karush-Kuhn-Tucker: the residual's
+    gradient 0 on the coefficients above 0, pointing below 0 on those at 0)."""
+    fit = load_tool('fit_path_costs')
+    rng = np.random.default_rng(5)
+    a = rng.uniform(0.5, 2.0, (40, 3))
+    x = np.array([0.3, 1.5, 0.7])
+    np.testing.assert_allclose(fit.nnls(a, a @ x), x, rtol=1e-9)
+    b = a @ np.array([0.3, -1.0, 0.7]) + rng.normal(0, 0.01, 40)
+    got = fit.nnls(a, b)
+    w = a.T @ (b - a @ got)
+    assert (got >= 0).all() and (got == 0).any()
+    assert np.abs(w[got > 0]).max() < 1e-8 and (w[got == 0] < 0).all()
+
+
 def test_count_aarch64_replaces_model_files_whole(tmp_path):
     """A model file is written under another name and renamed into place (a
     count beside it may be reading it): a writer that fails leaves the old
