@@ -505,22 +505,55 @@ def test_winograd_bands_hold_as_much_as_the_weights():
     neither evened nor chunked for two threads; several threads' take
     winograd_bytes."""
     from engine.lowering import row_tiles
-    from engine.ops.conv import winograd_layout, winograd_tiles
+    from engine.ops.conv import winograd_bands, winograd_layout, winograd_tiles
     k = isa.kernels()
     for m, cin, hw in ((4, 128, 28), (4, 128, 56), (2, 256, 56), (4, 64, 56), (4, 16, 55), (2, 48, 13)):
         tiles = row_tiles(k, cin)
         weights = (m + 2) ** 2 * cin * tiles['m_tiles'] * tiles['tile_rows'] * k.ELEMENT_BYTES
         ty = winograd_tiles(m, hw, hw)[1]
 
-        def layout(nbytes, single_thread):
-            options = PlanOptions(winograd_bytes=nbytes, single_thread=single_thread)
-            return winograd_layout(k, m, cin, tiles, hw, hw, options)
-        band, m_per_job, jobs = layout(1 << 20, True)
+        def options(nbytes, single_thread):
+            return k, m, cin, tiles, hw, hw, PlanOptions(winograd_bytes=nbytes, single_thread=single_thread)
+        band, m_per_job, jobs = winograd_layout(*options(1 << 20, True))
         assert m_per_job == tiles['m_tiles'] and band == -(-ty // jobs)
-        assert band >= layout(max(1 << 20, weights), False)[0]
-        assert layout(1 << 20, False)[0] <= layout(max(1 << 20, weights), False)[0]
-        assert layout(1, True) == layout(weights, True)
-        assert layout(max(4 * weights, 1 << 20), True)[0] >= band
+        fewest = winograd_bands(*options(1 << 20, True))
+        assert fewest <= winograd_bands(*options(max(1 << 20, weights), False))
+        assert winograd_bands(*options(1 << 20, False)) >= winograd_bands(*options(max(1 << 20, weights), False))
+        assert winograd_layout(*options(1, True)) == winograd_layout(*options(weights, True))
+        assert winograd_bands(*options(max(4 * weights, 1 << 20), True)) <= fewest
+
+
+def test_winograd_one_thread_bands_waste_fewer_lanes():
+    """A one-thread plan takes up to twice its fewest bands where their GEMM
+    tiles cover fewer padded pixels or fewer whole tiles (the path model
+    weighs those against the weights' extra reads): never fewer bands than
+    the fewest, nor more bands without fewer of either; NEON's 56x56
+    F(4x4), 14 tiles across in GEMM tiles of 8, in bands of 2 tile rows (28
+    tiles: 3 whole GEMM tiles and a vector), not 5 bands of 2-3 rows (42
+    tiles: 5 and half a vector)."""
+    from engine.lowering import row_tiles
+    from engine.ops.conv import winograd_bands, winograd_layout, winograd_tiles
+    k = isa.kernels()
+
+    def covered(tx, ty, bands):      # (pixels the tiles cover, whole tiles' pixels)
+        runs = [n * tx for n in k.winograd_band_rows(ty, bands)]
+        return (sum(k.gemm_covered_pixels(n) for n in runs),
+                sum(-(-n // k.TILE_PIXELS) * k.TILE_PIXELS for n in runs))
+    taken = {}
+    for m, cin, hw in itertools.product((2, 4), (16, 64, 128, 512), (7, 13, 27, 28, 55, 56, 57, 112)):
+        tiles, options = row_tiles(k, cin), PlanOptions(single_thread=True)
+        tx, ty = winograd_tiles(m, hw, hw)
+        fewest = winograd_bands(k, m, cin, tiles, hw, hw, options)
+        band, _, bands = winograd_layout(k, m, cin, tiles, hw, hw, options)
+        assert fewest <= bands <= 2 * fewest and band == -(-ty // bands)
+        more, fewer = covered(tx, ty, bands), covered(tx, ty, fewest)
+        assert bands == fewest or any(x < y for x, y in zip(more, fewer))
+        taken[m, cin, hw] = k.winograd_band_rows(ty, bands)
+    if k.ISA.startswith('neon'):
+        assert taken[4, 64, 56] == [2] * 7
+        # SqueezeNet's 16 -> 64 at 55x55 kept in 4 bands (K = 16: a tile's call weighs more than its lanes)
+        options = PlanOptions(single_thread=True)
+        assert winograd_layout(k, 4, 16, row_tiles(k, 64), 55, 55, options)[2] == 4
 
 
 @pytest.mark.parametrize('m', [2, 4])

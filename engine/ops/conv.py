@@ -116,23 +116,13 @@ def winograd_tiles(m, out_h, out_w):
     return -(-out_w // m), -(-out_h // m)
 
 
-def winograd_layout(kernels, m, cin, tiles, out_h, out_w, options):
-    """(band_rows, m_per_job, jobs_per_image) of a Winograd op: bands of
-    tile rows whose transform buffers fit options.winograd_bytes (in a
-    one-thread plan: or the transformed weights' bytes, which each band reads
-    all of, if more; but at
-    least a GEMM tile of tiles), or one band where the transformed weights
-    are larger than all the tiles' buffers (each band reads them all: at
-    14x14 with 512 channels, bands made F(2x2) slower than the direct path);
-    several bands an even number of them, as equal as whole tile rows make
-    them (kernels.winograd_band_rows; band_rows the largest), so that two
-    threads get equal halves (28x28 in bands of 5 and 2 tile rows ran 1.45x
-    as fast on two threads as on one, in 4 and 3 1.9x); one band: row tiles
-    split into chunks until an image gives 2 jobs (each chunk transforms the
-    band's input again).  A one-thread plan: bands neither evened nor
-    chunked (x86, one thread, ResNet-18 0.963-0.969x the time, SqueezeNet
-    0.956-0.968x; a Cortex-A72's count 3.7 M instructions fewer on
-    ResNet-18)."""
+def winograd_bands(kernels, m, cin, tiles, out_h, out_w, options):
+    """The fewest bands of tile rows whose transform buffers fit
+    options.winograd_bytes (in a one-thread plan: or the transformed weights'
+    bytes, which each band reads all of, if more; but at least a GEMM tile of
+    tiles), or one band where the transformed weights are larger than all
+    the tiles' buffers (each band reads them all: at 14x14 with 512
+    channels, bands made F(2x2) slower than the direct path)."""
     tx, ty = winograd_tiles(m, out_h, out_w)
     rows = tiles['m_tiles'] * tiles['tile_rows']
     size = kernels.ELEMENT_BYTES
@@ -144,8 +134,35 @@ def winograd_layout(kernels, m, cin, tiles, out_h, out_w, options):
         band = ty
     while band * tx < kernels.TILE_PIXELS and band < ty:
         band += 1
-    bands = -(-ty // band)
-    if bands % 2 and 1 < bands < ty and not options.single_thread:
+    return -(-ty // band)
+
+
+def winograd_layout(kernels, m, cin, tiles, out_h, out_w, options):
+    """(band_rows, m_per_job, jobs_per_image) of a Winograd op: its fewest
+    bands (winograd_bands), as equal as whole tile rows make them
+    (kernels.winograd_band_rows; band_rows the largest).  Several bands in a
+    several-thread plan an even number of them, so that two threads get
+    equal halves (28x28 in bands of 5 and 2 tile rows ran 1.45x as fast on
+    two threads as on one, in 4 and 3 1.9x); one band: row tiles split into
+    chunks until an image gives 2 jobs (each chunk transforms the band's
+    input again).  A one-thread plan: bands neither evened nor chunked (x86,
+    one thread, ResNet-18 0.963-0.969x the time, SqueezeNet 0.956-0.968x; a
+    Cortex-A72's count 3.7 M instructions fewer on ResNet-18), but up to
+    twice as many where the path model (PATH_COST_NS, a one-vector GEMM
+    tile costing a whole tile's stores: winograd_terms) says their GEMM
+    tiles cost less than the weights' extra reads: NEON's 56x56x64 F(4x4)
+    in 7 bands of 28 tiles (3 whole GEMM tiles and a full vector), not 5 of
+    28-42 (half-empty vectors), 0.32 M instructions fewer as a Cortex-A72;
+    its 55x55 16 -> 64 kept in 4 of 42-56 tiles (in 7: 0.075 M more)."""
+    tx, ty = winograd_tiles(m, out_h, out_w)
+    rows = tiles['m_tiles'] * tiles['tile_rows']
+    bands = winograd_bands(kernels, m, cin, tiles, out_h, out_w, options)
+    costs = path_costs(kernels).get(m)
+    if options.single_thread and costs:
+        bands = min(range(bands, min(ty, 2 * bands) + 1),
+                    key=lambda n: sum(c * t for c, t in zip(costs, winograd_terms(kernels, m, cin, rows, tx, ty, n,
+                                                                                     whole_tiles=True))))
+    elif bands % 2 and 1 < bands < ty and not options.single_thread:
         bands += 1
     chunks = 1 if options.single_thread else min(tiles['m_tiles'], -(-2 // bands))
     m_per_job = -(-tiles['m_tiles'] // chunks)
@@ -165,11 +182,21 @@ def path_terms(kernels, m, cin, cout, out_h, out_w, options):
         nr = kernels.TILE_PIXELS
         pixels = out_h * -(-out_w // nr) * nr
         return 9 * cin * rows * pixels, rows * pixels, 0, 9 * cin * rows * out_h, 1
-    a, (tx, ty) = m + 2, winograd_tiles(m, out_h, out_w)
+    tx, ty = winograd_tiles(m, out_h, out_w)
     _, m_per_job, jobs = winograd_layout(kernels, m, cin, tiles, out_h, out_w, options)
-    bands = jobs // -(-tiles['m_tiles'] // m_per_job)
-    padded = sum(kernels.gemm_covered_pixels(n * tx) for n in kernels.winograd_band_rows(ty, bands))
-    return a * a * cin * rows * padded, a * a * rows * padded, a * a * cin * tx * ty, bands * a * a * cin * rows, 1
+    return winograd_terms(kernels, m, cin, rows, tx, ty, jobs // -(-tiles['m_tiles'] // m_per_job))
+
+
+def winograd_terms(kernels, m, cin, rows, tx, ty, bands, whole_tiles=False):
+    """path_terms of Winograd F(m x m) over tx x ty tiles in `bands` bands
+    of tile rows, rows output channels in row tiles; whole_tiles: a band's
+    last GEMM tile of one vector stores as much as a whole tile (its call,
+    loads and stores: a NEON 12x1v tile takes 213 instructions besides its
+    FMAs' loop, a 12x2v 121), which the path costs were not fitted with."""
+    a, nr, runs = m + 2, kernels.TILE_PIXELS, [n * tx for n in kernels.winograd_band_rows(ty, bands)]
+    padded = sum(kernels.gemm_covered_pixels(n) for n in runs)
+    stored = sum(-(-n // nr) * nr for n in runs) if whole_tiles else padded
+    return a * a * cin * rows * padded, a * a * rows * stored, a * a * cin * tx * ty, bands * a * a * cin * rows, 1
 
 
 def path_cost(kernels, m, cin, cout, out_h, out_w, options):
