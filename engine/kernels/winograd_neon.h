@@ -121,25 +121,31 @@ static inline void f32_wino_input_tiles4_neon(const float* frame, int64_t fs, in
 }
 
 /* F(4x4)'s output transform of one vector of tiles (f32_wino_output_tiles_m's
- * loop body for M = 4) the same way: the 36 products loaded in order by one
- * register post-increment, A^T on the rows into a 24-vector buffer (column
- * j's six rows adjacent), then on the columns into v16-v31, pixel (i, j) of
- * the tiles in v(16 + 4 i + j), so that one ST4 stores output row i's tiles
- * interleaved (the C loop's zips and stores: 12 instructions a row).  The
- * bias is added to element (1, 1) (see the C loop).
- * A^T of six vectors x0..x5 (v0-v5) in 10 operations into y0..y3, with
- * temporaries s34 and d34 (v8, v9); the constants 2, 4, 8 as lanes of %[c]: */
-#define NEON_AT4(y0, y1, y2, y3) \
-    "fadd " y2 ".4s, v1.4s, v2.4s\n\t"      /* s12 */ \
-    "fsub " y1 ".4s, v1.4s, v2.4s\n\t"      /* d12 */ \
-    "fadd v8.4s, v3.4s, v4.4s\n\t"          /* s34 */ \
-    "fsub v9.4s, v3.4s, v4.4s\n\t"          /* d34 */ \
-    "fadd " y0 ".4s, v0.4s, " y2 ".4s\n\t" \
-    "fadd " y0 ".4s, " y0 ".4s, v8.4s\n\t"  /* y0 = x0 + s12 + s34 */ \
-    "fadd " y3 ".4s, v5.4s, " y1 ".4s\n\t" \
-    "fmla " y3 ".4s, v9.4s, %[c].s[2]\n\t"  /* y3 = x5 + d12 + 8 d34 */ \
-    "fmla " y1 ".4s, v9.4s, %[c].s[0]\n\t"  /* y1 = d12 + 2 d34 */ \
-    "fmla " y2 ".4s, v8.4s, %[c].s[1]\n\t"  /* y2 = s12 + 4 s34 */
+ * loop body for M = 4) the same way, without a buffer: the 36 products
+ * loaded in order by one register post-increment, A^T on the rows into 24
+ * registers, then on the columns into v16-v31, pixel (i, j) of the tiles in
+ * v(16 + 4 i + j), so that one ST4 stores output row i's tiles interleaved
+ * (the C loop's zips and stores: 12 instructions a row).  The bias is added
+ * to element (1, 1) (see the C loop).  Row r's results t(r, j) wait where
+ * column j + 1's pixels go (columns 0-2 of rows 0-3: v17-v19, v21-v23, ...,
+ * each free once column j has read it), the rest in v6-v14 and, for row 5,
+ * in its own inputs: with the constants (v15) and the bias (v16 until
+ * column 0) every register (a 24-vector buffer in memory took 36 stores and
+ * loads of the 186 instructions a vector).
+ * A^T of six vectors x0..x5 in 10 operations into y0..y3, none of them an
+ * input, with x1 and x2 as temporaries s34 and d34 once read; the constants
+ * 2, 4, 8 as lanes of v15: */
+#define NEON_AT4(x0, x1, x2, x3, x4, x5, y0, y1, y2, y3) \
+    "fadd " y2 ".4s, " x1 ".4s, " x2 ".4s\n\t"    /* s12 */ \
+    "fsub " y1 ".4s, " x1 ".4s, " x2 ".4s\n\t"    /* d12 */ \
+    "fadd " x1 ".4s, " x3 ".4s, " x4 ".4s\n\t"    /* s34 */ \
+    "fsub " x2 ".4s, " x3 ".4s, " x4 ".4s\n\t"    /* d34 */ \
+    "fadd " y0 ".4s, " x0 ".4s, " y2 ".4s\n\t" \
+    "fadd " y0 ".4s, " y0 ".4s, " x1 ".4s\n\t"    /* y0 = x0 + s12 + s34 */ \
+    "fadd " y3 ".4s, " x5 ".4s, " y1 ".4s\n\t" \
+    "fmla " y3 ".4s, " x2 ".4s, v15.s[2]\n\t"     /* y3 = x5 + d12 + 8 d34 */ \
+    "fmla " y1 ".4s, " x2 ".4s, v15.s[0]\n\t"     /* y1 = d12 + 2 d34 */ \
+    "fmla " y2 ".4s, " x1 ".4s, v15.s[1]\n\t"     /* y2 = s12 + 4 s34 */
 #define WINO_LOAD_PRODUCTS \
     "ld1 {v0.4s}, [%[p]], %[s]\n\t" \
     "ld1 {v1.4s}, [%[p]], %[s]\n\t" \
@@ -147,47 +153,51 @@ static inline void f32_wino_input_tiles4_neon(const float* frame, int64_t fs, in
     "ld1 {v3.4s}, [%[p]], %[s]\n\t" \
     "ld1 {v4.4s}, [%[p]], %[s]\n\t" \
     "ld1 {v5.4s}, [%[p]], %[s]\n\t"
-/* row r's A^T x into the buffer as element (r, j) at (j * 6 + r) vectors */
-#define WINO_AT_ROW4(r) NEON_AT4("v6", "v7", "v10", "v11") \
-    "str q6, [%[tmp], #0*96+" #r "*16]\n\t" \
-    "str q7, [%[tmp], #1*96+" #r "*16]\n\t" \
-    "str q10, [%[tmp], #2*96+" #r "*16]\n\t" \
-    "str q11, [%[tmp], #3*96+" #r "*16]\n\t"
-/* column j: pixels (0..3, j) into v(16 + j), v(20 + j), v(24 + j), v(28 + j) */
-#define WINO_AT_COL4(j, y0, y1, y2, y3) \
-    "ldp q0, q1, [%[tmp], #" #j "*96]\n\t" \
-    "ldp q2, q3, [%[tmp], #" #j "*96+32]\n\t" \
-    "ldp q4, q5, [%[tmp], #" #j "*96+64]\n\t" \
-    NEON_AT4(y0, y1, y2, y3)
+/* row r's t(r, 0..3) from its products in v0-v5 */
+#define WINO_AT_ROW4(y0, y1, y2, y3) WINO_LOAD_PRODUCTS NEON_AT4("v0", "v1", "v2", "v3", "v4", "v5", y0, y1, y2, y3)
 #define WINO_STORE_ROW4(v) "st4 {" v "}, [%[o]], %[os]\n\t"
 
 static inline void f32_wino_output_tiles4_neon(const float* mrow, int64_t xi_step, int64_t tiles, float bias,
                                              float* out, int64_t out_step) {
-    float tmp[24 * 4] __attribute__((aligned(16)));
-    const float32x4_t c = {2.0f, 4.0f, 8.0f, 0.0f}, vb = vdupq_n_f32(bias);
+    static const float c[4] = {2.0f, 4.0f, 8.0f, 0.0f};
     const int64_t s = xi_step * 4, os = out_step * 4;
     for (int64_t t = 0; t < tiles; t += 4) {
         const float* p = mrow + t;
         float* o = out + t * 4;
         __asm__ volatile(
-            WINO_LOAD_PRODUCTS WINO_AT_ROW4(0)
-            WINO_LOAD_PRODUCTS "fadd v1.4s, v1.4s, %[b].4s\n\t" WINO_AT_ROW4(1)
-            WINO_LOAD_PRODUCTS WINO_AT_ROW4(2)
-            WINO_LOAD_PRODUCTS WINO_AT_ROW4(3)
-            WINO_LOAD_PRODUCTS WINO_AT_ROW4(4)
-            WINO_LOAD_PRODUCTS WINO_AT_ROW4(5)
-            WINO_AT_COL4(0, "v16", "v20", "v24", "v28")
-            WINO_AT_COL4(1, "v17", "v21", "v25", "v29")
-            WINO_AT_COL4(2, "v18", "v22", "v26", "v30")
-            WINO_AT_COL4(3, "v19", "v23", "v27", "v31")
+            "ldr q15, [%[c]]\n\t"
+            "ld1r {v16.4s}, [%[b]]\n\t"
+            WINO_AT_ROW4("v17", "v18", "v19", "v6")
+            WINO_LOAD_PRODUCTS "fadd v1.4s, v1.4s, v16.4s\n\t"
+            NEON_AT4("v0", "v1", "v2", "v3", "v4", "v5", "v21", "v22", "v23", "v7")
+            WINO_AT_ROW4("v25", "v26", "v27", "v8")
+            WINO_AT_ROW4("v29", "v30", "v31", "v9")
+            WINO_AT_ROW4("v10", "v11", "v12", "v13")
+            /* row 5 into its own inputs and v14: t(5, 0..3) in v0, v14, v1, v5 */
+            WINO_LOAD_PRODUCTS
+            "fsub v14.4s, v1.4s, v2.4s\n\t"      /* d12 */
+            "fadd v1.4s, v1.4s, v2.4s\n\t"       /* s12 */
+            "fadd v2.4s, v3.4s, v4.4s\n\t"       /* s34 */
+            "fsub v4.4s, v3.4s, v4.4s\n\t"       /* d34 */
+            "fadd v0.4s, v0.4s, v1.4s\n\t"
+            "fadd v0.4s, v0.4s, v2.4s\n\t"
+            "fadd v5.4s, v5.4s, v14.4s\n\t"
+            "fmla v5.4s, v4.4s, v15.s[2]\n\t"
+            "fmla v14.4s, v4.4s, v15.s[0]\n\t"
+            "fmla v1.4s, v2.4s, v15.s[1]\n\t"
+            /* the columns: t(0..5, j) into pixels (0..3, j) */
+            NEON_AT4("v17", "v21", "v25", "v29", "v10", "v0", "v16", "v20", "v24", "v28")
+            NEON_AT4("v18", "v22", "v26", "v30", "v11", "v14", "v17", "v21", "v25", "v29")
+            NEON_AT4("v19", "v23", "v27", "v31", "v12", "v1", "v18", "v22", "v26", "v30")
+            NEON_AT4("v6", "v7", "v8", "v9", "v13", "v5", "v19", "v23", "v27", "v31")
             WINO_STORE_ROW4("v16.4s, v17.4s, v18.4s, v19.4s")
             WINO_STORE_ROW4("v20.4s, v21.4s, v22.4s, v23.4s")
             WINO_STORE_ROW4("v24.4s, v25.4s, v26.4s, v27.4s")
             WINO_STORE_ROW4("v28.4s, v29.4s, v30.4s, v31.4s")
             : [p] "+r"(p), [o] "+r"(o)
-            : [tmp] "r"(tmp), [s] "r"(s), [os] "r"(os), [c] "w"(c), [b] "w"(vb)
-            : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11",
-              "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23",
+            : [s] "r"(s), [os] "r"(os), [c] "r"(c), [b] "r"(&bias)
+            : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12", "v13", "v14",
+              "v15", "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23",
               "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31", "memory");
     }
 }
@@ -281,7 +291,6 @@ static inline void f32_wino_output_tiles2_neon(const float* mrow, int64_t xi_ste
 #undef NEON_AT4
 #undef NEON_BT2
 #undef NEON_BT4
-#undef WINO_AT_COL4
 #undef WINO_AT_ROW2
 #undef WINO_AT_ROW4
 #undef WINO_COL2
