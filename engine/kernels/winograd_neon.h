@@ -55,54 +55,57 @@ static inline void f32_wino_pad_row_neon(float* d, const float* row, int64_t in_
  * The six input rows' columns come by two LD4s a row (columns 0-3, then
  * 4-7 of which 4 and 5 are the tiles'), the rows walked by register
  * post-increment, the stores walk V the same way, and B^T runs on the rows
- * first, through a 36-vector buffer on the stack (column j's six rows
- * adjacent: three LDPs), then on the columns.
- * B^T of six vectors x0..x5 (v0-v5) in 13 operations (y0 v17, y1 v18, y2
- * v19, y3 v20, y4 v6, y5 v5), the constants 4, 5, 2 as lanes of %[c]: */
-#define NEON_BT4 \
-    "fsub v6.4s, v4.4s, v2.4s\n\t"          /* t3 = x4 - x2 */ \
-    "fsub v7.4s, v3.4s, v1.4s\n\t"          /* d31 = x3 - x1 */ \
-    "fmla v5.4s, v1.4s, %[c].s[0]\n\t" \
-    "fmls v5.4s, v3.4s, %[c].s[1]\n\t"      /* y5 = x5 + 4 x1 - 5 x3 */ \
-    "fmls v4.4s, v2.4s, %[c].s[0]\n\t"      /* t1 = x4 - 4 x2 */ \
-    "fsub v17.4s, v4.4s, v2.4s\n\t" \
-    "fmla v17.4s, v0.4s, %[c].s[0]\n\t"     /* y0 = t1 - x2 + 4 x0 */ \
-    "fmls v3.4s, v1.4s, %[c].s[0]\n\t"      /* t2 = x3 - 4 x1 */ \
-    "fadd v18.4s, v4.4s, v3.4s\n\t"         /* y1 = t1 + t2 */ \
-    "fsub v19.4s, v4.4s, v3.4s\n\t"         /* y2 = t1 - t2 */ \
-    "fadd v20.4s, v7.4s, v7.4s\n\t" \
-    "fadd v20.4s, v20.4s, v6.4s\n\t"        /* y3 = t3 + 2 d31 */ \
-    "fmls v6.4s, v7.4s, %[c].s[2]\n\t"      /* y4 = t3 - 2 d31 */
-/* input row r's six columns (v6, v7: the next tiles' columns 2, 3, unused) */
-#define WINO_LOAD_ROW4 \
+ * first, then on the columns: columns 0-2 of the rows' results wait in
+ * v8-v25 (row r's in v(8 + 3 r + j)), columns 3-5 in an 18-vector buffer on
+ * the stack (column j's six rows adjacent: three LDPs); all 36 through the
+ * buffer took 27 stores and loads more of about 264 instructions a vector.
+ * B^T of six vectors x0..x5 in 13 operations into y0..y5, y4 in t3 and y5 in
+ * x5, x1 and x3 to x5 overwritten (t3 and d31: temporaries); the constants
+ * 4, 5, 2 as lanes of %[c]: */
+#define NEON_BT4(x0, x1, x2, x3, x4, x5, y0, y1, y2, y3, t3, d31) \
+    "fsub " t3 ".4s, " x4 ".4s, " x2 ".4s\n\t"        /* t3 = x4 - x2 */ \
+    "fsub " d31 ".4s, " x3 ".4s, " x1 ".4s\n\t"       /* d31 = x3 - x1 */ \
+    "fmla " x5 ".4s, " x1 ".4s, %[c].s[0]\n\t" \
+    "fmls " x5 ".4s, " x3 ".4s, %[c].s[1]\n\t"        /* y5 = x5 + 4 x1 - 5 x3 */ \
+    "fmls " x4 ".4s, " x2 ".4s, %[c].s[0]\n\t"        /* t1 = x4 - 4 x2 */ \
+    "fsub " y0 ".4s, " x4 ".4s, " x2 ".4s\n\t" \
+    "fmla " y0 ".4s, " x0 ".4s, %[c].s[0]\n\t"        /* y0 = t1 - x2 + 4 x0 */ \
+    "fmls " x3 ".4s, " x1 ".4s, %[c].s[0]\n\t"        /* t2 = x3 - 4 x1 */ \
+    "fadd " y1 ".4s, " x4 ".4s, " x3 ".4s\n\t"        /* y1 = t1 + t2 */ \
+    "fsub " y2 ".4s, " x4 ".4s, " x3 ".4s\n\t"        /* y2 = t1 - t2 */ \
+    "fadd " y3 ".4s, " d31 ".4s, " d31 ".4s\n\t" \
+    "fadd " y3 ".4s, " y3 ".4s, " t3 ".4s\n\t"        /* y3 = t3 + 2 d31 */ \
+    "fmls " t3 ".4s, " d31 ".4s, %[c].s[2]\n\t"       /* y4 = t3 - 2 d31 */
+/* input row r: its six columns (v6, v7: the next tiles' columns 2, 3, unused
+ * until they take t3 and d31), B^T into v(8 + 3 r + j) for columns j = 0-2,
+ * into the buffer as element (r, j) at ((j - 3) * 6 + r) vectors for 3-5 */
+#define WINO_ROW4(r, y0, y1, y2) \
     "ld4 {v0.4s, v1.4s, v2.4s, v3.4s}, [%[p]], %[fs]\n\t" \
-    "ld4 {v4.4s, v5.4s, v6.4s, v7.4s}, [%[p4]], %[fs]\n\t"
-/* row r's B^T x into the buffer as element (r, j) at (j * 6 + r) vectors */
-#define WINO_ROW4(r) WINO_LOAD_ROW4 NEON_BT4 \
-    "str q17, [%[tmp], #0*96+" #r "*16]\n\t" \
-    "str q18, [%[tmp], #1*96+" #r "*16]\n\t" \
-    "str q19, [%[tmp], #2*96+" #r "*16]\n\t" \
-    "str q20, [%[tmp], #3*96+" #r "*16]\n\t" \
-    "str q6, [%[tmp], #4*96+" #r "*16]\n\t" \
-    "str q5, [%[tmp], #5*96+" #r "*16]\n\t"
-/* column j: B^T of its six rows into V's elements (i, j), i = 0..5, each
- * xi_step on: %[q] from element (0, j) to (0, j + 1) */
-#define WINO_COL4(j) \
-    "ldp q0, q1, [%[tmp], #" #j "*96]\n\t" \
-    "ldp q2, q3, [%[tmp], #" #j "*96+32]\n\t" \
-    "ldp q4, q5, [%[tmp], #" #j "*96+64]\n\t" \
-    NEON_BT4 \
-    "st1 {v17.4s}, [%[q]], %[s6]\n\t" \
-    "st1 {v18.4s}, [%[q]], %[s6]\n\t" \
-    "st1 {v19.4s}, [%[q]], %[s6]\n\t" \
-    "st1 {v20.4s}, [%[q]], %[s6]\n\t" \
+    "ld4 {v4.4s, v5.4s, v6.4s, v7.4s}, [%[p4]], %[fs]\n\t" \
+    NEON_BT4("v0", "v1", "v2", "v3", "v4", "v5", y0, y1, y2, "v26", "v6", "v7") \
+    "str q26, [%[tmp], #0*96+" #r "*16]\n\t" \
+    "str q6, [%[tmp], #1*96+" #r "*16]\n\t" \
+    "str q5, [%[tmp], #2*96+" #r "*16]\n\t"
+/* column j's B^T of its six rows x0..x5 into V's elements (i, j), i = 0..5,
+ * each xi_step on: %[q] from element (0, j) to (0, j + 1) */
+#define WINO_COL4(x0, x1, x2, x3, x4, x5) \
+    NEON_BT4(x0, x1, x2, x3, x4, x5, "v26", "v27", "v28", "v29", "v6", "v7") \
+    "st1 {v26.4s}, [%[q]], %[s6]\n\t" \
+    "st1 {v27.4s}, [%[q]], %[s6]\n\t" \
+    "st1 {v28.4s}, [%[q]], %[s6]\n\t" \
+    "st1 {v29.4s}, [%[q]], %[s6]\n\t" \
     "st1 {v6.4s}, [%[q]], %[s6]\n\t" \
-    "st1 {v5.4s}, [%[q]], %[s6]\n\t" \
+    "st1 {" x5 ".4s}, [%[q]], %[s6]\n\t" \
     "sub %[q], %[q], %[s35]\n\t"
+#define WINO_COL4_BUFFERED(j) \
+    "ldp q0, q1, [%[tmp], #" #j "*96-288]\n\t" \
+    "ldp q2, q3, [%[tmp], #" #j "*96-256]\n\t" \
+    "ldp q4, q5, [%[tmp], #" #j "*96-224]\n\t" \
+    WINO_COL4("v0", "v1", "v2", "v3", "v4", "v5")
 
 static inline void f32_wino_input_tiles4_neon(const float* frame, int64_t fs, int64_t tx, int64_t tiles, float* v,
                                               int64_t xi_step) {
-    float tmp[36 * 4] __attribute__((aligned(16)));
+    float tmp[18 * 4] __attribute__((aligned(16)));
     const float32x4_t c = {4.0f, 5.0f, 2.0f, 0.0f};
     const int64_t fs_bytes = fs * 4, s6 = 6 * xi_step * 4, s35 = 35 * xi_step * 4;
     for (int64_t g = 0; g < tiles; g += tx, frame += 4 * fs) {    /* a tile row: input rows 0 .. 5 on */
@@ -111,11 +114,18 @@ static inline void f32_wino_input_tiles4_neon(const float* frame, int64_t fs, in
             const float* p4 = p + 4;
             float* q = v + g + t;
             __asm__ volatile(
-                WINO_ROW4(0) WINO_ROW4(1) WINO_ROW4(2) WINO_ROW4(3) WINO_ROW4(4) WINO_ROW4(5)
-                WINO_COL4(0) WINO_COL4(1) WINO_COL4(2) WINO_COL4(3) WINO_COL4(4) WINO_COL4(5)
+                WINO_ROW4(0, "v8", "v9", "v10") WINO_ROW4(1, "v11", "v12", "v13")
+                WINO_ROW4(2, "v14", "v15", "v16") WINO_ROW4(3, "v17", "v18", "v19")
+                WINO_ROW4(4, "v20", "v21", "v22") WINO_ROW4(5, "v23", "v24", "v25")
+                WINO_COL4("v8", "v11", "v14", "v17", "v20", "v23")
+                WINO_COL4("v9", "v12", "v15", "v18", "v21", "v24")
+                WINO_COL4("v10", "v13", "v16", "v19", "v22", "v25")
+                WINO_COL4_BUFFERED(3) WINO_COL4_BUFFERED(4) WINO_COL4_BUFFERED(5)
                 : [p] "+r"(p), [p4] "+r"(p4), [q] "+r"(q)
                 : [tmp] "r"(tmp), [fs] "r"(fs_bytes), [s6] "r"(s6), [s35] "r"(s35), [c] "w"(c)
-                : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v17", "v18", "v19", "v20", "memory");
+                : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12", "v13",
+                  "v14", "v15", "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23", "v24", "v25",
+                  "v26", "v27", "v28", "v29", "memory");
         }
     }
 }
@@ -297,7 +307,7 @@ static inline void f32_wino_output_tiles2_neon(const float* mrow, int64_t xi_ste
 #undef WINO_COL4
 #undef WINO_LOAD_PRODUCTS
 #undef WINO_LOAD_PRODUCTS2
-#undef WINO_LOAD_ROW4
+#undef WINO_COL4_BUFFERED
 #undef WINO_ROW2
 #undef WINO_ROW4
 #undef WINO_STORE_ROW4
