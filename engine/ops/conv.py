@@ -158,11 +158,11 @@ def winograd_layout(kernels, m, cin, tiles, out_h, out_w, options):
     rows = tiles['m_tiles'] * tiles['tile_rows']
     bands = winograd_bands(kernels, m, cin, tiles, out_h, out_w, options)
     costs = path_costs(kernels).get(m)
-    if options.single_thread and costs:
-        bands = min(range(bands, min(ty, 2 * bands) + 1),
-                    key=lambda n: sum(c * t for c, t in zip(costs, winograd_terms(kernels, m, cin, rows, tx, ty, n,
-                                                                                     whole_tiles=True))))
-    elif bands % 2 and 1 < bands < ty and not options.single_thread:
+    if options.single_thread:
+        if costs:
+            bands = min(range(bands, min(ty, 2 * bands) + 1), key=lambda n: sum(
+                c * t for c, t in zip(costs, winograd_terms(kernels, m, cin, rows, tx, ty, n, whole_tiles=True))))
+    elif bands % 2 and 1 < bands < ty:
         bands += 1
     chunks = 1 if options.single_thread else min(tiles['m_tiles'], -(-2 // bands))
     m_per_job = -(-tiles['m_tiles'] // chunks)
