@@ -60,7 +60,7 @@ static inline void f32_wino_pad_row_neon(float* d, const float* row, int64_t in_
  * the stack (column j's six rows adjacent: three LDPs); all 36 through the
  * buffer took 27 stores and loads more of about 264 instructions a vector.
  * B^T of six vectors x0..x5 in 13 operations into y0..y5, y4 in t3 and y5 in
- * x5, x1 and x3 to x5 overwritten (t3 and d31: temporaries); the constants
+ * x5, x3 to x5 overwritten (t3 and d31: temporaries); the constants
  * 4, 5, 2 as lanes of %[c]: */
 #define NEON_BT4(x0, x1, x2, x3, x4, x5, y0, y1, y2, y3, t3, d31) \
     "fsub " t3 ".4s, " x4 ".4s, " x2 ".4s\n\t"        /* t3 = x4 - x2 */ \
