@@ -55,10 +55,13 @@ def b_table(rng, K, size, kind):
 @pytest.mark.parametrize('table', ['shuffled', 'runs', 'one_by_one'])
 def test_gemm_tile(rows, K, table):
     """One call of one row tile, and of three (the last whole or cut short);
-    of one pixel tile, and of three whole ones one after another."""
+    of one pixel tile, of three whole ones one after another, and of one
+    more than a block of them (gemm_block_tiles: each row tile runs over a
+    block before the next row tile)."""
     rng = np.random.default_rng(rows * 100 + K)
     whole = [isa.TILE_PIXELS] + ([isa.WIDE_PIXELS] if rows == isa.NARROW_ROWS and isa.WIDE_PIXELS else [])
-    for nvalid, pixel_tiles in [(n, 1) for n in pixel_counts(rows)] + [(n, 3) for n in whole]:
+    runs = [(n, q) for n in whole for q in sorted({3, isa.gemm_block_tiles(K, n // VLEN) + 1})]
+    for nvalid, pixel_tiles in [(n, 1) for n in pixel_counts(rows)] + runs:
         cases = [(1, m) for m in sorted({1, rows - 1, rows} - {0})] + [(3, 2 * rows + 1), (3, 3 * rows)]
         n = nvalid * pixel_tiles        # pixels written
         for (tiles, mr), residual, leaky in itertools.product(cases, (False, True), (False, True)):
@@ -68,7 +71,8 @@ def test_gemm_tile(rows, K, table):
             b_off, b_run = b_table(rng, K, n + reach, table)
             src = rng.standard_normal(int(b_off.max()) + n + 3 * reach).astype(np.float32)
             c_off = planes(rng, mr, n + reach)
-            r_off = c_off.max() + reach + planes(rng, mr, n + reach) if residual else None
+            # (past the last output plane's n + reach floats: the tiles' order must not matter)
+            r_off = c_off.max() + n + reach + planes(rng, mr, n + reach) if residual else None
             top = int(max(c_off.max(), r_off.max() if residual else 0)) + n + 3 * reach
             dst = np.full(top, SENTINEL, np.float32)
             if residual:

@@ -34,6 +34,7 @@ cdef extern from "ukernels.h" nogil:
         float lo, hi
     ctypedef void (*f32_gemm_tile_fn)(const f32_gemm_args* p, int64_t tiles)
     f32_gemm_tile_fn f32_gemm_tile_for(int64_t rows, int64_t nvalid)
+    int64_t f32_gemm_block_tiles(int64_t K, int NV)
     const int GEMM_MR_SHORT, GEMM_MR_NARROW, GEMM_TAIL_PIXELS, GEMM_EXTRA_MAX, GEMM_WIDE_PIXELS
     void f32_frame_row(ef* dst, const ef* row, int64_t in_w, int64_t pl, int64_t fw,
                        int64_t s)
@@ -74,6 +75,12 @@ cdef inline int64_t covered_pixels(int64_t n) noexcept nogil:
 def gemm_covered_pixels(int64_t n):
     """covered_pixels: the planner's cost of a run of n pixels."""
     return covered_pixels(n)
+
+
+def gemm_block_tiles(int64_t K, int vectors):
+    """Pixel tiles of `vectors` vectors a GEMM call runs each row tile over
+    before the next (f32_gemm_block_tiles): tests reach past one block."""
+    return f32_gemm_block_tiles(K, vectors)
 
 
 def fma_peak_gflops(double seconds=0.2):

@@ -288,6 +288,21 @@ typedef struct {
 } f32_gemm_args;
 typedef void (*f32_gemm_tile_fn)(const f32_gemm_args* p, int64_t tiles);
 
+/* Pixel tiles a call runs each row tile over before the next row tile
+ * takes them (in blocks: K planes x this many tiles of pixels, their bytes
+ * within ENGINE_GEMM_BLOCK_BYTES, stay in L1 while every row tile reads
+ * them), and each row tile writes its planes a block at a time, not one
+ * tile's vectors of each plane in turn.  One where the ISA sets no block
+ * (ENGINE_GEMM_BLOCK_BYTES 0) or K's planes fill it alone: all row tiles
+ * for one pixel tile, then the next. */
+#ifndef ENGINE_GEMM_BLOCK_BYTES
+#define ENGINE_GEMM_BLOCK_BYTES 0
+#endif
+static inline int64_t f32_gemm_block_tiles(int64_t K, int NV) {
+    const int64_t q = ENGINE_GEMM_BLOCK_BYTES / (K * NV * VLEN * (int64_t)sizeof(ef));
+    return q > 1 ? q : 1;
+}
+
 /* f32_gemm_<rows>x<vectors>v[<extra pixels>]_<isa>: f32_gemm_12x2v_avx512 is
  * 12 rows by two vectors (32 pixels), f32_gemm_8x3v1_avx512 8 rows by three
  * vectors and a pixel.  (ROWS is a number: ENGINE_GEMM_TILES expands its
@@ -302,8 +317,10 @@ typedef void (*f32_gemm_tile_fn)(const f32_gemm_args* p, int64_t tiles);
          * on the stack */ \
         const volatile float* bounds = &p->lo; \
         const int64_t b_step = f32_gemm_one_run(g.K, g.b_off, g.b_run); \
-        for (int64_t q = 0; q < g.pixel_tiles; q++) \
+        const int64_t qb = f32_gemm_block_tiles(g.K, NV); \
+        for (int64_t q0 = 0; q0 < g.pixel_tiles; q0 += qb) \
         for (int64_t t = 0; t < tiles; t++) \
+        for (int64_t q = q0; q < q0 + qb && q < g.pixel_tiles; q++) \
             f32_gemm_tile(g.K, g.a + t * g.a_step, g.bias + t * g.bias_step, g.src + q * NV * VLEN, \
                           g.b_off, g.b_run, b_step, g.dst + q * NV * VLEN, g.c_off + t * ROWS, \
                           g.r_off ? g.r_off + t * ROWS : NULL, g.slope ? g.slope + t * ROWS : NULL, \
