@@ -288,13 +288,12 @@ typedef struct {
 } f32_gemm_args;
 typedef void (*f32_gemm_tile_fn)(const f32_gemm_args* p, int64_t tiles);
 
-/* Pixel tiles a call runs each row tile over before the next row tile
- * takes them (in blocks: K planes x this many tiles of pixels, their bytes
- * within ENGINE_GEMM_BLOCK_BYTES, stay in L1 while every row tile reads
- * them), and each row tile writes its planes a block at a time, not one
- * tile's vectors of each plane in turn.  One where the ISA sets no block
- * (ENGINE_GEMM_BLOCK_BYTES 0) or K's planes fill it alone: all row tiles
- * for one pixel tile, then the next. */
+/* How many pixel tiles a GEMM call runs each row tile over before the next
+ * row tile: a block whose K planes' pixels (ENGINE_GEMM_BLOCK_BYTES at most)
+ * stay in L1 while every row tile reads them, so that each row tile writes
+ * its output planes a block at a time rather than a tile's vectors at a
+ * time.  1 where the ISA sets no block (0) or one tile's K planes fill it:
+ * every row tile for one pixel tile, then the next. */
 #ifndef ENGINE_GEMM_BLOCK_BYTES
 #define ENGINE_GEMM_BLOCK_BYTES 0
 #endif
