@@ -726,6 +726,27 @@ def test_maxpool_dilation(window_path):
     check_graph(one_op_graph('maxpool', x.shape, attrs), x, options=plan_options(window_path))
 
 
+@pytest.mark.parametrize('k', [3, 5, 7])
+@pytest.mark.parametrize('s', [1, 2])
+def test_default_window_path_by_stride(k, s):
+    """With no path asked for, a k x k depthwise convolution of stride s runs
+    interleaved exactly where the kernels' INTERLEAVED_SIDES[s] holds k (AVX2:
+    3x3 at stride 2 only), and a 3x3 max pool of stride 2 never does (row by
+    row, separably); the others flat or row by row."""
+    from engine.kernels.abi import WindowPath
+    kernels = isa.kernels()
+    assert set(kernels.INTERLEAVED_SIDES) == {1, 2}
+    hw = 40         # (out 20x20 at stride 2: past flat_s2_max_pixels)
+    dw = dict(in_channels=16, out_channels=16, kernel=[k, k], stride=[s, s], padding=[k // 2] * 2,
+              dilation=[1, 1], groups=16)
+    pool = dict(kernel=[k, k], stride=[s, s], padding=[k // 2] * 2, dilation=[1, 1], ceil_mode=False)
+    for op, attrs, params in [('conv', dw, {'weight': np.ones((16, 1, k, k), np.float32)}), ('maxpool', pool, {})]:
+        g = one_op_graph(op, (1, 16, hw, hw), attrs, params)
+        record, _, _ = lower(g.nodes[0], infer_shapes(g, hw, hw), PlanOptions())
+        interleaved = k in kernels.INTERLEAVED_SIDES[s] and not (op == 'maxpool' and (k, s) == (3, 2))
+        assert (record.path == WindowPath.WINDOW_INTERLEAVED) == interleaved, (op, k, s, record.path)
+
+
 @pytest.mark.parametrize('cin,cout', [(1, 1), (7, 3), (64, 64), (65, 100), (300, 129), (1024, 1000)])
 def test_linear(cin, cout, precision):
     rng = np.random.default_rng(cin + cout)

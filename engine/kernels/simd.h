@@ -131,6 +131,9 @@ static inline void vf_store_lanes4(ef* const* dst, int64_t x, const vf* v) {
 #ifndef ENGINE_INTERLEAVED_SIDES
 #define ENGINE_INTERLEAVED_SIDES 0   /* bit k: the planner runs k x k windows interleaved by default */
 #endif
+#ifndef ENGINE_INTERLEAVED_SIDES_S2
+#define ENGINE_INTERLEAVED_SIDES_S2 ENGINE_INTERLEAVED_SIDES    /* ... those of stride 2 */
+#endif
 
 
 /* Plane strides are padded to this many floats (64 bytes) for every ISA, so a

@@ -61,7 +61,7 @@ cdef extern from "ukernels.h" nogil:
     f32_window_interleaved_fn f32_window_interleaved_for(int mode, int64_t k, int64_t s, float lo, float hi)
     void f32_interleaved_init(const f32_window_group_args* a, ef* frame, int64_t s)
     int64_t f32_interleaved_floats(int64_t out_h, int64_t out_w, int64_t s, int64_t k)
-    const int ENGINE_INTERLEAVED_SIDES
+    const int ENGINE_INTERLEAVED_SIDES, ENGINE_INTERLEAVED_SIDES_S2
     const int DW_K_MAX
     enum: FLAT_CH
     ctypedef struct f32_window_flat_args:
@@ -88,8 +88,9 @@ ARENA_SLACK = SLACK            # floats the arena keeps before its first and aft
 assert ARENA_SLACK >= ENGINE_ROW_OVERREAD
 FLAT_PLANES = FLAT_CH          # planes the flat path runs together
 INTERLEAVABLE_SIDES = tuple(range(3, DW_K_MAX + 1, 2))     # the windows the interleaved path takes
-# those the planner runs interleaved by default (simd_*.h: ENGINE_INTERLEAVED_SIDES)
-INTERLEAVED_SIDES = tuple(k for k in INTERLEAVABLE_SIDES if ENGINE_INTERLEAVED_SIDES >> k & 1)
+# those the planner runs interleaved by default, by stride (simd_*.h: ENGINE_INTERLEAVED_SIDES, _S2)
+INTERLEAVED_SIDES = {stride: tuple(k for k in INTERLEAVABLE_SIDES if sides >> k & 1)
+                     for stride, sides in ((1, ENGINE_INTERLEAVED_SIDES), (2, ENGINE_INTERLEAVED_SIDES_S2))}
 VECTOR = VLEN                  # floats per vector
 
 
