@@ -182,24 +182,38 @@ def kernel_fields(attrs, kernel):
     return dict(kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw)
 
 
-def window_op(kernels, step, spatial, attrs, kernel, mode, options, direct_only=False, **tables):
-    """(Window record, scratch floats): interleaved (3x3, 5x5 and 7x7, strides 1
-    and 2) where the options or the ISA say so, framed (3x3) where the
-    options say so, flat where the plane is small enough and the tables fit,
-    else row by row.  3x3 pooling at stride 2 runs row by row unless the
-    options name a path: its rows read in place, separably
-    (f32_pool_plane_3x3s2), take fewer instructions than interleaved or flat
-    ones (NEON)."""
-    k = kernel_fields(attrs, kernel)
-    in_h, in_w, out_h, out_w = spatial['in_h'], spatial['in_w'], spatial['out_h'], spatial['out_w']
+def _separable_pool(k, mode, options):
+    """3x3 pooling at stride 2 runs row by row unless the options name a path:
+    its rows read in place, separably (f32_pool_plane_3x3s2), take fewer
+    instructions than interleaved or flat ones (NEON)."""
+    return (mode != WindowMode.WINDOW_CONV and (k['kh'], k['kw'], k['sh'], k['sw']) == (3, 3, 2, 2)
+            and (k['dh'], k['dw']) == (1, 1) and options.interleaved_windows is None and not options.framed_windows)
+
+
+def _square(k):
+    return k['kh'] == k['kw'] and (k['dh'], k['dw']) == (1, 1) and k['sh'] == k['sw'] and k['sh'] in (1, 2)
+
+
+def interleaved_window(kernels, k, mode, options):
+    """Whether a window of kernel_fields k runs interleaved, VECTOR channels'
+    rows at a time: 3x3, 5x5 and 7x7 at strides 1 and 2, where the options
+    or the kernels' INTERLEAVED_SIDES (by stride) say so."""
     sides = (kernels.INTERLEAVED_SIDES.get(k['sh'], ()) if options.interleaved_windows is None
              else kernels.INTERLEAVABLE_SIDES if options.interleaved_windows else ())
-    square = k['kh'] == k['kw'] and (k['dh'], k['dw']) == (1, 1) and k['sh'] == k['sw'] and k['sh'] in (1, 2)
-    three = square and k['kh'] == 3
-    pool_s2 = (mode != WindowMode.WINDOW_CONV and three and k['sh'] == 2
-               and options.interleaved_windows is None and not options.framed_windows)
+    return _square(k) and k['kh'] in sides and not _separable_pool(k, mode, options)
+
+
+def window_op(kernels, step, spatial, attrs, kernel, mode, options, direct_only=False, **tables):
+    """(Window record, scratch floats): interleaved where interleaved_window
+    says so, framed (3x3) where the options say so, flat where the plane is
+    small enough and the tables fit, else row by row (3x3 pooling at stride
+    2 always: _separable_pool)."""
+    k = kernel_fields(attrs, kernel)
+    in_h, in_w, out_h, out_w = spatial['in_h'], spatial['in_w'], spatial['out_h'], spatial['out_w']
+    three = _square(k) and k['kh'] == 3
+    pool_s2 = _separable_pool(k, mode, options)
     flat = None
-    if square and k['kh'] in sides and not pool_s2:
+    if interleaved_window(kernels, k, mode, options):
         path = WindowPath.WINDOW_INTERLEAVED
     elif options.framed_windows and three:
         path = WindowPath.WINDOW_FRAMED

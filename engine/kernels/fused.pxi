@@ -9,8 +9,9 @@ depthwise reads that channel alone) and runs it band by band of the
 depthwise's output rows: the 1x1 computes the input rows under the band
 (with the window's halo, recomputed by the next band: bands as tall as the
 scratch allows, the whole plane where it fits) into the worker's scratch,
-and the depthwise reads them there while they are in cache: at stride 1 by
-the flat path, in bands of whole vectors; at stride 2 row by row."""
+and the depthwise reads them there while they are in cache: by its own
+path (interleaved, VECTOR channels from the block's first), else at stride 1
+by the flat path, in bands of whole vectors, and at stride 2 row by row."""
 from libc.stdint cimport int64_t
 from engine.kernels.abi cimport WINDOW_FLAT
 from engine.kernels.common cimport Op, ef, Ctx, GEMM_NR, VLEN, image_data, worker_scratch
