@@ -1103,6 +1103,36 @@ def test_fused_expand_depthwise(cin, e, k, s, p, hw, band_bytes, window_path, pr
         check_graph(g, x, options=options, **run_in(precision))
 
 
+@pytest.mark.parametrize('e', [12, 44, 48, 64, 144, 240])
+@pytest.mark.parametrize('interleaved', [False, True])
+def test_fused_jobs_are_whole_vector_groups(e, interleaved):
+    """An interleaved depthwise takes VECTOR channels at a time from its job's
+    first: a fused op's jobs are then whole groups (but the last), as many as
+    options.fuse_min_jobs asks or fewer; otherwise blocks of row tiles, that many."""
+    from engine.graph import Node
+    from engine.lowering import tile_starts
+    from engine.kernels.abi import WindowPath
+    options = PlanOptions(fuse_min_bytes=0, interleaved_windows=interleaved)
+    conv = dict(stride=[2, 2], dilation=[1, 1], clamp=None)
+    pw = Node('pw', 'conv', ['input'], dict(conv, in_channels=16, out_channels=e, kernel=[1, 1], stride=[1, 1],
+                                            padding=[0, 0], groups=1), {'weight': np.ones((e, 16, 1, 1), np.float32)})
+    dw = Node('dw', 'conv', ['pw'], dict(conv, in_channels=e, out_channels=e, kernel=[3, 3], padding=[1, 1],
+                                         groups=e), {'weight': np.ones((e, 1, 3, 3), np.float32)})
+    node = Node('dw', 'expand_depthwise', ['input'], {'expand': pw, 'depthwise': dw, 'label': 'pw+dw'})
+    record, _, _ = lower(node, {'input': (16, 28, 28), 'dw': (e, 14, 14)}, options)
+    assert (record.then.path == WindowPath.WINDOW_INTERLEAVED) == interleaved
+    first = tile_starts({f: getattr(record, f) for f in ('tile_rows', 'm_tiles', 'short_rows', 'short_tiles')})
+    blocks = np.diff(np.minimum(list(first[:-1][::record.m_per_job]) + [e], e))
+    assert blocks.sum() == e and len(blocks) == record.jobs_per_image
+    wanted = -(-record.m_tiles // options.fuse_min_jobs)
+    if interleaved:
+        vector = isa.kernels().VECTOR
+        assert all(b % vector == 0 for b in blocks[:-1]), blocks
+        assert record.m_per_job <= max(wanted, vector // np.gcd(record.tile_rows, vector))     # no larger
+    else:
+        assert record.m_per_job == wanted
+
+
 def depthwise_then_pointwise(rng, c, m, residual=False, act=None):
     """A depthwise convolution and the 1x1 one reading it (MobileNetV2's
     projection), with a residual added to the 1x1 if asked."""
