@@ -191,6 +191,7 @@ def _separable_pool(k, mode, options):
 
 
 def _square(k):
+    """A square window, undilated, of equal strides 1 or 2 (the interleaved and framed paths' own)."""
     return k['kh'] == k['kw'] and (k['dh'], k['dw']) == (1, 1) and k['sh'] == k['sw'] and k['sh'] in (1, 2)
 
 

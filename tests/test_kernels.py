@@ -1103,16 +1103,19 @@ def test_fused_expand_depthwise(cin, e, k, s, p, hw, band_bytes, window_path, pr
         check_graph(g, x, options=options, **run_in(precision))
 
 
-@pytest.mark.parametrize('e', [12, 44, 48, 64, 144, 240])
+@pytest.mark.parametrize('e', [12, 24, 44, 48, 64, 144, 240])
 @pytest.mark.parametrize('interleaved', [False, True])
-def test_fused_jobs_are_whole_vector_groups(e, interleaved):
+@pytest.mark.parametrize('single_thread', [False, True])
+def test_fused_jobs_are_whole_vector_groups(e, interleaved, single_thread):
     """An interleaved depthwise takes VECTOR channels at a time from its job's
     first: a fused op's jobs are then whole groups (but the last), as many as
-    options.fuse_min_jobs asks or fewer; otherwise blocks of row tiles, that many."""
+    options.fuse_min_jobs asks or fewer, yet two at least in a plan for
+    several threads where row tiles were enough for two; otherwise blocks
+    of row tiles, as many as fuse_min_jobs asks."""
     from engine.graph import Node
     from engine.lowering import tile_starts
     from engine.kernels.abi import WindowPath
-    options = PlanOptions(fuse_min_bytes=0, interleaved_windows=interleaved)
+    options = PlanOptions(fuse_min_bytes=0, interleaved_windows=interleaved, single_thread=single_thread)
     conv = dict(stride=[2, 2], dilation=[1, 1], clamp=None)
     pw = Node('pw', 'conv', ['input'], dict(conv, in_channels=16, out_channels=e, kernel=[1, 1], stride=[1, 1],
                                             padding=[0, 0], groups=1), {'weight': np.ones((e, 16, 1, 1), np.float32)})
@@ -1125,12 +1128,16 @@ def test_fused_jobs_are_whole_vector_groups(e, interleaved):
     blocks = np.diff(np.minimum(list(first[:-1][::record.m_per_job]) + [e], e))
     assert blocks.sum() == e and len(blocks) == record.jobs_per_image
     wanted = -(-record.m_tiles // options.fuse_min_jobs)
-    if interleaved:
-        vector = isa.kernels().VECTOR
-        assert all(b % vector == 0 for b in blocks[:-1]), blocks
+    vector = isa.kernels().VECTOR
+    whole_groups = all(b % vector == 0 for b in blocks[:-1])
+    if not interleaved:
+        assert record.m_per_job == wanted
+    elif single_thread:
+        assert whole_groups, blocks
         assert record.m_per_job <= max(wanted, vector // np.gcd(record.tile_rows, vector))     # no larger
     else:
-        assert record.m_per_job == wanted
+        assert len(blocks) >= min(2, record.m_tiles)
+        assert whole_groups or record.m_per_job == wanted, blocks
 
 
 def depthwise_then_pointwise(rng, c, m, residual=False, act=None):

@@ -12,6 +12,7 @@ size.  A model file never holds them (graph.validate refuses them).
   second's.  add_halves then adds them and applies the convolution's
   epilogue."""
 from dataclasses import fields, replace
+from math import gcd
 
 import numpy as np
 
@@ -64,14 +65,18 @@ class ExpandDepthwise(_PlanOnly):
         m_per_job = -(-gemm.m_tiles // options.fuse_min_jobs)
         # a depthwise running interleaved takes VECTOR channels at a time from
         # each job's first: jobs of whole groups (fewer jobs where a group's
-        # tiles are more than m_per_job) where a block of 12 ran as 8 + 4 on
-        # AVX2, half a group's lanes empty (Zen 3, 1 thread: MNASNet's 16 -> 48
-        # at 112x112 + 3x3s2 0.650 -> 0.569 ms, MobileNetV3-large's 16 -> 64
-        # 0.856 -> 0.785)
+        # tiles are more than m_per_job, but two at least for two threads).
+        # Blocks of 12 channels ran as 8 + 4 on AVX2, half a group's lanes
+        # empty (Zen 3, per-layer medians: MNASNet's 16 -> 48 at 112x112 +
+        # 3x3s2 0.533 -> 0.474 ms at 1 thread, 0.424 -> 0.336 at 2;
+        # MobileNetV3-large's 16 -> 64 0.697 -> 0.647); ShuffleNetV2+'s 24
+        # channels in one job took longer at 2 threads than at 1
         if interleaved_window(kernels, kernel_fields(dw.attrs, dw.attrs['kernel']), WindowMode.WINDOW_CONV,
                               options):
-            group = kernels.VECTOR // np.gcd(gemm.tile_rows, kernels.VECTOR)     # row tiles per whole group
-            m_per_job = max(group, m_per_job // group * group)
+            group = kernels.VECTOR // gcd(gemm.tile_rows, kernels.VECTOR)     # row tiles per whole group
+            whole = max(group, m_per_job // group * group)
+            if options.single_thread or gemm.m_tiles > whole:
+                m_per_job = whole
         first = tile_starts({f: getattr(gemm, f) for f in ('tile_rows', 'm_tiles', 'short_rows', 'short_tiles')})
         first = np.minimum(first[:-1][::m_per_job].tolist() + [first[-1]], e)   # jobs' first channels, then e
         block = int(np.diff(first).max())                                  # channels of a job at most
