@@ -3,6 +3,7 @@ odd sizes, H != W, 1x1 and 2x2 planes, channel counts that are not multiples
 of the vector width or the GEMM tile, every stride/padding/dilation/group the
 ops allow, batch 1 and 3, one and two threads.  No torch needed."""
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -134,12 +135,12 @@ def test_gemm_jobs_take_the_weights_in_blocks(groups):
     rng = np.random.default_rng(11)
     cin, cout = 48, 96
     params = {'weight': rand(rng, (cout, cin // groups, 1, 1), 0.3), 'bias': rand(rng, cout)}
-    block = PlanOptions(weight_block_bytes=4096, min_jobs=1)
+    block = PlanOptions(weight_block_bytes=4096, min_jobs=1, thread_jobs=1)
     # several pixel tiles; one (but for the scalar build's planes of 16 in tiles of 2)
     for hw in ((9, 2 * kernels.TILE_PIXELS // 9 + 1), (1, kernels.TILE_PIXELS)):
         graph = one_op_graph('conv', (1, cin) + hw, _pointwise_attrs(cin, cout, groups, clamp=None), params)
         op, _, _ = lower(graph.nodes[0], infer_shapes(graph, *hw), block)
-        whole, _, _ = lower(graph.nodes[0], infer_shapes(graph, *hw), PlanOptions(min_jobs=1))
+        whole, _, _ = lower(graph.nodes[0], infer_shapes(graph, *hw), PlanOptions(min_jobs=1, thread_jobs=1))
         per_tile = op.tile_rows * op.K * kernels.ELEMENT_BYTES
         assert whole.m_per_job == op.m_tiles
         if op.n_tiles > 1:
@@ -150,6 +151,32 @@ def test_gemm_jobs_take_the_weights_in_blocks(groups):
         for n in BATCHES:
             x = rand(rng, (n, cin) + hw)
             check_graph(one_op_graph('conv', x.shape, graph.nodes[0].attrs, params), x, options=block)
+
+
+@pytest.mark.parametrize('thread_jobs', [1, 2, 3])
+def test_several_thread_plans_take_thread_jobs_times_the_jobs(thread_jobs):
+    """A plan for several threads splits a 1x1 convolution into
+    options.thread_jobs times a one-thread plan's jobs: runs of pixel tiles
+    (channel_jobs) on a large plane, chunks of row tiles (min_jobs) where the
+    pixel tiles are few; and its outputs are right at 1 and 2 threads."""
+    kernels = isa.kernels()
+    rng = np.random.default_rng(13)
+    # 96 pixel tiles; one (the scalar build: its padded plane's 8)
+    for cin, cout, hw in ((8, 8, (12, 8 * kernels.TILE_PIXELS)), (16, 400, (1, kernels.TILE_PIXELS))):
+        params = {'weight': rand(rng, (cout, cin, 1, 1), 0.3), 'bias': rand(rng, cout)}
+        graph = one_op_graph('conv', (1, cin) + hw, _pointwise_attrs(cin, cout, 1, clamp=None), params)
+        several = PlanOptions(thread_jobs=thread_jobs)
+        one, _, _ = lower(graph.nodes[0], infer_shapes(graph, *hw), replace(several, single_thread=True))
+        op, _, _ = lower(graph.nodes[0], infer_shapes(graph, *hw), several)
+
+        def chunks(jobs):       # row chunks that make `jobs` jobs with the pixel tiles
+            return min(op.m_tiles, -(-jobs // op.n_tiles))
+        assert one.m_per_job == -(-op.m_tiles // chunks(several.min_jobs))
+        assert op.m_per_job == -(-op.m_tiles // chunks(thread_jobs * several.min_jobs))
+        if op.n_tiles == 96:
+            assert (one.jobs_per_image, op.jobs_per_image) == (several.channel_jobs, thread_jobs * several.channel_jobs)
+        x = rand(rng, (2, cin) + hw)
+        check_graph(graph, x, options=several)
 
 
 @pytest.mark.parametrize('stride', [1, 2])
@@ -172,9 +199,9 @@ def test_direct_conv_takes_the_weights_in_blocks(stride):
     assert kind == f'conv3x3{"s2" if stride == 2 else ""}' and op.out_h > 3
     assert op.m_block == min(op.m_tiles, max(1, 2048 // (op.tile_rows * op.K * kernels.ELEMENT_BYTES))) < op.m_tiles
     assert op.jobs_per_image == 3 and op.per_job == -(-op.out_h // 3)
-    whole, _, _ = lower(graph.nodes[0], shapes, PlanOptions(direct_conv=True, direct_panel=False, winograd=0,
-                                                           weight_block_bytes=1 << 30))
-    assert whole.m_block == whole.m_tiles and whole.per_job == -(-whole.out_h // PlanOptions().channel_jobs)
+    options = PlanOptions(direct_conv=True, direct_panel=False, winograd=0, weight_block_bytes=1 << 30)
+    whole, _, _ = lower(graph.nodes[0], shapes, options)
+    assert whole.m_block == whole.m_tiles and whole.per_job == -(-whole.out_h // options.jobs(options.channel_jobs))
     for n in BATCHES:
         x = rand(rng, (n, cin) + hw)
         check_graph(one_op_graph('conv', x.shape, attrs, params), x, options=block)

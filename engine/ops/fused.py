@@ -157,5 +157,6 @@ class AddHalves(_PlanOnly):
         halves = step['in_off']
         c = len(halves) // 2
         step.update(in_off=halves[:c])
+        jobs = runs(step['plane'] // ctx.kernels.VECTOR, ctx.options.jobs(ctx.options.channel_jobs))
         return descriptors.Eltwise(**step, mode=EltwiseMode.ELTWISE_ADD_SPLIT, in2_off=halves[c:],
-                       **runs(step['plane'] // ctx.kernels.VECTOR, ctx.options.channel_jobs)), 'k_halves_sum', 0
+                                   **jobs), 'k_halves_sum', 0
