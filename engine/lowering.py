@@ -24,7 +24,7 @@ class PlanOptions:
     channel_jobs: int = 16       # per-channel ops, convolutions: jobs per image, each a run of
                                  # channels, pixel tiles or output rows
     thread_jobs: int = 2         # a plan for several threads takes min_jobs and channel_jobs this
-                                 # many times over (jobs): finer jobs even out the threads' shares
+                                 # many times over (planned_*): finer jobs even out the threads' shares
                                  # (2 threads, Zen 3, per-layer sums: MobileNetV2 and MNASNet 4 %
                                  # faster than x1, x4 1-1.5 % slower than x2; one thread: x2 1 % slower)
     direct_conv: bool = None     # dense stride-1/2 convolutions read framed rows in place (else im2col):
@@ -73,10 +73,15 @@ class PlanOptions:
     flat_s2_max_pixels: int = 64   # and stride-2 ones up to this size (through phase planes;
                                    # beyond it, building them costs more than they save)
 
-    def jobs(self, n):
-        """n jobs (min_jobs, channel_jobs) as this plan takes them: thread_jobs
-        times as many where several threads share them."""
-        return n if self.single_thread else n * self.thread_jobs
+    # min_jobs and channel_jobs as this plan takes them: thread_jobs times
+    # over where several threads share them
+    @property
+    def planned_min_jobs(self):
+        return self.min_jobs * (1 if self.single_thread else self.thread_jobs)
+
+    @property
+    def planned_channel_jobs(self):
+        return self.channel_jobs * (1 if self.single_thread else self.thread_jobs)
 
 
 PLANE_BYTES = isa.PLANE_ALIGN * DTYPE_SIZE[DType.DTYPE_F32]     # planes start on these boundaries (64 bytes)
@@ -170,19 +175,19 @@ def weight_block(kernels, tiles, K, items, options):
 
 def gemm_jobs(m_tiles, n_tiles, groups, options, m_block=None):
     """A 1x1 convolution's jobs: row tiles split where pixel tiles are too
-    few for min_jobs (options.jobs), and in chunks of at most m_block (weight_block);
-    runs of pixel tiles, channel_jobs of them (one GEMM call each).
+    few for options.planned_min_jobs, and in chunks of at most m_block (weight_block);
+    runs of pixel tiles, options.planned_channel_jobs of them (one GEMM call each).
     The fields m_per_job, per_job (pixel tiles) and jobs_per_image (groups x
     row chunks x pixel runs)."""
-    m_chunks = min(m_tiles, max(1, -(-options.jobs(options.min_jobs) // (groups * n_tiles))))
+    m_chunks = min(m_tiles, max(1, -(-options.planned_min_jobs // (groups * n_tiles))))
     m_per_job = min(-(-m_tiles // m_chunks), m_block or m_tiles)
     m_chunks = -(-m_tiles // m_per_job)
-    pix = runs(n_tiles, max(1, -(-options.jobs(options.channel_jobs) // (groups * m_chunks))))
+    pix = runs(n_tiles, max(1, -(-options.planned_channel_jobs // (groups * m_chunks))))
     return dict(m_per_job=m_per_job, per_job=pix['per_job'], jobs_per_image=groups * pix['jobs_per_image'] * m_chunks)
 
 
 def channel_runs(channels, options, multiple=1):
-    return runs(channels, options.jobs(options.channel_jobs), multiple)
+    return runs(channels, options.planned_channel_jobs, multiple)
 
 
 def kernel_fields(attrs, kernel):

@@ -201,7 +201,7 @@ def test_direct_conv_takes_the_weights_in_blocks(stride):
     assert op.jobs_per_image == 3 and op.per_job == -(-op.out_h // 3)
     options = PlanOptions(direct_conv=True, direct_panel=False, winograd=0, weight_block_bytes=1 << 30)
     whole, _, _ = lower(graph.nodes[0], shapes, options)
-    assert whole.m_block == whole.m_tiles and whole.per_job == -(-whole.out_h // options.jobs(options.channel_jobs))
+    assert whole.m_block == whole.m_tiles and whole.per_job == -(-whole.out_h // options.planned_channel_jobs)
     for n in BATCHES:
         x = rand(rng, (n, cin) + hw)
         check_graph(one_op_graph('conv', x.shape, attrs, params), x, options=block)

@@ -372,7 +372,7 @@ class Conv(OpDef):
                 rows = kernels.direct_panel_rows(jobs['per_job'], spatial['out_w'], spatial['out_h'])
             else:
                 jobs = runs(spatial['out_h'],
-                            options.jobs(options.channel_jobs) if m_block == m_tiles else options.weight_block_bands)
+                            options.planned_channel_jobs if m_block == m_tiles else options.weight_block_bands)
                 rows = jobs['per_job']
             table, column = kernels.direct_tap_offsets(cin, spatial['in_w'], k['pw'], k['kh'], k['kw'], k['sw'])
             table, column = table[None], column[None]
@@ -400,7 +400,7 @@ class Conv(OpDef):
                                 panel=int(panel))
             return record, name, kernels.direct_scratch_floats(cin, spatial['in_w'], k['pw'], k['kh'], k['sh'],
                                                                  rows, K, jobs['per_job'] if panel else 0)
-        jobs = runs(n_tiles, max(1, -(-options.jobs(options.channel_jobs) // groups)))
+        jobs = runs(n_tiles, max(1, -(-options.planned_channel_jobs // groups)))
         record = ConvIm2col(**gemm, **k, m_per_job=m_tiles, per_job=jobs['per_job'],
                             jobs_per_image=groups * jobs['jobs_per_image'], in2_off=table)
         return record, name + '_im2col', kernels.im2col_scratch_floats(K, k['kw'])

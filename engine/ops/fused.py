@@ -157,6 +157,5 @@ class AddHalves(_PlanOnly):
         halves = step['in_off']
         c = len(halves) // 2
         step.update(in_off=halves[:c])
-        jobs = runs(step['plane'] // ctx.kernels.VECTOR, ctx.options.jobs(ctx.options.channel_jobs))
         return descriptors.Eltwise(**step, mode=EltwiseMode.ELTWISE_ADD_SPLIT, in2_off=halves[c:],
-                                   **jobs), 'k_halves_sum', 0
+                       **runs(step['plane'] // ctx.kernels.VECTOR, ctx.options.planned_channel_jobs)), 'k_halves_sum', 0
