@@ -54,11 +54,13 @@ static inline float vf_hsum(vf v) {
     s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
     return _mm_cvtss_f32(s);
 }
+/* (plain stores of 4, 2 and 1 floats: a masked store takes ~12 cycles on Zen 3) */
 static inline void vf_store_partial(float* p, vf v, int n) {
-    static const int32_t ones_then_zeros[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
-                                                0, 0, 0, 0, 0, 0, 0, 0};
-    __m256i mask = _mm256_loadu_si256((const __m256i*)(ones_then_zeros + 8 - n));
-    _mm256_maskstore_ps(p, mask, v);
+    if (n >= 8) { _mm256_storeu_ps(p, v); return; }
+    __m128 q = _mm256_castps256_ps128(v);
+    if (n >= 4) { _mm_storeu_ps(p, q); q = _mm256_extractf128_ps(v, 1); p += 4; n -= 4; }
+    if (n >= 2) { _mm_storel_pi((__m64*)p, q); q = _mm_movehl_ps(q, q); p += 2; n -= 2; }
+    if (n) _mm_store_ss(p, q);
 }
 static inline vf vf_load_s2(const float* p) {
     __m256 t = _mm256_shuffle_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8),
@@ -147,12 +149,15 @@ static inline void vf_store_lanes_n(float* const* dst, int64_t x, const vf* v, i
     const vf w[4] = {v[0], v[n > 1], v[2 * (n > 2)], v[3 * (n > 3)]};     /* (lanes past n: any) */
     vf u[4];
     vf_quads(w, u);
-    const __m128i m = _mm_cmpgt_epi32(_mm_set1_epi32(n), _mm_setr_epi32(0, 1, 2, 3));
     for (int k = 0; k < 4; k++) {
         const __m128 q[2] = {_mm256_castps256_ps128(u[k]), _mm256_extractf128_ps(u[k], 1)};
         for (int L = 0; L < 2; L++) {
-            if (n == 4) _mm_storeu_ps(dst[4 * L + k] + x, q[L]);
-            else _mm_maskstore_ps(dst[4 * L + k] + x, m, q[L]);
+            float* p = dst[4 * L + k] + x;
+            if (n == 4) _mm_storeu_ps(p, q[L]);
+            else {
+                if (n >= 2) _mm_storel_pi((__m64*)p, q[L]);
+                if (n & 1) _mm_store_ss(p + (n & 2), n & 2 ? _mm_movehl_ps(q[L], q[L]) : q[L]);
+            }
         }
     }
 }
