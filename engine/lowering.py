@@ -66,9 +66,9 @@ class PlanOptions:
                                   # at a time (where they do not run interleaved)
     interleaved_windows: bool = None  # 3x3, 5x5 and 7x7 windows of stride 1 and 2 with VLEN channels'
                                  # rows interleaved, before framed (None: those of
-                                 # the kernels' INTERLEAVED_SIDES by stride: NEON 3x3, 5x5, 7x7, x86 5x5,
-                                 # 7x7, AVX2 also 3x3 at stride 2; but not 3x3 pooling at stride 2: row
-                                 # by row, separably)
+                                 # the kernels' INTERLEAVED_SIDES by stride: NEON and AVX2 3x3, 5x5,
+                                 # 7x7, AVX-512 5x5, 7x7; but not 3x3 pooling at stride 2: row by row,
+                                 # separably)
     flat_max_pixels: int = 16384   # window ops: stride-1 output planes up to this size run flat,
     flat_s2_max_pixels: int = 64   # and stride-2 ones up to this size (through phase planes;
                                    # beyond it, building them costs more than they save)

@@ -757,8 +757,8 @@ def test_maxpool_dilation(window_path):
 @pytest.mark.parametrize('s', [1, 2])
 def test_default_window_path_by_stride(k, s):
     """With no path asked for, a k x k depthwise convolution of stride s runs
-    interleaved exactly where the kernels' INTERLEAVED_SIDES[s] holds k (AVX2:
-    3x3 at stride 2 only), and a 3x3 max pool of stride 2 never does (row by
+    interleaved exactly where the kernels' INTERLEAVED_SIDES[s] holds k (AVX-512:
+    5x5 and 7x7 only), and a 3x3 max pool of stride 2 never does (row by
     row, separably); the others flat or row by row."""
     from engine.kernels.abi import WindowPath
     kernels = isa.kernels()

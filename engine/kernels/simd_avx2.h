@@ -11,18 +11,17 @@
 #define ENGINE_SIMD_ISA "avx2"
 #define VLEN 8
 #define ENGINE_VREGS 16
-/* 5x5 and 7x7 windows run interleaved (ukernels.h: f32_window_interleaved;
- * 3x3 ones not: measured on AVX2, Zen 3, NanoDet-Plus-m 320's 5x5 layers 1.94
- * -> 1.63 ms at stride 1 and 0.38 -> 0.21 ms at stride 2 from flat planes, its
- * 3x3 stride-1 ones 1.04 -> 1.25 ms; Zen 4, ShuffleNetV2+'s 7x7 stride-2
- * layers 0.173 -> 0.092 ms from rows, its 14x14 stride-1 one 0.043 both ways) */
-#define ENGINE_INTERLEAVED_SIDES ((1 << 5) | (1 << 7))
-/* and at stride 2 the 3x3 ones too: from rows, Zen 3, 1 thread, per-layer
- * medians, the same plans otherwise: MobileNetV2's 192-channel 28 -> 14
- * 0.075 -> 0.047 ms, its fused 1x1 + 3x3s2 at 56x56 0.450 -> 0.381 and at
- * 112x112 0.905 -> 0.838; ShuffleNetV2 x1.0's 0.072 -> 0.044 (stride 1 at
- * 14x14 and 7x7 stays flat: interleaved took 1.2-1.6x as long there) */
-#define ENGINE_INTERLEAVED_SIDES_S2 (ENGINE_INTERLEAVED_SIDES | (1 << 3))
+/* 3x3, 5x5 and 7x7 windows run interleaved (ukernels.h: f32_window_interleaved),
+ * at strides 1 and 2.  Measured on AVX2, Zen 3, 1 thread, per-layer medians:
+ * 5x5 from flat planes, NanoDet-Plus-m 320's layers 1.94 -> 1.63 ms at stride
+ * 1, 0.38 -> 0.21 ms at stride 2; 3x3 at stride 2 from rows, MobileNetV2's
+ * 192-channel 28 -> 14 0.075 -> 0.047 ms, its fused 1x1 + 3x3s2 at 56x56
+ * 0.450 -> 0.381; 3x3 at stride 1 from flat planes once row tails were plain
+ * stores (vf_store_partial), MobileNetV2's 0.098 -> 0.073 ms at 28x28, 0.048
+ * -> 0.043 at 14x14, MNASNet's 0.120 -> 0.101 at 56x56, NanoDet-Plus-m 320
+ * 12.29 -> 12.20 ms whole (7x7 planes 0.035 -> 0.038: flat would keep those);
+ * _S2: the same (simd.h) */
+#define ENGINE_INTERLEAVED_SIDES ((1 << 3) | (1 << 5) | (1 << 7))
 typedef __m256 vf;
 static inline vf vf_zero(void) { return _mm256_setzero_ps(); }
 static inline vf vf_set1(float x) { return _mm256_set1_ps(x); }
