@@ -53,13 +53,17 @@ static inline float vf_hsum(vf v) {
     s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
     return _mm_cvtss_f32(s);
 }
-/* (plain stores of 4, 2 and 1 floats: a masked store takes ~12 cycles on Zen 3) */
+/* the first n < 4 floats of q to p, by plain stores of 2 and 1 floats (a
+ * masked store takes ~12 cycles on Zen 3) */
+static inline void vf_store4_n(float* p, __m128 q, int n) {
+    if (n >= 2) { _mm_storel_pi((__m64*)p, q); q = _mm_movehl_ps(q, q); p += 2; }
+    if (n & 1) _mm_store_ss(p, q);
+}
 static inline void vf_store_partial(float* p, vf v, int n) {
     if (n >= 8) { _mm256_storeu_ps(p, v); return; }
     __m128 q = _mm256_castps256_ps128(v);
     if (n >= 4) { _mm_storeu_ps(p, q); q = _mm256_extractf128_ps(v, 1); p += 4; n -= 4; }
-    if (n >= 2) { _mm_storel_pi((__m64*)p, q); q = _mm_movehl_ps(q, q); p += 2; n -= 2; }
-    if (n) _mm_store_ss(p, q);
+    vf_store4_n(p, q, n);
 }
 static inline vf vf_load_s2(const float* p) {
     __m256 t = _mm256_shuffle_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8),
@@ -142,7 +146,7 @@ static inline void vf_interleave_n(float* dst, const float* const* src, int64_t 
 static inline void vf_interleave(float* dst, const float* const* src, int64_t x) {
     vf_interleave_n(dst, src, x, VLEN);
 }
-/* dst[j][x + i] = lane j of v[i], i < n <= 4: a 128-bit store per channel (masked: n < 4) */
+/* dst[j][x + i] = lane j of v[i], i < n <= 4: a 128-bit store per channel (n < 4: vf_store4_n) */
 #define ENGINE_STORE_LANES_N 1
 static inline void vf_store_lanes_n(float* const* dst, int64_t x, const vf* v, int n) {
     const vf w[4] = {v[0], v[n > 1], v[2 * (n > 2)], v[3 * (n > 3)]};     /* (lanes past n: any) */
@@ -151,12 +155,8 @@ static inline void vf_store_lanes_n(float* const* dst, int64_t x, const vf* v, i
     for (int k = 0; k < 4; k++) {
         const __m128 q[2] = {_mm256_castps256_ps128(u[k]), _mm256_extractf128_ps(u[k], 1)};
         for (int L = 0; L < 2; L++) {
-            float* p = dst[4 * L + k] + x;
-            if (n == 4) _mm_storeu_ps(p, q[L]);
-            else {
-                if (n >= 2) _mm_storel_pi((__m64*)p, q[L]);
-                if (n & 1) _mm_store_ss(p + (n & 2), n & 2 ? _mm_movehl_ps(q[L], q[L]) : q[L]);
-            }
+            if (n == 4) _mm_storeu_ps(dst[4 * L + k] + x, q[L]);
+            else vf_store4_n(dst[4 * L + k] + x, q[L], n);
         }
     }
 }
